@@ -1,0 +1,1 @@
+"""Shared ground of every RED-PSS daemon and CLI; imports no service."""

@@ -1,0 +1,148 @@
+"""Every key of red_params.conf, its kind, default and meaning: the single source for parsing, checking and the
+sample file. A field's metadata holds its Kind and doc; REQUIRED marks a key without a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from redpss.core.config.kinds import (
+    BOOLEAN,
+    DAYS,
+    DSN,
+    HOST,
+    LOG_LEVEL,
+    POOL_SIZE,
+    PORT,
+    SECONDS,
+    SECRET,
+    SMTP_ENCRYPTION,
+    SUFFIX,
+    TEXT,
+    WORKERS,
+    Kind,
+    Secret,
+)
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+def setting(kind: Kind, default: Any, doc: str) -> Any:
+    """A config key: its kind, its default (REQUIRED for none) and the sentence the sample file shows."""
+    return dataclasses.field(default=default, metadata={"kind": kind, "doc": doc})
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefaultSettings:
+    """[DEFAULT]: the database this instance is bound to, and the log level the other sections inherit."""
+
+    log_level: str = setting(LOG_LEVEL, "INFO", "log level: DEBUG, INFO, WARN, ERROR, ALERT")
+    exa_connection: str = setting(DSN, "localhost:8563", "Exasol connect string (DSN), host[/FINGERPRINT]:port")
+    exa_username: str = setting(TEXT, "REDSYS", "database user of RED-PSS")
+    exa_password: Secret = setting(SECRET, REQUIRED, "password of the database user")
+    exa_dbname: str = setting(TEXT, "EXA_DB", "database name, shown in status output and checked on connect")
+    exa_encryption: bool = setting(BOOLEAN, True, "TLS to the database (true unless the database has no TLS)")
+    exa_ca_file: str = setting(TEXT, "", "CA bundle to verify the database certificate (empty: fingerprint/none)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedctlSettings:
+    """[redctl]: the server processes of the instance."""
+
+    sched_service_port: int = setting(PORT, 7401, "internal service port of the scheduler master (loopback)")
+    sched_default_pool_size: int = setting(POOL_SIZE, 4, "number of workers in the default pool")
+    sched_loader_pool_size: int = setting(POOL_SIZE, 2, "number of workers in the loader pool")
+    sched_action_pool_size: int = setting(POOL_SIZE, 2, "number of workers in the action pool")
+    jmon_poll_interval: float = setting(SECONDS, 10.0, "seconds between reads of the job and watcher definitions")
+    jmon_stats_interval: float = setting(SECONDS, 60.0, "seconds between rows of ADM_JMON_LOAD / ADM_JMON_JOBLOG")
+    sendmail_host: str = setting(HOST, "127.0.0.1", "interface for the internal service")
+    sendmail_port: int = setting(PORT, 7404, "port for the internal service")
+    sendmail_smtp_host: str = setting(HOST, "localhost", "host of the target SMTP server (mail relay)")
+    sendmail_smtp_port: int = setting(PORT, 1025, "port of the target SMTP server")
+    sendmail_smtp_user: str = setting(TEXT, "", "SASL auth username (empty: no authentication)")
+    sendmail_smtp_pass: Secret = setting(SECRET, Secret(""), "SASL auth password")
+    sendmail_smtp_from: str = setting(TEXT, "redsys@localhost", "sender mail address")
+    sendmail_smtp_encr: str = setting(SMTP_ENCRYPTION, "STARTTLS", "transport encryption: STARTTLS, TLS, PLAIN")
+    sendfile_host: str = setting(HOST, "127.0.0.1", "interface for the internal service")
+    sendfile_port: int = setting(PORT, 7405, "port for the internal service")
+    dbls_host: str = setting(HOST, "127.0.0.1", "interface for the internal service")
+    dbls_port: int = setting(PORT, 7402, "port for the internal service")
+    jexec_host: str = setting(HOST, "127.0.0.1", "interface for the internal service")
+    jexec_port: int = setting(PORT, 7403, "port for the internal service")
+    cfi_enabled: bool = setting(BOOLEAN, True, "enable CFISRV (and with it JSON2CSV and PARQ2CSV): true/false")
+    cfi_host: str = setting(HOST, "127.0.0.1", "interface of the FTPS server")
+    cfi_port: int = setting(PORT, 7421, "port of the FTPS server")
+    cfi_pasv_port_start: int = setting(PORT, 7450, "start of the passive port range")
+    cfi_pasv_port_end: int = setting(PORT, 7469, "end of the passive port range")
+    json2csv_json_suffix: str = setting(SUFFIX, ".json", "suffix of incoming JSON files")
+    json2csv_csv_suffix: str = setting(SUFFIX, ".csv", "suffix of converted CSV files")
+    json2csv_retention: int = setting(DAYS, 7, "retention (in days) of JSON input files")
+    parq2csv_parq_suffix: str = setting(SUFFIX, ".parquet", "suffix of incoming Parquet files")
+    parq2csv_csv_suffix: str = setting(SUFFIX, ".csv", "suffix of converted CSV files")
+    parq2csv_retention: int = setting(DAYS, 7, "retention (in days) of Parquet input files")
+    mail2cmd_enabled: bool = setting(BOOLEAN, False, "enable MAIL2CMD: true/false")
+    mail2cmd_host: str = setting(HOST, "127.0.0.1", "interface of the MAIL2CMD SMTP listener")
+    mail2cmd_port: int = setting(PORT, 7406, "port of the MAIL2CMD SMTP listener")
+    log_retention: int = setting(DAYS, 30, "log retention (in days) for all server, job and DB logs; 0 keeps all")
+    log_level: str = setting(LOG_LEVEL, REQUIRED, "log level for all server processes (default: [DEFAULT])")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedinfoSettings:
+    """[redinfo]: the redinfo command."""
+
+    log_level: str = setting(LOG_LEVEL, REQUIRED, "log level for redinfo (default: [DEFAULT])")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestSettings:
+    """[rest]: the REST API under gunicorn (HTTPS only)."""
+
+    rest_enabled: bool = setting(BOOLEAN, False, "start the REST service on startup: true/false")
+    exa_username: str = setting(TEXT, "REDREST", "technical user (TU) for the base API connection")
+    exa_password: Secret = setting(SECRET, Secret(""), "TU password (required when rest_enabled)")
+    log_level: str = setting(LOG_LEVEL, REQUIRED, "log level for the API (default: [DEFAULT])")
+    gu_host: str = setting(HOST, "127.0.0.1", "gunicorn listener interface")
+    gu_port: int = setting(PORT, 7443, "gunicorn listener port (HTTPS)")
+    gu_workers: int = setting(WORKERS, 2, "number of gunicorn workers")
+
+
+SECTIONS: dict[str, type] = {
+    "DEFAULT": DefaultSettings,
+    "redctl": RedctlSettings,
+    "redinfo": RedinfoSettings,
+    "rest": RestSettings,
+}
+
+# Keys other sections take from [DEFAULT] when they do not set them.
+INHERITED_FROM_DEFAULT = frozenset({"log_level"})
+
+# The description spells MAIL2CMD's keys mail2csv_*; both spellings are read.
+KEY_ALIASES = {
+    ("redctl", "mail2csv_enabled"): "mail2cmd_enabled",
+    ("redctl", "mail2csv_host"): "mail2cmd_host",
+    ("redctl", "mail2csv_port"): "mail2cmd_port",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated red_params.conf of one instance."""
+
+    path: str
+    default: DefaultSettings
+    redctl: RedctlSettings
+    redinfo: RedinfoSettings
+    rest: RestSettings
+
+
+def section_fields(section: str) -> list[dataclasses.Field[Any]]:
+    return list(dataclasses.fields(SECTIONS[section]))

@@ -1,0 +1,45 @@
+"""The exception root of RED-PSS and the errors the core raises.
+
+Every message is written for an operator woken at night: it names what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redpss.core.exitcodes import ExitCode
+
+
+class RedpssError(Exception):
+    """Root of every error RED-PSS raises on purpose; `exit_code` is what a CLI or daemon exits with."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class UsageError(RedpssError):
+    exit_code = ExitCode.USAGE
+
+
+class InstanceError(RedpssError):
+    """An instance name is malformed or the instance does not exist."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class StartupError(RedpssError):
+    """A daemon could not get ready (port taken, database unreachable at start, missing certificate)."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class ConfigError(RedpssError):
+    """red_params.conf has one or more problems; all of them are listed, not only the first."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, path: str, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"{path}: {count} problem{'s' if count != 1 else ''} in the configuration:"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))

@@ -1,0 +1,191 @@
+"""red_params.conf: every key of every section is read and checked; every error path names file, key and value."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redpss.core.config import Secret, load_config, parse_config, render_config
+from redpss.core.config.schema import REQUIRED, SECTIONS, section_fields
+from redpss.core.errors import ConfigError
+from redpss.core.exitcodes import ExitCode
+
+REPO = Path(__file__).resolve().parents[2]
+MINIMAL = "[DEFAULT]\nexa_password = pw\n"
+
+# kind name -> (a valid text, the value it must give, an invalid text, words the error must contain)
+KIND_CASES: dict[str, tuple[str, Any, str, str]] = {
+    "text": ("some text", "some text", "", ""),
+    "host": ("10.1.2.3", "10.1.2.3", "bad host!", "host name or IP address"),
+    "port": ("8563", 8563, "80", "from 1024 to 65535"),
+    "boolean": ("yes", True, "maybe", "true or false"),
+    "count 1-64": ("12", 12, "0", "from 1 to 64"),
+    "count 1-32": ("3", 3, "33", "from 1 to 32"),
+    "days 0-3650": ("14", 14, "-1", "from 0 to 3650"),
+    "seconds": ("2.5", 2.5, "soon", "seconds"),
+    "log level": ("warn", "WARN", "LOUD", "DEBUG, INFO, WARN, ERROR, ALERT"),
+    "encryption": ("plain", "PLAIN", "SSL3", "STARTTLS, TLS, PLAIN"),
+    "suffix": (".jsonl", ".jsonl", "json", "starting with a dot"),
+    "dsn": ("exa1..3/ABCDEF:8563,exa9", "exa1..3/ABCDEF:8563,exa9", "exa 1:8563", "Exasol DSN"),
+    "secret": ("s3cr3t", Secret("s3cr3t"), "", ""),
+}
+
+ALL_KEYS = [(section, field) for section in SECTIONS for field in section_fields(section)]
+CHECKED_KEYS = [(s, f) for s, f in ALL_KEYS if KIND_CASES[f.metadata["kind"].name][3]]
+
+
+def _config_with(section: str, key: str, text: str) -> str:
+    base = MINIMAL if section != "DEFAULT" else "[DEFAULT]\n" + ("exa_password = pw\n" if key != "exa_password" else "")
+    if section == "DEFAULT":
+        return base + f"{key} = {text}\n"
+    return f"{base}[{section}]\n{key} = {text}\n"
+
+
+@pytest.mark.parametrize(("section", "field"), ALL_KEYS, ids=[f"{s}.{f.name}" for s, f in ALL_KEYS])
+def test_every_key_reads_a_valid_value(section: str, field: dataclasses.Field[Any]) -> None:
+    text, expected, _, _ = KIND_CASES[field.metadata["kind"].name]
+    if field.name.endswith("_port") and section == "redctl" and "pasv" not in field.name:
+        text, expected = "9999", 9999  # outside the default passive range and unused by other keys
+    if field.name == "cfi_pasv_port_start":
+        text, expected = "7425", 7425  # stays below the default end and above every service port's default
+    extra = "sendmail_smtp_pass = pw\n" if field.name == "sendmail_smtp_user" else ""
+    extra += "exa_password = tu-pw\n" if field.name == "rest_enabled" else ""
+    config = parse_config(_config_with(section, field.name, text) + extra, "red_params.conf")
+    value = getattr(getattr(config, "default" if section == "DEFAULT" else section), field.name)
+    assert value == expected
+
+
+@pytest.mark.parametrize(("section", "field"), CHECKED_KEYS, ids=[f"{s}.{f.name}" for s, f in CHECKED_KEYS])
+def test_every_checked_key_rejects_a_bad_value_naming_file_section_key_and_allowed(
+    section: str, field: dataclasses.Field[Any]
+) -> None:
+    _, _, bad, allowed = KIND_CASES[field.metadata["kind"].name]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_config_with(section, field.name, bad), "/x/red_params.conf")
+    message = str(caught.value)
+    assert message.startswith("/x/red_params.conf:")
+    assert f"[{section}] {field.name} = {bad.strip()!r}" in message
+    assert allowed in message
+    assert caught.value.exit_code == ExitCode.CONFIG
+
+
+def test_defaults_apply_when_only_the_password_is_set() -> None:
+    config = parse_config(MINIMAL, "c")
+    for section in SECTIONS:
+        settings = getattr(config, "default" if section == "DEFAULT" else section)
+        for field in section_fields(section):
+            if field.default is not REQUIRED:
+                assert getattr(settings, field.name) == field.default, f"{section}.{field.name}"
+    assert config.redctl.log_level == "INFO"  # inherited from [DEFAULT]
+
+
+def test_log_level_is_inherited_from_default_unless_the_section_sets_it() -> None:
+    config = parse_config("[DEFAULT]\nexa_password = pw\nlog_level = ERROR\n[rest]\nlog_level = DEBUG\n", "c")
+    assert (config.redctl.log_level, config.redinfo.log_level, config.rest.log_level) == (
+        "ERROR",
+        "ERROR",
+        "DEBUG",
+    )
+
+
+def test_all_problems_are_listed_at_once() -> None:
+    text = (
+        "[DEFAULT]\nlog_level = LOUD\n"
+        "[redctl]\nsched_service_port = 99999\nsched_defualt_pool_size = 3\ndbls_port = 7403\n"
+        "[rest]\nrest_enabled = true\n"
+        "[extra]\nx = 1\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c")
+    problems = caught.value.problems
+    assert any("[DEFAULT] log_level = 'LOUD'" in p for p in problems)
+    assert any("[DEFAULT] exa_password: missing" in p for p in problems)
+    assert any("sched_service_port = '99999'" in p for p in problems)
+    assert any("did you mean sched_default_pool_size?" in p for p in problems)
+    assert any("[redctl] jexec_port = 7403: already used by [redctl] dbls_port" in p for p in problems)
+    assert any("[rest] exa_password: empty while rest_enabled = true" in p for p in problems)
+    assert any("[extra]: unknown section" in p for p in problems)
+    assert len(problems) == 7
+    assert str(caught.value).startswith("c: 7 problems in the configuration:")
+
+
+def test_passive_range_must_go_upwards_and_not_hold_service_ports() -> None:
+    text = MINIMAL + "[redctl]\ncfi_pasv_port_start = 7500\ncfi_pasv_port_end = 7450\n"
+    with pytest.raises(ConfigError, match="cfi_pasv_port_start = 7500 is above cfi_pasv_port_end = 7450"):
+        parse_config(text, "c")
+    text = MINIMAL + "[redctl]\ndbls_port = 7455\n"
+    with pytest.raises(ConfigError, match=r"dbls_port = 7455: inside the CFI passive range 7450-7469"):
+        parse_config(text, "c")
+
+
+def test_disabled_services_may_share_ports() -> None:
+    config = parse_config(MINIMAL + "[redctl]\nmail2cmd_port = 7401\n", "c")
+    assert config.redctl.mail2cmd_port == 7401
+
+
+def test_smtp_user_needs_a_password() -> None:
+    with pytest.raises(ConfigError, match="sendmail_smtp_pass: empty while sendmail_smtp_user is set"):
+        parse_config(MINIMAL + "[redctl]\nsendmail_smtp_user = relay\n", "c")
+
+
+def test_description_spelling_mail2csv_is_read_as_mail2cmd() -> None:
+    config = parse_config(MINIMAL + "[redctl]\nmail2csv_enabled = true\nmail2csv_port = 7490\n", "c")
+    assert config.redctl.mail2cmd_enabled is True
+    assert config.redctl.mail2cmd_port == 7490
+    with pytest.raises(ConfigError, match="set twice, also as mail2cmd_port"):
+        parse_config(MINIMAL + "[redctl]\nmail2csv_port = 7490\nmail2cmd_port = 7491\n", "c")
+
+
+def test_empty_password_is_refused() -> None:
+    with pytest.raises(ConfigError, match="exa_password: empty"):
+        parse_config("[DEFAULT]\nexa_password =\n", "c")
+
+
+def test_secrets_are_masked_in_repr_and_errors() -> None:
+    config = parse_config("[DEFAULT]\nexa_password = hunter2\n", "c")
+    assert "hunter2" not in repr(config)
+    assert config.default.exa_password.reveal() == "hunter2"
+
+
+def test_not_an_ini_file() -> None:
+    with pytest.raises(ConfigError, match="not a valid INI file"):
+        parse_config("exa_password = x\n", "c")
+
+
+def test_duplicate_key_is_an_ini_error() -> None:
+    with pytest.raises(ConfigError, match="not a valid INI file"):
+        parse_config("[DEFAULT]\nexa_password = a\nexa_password = b\n", "c")
+
+
+def test_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"does not exist; create it from etc/red_params.conf.sample"):
+        load_config(tmp_path / "red_params.conf")
+
+
+def test_readable_password_file_is_refused_with_the_chmod_to_run(tmp_path: Path) -> None:
+    path = tmp_path / "red_params.conf"
+    path.write_text(MINIMAL)
+    for mode in (0o644, 0o640, 0o604):
+        path.chmod(mode)
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+        assert f"its mode is {mode:04o}" in str(caught.value)
+        assert f"run: chmod 600 {path}" in str(caught.value)
+    path.chmod(0o600)
+    assert load_config(path).default.exa_password.reveal() == "pw"
+
+
+def test_shipped_sample_is_the_rendered_schema_and_documents_every_key() -> None:
+    shipped = (REPO / "etc" / "red_params.conf.sample").read_text()
+    assert shipped == render_config()
+    for section, field in ALL_KEYS:
+        assert f"{field.name} =" in shipped, f"{section}.{field.name} undocumented"
+        assert field.metadata["doc"] in shipped
+
+
+def test_rendered_config_with_a_password_loads() -> None:
+    config = parse_config(render_config({"DEFAULT": {"exa_password": "x"}}), "c")
+    assert config.default.exa_password.reveal() == "x"
