@@ -98,6 +98,11 @@ class InstancePaths:
         return self.home / "log" / "REST"
 
     @property
+    def devdb_dir(self) -> Path:
+        """Where the embedded database keeps its DuckDB file, for instances with devdb_enabled."""
+        return self.home / "lib" / "devdb"
+
+    @property
     def tmp(self) -> Path:
         return self.home / "tmp"
 

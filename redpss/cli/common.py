@@ -1,0 +1,60 @@
+"""What every RED-PSS command shares: instance selection, error reporting, exit codes and --json output.
+
+Commands stay thin: they parse, call one function, print. Errors are RedpssError with a message written for the
+operator; this module prints it as `<prog>: <message>` on stderr and exits with the error's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redpss.core.errors import RedpssError
+from redpss.core.exitcodes import ExitCode
+from redpss.core.paths import InstancePaths
+
+
+def add_instance_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--instance", default=None, help="instance name, e.g. TST1 (default: $REDENV)")
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+
+
+def instance_paths(args: argparse.Namespace) -> InstancePaths:
+    """The instance named by -i/--instance or REDENV; InstanceError when it is malformed or missing."""
+    return InstancePaths.from_env(name=getattr(args, "instance", None)).require()
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """A plain aligned table; an empty listing prints the header and '(none)' so the operator sees it ran."""
+    widths = {c: max([len(c)] + [len(_cell(r.get(c))) for r in rows]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
+    if not rows:
+        print("(none)")
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def run_command(prog: str, handler: Callable[[], int]) -> int:
+    """Run a command's handler; RedpssError becomes its message on stderr and its exit code."""
+    try:
+        return handler()
+    except RedpssError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.FAILURE)

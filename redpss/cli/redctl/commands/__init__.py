@@ -1,0 +1,8 @@
+"""The redctl commands, one module per group; each module has `register(subparsers)` setting `handler`."""
+
+from __future__ import annotations
+
+from redpss.cli.redctl.commands import version
+
+# Order is the order of `redctl -h`. A module registers one or more subcommands.
+COMMAND_MODULES = [version]

@@ -1,0 +1,43 @@
+"""Which daemons an instance runs: the one list that units, redctl, restctl, redinfo and start_trace read.
+
+A daemon appears here when it lands; its unit is units/redpss-<name>@.service and its program redpss-<name>.
+Optional daemons are started only when their config key enables them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from redpss.core.config import Config
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str  # e.g. "jmon": program redpss-jmon, unit redpss-jmon@<INSTANCE>.service
+    description: str
+    enabled: Callable[[Config], bool]
+    controlled_by: Literal["redctl", "restctl"] = "redctl"
+
+    @property
+    def program(self) -> str:
+        return f"redpss-{self.name}"
+
+    def unit(self, instance: str) -> str:
+        return f"redpss-{self.name}@{instance}.service"
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("devdb", "embedded database (Exasol protocol over DuckDB)", lambda c: c.redctl.devdb_enabled),
+)
+
+
+def instance_target(instance: str) -> str:
+    """The unit that groups all of an instance's daemons (stopping it stops them all)."""
+    return f"redpss@{instance}.target"
+
+
+def enabled_services(config: Config, controlled_by: str | None = None) -> list[ServiceSpec]:
+    """The daemons this config runs, in start order (the database first when it is embedded)."""
+    return [s for s in SERVICES if s.enabled(config) and (controlled_by is None or s.controlled_by == controlled_by)]
