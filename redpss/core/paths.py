@@ -143,6 +143,11 @@ class InstancePaths:
         return self.home / "etc" / "red_params.conf"
 
     @property
+    def suspend_marker(self) -> Path:
+        """Present while the instance is suspended (`redctl start -S`, `redctl suspend`); survives restarts."""
+        return self.home / ".suspended"
+
+    @property
     def autostart_marker(self) -> Path:
         return self.home / ".autostart"
 
