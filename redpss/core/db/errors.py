@@ -1,0 +1,62 @@
+"""Database errors in words an operator understands, mapped from pyexasol's exceptions in one place."""
+
+from __future__ import annotations
+
+from redpss.core.errors import RedpssError
+
+_SQL_SHOWN = 200  # characters of a failing statement shown in a message
+
+
+class DatabaseError(RedpssError):
+    """Root of the database errors."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached or the session was lost; retrying later may succeed."""
+
+
+class DatabaseAuthError(DatabaseError):
+    """The database refused the login: the configured user or password is wrong (retrying will not help)."""
+
+
+class DatabaseQueryError(DatabaseError):
+    """A statement failed in the database; `code` is Exasol's SQL code (e.g. 42000), `timeout`/`aborted` say why."""
+
+    def __init__(self, message: str, *, code: str = "", sql: str = "", timeout: bool = False, aborted: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.sql = sql
+        self.timeout = timeout
+        self.aborted = aborted
+
+
+def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> DatabaseError:
+    """The project's error for a pyexasol (or socket) exception; the caller raises it `from exc`."""
+    import pyexasol  # noqa: PLC0415 - lazy: see package docstring
+
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, pyexasol.ExaAuthError):
+        return DatabaseAuthError(
+            f"the database at {dsn} refused the login of user {user}: {text} "
+            "(check exa_username and exa_password in red_params.conf)"
+        )
+    if isinstance(exc, pyexasol.ExaQueryError):
+        shown = " ".join(sql.split())
+        shown = shown if len(shown) <= _SQL_SHOWN else shown[:_SQL_SHOWN] + " ..."
+        timeout = isinstance(exc, pyexasol.ExaQueryTimeoutError)
+        aborted = isinstance(exc, pyexasol.ExaQueryAbortError)
+        why = "timed out" if timeout else "was aborted" if aborted else "failed"
+        return DatabaseQueryError(
+            f"statement {why} [{exc.code}]: {text} -- in: {shown}",
+            code=str(exc.code),
+            sql=sql,
+            timeout=timeout,
+            aborted=aborted,
+        )
+    if isinstance(exc, pyexasol.ExaConnectionDsnError):
+        return DatabaseAuthError(f"exa_connection = {dsn} is not a usable DSN: {text}")
+    if isinstance(exc, (pyexasol.ExaConnectionError, pyexasol.ExaCommunicationError, OSError)):
+        return DatabaseUnavailable(f"the database at {dsn} is not reachable: {text}")
+    if isinstance(exc, pyexasol.ExaRequestError):
+        return DatabaseError(f"the database at {dsn} answered with an error [{exc.code}]: {text}")
+    return DatabaseError(f"database error at {dsn}: {text}")

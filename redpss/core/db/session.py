@@ -1,0 +1,152 @@
+"""A long-lived database session that survives the database going away.
+
+Daemons hold one DbSession per thread (a pyexasol connection is not thread-safe). When the database disappears, the
+session reconnects with capped exponential backoff; the log says so once when it goes away and once when it is
+back, never once per attempt, so a night-long outage is two lines, not thousands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redpss.core.db.errors import DatabaseAuthError, DatabaseError, DatabaseUnavailable, map_exa_error
+from redpss.core.db.settings import DbSettings
+
+log = logging.getLogger("redpss.core.db")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between reconnect attempts: initial, doubling, never above cap."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay
+            delay = min(delay * 2, self.cap)
+
+
+class DbSession:
+    def __init__(self, settings: DbSettings, *, backoff: Backoff | None = None) -> None:
+        self.settings = settings
+        self.backoff = backoff or Backoff()
+        self._connection: Any = None
+        self._down_since: float | None = None
+        self._failed_attempts = 0
+        self.reconnects = 0  # how often the session came back after being lost
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    def connection(self) -> Any:
+        """The open pyexasol connection, connecting once if needed; DatabaseError when that fails."""
+        if self.connected:
+            return self._connection
+        import pyexasol  # noqa: PLC0415 - lazy: see package docstring
+
+        try:
+            self._connection = pyexasol.connect(**self.settings.connect_options())
+        except Exception as exc:
+            self._connection = None
+            raise map_exa_error(exc, dsn=self.settings.dsn, user=self.settings.user) from exc
+        return self._connection
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Run one statement; a lost session raises DatabaseUnavailable and is reopened on the next call."""
+        connection = self.connection()
+        try:
+            return connection.execute(sql, params)
+        except Exception as exc:
+            error = map_exa_error(exc, dsn=self.settings.dsn, user=self.settings.user, sql=sql)
+            if isinstance(error, DatabaseUnavailable):
+                self._drop()
+            raise error from exc
+
+    def fetchall(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return list(self.execute(sql, params).fetchall())
+
+    def fetch_dicts(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        statement = self.execute(sql, params)
+        names = list(statement.column_names())
+        return [dict(zip(names, row, strict=True)) for row in statement.fetchall()]
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def wait_connected(self, stop: threading.Event | None = None, timeout: float | None = None) -> bool:
+        """Connect, retrying with backoff until connected (True), `stop` is set or `timeout` passes (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for delay in self.backoff.delays():
+            try:
+                self.connection()
+            except DatabaseError as exc:
+                self._note_failure(exc)
+            else:
+                self._note_success()
+                return True
+            wait = delay if deadline is None else min(delay, deadline - time.monotonic())
+            if wait <= 0:
+                return False
+            if stop is not None:
+                if stop.wait(wait):
+                    return False
+            else:
+                time.sleep(wait)  # pacing between reconnect attempts
+        return False  # pragma: no cover - delays() never ends
+
+    def run(self, work: Callable[[DbSession], T], stop: threading.Event | None = None) -> T | None:
+        """Run idempotent `work` until it succeeds, reconnecting whenever the database was lost; None if stopped."""
+        while stop is None or not stop.is_set():
+            if not self.wait_connected(stop):
+                return None
+            try:
+                return work(self)
+            except DatabaseUnavailable as exc:
+                self._note_failure(exc)
+        return None
+
+    def _note_failure(self, exc: DatabaseError) -> None:
+        self._failed_attempts += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            level = logging.ERROR if isinstance(exc, DatabaseAuthError) else logging.WARNING
+            log.log(level, "%s; reconnecting with backoff (every %.0f s at most)", exc, self.backoff.cap)
+        else:
+            log.debug("reconnect attempt %d failed: %s", self._failed_attempts, exc)
+
+    def _note_success(self) -> None:
+        if self._down_since is not None:
+            log.info(
+                "database at %s is reachable again after %d failed attempt(s) in %.1f s",
+                self.settings.dsn,
+                self._failed_attempts,
+                time.monotonic() - self._down_since,
+            )
+            self.reconnects += 1
+        self._down_since = None
+        self._failed_attempts = 0
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # the session is gone already; closing is only tidying up
+                self._connection.close(disconnect=False)
+        self._connection = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:
+                self._drop()
+        self._connection = None

@@ -1,0 +1,64 @@
+"""How to reach the instance's database, taken from red_params.conf."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from redpss.core.config import Config, Secret
+
+
+@dataclass(frozen=True)
+class DbSettings:
+    dsn: str
+    user: str
+    password: Secret
+    schema: str = ""
+    encryption: bool = True
+    ca_file: str = ""  # verify the server certificate against this CA bundle (else: DSN fingerprint, or none)
+    client_name: str = "RED-PSS"
+    connection_timeout: float = 10.0
+    socket_timeout: float = 30.0
+    query_timeout: float = 0.0  # 0: no limit; jobs set their own
+
+    @classmethod
+    def from_config(
+        cls, config: Config, *, user: str | None = None, password: Secret | None = None, **kw: Any
+    ) -> DbSettings:
+        """The instance's REDSYS connection; the REST API passes its technical user instead."""
+        default = config.default
+        return cls(
+            dsn=default.exa_connection,
+            user=user if user is not None else default.exa_username,
+            password=password if password is not None else default.exa_password,
+            encryption=default.exa_encryption,
+            ca_file=default.exa_ca_file,
+            **kw,
+        )
+
+    @property
+    def first_host(self) -> str:
+        return self.dsn.split(",")[0]
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for pyexasol.connect."""
+        options: dict[str, Any] = {
+            "dsn": self.dsn,
+            "user": self.user,
+            "password": self.password.reveal(),
+            "schema": self.schema,
+            "encryption": self.encryption,
+            "compression": False,
+            "connection_timeout": self.connection_timeout,
+            "socket_timeout": self.socket_timeout,
+            "query_timeout": self.query_timeout,
+            "client_name": self.client_name,
+            "verbose_error": False,  # our messages say what matters; pyexasol's verbose form spans many lines
+        }
+        if self.encryption and self.ca_file:
+            options["websocket_sslopt"] = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": self.ca_file}
+        elif self.encryption and "/" not in self.dsn:
+            # No fingerprint pinned and no CA given: an unverified TLS channel, like Exasol's own default tools.
+            options["websocket_sslopt"] = {"cert_reqs": ssl.CERT_NONE}
+        return options

@@ -1,0 +1,40 @@
+"""SQL text that RED-PSS builds itself: literals, multi-row INSERTs and timestamps, in one place.
+
+Only for values RED-PSS produced (ids, statuses, times, its own messages): identifiers come from validated
+definitions, and text is quoted by doubling single quotes, Exasol's only escape in string literals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+
+def timestamp(epoch: float | None) -> str | None:
+    """Exasol TIMESTAMP text in the server's local time, as the database's CURRENT_TIMESTAMP shows it."""
+    if not epoch:
+        return None
+    return dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def parse_timestamp(text: str) -> float:
+    """Epoch seconds of an Exasol TIMESTAMP text in local time."""
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+def sql_literal(value: Any) -> str:
+    if value is None or value == "":
+        return "NULL"  # Exasol treats the empty string as NULL anyway
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def insert_statement(table: str, rows: list[dict[str, Any]]) -> str:
+    """One INSERT of all `rows` into `table` (schema-qualified), columns the union of the rows' keys."""
+    columns = sorted({column for row in rows for column in row})
+    values = ",\n".join("(" + ", ".join(sql_literal(row.get(c)) for c in columns) + ")" for row in rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES\n{values}"

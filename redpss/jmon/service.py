@@ -1,0 +1,402 @@
+"""The JMON daemon: polls definitions, dispatches due runs to SCHED on time, writes statistics, serves redctl.
+
+Precision comes from an in-memory timer (the Schedule's heap) driving one dispatcher task; the database is read
+only every jmon_poll_interval (and on `redctl reload`), so dispatch never waits for a query. Requests on the control
+socket $REDENV_HOME/tmp/jmon.sock (JSON lines, see redpss.core.wire): show, reload, poll, suspend, resume,
+start_job, start_db_job, we_reset, ping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redpss.core.config import Config
+from redpss.core.daemon import Service
+from redpss.core.db import DatabaseError, DbSession, DbSettings
+from redpss.core.db.sqltext import insert_statement
+from redpss.core.entry import run_instance_daemon
+from redpss.core.errors import StartupError
+from redpss.core.paths import InstancePaths
+from redpss.core.secret import instance_secret
+from redpss.core.wire import AsyncClient, Connection, JsonLineServer, Message, WireError
+from redpss.jmon.definitions import read_blocked_watchers, read_definitions, read_last_scheduled, run_request
+from redpss.jmon.schedule import Definition, Key, Schedule, Tick
+from redpss.jmon.stats import MAX_WAITING, StatsCollector
+
+log = logging.getLogger("redpss.jmon")
+
+DB_WAIT_AT_START = 60.0  # seconds start-up waits for the database before giving up (systemd then restarts JMON)
+MAX_WAITING_SKIPS = 100_000
+
+
+def control_socket(paths: InstancePaths) -> Any:
+    return paths.tmp / "jmon.sock"
+
+
+class JmonService(Service):
+    name = "jmon"
+    tick_interval = 0.5
+    drain_timeout = 15.0
+
+    def __init__(self, config: Config, paths: InstancePaths, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.paths = paths
+        self.clock = clock
+        self.schedule = Schedule()
+        self.definitions: dict[Key, Definition] = {}
+        self.blocked: set[Key] = set()
+        self.invalid: dict[Key, str] = {}
+        self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON"))
+        self.stats_session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats"))
+        self.db_lock = asyncio.Lock()
+        self.stats = StatsCollector()
+        self.waiting_stats: deque[tuple[str, dict[str, Any]]] = deque(maxlen=MAX_WAITING)
+        self.waiting_skips: deque[Message] = deque(maxlen=MAX_WAITING_SKIPS)
+        self.sched: AsyncClient | None = None
+        self.secret = ""
+        self.control: JsonLineServer | None = None
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self.last_poll_ok: float | None = None
+        self.next_poll = 0.0
+        self.next_stats = 0.0
+        self.tasks: list[asyncio.Task[None]] = []
+        self.stats_task: asyncio.Task[None] | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.paths.suspend_marker.exists()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.secret = instance_secret(self.paths)
+        self.control = JsonLineServer(self.handle, self.secret, "JMON")
+        try:
+            await self.control.start_unix(control_socket(self.paths))
+        except OSError as exc:
+            raise StartupError(f"cannot create the control socket {control_socket(self.paths)}: {exc}") from exc
+        if not await asyncio.to_thread(self.session.wait_connected, None, DB_WAIT_AT_START):
+            raise RuntimeError(f"database at {self.config.default.exa_connection} not reachable within "
+                               f"{DB_WAIT_AT_START:.0f} s; giving up so that systemd restarts JMON")
+        last = await self._db(read_last_scheduled)
+        await self._poll(apply_timing=False, last_scheduled=last)
+        self.next_stats = self.clock() + self.config.redctl.jmon_stats_interval
+        self.tasks = [asyncio.create_task(self._dispatcher()), asyncio.create_task(self._sched_link())]
+        if self.suspended:
+            log.warning("instance is suspended: no new runs until `redctl resume`")
+
+    async def tick(self, now: float) -> None:
+        if now >= self.next_poll:
+            await self._poll(apply_timing=False)
+        if now >= self.next_stats and (self.stats_task is None or self.stats_task.done()):
+            self.next_stats = now + self.config.redctl.jmon_stats_interval
+            self.stats_task = asyncio.create_task(self._write_stats(now))
+        await self._send_waiting_skips()
+        self.wake.set()  # a suspend marker created or removed by hand is seen within one tick
+
+    async def drain(self) -> None:
+        self.stopping = True
+        self.wake.set()
+        await self._send_waiting_skips()
+        if self.stats_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.stats_task, 5)
+        await self.abort()
+
+    async def abort(self) -> None:
+        self.stopping = True
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.control is not None:
+            await self.control.close()
+        if self.sched is not None:
+            await self.sched.close()
+        if self.waiting_skips:
+            log.warning("%d skipped tick(s) could not be handed to SCHED for logging", len(self.waiting_skips))
+        await asyncio.to_thread(self.session.close)
+        await asyncio.to_thread(self.stats_session.close)
+
+    def status(self) -> str:
+        entries = len(self.definitions)
+        running = sum(len(v) for v in self.schedule.in_flight().values())
+        state = "SUSPENDED; " if self.suspended else ""
+        link = "SCHED connected" if self.sched is not None else "SCHED not connected"
+        return f"{state}{entries} definitions, {running} running, {link}"
+
+    # -- database -------------------------------------------------------------------------------------------------
+    async def _db(self, query: Callable[[DbSession], Any]) -> Any:
+        async with self.db_lock:
+            return await asyncio.to_thread(query, self.session)
+
+    async def _poll(self, apply_timing: bool, last_scheduled: dict[Key, float] | None = None) -> dict[str, Any]:
+        self.next_poll = self.clock() + self.config.redctl.jmon_poll_interval
+        try:
+            definitions = await self._db(read_definitions)
+            self.blocked = await self._db(read_blocked_watchers)
+        except DatabaseError as exc:
+            log.warning("reading job definitions failed, keeping the current schedule: %s", exc)
+            return {"ok": False, "error": str(exc)}
+        report = self.schedule.sync(definitions, self.clock(), apply_timing=apply_timing, last_scheduled=last_scheduled)
+        self.definitions = {d.key: d for d in definitions}
+        for key, reason in report.invalid.items():
+            if self.invalid.get(key) != reason:
+                log.error("%s", reason, extra={"SCHEMA": key[1], f"{key[0]}_ID": key[2]})
+        self.invalid = dict(report.invalid)
+        for label, keys in (("added", report.added), ("removed", report.removed), ("activated", report.activated),
+                            ("deactivated", report.deactivated), ("timing applied", report.timing_applied)):
+            for key in keys:
+                log.info("%s %s.%s %s", key[0].lower(), key[1], key[2], label, extra={"SCHEMA": key[1]})
+        for key in report.timing_changed_pending:
+            log.info("%s %s.%s: interval/cron changed; takes effect on `redctl reload`", key[0].lower(), key[1], key[2])
+        self.last_poll_ok = self.clock()
+        self.wake.set()
+        return {"ok": True, "definitions": len(definitions), "pending_timing_changes": len(report.timing_changed_pending),
+                "invalid": len(report.invalid)}
+
+    # -- dispatch -------------------------------------------------------------------------------------------------
+    async def _dispatcher(self) -> None:
+        while not self.stopping:
+            due = self.schedule.next_due()
+            wait = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+            self.wake.clear()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), wait)
+            if self.stopping:
+                return
+            ticks = self.schedule.pop_due(self.clock(), suspended=self.suspended, blocked=self.blocked)
+            if ticks:
+                await asyncio.gather(*(self._handle_tick(tick) for tick in ticks))
+
+    async def _handle_tick(self, tick: Tick) -> Message:
+        if tick.action == "SKIP":
+            self._skip(tick, tick.reason, _skip_message(tick))
+            return {"ok": False, "reason": tick.reason}
+        if self.sched is None:
+            self._skip(tick, "SCHED_UNAVAILABLE", "SCHED is not reachable")
+            return {"ok": False, "error": "SCHED is not reachable"}
+        payload = run_request(tick, trigger="MANUAL" if tick.reason == "MANUAL" else "SCHEDULE")
+        sent_at = self.clock()
+        try:
+            reply = await self.sched.request("submit", run=payload)
+        except (WireError, TimeoutError, ConnectionError) as exc:
+            self._skip(tick, "SCHED_UNAVAILABLE", f"SCHED did not take the run: {exc}")
+            return {"ok": False, "error": str(exc)}
+        if not reply.get("ok"):
+            self._skip(tick, str(reply.get("reason") or "REFUSED"), str(reply.get("error", "")))
+            return reply
+        self.schedule.run_started(tick.key, payload["run_id"])
+        self.stats.dispatched(sent_at - tick.scheduled_at)
+        return reply
+
+    def _skip(self, tick: Tick, reason: str, message: str) -> None:
+        self.stats.skip()
+        kind, schema, id_ = tick.key
+        self.waiting_skips.append({
+            "kind": kind, "schema": schema, "id": id_, "name": tick.definition.name,
+            "scheduled_at": tick.scheduled_at, "reason": reason, "message": message,
+        })
+        log.info("%s %s.%s tick skipped: %s %s", kind.lower(), schema, tick.definition.name, reason, message,
+                 extra={"SCHEMA": schema, f"{kind}_ID": id_})
+
+    async def _send_waiting_skips(self) -> None:
+        while self.waiting_skips and self.sched is not None:
+            record = self.waiting_skips[0]
+            try:
+                await self.sched.request("skip", **record)
+            except (WireError, TimeoutError, ConnectionError):
+                return
+            self.waiting_skips.popleft()
+
+    # -- the link to SCHED ----------------------------------------------------------------------------------------
+    async def _sched_link(self) -> None:
+        port = self.config.redctl.sched_service_port
+        complained = False
+        while not self.stopping:
+            try:
+                client = await AsyncClient.connect_tcp("127.0.0.1", port, self.secret, "jmon")
+                await client.request("subscribe")
+                status = await client.request("status")
+            except (WireError, TimeoutError, ConnectionError) as exc:
+                if not complained:
+                    log.warning("SCHED at 127.0.0.1:%d not reachable (%s); retrying every second", port, exc)
+                    complained = True
+                await asyncio.sleep(1.0)  # pacing of reconnect attempts
+                continue
+            log.info("connected to SCHED at 127.0.0.1:%d", port)
+            complained = False
+            self._forget_lost_runs(status)
+            self.sched = client
+            try:
+                await self._consume_events(client)
+            finally:
+                self.sched = None
+                await client.close()
+            if not self.stopping:
+                log.warning("connection to SCHED lost; reconnecting")
+
+    def _forget_lost_runs(self, status: Message) -> None:
+        """Runs we handed to a SCHED that no longer knows them (it restarted): free their jobs for the schedule."""
+        known = {w["run_id"] for p in status.get("pools", []) for w in p["workers"] if w["run_id"]}
+        known |= set(status.get("queued_run_ids", [])) | {r["run_id"] for r in status.get("retries_waiting", [])}
+        for key, run_ids in self.schedule.in_flight().items():
+            for run_id in run_ids:
+                if run_id not in known:
+                    log.warning("run %s of %s.%s was lost by SCHED; the job is scheduled again", run_id, key[1], key[2])
+                    tick = self.schedule.run_lost(key, run_id, self.clock())
+                    if tick is not None:
+                        asyncio.create_task(self._handle_tick(tick))
+
+    async def _consume_events(self, client: AsyncClient) -> None:
+        closed = asyncio.create_task(client.closed.wait())
+        try:
+            while not self.stopping:
+                event_task = asyncio.create_task(client.events.get())
+                done, _ = await asyncio.wait({event_task, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if event_task not in done:
+                    event_task.cancel()
+                    return
+                await self._on_event(event_task.result())
+        finally:
+            closed.cancel()
+
+    async def _on_event(self, event: Message) -> None:
+        key: Key = (str(event["kind"]), str(event["schema"]), int(event["id"]))
+        if event["event"] == "started" and event.get("origin") != "jmon":
+            self.schedule.run_started(key, str(event["run_id"]))
+        elif event["event"] == "finished":
+            self.stats.run_finished(event)
+            queued = self.schedule.run_finished(key, str(event["run_id"]), self.clock())
+            if queued is not None:
+                await self._handle_tick(queued)
+        elif event["event"] == "watcher_blocked":
+            self.blocked.add(key)
+            log.error("watcher %s.%s blocked after an executor error; `redctl we_reset_error` releases it",
+                      key[1], event.get("name"), extra={"SCHEMA": key[1], "WATCHER_ID": key[2]})
+
+    # -- statistics -----------------------------------------------------------------------------------------------
+    async def _write_stats(self, now: float) -> None:
+        pools: list[dict[str, Any]] = []
+        if self.sched is not None:
+            with contextlib.suppress(WireError, TimeoutError, ConnectionError):
+                pools = list((await self.sched.request("status", timeout=5))["pools"])
+        load, joblog = self.stats.rows(now, pools, self.last_poll_ok, self.suspended)
+        self.waiting_stats.extend(("REDSYS.ADM_JMON_LOAD", row) for row in load)
+        self.waiting_stats.extend(("REDSYS.ADM_JMON_JOBLOG", row) for row in joblog)
+        if self.waiting_stats:
+            await asyncio.to_thread(self._flush_stats)
+
+    def _flush_stats(self) -> None:
+        """Write waiting stat rows; on a database error they stay and go with the next interval."""
+        rows = list(self.waiting_stats)
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        for table, row in rows:
+            by_table.setdefault(table, []).append(row)
+        try:
+            self.stats_session.connection()
+            for table, table_rows in by_table.items():
+                for start in range(0, len(table_rows), 1000):
+                    self.stats_session.execute(insert_statement(table, table_rows[start : start + 1000]))
+        except DatabaseError as exc:
+            log.warning("statistics not written (%d row(s) wait for the next interval): %s", len(rows), exc)
+            return
+        for _ in rows:
+            self.waiting_stats.popleft()
+
+    # -- control --------------------------------------------------------------------------------------------------
+    async def handle(self, message: Message, connection: Connection) -> Message:
+        op = str(message.get("op"))
+        if op == "show":
+            return await self._show()
+        if op in ("reload", "poll"):
+            return await self._poll(apply_timing=op == "reload")
+        if op in ("suspend", "resume"):
+            return self._set_suspended(op == "suspend")
+        if op in ("start_job", "start_db_job"):
+            return await self._start_now(message, scheduled_only=op == "start_job")
+        if op == "we_reset":
+            self.blocked = await self._db(read_blocked_watchers)
+            return {"ok": True, "blocked": len(self.blocked)}
+        if op == "ping":
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown request {op!r}"}
+
+    def _set_suspended(self, suspend: bool) -> Message:
+        marker = self.paths.suspend_marker
+        if suspend:
+            marker.touch(exist_ok=True)
+            log.warning("instance suspended: no new runs; running ones finish")
+        else:
+            marker.unlink(missing_ok=True)
+            log.info("instance resumed")
+        self.wake.set()
+        return {"ok": True, "suspended": suspend}
+
+    async def _start_now(self, message: Message, scheduled_only: bool) -> Message:
+        key: Key = (str(message.get("kind", "JOB")), str(message.get("schema", "")).upper(), int(message.get("id", 0)))
+        definition = self.definitions.get(key)
+        if definition is None:
+            return {"ok": False, "error": f"no {key[0].lower()} {key[2]} in schema {key[1]}"}
+        if scheduled_only:
+            try:
+                tick = self.schedule.trigger_now(key, self.clock())
+            except KeyError:
+                return {"ok": False, "error": f"{key[1]}.{definition.name} is not scheduled (inactive?); "
+                                              "use start_db_job to run it anyway"}
+        else:
+            tick = Tick(key=key, definition=definition, scheduled_at=self.clock(), action="RUN", reason="MANUAL")
+        reply = await self._handle_tick(tick)
+        if reply.get("ok"):
+            return {"ok": True, "run_id": reply.get("run_id"), "state": reply.get("state")}
+        return {"ok": False, "error": str(reply.get("error") or reply.get("reason"))}
+
+    async def _show(self) -> Message:
+        sched: Message | None = None
+        if self.sched is not None:
+            with contextlib.suppress(WireError, TimeoutError, ConnectionError):
+                sched = await self.sched.request("status", timeout=5)
+        entries = [
+            {**_entry_dict(e), "blocked": e.key in self.blocked, "invalid": self.invalid.get(e.key)}
+            for e in self.schedule.entries()
+        ]
+        return {
+            "ok": True, "suspended": self.suspended, "last_poll_ok": self.last_poll_ok, "entries": entries,
+            "invalid": [{"key": list(k), "reason": v} for k, v in self.invalid.items()], "sched": sched,
+        }
+
+
+def _entry_dict(entry: Any) -> dict[str, Any]:
+    import dataclasses  # noqa: PLC0415
+
+    data = dataclasses.asdict(entry) if dataclasses.is_dataclass(entry) else dict(vars(entry))
+    data["key"] = list(data.get("key", ()))
+    return data
+
+
+def _skip_message(tick: Tick) -> str:
+    if tick.reason == "MISSED":
+        return f"{tick.missed} run(s) missed (stall, clock jump or downtime); continuing with the next due time"
+    return {"SUSPENDED": "instance suspended", "OVERLAP": "previous run still running",
+            "BLOCKED": "watcher blocked by an executor error"}.get(tick.reason, "")
+
+
+def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
+    return JmonService(config, paths)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_instance_daemon("jmon", _build, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""JMON's statistics: what happened since the last row, turned into ADM_JMON_LOAD and ADM_JMON_JOBLOG rows.
+
+Collecting is cheap and in memory; writing happens in a thread with its own session. When the database is away the
+rows wait (up to MAX_WAITING) and are written once it is back, so scheduling never waits for statistics.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from redpss.core.db.sqltext import timestamp
+
+MAX_WAITING = 100_000  # stat rows kept while the database is away; the oldest go first beyond that
+
+
+@dataclass
+class StatsCollector:
+    lateness_ms: list[float] = field(default_factory=list)
+    started: int = 0
+    skipped: int = 0
+    finished: list[dict[str, Any]] = field(default_factory=list)
+
+    def dispatched(self, lateness_seconds: float) -> None:
+        self.started += 1
+        self.lateness_ms.append(max(0.0, lateness_seconds * 1000))
+
+    def skip(self) -> None:
+        self.skipped += 1
+
+    def run_finished(self, event: dict[str, Any]) -> None:
+        self.finished.append(event)
+
+    def rows(self, now: float, pools: list[dict[str, Any]], last_poll_ok: float | None, suspended: bool
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(ADM_JMON_LOAD rows, ADM_JMON_JOBLOG rows) for the interval that ends `now`; resets the collector."""
+        p50 = statistics.median(self.lateness_ms) if self.lateness_ms else None
+        worst = max(self.lateness_ms) if self.lateness_ms else None
+        load = [
+            {
+                "LOG_TIME": timestamp(now), "POOL": pool["pool"], "POOL_SIZE": pool["size"], "BUSY": pool["busy"],
+                "QUEUED": pool["queued"], "RUNS_STARTED": self.started, "RUNS_SKIPPED": self.skipped,
+                "LATENESS_P50_MS": None if p50 is None else round(p50, 3),
+                "LATENESS_MAX_MS": None if worst is None else round(worst, 3),
+                "LAST_POLL_OK": timestamp(last_poll_ok), "SUSPENDED": suspended,
+            }
+            for pool in pools
+        ]
+        joblog = [
+            {
+                "LOG_TIME": timestamp(now), "SCHEMA_NAME": e["schema"], "KIND": e["kind"], "ID": e["id"],
+                "NAME": e["name"], "RUN_ID": e["run_id"], "STATUS": e["status"],
+                "SCHEDULED_AT": timestamp(e.get("scheduled_at")), "STARTED_AT": timestamp(e.get("started_at")),
+                "ENDED_AT": timestamp(e.get("ended_at")),
+                "LATENESS_MS": round(max(0.0, (e.get("started_at") or 0) - (e.get("scheduled_at") or 0)) * 1000, 3)
+                if e.get("started_at") and e.get("scheduled_at") else None,
+            }
+            for e in self.finished
+        ]
+        self.lateness_ms, self.started, self.skipped, self.finished = [], 0, 0, []
+        return load, joblog

@@ -1,0 +1,73 @@
+"""How a worker carries out one run: the job types and the watcher conditions.
+
+LOAD and ACTION jobs are carried out by handlers that the file-ingest and JEXEC parts register in HANDLERS; until
+one is registered, such a job fails with a message saying what is missing, never silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from redpss.core.db import DatabaseError, DatabaseQueryError, DbSession
+from redpss.core.paths import InstancePaths
+from redpss.sched.runs import FAILED, OK, TIMEOUT, RunRequest, RunResult
+
+Handler = Callable[[RunRequest, DbSession, InstancePaths], str]
+# job type -> handler returning the success message; raises on failure
+HANDLERS: dict[str, Handler] = {}
+
+
+def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worker: str) -> RunResult:
+    """Carry out `request`; every outcome, failures included, is a RunResult with a readable message."""
+    started = time.time()
+
+    def result(status: str, message: str, **kw: object) -> RunResult:
+        return RunResult(request.run_id, status, message, started, time.time(), worker, **kw)  # type: ignore[arg-type]
+
+    if request.kind == "WATCHER":
+        try:
+            met = _condition_holds(request, session, paths)
+        except DatabaseQueryError as exc:
+            return result(TIMEOUT if exc.timeout else FAILED, str(exc), exec_error=True)
+        except (DatabaseError, OSError, ValueError) as exc:
+            return result(FAILED, str(exc), exec_error=True)
+        return result(OK, "condition holds" if met else "condition does not hold", condition_met=met)
+    try:
+        message = _run_job(request, session, paths)
+    except DatabaseQueryError as exc:
+        return result(TIMEOUT if exc.timeout else FAILED, str(exc))
+    except (DatabaseError, OSError, ValueError, LookupError) as exc:
+        return result(FAILED, str(exc))
+    return result(OK, message)
+
+
+def _run_job(request: RunRequest, session: DbSession, paths: InstancePaths) -> str:
+    if request.job_type == "NOOP":
+        return "no-op"
+    if request.job_type == "SQL":
+        _set_timeout(session, request.timeout)
+        statement = session.execute(request.command)
+        rows = statement.rowcount()
+        return f"{rows} row(s)"
+    handler = HANDLERS.get(request.job_type)
+    if handler is None:
+        part = {"LOAD": "the file ingest", "ACTION": "JEXEC"}.get(request.job_type, "a handler")
+        raise LookupError(f"job type {request.job_type} needs {part}, which this RED-PSS version does not provide yet")
+    return handler(request, session, paths)
+
+
+def _condition_holds(request: RunRequest, session: DbSession, paths: InstancePaths) -> bool:
+    if request.condition_type == "QUERY":
+        _set_timeout(session, request.timeout)
+        return bool(session.execute(request.command).fetchmany(1))
+    pattern = request.command.strip()
+    if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
+        raise ValueError(f"file condition {pattern!r} must be a glob relative to data/input, e.g. orders/*.csv")
+    return any(path.is_file() for path in paths.data_input.glob(pattern))
+
+
+def _set_timeout(session: DbSession, timeout: float) -> None:
+    """The database ends a statement that runs longer than the run's timeout (ExaQueryTimeoutError -> TIMEOUT)."""
+    session.connection().set_query_timeout(max(1, int(timeout)))

@@ -1,0 +1,350 @@
+"""The SCHED master daemon: accepts runs on sched_service_port, runs them in its pools, logs every run.
+
+Requests (JSON lines, see redpss.core.wire): `submit` {run}, `skip` {row fields}, `status`, `subscribe` (push
+events `started`, `finished` and `watcher_blocked` to this connection), `ping`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redpss.core.config import Config
+from redpss.core.daemon import Service
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.entry import run_instance_daemon
+from redpss.core.errors import StartupError
+from redpss.core.paths import InstancePaths
+from redpss.core.secret import instance_secret
+from redpss.core.wire import Connection, JsonLineServer, Message
+from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
+from redpss.sched.runlog import RunLogWriter, run_rows, skip_row
+from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunRequest, RunResult
+
+log = logging.getLogger("redpss.sched")
+
+KILL_GRACE = 5.0  # seconds past a run's timeout before the master kills a worker that did not answer
+
+
+class SchedService(Service):
+    name = "sched"
+    tick_interval = 1.0
+    drain_timeout = 120.0
+
+    def __init__(self, config: Config, paths: InstancePaths) -> None:
+        self.config = config
+        self.paths = paths
+        sizes = {
+            "DEFAULT": config.redctl.sched_default_pool_size,
+            "LOADER": config.redctl.sched_loader_pool_size,
+            "ACTION": config.redctl.sched_action_pool_size,
+        }
+        self.pools = {name: Pool(name, sizes[name]) for name in POOLS}
+        self.accepting = True
+        self.running: dict[str, tuple[RunRequest, WorkerProcess, asyncio.Task[None]]] = {}
+        self.retries: dict[str, tuple[RunRequest, asyncio.TimerHandle]] = {}
+        session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED run log"))
+        self.runlog = RunLogWriter(paths.tmp / "sched-runlog.spool", session)
+        self.server: JsonLineServer | None = None
+        self.started_runs = 0
+        self.finished_runs = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.server = JsonLineServer(self.handle, instance_secret(self.paths), "SCHED")
+        starts = []
+        for pool in self.pools.values():
+            for index in range(1, pool.size + 1):
+                worker = WorkerProcess(pool.name, index, self.paths.redenv)
+                pool.workers.append(worker)
+                starts.append(worker.start())
+        results = await asyncio.gather(*starts, return_exceptions=True)
+        failures = [str(r) for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise StartupError(f"{len(failures)} worker(s) did not start: {failures[0]}")
+        self.runlog.start()
+        port = self.config.redctl.sched_service_port
+        try:
+            await self.server.start_tcp("127.0.0.1", port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on 127.0.0.1:{port} ([redctl] sched_service_port): {exc.strerror or exc}"
+            ) from exc
+
+    async def tick(self, now: float) -> None:
+        for pool in self.pools.values():
+            for worker in list(pool.workers):
+                if worker.process is None or (worker.process.returncode is not None and worker.current is None):
+                    await self._replace(pool, worker, "found dead while idle")
+            self._dispatch(pool)
+
+    async def drain(self) -> None:
+        self.accepting = False
+        for pool in self.pools.values():
+            while pool.queue:
+                request = pool.queue.popleft()
+                await self._finish(request, _result(request, INTERRUPTED, "not started: SCHED stopped first"))
+        for request, handle in list(self.retries.values()):
+            handle.cancel()
+            await self._finish(
+                request, _result(request, INTERRUPTED, f"retry {request.attempt} not started: SCHED stopped")
+            )
+        self.retries.clear()
+        if self.running:
+            log.info("waiting for %d running run(s) to finish", len(self.running))
+            await asyncio.gather(*(task for _, _, task in self.running.values()))
+        await self._shutdown(kill=False)
+
+    async def abort(self) -> None:
+        self.accepting = False
+        for run_id, (request, worker, task) in list(self.running.items()):
+            task.cancel()
+            worker.kill()
+            self.running.pop(run_id, None)
+            await self._finish(request, _result(request, INTERRUPTED, "interrupted: SCHED was stopped by force"))
+        await self._shutdown(kill=True)
+
+    async def _shutdown(self, kill: bool) -> None:
+        if self.server is not None:
+            await self.server.close()
+        for pool in self.pools.values():
+            for worker in pool.workers:
+                if kill:
+                    worker.kill()
+                await worker.stop(timeout=1.0 if kill else 10.0)
+        await asyncio.to_thread(self.runlog.stop, 5.0 if kill else 15.0)
+
+    def status(self) -> str:
+        pools = " ".join(f"{p.name} {p.busy}/{p.size}" for p in self.pools.values())
+        queued = sum(len(p.queue) for p in self.pools.values())
+        return f"pools {pools}; {queued} queued; {self.runlog.backlog} log rows waiting"
+
+    # -- requests -------------------------------------------------------------------------------------------------
+    async def handle(self, message: Message, connection: Connection) -> Message:
+        op = str(message.get("op"))
+        if op == "submit":
+            try:
+                request = RunRequest.from_dict(dict(message.get("run") or {}))
+            except ValueError as exc:
+                return {"ok": False, "error": f"bad run request: {exc}"}
+            return self.submit(request)
+        if op == "subscribe":
+            connection.subscribed = True
+            return {"ok": True}
+        simple: dict[str, Callable[[], Message]] = {
+            "skip": lambda: self._record_skip(message),
+            "status": lambda: {"ok": True, **self.describe()},
+            "ping": lambda: {"ok": True, "pid": os.getpid()},
+        }
+        if op in simple:
+            return simple[op]()
+        return {"ok": False, "error": f"unknown request {op!r}; known: submit, skip, status, subscribe, ping"}
+
+    def submit(self, request: RunRequest) -> Message:
+        if not self.accepting:
+            return {"ok": False, "reason": "STOPPING", "error": "SCHED is stopping and takes no new runs"}
+        if request.run_id in self.running or any(request.run_id == r.run_id for r in self.pools[request.pool].queue):
+            return {"ok": False, "reason": "DUPLICATE", "error": f"run {request.run_id} is already here"}
+        pool = self.pools[request.pool]
+        if len(pool.queue) >= MAX_QUEUE:
+            return {"ok": False, "reason": "POOL_FULL", "error": f"pool {pool.name} has {MAX_QUEUE} runs waiting"}
+        pool.queue.append(request)
+        self._dispatch(pool)
+        return {
+            "ok": True,
+            "run_id": request.run_id,
+            "state": "started" if request.run_id in self.running else "queued",
+        }
+
+    def _record_skip(self, message: Message) -> Message:
+        try:
+            row = skip_row(
+                str(message["kind"]),
+                str(message["schema"]),
+                int(message["id"]),
+                str(message.get("name", "")),
+                scheduled_at=float(message["scheduled_at"]),
+                reason=str(message["reason"]),
+                message=str(message.get("message", "")),
+                run_id=str(message.get("run_id") or _run_id()),
+            )
+        except (KeyError, ValueError) as exc:
+            return {"ok": False, "error": f"bad skip record: {exc}"}
+        self.runlog.record([row])
+        return {"ok": True}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "accepting": self.accepting,
+            "pools": [pool.describe() for pool in self.pools.values()],
+            "retries_waiting": [
+                {"run_id": r.run_id, "job": f"{r.schema}.{r.name}", "attempt": r.attempt}
+                for r, _ in self.retries.values()
+            ],
+            "queued_run_ids": [r.run_id for p in self.pools.values() for r in p.queue],
+            "runlog_backlog": self.runlog.backlog,
+            "runs_started": self.started_runs,
+            "runs_finished": self.finished_runs,
+        }
+
+    # -- running --------------------------------------------------------------------------------------------------
+    def _dispatch(self, pool: Pool) -> None:
+        while pool.queue:
+            idle = [w for w in pool.idle() if w.process is not None and w.process.returncode is None]
+            if not idle or not self.accepting:
+                return
+            request = pool.queue.popleft()
+            worker = idle[0]
+            worker.current = request  # taken now, so the next loop round does not pick it again
+            task = asyncio.create_task(self._execute(pool, worker, request))
+            self.running[request.run_id] = (request, worker, task)
+            self.started_runs += 1
+
+    async def _execute(self, pool: Pool, worker: WorkerProcess, request: RunRequest) -> None:
+        await self._publish("started", request)
+        try:
+            result = await asyncio.wait_for(worker.run(request), request.timeout + KILL_GRACE)
+        except TimeoutError:
+            worker.kill()
+            result = _result(
+                request,
+                TIMEOUT,
+                f"no answer within the {request.timeout:.0f} s timeout; worker {worker.label} was killed and replaced",
+                worker.label,
+            )
+            await self._replace(pool, worker, "killed after a timeout")
+        except WorkerDied as exc:
+            result = _result(request, FAILED, f"{exc} while running this; the worker was replaced", worker.label)
+            await self._replace(pool, worker, "died")
+        self.running.pop(request.run_id, None)
+        await self._finish(request, result)
+        self._dispatch(pool)
+
+    async def _replace(self, pool: Pool, worker: WorkerProcess, why: str) -> None:
+        log.warning("worker %s %s; starting a replacement", worker.label, why)
+        worker.kill()
+        if worker.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                await worker.process.wait()
+        replacement = WorkerProcess(pool.name, worker.index, self.paths.redenv)
+        pool.workers[pool.workers.index(worker)] = replacement
+        try:
+            await replacement.start()
+        except (WorkerDied, OSError, TimeoutError) as exc:
+            log.error(
+                "replacement worker for %s-%d did not start (next try in a second): %s", pool.name, worker.index, exc
+            )
+            replacement.process = None
+
+    async def _finish(self, request: RunRequest, result: RunResult) -> None:
+        target_run_id = None
+        if request.kind == "WATCHER" and result.condition_met and request.target and self.accepting:
+            target = RunRequest.from_dict(
+                {
+                    **request.target,
+                    "run_id": _run_id(),
+                    "trigger": "WATCHER",
+                    "origin": "sched",
+                    "scheduled_at": time.time(),
+                }
+            )
+            reply = self.submit(target)
+            target_run_id = target.run_id if reply.get("ok") else None
+        self.runlog.record(run_rows(request, result, target_run_id))
+        extra = {
+            "SCHEMA": request.schema,
+            "JOB_ID" if request.kind == "JOB" else "WATCHER_ID": request.id,
+            "RUN_ID": request.run_id,
+        }
+        level = logging.INFO if result.status == OK else logging.ERROR
+        log.log(
+            level,
+            "%s %s.%s run %s: %s %s",
+            request.kind.lower(),
+            request.schema,
+            request.name,
+            request.run_id,
+            result.status,
+            result.message,
+            extra=extra,
+        )
+        if (
+            result.status in (FAILED, TIMEOUT)
+            and request.kind == "JOB"
+            and request.attempt <= request.max_retries
+            and self.accepting
+        ):
+            retry = dataclasses.replace(request, attempt=request.attempt + 1, trigger="RETRY")
+            handle = asyncio.get_running_loop().call_later(request.retry_delay, self._start_retry, retry)
+            self.retries[retry.run_id] = (retry, handle)
+            log.info(
+                "%s.%s run %s: retry %d of %d in %.0f s",
+                request.schema,
+                request.name,
+                request.run_id,
+                request.attempt,
+                request.max_retries,
+                request.retry_delay,
+                extra=extra,
+            )
+            return
+        self.finished_runs += 1
+        await self._publish("finished", request, result)
+        if result.exec_error:
+            await self._publish("watcher_blocked", request, result)
+
+    def _start_retry(self, request: RunRequest) -> None:
+        self.retries.pop(request.run_id, None)
+        if self.accepting:
+            self.pools[request.pool].queue.append(request)
+            self._dispatch(self.pools[request.pool])
+
+    async def _publish(self, event: str, request: RunRequest, result: RunResult | None = None) -> None:
+        if self.server is None:
+            return
+        message: Message = {
+            "event": event,
+            "run_id": request.run_id,
+            "kind": request.kind,
+            "schema": request.schema,
+            "id": request.id,
+            "name": request.name,
+            "origin": request.origin,
+            "scheduled_at": request.scheduled_at,
+            "trigger": request.trigger,
+            "attempt": request.attempt,
+        }
+        if result is not None:
+            message.update(
+                status=result.status, message=result.message, started_at=result.started_at, ended_at=result.ended_at
+            )
+        await self.server.broadcast(message)
+
+
+def _result(request: RunRequest, status: str, message: str, worker: str = "") -> RunResult:
+    now = time.time()
+    return RunResult(request.run_id, status, message, now, now, worker)
+
+
+def _run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
+    return SchedService(config, paths)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_instance_daemon("sched", _build, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
