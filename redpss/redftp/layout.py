@@ -1,0 +1,94 @@
+"""Where sFTP users live, and the ownership rules sshd enforces on those places.
+
+sshd's ChrootDirectory demands that the chroot and every folder above it are owned by root and writable by nobody
+else, so the chroots cannot live in the redsys-owned /app/redsys tree: they live in /app/redftp/env/<instance>/<user>
+(the description's tree), with the user's writable folder `upload/` inside. The authorized key sits outside every
+chroot in /app/redftp/etc/authorized_keys/<system user>, root-owned, so neither the user nor redsys can add keys.
+The sshd snippet (etc/sshd_config.d/redpss-redftp.conf) names these same places.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from redpss.redftp.errors import RedftpError
+from redpss.redftp.names import SftpUserName
+
+REDFTP_ROOT = Path("/app/redftp")
+UPLOAD_DIR = "upload"
+
+# Modes: public folders 0755; per-instance folder and chroot 0750 root:redftp, so accounts outside the group cannot
+# even list who delivers files; upload 2770 user:redftp (setgid keeps the group on new files for redsys to read).
+PUBLIC_DIR_MODE = 0o755
+GROUP_DIR_MODE = 0o750
+UPLOAD_MODE = 0o2770
+KEY_FILE_MODE = 0o644
+
+
+@dataclass(frozen=True)
+class RedftpLayout:
+    root: Path = REDFTP_ROOT
+
+    @property
+    def env(self) -> Path:
+        return self.root / "env"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / "etc" / "authorized_keys"
+
+    def instance_dir(self, name: SftpUserName) -> Path:
+        return self.env / name.instance.lower()
+
+    def chroot(self, name: SftpUserName) -> Path:
+        """The chroot, which is also the account's home: the snippet says `ChrootDirectory %h`."""
+        return self.instance_dir(name) / name.user
+
+    def upload(self, name: SftpUserName) -> Path:
+        return self.chroot(name) / UPLOAD_DIR
+
+    def key_file(self, name: SftpUserName) -> Path:
+        return self.keys_dir / name.system
+
+
+def unsafe_for_sshd(path: Path) -> str | None:
+    """Why sshd would refuse `path` as a chroot or key-file folder (first offending component), or None."""
+    current = Path("/")
+    for part in ("", *path.parts[1:]):
+        current = current / part
+        try:
+            info = current.stat()  # sshd follows symbolic links here too
+        except FileNotFoundError:
+            return f"{current} does not exist"
+        if info.st_uid != 0:
+            return f"{current} is owned by UID {info.st_uid}, not root (fix: chown root {current})"
+        if info.st_mode & 0o022:
+            return f"{current} is writable by group or others (fix: chmod go-w {current})"
+    return None
+
+
+def ensure_root_dir(path: Path, mode: int, gid: int = 0) -> bool:
+    """Create `path` root-owned with `mode` and group `gid`, or check an existing one; True when it was created.
+
+    An existing folder that is not root-owned is never "fixed" silently: someone else made it, and the operator
+    must decide. A folder this module owns (same owner, wrong mode/group) is brought back to its mode.
+    """
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        info = path.lstat()
+        if not stat.S_ISDIR(info.st_mode):
+            raise RedftpError(f"{path} exists but is not a folder; move it away and run the command again") from None
+        if info.st_uid != 0:
+            raise RedftpError(
+                f"{path} is owned by UID {info.st_uid}; sshd needs it owned by root (fix: chown root {path})"
+            ) from None
+        created = False
+    else:
+        created = True
+    os.chown(path, 0, gid)
+    path.chmod(mode)
+    return created

@@ -1,0 +1,224 @@
+"""Adding and removing one sFTP user: account, chroot, upload folder, key, and the link in data/input.
+
+Both operations run as root, hold one lock (two operators adding users at once must not pick the same UID), check
+everything that can be checked before changing anything, and undo what they did if a later step fails, so a failed
+run leaves no half-made user behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redpss.core.errors import InstanceError
+from redpss.core.paths import InstancePaths
+from redpss.redftp import accounts, inputs
+from redpss.redftp.errors import RedftpError
+from redpss.redftp.keys import PublicKey
+from redpss.redftp.layout import (
+    GROUP_DIR_MODE,
+    KEY_FILE_MODE,
+    PUBLIC_DIR_MODE,
+    UPLOAD_MODE,
+    RedftpLayout,
+    ensure_root_dir,
+    unsafe_for_sshd,
+)
+from redpss.redftp.names import REDFTP_GROUP, UID_FIRST, UID_LAST, SftpUserName
+
+MAIL_SPOOLS = (Path("/var/spool/mail"), Path("/var/mail"))
+
+
+@dataclass
+class Added:
+    name: SftpUserName
+    uid: int
+    chroot: Path
+    upload: Path
+    key_file: Path
+    link: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Removed:
+    name: SftpUserName
+    uid: int
+    sessions_ended: int
+    archived_to: Path | None
+    archived_files: int
+
+
+def _instance(paths: InstancePaths) -> InstancePaths:
+    try:
+        return paths.require()
+    except InstanceError as exc:
+        raise RedftpError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _locked(layout: RedftpLayout) -> Iterator[None]:
+    lock_path = layout.root / "etc" / ".redftp.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _ensure_base(layout: RedftpLayout, name: SftpUserName, gid: int) -> None:
+    if not layout.root.parent.exists():
+        ensure_root_dir(layout.root.parent, PUBLIC_DIR_MODE)
+    for folder in (layout.root, layout.env, layout.keys_dir.parent, layout.keys_dir):
+        ensure_root_dir(folder, PUBLIC_DIR_MODE)
+    ensure_root_dir(layout.instance_dir(name), GROUP_DIR_MODE, gid)
+
+
+def add_user(name: SftpUserName, key: PublicKey, paths: InstancePaths, layout: RedftpLayout | None = None) -> Added:
+    layout = layout or RedftpLayout()
+    paths = _instance(paths)
+    gid = accounts.redftp_gid()
+    _ensure_base(layout, name, gid)
+    with _locked(layout):
+        existing = accounts.find_account(name.system)
+        if existing is not None:
+            raise RedftpError(
+                f"user {name.system} already exists (UID {existing.pw_uid}); remove it first with "
+                f"`redftp_userdel {name.instance} {name.user}`, or choose another user name"
+            )
+        chroot, upload, link = layout.chroot(name), layout.upload(name), paths.data_input / name.user
+        for leftover in (chroot, link):
+            if leftover.exists() or leftover.is_symlink():
+                raise RedftpError(f"{leftover} already exists but user {name.system} does not; move it away first")
+        uid = accounts.pick_uid(accounts.system_accounts())
+        undo: list[Callable[[], object]] = []
+        try:
+            accounts.add_account(name.system, uid, gid, chroot, f"RED-PSS sFTP user {name.user} of {name.instance}")
+            undo.append(lambda: accounts.remove_account(name.system))
+            ensure_root_dir(chroot, GROUP_DIR_MODE, gid)
+            undo.append(lambda: shutil.rmtree(chroot))
+            upload.mkdir(mode=0o700)
+            os.chown(upload, uid, gid)
+            upload.chmod(UPLOAD_MODE)
+            key_file = layout.key_file(name)
+            _write_key(key_file, key)
+            undo.append(lambda: key_file.unlink(missing_ok=True))
+            for folder in (chroot, layout.keys_dir):
+                problem = unsafe_for_sshd(folder)
+                if problem:
+                    raise RedftpError(f"sshd would refuse {folder}: {problem}")
+            inputs.link_upload(paths.data_input, name.user, upload)
+        except BaseException:
+            for step in reversed(undo):
+                with contextlib.suppress(Exception):
+                    step()
+            raise
+    added = Added(name=name, uid=uid, chroot=chroot, upload=upload, key_file=key_file, link=link)
+    if not accounts.redsys_in_group():
+        added.warnings.append(
+            f"{accounts.REDSYS_USER} is not a member of group {REDFTP_GROUP} and cannot read the uploads: "
+            f"usermod -aG {REDFTP_GROUP} {accounts.REDSYS_USER}"
+        )
+    return added
+
+
+def _write_key(key_file: Path, key: PublicKey) -> None:
+    """Write the key through a temporary file and a rename, so sshd never reads half a line."""
+    temporary = key_file.with_name(f".{key_file.name}.new")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key.authorized_keys_line())
+    os.chown(temporary, 0, 0)
+    temporary.chmod(KEY_FILE_MODE)
+    temporary.replace(key_file)
+
+
+def remove_user(
+    name: SftpUserName,
+    paths: InstancePaths,
+    *,
+    keep_data: bool = False,
+    layout: RedftpLayout | None = None,
+    now: float | None = None,
+) -> Removed:
+    layout = layout or RedftpLayout()
+    if keep_data:
+        paths = _instance(paths)
+    gid = accounts.redftp_gid()
+    if not layout.keys_dir.parent.is_dir():
+        raise RedftpError(f"no sFTP user {name.system}: {layout.root} has never been set up by redftp_useradd")
+    with _locked(layout):
+        account = accounts.find_account(name.system)
+        if account is None:
+            raise RedftpError(
+                f"no sFTP user {name.system} exists (list them with `getent passwd | grep "
+                f"^redftp_{name.instance.lower()}_`)"
+            )
+        chroot, upload = layout.chroot(name), layout.upload(name)
+        refusal = _not_ours(account.pw_uid, account.pw_gid, Path(account.pw_dir), chroot, gid)
+        if refusal:
+            raise RedftpError(f"refusing to remove {name.system}: {refusal}")
+        layout.key_file(name).unlink(missing_ok=True)  # first: no new logins from here on
+        ended = accounts.end_sessions(account.pw_uid)
+        archived_to, count = (None, 0)
+        if keep_data:
+            archived_to, count = _archive(upload, paths, name, now)
+        inputs.unlink_upload(paths.data_input, name.user, upload)
+        accounts.remove_account(name.system)
+        if chroot.is_dir() and not chroot.is_symlink():
+            shutil.rmtree(chroot)
+        _remove_mail_spool(name.system, account.pw_uid)
+    return Removed(name=name, uid=account.pw_uid, sessions_ended=ended, archived_to=archived_to, archived_files=count)
+
+
+def _not_ours(uid: int, gid: int, home: Path, chroot: Path, redftp_gid: int) -> str | None:
+    """Why an account with the right name was not made by redftp_useradd for this instance, or None."""
+    if not UID_FIRST <= uid <= UID_LAST:
+        return f"its UID {uid} is outside the sFTP range {UID_FIRST}-{UID_LAST}; it was not made by redftp_useradd"
+    if home != chroot:
+        return f"its home is {home}, not {chroot}: it belongs to another instance or was not made by redftp_useradd"
+    if gid != redftp_gid:
+        return "its primary group is not redftp; it was not made by redftp_useradd"
+    return None
+
+
+def _archive(upload: Path, paths: InstancePaths, name: SftpUserName, now: float | None) -> tuple[Path, int]:
+    """Move everything the user uploaded to data/archive/redftp_<user>_<timestamp>/, owned like data/archive."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
+    archive = paths.data_archive
+    target_name = f"redftp_{name.user}_{stamp}"
+    fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        owner = os.fstat(fd)
+        os.mkdir(target_name, 0o750, dir_fd=fd)
+        os.chown(target_name, owner.st_uid, owner.st_gid, dir_fd=fd, follow_symlinks=False)
+    finally:
+        os.close(fd)
+    target = archive / target_name
+    count = 0
+    if upload.is_dir() and not upload.is_symlink():
+        for entry in sorted(upload.iterdir()):
+            shutil.move(entry, target / entry.name)
+    for root, dirs, files in os.walk(target):
+        for item in (*dirs, *files):
+            os.chown(Path(root, item), owner.st_uid, owner.st_gid, follow_symlinks=False)
+        count += len(files)
+    return target, count
+
+
+def _remove_mail_spool(system: str, uid: int) -> None:
+    """RHEL's useradd creates a mail spool file that userdel without -r leaves behind."""
+    for spool in MAIL_SPOOLS:
+        path = spool / system
+        with contextlib.suppress(OSError):
+            info = path.lstat()
+            if info.st_uid == uid and path.is_file() and not path.is_symlink():
+                path.unlink()

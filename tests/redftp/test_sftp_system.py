@@ -1,0 +1,520 @@
+"""sFTP users end to end: the real commands, a real sshd with the shipped snippet, a real SFTP client (paramiko).
+
+How: a scratch root (tests/redftp/scratchroot.py) gives useradd, NSS and sshd their own copy of /etc inside a private
+mount namespace, with the host's /usr and this project bind-mounted read-only, so neither the host's sshd nor its
+/etc is touched. Inside it the test creates group redftp, a redsys user in that group and the instance trees of TST1
+and DEV1 (what the RPM and `redsysctl create` would do), then starts `/usr/sbin/sshd -D -e` on a free 127.0.0.1 port
+with a minimal main config that ends with `Include` of etc/sshd_config.d/redpss-redftp.conf. The commands run as
+installed (.venv/bin/redftp_useradd) with no test-only options; the client connects from the host over loopback.
+Cleanup (sshd stopped, namespace ended, folder deleted) happens in fixture finalisers, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from tests.conftest import free_port
+from tests.redftp.scratchroot import PROJECT, ScratchRoot, missing_tools
+from tests.support.wait import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+
+SSHD = Path("/usr/sbin/sshd")
+SNIPPET = PROJECT / "etc" / "sshd_config.d" / "redpss-redftp.conf"
+BIN = PROJECT / ".venv" / "bin"
+USERADD, USERDEL = str(BIN / "redftp_useradd"), str(BIN / "redftp_userdel")
+PYTHON = str(BIN / "python")
+HOST_KEY = "/etc/ssh/redpss_test_host_ed25519_key"
+MAIN_CONFIG = "/etc/ssh/sshd_config_redpss_test"
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (useradd, mount namespaces, chroot)"
+    if not SSHD.exists():
+        return f"{SSHD} is missing: apt-get install openssh-server (dnf install openssh-server on RHEL)"
+    missing = missing_tools()
+    if missing:
+        return f"missing tools: {', '.join(missing)}"
+    if not Path(USERADD).exists():
+        return f"{USERADD} is not installed: pip install -e ."
+    return None
+
+
+@dataclass
+class Key:
+    private: paramiko.PKey
+    public_line: str
+
+
+def ed25519_key(comment: str) -> Key:
+    private = ed25519.Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return Key(paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), f"{public.decode()} {comment}\n")
+
+
+def rsa_key(comment: str) -> Key:
+    private = rsa.generate_private_key(65537, 2048)
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return Key(paramiko.RSAKey(key=private), f"{public.decode()} {comment}\n")
+
+
+@dataclass
+class Site:
+    """The scratch root with sshd running in it."""
+
+    root: ScratchRoot
+    port: int
+    host_key: str  # base64 of the sshd host key, pinned by every client
+    log: Path
+
+    def useradd(self, user: str, key: Key, instance: str = "TST1") -> subprocess.CompletedProcess[str]:
+        return self.root.run([USERADD, instance, user, "--key", "-"], stdin=key.public_line)
+
+    def userdel(self, user: str, *extra: str, instance: str = "TST1") -> subprocess.CompletedProcess[str]:
+        return self.root.run([USERDEL, instance, user, *extra])
+
+    def sshd_log(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def transport(self) -> paramiko.Transport:
+        transport = paramiko.Transport(("127.0.0.1", self.port))
+        transport.start_client(timeout=10)
+        assert transport.get_remote_server_key().get_base64() == self.host_key
+        return transport
+
+    def uid(self, system: str) -> int:
+        for line in self.root.path("/etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == system:
+                return int(fields[2])
+        raise KeyError(system)
+
+
+class Session:
+    """One authenticated SSH connection with an SFTP channel; closed on exit so no client thread outlives a test."""
+
+    def __init__(self, site: Site, system: str, key: Key) -> None:
+        self.transport = site.transport()
+        try:
+            self.transport.auth_publickey(system, key.private)
+            sftp = paramiko.SFTPClient.from_transport(self.transport)
+            assert sftp is not None, "the server opened no SFTP channel"
+            self.sftp: paramiko.SFTPClient = sftp
+        except BaseException:
+            self.transport.close()
+            raise
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sftp.close()
+        self.transport.close()
+
+
+def put(session: Session, remote: str, data: bytes) -> None:
+    with session.sftp.open(remote, "wb") as handle:
+        handle.write(data)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    root = ScratchRoot(tmp_path_factory.mktemp("redftp") / "root")
+    root.start()
+    sshd: subprocess.Popen[str] | None = None
+    log_path = root.root.parent / "sshd.log"
+    log = log_path.open("w")
+    try:
+        _prepare(root)
+        port = free_port()
+        check = root.run([str(SSHD), "-t", "-f", MAIN_CONFIG])
+        assert check.returncode == 0, f"sshd -t refused the configuration: {check.stderr}"
+        sshd = root.popen([str(SSHD), "-D", "-e", "-p", str(port), "-f", MAIN_CONFIG], log)
+        wait_for(lambda: _accepts(port) or sshd.poll() is not None, timeout=15, what="sshd to listen")
+        assert sshd.poll() is None, f"sshd exited: {log_path.read_text()}"
+        host_key = root.path(HOST_KEY + ".pub").read_text().split()[1]
+        yield Site(root=root, port=port, host_key=host_key, log=log_path)
+    finally:
+        if sshd is not None:
+            sshd.terminate()
+            try:
+                sshd.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                sshd.kill()
+                sshd.wait()
+        log.close()
+        root.stop()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _prepare(root: ScratchRoot) -> None:
+    """What the installation provides: group redftp, redsys in it, instance trees, sshd host key and config."""
+    for argv in (
+        ["groupadd", "--system", "redftp"],
+        ["useradd", "--system", "--no-create-home", "--home-dir", "/app/redsys", "--shell", "/bin/sh",
+         "--groups", "redftp", "redsys"],
+        ["install", "-d", "-o", "redsys", "-g", "redsys", "-m", "0750", "/app/redsys"],
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", HOST_KEY],
+        ["install", "-d", "-m", "0755", "/run/sshd"],
+    ):
+        root.run(argv, check=True)
+    create = (
+        "from redpss.core.paths import InstancePaths, create_instance_tree\n"
+        "for i in ('TST1', 'DEV1'): create_instance_tree(InstancePaths.for_instance(i))"
+    )
+    root.run([PYTHON, "-c", create], user="redsys", check=True)
+    snippet_dir = root.path("/etc/ssh/sshd_config.d")
+    snippet_dir.mkdir(exist_ok=True)
+    shutil.copyfile(SNIPPET, snippet_dir / SNIPPET.name)
+    root.path(MAIN_CONFIG).write_text(
+        "\n".join([
+            "ListenAddress 127.0.0.1",
+            f"HostKey {HOST_KEY}",
+            "PidFile none",
+            "UsePAM no",
+            "LogLevel VERBOSE",
+            "Subsystem sftp internal-sftp",
+            # Permissive defaults on purpose: the snippet must win over them for sFTP users.
+            "PasswordAuthentication yes",
+            "AllowTcpForwarding yes",
+            "PermitTTY yes",
+            f"Include /etc/ssh/sshd_config.d/{SNIPPET.name}",
+            "",
+        ])
+    )
+
+
+@pytest.fixture(scope="module")
+def users(site: Site) -> dict[str, Key]:
+    """alice (ed25519, key on stdin) and bob (RSA, key from a file) of TST1."""
+    keys = {"alice": ed25519_key("alice@partner"), "bob": rsa_key("bob@partner")}
+    done = site.useradd("alice", keys["alice"])
+    assert done.returncode == 0, done.stderr
+    assert "added redftp_tst1_alice (UID 1200) for instance TST1" in done.stdout
+    site.root.path("/tmp/bob.pub").write_text(keys["bob"].public_line)
+    done = site.root.run([USERADD, "tst1", "bob", "--key", "/tmp/bob.pub"])
+    assert done.returncode == 0, done.stderr
+    assert "UID 1201" in done.stdout
+    return keys
+
+
+def test_useradd_builds_account_jail_key_and_link(site: Site, users: dict[str, Key]) -> None:
+    entry = next(line for line in site.root.path("/etc/passwd").read_text().splitlines()
+                 if line.startswith("redftp_tst1_alice:"))
+    name, _, uid, gid, comment, home, shell = entry.split(":")
+    assert (uid, home) == ("1200", "/app/redftp/env/tst1/alice")
+    assert shell in ("/sbin/nologin", "/usr/sbin/nologin")
+    assert "sFTP user alice of TST1" in comment
+    redftp_gid = next(line.split(":")[2] for line in site.root.path("/etc/group").read_text().splitlines()
+                      if line.startswith("redftp:"))
+    assert gid == redftp_gid
+    shadow = next(line for line in site.root.path("/etc/shadow").read_text().splitlines() if line.startswith(name))
+    assert shadow.split(":")[1] == "*"
+    for inside in ("/app/redftp", "/app/redftp/env", "/app/redftp/env/tst1", "/app/redftp/env/tst1/alice",
+                   "/app/redftp/etc/authorized_keys"):
+        info = site.root.path(inside).stat()
+        assert info.st_uid == 0, inside
+        assert info.st_mode & 0o022 == 0, inside
+    upload = site.root.path("/app/redftp/env/tst1/alice/upload").stat()
+    assert (upload.st_uid, upload.st_gid, oct(upload.st_mode & 0o7777)) == (1200, int(redftp_gid), "0o2770")
+    key_file = site.root.path("/app/redftp/etc/authorized_keys/redftp_tst1_alice")
+    assert (key_file.stat().st_uid, oct(key_file.stat().st_mode & 0o777)) == (0, "0o644")
+    assert key_file.read_text() == "restrict " + users["alice"].public_line
+    link = site.root.path("/app/redsys/env/tst1/data/input/alice")
+    assert link.readlink() == Path("/app/redftp/env/tst1/alice/upload")
+    assert link.lstat().st_uid == site.uid("redsys")
+
+
+def test_key_login_lands_in_upload_and_files_are_readable_by_group(site: Site, users: dict[str, Key]) -> None:
+    with Session(site, "redftp_tst1_alice", users["alice"]) as session:
+        assert session.sftp.normalize(".") == "/upload"
+        put(session, "orders.csv", b"id,amount\n1,9.50\n")
+        session.sftp.mkdir("batch")
+        put(session, "batch/part1.json", b'{"id": 1}')
+    stored = site.root.path("/app/redftp/env/tst1/alice/upload/orders.csv")
+    assert stored.read_bytes() == b"id,amount\n1,9.50\n"
+    info = stored.stat()
+    assert info.st_uid == 1200
+    assert oct(info.st_mode & 0o777) == "0o640"  # -u 0027 from the snippet
+
+
+def test_password_and_wrong_keys_are_refused(site: Site, users: dict[str, Key]) -> None:
+    transport = site.transport()
+    try:
+        with pytest.raises(paramiko.BadAuthenticationType) as caught:
+            transport.auth_none("redftp_tst1_alice")
+        assert caught.value.allowed_types == ["publickey"]  # although the main config allows passwords
+        with pytest.raises(paramiko.BadAuthenticationType):
+            transport.auth_password("redftp_tst1_alice", "anything")
+        with pytest.raises(paramiko.AuthenticationException):
+            transport.auth_publickey("redftp_tst1_alice", users["bob"].private)
+    finally:
+        transport.close()
+
+
+def test_exec_and_shell_get_only_sftp(site: Site, users: dict[str, Key]) -> None:
+    with Session(site, "redftp_tst1_alice", users["alice"]) as session:
+        channel = session.transport.open_session()
+        try:
+            with pytest.raises(paramiko.SSHException):
+                channel.get_pty()
+        finally:
+            channel.close()
+        for request in ("exec", "shell"):
+            channel = session.transport.open_session(timeout=10)
+            try:
+                channel.settimeout(10)
+                if request == "exec":
+                    channel.exec_command("echo SHELL-RAN; id")
+                else:
+                    channel.invoke_shell()
+                    channel.sendall(b"echo SHELL-RAN\n")
+                output = _read_all(channel)
+                # sshd's answer to anything but the sftp subsystem when ForceCommand is internal-sftp.
+                assert b"This service allows sftp connections only." in output, request
+                assert b"SHELL-RAN" not in output
+                assert channel.recv_exit_status() != 0
+            finally:
+                channel.close()
+
+
+def _read_all(channel: paramiko.Channel) -> bytes:
+    data = b""
+    while True:
+        chunk = channel.recv(4096)
+        if not chunk:
+            return data + channel.recv_stderr(4096)
+        data += chunk
+
+
+def test_port_forwarding_is_refused(site: Site, users: dict[str, Key]) -> None:
+    with Session(site, "redftp_tst1_alice", users["alice"]) as session:
+        with pytest.raises(paramiko.ChannelException):
+            session.transport.open_channel("direct-tcpip", ("127.0.0.1", site.port), ("127.0.0.1", 40000), timeout=10)
+        with pytest.raises(paramiko.SSHException):
+            session.transport.request_port_forward("127.0.0.1", 0)
+
+
+def test_chroot_cannot_be_left_and_links_cannot_be_made(site: Site, users: dict[str, Key]) -> None:
+    with Session(site, "redftp_tst1_alice", users["alice"]) as session:
+        sftp = session.sftp
+        sftp.chdir("..")
+        assert sftp.getcwd() == "/"
+        sftp.chdir("../../..")
+        assert sftp.getcwd() == "/"
+        assert sftp.listdir("/") == ["upload"]
+        assert sftp.listdir("/../..") == ["upload"]
+        for outside in ("/etc/passwd", "/app", "/../bob", "/app/redsys/env/tst1/etc/red_params.conf"):
+            with pytest.raises(FileNotFoundError):
+                sftp.stat(outside)
+        with pytest.raises(OSError):
+            sftp.mkdir("/escape")  # the chroot itself is root's
+        with pytest.raises(OSError):
+            sftp.symlink("/app/redsys/env/tst1/etc/red_params.conf", "/upload/config.csv")
+        with pytest.raises(FileNotFoundError):
+            sftp.lstat("/upload/config.csv")
+
+
+def test_users_cannot_see_each_other(site: Site, users: dict[str, Key]) -> None:
+    with Session(site, "redftp_tst1_bob", users["bob"]) as session:
+        put(session, "/upload/bob-secret.csv", b"secret\n")
+    with Session(site, "redftp_tst1_alice", users["alice"]) as session:
+        assert "bob-secret.csv" not in session.sftp.listdir("/upload")
+        assert session.sftp.listdir("/") == ["upload"]
+        for path in ("/app/redftp/env/tst1/bob/upload/bob-secret.csv", "/../bob/upload/bob-secret.csv"):
+            with pytest.raises(FileNotFoundError):
+                session.sftp.stat(path)
+
+
+def test_redsys_reads_uploads_through_data_input(site: Site, users: dict[str, Key]) -> None:
+    with Session(site, "redftp_tst1_alice", users["alice"]) as session:
+        put(session, "for-redsys.csv", b"a,b\n1,2\n")
+    done = site.root.run(["cat", "/app/redsys/env/tst1/data/input/alice/for-redsys.csv"], user="redsys")
+    assert (done.returncode, done.stdout) == (0, "a,b\n1,2\n"), done.stderr
+    listing = (
+        "from redpss.core.paths import InstancePaths\nfrom redpss.redftp.inputs import iter_input_folders\n"
+        "for f in iter_input_folders(InstancePaths.for_instance('TST1')):\n"
+        "    print(f, *sorted(p.name for p in f.iterdir()))"
+    )
+    done = site.root.run([PYTHON, "-c", listing], user="redsys", check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "/app/redsys/env/tst1/data/input alice bob"
+    assert lines[1].startswith("/app/redsys/env/tst1/data/input/alice ")
+    assert "for-redsys.csv" in lines[1].split()
+    assert lines[2].startswith("/app/redsys/env/tst1/data/input/bob")
+    # An account outside group redftp cannot read the uploads.
+    done = site.root.run(["cat", "/app/redftp/env/tst1/alice/upload/for-redsys.csv"], user="nobody", group="nogroup")
+    assert done.returncode != 0
+    assert "Permission denied" in done.stderr
+
+
+def test_commands_refuse_what_is_not_their_job(site: Site, users: dict[str, Key]) -> None:
+    done = site.useradd("alice", ed25519_key("again"))
+    assert done.returncode == 1
+    assert "user redftp_tst1_alice already exists (UID 1200)" in done.stderr
+    done = site.useradd("carol", ed25519_key("x"), instance="NOPE1")
+    assert done.returncode == 1
+    assert "instance NOPE1 does not exist" in done.stderr
+    done = site.root.run([USERADD, "TST1", "Carol", "--key", "-"], stdin=ed25519_key("x").public_line)
+    assert done.returncode == 2
+    assert "use 'carol'" in done.stderr
+    done = site.userdel("redftp_tst1_alice", instance="DEV1")
+    assert done.returncode == 2
+    assert "is a user of instance TST1, not of DEV1" in done.stderr
+    done = site.userdel("nobody-here")
+    assert done.returncode == 1
+    assert "no sFTP user redftp_tst1_nobody-here exists" in done.stderr
+    # An account that only looks like an sFTP user (made by hand) is not removed.
+    site.root.run(["useradd", "--uid", "1290", "--home-dir", "/tmp", "--no-create-home", "redftp_dev1_mallory"],
+                  check=True)
+    try:
+        done = site.userdel("mallory", instance="DEV1")
+        assert done.returncode == 1
+        assert "refusing to remove redftp_dev1_mallory: its home is /tmp" in done.stderr
+    finally:
+        site.root.run(["userdel", "redftp_dev1_mallory"], check=True)
+    assert site.uid("redftp_tst1_alice") == 1200  # nothing of alice was touched by the refusals
+
+
+def test_userdel_ends_sessions_and_removes_everything(site: Site) -> None:
+    key = ed25519_key("carol")
+    assert site.useradd("carol", key).returncode == 0
+    with Session(site, "redftp_tst1_carol", key) as session:
+        put(session, "data.csv", b"1\n")
+        done = site.userdel("carol")  # while the session is open
+        assert done.returncode == 0, done.stderr
+        assert "running process(es) of the user" in done.stdout  # the session's sshd and sftp processes
+        with pytest.raises((OSError, EOFError, paramiko.SSHException)):
+            session.sftp.listdir("/upload")
+    with pytest.raises(KeyError):
+        site.uid("redftp_tst1_carol")
+    for inside in ("/app/redftp/env/tst1/carol", "/app/redftp/etc/authorized_keys/redftp_tst1_carol",
+                   "/app/redsys/env/tst1/data/input/carol"):
+        assert not site.root.path(inside).exists() and not site.root.path(inside).is_symlink(), inside
+    transport = site.transport()
+    try:
+        with pytest.raises(paramiko.AuthenticationException):
+            transport.auth_publickey("redftp_tst1_carol", key.private)
+    finally:
+        transport.close()
+
+
+def test_userdel_keep_data_archives_the_uploads_for_redsys(site: Site) -> None:
+    key = ed25519_key("dave")
+    assert site.useradd("dave", key).returncode == 0
+    with Session(site, "redftp_tst1_dave", key) as session:
+        put(session, "one.csv", b"1\n")
+        session.sftp.mkdir("sub")
+        put(session, "sub/two.csv", b"2\n")
+    done = site.userdel("dave", "--keep-data")
+    assert done.returncode == 0, done.stderr
+    assert "kept 2 uploaded file(s) in /app/redsys/env/tst1/data/archive/redftp_dave_" in done.stdout
+    archives = list(site.root.path("/app/redsys/env/tst1/data/archive").glob("redftp_dave_*"))
+    assert len(archives) == 1
+    assert (archives[0] / "one.csv").read_bytes() == b"1\n"
+    assert (archives[0] / "sub" / "two.csv").read_bytes() == b"2\n"
+    redsys = site.uid("redsys")
+    assert {p.stat().st_uid for p in [archives[0], *archives[0].rglob("*")]} == {redsys}
+    assert not site.root.path("/app/redftp/env/tst1/dave").exists()
+
+
+def test_freed_uid_is_reused_and_the_101st_user_gets_a_clear_error(site: Site, users: dict[str, Key]) -> None:
+    """Fill 1200-1299 with placeholder accounts (cheap: lines in the scratch root's passwd), one of them foreign."""
+    passwd = site.root.path("/etc/passwd")
+    original = passwd.read_text()
+    taken = {site.uid("redftp_tst1_alice"), site.uid("redftp_tst1_bob")}
+    free = [uid for uid in range(1200, 1300) if uid not in taken]
+    placeholders = [f"redftp_dev1_fill{uid}:x:{uid}:65534::/nonexistent:/usr/sbin/nologin" for uid in free[1:]]
+    placeholders.append(f"legacyapp:x:{free[0]}:65534::/nonexistent:/usr/sbin/nologin")
+    passwd.write_text(original + "\n".join(placeholders) + "\n")
+    try:
+        assert len(taken) + len(placeholders) == 100
+        done = site.useradd("erin", ed25519_key("erin"))
+        assert done.returncode == 1
+        assert "the sFTP UID range 1200-1299 is full: all 100 UIDs are in use" in done.stderr
+        assert f"legacyapp ({free[0]})" in done.stderr
+        assert not site.root.path("/app/redftp/env/tst1/erin").exists()
+        assert not site.root.path("/app/redsys/env/tst1/data/input/erin").is_symlink()
+    finally:
+        passwd.write_text(original)
+    done = site.useradd("erin", ed25519_key("erin"))
+    assert done.returncode == 0, done.stderr
+    assert f"(UID {free[0]})" in done.stdout
+
+
+SUDOERS = PROJECT / "etc" / "sudoers.d" / "redpss-redftp"
+
+
+def test_redsys_works_through_the_shipped_sudo_rule_and_only_with_it(site: Site) -> None:
+    """The launchers where the rule names them (root-owned, like an RPM installs them); the rule file unchanged."""
+    if shutil.which("sudo") is None or not site.root.path("/etc/sudoers").exists():
+        pytest.skip("sudo is not installed on this machine (apt-get install sudo)")
+    launchers = site.root.path("/app/redsys/bin")
+    launchers.mkdir(mode=0o755)
+    for command in (USERADD, USERDEL):
+        target = launchers / Path(command).name
+        shutil.copyfile(command, target)
+        target.chmod(0o755)
+    key = ed25519_key("frank")
+    site.root.path("/tmp/frank.pub").write_text(key.public_line)
+    site.root.path("/tmp/frank.pub").chmod(0o644)
+    useradd = ["/app/redsys/bin/redftp_useradd", "TST1", "frank", "--key", "/tmp/frank.pub"]
+    userdel = ["/app/redsys/bin/redftp_userdel", "TST1", "frank"]
+    rule = site.root.path("/etc/sudoers.d/redpss-redftp")
+    try:
+        done = site.root.run(useradd, user="redsys")
+        assert done.returncode == 1
+        assert "redftp_useradd must run as root, and sudo refused to run it" in done.stderr
+        assert "as /etc/sudoers.d/redpss-redftp" in done.stderr
+        shutil.copyfile(SUDOERS, rule)
+        rule.chmod(0o440)
+        site.root.run(["visudo", "-cf", "/etc/sudoers.d/redpss-redftp"], check=True)
+        # The key is read with redsys's rights: a file only root may read is not read for redsys by sudo.
+        site.root.path("/tmp/root-only.pub").write_text(key.public_line)
+        site.root.path("/tmp/root-only.pub").chmod(0o600)
+        done = site.root.run([*useradd[:-1], "/tmp/root-only.pub"], user="redsys")
+        assert done.returncode == 2
+        assert "cannot read key file /tmp/root-only.pub: Permission denied" in done.stderr
+        done = site.root.run(useradd, user="redsys")
+        assert done.returncode == 0, done.stderr
+        assert "added redftp_tst1_frank" in done.stdout
+        with Session(site, "redftp_tst1_frank", key) as session:
+            assert session.sftp.listdir("/") == ["upload"]
+        # Launcher code redsys could change would hand redsys root: refused.
+        (launchers / "redftp_userdel").chmod(0o775)
+        done = site.root.run(userdel, user="redsys")
+        assert done.returncode == 1
+        assert "refusing to run redftp_userdel as root through sudo" in done.stderr
+        (launchers / "redftp_userdel").chmod(0o755)
+        done = site.root.run(userdel, user="redsys")
+        assert done.returncode == 0, done.stderr
+        assert "removed redftp_tst1_frank" in done.stdout
+    finally:
+        rule.unlink(missing_ok=True)
+        shutil.rmtree(launchers)
