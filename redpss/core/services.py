@@ -18,6 +18,7 @@ class ServiceSpec:
     name: str  # e.g. "jmon": program redpss-jmon, unit redpss-jmon@<INSTANCE>.service
     description: str
     enabled: Callable[[Config], bool]
+    module: str  # what `python -m` runs (redctl start_trace); takes --instance like the program
     controlled_by: Literal["redctl", "restctl"] = "redctl"
 
     @property
@@ -28,8 +29,16 @@ class ServiceSpec:
         return f"redpss-{self.name}@{instance}.service"
 
 
+def _always(config: Config) -> bool:
+    return True
+
+
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("devdb", "embedded database (Exasol protocol over DuckDB)", lambda c: c.redctl.devdb_enabled),
+    ServiceSpec(
+        "devdb", "embedded database (Exasol protocol over DuckDB)", lambda c: c.redctl.devdb_enabled, "redpss.devdb"
+    ),
+    ServiceSpec("sched", "scheduler master and worker pools", _always, "redpss.sched.service"),
+    ServiceSpec("jmon", "job monitor", _always, "redpss.jmon.service"),
 )
 
 

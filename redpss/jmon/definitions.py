@@ -54,28 +54,48 @@ def read_definitions(session: DbSession) -> list[Definition]:
     definitions = []
     for row in jobs:
         interval, cron = _timing(row)
-        definitions.append(Definition(
-            kind="JOB", schema=str(row["SCHEMA_NAME"]).upper(), id=int(row["JOB_ID"]), name=str(row["JOB_NAME"]),
-            active=bool(row["ACTIVE"]), interval_seconds=interval, cron_expr=cron,
-            overlap_policy=str(row.get("OVERLAP_POLICY") or "SKIP").upper(),
-            missed_policy=str(row.get("MISSED_POLICY") or "SKIP").upper(),
-            grace_seconds=_number(row.get("GRACE_SECONDS"), 60), payload=job_payload(row),
-        ))
+        definitions.append(
+            Definition(
+                kind="JOB",
+                schema=str(row["SCHEMA_NAME"]).upper(),
+                id=int(row["JOB_ID"]),
+                name=str(row["JOB_NAME"]),
+                active=bool(row["ACTIVE"]),
+                interval_seconds=interval,
+                cron_expr=cron,
+                overlap_policy=str(row.get("OVERLAP_POLICY") or "SKIP").upper(),
+                missed_policy=str(row.get("MISSED_POLICY") or "SKIP").upper(),
+                grace_seconds=_number(row.get("GRACE_SECONDS"), 60),
+                payload=job_payload(row),
+            )
+        )
     for row in watchers:
         schema = str(row["SCHEMA_NAME"]).upper()
         target = jobs_by_key.get((schema, int(row["TARGET_JOB_ID"])))
         interval, cron = _timing(row)
         payload = {
-            "kind": "WATCHER", "schema": schema, "id": int(row["WATCHER_ID"]), "name": str(row["WATCHER_NAME"]),
-            "pool": "DEFAULT", "condition_type": str(row.get("CONDITION_TYPE") or "QUERY").upper(),
-            "command": str(row.get("CONDITION_TEXT") or ""), "timeout": _number(row.get("TIMEOUT_SECONDS"), 300),
+            "kind": "WATCHER",
+            "schema": schema,
+            "id": int(row["WATCHER_ID"]),
+            "name": str(row["WATCHER_NAME"]),
+            "pool": "DEFAULT",
+            "condition_type": str(row.get("CONDITION_TYPE") or "QUERY").upper(),
+            "command": str(row.get("CONDITION_TEXT") or ""),
+            "timeout": _number(row.get("TIMEOUT_SECONDS"), 300),
             "target": job_payload(target) if target else None,
         }
-        definitions.append(Definition(
-            kind="WATCHER", schema=schema, id=int(row["WATCHER_ID"]), name=str(row["WATCHER_NAME"]),
-            active=bool(row["ACTIVE"]) and target is not None, interval_seconds=interval, cron_expr=cron,
-            payload=payload,
-        ))
+        definitions.append(
+            Definition(
+                kind="WATCHER",
+                schema=schema,
+                id=int(row["WATCHER_ID"]),
+                name=str(row["WATCHER_NAME"]),
+                active=bool(row["ACTIVE"]) and target is not None,
+                interval_seconds=interval,
+                cron_expr=cron,
+                payload=payload,
+            )
+        )
     return definitions
 
 

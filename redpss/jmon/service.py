@@ -14,8 +14,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from redpss.jmon.schedule import Definition, Key, Schedule, Tick
 
 from redpss.core.config import Config
 from redpss.core.daemon import Service
@@ -27,7 +29,6 @@ from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.wire import AsyncClient, Connection, JsonLineServer, Message, WireError
 from redpss.jmon.definitions import read_blocked_watchers, read_definitions, read_last_scheduled, run_request
-from redpss.jmon.schedule import Definition, Key, Schedule, Tick
 from redpss.jmon.stats import MAX_WAITING, StatsCollector
 
 log = logging.getLogger("redpss.jmon")
@@ -68,6 +69,7 @@ class JmonService(Service):
         self.next_poll = 0.0
         self.next_stats = 0.0
         self.tasks: list[asyncio.Task[None]] = []
+        self.side_tasks: set[asyncio.Task[Message]] = set()
         self.stats_task: asyncio.Task[None] | None = None
 
     @property
@@ -83,8 +85,10 @@ class JmonService(Service):
         except OSError as exc:
             raise StartupError(f"cannot create the control socket {control_socket(self.paths)}: {exc}") from exc
         if not await asyncio.to_thread(self.session.wait_connected, None, DB_WAIT_AT_START):
-            raise RuntimeError(f"database at {self.config.default.exa_connection} not reachable within "
-                               f"{DB_WAIT_AT_START:.0f} s; giving up so that systemd restarts JMON")
+            raise RuntimeError(
+                f"database at {self.config.default.exa_connection} not reachable within "
+                f"{DB_WAIT_AT_START:.0f} s; giving up so that systemd restarts JMON"
+            )
         last = await self._db(read_last_scheduled)
         await self._poll(apply_timing=False, last_scheduled=last)
         self.next_stats = self.clock() + self.config.redctl.jmon_stats_interval
@@ -152,16 +156,25 @@ class JmonService(Service):
             if self.invalid.get(key) != reason:
                 log.error("%s", reason, extra={"SCHEMA": key[1], f"{key[0]}_ID": key[2]})
         self.invalid = dict(report.invalid)
-        for label, keys in (("added", report.added), ("removed", report.removed), ("activated", report.activated),
-                            ("deactivated", report.deactivated), ("timing applied", report.timing_applied)):
+        for label, keys in (
+            ("added", report.added),
+            ("removed", report.removed),
+            ("activated", report.activated),
+            ("deactivated", report.deactivated),
+            ("timing applied", report.timing_applied),
+        ):
             for key in keys:
                 log.info("%s %s.%s %s", key[0].lower(), key[1], key[2], label, extra={"SCHEMA": key[1]})
         for key in report.timing_changed_pending:
             log.info("%s %s.%s: interval/cron changed; takes effect on `redctl reload`", key[0].lower(), key[1], key[2])
         self.last_poll_ok = self.clock()
         self.wake.set()
-        return {"ok": True, "definitions": len(definitions), "pending_timing_changes": len(report.timing_changed_pending),
-                "invalid": len(report.invalid)}
+        return {
+            "ok": True,
+            "definitions": len(definitions),
+            "pending_timing_changes": len(report.timing_changed_pending),
+            "invalid": len(report.invalid),
+        }
 
     # -- dispatch -------------------------------------------------------------------------------------------------
     async def _dispatcher(self) -> None:
@@ -202,12 +215,26 @@ class JmonService(Service):
     def _skip(self, tick: Tick, reason: str, message: str) -> None:
         self.stats.skip()
         kind, schema, id_ = tick.key
-        self.waiting_skips.append({
-            "kind": kind, "schema": schema, "id": id_, "name": tick.definition.name,
-            "scheduled_at": tick.scheduled_at, "reason": reason, "message": message,
-        })
-        log.info("%s %s.%s tick skipped: %s %s", kind.lower(), schema, tick.definition.name, reason, message,
-                 extra={"SCHEMA": schema, f"{kind}_ID": id_})
+        self.waiting_skips.append(
+            {
+                "kind": kind,
+                "schema": schema,
+                "id": id_,
+                "name": tick.definition.name,
+                "scheduled_at": tick.scheduled_at,
+                "reason": reason,
+                "message": message,
+            }
+        )
+        log.info(
+            "%s %s.%s tick skipped: %s %s",
+            kind.lower(),
+            schema,
+            tick.definition.name,
+            reason,
+            message,
+            extra={"SCHEMA": schema, f"{kind}_ID": id_},
+        )
 
     async def _send_waiting_skips(self) -> None:
         while self.waiting_skips and self.sched is not None:
@@ -255,7 +282,9 @@ class JmonService(Service):
                     log.warning("run %s of %s.%s was lost by SCHED; the job is scheduled again", run_id, key[1], key[2])
                     tick = self.schedule.run_lost(key, run_id, self.clock())
                     if tick is not None:
-                        asyncio.create_task(self._handle_tick(tick))
+                        task = asyncio.create_task(self._handle_tick(tick))
+                        self.side_tasks.add(task)
+                        task.add_done_callback(self.side_tasks.discard)
 
     async def _consume_events(self, client: AsyncClient) -> None:
         closed = asyncio.create_task(client.closed.wait())
@@ -281,8 +310,12 @@ class JmonService(Service):
                 await self._handle_tick(queued)
         elif event["event"] == "watcher_blocked":
             self.blocked.add(key)
-            log.error("watcher %s.%s blocked after an executor error; `redctl we_reset_error` releases it",
-                      key[1], event.get("name"), extra={"SCHEMA": key[1], "WATCHER_ID": key[2]})
+            log.error(
+                "watcher %s.%s blocked after an executor error; `redctl we_reset_error` releases it",
+                key[1],
+                event.get("name"),
+                extra={"SCHEMA": key[1], "WATCHER_ID": key[2]},
+            )
 
     # -- statistics -----------------------------------------------------------------------------------------------
     async def _write_stats(self, now: float) -> None:
@@ -316,22 +349,30 @@ class JmonService(Service):
     # -- control --------------------------------------------------------------------------------------------------
     async def handle(self, message: Message, connection: Connection) -> Message:
         op = str(message.get("op"))
-        if op == "show":
-            return await self._show()
-        if op in ("reload", "poll"):
-            return await self._poll(apply_timing=op == "reload")
-        if op in ("suspend", "resume"):
-            return self._set_suspended(op == "suspend")
-        if op in ("start_job", "start_db_job"):
-            return await self._start_now(message, scheduled_only=op == "start_job")
-        if op == "we_reset":
-            self.blocked = await self._db(read_blocked_watchers)
-            return {"ok": True, "blocked": len(self.blocked)}
-        if op == "ping":
-            return {"ok": True}
-        return {"ok": False, "error": f"unknown request {op!r}"}
+        handlers: dict[str, Callable[[], Awaitable[Message]]] = {
+            "show": self._show,
+            "reload": lambda: self._poll(apply_timing=True),
+            "poll": lambda: self._poll(apply_timing=False),
+            "suspend": lambda: self._set_suspended(True),
+            "resume": lambda: self._set_suspended(False),
+            "start_job": lambda: self._start_now(message, scheduled_only=True),
+            "start_db_job": lambda: self._start_now(message, scheduled_only=False),
+            "we_reset": self._reset_blocked,
+            "ping": self._ping,
+        }
+        handler = handlers.get(op)
+        if handler is None:
+            return {"ok": False, "error": f"unknown request {op!r}; known: {', '.join(handlers)}"}
+        return await handler()
 
-    def _set_suspended(self, suspend: bool) -> Message:
+    async def _ping(self) -> Message:
+        return {"ok": True}
+
+    async def _reset_blocked(self) -> Message:
+        self.blocked = await self._db(read_blocked_watchers)
+        return {"ok": True, "blocked": len(self.blocked)}
+
+    async def _set_suspended(self, suspend: bool) -> Message:
         marker = self.paths.suspend_marker
         if suspend:
             marker.touch(exist_ok=True)
@@ -351,8 +392,11 @@ class JmonService(Service):
             try:
                 tick = self.schedule.trigger_now(key, self.clock())
             except KeyError:
-                return {"ok": False, "error": f"{key[1]}.{definition.name} is not scheduled (inactive?); "
-                                              "use start_db_job to run it anyway"}
+                return {
+                    "ok": False,
+                    "error": f"{key[1]}.{definition.name} is not scheduled (inactive?); "
+                    "use start_db_job to run it anyway",
+                }
         else:
             tick = Tick(key=key, definition=definition, scheduled_at=self.clock(), action="RUN", reason="MANUAL")
         reply = await self._handle_tick(tick)
@@ -370,8 +414,12 @@ class JmonService(Service):
             for e in self.schedule.entries()
         ]
         return {
-            "ok": True, "suspended": self.suspended, "last_poll_ok": self.last_poll_ok, "entries": entries,
-            "invalid": [{"key": list(k), "reason": v} for k, v in self.invalid.items()], "sched": sched,
+            "ok": True,
+            "suspended": self.suspended,
+            "last_poll_ok": self.last_poll_ok,
+            "entries": entries,
+            "invalid": [{"key": list(k), "reason": v} for k, v in self.invalid.items()],
+            "sched": sched,
         }
 
 
@@ -386,8 +434,11 @@ def _entry_dict(entry: Any) -> dict[str, Any]:
 def _skip_message(tick: Tick) -> str:
     if tick.reason == "MISSED":
         return f"{tick.missed} run(s) missed (stall, clock jump or downtime); continuing with the next due time"
-    return {"SUSPENDED": "instance suspended", "OVERLAP": "previous run still running",
-            "BLOCKED": "watcher blocked by an executor error"}.get(tick.reason, "")
+    return {
+        "SUSPENDED": "instance suspended",
+        "OVERLAP": "previous run still running",
+        "BLOCKED": "watcher blocked by an executor error",
+    }.get(tick.reason, "")
 
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:

@@ -32,29 +32,43 @@ class StatsCollector:
     def run_finished(self, event: dict[str, Any]) -> None:
         self.finished.append(event)
 
-    def rows(self, now: float, pools: list[dict[str, Any]], last_poll_ok: float | None, suspended: bool
-             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def rows(
+        self, now: float, pools: list[dict[str, Any]], last_poll_ok: float | None, suspended: bool
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(ADM_JMON_LOAD rows, ADM_JMON_JOBLOG rows) for the interval that ends `now`; resets the collector."""
         p50 = statistics.median(self.lateness_ms) if self.lateness_ms else None
         worst = max(self.lateness_ms) if self.lateness_ms else None
         load = [
             {
-                "LOG_TIME": timestamp(now), "POOL": pool["pool"], "POOL_SIZE": pool["size"], "BUSY": pool["busy"],
-                "QUEUED": pool["queued"], "RUNS_STARTED": self.started, "RUNS_SKIPPED": self.skipped,
+                "LOG_TIME": timestamp(now),
+                "POOL": pool["pool"],
+                "POOL_SIZE": pool["size"],
+                "BUSY": pool["busy"],
+                "QUEUED": pool["queued"],
+                "RUNS_STARTED": self.started,
+                "RUNS_SKIPPED": self.skipped,
                 "LATENESS_P50_MS": None if p50 is None else round(p50, 3),
                 "LATENESS_MAX_MS": None if worst is None else round(worst, 3),
-                "LAST_POLL_OK": timestamp(last_poll_ok), "SUSPENDED": suspended,
+                "LAST_POLL_OK": timestamp(last_poll_ok),
+                "SUSPENDED": suspended,
             }
             for pool in pools
         ]
         joblog = [
             {
-                "LOG_TIME": timestamp(now), "SCHEMA_NAME": e["schema"], "KIND": e["kind"], "ID": e["id"],
-                "NAME": e["name"], "RUN_ID": e["run_id"], "STATUS": e["status"],
-                "SCHEDULED_AT": timestamp(e.get("scheduled_at")), "STARTED_AT": timestamp(e.get("started_at")),
+                "LOG_TIME": timestamp(now),
+                "SCHEMA_NAME": e["schema"],
+                "KIND": e["kind"],
+                "ID": e["id"],
+                "NAME": e["name"],
+                "RUN_ID": e["run_id"],
+                "STATUS": e["status"],
+                "SCHEDULED_AT": timestamp(e.get("scheduled_at")),
+                "STARTED_AT": timestamp(e.get("started_at")),
                 "ENDED_AT": timestamp(e.get("ended_at")),
                 "LATENESS_MS": round(max(0.0, (e.get("started_at") or 0) - (e.get("scheduled_at") or 0)) * 1000, 3)
-                if e.get("started_at") and e.get("scheduled_at") else None,
+                if e.get("started_at") and e.get("scheduled_at")
+                else None,
             }
             for e in self.finished
         ]

@@ -92,7 +92,7 @@ class RedctlSettings:
     mail2cmd_host: str = setting(HOST, "127.0.0.1", "interface of the MAIL2CMD SMTP listener")
     mail2cmd_port: int = setting(PORT, 7406, "port of the MAIL2CMD SMTP listener")
     devdb_enabled: bool = setting(
-        BOOLEAN, False, "run the embedded database (redpss-devdb) on exa_connection's port, for instances without Exasol"
+        BOOLEAN, False, "run the embedded database (redpss-devdb) on exa_connection's port (instances without Exasol)"
     )
     log_retention: int = setting(DAYS, 30, "log retention (in days) for all server, job and DB logs; 0 keeps all")
     log_level: str = setting(LOG_LEVEL, REQUIRED, "log level for all server processes (default: [DEFAULT])")

@@ -1,0 +1,35 @@
+"""redctl db_install / db_register: install or upgrade REDSYS, register application schemas."""
+
+from __future__ import annotations
+
+import argparse
+
+from redpss.cli.redctl.clients import Instance
+from redpss.core.db.contract import install
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("db_install", help="install or upgrade REDSYS and the registered schemas")
+    parser.set_defaults(handler=db_install)
+    parser = subparsers.add_parser("db_register", help="register an application schema (creates its RED tables)")
+    parser.add_argument("schema", nargs="+", help="application schema name(s)")
+    parser.set_defaults(handler=db_register)
+
+
+def _run(args: argparse.Namespace, schemas: list[str]) -> int:
+    instance = Instance.from_args(args)
+    session = instance.db()
+    try:
+        report = install(session, schemas)
+    finally:
+        session.close()
+    print(report.summary())
+    return 0
+
+
+def db_install(args: argparse.Namespace) -> int:
+    return _run(args, [])
+
+
+def db_register(args: argparse.Namespace) -> int:
+    return _run(args, list(args.schema))
