@@ -153,6 +153,7 @@ class BlockingClient:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             target = address
         self.sock.settimeout(timeout)
+        self.events: list[Message] = []  # pushed events that arrived while waiting for replies
         try:
             self.sock.connect(target)
         except OSError as exc:
@@ -177,8 +178,25 @@ class BlockingClient:
                 reply = decode(line)
                 if "event" not in reply:
                     return reply
+                self.events.append(reply)
         except OSError as exc:
             raise WireError(f"{self.describe()}: {exc}") from exc
+
+    def next_event(self, timeout: float) -> Message:
+        """The next pushed event (after `subscribe`); WireError when none arrives within `timeout` seconds."""
+        if self.events:
+            return self.events.pop(0)
+        previous = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            line = self.file.readline(MAX_LINE)
+        except TimeoutError as exc:
+            raise WireError(f"no event from {self.describe()} within {timeout} s") from exc
+        finally:
+            self.sock.settimeout(previous)
+        if not line:
+            raise WireError(f"{self.describe()} closed the connection")
+        return decode(line)
 
     def request(self, op: str, **fields: Any) -> Message:
         """Send one request; WireError when the peer answers ok=false (its error text is the message)."""

@@ -5,10 +5,7 @@ signal forcing, the drain timeout, and start-up errors exiting 3 with the whole 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -16,49 +13,25 @@ from typing import Protocol
 import pytest
 
 from redpss.core.paths import InstancePaths
+from tests.support.daemons import DaemonProcess
 from tests.support.journal import JournalListener
-from tests.support.notify import NotifyListener
-from tests.support.wait import wait_for
 
 
-class Daemon:
-    """One redpss-heartbeat process of instance TST1, its notify socket and its output."""
+class Daemon(DaemonProcess):
+    """One redpss-heartbeat process of instance TST1."""
 
     def __init__(self, instance: InstancePaths, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.instance = instance
-        self.notify = NotifyListener(tmp_path / "notify.socket")
-        self.stderr_path = tmp_path / "stderr.txt"
-        environment = {
-            **os.environ,
-            **instance.environment(),
-            "NOTIFY_SOCKET": str(self.notify.path),
-            **(env or {}),
-        }
-        with self.stderr_path.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "redpss.demo.heartbeat", *args], env=environment, stderr=stderr
-            )
-
-    @property
-    def log(self) -> str:
-        path = self.instance.log_file("heartbeat")
-        return path.read_text() if path.exists() else ""
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def wait_log(self, text: str, timeout: float = 15.0) -> None:
-        wait_for(lambda: text in self.log, timeout, what=f"{text!r} in the daemon's log")
+        module_args = list(args)
+        name = "TST1"
+        if "--instance" in module_args:  # the test asks for another instance on purpose
+            position = module_args.index("--instance")
+            name = module_args[position + 1]
+            del module_args[position : position + 2]
+        target = instance if name == "TST1" else InstancePaths(instance.redhome, name)
+        super().__init__("redpss.demo.heartbeat", target, tmp_path, *module_args, env=env, log_name="heartbeat")
 
     def exit_code(self, timeout: float = 30.0) -> int:
         return self.process.wait(timeout=timeout)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.notify.close()
 
 
 class DaemonStarter(Protocol):

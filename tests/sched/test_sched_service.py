@@ -1,0 +1,208 @@
+"""SCHED as a real daemon: pools of real worker processes, the service port, events, the spooled run log.
+
+These tests need no database: NOOP jobs and file watchers run without one, and the run log waits in its spool
+(which is what must happen while the database is away). The database path is covered with devdb in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redpss.core.config import render_config
+from redpss.core.paths import InstancePaths
+from redpss.core.secret import instance_secret
+from redpss.core.wire import BlockingClient, WireError
+from tests.conftest import free_port
+from tests.support.daemons import DaemonProcess
+from tests.support.wait import wait_for
+
+
+@pytest.fixture
+def sched(instance: InstancePaths, tmp_path: Path) -> Iterator[tuple[DaemonProcess, int]]:
+    port = free_port()
+    instance.config_file.write_text(
+        render_config(
+            {
+                "DEFAULT": {"exa_password": "pw", "exa_connection": f"127.0.0.1:{free_port()}"},
+                "redctl": {
+                    "sched_service_port": str(port),
+                    "sched_default_pool_size": "2",
+                    "sched_loader_pool_size": "1",
+                    "sched_action_pool_size": "1",
+                },
+            }
+        )
+    )
+    daemon = DaemonProcess("redpss.sched.service", instance, tmp_path / "sched")
+    try:
+        daemon.wait_ready()
+        yield daemon, port
+    finally:
+        daemon.close()
+
+
+def client(instance: InstancePaths, port: int, secret: str | None = None) -> BlockingClient:
+    return BlockingClient(("127.0.0.1", port), secret or instance_secret(instance), "test")
+
+
+def run(**fields: Any) -> dict[str, Any]:
+    base = {
+        "run_id": uuid.uuid4().hex,
+        "kind": "JOB",
+        "schema": "APP1",
+        "id": 1,
+        "name": "NOTHING",
+        "job_type": "NOOP",
+        "scheduled_at": 1_700_000_000.0,
+    }
+    return {**base, **fields}
+
+
+def spool_rows(instance: InstancePaths) -> list[dict[str, Any]]:
+    path = instance.tmp / "sched-runlog.spool"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def finished_all(conn: BlockingClient, run_ids: set[str], timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+    """The `finished` events of all `run_ids`, whatever order they come in."""
+    seen: dict[str, dict[str, Any]] = {}
+    while not run_ids <= set(seen):
+        event = conn.next_event(timeout)
+        if event["event"] == "finished":
+            seen[event["run_id"]] = event
+    return seen
+
+
+def finished(conn: BlockingClient, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    return finished_all(conn, {run_id}, timeout)[run_id]
+
+
+def test_ready_status_shows_the_configured_pools_of_live_workers(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    daemon, port = sched
+    with client(instance, port) as conn:
+        status = conn.request("status")
+    sizes = {p["pool"]: (p["size"], len(p["workers"])) for p in status["pools"]}
+    assert sizes == {"DEFAULT": (2, 2), "LOADER": (1, 1), "ACTION": (1, 1)}
+    pids = [w["pid"] for p in status["pools"] for w in p["workers"]]
+    assert len(set(pids)) == 4 and all(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert daemon.stop() == 0
+
+
+def test_noop_runs_finish_and_are_logged_in_the_spool_while_the_database_is_away(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    daemon, port = sched
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        runs = [run(id=i, pool=pool) for i, pool in enumerate(["DEFAULT", "LOADER", "ACTION"] * 5)]
+        for request in runs:
+            assert conn.request("submit", run=request)["run_id"] == request["run_id"]
+        events = finished_all(conn, {r["run_id"] for r in runs})
+    assert {e["status"] for e in events.values()} == {"OK"}
+    wait_for(lambda: len(spool_rows(instance)) >= 15, 10, what="15 run-log rows in the spool")
+    rows = {r["values"]["RUN_ID"]: r for r in spool_rows(instance)}
+    for request in runs:
+        row = rows[request["run_id"]]
+        assert (row["schema"], row["table"]) == ("APP1", "ADM_JOB_LOG")
+        assert row["values"]["STATUS"] == "OK"
+        assert row["values"]["POOL"] == request["pool"]
+        assert row["values"]["WORKER"].startswith(request["pool"] + "-")
+        assert row["values"]["SCHEDULED_AT"].startswith("2023-11-")
+    assert daemon.stop() == 0
+
+
+def test_bad_requests_get_errors_that_name_the_problem(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    _, port = sched
+    with client(instance, port) as conn:
+        with pytest.raises(WireError, match="pool must be one of DEFAULT, LOADER, ACTION, not 'FAST'"):
+            conn.request("submit", run=run(pool="FAST"))
+        with pytest.raises(WireError, match="unknown run fields: colour"):
+            conn.request("submit", run=run(colour="red"))
+        with pytest.raises(WireError, match="unknown request 'dance'"):
+            conn.request("dance")
+    with pytest.raises(WireError, match="SCHED: authentication failed"):
+        client(instance, port, secret="0" * 64)
+
+
+def test_unavailable_job_types_fail_with_a_reason_and_are_retried(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    _, port = sched
+    request = run(job_type="LOAD", command="orders", max_retries=1, retry_delay=0.1)
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        conn.request("submit", run=request)
+        event = finished(conn, request["run_id"])
+    assert event["status"] == "FAILED"
+    assert event["attempt"] == 2
+    assert "job type LOAD needs the file ingest" in event["message"]
+    wait_for(lambda: len(spool_rows(instance)) >= 2, 10, what="two attempts in the spool")
+    attempts = sorted((r["values"]["ATTEMPT"], r["values"]["RUN_TRIGGER"]) for r in spool_rows(instance))
+    assert attempts == [(1, "SCHEDULE"), (2, "RETRY")]
+
+
+def test_file_watcher_starts_its_target_job(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
+    _, port = sched
+    (instance.data_input / "orders").mkdir()
+    target = {"kind": "JOB", "schema": "APP1", "id": 7, "name": "LOAD_ORDERS", "job_type": "NOOP"}
+    watcher = run(
+        kind="WATCHER", id=3, name="ORDERS_ARRIVED", condition_type="FILE", command="orders/*.csv", target=target
+    )
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        conn.request("submit", run=watcher)
+        assert finished(conn, watcher["run_id"])["message"] == "condition does not hold"
+        (instance.data_input / "orders" / "o1.csv").write_text("1,2\n")
+        watcher2 = {**watcher, "run_id": uuid.uuid4().hex}
+        conn.request("submit", run=watcher2)
+        assert finished(conn, watcher2["run_id"])["message"] == "condition holds"
+        while (event := conn.next_event(30))["event"] != "finished" or event["id"] != 7:
+            pass
+    assert event["trigger"] == "WATCHER" and event["status"] == "OK" and event["origin"] == "sched"
+    wait_for(lambda: any(r["values"].get("TARGET_RUN_ID") for r in spool_rows(instance)), 10, what="watcher row")
+    row = next(r for r in spool_rows(instance) if r["values"].get("TARGET_RUN_ID"))
+    assert row["table"] == "ADM_WATCHER_LOG" and row["values"]["CONDITION_MET"] is True
+    assert row["values"]["TARGET_RUN_ID"] == event["run_id"]
+
+
+def test_failing_watcher_executor_is_reported_blocked_with_an_error_row(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    _, port = sched
+    watcher = run(kind="WATCHER", id=4, name="BAD", condition_type="FILE", command="/etc/*")
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        conn.request("submit", run=watcher)
+        while (event := conn.next_event(30))["event"] != "watcher_blocked":
+            pass
+    assert event["id"] == 4
+    assert "must be a glob relative to data/input" in event["message"]
+    wait_for(lambda: any(r["table"] == "ADM_WATCHER_EXEC_ERROR" for r in spool_rows(instance)), 10, what="error row")
+
+
+def test_a_worker_that_dies_while_idle_is_replaced(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
+    daemon, port = sched
+
+    def loader_pid() -> int:
+        with client(instance, port) as conn:
+            pools = conn.request("status")["pools"]
+        return int(next(p for p in pools if p["pool"] == "LOADER")["workers"][0]["pid"])
+
+    old = loader_pid()
+    os.kill(old, signal.SIGKILL)
+    new = wait_for(lambda: (pid := loader_pid()) != old and pid, 20, what="a replacement LOADER worker")
+    assert Path(f"/proc/{new}").exists()
+    daemon.wait_log("LOADER-1[")
+    assert "starting a replacement" in daemon.log

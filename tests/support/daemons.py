@@ -1,0 +1,67 @@
+"""Real daemon processes for tests: started with a NOTIFY_SOCKET the test binds, stopped with real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from redpss.core.paths import InstancePaths
+from tests.support.notify import NotifyListener
+from tests.support.wait import wait_for
+
+
+class DaemonProcess:
+    """One `python -m <module> --instance ...` process of an instance, its notify socket and its output."""
+
+    def __init__(
+        self,
+        module: str,
+        instance: InstancePaths,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        log_name: str | None = None,
+    ) -> None:
+        self.instance = instance
+        self.log_name = log_name or module.split(".")[1]
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.notify = NotifyListener(workdir / "notify.socket")
+        self.stderr_path = workdir / "stderr.txt"
+        environment = {**os.environ, **instance.environment(), "NOTIFY_SOCKET": str(self.notify.path), **(env or {})}
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", module, "--instance", instance.redenv, *args], env=environment, stderr=stderr
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log(self) -> str:
+        path = self.instance.log_file(self.log_name)
+        return path.read_text() if path.exists() else ""
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait_ready(self, timeout: float = 60.0) -> dict[str, str]:
+        return self.notify.wait_for("READY", "1", timeout=timeout)
+
+    def wait_log(self, text: str, timeout: float = 30.0) -> None:
+        wait_for(lambda: text in self.log, timeout, what=f"{text!r} in {self.log_name}'s log")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.notify.close()
