@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-
-from redpss.jmon.schedule import Definition, Key, Schedule, Tick
 
 from redpss.core.config import Config
 from redpss.core.daemon import Service
@@ -29,6 +28,7 @@ from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.wire import AsyncClient, Connection, JsonLineServer, Message, WireError
 from redpss.jmon.definitions import read_blocked_watchers, read_definitions, read_last_scheduled, run_request
+from redpss.jmon.schedule import Definition, Key, Schedule, ScheduleEntry, Tick
 from redpss.jmon.stats import MAX_WAITING, StatsCollector
 
 log = logging.getLogger("redpss.jmon")
@@ -89,7 +89,11 @@ class JmonService(Service):
                 f"database at {self.config.default.exa_connection} not reachable within "
                 f"{DB_WAIT_AT_START:.0f} s; giving up so that systemd restarts JMON"
             )
-        last = await self._db(read_last_scheduled)
+        try:
+            last = await self._db(read_last_scheduled)
+        except DatabaseError as exc:
+            log.warning("cannot read the run logs (%s); is REDSYS installed? (redctl db_install)", exc)
+            last = {}
         await self._poll(apply_timing=False, last_scheduled=last)
         self.next_stats = self.clock() + self.config.redctl.jmon_stats_interval
         self.tasks = [asyncio.create_task(self._dispatcher()), asyncio.create_task(self._sched_link())]
@@ -420,14 +424,13 @@ class JmonService(Service):
             "entries": entries,
             "invalid": [{"key": list(k), "reason": v} for k, v in self.invalid.items()],
             "sched": sched,
+            "lateness": self.stats.lateness_summary(),
         }
 
 
-def _entry_dict(entry: Any) -> dict[str, Any]:
-    import dataclasses  # noqa: PLC0415
-
-    data = dataclasses.asdict(entry) if dataclasses.is_dataclass(entry) else dict(vars(entry))
-    data["key"] = list(data.get("key", ()))
+def _entry_dict(entry: ScheduleEntry) -> dict[str, Any]:
+    data = dataclasses.asdict(entry)
+    data["key"] = list(entry.key)
     return data
 
 

@@ -7,12 +7,20 @@ rows wait (up to MAX_WAITING) and are written once it is back, so scheduling nev
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from redpss.core.db.sqltext import timestamp
 
 MAX_WAITING = 100_000  # stat rows kept while the database is away; the oldest go first beyond that
+RECENT = 100_000  # dispatches `redctl show` summarises
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of the sorted values lie (nearest rank)."""
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
 
 
 @dataclass
@@ -21,10 +29,25 @@ class StatsCollector:
     started: int = 0
     skipped: int = 0
     finished: list[dict[str, Any]] = field(default_factory=list)
+    recent_ms: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
 
     def dispatched(self, lateness_seconds: float) -> None:
         self.started += 1
-        self.lateness_ms.append(max(0.0, lateness_seconds * 1000))
+        lateness = max(0.0, lateness_seconds * 1000)
+        self.lateness_ms.append(lateness)
+        self.recent_ms.append(lateness)
+
+    def lateness_summary(self) -> dict[str, float | int | None]:
+        """Dispatch lateness of the most recent dispatches, in milliseconds."""
+        values = sorted(self.recent_ms)
+        if not values:
+            return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+        return {
+            "count": len(values),
+            "p50_ms": percentile(values, 0.5),
+            "p99_ms": percentile(values, 0.99),
+            "max_ms": values[-1],
+        }
 
     def skip(self) -> None:
         self.skipped += 1

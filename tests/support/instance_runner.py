@@ -1,0 +1,151 @@
+"""A whole instance running as an operator runs it: `redctl start_trace` with the embedded database, driven by
+the real redctl commands and inspected through the real pyexasol driver.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from redpss.core.config import load_config, render_config
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.db.sqltext import insert_statement
+from redpss.core.paths import InstancePaths
+from tests.conftest import free_port
+from tests.support.wait import wait_for
+
+
+def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None) -> str:
+    """A config for a test instance on free loopback ports, with the embedded database and quick JMON cycles."""
+    values: dict[str, dict[str, str]] = {
+        "DEFAULT": {"exa_password": "test-pw", "exa_connection": f"127.0.0.1:{free_port()}", "exa_encryption": "false"},
+        "redctl": {
+            "devdb_enabled": "true",
+            "sched_service_port": str(free_port()),
+            "dbls_port": str(free_port()),
+            "jexec_port": str(free_port()),
+            "sendmail_port": str(free_port()),
+            "sendfile_port": str(free_port()),
+            "cfi_port": str(free_port()),
+            "jmon_poll_interval": "0.5",
+            "jmon_stats_interval": "2",
+            "sched_default_pool_size": "2",
+            "sched_loader_pool_size": "1",
+            "sched_action_pool_size": "1",
+        },
+    }
+    for section, keys in (overrides or {}).items():
+        values.setdefault(section, {}).update(keys)
+    return render_config(values)
+
+
+class RunningInstance:
+    def __init__(self, paths: InstancePaths, workdir: Path) -> None:
+        self.paths = paths
+        self.workdir = workdir
+        self.trace: subprocess.Popen[bytes] | None = None
+        self.trace_log = workdir / "start_trace.log"
+        self._session: DbSession | None = None
+
+    @property
+    def config(self) -> Any:
+        return load_config(self.paths.config_file)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.paths.environment()}
+
+    def redctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "redpss.cli.redctl.main", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"redctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+        return result
+
+    def start(self, *args: str) -> None:
+        """`redctl start_trace` until JMON answers on its control socket."""
+        with self.trace_log.open("ab") as out:
+            self.trace = subprocess.Popen(
+                [sys.executable, "-m", "redpss.cli.redctl.main", "start_trace", *args],
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for(self._jmon_answers, 120, interval=0.2, what=f"JMON of {self.paths.redenv} (see {self.trace_log})")
+
+    def _jmon_answers(self) -> bool:
+        if self.trace is not None and self.trace.poll() is not None:
+            raise AssertionError(f"start_trace exited {self.trace.returncode}:\n{self.trace_log.read_text()}")
+        return self.redctl("show", "--json", check=False).returncode == 0
+
+    def stop(self, timeout: float = 120) -> int:
+        """Ctrl+C as an operator would press it: SIGINT to start_trace; returns its exit code."""
+        if self.trace is None:
+            return 0
+        if self.trace.poll() is None:
+            self.trace.send_signal(signal.SIGINT)
+        code = self.trace.wait(timeout=timeout)
+        self.trace = None
+        return code
+
+    def db(self) -> DbSession:
+        if self._session is None or not self._session.connected:
+            self._session = DbSession(DbSettings.from_config(self.config, client_name="test"))
+            self._session.connection()
+        return self._session
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        return self.db().fetch_dicts(sql)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        if self.trace is not None and self.trace.poll() is None:
+            os.killpg(self.trace.pid, signal.SIGKILL)
+            self.trace.wait()
+        self.trace = None
+
+    @property
+    def output(self) -> str:
+        return self.trace_log.read_text(errors="replace")
+
+
+def add_job(instance: RunningInstance, schema: str, job_id: int, name: str, **columns: Any) -> None:
+    values: dict[str, Any] = {
+        "JOB_ID": job_id,
+        "JOB_NAME": name,
+        "JOB_TYPE": "NOOP",
+        "COMMAND": "-",
+        "INTERVAL_SECONDS": 1,
+        "ACTIVE": True,
+        **columns,
+    }
+    _insert(instance, f"{schema}.ADM_JOBS", values)
+
+
+def add_watcher(instance: RunningInstance, schema: str, watcher_id: int, name: str, **columns: Any) -> None:
+    values: dict[str, Any] = {
+        "WATCHER_ID": watcher_id,
+        "WATCHER_NAME": name,
+        "INTERVAL_SECONDS": 1,
+        "ACTIVE": True,
+        **columns,
+    }
+    _insert(instance, f"{schema}.ADM_WATCHER", values)
+
+
+def _insert(instance: RunningInstance, table: str, values: Mapping[str, Any]) -> None:
+    instance.db().execute(insert_statement(table, [dict(values)]))
+    instance.db().commit()
