@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redpss.cli.redctl.commands import control, db, jobs, trace, version
+from redpss.cli.redctl.commands import control, db, jobs, lifecycle, trace, version
 
 # Order is the order of `redctl -h`. A module registers one or more subcommands.
-COMMAND_MODULES = [version, trace, control, jobs, db]
+COMMAND_MODULES = [version, lifecycle, trace, control, jobs, db]

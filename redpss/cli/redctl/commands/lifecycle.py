@@ -1,0 +1,132 @@
+"""redctl start [-S] | stop | abort | restart | status: the instance's daemons as systemd units.
+
+Which daemons run is the config's decision (redpss.core.services.enabled_services); stop and abort reach every
+daemon redctl controls, so a daemon disabled in the config since it was started is stopped too. The REST API is
+restctl's. Each command ends by printing the units' states, which is what the operator wants to see next.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from redpss.cli import systemctl
+from redpss.cli.common import add_json_argument, instance_paths, print_json
+from redpss.cli.redsysctl.instances import ensure_unit_link
+from redpss.core.config import load_config
+from redpss.core.errors import RedpssError
+from redpss.core.exitcodes import ExitCode, LsbStatus
+from redpss.core.paths import InstancePaths
+from redpss.core.services import SERVICES, enabled_services, instance_target
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    start = subparsers.add_parser("start", help="start server")
+    start.add_argument("-S", "--suspended", action="store_true", help="start with jobs and watchers suspended")
+    start.set_defaults(handler=run_start)
+    subparsers.add_parser("stop", help="stop server").set_defaults(handler=run_stop)
+    subparsers.add_parser("abort", help="abort server (kill at once, no draining)").set_defaults(handler=run_abort)
+    subparsers.add_parser("restart", help="restart server (ends the suspended mode)").set_defaults(handler=run_restart)
+    status = subparsers.add_parser("status", help="show server status")
+    add_json_argument(status)
+    status.set_defaults(handler=run_status)
+
+
+def _controlled_units(paths: InstancePaths) -> list[str]:
+    """Every unit redctl stops: all of its daemons, enabled or not."""
+    return [s.unit(paths.redenv) for s in SERVICES if s.controlled_by == "redctl"]
+
+
+def _enabled_units(paths: InstancePaths) -> list[str]:
+    """The units the config enables; a config error (exit 3) stops here, before anything starts."""
+    config = load_config(paths.config_file)
+    return [s.unit(paths.redenv) for s in enabled_services(config, "redctl")]
+
+
+def _report(paths: InstancePaths, units: list[str]) -> LsbStatus:
+    found = systemctl.states(units)
+    width = max((len(u) for u in units), default=0)
+    for unit, state in found.items():
+        print(f"{unit:<{width}}  {state.describe()}")
+    if paths.suspend_marker.exists():
+        print(f"instance {paths.redenv} is suspended: no jobs or watchers start (end it with `redctl resume`)")
+    return systemctl.lsb_status(found.values())
+
+
+def _start(paths: InstancePaths, units: list[str], verb: str) -> int:
+    ensure_unit_link(paths)
+    action = systemctl.restart if verb == "restart" else systemctl.start
+    systemctl.start([instance_target(paths.redenv)])
+    result = action(units)
+    status = _report(paths, units)
+    if result.returncode != 0 or status != LsbStatus.RUNNING:
+        print(f"redctl: {verb} of instance {paths.redenv} failed; see: journalctl -u 'redpss-*@{paths.redenv}'")
+        if result.stderr.strip():
+            print(result.stderr.strip())
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+def run_start(args: argparse.Namespace) -> int:
+    paths = instance_paths(args)
+    systemctl.require_systemd()
+    units = _enabled_units(paths)
+    if args.suspended:
+        paths.suspend_marker.touch()
+    return _start(paths, units, "start")
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    paths = instance_paths(args)
+    units = _controlled_units(paths)
+    result = systemctl.stop(units)
+    _report(paths, units)
+    return int(ExitCode.OK if result.returncode == 0 else ExitCode.FAILURE)
+
+
+def run_abort(args: argparse.Namespace) -> int:
+    """SIGKILL to every process of the units, then stop them (so Restart= does not bring them back)."""
+    paths = instance_paths(args)
+    units = _controlled_units(paths)
+    running = [u for u, s in systemctl.states(units).items() if s.active != "inactive"]
+    systemctl.kill(running, "SIGKILL")
+    systemctl.stop(units)
+    systemctl.reset_failed(running)
+    print(
+        f"aborted instance {paths.redenv}: sent SIGKILL to {len(running)} unit(s) "
+        f"({', '.join(running) or 'none running'}), then stopped them without draining"
+    )
+    _report(paths, units)
+    return int(ExitCode.OK)
+
+
+def run_restart(args: argparse.Namespace) -> int:
+    paths = instance_paths(args)
+    systemctl.require_systemd()
+    units = _enabled_units(paths)
+    paths.suspend_marker.unlink(missing_ok=True)  # the description: restarting ends the suspended mode
+    systemctl.stop([u for u in _controlled_units(paths) if u not in units])
+    return _start(paths, units, "restart")
+
+
+def run_status(args: argparse.Namespace) -> int:
+    paths = instance_paths(args)
+    try:
+        units = _enabled_units(paths)
+    except RedpssError:
+        units = _controlled_units(paths)  # a broken config must not hide what runs
+    if not systemctl.systemd_running():
+        print(f"redctl: {systemctl.NoSystemd()}")
+        return int(LsbStatus.UNKNOWN)
+    if args.json:
+        found = systemctl.states(units)
+        code = systemctl.lsb_status(found.values())
+        print_json(
+            {
+                "instance": paths.redenv,
+                "suspended": paths.suspend_marker.exists(),
+                "lsb_status": int(code),
+                "units": [s.as_dict() for s in found.values()],
+            }
+        )
+        return int(code)
+    return int(_report(paths, units))

@@ -1,0 +1,99 @@
+"""Instances as systemd sees them: the unit link, the instance's own programs, its units and their states.
+
+systemd 239 cannot lower-case %i, so the units reach the lower-case folder $REDHOME/env/tst1 through the link
+$REDHOME/env/.units/TST1 (see redpss.cli.redsysctl.units). `redsysctl create` makes it and every start repairs it,
+so an instance tree copied or restored by hand still starts. The hidden folder keeps the links out of listings of
+env/ (which hold only real instance folders).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from importlib import metadata
+from pathlib import Path
+
+from redpss.cli import systemctl
+from redpss.cli.redsysctl.units import UNIT_LINKS
+from redpss.core.paths import InstancePaths
+from redpss.core.services import SERVICES, instance_target
+
+REST_SERVICE = "rest"
+
+
+def unit_link(paths: InstancePaths) -> Path:
+    return paths.redhome / UNIT_LINKS / paths.redenv
+
+
+def ensure_unit_link(paths: InstancePaths) -> Path:
+    """Make $REDHOME/env/.units/<INSTANCE> point at the instance folder (idempotent); return the link."""
+    link = unit_link(paths)
+    target = Path("..") / paths.folder_name
+    if link.is_symlink() and link.readlink() == target:
+        return link
+    link.parent.mkdir(mode=0o755, exist_ok=True)
+    tmp = link.with_name(f".{paths.redenv}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    tmp.replace(link)  # atomic: a unit starting now sees the old or the new link, never none
+    return link
+
+
+def installation_programs() -> dict[str, Path]:
+    """The console scripts of the running installation (name -> path), e.g. redctl -> /app/redsys/lib/.../redctl."""
+    scripts = Path(sysconfig.get_path("scripts"))
+    try:
+        names = [ep.name for ep in metadata.distribution("redpss").entry_points if ep.group == "console_scripts"]
+    except metadata.PackageNotFoundError:
+        return {}
+    return {name: scripts / name for name in sorted(names) if (scripts / name).exists()}
+
+
+def link_programs(paths: InstancePaths) -> list[str]:
+    """Point the instance's bin/ at this installation's programs; the units and redsysctl run them from there."""
+    linked = []
+    for name, program in installation_programs().items():
+        link = paths.bin / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(program)
+        linked.append(name)
+    return linked
+
+
+def instance_program(paths: InstancePaths, name: str) -> str:
+    """The instance's own copy of a command ($REDENV_HOME/bin/NAME), else the one on PATH, else NAME itself."""
+    own = paths.bin / name
+    if own.exists() and os.access(own, os.X_OK):
+        return str(own)
+    return shutil.which(name) or name
+
+
+def instance_version(paths: InstancePaths) -> str:
+    """The redpss version the instance's bin/redctl belongs to (from the venv it points into), or '?'."""
+    redctl = paths.bin / "redctl"
+    if not redctl.exists():
+        return "?"
+    venv = redctl.resolve().parent.parent
+    for dist in venv.glob("lib/python3*/site-packages/redpss-*.dist-info"):
+        return dist.name.removeprefix("redpss-").removesuffix(".dist-info")
+    return "?"
+
+
+def all_units(paths: InstancePaths) -> list[str]:
+    """Every unit an instance can have: one per known daemon, and the instance target."""
+    units = [spec.unit(paths.redenv) for spec in SERVICES]
+    if not any(spec.name == REST_SERVICE for spec in SERVICES):
+        units.append(rest_unit(paths))
+    return [*units, instance_target(paths.redenv)]
+
+
+def rest_unit(paths: InstancePaths) -> str:
+    return f"redpss-{REST_SERVICE}@{paths.redenv}.service"
+
+
+def active_units(paths: InstancePaths) -> list[str]:
+    """Units of the instance that run, start, stop or wait to restart."""
+    found = systemctl.states(all_units(paths))
+    return [unit for unit, state in found.items() if state.active not in ("inactive", "failed")]

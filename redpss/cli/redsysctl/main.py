@@ -1,0 +1,218 @@
+"""redsysctl's parser and commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from redpss.cli import systemctl
+from redpss.cli.common import print_json, print_table, run_command
+from redpss.cli.redsysctl.instances import (
+    active_units,
+    all_units,
+    ensure_unit_link,
+    instance_program,
+    instance_version,
+    link_programs,
+    unit_link,
+)
+from redpss.core.config import load_config, render_config
+from redpss.core.errors import InstanceError, RedpssError, UsageError
+from redpss.core.exitcodes import ExitCode, LsbStatus
+from redpss.core.paths import InstancePaths, create_instance_tree, iter_instances, redhome_from_env
+
+USAGE = """\
+USAGE:
+Manage the current instance (uses REDENV):
+  redsysctl {start | stop | status | restart}
+Manage a specific instance:
+  redsysctl {start | stop | status | restart} instance
+Start/stop all instances:
+  redsysctl {start-all | stop-all | restart-all | status-all}
+List, create and drop instances:
+  redsysctl list [--json]
+  redsysctl create instance
+  redsysctl drop instance [--yes]
+"""
+SINGLE = ("start", "stop", "status", "restart")
+ALL = ("start-all", "stop-all", "restart-all", "status-all")
+COMMANDS = (*SINGLE, *ALL, "list", "create", "drop")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="redsysctl",
+        usage="redsysctl command [instance] (see below)",
+        description=USAGE,
+        add_help=True,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=COMMANDS, metavar="command")
+    parser.add_argument("instance", nargs="?", default=None)
+    parser.add_argument("--json", action="store_true", help="list: machine-readable output")
+    parser.add_argument("--yes", action="store_true", help="drop: do not ask for confirmation")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command("redsysctl", lambda: _dispatch(args))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command in ALL or command == "list":
+        if args.instance:
+            raise UsageError(f"{command} takes no instance (it acts on every instance)")
+        redhome = redhome_from_env()
+        if command == "list":
+            return list_instances(redhome, as_json=args.json)
+        return for_all(redhome, command.removesuffix("-all"))
+    if command in ("create", "drop") and not args.instance:
+        raise UsageError(f"{command} needs the instance name, e.g. redsysctl {command} TST1")
+    paths = InstancePaths.from_env(name=args.instance)
+    if command == "create":
+        return create(paths)
+    if command == "drop":
+        return drop(paths, confirmed=args.yes)
+    return act(paths.require(), command)
+
+
+def _instance_env(paths: InstancePaths) -> dict[str, str]:
+    return {**os.environ, **paths.environment()}
+
+
+def _call(paths: InstancePaths, program: str, verb: str) -> int:
+    argv = [instance_program(paths, program), "-i", paths.redenv, verb]
+    sys.stdout.flush()
+    return subprocess.run(argv, check=False, env=_instance_env(paths)).returncode
+
+
+def _rest_enabled(paths: InstancePaths) -> bool:
+    try:
+        return load_config(paths.config_file).rest.rest_enabled
+    except RedpssError:
+        return False  # redctl reports the config problem itself
+
+
+def act(paths: InstancePaths, verb: str) -> int:
+    """One instance: redctl VERB, and restctl VERB where the REST API is enabled (stop/status: always)."""
+    systemctl.require_systemd()
+    codes = [_call(paths, "redctl", verb)]
+    if verb in ("stop", "status") or _rest_enabled(paths):
+        codes.append(_call(paths, "restctl", verb))
+    if verb == "stop":
+        systemctl.stop([u for u in all_units(paths) if u.endswith(".target")])
+    if verb == "status":
+        return max(codes)
+    return int(ExitCode.OK if all(c == 0 for c in codes) else ExitCode.FAILURE)
+
+
+def for_all(redhome: Path, verb: str) -> int:
+    """start-all: the .autostart instances; stop-all/status-all: every instance; restart-all: those running or
+    marked for autostart (an instance started by hand comes back too)."""
+    systemctl.require_systemd()
+    instances = list(iter_instances(redhome))
+    if verb == "start":
+        chosen = [p for p in instances if p.autostart_marker.exists()]
+    elif verb == "restart":
+        chosen = [p for p in instances if p.autostart_marker.exists() or active_units(p)]
+    else:
+        chosen = instances
+    failed = []
+    for paths in chosen:
+        print(f"--- {paths.redenv} ({paths.home})")
+        code = act(paths, verb)
+        if code != 0:
+            failed.append(paths.redenv)
+    skipped = sorted({p.redenv for p in instances} - {p.redenv for p in chosen})
+    if skipped:
+        print(f"not started (no .autostart): {', '.join(skipped)}")
+    if not instances:
+        print(f"no instances under {redhome / 'env'}")
+    if failed:
+        print(f"redsysctl: {verb} did not succeed for: {', '.join(failed)}")
+        return int(LsbStatus.NOT_RUNNING if verb == "status" else ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+def list_instances(redhome: Path, *, as_json: bool) -> int:
+    """Every instance with its version, autostart flag and the state of each unit (like pg_lsclusters)."""
+    rows: list[dict[str, Any]] = []
+    running = systemctl.systemd_running()
+    for paths in iter_instances(redhome):
+        units = systemctl.states(all_units(paths)) if running else {}
+        rows.append(
+            {
+                "instance": paths.redenv,
+                "version": instance_version(paths),
+                "autostart": paths.autostart_marker.exists(),
+                "suspended": paths.suspend_marker.exists(),
+                "home": str(paths.home),
+                "units": {u: s.active for u, s in units.items() if s.load != "not-found" or s.active != "inactive"},
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return int(ExitCode.OK)
+    table = [
+        {
+            **r,
+            "autostart": "yes" if r["autostart"] else "no",
+            "units": " ".join(f"{u.split('@')[0].removeprefix('redpss-')}:{a}" for u, a in r["units"].items())
+            or ("-" if running else "(systemd not running)"),
+        }
+        for r in rows
+    ]
+    print_table(table, ["instance", "version", "autostart", "home", "units"])
+    return int(ExitCode.OK)
+
+
+def create(paths: InstancePaths) -> int:
+    """Build the instance tree with a sample config (mode 0600); enable nothing; refuse an existing instance."""
+    if paths.home.exists() or unit_link(paths).is_symlink():
+        raise InstanceError(
+            f"instance {paths.redenv} exists already ({paths.home}); drop it first or pick another name"
+        )
+    create_instance_tree(paths)
+    config = paths.config_file
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(render_config())
+    linked = link_programs(paths)
+    ensure_unit_link(paths)
+    print(f"created instance {paths.redenv} in {paths.home}")
+    print(f"  programs linked into {paths.bin}: {len(linked)}")
+    print(
+        f"  next: set exa_password (and check the other keys) in {config}, then run: redinfo -i {paths.redenv} "
+        f"--check; start it with: redsysctl start {paths.redenv}; autostart at boot: touch {paths.autostart_marker}"
+    )
+    return int(ExitCode.OK)
+
+
+def drop(paths: InstancePaths, *, confirmed: bool) -> int:
+    """Delete the instance tree and its unit link; refuse while any of its units runs."""
+    paths.require()
+    if systemctl.systemd_running():
+        busy = active_units(paths)
+        if busy:
+            raise InstanceError(
+                f"instance {paths.redenv} still runs {', '.join(busy)}; stop it first: redsysctl stop {paths.redenv}"
+            )
+    if not confirmed:
+        if not sys.stdin.isatty():
+            raise UsageError(f"drop deletes {paths.home} with all its data and logs; add --yes to confirm")
+        answer = input(f"delete {paths.home} with all its data and logs? type {paths.redenv} to confirm: ")
+        if answer.strip() != paths.redenv:
+            print("nothing deleted")
+            return int(ExitCode.FAILURE)
+    shutil.rmtree(paths.home)
+    unit_link(paths).unlink(missing_ok=True)
+    print(f"dropped instance {paths.redenv} ({paths.home})")
+    return int(ExitCode.OK)

@@ -1,0 +1,231 @@
+"""The systemd units of RED-PSS, rendered from one template per kind so they cannot drift apart.
+
+Every daemon of redpss.core.services.SERVICES gets units/redpss-<name>@.service from SERVICE_TEMPLATE; the instance
+target and redsys.service are fixed texts kept here too, so `python -m redpss.cli.redsysctl.units units/` rewrites
+the whole folder and a test fails when the checked-in files differ from what this module renders.
+
+systemd 239 (RHEL 8) has no lower-case specifier, while an instance folder is lower case ($REDHOME/env/tst1). The
+units therefore reach an instance through `$REDHOME/env/.units/<INSTANCE>`, a symlink to the lower-case folder that
+`redsysctl create` (and every start through redsysctl/redctl) maintains. systemd follows it for ExecStart=,
+AssertPathIsDirectory= and ReadWritePaths=, so each daemon may write only its own instance's tree and runs the code
+its instance's bin/ points at (instances may run different versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from redpss.core.paths import DEFAULT_REDHOME
+from redpss.core.services import SERVICES, ServiceSpec
+
+# Seconds a daemon may take to stop: drain_timeout (30 s) + abort (10 s) + a margin, before systemd sends SIGKILL.
+TIMEOUT_STOP_SEC = 50
+WATCHDOG_SEC = 30
+UNIT_LINKS = "env/.units"  # below REDHOME: <INSTANCE> -> ../<instance>
+
+HEADER = """\
+# {file}: {what}
+# Rendered by `python -m redpss.cli.redsysctl.units units/` from redpss/cli/redsysctl/units.py; edit there.
+"""
+
+SERVICE_TEMPLATE = """\
+[Unit]
+Description=RED-PSS {upper} of instance %i: {description}
+Documentation=file://{redhome}/doc/operations.md
+# Stopping or restarting the instance (redpss@%i.target, `redctl stop`) reaches this daemon too.
+PartOf=redpss@%i.target
+After=network.target
+# A missing instance fails the start loudly (a Condition= would let `systemctl start` succeed doing nothing).
+# {links}/%i is the link `redsysctl create` makes to the lower-case instance folder.
+AssertPathIsDirectory={links}/%i
+# At most 5 starts in 5 minutes, then the unit stays failed and the operator looks at `journalctl -u`.
+StartLimitIntervalSec=300
+StartLimitBurst=5
+
+[Service]
+# READY=1 comes from the daemon once its sockets are bound: `systemctl start` returns when it really serves.
+Type=notify
+# Only the daemon itself may send READY/STATUS/WATCHDOG, not a child it starts.
+NotifyAccess=main
+# The instance's own code: each instance runs the version its bin/ points at.
+ExecStart={links}/%i/bin/redpss-{name} --instance %i
+WorkingDirectory={links}/%i
+# Where the instance lives; pyexasol must never send telemetry.
+Environment=REDHOME={redhome} REDENV=%i EXASOL_TELEMETRY_DISABLE=1 PYTHONDONTWRITEBYTECODE=1
+# The daemon pings every {half} s from its main loop; a hung daemon is killed and restarted.
+WatchdogSec={watchdog}
+# Crashes, kills and watchdog timeouts restart the daemon after 2 s ...
+Restart=on-failure
+RestartSec=2
+# ... but exit 3 (bad config, failed start-up) does not: a restart would fail the same way.
+RestartPreventExitStatus=3
+# SIGTERM to the daemon only, so it drains its own children; whatever is left after the timeout gets SIGKILL.
+KillMode=mixed
+# Above the daemon's drain timeout (30 s) plus its abort (10 s).
+TimeoutStopSec={timeout_stop}
+# The unprivileged owner of the instance tree; group redftp reads the sFTP users' uploads.
+User=redsys
+Group=redftp
+# New files: owner read/write, group read, nothing for others.
+UMask=0027
+# --- Hardening (every option below exists in systemd 239). ---
+# The whole file system is read-only except the instance's own tree.
+ProtectSystem=strict
+ReadWritePaths={links}/%i
+# /home, /root and /run/user are invisible.
+ProtectHome=yes
+# A private /tmp and /var/tmp, emptied when the daemon stops.
+PrivateTmp=yes
+# No physical devices (only /dev/null, /dev/zero, /dev/urandom, ...).
+PrivateDevices=yes
+# No new mounts leak in or out of the daemon's mount namespace.
+PrivateMounts=yes
+# setuid binaries and file capabilities cannot raise privileges.
+NoNewPrivileges=yes
+# No capabilities at all: ports are above 1024, files belong to redsys.
+CapabilityBoundingSet=
+AmbientCapabilities=
+# /proc/sys, /sys, kernel modules and the cgroup tree are read-only or out of reach.
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+# Only local sockets (journald, notify, control socket) and IP.
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+# No namespaces, realtime scheduling, setuid/setgid files or personality changes.
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+# System V IPC objects of redsys are removed when the daemon stops.
+RemoveIPC=yes
+# Native system calls only, from the set a system service needs, without the privileged and resource-changing
+# ones; a refused call fails with EPERM instead of killing the daemon.
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM
+"""
+
+TARGET = """\
+[Unit]
+Description=RED-PSS instance %i
+Documentation=file://{redhome}/doc/operations.md
+# Groups the daemons of one instance: each redpss-*@%i.service is PartOf= this target, so stopping or restarting
+# the target stops or restarts them all. Which daemons start is decided by `redctl start` from the config.
+"""
+
+REDSYS_SERVICE = """\
+[Unit]
+Description=RED-PSS: start the instances marked for autostart
+Documentation=file://{redhome}/doc/operations.md
+# redsysctl drives the instance units through systemd's D-Bus API, authorised by polkit for the redsys user.
+Wants=network-online.target
+After=network-online.target dbus.service polkit.service
+
+[Service]
+# Runs once at boot; stays "active" so that shutdown runs ExecStop=.
+Type=oneshot
+RemainAfterExit=yes
+# Starts only the instances whose $REDENV_HOME/.autostart exists.
+ExecStart={redhome}/bin/redsysctl start-all
+ExecStop={redhome}/bin/redsysctl stop-all
+Environment=REDHOME={redhome} EXASOL_TELEMETRY_DISABLE=1 PYTHONDONTWRITEBYTECODE=1
+# Waiting for every instance's daemons to report READY may take a while; stopping waits for their drain.
+TimeoutStartSec=300
+TimeoutStopSec=300
+User=redsys
+Group=redftp
+UMask=0027
+# --- Hardening (systemd 239 options). redsysctl needs only D-Bus (AF_UNIX) and the instance trees. ---
+ProtectSystem=strict
+ReadWritePaths={redhome}/env
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+PrivateNetwork=yes
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictAddressFamilies=AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
+    file = f"redpss-{spec.name}@.service"
+    return HEADER.format(file=file, what=f"the {spec.name} daemon of one instance (%i, e.g. TST1)") + (
+        SERVICE_TEMPLATE.format(
+            upper=spec.name.upper(),
+            name=spec.name,
+            description=spec.description,
+            redhome=redhome,
+            links=redhome / UNIT_LINKS,
+            watchdog=WATCHDOG_SEC,
+            half=WATCHDOG_SEC // 2,
+            timeout_stop=TIMEOUT_STOP_SEC,
+        )
+    )
+
+
+def render_units(redhome: Path = DEFAULT_REDHOME) -> dict[str, str]:
+    """File name -> text of every unit RED-PSS installs."""
+    units = {f"redpss-{spec.name}@.service": render_service(spec, redhome) for spec in SERVICES}
+    units["redpss@.target"] = HEADER.format(file="redpss@.target", what="one RED-PSS instance") + TARGET.format(
+        redhome=redhome
+    )
+    units["redsys.service"] = HEADER.format(file="redsys.service", what="RED-PSS at boot") + REDSYS_SERVICE.format(
+        redhome=redhome
+    )
+    return units
+
+
+def stale_units(folder: Path) -> list[str]:
+    """Unit files in `folder` that are missing, differ from the rendering, or are no longer rendered."""
+    wanted = render_units()
+    present = {p.name for p in folder.glob("*.service")} | {p.name for p in folder.glob("*.target")}
+    stale = [
+        name
+        for name, text in wanted.items()
+        if not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != text
+    ]
+    return sorted(stale + [name for name in present if name not in wanted])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m redpss.cli.redsysctl.units", description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path, help="where to write the units (the repository's units/)")
+    parser.add_argument("--check", action="store_true", help="only report units that differ; exit 1 if any")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_units(args.folder)
+        for name in stale:
+            print(f"stale: {args.folder / name}", file=sys.stderr)
+        return 1 if stale else 0
+    args.folder.mkdir(parents=True, exist_ok=True)
+    for name, text in render_units().items():
+        (args.folder / name).write_text(text, encoding="utf-8")
+    for name in stale_units(args.folder):  # units of daemons that left SERVICES
+        (args.folder / name).unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""The one place RED-PSS runs systemctl: unit actions, unit states, and the LSB code of a set of states.
+
+The redsys user drives its units through polkit (etc/polkit-1/rules.d/); where polkit is missing and systemctl says
+access is denied, the same command is retried once through `sudo -n` (etc/sudoers.d/redpss-units). Outside systemd
+every call raises NoSystemd, whose message points to `redctl start_trace`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from redpss.core.errors import RedpssError
+from redpss.core.exitcodes import LsbStatus
+
+SYSTEMD_RUNTIME = Path("/run/systemd/system")  # exists only when systemd is PID 1 (sd_booted())
+_DENIED = ("Access denied", "Interactive authentication required", "access denied")
+_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "MainPID", "StatusText", "Result")
+
+
+class NoSystemd(RedpssError):
+    """systemd is not running here, so units cannot be started or asked about."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"systemd is not running on this machine ({SYSTEMD_RUNTIME} is missing), so the instance's units cannot "
+            "be used; run the daemons in the foreground with `redctl start_trace`"
+        )
+
+
+class SystemctlError(RedpssError):
+    """systemctl refused or failed; the message holds its own words."""
+
+
+def systemd_running() -> bool:
+    return SYSTEMD_RUNTIME.is_dir()
+
+
+def require_systemd() -> None:
+    if not systemd_running():
+        raise NoSystemd
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """What `systemctl show` says about one unit."""
+
+    unit: str
+    load: str = "not-found"  # loaded, not-found, masked, ...
+    active: str = "inactive"  # active, activating, deactivating, inactive, failed
+    sub: str = "dead"  # running, auto-restart, exited, dead, failed, ...
+    main_pid: int = 0
+    status_text: str = ""
+    result: str = ""  # success, exit-code, signal, watchdog, ...
+
+    @property
+    def running(self) -> bool:
+        return self.active in ("active", "reloading")
+
+    @property
+    def failed(self) -> bool:
+        return self.active == "failed" or self.sub == "auto-restart"
+
+    def describe(self) -> str:
+        text = f"{self.active} ({self.sub})"
+        if self.main_pid:
+            text += f" pid {self.main_pid}"
+        if self.failed and self.result not in ("", "success"):
+            text += f", result {self.result}"
+        if self.status_text:
+            text += f": {self.status_text}"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "unit": self.unit,
+            "load": self.load,
+            "active": self.active,
+            "sub": self.sub,
+            "main_pid": self.main_pid,
+            "status": self.status_text,
+            "result": self.result,
+        }
+
+
+def _systemctl_argv() -> list[str]:
+    # /usr/bin/systemctl on RHEL 8 and merged-/usr Debian: the path the sudoers fallback names
+    return ["/usr/bin/systemctl" if Path("/usr/bin/systemctl").exists() else (shutil.which("systemctl") or "systemctl")]
+
+
+def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `systemctl ARGS`; retry through `sudo -n` when polkit denies it; raise SystemctlError on failure."""
+    require_systemd()
+    env = {**os.environ, "SYSTEMD_PAGER": "cat", "SYSTEMD_COLORS": "0"}
+    argv = [*_systemctl_argv(), "--no-ask-password", *args]
+    result = subprocess.run(argv, check=False, text=True, capture_output=True, env=env)
+    if result.returncode != 0 and any(d in result.stderr for d in _DENIED) and os.geteuid() != 0:
+        sudo = shutil.which("sudo")
+        if sudo:
+            result = subprocess.run([sudo, "-n", *argv], check=False, text=True, capture_output=True, env=env)
+    if check and result.returncode != 0:
+        raise SystemctlError(f"systemctl {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+def parse_show(text: str) -> list[dict[str, str]]:
+    """Split `systemctl show -p ...` output of several units (blocks separated by blank lines) into dicts."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        key, _, value = line.partition("=")
+        current[key] = value
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def states(units: Iterable[str]) -> dict[str, UnitState]:
+    """The state of each unit, in the order given; units systemd does not know are 'not-found' and inactive."""
+    names = list(units)
+    if not names:
+        return {}
+    props = [f"--property={p}" for p in _PROPERTIES]
+    result = run(["show", *props, "--", *names], check=False)
+    found: dict[str, UnitState] = {}
+    for block in parse_show(result.stdout):
+        unit = block.get("Id", "")
+        pid = block.get("MainPID", "0")
+        found[unit] = UnitState(
+            unit=unit,
+            load=block.get("LoadState", "not-found"),
+            active=block.get("ActiveState", "inactive"),
+            sub=block.get("SubState", "dead"),
+            main_pid=int(pid) if pid.isdigit() else 0,
+            status_text=block.get("StatusText", ""),
+            result=block.get("Result", ""),
+        )
+    return {name: found.get(name, UnitState(name)) for name in names}
+
+
+def lsb_status(unit_states: Iterable[UnitState]) -> LsbStatus:
+    """0 when every unit runs, 1 when one failed (systemd keeps it failed), 3 when some or all are stopped."""
+    listed = list(unit_states)
+    if not listed:
+        return LsbStatus.NOT_RUNNING
+    if all(s.running for s in listed):
+        return LsbStatus.RUNNING
+    if any(s.failed for s in listed):
+        return LsbStatus.DEAD_WITH_PIDFILE
+    return LsbStatus.NOT_RUNNING
+
+
+def start(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Start units and wait until each is ready (Type=notify) or has failed; never raises for a failed unit."""
+    return run(["start", "--", *units], check=False) if units else _nothing()
+
+
+def stop(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return run(["stop", "--", *units], check=False) if units else _nothing()
+
+
+def restart(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return run(["restart", "--", *units], check=False) if units else _nothing()
+
+
+def kill(units: Sequence[str], signal_name: str = "SIGKILL") -> subprocess.CompletedProcess[str]:
+    """Send `signal_name` to every process of the units (not only the main one)."""
+    return (
+        run(["kill", "--kill-who=all", f"--signal={signal_name}", "--", *units], check=False) if units else _nothing()
+    )
+
+
+def reset_failed(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return run(["reset-failed", "--", *units], check=False) if units else _nothing()
+
+
+def _nothing() -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess([], 0, "", "")

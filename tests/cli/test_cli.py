@@ -1,0 +1,187 @@
+"""redsysctl, redctl (lifecycle), restctl and redinfo without systemd: instance handling, messages, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import socket
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from redpss.cli import redinfo, restctl, systemctl
+from redpss.cli.redctl.main import main as redctl
+from redpss.cli.redsysctl import main as redsysctl
+from redpss.core.exitcodes import ExitCode, LsbStatus
+from redpss.core.paths import InstancePaths
+
+no_systemd = pytest.mark.skipif(systemctl.systemd_running(), reason="checks the behaviour outside systemd")
+
+
+def test_create_builds_instance_with_private_config_and_unit_link(redhome: Path) -> None:
+    assert redsysctl(["create", "tst1"]) == 0
+    paths = InstancePaths.for_instance("TST1", redhome)
+    assert paths.data_input.is_dir() and paths.log_db.is_dir()
+    assert stat.S_IMODE(paths.config_file.stat().st_mode) == 0o600
+    assert "Check the file with: redinfo --check" in paths.config_file.read_text()
+    link = redhome / "env" / ".units" / "TST1"
+    assert link.readlink() == Path("../tst1") and link.resolve() == paths.home.resolve()
+    assert not paths.autostart_marker.exists()
+    assert (paths.bin / "redctl").exists()
+    assert redsysctl(["create", "TST1"]) == ExitCode.CONFIG  # refuses an existing instance
+
+
+def test_create_rejects_bad_names(redhome: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert redsysctl(["create", "1bad"]) == ExitCode.CONFIG
+    assert "not valid" in capsys.readouterr().err
+    assert not (redhome / "env" / "1bad").exists()
+
+
+def test_drop_needs_confirmation(redhome: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    redsysctl(["create", "DEV1"])
+    home = redhome / "env" / "dev1"
+    assert redsysctl(["drop", "DEV1"]) == ExitCode.USAGE  # stdin is not a terminal here
+    assert home.is_dir()
+    assert redsysctl(["drop", "DEV1", "--yes"]) == 0
+    assert not home.exists() and not (redhome / "env" / ".units" / "DEV1").is_symlink()
+
+
+def test_list_json(redhome: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    redsysctl(["create", "TST1"])
+    redsysctl(["create", "DEV1"])
+    (redhome / "env" / "tst1" / ".autostart").touch()
+    capsys.readouterr()
+    assert redsysctl(["list", "--json"]) == 0
+    rows = {r["instance"]: r for r in json.loads(capsys.readouterr().out)}
+    assert sorted(rows) == ["DEV1", "TST1"]  # the unit links under env/.units are not instances
+    assert rows["TST1"]["autostart"] is True and rows["DEV1"]["autostart"] is False
+    assert rows["TST1"]["version"] != "?"
+
+
+@no_systemd
+def test_lifecycle_outside_systemd_points_to_start_trace(
+    instance: InstancePaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert redctl(["-i", "TST1", "start"]) == ExitCode.FAILURE
+    assert "redctl start_trace" in capsys.readouterr().err
+    assert redctl(["-i", "TST1", "status"]) == LsbStatus.UNKNOWN
+    assert "redctl start_trace" in capsys.readouterr().out
+    assert redsysctl(["start-all"]) == ExitCode.FAILURE
+    assert "redctl start_trace" in capsys.readouterr().err
+
+
+def test_restctl_when_disabled(instance: InstancePaths, capsys: pytest.CaptureFixture[str]) -> None:
+    assert restctl.main(["-i", "TST1", "start"]) == ExitCode.FAILURE
+    assert "rest_enabled = false" in capsys.readouterr().out
+    assert restctl.main(["-i", "TST1", "status"]) == 0
+    assert restctl.main(["-i", "TST1", "stop"]) == 0
+
+
+def test_redinfo_check(instance: InstancePaths, capsys: pytest.CaptureFixture[str]) -> None:
+    assert redinfo.main(["-i", "TST1", "--check"]) == 0
+    text = instance.config_file.read_text()
+    instance.config_file.write_text(
+        text.replace("#log_retention = 30", "log_retention = soon").replace("#gu_workers = 2", "gu_workers = many")
+    )
+    assert redinfo.main(["-i", "TST1", "--check"]) == ExitCode.CONFIG
+    err = capsys.readouterr().err
+    assert "log_retention" in err and "gu_workers" in err  # every problem, not only the first
+
+
+def test_redinfo_json_masks_secrets_and_probes_the_database(
+    instance: InstancePaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        text = instance.config_file.read_text().replace(
+            "#exa_connection = localhost:8563", f"exa_connection = 127.0.0.1:{port}"
+        )
+        instance.config_file.write_text(text)
+        (instance.log / "x.log").write_bytes(b"x" * 1000)
+        assert redinfo.main(["-i", "TST1", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "secret-pw" not in out
+    info = json.loads(out)
+    assert info["config"]["default"]["exa_password"] == "********"
+    assert info["database"]["reachable"] is True
+    assert info["disk"]["log"] >= 1000
+
+
+def test_db_unreachable_is_reported() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connection refused
+        result = redinfo.db_reachable(f"127.0.0.1:{port}", timeout=1.0)
+    assert result["reachable"] is False
+
+
+@pytest.mark.parametrize(
+    ("dsn", "address"),
+    [
+        ("localhost:8563", ("localhost", 8563)),
+        ("exa1..3/ABCDEF0123:8563,exa9:8564", ("exa1", 8563)),
+        ("10.0.0.1/FP:9000", ("10.0.0.1", 9000)),
+        ("nonsense", None),
+    ],
+)
+def test_first_db_address(dsn: str, address: tuple[str, int] | None) -> None:
+    assert redinfo.first_db_address(dsn) == address
+
+
+def test_parse_show_and_lsb_status() -> None:
+    text = (
+        "Id=a.service\nActiveState=active\nSubState=running\nMainPID=12\n\n"
+        "Id=b.service\nActiveState=failed\nSubState=failed\nMainPID=0\nResult=exit-code\n"
+    )
+    blocks = systemctl.parse_show(text)
+    assert [b["Id"] for b in blocks] == ["a.service", "b.service"]
+    running = systemctl.UnitState("a", active="active", sub="running")
+    failed = systemctl.UnitState("b", active="failed", sub="failed", result="exit-code")
+    stopped = systemctl.UnitState("c")
+    assert systemctl.lsb_status([running]) == LsbStatus.RUNNING
+    assert systemctl.lsb_status([running, failed]) == LsbStatus.DEAD_WITH_PIDFILE
+    assert systemctl.lsb_status([running, stopped]) == LsbStatus.NOT_RUNNING
+    assert "result exit-code" in failed.describe()
+
+
+def test_profile_snippet_enters_an_instance(redhome: Path) -> None:
+    """A real interactive bash: `tst1` opens the instance shell with banner and prompt; CTRL-D leaves it."""
+    redsysctl(["create", "TST1"])
+    snippet = Path(__file__).resolve().parents[2] / "etc" / "profile.d" / "redpss.sh"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(  # noqa: S606 - the test is the terminal of an interactive shell
+            "bash",
+            ["bash", "--noprofile", "--rcfile", str(snippet), "-i"],
+            {"PATH": os.environ["PATH"], "HOME": str(redhome), "REDHOME": str(redhome), "TERM": "dumb"},
+        )
+    output = b""
+
+    def read_until(marker: bytes) -> str:
+        nonlocal output
+        deadline = time.monotonic() + 10
+        while marker not in output and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                output += os.read(fd, 4096)
+        assert marker in output, output.decode(errors="replace")
+        return output.decode(errors="replace")
+
+    try:
+        os.write(fd, b"tst1\n")
+        read_until(b"TST1 [")
+        os.write(fd, b'echo "<$REDENV:$PWD>"\n')
+        text = read_until(b":" + str(redhome).encode() + b"/env/tst1>")
+        assert "current environment: TST1" in text and "tst1]" in text
+        os.write(fd, b"\x04")
+        os.write(fd, b'echo "<out:${REDENV:-none}>"\n')
+        read_until(b"<out:none>")
+        os.write(fd, b"exit\n")
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)

@@ -1,0 +1,82 @@
+"""The checked-in units: rendered from one template, systemd 239 directives only, hardened to 2.0 or below."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from redpss.cli.redsysctl.units import render_units, stale_units
+from redpss.core.services import SERVICES
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = REPO / "units"
+DIRECTIVES_239 = REPO / ".." / "shared" / "data" / "systemd-239-directives.txt"
+MAX_EXPOSURE = 2.0
+
+
+def test_units_match_their_rendering() -> None:
+    stale = stale_units(UNITS)
+    assert not stale, f"units/ differs from the rendering; run: python -m redpss.cli.redsysctl.units units/ ({stale})"
+
+
+def test_every_service_has_a_unit() -> None:
+    for spec in SERVICES:
+        text = (UNITS / f"redpss-{spec.name}@.service").read_text()
+        assert f"/bin/redpss-{spec.name} --instance %i" in text
+
+
+def test_only_systemd_239_directives() -> None:
+    if not DIRECTIVES_239.is_file():
+        pytest.skip(f"{DIRECTIVES_239} is absent: cannot check units against systemd 239's directive list")
+    known = {line.strip() for line in DIRECTIVES_239.read_text().splitlines() if line.strip() and line[0] != "#"}
+    used = {
+        (unit, match)
+        for unit, text in render_units().items()
+        for match in re.findall(r"^([A-Za-z]+)=", text, flags=re.MULTILINE)
+    }
+    assert used
+    unknown = sorted(f"{unit}: {name}" for unit, name in used if name not in known)
+    assert not unknown, f"directives systemd 239 does not know: {unknown}"
+
+
+def test_daemon_unit_essentials() -> None:
+    text = render_units()["redpss-devdb@.service"]
+    for line in (
+        "Type=notify",
+        "NotifyAccess=main",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=3",
+        "User=redsys",
+        "Group=redftp",
+        "PartOf=redpss@%i.target",
+        "KillMode=mixed",
+        "UMask=0027",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+        "Environment=REDHOME=/app/redsys REDENV=%i EXASOL_TELEMETRY_DISABLE=1",
+    ):
+        assert re.search(rf"^{re.escape(line)}", text, flags=re.MULTILINE), line
+    # every directive line is explained by a comment above it or belongs to a commented group
+    assert int(re.search(r"^TimeoutStopSec=(\d+)", text, flags=re.MULTILINE)[1]) > 30 + 10  # type: ignore[index]
+
+
+def _analyze_version() -> int:
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        return 0
+    out = subprocess.run([exe, "--version"], check=False, capture_output=True, text=True).stdout
+    match = re.match(r"systemd (\d+)", out)
+    return int(match[1]) if match else 0
+
+
+@pytest.mark.skipif(_analyze_version() < 252, reason="systemd-analyze >= 252 is needed for --offline=true")
+def test_security_exposure_at_most_2() -> None:
+    out = subprocess.run([str(REPO / "tools" / "unit_security")], check=True, capture_output=True, text=True).stdout
+    scores = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()}
+    assert len(scores) == len(SERVICES) + 1, out
+    assert all(score <= MAX_EXPOSURE for score in scores.values()), out
