@@ -1,5 +1,9 @@
-"""redpss-demo: a throw-away instance in a temporary REDHOME, its validated config, and its daemons in the
-foreground with their journald-style log lines; after `--seconds` it stops them with SIGTERM like systemd would.
+"""redpss-demo: a throw-away instance on the embedded database, with its daemons in the foreground.
+
+It creates instance DEMO1 in a temporary REDHOME, shows its validated config, starts every daemon with
+`redctl start_trace` (their journald-style log lines appear here), installs REDSYS and an application schema DEMO
+with `redctl db_register`, defines sample jobs and a file watcher, drops a file for the watcher, shows the result
+with `redctl show` and the run log, and stops everything with Ctrl+C's signal as an operator would.
 """
 
 from __future__ import annotations
@@ -7,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,16 +20,60 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from redpss.core.config import Config, load_config, render_config
+from redpss.core.db import DbSession, DbSettings
 from redpss.core.paths import InstancePaths, create_instance_tree
 
 DEMO_INSTANCE = "DEMO1"
 
+SAMPLE_SQL = [
+    "CREATE TABLE DEMO.BEATS (BEAT_AT TIMESTAMP)",
+    "CREATE TABLE DEMO.ORDERS_LOADED (LOADED_AT TIMESTAMP)",
+    "INSERT INTO DEMO.ADM_JOBS (JOB_ID, JOB_NAME, JOB_TYPE, COMMAND, INTERVAL_SECONDS, ACTIVE) VALUES "
+    "(1, 'HEARTBEAT', 'SQL', 'INSERT INTO DEMO.BEATS VALUES (CURRENT_TIMESTAMP)', 2, TRUE)",
+    "INSERT INTO DEMO.ADM_JOBS (JOB_ID, JOB_NAME, JOB_TYPE, COMMAND, INTERVAL_SECONDS, ACTIVE) VALUES "
+    "(2, 'PING', 'NOOP', '-', 1, TRUE)",
+    "INSERT INTO DEMO.ADM_JOBS (JOB_ID, JOB_NAME, JOB_TYPE, COMMAND, CRON_EXPR, ACTIVE) VALUES "
+    "(3, 'EVERY_5S_BY_CRON', 'NOOP', '-', '* * * * * */5', TRUE)",
+    "INSERT INTO DEMO.ADM_JOBS (JOB_ID, JOB_NAME, POOL, JOB_TYPE, COMMAND, INTERVAL_SECONDS, ACTIVE) VALUES "
+    "(4, 'LOAD_ORDERS', 'LOADER', 'SQL', 'INSERT INTO DEMO.ORDERS_LOADED VALUES (CURRENT_TIMESTAMP)', 86400, TRUE)",
+    "INSERT INTO DEMO.ADM_JOBS (JOB_ID, JOB_NAME, JOB_TYPE, COMMAND, INTERVAL_SECONDS, ACTIVE, MAX_RETRIES, "
+    "RETRY_DELAY_SECONDS) VALUES (5, 'BROKEN', 'SQL', 'SELECT * FROM DEMO.MISSING_TABLE', 6, TRUE, 1, 1)",
+    "INSERT INTO DEMO.ADM_WATCHER (WATCHER_ID, WATCHER_NAME, CONDITION_TYPE, CONDITION_TEXT, TARGET_JOB_ID, "
+    "INTERVAL_SECONDS, ACTIVE) VALUES (1, 'ORDERS_ARRIVED', 'FILE', 'orders/*.csv', 4, 1, TRUE)",
+]
+RUN_SUMMARY = (
+    "SELECT JOB_NAME, STATUS, COUNT(*) AS RUNS FROM REDSYS.ALL_ADM_JOB_LOG WHERE SCHEMA_NAME = 'DEMO' "
+    "GROUP BY JOB_NAME, STATUS ORDER BY JOB_NAME, STATUS"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
 
 def create_demo_instance(redhome: Path) -> InstancePaths:
-    """The demo instance's tree and a config with a demo password, mode 0600 as RED-PSS demands."""
+    """The demo instance's tree and a config on free loopback ports with the embedded database (mode 0600)."""
     paths = InstancePaths.for_instance(DEMO_INSTANCE, redhome)
     create_instance_tree(paths)
-    paths.config_file.write_text(render_config({"DEFAULT": {"exa_password": "demo-only-password"}}))
+    ports = {
+        key: str(_free_port())
+        for key in ("sched_service_port", "dbls_port", "jexec_port", "sendmail_port", "sendfile_port", "cfi_port")
+    }
+    paths.config_file.write_text(
+        render_config(
+            {
+                "DEFAULT": {
+                    "exa_password": "demo-only-password",
+                    "exa_connection": f"127.0.0.1:{_free_port()}",
+                    "exa_encryption": "false",
+                },
+                "redctl": {**ports, "devdb_enabled": "true", "jmon_poll_interval": "1", "jmon_stats_interval": "10"},
+            }
+        )
+    )
     paths.config_file.chmod(0o600)
     return paths
 
@@ -37,44 +86,101 @@ def show_config(config: Config) -> None:
         print(f"   [{section_name}] {shown}")
 
 
-def run_daemon_for(paths: InstancePaths, seconds: float) -> int:
-    """Start redpss-heartbeat for the instance, let it run, stop it with SIGTERM; return its exit code."""
-    env = {**os.environ, **paths.environment()}
-    command = [sys.executable, "-m", "redpss.demo.heartbeat", "--interval", "1", "--work-seconds", "1.5"]
-    print(f"== starting {' '.join(command[2:])} for {paths.redenv} (stops after {seconds:.0f} s with SIGTERM)")
-    sys.stdout.flush()
-    process = subprocess.Popen(command, env=env)
-    try:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.2)  # the demo's own pacing, not synchronisation
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        return process.wait(timeout=60)
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        return process.wait(timeout=60)
+class Demo:
+    def __init__(self, paths: InstancePaths) -> None:
+        self.paths = paths
+        self.env = {**os.environ, **paths.environment()}
+        self.trace: subprocess.Popen[bytes] | None = None
+
+    def redctl(self, *args: str, show: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "redpss.cli.redctl.main", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if show:
+            print(f"== $ redctl {' '.join(args)}\n{result.stdout.rstrip()}{result.stderr.rstrip()}")
+        return result
+
+    def start(self) -> None:
+        print(f"== $ redctl start_trace   (instance {self.paths.redenv})", flush=True)
+        self.trace = subprocess.Popen(
+            [sys.executable, "-m", "redpss.cli.redctl.main", "start_trace"], env=self.env, start_new_session=True
+        )
+        deadline = time.monotonic() + 120
+        while self.redctl("show", show=False).returncode != 0:
+            if self.trace.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"redpss-demo: the instance did not start (start_trace code {self.trace.poll()})")
+            time.sleep(0.3)  # waiting for JMON's control socket, with the deadline above
+
+    def define_sample_jobs(self) -> None:
+        self.redctl("db_register", "DEMO")
+        config = load_config(self.paths.config_file)
+        session = DbSession(DbSettings.from_config(config, client_name="redpss-demo"))
+        try:
+            for statement in SAMPLE_SQL:
+                session.execute(statement)
+            session.commit()
+        finally:
+            session.close()
+        self.redctl("reload")
+        self.redctl("list_db_jobs")
+
+    def drop_order_file(self) -> None:
+        orders = self.paths.data_input / "orders"
+        orders.mkdir(exist_ok=True)
+        (orders / "orders-0001.csv").write_text("1,widget,3\n")
+        print(f"== dropped {orders / 'orders-0001.csv'}: watcher ORDERS_ARRIVED starts LOAD_ORDERS", flush=True)
+
+    def summary(self) -> None:
+        self.redctl("show")
+        config = load_config(self.paths.config_file)
+        session = DbSession(DbSettings.from_config(config, client_name="redpss-demo"))
+        try:
+            print("== run log (REDSYS.ALL_ADM_JOB_LOG):")
+            for name, status, count in session.fetchall(RUN_SUMMARY):
+                print(f"   {name:<18} {status:<8} {count}")
+        finally:
+            session.close()
+
+    def stop(self) -> int:
+        if self.trace is None:
+            return 0
+        print("== stopping: SIGINT to start_trace (as Ctrl+C would)", flush=True)
+        self.trace.send_signal(signal.SIGINT)
+        return self.trace.wait(timeout=180)
+
+    def kill(self) -> None:
+        if self.trace is not None and self.trace.poll() is None:
+            os.killpg(self.trace.pid, signal.SIGKILL)
+            self.trace.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="redpss-demo", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0, help="how long the daemons run (default 8)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary REDHOME and print its path")
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long the jobs run before the summary")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="redpss-demo-") as tmp:
-        redhome = Path(tmp) / "redsys"
-        paths = create_demo_instance(redhome)
-        print(f"== instance {paths.redenv} created in REDHOME={redhome}")
+        paths = create_demo_instance(Path(tmp) / "redsys")
+        print(f"== instance {paths.redenv} created in REDHOME={paths.redhome}")
         for folder in sorted(p for p in paths.home.rglob("*") if p.is_dir()):
             print(f"   {folder.relative_to(paths.home)}/  ({folder.stat().st_mode & 0o7777:04o})")
         show_config(load_config(paths.config_file))
-        code = run_daemon_for(paths, args.seconds)
-        print(f"== daemon exited with code {code}; its log file {paths.log_file('heartbeat')} holds:")
-        print(paths.log_file("heartbeat").read_text().rstrip())
-        if args.keep:
-            kept = Path(tempfile.mkdtemp(prefix="redpss-demo-kept-"))
-            redhome.rename(kept / "redsys")
-            print(f"== kept REDHOME at {kept / 'redsys'}")
+        demo = Demo(paths)
+        try:
+            demo.start()
+            demo.define_sample_jobs()
+            time.sleep(min(3.0, args.seconds / 3))  # the demo's pacing: let the jobs run a little
+            demo.drop_order_file()
+            time.sleep(max(0.0, args.seconds - 3.0))
+            demo.summary()
+            code = demo.stop()
+        finally:
+            demo.kill()
+        print(f"== start_trace exited with code {code}")
         return code
 
 

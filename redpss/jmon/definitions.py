@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from redpss.jmon.schedule import Definition, Key, Tick
-
 from redpss.core.db import DbSession
 from redpss.core.db.sqltext import parse_timestamp
+from redpss.jmon.schedule import Definition, Key, Tick
 
 JOB_COLUMNS = (
     "SCHEMA_NAME, JOB_ID, JOB_NAME, POOL, JOB_TYPE, COMMAND, INTERVAL_SECONDS, CRON_EXPR, ACTIVE, TIMEOUT_SECONDS, "

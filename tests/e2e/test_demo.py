@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 
-def test_demo_creates_an_instance_shows_its_config_and_stops_its_daemon_cleanly() -> None:
+def test_demo_runs_an_instance_with_sample_jobs_and_stops_it_cleanly() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "redpss.demo.run", "--seconds", "2.5"],
+        [sys.executable, "-m", "redpss.demo.run", "--seconds", "8"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "== instance DEMO1 created in REDHOME=" in out
-    assert "data/input/  (0750)" in out
-    assert "tmp/  (0700)" in out
-    assert "== validated configuration:" in out
+    assert "data/input/  (0750)" in out and "tmp/  (0700)" in out
     assert "exa_password=Secret('********')" in out
     assert "demo-only-password" not in out
-    assert "DEMO1 redpss-heartbeat[" in out  # journald-style console lines
-    assert "INFO: heartbeat ready" in out
-    assert "SIGTERM received: heartbeat draining in-flight work" in out
-    assert "== daemon exited with code 0" in out
-    assert out.rstrip().endswith("heartbeat stopped cleanly")
+    for program in ("redpss-devdb", "redpss-sched", "redpss-jmon"):
+        assert f"DEMO1 {program}[" in out, program  # journald-style lines of every daemon
+    assert "applied REDSYS 001_redsys_core.sql" in out
+    assert "registered schema DEMO" in out
+    assert "instance DEMO1: RUNNING" in out  # redctl show
+    summary = out.split("== run log (REDSYS.ALL_ADM_JOB_LOG):", 1)[1]
+    for name in ("HEARTBEAT", "PING", "LOAD_ORDERS"):
+        assert re.search(rf"{name}\s+OK\s+[1-9]", summary), name
+    assert re.search(r"BROKEN\s+FAILED\s+[1-9]", summary)
+    assert "== start_trace exited with code 0" in out
