@@ -108,10 +108,15 @@ def read_blocked_watchers(session: DbSession) -> set[Key]:
 def read_last_scheduled(session: DbSession) -> dict[Key, float]:
     """Per job/watcher, the newest SCHEDULED_AT in its log: where the schedule continues after a restart."""
     last: dict[Key, float] = {}
-    for kind, view, column in (("JOB", "ALL_ADM_JOB_LOG", "JOB_ID"), ("WATCHER", "ALL_ADM_WATCHER_LOG", "WATCHER_ID")):
+    # Manual and watcher-started runs do not move a job's own timing.
+    job_filter = "AND COALESCE(RUN_TRIGGER, 'SCHEDULE') NOT IN ('MANUAL', 'WATCHER')"
+    for kind, view, column, extra in (
+        ("JOB", "ALL_ADM_JOB_LOG", "JOB_ID", job_filter),
+        ("WATCHER", "ALL_ADM_WATCHER_LOG", "WATCHER_ID", ""),
+    ):
         rows = session.fetchall(
             f"SELECT SCHEMA_NAME, {column}, MAX(SCHEDULED_AT) FROM REDSYS.{view} "  # noqa: S608 - constants
-            f"WHERE SCHEDULED_AT IS NOT NULL GROUP BY SCHEMA_NAME, {column}"
+            f"WHERE SCHEDULED_AT IS NOT NULL {extra} GROUP BY SCHEMA_NAME, {column}"
         )
         for schema, id_, when in rows:
             if when:

@@ -184,12 +184,17 @@ class _SyncRun:
     pushes: list[tuple[float, int, Key]] = field(default_factory=list)
 
 
+def on_demand(definition: Definition, timing: tuple[float | None, str | None]) -> bool:
+    """A job with neither interval nor cron runs only when started: by a watcher or `redctl start_db_job`."""
+    return definition.kind.upper() == "JOB" and timing == (None, None)
+
+
 def _timing_problem(
     label: str, timing: tuple[float | None, str | None], calendar: CronCalendar, now: float
 ) -> str | None:
     interval, cron = timing
     if interval is None and cron is None:
-        return f"{label}: neither INTERVAL_SECONDS nor CRON_EXPR is set; set exactly one of them"
+        return f"{label}: neither INTERVAL_SECONDS nor CRON_EXPR is set; a watcher needs one of them"
     if interval is not None and cron is not None:
         return f"{label}: both INTERVAL_SECONDS ({interval:g}) and CRON_EXPR ({cron!r}) are set; set only one of them"
     if interval is not None and not (math.isfinite(interval) and interval > 0):
@@ -278,7 +283,7 @@ class Schedule:
         run.report.added.append(key)
         if definition.active:
             entry.invalid = problem or self._problem(definition, entry.timing, run.now)
-            if entry.invalid is None:
+            if entry.invalid is None and not on_demand(definition, entry.timing):
                 last = run.last_scheduled.get(key)
                 entry.last_scheduled = last
                 run.pushes.append(self._set_due(entry, self._first_due(entry, run.now, last)))
@@ -305,7 +310,7 @@ class Schedule:
             if pending_problem:  # keep the schedule in effect, but tell the operator now, not at the reload
                 entry.invalid = f"{pending_problem} (not applied: the current schedule stays until `redctl reload`)"
                 return
-        if entry.invalid is not None:
+        if entry.invalid is not None or on_demand(definition, entry.timing):
             self._unschedule(entry)
         elif not was_scheduled or applied:
             self._unschedule(entry, keep_queued=True)
@@ -326,6 +331,8 @@ class Schedule:
 
     def _problem(self, definition: Definition, timing: tuple[float | None, str | None], now: float) -> str | None:
         """Why a definition cannot be scheduled, as an operator reads it; None if it can."""
+        if on_demand(definition, timing):
+            return _policy_problem(definition)
         return _timing_problem(definition.label(), timing, self.calendar, now) or _policy_problem(definition)
 
     # -- the timer -----------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class JmonService(Service):
         self.definitions: dict[Key, Definition] = {}
         self.blocked: set[Key] = set()
         self.invalid: dict[Key, str] = {}
+        self.pending_timing: set[Key] = set()
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON"))
         self.stats_session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats"))
         self.db_lock = asyncio.Lock()
@@ -169,8 +170,9 @@ class JmonService(Service):
         ):
             for key in keys:
                 log.info("%s %s.%s %s", key[0].lower(), key[1], key[2], label, extra={"SCHEMA": key[1]})
-        for key in report.timing_changed_pending:
+        for key in set(report.timing_changed_pending) - self.pending_timing:
             log.info("%s %s.%s: interval/cron changed; takes effect on `redctl reload`", key[0].lower(), key[1], key[2])
+        self.pending_timing = set(report.timing_changed_pending)
         self.last_poll_ok = self.clock()
         self.wake.set()
         return {
@@ -284,7 +286,9 @@ class JmonService(Service):
             for run_id in run_ids:
                 if run_id not in known:
                     log.warning("run %s of %s.%s was lost by SCHED; the job is scheduled again", run_id, key[1], key[2])
-                    tick = self.schedule.run_lost(key, run_id, self.clock())
+                    tick = self.schedule.run_lost(
+                        key, run_id, self.clock(), suspended=self.suspended, blocked=self.blocked
+                    )
                     if tick is not None:
                         task = asyncio.create_task(self._handle_tick(tick))
                         self.side_tasks.add(task)
@@ -309,7 +313,9 @@ class JmonService(Service):
             self.schedule.run_started(key, str(event["run_id"]))
         elif event["event"] == "finished":
             self.stats.run_finished(event)
-            queued = self.schedule.run_finished(key, str(event["run_id"]), self.clock())
+            queued = self.schedule.run_finished(
+                key, str(event["run_id"]), self.clock(), suspended=self.suspended, blocked=self.blocked
+            )
             if queued is not None:
                 await self._handle_tick(queued)
         elif event["event"] == "watcher_blocked":

@@ -438,7 +438,6 @@ def test_entries_for_show() -> None:
         ),
         (job(7, interval=None, cron="0 0 31 2 *"), "cron expression '0 0 31 2 *' is not valid: it never fires"),
         (job(7, interval=None, cron="every hour"), "cron expression 'every hour' is not valid"),
-        (job(7, interval=None), "neither INTERVAL_SECONDS nor CRON_EXPR is set"),
         (job(7, interval=60, cron="* * * * *"), "both INTERVAL_SECONDS (60) and CRON_EXPR ('* * * * *') are set"),
         (job(7, interval=0), "INTERVAL_SECONDS 0 is not allowed; it must be a number of seconds > 0"),
         (job(7, interval=-5), "INTERVAL_SECONDS -5 is not allowed"),
@@ -466,8 +465,30 @@ def test_invalid_definitions_are_reported_and_not_scheduled(definition: Definiti
 
 def test_inactive_definitions_are_not_checked() -> None:
     schedule = Schedule(tz=dt.UTC)
-    assert schedule.sync([job(interval=None, active=False)], T0).invalid == {}
-    assert list(schedule.sync([job(interval=None)], T0 + 1).invalid) == [key()]
+    assert schedule.sync([job(interval=0, active=False)], T0).invalid == {}
+    assert list(schedule.sync([job(interval=0)], T0 + 1).invalid) == [key()]
+
+
+def test_a_job_without_interval_or_cron_runs_only_on_demand() -> None:
+    schedule = Schedule(tz=dt.UTC)
+    report = schedule.sync([job(7, interval=None)], T0)
+    assert report.invalid == {}
+    assert schedule.pop_due(T0 + 10 * DAY) == []
+    entry = schedule.entries()[0]
+    assert (entry.active, entry.scheduled, entry.next_due) == (True, False, None)
+    # given a timing later (and reloaded), it is scheduled like any other job
+    schedule.sync([job(7, interval=60)], T0 + 1, apply_timing=True)
+    assert schedule.entries()[0].scheduled
+
+
+def test_a_watcher_needs_an_interval_or_cron() -> None:
+    schedule = Schedule(tz=dt.UTC)
+    watcher = job(3, interval=None, kind="WATCHER", name="W")
+    report = schedule.sync([watcher], T0)
+    assert (
+        "neither INTERVAL_SECONDS nor CRON_EXPR is set; a watcher needs one of them"
+        in report.invalid[key(3, "WATCHER")]
+    )
 
 
 def test_a_key_defined_twice_is_invalid() -> None:
