@@ -1,0 +1,43 @@
+"""The DuckDB file shared by every session, and the lock that serializes writers.
+
+DuckDB allows one writer per row at a time and fails the second with "Conflict on update"; Exasol would instead
+make it wait. Every session therefore takes `write_lock` before its first write and keeps it until its
+transaction ends, so concurrent writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from redpss.devdb import catalog
+
+DB_FILE = "devdb.duckdb"
+
+
+class Database:
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / DB_FILE
+        self.tmp_dir = data_dir / "tmp"
+        self.tmp_dir.mkdir(exist_ok=True)
+        self._con: Any = duckdb.connect(str(self.path))
+        self.write_lock = threading.Lock()
+        setup = self._con.cursor()
+        try:
+            catalog.setup(setup)
+        finally:
+            setup.close()
+
+    def cursor(self) -> Any:
+        """A new DuckDB connection to the same database, for one session (its own transaction)."""
+        return self._con.cursor()
+
+    def close(self) -> None:
+        try:
+            self._con.execute("CHECKPOINT")
+        finally:
+            self._con.close()

@@ -1,0 +1,233 @@
+"""The devdb server: one TCP port for WebSocket clients (ws and wss) and pyexasol's HTTP transport tunnels.
+
+Each accepted connection is routed by its first bytes: pyexasol's 12-byte magic packet opens a tunnel, a TLS
+ClientHello (0x16) is a wss:// client, anything else a ws:// client. Connections run in threads (DuckDB calls block);
+the server itself is a plain object with start()/stop(), used in-process by tests and wrapped by service.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import itertools
+import logging
+import random
+import selectors
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from redpss.devdb import tls
+from redpss.devdb.database import Database
+from redpss.devdb.protocol import ClientConnection
+from redpss.devdb.session import Session
+from redpss.devdb.transfer import Transfers
+from redpss.devdb.tunnel import MAGIC
+from redpss.devdb.wsconn import WebSocketChannel
+
+log = logging.getLogger("redpss.devdb.server")
+
+TLS_HANDSHAKE_BYTE = 0x16
+ROUTING_TIMEOUT = 10.0  # seconds a new connection may take to send its first bytes
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8563
+    user: str = "sys"
+    password: str = "exasol"  # noqa: S105 - Exasol's well-known default, for a local test database
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class DevDbServer:
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.login_key = tls.LoginKey()
+        self.cert_file, self.key_file = self._certificate()
+        self.fingerprint = tls.fingerprint(self.cert_file)
+        self._tls = tls.server_context(self.cert_file, self.key_file)
+        self._lock = threading.Lock()
+        self._clients: set[ClientConnection] = set()
+        self._threads: set[threading.Thread] = set()
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._session_ids = itertools.count(random.randrange(10**15, 10**16))  # noqa: S311 - ids, not secrets
+        self.database: Database | None = None
+        self.transfers = Transfers(settings.data_dir / "tmp")
+        self.port = settings.port
+        self.host_ip = settings.host
+
+    def _certificate(self) -> tuple[Path, Path]:
+        if self.settings.tls_cert is not None and self.settings.tls_key is not None:
+            return self.settings.tls_cert, self.settings.tls_key
+        folder = self.settings.data_dir / "tls"
+        cert, key = folder / "devdb.crt", folder / "devdb.key"
+        if not cert.exists() or not key.exists():
+            tls.self_signed(cert, key)
+        return cert, key
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Open the database and listen; returns once connections are accepted (port 0 picks a free port)."""
+        self._stopping.clear()
+        self.database = Database(self.settings.data_dir)
+        self.transfers = Transfers(self.database.tmp_dir)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self.settings.host, self.settings.port))
+            listener.listen(64)
+        except OSError:
+            listener.close()
+            self.database.close()
+            self.database = None
+            raise
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        self._acceptor = threading.Thread(target=self._accept_loop, args=(selector,), name="devdb-accept", daemon=True)
+        self._acceptor.start()
+        log.info(
+            "devdb listening on %s:%d (ws and wss, certificate fingerprint %s)",
+            self.settings.host,
+            self.port,
+            self.fingerprint,
+        )
+
+    def stop(self) -> None:
+        """Stop accepting, drop every session (open transactions roll back) and close the database."""
+        self._stopping.set()
+        if self._acceptor is not None:
+            self._acceptor.join()
+            self._acceptor = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self.drop_sessions()
+        self.transfers.tunnels.close_all()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join()
+        if self.database is not None:
+            self.database.close()
+            self.database = None
+        log.info("devdb stopped")
+
+    def drop_sessions(self) -> None:
+        """Cut every client connection at once, as a database crash or network failure would."""
+        with self._lock:
+            clients = list(self._clients)
+        for client in clients:
+            client.drop()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no client is connected (for a graceful drain), False after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._clients:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def session_count(self) -> int:
+        with self._lock:
+            return sum(1 for client in self._clients if client.session is not None)
+
+    # ---------------------------------------------------------------- sessions
+    def check_credentials(self, user: str, password: str) -> bool:
+        expected_user = self.settings.user.upper()
+        same_user = hmac.compare_digest(user.upper().encode(), expected_user.encode())
+        same_password = hmac.compare_digest(password.encode(), self.settings.password.encode())
+        return same_user and same_password
+
+    def new_session(self, client: ClientConnection, user: str) -> Session:
+        assert self.database is not None
+        return Session(next(self._session_ids), user, self.database, self.transfers)
+
+    def forget_session(self, client: ClientConnection) -> None:
+        with self._lock:
+            self._clients.discard(client)
+
+    # ---------------------------------------------------------------- connections
+    def _accept_loop(self, selector: selectors.BaseSelector) -> None:
+        assert self._listener is not None
+        with selector:
+            while not self._stopping.is_set():
+                if not selector.select(timeout=0.1):
+                    continue
+                try:
+                    sock, peer = self._listener.accept()
+                except OSError:
+                    continue
+                thread = threading.Thread(
+                    target=self._connection, args=(sock, f"{peer[0]}:{peer[1]}"), name="devdb-connection", daemon=True
+                )
+                with self._lock:
+                    self._threads.add(thread)
+                thread.start()
+
+    def _connection(self, sock: socket.socket, peer: str) -> None:
+        keep = False
+        try:
+            keep = self._route(sock, peer)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("devdb: connection from %s ended: %s", peer, exc)
+        except Exception:
+            log.exception("devdb: connection from %s failed", peer)
+        finally:
+            if not keep:
+                sock.close()
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _route(self, sock: socket.socket, peer: str) -> bool:
+        """Serve the connection; True when the socket was kept (an HTTP transport tunnel)."""
+        sock.settimeout(ROUTING_TIMEOUT)
+        first = sock.recv(1, socket.MSG_PEEK)
+        if not first:
+            return False
+        if first[0] == MAGIC[0]:
+            head = sock.recv(len(MAGIC), socket.MSG_PEEK | socket.MSG_WAITALL)
+            if head == MAGIC:
+                sock.recv(len(MAGIC))
+                sock.settimeout(None)
+                self.transfers.tunnels.accept(sock)
+                return True
+            return False
+        channel_sock: socket.socket = sock
+        if first[0] == TLS_HANDSHAKE_BYTE:
+            channel_sock = self._tls.wrap_socket(sock, server_side=True)
+        client = ClientConnection(self, WebSocketChannel(channel_sock), peer)
+        with self._lock:
+            if self._stopping.is_set():
+                return False
+            self._clients.add(client)
+        try:
+            client.serve()
+        finally:
+            self.forget_session(client)
+            if channel_sock is not sock:
+                channel_sock.close()
+        return False
+
+    def status(self) -> str:
+        return f"listening on {self.settings.host}:{self.port}, {self.session_count()} session(s)"
+
+    @contextlib.contextmanager
+    def running(self):  # type: ignore[no-untyped-def]
+        """`with server.running():` start and always stop (tests)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()

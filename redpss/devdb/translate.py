@@ -1,0 +1,365 @@
+"""Exasol SQL to DuckDB SQL with sqlglot, refusing what would change meaning.
+
+sqlglot transpiles with unsupported_level=RAISE, and on top of that this module:
+- upper-cases unquoted identifiers and quotes every identifier for DuckDB, so names come back as Exasol names them;
+- maps declared types to DuckDB types that keep the values (INTEGER -> DECIMAL(18,0), VARCHAR(n) -> VARCHAR) and
+  hands the declared Exasol types to the shadow catalog;
+- gives Exasol meaning to SYSDATE, SYSTIMESTAMP, CURRENT_TIMESTAMP, CURRENT_USER/SCHEMA/SESSION and FROM DUAL;
+- makes '' a NULL (Exasol has no empty string) and `a || b` skip NULLs (as Exasol's concatenation does);
+- names unaliased result expressions after their Exasol text (COUNT(*) rather than DuckDB's count_star()).
+Only statement kinds listed here are passed on; anything else is refused by name.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+from redpss.devdb.errors import DevDbError, Unsupported
+from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
+from redpss.devdb.types import ExaType, from_declared
+
+DEFAULT_SCHEMA = "main"
+
+
+class Kind(enum.Enum):
+    QUERY = "query"
+    DML = "dml"
+    DDL = "ddl"
+
+
+@dataclass(frozen=True)
+class ObjectName:
+    schema: str
+    name: str
+
+
+@dataclass
+class Translated:
+    """A statement ready for DuckDB plus what the session must know to answer and to keep the catalog right."""
+
+    kind: Kind
+    sql: str
+    ast: exp.Expr
+    created: ObjectName | None = None  # table or view created by this statement
+    declared: dict[str, ExaType] = field(default_factory=dict)  # CREATE TABLE column types, in order
+    query: exp.Expr | None = None  # the defining query of CREATE VIEW / CREATE TABLE AS
+    dropped: ObjectName | None = None
+    dropped_schema: str | None = None
+    added_columns: dict[str, ExaType] = field(default_factory=dict)  # ALTER TABLE ... ADD COLUMN
+    sources: list[Source] = field(default_factory=list)  # where each result column comes from (QUERY, views)
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    """A result column that is a plain column of a table or view (table None: look in every FROM table)."""
+
+    tables: tuple[ObjectName, ...]
+    column: str
+
+
+@dataclass(frozen=True)
+class StarRef:
+    """`*` or `t.*`: the columns of these tables, in order."""
+
+    tables: tuple[ObjectName, ...]
+
+
+Source = ExaType | ColumnRef | StarRef | None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What SQL functions such as CURRENT_USER need to know about the calling session."""
+
+    user: str
+    schema: str | None
+    session_id: int
+
+
+def object_name(table: exp.Table, schema: str | None) -> ObjectName:
+    return ObjectName(table.db or schema or DEFAULT_SCHEMA, table.name)
+
+
+def translate(sql: str, info: SessionInfo) -> Translated:
+    """Translate one Exasol statement; DevDbError (or Unsupported) says why it cannot run."""
+    cleaned = strip_charset_suffixes(sql)
+    try:
+        tree = sqlglot.parse_one(cleaned, read="exasol", error_level=ErrorLevel.RAISE)
+    except ParseError as exc:
+        raise DevDbError(f"syntax error: {_first_error(exc)}") from exc
+    if isinstance(tree, exp.Command):
+        raise Unsupported(f"the statement {_leading_words(sql)}")
+    tree = normalize_identifiers(tree, dialect="exasol")
+    result = _classify(tree, info)
+    if result.declared:
+        ascii_names = ascii_columns(sql)
+        for name, exa_type in list(result.declared.items()):
+            if name in ascii_names and exa_type.kind in ("VARCHAR", "CHAR"):
+                result.declared[name] = ExaType(exa_type.kind, size=exa_type.size, charset="ASCII")
+    if result.kind == Kind.QUERY:
+        result.sources = projection_sources(tree, info)
+        _name_expressions(tree)
+    elif result.query is not None:
+        result.sources = projection_sources(result.query, info)
+    _rewrite(tree, info)
+    try:
+        result.sql = tree.sql(dialect="duckdb", identify=True, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise Unsupported(str(exc).strip() or "this statement", f"in: {_leading_words(sql)}") from exc
+    result.ast = tree
+    return result
+
+
+def _first_error(exc: ParseError) -> str:
+    if exc.errors:
+        first = exc.errors[0]
+        return f"{first.get('description')} at line {first.get('line')}, column {first.get('col')}"
+    return str(exc).splitlines()[0]
+
+
+def _leading_words(sql: str, count: int = 3) -> str:
+    return " ".join(sql.split()[:count]).upper() + " ..."
+
+
+_QUERY_TYPES = (exp.Select, exp.Union, exp.Except, exp.Intersect, exp.Subquery)
+_DML_TYPES = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+
+
+def _classify(tree: exp.Expr, info: SessionInfo) -> Translated:
+    if isinstance(tree, _QUERY_TYPES):
+        return Translated(Kind.QUERY, "", tree)
+    if isinstance(tree, _DML_TYPES):
+        return Translated(Kind.DML, "", tree)
+    if isinstance(tree, exp.Create):
+        return _classify_create(tree, info)
+    if isinstance(tree, exp.Drop):
+        return _classify_drop(tree, info)
+    if isinstance(tree, exp.TruncateTable):
+        return Translated(Kind.DDL, "", tree)
+    if isinstance(tree, exp.Alter) and (tree.args.get("kind") or "").upper() == "TABLE":
+        result = Translated(Kind.DDL, "", tree)
+        target = tree.this
+        for action in tree.args.get("actions") or []:
+            if isinstance(action, exp.ColumnDef) and isinstance(target, exp.Table):
+                result.created = object_name(target, info.schema)
+                result.added_columns[action.name] = _declared_type(action)
+        return result
+    raise Unsupported(f"the statement {type(tree).__name__.upper()}", f"in: {_leading_words(tree.sql('exasol'))}")
+
+
+def _declared_type(column: exp.ColumnDef) -> ExaType:
+    kind = column.args.get("kind")
+    if not isinstance(kind, exp.DataType):
+        raise Unsupported(f"column {column.name} without a data type")
+    return from_declared(kind)
+
+
+def _classify_create(tree: exp.Create, info: SessionInfo) -> Translated:
+    kind = (tree.args.get("kind") or "").upper()
+    if kind == "SCHEMA":
+        return Translated(Kind.DDL, "", tree)
+    if kind not in ("TABLE", "VIEW"):
+        raise Unsupported(f"CREATE {kind}")
+    for constraint in tree.find_all(exp.GeneratedAsIdentityColumnConstraint, exp.AutoIncrementColumnConstraint):
+        raise Unsupported("IDENTITY columns", f"found {constraint.sql('exasol')}: give the key explicitly")
+    target = tree.this
+    table = target.this if isinstance(target, exp.Schema) else target
+    if not isinstance(table, exp.Table):
+        raise Unsupported(f"CREATE {kind} of {target.sql('exasol')}")
+    result = Translated(Kind.DDL, "", tree, created=object_name(table, info.schema))
+    if isinstance(target, exp.Schema) and kind == "TABLE":
+        for column in target.expressions:
+            if isinstance(column, exp.ColumnDef):
+                result.declared[column.name] = _declared_type(column)
+    query = tree.expression
+    if isinstance(query, _QUERY_TYPES):
+        result.query = query
+    if isinstance(target, exp.Schema) and kind == "VIEW":
+        raise Unsupported("CREATE VIEW with a column list", "alias the columns in the view's SELECT instead")
+    return result
+
+
+def _classify_drop(tree: exp.Drop, info: SessionInfo) -> Translated:
+    kind = (tree.args.get("kind") or "").upper()
+    result = Translated(Kind.DDL, "", tree)
+    tables = tree.args.get("tables") or []
+    if len(tables) != 1 or not isinstance(tables[0], exp.Table):
+        raise Unsupported(f"DROP {kind} of several objects")
+    if kind == "SCHEMA":
+        result.dropped_schema = tables[0].db or tables[0].name
+    elif kind in ("TABLE", "VIEW"):
+        result.dropped = object_name(tables[0], info.schema)
+    else:
+        raise Unsupported(f"DROP {kind}")
+    return result
+
+
+def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
+    """Apply the Exasol meanings listed in the module docstring, in place."""
+    for select in list(tree.find_all(exp.Select)):
+        _drop_dual(select)
+    for column_def in tree.find_all(exp.ColumnDef):
+        kind = column_def.args.get("kind")
+        if isinstance(kind, exp.DataType):
+            kind.replace(exp.DataType.build(from_declared(kind).duckdb_type(), dialect="duckdb"))
+    for cast in tree.find_all(exp.Cast):
+        target = cast.args.get("to")
+        if isinstance(target, exp.DataType):
+            target.replace(exp.DataType.build(from_declared(target).duckdb_type(), dialect="duckdb"))
+    for assignment_owner in (*tree.find_all(exp.Update), *tree.find_all(exp.When)):
+        _unqualify_set_targets(assignment_owner)
+    for node in list(tree.walk()):
+        replacement = _replacement(node, info)
+        if replacement is not None and node is not tree:
+            node.replace(replacement)
+
+
+def _drop_dual(select: exp.Select) -> None:
+    source = select.args.get("from_") or select.args.get("from")
+    if source is None or select.args.get("joins"):
+        return
+    table = source.this
+    if isinstance(table, exp.Table) and not table.db and table.name.upper() == "DUAL" and not table.this.quoted:
+        select.set("from_", None)
+        select.set("from", None)
+
+
+_NOW = "CAST(get_current_timestamp() AS TIMESTAMP)"
+_TODAY = "CAST(CAST(get_current_timestamp() AS TIMESTAMP) AS DATE)"
+
+
+def _replacement(node: exp.Expr, info: SessionInfo) -> exp.Expr | None:  # noqa: PLR0911 - one per rewrite
+    if isinstance(node, (exp.Systimestamp, exp.CurrentTimestamp)):
+        return sqlglot.parse_one(_NOW, read="duckdb")
+    if isinstance(node, exp.CurrentDate):
+        return sqlglot.parse_one(_TODAY, read="duckdb")
+    if isinstance(node, exp.CurrentUser):
+        return exp.Literal.string(info.user)
+    if isinstance(node, exp.CurrentSchema):
+        return exp.Literal.string(info.schema) if info.schema else exp.Null()
+    if (
+        isinstance(node, exp.Column)
+        and isinstance(node.this, exp.Identifier)
+        and not node.table
+        and not node.this.quoted
+    ):
+        name = node.name.upper()
+        if name in {"SYSDATE", "CURRENT_DATE"}:
+            return sqlglot.parse_one(_TODAY, read="duckdb")
+        if name in ("LOCALTIMESTAMP", "SYSTIMESTAMP", "CURRENT_TIMESTAMP", "NOW"):
+            return sqlglot.parse_one(_NOW, read="duckdb")
+        if name == "CURRENT_SESSION":
+            return exp.Literal.number(info.session_id)
+    if isinstance(node, exp.DPipe):
+        return exp.Concat(expressions=[node.this, node.expression], safe=True, coalesce=True)
+    if isinstance(node, exp.Literal) and node.is_string and node.this == "" and _empty_means_null(node):
+        return exp.Null()
+    return None
+
+
+def _empty_means_null(literal: exp.Literal) -> bool:
+    """'' is NULL in Exasol; kept as '' only where a function needs a string argument (REPLACE(a, 'x', ''))."""
+    parent = literal.parent
+    if isinstance(parent, (exp.Cast, exp.Coalesce, exp.If, exp.Case, exp.Concat, exp.Nullif)):
+        return True
+    return not isinstance(parent, exp.Func)
+
+
+def _unqualify_set_targets(owner: exp.Expr) -> None:
+    """Exasol allows `UPDATE t SET t.col = ...`; DuckDB wants the bare column name."""
+    if isinstance(owner, exp.When):
+        then = owner.args.get("then")
+        assignments = then.expressions if isinstance(then, exp.Update) else []
+    else:
+        assignments = owner.expressions
+    for assignment in assignments:
+        if isinstance(assignment, exp.EQ) and isinstance(assignment.this, exp.Column) and assignment.this.table:
+            assignment.this.replace(exp.column(assignment.this.this.copy()))
+
+
+_SPECIAL_WORDS = (
+    "SYSDATE",
+    "CURRENT_DATE",
+    "LOCALTIMESTAMP",
+    "SYSTIMESTAMP",
+    "CURRENT_TIMESTAMP",
+    "NOW",
+    "CURRENT_SESSION",
+)
+
+
+def _leftmost_select(tree: exp.Expr) -> exp.Select | None:
+    select = tree
+    while isinstance(select, (exp.Union, exp.Except, exp.Intersect, exp.Subquery)):
+        select = select.this
+    return select if isinstance(select, exp.Select) else None
+
+
+def _name_expressions(tree: exp.Expr) -> None:
+    select = _leftmost_select(tree)
+    if select is None:
+        return
+    names: list[exp.Expr] = []
+    for projection in select.expressions:
+        special = (
+            isinstance(projection, exp.Column) and not projection.table and projection.name.upper() in _SPECIAL_WORDS
+        )
+        if isinstance(projection, (exp.Column, exp.Star, exp.Alias)) and not special:
+            names.append(projection)
+            continue
+        text = projection.sql(dialect="exasol")
+        if isinstance(projection, (exp.Systimestamp, exp.CurrentTimestamp, exp.CurrentDate)) and text.endswith("()"):
+            text = text[:-2]
+        names.append(exp.alias_(projection.copy(), exp.to_identifier(text, quoted=True)))
+    select.set("expressions", names)
+
+
+def projection_sources(tree: exp.Expr, info: SessionInfo) -> list[Source]:
+    """For each result column of a query, what the shadow catalog can say about its type (see Source)."""
+    select = _leftmost_select(tree)
+    if select is None:
+        return []
+    aliases: dict[str, ObjectName] = {}
+    ordered: list[ObjectName] = []
+    source = select.args.get("from_") or select.args.get("from")
+    for item in [source.this] if source is not None else []:
+        _collect_table(item, info, aliases, ordered)
+    for join in select.args.get("joins") or []:
+        _collect_table(join.this, info, aliases, ordered)
+    result: list[Source] = []
+    for projection in select.expressions:
+        inner = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(inner, exp.Star):
+            result.append(StarRef(tuple(ordered)))
+        elif isinstance(inner, exp.Column) and isinstance(inner.this, exp.Star):
+            table = aliases.get(inner.table)
+            result.append(StarRef((table,)) if table else None)
+        elif isinstance(inner, exp.Column):
+            if inner.table:
+                table = aliases.get(inner.table)
+                result.append(ColumnRef((table,), inner.name) if table else None)
+            else:
+                result.append(ColumnRef(tuple(ordered), inner.name))
+        elif isinstance(inner, exp.Cast) and isinstance(inner.args.get("to"), exp.DataType):
+            try:
+                result.append(from_declared(inner.args["to"]))
+            except DevDbError:
+                result.append(None)
+        else:
+            result.append(None)
+    return result
+
+
+def _collect_table(
+    item: exp.Expr, info: SessionInfo, aliases: dict[str, ObjectName], ordered: list[ObjectName]
+) -> None:
+    if isinstance(item, exp.Table) and item.name:
+        name = object_name(item, info.schema)
+        aliases[item.alias_or_name] = name
+        ordered.append(name)

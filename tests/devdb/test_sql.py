@@ -1,0 +1,99 @@
+"""The Exasol dialect devdb translates, and clear refusals of what it does not support."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyexasol
+import pytest
+
+from redpss.devdb.scripts import ScriptContext, register_script, unregister_script
+
+
+def test_common_exasol_functions(conn: Any) -> None:
+    row = conn.execute(
+        "SELECT NVL(NULL, 'n'), DECODE(2, 1, 'one', 2, 'two', 'other'), ADD_DAYS(DATE '2024-01-30', 2), "
+        "ADD_SECONDS(TIMESTAMP '2024-01-01 00:00:00', 90), SYSTIMESTAMP, SYSDATE, CURRENT_TIMESTAMP FROM DUAL"
+    ).fetchone()
+    assert row[0] == "n"
+    assert row[1] == "two"
+    assert row[2].startswith("2024-02-01")
+    assert row[3] == "2024-01-01 00:01:30.000000"
+    assert len(row[4]) == 26 and len(row[5]) == 10 and len(row[6]) == 26
+
+
+def test_ddl_dml_and_merge(conn: Any) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0), name VARCHAR(40) UTF8, active BOOLEAN)")
+    conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0))")  # kept as it was
+    assert conn.execute("INSERT INTO jobs VALUES (1, 'a', TRUE), (2, 'b', FALSE)").rowcount() == 2
+    assert conn.execute("UPDATE jobs SET jobs.active = TRUE WHERE id = 2").rowcount() == 1
+    conn.execute("CREATE TABLE incoming (id DECIMAL(9,0), name VARCHAR(40))")
+    conn.execute("INSERT INTO incoming VALUES (2, 'b2'), (3, 'c')")
+    merged = conn.execute(
+        "MERGE INTO jobs j USING incoming i ON j.id = i.id "
+        "WHEN MATCHED THEN UPDATE SET name = i.name WHEN NOT MATCHED THEN INSERT VALUES (i.id, i.name, FALSE)"
+    )
+    assert merged.rowcount() == 2
+    assert conn.execute("SELECT id, name, active FROM jobs ORDER BY id").fetchall() == [
+        (1, "a", True),
+        (2, "b2", True),
+        (3, "c", False),
+    ]
+    assert conn.execute("DELETE FROM jobs WHERE id = 3").rowcount() == 1
+
+
+def test_drop_schema_cascade(devdb: Any) -> None:
+    with devdb.connect() as connection:
+        connection.execute("CREATE SCHEMA gone")
+        connection.execute("CREATE TABLE gone.t (v DECIMAL(9,0))")
+        connection.execute("DROP SCHEMA gone CASCADE")
+        connection.execute("DROP SCHEMA IF EXISTS gone CASCADE")
+        with pytest.raises(pyexasol.ExaQueryError):
+            connection.execute("SELECT * FROM gone.t")
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("SELECT TO_CHAR(SYSDATE, 'YYYY') FROM DUAL", "format"),
+        ("CREATE TABLE x (id DECIMAL(18,0) IDENTITY, v DECIMAL(9,0))", "IDENTITY"),
+        ("CREATE SCRIPT s AS output('x')", "CREATE SCRIPT"),
+        ("CREATE LUA SCRIPT s AS output('x')", "CREATE SCRIPT"),
+        ("GRANT SELECT ON t TO someone", "GRANT"),
+        ("ALTER SESSION SET NLS_DATE_FORMAT = 'DD.MM.YYYY'", "ALTER SESSION"),
+        ("CREATE TABLE g (h HASHTYPE)", "syntax error"),
+        ("CREATE TABLE g (t TIMESTAMP WITH LOCAL TIME ZONE)", "TIMESTAMP WITH LOCAL TIME ZONE"),
+        ("EXECUTE SCRIPT nowhere.nothing()", "not found"),
+        ("IMPORT INTO t FROM ORA AT x STATEMENT 'select 1'", "IMPORT FROM ORA"),
+    ],
+)
+def test_unsupported_sql_gives_a_clear_error(conn: Any, sql: str, named: str) -> None:
+    with pytest.raises(pyexasol.ExaQueryError) as caught:
+        conn.execute(sql)
+    assert named.lower() in caught.value.message.lower()
+    if "syntax" not in named and "not found" not in named:
+        assert caught.value.code == "0A000"
+
+
+@pytest.fixture
+def load_script() -> Iterator[list[tuple[Any, ...]]]:
+    calls: list[tuple[Any, ...]] = []
+
+    def load(context: ScriptContext, table: str, rows: int) -> int:
+        calls.append((table, rows))
+        for value in range(rows):
+            context.execute(f"INSERT INTO {table} VALUES ({value})")
+        return rows
+
+    register_script("app.load_numbers", load)
+    yield calls
+    unregister_script("app.load_numbers")
+
+
+def test_execute_script_calls_the_registered_callable(conn: Any, load_script: list[tuple[Any, ...]]) -> None:
+    conn.execute("CREATE TABLE n (v DECIMAL(9,0))")
+    statement = conn.execute("EXECUTE SCRIPT APP.LOAD_NUMBERS('n', 3)")
+    assert statement.rowcount() == 3
+    assert load_script == [("n", 3)]
+    assert conn.execute("SELECT SUM(v) FROM n").fetchval() == 3

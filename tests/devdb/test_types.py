@@ -1,0 +1,72 @@
+"""Values and column metadata as Exasol returns them, from the declared types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def test_every_type_value_and_metadata(conn: Any) -> None:
+    conn.execute(
+        "CREATE TABLE t (i INTEGER, d18 DECIMAL(18,0), amount DECIMAL(10,2), big DECIMAL(36,0), f DOUBLE, "
+        "day DATE, ts TIMESTAMP, ok BOOLEAN, name VARCHAR(20) UTF8, code CHAR(3) ASCII, note VARCHAR(100))"
+    )
+    conn.execute(
+        "INSERT INTO t VALUES (7, 123456789012345678, 0.70, 123456789012345678901234567890, 1.25, "
+        "DATE '2018-07-12', TIMESTAMP '2018-04-03 18:36:40.553', TRUE, 'Zürich', 'ab', 'x')"
+    )
+    conn.execute("INSERT INTO t (i) VALUES (8)")
+    statement = conn.execute("SELECT * FROM t ORDER BY i")
+    assert statement.columns() == {
+        "I": {"type": "DECIMAL", "precision": 18, "scale": 0},
+        "D18": {"type": "DECIMAL", "precision": 18, "scale": 0},
+        "AMOUNT": {"type": "DECIMAL", "precision": 10, "scale": 2},
+        "BIG": {"type": "DECIMAL", "precision": 36, "scale": 0},
+        "F": {"type": "DOUBLE"},
+        "DAY": {"type": "DATE", "size": 4},
+        "TS": {"type": "TIMESTAMP", "size": 8, "withLocalTimeZone": False},
+        "OK": {"type": "BOOLEAN"},
+        "NAME": {"type": "VARCHAR", "size": 20, "characterSet": "UTF8"},
+        "CODE": {"type": "CHAR", "size": 3, "characterSet": "ASCII"},
+        "NOTE": {"type": "VARCHAR", "size": 100, "characterSet": "UTF8"},
+    }
+    first, second = statement.fetchall()
+    assert first == (
+        7,
+        123456789012345678,
+        "0.70",
+        123456789012345678901234567890,
+        1.25,
+        "2018-07-12",
+        "2018-04-03 18:36:40.553000",
+        True,
+        "Zürich",
+        "ab ",
+        "x",
+    )
+    assert second == (8, None, None, None, None, None, None, None, None, None, None)
+
+
+def test_count_is_decimal_18_0(conn: Any) -> None:
+    statement = conn.execute("SELECT COUNT(*) FROM DUAL")
+    assert statement.columns() == {"COUNT(*)": {"type": "DECIMAL", "precision": 18, "scale": 0}}
+    assert statement.fetchval() == 1
+
+
+def test_empty_string_is_null(conn: Any) -> None:
+    conn.execute("CREATE TABLE s (v VARCHAR(10))")
+    conn.execute("INSERT INTO s VALUES (''), ('a')")
+    assert conn.execute("SELECT COUNT(*) FROM s WHERE v IS NULL").fetchval() == 1
+    assert conn.execute("SELECT COUNT(*) FROM s WHERE v = ''").fetchval() == 0
+    assert conn.execute("SELECT 'a' || NULL || 'b' FROM DUAL").fetchval() == "ab"
+    assert conn.execute("SELECT REPLACE('abc', 'b', '') FROM DUAL").fetchval() == "ac"
+
+
+def test_views_keep_declared_types(conn: Any) -> None:
+    conn.execute("CREATE TABLE a (k VARCHAR(12), n DECIMAL(5,1))")
+    conn.execute("CREATE TABLE b (k VARCHAR(12), n DECIMAL(5,1))")
+    conn.execute("CREATE OR REPLACE VIEW v AS SELECT k, n FROM a UNION ALL SELECT k, n FROM b")
+    conn.execute("INSERT INTO a VALUES ('x', 1.5)")
+    conn.execute("INSERT INTO b VALUES ('y', 2)")
+    statement = conn.execute("SELECT * FROM v ORDER BY k")
+    assert statement.columns()["K"] == {"type": "VARCHAR", "size": 12, "characterSet": "UTF8"}
+    assert statement.fetchall() == [("x", "1.5"), ("y", "2.0")]
