@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -95,8 +96,19 @@ class _Signals:
 
 
 def run_service(service: Service, *, retention: LogRetention | None = None, notifier: Notifier | None = None) -> int:
-    """Run `service` until it is stopped; return the exit code for the process."""
-    return asyncio.run(_Lifecycle(service, retention, notifier or Notifier()).run())
+    """Run `service` until it is stopped; return the exit code for the process.
+
+    After a forced stop (second signal, drain timeout) the process ends at once with os._exit: a thread stuck in
+    blocking code (a database call, a socket) must not keep it alive, which a normal interpreter exit would do by
+    joining every worker thread.
+    """
+    lifecycle = _Lifecycle(service, retention, notifier or Notifier())
+    with asyncio.Runner() as runner:
+        code = runner.run(lifecycle.run())
+        if lifecycle.forced:
+            logging.shutdown()
+            os._exit(code)
+    return code
 
 
 class _Lifecycle:
@@ -106,6 +118,7 @@ class _Lifecycle:
         self.notifier = notifier
         self.watchdog = watchdog_interval()
         self.last_status = ""
+        self.forced = False
 
     async def run(self) -> int:
         signals = _Signals()
@@ -224,6 +237,7 @@ class _Lifecycle:
                 timeout,
             )
         self.notifier.status("forced stop")
+        self.forced = True
         await self._abort_quietly()
         return int(ExitCode.FAILURE)
 

@@ -2,7 +2,8 @@
 
 A client's first message is `{"op": "hello", "secret": ..., "client": ...}`; the server answers `{"ok": true}` or
 `{"ok": false, "error": ...}` and closes. After that every request gets exactly one reply (`{"ok": true, ...}` or
-`{"ok": false, "error": "..."}`), and a server may push messages that carry an "event" key to clients that asked
+`{"ok": false, "error": "..."}`; a request's optional "seq" is echoed so a client can match replies, leaving
+"id" free for the request's own fields), and a server may push messages that carry an "event" key to clients that asked
 for them. Lines are capped so a confused peer cannot make a daemon buffer without bound.
 """
 
@@ -128,8 +129,8 @@ class JsonLineServer:
                 except Exception as exc:
                     log.exception("%s: request %s failed", self.name, request.get("op"))
                     reply = {"ok": False, "error": f"internal error: {exc}"}
-                if "id" in request:
-                    reply["id"] = request["id"]
+                if "seq" in request:
+                    reply["seq"] = request["seq"]
                 await connection.send(reply)
         except (WireError, ConnectionError) as exc:
             log.debug("%s: client connection ended: %s", self.name, exc)
@@ -249,7 +250,7 @@ class AsyncClient:
             while (message := await read_message(self.reader)) is not None:
                 if "event" in message:
                     await self.events.put(message)
-                elif (future := self._pending.pop(int(message.get("id", -1)), None)) is not None:
+                elif (future := self._pending.pop(int(message.get("seq", -1)), None)) is not None:
                     future.set_result(message)
         except (WireError, ConnectionError) as exc:
             log.debug("connection ended: %s", exc)
@@ -266,7 +267,7 @@ class AsyncClient:
         self._next_id += 1
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._pending[self._next_id] = future
-        self.writer.write(encode({"op": op, "id": self._next_id, **fields}))
+        self.writer.write(encode({**fields, "op": op, "seq": self._next_id}))
         await self.writer.drain()
         return await asyncio.wait_for(future, timeout)
 

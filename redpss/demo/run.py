@@ -9,6 +9,7 @@ with `redctl show` and the run log, and stops everything with Ctrl+C's signal as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -35,11 +36,11 @@ SAMPLE_SQL = [
     "INSERT INTO DEMO.ADM_JOBS (JOB_ID, JOB_NAME, JOB_TYPE, COMMAND, CRON_EXPR, ACTIVE) VALUES "
     "(3, 'EVERY_5S_BY_CRON', 'NOOP', '-', '* * * * * */5', TRUE)",
     "INSERT INTO DEMO.ADM_JOBS (JOB_ID, JOB_NAME, POOL, JOB_TYPE, COMMAND, INTERVAL_SECONDS, ACTIVE) VALUES "
-    "(4, 'LOAD_ORDERS', 'LOADER', 'SQL', 'INSERT INTO DEMO.ORDERS_LOADED VALUES (CURRENT_TIMESTAMP)', 86400, TRUE)",
+    "(4, 'LOAD_ORDERS', 'LOADER', 'SQL', 'INSERT INTO DEMO.ORDERS_LOADED VALUES (CURRENT_TIMESTAMP)', NULL, TRUE)",
     "INSERT INTO DEMO.ADM_JOBS (JOB_ID, JOB_NAME, JOB_TYPE, COMMAND, INTERVAL_SECONDS, ACTIVE, MAX_RETRIES, "
     "RETRY_DELAY_SECONDS) VALUES (5, 'BROKEN', 'SQL', 'SELECT * FROM DEMO.MISSING_TABLE', 6, TRUE, 1, 1)",
     "INSERT INTO DEMO.ADM_WATCHER (WATCHER_ID, WATCHER_NAME, CONDITION_TYPE, CONDITION_TEXT, TARGET_JOB_ID, "
-    "INTERVAL_SECONDS, ACTIVE) VALUES (1, 'ORDERS_ARRIVED', 'FILE', 'orders/*.csv', 4, 1, TRUE)",
+    "INTERVAL_SECONDS, ACTIVE) VALUES (1, 'ORDERS_ARRIVED', 'FILE', 'orders/*.csv', 4, 3, TRUE)",
 ]
 RUN_SUMMARY = (
     "SELECT JOB_NAME, STATUS, COUNT(*) AS RUNS FROM REDSYS.ALL_ADM_JOB_LOG WHERE SCHEMA_NAME = 'DEMO' "
@@ -151,12 +152,18 @@ class Demo:
             return 0
         print("== stopping: SIGINT to start_trace (as Ctrl+C would)", flush=True)
         self.trace.send_signal(signal.SIGINT)
-        return self.trace.wait(timeout=180)
+        code = self.trace.wait(timeout=300)
+        self.trace = None
+        return code
 
     def kill(self) -> None:
-        if self.trace is not None and self.trace.poll() is None:
-            os.killpg(self.trace.pid, signal.SIGKILL)
-            self.trace.wait()
+        """After an error: Ctrl+C twice (drain, then force), as an operator would; start_trace passes both on."""
+        for _ in range(2):
+            if self.trace is None or self.trace.poll() is not None:
+                return
+            self.trace.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.trace.wait(timeout=60)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,7 @@ log = logging.getLogger("redpss.devdb.server")
 
 TLS_HANDSHAKE_BYTE = 0x16
 ROUTING_TIMEOUT = 10.0  # seconds a new connection may take to send its first bytes
+STOP_JOIN_TIMEOUT = 10.0  # seconds stop() waits for connection threads after cutting their sockets
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,16 @@ class DevDbServer:
         self.transfers.tunnels.close_all()
         with self._lock:
             threads = list(self._threads)
+        deadline = time.monotonic() + STOP_JOIN_TIMEOUT
         for thread in threads:
-            thread.join()
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = sum(1 for thread in threads if thread.is_alive())
+        if stuck:
+            log.warning(
+                "devdb: %d connection thread(s) did not end within %.0f s; closing the database anyway",
+                stuck,
+                STOP_JOIN_TIMEOUT,
+            )
         if self.database is not None:
             self.database.close()
             self.database = None

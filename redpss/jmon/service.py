@@ -55,6 +55,7 @@ class JmonService(Service):
         self.blocked: set[Key] = set()
         self.invalid: dict[Key, str] = {}
         self.pending_timing: set[Key] = set()
+        self.skip_sender_busy = False
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON"))
         self.stats_session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats"))
         self.db_lock = asyncio.Lock()
@@ -243,13 +244,20 @@ class JmonService(Service):
         )
 
     async def _send_waiting_skips(self) -> None:
-        while self.waiting_skips and self.sched is not None:
-            record = self.waiting_skips[0]
-            try:
-                await self.sched.request("skip", **record)
-            except (WireError, TimeoutError, ConnectionError):
-                return
-            self.waiting_skips.popleft()
+        """Hand skipped ticks to SCHED for its run log; one sender at a time, so none is sent twice or lost."""
+        if self.skip_sender_busy:
+            return
+        self.skip_sender_busy = True
+        try:
+            while self.waiting_skips and self.sched is not None:
+                record = self.waiting_skips[0]
+                try:
+                    await self.sched.request("skip", timeout=5, **record)
+                except (WireError, TimeoutError, ConnectionError):
+                    return
+                self.waiting_skips.popleft()
+        finally:
+            self.skip_sender_busy = False
 
     # -- the link to SCHED ----------------------------------------------------------------------------------------
     async def _sched_link(self) -> None:

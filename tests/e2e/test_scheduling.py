@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from redpss.core.paths import InstancePaths
+from tests.support.daemons import DaemonProcess
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher, instance_config
 from tests.support.wait import wait_for
 
@@ -171,17 +172,23 @@ def test_start_trace_with_S_starts_suspended(instance: InstancePaths, tmp_path: 
         running.close()
 
 
-def test_missed_runs_across_a_jmon_restart_follow_each_jobs_policy(inst: RunningInstance) -> None:
-    add_job(inst, "APP1", 10, "SKIP_MISSED", INTERVAL_SECONDS=600, MISSED_POLICY="SKIP", GRACE_SECONDS=60)
-    add_job(inst, "APP1", 11, "RUN_MISSED", INTERVAL_SECONDS=600, MISSED_POLICY="RUN_ONCE", GRACE_SECONDS=60)
+def test_missed_runs_across_a_jmon_restart_follow_each_jobs_policy(inst: RunningInstance, tmp_path: Path) -> None:
     assert inst.stop() == 0
-    # Both last ran 3 hours ago: JMON (and the whole instance) was down for 18 of their intervals.
-    for job_id in (10, 11):
-        inst.db().execute(
-            "INSERT INTO APP1.ADM_JOB_LOG (RUN_ID, JOB_ID, SCHEDULED_AT, STATUS) VALUES "
-            f"('old-{job_id}', {job_id}, ADD_SECONDS(CURRENT_TIMESTAMP, -10800), 'OK')"
-        )
-    inst.db().close()
+    # RED-PSS is down, the database is not: the jobs are defined and last ran 3 hours (18 intervals) ago.
+    database = DaemonProcess("redpss.devdb", inst.paths, tmp_path / "devdb-alone")
+    try:
+        database.wait_ready()
+        add_job(inst, "APP1", 10, "SKIP_MISSED", INTERVAL_SECONDS=600, MISSED_POLICY="SKIP", GRACE_SECONDS=60)
+        add_job(inst, "APP1", 11, "RUN_MISSED", INTERVAL_SECONDS=600, MISSED_POLICY="RUN_ONCE", GRACE_SECONDS=60)
+        for job_id in (10, 11):
+            inst.db().execute(
+                "INSERT INTO APP1.ADM_JOB_LOG (RUN_ID, JOB_ID, SCHEDULED_AT, STATUS) VALUES "
+                f"('old-{job_id}', {job_id}, ADD_SECONDS(CURRENT_TIMESTAMP, -10800), 'OK')"
+            )
+        inst.db().close()
+        assert database.stop() == 0
+    finally:
+        database.close()
     inst.start()
     skipped = wait_for(lambda: runs(inst, 10, "SKIPPED"), 30, what="job 10's missed runs recorded as one skip")
     ran = wait_for(lambda: runs(inst, 11), 30, what="job 11's missed runs made up once")

@@ -4,6 +4,7 @@ the real redctl commands and inspected through the real pyexasol driver.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.sqltext import insert_statement
 from redpss.core.paths import InstancePaths
 from tests.conftest import free_port
+from tests.support.leaks import process_tree
 from tests.support.wait import wait_for
 
 
@@ -91,12 +93,17 @@ class RunningInstance:
 
     def stop(self, timeout: float = 120) -> int:
         """Ctrl+C as an operator would press it: SIGINT to start_trace; returns its exit code."""
+        if self._session is not None:  # the database goes away with the instance
+            self._session.close()
+            self._session = None
         if self.trace is None:
             return 0
         if self.trace.poll() is None:
             self.trace.send_signal(signal.SIGINT)
         code = self.trace.wait(timeout=timeout)
         self.trace = None
+        if code != 0:
+            print(self.output)  # shown by pytest when the caller's assertion fails
         return code
 
     def db(self) -> DbSession:
@@ -113,7 +120,15 @@ class RunningInstance:
             self._session.close()
             self._session = None
         if self.trace is not None and self.trace.poll() is None:
-            os.killpg(self.trace.pid, signal.SIGKILL)
+            tree = process_tree(self.trace.pid)
+            for signum, grace in ((signal.SIGINT, 60), (signal.SIGINT, 30)):  # Ctrl+C, then Ctrl+C again (force)
+                self.trace.send_signal(signum)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.trace.wait(timeout=grace)
+                    break
+            for pid in tree:  # whatever still lives after that must not outlive the test
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.trace.wait()
         self.trace = None
 

@@ -26,6 +26,23 @@ def child_pids() -> set[int]:
     return children
 
 
+def process_tree(root: int) -> list[int]:
+    """`root` and all its live descendants, read from /proc (parents first)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, parent in parents.items() if parent == pid)
+    return tree
+
+
 def open_fds() -> dict[int, str]:
     fds: dict[int, str] = {}
     for entry in Path("/proc/self/fd").iterdir():
