@@ -59,6 +59,11 @@ class DbSession:
             self._connection = pyexasol.connect(**self.settings.connect_options())
         except Exception as exc:
             self._connection = None
+            # pyexasol keeps the socket of a refused login open; a daemon retrying would leak one per attempt.
+            half_open = getattr(exc, "connection", None)
+            if half_open is not None:
+                with contextlib.suppress(Exception):
+                    half_open.close(disconnect=False)
             raise map_exa_error(exc, dsn=self.settings.dsn, user=self.settings.user) from exc
         return self._connection
 

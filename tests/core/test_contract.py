@@ -1,0 +1,90 @@
+"""The REDSYS contract installed into the embedded database: versioned, idempotent, views over the registered
+schemas, downgrades refused. The SQL files are the ones shipped for Exasol, unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.core.config import Secret
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.db.contract import UNION_VIEWS, ContractError, install, split_statements, sql_files
+from redpss.devdb.testing import InProcessDevDb
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[DbSession]:
+    server = InProcessDevDb(tmp_path / "devdb", port=free_port())
+    server.start()
+    session = DbSession(DbSettings(dsn=server.dsn, user="sys", password=Secret("exasol"), encryption=False))
+    yield session
+    session.close()
+    server.stop()
+
+
+def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession) -> None:
+    report = install(db)
+    assert report.applied == ["REDSYS 001_redsys_core.sql", "APP:REDSYS 001_app_schema.sql"]
+    assert report.schemas == ["REDSYS"]
+    versions = db.fetchall("SELECT COMPONENT, VERSION, SCRIPT FROM REDSYS.SCHEMA_VERSION ORDER BY COMPONENT")
+    assert versions == [("APP:REDSYS", 1, "001_app_schema.sql"), ("REDSYS", 1, "001_redsys_core.sql")]
+    again = install(db)
+    assert again.applied == [] and again.registered == []
+    assert again.summary() == "REDSYS is up to date; application schemas: REDSYS"
+    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 2
+
+
+def test_registered_schemas_get_their_tables_and_are_united_in_the_views(db: DbSession) -> None:
+    report = install(db, ["app1", "APP2"])
+    assert report.registered == ["APP1", "APP2"]
+    assert "registered schema APP1" in report.summary()
+    for schema, job_id in (("APP1", 1), ("APP2", 2)):
+        db.execute(
+            f"INSERT INTO {schema}.ADM_JOBS (JOB_ID, JOB_NAME, COMMAND, INTERVAL_SECONDS) "
+            f"VALUES ({job_id}, 'J{job_id}', 'SELECT 1', 60)"
+        )
+    rows = db.fetchall("SELECT SCHEMA_NAME, JOB_ID, POOL, ACTIVE FROM REDSYS.ALL_ADM_JOBS ORDER BY JOB_ID")
+    assert rows == [("APP1", 1, "DEFAULT", True), ("APP2", 2, "DEFAULT", True)]  # column defaults apply
+    for view in UNION_VIEWS:
+        assert db.fetchall(f"SELECT COUNT(*) FROM REDSYS.{view}")[0][0] >= 0
+    # registering again changes nothing; a new schema joins the views
+    assert install(db, ["APP1"]).registered == []
+    install(db, ["APP3"])
+    assert {r[0] for r in db.fetchall("SELECT DISTINCT SCHEMA_NAME FROM REDSYS.ALL_ADM_JOBS")} == {"APP1", "APP2"}
+    assert db.fetchall("SELECT COUNT(*) FROM REDSYS.APP_SCHEMAS")[0][0] == 4
+
+
+def test_a_database_newer_than_this_redpss_is_refused(db: DbSession) -> None:
+    install(db)
+    db.execute("INSERT INTO REDSYS.SCHEMA_VERSION (COMPONENT, VERSION, SCRIPT) VALUES ('REDSYS', 7, '007_future.sql')")
+    with pytest.raises(ContractError) as caught:
+        install(db)
+    assert "REDSYS is at schema version 7, newer than RED-PSS" in str(caught.value)
+    assert "a downgrade is refused" in str(caught.value)
+
+
+def test_an_interrupted_file_simply_runs_again(db: DbSession) -> None:
+    first = sql_files("redsys")[0]
+    for statement in first.statements()[:3]:  # as if the install stopped halfway
+        db.execute(statement)
+    assert "REDSYS 001_redsys_core.sql" in install(db).applied
+
+
+def test_bad_schema_names_are_refused_before_anything_runs(db: DbSession) -> None:
+    with pytest.raises(ContractError, match="schema name 'app-1' is not valid"):
+        install(db, ["app-1"])
+
+
+def test_statements_are_split_at_line_ending_semicolons_and_comments_dropped() -> None:
+    text = "-- a comment\nCREATE TABLE A (X INT);\n\nINSERT INTO A\n  VALUES (1);\nSELECT 'a;b' FROM DUAL;\n"
+    assert split_statements(text) == ["CREATE TABLE A (X INT)", "INSERT INTO A\n  VALUES (1)", "SELECT 'a;b' FROM DUAL"]
+
+
+def test_every_shipped_file_is_versioned_in_order() -> None:
+    for component in ("redsys", "app"):
+        versions = [f.version for f in sql_files(component)]
+        assert versions == list(range(1, len(versions) + 1)), component

@@ -1,0 +1,144 @@
+"""The DB layer against the embedded database through the real pyexasol driver: sessions, error mapping an operator
+can act on, and reconnecting with capped backoff after the database went away (logged once, not per attempt).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.core.config import Secret
+from redpss.core.db import (
+    Backoff,
+    DatabaseAuthError,
+    DatabaseQueryError,
+    DatabaseUnavailable,
+    DbSession,
+    DbSettings,
+)
+from redpss.devdb.testing import InProcessDevDb
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def devdb(tmp_path: Path) -> Iterator[InProcessDevDb]:
+    server = InProcessDevDb(tmp_path / "devdb", port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def settings(devdb: InProcessDevDb, **kw: object) -> DbSettings:
+    values: dict[str, object] = {"dsn": devdb.dsn, "user": "sys", "password": Secret("exasol"), "encryption": False}
+    values.update(kw)
+    return DbSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def session(devdb: InProcessDevDb) -> Iterator[DbSession]:
+    db = DbSession(settings(devdb), backoff=Backoff(initial=0.05, cap=0.2))
+    yield db
+    db.close()
+
+
+def test_queries_return_rows_and_dicts(session: DbSession) -> None:
+    session.execute("CREATE SCHEMA S1")
+    session.execute("CREATE TABLE S1.T (ID DECIMAL(9,0), NAME VARCHAR(20))")
+    session.execute("INSERT INTO S1.T VALUES ({id!d}, {name})", {"id": 1, "name": "o'hara"})
+    assert session.fetchall("SELECT ID, NAME FROM S1.T") == [(1, "o'hara")]
+    assert session.fetch_dicts("SELECT ID, NAME FROM S1.T") == [{"ID": 1, "NAME": "o'hara"}]
+
+
+def test_wrong_password_says_which_user_and_what_to_check(devdb: InProcessDevDb) -> None:
+    db = DbSession(settings(devdb, password=Secret("wrong")))
+    with pytest.raises(DatabaseAuthError) as caught:
+        db.connection()
+    message = str(caught.value)
+    assert f"the database at {devdb.dsn} refused the login of user sys" in message
+    assert "check exa_username and exa_password in red_params.conf" in message
+    assert "wrong" not in message
+
+
+def test_unreachable_database_is_unavailable() -> None:
+    db = DbSession(DbSettings(dsn=f"127.0.0.1:{free_port()}", user="sys", password=Secret("x"), encryption=False))
+    with pytest.raises(DatabaseUnavailable, match=r"the database at 127\.0\.0\.1:\d+ is not reachable"):
+        db.connection()
+
+
+def test_failed_statement_names_code_text_and_statement(session: DbSession) -> None:
+    with pytest.raises(DatabaseQueryError) as caught:
+        session.execute("SELECT * FROM NOWHERE.NOTHING")
+    assert caught.value.code == "42000"
+    assert "statement failed [42000]" in str(caught.value)
+    assert "in: SELECT * FROM NOWHERE.NOTHING" in str(caught.value)
+    assert session.fetchall("SELECT 1 FROM DUAL") == [(1,)]  # the session survives a failed statement
+
+
+def test_query_timeout_is_reported_as_timeout(devdb: InProcessDevDb) -> None:
+    db = DbSession(settings(devdb, query_timeout=1))
+    try:
+        with pytest.raises(DatabaseQueryError) as caught:
+            db.execute("EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(30)")
+        assert caught.value.timeout and "statement timed out" in str(caught.value)
+    finally:
+        db.close()
+
+
+def test_tls_with_the_fingerprint_in_the_dsn(devdb: InProcessDevDb) -> None:
+    db = DbSession(settings(devdb, dsn=devdb.tls_dsn, encryption=True))
+    try:
+        assert db.fetchall("SELECT 1 FROM DUAL") == [(1,)]
+    finally:
+        db.close()
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    assert list(itertools.islice(Backoff(0.5, 30).delays(), 9)) == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_lost_session_raises_unavailable_then_reconnects(devdb: InProcessDevDb, session: DbSession) -> None:
+    session.execute("CREATE SCHEMA S2")
+    devdb.drop_sessions()
+    with pytest.raises(DatabaseUnavailable):
+        session.execute("SELECT 1 FROM DUAL")
+    assert session.run(lambda db: db.fetchall("SELECT 1 FROM DUAL")) == [(1,)]
+
+
+def test_reconnects_after_a_restart_and_logs_it_once(
+    devdb: InProcessDevDb, session: DbSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    session.execute("CREATE SCHEMA S3")
+    session.execute("CREATE TABLE S3.T (X DECIMAL(9,0))")
+    session.execute("INSERT INTO S3.T VALUES (42)")
+    devdb.stop()
+    back = threading.Timer(1.5, devdb.start)  # the database is away for 1.5 s, then comes back on the same port
+    back.start()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="redpss.core.db"):
+            rows = session.run(lambda db: db.fetchall("SELECT X FROM S3.T"))
+    finally:
+        back.join()
+    assert rows == [(42,)]  # data kept across the restart
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    retries = [r for r in caplog.records if r.levelno == logging.DEBUG and "reconnect attempt" in r.getMessage()]
+    assert len(warnings) == 1 and "is not reachable" in warnings[0].getMessage()
+    assert "reconnecting with backoff" in warnings[0].getMessage()
+    assert len(infos) == 1 and "is reachable again after" in infos[0].getMessage()
+    assert len(retries) >= 3  # several attempts happened, and none of them was logged above DEBUG
+    assert session.reconnects == 1
+
+
+def test_wait_connected_gives_up_at_its_timeout_or_stop(devdb: InProcessDevDb) -> None:
+    devdb.stop()
+    db = DbSession(settings(devdb), backoff=Backoff(0.05, 0.1))
+    assert db.wait_connected(timeout=0.5) is False
+    stop = threading.Event()
+    stop.set()
+    assert db.wait_connected(stop=stop) is False
+    devdb.start()
