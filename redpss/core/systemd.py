@@ -33,6 +33,11 @@ class Notifier:
     def __init__(self) -> None:
         self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))  # sdnotify reads the address from the environment
         self._notifier = sdnotify.SystemdNotifier() if self.enabled else None
+        sock = getattr(self._notifier, "socket", None)
+        if sock is not None:
+            # A receiver that stops reading (a stuck supervisor) must never block the daemon's loop, and with it
+            # signal handling: when its queue is full, the notification is dropped (sdnotify ignores the error).
+            sock.setblocking(False)
 
     def _send(self, *lines: str) -> None:
         if self._notifier is not None:

@@ -44,3 +44,15 @@ def test_notifier_sends_state_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     finally:
         notifier.close()
         listener.close()
+
+
+def test_a_receiver_that_stops_reading_never_blocks_the_sender(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    listener = NotifyListener(tmp_path / "notify.socket")  # bound, but nobody reads it
+    monkeypatch.setenv("NOTIFY_SOCKET", str(listener.path))
+    notifier = Notifier()
+    try:
+        for number in range(5000):  # far more than a unix datagram queue holds
+            notifier.status(f"status {number} " + "x" * 200)
+    finally:
+        notifier.close()
+        listener.close()

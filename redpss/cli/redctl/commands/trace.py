@@ -68,8 +68,20 @@ class _Trace:
         if not self.signals:
             raise StartupError(f"{spec.program} did not report ready within {READY_TIMEOUT:.0f} s")
 
+    def drain_notifications(self) -> None:
+        """Read and drop what the daemons send after READY (STATUS=...), so their notify calls never pile up."""
+        self.notify.setblocking(False)
+        try:
+            while self.notify.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        finally:
+            self.notify.setblocking(True)
+
     def wait(self) -> int:
         while not self.signals:
+            self.drain_notifications()
             for spec, process in self.children:
                 if process.poll() is not None:
                     print(
@@ -88,6 +100,7 @@ class _Trace:
                 process.send_signal(signal.SIGTERM)
                 forced_at = self.signals
                 while process.poll() is None:
+                    self.drain_notifications()
                     if self.signals > forced_at:
                         process.send_signal(signal.SIGINT)
                         forced_at = self.signals
