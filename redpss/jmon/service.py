@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -415,7 +416,7 @@ class JmonService(Service):
         return {"ok": True, "lateness": summary, "runs_finished": finished, "definitions": len(self.definitions)}
 
     async def _ping(self) -> Message:
-        return {"ok": True}
+        return {"ok": True, "pid": os.getpid()}
 
     async def _reset_blocked(self) -> Message:
         self.blocked = await self._db(read_blocked_watchers)

@@ -283,16 +283,17 @@ class SchedService(Service):
             and self.accepting
         ):
             retry = dataclasses.replace(request, attempt=request.attempt + 1, trigger="RETRY")
-            handle = asyncio.get_running_loop().call_later(request.retry_delay, self._start_retry, retry)
+            delay = retry_delay(request)
+            handle = asyncio.get_running_loop().call_later(delay, self._start_retry, retry)
             self.retries[retry.run_id] = (retry, handle)
             log.info(
-                "%s.%s run %s: retry %d of %d in %.0f s",
+                "%s.%s run %s: retry %d of %d in %.1f s",
                 request.schema,
                 request.name,
                 request.run_id,
                 request.attempt,
                 request.max_retries,
-                request.retry_delay,
+                delay,
                 extra=extra,
             )
             return
@@ -327,6 +328,11 @@ class SchedService(Service):
                 status=result.status, message=result.message, started_at=result.started_at, ended_at=result.ended_at
             )
         await self.server.broadcast(message)
+
+
+def retry_delay(failed: RunRequest) -> float:
+    """Backoff before the next attempt: RETRY_DELAY_SECONDS after the first failure, doubling after each further one."""
+    return float(failed.retry_delay * 2 ** (failed.attempt - 1))
 
 
 def _result(request: RunRequest, status: str, message: str, worker: str = "") -> RunResult:

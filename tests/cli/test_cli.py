@@ -68,8 +68,10 @@ def test_lifecycle_outside_systemd_points_to_start_trace(
 ) -> None:
     assert redctl(["-i", "TST1", "start"]) == ExitCode.FAILURE
     assert "redctl start_trace" in capsys.readouterr().err
-    assert redctl(["-i", "TST1", "status"]) == LsbStatus.UNKNOWN
-    assert "redctl start_trace" in capsys.readouterr().out
+    assert redctl(["-i", "TST1", "status"]) == LsbStatus.NOT_RUNNING  # nothing answers: stopped
+    out = capsys.readouterr().out
+    assert "not under systemd; asked the daemons directly (as run by redctl start_trace)" in out
+    assert "redpss-jmon    stopped" in out and "redpss-sched   stopped" in out
     assert redsysctl(["start-all"]) == ExitCode.FAILURE
     assert "redctl start_trace" in capsys.readouterr().err
 

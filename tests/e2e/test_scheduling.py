@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -301,7 +302,19 @@ def test_redctl_errors_are_clear_and_non_zero(inst: RunningInstance, redhome: Pa
     result = inst.redctl("-i", "NOPE", "show", check=False)
     assert result.returncode == 3 and "instance NOPE does not exist" in result.stderr
     assert inst.redctl("-h").stdout.count("start_db_job") >= 1
+    status = inst.redctl("status", check=False)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "not under systemd; asked the daemons directly" in status.stdout
+    for program in ("redpss-devdb", "redpss-sched", "redpss-jmon"):
+        assert re.search(rf"{program}\s+running", status.stdout), program
     assert inst.stop() == 0
+    status = inst.redctl("status", "--json", check=False)
+    assert status.returncode == 3
+    assert {d["program"]: d["running"] for d in json.loads(status.stdout)["daemons"]} == {
+        "redpss-devdb": False,
+        "redpss-sched": False,
+        "redpss-jmon": False,
+    }
     result = inst.redctl("show", check=False)
     assert result.returncode == 1 and "JMON of instance TST1 is not running" in result.stderr
     assert "redctl start" in result.stderr

@@ -6,6 +6,8 @@ These tests need no database: NOOP jobs and file watchers run without one, and t
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import os
 import signal
@@ -136,21 +138,29 @@ def test_bad_requests_get_errors_that_name_the_problem(
         client(instance, port, secret="0" * 64)
 
 
-def test_unavailable_job_types_fail_with_a_reason_and_are_retried(
+def test_unavailable_job_types_fail_with_a_reason_and_are_retried_with_backoff(
     sched: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
-    _, port = sched
-    request = run(job_type="LOAD", command="orders", max_retries=1, retry_delay=0.1)
+    daemon, port = sched
+    request = run(job_type="LOAD", command="orders", max_retries=2, retry_delay=0.2)
     with client(instance, port) as conn:
         conn.request("subscribe")
         conn.request("submit", run=request)
         event = finished(conn, request["run_id"])
     assert event["status"] == "FAILED"
-    assert event["attempt"] == 2
+    assert event["attempt"] == 3
     assert "job type LOAD needs the file ingest" in event["message"]
-    wait_for(lambda: len(spool_rows(instance)) >= 2, 10, what="two attempts in the spool")
-    attempts = sorted((r["values"]["ATTEMPT"], r["values"]["RUN_TRIGGER"]) for r in spool_rows(instance))
-    assert attempts == [(1, "SCHEDULE"), (2, "RETRY")]
+    wait_for(lambda: len(spool_rows(instance)) >= 3, 10, what="three attempts in the spool")
+    rows = sorted(spool_rows(instance), key=lambda r: r["values"]["ATTEMPT"])
+    assert [(r["values"]["ATTEMPT"], r["values"]["RUN_TRIGGER"]) for r in rows] == [
+        (1, "SCHEDULE"),
+        (2, "RETRY"),
+        (3, "RETRY"),
+    ]
+    started = [dt.datetime.fromisoformat(r["values"]["STARTED_AT"]) for r in rows]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(started)]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # the delay doubles: 0.2 s, then 0.4 s
+    assert daemon.log.count("retry 2 of 2 in 0.4 s") == 1
 
 
 def test_file_watcher_starts_its_target_job(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:

@@ -11,6 +11,8 @@ import argparse
 
 from redpss.cli import systemctl
 from redpss.cli.common import add_json_argument, instance_paths, print_json
+from redpss.cli.redctl.clients import Instance
+from redpss.cli.redctl.probe import probe_instance
 from redpss.cli.redsysctl.instances import ensure_unit_link
 from redpss.core.config import load_config
 from redpss.core.errors import RedpssError
@@ -108,6 +110,37 @@ def run_restart(args: argparse.Namespace) -> int:
     return _start(paths, units, "restart")
 
 
+def _status_without_systemd(args: argparse.Namespace) -> int:
+    """No units to ask (a laptop, a container, `redctl start_trace`): ask the daemons themselves."""
+    instance = Instance.from_args(args)
+    probes = probe_instance(instance)
+    running = sum(1 for p in probes if p.running)
+    code = (
+        LsbStatus.RUNNING
+        if running == len(probes)
+        else LsbStatus.NOT_RUNNING
+        if not running
+        else LsbStatus.DEAD_WITH_PIDFILE
+    )
+    if args.json:
+        print_json(
+            {
+                "instance": instance.paths.redenv,
+                "systemd": False,
+                "suspended": instance.paths.suspend_marker.exists(),
+                "lsb_status": int(code),
+                "daemons": [{"program": p.program, "running": p.running, "detail": p.detail} for p in probes],
+            }
+        )
+        return int(code)
+    print(f"{instance.paths.redenv}: not under systemd; asked the daemons directly (as run by redctl start_trace)")
+    for probe in probes:
+        print(f"  {probe.program:<14} {'running' if probe.running else 'stopped':<8} {probe.detail}")
+    if instance.paths.suspend_marker.exists():
+        print("  suspended: no new runs until `redctl resume`")
+    return int(code)
+
+
 def run_status(args: argparse.Namespace) -> int:
     paths = instance_paths(args)
     try:
@@ -115,8 +148,7 @@ def run_status(args: argparse.Namespace) -> int:
     except RedpssError:
         units = _controlled_units(paths)  # a broken config must not hide what runs
     if not systemctl.systemd_running():
-        print(f"redctl: {systemctl.NoSystemd()}")
-        return int(LsbStatus.UNKNOWN)
+        return _status_without_systemd(args)
     if args.json:
         found = systemctl.states(units)
         code = systemctl.lsb_status(found.values())
