@@ -20,6 +20,15 @@ def _fields_suffix(record: logging.LogRecord) -> str:
     return " {" + " ".join(f"{key}={value}" for key, value in sorted(extras.items())) + "}"
 
 
+def _line(record: logging.Formatter, log_record: logging.LogRecord, head: str) -> str:
+    """`<time>.<ms> <head> <message> {fields}`, and the traceback on the following lines."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(log_record.created))
+    line = f"{stamp}.{int(log_record.msecs):03d} {head} {log_record.getMessage()}{_fields_suffix(log_record)}"
+    if log_record.exc_info:
+        line += "\n" + record.formatException(log_record.exc_info)
+    return line
+
+
 class ConsoleFormatter(logging.Formatter):
     """journald-like lines: time, instance, identifier[pid], level, message, {fields}."""
 
@@ -29,25 +38,11 @@ class ConsoleFormatter(logging.Formatter):
         self.instance = instance or "-"
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
-        line = (
-            f"{stamp}.{int(record.msecs):03d} {self.instance} {self.identifier}[{os.getpid()}] "
-            f"{record.levelname}: {record.getMessage()}{_fields_suffix(record)}"
-        )
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+        return _line(self, record, f"{self.instance} {self.identifier}[{os.getpid()}] {record.levelname}:")
 
 
 class FileFormatter(logging.Formatter):
     """One line per record in the service's log file; the logger name says which part of the daemon spoke."""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
-        line = (
-            f"{stamp}.{int(record.msecs):03d} {record.levelname:<5} [{record.name}] "
-            f"{record.getMessage()}{_fields_suffix(record)}"
-        )
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+        return _line(self, record, f"{record.levelname:<5} [{record.name}]")
