@@ -1,17 +1,21 @@
-"""The units, redsysctl, redctl and the polkit rule under a real systemd (one container for the whole module).
+"""The real daemons under the real units, driven by redsysctl, redctl and the polkit rule, in a booted systemd.
 
-The container is set up the way the RPM installs RED-PSS: REDHOME=/app/redsys owned by redsys (group redftp), the
-CLIs linked into $REDHOME/bin, the units in /etc/systemd/system, the polkit rule, the sudoers snippet and the
-profile snippet. Two instances: TST1 (with .autostart, devdb_enabled = true) and DEV1 (without .autostart).
+One container for the whole module, set up the way the RPM installs RED-PSS: REDHOME=/app/redsys owned by redsys
+(group redftp), the CLIs linked into $REDHOME/bin, the units in /etc/systemd/system unchanged, the polkit rule, the
+sudoers snippet and the profile snippet. Two instances:
 
-The instance daemons are stood in for by redpss-heartbeat through a drop-in replacing ExecStart= only, so every
-other line of the real units (notify, watchdog, restart policy, hardening, ReadWritePaths through the unit link)
-is what runs; test_devdb_unit_serves runs the real redpss-devdb once it exists.
+- TST1 (.autostart, devdb_enabled = true): redpss-devdb, redpss-sched and redpss-jmon run as their units start them,
+  with every line of the units (notify, watchdog, restart policy, ordering, hardening) in force.
+- DEV1 (no .autostart, devdb_enabled = false): an instance bound to an external database, which here is TST1's
+  embedded one, on its own service ports; it shows that an instance without devdb starts no devdb unit.
+
+No daemon is stood in for: every test drives the programs the instance's bin/ points at. The tests share the
+container, so each one first brings TST1 to the state it needs (running, APP1 installed with its job) itself.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
 import os
 import pty
@@ -19,9 +23,13 @@ import select
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from redpss.cli.redsysctl.units import timeout_stop_sec
+from redpss.core.config.schema import RedctlSettings
+from redpss.core.daemon import ABORT_TIMEOUT, Service
 from redpss.core.services import SERVICES
 from tests.support.wait import wait_for
 from tests.system.box import SRC_IN_BOX, VENV_IN_BOX, Box, host_ready
@@ -30,10 +38,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.allow_leaks]
 
 REDHOME = "/app/redsys"
 PROGRAMS = ("redsysctl", "redctl", "restctl", "redinfo")
-STAND_IN = "ExecStart=\nExecStart=/app/redsys/env/.units/%i/bin/redpss-heartbeat --instance %i --work-seconds 0.1\n"
+SQL_HELPER = "/usr/local/lib/redpss-test-sql.py"
+BEAT = 1  # the NOOP job every second in APP1
+SLOW = 2  # an on-demand SQL job that sleeps, to have a run in flight
 
 SETUP = f"""
 set -e
+# RHEL's /etc/hosts names localhost; the minimal rootfs has none, and exa_connection defaults to localhost:8563.
+printf '127.0.0.1\\tlocalhost\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' > /etc/hosts
 groupadd -r redftp
 useradd -r -m -d {REDHOME} -s /bin/bash -g redftp redsys
 install -d -o redsys -g redftp -m 0750 {REDHOME}/bin {REDHOME}/env
@@ -43,16 +55,16 @@ install -m 0644 {SRC_IN_BOX}/etc/polkit-1/rules.d/50-redpss.rules /etc/polkit-1/
 install -m 0440 {SRC_IN_BOX}/etc/sudoers.d/redpss-units /etc/sudoers.d/
 visudo -cf /etc/sudoers.d/redpss-units
 install -m 0644 {SRC_IN_BOX}/etc/profile.d/redpss.sh /etc/profile.d/
-for name in {" ".join(s.name for s in SERVICES)}; do
-    mkdir -p /etc/systemd/system/redpss-$name@.service.d
-    cat > /etc/systemd/system/redpss-$name@.service.d/50-stand-in.conf <<'EOF'
-[Service]
-{STAND_IN}EOF
-done
 systemctl daemon-reload
 systemctl enable redsys.service
 """
 
+# DEV1's services listen 100 ports above the defaults TST1 keeps; its database is TST1's (same user and password).
+DEV1_PORTS = {
+    f.name: int(str(f.default)) + 100
+    for f in dataclasses.fields(RedctlSettings)
+    if f.name.endswith("_port") and f.name != "sendmail_smtp_port"
+}
 INSTANCES = f"""
 set -e
 export REDHOME={REDHOME}
@@ -62,8 +74,32 @@ for i in TST1 DEV1; do
     sed -i 's/^exa_password = $/exa_password = secret-pw/' $conf
 done
 sed -i 's/^#devdb_enabled = false$/devdb_enabled = true/' {REDHOME}/env/tst1/etc/red_params.conf
+sed -i {" ".join(f"-e 's/^#{key} = [0-9]*$/{key} = {port}/'" for key, port in DEV1_PORTS.items())} \\
+    {REDHOME}/env/dev1/etc/red_params.conf
+grep -qx 'sched_service_port = {DEV1_PORTS["sched_service_port"]}' {REDHOME}/env/dev1/etc/red_params.conf
 touch {REDHOME}/env/tst1/.autostart
 redinfo -i TST1 --check
+redinfo -i DEV1 --check
+"""
+
+# Runs inside as redsys: the statements given as arguments through the instance's own DbSession (pyexasol);
+# prints one JSON line of rows per SELECT.
+SQL_SCRIPT = """
+import json, sys
+from redpss.core.config import load_config
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.paths import InstancePaths
+
+session = DbSession(DbSettings.from_config(load_config(InstancePaths.from_env().config_file), client_name="test"))
+try:
+    for sql in sys.argv[1:]:
+        if sql.lstrip().upper().startswith("SELECT"):
+            print(json.dumps(session.fetch_dicts(sql), default=str))
+        else:
+            session.execute(sql)
+    session.commit()
+finally:
+    session.close()
 """
 
 
@@ -74,12 +110,30 @@ def box() -> Iterator[Box]:
         pytest.skip(reason)
     with Box(f"redpss-sys-{os.getpid()}") as booted:
         booted.check(SETUP)
+        booted.check(f"cat > {SQL_HELPER} <<'EOF'\n{SQL_SCRIPT}\nEOF\nchmod 0644 {SQL_HELPER}")
         booted.check(INSTANCES, user="redsys")
         yield booted
 
 
+@pytest.fixture(scope="module")
+def app1(box: Box) -> dict[str, subprocess.CompletedProcess[str]]:
+    """TST1 running with REDSYS installed, APP1 registered and the job BEAT (NOOP every second) in ADM_JOBS."""
+    running(box)
+    install = redctl(box, "db_install")
+    register = redctl(box, "db_register APP1")
+    sql(
+        box,
+        "INSERT INTO APP1.ADM_JOBS (JOB_ID, JOB_NAME, JOB_TYPE, COMMAND, INTERVAL_SECONDS, ACTIVE) "
+        f"VALUES ({BEAT}, 'BEAT', 'NOOP', '-', 1, TRUE)",
+    )
+    reload = redctl(box, "reload")
+    return {"db_install": install, "db_register": register, "reload": reload}
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
 def show(box: Box, unit: str) -> dict[str, str]:
-    out = box.check(f"systemctl show -p ActiveState,SubState,MainPID,NRestarts,Result,ExecMainStatus {unit}")
+    props = "ActiveState,SubState,MainPID,NRestarts,Result,ExecMainStatus,ExecMainCode,StatusText"
+    out = box.check(f"systemctl show -p {props} {unit}")
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
@@ -87,10 +141,60 @@ def units(instance: str) -> list[str]:
     return [s.unit(instance) for s in SERVICES]
 
 
-def redsys(box: Box, command: str) -> subprocess.CompletedProcess[str]:
-    return box.sh(command, user="redsys", timeout=120)
+def unit_of(service: str, instance: str = "TST1") -> str:
+    return next(s.unit(instance) for s in SERVICES if s.name == service)
 
 
+def redsys(box: Box, command: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return box.sh(command, user="redsys", timeout=timeout)
+
+
+def redctl(box: Box, args: str, instance: str = "TST1", code: int | None = 0) -> subprocess.CompletedProcess[str]:
+    """`redctl -i INSTANCE ARGS` as redsys; fails the test unless it exits `code` (None: any)."""
+    result = redsys(box, f"redctl -i {instance} {args}")
+    if code is not None:
+        assert result.returncode == code, f"redctl {args} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+    return result
+
+
+def running(box: Box) -> None:
+    """TST1's daemons up and JMON answering, whatever an earlier test left."""
+    if redctl(box, "status", code=None).returncode != 0:
+        box.sh(f"systemctl reset-failed {' '.join(units('TST1'))}")
+        redctl(box, "start")
+    wait_for(lambda: redctl(box, "show --json", code=None).returncode == 0, 60, 0.2, "JMON of TST1 answering")
+
+
+def sql(box: Box, *statements: str) -> list[list[dict[str, Any]]]:
+    quoted = " ".join("'" + s.replace("'", "'\\''") + "'" for s in statements)
+    out = box.check(f"REDENV=TST1 {VENV_IN_BOX}/bin/python {SQL_HELPER} {quoted}", user="redsys", timeout=60)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def job_runs(box: Box, job_id: int, status: str = "OK") -> list[dict[str, Any]]:
+    return sql(
+        box,
+        "SELECT RUN_ID, STATUS, SKIP_REASON, RUN_TRIGGER FROM APP1.ADM_JOB_LOG "
+        f"WHERE JOB_ID = {job_id} AND STATUS = '{status}' ORDER BY SCHEDULED_AT",
+    )[0]
+
+
+def unit_states(output: str) -> dict[str, str]:
+    """unit -> state from the table redctl start/stop/status print."""
+    return dict(line.split(None, 1) for line in output.splitlines() if line.startswith("redpss-"))
+
+
+def jmon_show(box: Box) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(redctl(box, "show --json").stdout)
+    return data
+
+
+def journal(box: Box, match: str) -> list[dict[str, Any]]:
+    out = box.check(f"journalctl {match} -o json --no-pager")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+# -- tests ----------------------------------------------------------------------------------------------------------
 def test_units_verify_in_systemd(box: Box) -> None:
     names = " ".join(units("TST1")) + " redpss@TST1.target redsys.service"
     result = box.sh(f"systemd-analyze verify {names}")
@@ -98,14 +202,33 @@ def test_units_verify_in_systemd(box: Box) -> None:
     assert "redpss" not in result.stderr, result.stderr
 
 
-def test_boot_service_starts_only_autostart_instances(box: Box) -> None:
-    box.check("systemctl start redsys.service")
+def test_stop_timeouts_cover_each_daemons_drain() -> None:
+    """TimeoutStopSec= is rendered from a table of drain timeouts; it must outlast each daemon's real drain + abort."""
+    from redpss.devdb.service import DevDbService  # noqa: PLC0415 - heavy imports only for this check
+    from redpss.jmon.service import JmonService  # noqa: PLC0415
+    from redpss.sched.service import SchedService  # noqa: PLC0415
+
+    classes: dict[str, type[Service]] = {"devdb": DevDbService, "sched": SchedService, "jmon": JmonService}
+    assert set(classes) == {s.name for s in SERVICES}
+    for spec in SERVICES:
+        assert timeout_stop_sec(spec) > classes[spec.name].drain_timeout + ABORT_TIMEOUT, spec.name
+
+
+def test_boot_service_starts_only_the_autostart_instance(box: Box) -> None:
+    box.check("systemctl start redsys.service", timeout=180)
     for unit in units("TST1"):
-        assert show(box, unit)["ActiveState"] == "active", unit
+        state = show(box, unit)
+        # Type=notify: "active (running)" only after the daemon's READY=1; its STATUS= line follows.
+        assert (state["ActiveState"], state["SubState"]) == ("active", "running"), (unit, state)
+        assert state["StatusText"], unit
+        service = unit.split("-")[1].split("@")[0]
+        assert f"{service} ready:" in box.check(f"journalctl -u {unit} --no-pager"), unit
     for unit in units("DEV1"):
         assert show(box, unit)["ActiveState"] == "inactive", unit
-    status = redsys(box, "redsysctl status TST1")
-    assert status.returncode == 0, status.stdout + status.stderr
+    assert box.sh("ss -ltn | grep -q '127.0.0.1:8563 '").returncode == 0  # devdb on exa_connection's port
+    states = unit_states(redctl(box, "status").stdout)
+    assert set(states) == set(units("TST1"))
+    assert all(state.startswith("active (running)") for state in states.values()), states
     listing = json.loads(box.check("redsysctl list --json", user="redsys"))
     by_name = {row["instance"]: row for row in listing}
     assert by_name["TST1"]["autostart"] is True
@@ -113,15 +236,43 @@ def test_boot_service_starts_only_autostart_instances(box: Box) -> None:
     assert all(state == "active" for unit, state in by_name["TST1"]["units"].items() if "@TST1.service" in unit)
 
 
-def test_daemon_writes_its_own_tree_only(box: Box) -> None:
-    """ReadWritePaths through the unit link: the log file lands in env/tst1/log; DEV1's tree stays read-only."""
-    wait_for(
-        lambda: box.sh(f"test -s {REDHOME}/env/tst1/log/heartbeat.log").returncode == 0,
-        20,
-        0.2,
-        "the daemon's log file in its instance tree",
+def test_db_install_register_and_a_noop_job_runs(box: Box, app1: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    assert "applied REDSYS" in app1["db_install"].stdout
+    assert "registered schema APP1" in app1["db_register"].stdout
+    assert "reloaded 1 definition(s)" in app1["reload"].stdout
+
+    def two_runs() -> list[dict[str, Any]] | None:
+        rows = job_runs(box, BEAT)
+        return rows if len(rows) >= 2 else None
+
+    ok = wait_for(two_runs, 30, 0.3, "two OK runs of APP1.BEAT")
+    assert len({row["RUN_ID"] for row in ok}) == len(ok)
+    listing = redctl(box, "show").stdout
+    assert any(line.split()[:4] == ["JOB", "APP1", str(BEAT), "BEAT"] for line in listing.splitlines()), listing
+    entry = next(e for e in jmon_show(box)["entries"] if e["key"] == ["JOB", "APP1", BEAT])
+    assert entry["interval_seconds"] == 1
+
+
+def test_journal_fields_are_queryable(box: Box, app1: object) -> None:
+    running(box)
+    sched = wait_for(
+        lambda: [e for e in journal(box, "REDENV=TST1 REDPSS_SERVICE=sched") if "APP1.BEAT run" in e["MESSAGE"]],
+        30,
+        0.3,
+        "SCHED's run lines in the journal",
     )
-    unit = units("TST1")[0]
+    assert {e["_SYSTEMD_UNIT"] for e in sched} == {unit_of("sched")}
+    assert {e["REDENV"] for e in sched} == {"TST1"}
+    by_schema = journal(box, "REDENV=TST1 SCHEMA=APP1")
+    assert {e["SCHEMA"] for e in by_schema} == {"APP1"}
+    run_lines = [e for e in by_schema if e.get("JOB_ID") == str(BEAT)]
+    assert run_lines and all(e.get("RUN_ID") for e in run_lines)
+
+
+def test_daemons_write_their_own_tree_only(box: Box, app1: object) -> None:
+    """ReadWritePaths through the unit link: logs and the database file land in env/tst1, mode 0640 (UMask)."""
+    for path in (f"{REDHOME}/env/tst1/log/sched.log", f"{REDHOME}/env/tst1/lib/devdb/devdb.duckdb"):
+        assert box.check(f"stat -c '%U:%G %a' {path}").split() == ["redsys:redftp", "640"], path
     probe = box.sh(
         f"systemd-run --wait --pipe -p User=redsys -p Group=redftp -p ProtectSystem=strict "
         f"-p ReadWritePaths={REDHOME}/env/.units/TST1 /bin/sh -c 'touch {REDHOME}/env/tst1/tmp/ok && "
@@ -130,110 +281,205 @@ def test_daemon_writes_its_own_tree_only(box: Box) -> None:
     assert probe.returncode != 0
     assert "Read-only file system" in probe.stdout + probe.stderr
     assert box.sh(f"test -e {REDHOME}/env/tst1/tmp/ok").returncode == 0
-    assert show(box, unit)["ActiveState"] == "active"
 
 
-def test_redctl_start_suspended_status_stop_abort(box: Box) -> None:
-    start = redsys(box, "cd && REDENV=DEV1 redctl start -S")
-    assert start.returncode == 0, start.stdout + start.stderr
-    assert box.sh(f"test -e {REDHOME}/env/dev1/.suspended").returncode == 0
-    status = redsys(box, "redctl -i DEV1 status")
-    assert status.returncode == 0, status.stdout
-    assert "suspended" in status.stdout
-    for unit in units("DEV1"):
-        if unit.startswith("redpss-devdb@"):
-            assert unit not in status.stdout  # devdb_enabled is false for DEV1
-        else:
-            line = next(line for line in status.stdout.splitlines() if line.startswith(unit))
-            assert "active (running)" in line
-
-    stop = redsys(box, "redctl -i DEV1 stop")
-    assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert redsys(box, "redctl -i DEV1 status").returncode == 3
-
-    assert redsys(box, "redctl -i DEV1 restart").returncode == 0
-    assert box.sh(f"test -e {REDHOME}/env/dev1/.suspended").returncode != 0  # restart ends the suspended mode
-    pids = [show(box, u)["MainPID"] for u in units("DEV1")[1:]]
-    abort = redsys(box, "redctl -i DEV1 abort")
-    assert abort.returncode == 0, abort.stdout + abort.stderr
-    assert "SIGKILL" in abort.stdout
-    for pid in pids:
-        assert box.sh(f"kill -0 {pid}").returncode != 0
-    for unit in units("DEV1"):
-        assert show(box, unit)["ActiveState"] == "inactive"  # stopped, not failed, not restarted
-    assert redsys(box, "redctl -i DEV1 status").returncode == 3
-
-
-def test_kill_9_is_restarted(box: Box) -> None:
-    unit = units("TST1")[-1]
+def test_kill_9_of_jmon_is_restarted_and_serves_again(box: Box, app1: object) -> None:
+    running(box)
+    unit = unit_of("jmon")
     before = show(box, unit)
     box.check(f"kill -9 {before['MainPID']}")
 
     def restarted() -> dict[str, str] | None:
         state = show(box, unit)
-        return state if state["ActiveState"] == "active" and state["MainPID"] != before["MainPID"] else None
+        return state if state["SubState"] == "running" and state["MainPID"] != before["MainPID"] else None
 
-    after = wait_for(
-        restarted,
-        20,
-        0.1,
-        "systemd restarting the killed daemon",
-    )
+    after = wait_for(restarted, 60, 0.1, "systemd restarting the killed JMON")
     assert int(after["NRestarts"]) == int(before["NRestarts"]) + 1
+    assert "Main process exited, code=killed, status=9/KILL" in box.check(f"journalctl -u {unit} --no-pager")
+    assert any(e["key"] == ["JOB", "APP1", BEAT] for e in jmon_show(box)["entries"])  # the new JMON serves
+    count = len(job_runs(box, BEAT))
+    wait_for(lambda: len(job_runs(box, BEAT)) > count, 30, 0.3, "BEAT running again after the restart")
 
 
-def test_hung_daemon_is_restarted_by_the_watchdog(box: Box) -> None:
-    unit = units("TST1")[-1]
+def test_hung_jmon_is_restarted_by_the_watchdog(box: Box, app1: object) -> None:
+    running(box)
+    unit = unit_of("jmon")
+    dropin = f"/run/systemd/system/{unit}.d"
     box.check(
-        f"mkdir -p /run/systemd/system/{unit}.d && printf '[Service]\\nWatchdogSec=2\\n' "
-        f"> /run/systemd/system/{unit}.d/watchdog.conf && systemctl daemon-reload && systemctl restart {unit}"
+        f"mkdir -p {dropin} && printf '[Service]\\nWatchdogSec=2\\n' > {dropin}/watchdog.conf && "
+        f"systemctl daemon-reload && systemctl restart {unit}",
+        timeout=120,
     )
     try:
         before = show(box, unit)
+        assert before["SubState"] == "running"
         box.check(f"kill -STOP {before['MainPID']}")
         wait_for(
-            lambda: (s := show(box, unit))["ActiveState"] == "active" and s["MainPID"] != before["MainPID"],
-            30,
+            lambda: (s := show(box, unit))["SubState"] == "running" and s["MainPID"] != before["MainPID"],
+            60,
             0.2,
-            "the watchdog restarting the stopped daemon",
+            "the watchdog restarting the stopped JMON",
         )
         log = box.check(f"journalctl -u {unit} --no-pager")
-        assert "Watchdog timeout" in log or "watchdog" in log.lower()
+        assert "Watchdog timeout" in log, log[-3000:]
+        assert int(show(box, unit)["NRestarts"]) == int(before["NRestarts"]) + 1
+        wait_for(lambda: redctl(box, "show --json", code=None).returncode == 0, 60, 0.2, "JMON answering")
     finally:
-        box.check(f"rm -rf /run/systemd/system/{unit}.d && systemctl daemon-reload && systemctl restart {unit}")
+        box.check(f"rm -rf {dropin} && systemctl daemon-reload && systemctl restart {unit}", timeout=120)
 
 
-def test_bad_config_fails_without_restart_loop(box: Box) -> None:
-    conf = f"{REDHOME}/env/dev1/etc/red_params.conf"
+def test_suspend_survives_stop_and_start_until_restart(box: Box, app1: object) -> None:
+    running(box)
+    marker = f"{REDHOME}/env/tst1/.suspended"
+    redctl(box, "stop")
+    assert redctl(box, "status", code=3).returncode == 3
+    box.check(f"systemctl start {unit_of('devdb')}")  # the database alone, as an Exasol would be
+    ok_count = len(job_runs(box, BEAT))  # final: the stop drained SCHED, which wrote every run it finished
+
+    start = redctl(box, "start -S")
+    assert "suspended" in start.stdout
+    assert box.sh(f"test -e {marker}").returncode == 0
+    status = redctl(box, "status")
+    assert "instance TST1 is suspended" in status.stdout
+    assert all(state.startswith("active (running)") for state in unit_states(status.stdout).values())
+    assert jmon_show(box)["suspended"] is True
+    skipped = wait_for(
+        lambda: [r for r in job_runs(box, BEAT, "SKIPPED") if r["SKIP_REASON"] == "SUSPENDED"],
+        30,
+        0.3,
+        "ticks of BEAT skipped while suspended",
+    )
+
+    redctl(box, "stop")
+    redctl(box, "start")  # a plain start keeps the suspended mode
+    assert jmon_show(box)["suspended"] is True
+    wait_for(
+        lambda: len([r for r in job_runs(box, BEAT, "SKIPPED") if r["SKIP_REASON"] == "SUSPENDED"]) > len(skipped),
+        30,
+        0.3,
+        "ticks skipped after the stop and start",
+    )
+    assert len(job_runs(box, BEAT)) == ok_count
+
+    redctl(box, "restart")  # ends the suspended mode
+    assert box.sh(f"test -e {marker}").returncode != 0
+    wait_for(lambda: redctl(box, "show --json", code=None).returncode == 0, 60, 0.2, "JMON answering")
+    assert jmon_show(box)["suspended"] is False
+    wait_for(lambda: len(job_runs(box, BEAT)) > ok_count, 30, 0.3, "BEAT running after the restart")
+
+
+def test_abort_kills_at_once_and_nothing_restarts(box: Box, app1: object) -> None:
+    running(box)
+    pids = [show(box, u)["MainPID"] for u in units("TST1")]
+    abort = redctl(box, "abort")
+    assert "SIGKILL" in abort.stdout
+    for pid in pids:
+        assert box.sh(f"kill -0 {pid}").returncode != 0
+    for unit in units("TST1"):
+        assert show(box, unit)["ActiveState"] == "inactive", unit  # stopped, not failed, not restarting
+    assert redctl(box, "status", code=3).returncode == 3
+    # The database was killed too: it comes back from its file and the jobs go on.
+    redctl(box, "start")
+    count = len(job_runs(box, BEAT))
+    wait_for(lambda: len(job_runs(box, BEAT)) > count, 30, 0.3, "BEAT running after abort and start")
+
+
+def start_slow_run(box: Box) -> str:
+    """Start the on-demand job SLOW (3 s in the database) and wait until a worker runs it; return a journal cursor."""
+    running(box)
+    sql(
+        box,
+        f"DELETE FROM APP1.ADM_JOBS WHERE JOB_ID = {SLOW}",
+        f"DELETE FROM APP1.ADM_JOB_LOG WHERE JOB_ID = {SLOW}",
+        "INSERT INTO APP1.ADM_JOBS (JOB_ID, JOB_NAME, JOB_TYPE, COMMAND, INTERVAL_SECONDS, ACTIVE, TIMEOUT_SECONDS) "
+        f"VALUES ({SLOW}, 'SLOW', 'SQL', 'EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(3)', NULL, TRUE, 60)",
+    )
+    redctl(box, "reload")
+    cursor = box.check("journalctl -n 0 --show-cursor --no-pager").strip().rpartition("cursor: ")[2]
+    redctl(box, f"start_db_job APP1.{SLOW}")
+
+    def in_flight() -> bool:
+        pools = jmon_show(box)["sched"]["pools"]
+        return any(w["job"] == "APP1.SLOW" for p in pools for w in p["workers"])
+
+    wait_for(in_flight, 30, 0.1, "SLOW running in a worker")
+    return cursor
+
+
+def assert_drained(box: Box, cursor: str) -> None:
+    """Every daemon of TST1 stopped by its own clean exit (0) after SCHED waited for the run in flight."""
+    for spec in SERVICES:
+        state = show(box, spec.unit("TST1"))
+        assert (state["ActiveState"], state["Result"], state["ExecMainStatus"]) == ("inactive", "success", "0"), (
+            spec.name,
+            state,
+        )
+        log = box.check(f"journalctl -u {spec.unit('TST1')} --after-cursor='{cursor}' --no-pager")
+        assert f"{spec.name} stopped cleanly" in log, log
+        if spec.name == "sched":
+            assert "waiting for 1 running run(s) to finish" in log, log
+
+
+def slow_runs(box: Box) -> list[tuple[str, str]]:
+    rows = sql(box, f"SELECT STATUS, RUN_TRIGGER FROM APP1.ADM_JOB_LOG WHERE JOB_ID = {SLOW}")[0]
+    return [(r["STATUS"], r["RUN_TRIGGER"]) for r in rows]
+
+
+def test_redctl_stop_drains_a_run_in_flight(box: Box, app1: object) -> None:
+    """`redctl stop` with a run in flight: SCHED waits for it, every daemon exits 0, and the run's row is kept.
+
+    The row's STATUS is not checked here: redctl asks systemd to stop the units in start order, so the embedded
+    database stops while SCHED still drains and the run loses its database (test_stop_in_reverse_start_order shows
+    the order under which it finishes OK). SCHED's spool still keeps the row, written at the next start.
+    """
+    cursor = start_slow_run(box)
+    stop = redctl(box, "stop")
+    assert unit_states(stop.stdout) == dict.fromkeys(units("TST1"), "inactive (dead)")
+    assert_drained(box, cursor)
+    running(box)
+    assert [trigger for _, trigger in wait_for(lambda: slow_runs(box), 30, 0.3, "SLOW's row")] == ["MANUAL"]
+
+
+def test_stop_in_reverse_start_order_keeps_the_database_for_the_drain(box: Box, app1: object) -> None:
+    """The units' After= ordering: stopped JMON, SCHED, database, SCHED's run in flight finishes OK and is logged."""
+    cursor = start_slow_run(box)
+    box.check(f"systemctl stop {' '.join(reversed(units('TST1')))}", timeout=300)
+    assert_drained(box, cursor)
+    assert "Stopped redpss-sched@TST1" in box.check(
+        f"journalctl -u {unit_of('devdb')} -u {unit_of('sched')} --after-cursor='{cursor}' --no-pager "
+        "| grep -E 'Stopped|Stopping redpss-devdb' | head -2"
+    ).splitlines()[0]
+    box.check(f"systemctl start {unit_of('devdb')}")
+    assert slow_runs(box) == [("OK", "MANUAL")]
+    running(box)
+
+
+def test_bad_config_fails_without_restart_loop(box: Box, app1: object) -> None:
+    running(box)
+    conf = f"{REDHOME}/env/tst1/etc/red_params.conf"
     box.check(f"cp {conf} {conf}.good && sed -i 's/^#log_retention = 30$/log_retention = soon/' {conf}", user="redsys")
     try:
-        unit = units("DEV1")[-1]
-        box.check(f"systemctl stop {unit}")
-        result = box.sh(f"systemctl start {unit}")
+        result = box.sh(f"systemctl restart {' '.join(units('TST1'))}", timeout=180)
         assert result.returncode != 0
-        state = show(box, unit)
-        assert (state["ActiveState"], state["SubState"], state["ExecMainStatus"]) == ("failed", "failed", "3")
-        assert state["NRestarts"] == "0"
-        log = box.check(f"journalctl -u {unit} --no-pager")
+        for unit in units("TST1"):
+            state = show(box, unit)
+            assert (state["ActiveState"], state["SubState"], state["ExecMainStatus"]) == ("failed", "failed", "3")
+            assert state["NRestarts"] == "0", unit
+        log = box.check(f"journalctl -u {unit_of('jmon')} --no-pager")
         assert "log_retention" in log and "soon" in log
-        check = redsys(box, "redinfo -i DEV1 --check")
+        check = redsys(box, "redinfo -i TST1 --check")
         assert check.returncode == 3 and "log_retention" in check.stderr
+        start = redctl(box, "start", code=3)  # redctl reads the config first and starts nothing
+        assert "log_retention" in start.stdout + start.stderr
     finally:
         box.check(f"mv {conf}.good {conf}", user="redsys")
-        box.sh(f"systemctl reset-failed {' '.join(units('DEV1'))}")
-
-
-def test_journal_fields_are_queryable(box: Box) -> None:
-    out = wait_for(lambda: box.check("journalctl REDENV=TST1 -o json --no-pager -n 20"), 10, 0.2, "entries")
-    entries = [json.loads(line) for line in out.splitlines()]
-    assert entries
-    assert {e["REDENV"] for e in entries} == {"TST1"}
-    assert all(e.get("REDPSS_SERVICE") for e in entries)
+        box.sh(f"systemctl reset-failed {' '.join(units('TST1'))}")
+    running(box)
 
 
 def test_redsys_drives_only_its_own_units(box: Box) -> None:
-    unit = units("TST1")[-1]
-    own = redsys(box, f"systemctl --no-ask-password restart {unit}")
+    running(box)
+    own = redsys(box, f"systemctl --no-ask-password restart {unit_of('jmon')}")
     assert own.returncode == 0, own.stderr
     foreign = redsys(box, "systemctl --no-ask-password restart systemd-journald.service")
     assert foreign.returncode != 0
@@ -242,12 +488,23 @@ def test_redsys_drives_only_its_own_units(box: Box) -> None:
     assert sudo.returncode != 0
 
 
-def test_stop_all_stops_every_instance(box: Box) -> None:
-    redsys(box, "redctl -i DEV1 start")
-    result = box.sh("systemctl stop redsys.service")
+def test_instance_without_devdb_and_stop_all(box: Box, app1: object) -> None:
+    """DEV1 (devdb_enabled = false) starts SCHED and JMON only, against TST1's database; stop-all stops both."""
+    running(box)
+    box.check("systemctl start redsys.service", timeout=180)  # active (RemainAfterExit) so that stop runs stop-all
+    start = redctl(box, "start", instance="DEV1")
+    assert unit_of("devdb", "DEV1") not in start.stdout
+    assert show(box, unit_of("devdb", "DEV1"))["ActiveState"] == "inactive"
+    for unit in (unit_of("sched", "DEV1"), unit_of("jmon", "DEV1")):
+        assert show(box, unit)["SubState"] == "running", unit
+    sched_port = DEV1_PORTS["sched_service_port"]
+    assert box.sh(f"ss -ltn | grep -q '127.0.0.1:{sched_port} '").returncode == 0  # DEV1's SCHED on its own port
+    result = box.sh("systemctl stop redsys.service", timeout=300)
     assert result.returncode == 0, result.stderr
     for unit in units("TST1") + units("DEV1"):
-        assert show(box, unit)["ActiveState"] in ("inactive", "failed"), unit
+        state = show(box, unit)
+        assert state["ActiveState"] == "inactive", (unit, state)
+        assert state["ExecMainStatus"] == "0", (unit, state)
 
 
 def test_instance_switching_in_an_interactive_shell(box: Box) -> None:
@@ -258,10 +515,11 @@ def test_instance_switching_in_an_interactive_shell(box: Box) -> None:
         os.execvp(argv[0], argv)  # noqa: S606 - the test is the terminal of an interactive login
     output = b""
 
-    def read_until(marker: bytes, timeout: float = 15.0) -> bytes:
+    def read_until(marker: bytes, timeout: float = 15.0, after: int = 0) -> bytes:
+        """Read until `marker` appears in the output past position `after`."""
         nonlocal output
         deadline = time.monotonic() + timeout
-        while marker not in output:
+        while marker not in output[after:]:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"no {marker!r} in: {output.decode(errors='replace')}")
@@ -279,27 +537,17 @@ def test_instance_switching_in_an_interactive_shell(box: Box) -> None:
         read_until(b"TST1 [redsys@")
         os.write(fd, b'echo "[$REDENV|$REDENV_HOME|$(pwd)|$(command -v redctl)]"\n')
         read_until(b"/bin/redctl]")
+        read_until(b"tst1]$ ", after=output.rindex(b"/bin/redctl]"))  # the shell waits for input again
         text = output.decode(errors="replace")
         assert "current environment: TST1" in text and "exit with CTRL-D" in text
         assert f"[TST1|{REDHOME}/env/tst1|{REDHOME}/env/tst1|{REDHOME}/env/tst1/bin/redctl]" in text
         assert "tst1]$ " in text
+        mark = len(output)
         os.write(fd, b"\x04")  # CTRL-D leaves the instance shell
+        read_until(b"redsys@", after=mark)  # redsys's own prompt again
         os.write(fd, b'echo "back-[${REDENV:-none}]"\n')
         read_until(b"back-[none]")
         os.write(fd, b"exit\n")
     finally:
         os.close(fd)
         os.waitpid(pid, 0)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("redpss.devdb.__main__") is None, reason="redpss.devdb not written yet")
-def test_devdb_unit_serves(box: Box) -> None:
-    """The real redpss-devdb under its unit: ready, listening on exa_connection's port."""
-    dropin = "/etc/systemd/system/redpss-devdb@.service.d/50-stand-in.conf"
-    box.check(f"mv {dropin} {dropin}.off && systemctl daemon-reload")
-    try:
-        result = box.sh("systemctl start redpss-devdb@TST1.service")
-        assert result.returncode == 0, box.check("journalctl -u redpss-devdb@TST1 --no-pager | tail -30")
-        assert box.sh("ss -ltn | grep -q ':8563 '").returncode == 0
-    finally:
-        box.check(f"systemctl stop redpss-devdb@TST1.service; mv {dropin}.off {dropin}; systemctl daemon-reload")

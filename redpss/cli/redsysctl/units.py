@@ -18,11 +18,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from redpss.core.daemon import ABORT_TIMEOUT
 from redpss.core.paths import DEFAULT_REDHOME
 from redpss.core.services import SERVICES, ServiceSpec
 
-# Seconds a daemon may take to stop: drain_timeout (30 s) + abort (10 s) + a margin, before systemd sends SIGKILL.
-TIMEOUT_STOP_SEC = 50
+# Seconds a daemon may take to stop before systemd sends SIGKILL: its drain_timeout + abort (ABORT_TIMEOUT, 10 s)
+# + a margin. A shorter stop timeout would kill a draining SCHED while a run is still finishing and its log row
+# was not yet written. The daemons' drain_timeout (redpss.core.daemon.Service); 30 s unless listed here.
+DRAIN_TIMEOUTS = {"devdb": 15.0, "sched": 120.0, "jmon": 15.0}
+DEFAULT_DRAIN_TIMEOUT = 30.0
+STOP_MARGIN = 10
+TIMEOUT_STOP_SEC = 50  # at least this long for every daemon
+# Seconds a daemon may take to report READY: JMON waits up to 60 s for the database at start-up (then systemd
+# restarts it), SCHED starts all its workers first. A start-up that takes longer is killed and restarted.
+TIMEOUT_START_SEC = 90
 WATCHDOG_SEC = 30
 UNIT_LINKS = "env/.units"  # below REDHOME: <INSTANCE> -> ../<instance>
 
@@ -37,7 +46,9 @@ Description=RED-PSS {upper} of instance %i: {description}
 Documentation=file://{redhome}/doc/operations.md
 # Stopping or restarting the instance (redpss@%i.target, `redctl stop`) reaches this daemon too.
 PartOf=redpss@%i.target
-After=network.target
+# Started after the instance's daemons listed before it (the embedded database first) and so stopped before them:
+# a draining daemon still reaches the database to write its last log rows. Ordering only; nothing is pulled in.
+After=network.target{after}
 # A missing instance fails the start loudly (a Condition= would let `systemctl start` succeed doing nothing).
 # {links}/%i is the link `redsysctl create` makes to the lower-case instance folder.
 AssertPathIsDirectory={links}/%i
@@ -64,8 +75,10 @@ RestartSec=2
 RestartPreventExitStatus=3
 # SIGTERM to the daemon only, so it drains its own children; whatever is left after the timeout gets SIGKILL.
 KillMode=mixed
-# Above the daemon's drain timeout (30 s) plus its abort (10 s).
+# Above the daemon's drain timeout ({drain} s) plus its abort ({abort} s).
 TimeoutStopSec={timeout_stop}
+# READY within this many seconds (JMON waits up to 60 s for the database), else killed and restarted.
+TimeoutStartSec={timeout_start}
 # The unprivileged owner of the instance tree; group redftp reads the sFTP users' uploads.
 User=redsys
 Group=redftp
@@ -169,8 +182,15 @@ WantedBy=multi-user.target
 """
 
 
+def timeout_stop_sec(spec: ServiceSpec) -> int:
+    """TimeoutStopSec= of a daemon: its drain, its abort and a margin, so systemd never kills a clean stop."""
+    drain = DRAIN_TIMEOUTS.get(spec.name, DEFAULT_DRAIN_TIMEOUT)
+    return max(TIMEOUT_STOP_SEC, int(drain + ABORT_TIMEOUT) + STOP_MARGIN)
+
+
 def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
     file = f"redpss-{spec.name}@.service"
+    drain = DRAIN_TIMEOUTS.get(spec.name, DEFAULT_DRAIN_TIMEOUT)
     return HEADER.format(file=file, what=f"the {spec.name} daemon of one instance (%i, e.g. TST1)") + (
         SERVICE_TEMPLATE.format(
             upper=spec.name.upper(),
@@ -180,7 +200,11 @@ def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
             links=redhome / UNIT_LINKS,
             watchdog=WATCHDOG_SEC,
             half=WATCHDOG_SEC // 2,
-            timeout_stop=TIMEOUT_STOP_SEC,
+            after="".join(f" redpss-{before.name}@%i.service" for before in SERVICES[: SERVICES.index(spec)]),
+            drain=f"{drain:.0f}",
+            abort=f"{ABORT_TIMEOUT:.0f}",
+            timeout_stop=timeout_stop_sec(spec),
+            timeout_start=TIMEOUT_START_SEC,
         )
     )
 
