@@ -165,11 +165,17 @@ def start(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 
 def stop(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return run(["stop", "--", *units], check=False) if units else _nothing()
+    """Stop units given in start order, last first: systemd runs a stop job as soon as it is queued, so the
+    database must be asked last or it goes away while SCHED still writes the log of its draining runs."""
+    return run(["stop", "--", *reversed(units)], check=False) if units else _nothing()
 
 
 def restart(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return run(["restart", "--", *units], check=False) if units else _nothing()
+    """Restart units given in start order: stop them last first (see stop), then start them in order."""
+    stopped = stop(units)
+    if stopped.returncode != 0:
+        return stopped
+    return start(units)
 
 
 def kill(units: Sequence[str], signal_name: str = "SIGKILL") -> subprocess.CompletedProcess[str]:

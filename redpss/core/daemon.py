@@ -82,10 +82,12 @@ class _Signals:
     stop_name: str = ""
     reload_requested: bool = False
     force: asyncio.Event = field(default_factory=asyncio.Event)
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_stop(self, signum: int) -> None:
         self.stop_count += 1
         self.stop_name = signal.Signals(signum).name
+        self.stopped.set()
         if self.stop_count >= 2:
             self.force.set()
         self.wake.set()
@@ -127,7 +129,7 @@ class _Lifecycle:
         loop.add_signal_handler(signal.SIGINT, signals.on_stop, signal.SIGINT)
         loop.add_signal_handler(signal.SIGHUP, signals.on_reload)
         try:
-            code = await self._start()
+            code = await self._start(signals)
             if code is not None:
                 return code
             await self._main_loop(signals)
@@ -137,10 +139,22 @@ class _Lifecycle:
                 loop.remove_signal_handler(signum)
             self.notifier.close()
 
-    async def _start(self) -> int | None:
+    async def _start(self, signals: _Signals) -> int | None:
+        """start(), unless a stop signal comes first: then start-up is abandoned (abort()) and the exit is clean."""
         name = self.service.name
+        starting = asyncio.create_task(self.service.start())
+        stop_wait = asyncio.create_task(signals.stopped.wait())
+        await asyncio.wait({starting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+            log.info("%s received during start-up: %s stops without having served", signals.stop_name, name)
+            await self._abort_quietly()
+            return int(ExitCode.OK)
         try:
-            await self.service.start()
+            starting.result()
         except (StartupError, ConfigError) as exc:
             log.error("%s cannot start: %s", name, exc)
             self.notifier.status(f"start-up failed: {exc}")

@@ -23,8 +23,9 @@ log = logging.getLogger("redpss.heartbeat")
 class HeartbeatService(Service):
     name = "heartbeat"
 
-    def __init__(self, interval: float, work_seconds: float, drain_timeout: float) -> None:
+    def __init__(self, interval: float, work_seconds: float, drain_timeout: float, start_delay: float = 0.0) -> None:
         self.tick_interval = interval
+        self.start_delay = start_delay
         self.work_seconds = work_seconds
         self.drain_timeout = drain_timeout
         self.started = 0
@@ -33,6 +34,9 @@ class HeartbeatService(Service):
         self.accepting = True
 
     async def start(self) -> None:
+        if self.start_delay:
+            log.info("starting (taking %.0f s)", self.start_delay)
+            await asyncio.sleep(self.start_delay)  # stands for a slow start-up: waiting for a database
         log.info("heartbeat every %.1f s, each beat working %.1f s", self.tick_interval, self.work_seconds)
 
     async def tick(self, now: float) -> None:
@@ -66,7 +70,7 @@ class HeartbeatService(Service):
 
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
-    return HeartbeatService(args.interval, args.work_seconds, args.drain_timeout)
+    return HeartbeatService(args.interval, args.work_seconds, args.drain_timeout, args.start_delay)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between beats (default 1)")
     parser.add_argument("--work-seconds", type=float, default=0.5, help="how long each beat works (default 0.5)")
     parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to wait for beats on SIGTERM")
+    parser.add_argument("--start-delay", type=float, default=0.0, help="seconds start-up takes (default 0)")
     return run_instance_daemon("heartbeat", _build, argv, parser=parser)
 
 

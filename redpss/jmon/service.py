@@ -15,6 +15,7 @@ import dataclasses
 import gc
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -60,6 +61,7 @@ class JmonService(Service):
         self.pending_timing: set[Key] = set()
         self.skip_sender_busy = False
         self.fingerprint = ""
+        self.stop_event = threading.Event()
         self.last_full_sync = 0.0
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON"))
         self.stats_session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats"))
@@ -91,7 +93,7 @@ class JmonService(Service):
             await self.control.start_unix(control_socket(self.paths))
         except OSError as exc:
             raise StartupError(f"cannot create the control socket {control_socket(self.paths)}: {exc}") from exc
-        if not await asyncio.to_thread(self.session.wait_connected, None, DB_WAIT_AT_START):
+        if not await asyncio.to_thread(self.session.wait_connected, self.stop_event, DB_WAIT_AT_START):
             raise RuntimeError(
                 f"database at {self.config.default.exa_connection} not reachable within "
                 f"{DB_WAIT_AT_START:.0f} s; giving up so that systemd restarts JMON"
@@ -127,6 +129,7 @@ class JmonService(Service):
 
     async def abort(self) -> None:
         self.stopping = True
+        self.stop_event.set()  # ends a wait for the database that start-up may still be in
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

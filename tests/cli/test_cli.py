@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import socket
 import stat
@@ -165,24 +166,28 @@ def test_profile_snippet_enters_an_instance(redhome: Path) -> None:
         )
     output = b""
 
-    def read_until(marker: bytes) -> str:
+    def read_until(pattern: bytes, start: int = 0) -> int:
+        """Read until `pattern` (a regex) appears after offset `start`; return the offset after the match."""
         nonlocal output
         deadline = time.monotonic() + 10
-        while marker not in output and time.monotonic() < deadline:
+        while not (found := re.compile(pattern).search(output, start)) and time.monotonic() < deadline:
             if select.select([fd], [], [], 0.2)[0]:
                 output += os.read(fd, 4096)
-        assert marker in output, output.decode(errors="replace")
-        return output.decode(errors="replace")
+        assert found, output.decode(errors="replace")
+        return found.end()
 
     try:
         os.write(fd, b"tst1\n")
-        read_until(b"TST1 [")
+        read_until(rb"TST1 \[")
         os.write(fd, b'echo "<$REDENV:$PWD>"\n')
-        text = read_until(b":" + str(redhome).encode() + b"/env/tst1>")
+        echoed = read_until(re.escape(b":" + str(redhome).encode() + b"/env/tst1>"))
+        text = output.decode(errors="replace")
         assert "current environment: TST1" in text and "tst1]" in text
+        read_until(rb"TST1 \[[^\n]*[$#] $", echoed)  # the instance prompt is back: CTRL-D now reaches it
         os.write(fd, b"\x04")
+        read_until(rb"\n[^\n]*[$#] $", echoed)  # the outer shell's prompt
         os.write(fd, b'echo "<out:${REDENV:-none}>"\n')
-        read_until(b"<out:none>")
+        read_until(rb"<out:none>")
         os.write(fd, b"exit\n")
     finally:
         os.close(fd)

@@ -176,3 +176,12 @@ def test_daemon_logs_structured_fields_to_journald(start_daemon: DaemonStarter, 
         assert daemon.stderr == ""  # journald got everything, nothing doubled on stderr
     finally:
         journal.close()
+
+
+def test_sigterm_during_start_up_stops_cleanly(start_daemon: DaemonStarter) -> None:
+    daemon = start_daemon("--start-delay", "600")  # start() takes ten minutes: a stop must not wait for it
+    daemon.wait_log("starting (taking 600 s)")
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.exit_code(timeout=30) == 0
+    assert "SIGTERM received during start-up: heartbeat stops without having served" in daemon.log
+    assert daemon.notify.count("READY") == 0
