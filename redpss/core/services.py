@@ -19,6 +19,8 @@ class ServiceSpec:
     description: str
     enabled: Callable[[Config], bool]
     module: str  # what `python -m` runs (redctl start_trace); takes --instance like the program
+    # Seconds the daemon may drain on SIGTERM before it forces; its unit's TimeoutStopSec= is derived from it.
+    drain_timeout: float = 30.0
     controlled_by: Literal["redctl", "restctl"] = "redctl"
 
     @property
@@ -35,11 +37,24 @@ def _always(config: Config) -> bool:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
-        "devdb", "embedded database (Exasol protocol over DuckDB)", lambda c: c.redctl.devdb_enabled, "redpss.devdb"
+        "devdb",
+        "embedded database (Exasol protocol over DuckDB)",
+        lambda c: c.redctl.devdb_enabled,
+        "redpss.devdb",
+        drain_timeout=15.0,
     ),
-    ServiceSpec("sched", "scheduler master and worker pools", _always, "redpss.sched.service"),
-    ServiceSpec("jmon", "job monitor", _always, "redpss.jmon.service"),
+    # SCHED waits for running jobs; two minutes covers a load finishing, longer ones are handed back as INTERRUPTED.
+    ServiceSpec("sched", "scheduler master and worker pools", _always, "redpss.sched.service", drain_timeout=120.0),
+    ServiceSpec("jmon", "job monitor", _always, "redpss.jmon.service", drain_timeout=15.0),
 )
+
+
+def service_spec(name: str) -> ServiceSpec:
+    """The spec of daemon `name`; KeyError for an unknown one."""
+    for spec in SERVICES:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
 
 
 def instance_target(instance: str) -> str:

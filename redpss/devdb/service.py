@@ -6,13 +6,14 @@ import asyncio
 
 from redpss.core.daemon import Service
 from redpss.core.errors import StartupError
+from redpss.core.services import service_spec
 from redpss.devdb.server import DevDbServer, ServerSettings
 
 
 class DevDbService(Service):
     name = "devdb"
     tick_interval = 5.0
-    drain_timeout = 15.0
+    drain_timeout = service_spec("devdb").drain_timeout
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings

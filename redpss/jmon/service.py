@@ -29,6 +29,7 @@ from redpss.core.entry import run_instance_daemon
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
+from redpss.core.services import service_spec
 from redpss.core.wire import AsyncClient, Connection, JsonLineServer, Message, WireError
 from redpss.jmon.definitions import read_blocked_watchers, read_definitions, read_last_scheduled, run_request
 from redpss.jmon.schedule import Definition, Key, Schedule, ScheduleEntry, Tick
@@ -48,7 +49,7 @@ def control_socket(paths: InstancePaths) -> Any:
 class JmonService(Service):
     name = "jmon"
     tick_interval = 0.5
-    drain_timeout = 15.0
+    drain_timeout = service_spec("jmon").drain_timeout
 
     def __init__(self, config: Config, paths: InstancePaths, clock: Callable[[], float] = time.time) -> None:
         self.config = config

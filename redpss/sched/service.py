@@ -24,6 +24,7 @@ from redpss.core.entry import run_instance_daemon
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
+from redpss.core.services import service_spec
 from redpss.core.wire import Connection, JsonLineServer, Message
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
 from redpss.sched.runlog import RunLogWriter, run_rows, skip_row
@@ -37,7 +38,7 @@ KILL_GRACE = 5.0  # seconds past a run's timeout before the master kills a worke
 class SchedService(Service):
     name = "sched"
     tick_interval = 1.0
-    drain_timeout = 120.0
+    drain_timeout = service_spec("sched").drain_timeout
 
     def __init__(self, config: Config, paths: InstancePaths) -> None:
         self.config = config

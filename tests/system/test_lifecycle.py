@@ -203,7 +203,7 @@ def test_units_verify_in_systemd(box: Box) -> None:
 
 
 def test_stop_timeouts_cover_each_daemons_drain() -> None:
-    """TimeoutStopSec= is rendered from a table of drain timeouts; it must outlast each daemon's real drain + abort."""
+    """TimeoutStopSec= must outlast each daemon's real drain + abort (the service classes take it from SERVICES)."""
     from redpss.devdb.service import DevDbService  # noqa: PLC0415 - heavy imports only for this check
     from redpss.jmon.service import JmonService  # noqa: PLC0415
     from redpss.sched.service import SchedService  # noqa: PLC0415

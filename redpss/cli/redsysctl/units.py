@@ -22,11 +22,9 @@ from redpss.core.daemon import ABORT_TIMEOUT
 from redpss.core.paths import DEFAULT_REDHOME
 from redpss.core.services import SERVICES, ServiceSpec
 
-# Seconds a daemon may take to stop before systemd sends SIGKILL: its drain_timeout + abort (ABORT_TIMEOUT, 10 s)
-# + a margin. A shorter stop timeout would kill a draining SCHED while a run is still finishing and its log row
-# was not yet written. The daemons' drain_timeout (redpss.core.daemon.Service); 30 s unless listed here.
-DRAIN_TIMEOUTS = {"devdb": 15.0, "sched": 120.0, "jmon": 15.0}
-DEFAULT_DRAIN_TIMEOUT = 30.0
+# Seconds a daemon may take to stop before systemd sends SIGKILL: its drain_timeout (ServiceSpec) + abort
+# (ABORT_TIMEOUT, 10 s) + a margin. A shorter stop timeout would kill a draining SCHED while a run is still
+# finishing and its log row was not yet written.
 STOP_MARGIN = 10
 TIMEOUT_STOP_SEC = 50  # at least this long for every daemon
 # Seconds a daemon may take to report READY: JMON waits up to 60 s for the database at start-up (then systemd
@@ -184,13 +182,13 @@ WantedBy=multi-user.target
 
 def timeout_stop_sec(spec: ServiceSpec) -> int:
     """TimeoutStopSec= of a daemon: its drain, its abort and a margin, so systemd never kills a clean stop."""
-    drain = DRAIN_TIMEOUTS.get(spec.name, DEFAULT_DRAIN_TIMEOUT)
+    drain = spec.drain_timeout
     return max(TIMEOUT_STOP_SEC, int(drain + ABORT_TIMEOUT) + STOP_MARGIN)
 
 
 def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
     file = f"redpss-{spec.name}@.service"
-    drain = DRAIN_TIMEOUTS.get(spec.name, DEFAULT_DRAIN_TIMEOUT)
+    drain = spec.drain_timeout
     return HEADER.format(file=file, what=f"the {spec.name} daemon of one instance (%i, e.g. TST1)") + (
         SERVICE_TEMPLATE.format(
             upper=spec.name.upper(),
