@@ -1,0 +1,158 @@
+"""Faults between the daemons, each started on its own (as systemd would) so one can be killed or stopped while the
+others run: SCHED killed and restarted under a running JMON, the database away for a while, SCHED draining a queue.
+Nothing accepted may be lost: runs are found lost and scheduled again, rows wait and arrive later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redpss.core.db.sqltext import timestamp
+from redpss.core.paths import InstancePaths
+from tests.support.daemons import DaemonProcess
+from tests.support.instance_runner import RunningInstance, add_job, instance_config
+from tests.support.wait import wait_for
+
+
+class Daemons:
+    """devdb, SCHED and JMON of one instance as three separate processes."""
+
+    def __init__(self, paths: InstancePaths, workdir: Path) -> None:
+        self.paths = paths
+        self.workdir = workdir
+        self.inst = RunningInstance(paths, workdir)  # for its redctl and database helpers only
+        self.procs: dict[str, DaemonProcess] = {}
+        self.generation = 0
+
+    def start(self, name: str) -> DaemonProcess:
+        self.generation += 1
+        module = {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}[name]
+        daemon = DaemonProcess(module, self.paths, self.workdir / f"{name}-{self.generation}", log_name=name)
+        daemon.wait_ready()
+        self.procs[name] = daemon
+        return daemon
+
+    def close(self) -> None:
+        self.inst.close()
+        for name in ("jmon", "sched", "devdb"):
+            if name in self.procs:
+                self.procs[name].stop()
+                self.procs[name].close()
+
+
+@pytest.fixture
+def daemons(instance: InstancePaths, tmp_path: Path) -> Iterator[Daemons]:
+    instance.config_file.write_text(instance_config({"redctl": {"sched_default_pool_size": "1"}}))
+    running = Daemons(instance, tmp_path)
+    try:
+        running.start("devdb")
+        running.inst.redctl("db_register", "APP1")
+        running.start("sched")
+        running.start("jmon")
+        yield running
+    finally:
+        running.close()
+
+
+def rows(daemons: Daemons, sql: str) -> list[dict[str, Any]]:
+    return daemons.inst.rows(sql)
+
+
+def show(daemons: Daemons) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(daemons.inst.redctl("show", "--json").stdout)
+    return data
+
+
+def test_runs_lost_by_a_killed_sched_are_freed_and_the_job_runs_again(daemons: Daemons) -> None:
+    add_job(
+        daemons.inst,
+        "APP1",
+        1,
+        "LONG",
+        JOB_TYPE="SQL",
+        COMMAND="EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(60)",
+        INTERVAL_SECONDS=3600,
+        OVERLAP_POLICY="SKIP",
+    )
+    daemons.inst.redctl("reload")
+    daemons.inst.redctl("start_job", "APP1.1")
+
+    def running_ids() -> list[str]:
+        entry = next(e for e in show(daemons)["entries"] if e["key"] == ["JOB", "APP1", 1])
+        return list(entry["running"])
+
+    lost = wait_for(running_ids, 30, what="the run in flight")[0]
+    os.kill(daemons.procs["sched"].pid, signal.SIGKILL)  # SCHED dies with the run; nothing is told to JMON
+    daemons.procs["sched"].close()
+    daemons.start("sched")
+    daemons.procs["jmon"].wait_log(f"run {lost} of APP1.1 was lost by SCHED; the job is scheduled again")
+    wait_for(lambda: not running_ids(), 30, what="the job free again")
+    # free again: a manual start is not refused as an overlap, and it runs in the new SCHED
+    daemons.inst.redctl("start_job", "APP1.1")
+    wait_for(lambda: running_ids() and running_ids()[0] != lost, 30, what="a new run in the new SCHED")
+
+
+def test_while_the_database_is_away_runs_and_statistics_wait_and_arrive_later(daemons: Daemons) -> None:
+    add_job(daemons.inst, "APP1", 2, "TICK", INTERVAL_SECONDS=1)
+    daemons.inst.redctl("reload")
+    wait_for(lambda: rows(daemons, "SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 2"), 30, what="first runs logged")
+    daemons.inst.close()
+    went_away = timestamp(time.time())
+    assert daemons.procs["devdb"].stop() == 0  # the database goes away for a while
+    daemons.procs["devdb"].close()
+    daemons.procs["sched"].wait_log("database unavailable")
+    daemons.procs["jmon"].wait_log("statistics not written")
+    outage = daemons.procs["sched"].log.count("job APP1.TICK run")  # runs finished so far, some during the outage
+    came_back = timestamp(time.time())
+    daemons.start("devdb")
+    logged = wait_for(
+        lambda: (n := len(rows(daemons, "SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 2"))) >= outage and n,
+        60,
+        what="every run, including those during the outage, in ADM_JOB_LOG",
+    )
+    assert logged >= outage
+    assert not (daemons.paths.tmp / "sched-runlog.rejected").exists()
+    during = wait_for(
+        lambda: rows(
+            daemons,
+            "SELECT * FROM REDSYS.ADM_JMON_LOAD WHERE POOL = 'DEFAULT' "
+            f"AND LOG_TIME > '{went_away}' AND LOG_TIME < '{came_back}'",
+        ),
+        60,
+        what="statistics rows stamped during the outage, written once the database was back",
+    )
+    assert during[0]["POOL_SIZE"] == 1
+
+
+def test_sched_drain_finishes_the_running_run_and_records_the_queue_as_interrupted(daemons: Daemons) -> None:
+    add_job(
+        daemons.inst,
+        "APP1",
+        3,
+        "SLOWISH",
+        JOB_TYPE="SQL",
+        COMMAND="EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(3)",
+        INTERVAL_SECONDS=None,
+    )
+    daemons.inst.redctl("reload")
+    for _ in range(3):  # one pool worker: the first runs, two wait in the queue
+        daemons.inst.redctl("start_db_job", "APP1.3")
+    sched = daemons.procs["sched"]
+    wait_for(lambda: '"queued": 2' in json.dumps(show(daemons)["sched"]["pools"][0]), 30, what="two runs queued")
+    assert sched.stop() == 0
+    assert "waiting for 1 running run(s) to finish" in sched.log
+    statuses = sorted(
+        (r["STATUS"], r["MESSAGE"] or "") for r in rows(daemons, "SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 3")
+    )
+    assert [s for s, _ in statuses] == ["INTERRUPTED", "INTERRUPTED", "OK"]
+    assert all("not started: SCHED stopped first" in m for s, m in statuses if s == "INTERRUPTED")
+    sched.close()
+    del daemons.procs["sched"]
