@@ -82,19 +82,22 @@ User=redsys
 Group=redftp
 # New files: owner read/write, group read, nothing for others.
 UMask=0027
+{hardening}"""
+
+HARDENING = """\
 # --- Hardening (every option below exists in systemd 239). ---
-# The whole file system is read-only except the instance's own tree.
+# The whole file system is read-only except {writable_why}.
 ProtectSystem=strict
-ReadWritePaths={links}/%i
+ReadWritePaths={writable}
 # /home, /root and /run/user are invisible.
 ProtectHome=yes
-# A private /tmp and /var/tmp, emptied when the daemon stops.
+# A private /tmp and /var/tmp, emptied when the unit stops.
 PrivateTmp=yes
 # No physical devices (only /dev/null, /dev/zero, /dev/urandom, ...).
 PrivateDevices=yes
-# No new mounts leak in or out of the daemon's mount namespace.
+# No new mounts leak in or out of the process's mount namespace.
 PrivateMounts=yes
-# setuid binaries and file capabilities cannot raise privileges.
+{network}# setuid binaries and file capabilities cannot raise privileges.
 NoNewPrivileges=yes
 # No capabilities at all: ports are above 1024, files belong to redsys.
 CapabilityBoundingSet=
@@ -103,14 +106,14 @@ AmbientCapabilities=
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectControlGroups=yes
-# Only local sockets (journald, notify, control socket) and IP.
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+# {families_why}
+RestrictAddressFamilies={families}
 # No namespaces, realtime scheduling, setuid/setgid files or personality changes.
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
-# System V IPC objects of redsys are removed when the daemon stops.
+# System V IPC objects of redsys are removed when the unit stops.
 RemoveIPC=yes
 # Native system calls only, from the set a system service needs, without the privileged and resource-changing
 # ones; a refused call fails with EPERM instead of killing the daemon.
@@ -119,6 +122,19 @@ SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
 """
+
+
+def hardening(writable: str, writable_why: str, families: str, families_why: str, network: bool = True) -> str:
+    """The sandbox every RED-PSS unit runs in (systemd 239 options only), each directive explained."""
+    no_network = (
+        ""
+        if network
+        else "# No network at all: only AF_UNIX sockets (D-Bus, journald) are needed.\nPrivateNetwork=yes\n"
+    )
+    return HARDENING.format(
+        writable=writable, writable_why=writable_why, families=families, families_why=families_why, network=no_network
+    )
+
 
 TARGET = """\
 [Unit]
@@ -150,31 +166,7 @@ TimeoutStopSec=300
 User=redsys
 Group=redftp
 UMask=0027
-# --- Hardening (systemd 239 options). redsysctl needs only D-Bus (AF_UNIX) and the instance trees. ---
-ProtectSystem=strict
-ReadWritePaths={redhome}/env
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-PrivateMounts=yes
-PrivateNetwork=yes
-NoNewPrivileges=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectControlGroups=yes
-RestrictAddressFamilies=AF_UNIX
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-RemoveIPC=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallFilter=~@privileged @resources
-SystemCallErrorNumber=EPERM
-
+{hardening}
 [Install]
 WantedBy=multi-user.target
 """
@@ -203,6 +195,12 @@ def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
             abort=f"{ABORT_TIMEOUT:.0f}",
             timeout_stop=timeout_stop_sec(spec),
             timeout_start=TIMEOUT_START_SEC,
+            hardening=hardening(
+                writable=f"{redhome / UNIT_LINKS}/%i",
+                writable_why="the instance's own tree",
+                families="AF_UNIX AF_INET AF_INET6",
+                families_why="Only local sockets (journald, notify, control socket) and IP.",
+            ),
         )
     )
 
@@ -214,7 +212,14 @@ def render_units(redhome: Path = DEFAULT_REDHOME) -> dict[str, str]:
         redhome=redhome
     )
     units["redsys.service"] = HEADER.format(file="redsys.service", what="RED-PSS at boot") + REDSYS_SERVICE.format(
-        redhome=redhome
+        redhome=redhome,
+        hardening=hardening(
+            writable=f"{redhome}/env",
+            writable_why="the instance trees (redsysctl repairs the unit links there)",
+            families="AF_UNIX",
+            families_why="Only local sockets: D-Bus to systemd, journald.",
+            network=False,
+        ),
     )
     return units
 
