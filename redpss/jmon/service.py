@@ -24,7 +24,6 @@ from typing import Any
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DatabaseError, DbSession, DbSettings
-from redpss.core.db.sqltext import insert_statement
 from redpss.core.entry import run_instance_daemon
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
@@ -33,7 +32,7 @@ from redpss.core.services import service_spec
 from redpss.core.wire import AsyncClient, Connection, JsonLineServer, Message, WireError
 from redpss.jmon.definitions import read_blocked_watchers, read_definitions, read_last_scheduled, run_request
 from redpss.jmon.schedule import Definition, Key, Schedule, ScheduleEntry, Tick
-from redpss.jmon.stats import MAX_WAITING, StatsCollector
+from redpss.jmon.stats import StatsCollector, StatsWriter
 
 log = logging.getLogger("redpss.jmon")
 
@@ -65,10 +64,9 @@ class JmonService(Service):
         self.stop_event = threading.Event()
         self.last_full_sync = 0.0
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON"))
-        self.stats_session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats"))
+        self.stats_writer = StatsWriter(DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats")))
         self.db_lock = asyncio.Lock()
         self.stats = StatsCollector()
-        self.waiting_stats: deque[tuple[str, dict[str, Any]]] = deque(maxlen=MAX_WAITING)
         self.waiting_skips: deque[Message] = deque(maxlen=MAX_WAITING_SKIPS)
         self.sched: AsyncClient | None = None
         self.secret = ""
@@ -143,7 +141,7 @@ class JmonService(Service):
         if self.waiting_skips:
             log.warning("%d skipped tick(s) could not be handed to SCHED for logging", len(self.waiting_skips))
         await asyncio.to_thread(self.session.close)
-        await asyncio.to_thread(self.stats_session.close)
+        await asyncio.to_thread(self.stats_writer.close)
 
     def status(self) -> str:
         entries = len(self.definitions)
@@ -364,28 +362,9 @@ class JmonService(Service):
         if self.sched is not None:
             with contextlib.suppress(WireError, TimeoutError, ConnectionError):
                 pools = list((await self.sched.request("status", timeout=5))["pools"])
-        load, joblog = self.stats.rows(now, pools, self.last_poll_ok, self.suspended)
-        self.waiting_stats.extend(("REDSYS.ADM_JMON_LOAD", row) for row in load)
-        self.waiting_stats.extend(("REDSYS.ADM_JMON_JOBLOG", row) for row in joblog)
-        if self.waiting_stats:
-            await asyncio.to_thread(self._flush_stats)
-
-    def _flush_stats(self) -> None:
-        """Write waiting stat rows; on a database error they stay and go with the next interval."""
-        rows = list(self.waiting_stats)
-        by_table: dict[str, list[dict[str, Any]]] = {}
-        for table, row in rows:
-            by_table.setdefault(table, []).append(row)
-        try:
-            self.stats_session.connection()
-            for table, table_rows in by_table.items():
-                for start in range(0, len(table_rows), 1000):
-                    self.stats_session.execute(insert_statement(table, table_rows[start : start + 1000]))
-        except DatabaseError as exc:
-            log.warning("statistics not written (%d row(s) wait for the next interval): %s", len(rows), exc)
-            return
-        for _ in rows:
-            self.waiting_stats.popleft()
+        self.stats_writer.add(*self.stats.rows(now, pools, self.last_poll_ok, self.suspended))
+        if self.stats_writer.backlog:
+            await asyncio.to_thread(self.stats_writer.flush)
 
     # -- control --------------------------------------------------------------------------------------------------
     async def handle(self, message: Message, connection: Connection) -> Message:

@@ -6,13 +6,21 @@ rows wait (up to MAX_WAITING) and are written once it is back, so scheduling nev
 
 from __future__ import annotations
 
+import itertools
+import logging
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from redpss.core.db.sqltext import timestamp
+from redpss.core.db import DatabaseError, DbSession
+from redpss.core.db.sqltext import insert_statement, timestamp
 
+log = logging.getLogger("redpss.jmon.stats")
+
+LOAD_TABLE = "REDSYS.ADM_JMON_LOAD"
+JOBLOG_TABLE = "REDSYS.ADM_JMON_JOBLOG"
+BATCH_ROWS = 1000
 MAX_WAITING = 100_000  # stat rows kept while the database is away; the oldest go first beyond that
 RECENT = 100_000  # dispatches `redctl show` summarises
 
@@ -97,3 +105,39 @@ class StatsCollector:
         ]
         self.lateness_ms, self.started, self.skipped, self.finished = [], 0, 0, []
         return load, joblog
+
+
+class StatsWriter:
+    """Writes statistics rows with its own session, called from a thread; rows wait (the newest MAX_WAITING per
+    table) while the database is away and go with the next interval. One caller at a time (JMON runs one write
+    per interval)."""
+
+    def __init__(self, session: DbSession) -> None:
+        self.session = session
+        self.waiting: dict[str, deque[dict[str, Any]]] = {
+            LOAD_TABLE: deque(maxlen=MAX_WAITING),
+            JOBLOG_TABLE: deque(maxlen=MAX_WAITING),
+        }
+
+    def add(self, load: list[dict[str, Any]], joblog: list[dict[str, Any]]) -> None:
+        self.waiting[LOAD_TABLE].extend(load)
+        self.waiting[JOBLOG_TABLE].extend(joblog)
+
+    @property
+    def backlog(self) -> int:
+        return sum(len(rows) for rows in self.waiting.values())
+
+    def flush(self) -> None:
+        """Write what waits, batch by batch; each written batch leaves the queue, so nothing is written twice."""
+        try:
+            for table, rows in self.waiting.items():
+                while rows:
+                    batch = list(itertools.islice(rows, BATCH_ROWS))
+                    self.session.execute(insert_statement(table, batch))
+                    for _ in batch:
+                        rows.popleft()
+        except DatabaseError as exc:
+            log.warning("statistics not written (%d row(s) wait for the next interval): %s", self.backlog, exc)
+
+    def close(self) -> None:
+        self.session.close()
