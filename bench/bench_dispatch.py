@@ -27,12 +27,8 @@ from redpss.core.db.sqltext import insert_statement  # noqa: E402
 from redpss.core.paths import InstancePaths, create_instance_tree  # noqa: E402
 from redpss.core.secret import instance_secret  # noqa: E402
 from redpss.core.wire import BlockingClient  # noqa: E402
+from redpss.jmon.stats import percentile  # noqa: E402
 from tests.support.instance_runner import RunningInstance, instance_config  # noqa: E402
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
 async def bare_timer(jobs: int, interval: float, seconds: float) -> list[float]:
@@ -128,7 +124,7 @@ def main() -> None:
     print(f"{args.jobs} jobs every {args.interval:g} s, measured {args.seconds:g} s (2 cores)")
     print(f"{'':28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'runs/s':>8}")
     print(
-        f"{'bare asyncio timer (anchor)':28} {statistics.median(anchor):8.2f} {percentile(anchor, 0.99):8.2f} "
+        f"{'bare asyncio timer (anchor)':28} {statistics.median(anchor):8.2f} {percentile(sorted(anchor), 0.99):8.2f} "
         f"{max(anchor):8.2f} {len(anchor) / args.seconds:8.0f}"
     )
     print(

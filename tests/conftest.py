@@ -6,7 +6,6 @@ import os
 
 os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")  # before anything imports pyexasol
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,10 +62,3 @@ def instance(redhome: Path) -> InstancePaths:
     paths.config_file.write_text(render_config({"DEFAULT": {"exa_password": "secret-pw"}}))
     paths.config_file.chmod(0o600)
     return paths
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,12 +17,13 @@ from redpss.cli.common import add_instance_argument, add_json_argument, instance
 from redpss.cli.redctl.commands.version import versions
 from redpss.cli.redsysctl.instances import all_units, instance_version, unit_link
 from redpss.core.config import Config, Secret, load_config
+from redpss.core.db import first_address
 from redpss.core.errors import ConfigError
 from redpss.core.exitcodes import ExitCode
+from redpss.core.net import tcp_reachable
 from redpss.core.paths import InstancePaths
 
 DB_CONNECT_TIMEOUT = 2.0
-_DSN_HOST = re.compile(r"(?P<host>[^/:,\s]+?)(?:\.\.\d+)?(?:/[A-Za-z0-9]+)?:(?P<port>\d{1,5})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,21 +55,16 @@ def _run(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def first_db_address(dsn: str) -> tuple[str, int] | None:
-    """(host, port) of the first node of an Exasol DSN such as 'exa1..3/FINGERPRINT:8563,exa9:8563'."""
-    match = _DSN_HOST.match(dsn.split(",", maxsplit=1)[0].strip())
-    return (match["host"], int(match["port"])) if match else None
-
-
 def db_reachable(dsn: str, timeout: float = DB_CONNECT_TIMEOUT) -> dict[str, Any]:
-    address = first_db_address(dsn)
+    address = first_address(dsn)
     if address is None:
         return {"address": dsn, "reachable": False, "detail": "cannot read host:port from exa_connection"}
-    try:
-        with socket.create_connection(address, timeout=timeout):
-            return {"address": f"{address[0]}:{address[1]}", "reachable": True, "detail": "TCP connect ok"}
-    except OSError as exc:
-        return {"address": f"{address[0]}:{address[1]}", "reachable": False, "detail": str(exc) or type(exc).__name__}
+    reachable, why = tcp_reachable(*address, timeout=timeout)
+    return {
+        "address": f"{address[0]}:{address[1]}",
+        "reachable": reachable,
+        "detail": "TCP connect ok" if reachable else why,
+    }
 
 
 def du(folder: Path) -> int:

@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from redpss.core.config import Config, load_config, render_config
 from redpss.core.db import DbSession, DbSettings
+from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths, create_instance_tree
 
 DEMO_INSTANCE = "DEMO1"
@@ -48,19 +48,12 @@ RUN_SUMMARY = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def create_demo_instance(redhome: Path) -> InstancePaths:
     """The demo instance's tree and a config on free loopback ports with the embedded database (mode 0600)."""
     paths = InstancePaths.for_instance(DEMO_INSTANCE, redhome)
     create_instance_tree(paths)
     ports = {
-        key: str(_free_port())
+        key: str(free_port())
         for key in ("sched_service_port", "dbls_port", "jexec_port", "sendmail_port", "sendfile_port", "cfi_port")
     }
     paths.config_file.write_text(
@@ -68,7 +61,7 @@ def create_demo_instance(redhome: Path) -> InstancePaths:
             {
                 "DEFAULT": {
                     "exa_password": "demo-only-password",
-                    "exa_connection": f"127.0.0.1:{_free_port()}",
+                    "exa_connection": f"127.0.0.1:{free_port()}",
                     "exa_encryption": "false",
                 },
                 "redctl": {**ports, "devdb_enabled": "true", "jmon_poll_interval": "1", "jmon_stats_interval": "10"},

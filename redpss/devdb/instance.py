@@ -8,26 +8,28 @@ its DuckDB file in $REDENV_HOME/lib/devdb. So the other daemons connect exactly 
 from __future__ import annotations
 
 from redpss.core.config import Config
+from redpss.core.db import first_address
 from redpss.core.errors import ConfigError
 from redpss.core.paths import InstancePaths
 from redpss.devdb.server import ServerSettings
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+EXASOL_DEFAULT_PORT = 8563  # what pyexasol assumes when a DSN names no port
 
 
 def listen_address(config: Config) -> tuple[str, int]:
     """(host, port) of the first host of exa_connection; ConfigError unless it is on this machine."""
-    first = config.default.exa_connection.split(",")[0]
-    host_part, _, port_part = first.rpartition(":")
-    if not host_part:
-        host_part, port_part = first, "8563"
-    host = host_part.split("/")[0]  # a /FINGERPRINT is the client's business
-    if host not in LOCAL_HOSTS or not port_part.isdigit():
-        raise ConfigError(config.path, [
-            f"[DEFAULT] exa_connection = {config.default.exa_connection!r}: with [redctl] devdb_enabled = true it "
-            "must name this machine, e.g. 127.0.0.1:8563, where the embedded database listens"
-        ])
-    return ("127.0.0.1" if host == "localhost" else host), int(port_part)
+    address = first_address(config.default.exa_connection, default_port=EXASOL_DEFAULT_PORT)
+    if address is None or address[0] not in LOCAL_HOSTS:
+        raise ConfigError(
+            config.path,
+            [
+                f"[DEFAULT] exa_connection = {config.default.exa_connection!r}: with [redctl] devdb_enabled = true it "
+                "must name this machine, e.g. 127.0.0.1:8563, where the embedded database listens"
+            ],
+        )
+    host, port = address
+    return ("127.0.0.1" if host == "localhost" else host), port
 
 
 def settings_for_instance(config: Config, paths: InstancePaths) -> ServerSettings:

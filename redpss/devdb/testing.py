@@ -16,17 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from redpss.core.net import free_port
 from redpss.devdb import tls
 from redpss.devdb.server import DevDbServer, ServerSettings
 
 START_TIMEOUT = 20.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_listening(host: str, port: int, timeout: float = START_TIMEOUT) -> None:

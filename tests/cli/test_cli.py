@@ -17,6 +17,7 @@ import pytest
 from redpss.cli import redinfo, restctl, systemctl
 from redpss.cli.redctl.main import main as redctl
 from redpss.cli.redsysctl import main as redsysctl
+from redpss.core.db import first_address
 from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths
 
@@ -134,7 +135,7 @@ def test_db_unreachable_is_reported() -> None:
     ],
 )
 def test_first_db_address(dsn: str, address: tuple[str, int] | None) -> None:
-    assert redinfo.first_db_address(dsn) == address
+    assert first_address(dsn) == address
 
 
 def test_parse_show_and_lsb_status() -> None:

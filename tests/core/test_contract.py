@@ -12,8 +12,8 @@ import pytest
 from redpss.core.config import Secret
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import UNION_VIEWS, ContractError, install, split_statements, sql_files
+from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
-from tests.conftest import free_port
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from redpss.core.db import (
     DbSession,
     DbSettings,
 )
+from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
-from tests.conftest import free_port
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from tests.conftest import free_port
+from redpss.core.net import free_port
 from tests.redftp.scratchroot import PROJECT, ScratchRoot, missing_tools
 from tests.support.wait import wait_for
 

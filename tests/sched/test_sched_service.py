@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from redpss.core.config import render_config
+from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.wire import BlockingClient, WireError
-from tests.conftest import free_port
 from tests.support.daemons import DaemonProcess
 from tests.support.wait import wait_for
 

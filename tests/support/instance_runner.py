@@ -16,8 +16,8 @@ from typing import Any
 from redpss.core.config import load_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.sqltext import insert_statement
+from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
-from tests.conftest import free_port
 from tests.support.leaks import process_tree
 from tests.support.wait import wait_for
 

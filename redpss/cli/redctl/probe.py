@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 from redpss.cli.redctl.clients import Instance, NotRunning
+from redpss.core.net import tcp_reachable
 from redpss.core.services import enabled_services
 from redpss.core.wire import WireError
 from redpss.devdb.instance import listen_address
@@ -31,11 +31,10 @@ def _ping(instance: Instance, daemon: str) -> Probe:
 
 
 def _listening(program: str, host: str, port: int) -> Probe:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return Probe(program, True, f"listening on {host}:{port}")
-    except OSError as exc:
-        return Probe(program, False, f"not listening on {host}:{port} ({exc.strerror or exc})")
+    reachable, why = tcp_reachable(host, port, timeout=2)
+    return Probe(
+        program, reachable, f"listening on {host}:{port}" if reachable else f"not listening on {host}:{port} ({why})"
+    )
 
 
 def probe_instance(instance: Instance) -> list[Probe]:

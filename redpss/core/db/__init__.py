@@ -5,7 +5,7 @@ pyexasol is imported lazily (it costs ~300 ms and 46 MiB), so CLIs that never to
 
 from redpss.core.db.errors import DatabaseAuthError, DatabaseError, DatabaseQueryError, DatabaseUnavailable
 from redpss.core.db.session import Backoff, DbSession
-from redpss.core.db.settings import DbSettings
+from redpss.core.db.settings import DbSettings, first_address
 
 __all__ = [
     "Backoff",
@@ -15,4 +15,5 @@ __all__ = [
     "DatabaseUnavailable",
     "DbSession",
     "DbSettings",
+    "first_address",
 ]
