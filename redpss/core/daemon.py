@@ -7,6 +7,10 @@ the same under systemd:
   from restart-looping).
 - the loop calls tick() every `tick_interval` seconds and pings the watchdog while `healthy()` is true; a hung loop
   stops the pings and systemd restarts the daemon.
+- long-lived tasks are started with `Service.spawn()`: one that ends (an exception, or a return the daemon did not
+  ask for) while the daemon serves is fatal. The log says which task and why (ERROR with the traceback), abort()
+  hands work back, and the process exits 1, so systemd restarts a daemon instead of it running on without the
+  task (a dispatcher, a link to another daemon) that does its work.
 - SIGHUP calls reload(). The first SIGTERM/SIGINT calls drain(): stop accepting, finish in-flight work. A second
   signal, or drain_timeout, cancels the drain and calls abort(), which hands in-flight work back; the log says which.
 - Signal handlers only set flags and wake the loop; all work happens in the loop.
@@ -20,8 +24,11 @@ import logging
 import os
 import signal
 import time
+import traceback
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from redpss.core.errors import ConfigError, StartupError
 from redpss.core.exitcodes import ExitCode
@@ -34,12 +41,62 @@ ABORT_TIMEOUT = 10.0  # seconds abort() may take before the process exits anyway
 RETENTION_PERIOD = 86400.0  # log retention runs at start and then daily
 
 
+@dataclass(frozen=True)
+class TaskDeath:
+    """Why a long-lived task ended while the daemon was serving."""
+
+    task: str
+    reason: str  # "raised RuntimeError: ...", "returned", "was cancelled"
+    error: BaseException | None = None
+
+
+class TaskSupervisor:
+    """The long-lived tasks of one daemon; the first that ends unasked is recorded and reported to `on_death`."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[asyncio.Task[Any], str] = {}
+        self.death: TaskDeath | None = None
+        self.on_death: Callable[[], None] | None = None
+        self.stopping = False  # set once the daemon drains or aborts: tasks may end then
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(coroutine, name=name)
+        self.tasks[task] = name
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        name = self.tasks.pop(task, task.get_name())
+        if self.stopping or self.death is not None:
+            return
+        if task.cancelled():
+            self.death = TaskDeath(name, "was cancelled")
+        elif (error := task.exception()) is not None:
+            self.death = TaskDeath(name, f"raised {type(error).__name__}: {error}", error)
+        else:
+            self.death = TaskDeath(name, "returned")
+        if self.on_death is not None:
+            self.on_death()
+
+
 class Service:
     """Base of a daemon: override the hooks that apply; the defaults do nothing."""
 
     name: str = "service"
     tick_interval: float = 1.0
     drain_timeout: float = 30.0
+
+    @property
+    def supervisor(self) -> TaskSupervisor:
+        """The daemon's long-lived tasks (created on first use, so subclasses need not call a base __init__)."""
+        supervisor = self.__dict__.get("_supervisor")
+        if supervisor is None:
+            supervisor = self.__dict__["_supervisor"] = TaskSupervisor()
+        return supervisor
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Start a task that must live as long as the daemon serves; its end before drain()/abort() is fatal."""
+        return self.supervisor.spawn(coroutine, f"{self.name}:{name}")
 
     async def start(self) -> None:
         """Bind sockets and open sessions; raise StartupError when the daemon cannot serve."""
@@ -128,11 +185,14 @@ class _Lifecycle:
         loop.add_signal_handler(signal.SIGTERM, signals.on_stop, signal.SIGTERM)
         loop.add_signal_handler(signal.SIGINT, signals.on_stop, signal.SIGINT)
         loop.add_signal_handler(signal.SIGHUP, signals.on_reload)
+        self.service.supervisor.on_death = signals.wake.set
         try:
             code = await self._start(signals)
             if code is not None:
                 return code
             await self._main_loop(signals)
+            if self.service.supervisor.death is not None:
+                return await self._die(self.service.supervisor.death)
             return await self._stop(signals)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -164,6 +224,8 @@ class _Lifecycle:
             log.exception("%s failed during start-up", name)
             await self._abort_quietly()
             return int(ExitCode.FAILURE)
+        if self.service.supervisor.death is not None:
+            return await self._die(self.service.supervisor.death)
         status = self.service.status()
         self.notifier.ready(status)
         self.last_status = status
@@ -173,7 +235,7 @@ class _Lifecycle:
     async def _main_loop(self, signals: _Signals) -> None:
         next_tick = time.monotonic()
         next_retention = time.monotonic()
-        while not signals.stop_count:
+        while not signals.stop_count and self.service.supervisor.death is None:
             now = time.monotonic()
             if signals.reload_requested:
                 signals.reload_requested = False
@@ -216,6 +278,20 @@ class _Lifecycle:
             self.notifier.status(status)
             self.last_status = status
 
+    async def _die(self, death: TaskDeath) -> int:
+        """A long-lived task ended: the daemon cannot do its work any more, so it exits for systemd to restart it."""
+        name = self.service.name
+        details = ""
+        if death.error is not None:
+            details = "\n" + "".join(traceback.format_exception(death.error)).rstrip()
+        log.error(
+            "%s: long-lived task %s %s; exiting so that it is restarted%s", name, death.task, death.reason, details
+        )
+        self.notifier.stopping(f"task {death.task} {death.reason}")
+        await self._abort_quietly()
+        self.forced = True  # a thread stuck in blocking code must not keep the process from being restarted
+        return int(ExitCode.FAILURE)
+
     async def _stop(self, signals: _Signals) -> int:
         name = self.service.name
         timeout = self.service.drain_timeout
@@ -226,6 +302,7 @@ class _Lifecycle:
             timeout,
         )
         self.notifier.stopping(f"draining (up to {timeout:.0f} s)")
+        self.service.supervisor.stopping = True
         drain = asyncio.create_task(self.service.drain())
         forced = asyncio.create_task(signals.force.wait())
         done, _ = await asyncio.wait({drain, forced}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -256,6 +333,7 @@ class _Lifecycle:
         return int(ExitCode.FAILURE)
 
     async def _abort_quietly(self) -> None:
+        self.service.supervisor.stopping = True
         try:
             await asyncio.wait_for(self.service.abort(), timeout=ABORT_TIMEOUT)
         except Exception:

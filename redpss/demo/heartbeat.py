@@ -23,8 +23,16 @@ log = logging.getLogger("redpss.heartbeat")
 class HeartbeatService(Service):
     name = "heartbeat"
 
-    def __init__(self, interval: float, work_seconds: float, drain_timeout: float, start_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        interval: float,
+        work_seconds: float,
+        drain_timeout: float,
+        start_delay: float = 0.0,
+        task_ends: tuple[float, str] | None = None,
+    ) -> None:
         self.tick_interval = interval
+        self.task_ends = task_ends
         self.start_delay = start_delay
         self.work_seconds = work_seconds
         self.drain_timeout = drain_timeout
@@ -38,6 +46,14 @@ class HeartbeatService(Service):
             log.info("starting (taking %.0f s)", self.start_delay)
             await asyncio.sleep(self.start_delay)  # stands for a slow start-up: waiting for a database
         log.info("heartbeat every %.1f s, each beat working %.1f s", self.tick_interval, self.work_seconds)
+        if self.task_ends is not None:
+            self.spawn(self._pacemaker(*self.task_ends), "pacemaker")
+
+    async def _pacemaker(self, after: float, how: str) -> None:
+        """A long-lived task that ends after `after` seconds (`how`: error or return), for the supervision tests."""
+        await asyncio.sleep(after)  # stands for a link to another daemon that breaks after a while
+        if how == "error":
+            raise RuntimeError("the pacemaker lost its rhythm")
 
     async def tick(self, now: float) -> None:
         if not self.accepting:
@@ -70,7 +86,8 @@ class HeartbeatService(Service):
 
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
-    return HeartbeatService(args.interval, args.work_seconds, args.drain_timeout, args.start_delay)
+    task_ends = None if args.task_ends_after is None else (args.task_ends_after, args.task_ends_with)
+    return HeartbeatService(args.interval, args.work_seconds, args.drain_timeout, args.start_delay, task_ends)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-seconds", type=float, default=0.5, help="how long each beat works (default 0.5)")
     parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to wait for beats on SIGTERM")
     parser.add_argument("--start-delay", type=float, default=0.0, help="seconds start-up takes (default 0)")
+    parser.add_argument(
+        "--task-ends-after", type=float, default=None, help="seconds after which a long-lived task ends (tests)"
+    )
+    parser.add_argument("--task-ends-with", choices=("error", "return"), default="error", help="how that task ends")
     return run_instance_daemon("heartbeat", _build, argv, parser=parser)
 
 

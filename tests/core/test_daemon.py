@@ -185,3 +185,30 @@ def test_sigterm_during_start_up_stops_cleanly(start_daemon: DaemonStarter) -> N
     assert daemon.exit_code(timeout=30) == 0
     assert "SIGTERM received during start-up: heartbeat stops without having served" in daemon.log
     assert daemon.notify.count("READY") == 0
+
+
+def test_a_long_lived_task_that_raises_ends_the_daemon_with_its_traceback(start_daemon: DaemonStarter) -> None:
+    daemon = start_daemon("--interval", "0.2", "--work-seconds", "600", "--task-ends-after", "0.5")
+    daemon.notify.wait_for("READY", "1")
+    assert daemon.exit_code() == 1  # non-zero: systemd's Restart=on-failure brings it back
+    log = daemon.log
+    assert "ERROR" in log and "long-lived task heartbeat:pacemaker raised RuntimeError" in log
+    assert "Traceback (most recent call last)" in log and "the pacemaker lost its rhythm" in log
+    assert "handed back unfinished" in log  # abort() ran: in-flight work is handed back, not lost
+    assert "task heartbeat:pacemaker raised" in daemon.notify.wait_for("STOPPING", "1")["STATUS"]
+
+
+def test_a_long_lived_task_that_returns_unasked_ends_the_daemon(start_daemon: DaemonStarter) -> None:
+    daemon = start_daemon("--interval", "0.2", "--task-ends-after", "0.3", "--task-ends-with", "return")
+    daemon.notify.wait_for("READY", "1")
+    assert daemon.exit_code() == 1
+    assert "long-lived task heartbeat:pacemaker returned; exiting so that it is restarted" in daemon.log
+
+
+def test_long_lived_tasks_ending_during_the_drain_are_not_an_error(start_daemon: DaemonStarter) -> None:
+    daemon = start_daemon("--interval", "0.2", "--work-seconds", "0", "--task-ends-after", "600")
+    daemon.notify.wait_for("READY", "1")
+    daemon.wait_log("beat 1 done")
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.exit_code() == 0
+    assert "long-lived task" not in daemon.log
