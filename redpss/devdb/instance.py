@@ -40,4 +40,5 @@ def settings_for_instance(config: Config, paths: InstancePaths) -> ServerSetting
         port=port,
         user=config.default.exa_username,
         password=config.default.exa_password.reveal(),
+        database_name=config.default.exa_dbname,
     )

@@ -124,7 +124,7 @@ class ClientConnection:
                     "sessionId": session.id,
                     "protocolVersion": version,
                     "releaseVersion": RELEASE_VERSION,
-                    "databaseName": "DEVDB",
+                    "databaseName": self.server.settings.database_name,
                     "productName": "EXASolution (RED-PSS devdb over DuckDB)",
                     "maxDataMessageSize": 64 * 1024 * 1024,
                     "maxIdentifierLength": 128,

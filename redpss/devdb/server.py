@@ -44,6 +44,7 @@ class ServerSettings:
     password: str = "exasol"  # noqa: S105 - Exasol's well-known default, for a local test database
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    database_name: str = "DEVDB"  # reported at login; an instance's devdb reports its exa_dbname
 
 
 class DevDbServer:
