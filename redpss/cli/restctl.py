@@ -2,7 +2,8 @@
 
 The API runs only where [rest] rest_enabled = true. When it is disabled, `start` and `restart` refuse (exit 1, the
 operator asked for something the config forbids), while `stop` and `status` say so and exit 0: nothing is wrong.
-`stop` still stops a unit left running from before the config changed.
+`stop` still stops a unit left running from before the config changed. A unit that is not installed is never
+addressed: `stop` succeeds, `status` says so (3 when the API is enabled), `start` fails naming the missing file.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from redpss.cli.common import add_instance_argument, instance_paths, run_command
 from redpss.cli.redsysctl.instances import ensure_unit_link, rest_unit
 from redpss.core.config import load_config
 from redpss.core.exitcodes import ExitCode, LsbStatus
-from redpss.core.services import instance_target
+from redpss.core.paths import InstancePaths
+from redpss.core.services import instance_target, journal_command
 
 COMMANDS = ("start", "stop", "status", "restart")
 
@@ -41,33 +43,58 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(paths.config_file)
     unit = rest_unit(paths)
     enabled = config.rest.rest_enabled
+    early = _nothing_to_do(args.command, paths, unit, enabled)
+    if early is not None:
+        return early
+    result = None
+    if args.command == "stop":
+        result = systemctl.stop([unit])
+    elif args.command in ("start", "restart"):
+        ensure_unit_link(paths)
+        systemctl.reset_failed([unit])
+        systemctl.start([instance_target(paths.redenv)])
+        result = (systemctl.start if args.command == "start" else systemctl.restart)([unit])
+    state = systemctl.states([unit])[unit]
+    print(f"{unit}  {state.describe()}")
+    if result is not None and result.returncode != 0:
+        print(f"restctl: {args.command} failed: {result.stderr.strip()}; see: {journal_command(paths.redenv, [unit])}")
+        return int(ExitCode.FAILURE)
+    if args.command == "status":
+        return int(systemctl.lsb_status([state])) if enabled else int(ExitCode.OK)
+    return int(ExitCode.OK)
+
+
+def _nothing_to_do(command: str, paths: InstancePaths, unit: str, enabled: bool) -> int | None:
+    """The exit code when the API is disabled, systemd is absent or the unit is not installed; None to go on."""
     if not enabled:
         print(
             f"restctl: the REST API of instance {paths.redenv} is disabled ([rest] rest_enabled = false in "
             f"{paths.config_file})"
         )
-        if args.command in ("start", "restart"):
+        if command in ("start", "restart"):
             return int(ExitCode.FAILURE)
-    if not enabled and not systemctl.systemd_running():
-        return int(ExitCode.OK)  # disabled and no systemd: nothing can be running
-    if args.command == "status" and not systemctl.systemd_running():
-        print(f"restctl: {systemctl.NoSystemd()}")
-        return int(LsbStatus.UNKNOWN if enabled else ExitCode.OK)
-    if args.command == "stop":
-        result = systemctl.stop([unit])
-    elif args.command in ("start", "restart"):
-        ensure_unit_link(paths)
-        systemctl.start([instance_target(paths.redenv)])
-        result = (systemctl.start if args.command == "start" else systemctl.restart)([unit])
-    else:
-        result = None
+    if not systemctl.systemd_running():
+        if command == "status" and enabled:
+            print(f"restctl: {systemctl.NoSystemd()}")
+            return int(LsbStatus.UNKNOWN)
+        return None if enabled else int(ExitCode.OK)  # disabled and no systemd: nothing can be running
     state = systemctl.states([unit])[unit]
-    print(f"{unit}  {state.describe()}")
-    if result is not None and result.returncode != 0:
-        print(f"restctl: {args.command} failed: {result.stderr.strip()}; see: journalctl -u {unit}")
+    if not state.installed and state.active == "inactive":
+        return _not_installed(command, unit, enabled)
+    if not enabled and not state.live:
+        return int(ExitCode.OK)  # disabled and not running: nothing to stop or to show
+    return None
+
+
+def _not_installed(command: str, unit: str, enabled: bool) -> int:
+    """The unit file is not installed: nothing runs, so stop succeeds and status says stopped (LSB); start fails."""
+    template = unit.split("@", maxsplit=1)[0] + "@.service"
+    if command in ("start", "restart"):
+        print(f"restctl: cannot {command}: the unit {template} is not installed in /etc/systemd/system")
         return int(ExitCode.FAILURE)
-    if args.command == "status":
-        return int(systemctl.lsb_status([state])) if enabled else int(ExitCode.OK)
+    if command == "status" and enabled:
+        print(f"restctl: {unit} is not installed ({template} is missing): the REST API is not running")
+        return int(LsbStatus.NOT_RUNNING)
     return int(ExitCode.OK)
 
 

@@ -3,6 +3,10 @@
 The redsys user drives its units through polkit (etc/polkit-1/rules.d/); where polkit is missing and systemctl says
 access is denied, the same command is retried once through `sudo -n` (etc/sudoers.d/redpss-units). Outside systemd
 every call raises NoSystemd, whose message points to `redctl start_trace`.
+
+Only units systemd knows are addressed: a daemon whose unit file is not installed (the REST API before it lands, a
+daemon an older release did not have) is left out of stop, kill and reset-failed, so stopping what does not run
+succeeds as LSB wants, instead of failing with "Unit ... not loaded".
 """
 
 from __future__ import annotations
@@ -65,13 +69,27 @@ class UnitState:
     def failed(self) -> bool:
         return self.active == "failed" or self.sub == "auto-restart"
 
+    @property
+    def installed(self) -> bool:
+        """systemd has the unit (its file, or its template's, is installed)."""
+        return self.load not in ("not-found", "")
+
+    @property
+    def live(self) -> bool:
+        """A process of the unit runs or is about to (starting, stopping, waiting to restart)."""
+        return self.active in ("active", "reloading", "activating", "deactivating")
+
     def describe(self) -> str:
+        """One line for the operator. STATUS= text only while a process runs: systemd keeps the last STATUS= of a
+        process that died, and "jmon ready: ..." beside "failed" would tell the opposite of the truth."""
+        if not self.installed and self.active == "inactive":
+            return "not installed"
         text = f"{self.active} ({self.sub})"
         if self.main_pid:
             text += f" pid {self.main_pid}"
         if self.failed and self.result not in ("", "success"):
             text += f", result {self.result}"
-        if self.status_text:
+        if self.status_text and self.live:
             text += f": {self.status_text}"
         return text
 
@@ -147,6 +165,28 @@ def states(units: Iterable[str]) -> dict[str, UnitState]:
     return {name: found.get(name, UnitState(name)) for name in names}
 
 
+def installed(units: Iterable[str]) -> list[str]:
+    """The units systemd knows, in the order given."""
+    return [unit for unit, state in states(units).items() if state.installed]
+
+
+def addressable(units: Iterable[str]) -> list[str]:
+    """The units worth a stop or kill: those not inactive (failed ones included). systemd reports a unit whose file
+    is not installed as inactive, so such a unit is never addressed."""
+    return [unit for unit, state in states(units).items() if state.active != "inactive"]
+
+
+def worst_status(codes: Iterable[int]) -> LsbStatus:
+    """The LSB status of several: failed (1) wins, then unknown (4), then stopped (3); 0 only when all run."""
+    listed = set(codes)
+    for code in (LsbStatus.DEAD_WITH_PIDFILE, LsbStatus.UNKNOWN, LsbStatus.NOT_RUNNING):
+        if code in listed:
+            return code
+    if listed - {LsbStatus.RUNNING}:
+        return LsbStatus.DEAD_WITH_PIDFILE  # any other code: something did not work
+    return LsbStatus.RUNNING
+
+
 def lsb_status(unit_states: Iterable[UnitState]) -> LsbStatus:
     """0 when every unit runs, 1 when one failed (systemd keeps it failed), 3 when some or all are stopped."""
     listed = list(unit_states)
@@ -166,8 +206,10 @@ def start(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 def stop(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
     """Stop units given in start order, last first: systemd runs a stop job as soon as it is queued, so the
-    database must be asked last or it goes away while SCHED still writes the log of its draining runs."""
-    return run(["stop", "--", *reversed(units)], check=False) if units else _nothing()
+    database must be asked last or it goes away while SCHED still writes the log of its draining runs.
+    Units systemd does not know or that are already inactive are left out: stopping them succeeds (LSB)."""
+    live = addressable(units) if units else []
+    return run(["stop", "--", *reversed(live)], check=False) if live else _nothing()
 
 
 def restart(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -180,13 +222,16 @@ def restart(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 def kill(units: Sequence[str], signal_name: str = "SIGKILL") -> subprocess.CompletedProcess[str]:
     """Send `signal_name` to every process of the units (not only the main one)."""
-    return (
-        run(["kill", "--kill-who=all", f"--signal={signal_name}", "--", *units], check=False) if units else _nothing()
-    )
+    live = addressable(units) if units else []
+    return run(["kill", "--kill-who=all", f"--signal={signal_name}", "--", *live], check=False) if live else _nothing()
 
 
 def reset_failed(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return run(["reset-failed", "--", *units], check=False) if units else _nothing()
+    """Clear the failed state (and the start-limit counter) of those units that are failed, so a start goes ahead
+    after systemd's start limit was hit."""
+    found = states(units) if units else {}
+    failed = [unit for unit, state in found.items() if state.active == "failed"]
+    return run(["reset-failed", "--", *failed], check=False) if failed else _nothing()
 
 
 def _nothing() -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ Optional daemons are started only when their config key enables them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,3 +65,15 @@ def instance_target(instance: str) -> str:
 def enabled_services(config: Config, controlled_by: str | None = None) -> list[ServiceSpec]:
     """The daemons this config runs, in start order (the database first when it is embedded)."""
     return [s for s in SERVICES if s.enabled(config) and (controlled_by is None or s.controlled_by == controlled_by)]
+
+
+def journal_command(instance: str, units: Sequence[str] = ()) -> str:
+    """The journalctl command an operator runs for an instance's daemons, one that works on systemd 239 and 252.
+
+    Named units are listed one by one (works even before a unit ever logged). The whole instance is the glob WITH
+    its .service suffix: journalctl does not add a suffix to a glob, so 'redpss-*@TST1' matches no unit and
+    journalctl fails with "No data available".
+    """
+    if units:
+        return "journalctl " + " ".join(f"-u {unit}" for unit in units)
+    return f"journalctl -u 'redpss-*@{instance}.service'"

@@ -16,7 +16,7 @@ import pytest
 
 from redpss.cli import redinfo, restctl, systemctl
 from redpss.cli.redctl.main import main as redctl
-from redpss.cli.redsysctl import main as redsysctl
+from redpss.cli.redsysctl.main import main as redsysctl
 from redpss.core.db import first_address
 from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths

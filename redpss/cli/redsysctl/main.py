@@ -76,6 +76,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return for_all(redhome, command.removesuffix("-all"))
     if command in ("create", "drop") and not args.instance:
         raise UsageError(f"{command} needs the instance name, e.g. redsysctl {command} TST1")
+    if not args.instance and not os.environ.get("REDENV", "").strip():
+        print(f"redsysctl: {command} needs an instance: name it or set REDENV\n", file=sys.stderr)
+        print(USAGE, file=sys.stderr, end="")
+        return int(ExitCode.USAGE)
     paths = InstancePaths.from_env(name=args.instance)
     if command == "create":
         return create(paths)
@@ -110,7 +114,7 @@ def act(paths: InstancePaths, verb: str) -> int:
     if verb == "stop":
         systemctl.stop([u for u in all_units(paths) if u.endswith(".target")])
     if verb == "status":
-        return max(codes)
+        return int(systemctl.worst_status(codes))
     return int(ExitCode.OK if all(c == 0 for c in codes) else ExitCode.FAILURE)
 
 
@@ -125,21 +129,33 @@ def for_all(redhome: Path, verb: str) -> int:
         chosen = [p for p in instances if p.autostart_marker.exists() or active_units(p)]
     else:
         chosen = instances
-    failed = []
+    codes: dict[str, int] = {}
     for paths in chosen:
         print(f"--- {paths.redenv} ({paths.home})")
-        code = act(paths, verb)
-        if code != 0:
-            failed.append(paths.redenv)
+        codes[paths.redenv] = act(paths, verb)
     skipped = sorted({p.redenv for p in instances} - {p.redenv for p in chosen})
-    if skipped:
+    if skipped and verb == "start":
         print(f"not started (no .autostart): {', '.join(skipped)}")
     if not instances:
         print(f"no instances under {redhome / 'env'}")
+    if verb == "status":
+        return int(_status_summary(codes))
+    failed = [name for name, code in codes.items() if code != 0]
     if failed:
         print(f"redsysctl: {verb} did not succeed for: {', '.join(failed)}")
-        return int(LsbStatus.NOT_RUNNING if verb == "status" else ExitCode.FAILURE)
+        return int(ExitCode.FAILURE)
     return int(ExitCode.OK)
+
+
+def _status_summary(codes: dict[str, int]) -> LsbStatus:
+    """status-all in LSB terms: 0 every instance runs, 1 something failed, 3 stopped on purpose (nothing failed)."""
+    groups = {
+        "running": [n for n, c in codes.items() if c == LsbStatus.RUNNING],
+        "stopped": [n for n, c in codes.items() if c == LsbStatus.NOT_RUNNING],
+        "failed": [n for n, c in codes.items() if c not in (LsbStatus.RUNNING, LsbStatus.NOT_RUNNING)],
+    }
+    print("; ".join(f"{label}: {', '.join(names)}" for label, names in groups.items() if names) or "no instances")
+    return systemctl.worst_status(codes.values()) if codes else LsbStatus.NOT_RUNNING
 
 
 def list_instances(redhome: Path, *, as_json: bool) -> int:
@@ -165,12 +181,13 @@ def list_instances(redhome: Path, *, as_json: bool) -> int:
         {
             **r,
             "autostart": "yes" if r["autostart"] else "no",
+            "suspended": "yes" if r["suspended"] else "no",
             "units": " ".join(f"{u.split('@')[0].removeprefix('redpss-')}:{a}" for u, a in r["units"].items())
             or ("-" if running else "(systemd not running)"),
         }
         for r in rows
     ]
-    print_table(table, ["instance", "version", "autostart", "home", "units"])
+    print_table(table, ["instance", "version", "autostart", "suspended", "home", "units"])
     return int(ExitCode.OK)
 
 

@@ -18,7 +18,7 @@ from redpss.core.config import load_config
 from redpss.core.errors import RedpssError
 from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths
-from redpss.core.services import SERVICES, enabled_services, instance_target
+from redpss.core.services import SERVICES, enabled_services, instance_target, journal_command
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,11 +57,14 @@ def _report(paths: InstancePaths, units: list[str]) -> LsbStatus:
 def _start(paths: InstancePaths, units: list[str], verb: str) -> int:
     ensure_unit_link(paths)
     action = systemctl.restart if verb == "restart" else systemctl.start
+    # A unit that hit systemd's start limit (StartLimitBurst=) refuses every start until its failed state is reset:
+    # the operator asking for a start is the moment to forget the old failures.
+    systemctl.reset_failed(units)
     systemctl.start([instance_target(paths.redenv)])
     result = action(units)
     status = _report(paths, units)
     if result.returncode != 0 or status != LsbStatus.RUNNING:
-        print(f"redctl: {verb} of instance {paths.redenv} failed; see: journalctl -u 'redpss-*@{paths.redenv}'")
+        print(f"redctl: {verb} of instance {paths.redenv} failed; see: {journal_command(paths.redenv, units)}")
         if result.stderr.strip():
             print(result.stderr.strip())
         return int(ExitCode.FAILURE)
