@@ -150,14 +150,91 @@ def test_secrets_are_masked_in_repr_and_errors() -> None:
     assert config.default.exa_password.reveal() == "hunter2"
 
 
-def test_not_an_ini_file() -> None:
-    with pytest.raises(ConfigError, match="not a valid INI file"):
+def test_a_key_before_any_section_names_its_line() -> None:
+    with pytest.raises(ConfigError, match="line 1: key exa_password comes before any \\[section\\]"):
         parse_config("exa_password = x\n", "c")
 
 
-def test_duplicate_key_is_an_ini_error() -> None:
-    with pytest.raises(ConfigError, match="not a valid INI file"):
-        parse_config("[DEFAULT]\nexa_password = a\nexa_password = b\n", "c")
+def test_a_duplicate_key_names_both_lines_and_hides_no_other_problem() -> None:
+    text = (
+        "# instance TST1\n"  # 1
+        "[DEFAULT]\n"  # 2
+        "log_level = LOUD\n"  # 3
+        "exa_password = a\n"  # 4
+        "\n"  # 5
+        "[redctl]\n"  # 6
+        "sched_service_port = 80\n"  # 7
+        "[DEFAULT]\n"  # 8
+        "exa_password = b\n"  # 9
+        "[redctl]\n"  # 10
+        "sched_service_port = 7401\n"  # 11
+        "jmon_poll_intervall = 3\n"  # 12
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "/x/red_params.conf")
+    assert caught.value.problems == [
+        "line 3: [DEFAULT] log_level = 'LOUD': must be one of DEBUG, INFO, WARN, ERROR, ALERT",
+        "line 7: [redctl] sched_service_port = '80': must be a port number from 1024 to 65535",
+        "line 8: section [DEFAULT] appears again (first at line 2); merge them",
+        "line 9: duplicate key exa_password in [DEFAULT] (first at line 4); keep one",
+        "line 10: section [redctl] appears again (first at line 6); merge them",
+        "line 11: duplicate key sched_service_port in [redctl] (first at line 7); keep one",
+        "line 12: [redctl] jmon_poll_intervall: unknown key (did you mean jmon_poll_interval?)",
+    ]
+
+
+def test_a_byte_that_is_not_utf8_names_line_byte_and_column_and_other_problems_still_show(tmp_path: Path) -> None:
+    path = tmp_path / "red_params.conf"
+    latin1 = "[DEFAULT]\nexa_password = pw\n[redctl]\n# caf\u00e9 m\u00e4chine\nlog_level = LOUD\n".encode("latin-1")
+    path.write_bytes(latin1)
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        "line 4: not UTF-8 (byte 0xe9 at column 6); save the file as UTF-8",
+        "line 5: [redctl] log_level = 'LOUD': must be one of DEBUG, INFO, WARN, ERROR, ALERT",
+    ]
+    assert "position" not in str(caught.value)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "red_params.conf"
+    path.write_bytes(b"\xef\xbb\xbf[DEFAULT]\r\nexa_password = pw\r\n")
+    path.chmod(0o600)
+    assert load_config(path).default.exa_password.reveal() == "pw"
+    assert parse_config("\ufeff" + MINIMAL, "c").default.exa_password.reveal() == "pw"
+
+
+def test_an_inline_comment_after_a_value_is_a_comment() -> None:
+    text = "[DEFAULT]\nexa_password = pw\nlog_level = DEBUG   # until the load is fixed\n[redctl]\ndbls_port = 7490 #x\n"
+    config = parse_config(text, "c")
+    assert (config.default.log_level, config.redctl.dbls_port) == ("DEBUG", 7490)
+    assert parse_config("[DEFAULT]\nexa_password = p#w\n", "c").default.exa_password.reveal() == "p#w"
+
+
+def test_a_password_holding_a_comment_sign_is_quoted_and_an_unquoted_one_is_refused_naming_the_line() -> None:
+    quoted = parse_config("[DEFAULT]\nexa_password = \" pa #ss \"  # the TST1 password\n", "c")
+    assert quoted.default.exa_password.reveal() == " pa #ss "
+    assert parse_config("[DEFAULT]\nexa_password = 'a\"b'\n", "c").default.exa_password.reveal() == 'a"b'
+    with pytest.raises(ConfigError) as caught:
+        parse_config("[DEFAULT]\nexa_password = Zq9 #Xy\n", "c")
+    (problem,) = caught.value.problems
+    assert problem.startswith("line 2: [DEFAULT] exa_password: ' #' starts a comment")
+    assert 'put it in quotes: exa_password = "..."' in problem
+    assert "Zq9" not in problem
+    assert "Xy" not in problem
+
+
+def test_malformed_lines_are_named_by_line_without_showing_their_text() -> None:
+    text = "[DEFAULT]\nexa_password = pw\nhunter2\n[redctl\n[rest]\nexa_password = \"open\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c")
+    assert caught.value.problems == [
+        "line 3: not a `key = value` line, a [section] header or a # comment",
+        "line 4: '[redctl' opens a section header but does not close it with ]",
+        'line 6: [rest] exa_password: the value opens a " quote but never closes it',
+    ]
+    assert "hunter2" not in str(caught.value)
 
 
 def test_missing_file_says_how_to_create_it(tmp_path: Path) -> None:

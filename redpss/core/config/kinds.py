@@ -132,7 +132,8 @@ def _dsn(raw: str) -> str:
 
 
 def _secret(raw: str) -> Secret:
-    return Secret(raw.strip())
+    # Not stripped: the reader strips unquoted values already, and a quoted password keeps its blanks.
+    return Secret(raw)
 
 
 def _render_bool(value: Any) -> str:
