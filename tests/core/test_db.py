@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from redpss.core.config import Secret
 from redpss.core.db import (
     Backoff,
     DatabaseAuthError,
+    DatabaseNameMismatch,
     DatabaseQueryError,
     DatabaseUnavailable,
     DbSession,
@@ -59,6 +61,7 @@ def test_wrong_password_says_which_user_and_what_to_check(devdb: InProcessDevDb)
     with pytest.raises(DatabaseAuthError) as caught:
         db.connection()
     message = str(caught.value)
+    assert message.startswith("login refused: ")  # not "not reachable": nothing is wrong with the network
     assert f"the database at {devdb.dsn} refused the login of user sys" in message
     assert "check exa_username and exa_password in red_params.conf" in message
     assert "wrong" not in message
@@ -142,3 +145,41 @@ def test_wait_connected_gives_up_at_its_timeout_or_stop(devdb: InProcessDevDb) -
     stop.set()
     assert db.wait_connected(stop=stop) is False
     devdb.start()
+
+
+def test_a_refused_login_is_final_for_wait_connected_when_asked(devdb: InProcessDevDb) -> None:
+    db = DbSession(settings(devdb, password=Secret("wrong")), backoff=Backoff(0.05, 0.1))
+    began = time.monotonic()
+    with pytest.raises(DatabaseAuthError, match="login refused"):
+        db.wait_connected(timeout=60, refusal_is_final=True)
+    assert time.monotonic() - began < 30  # a refusal is not waited on like an unreachable database
+
+
+def test_a_refused_login_retried_is_logged_once_as_error(
+    devdb: InProcessDevDb, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = DbSession(settings(devdb, password=Secret("wrong")), backoff=Backoff(0.05, 0.1))
+    with caplog.at_level(logging.DEBUG, logger="redpss.core.db"):
+        assert db.wait_connected(timeout=0.5) is False
+    ours = [r for r in caplog.records if r.name == "redpss.core.db"]
+    errors = [r for r in ours if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].getMessage().startswith("login refused")
+    assert not [r for r in ours if r.levelno == logging.WARNING]
+
+
+def test_the_database_name_is_checked_on_connect(devdb: InProcessDevDb) -> None:
+    same = DbSession(settings(devdb, dbname="devdb"))  # names compare without regard to case
+    try:
+        assert same.fetchall("SELECT 1 FROM DUAL") == [(1,)]
+    finally:
+        same.close()
+    other = DbSession(settings(devdb, dbname="TST2DB"))
+    with pytest.raises(DatabaseNameMismatch) as caught:
+        other.connection()
+    message = str(caught.value)
+    assert f"the database at {devdb.dsn} is 'DEVDB', but exa_dbname = 'TST2DB'" in message
+    assert "check exa_connection and exa_dbname" in message
+    assert caught.value.exit_code == 3
+    assert not other.connected  # the session to the wrong database is not kept
+    with pytest.raises(DatabaseNameMismatch):
+        other.wait_connected(timeout=5, refusal_is_final=True)

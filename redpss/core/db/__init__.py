@@ -3,14 +3,23 @@
 pyexasol is imported lazily (it costs ~300 ms and 46 MiB), so CLIs that never touch the database stay fast.
 """
 
-from redpss.core.db.errors import DatabaseAuthError, DatabaseError, DatabaseQueryError, DatabaseUnavailable
+from redpss.core.db.errors import (
+    DatabaseAuthError,
+    DatabaseConfigMismatch,
+    DatabaseError,
+    DatabaseNameMismatch,
+    DatabaseQueryError,
+    DatabaseUnavailable,
+)
 from redpss.core.db.session import Backoff, DbSession
 from redpss.core.db.settings import DbSettings, first_address
 
 __all__ = [
     "Backoff",
     "DatabaseAuthError",
+    "DatabaseConfigMismatch",
     "DatabaseError",
+    "DatabaseNameMismatch",
     "DatabaseQueryError",
     "DatabaseUnavailable",
     "DbSession",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redpss.core.errors import RedpssError
+from redpss.core.exitcodes import ExitCode
 
 _SQL_SHOWN = 200  # characters of a failing statement shown in a message
 
@@ -15,8 +16,18 @@ class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached or the session was lost; retrying later may succeed."""
 
 
-class DatabaseAuthError(DatabaseError):
+class DatabaseConfigMismatch(DatabaseError):
+    """The configuration does not fit the database it reached; the operator must fix it, retrying will not help."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class DatabaseAuthError(DatabaseConfigMismatch):
     """The database refused the login: the configured user or password is wrong (retrying will not help)."""
+
+
+class DatabaseNameMismatch(DatabaseConfigMismatch):
+    """The database reached is not the one exa_dbname names: another instance's database, never to be used."""
 
 
 class DatabaseQueryError(DatabaseError):
@@ -37,7 +48,7 @@ def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> 
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     if isinstance(exc, pyexasol.ExaAuthError):
         return DatabaseAuthError(
-            f"the database at {dsn} refused the login of user {user}: {text} "
+            f"login refused: the database at {dsn} refused the login of user {user}: {text} "
             "(check exa_username and exa_password in red_params.conf)"
         )
     if isinstance(exc, pyexasol.ExaQueryError):

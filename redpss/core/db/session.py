@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redpss.core.db.errors import DatabaseAuthError, DatabaseError, DatabaseUnavailable, map_exa_error
+from redpss.core.db.errors import (
+    DatabaseConfigMismatch,
+    DatabaseError,
+    DatabaseNameMismatch,
+    DatabaseUnavailable,
+    map_exa_error,
+)
 from redpss.core.db.settings import DbSettings
 
 log = logging.getLogger("redpss.core.db")
@@ -65,7 +71,22 @@ class DbSession:
                 with contextlib.suppress(Exception):
                     half_open.close(disconnect=False)
             raise map_exa_error(exc, dsn=self.settings.dsn, user=self.settings.user) from exc
+        self._check_database_name()
         return self._connection
+
+    def _check_database_name(self) -> None:
+        """Refuse a database other than exa_dbname: an instance must never work against another one's database."""
+        expected = self.settings.dbname
+        if not expected:
+            return
+        reported = str(self._connection.login_info.get("databaseName") or "")
+        if reported.upper() != expected.upper():
+            self._drop()
+            raise DatabaseNameMismatch(
+                f"the database at {self.settings.dsn} is {reported or '(unnamed)'!r}, but exa_dbname = {expected!r} "
+                "in red_params.conf: this instance does not work against another database; "
+                "check exa_connection and exa_dbname"
+            )
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         """Run one statement; a lost session raises DatabaseUnavailable and is reopened on the next call."""
@@ -89,12 +110,22 @@ class DbSession:
     def commit(self) -> None:
         self.execute("COMMIT")
 
-    def wait_connected(self, stop: threading.Event | None = None, timeout: float | None = None) -> bool:
-        """Connect, retrying with backoff until connected (True), `stop` is set or `timeout` passes (False)."""
+    def wait_connected(
+        self, stop: threading.Event | None = None, timeout: float | None = None, *, refusal_is_final: bool = False
+    ) -> bool:
+        """Connect, retrying with backoff until connected (True), `stop` is set or `timeout` passes (False).
+
+        With `refusal_is_final`, a refused login or a wrong database (DatabaseConfigMismatch) is raised at once
+        instead of retried: waiting cannot fix a password, and a daemon starting should say so without delay.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         for delay in self.backoff.delays():
             try:
                 self.connection()
+            except DatabaseConfigMismatch as exc:
+                if refusal_is_final:
+                    raise
+                self._note_failure(exc)
             except DatabaseError as exc:
                 self._note_failure(exc)
             else:
@@ -125,7 +156,7 @@ class DbSession:
         self._failed_attempts += 1
         if self._down_since is None:
             self._down_since = time.monotonic()
-            level = logging.ERROR if isinstance(exc, DatabaseAuthError) else logging.WARNING
+            level = logging.ERROR if isinstance(exc, DatabaseConfigMismatch) else logging.WARNING
             log.log(level, "%s; reconnecting with backoff (every %.0f s at most)", exc, self.backoff.cap)
         else:
             log.debug("reconnect attempt %d failed: %s", self._failed_attempts, exc)

@@ -32,6 +32,7 @@ class DbSettings:
     encryption: bool = True
     ca_file: str = ""  # verify the server certificate against this CA bundle (else: DSN fingerprint, or none)
     client_name: str = "RED-PSS"
+    dbname: str = ""  # the database name the login must report (exa_dbname); empty: not checked
     connection_timeout: float = 10.0
     socket_timeout: float = 30.0
     query_timeout: float = 0.0  # 0: no limit; jobs set their own
@@ -48,6 +49,7 @@ class DbSettings:
             password=password if password is not None else default.exa_password,
             encryption=default.exa_encryption,
             ca_file=default.exa_ca_file,
+            dbname=default.exa_dbname,
             **kw,
         )
 
