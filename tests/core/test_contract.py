@@ -4,6 +4,8 @@ schemas, downgrades refused. The SQL files are the ones shipped for Exasol, unch
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +14,19 @@ import pytest
 from redpss.core.config import Secret
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import UNION_VIEWS, ContractError, install, split_statements, sql_files
+from redpss.core.exitcodes import ExitCode
 from redpss.core.net import free_port
+from redpss.core.paths import InstancePaths
 from redpss.devdb.testing import InProcessDevDb
+
+# One row for each application table the ALL_* views unite (ADM_JOBS gets its rows in the test itself).
+ONE_ROW = {
+    "ADM_WATCHER": "(WATCHER_ID, WATCHER_NAME, CONDITION_TEXT, TARGET_JOB_ID) VALUES ({n}, 'W', 'SELECT 1', 1)",
+    "ADM_JOB_LOG": "(RUN_ID, JOB_ID, STATUS) VALUES ('r{n}', {n}, 'OK')",
+    "ADM_WATCHER_LOG": "(RUN_ID, WATCHER_ID, STATUS) VALUES ('w{n}', {n}, 'OK')",
+    "ADM_WATCHER_EXEC_ERROR": "(WATCHER_ID, ERROR_AT) VALUES ({n}, CURRENT_TIMESTAMP)",
+    "LOG_MESSAGES": "(LOG_TIME, LOG_LEVEL, MESSAGE) VALUES (CURRENT_TIMESTAMP, 'ERROR', 'm{n}')",
+}
 
 
 @pytest.fixture
@@ -49,8 +62,13 @@ def test_registered_schemas_get_their_tables_and_are_united_in_the_views(db: DbS
         )
     rows = db.fetchall("SELECT SCHEMA_NAME, JOB_ID, POOL, ACTIVE FROM REDSYS.ALL_ADM_JOBS ORDER BY JOB_ID")
     assert rows == [("APP1", 1, "DEFAULT", True), ("APP2", 2, "DEFAULT", True)]  # column defaults apply
-    for view in UNION_VIEWS:
-        assert db.fetchall(f"SELECT COUNT(*) FROM REDSYS.{view}")[0][0] >= 0
+    for table, values in ONE_ROW.items():
+        for schema, number in (("APP1", 1), ("APP2", 2)):
+            db.execute(f"INSERT INTO {schema}.{table} {values.format(n=number)}")
+    for view, table in UNION_VIEWS.items():  # each view holds exactly the rows of every schema's table
+        counts = db.fetchall(f"SELECT SCHEMA_NAME, COUNT(*) FROM REDSYS.{view} GROUP BY SCHEMA_NAME ORDER BY 1")
+        assert counts == [("APP1", 1), ("APP2", 1)], view
+        assert db.fetchall(f"SELECT COUNT(*) FROM REDSYS.{view} WHERE SCHEMA_NAME = 'APP2'") == [(1,)], table
     # registering again changes nothing; a new schema joins the views
     assert install(db, ["APP1"]).registered == []
     install(db, ["APP3"])
@@ -88,3 +106,16 @@ def test_every_shipped_file_is_versioned_in_order() -> None:
     for component in ("redsys", "app"):
         versions = [f.version for f in sql_files(component)]
         assert versions == list(range(1, len(versions) + 1)), component
+
+
+def test_db_register_with_a_bad_name_is_a_usage_error_before_the_database_is_reached(instance: InstancePaths) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "redpss.cli.redctl.main", "-i", "TST1", "db_register", "APP1", "app-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    assert "schema name 'app-1' is not valid: use letters, digits and _" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,11 +1,15 @@
-"""redctl db_install / db_register: install or upgrade REDSYS, register application schemas."""
+"""redctl db_install / db_register: install or upgrade REDSYS, register application schemas.
+
+Schema names are checked before the database is reached: a bad name is a usage error (exit 2), not a failure.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from redpss.cli.redctl.clients import Instance
-from redpss.core.db.contract import install
+from redpss.core.db.contract import ContractError, install, schema_name
+from redpss.core.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,4 +36,8 @@ def db_install(args: argparse.Namespace) -> int:
 
 
 def db_register(args: argparse.Namespace) -> int:
-    return _run(args, list(args.schema))
+    try:
+        schemas = [schema_name(name) for name in args.schema]
+    except ContractError as exc:
+        raise UsageError(f"db_register: {exc}") from None
+    return _run(args, schemas)
