@@ -22,6 +22,7 @@ from redpss.core.errors import ConfigError
 from redpss.core.exitcodes import ExitCode
 from redpss.core.net import tcp_reachable
 from redpss.core.paths import InstancePaths
+from redpss.core.ports import port_collisions
 
 DB_CONNECT_TIMEOUT = 2.0
 
@@ -44,7 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     paths = instance_paths(args)
     if args.check:
-        load_config(paths.config_file)  # ConfigError lists every problem and exits 3
+        config = load_config(paths.config_file)  # ConfigError lists every problem and exits 3
+        collisions = port_collisions(config, paths)
+        if collisions:
+            raise ConfigError(str(paths.config_file), collisions)
         print(f"{paths.config_file}: OK")
         return int(ExitCode.OK)
     info = collect(paths)

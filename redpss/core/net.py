@@ -1,8 +1,19 @@
-"""Two small network facts RED-PSS asks in several places: a free loopback port, and whether a TCP port answers."""
+"""Network facts RED-PSS asks in several places: a free loopback port, whether a TCP port answers, which ports
+listen on this machine, and who holds a port a daemon could not bind.
+
+The owner lookup reads /proc (the listening socket's inode in /proc/net/tcp{,6}, then the /proc/<pid>/fd link
+that points at it), so it names processes of the same user (every RED-PSS daemon runs as redsys) and says
+"unknown" for others rather than guessing.
+"""
 
 from __future__ import annotations
 
+import errno
 import socket
+from pathlib import Path
+
+PROC = Path("/proc")
+_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -20,3 +31,85 @@ def tcp_reachable(host: str, port: int, timeout: float) -> tuple[bool, str]:
             return True, ""
     except OSError as exc:
         return False, exc.strerror or str(exc) or type(exc).__name__
+
+
+def _listening_sockets(proc: Path = PROC) -> dict[int, set[str]]:
+    """port -> inodes of the TCP sockets listening on it (IPv4 and IPv6), from /proc/net/tcp{,6}."""
+    found: dict[int, set[str]] = {}
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (proc / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == _LISTEN:
+                port = int(fields[1].rpartition(":")[2], 16)
+                found.setdefault(port, set()).add(fields[9])
+    return found
+
+
+def listening_ports(proc: Path = PROC) -> set[int]:
+    """Every TCP port something listens on here (any address)."""
+    return set(_listening_sockets(proc))
+
+
+def port_owner(port: int, proc: Path = PROC) -> str | None:
+    """'pid 123 (redpss-sched --instance DEV1)' for the process listening on TCP `port`, None when it cannot be
+    seen (nothing listens, or the socket belongs to another user's process)."""
+    inodes = _listening_sockets(proc).get(port)
+    if not inodes:
+        return None
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        if _fd_links(entry) & targets:
+            return f"pid {entry.name} ({_command_line(entry)})"
+    return None
+
+
+def _fd_links(process: Path) -> set[str]:
+    """What the open descriptors of a process point at; empty when the process is gone or not ours."""
+    links: set[str] = set()
+    try:
+        descriptors = list((process / "fd").iterdir())
+    except OSError:
+        return links
+    for fd in descriptors:
+        try:
+            links.add(str(fd.readlink()))
+        except OSError:
+            continue  # closed meanwhile
+    return links
+
+
+def _command_line(process: Path) -> str:
+    try:
+        argv = (process / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return "?"
+    words = [
+        Path(a.decode(errors="replace")).name if i == 0 else a.decode(errors="replace") for i, a in enumerate(argv)
+    ]
+    if len(words) > 1 and words[0].startswith("python") and words[1] == "-m":
+        words = words[2:]  # python -m redpss.sched.service --instance X: the module says more than the interpreter
+    text = " ".join(words)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class PortTaken(OSError):
+    """A daemon's port is held by another process; the message names it when it can be seen."""
+
+    def __init__(self, host: str, port: int, owner: str | None) -> None:
+        holder = f"held by {owner}" if owner else "held by a process this user cannot see (see: ss -ltnp)"
+        super().__init__(errno.EADDRINUSE, f"port {port} on {host} is already in use, {holder}")
+        self.host, self.port, self.owner = host, port, owner
+
+
+def explain_bind_error(exc: OSError, host: str, port: int) -> OSError:
+    """A PortTaken naming the holder when `exc` says the address is in use, else `exc` itself. Callers re-raise
+    it; it stays an OSError, so their handling is unchanged and only the words get better."""
+    if exc.errno != errno.EADDRINUSE or isinstance(exc, PortTaken):
+        return exc
+    return PortTaken(host, port, port_owner(port))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.core.errors import RedpssError
+from redpss.core.net import explain_bind_error
 
 log = logging.getLogger("redpss.core.wire")
 
@@ -83,7 +84,10 @@ class JsonLineServer:
         self._server: asyncio.Server | None = None
 
     async def start_tcp(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_LINE, reuse_address=True)
+        try:
+            self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_LINE, reuse_address=True)
+        except OSError as exc:
+            raise explain_bind_error(exc, host, port) from exc  # names the process holding the port
 
     async def start_unix(self, path: Path) -> None:
         path.unlink(missing_ok=True)

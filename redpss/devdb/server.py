@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from redpss.core.net import explain_bind_error
 from redpss.devdb import tls
 from redpss.devdb.database import Database
 from redpss.devdb.protocol import ClientConnection
@@ -86,11 +87,11 @@ class DevDbServer:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((self.settings.host, self.settings.port))
             listener.listen(64)
-        except OSError:
+        except OSError as exc:
             listener.close()
             self.database.close()
             self.database = None
-            raise
+            raise explain_bind_error(exc, self.settings.host, self.settings.port) from exc
         self._listener = listener
         self.port = listener.getsockname()[1]
         selector = selectors.DefaultSelector()

@@ -25,7 +25,9 @@ from redpss.cli.redsysctl.instances import (
 from redpss.core.config import load_config, render_config
 from redpss.core.errors import InstanceError, RedpssError, UsageError
 from redpss.core.exitcodes import ExitCode, LsbStatus
+from redpss.core.net import listening_ports
 from redpss.core.paths import InstancePaths, create_instance_tree, iter_instances, redhome_from_env
+from redpss.core.ports import allocate_ports
 
 USAGE = """\
 USAGE:
@@ -197,20 +199,27 @@ def create(paths: InstancePaths) -> int:
         raise InstanceError(
             f"instance {paths.redenv} exists already ({paths.home}); drop it first or pick another name"
         )
+    ports = allocate_ports(paths, listening_ports())  # before anything is written: a full port space stops here
     create_instance_tree(paths)
     config = paths.config_file
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(render_config())
+        out.write(render_config(ports))
     linked = link_programs(paths)
     ensure_unit_link(paths)
     print(f"created instance {paths.redenv} in {paths.home}")
     print(f"  programs linked into {paths.bin}: {len(linked)}")
+    print(f"  ports: {_port_summary(ports)} (a block apart from every other instance's)")
     print(
         f"  next: set exa_password (and check the other keys) in {config}, then run: redinfo -i {paths.redenv} "
         f"--check; start it with: redsysctl start {paths.redenv}; autostart at boot: touch {paths.autostart_marker}"
     )
     return int(ExitCode.OK)
+
+
+def _port_summary(ports: dict[str, dict[str, str]]) -> str:
+    numbers = sorted(int(port) for keys in ports.values() for port in keys.values())
+    return f"{numbers[0]}-{numbers[-1]}" if numbers else "-"
 
 
 def drop(paths: InstancePaths, *, confirmed: bool) -> int:
