@@ -31,6 +31,11 @@ TIMEOUT_STOP_SEC = 50  # at least this long for every daemon
 # restarts it), SCHED starts all its workers first. A start-up that takes longer is killed and restarted.
 TIMEOUT_START_SEC = 90
 WATCHDOG_SEC = 30
+# Open files per daemon, soft and hard alike (RHEL 8's default soft limit is 1024): a wire server holds up to 256
+# authenticated and 64 unauthenticated connections per listener (core.wire.Limits), devdb 64 waiting logins plus
+# its sessions and DuckDB's files, SCHED two pipes per worker, every daemon its logs and journald stream. 4096 is
+# several times that, and a flood beyond the caps is refused by the caps, not by EMFILE in an accept loop.
+LIMIT_NOFILE = 4096
 UNIT_LINKS = "env/.units"  # below REDHOME: <INSTANCE> -> ../<instance>
 
 HEADER = """\
@@ -59,6 +64,8 @@ StartLimitBurst=5
 Type=notify
 # Only the daemon itself may send READY/STATUS/WATCHDOG, not a child it starts.
 NotifyAccess=main
+# Open files: above every connection cap the daemon enforces itself (see LIMIT_NOFILE in units.py).
+LimitNOFILE={limit_nofile}
 # The instance's own code: each instance runs the version its bin/ points at.
 ExecStart={links}/%i/bin/redpss-{name} --instance %i
 WorkingDirectory={links}/%i
@@ -195,6 +202,7 @@ def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
             abort=f"{ABORT_TIMEOUT:.0f}",
             timeout_stop=timeout_stop_sec(spec),
             timeout_start=TIMEOUT_START_SEC,
+            limit_nofile=LIMIT_NOFILE,
             hardening=hardening(
                 writable=f"{redhome / UNIT_LINKS}/%i",
                 writable_why="the instance's own tree",
