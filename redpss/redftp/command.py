@@ -120,4 +120,6 @@ def _userdel(args: argparse.Namespace) -> int:
         print(f"  ended {removed.sessions_ended} running process(es) of the user")
     if removed.archived_to is not None:
         print(f"  kept {removed.archived_files} uploaded file(s) in {removed.archived_to}")
+    for warning in removed.warnings:
+        print(f"{USERDEL}: warning: {warning}", file=sys.stderr)
     return 0

@@ -1,17 +1,17 @@
 """How sFTP uploads appear in an instance's data/input: one symbolic link per user, `data/input/<user>`.
 
 The links are made by root inside the redsys-owned data/input folder, so they are made relative to an open handle
-on that folder (never following a link in its last component) and handed to the folder's owner. Readers (JSON2CSV,
+on that folder (safefs: no link followed on the way there) and handed to the folder's owner. Readers (JSON2CSV,
 PARQ2CSV, loaders) find the per-user folders with `iter_input_folders`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from redpss.core.paths import InstancePaths
 from redpss.redftp.errors import RedftpError
+from redpss.redftp.safefs import Dir, MissingPath
 
 
 def iter_input_folders(paths: InstancePaths) -> list[Path]:
@@ -31,46 +31,48 @@ def iter_input_folders(paths: InstancePaths) -> list[Path]:
     return folders
 
 
-def _open_dir(folder: Path) -> int:
+def _open_dir(folder: Path) -> Dir:
     try:
-        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except FileNotFoundError:
+        return Dir.open(folder)
+    except MissingPath:
         raise RedftpError(f"{folder} does not exist; the instance tree is incomplete") from None
-    except NotADirectoryError:
-        raise RedftpError(f"{folder} is not a folder (or is a symbolic link); refusing to write into it") from None
 
 
 def link_upload(folder: Path, name: str, target: Path) -> Path:
     """Create `folder/name` -> `target`, owned like `folder`; RedftpError if the name is already used."""
-    fd = _open_dir(folder)
-    try:
-        info = os.fstat(fd)
+    with _open_dir(folder) as opened:
+        info = opened.stat()
         try:
-            os.symlink(target, name, dir_fd=fd)
+            opened.symlink(name, target, info.st_uid, info.st_gid)
         except FileExistsError:
             raise RedftpError(
                 f"{folder / name} already exists; move it away (a file or folder there would hide the user's uploads)"
             ) from None
-        os.chown(name, info.st_uid, info.st_gid, dir_fd=fd, follow_symlinks=False)
-    finally:
-        os.close(fd)
     return folder / name
 
 
-def unlink_upload(folder: Path, name: str, target: Path) -> bool:
-    """Remove `folder/name` if it is our link to `target`; True when removed. Anything else there is left alone."""
+def unlink_upload(folder: Path, name: str, target: Path) -> str | None:
+    """Remove `folder/name` if it is the link to `target` that link_upload made.
+
+    Anything else found there is left alone (someone else made it, and it may be in use), and the returned warning
+    says what was left and why; None when the link was removed or there was nothing.
+    """
     try:
-        fd = _open_dir(folder)
-    except RedftpError:
-        return False
-    try:
-        try:
-            current = os.readlink(name, dir_fd=fd)
-        except (FileNotFoundError, OSError):
-            return False
-        if Path(current) != target:
-            return False
-        os.unlink(name, dir_fd=fd)
-        return True
-    finally:
-        os.close(fd)
+        opened = Dir.open(folder)
+    except MissingPath:
+        return None
+    except RedftpError as exc:
+        return f"left {folder / name} in place: {exc}"
+    with opened:
+        info = opened.lstat(name)
+        if info is None:
+            return None
+        link = opened.readlink(name)
+        if link is not None and Path(link) == target:
+            opened.unlink(name)
+            return None
+    what = f"a symbolic link to {link}" if link is not None else "not a symbolic link"
+    return (
+        f"left {folder / name} in place: it is {what}, not the link to {target} that redftp_useradd made for this "
+        f"user, so it may belong to something else; remove it yourself if nothing uses it"
+    )

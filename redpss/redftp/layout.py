@@ -9,13 +9,11 @@ The sshd snippet (etc/sshd_config.d/redpss-redftp.conf) names these same places.
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from redpss.redftp.errors import RedftpError
 from redpss.redftp.names import SftpUserName
+from redpss.redftp.safefs import Dir
 
 REDFTP_ROOT = Path("/app/redftp")
 UPLOAD_DIR = "upload"
@@ -73,22 +71,7 @@ def unsafe_for_sshd(path: Path) -> str | None:
 def ensure_root_dir(path: Path, mode: int, gid: int = 0) -> bool:
     """Create `path` root-owned with `mode` and group `gid`, or check an existing one; True when it was created.
 
-    An existing folder that is not root-owned is never "fixed" silently: someone else made it, and the operator
-    must decide. A folder this module owns (same owner, wrong mode/group) is brought back to its mode.
+    An existing folder that is not root-owned is never "fixed" silently (see safefs.Dir.ensure_root_dir).
     """
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        info = path.lstat()
-        if not stat.S_ISDIR(info.st_mode):
-            raise RedftpError(f"{path} exists but is not a folder; move it away and run the command again") from None
-        if info.st_uid != 0:
-            raise RedftpError(
-                f"{path} is owned by UID {info.st_uid}; sshd needs it owned by root (fix: chown root {path})"
-            ) from None
-        created = False
-    else:
-        created = True
-    os.chown(path, 0, gid)
-    path.chmod(mode)
-    return created
+    with Dir.open(path.parent) as parent:
+        return parent.ensure_root_dir(path.name, mode, gid)

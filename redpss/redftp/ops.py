@@ -2,7 +2,8 @@
 
 Both operations run as root, hold one lock (two operators adding users at once must not pick the same UID), check
 everything that can be checked before changing anything, and undo what they did if a later step fails, so a failed
-run leaves no half-made user behind.
+run leaves no half-made user behind. Every file operation goes through safefs (by open folder, never by path): the
+user can write its upload/ folder and redsys the instance tree, and either may change them while root works there.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from redpss.redftp.layout import (
     unsafe_for_sshd,
 )
 from redpss.redftp.names import REDFTP_GROUP, UID_FIRST, UID_LAST, SftpUserName
+from redpss.redftp.safefs import Dir, MissingPath
 
 MAIL_SPOOLS = (Path("/var/spool/mail"), Path("/var/mail"))
 
@@ -53,6 +55,7 @@ class Removed:
     sessions_ended: int
     archived_to: Path | None
     archived_files: int
+    warnings: list[str] = field(default_factory=list)
 
 
 def _instance(paths: InstancePaths) -> InstancePaths:
@@ -64,8 +67,8 @@ def _instance(paths: InstancePaths) -> InstancePaths:
 
 @contextlib.contextmanager
 def _locked(layout: RedftpLayout) -> Iterator[None]:
-    lock_path = layout.root / "etc" / ".redftp.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with Dir.open(layout.root / "etc") as folder:
+        fd = folder.open_file(".redftp.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -103,13 +106,12 @@ def add_user(name: SftpUserName, key: PublicKey, paths: InstancePaths, layout: R
             accounts.add_account(name.system, uid, gid, chroot, f"RED-PSS sFTP user {name.user} of {name.instance}")
             undo.append(lambda: accounts.remove_account(name.system))
             ensure_root_dir(chroot, GROUP_DIR_MODE, gid)
-            undo.append(lambda: shutil.rmtree(chroot))
-            upload.mkdir(mode=0o700)
-            os.chown(upload, uid, gid)
-            upload.chmod(UPLOAD_MODE)
+            undo.append(lambda: _remove_tree(chroot))
+            with Dir.open(chroot) as jail:
+                jail.make_dir(upload.name, UPLOAD_MODE, uid, gid).close()
             key_file = layout.key_file(name)
             _write_key(key_file, key)
-            undo.append(lambda: key_file.unlink(missing_ok=True))
+            undo.append(lambda: _remove_file(key_file))
             for folder in (chroot, layout.keys_dir):
                 problem = unsafe_for_sshd(folder)
                 if problem:
@@ -131,14 +133,19 @@ def add_user(name: SftpUserName, key: PublicKey, paths: InstancePaths, layout: R
 
 def _write_key(key_file: Path, key: PublicKey) -> None:
     """Write the key through a temporary file and a rename, so sshd never reads half a line."""
-    temporary = key_file.with_name(f".{key_file.name}.new")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key.authorized_keys_line())
-    os.chown(temporary, 0, 0)
-    temporary.chmod(KEY_FILE_MODE)
-    temporary.replace(key_file)
+    with Dir.open(key_file.parent) as keys:
+        keys.write_file(key_file.name, key.authorized_keys_line().encode("ascii"), KEY_FILE_MODE)
+
+
+def _remove_file(path: Path) -> None:
+    with contextlib.suppress(MissingPath), Dir.open(path.parent) as folder:
+        folder.unlink(path.name)
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a folder without following any link in it (the user's upload/ may hold links planted there)."""
+    with contextlib.suppress(MissingPath), Dir.open(path.parent) as folder:
+        folder.remove_tree(path.name)
 
 
 def remove_user(
@@ -166,17 +173,18 @@ def remove_user(
         refusal = _not_ours(account.pw_uid, account.pw_gid, Path(account.pw_dir), chroot, gid)
         if refusal:
             raise RedftpError(f"refusing to remove {name.system}: {refusal}")
-        layout.key_file(name).unlink(missing_ok=True)  # first: no new logins from here on
+        _remove_file(layout.key_file(name))  # first: no new logins from here on
         ended = accounts.end_sessions(account.pw_uid)
-        archived_to, count = (None, 0)
+        removed = Removed(name=name, uid=account.pw_uid, sessions_ended=ended, archived_to=None, archived_files=0)
         if keep_data:
-            archived_to, count = _archive(upload, paths, name, now)
-        inputs.unlink_upload(paths.data_input, name.user, upload)
+            _archive(upload, paths, name, now, removed)
+        left = inputs.unlink_upload(paths.data_input, name.user, upload)
+        if left:
+            removed.warnings.append(left)
         accounts.remove_account(name.system)
-        if chroot.is_dir() and not chroot.is_symlink():
-            shutil.rmtree(chroot)
+        _remove_tree(chroot)
         _remove_mail_spool(name.system, account.pw_uid)
-    return Removed(name=name, uid=account.pw_uid, sessions_ended=ended, archived_to=archived_to, archived_files=count)
+    return removed
 
 
 def _not_ours(uid: int, gid: int, home: Path, chroot: Path, redftp_gid: int) -> str | None:
@@ -190,35 +198,34 @@ def _not_ours(uid: int, gid: int, home: Path, chroot: Path, redftp_gid: int) -> 
     return None
 
 
-def _archive(upload: Path, paths: InstancePaths, name: SftpUserName, now: float | None) -> tuple[Path, int]:
-    """Move everything the user uploaded to data/archive/redftp_<user>_<timestamp>/, owned like data/archive."""
+def _archive(upload: Path, paths: InstancePaths, name: SftpUserName, now: float | None, removed: Removed) -> None:
+    """Move everything the user uploaded to data/archive/redftp_<user>_<timestamp>/, owned like data/archive.
+
+    The folder stays root's (0700) while it is filled and is handed to data/archive's owner last. redsys can still
+    move or replace it meanwhile (it owns data/archive); the files go into the folder that was made, wherever it is.
+    """
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
-    archive = paths.data_archive
     target_name = f"redftp_{name.user}_{stamp}"
-    fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        owner = os.fstat(fd)
-        os.mkdir(target_name, 0o750, dir_fd=fd)
-        os.chown(target_name, owner.st_uid, owner.st_gid, dir_fd=fd, follow_symlinks=False)
-    finally:
-        os.close(fd)
-    target = archive / target_name
-    count = 0
-    if upload.is_dir() and not upload.is_symlink():
-        for entry in sorted(upload.iterdir()):
-            shutil.move(entry, target / entry.name)
-    for root, dirs, files in os.walk(target):
-        for item in (*dirs, *files):
-            os.chown(Path(root, item), owner.st_uid, owner.st_gid, follow_symlinks=False)
-        count += len(files)
-    return target, count
+    with Dir.open(paths.data_archive) as archive:
+        owner = archive.stat()
+        with archive.make_dir(target_name, 0o700) as target:
+            with contextlib.suppress(MissingPath), Dir.open(upload) as uploads:
+                uploads.move_entries_to(target)
+            removed.archived_files = target.hand_over(owner.st_uid, owner.st_gid, {removed.uid})
+            os.fchown(target.fd, owner.st_uid, owner.st_gid)
+            os.fchmod(target.fd, 0o750)
+            removed.archived_to = archive.path / target_name
+            if not archive.holds(target_name, target):
+                removed.warnings.append(
+                    f"{removed.archived_to} was moved or replaced while the files were being moved into it; the "
+                    f"files are in the folder that was made there, wherever it is now (look in {archive.path})"
+                )
 
 
 def _remove_mail_spool(system: str, uid: int) -> None:
     """RHEL's useradd creates a mail spool file that userdel without -r leaves behind."""
     for spool in MAIL_SPOOLS:
-        path = spool / system
-        with contextlib.suppress(OSError):
-            info = path.lstat()
-            if info.st_uid == uid and path.is_file() and not path.is_symlink():
-                path.unlink()
+        with contextlib.suppress(OSError, MissingPath), Dir.open(spool) as folder:
+            info = folder.lstat(system)
+            if info is not None and info.st_uid == uid and stat.S_ISREG(info.st_mode):
+                folder.unlink(system)

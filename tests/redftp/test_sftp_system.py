@@ -278,6 +278,37 @@ def test_userdel_keep_data_archives_the_uploads_for_redsys(site: Site) -> None:
     assert not site.root.path("/app/redftp/env/tst1/dave").exists()
 
 
+def test_userdel_leaves_a_data_input_entry_it_did_not_make_and_says_so(site: Site) -> None:
+    """redsys repointed data/input/<user> (or put a folder there): userdel removes the user, keeps that, and warns."""
+    link = site.root.path("/app/redsys/env/tst1/data/input/gina")
+    for replacement in ("link", "folder"):
+        assert site.useradd("gina", ed25519_key("gina")).returncode == 0
+        link.unlink()
+        if replacement == "link":
+            link.symlink_to("/app/redsys/env/tst1/data/work")
+            says = ("warning: left /app/redsys/env/tst1/data/input/gina in place: it is a symbolic link to "
+                    "/app/redsys/env/tst1/data/work, not the link to /app/redftp/env/tst1/gina/upload that "
+                    "redftp_useradd made")
+        else:
+            link.mkdir()
+            says = "warning: left /app/redsys/env/tst1/data/input/gina in place: it is not a symbolic link"
+        done = site.userdel("gina")
+        assert done.returncode == 0, done.stderr
+        assert "removed redftp_tst1_gina" in done.stdout
+        assert says in done.stderr
+        assert "remove it yourself if nothing uses it" in done.stderr
+        assert link.is_symlink() if replacement == "link" else link.is_dir()
+        if replacement == "link":
+            link.unlink()
+        else:
+            link.rmdir()
+    # The link useradd made is removed without a word.
+    assert site.useradd("gina", ed25519_key("gina")).returncode == 0
+    done = site.userdel("gina")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert not link.is_symlink()
+
+
 def test_freed_uid_is_reused_and_the_101st_user_gets_a_clear_error(site: Site, users: dict[str, Key]) -> None:
     """Fill 1200-1299 with placeholder accounts (cheap: lines in the scratch root's passwd), one of them foreign."""
     passwd = site.root.path("/etc/passwd")

@@ -1,0 +1,293 @@
+"""File operations for root-run code on trees that less privileged users can write: by open folder, never by path.
+
+The sFTP commands run as root (directly or through sudo) over trees that others can change while they run: redsys
+owns the instance tree (data/input, data/archive) and, through group redftp, can write every upload/ folder; the sFTP
+user can write its upload/ folder. A path handed to the kernel is resolved anew at every call, so any component such a
+user can replace (a folder swapped for a symbolic link to /etc between two calls) redirects root. Every operation here
+therefore names one entry relative to an open folder (`Dir`), never follows a symbolic link in that entry, and
+checks what it opened with fstat. Opening a folder by path (`Dir.open`) follows links only inside folders that root
+alone can change; from the first folder someone else can write, every component is opened with O_NOFOLLOW.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from redpss.redftp.errors import RedftpError
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_MAX_DEPTH = 100  # deeper upload trees are refused rather than exhausting descriptors
+
+
+class MissingPath(RedftpError):
+    """A folder to open does not exist."""
+
+
+def _root_only(info: os.stat_result) -> bool:
+    """Whether only root can change the folder's entries (owned by root, not writable by group or others)."""
+    return info.st_uid == 0 and not info.st_mode & 0o022
+
+
+class Dir:
+    """An open folder; every method acts on one entry of it by name, relative to the descriptor."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path  # for messages only; never used to reach the folder
+
+    @classmethod
+    def open(cls, path: Path) -> Dir:
+        """Open the folder `path`, refusing a symbolic link anywhere below the first folder not root's alone."""
+        if not path.is_absolute() or ".." in path.parts:
+            raise RedftpError(f"{path} is not an absolute path without '..'")
+        fd = os.open("/", _DIR_FLAGS)
+        trusted = _root_only(os.fstat(fd))
+        current = Path("/")
+        try:
+            for part in path.parts[1:]:
+                current = current / part
+                flags = _DIR_FLAGS if trusted else _DIR_FLAGS | os.O_NOFOLLOW
+                try:
+                    child = os.open(part, flags, dir_fd=fd)
+                except FileNotFoundError:
+                    raise MissingPath(f"{current} does not exist") from None
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise RedftpError(f"cannot open {current}: {exc.strerror}") from None
+                    owner = os.fstat(fd).st_uid
+                    raise RedftpError(
+                        f"{current} is not a folder (or is a symbolic link in {current.parent}, which UID {owner} "
+                        "or its group can change); refusing to follow it as root. Replace it with a real folder"
+                    ) from None
+                os.close(fd)
+                fd = child
+                trusted = trusted and _root_only(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(fd, path)
+
+    def __enter__(self) -> Dir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def stat(self) -> os.stat_result:
+        return os.fstat(self.fd)
+
+    def names(self) -> list[str]:
+        return sorted(os.listdir(self.fd))  # noqa: PTH208 - listing by descriptor, which pathlib cannot
+
+    def lstat(self, name: str) -> os.stat_result | None:
+        """The entry itself (a link is not followed), or None when there is none."""
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def holds(self, name: str, other: Dir) -> bool:
+        """Whether entry `name` is still the folder `other` (someone may have moved or replaced it)."""
+        info = self.lstat(name)
+        return info is not None and os.path.samestat(info, other.stat())
+
+    def sub(self, name: str) -> Dir:
+        """Open the sub-folder `name`; a symbolic link there is refused, not followed."""
+        _check_name(name)
+        try:
+            fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=self.fd)
+        except FileNotFoundError:
+            raise MissingPath(f"{self.path / name} does not exist") from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise RedftpError(f"{self.path / name} is not a folder (or is a symbolic link); refusing it") from None
+            raise
+        return Dir(fd, self.path / name)
+
+    def make_dir(self, name: str, mode: int, uid: int = 0, gid: int = 0) -> Dir:
+        """Create the sub-folder `name` (it must not exist yet) and return it open, with `mode` and owner uid:gid."""
+        _check_name(name)
+        os.mkdir(name, 0o700, dir_fd=self.fd)
+        made = self.sub(name)
+        try:
+            if made.stat().st_uid != os.geteuid():
+                raise RedftpError(f"{self.path / name} was replaced right after it was made; run the command again")
+            os.fchown(made.fd, uid, gid)
+            os.fchmod(made.fd, mode)  # after fchown, which may clear set-group-ID
+        except BaseException:
+            made.close()
+            raise
+        return made
+
+    def ensure_root_dir(self, name: str, mode: int, gid: int = 0) -> bool:
+        """Make sub-folder `name` root:gid with `mode`, or bring an existing root-owned one to that; True if made.
+
+        An existing folder that is not root's is never "fixed" silently: someone else made it, and the operator must
+        decide (sshd needs root-owned chroot paths).
+        """
+        try:
+            self.make_dir(name, mode, 0, gid).close()
+        except FileExistsError:
+            info = self.lstat(name)
+            if info is None or not stat.S_ISDIR(info.st_mode):
+                raise RedftpError(f"{self.path / name} exists but is not a folder; move it away and run the command "
+                                  "again") from None
+            if info.st_uid != 0:
+                raise RedftpError(f"{self.path / name} is owned by UID {info.st_uid}; sshd needs it owned by root "
+                                  f"(fix: chown root {self.path / name})") from None
+            with self.sub(name) as existing:
+                os.fchown(existing.fd, 0, gid)
+                os.fchmod(existing.fd, mode)
+            return False
+        return True
+
+    def write_file(self, name: str, data: bytes, mode: int, uid: int = 0, gid: int = 0) -> None:
+        """Replace file `name` atomically (a temporary file, then a rename), so no reader sees half of it."""
+        _check_name(name)
+        temporary = f".{name}.new"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=self.fd)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=self.fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                os.fchown(handle.fileno(), uid, gid)
+                os.fchmod(handle.fileno(), mode)
+            os.rename(temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=self.fd)
+            raise
+
+    def open_file(self, name: str, flags: int, mode: int = 0o600) -> int:
+        """os.open of entry `name` without following a link there."""
+        _check_name(name)
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
+
+    def symlink(self, name: str, target: Path, uid: int, gid: int) -> None:
+        _check_name(name)
+        os.symlink(target, name, dir_fd=self.fd)
+        os.chown(name, uid, gid, dir_fd=self.fd, follow_symlinks=False)
+
+    def readlink(self, name: str) -> str | None:
+        """Where the link `name` points, or None when `name` is missing or not a link."""
+        try:
+            return os.readlink(name, dir_fd=self.fd)
+        except (FileNotFoundError, OSError):
+            return None
+
+    def unlink(self, name: str) -> bool:
+        """Remove the non-folder entry `name` (a link itself, never what it names); True when there was one."""
+        _check_name(name)
+        try:
+            os.unlink(name, dir_fd=self.fd)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def remove_tree(self, name: str) -> bool:
+        """Remove the folder `name` and everything in it without following links; True when there was one."""
+        _check_name(name)
+        info = self.lstat(name)
+        if info is None:
+            return False
+        if not stat.S_ISDIR(info.st_mode):
+            raise RedftpError(f"{self.path / name} is not a folder; left alone")
+        if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - Linux always has the fd-based rmtree
+            raise RedftpError("this platform's shutil.rmtree follows symbolic links; refusing to remove as root")
+        shutil.rmtree(name, dir_fd=self.fd)
+        return True
+
+    def move_entries_to(self, target: Dir) -> None:
+        """Move every entry of this folder into `target` as it is (a link stays a link); copy across filesystems."""
+        for name in self.names():
+            try:
+                os.rename(name, name, src_dir_fd=self.fd, dst_dir_fd=target.fd)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                _copy_entry(self, target, name, depth=0)
+                info = self.lstat(name)
+                if info is not None and stat.S_ISDIR(info.st_mode):
+                    self.remove_tree(name)
+                elif info is not None:
+                    self.unlink(name)
+
+    def hand_over(self, uid: int, gid: int, from_uids: set[int], depth: int = 0) -> int:
+        """Give every entry below owned by one of `from_uids` to uid:gid (links themselves); return the file count.
+
+        Entries of other owners keep theirs: a root-owned file linked in by someone is never handed to anyone.
+        """
+        if depth > _MAX_DEPTH:
+            raise RedftpError(f"{self.path} is nested more than {_MAX_DEPTH} folders deep; the files are there but "
+                              f"were not all handed over: chown -R them by hand")
+        files = 0
+        for name in self.names():
+            info = self.lstat(name)
+            if info is None:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                with self.sub(name) as child:
+                    if not os.path.samestat(info, child.stat()):
+                        continue  # replaced between the two calls: not what was looked at
+                    files += child.hand_over(uid, gid, from_uids, depth + 1)
+                    if info.st_uid in from_uids:
+                        os.fchown(child.fd, uid, gid)
+                continue
+            files += stat.S_ISREG(info.st_mode)
+            if info.st_uid in from_uids:
+                os.chown(name, uid, gid, dir_fd=self.fd, follow_symlinks=False)
+        return files
+
+
+def _check_name(name: str) -> None:
+    """An entry is one path component: a '/' or '..' would leave the open folder."""
+    if not name or "/" in name or name in (".", ".."):
+        raise RedftpError(f"{name!r} is not a single file name")
+
+
+def _copy_entry(source: Dir, target: Dir, name: str, depth: int) -> None:
+    """Copy one entry across filesystems, keeping owner and mode; links are copied as links, others skipped."""
+    if depth > _MAX_DEPTH:
+        raise RedftpError(f"{source.path / name} is nested more than {_MAX_DEPTH} folders deep; not copied")
+    info = source.lstat(name)
+    if info is None:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        with source.sub(name) as sub_source, target.make_dir(name, 0o700) as sub_target:
+            for entry in sub_source.names():
+                _copy_entry(sub_source, sub_target, entry, depth + 1)
+            os.fchown(sub_target.fd, info.st_uid, info.st_gid)
+            os.fchmod(sub_target.fd, stat.S_IMODE(info.st_mode))
+    elif stat.S_ISLNK(info.st_mode):
+        link = source.readlink(name)
+        if link is not None:
+            target.symlink(name, Path(link), info.st_uid, info.st_gid)
+    elif stat.S_ISREG(info.st_mode):
+        reader = source.open_file(name, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not os.path.samestat(info, os.fstat(reader)):
+                return
+            writer = target.open_file(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            try:
+                while os.sendfile(writer, reader, None, 1 << 20):
+                    pass
+                os.fchown(writer, info.st_uid, info.st_gid)
+                os.fchmod(writer, stat.S_IMODE(info.st_mode))
+            finally:
+                os.close(writer)
+        finally:
+            os.close(reader)
