@@ -1,0 +1,428 @@
+"""core/wire.py against a real JsonLineServer on 127.0.0.1 and on a unix socket: framing, refusals, limits, clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.core.wire import (
+    PROTOCOL_VERSION,
+    AsyncClient,
+    BlockingClient,
+    Code,
+    JsonLineServer,
+    Limits,
+    Message,
+    WireError,
+    decode,
+    encode,
+)
+from redpss.devdb.tls import self_signed
+from tests.support.wait import wait_for
+from tests.support.wire_server import SECRET, WireServerThread, read_reply
+
+HELLO = encode({"op": "hello", "version": PROTOCOL_VERSION, "secret": SECRET, "client": "test"})
+
+
+@pytest.fixture
+def server() -> Iterator[WireServerThread]:
+    with WireServerThread() as running:
+        yield running
+
+
+@pytest.fixture
+def wire_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="redpss.core.wire")  # asyncio's own complaints are captured too
+    return caplog
+
+
+def replies(data: bytes) -> list[Message]:
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def refusal_of(server: WireServerThread, payload: bytes) -> Message:
+    """Send raw bytes on a fresh connection; the server's single reply, after which it must have closed."""
+    with server.raw() as sock:
+        sock.sendall(payload)
+        got = replies(read_reply(sock))
+    assert len(got) == 1, got
+    assert got[0]["ok"] is False
+    return got[0]
+
+
+def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "redpss.core.wire"]
+
+
+# -- framing ----------------------------------------------------------------------------------------------------------
+def test_round_trip_with_seq_and_version(server: WireServerThread) -> None:
+    with server.raw() as sock:
+        sock.sendall(HELLO + encode({"op": "echo", "seq": 7, "x": "ä"}) + encode({"op": "echo", "seq": 8}))
+        file = sock.makefile("rb")
+        hello, first, second = (decode(file.readline()) for _ in range(3))
+    assert hello == {"ok": True, "server": "TEST", "version": PROTOCOL_VERSION}
+    assert (first["seq"], first["echo"]["x"], first["client"]) == (7, "ä", "test")
+    assert second["seq"] == 8
+
+
+def test_unix_socket_is_private_and_serves(tmp_path: Path) -> None:
+    path = tmp_path / "t.sock"
+    with WireServerThread(unix_path=path) as server, BlockingClient(path, SECRET, "test") as client:
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert client.request("echo", n=1)["echo"]["n"] == 1
+        assert server.authenticated() == 1
+
+
+def test_request_errors_keep_the_connection(server: WireServerThread, wire_log: pytest.LogCaptureFixture) -> None:
+    assert isinstance(server.address, tuple)
+    with BlockingClient(server.address, SECRET, "test") as client:
+        for op, code in [("nope", Code.UNKNOWN_OP), ("refuse", Code.BAD_REQUEST), ("fail", Code.INTERNAL)]:
+            with pytest.raises(WireError) as caught:
+                client.request(op)
+            assert caught.value.code == code, op
+        assert client._exchange({"seq": 1})["code"] == Code.BAD_REQUEST  # no op at all
+        assert client.request("echo")["ok"] is True
+
+
+# -- refusals before the hello ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"[" * 100000 + b"\n", Code.TOO_LARGE),  # a RecursionError traceback in SCHED and JMON before
+        (b"[" * 4000 + b"\n", Code.BAD_FRAME),  # deep nesting within the hello's line limit
+        (b"\xff\xfe{}\n", Code.BAD_FRAME),  # not UTF-8
+        (b'{"op": "hello", "secret": "\xc3"}\n', Code.BAD_FRAME),  # truncated UTF-8
+        (b"{not json\n", Code.BAD_FRAME),
+        (b'["hello"]\n', Code.BAD_FRAME),  # not an object
+        (b"1" * 4001 + b"\n", Code.BAD_FRAME),  # an integer too long for Python's int()
+        (b'{"op": "echo"}\n', Code.BAD_HELLO),
+        (encode({"op": "hello", "version": 2, "secret": SECRET}), Code.VERSION_UNSUPPORTED),
+        (encode({"op": "hello", "version": "1", "secret": SECRET}), Code.VERSION_UNSUPPORTED),
+        (encode({"op": "hello", "secret": "wrong"}), Code.AUTH_FAILED),
+        (encode({"op": "hello", "secret": "wröng"}), Code.AUTH_FAILED),  # non-ASCII: compare_digest on str raises
+        (b'{"op": "hello", "secret": "\\ud800"}\n', Code.AUTH_FAILED),  # a lone surrogate
+        (encode({"op": "hello", "secret": 12}), Code.AUTH_FAILED),
+        (b"x" * 5000, Code.TOO_LARGE),  # no newline at all: the hello line limit, not 16 MiB
+    ],
+)
+def test_bad_hello_is_refused_with_a_code_and_one_warning(
+    server: WireServerThread, wire_log: pytest.LogCaptureFixture, payload: bytes, code: Code
+) -> None:
+    reply = refusal_of(server, payload)
+    assert reply["code"] == code
+    assert reply["error"].startswith("TEST: ")
+    wait_for(lambda: warnings_of(wire_log), what="the refusal's warning")
+    assert len(warnings_of(wire_log)) == 1
+    assert f"[{code}]" in warnings_of(wire_log)[0]
+    assert_no_traceback(wire_log)
+    assert SECRET not in wire_log.text
+
+
+def test_hello_without_version_is_version_one(server: WireServerThread) -> None:
+    with server.raw() as sock:
+        sock.sendall(encode({"op": "hello", "secret": SECRET}))
+        assert decode(sock.makefile("rb").readline())["ok"] is True
+
+
+def test_blocking_client_reports_the_refusal_code(server: WireServerThread) -> None:
+    assert isinstance(server.address, tuple)
+    with pytest.raises(WireError, match="authentication failed") as caught:
+        BlockingClient(server.address, "wrong", "test")
+    assert caught.value.code == Code.AUTH_FAILED
+
+
+def test_hello_deadline(wire_log: pytest.LogCaptureFixture) -> None:
+    with WireServerThread(limits=Limits(hello_timeout=0.3)) as server, server.raw() as sock:
+        sock.sendall(b'{"op": "hel')  # a slow loris: part of a hello, then nothing
+        (reply,) = replies(read_reply(sock))
+    assert reply["code"] == Code.TIMEOUT
+    assert "no hello within 0.3 s" in reply["error"]
+    assert_no_traceback(wire_log)
+
+
+# -- sizes after the hello --------------------------------------------------------------------------------------------
+def test_message_size_after_hello_is_the_servers(wire_log: pytest.LogCaptureFixture) -> None:
+    with WireServerThread(limits=Limits(max_message=100_000)) as server:
+        assert isinstance(server.address, tuple)
+        with BlockingClient(server.address, SECRET, "test") as client:
+            assert client.request("echo", blob="y" * 50_000)["ok"] is True  # far beyond the hello's 4 KiB
+        with server.raw() as sock:
+            sock.sendall(HELLO + encode({"op": "echo", "blob": "z" * 150_000}))
+            hello, reply = replies(read_reply(sock))
+        assert hello["ok"] is True
+        assert reply["code"] == Code.TOO_LARGE
+        assert "100000 bytes" in reply["error"]
+    assert_no_traceback(wire_log)
+
+
+def test_deep_nesting_after_hello(server: WireServerThread, wire_log: pytest.LogCaptureFixture) -> None:
+    with server.raw() as sock:
+        sock.sendall(HELLO + b"[" * 100000 + b"\n")
+        _, reply = replies(read_reply(sock))
+    assert reply["code"] == Code.BAD_FRAME
+    assert_no_traceback(wire_log)
+
+
+# -- connection caps --------------------------------------------------------------------------------------------------
+def test_unauthenticated_cap_drops_the_oldest(wire_log: pytest.LogCaptureFixture) -> None:
+    with WireServerThread(limits=Limits(max_unauthenticated=4)) as server:
+        idle = [server.raw() for _ in range(4)]
+        try:
+            wait_for(lambda: server.unauthenticated() == 4, what="4 idle connections")
+            newest = server.raw()
+            idle.append(newest)
+            (dropped,) = replies(read_reply(idle[0]))
+            assert dropped["code"] == Code.TOO_MANY_CONNECTIONS
+            assert server.unauthenticated() <= 4
+            assert isinstance(server.address, tuple)
+            with BlockingClient(server.address, SECRET, "test") as client:  # a real client still gets in
+                assert client.request("echo")["ok"] is True
+            newest.sendall(HELLO)
+            assert decode(newest.makefile("rb").readline())["ok"] is True
+        finally:
+            for sock in idle:
+                sock.close()
+    assert_no_traceback(wire_log)
+
+
+def test_authenticated_cap_refuses_the_hello() -> None:
+    with WireServerThread(limits=Limits(max_clients=2)) as server:
+        assert isinstance(server.address, tuple)
+        with BlockingClient(server.address, SECRET, "a"), BlockingClient(server.address, SECRET, "b"):
+            with pytest.raises(WireError) as caught:
+                BlockingClient(server.address, SECRET, "c")
+            assert caught.value.code == Code.TOO_MANY_CONNECTIONS
+        wait_for(lambda: server.authenticated() == 0, what="both clients gone")
+        with BlockingClient(server.address, SECRET, "d") as client:
+            assert client.request("echo")["ok"] is True
+
+
+def test_refusal_warnings_are_rate_limited(server: WireServerThread, wire_log: pytest.LogCaptureFixture) -> None:
+    for _ in range(30):
+        refusal_of(server, b"garbage\n")
+    server.run(lambda: asyncio.sleep(0))  # refusals are logged before the reply's connection closes
+    lines = warnings_of(wire_log)
+    assert len(lines) == 10
+    server.__exit__()  # closing the server reports what was counted and not logged
+    assert "20 more refusals" in warnings_of(wire_log)[-1]
+    assert "BAD_FRAME 20" in warnings_of(wire_log)[-1]
+
+
+# -- events and durable acknowledgements -----------------------------------------------------------------------------
+def test_events_reach_subscribers_between_replies(server: WireServerThread) -> None:
+    assert isinstance(server.address, tuple)
+    with BlockingClient(server.address, SECRET, "sub") as sub, BlockingClient(server.address, SECRET, "pub") as pub:
+        sub.request("subscribe")
+        pub.request("push", n=1)
+        pub.request("push", n=2)
+        assert sub.next_event(5)["n"] == 1
+        assert sub.request("echo")["ok"] is True  # the second event arrives before this reply and is kept
+        assert sub.next_event(5)["n"] == 2
+        with pytest.raises(WireError, match="no event"):
+            pub.next_event(0.2)
+
+
+def test_durable_ops_need_a_durable_ack(server: WireServerThread, wire_log: pytest.LogCaptureFixture) -> None:
+    assert isinstance(server.address, tuple)
+    with BlockingClient(server.address, SECRET, "test") as client:
+        assert client.request_durable("store", line="a")["stored"] == 1
+        with pytest.raises(WireError) as caught:
+            client.request("sloppy_store")
+        assert caught.value.code == Code.INTERNAL
+        with pytest.raises(WireError, match="durable"):
+            client.request_durable("echo")
+    assert any("without saying the data is durable" in r.getMessage() for r in wire_log.records)
+
+
+# -- TLS --------------------------------------------------------------------------------------------------------------
+def tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    self_signed(cert, key)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return server, ssl.create_default_context(cafile=str(cert))
+
+
+def test_tls(tmp_path: Path, wire_log: pytest.LogCaptureFixture) -> None:
+    server_context, client_context = tls_contexts(tmp_path)
+    with WireServerThread(ssl_context=server_context) as server:
+        assert isinstance(server.address, tuple)
+        with BlockingClient(server.address, SECRET, "tls", ssl_context=client_context) as client:
+            assert client.request("echo", x=1)["echo"]["x"] == 1
+            assert isinstance(client.sock, ssl.SSLSocket)
+
+        async def over_tls() -> Message:
+            client = await AsyncClient.connect_tcp("127.0.0.1", server.port, SECRET, "tls", ssl_context=client_context)
+            try:
+                return await client.request("echo", x=2)
+            finally:
+                await client.close()
+
+        assert asyncio.run(over_tls())["echo"]["x"] == 2
+        with pytest.raises(WireError):  # a client that does not trust the certificate
+            BlockingClient(server.address, SECRET, "tls", ssl_context=ssl.create_default_context())
+        with pytest.raises(WireError):  # plain text to a TLS port
+            BlockingClient(server.address, SECRET, "plain", timeout=3)
+        with BlockingClient(server.address, SECRET, "tls", ssl_context=client_context) as client:
+            assert client.request("echo")["ok"] is True  # still serving
+    assert_no_traceback(wire_log)
+
+
+# -- the asyncio client ---------------------------------------------------------------------------------------------
+async def start_server(tmp: JsonLineServer | None = None) -> tuple[JsonLineServer, int, asyncio.Event]:
+    release = asyncio.Event()
+
+    async def handle(request: Message, connection: object) -> Message:
+        if request["op"] == "held":
+            await release.wait()
+            return {"ok": True, "late": True}
+        return {"ok": True, "op": request["op"]}
+
+    server = JsonLineServer(handle, SECRET, "TEST")
+    await server.start_tcp("127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], release
+
+
+def test_late_reply_does_not_kill_the_client(wire_log: pytest.LogCaptureFixture) -> None:
+    """A reply that comes after its request timed out is dropped; the link keeps working (it died for good before)."""
+
+    async def scenario() -> None:
+        server, port, release = await start_server()
+        client = await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "jmon")
+        try:
+            with pytest.raises(TimeoutError):
+                await client.request("held", timeout=0.1)
+            release.set()
+            assert (await client.request("ping", timeout=5))["op"] == "ping"
+            assert not client.closed.is_set()
+            assert not client._pending
+        finally:
+            await client.close()
+            await server.close()
+
+    asyncio.run(scenario())
+    assert any("arrived after its request gave up" in r.getMessage() for r in wire_log.records)
+
+
+def test_cancelled_request_forgets_its_seq() -> None:
+    async def scenario() -> None:
+        server, port, release = await start_server()
+        client = await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "jmon")
+        try:
+            task = asyncio.create_task(client.request("held"))
+            await asyncio.sleep(0)  # let the request be written
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not client._pending
+            release.set()
+            assert (await client.request("ping", timeout=5))["ok"] is True
+        finally:
+            await client.close()
+            await server.close()
+
+    asyncio.run(scenario())
+
+
+async def raw_server(script: list[bytes]) -> tuple[asyncio.Server, int]:
+    """A peer that answers the hello, reads three requests, then sends `script` (for replies a real server never
+    sends)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(encode({"ok": True, "server": "RAW", "version": 1}))
+        requests = [decode(await reader.readline()) for _ in range(3)]
+        for line in script:
+            writer.write(line.replace(b"SEQ1", str(requests[0]["seq"]).encode()))
+        for request in reversed(requests):
+            writer.write(encode({"ok": True, "seq": request["seq"], "op": request["op"]}))
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def test_replies_are_matched_by_seq_and_strays_ignored() -> None:
+    async def scenario() -> None:
+        server, port = await raw_server([encode({"ok": True, "seq": 999}), encode({"event": "x"})])
+        client = await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "t")
+        try:
+            replies = await asyncio.gather(*(client.request(op, timeout=5) for op in ("a", "b", "c")))
+            assert [r["op"] for r in replies] == ["a", "b", "c"]  # answered c, b, a
+            assert (await client.events.get())["event"] == "x"
+            assert not client.closed.is_set()
+        finally:
+            await client.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "bad", [b"not json\n", encode({"ok": True}), encode({"ok": True, "seq": "SEQ1"}), b"[1]\n"], ids=repr
+)
+def test_a_bad_message_closes_the_link_with_a_log_line(bad: bytes, wire_log: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        server, port = await raw_server([bad])
+        client = await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "t")
+        try:
+            results = await asyncio.gather(
+                *(client.request(op, timeout=5) for op in ("a", "b", "c")), return_exceptions=True
+            )
+            assert all(isinstance(r, WireError) for r in results), results
+            await asyncio.wait_for(client.closed.wait(), 5)
+            with pytest.raises(WireError, match="closed"):
+                await client.request("d")
+        finally:
+            await client.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())
+    assert any(r.levelno >= logging.WARNING and "connection to 127.0.0.1" in r.getMessage() for r in wire_log.records)
+
+
+def test_async_client_over_unix_socket_reports_refusal(tmp_path: Path) -> None:
+    path = tmp_path / "u.sock"
+    with WireServerThread(unix_path=path):
+
+        async def scenario() -> None:
+            with pytest.raises(WireError) as caught:
+                await AsyncClient.connect_unix(path, "wrong", "t")
+            assert caught.value.code == Code.AUTH_FAILED
+            client = await AsyncClient.connect_unix(path, SECRET, "t")
+            try:
+                assert (await client.request_durable("store"))["durable"] is True
+            finally:
+                await client.close()
+
+        asyncio.run(scenario())
+
+
+def test_connect_refused_is_a_wire_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening
+        with pytest.raises(WireError, match="cannot connect"):
+            BlockingClient(("127.0.0.1", port), SECRET, "t")
+
+        async def scenario() -> None:
+            with pytest.raises(WireError, match="cannot connect"):
+                await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "t")
+
+        asyncio.run(scenario())
