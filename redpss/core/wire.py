@@ -94,6 +94,7 @@ class Limits:
     hello_line: int = MAX_HELLO_LINE  # one line before it
     hello_timeout: float = 5.0  # seconds from accept (or TLS handshake) to a complete hello
     max_unauthenticated: int = 64  # connections without hello; a new one beyond drops the oldest
+    eviction_grace: float = 0.1  # seconds a new connection is safe from being dropped for the cap above
     max_clients: int = 256  # authenticated connections; a hello beyond is refused
 
 
@@ -235,7 +236,8 @@ class JsonLineServer:
         self.durable_ops = frozenset(durable_ops)
         self.connections: set[Connection] = set()
         self.refusals = _RefusalLog(name)
-        self._unauthenticated: dict[asyncio.StreamWriter, str] = {}  # oldest first, with the peer's description
+        # connections without hello, oldest first, with the peer's description and when they were accepted
+        self._unauthenticated: dict[asyncio.StreamWriter, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection, awaited by close()
         self._server: asyncio.Server | None = None
 
@@ -304,7 +306,8 @@ class JsonLineServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert isinstance(reader, _LineReader)
         peer = describe_peer(writer)
-        self._admit_unauthenticated(writer, peer)
+        if not self._admit_unauthenticated(writer, peer):
+            return
         connection: Connection | None = None
         try:
             connection = await self._authenticate(reader, writer, peer)
@@ -329,18 +332,31 @@ class JsonLineServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def _admit_unauthenticated(self, writer: asyncio.StreamWriter, peer: str) -> None:
-        """Count a new connection; at the cap the oldest one without hello goes, so fresh clients always get in."""
+    def _admit_unauthenticated(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """Count a new connection; at the cap the oldest one without hello makes room for it.
+
+        A connection younger than `eviction_grace` is never dropped, so a client that says hello at once is not lost
+        to a burst of connects; when all of them are that young, the new connection is refused instead.
+        """
+        now = time.monotonic()
         if len(self._unauthenticated) >= self.limits.max_unauthenticated:
-            oldest, oldest_peer = next(iter(self._unauthenticated.items()))
-            del self._unauthenticated[oldest]
-            detail = f"{self.limits.max_unauthenticated} connections without hello; dropped the oldest"
-            self.refusals.warn(Code.TOO_MANY_CONNECTIONS, oldest_peer, detail)
+            oldest, (oldest_peer, accepted) = next(iter(self._unauthenticated.items()))
+            if now - accepted < self.limits.eviction_grace:
+                victim, victim_peer, admitted = writer, peer, False
+                detail = f"{self.limits.max_unauthenticated} connections without hello; refused a new one"
+            else:
+                del self._unauthenticated[oldest]
+                victim, victim_peer, admitted = oldest, oldest_peer, True
+                detail = f"{self.limits.max_unauthenticated} connections without hello; dropped the oldest"
+            self.refusals.warn(Code.TOO_MANY_CONNECTIONS, victim_peer, detail)
             with contextlib.suppress(Exception):
                 refusal = {"ok": False, "code": Code.TOO_MANY_CONNECTIONS, "error": f"{self.name}: {detail}"}
-                oldest.write(encode(refusal))
-            oldest.close()
-        self._unauthenticated[writer] = peer
+                victim.write(encode(refusal))
+            victim.close()
+            if not admitted:
+                return False
+        self._unauthenticated[writer] = (peer, now)
+        return True
 
     async def _authenticate(self, reader: _LineReader, writer: asyncio.StreamWriter, peer: str) -> Connection:
         try:

@@ -177,7 +177,7 @@ def test_deep_nesting_after_hello(server: WireServerThread, wire_log: pytest.Log
 
 # -- connection caps --------------------------------------------------------------------------------------------------
 def test_unauthenticated_cap_drops_the_oldest(wire_log: pytest.LogCaptureFixture) -> None:
-    with WireServerThread(limits=Limits(max_unauthenticated=4)) as server:
+    with WireServerThread(limits=Limits(max_unauthenticated=4, eviction_grace=0)) as server:
         idle = [server.raw() for _ in range(4)]
         try:
             wait_for(lambda: server.unauthenticated() == 4, what="4 idle connections")
@@ -195,6 +195,22 @@ def test_unauthenticated_cap_drops_the_oldest(wire_log: pytest.LogCaptureFixture
             for sock in idle:
                 sock.close()
     assert_no_traceback(wire_log)
+
+
+def test_young_connections_are_not_dropped_for_the_cap() -> None:
+    """Within the grace the newcomer is refused, so a burst of connects cannot push out a client about to say hello."""
+    with WireServerThread(limits=Limits(max_unauthenticated=4, eviction_grace=60)) as server:
+        idle = [server.raw() for _ in range(4)]
+        try:
+            wait_for(lambda: server.unauthenticated() == 4, what="4 idle connections")
+            with server.raw() as newest:
+                (refused,) = replies(read_reply(newest))
+            assert refused["code"] == Code.TOO_MANY_CONNECTIONS
+            idle[0].sendall(HELLO)  # the oldest is still there and can still authenticate
+            assert decode(idle[0].makefile("rb").readline())["ok"] is True
+        finally:
+            for sock in idle:
+                sock.close()
 
 
 def test_authenticated_cap_refuses_the_hello() -> None:
