@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +157,99 @@ def test_retention_removes_old_files_including_db_logs_and_keeps_folders(tmp_pat
     assert (log_root / "DB" / "APP1").is_dir()
     assert remove_expired_logs(log_root, 0, now=now + 999 * 86400) == []
     assert remove_expired_logs(tmp_path / "missing", 30) == []
+
+
+def _at(day: dt.date, hour: int = 12) -> float:
+    """A local time on `day`: the clock a record is stamped with."""
+    return dt.datetime.combine(day, dt.time(hour)).timestamp()
+
+
+def _log_at(created: float, message: str) -> None:
+    """Log through the root logger as if the clock said `created`."""
+    record = logging.makeLogRecord(
+        {"name": "redpss.test", "levelno": logging.INFO, "levelname": "INFO", "msg": message, "created": created}
+    )
+    logging.getLogger().handle(record)
+
+
+@pytest.fixture
+def to_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_root_logger: None) -> Path:
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    monkeypatch.delenv("REDPSS_JOURNAL_SOCKET", raising=False)
+    log_file = tmp_path / "log" / "sched.log"
+    setup_logging("sched", instance="TST1", log_file=log_file, stream=io.StringIO())
+    return log_file
+
+
+def test_each_day_gets_its_own_file_and_the_service_log_links_to_the_newest(to_file: Path) -> None:
+    first = dt.date(2026, 3, 28)
+    for offset in range(3):
+        _log_at(_at(first + dt.timedelta(days=offset), hour=23), f"line of day {offset}")
+    _log_at(_at(first + dt.timedelta(days=1)), "late line of day 1")  # an earlier day's record: its own file
+    folder = to_file.parent
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "sched-2026-03-28.log",
+        "sched-2026-03-29.log",
+        "sched-2026-03-30.log",
+        "sched.log",
+    ]
+    assert "line of day 0" in (folder / "sched-2026-03-28.log").read_text()
+    day1 = (folder / "sched-2026-03-29.log").read_text().splitlines()
+    assert [line.split("] ")[1] for line in day1] == ["line of day 1", "late line of day 1"]
+    assert to_file.is_symlink() and to_file.readlink() == Path("sched-2026-03-30.log")
+    assert to_file.read_text().endswith("line of day 2\n")
+
+
+def test_a_log_file_from_before_daily_files_is_kept_as_the_file_of_its_day(to_file: Path) -> None:
+    logging.getLogger().handlers[-1].close()  # as if the daemon was not yet running
+    for path in to_file.parent.iterdir():
+        path.unlink()
+    to_file.write_text("old line\n")
+    old = _at(dt.date(2026, 1, 5))
+    os.utime(to_file, (old, old))
+    setup_logging("sched", log_file=to_file, stream=io.StringIO())
+    _log_at(_at(dt.date(2026, 1, 9)), "new line")
+    assert (to_file.parent / "sched-2026-01-05.log").read_text() == "old line\n"
+    assert to_file.readlink() == Path("sched-2026-01-09.log")
+
+
+def test_processes_writing_one_log_at_once_lose_and_mix_no_line(tmp_path: Path) -> None:
+    log_file = tmp_path / "log" / "redctl.log"
+    writer = (
+        "import logging, sys\n"
+        "from pathlib import Path\n"
+        "from redpss.core.logging import setup_logging\n"
+        "setup_logging('jmon', log_file=Path(sys.argv[1]))\n"
+        "for n in range(300):\n"
+        "    logging.getLogger('redpss.w').warning('writer %s line %d ' + 'x' * 500, sys.argv[2], n)\n"
+    )
+    env = {**os.environ, "REDPSS_JOURNAL_SOCKET": str(tmp_path / "nobody-listens")}
+    processes = [
+        subprocess.Popen([sys.executable, "-c", writer, str(log_file), name], env=env, stderr=subprocess.DEVNULL)
+        for name in ("a", "b", "c")
+    ]
+    assert [p.wait(timeout=60) for p in processes] == [0, 0, 0]
+    lines = log_file.read_text().splitlines()
+    assert len(lines) == 900
+    for name in ("a", "b", "c"):
+        numbers = [int(line.split(" line ")[1].split()[0]) for line in lines if f"writer {name} line" in line]
+        assert numbers == list(range(300))
+    assert all(line.endswith("x" * 500) for line in lines)
+
+
+def test_retention_removes_whole_days_after_log_retention_days_and_keeps_the_link(to_file: Path) -> None:
+    first = dt.date(2026, 1, 1)
+    for offset in range(40):  # 40 days of a daemon's log, written under an injected clock
+        _log_at(_at(first + dt.timedelta(days=offset)), f"day {offset}")
+    db_log = to_file.parent / "DB" / "APP1" / "load.log"
+    db_log.parent.mkdir(parents=True)
+    db_log.write_text("x")
+    now = _at(first + dt.timedelta(days=39))
+    os.utime(db_log, (now - 31 * 86400, now - 31 * 86400))
+    removed = remove_expired_logs(to_file.parent, 30, now=now)
+    expected = [to_file.with_name(f"sched-{first + dt.timedelta(days=d)}.log") for d in range(9)]
+    assert sorted(removed) == sorted([*expected, db_log])
+    assert to_file.with_name("sched-2026-01-10.log").exists()  # ended 29.5 days ago: kept
+    assert to_file.with_name("sched-2026-02-09.log").read_text().endswith("] day 39\n")
+    assert to_file.is_symlink() and to_file.exists()  # links to today's file, where retention logged its removals
+    assert (to_file.parent / "DB" / "APP1").is_dir()

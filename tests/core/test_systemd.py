@@ -76,7 +76,7 @@ def test_a_receiver_that_stops_reading_never_blocks_the_sender(tmp_path: Path, m
 def _drain(listener: NotifyListener) -> list[str]:
     """The STATUS texts waiting in the listener's queue, in order."""
     listener.sock.setblocking(False)
-    texts = []
+    texts: list[str] = []
     while True:
         try:
             data = listener.sock.recv(65536)

@@ -2,7 +2,8 @@
 
 Under systemd (JOURNAL_STREAM set, the journal socket present) records go to journald with structured fields and
 nothing is written to stderr, because systemd would put stderr into the journal a second time. Elsewhere (the demo,
-`redctl start_trace`, a terminal) they go to stderr in journald-like lines. With a log file, records also go there.
+`redctl start_trace`, a terminal) they go to stderr in journald-like lines. With a log file, records also go there:
+to the file of the record's day, `log_file` being the link to today's (see daily.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from logging.handlers import WatchedFileHandler
 from pathlib import Path
 from typing import TextIO
 
+from redpss.core.logging.daily import DailyFileHandler
 from redpss.core.logging.formatting import ConsoleFormatter, FileFormatter
 from redpss.core.logging.journal import DEFAULT_JOURNAL_SOCKET, JournalHandler
 from redpss.core.logging.levels import level_from_name
@@ -76,8 +77,7 @@ def setup_logging(
         root.addHandler(console)
 
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = WatchedFileHandler(log_file, encoding="utf-8")  # follows a file moved away or removed
+        file_handler = DailyFileHandler(log_file)  # log_file links to today's dated file
         file_handler.setFormatter(FileFormatter())
         root.addHandler(file_handler)
     logging.captureWarnings(True)
