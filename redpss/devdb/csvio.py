@@ -1,6 +1,7 @@
 """CSV in and out, the way Exasol's IMPORT and EXPORT read and write it, computed by DuckDB.
 
-Export: one text line per row built in SQL (LF rows, BOOLEAN as 1/0, TIMESTAMP with 6 decimals, NULL empty, a
+Export: one text line per row built in SQL (LF rows, BOOLEAN as 1/0, DECIMAL without trailing fractional zeros
+(88.9, DECIMAL(p,0) as an integer), TIMESTAMP with 6 decimals, NULL empty, a
 field quoted when it holds the separator, the delimiter, a line break or white space (DELIMIT AUTO)).
 Import: DuckDB's CSV reader with every field as text, then CAST to the target column types, so a bad value fails
 the whole IMPORT with DuckDB's message naming it; empty fields are NULL as in Exasol.
@@ -17,11 +18,14 @@ from typing import Any
 
 from redpss.devdb.commands import CsvOptions
 from redpss.devdb.errors import DevDbError
+from redpss.devdb.names import require_object
 from redpss.devdb.translate import ObjectName
 from redpss.devdb.types import ExaType
 
 ROW_SEPARATORS = {"LF": "\n", "CRLF": "\r\n", "CR": "\r"}
-_ESCAPED_SEPARATORS = {"LF": "\\n", "CRLF": "\\r\\n", "CR": "\\r"}
+# DuckDB's read_csv splits nothing at new_line = '\r\n' (a CRLF file becomes one row); its own line-ending
+# detection reads CRLF correctly, quoted line breaks included, so CRLF leaves new_line unset.
+_NEW_LINE_OPTIONS = {"LF": "new_line = '\\n', ", "CRLF": "", "CR": "new_line = '\\r', "}
 BATCH_ROWS = 65536
 
 
@@ -32,7 +36,9 @@ def sql_string(value: str) -> str:
 def _field(exa_type: ExaType, column: str) -> str:
     if exa_type.kind == "BOOLEAN":
         return f"CASE WHEN {column} THEN '1' WHEN NOT {column} THEN '0' END"
-    if exa_type.kind in ("DECIMAL", "DOUBLE"):
+    if exa_type.kind == "DECIMAL":
+        return exa_type.decimal_text(column)
+    if exa_type.kind == "DOUBLE":
         return f"CAST({column} AS VARCHAR)"
     return exa_type.wire_expression(column)
 
@@ -100,6 +106,7 @@ class Exported:
 
 def load_csv(cursor: Any, target: ObjectName, columns: list[str] | None, path: Path, options: CsvOptions) -> int:
     """Insert the rows of a CSV file into the target table; the number of rows."""
+    require_object(cursor, target)
     table = f'"{target.schema}"."{target.name}"'
     described = cursor.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
     types = {str(row[0]): str(row[1]) for row in described}
@@ -112,7 +119,7 @@ def load_csv(cursor: Any, target: ObjectName, columns: list[str] | None, path: P
         f"read_csv({sql_string(str(path))}, header = false, auto_detect = false, columns = {{{fields}}}, "
         f"delim = {sql_string(options.column_separator)}, quote = {sql_string(options.column_delimiter)}, "
         f"escape = {sql_string(options.column_delimiter)}, skip = {int(options.skip)}, "
-        f"new_line = {sql_string(_ESCAPED_SEPARATORS[options.row_separator])}, "
+        f"{_NEW_LINE_OPTIONS[options.row_separator]}"
         "strict_mode = true, null_padding = false)"
     )
     values = []

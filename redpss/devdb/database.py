@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from redpss.devdb import catalog
+from redpss.devdb import catalog, systables
 
 DB_FILE = "devdb.duckdb"
 
@@ -29,6 +29,7 @@ class Database:
         setup = self._con.cursor()
         try:
             catalog.setup(setup)
+            systables.setup(setup)
         finally:
             setup.close()
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from redpss.devdb import catalog, commands, errors
+from redpss.devdb import catalog, commands, errors, names
 from redpss.devdb.errors import DevDbError, QueryAborted, QueryTimeout, Unsupported
 from redpss.devdb.results import INLINE_ROWS, ResultSet
 from redpss.devdb.scripts import find_script
@@ -145,7 +145,9 @@ class Session:
         try:
             command = commands.parse_command(sql)
             if command is None:
-                return self._translated(translate(sql, self.info()))
+                statement = translate(sql, self.info())
+                names.verify(self.cursor, statement)
+                return self._translated(statement)
             return self._command(command)
         except duckdb.Error as exc:
             mapped = self._mapped(exc)
@@ -259,6 +261,8 @@ class Session:
             catalog.forget_schema(self.cursor, statement.dropped_schema)
             if statement.dropped_schema == self.schema:
                 self._close_schema()
+        if statement.opens_schema is not None:
+            self._open_schema(statement.opens_schema)  # Exasol opens a schema it creates
         return 0
 
     def _exists(self, obj: ObjectName) -> bool:

@@ -23,6 +23,7 @@ from redpss.devdb import catalog, ftpfetch, tunnel
 from redpss.devdb.commands import Export, Import, Location
 from redpss.devdb.csvio import Exported, load_csv
 from redpss.devdb.errors import DevDbError, Unsupported
+from redpss.devdb.names import require_object
 from redpss.devdb.translate import DEFAULT_SCHEMA, ColumnRef, Kind, ObjectName, StarRef, translate
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Transfers:
 
     def run_import(self, session: Session, command: Import) -> int:
         target = ObjectName(command.schema or session.schema or DEFAULT_SCHEMA, command.table)
+        require_object(session.cursor, target)
         count = 0
         with tempfile.TemporaryDirectory(dir=self.tmp_dir) as scratch:
             for index, location in enumerate(command.locations):
@@ -128,6 +130,7 @@ def _export_query(session: Session, command: Export) -> tuple[str, list[Any]]:
         return statement.sql, statement.sources
     assert command.table is not None
     obj = ObjectName(command.schema or session.schema or DEFAULT_SCHEMA, command.table)
+    require_object(session.cursor, obj)
     table = f'"{obj.schema}"."{obj.name}"'
     if command.columns:
         names = ", ".join(f'"{name}"' for name in command.columns)

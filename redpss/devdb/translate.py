@@ -21,8 +21,9 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from redpss.devdb.errors import DevDbError, Unsupported
+from redpss.devdb.systables import SESSION_TABLES, SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
-from redpss.devdb.types import ExaType, from_declared
+from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
 
 DEFAULT_SCHEMA = "main"
 
@@ -53,6 +54,9 @@ class Translated:
     dropped_schema: str | None = None
     added_columns: dict[str, ExaType] = field(default_factory=dict)  # ALTER TABLE ... ADD COLUMN
     sources: list[Source] = field(default_factory=list)  # where each result column comes from (QUERY, views)
+    references: list[ObjectName] = field(default_factory=list)  # existing tables/views named (names.verify)
+    opens_schema: str | None = None  # CREATE SCHEMA: the schema the session opens afterwards
+    drop_if_exists: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,9 @@ def translate(sql: str, info: SessionInfo) -> Translated:
     if isinstance(tree, exp.Command):
         raise Unsupported(f"the statement {_leading_words(sql)}")
     tree = normalize_identifiers(tree, dialect="exasol")
+    _qualify_system_tables(tree)
     result = _classify(tree, info)
+    result.references = _references(tree, result, info)
     if result.declared:
         ascii_names = ascii_columns(sql)
         for name, exa_type in list(result.declared.items()):
@@ -114,6 +120,42 @@ def translate(sql: str, info: SessionInfo) -> Translated:
         raise Unsupported(str(exc).strip() or "this statement", f"in: {_leading_words(sql)}") from exc
     result.ast = tree
     return result
+
+
+def _qualify_system_tables(tree: exp.Expr) -> None:
+    """Unqualified EXA_* system table names mean SYS.EXA_*, as in Exasol (unless a CTE of that name exists)."""
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if table.name in SESSION_TABLES and table.db in ("", SYSTEM_SCHEMA) and table.name not in ctes:
+            raise Unsupported(f"the system table {table.name}", "devdb does not list sessions")
+        if not table.db and table.name in SYSTEM_TABLES and table.name not in ctes:
+            table.set("db", exp.to_identifier(SYSTEM_SCHEMA, quoted=True))
+
+
+_DUCKDB_CATALOG_SCHEMAS = ("INFORMATION_SCHEMA", "PG_CATALOG")  # DuckDB's own, read by some tests as they are
+
+
+def _references(tree: exp.Expr, result: Translated, info: SessionInfo) -> list[ObjectName]:
+    """The existing tables and views a statement names (not CTEs, not what it creates, not DROP IF EXISTS)."""
+    if result.dropped_schema is not None or result.opens_schema is not None:
+        return []
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    found: list[ObjectName] = []
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier) or (not table.db and table.name in ctes):
+            continue
+        if not table.db and table.name == "DUAL" and not table.this.quoted:
+            continue
+        if table.db.upper() in _DUCKDB_CATALOG_SCHEMAS:
+            continue
+        name = object_name(table, info.schema)
+        if isinstance(tree, exp.Create) and name == result.created:
+            continue
+        if name == result.dropped and result.drop_if_exists:
+            continue
+        if name not in found:
+            found.append(name)
+    return found
 
 
 def _first_error(exc: ParseError) -> str:
@@ -163,7 +205,9 @@ def _declared_type(column: exp.ColumnDef) -> ExaType:
 def _classify_create(tree: exp.Create, info: SessionInfo) -> Translated:
     kind = (tree.args.get("kind") or "").upper()
     if kind == "SCHEMA":
-        return Translated(Kind.DDL, "", tree)
+        target = tree.this
+        name = target.db or target.name if isinstance(target, exp.Table) else target.name
+        return Translated(Kind.DDL, "", tree, opens_schema=name)
     if kind not in ("TABLE", "VIEW"):
         raise Unsupported(f"CREATE {kind}")
     for constraint in tree.find_all(exp.GeneratedAsIdentityColumnConstraint, exp.AutoIncrementColumnConstraint):
@@ -191,6 +235,7 @@ def _classify_drop(tree: exp.Drop, info: SessionInfo) -> Translated:
     tables = tree.args.get("tables") or []
     if len(tables) != 1 or not isinstance(tables[0], exp.Table):
         raise Unsupported(f"DROP {kind} of several objects")
+    result.drop_if_exists = bool(tree.args.get("exists"))
     if kind == "SCHEMA":
         result.dropped_schema = tables[0].db or tables[0].name
     elif kind in ("TABLE", "VIEW"):
@@ -200,10 +245,42 @@ def _classify_drop(tree: exp.Drop, info: SessionInfo) -> Translated:
     return result
 
 
+def literal_type(text: str) -> ExaType:
+    """The type Exasol gives a numeric literal: the smallest DECIMAL holding its value exactly, else DOUBLE.
+
+    `1.0` is DECIMAL(1,0), `0.50` DECIMAL(1,1), `123` DECIMAL(3,0); a literal with an exponent (`1E3`) or more
+    than 36 significant digits is DOUBLE. DuckDB would keep the written scale (DECIMAL(2,1) for `1.0`).
+    """
+    if "e" in text.lower():
+        return ExaType("DOUBLE")
+    whole, _, fraction = text.partition(".")
+    whole = whole.lstrip("0")
+    fraction = fraction.rstrip("0")
+    precision = max(1, len(whole) + len(fraction))
+    if precision > MAX_PRECISION:
+        return ExaType("DOUBLE")
+    return ExaType("DECIMAL", precision=precision, scale=len(fraction))
+
+
+def _type_literal_projections(select: exp.Select) -> None:
+    """Give numeric literals in a select list their Exasol type (see literal_type)."""
+    for projection in select.expressions:
+        inner = projection.this if isinstance(projection, exp.Alias) else projection
+        literal = inner.this if isinstance(inner, exp.Neg) else inner
+        if isinstance(literal, exp.Literal) and not literal.is_string:
+            target = literal_type(literal.this)
+            cast = exp.Cast(this=inner.copy(), to=exp.DataType.build(target.duckdb_type(), dialect="duckdb"))
+            if projection is inner:
+                projection.replace(cast)
+            else:
+                inner.replace(cast)
+
+
 def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
     """Apply the Exasol meanings listed in the module docstring, in place."""
     for select in list(tree.find_all(exp.Select)):
         _drop_dual(select)
+        _type_literal_projections(select)
     for column_def in tree.find_all(exp.ColumnDef):
         kind = column_def.args.get("kind")
         if isinstance(kind, exp.DataType):

@@ -17,6 +17,8 @@ from redpss.devdb.errors import Unsupported
 
 MAX_VARCHAR = 2_000_000
 MAX_PRECISION = 36
+MAX_JSON_INTEGER_PRECISION = 18  # wider DECIMALs travel as strings: JSON readers may parse numbers as doubles
+TIMESTAMP_SIZE = 16  # Exasol 8 (TIMESTAMP is TIMESTAMP(3)); Exasol 7 reported 8
 _DUCK_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
 _TEXT_FORM = re.compile(
     r"^(VARCHAR|CHAR)\((\d+)\) (UTF8|ASCII)$|^DECIMAL\((\d+),(\d+)\)$|^(DOUBLE|DATE|TIMESTAMP|BOOLEAN)$"
@@ -61,7 +63,7 @@ class ExaType:
         if self.kind == "DATE":
             return {"type": "DATE", "size": 4}
         if self.kind == "TIMESTAMP":
-            return {"type": "TIMESTAMP", "size": 8, "withLocalTimeZone": False}
+            return {"type": "TIMESTAMP", "size": TIMESTAMP_SIZE, "withLocalTimeZone": False}
         if self.kind == "DOUBLE":
             return {"type": "DOUBLE"}
         return {"type": self.kind}
@@ -74,12 +76,27 @@ class ExaType:
             return f"DECIMAL({self.precision},{self.scale})"
         return self.kind
 
+    def decimal_text(self, column: str) -> str:
+        """DuckDB SQL for a DECIMAL value as Exasol writes it: no trailing fractional zeros, a leading 0 before '.'.
+
+        DuckDB prints DECIMAL(10,5) 0.7 as '0.70000' and DECIMAL(5,5) 0.5 as '.50000'; Exasol sends '0.7' and
+        '0.5' (and '1' for 1.00000). Only a DECIMAL(p,p) can lose its leading zero, so only that pays for the
+        regular expression.
+        """
+        text = f"CAST({column} AS VARCHAR)"
+        if not self.scale:
+            return text
+        trimmed = f"rtrim(rtrim({text}, '0'), '.')"
+        if self.precision > self.scale:
+            return trimmed
+        return f"CASE WHEN {column} = 0 THEN '0' ELSE regexp_replace({trimmed}, '^(-?)[.]', '\\10.') END"
+
     def wire_expression(self, column: str) -> str:  # noqa: PLR0911 - one per type
         """DuckDB SQL that turns `column` into the JSON value Exasol sends (computed by DuckDB, not in Python)."""
         if self.kind == "DECIMAL":
-            if self.scale:
-                return f"CAST({column} AS VARCHAR)"
-            return f"CAST({column} AS {'BIGINT' if self.precision <= 18 else 'HUGEINT'})"
+            if self.scale or self.precision > MAX_JSON_INTEGER_PRECISION:
+                return self.decimal_text(column)
+            return f"CAST({column} AS BIGINT)"
         if self.kind == "VARCHAR":
             return f"NULLIF(CAST({column} AS VARCHAR), '')"
         if self.kind == "CHAR":

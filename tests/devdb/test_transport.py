@@ -33,7 +33,7 @@ def test_export_and_import_round_trip(transport_conn: Any, tmp_path: Path) -> No
     with target.open("wb") as out:  # pyexasol leaves files it opened itself unclosed: hand it open files
         conn.export_to_file(out, "SELECT * FROM t ORDER BY id")
     assert target.read_bytes() == (
-        b'1,"a b","2024-01-01 12:00:00.900000",1,1.50\n2,,,0,\n3,"quote""d,comma","2024-02-29 23:59:59.000000",,-0.25\n'
+        b'1,"a b","2024-01-01 12:00:00.900000",1,1.5\n2,,,0,\n3,"quote""d,comma","2024-02-29 23:59:59.000000",,-0.25\n'
     )
     conn.execute("CREATE TABLE copy (id DECIMAL(9,0), name VARCHAR(20), ts TIMESTAMP, ok BOOLEAN, amount DECIMAL(8,2))")
     with target.open("rb") as source:
@@ -51,7 +51,7 @@ def test_export_to_callback_and_import_from_iterable(transport_conn: Any) -> Non
     conn.execute("CREATE TABLE n (id DECIMAL(9,0), label VARCHAR(10))")
     conn.import_from_iterable(((i, f"n{i}") for i in range(5000)), "n")
     gc.collect()  # pyexasol's import_from_iterable leaves its text wrapper of the pipe to the garbage collector
-    assert conn.execute("SELECT COUNT(*), SUM(id) FROM n").fetchone() == (5000, sum(range(5000)))
+    assert conn.execute("SELECT COUNT(*), SUM(id) FROM n").fetchone() == (5000, str(sum(range(5000))))  # DECIMAL(36,0)
     data = conn.export_to_callback(lambda pipe, _dst: pipe.read(), None, "n", export_params={"with_column_names": True})
     lines = data.decode().splitlines()
     assert lines[0] == "ID,LABEL"
