@@ -1,0 +1,388 @@
+"""The one durable writer of rows for the database: spool first, then insert in batches from a thread.
+
+Every daemon that produces rows for the database (SCHED's run log, JMON's statistics, the database log server)
+hands them to a RowWriter. `append` returns once the rows are on disk (written and fsync'd to the spool), so a
+caller may acknowledge them; a writer thread with its own session inserts them in batches. While the database is
+away the rows wait in the spool, also across restarts. Rows the database refuses (a wrong column, a value too long)
+go to the `.rejected` file beside the spool with the reason, so one bad row never holds up the others.
+
+The spool is append-only: rows, and after each committed batch a line naming the rows that are done. It is
+rewritten (atomically) only when it has grown much larger than what still waits, and emptied when nothing waits.
+Delivery is at-least-once: a crash between a commit and its "done" line writes that batch again at the next start.
+
+When the spool cannot be written (a full disk, no file descriptors left) nothing is dropped: the rows stay in
+memory and still go to the database, the writer retries the spool every round and says so at ERROR once per
+episode; `backlog()` shows it, so an operator sees that rows are held in memory only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redpss.core.db.errors import DatabaseError, DatabaseQueryError
+from redpss.core.db.session import DbSession
+from redpss.core.db.sqltext import insert_statement
+
+log = logging.getLogger("redpss.core.db.rowwriter")
+
+BATCH_ROWS = 1000
+FLUSH_INTERVAL = 0.5  # seconds between rounds when nothing wakes the writer
+COMPACT_MIN_BYTES = 1 << 20  # the spool is rewritten only beyond this size ...
+COMPACT_FACTOR = 4  # ... and when it is this many times larger than the rows still waiting
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits, for `redctl show` and STATUS=: rows not yet in the database, and why."""
+
+    rows: int  # rows not yet in the database
+    oldest: float | None  # when the oldest of them was appended (epoch seconds)
+    memory_only: int  # of those, rows the spool could not take: lost if the process ends before it can
+    rejected: int  # rows set aside in the .rejected file since start
+    last_error: str  # the last database or spool problem, "" when none is current
+    spool_error: str  # the current spool problem, "" when the spool works
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "oldest": self.oldest,
+            "memory_only": self.memory_only,
+            "rejected": self.rejected,
+            "last_error": self.last_error,
+            "spool_error": self.spool_error,
+        }
+
+
+@dataclass(frozen=True)
+class _Entry:
+    seq: int
+    table: str
+    row: Mapping[str, Any]
+    appended_at: float
+
+    def to_json(self) -> str:
+        record = {"seq": self.seq, "at": self.appended_at, "table": self.table, "row": self.row}
+        return json.dumps(record, default=str) + "\n"
+
+
+class RowWriter:
+    """Spool + batch writer for any number of tables; `append` never waits for the database."""
+
+    def __init__(
+        self,
+        name: str,
+        spool: Path,
+        session: DbSession,
+        *,
+        batch_rows: int = BATCH_ROWS,
+        flush_interval: float = FLUSH_INTERVAL,
+    ) -> None:
+        self.name = name
+        self.spool = spool
+        self.rejected_file = spool.with_suffix(".rejected")
+        self.session = session
+        self.batch_rows = batch_rows
+        self.flush_interval = flush_interval
+        self.written = 0
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Entry] = {}  # in append order
+        self._unspooled: set[int] = set()  # pending rows only in memory (the spool failed)
+        self._seq = 0
+        self._rejected = 0
+        self._spool_error = ""
+        self._db_error = ""
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._load()
+
+    # -- the caller's side ----------------------------------------------------------------------------------------
+    def append(self, table: str, rows: Iterable[Mapping[str, Any]]) -> bool:
+        """Queue `rows` for `table` (schema-qualified); True once they are on disk, False when they are held in
+        memory only because the spool cannot be written (they are still written to the database)."""
+        now = time.time()
+        with self._lock:
+            entries = []
+            for row in rows:
+                self._seq += 1
+                entries.append(_Entry(self._seq, table, dict(row), now))
+            if not entries:
+                return True
+            for entry in entries:
+                self._pending[entry.seq] = entry
+            durable = self._append_to_spool(entries)
+            if not durable:
+                self._unspooled.update(entry.seq for entry in entries)
+        self._wake.set()
+        return durable
+
+    def backlog(self) -> Backlog:
+        with self._lock:
+            first = next(iter(self._pending.values()), None)
+            return Backlog(
+                rows=len(self._pending),
+                oldest=first.appended_at if first else None,
+                memory_only=len(self._unspooled),
+                rejected=self._rejected,
+                last_error=self._spool_error or self._db_error,
+                spool_error=self._spool_error,
+            )
+
+    def waiting(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """(table, row) of every row not yet in the database, oldest first."""
+        with self._lock:
+            return [(entry.table, entry.row) for entry in self._pending.values()]
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"{self.name}-rows", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what can be written within `timeout`; the rest stays in the spool for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        backlog = self.backlog()
+        if backlog.memory_only:
+            log.error(
+                "%s: %d row(s) could not be spooled (%s) and are lost: %s",
+                self.name,
+                backlog.memory_only,
+                backlog.spool_error,
+                self._describe_unspooled(),
+            )
+        elif backlog.rows:
+            log.warning("%s: %d row(s) stay in %s until the next start", self.name, backlog.rows, self.spool)
+        self.session.close()
+
+    def flush_now(self) -> None:
+        """Wake the writer thread for an immediate round (e.g. after a burst of appends)."""
+        self._wake.set()
+
+    # -- the spool ------------------------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if not self.spool.exists():
+            return
+        bad = 0
+        done: set[int] = set()
+        entries: list[_Entry] = []
+        with self.spool.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                    if "done" in record:
+                        done.update(int(seq) for seq in record["done"])
+                    else:
+                        entries.append(
+                            _Entry(int(record["seq"]), str(record["table"]), dict(record["row"]), float(record["at"]))
+                        )
+                except (ValueError, KeyError, TypeError):
+                    bad += 1
+        for entry in entries:
+            if entry.seq not in done:
+                self._pending[entry.seq] = entry
+            self._seq = max(self._seq, entry.seq)
+        if self._pending:
+            log.info("%s: %d row(s) from the spool %s wait to be written", self.name, len(self._pending), self.spool)
+        if bad:
+            log.error("%s: %d unreadable line(s) in %s were skipped", self.name, bad, self.spool)
+
+    def _append_to_spool(self, entries: Sequence[_Entry]) -> bool:
+        """Append and fsync; on failure the file is cut back to where it was, so no torn line stays. Lock held."""
+        return self._spool_write("".join(entry.to_json() for entry in entries), what=f"{len(entries)} row(s)")
+
+    def _spool_write(self, text: str, what: str) -> bool:
+        try:
+            fd = os.open(self.spool, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            self._spool_failed(exc, what)
+            return False
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                data = text.encode()
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                self._spool_failed(exc, what)
+                return False
+        finally:
+            os.close(fd)
+        return True
+
+    def _spool_failed(self, exc: OSError, what: str) -> None:
+        reason = f"{exc.strerror or exc} ({self.spool})"
+        if not self._spool_error:
+            log.error(
+                "%s: cannot write the spool: %s; %s and whatever follows are held in memory and retried, "
+                "still going to the database (free space or file descriptors to make them safe on disk)",
+                self.name,
+                reason,
+                what,
+            )
+        self._spool_error = reason
+
+    def _retry_spool(self) -> None:
+        """Make held rows durable again by rewriting the spool; says so once it works. Lock held."""
+        if not self._spool_error:
+            return
+        if self._rewrite_spool():
+            log.warning(
+                "%s: the spool can be written again; %d row(s) held in memory are on disk now",
+                self.name,
+                len(self._unspooled),
+            )
+            self._unspooled.clear()
+            self._spool_error = ""
+
+    def _rewrite_spool(self) -> bool:
+        """Replace the spool with the rows still waiting (atomic); False when that cannot be written. Lock held."""
+        temporary = self.spool.with_suffix(".tmp")
+        try:
+            if not self._pending:
+                with contextlib.suppress(FileNotFoundError):
+                    os.truncate(self.spool, 0)
+                return True
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as handle:
+                    handle.writelines(entry.to_json() for entry in self._pending.values())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            temporary.replace(self.spool)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            self._spool_failed(exc, f"{len(self._pending)} row(s)")
+            return False
+        return True
+
+    def _mark_done(self, seqs: list[int]) -> None:
+        """Forget written rows and note it in the spool (or rewrite it when that pays). Lock held."""
+        for seq in seqs:
+            self._pending.pop(seq, None)
+            self._unspooled.discard(seq)
+        if self._spool_error:
+            return  # the spool is rewritten as a whole once it works again
+        if not self._pending or self._spool_oversized():
+            self._rewrite_spool()
+            return
+        self._spool_write(json.dumps({"done": seqs}) + "\n", what="a note of written rows")
+
+    def _spool_oversized(self) -> bool:
+        try:
+            size = self.spool.stat().st_size
+        except OSError:
+            return False
+        return size > COMPACT_MIN_BYTES and size > COMPACT_FACTOR * 300 * len(self._pending)
+
+    # -- the writer thread ----------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            with self._lock:
+                self._retry_spool()
+            while self._pending:
+                if not self._write_batch():
+                    break
+            if self._stop.is_set():
+                return
+
+    def _write_batch(self) -> bool:
+        """Insert up to `batch_rows` rows, one INSERT per table; False when the database is away or nothing could
+        be dealt with (the next round tries again)."""
+        with self._lock:
+            batch = list(itertools.islice(self._pending.values(), self.batch_rows))
+        if not self.session.wait_connected(self._stop, timeout=2.0 if self._stop.is_set() else None):
+            return False
+        groups: dict[str, list[_Entry]] = {}
+        for entry in batch:
+            groups.setdefault(entry.table, []).append(entry)
+        done: list[int] = []
+        reachable = True
+        for table, entries in groups.items():
+            try:
+                done += self._insert(table, entries)
+            except DatabaseError as exc:
+                self._db_error = str(exc)
+                log.warning(
+                    "%s: database unavailable, %d row(s) wait in the spool: %s", self.name, len(self._pending), exc
+                )
+                reachable = False
+                break
+        if done:
+            with self._lock:
+                self._mark_done(done)
+            self.written += len(done)
+            if reachable:
+                self._db_error = ""
+        return reachable and bool(done)
+
+    def _insert(self, table: str, entries: list[_Entry]) -> list[int]:
+        """Insert `entries`; rows the database refuses go to the .rejected file, found one by one when a batch
+        fails. The sequence numbers of the rows dealt with; DatabaseError (not a refusal) when the database is away."""
+        try:
+            self.session.execute(insert_statement(table, [dict(e.row) for e in entries]))
+            return [e.seq for e in entries]
+        except DatabaseQueryError as exc:
+            if len(entries) == 1:
+                return [e.seq for e in self._reject(table, entries, str(exc))]
+        dealt: list[int] = []
+        for entry in entries:  # a refused batch: find the refused rows, keep the others moving
+            dealt += self._insert(table, [entry])
+        return dealt
+
+    def _reject(self, table: str, entries: list[_Entry], reason: str) -> list[_Entry]:
+        """Set refused rows aside with the reason; the ones set aside (none when the file cannot be written)."""
+        lines = "".join(
+            json.dumps({"reason": reason, "table": table, "row": e.row, "at": e.appended_at}, default=str) + "\n"
+            for e in entries
+        )
+        try:
+            with self.rejected_file.open("a", encoding="utf-8") as handle:
+                handle.write(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            log.error(
+                "%s: %d refused row(s) for %s stay waiting; cannot write %s: %s",
+                self.name,
+                len(entries),
+                table,
+                self.rejected_file,
+                exc.strerror or exc,
+            )
+            return []
+        self._rejected += len(entries)
+        log.error(
+            "%s: %d row(s) for %s refused by the database, kept in %s: %s",
+            self.name,
+            len(entries),
+            table,
+            self.rejected_file,
+            reason,
+        )
+        return entries
+
+    def _describe_unspooled(self) -> str:
+        with self._lock:
+            held = [self._pending[seq] for seq in sorted(self._unspooled) if seq in self._pending]
+        shown = "; ".join(f"{e.table} {json.dumps(e.row, default=str)}" for e in held[:20])
+        return shown + (f"; ... and {len(held) - 20} more" if len(held) > 20 else "")

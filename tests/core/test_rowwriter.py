@@ -1,0 +1,123 @@
+"""The durable row writer against the embedded database through the real pyexasol driver: rows are on disk before
+`append` returns, wait while the database is away (also across a restart), arrive once, refused rows are set aside
+with the reason, and a spool that cannot be written loses nothing while the process lives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.core.config import Secret
+from redpss.core.db import Backoff, DbSession, DbSettings
+from redpss.core.db.rowwriter import RowWriter
+from redpss.core.net import free_port
+from redpss.devdb.testing import InProcessDevDb
+from tests.support.wait import wait_for
+
+TABLE = "S1.T"
+
+
+@pytest.fixture
+def devdb(tmp_path: Path) -> Iterator[InProcessDevDb]:
+    server = InProcessDevDb(tmp_path / "devdb", port=free_port())
+    server.start()
+    with server.connect() as connection:
+        connection.execute("CREATE SCHEMA S1")
+        connection.execute("CREATE TABLE S1.T (ID DECIMAL(9,0), NAME VARCHAR(50))")
+    yield server
+    server.stop()
+
+
+def session(devdb: InProcessDevDb) -> DbSession:
+    settings = DbSettings(dsn=devdb.dsn, user="sys", password=Secret("exasol"), encryption=False)
+    return DbSession(settings, backoff=Backoff(initial=0.05, cap=0.2))
+
+
+def ids_in_table(devdb: InProcessDevDb) -> list[int]:
+    with devdb.connect() as connection:
+        return sorted(int(row[0]) for row in connection.execute("SELECT ID FROM S1.T").fetchall())
+
+
+@pytest.fixture
+def writers(devdb: InProcessDevDb) -> Iterator[list[RowWriter]]:
+    """Writers made by a test; each is stopped at the end."""
+    made: list[RowWriter] = []
+    yield made
+    for writer in made:
+        writer.stop(timeout=5)
+
+
+def make(writers: list[RowWriter], devdb: InProcessDevDb, spool: Path) -> RowWriter:
+    writer = RowWriter("test rows", spool, session(devdb), flush_interval=0.05)
+    writers.append(writer)
+    return writer
+
+
+def test_rows_are_on_disk_before_append_returns_and_survive_a_restart(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    spool = tmp_path / "rows.spool"
+    first = make(writers, devdb, spool)  # never started: a process killed right after append
+    assert first.append(TABLE, [{"ID": 1, "NAME": "one"}, {"ID": 2, "NAME": "two"}]) is True
+    assert [json.loads(line)["row"]["ID"] for line in spool.read_text().splitlines()] == [1, 2]
+    second = make(writers, devdb, spool)
+    assert second.backlog().rows == 2
+    second.start()
+    wait_for(lambda: ids_in_table(devdb) == [1, 2], 20, what="both rows in S1.T")
+    wait_for(lambda: spool.stat().st_size == 0, 10, what="an empty spool once everything is written")
+    assert second.backlog().rows == 0 and second.written == 2
+
+
+def test_rows_wait_while_the_database_is_away_and_arrive_once(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    writer = make(writers, devdb, tmp_path / "rows.spool")
+    writer.start()
+    writer.append(TABLE, [{"ID": 1}])
+    wait_for(lambda: ids_in_table(devdb) == [1], 20, what="the first row")
+    devdb.stop()
+    writer.append(TABLE, [{"ID": i} for i in range(2, 6)])
+    backlog = wait_for(lambda: (b := writer.backlog()).last_error and b, 20, what="the outage in the backlog")
+    assert backlog.rows == 4 and backlog.oldest is not None and "not reachable" in backlog.last_error
+    devdb.start()
+    wait_for(lambda: writer.backlog().rows == 0, 30, what="the backlog written")
+    assert ids_in_table(devdb) == [1, 2, 3, 4, 5]
+    assert writer.backlog().last_error == ""
+
+
+def test_refused_rows_go_to_the_rejected_file_with_the_reason_and_the_others_arrive(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    writer = make(writers, devdb, tmp_path / "rows.spool")
+    writer.append(TABLE, [{"ID": 1}, {"ID": 2, "NOT_A_COLUMN": "x"}, {"ID": 3}])
+    writer.start()
+    wait_for(lambda: writer.backlog().rows == 0, 20, what="every row dealt with")
+    assert ids_in_table(devdb) == [1, 3]
+    [rejected] = [json.loads(line) for line in writer.rejected_file.read_text().splitlines()]
+    assert rejected["row"] == {"ID": 2, "NOT_A_COLUMN": "x"} and rejected["table"] == TABLE
+    assert "NOT_A_COLUMN" in rejected["reason"]
+    assert writer.backlog().rejected == 1
+
+
+def test_an_unwritable_spool_holds_rows_in_memory_says_so_once_and_recovers(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "rows.spool"
+    writer = make(writers, devdb, spool)
+    spool.symlink_to("/dev/full")  # from now on every write fails with ENOSPC, as on a full disk
+    with caplog.at_level(logging.ERROR, logger="redpss.core.db.rowwriter"):
+        assert writer.append(TABLE, [{"ID": 1}]) is False
+        assert writer.append(TABLE, [{"ID": 2}]) is False
+    errors = [r.getMessage() for r in caplog.records if "cannot write the spool" in r.getMessage()]
+    assert len(errors) == 1 and "No space left on device" in errors[0]
+    backlog = writer.backlog()
+    assert (backlog.rows, backlog.memory_only) == (2, 2) and "No space left" in backlog.spool_error
+    writer.start()  # the writer's retry rewrites the spool as a new file, which works here
+    wait_for(lambda: ids_in_table(devdb) == [1, 2], 20, what="both held rows in the database")
+    wait_for(lambda: writer.backlog().spool_error == "", 10, what="the spool problem cleared")
+    assert not spool.is_symlink()
