@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import logging
 import os
+import pwd
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 
 from redpss.core.logging import ALERT, LogContext, level_from_name, remove_expired_logs, setup_logging
 from redpss.core.logging.journal import JournalHandler
+from redpss.core.paths import InstancePaths
 from tests.support.journal import JournalListener
 
 
@@ -253,3 +255,27 @@ def test_retention_removes_whole_days_after_log_retention_days_and_keeps_the_lin
     assert to_file.with_name("sched-2026-02-09.log").read_text().endswith("] day 39\n")
     assert to_file.is_symlink() and to_file.exists()  # links to today's file, where retention logged its removals
     assert (to_file.parent / "DB" / "APP1").is_dir()
+
+
+def test_redctl_actions_are_logged_with_who_and_when_and_looking_is_not(instance: InstancePaths) -> None:
+    env = {**os.environ, **instance.environment(), "SUDO_USER": "alice"}
+
+    def redctl(*args: str) -> int:
+        command = [sys.executable, "-m", "redpss.cli.redctl.main", *args]
+        return subprocess.run(command, env=env, capture_output=True, timeout=60, check=False).returncode
+
+    before = time.time()
+    assert redctl("suspend") == 0
+    assert redctl("version") == 0
+    assert redctl("resume") == 0
+    assert redctl("db_register", "bad-name") == 2
+    lines = instance.log_file("redctl").read_text().splitlines()
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert [line.split("] ", 1)[1].rsplit(" (", 1)[0] for line in lines] == [
+        f"alice (via sudo as {me}): redctl suspend -> exit 0",
+        f"alice (via sudo as {me}): redctl resume -> exit 0",
+        f"alice (via sudo as {me}): redctl db_register bad-name -> exit 2",
+    ]
+    assert [line.split()[2] for line in lines] == ["INFO", "INFO", "WARNING"]
+    stamp = dt.datetime.strptime(lines[0][:19], "%Y-%m-%d %H:%M:%S").timestamp()
+    assert before - 1 <= stamp <= time.time()

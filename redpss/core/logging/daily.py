@@ -55,13 +55,17 @@ class DailyFileHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            data = (self.format(record) + "\n").encode("utf-8", "replace")
-            fd = self._file_for(day_of(record.created))
-            while data:  # a regular file takes it in one write unless the disk is full
-                written = os.write(fd, data)
-                data = data[written:]
+            self.write(record)
         except Exception:
             self.handleError(record)
+
+    def write(self, record: logging.LogRecord) -> None:
+        """Append the formatted record to its day's file; OSError when that cannot be done."""
+        data = (self.format(record) + "\n").encode("utf-8", "replace")
+        fd = self._file_for(day_of(record.created))
+        while data:  # a regular file takes it in one write unless the disk is full
+            written = os.write(fd, data)
+            data = data[written:]
 
     def _file_for(self, day: dt.date) -> int:
         if self._fd is not None and day == self._day and self._still_there():
