@@ -42,6 +42,7 @@ MAX_LINE = 16 * 1024 * 1024  # default size of one message after the hello
 MAX_HELLO_LINE = 4096  # size of any line before the hello succeeded
 CLOSE_GRACE = 2.0  # seconds close() lets requests in progress finish before cancelling them
 LINGER_SECONDS = 1.0  # after a refusal, input is read and discarded this long so the reply is not lost to a reset
+SHED_RETRY_PAUSE = 0.2  # a client refused for a connection cap tries again after this, within its timeout
 Message = dict[str, Any]
 
 
@@ -429,6 +430,11 @@ class JsonLineServer:
                     pass
 
 
+def _shedding(exc: WireError) -> bool:
+    """Whether a failed hello means the server was shedding connections (worth another try in a moment)."""
+    return exc.code == Code.TOO_MANY_CONNECTIONS or isinstance(exc.__cause__, ConnectionResetError)
+
+
 def _hello(secret: str, client: str) -> Message:
     return {"op": "hello", "version": PROTOCOL_VERSION, "secret": secret, "client": client}
 
@@ -454,18 +460,29 @@ class BlockingClient:
     ) -> None:
         self.address = address
         self.max_message = max_message
-        if isinstance(address, Path):
+        self.events: list[Message] = []  # pushed events that arrived while waiting for replies
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._open(secret, client, timeout, ssl_context)
+                return
+            except WireError as exc:
+                if not _shedding(exc) or time.monotonic() + SHED_RETRY_PAUSE > deadline:
+                    raise
+            time.sleep(SHED_RETRY_PAUSE)  # pacing: the server is shedding a flood of connections
+
+    def _open(self, secret: str, client: str, timeout: float, ssl_context: ssl.SSLContext | None) -> None:
+        if isinstance(self.address, Path):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target: Any = str(address)
+            target: Any = str(self.address)
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            target = address
+            target = self.address
         self.sock.settimeout(timeout)
-        self.events: list[Message] = []  # pushed events that arrived while waiting for replies
         try:
             self.sock.connect(target)
             if ssl_context is not None:
-                host = None if isinstance(address, Path) else address[0]
+                host = None if isinstance(self.address, Path) else self.address[0]
                 self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
         except OSError as exc:
             self.sock.close()

@@ -213,12 +213,26 @@ def test_young_connections_are_not_dropped_for_the_cap() -> None:
                 sock.close()
 
 
+def test_blocking_client_tries_again_while_the_server_sheds(wire_log: pytest.LogCaptureFixture) -> None:
+    with WireServerThread(limits=Limits(max_unauthenticated=4, eviction_grace=0.3)) as server:
+        idle = [server.raw() for _ in range(4)]
+        try:
+            wait_for(lambda: server.unauthenticated() == 4, what="4 idle connections")
+            assert isinstance(server.address, tuple)
+            with BlockingClient(server.address, SECRET, "patient") as client:  # refused at first, then admitted
+                assert client.request("echo")["ok"] is True
+        finally:
+            for sock in idle:
+                sock.close()
+    assert any("refused a new one" in line for line in warnings_of(wire_log))
+
+
 def test_authenticated_cap_refuses_the_hello() -> None:
     with WireServerThread(limits=Limits(max_clients=2)) as server:
         assert isinstance(server.address, tuple)
         with BlockingClient(server.address, SECRET, "a"), BlockingClient(server.address, SECRET, "b"):
             with pytest.raises(WireError) as caught:
-                BlockingClient(server.address, SECRET, "c")
+                BlockingClient(server.address, SECRET, "c", timeout=0.5)
             assert caught.value.code == Code.TOO_MANY_CONNECTIONS
         wait_for(lambda: server.authenticated() == 0, what="both clients gone")
         with BlockingClient(server.address, SECRET, "d") as client:

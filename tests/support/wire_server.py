@@ -9,8 +9,11 @@ the test calls `release()`), anything else UNKNOWN_OP.
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
@@ -185,3 +188,20 @@ def read_reply(sock: socket.socket) -> bytes:
     except ConnectionResetError:
         pass
     return data
+
+
+def main() -> None:
+    """`python -m tests.support.wire_server`: serve on a free loopback port (printed on stdout) until SIGTERM.
+
+    A separate process, so a test can read its memory (VmRSS, VmHWM) and its log (stderr) from outside.
+    """
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with WireServerThread() as server:
+        print(server.port, flush=True)
+        stopped.wait()
+
+
+if __name__ == "__main__":
+    main()
