@@ -119,10 +119,21 @@ def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProce
     if result.returncode != 0 and any(d in result.stderr for d in _DENIED) and os.geteuid() != 0:
         sudo = shutil.which("sudo")
         if sudo:
-            result = subprocess.run([sudo, "-n", *argv], check=False, text=True, capture_output=True, env=env)
+            result = _through_sudo(sudo, argv, env)
     if check and result.returncode != 0:
         raise SystemctlError(f"systemctl {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
     return result
+
+
+def _through_sudo(sudo: str, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`sudo -n` once per unit after `--`, in order: the sudo rule allows exactly one unit per command line, so that
+    no extra argument (another unit) can be added; the first failure is returned, after trying every unit."""
+    split = argv.index("--") + 1 if "--" in argv else len(argv)
+    runs = [
+        subprocess.run([sudo, "-n", *argv[:split], *unit], check=False, text=True, capture_output=True, env=env)
+        for unit in ([[u] for u in argv[split:]] or [[]])
+    ]
+    return next((r for r in runs if r.returncode != 0), runs[-1])
 
 
 def parse_show(text: str) -> list[dict[str, str]]:
