@@ -1,5 +1,7 @@
 """redinfo: one screen about an instance (versions, paths, config, units, database, disk), or --check of its config.
 
+--check runs exactly what every daemon checks at start (redpss.core.config.checks), so an OK means they will start.
+
 Passwords are never shown. The database check is a TCP connect to exa_connection's first host with a short timeout:
 it tells "nothing listens there" from "something does", which is the first question when the instance cannot work.
 """
@@ -16,13 +18,13 @@ from redpss.cli import systemctl
 from redpss.cli.common import add_instance_argument, add_json_argument, instance_paths, print_json, run_command
 from redpss.cli.redctl.commands.version import versions
 from redpss.cli.redsysctl.instances import all_units, instance_version, unit_link
-from redpss.core.config import Config, Secret, load_config
+from redpss.core.config import Config, Secret
+from redpss.core.config.checks import load_instance_config
 from redpss.core.db import first_address
 from redpss.core.errors import ConfigError
 from redpss.core.exitcodes import ExitCode
 from redpss.core.net import tcp_reachable
 from redpss.core.paths import InstancePaths
-from redpss.core.ports import port_collisions
 
 DB_CONNECT_TIMEOUT = 2.0
 
@@ -45,10 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     paths = instance_paths(args)
     if args.check:
-        config = load_config(paths.config_file)  # ConfigError lists every problem and exits 3
-        collisions = port_collisions(config, paths)
-        if collisions:
-            raise ConfigError(str(paths.config_file), collisions)
+        load_instance_config(paths)  # what every daemon checks at start; ConfigError lists every problem, exit 3
         print(f"{paths.config_file}: OK")
         return int(ExitCode.OK)
     info = collect(paths)
@@ -111,7 +110,7 @@ def collect(paths: InstancePaths) -> dict[str, Any]:
         "disk": {"data": du(paths.data), "log": du(paths.log)},
     }
     try:
-        config = load_config(paths.config_file)
+        config = load_instance_config(paths)
         info["config"] = config_summary(config)
         info["config_problems"] = []
         info["database"] = db_reachable(config.default.exa_connection)

@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from redpss.core.config import Config, load_config
+from redpss.core.config import Config
+from redpss.core.config.checks import load_instance_config
 from redpss.core.daemon import LogRetention, Service, run_service
-from redpss.core.errors import ConfigError, RedpssError
+from redpss.core.errors import RedpssError
 from redpss.core.logging import setup_logging
 from redpss.core.paths import InstancePaths
-from redpss.core.ports import port_collisions
 
 ServiceFactory = Callable[[Config, InstancePaths, argparse.Namespace], Service]
 
@@ -39,10 +39,7 @@ def run_instance_daemon(
     args = parser.parse_args(argv)
     try:
         paths = InstancePaths.from_env(name=args.instance).require()
-        config = load_config(paths.config_file)
-        collisions = port_collisions(config, paths)  # another instance's ports: refuse before binding anything
-        if collisions:
-            raise ConfigError(str(paths.config_file), collisions)
+        config = load_instance_config(paths)  # the checks `redinfo --check` runs, before binding anything
     except RedpssError as exc:
         # Under systemd stderr lands in `journalctl -u redpss-<service>@<instance>`: the operator sees this text.
         print(f"redpss-{service}: {exc}", file=sys.stderr)

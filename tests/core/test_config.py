@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from redpss.core.config import Secret, load_config, parse_config, render_config
+from redpss.core.config.checks import load_instance_config
 from redpss.core.config.schema import REQUIRED, SECTIONS, section_fields
 from redpss.core.errors import ConfigError
 from redpss.core.exitcodes import ExitCode
+from redpss.core.paths import InstancePaths
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = "[DEFAULT]\nexa_password = pw\n"
@@ -206,14 +210,16 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
 
 
 def test_an_inline_comment_after_a_value_is_a_comment() -> None:
-    text = "[DEFAULT]\nexa_password = pw\nlog_level = DEBUG   # until the load is fixed\n[redctl]\ndbls_port = 7490 #x\n"
+    text = (
+        "[DEFAULT]\nexa_password = pw\nlog_level = DEBUG   # until the load is fixed\n[redctl]\ndbls_port = 7490 #x\n"
+    )
     config = parse_config(text, "c")
     assert (config.default.log_level, config.redctl.dbls_port) == ("DEBUG", 7490)
     assert parse_config("[DEFAULT]\nexa_password = p#w\n", "c").default.exa_password.reveal() == "p#w"
 
 
 def test_a_password_holding_a_comment_sign_is_quoted_and_an_unquoted_one_is_refused_naming_the_line() -> None:
-    quoted = parse_config("[DEFAULT]\nexa_password = \" pa #ss \"  # the TST1 password\n", "c")
+    quoted = parse_config('[DEFAULT]\nexa_password = " pa #ss "  # the TST1 password\n', "c")
     assert quoted.default.exa_password.reveal() == " pa #ss "
     assert parse_config("[DEFAULT]\nexa_password = 'a\"b'\n", "c").default.exa_password.reveal() == 'a"b'
     with pytest.raises(ConfigError) as caught:
@@ -226,7 +232,7 @@ def test_a_password_holding_a_comment_sign_is_quoted_and_an_unquoted_one_is_refu
 
 
 def test_malformed_lines_are_named_by_line_without_showing_their_text() -> None:
-    text = "[DEFAULT]\nexa_password = pw\nhunter2\n[redctl\n[rest]\nexa_password = \"open\n"
+    text = '[DEFAULT]\nexa_password = pw\nhunter2\n[redctl\n[rest]\nexa_password = "open\n'
     with pytest.raises(ConfigError) as caught:
         parse_config(text, "c")
     assert caught.value.problems == [
@@ -266,3 +272,52 @@ def test_shipped_sample_is_the_rendered_schema_and_documents_every_key() -> None
 def test_rendered_config_with_a_password_loads() -> None:
     config = parse_config(render_config({"DEFAULT": {"exa_password": "x"}}), "c")
     assert config.default.exa_password.reveal() == "x"
+
+
+def _run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_redinfo_check_refuses_what_the_daemons_refuse_with_the_same_words(instance: InstancePaths) -> None:
+    instance.config_file.write_text(
+        render_config(
+            {"DEFAULT": {"exa_password": "pw", "exa_connection": "exadb01:8563"}, "redctl": {"devdb_enabled": "true"}}
+        )
+    )
+    problem = "[DEFAULT] exa_connection = 'exadb01:8563': with [redctl] devdb_enabled = true it must name this machine"
+    check = _run("redpss.cli.redinfo", "-i", "TST1", "--check")
+    assert check.returncode == ExitCode.CONFIG, check.stdout
+    assert problem in check.stderr
+    for daemon in ("redpss.jmon.service", "redpss.sched.service"):
+        refused = _run(daemon, "--instance", "TST1")
+        assert refused.returncode == ExitCode.CONFIG
+        assert problem in refused.stderr
+
+
+def test_redinfo_check_lists_problems_of_the_instance_tree_with_those_of_the_file(instance: InstancePaths) -> None:
+    secret = instance.etc / "instance.secret"
+    secret.write_text("x" * 64 + "\n")
+    secret.chmod(0o644)
+    instance.tmp.rmdir()
+    instance.config_file.write_text(MINIMAL + "[redctl]\nlog_level = LOUD\n")
+    check = _run("redpss.cli.redinfo", "-i", "TST1", "--check")
+    assert check.returncode == ExitCode.CONFIG
+    assert "3 problems in the configuration" in check.stderr
+    assert "line 4: [redctl] log_level = 'LOUD'" in check.stderr
+    assert f"folder {instance.tmp} is missing; create it: mkdir -m 750 {instance.tmp}" in check.stderr
+    assert f"{secret} has mode 0644, readable by others; run: chmod 600 {secret}" in check.stderr
+    instance.tmp.mkdir()
+    secret.chmod(0o600)
+    instance.config_file.write_text(MINIMAL)
+    check = _run("redpss.cli.redinfo", "-i", "TST1", "--check")
+    assert (check.returncode, check.stdout) == (0, f"{instance.config_file}: OK\n")
+
+
+def test_a_ca_bundle_that_is_not_there_is_named(instance: InstancePaths, tmp_path: Path) -> None:
+    missing = tmp_path / "ca.pem"
+    instance.config_file.write_text(render_config({"DEFAULT": {"exa_password": "pw", "exa_ca_file": str(missing)}}))
+    with pytest.raises(ConfigError, match=f"exa_ca_file = '{missing}': no such file"):
+        load_instance_config(instance)
+    missing.write_text("PEM")
+    assert load_instance_config(instance).default.exa_ca_file == str(missing)
