@@ -97,6 +97,7 @@ class Limits:
     max_unauthenticated: int = 64  # connections without hello; a new one beyond drops the oldest
     eviction_grace: float = 0.1  # seconds a new connection is safe from being dropped for the cap above
     max_clients: int = 256  # authenticated connections; a hello beyond is refused
+    event_backlog: int = MAX_LINE  # bytes of pushed events waiting for a subscriber before it is disconnected
 
 
 def encode(message: Message) -> bytes:
@@ -286,13 +287,32 @@ class JsonLineServer:
             self.refusals.flush()
 
     async def broadcast(self, event: Message) -> None:
-        """Push an event to every subscribed client; a client that went away is dropped."""
+        """Push an event to every subscribed client without waiting for any of them.
+
+        A subscriber that does not read (stopped, hung) would otherwise stall the daemon that broadcasts; once
+        `event_backlog` bytes wait for it, it is disconnected with a WARNING, so it reconnects and resyncs.
+        """
+        data = encode(event)
         for connection in list(self.connections):
-            if connection.subscribed:
-                try:
-                    await connection.send(event)
-                except (ConnectionError, RuntimeError):
-                    self.connections.discard(connection)
+            if not connection.subscribed:
+                continue
+            transport = connection.writer.transport
+            if transport.is_closing():
+                self.connections.discard(connection)
+                continue
+            waiting = transport.get_write_buffer_size()
+            if waiting + len(data) > self.limits.event_backlog:
+                log.warning(
+                    "%s: %s at %s does not read its events (%d bytes waiting); disconnected so that it reconnects",
+                    self.name,
+                    connection.client,
+                    connection.peer,
+                    waiting,
+                )
+                self.connections.discard(connection)
+                transport.abort()
+                continue
+            connection.writer.write(data)
 
     def _protocol(self) -> asyncio.StreamReaderProtocol:
         reader = _LineReader(limit=self.limits.hello_line)

@@ -264,6 +264,26 @@ def test_events_reach_subscribers_between_replies(server: WireServerThread) -> N
             pub.next_event(0.2)
 
 
+def test_a_subscriber_that_does_not_read_never_stalls_the_server(wire_log: pytest.LogCaptureFixture) -> None:
+    """Before, broadcast waited for every subscriber's socket: one stopped subscriber stalled the daemon."""
+    with WireServerThread(limits=Limits(event_backlog=1024 * 1024)) as server:
+        assert isinstance(server.address, tuple)
+        with (
+            BlockingClient(server.address, SECRET, "stuck") as stuck,
+            BlockingClient(server.address, SECRET, "reader") as reader,
+            BlockingClient(server.address, SECRET, "pub") as pub,
+        ):
+            stuck.request("subscribe")
+            reader.request("subscribe")
+            stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            blob = "e" * 100_000
+            for n in range(60):  # 6 MB of events; "stuck" never reads them
+                pub.request("push", n=n, blob=blob)
+                assert reader.next_event(5)["n"] == n
+            wait_for(lambda: server.authenticated() == 2, what="the stuck subscriber to be disconnected")
+    assert any("does not read its events" in line and "stuck" in line for line in warnings_of(wire_log))
+
+
 def test_durable_ops_need_a_durable_ack(server: WireServerThread, wire_log: pytest.LogCaptureFixture) -> None:
     assert isinstance(server.address, tuple)
     with BlockingClient(server.address, SECRET, "test") as client:

@@ -72,7 +72,7 @@ class WireServerThread:
 
     async def _push(self, request: Message) -> Message:
         assert self.server is not None
-        await self.server.broadcast({"event": "pushed", "n": request.get("n")})
+        await self.server.broadcast({"event": "pushed", "n": request.get("n"), "blob": request.get("blob")})
         return {"ok": True}
 
     async def _fail(self) -> Message:
