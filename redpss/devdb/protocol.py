@@ -3,20 +3,24 @@
 Login: `login` -> public key; credentials (password RSA-encrypted) -> session. Then JSON commands, one reply each,
 in order, handled by a worker thread; the reading thread answers `abortQuery` at once (it has no reply) so a
 running statement can be aborted. With useCompression every frame after the login reply is zlib-compressed.
+Before login nothing a peer sends may raise: a malformed message gets an Exasol-style error reply and the connection
+is closed, with one (rate-limited) log line; the login as a whole has a deadline.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import queue
 import threading
+import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from redpss.devdb.errors import INTERNAL, AuthFailed, DevDbError, Unsupported
-from redpss.devdb.wsconn import WebSocketChannel
+from redpss.devdb.errors import AUTH_FAILED, CONNECTION_EXCEPTION, INTERNAL, AuthFailed, DevDbError, Unsupported
+from redpss.devdb.wsconn import MessageTooBig, WebSocketChannel
 
 if TYPE_CHECKING:
     from redpss.devdb.server import DevDbServer
@@ -34,22 +38,47 @@ class ClientConnection:
         self.channel = channel
         self.peer = peer
         self.session: Session | None = None
+        self.admission_key = 0  # the server's key for this connection while it has not logged in
         self._compressed = False
+        self._dropped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        """The client's IP address (peer without the port)."""
+        return self.peer.rpartition(":")[0]
 
     def serve(self) -> None:
         """Run until the client disconnects or the server drops the connection."""
-        if not self.channel.handshake():
+        deadline = time.monotonic() + self.server.settings.login_timeout
+        if not self.channel.handshake(deadline):
+            if self.channel.close_reason:
+                self.server.refused(self.peer, self.channel.close_reason)
             return
-        session = self._login()
+        try:
+            session = self._login(deadline)
+        except DevDbError as exc:
+            self.server.refused(self.peer, exc.text)
+            with contextlib.suppress(OSError):
+                self._send(_error(exc))
+            self.channel.close()
+            return
         if session is None:
+            if self.channel.close_reason:
+                self.server.refused(self.peer, self.channel.close_reason)
             return
         self.session = session
-        requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.server.logged_in(self)
+        self.channel.authenticated()
+        requests: queue.Queue[dict[str, Any] | DevDbError | None] = queue.Queue()
         worker = threading.Thread(target=self._work, args=(requests,), name=f"devdb-session-{session.id}", daemon=True)
         worker.start()
         try:
             while True:
-                request = self._receive()
+                try:
+                    request = self._receive()
+                except DevDbError as exc:
+                    requests.put(exc)  # answered in order by the worker
+                    continue
                 if request is None:
                     break
                 if request.get("command") == "abortQuery":
@@ -65,23 +94,35 @@ class ClientConnection:
 
     def drop(self) -> None:
         """Cut the connection (fault injection and shutdown): the client sees the session vanish."""
+        self._dropped.set()
         if self.session is not None:
             self.session.cancel("abort")
         self.channel.abort()
 
     # ---------------------------------------------------------------- framing
-    def _receive(self) -> dict[str, Any] | None:
-        message = self.channel.recv()
+    def _receive(self, deadline: float | None = None) -> dict[str, Any] | None:
+        """The next request; None at the end of the connection; DevDbError (raised) for a malformed message."""
+        message = self.channel.recv(deadline)
         if message is None:
             return None
         if isinstance(message, bytes):
-            message = (zlib.decompress(message) if self._compressed else message).decode()
+            try:
+                message = (self.channel.inflate(message) if self._compressed else message).decode()
+            except UnicodeDecodeError as exc:
+                raise _bad_request(f"the message is not valid UTF-8 (byte {exc.start})") from None
+            except zlib.error as exc:
+                raise _bad_request(f"the message is not zlib-compressed as useCompression requires ({exc})") from None
+            except MessageTooBig as exc:
+                raise _bad_request(str(exc)) from None
         try:
             request = json.loads(message)
-        except ValueError:
-            self._send(_error(DevDbError("the request is not valid JSON")))
-            return {}
-        return request if isinstance(request, dict) else {}
+        except ValueError as exc:
+            raise _bad_request(f"the message is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise _bad_request("the message is JSON nested too deeply") from None
+        if not isinstance(request, dict):
+            raise _bad_request(f"the message is JSON {type(request).__name__}, not an object with a command")
+        return request
 
     def _send(self, reply: dict[str, Any]) -> None:
         data = json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode()
@@ -91,28 +132,48 @@ class ClientConnection:
             self.channel.send(data, binary=False)
 
     # ---------------------------------------------------------------- login
-    def _login(self) -> Session | None:
-        first = self._receive()
+    def _login(self, deadline: float) -> Session | None:
+        """The session, or None when the peer went away; DevDbError for a refused or malformed login."""
+        first = self._receive(deadline)
         if first is None:
             return None
         command = first.get("command")
         if command != "login":
-            what = "token login (loginToken)" if command == "loginToken" else f"the command {command!r} before login"
-            self._send(_error(Unsupported(what, "log in with user and password")))
-            return None
-        version = max(1, min(MAX_PROTOCOL, int(first.get("protocolVersion") or 1)))
+            shown = _shown(command)
+            what = "token login (loginToken)" if command == "loginToken" else f"the command {shown} before login"
+            raise Unsupported(what, "log in with user and password")
+        version = _protocol_version(first.get("protocolVersion"))
         key = self.server.login_key
         self._send(_ok({"publicKeyPem": key.pem, "publicKeyModulus": key.modulus, "publicKeyExponent": key.exponent}))
-        credentials = self._receive()
+        credentials = self._receive(deadline)
         if credentials is None:
             return None
+        attributes = credentials.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise _bad_request("the login's attributes are not a JSON object")
+        wait = self.server.login_throttle.admit(self.address, deadline - time.monotonic())
+        if wait is None:
+            raise DevDbError(
+                f"Connection exception - too many failed logins from {self.address}; try again later", AUTH_FAILED
+            )
+        if wait and self._dropped.wait(wait):
+            return None
         if not self._authenticated(credentials):
-            log.warning("devdb: login refused for user %r from %s", credentials.get("username"), self.peer)
+            if not self.server.login_throttle.throttled(self.address):
+                self.server.refusals.warning(
+                    "devdb: login refused for user %s from %s", _shown(credentials.get("username")), self.peer
+                )
+            self.server.login_throttle.failed(self.address)
             self._send(_error(AuthFailed()))
             return None
+        self.server.login_throttle.succeeded(self.address)
         session = self.server.new_session(self, str(credentials.get("username")).upper())
         try:
-            session.set_attributes(dict(credentials.get("attributes") or {}))
+            session.set_attributes(dict(attributes))
+        except (ValueError, TypeError) as exc:
+            self.server.forget_session(self)
+            session.close()
+            raise _bad_request(f"the login's attributes are invalid ({exc})") from None
         except DevDbError as exc:
             self._send(_error(exc))
             self.server.forget_session(self)
@@ -147,8 +208,15 @@ class ClientConnection:
         return self.server.check_credentials(user, password)
 
     # ---------------------------------------------------------------- commands
-    def _work(self, requests: queue.Queue[dict[str, Any] | None]) -> None:
+    def _work(self, requests: queue.Queue[dict[str, Any] | DevDbError | None]) -> None:
         while (request := requests.get()) is not None:
+            if isinstance(request, DevDbError):
+                try:
+                    self._send(_error(request))
+                except OSError:
+                    self.channel.abort()
+                    return
+                continue
             reply = self._handle(request)
             try:
                 self._send(reply)
@@ -206,6 +274,27 @@ def _ok(data: dict[str, Any] | None, attributes: dict[str, Any] | None = None) -
     if attributes is not None:
         reply["attributes"] = attributes
     return reply
+
+
+def _bad_request(text: str) -> DevDbError:
+    return DevDbError(f"malformed request: {text}", CONNECTION_EXCEPTION)
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A peer's value for a message or log line: repr, cut short (it may be up to a message long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _protocol_version(value: object) -> int:
+    """The protocol version to speak: the client's (1 when absent), capped at MAX_PROTOCOL."""
+    if value is None:
+        return 1
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad_request(f"protocolVersion must be a number from 1 to {MAX_PROTOCOL}, not {_shown(value)}")
+    return max(1, min(MAX_PROTOCOL, value))
 
 
 def _error(exc: DevDbError) -> dict[str, Any]:

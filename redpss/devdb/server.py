@@ -3,11 +3,15 @@
 Each accepted connection is routed by its first bytes: pyexasol's 12-byte magic packet opens a tunnel, a TLS
 ClientHello (0x16) is a wss:// client, anything else a ws:// client. Connections run in threads (DuckDB calls block);
 the server itself is a plain object with start()/stop(), used in-process by tests and wrapped by service.py.
+What a peer that has not logged in may cost is bounded (limits.py): a deadline for the whole login, a cap on such
+connections (the oldest is cut), a small message size, a per-address slowdown of failed logins, and few, short-lived
+unused tunnels.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import itertools
 import logging
@@ -23,16 +27,16 @@ from pathlib import Path
 from redpss.core.net import explain_bind_error
 from redpss.devdb import tls
 from redpss.devdb.database import Database
+from redpss.devdb.limits import LOGIN_TIMEOUT, MAX_UNAUTHENTICATED, Admission, LoginThrottle, RateLimitedLog
 from redpss.devdb.protocol import ClientConnection
 from redpss.devdb.session import Session
 from redpss.devdb.transfer import Transfers
-from redpss.devdb.tunnel import MAGIC
+from redpss.devdb.tunnel import MAGIC, TUNNEL_UNUSED_TIMEOUT
 from redpss.devdb.wsconn import WebSocketChannel
 
 log = logging.getLogger("redpss.devdb.server")
 
 TLS_HANDSHAKE_BYTE = 0x16
-ROUTING_TIMEOUT = 10.0  # seconds a new connection may take to send its first bytes
 STOP_JOIN_TIMEOUT = 10.0  # seconds stop() waits for connection threads after cutting their sockets
 
 
@@ -45,6 +49,9 @@ class ServerSettings:
     password: str = "exasol"  # noqa: S105 - Exasol's well-known default, for a local test database
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    login_timeout: float = LOGIN_TIMEOUT  # seconds from accept to a completed login
+    max_unauthenticated: int = MAX_UNAUTHENTICATED  # connections not logged in yet; the oldest is cut beyond it
+    tunnel_unused_timeout: float = TUNNEL_UNUSED_TIMEOUT  # seconds an HTTP transport tunnel may wait for its statement
     database_name: str = "DEVDB"  # reported at login; an instance's devdb reports its exa_dbname
 
 
@@ -64,6 +71,10 @@ class DevDbServer:
         self._session_ids = itertools.count(random.randrange(10**15, 10**16))  # noqa: S311 - ids, not secrets
         self.database: Database | None = None
         self.transfers = Transfers(settings.data_dir / "tmp")
+        self.admission = Admission(settings.max_unauthenticated, log)
+        self.login_throttle = LoginThrottle(log)
+        self.refusals = RateLimitedLog(log)  # connections closed before login, one line per interval
+        self._connection_ids = itertools.count(1)
         self.port = settings.port
         self.host_ip = settings.host
 
@@ -82,6 +93,7 @@ class DevDbServer:
         self._stopping.clear()
         self.database = Database(self.settings.data_dir)
         self.transfers = Transfers(self.database.tmp_dir)
+        self.transfers.tunnels.unused_timeout = self.settings.tunnel_unused_timeout
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,6 +127,7 @@ class DevDbServer:
             self._listener.close()
             self._listener = None
         self.drop_sessions()
+        self.admission.cut_all()
         self.transfers.tunnels.close_all()
         with self._lock:
             threads = list(self._threads)
@@ -169,41 +182,57 @@ class DevDbServer:
         with self._lock:
             self._clients.discard(client)
 
+    def logged_in(self, client: ClientConnection) -> None:
+        """The client no longer counts against the cap on connections that have not logged in."""
+        self.admission.release(client.admission_key)
+
+    def refused(self, peer: str, reason: str) -> None:
+        """One log line for a connection closed before login (rate-limited: a flood is summed up)."""
+        self.refusals.warning("devdb: closed a connection from %s before login: %s", peer, reason)
+
     # ---------------------------------------------------------------- connections
     def _accept_loop(self, selector: selectors.BaseSelector) -> None:
         assert self._listener is not None
         with selector:
             while not self._stopping.is_set():
+                self.transfers.tunnels.expire()
                 if not selector.select(timeout=0.1):
                     continue
                 try:
                     sock, peer = self._listener.accept()
-                except OSError:
+                except OSError as exc:
+                    self.refusals.warning("devdb: cannot accept a connection: %s", exc)
                     continue
+                key = next(self._connection_ids)
+                address = f"{peer[0]}:{peer[1]}"
+                self.admission.admit(key, functools.partial(_cut, sock), address)
                 thread = threading.Thread(
-                    target=self._connection, args=(sock, f"{peer[0]}:{peer[1]}"), name="devdb-connection", daemon=True
+                    target=self._connection, args=(sock, address, key), name="devdb-connection", daemon=True
                 )
                 with self._lock:
                     self._threads.add(thread)
                 thread.start()
 
-    def _connection(self, sock: socket.socket, peer: str) -> None:
+    def _connection(self, sock: socket.socket, peer: str, key: int) -> None:
         keep = False
         try:
-            keep = self._route(sock, peer)
+            keep = self._route(sock, peer, key)
+        except TimeoutError:
+            self.refused(peer, f"nothing usable within the login deadline ({self.settings.login_timeout:.0f} s)")
         except (OSError, ssl.SSLError) as exc:
             log.debug("devdb: connection from %s ended: %s", peer, exc)
         except Exception:
             log.exception("devdb: connection from %s failed", peer)
         finally:
+            self.admission.release(key)
             if not keep:
                 sock.close()
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
-    def _route(self, sock: socket.socket, peer: str) -> bool:
+    def _route(self, sock: socket.socket, peer: str, key: int) -> bool:
         """Serve the connection; True when the socket was kept (an HTTP transport tunnel)."""
-        sock.settimeout(ROUTING_TIMEOUT)
+        sock.settimeout(self.settings.login_timeout)
         first = sock.recv(1, socket.MSG_PEEK)
         if not first:
             return False
@@ -212,13 +241,20 @@ class DevDbServer:
             if head == MAGIC:
                 sock.recv(len(MAGIC))
                 sock.settimeout(None)
-                self.transfers.tunnels.accept(sock)
+                self.admission.release(key)
+                self.transfers.tunnels.accept(sock, peer.rpartition(":")[0])
                 return True
+            self.refused(peer, "neither a WebSocket client nor pyexasol's HTTP transport")
             return False
         channel_sock: socket.socket = sock
         if first[0] == TLS_HANDSHAKE_BYTE:
-            channel_sock = self._tls.wrap_socket(sock, server_side=True)
+            try:
+                channel_sock = self._tls.wrap_socket(sock, server_side=True)
+            except ssl.SSLError as exc:
+                self.refused(peer, f"TLS handshake failed: {exc.reason or exc}")
+                return False
         client = ClientConnection(self, WebSocketChannel(channel_sock), peer)
+        client.admission_key = key
         with self._lock:
             if self._stopping.is_set():
                 return False
@@ -233,6 +269,12 @@ class DevDbServer:
 
     def status(self) -> str:
         return f"listening on {self.settings.host}:{self.port}, {self.session_count()} session(s)"
+
+
+def _cut(sock: socket.socket) -> None:
+    """End a connection from another thread: its blocked reads return end-of-stream."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
     @contextlib.contextmanager
     def running(self):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ the HTTP *client*: PUT with a chunked body for EXPORT, GET for IMPORT. With encr
 too: the pyexasol side is the TLS server (self-signed) and the database the TLS client, which checks the server's
 key against PUBLIC KEY 'sha256//...' when the statement carries one.
 devdb hands out ports from a counter (they only name a kept socket), keyed with the IP the client connected to.
+Unused tunnels are closed after a few seconds and capped per client address (see Tunnels).
 """
 
 from __future__ import annotations
@@ -14,33 +15,63 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import logging
 import socket
 import ssl
 import struct
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from redpss.devdb.errors import DevDbError
+from redpss.devdb.limits import RateLimitedLog
 
 MAGIC = struct.pack("iii", 0x02212102, 1, 1)
-TUNNEL_MAX_AGE = 600.0  # seconds an unused tunnel is kept
+TUNNEL_UNUSED_TIMEOUT = 5.0  # seconds a tunnel may wait for the IMPORT/EXPORT that names it (pyexasol: milliseconds)
+MAX_TUNNELS_PER_ADDRESS = 16  # unused tunnels kept per client address; a new one beyond it closes the oldest
+MAX_TUNNELS = 256  # unused tunnels kept in all; a new one beyond it closes the oldest
 IO_TIMEOUT = 120.0  # seconds without progress before a transfer fails
+
+log = logging.getLogger("redpss.devdb.tunnel")
+
+
+@dataclass
+class _Kept:
+    sock: socket.socket
+    peer: str
+    born: float
 
 
 class Tunnels:
-    """Kept tunnel sockets by the address handed to the client ("ip:port")."""
+    """Kept tunnel sockets by the address handed to the client ("ip:port").
 
-    def __init__(self) -> None:
+    A tunnel costs a file descriptor until its statement takes it, and anybody who can reach the port can open one,
+    so unused tunnels are closed after `unused_timeout` seconds (`expire()`, called by the server's accept loop) and
+    only so many are kept per client address and in all; the oldest goes first, so a flood cannot keep a real
+    client's fresh tunnel out. Closing is logged, rate-limited.
+    """
+
+    def __init__(
+        self,
+        unused_timeout: float = TUNNEL_UNUSED_TIMEOUT,
+        per_address: int = MAX_TUNNELS_PER_ADDRESS,
+        total: int = MAX_TUNNELS,
+    ) -> None:
+        self.unused_timeout = unused_timeout
+        self.per_address = per_address
+        self.total = total
         self._lock = threading.Lock()
-        self._kept: dict[str, tuple[socket.socket, float]] = {}
+        self._kept: dict[str, _Kept] = {}  # insertion order is age order
         self._ports = itertools.count(20000)
+        self._evicted_log = RateLimitedLog(log)
+        self._expired_log = RateLimitedLog(log)
 
-    def accept(self, sock: socket.socket) -> None:
+    def accept(self, sock: socket.socket, peer: str) -> None:
         """Answer the magic packet (already read) and keep the socket for a later EXPORT/IMPORT."""
         ip = sock.getsockname()[0]
         with self._lock:
@@ -49,24 +80,62 @@ class Tunnels:
                 self._ports = itertools.count(20000)
                 port = next(self._ports)
         sock.sendall(struct.pack("ii16s", 1, port, ip.encode()))
-        now = time.monotonic()
         with self._lock:
-            stale = [key for key, (_, born) in self._kept.items() if now - born > TUNNEL_MAX_AGE]
-            old = [self._kept.pop(key)[0] for key in stale]
-            self._kept[f"{ip}:{port}"] = (sock, now)
+            self._kept[f"{ip}:{port}"] = _Kept(sock, peer, time.monotonic())
+            evicted = self._over_cap(peer)
+        for item in evicted:
+            item.sock.close()
+        if evicted:
+            self._evicted_log.warning(
+                "devdb: too many unused HTTP transport tunnels (at most %d per client address, %d in all); "
+                "closed the oldest, from %s",
+                self.per_address,
+                self.total,
+                evicted[0].peer,
+            )
+
+    def _over_cap(self, peer: str) -> list[_Kept]:
+        evicted: list[_Kept] = []
+        mine = [key for key, kept in self._kept.items() if kept.peer == peer]
+        for key in mine[: max(0, len(mine) - self.per_address)]:
+            evicted.append(self._kept.pop(key))
+        for key in list(self._kept)[: max(0, len(self._kept) - self.total)]:
+            evicted.append(self._kept.pop(key))
+        return evicted
+
+    def expire(self) -> None:
+        """Close the tunnels no statement took within unused_timeout seconds."""
+        deadline = time.monotonic() - self.unused_timeout
+        with self._lock:
+            stale = [key for key, kept in self._kept.items() if kept.born < deadline]
+            old = [self._kept.pop(key) for key in stale]
         for item in old:
-            item.close()
+            item.sock.close()
+        if old:
+            self._expired_log.warning(
+                "devdb: closed %d HTTP transport tunnel(s) no IMPORT/EXPORT used within %.0f s (first from %s)",
+                len(old),
+                self.unused_timeout,
+                old[0].peer,
+            )
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._kept)
 
     def take(self, address: str) -> socket.socket:
         with self._lock:
             entry = self._kept.pop(address, None)
         if entry is None:
-            raise DevDbError(f"no HTTP transport connection for {address} (it must be opened by the client first)")
-        return entry[0]
+            raise DevDbError(
+                f"no HTTP transport connection for {address} (the client must open it first, and devdb closes one "
+                f"that no statement uses within {self.unused_timeout:.0f} s)"
+            )
+        return entry.sock
 
     def close_all(self) -> None:
         with self._lock:
-            kept = [sock for sock, _ in self._kept.values()]
+            kept = [item.sock for item in self._kept.values()]
             self._kept.clear()
         for sock in kept:
             sock.close()
