@@ -63,11 +63,18 @@ def rerun_with_sudo(prog: str, args: list[str], stdin: bytes | None) -> int:
 
 
 def check_trusted_code(prog: str) -> None:
-    """Refuse to run through sudo from code that a non-root user could change (that would hand them root)."""
+    """Refuse to run through sudo from code that a non-root user could change (that would hand them root).
+
+    The files themselves, and every folder above them: whoever can write a folder on the way can rename the root-owned
+    launcher, package or interpreter aside and put their own in its place (REDHOME owned by redsys is such a folder).
+    This cannot stop code that was already replaced, but it refuses every run on such an installation, so it is found
+    and fixed before anyone uses it.
+    """
     if "SUDO_USER" not in os.environ:
         return
     package = Path(redpss.__file__).parent
-    candidates = [Path(sys.argv[0]).absolute(), package]
+    launcher_path = Path(sys.argv[0]).absolute()
+    candidates = [launcher_path, package]
     candidates += [p for p in package.rglob("*") if p.suffix == ".py" or p.is_dir()]
     for path in candidates:
         info = path.lstat()
@@ -76,3 +83,23 @@ def check_trusted_code(prog: str) -> None:
                 f"refusing to run {prog} as root through sudo: {path} is not owned by root or is writable by "
                 "group/others, so whoever can change it would get root. Install RED-PSS root-owned"
             )
+    for path in (launcher_path, package, Path(sys.executable)):
+        folder = _folder_others_can_change(path)
+        if folder is not None:
+            raise RedftpError(
+                f"refusing to run {prog} as root through sudo: the folder {folder} (above {path}) is not owned by "
+                "root or is writable by group/others, so whoever can write it can replace the code below it and "
+                "get root. Every folder above the commands, the redpss package and Python must be root's alone: "
+                f"e.g. REDHOME root-owned (0755) with only env/ owned by redsys (see docs/sftp-users.md)"
+            )
+
+
+def _folder_others_can_change(path: Path) -> Path | None:
+    """The first folder above `path` (as named, and after resolving links) that someone but root can write."""
+    for named in (path, path.resolve()):
+        for folder in reversed(named.parents):
+            info = folder.stat()
+            sticky_root = info.st_uid == 0 and info.st_mode & stat.S_ISVTX  # others cannot rename root's entries
+            if info.st_uid != 0 or (info.st_mode & 0o022 and not sticky_root):
+                return folder
+    return None

@@ -11,6 +11,7 @@ Cleanup (sshd stopped, namespace ended, folder deleted) happens in fixture final
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -337,7 +338,10 @@ SUDOERS = PROJECT / "etc" / "sudoers.d" / "redpss-redftp"
 
 
 def test_redsys_works_through_the_shipped_sudo_rule_and_only_with_it(site: Site) -> None:
-    """The launchers where the rule names them (root-owned, like an RPM installs them); the rule file unchanged."""
+    """The launchers where the rule names them (root-owned, like an RPM installs them); the rule file unchanged.
+
+    Every folder above them must be root's too: REDHOME root-owned, only env/ below it redsys's.
+    """
     if shutil.which("sudo") is None or not site.root.path("/etc/sudoers").exists():
         pytest.skip("sudo is not installed on this machine (apt-get install sudo)")
     launchers = site.root.path("/app/redsys/bin")
@@ -352,6 +356,8 @@ def test_redsys_works_through_the_shipped_sudo_rule_and_only_with_it(site: Site)
     useradd = ["/app/redsys/bin/redftp_useradd", "TST1", "frank", "--key", "/tmp/frank.pub"]
     userdel = ["/app/redsys/bin/redftp_userdel", "TST1", "frank"]
     rule = site.root.path("/etc/sudoers.d/redpss-redftp")
+    redhome = site.root.path("/app/redsys")
+    owner = redhome.stat()
     try:
         done = site.root.run(useradd, user="redsys")
         assert done.returncode == 1
@@ -366,6 +372,16 @@ def test_redsys_works_through_the_shipped_sudo_rule_and_only_with_it(site: Site)
         done = site.root.run([*useradd[:-1], "/tmp/root-only.pub"], user="redsys")
         assert done.returncode == 2
         assert "cannot read key file /tmp/root-only.pub: Permission denied" in done.stderr
+        # REDHOME owned by redsys (as prepared): redsys could rename bin/ aside and sudo would run its own code.
+        done = site.root.run(useradd, user="redsys")
+        assert done.returncode == 1
+        assert ("refusing to run redftp_useradd as root through sudo: the folder /app/redsys (above "
+                "/app/redsys/bin/redftp_useradd) is not owned by root") in done.stderr
+        assert not site.root.path("/app/redftp/env/tst1/frank").exists()
+        os.chown(redhome, 0, 0)
+        redhome.chmod(0o755)
+        moved = site.root.run(["mv", "/app/redsys/bin", "/app/redsys/bin.mine"], user="redsys")
+        assert moved.returncode != 0 and "Permission denied" in moved.stderr
         done = site.root.run(useradd, user="redsys")
         assert done.returncode == 0, done.stderr
         assert "added redftp_tst1_frank" in done.stdout
@@ -383,3 +399,5 @@ def test_redsys_works_through_the_shipped_sudo_rule_and_only_with_it(site: Site)
     finally:
         rule.unlink(missing_ok=True)
         shutil.rmtree(launchers)
+        os.chown(redhome, owner.st_uid, owner.st_gid)
+        redhome.chmod(owner.st_mode & 0o7777)
