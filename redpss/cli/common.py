@@ -7,14 +7,15 @@ operator; this module prints it as `<prog>: <message>` on stderr and exits with 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redpss.core.errors import RedpssError
 from redpss.core.exitcodes import ExitCode
-from redpss.core.paths import InstancePaths
+
+if TYPE_CHECKING:
+    from redpss.core.paths import InstancePaths
 
 
 def add_instance_argument(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +28,14 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
 
 def instance_paths(args: argparse.Namespace) -> InstancePaths:
     """The instance named by -i/--instance or REDENV; InstanceError when it is malformed or missing."""
+    from redpss.core.paths import InstancePaths  # noqa: PLC0415 - not needed to print the help
+
     return InstancePaths.from_env(name=getattr(args, "instance", None)).require()
 
 
 def print_json(data: Any) -> None:
+    import json  # noqa: PLC0415 - only for --json output
+
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
 

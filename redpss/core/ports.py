@@ -76,9 +76,9 @@ def _claims(instance: str, value: Lookup) -> list[PortClaim]:
     switch = ENABLED_BY[PASSIVE_RANGE[0]]
     claims.append(PortClaim(instance, f"[{section}] {start_key}..{end_key}", low, high, bool(value(*switch))))
     if value("redctl", "devdb_enabled"):
-        port = _dsn_port(str(value("DEFAULT", "exa_connection")))
-        if port is not None:
-            claims.append(PortClaim(instance, "[DEFAULT] exa_connection (the embedded database)", port, port))
+        database = _dsn_port(str(value("DEFAULT", "exa_connection")))
+        if database is not None:
+            claims.append(PortClaim(instance, "[DEFAULT] exa_connection (the embedded database)", database, database))
     return claims
 
 
@@ -157,7 +157,9 @@ def allocate_ports(paths: InstancePaths, in_use: Iterable[int] = ()) -> dict[str
     """Config overrides (section -> key -> port) for a new instance: the first block of ports, counted from the
     defaults in steps of BLOCK, that overlaps no other instance's ports (enabled or not) and where nothing
     listens now. InstanceError when the port space below LAST_PORT is full."""
-    defaults = {(section, field.name): field.default for section in SECTIONS for field in section_fields(section)}
+    defaults: dict[tuple[str, str], Any] = {
+        (section, field.name): field.default for section in SECTIONS for field in section_fields(section)
+    }
     template = [c for c in _claims(paths.redenv, lambda s, k: defaults[(s, k)]) if "exa_connection" not in c.key]
     taken = other_instances_claims(paths)
     busy = set(in_use)
@@ -169,7 +171,7 @@ def allocate_ports(paths: InstancePaths, in_use: Iterable[int] = ()) -> dict[str
         if not clash and not listening:
             overrides: dict[str, dict[str, str]] = {}
             for section, key in [*port_keys(), *PASSIVE_RANGE]:
-                overrides.setdefault(section, {})[key] = str(defaults[(section, key)] + offset)
+                overrides.setdefault(section, {})[key] = str(int(defaults[(section, key)]) + offset)
             return overrides
         offset += BLOCK
     raise InstanceError(

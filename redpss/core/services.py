@@ -1,16 +1,25 @@
-"""Which daemons an instance runs: the one list that units, redctl, restctl, redinfo and start_trace read.
+"""Which daemons an instance runs and how to reach them: the one list that units, redctl, restctl, redinfo and
+start_trace read.
 
 A daemon appears here when it lands; its unit is units/redpss-<name>@.service and its program redpss-<name>.
-Optional daemons are started only when their config key enables them.
+Optional daemons are started only when their config key enables them. Clients take a daemon's address and the way
+to ask whether it serves from here (never from the daemon's own modules, which would drag its dependencies, such as
+DuckDB, into every command-line tool).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from redpss.core.config import Config
+if TYPE_CHECKING:
+    from redpss.core.config import Config
+    from redpss.core.paths import InstancePaths
+
+Address = tuple[str, int] | Path  # TCP (host, port) or a unix socket path
+EXASOL_DEFAULT_PORT = 8563  # what pyexasol assumes when a DSN names no port
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,10 @@ class ServiceSpec:
     # Seconds the daemon may drain on SIGTERM before it forces; its unit's TimeoutStopSec= is derived from it.
     drain_timeout: float = 30.0
     controlled_by: Literal["redctl", "restctl"] = "redctl"
+    # Where the daemon listens, from the instance's config and tree; None: it listens nowhere a client needs.
+    address: Callable[[Config, InstancePaths], Address | None] = lambda config, paths: None
+    # How to ask whether it serves: "ping" over the wire protocol (with the instance secret), "tcp" a connect.
+    probe: Literal["ping", "tcp", "none"] = "none"
 
     @property
     def program(self) -> str:
@@ -35,6 +48,27 @@ def _always(config: Config) -> bool:
     return True
 
 
+def database_address(config: Config, paths: InstancePaths) -> tuple[str, int] | None:
+    """Where the embedded database listens: exa_connection's first host and port (None when it does not parse)."""
+    from redpss.core.db.settings import first_address  # noqa: PLC0415 - keeps the registry free of imports
+
+    address = first_address(config.default.exa_connection, default_port=EXASOL_DEFAULT_PORT)
+    if address is None:
+        return None
+    host, port = address
+    return ("127.0.0.1" if host == "localhost" else host), port
+
+
+def sched_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
+    """SCHED's wire service: loopback only, on [redctl] sched_service_port."""
+    return "127.0.0.1", config.redctl.sched_service_port
+
+
+def jmon_address(config: Config, paths: InstancePaths) -> Path:
+    """JMON's control socket in the instance's private tmp/ (mode 0600)."""
+    return paths.tmp / "jmon.sock"
+
+
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "devdb",
@@ -42,10 +76,22 @@ SERVICES: tuple[ServiceSpec, ...] = (
         lambda c: c.redctl.devdb_enabled,
         "redpss.devdb",
         drain_timeout=15.0,
+        address=database_address,
+        probe="tcp",
     ),
     # SCHED waits for running jobs; two minutes covers a load finishing, longer ones are handed back as INTERRUPTED.
-    ServiceSpec("sched", "scheduler master and worker pools", _always, "redpss.sched.service", drain_timeout=120.0),
-    ServiceSpec("jmon", "job monitor", _always, "redpss.jmon.service", drain_timeout=15.0),
+    ServiceSpec(
+        "sched",
+        "scheduler master and worker pools",
+        _always,
+        "redpss.sched.service",
+        drain_timeout=120.0,
+        address=sched_address,
+        probe="ping",
+    ),
+    ServiceSpec(
+        "jmon", "job monitor", _always, "redpss.jmon.service", drain_timeout=15.0, address=jmon_address, probe="ping"
+    ),
 )
 
 

@@ -108,7 +108,7 @@ def test_wire_server_on_a_taken_port_names_the_holder() -> None:
         return {}
 
     async def start_on(port: int) -> None:
-        server = JsonLineServer(handler, "secret", "TEST")  # type: ignore[arg-type]
+        server = JsonLineServer(handler, "secret", "TEST")
         try:
             await server.start_tcp("127.0.0.1", port)
         finally:

@@ -1,4 +1,8 @@
-"""How redctl reaches an instance: its config, its database, JMON's control socket and SCHED's port."""
+"""How redctl reaches an instance: its config, its database, and the daemons' addresses from the services registry.
+
+The database driver and the wire client are imported when a command first uses them, so `redctl -h` and the
+commands that only ask systemd stay as fast as a plain argparse program.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import argparse
 import getpass
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redpss.cli.common import instance_paths
-from redpss.core.config import Config, load_config
-from redpss.core.db import DbSession, DbSettings
 from redpss.core.errors import RedpssError
 from redpss.core.paths import InstancePaths
-from redpss.core.secret import instance_secret
-from redpss.core.wire import BlockingClient, WireError
+from redpss.core.services import Address, service_spec
+
+if TYPE_CHECKING:
+    from redpss.core.config import Config
+    from redpss.core.db import DbSession
+    from redpss.core.wire import BlockingClient
 
 
 class NotRunning(RedpssError):
@@ -27,22 +34,39 @@ class Instance:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Instance:
+        from redpss.core.config import load_config  # noqa: PLC0415 - not needed to print the help
+
         paths = instance_paths(args)
         return cls(paths, load_config(paths.config_file))
 
     def db(self) -> DbSession:
+        from redpss.core.db import DbSession, DbSettings  # noqa: PLC0415 - pyexasol only for database commands
+
         session = DbSession(DbSettings.from_config(self.config, client_name=f"redctl ({getpass.getuser()})"))
         session.connection()  # fail here, with the operator-facing message, if the database is not there
         return session
 
+    def address(self, daemon: str) -> Address:
+        """Where `daemon` of this instance listens (services registry)."""
+        address = service_spec(daemon).address(self.config, self.paths)
+        if address is None:
+            raise NotRunning(f"{daemon} of instance {self.paths.redenv} has no address in {self.paths.config_file}")
+        return address
+
     def jmon(self) -> BlockingClient:
-        socket_path = self.paths.tmp / "jmon.sock"
-        return self._connect(socket_path, "JMON")
+        return self.connect("jmon")
 
     def sched(self) -> BlockingClient:
-        return self._connect(("127.0.0.1", self.config.redctl.sched_service_port), "SCHED")
+        return self.connect("sched")
+
+    def connect(self, daemon: str) -> BlockingClient:
+        """A wire client to `daemon`; NotRunning when nothing answers there."""
+        return self._connect(self.address(daemon), daemon.upper())
 
     def _connect(self, address: tuple[str, int] | Path, daemon: str) -> BlockingClient:
+        from redpss.core.secret import instance_secret  # noqa: PLC0415 - the wire only for daemon commands
+        from redpss.core.wire import BlockingClient, WireError  # noqa: PLC0415
+
         try:
             return BlockingClient(address, instance_secret(self.paths, create=False), "redctl")
         except (WireError, RedpssError) as exc:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from redpss.core.db import DbSession
 from redpss.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from redpss.core.db import DbSession
 
 _KEY = re.compile(r"(?:(?P<schema>[A-Za-z][A-Za-z0-9_]*)\.)?(?P<id>\d+)")
 VIEWS = {

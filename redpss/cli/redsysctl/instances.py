@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sysconfig
-from importlib import metadata
 from pathlib import Path
 
 from redpss.cli import systemctl
@@ -42,6 +40,9 @@ def ensure_unit_link(paths: InstancePaths) -> Path:
 
 def installation_programs() -> dict[str, Path]:
     """The console scripts of the running installation (name -> path), e.g. redctl -> /app/redsys/lib/.../redctl."""
+    import sysconfig  # noqa: PLC0415 - only `redsysctl create` needs these; every other command starts faster
+    from importlib import metadata  # noqa: PLC0415
+
     scripts = Path(sysconfig.get_path("scripts"))
     try:
         names = [ep.name for ep in metadata.distribution("redpss").entry_points if ep.group == "console_scripts"]

@@ -18,7 +18,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from redpss.core.daemon import ABORT_TIMEOUT
 from redpss.core.paths import DEFAULT_REDHOME
 from redpss.core.services import SERVICES, ServiceSpec
 
@@ -181,11 +180,15 @@ WantedBy=multi-user.target
 
 def timeout_stop_sec(spec: ServiceSpec) -> int:
     """TimeoutStopSec= of a daemon: its drain, its abort and a margin, so systemd never kills a clean stop."""
+    from redpss.core.daemon import ABORT_TIMEOUT  # noqa: PLC0415 - the daemon base only when rendering
+
     drain = spec.drain_timeout
     return max(TIMEOUT_STOP_SEC, int(drain + ABORT_TIMEOUT) + STOP_MARGIN)
 
 
 def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
+    from redpss.core.daemon import ABORT_TIMEOUT  # noqa: PLC0415 - the daemon base only when rendering
+
     file = f"redpss-{spec.name}@.service"
     drain = spec.drain_timeout
     return HEADER.format(file=file, what=f"the {spec.name} daemon of one instance (%i, e.g. TST1)") + (

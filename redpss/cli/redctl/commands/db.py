@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 
 from redpss.cli.redctl.clients import Instance
-from redpss.core.db.contract import ContractError, install, schema_name
 from redpss.core.errors import UsageError
 
 
@@ -21,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace, schemas: list[str]) -> int:
+    from redpss.core.db.contract import install  # noqa: PLC0415 - the database layer only when a command runs
+
     instance = Instance.from_args(args)
     session = instance.db()
     try:
@@ -36,6 +37,8 @@ def db_install(args: argparse.Namespace) -> int:
 
 
 def db_register(args: argparse.Namespace) -> int:
+    from redpss.core.db.contract import ContractError, schema_name  # noqa: PLC0415 - as in _run
+
     try:
         schemas = [schema_name(name) for name in args.schema]
     except ContractError as exc:

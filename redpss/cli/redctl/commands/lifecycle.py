@@ -14,7 +14,6 @@ from redpss.cli.common import add_json_argument, instance_paths, print_json
 from redpss.cli.redctl.clients import Instance
 from redpss.cli.redctl.probe import probe_instance
 from redpss.cli.redsysctl.instances import ensure_unit_link
-from redpss.core.config import load_config
 from redpss.core.errors import RedpssError
 from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths
@@ -40,6 +39,8 @@ def _controlled_units(paths: InstancePaths) -> list[str]:
 
 def _enabled_units(paths: InstancePaths) -> list[str]:
     """The units the config enables; a config error (exit 3) stops here, before anything starts."""
+    from redpss.core.config import load_config  # noqa: PLC0415 - not needed to print the help
+
     config = load_config(paths.config_file)
     return [s.unit(paths.redenv) for s in enabled_services(config, "redctl")]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import platform
-from importlib import metadata
 
 import redpss
 from redpss.cli.common import add_json_argument, print_json
@@ -17,6 +15,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def versions() -> dict[str, str]:
+    import platform  # noqa: PLC0415 - only when versions are asked for: keeps `redctl -h` fast
+    from importlib import metadata  # noqa: PLC0415
+
     found = {"redpss": redpss.__version__, "python": platform.python_version()}
     for package in ("pyexasol", "duckdb", "pyftpdlib", "starlette", "gunicorn"):
         try:

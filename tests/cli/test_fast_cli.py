@@ -1,0 +1,109 @@
+"""The command-line tools load only what the command at hand needs: no DuckDB, pyexasol or daemon internals to
+print the help or to ask for a status (speed is measured in bench/bench_cli.py; these tests check the cause)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from redpss.cli.redctl.commands import COMMANDS, all_modules
+from redpss.cli.redctl.main import build_parser, chosen_command
+
+HEAVY = ("duckdb", "pyexasol", "sqlglot", "pyarrow", "redpss.devdb", "redpss.sched", "redpss.jmon", "redpss.core.db")
+
+PROBE = """
+import json, sys
+sys.argv = [{prog!r}, *{args!r}]
+from {module} import main
+try:
+    code = main()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}))
+"""
+
+
+def loaded_by(module: str, prog: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """Run `prog args` in a fresh interpreter; (exit code, every module it imported)."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(module=module, prog=prog, args=list(args))],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
+    )
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return int(data["code"] or 0), list(data["modules"])
+
+
+def heavy(modules: list[str], kinds: tuple[str, ...] = HEAVY) -> list[str]:
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in kinds)]
+
+
+def test_help_loads_no_command_module_and_nothing_heavy() -> None:
+    code, modules = loaded_by("redpss.cli.redctl.main", "redctl", "-h")
+    assert code == 0
+    assert heavy(modules) == []
+    assert not [m for m in modules if m.startswith("redpss.cli.redctl.commands.")]
+    assert "asyncio" not in modules and "logging" not in modules
+
+
+def test_status_outside_systemd_loads_nothing_heavy(instance: Path) -> None:
+    import os  # noqa: PLC0415
+
+    code, modules = loaded_by("redpss.cli.redctl.main", "redctl", "-i", "TST1", "status", env=dict(os.environ))
+    assert code == 3  # nothing runs: stopped
+    assert heavy(modules) == []
+    assert "redpss.core.wire" not in modules  # nothing listens: no need for the protocol
+
+
+@pytest.mark.parametrize(
+    ("module", "prog", "args"),
+    [
+        ("redpss.cli.redsysctl.main", "redsysctl", ["-h"]),
+        ("redpss.cli.restctl", "restctl", ["-h"]),
+        ("redpss.cli.redinfo", "redinfo", ["-h"]),
+    ],
+)
+def test_other_tools_never_load_daemon_internals(module: str, prog: str, args: list[str]) -> None:
+    _code, modules = loaded_by(module, prog, *args)
+    assert heavy(modules, tuple(h for h in HEAVY if h != "redpss.core.db")) == [], prog  # the DB layer without driver
+
+
+def test_command_table_matches_what_the_modules_register() -> None:
+    """COMMANDS lists every subcommand with its module and help, so -h needs no module: it must not drift."""
+    registered: dict[str, tuple[str, str]] = {}
+    for module in all_modules():
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        module.register(subparsers)
+        helps = {action.dest: action.help or "" for action in subparsers._choices_actions}
+        for name in subparsers.choices:
+            registered[name] = (module.__name__.rsplit(".", 1)[1], helps[name])
+    assert registered == COMMANDS
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["-h"], None),
+        (["status"], "status"),
+        (["-i", "TST1", "-D", "show", "--json"], "show"),
+        (["--instance", "status", "stop"], "stop"),  # an instance called "status" is not the command
+        (["nonsense"], None),
+    ],
+)
+def test_the_command_is_found_before_parsing(argv: list[str], command: str | None) -> None:
+    assert chosen_command(argv) == command
+
+
+def test_every_command_parses_with_its_own_arguments() -> None:
+    for name in COMMANDS:  # the chosen module registers beside the listed rest without a conflict
+        assert f"{name}" in build_parser(name).format_help()
+    args = build_parser("start_db_job").parse_args(["start_db_job", "APP1.17"])
+    assert args.job == "APP1.17" and callable(args.handler)
