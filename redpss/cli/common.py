@@ -11,8 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from redpss.core.errors import RedpssError
-from redpss.core.exitcodes import ExitCode
+from redpss.core.errors import run_reporting
 
 if TYPE_CHECKING:
     from redpss.core.paths import InstancePaths
@@ -56,10 +55,4 @@ def _cell(value: Any) -> str:
 
 def run_command(prog: str, handler: Callable[[], int]) -> int:
     """Run a command's handler; RedpssError becomes its message on stderr and its exit code."""
-    try:
-        return handler()
-    except RedpssError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        return int(ExitCode.FAILURE)
+    return run_reporting(prog, handler)

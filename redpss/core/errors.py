@@ -5,7 +5,8 @@ Every message is written for an operator woken at night: it names what was wrong
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 from redpss.core.exitcodes import ExitCode
 
@@ -43,3 +44,15 @@ class ConfigError(RedpssError):
         count = len(self.problems)
         header = f"{path}: {count} problem{'s' if count != 1 else ''} in the configuration:"
         super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
+
+
+def run_reporting(prog: str, handler: Callable[[], int]) -> int:
+    """Run a program's handler; a RedpssError becomes `<prog>: <message>` on stderr and its exit code. Every
+    command-line program (redctl, redsysctl, the redftp tools) ends through here, so they report alike."""
+    try:
+        return handler()
+    except RedpssError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.FAILURE)

@@ -12,7 +12,7 @@ import stat
 import sys
 from collections.abc import Sequence
 
-from redpss.cli.common import run_command
+from redpss.core.errors import run_reporting as run_command
 from redpss.core.paths import InstancePaths
 from redpss.redftp import ops, privilege
 from redpss.redftp.errors import RedftpUsageError
