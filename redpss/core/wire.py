@@ -202,7 +202,9 @@ class _RefusalLog:
 class Connection:
     """One authenticated client of a JsonLineServer; `send` pushes an event to it."""
 
-    def __init__(self, writer: asyncio.StreamWriter, client: str, peer: str = "", version: int = PROTOCOL_VERSION):
+    def __init__(
+        self, writer: asyncio.StreamWriter, client: str, peer: str = "", version: int = PROTOCOL_VERSION
+    ) -> None:
         self.writer = writer
         self.client = client
         self.peer = peer
@@ -686,6 +688,7 @@ class AsyncClient:
         if type(seq) is not int:
             if message.get("ok") is False:  # the server's refusal before it closes (its reason for closing)
                 self.close_reason = f"{message.get('code', '?')}: {message.get('error', '')}"
+                log.warning("%s is closing the connection: %s", self.peer, self.close_reason)
                 return
             raise WireError(f"{self.peer} sent a reply without a request number (seq)", Code.BAD_FRAME)
         future = self._pending.pop(seq, None)
