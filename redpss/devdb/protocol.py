@@ -19,6 +19,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from redpss.devdb import wsapi
 from redpss.devdb.errors import AUTH_FAILED, CONNECTION_EXCEPTION, INTERNAL, AuthFailed, DevDbError, Unsupported
 from redpss.devdb.wsconn import MessageTooBig, WebSocketChannel
 
@@ -241,12 +242,9 @@ class ClientConnection:
                 results = [session.execute(str(sql)) for sql in request.get("sqlTexts") or []]
                 return _ok({"numResults": len(results), "results": results}, session.attributes())
             if command == "fetch":
-                data = session.fetch(
-                    int(request["resultSetHandle"]),
-                    int(request.get("startPosition", 0)),
-                    int(request.get("numBytes", 5 << 20)),
-                )
-                return _ok(data)
+                return _ok(session.fetch(*wsapi.fetch_arguments(request)))
+            if command in wsapi.COMMANDS:
+                return _ok(*wsapi.handle(session, request))
             if command == "closeResultSet":
                 session.close_results([int(h) for h in request.get("resultSetHandles") or []])
                 return _ok(None)
