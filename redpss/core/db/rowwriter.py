@@ -310,7 +310,7 @@ class RowWriter:
         be dealt with (the next round tries again)."""
         with self._lock:
             batch = list(itertools.islice(self._pending.values(), self.batch_rows))
-        if not self.session.wait_connected(self._stop, timeout=2.0 if self._stop.is_set() else None):
+        if not self._connected():
             return False
         groups: dict[str, list[_Entry]] = {}
         for entry in batch:
@@ -321,19 +321,31 @@ class RowWriter:
             try:
                 done += self._insert(table, entries)
             except DatabaseError as exc:
-                self._db_error = str(exc)
-                log.warning(
-                    "%s: database unavailable, %d row(s) wait in the spool: %s", self.name, len(self._pending), exc
-                )
+                self._database_away(exc)
                 reachable = False
                 break
         if done:
             with self._lock:
                 self._mark_done(done)
             self.written += len(done)
-            if reachable:
+            if reachable and self._db_error:
+                log.info("%s: writing to the database again", self.name)
                 self._db_error = ""
         return reachable and bool(done)
+
+    def _connected(self) -> bool:
+        """Connected now, or within a few seconds (short, so the spool is retried while the database is away)."""
+        try:
+            self.session.connection()
+            return True
+        except DatabaseError as exc:
+            self._database_away(exc)
+        return self.session.wait_connected(self._stop, timeout=2.0 if self._stop.is_set() else 5.0)
+
+    def _database_away(self, exc: DatabaseError) -> None:
+        if not self._db_error:
+            log.warning("%s: database unavailable, %d row(s) wait in the spool: %s", self.name, len(self._pending), exc)
+        self._db_error = str(exc)
 
     def _insert(self, table: str, entries: list[_Entry]) -> list[int]:
         """Insert `entries`; rows the database refuses go to the .rejected file, found one by one when a batch
