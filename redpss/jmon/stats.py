@@ -1,27 +1,27 @@
 """JMON's statistics: what happened since the last row, turned into ADM_JMON_LOAD and ADM_JMON_JOBLOG rows.
 
-Collecting is cheap and in memory; writing happens in a thread with its own session. When the database is away the
-rows wait (up to MAX_WAITING) and are written once it is back, so scheduling never waits for statistics.
+Collecting is cheap and in memory; the rows go through the durable row writer, whose thread writes them with its own
+session. When the database is away the rows wait in the spool and are written once it is back, so scheduling never
+waits for statistics.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from redpss.core.db import DatabaseError, DbSession
-from redpss.core.db.sqltext import insert_statement, timestamp
+from redpss.core.db import DbSession
+from redpss.core.db.rowwriter import RowWriter
+from redpss.core.db.sqltext import timestamp
 
 log = logging.getLogger("redpss.jmon.stats")
 
 LOAD_TABLE = "REDSYS.ADM_JMON_LOAD"
 JOBLOG_TABLE = "REDSYS.ADM_JMON_JOBLOG"
-BATCH_ROWS = 1000
-MAX_WAITING = 100_000  # stat rows kept while the database is away; the oldest go first beyond that
 RECENT = 100_000  # dispatches `redctl show` summarises
 
 
@@ -108,36 +108,31 @@ class StatsCollector:
 
 
 class StatsWriter:
-    """Writes statistics rows with its own session, called from a thread; rows wait (the newest MAX_WAITING per
-    table) while the database is away and go with the next interval. One caller at a time (JMON runs one write
-    per interval)."""
+    """Statistics rows through the project's durable row writer (redpss.core.db.rowwriter): spooled in tmp/, written
+    by the writer's thread with its own session, kept while the database is away (also across restarts)."""
 
-    def __init__(self, session: DbSession) -> None:
-        self.session = session
-        self.waiting: dict[str, deque[dict[str, Any]]] = {
-            LOAD_TABLE: deque(maxlen=MAX_WAITING),
-            JOBLOG_TABLE: deque(maxlen=MAX_WAITING),
-        }
+    def __init__(self, session: DbSession, spool: Path) -> None:
+        self.writer = RowWriter("statistics", spool, session)
+        self._started = False
 
     def add(self, load: list[dict[str, Any]], joblog: list[dict[str, Any]]) -> None:
-        self.waiting[LOAD_TABLE].extend(load)
-        self.waiting[JOBLOG_TABLE].extend(joblog)
+        self._start()
+        self.writer.append(LOAD_TABLE, load)
+        self.writer.append(JOBLOG_TABLE, joblog)
 
     @property
     def backlog(self) -> int:
-        return sum(len(rows) for rows in self.waiting.values())
+        return self.writer.backlog().rows
 
     def flush(self) -> None:
-        """Write what waits, batch by batch; each written batch leaves the queue, so nothing is written twice."""
-        try:
-            for table, rows in self.waiting.items():
-                while rows:
-                    batch = list(itertools.islice(rows, BATCH_ROWS))
-                    self.session.execute(insert_statement(table, batch))
-                    for _ in batch:
-                        rows.popleft()
-        except DatabaseError as exc:
-            log.warning("statistics not written (%d row(s) wait for the next interval): %s", self.backlog, exc)
+        """Ask for a write now; the writer's thread does it (this never waits for the database)."""
+        self._start()
+        self.writer.flush_now()
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.writer.start()
 
     def close(self) -> None:
-        self.session.close()
+        self.writer.stop(timeout=5.0)
