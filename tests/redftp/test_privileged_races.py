@@ -10,6 +10,7 @@ real command; the scratch root's /etc is a copy, so a successful attack is seen 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,24 @@ def test_keep_data_never_writes_or_chowns_through_a_swapped_archive_folder(site:
     assert len(kept) == 1
     redsys = site.uid("redsys")
     assert {p.lstat().st_uid for p in [kept[0], *kept[0].rglob("*")]} == {redsys}
+
+
+def test_useradd_never_follows_a_link_redsys_put_in_the_instance_tree(site: Site) -> None:
+    """redsys replaces its data/ by a link to a root-owned folder holding an input/: root must not link there."""
+    data = site.root.path("/app/redsys/env/tst1/data")
+    decoy = site.root.path("/etc/redpss-decoy")
+    (decoy / "input").mkdir(parents=True)
+    swap = "import os\nos.rename('{0}', '{0}.real')\nos.symlink('/etc/redpss-decoy', '{0}')\n"
+    site.root.run([PYTHON, "-c", swap.format("/app/redsys/env/tst1/data")], user="redsys", check=True)
+    try:
+        done = site.useradd("mallory", ed25519_key("mallory"))
+        assert list((decoy / "input").iterdir()) == []
+        assert done.returncode == 1
+        assert "/app/redsys/env/tst1/data is not a folder (or is a symbolic link in /app/redsys/env/tst1" in done.stderr
+        with pytest.raises(KeyError):
+            site.uid("redftp_tst1_mallory")  # undone
+        assert not site.root.path("/app/redftp/env/tst1/mallory").exists()
+    finally:
+        data.unlink()
+        data.with_name("data.real").rename(data)
+        shutil.rmtree(decoy)
