@@ -64,7 +64,9 @@ class JmonService(Service):
         self.stop_event = threading.Event()
         self.last_full_sync = 0.0
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON"))
-        self.stats_writer = StatsWriter(DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats")))
+        self.stats_writer = StatsWriter(
+            DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats")), paths.tmp / "jmon-stats.spool"
+        )
         self.db_lock = asyncio.Lock()
         self.stats = StatsCollector()
         self.waiting_skips: deque[Message] = deque(maxlen=MAX_WAITING_SKIPS)
