@@ -227,9 +227,12 @@ class Dir:
                     self.unlink(name)
 
     def hand_over(self, uid: int, gid: int, from_uids: set[int], depth: int = 0) -> int:
-        """Give every entry below owned by one of `from_uids` to uid:gid (links themselves); return the file count.
+        """Give every folder and file below owned by one of `from_uids` to uid:gid; return the count of files.
 
-        Entries of other owners keep theirs: a root-owned file linked in by someone is never handed to anyone.
+        Each is changed through its own descriptor after checking it is what was looked at, so an entry swapped
+        meanwhile is left alone. Entries of other owners keep theirs (a root-owned file linked in by someone is never
+        handed to anyone), and so do links, pipes and files with several names: whoever owns the folder can remove
+        them, and changing them by name could be redirected.
         """
         if depth > _MAX_DEPTH:
             raise RedftpError(f"{self.path} is nested more than {_MAX_DEPTH} folders deep; the files are there but "
@@ -247,10 +250,23 @@ class Dir:
                     if info.st_uid in from_uids:
                         os.fchown(child.fd, uid, gid)
                 continue
-            files += stat.S_ISREG(info.st_mode)
-            if info.st_uid in from_uids:
-                os.chown(name, uid, gid, dir_fd=self.fd, follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode):
+                files += 1
+                if info.st_uid in from_uids:
+                    self._hand_over_file(name, info, uid, gid)
         return files
+
+    def _hand_over_file(self, name: str, info: os.stat_result, uid: int, gid: int) -> None:
+        try:
+            fd = self.open_file(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            return  # removed, or replaced by a link, meanwhile
+        try:
+            now = os.fstat(fd)
+            if os.path.samestat(info, now) and now.st_nlink == 1:
+                os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
 
 
 def _check_name(name: str) -> None:

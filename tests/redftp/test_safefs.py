@@ -118,13 +118,14 @@ def test_hand_over_changes_only_what_the_named_owners_had(tmp_path: Path) -> Non
     if os.geteuid() != 0:
         pytest.skip("changing owners needs root")
     (tmp_path / "d").mkdir()
-    for name in ("mine", "d/mine", "roots"):
+    for name in ("mine", "d/mine", "roots", "twice"):
         (tmp_path / name).write_text("")
-    for name in ("mine", "d/mine", "d"):
+    os.link(tmp_path / "twice", tmp_path / "d" / "twice")  # a second name: left as it is
+    for name in ("mine", "d/mine", "d", "twice"):
         os.chown(tmp_path / name, 1201, 1201)
     (tmp_path / "link").symlink_to(tmp_path / "roots")
     os.chown(tmp_path / "link", 1201, 1201, follow_symlinks=False)
     with Dir.open(tmp_path) as top:
-        assert top.hand_over(1202, 1202, {1201}) == 3
-    owners = {name: (tmp_path / name).lstat().st_uid for name in ("mine", "d", "d/mine", "roots", "link")}
-    assert owners == {"mine": 1202, "d": 1202, "d/mine": 1202, "roots": 0, "link": 1202}
+        assert top.hand_over(1202, 1202, {1201}) == 5
+    owners = {name: (tmp_path / name).lstat().st_uid for name in ("mine", "d", "d/mine", "roots", "link", "twice")}
+    assert owners == {"mine": 1202, "d": 1202, "d/mine": 1202, "roots": 0, "link": 1201, "twice": 1201}
