@@ -186,6 +186,12 @@ class DevDbServer:
         """The client no longer counts against the cap on connections that have not logged in."""
         self.admission.release(client.admission_key)
 
+    def open_result_sets(self) -> int:
+        """Result sets held for clients (a big one holds a DuckDB cursor until closed or its session ends)."""
+        with self._lock:
+            sessions = [client.session for client in self._clients if client.session is not None]
+        return sum(session.open_result_sets() for session in sessions)
+
     def refused(self, peer: str, reason: str) -> None:
         """One log line for a connection closed before login (rate-limited: a flood is summed up)."""
         self.refusals.warning("devdb: closed a connection from %s before login: %s", peer, reason)

@@ -21,7 +21,7 @@ import duckdb
 
 from redpss.devdb import catalog, commands, errors, names
 from redpss.devdb.errors import DevDbError, QueryAborted, QueryTimeout, Unsupported
-from redpss.devdb.results import INLINE_ROWS, ResultSet
+from redpss.devdb.results import INLINE_ROWS, ResultSet, open_stream
 from redpss.devdb.scripts import find_script
 from redpss.devdb.translate import DEFAULT_SCHEMA, Kind, ObjectName, SessionInfo, Translated, translate
 
@@ -168,7 +168,10 @@ class Session:
             return list(zip(*body["data"], strict=True))
         handle = int(body["resultSetHandle"])
         result_set = self._results.pop(handle)
-        return list(zip(*result_set.data(0, result_set.num_rows), strict=True))
+        try:
+            return list(zip(*result_set.all_rows(), strict=True))
+        finally:
+            result_set.close()
 
     def info(self) -> SessionInfo:
         return SessionInfo(self.user, self.schema, self.id)
@@ -227,14 +230,36 @@ class Session:
         return {"resultType": "resultSet", "resultSet": result_set.header(inline=False)}
 
     def query_result(self, sql: str, sources: list[Any]) -> ResultSet:
+        """The result of a query: in memory when small (or inside a transaction), else streamed (results.py)."""
         described = [(str(row[0]), str(row[1])) for row in self.cursor.execute(f"DESCRIBE {sql}").fetchall()]
         types = catalog.result_types(self.cursor, described, sources)
+        names = [name for name, _ in described]
         aliases = ", ".join(f'"c{i}"' for i in range(len(described)))
         wire = ", ".join(t.wire_expression(f'"q"."c{i}"') for i, t in enumerate(types))
+        query = f'SELECT {wire} FROM ({sql}) AS "q"({aliases})'
         self.check_cancelled()
-        table = self.cursor.sql(f'SELECT {wire} FROM ({sql}) AS "q"({aliases})').to_arrow_table()
+        if self._in_txn:
+            # A stream needs a cursor of its own, which would not see this transaction's uncommitted changes.
+            table = self.cursor.sql(query).to_arrow_table()
+            self.check_cancelled()
+            return ResultSet(names, types, table)
+        head = self.cursor.sql(f"{query} LIMIT {INLINE_ROWS}").to_arrow_table()
         self.check_cancelled()
-        return ResultSet([name for name, _ in described], types, table)
+        if head.num_rows < INLINE_ROWS:
+            return ResultSet(names, types, head)
+        del head
+        stream_cursor = self.database.cursor()
+        self.on_cancel(stream_cursor.interrupt)
+        if self.schema:
+            stream_cursor.execute(f'USE "{self.schema}"')
+        total, stream = open_stream(stream_cursor, query)
+        result_set = ResultSet(names, types, None, stream=stream, total=total)
+        try:
+            self.check_cancelled()
+        except DevDbError:
+            result_set.close()
+            raise
+        return result_set
 
     def _dml(self, statement: Translated) -> int:
         self.cursor.execute(statement.sql)
@@ -296,12 +321,16 @@ class Session:
         result_set = self._results.get(handle)
         if result_set is None:
             raise DevDbError(f"result set handle {handle} is not open")
-        count = min(result_set.rows_for(num_bytes), max(0, result_set.num_rows - start))
-        return {"numRows": count, "data": result_set.data(start, count)}
+        return result_set.fetch(start, num_bytes)
 
     def close_results(self, handles: list[int]) -> None:
         for handle in handles:
-            self._results.pop(int(handle), None)
+            result_set = self._results.pop(int(handle), None)
+            if result_set is not None:
+                result_set.close()
+
+    def open_result_sets(self) -> int:
+        return len(self._results)
 
     # ----------------------------------------------------------------- transactions
     def _read_txn(self) -> None:
@@ -423,7 +452,7 @@ class Session:
     def close(self) -> None:
         """End the session: an open transaction is rolled back, as Exasol does on disconnect."""
         self._rollback()
-        self._results.clear()
+        self.close_results(list(self._results))
         self.cursor.close()
 
 

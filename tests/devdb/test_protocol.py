@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 import ssl
 import threading
+from pathlib import Path
 from typing import Any
 
 import pyexasol
 import pytest
 
-from redpss.devdb.testing import InProcessDevDb
+from redpss.devdb.testing import DevDbProcess, InProcessDevDb
+from tests.support.wait import wait_for
 
 
 def test_login_ok_reports_session_and_attributes(devdb: InProcessDevDb) -> None:
@@ -110,5 +112,96 @@ def test_several_sessions_at_once(devdb: InProcessDevDb) -> None:
 
 
 def test_unknown_command_is_refused_by_name(conn: Any) -> None:
-    with pytest.raises(pyexasol.ExaRequestError, match="createPreparedStatement"):
-        conn.create_prepared_statement("SELECT 1 FROM DUAL")
+    with pytest.raises(pyexasol.ExaRequestError, match="noSuchCommand"):
+        conn.req({"command": "noSuchCommand"})
+
+
+def test_big_results_are_released_on_close_and_at_session_end(devdb: InProcessDevDb, conn: Any) -> None:
+    assert devdb.server is not None
+    conn.execute("CREATE TABLE many (id DECIMAL(18,0))")
+    conn.execute("INSERT INTO many SELECT i FROM range(30000) AS r(i)")
+    statement = conn.execute("SELECT id FROM many ORDER BY id")
+    assert statement.rowcount() == 30000
+    assert devdb.server.open_result_sets() == 1
+    assert [row[0] for row in statement.fetchmany(5)] == [0, 1, 2, 3, 4]
+    statement.close()  # closeResultSet
+    assert devdb.server.open_result_sets() == 0
+    with devdb.connect() as other:
+        other.execute(f"SELECT id FROM {conn.current_schema()}.many").fetchmany(10)
+        assert devdb.server.open_result_sets() == 1
+    wait_for(lambda: devdb.server is not None and devdb.server.open_result_sets() == 0, what="the session to end")
+
+
+def test_a_streamed_result_keeps_its_snapshot_and_row_count(devdb: InProcessDevDb, conn: Any) -> None:
+    conn.execute("CREATE TABLE moving (id DECIMAL(18,0))")
+    conn.execute("INSERT INTO moving SELECT i FROM range(5000) AS r(i)")
+    statement = conn.execute("SELECT id FROM moving ORDER BY id")
+    with devdb.connect() as writer:
+        writer.execute(f"INSERT INTO {conn.current_schema()}.moving SELECT i FROM range(5000, 7000) AS r(i)")
+    assert statement.rowcount() == 5000
+    assert [row[0] for row in statement.fetchall()] == list(range(5000))
+
+
+def test_a_streamed_result_refuses_to_fetch_backwards_by_name(conn: Any) -> None:
+    conn.execute("CREATE TABLE seq (id DECIMAL(18,0))")
+    conn.execute("INSERT INTO seq SELECT i FROM range(3000) AS r(i)")
+    statement = conn.execute("SELECT id FROM seq ORDER BY id")
+    handle = statement.result_set_handle
+    first = conn.req({"command": "fetch", "resultSetHandle": handle, "startPosition": 0, "numBytes": 1000})
+    assert first["status"] == "ok" and first["responseData"]["numRows"] > 0
+    skipped = conn.req({"command": "fetch", "resultSetHandle": handle, "startPosition": 2990, "numBytes": 1 << 20})
+    assert skipped["responseData"]["data"][0] == list(range(2990, 3000))
+    with pytest.raises(pyexasol.ExaRequestError, match="forward only"):
+        conn.req({"command": "fetch", "resultSetHandle": handle, "startPosition": 0, "numBytes": 1000})
+    statement.close()
+
+
+def test_inside_a_transaction_a_big_result_sees_its_own_changes(conn: Any) -> None:
+    conn.set_autocommit(False)
+    conn.execute("CREATE TABLE own (id DECIMAL(18,0))")
+    conn.execute("INSERT INTO own SELECT i FROM range(2500) AS r(i)")
+    assert len(conn.execute("SELECT id FROM own").fetchall()) == 2500
+    conn.rollback()
+
+
+def _memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of a process, in MiB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
+
+
+@pytest.mark.slow
+def test_a_big_result_fetched_in_part_costs_a_fetch_window_not_the_result(tmp_path: Path) -> None:
+    """4M rows (about 250 MB as wire-ready Arrow) once sat whole in devdb's memory, and stayed there after close."""
+    process = DevDbProcess(tmp_path / "db")
+    process.start()
+    try:
+        with process.connect() as connection:
+            connection.execute("CREATE SCHEMA m")
+            connection.execute("CREATE TABLE m.t (id DECIMAL(18,0), name VARCHAR(60), amount DECIMAL(12,2))")
+            connection.execute(
+                "INSERT INTO m.t SELECT i, 'name ' || i || ' padded to a realistic width', i / 100 "
+                "FROM range(4000000) AS r(i)"
+            )
+        process.stop()
+        process.start()  # a fresh process: its peak (VmHWM) is the query's, not the insert's
+        assert process.process is not None
+        pid = process.process.pid
+        with process.connect() as connection:
+            assert connection.execute("SELECT COUNT(*) FROM m.t").fetchval() == 4_000_000
+            before = _memory_mib(pid)
+            statement = connection.execute("SELECT * FROM m.t")
+            assert statement.rowcount() == 4_000_000
+            assert len(statement.fetchmany(20_000)) == 20_000
+            during = _memory_mib(pid)
+            statement.close()
+            after = _memory_mib(pid)
+        print(f"devdb memory MiB: before {before}, fetching {during}, after close {after}")
+        assert during["VmHWM"] - before["VmRSS"] < 120, (before, during)
+        assert after["VmRSS"] - before["VmRSS"] < 120, (before, after)
+    finally:
+        process.stop()
