@@ -91,6 +91,18 @@ def test_no_pattern_can_match_a_space_so_none_can_take_another_argument() -> Non
             assert re.fullmatch(r"(?:[A-Za-z0-9@.\-]|\[A-Z\]|\[A-Z0-9\]|\[a-z0-9\])+", unit), unit
 
 
+def test_sudo_reads_exactly_the_rendered_commands_and_nothing_else(root: ScratchRoot) -> None:
+    """What sudo itself lists for redsys is every rendered command line, each once, and no other."""
+    listing = root.run(["sudo", "-l", "-U", "redsys"], check=True).stdout
+    granted = " ".join(listing.split("may run the following commands on", 1)[1].split("\n", 1)[1].split())
+    assert granted.startswith("(root) NOPASSWD: ")
+    commands = granted.removeprefix("(root) NOPASSWD: ").replace("\\=", "=").split(", ")  # sudo prints "=" as "\\="
+    expected = [f"{sudoers_units.SYSTEMCTL} {action} {unit}"
+                for action in sudoers_units.ACTIONS.values() for unit in sudoers_units.unit_patterns()]
+    assert commands == expected
+    assert len(expected) == 5 * (8 + 8 * 8)
+
+
 def test_sudo_allows_each_action_on_red_pss_units(root: ScratchRoot) -> None:
     for line in _action_lines():
         for unit in ALLOWED_UNITS:
