@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from redpss.core.config import Config
+from redpss.core.config import Config, load_config
 from redpss.core.daemon import Service, run_service
 from redpss.core.entry import run_instance_daemon
 from redpss.core.exitcodes import ExitCode
@@ -52,9 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _instance_service(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
     from redpss.devdb.instance import settings_for_instance  # noqa: PLC0415 - after logging is set up
-    from redpss.devdb.service import DevDbService  # noqa: PLC0415
+    from redpss.devdb.service import DevDbService, Reloaded  # noqa: PLC0415
 
-    return DevDbService(settings_for_instance(config, paths))
+    def reread() -> Reloaded:
+        fresh = load_config(paths.config_file)
+        return Reloaded(None if args.debug else fresh.redctl.log_level, settings_for_instance(fresh, paths))
+
+    return DevDbService(settings_for_instance(config, paths), reread)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

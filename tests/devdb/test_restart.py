@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pyexasol
 import pytest
 
+from redpss.core.config import load_config, render_config
+from redpss.core.net import free_port
+from redpss.core.paths import InstancePaths
 from redpss.devdb.testing import DevDbProcess, InProcessDevDb
+from tests.support.daemons import DaemonProcess
 
 
 def test_restart_keeps_data_and_port(tmp_path: Path) -> None:
@@ -55,3 +60,32 @@ def test_daemon_serves_until_sigterm_and_keeps_data(tmp_path: Path) -> None:
             assert connection.execute("SELECT SUM(v) FROM d.t").fetchval() == "3"  # SUM is DECIMAL(36,0): a string
     finally:
         process.stop()
+
+
+def _instance_config(port: int, **redctl: str) -> str:
+    return render_config(
+        {"DEFAULT": {"exa_connection": f"127.0.0.1:{port}", "exa_password": "secret-pw"}, "redctl": redctl}
+    )
+
+
+def test_sighup_applies_the_log_level_and_names_what_needs_a_restart(instance: InstancePaths, tmp_path: Path) -> None:
+    """SIGHUP used to log "reloaded" and re-read nothing."""
+    port = free_port()
+    instance.config_file.write_text(_instance_config(port, log_level="INFO"))
+    user = load_config(instance.config_file).default.exa_username
+    daemon = DaemonProcess("redpss.devdb", instance, tmp_path / "run")
+    try:
+        daemon.wait_ready()
+        instance.config_file.write_text(
+            _instance_config(free_port(), log_level="DEBUG").replace("secret-pw", "other-secret")
+        )
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_log("reload: log level DEBUG (applied)")
+        daemon.wait_log("reload: port")
+        daemon.wait_log("reload: password changed: takes effect only after a restart")
+        assert "other-secret" not in daemon.log
+        with pyexasol.connect(dsn=f"127.0.0.1:{port}", user=user, password="secret-pw", encryption=False) as conn:
+            assert conn.execute("SELECT 1").fetchval() == 1  # still the settings it started with
+    finally:
+        daemon.stop()
+        daemon.close()
