@@ -31,6 +31,7 @@ from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import AsyncClient, Connection, JsonLineServer, Message, WireError
 from redpss.jmon.definitions import read_blocked_watchers, read_definitions, read_last_scheduled, run_request
+from redpss.jmon.housekeeping import Housekeeping
 from redpss.jmon.schedule import Definition, Key, Schedule, ScheduleEntry, Tick
 from redpss.jmon.stats import StatsCollector, StatsWriter
 
@@ -81,6 +82,7 @@ class JmonService(Service):
         self.tasks: list[asyncio.Task[None]] = []
         self.side_tasks: set[asyncio.Task[Message]] = set()
         self.stats_task: asyncio.Task[None] | None = None
+        self.housekeeping = Housekeeping(config, paths)  # the daemons' state in REDSYS; the DB logs' retention
 
     @property
     def suspended(self) -> bool:
@@ -116,6 +118,7 @@ class JmonService(Service):
         if now >= self.next_stats and (self.stats_task is None or self.stats_task.done()):
             self.next_stats = now + self.config.redctl.jmon_stats_interval
             self.stats_task = asyncio.create_task(self._write_stats(now))
+        self.housekeeping.tick(now, self.config, self.status())
         await self._send_waiting_skips()
         self.wake.set()  # a suspend marker created or removed by hand is seen within one tick
 
@@ -142,6 +145,7 @@ class JmonService(Service):
             await self.sched.close()
         if self.waiting_skips:
             log.warning("%d skipped tick(s) could not be handed to SCHED for logging", len(self.waiting_skips))
+        await self.housekeeping.close()
         await asyncio.to_thread(self.session.close)
         await asyncio.to_thread(self.stats_writer.close)
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from redpss import __version__
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
@@ -143,7 +144,8 @@ class SchedService(Service):
         simple: dict[str, Callable[[], Message]] = {
             "skip": lambda: self._record_skip(message),
             "status": lambda: {"ok": True, **self.describe()},
-            "ping": lambda: {"ok": True, "pid": os.getpid()},
+            # pid, version and status text: what JMON writes to REDSYS.DAEMON_STATUS for SCHED
+            "ping": lambda: {"ok": True, "pid": os.getpid(), "version": __version__, "status": self.status()},
         }
         if op in simple:
             return simple[op]()

@@ -41,14 +41,24 @@ def db(tmp_path: Path) -> Iterator[DbSession]:
 
 def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession) -> None:
     report = install(db)
-    assert report.applied == ["REDSYS 001_redsys_core.sql", "APP:REDSYS 001_app_schema.sql"]
+    assert report.applied == [
+        "REDSYS 001_redsys_core.sql",
+        "REDSYS 002_daemon_status.sql",
+        "APP:REDSYS 001_app_schema.sql",
+    ]
     assert report.schemas == ["REDSYS"]
-    versions = db.fetchall("SELECT COMPONENT, VERSION, SCRIPT FROM REDSYS.SCHEMA_VERSION ORDER BY COMPONENT")
-    assert versions == [("APP:REDSYS", 1, "001_app_schema.sql"), ("REDSYS", 1, "001_redsys_core.sql")]
+    versions = db.fetchall(
+        "SELECT COMPONENT, VERSION, SCRIPT FROM REDSYS.SCHEMA_VERSION ORDER BY COMPONENT, VERSION"
+    )
+    assert versions == [
+        ("APP:REDSYS", 1, "001_app_schema.sql"),
+        ("REDSYS", 1, "001_redsys_core.sql"),
+        ("REDSYS", 2, "002_daemon_status.sql"),
+    ]
     again = install(db)
     assert again.applied == [] and again.registered == []
     assert again.summary() == "REDSYS is up to date; application schemas: REDSYS"
-    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 2
+    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 3
 
 
 def test_registered_schemas_get_their_tables_and_are_united_in_the_views(db: DbSession) -> None:
@@ -119,3 +129,15 @@ def test_db_register_with_a_bad_name_is_a_usage_error_before_the_database_is_rea
     assert result.returncode == ExitCode.USAGE, result.stderr
     assert "schema name 'app-1' is not valid: use letters, digits and _" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_daemon_status_view_calls_a_row_not_rewritten_for_30_s_unknown(db: DbSession) -> None:
+    install(db)
+    insert = (
+        "INSERT INTO REDSYS.ADM_DAEMON_STATUS (INSTANCE, DAEMON, STATE, PID, UPDATED_AT) "
+        "VALUES ('TST1', '{daemon}', 'RUNNING', 42, ADD_SECONDS(CURRENT_TIMESTAMP, {age}))"
+    )
+    db.execute(insert.format(daemon="jmon", age=-2))
+    db.execute(insert.format(daemon="sched", age=-31))
+    rows = db.fetchall("SELECT DAEMON, STATE, PID FROM REDSYS.DAEMON_STATUS ORDER BY DAEMON")
+    assert rows == [("jmon", "RUNNING", 42), ("sched", "UNKNOWN", 42)]
