@@ -20,6 +20,7 @@ import time
 import zlib
 from collections import deque
 
+from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
@@ -99,24 +100,35 @@ class WebSocketChannel:
             if not data:
                 return False
             self._protocol.receive_data(data)
-            for event in self._protocol.events_received():
-                if isinstance(event, Request):
-                    response = self._protocol.accept(event)
-                    self._protocol.send_response(response)
-                    for chunk in self._protocol.data_to_send():
-                        self.sock.sendall(chunk)
-                    if response.status_code != 101:
-                        self.close_reason = f"not a WebSocket upgrade (answered HTTP {response.status_code})"
-                        return False
-                    self.sock.setblocking(False)
-                    self._readable.register(self.sock, select.POLLIN)
-                    self._writable.register(self.sock, select.POLLOUT)
-                    return True
+            events = self._protocol.events_received()
             if self._protocol.handshake_exc is not None:
-                for chunk in self._protocol.data_to_send():
-                    self.sock.sendall(chunk)
-                self.close_reason = f"malformed WebSocket upgrade: {self._protocol.handshake_exc}"
-                return False
+                return self._refuse_upgrade(f"malformed WebSocket upgrade: {self._protocol.handshake_exc}")
+            for event in events:
+                if isinstance(event, Request):
+                    return self._answer_upgrade(event)
+
+    def _answer_upgrade(self, request: Request) -> bool:
+        try:
+            response = self._protocol.accept(request)
+            self._protocol.send_response(response)
+        except Exception as exc:  # whatever a peer's request does to the parser, it is refused
+            return self._refuse_upgrade(f"malformed WebSocket upgrade ({type(exc).__name__})")
+        if response.status_code != 101:
+            return self._refuse_upgrade(f"not a WebSocket upgrade (answered HTTP {response.status_code})")
+        for chunk in self._protocol.data_to_send():
+            self.sock.sendall(chunk)
+        self.sock.setblocking(False)
+        self._readable.register(self.sock, select.POLLIN)
+        self._writable.register(self.sock, select.POLLOUT)
+        return True
+
+    def _refuse_upgrade(self, reason: str) -> bool:
+        """Send the HTTP refusal websockets prepared (if any) and say why; always False."""
+        for chunk in self._protocol.data_to_send():
+            if chunk:
+                self.sock.sendall(chunk)
+        self.close_reason = reason
+        return False
 
     def recv(self, deadline: float | None = None) -> bytes | str | None:
         """The next message, or None once the connection is closed or deadline (time.monotonic()) has passed."""
@@ -182,10 +194,13 @@ class WebSocketChannel:
 
     def send(self, data: bytes, *, binary: bool) -> None:
         with self._lock:
-            if binary:
-                self._protocol.send_binary(data)
-            else:
-                self._protocol.send_text(data)
+            try:
+                if binary:
+                    self._protocol.send_binary(data)
+                else:
+                    self._protocol.send_text(data)
+            except InvalidState as exc:  # the peer closed (e.g. an aborted import callback): an OSError like any
+                raise ConnectionResetError(f"the WebSocket connection is closing ({exc})") from exc
             self._flush()
 
     def _flush(self) -> None:
