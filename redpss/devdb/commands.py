@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlglot.tokenizer_core import TokenType
 
-from redpss.devdb.errors import Unsupported
+from redpss.devdb.errors import DevDbError, Unsupported
 from redpss.devdb.tokens import TokenCursor
+
+if TYPE_CHECKING:
+    from redpss.devdb.database import SessionDirectory
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,25 @@ class ExecuteScript:
     schema: str | None
     name: str
     args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Kill:
+    """KILL SESSION id (ends that session's connection) or KILL STATEMENT IN SESSION id (aborts its statement)."""
+
+    session_id: int | None  # None: CURRENT_SESSION
+    statement_only: bool
+
+    def run(self, sessions: SessionDirectory, current: int) -> int:
+        target = current if self.session_id is None else self.session_id
+        handle = sessions.find(target)
+        if handle is None:
+            raise DevDbError(f"session {target} not found")
+        if self.statement_only:
+            handle.cancel("abort")
+        else:
+            handle.drop()
+        return 0
 
 
 @dataclass(frozen=True)
@@ -106,13 +128,22 @@ class Export:
 
 
 Command = (
-    Commit | Rollback | OpenSchema | CloseSchema | ExecuteScript | CreateConnection | DropConnection | Import | Export
+    Commit
+    | Rollback
+    | OpenSchema
+    | CloseSchema
+    | ExecuteScript
+    | Kill
+    | CreateConnection
+    | DropConnection
+    | Import
+    | Export
 )
 _T = TypeVar("_T")
 _ROW_SEPARATORS = ("LF", "CRLF", "CR")
 
 
-def parse_command(sql: str) -> Command | None:  # noqa: PLR0911 - one return per statement kind
+def parse_command(sql: str) -> Command | None:  # noqa: PLR0911, PLR0912 - one return per statement kind
     cursor = TokenCursor(sql)
     if cursor.at_end():
         return None
@@ -132,6 +163,8 @@ def parse_command(sql: str) -> Command | None:  # noqa: PLR0911 - one return per
         rest = TokenCursor(sql[first.end + 1 :])
         rest.expect("SCRIPT")
         return _execute_script(rest)
+    if cursor.accept("KILL"):
+        return _kill(cursor)
     if cursor.accept("IMPORT"):
         return _import(cursor)
     if cursor.accept("EXPORT"):
@@ -146,6 +179,23 @@ def parse_command(sql: str) -> Command | None:  # noqa: PLR0911 - one return per
     if cursor.accept("ALTER", "CONNECTION"):
         raise Unsupported("ALTER CONNECTION", "use CREATE OR REPLACE CONNECTION")
     return None
+
+
+def _kill(cursor: TokenCursor) -> Kill:
+    statement_only = cursor.accept("STATEMENT")
+    if statement_only:
+        token = cursor.peek()
+        if token is not None and token.token_type == TokenType.NUMBER:
+            raise Unsupported("KILL STATEMENT with a statement id", "KILL STATEMENT IN SESSION id aborts the current")
+        cursor.expect("IN")
+    cursor.expect("SESSION")
+    if cursor.accept("CURRENT_SESSION"):
+        return _end(cursor, Kill(None, statement_only))
+    token = cursor.take()
+    if token.token_type != TokenType.NUMBER or not token.text.isdigit():
+        cursor.pos -= 1
+        cursor.fail("a session id or CURRENT_SESSION")
+    return _end(cursor, Kill(int(token.text), statement_only))
 
 
 def _end(cursor: TokenCursor, command: _T) -> _T:

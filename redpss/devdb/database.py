@@ -8,6 +8,8 @@ transaction ends, so concurrent writers queue instead of failing.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,39 @@ from redpss.devdb import catalog, systables
 DB_FILE = "devdb.duckdb"
 
 
+@dataclass(frozen=True)
+class SessionHandle:
+    """What KILL needs of a live session: end its connection, or abort its running statement."""
+
+    user: str
+    drop: Callable[[], None]
+    cancel: Callable[[str], None]
+
+
+class SessionDirectory:
+    """The live sessions by id, for KILL SESSION and KILL STATEMENT IN SESSION."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[int, SessionHandle] = {}
+
+    def add(self, session_id: int, handle: SessionHandle) -> None:
+        with self._lock:
+            self._sessions[session_id] = handle
+
+    def remove(self, session_id: int) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+    def find(self, session_id: int) -> SessionHandle | None:
+        with self._lock:
+            return self._sessions.get(session_id)
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return sorted(self._sessions)
+
+
 class Database:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -26,6 +61,7 @@ class Database:
         self.tmp_dir.mkdir(exist_ok=True)
         self._con: Any = duckdb.connect(str(self.path))
         self.write_lock = threading.Lock()
+        self.sessions = SessionDirectory()
         setup = self._con.cursor()
         try:
             catalog.setup(setup)

@@ -6,6 +6,8 @@ fixed; the others follow Exasol's SQLSTATE-like classes closely enough for calle
 
 from __future__ import annotations
 
+import re
+
 SYNTAX_OR_ACCESS = "42000"
 FEATURE_NOT_SUPPORTED = "0A000"
 DATA_EXCEPTION = "22002"
@@ -59,3 +61,51 @@ class AuthFailed(DevDbError):
 
     def __init__(self) -> None:
         super().__init__("Connection exception - authentication failed.")
+
+
+NUMERIC_OUT_OF_RANGE = "22003"
+INVALID_CAST = "22018"
+
+# DuckDB messages of common errors, reworded as Exasol words them, with Exasol's SQL codes
+_NOT_FOUND = "object {0} not found"
+_EXASOL_WORDING: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r'^Catalog Error: Table with name "?([^"!]+?)"? does not exist'), _NOT_FOUND, SYNTAX_OR_ACCESS),
+    (re.compile(r'^Binder Error: Referenced column "([^"]+)" not found'), _NOT_FOUND, SYNTAX_OR_ACCESS),
+    (
+        re.compile(r'^Binder Error: Table "[^"]+" does not have a column (?:with name|named) "([^"]+)"'),
+        _NOT_FOUND,
+        SYNTAX_OR_ACCESS,
+    ),
+    (re.compile(r'^Catalog Error: Schema with name "?([^"!]+?)"? does not exist'), _NOT_FOUND, SYNTAX_OR_ACCESS),
+    (re.compile(r'^Catalog Error: \w+ with name "?([^"!]+?)"? already exists'), "object {0} already exists", "42500"),
+    (
+        re.compile(r'^Conversion Error: Could not convert string "(.*)" to '),
+        "data exception - invalid character value for cast; Value: '{0}'",
+        INVALID_CAST,
+    ),
+    (
+        re.compile(r"^Conversion Error: Could not cast value (\S+) to "),
+        "data exception - numeric value out of range; Value: {0}",
+        NUMERIC_OUT_OF_RANGE,
+    ),
+    (
+        re.compile(r"^Constraint Error: NOT NULL constraint failed: (\w+)\.(\w+)"),
+        "constraint violation - not null (column {1} in table {0})",
+        CONSTRAINT_VIOLATION,
+    ),
+    (
+        re.compile(r"^Constraint Error: .*(?:PRIMARY KEY|UNIQUE).*duplicate key (.*)"),
+        "constraint violation - primary key (duplicate key {0})",
+        CONSTRAINT_VIOLATION,
+    ),
+    (re.compile(r"^Invalid Input Error: Division by zero"), "data exception - division by zero", "22012"),
+)
+
+
+def exasol_wording(text: str) -> DevDbError | None:
+    """The error Exasol gives for a DuckDB error message of a common kind, or None to keep DuckDB's text."""
+    for pattern, template, code in _EXASOL_WORDING:
+        match = pattern.search(text)
+        if match:
+            return DevDbError(template.format(*match.groups()), code)
+    return None

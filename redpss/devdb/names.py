@@ -70,7 +70,7 @@ def verify(cursor: Any, statement: Translated) -> None:
         return  # the transaction has failed: the session reports that when the statement runs
     for obj in statement.references:
         if obj not in known:
-            raise ObjectNotFound(display(obj))
+            raise ObjectNotFound(statement.written.get(obj, display(obj)))
     if statement.created is not None:
         if statement.created.schema not in known_schemas:
             raise ObjectNotFound(statement.created.schema)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from redpss.core.net import explain_bind_error
 from redpss.devdb import tls
-from redpss.devdb.database import Database
+from redpss.devdb.database import Database, SessionHandle
 from redpss.devdb.limits import LOGIN_TIMEOUT, MAX_UNAUTHENTICATED, Admission, LoginThrottle, RateLimitedLog
 from redpss.devdb.protocol import ClientConnection
 from redpss.devdb.session import Session
@@ -176,7 +176,9 @@ class DevDbServer:
 
     def new_session(self, client: ClientConnection, user: str) -> Session:
         assert self.database is not None
-        return Session(next(self._session_ids), user, self.database, self.transfers)
+        session = Session(next(self._session_ids), user, self.database, self.transfers)
+        self.database.sessions.add(session.id, SessionHandle(user, client.drop, session.cancel))  # for KILL
+        return session
 
     def forget_session(self, client: ClientConnection) -> None:
         with self._lock:

@@ -193,6 +193,8 @@ class Session:
             return _row_count(0)
         if isinstance(command, commands.ExecuteScript):
             return _row_count(self._script(command))
+        if isinstance(command, commands.Kill):
+            return _row_count(command.run(self.database.sessions, self.id))
         if isinstance(command, commands.CreateConnection):
             connection = catalog.ConnectionObject(command.name, command.address, command.user, command.password)
             return _row_count(self._write(lambda: self._save_connection(connection, command.replace)))
@@ -440,6 +442,9 @@ class Session:
         if self._cancel.is_set():
             return QueryTimeout(self.query_timeout) if self._cancel_reason == "timeout" else QueryAborted()
         text = str(exc).split("\n\nLINE ")[0].strip() or type(exc).__name__
+        worded = errors.exasol_wording(text)
+        if worded is not None:
+            return worded
         code = errors.SYNTAX_OR_ACCESS
         if isinstance(exc, duckdb.ConstraintException):
             code = errors.CONSTRAINT_VIOLATION
@@ -451,6 +456,7 @@ class Session:
 
     def close(self) -> None:
         """End the session: an open transaction is rolled back, as Exasol does on disconnect."""
+        self.database.sessions.remove(self.id)
         self._rollback()
         self.close_results(list(self._results))
         self.cursor.close()

@@ -55,6 +55,7 @@ class Translated:
     added_columns: dict[str, ExaType] = field(default_factory=dict)  # ALTER TABLE ... ADD COLUMN
     sources: list[Source] = field(default_factory=list)  # where each result column comes from (QUERY, views)
     references: list[ObjectName] = field(default_factory=list)  # existing tables/views named (names.verify)
+    written: dict[ObjectName, str] = field(default_factory=dict)  # each reference as the statement names it
     opens_schema: str | None = None  # CREATE SCHEMA: the schema the session opens afterwards
     drop_if_exists: bool = False
 
@@ -103,6 +104,10 @@ def translate(sql: str, info: SessionInfo) -> Translated:
     _qualify_system_tables(tree)
     result = _classify(tree, info)
     result.references = _references(tree, result, info)
+    for table in tree.find_all(exp.Table):
+        if isinstance(table.this, exp.Identifier):
+            written = f"{table.db}.{table.name}" if table.db else table.name
+            result.written.setdefault(object_name(table, info.schema), written)
     if result.declared:
         ascii_names = ascii_columns(sql)
         for name, exa_type in list(result.declared.items()):

@@ -1,0 +1,112 @@
+"""Sessions as Exasol clients see them: KILL, aborting a long statement, aborted imports, errors in Exasol's words."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pyexasol
+import pytest
+
+from redpss.devdb.testing import InProcessDevDb
+from tests.support.wait import wait_for
+
+LONG_QUERY = "SELECT SUM(a.range * b.range) FROM range(1000000) a, range(1000000) b"
+
+
+class Running:
+    """A statement running in a thread; `error` is what it raised."""
+
+    def __init__(self, connection: Any, sql: str) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(connection, sql))
+        self.thread.start()
+
+    def _run(self, connection: Any, sql: str) -> None:
+        try:
+            connection.execute(sql)
+        except BaseException as exc:  # handed to the test
+            self.error = exc
+
+    def join(self) -> BaseException | None:
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+        return self.error
+
+
+@pytest.fixture
+def two(devdb: InProcessDevDb, schema: str, conn: Any) -> Iterator[tuple[Any, Any]]:
+    with devdb.connect(schema=schema) as victim, devdb.connect(schema=schema) as killer:
+        yield victim, killer
+
+
+def _until_finished(running: Running, interrupt: Any) -> BaseException | None:
+    """Interrupt until the statement ends: an abort that arrives before the statement runs aborts nothing."""
+
+    def finished() -> bool:
+        interrupt()
+        running.thread.join(timeout=0.2)
+        return not running.thread.is_alive()
+
+    wait_for(finished, timeout=20, what="the statement to end")
+    return running.join()
+
+
+def test_abort_query_stops_a_long_running_statement(two: tuple[Any, Any]) -> None:
+    victim, _ = two
+    running = Running(victim, LONG_QUERY)
+    assert isinstance(_until_finished(running, victim.abort_query), pyexasol.ExaQueryAbortError)
+    assert victim.execute("SELECT 1 FROM DUAL").fetchval() == 1
+
+
+def test_kill_statement_in_session_aborts_only_the_statement(two: tuple[Any, Any]) -> None:
+    victim, killer = two
+    running = Running(victim, LONG_QUERY)
+    kill = f"KILL STATEMENT IN SESSION {victim.session_id()}"
+    assert isinstance(_until_finished(running, lambda: killer.execute(kill)), pyexasol.ExaQueryAbortError)
+    assert victim.execute("SELECT 1 FROM DUAL").fetchval() == 1
+
+
+def test_kill_session_ends_the_session(two: tuple[Any, Any]) -> None:
+    victim, killer = two
+    running = Running(victim, LONG_QUERY)
+    killer.execute(f"KILL SESSION {victim.session_id()}")
+    assert isinstance(running.join(), pyexasol.ExaError)
+    with pytest.raises(pyexasol.ExaQueryError, match="session 12345 not found"):
+        killer.execute("KILL SESSION 12345")
+
+
+@pytest.mark.parametrize(
+    ("sql", "code", "text"),
+    [
+        ("SELECT * FROM no_such_table", "42000", "object NO_SUCH_TABLE not found"),
+        ("SELECT no_such_column FROM t", "42000", "object NO_SUCH_COLUMN not found"),
+        ("INSERT INTO t (no_such_column) VALUES (1)", "42000", "object NO_SUCH_COLUMN not found"),
+        ("INSERT INTO t VALUES ('abc')", "22018", "data exception - invalid character value for cast; Value: 'abc'"),
+        ("CREATE TABLE t (v DECIMAL(9,0))", "42500", "object T already exists"),
+        ("OPEN SCHEMA no_such_schema", "42000", "schema NO_SUCH_SCHEMA not found"),
+    ],
+)
+def test_common_errors_in_exasols_words(conn: Any, sql: str, code: str, text: str) -> None:
+    conn.execute("CREATE TABLE t (v DECIMAL(9,0))")
+    with pytest.raises(pyexasol.ExaQueryError) as caught:
+        conn.execute(sql)
+    assert (caught.value.code, caught.value.message) == (code, text)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_client_aborting_an_import_callback_leaves_no_traceback(
+    devdb: InProcessDevDb, conn: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn.execute("CREATE TABLE imported (v DECIMAL(9,0))")
+
+    def failing_callback(pipe: Any, _src: Any) -> None:
+        pipe.write(b"1\n2\n")
+        raise RuntimeError("the client gives up")
+
+    with caplog.at_level(logging.INFO, logger="redpss.devdb"), pytest.raises(Exception, match="gives up"):
+        conn.import_from_callback(failing_callback, None, "imported")
+    assert conn.execute("SELECT COUNT(*) FROM imported").fetchval() == 0
+    assert not [record for record in caplog.records if record.exc_info], "a traceback reached devdb's log"
