@@ -56,7 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging  # noqa: PLC0415 - only once a command runs: `redctl -h` stays as fast as bare argparse
 
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="redctl: %(message)s")
-    return run_command("redctl", lambda: int(args.handler(args)))
+    from redpss.core.logging.actions import RedctlAction  # noqa: PLC0415 - only once a command runs
+
+    action = RedctlAction.begin(args.instance, args.command, words)  # who did what, when: redctl.log
+    code = run_command("redctl", lambda: int(args.handler(args)))
+    action.end(code)
+    return code
 
 
 if __name__ == "__main__":
