@@ -56,6 +56,8 @@ class WorkerProcess:
             self.pool,
             "--index",
             str(self.index),
+            "--master-pid",
+            str(os.getpid()),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=os.environ.copy(),

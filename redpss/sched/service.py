@@ -26,9 +26,10 @@ from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
-from redpss.core.wire import Connection, JsonLineServer, Message
+from redpss.core.wire import Connection, JsonLineServer, Message, unknown_op
+from redpss.sched.inflight import InFlight
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
-from redpss.sched.runlog import RunLogWriter, run_rows, skip_row
+from redpss.sched.runlog import record, run_log_writer, run_rows, skip_row
 from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunRequest, RunResult
 
 log = logging.getLogger("redpss.sched")
@@ -54,7 +55,8 @@ class SchedService(Service):
         self.running: dict[str, tuple[RunRequest, WorkerProcess, asyncio.Task[None]]] = {}
         self.retries: dict[str, tuple[RunRequest, asyncio.TimerHandle]] = {}
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED run log"))
-        self.runlog = RunLogWriter(paths.tmp / "sched-runlog.spool", session)
+        self.runlog = run_log_writer(paths.tmp / "sched-runlog.spool", session)
+        self.inflight = InFlight(paths.tmp / "sched-running")
         self.server: JsonLineServer | None = None
         self.started_runs = 0
         self.finished_runs = 0
@@ -62,6 +64,7 @@ class SchedService(Service):
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
         self.server = JsonLineServer(self.handle, instance_secret(self.paths), "SCHED")
+        self._reconcile_interrupted()
         starts = []
         for pool in self.pools.values():
             for index in range(1, pool.size + 1):
@@ -124,10 +127,40 @@ class SchedService(Service):
                 await worker.stop(timeout=1.0 if kill else 10.0)
         await asyncio.to_thread(self.runlog.stop, 5.0 if kill else 15.0)
 
+    def _reconcile_interrupted(self) -> None:
+        """Log the runs a previous SCHED handed to workers and never saw finish (it was killed) as INTERRUPTED."""
+        waiting = {str(row.get("RUN_ID")) for _, row in self.runlog.waiting()}
+        for left in self.inflight.leftovers():
+            request = left.request
+            if request.run_id not in waiting:  # else the row was spooled just before the kill: it is logged
+                result = RunResult(
+                    request.run_id,
+                    INTERRUPTED,
+                    f"interrupted: SCHED ended (killed?) while this run was in flight in worker {left.worker}; "
+                    "the worker was stopped with it and work it had not committed was rolled back",
+                    left.started_at,
+                    time.time(),
+                    left.worker,
+                )
+                record(self.runlog, run_rows(request, result))
+                log.error(
+                    "%s %s.%s run %s was in flight when SCHED ended; logged INTERRUPTED",
+                    request.kind.lower(),
+                    request.schema,
+                    request.name,
+                    request.run_id,
+                    extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
+                )
+            self.inflight.finished(request.run_id)
+
     def status(self) -> str:
         pools = " ".join(f"{p.name} {p.busy}/{p.size}" for p in self.pools.values())
         queued = sum(len(p.queue) for p in self.pools.values())
-        return f"pools {pools}; {queued} queued; {self.runlog.backlog} log rows waiting"
+        backlog = self.runlog.backlog()
+        text = f"pools {pools}; {queued} queued; {backlog.rows} log rows waiting"
+        if backlog.spool_error:
+            text += f" ({backlog.memory_only} in memory only: spool failing: {backlog.spool_error})"
+        return text
 
     # -- requests -------------------------------------------------------------------------------------------------
     async def handle(self, message: Message, connection: Connection) -> Message:
@@ -149,7 +182,7 @@ class SchedService(Service):
         }
         if op in simple:
             return simple[op]()
-        return {"ok": False, "error": f"unknown request {op!r}; known: submit, skip, status, subscribe, ping"}
+        return unknown_op(op, ["submit", "skip", "status", "subscribe", "ping"])
 
     def submit(self, request: RunRequest) -> Message:
         if not self.accepting:
@@ -181,7 +214,7 @@ class SchedService(Service):
             )
         except (KeyError, ValueError) as exc:
             return {"ok": False, "error": f"bad skip record: {exc}"}
-        self.runlog.record([row])
+        record(self.runlog, [row])
         return {"ok": True}
 
     def describe(self) -> dict[str, Any]:
@@ -193,7 +226,8 @@ class SchedService(Service):
                 for r, _ in self.retries.values()
             ],
             "queued_run_ids": [r.run_id for p in self.pools.values() for r in p.queue],
-            "runlog_backlog": self.runlog.backlog,
+            "runlog_backlog": self.runlog.backlog().rows,
+            "runlog": self.runlog.backlog().to_dict(),
             "runs_started": self.started_runs,
             "runs_finished": self.finished_runs,
         }
@@ -212,6 +246,7 @@ class SchedService(Service):
             self.started_runs += 1
 
     async def _execute(self, pool: Pool, worker: WorkerProcess, request: RunRequest) -> None:
+        self.inflight.started(request, time.time(), worker.label)
         await self._publish("started", request)
         try:
             result = await asyncio.wait_for(worker.run(request), request.timeout + KILL_GRACE)
@@ -261,7 +296,8 @@ class SchedService(Service):
             )
             reply = self.submit(target)
             target_run_id = target.run_id if reply.get("ok") else None
-        self.runlog.record(run_rows(request, result, target_run_id))
+        record(self.runlog, run_rows(request, result, target_run_id))  # never fails: held in memory if need be
+        self.inflight.finished(request.run_id)
         extra = {
             "SCHEMA": request.schema,
             "JOB_ID" if request.kind == "JOB" else "WATCHER_ID": request.id,

@@ -3,11 +3,15 @@
 One JSON message per line both ways. The first line out is `{"ready": true, "pid": ...}`. The worker ends when its
 stdin closes (the master's way to stop it after the current run). SIGINT is ignored: Ctrl+C in `redctl start_trace`
 reaches the whole process group, and it is the master that decides what happens to running work.
+
+A worker dies with its master (SIGKILL from the kernel when the master ends, whatever killed it, with or without
+systemd): a run whose master is gone can never be logged, so its work must not be committed either.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
@@ -24,6 +28,22 @@ from redpss.sched.runs import FAILED, RunRequest, RunResult
 
 log = logging.getLogger("redpss.sched.worker")
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_master(master_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent ends; exit at once if the parent is already gone.
+
+    The death signal follows the parent *thread* that forked us: the master starts workers from its event-loop
+    thread, which lives as long as the master does.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(error)}")
+    if os.getppid() != master_pid:  # the master died before the death signal was armed
+        raise SystemExit(f"redpss-sched-worker: the SCHED master {master_pid} is gone; not starting")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -31,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instance", required=True)
     parser.add_argument("--pool", required=True)
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--master-pid", type=int, default=os.getppid(), help="the SCHED master to die with")
     args = parser.parse_args(argv)
+    die_with_master(args.master_pid)
     paths = InstancePaths.from_env(name=args.instance).require()
     config = load_config(paths.config_file)
     setup_logging("sched", instance=paths.redenv, level=config.redctl.log_level, log_file=paths.log_file("sched"))

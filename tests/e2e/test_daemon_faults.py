@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -109,7 +110,7 @@ def test_while_the_database_is_away_runs_and_statistics_wait_and_arrive_later(da
     assert daemons.procs["devdb"].stop() == 0  # the database goes away for a while
     daemons.procs["devdb"].close()
     daemons.procs["sched"].wait_log("database unavailable")
-    daemons.procs["jmon"].wait_log("statistics not written")
+    daemons.procs["jmon"].wait_log("statistics: database unavailable")
     outage = daemons.procs["sched"].log.count("job APP1.TICK run")  # runs finished so far, some during the outage
     came_back = timestamp(time.time())
     daemons.start("devdb")
@@ -156,3 +157,48 @@ def test_sched_drain_finishes_the_running_run_and_records_the_queue_as_interrupt
     assert all("not started: SCHED stopped first" in m for s, m in statuses if s == "INTERRUPTED")
     sched.close()
     del daemons.procs["sched"]
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_kill_9_of_sched_takes_its_workers_along_and_the_next_start_logs_the_run_interrupted(
+    daemons: Daemons,
+) -> None:
+    add_job(
+        daemons.inst,
+        "APP1",
+        4,
+        "LONGER",
+        JOB_TYPE="SQL",
+        COMMAND="EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(30)",
+        INTERVAL_SECONDS=None,
+    )
+    daemons.inst.redctl("reload")
+    started = daemons.inst.redctl("start_db_job", "APP1.4").stdout
+    run_id = re.search(r"started as run (\w+)", started).group(1)  # type: ignore[union-attr]
+
+    def worker_pid() -> int:
+        pools = show(daemons)["sched"]["pools"]
+        return next((int(w["pid"]) for p in pools for w in p["workers"] if w["run_id"] == run_id), 0)
+
+    pid = wait_for(worker_pid, 30, what="the run in a worker")
+    os.kill(daemons.procs["sched"].pid, signal.SIGKILL)
+    daemons.procs["sched"].close()
+    wait_for(lambda: not alive(pid), 10, what=f"worker {pid} ending with its master (its run sleeps 30 s)")
+    daemons.start("sched")
+    daemons.procs["sched"].wait_log(f"run {run_id} was in flight when SCHED ended; logged INTERRUPTED")
+    [row] = wait_for(
+        lambda: rows(daemons, f"SELECT STATUS, MESSAGE FROM APP1.ADM_JOB_LOG WHERE RUN_ID = '{run_id}'"),
+        30,
+        what="the interrupted run's row",
+    )
+    assert row["STATUS"] == "INTERRUPTED"
+    assert "SCHED ended (killed?) while this run was in flight" in row["MESSAGE"]
+    assert not list((daemons.paths.tmp / "sched-running").iterdir())

@@ -1,0 +1,98 @@
+"""Runs handed to a worker and not yet logged: one small file each, so a restarted SCHED knows what was running.
+
+The master writes a run's file (fsync'd) before the worker gets the run and removes it once the run's log row is
+with the row writer. A file left over at start belongs to a run that a killed master never saw finish; its worker
+died with the master (see worker.die_with_master), so the run ends INTERRUPTED and the next start says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from redpss.sched.runs import RunRequest
+
+log = logging.getLogger("redpss.sched.inflight")
+
+
+@dataclass(frozen=True)
+class LeftOver:
+    """A run a previous SCHED handed to a worker and never saw finish."""
+
+    request: RunRequest
+    started_at: float
+    worker: str
+
+
+class InFlight:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._failing = ""  # the current write problem, logged once per episode
+
+    def started(self, request: RunRequest, started_at: float, worker: str) -> bool:
+        """Record `request` as handed to `worker`; False (said once at ERROR) when it cannot be written."""
+        record = {"request": request.to_dict(), "started_at": started_at, "worker": worker}
+        path = self._path(request.run_id)
+        try:
+            self.folder.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, json.dumps(record, default=str).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fsync_folder(self.folder)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            reason = exc.strerror or str(exc)
+            if not self._failing:
+                log.error(
+                    "cannot record runs as started in %s (%s): runs go on, but a run in flight when SCHED is "
+                    "killed will have no INTERRUPTED row",
+                    self.folder,
+                    reason,
+                )
+            self._failing = reason
+            return False
+        if self._failing:
+            log.warning("runs are recorded as started in %s again", self.folder)
+            self._failing = ""
+        return True
+
+    def finished(self, run_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(run_id).unlink()
+
+    def leftovers(self) -> list[LeftOver]:
+        """Runs of a previous SCHED that never finished, oldest first; unreadable files are named and removed."""
+        found: list[LeftOver] = []
+        if not self.folder.is_dir():
+            return found
+        for path in sorted(self.folder.glob("*.run")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                found.append(
+                    LeftOver(RunRequest.from_dict(data["request"]), float(data["started_at"]), str(data["worker"]))
+                )
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("unreadable record of a run in flight %s removed: %s", path, exc)
+                path.unlink(missing_ok=True)
+        return sorted(found, key=lambda left: left.started_at)
+
+    def _path(self, run_id: str) -> Path:
+        safe = "".join(c for c in run_id if c.isalnum() or c in "-_")[:100] or "run"
+        return self.folder / f"{safe}.run"
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the new file's name durable too (a file whose directory entry is lost was never written)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
