@@ -32,7 +32,7 @@ from redpss.redftp.layout import (
     unsafe_for_sshd,
 )
 from redpss.redftp.names import REDFTP_GROUP, UID_FIRST, UID_LAST, SftpUserName
-from redpss.redftp.safefs import Dir, MissingPath
+from redpss.redftp.safefs import Dir, MissingPath, ReplacedMeanwhile
 
 MAIL_SPOOLS = (Path("/var/spool/mail"), Path("/var/mail"))
 
@@ -205,10 +205,10 @@ def _archive(upload: Path, paths: InstancePaths, name: SftpUserName, now: float 
     move or replace it meanwhile (it owns data/archive); the files go into the folder that was made, wherever it is.
     """
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
-    target_name = f"redftp_{name.user}_{stamp}"
     with Dir.open(paths.data_archive) as archive:
         owner = archive.stat()
-        with archive.make_dir(target_name, 0o700) as target:
+        target_name, made = new_archive_folder(archive, f"redftp_{name.user}_{stamp}")
+        with made as target:
             with contextlib.suppress(MissingPath), Dir.open(upload) as uploads:
                 uploads.move_entries_to(target)
             removed.archived_files = target.hand_over(owner.st_uid, owner.st_gid, {removed.uid})
@@ -220,6 +220,21 @@ def _archive(upload: Path, paths: InstancePaths, name: SftpUserName, now: float 
                     f"{removed.archived_to} was moved or replaced while the files were being moved into it; the "
                     f"files are in the folder that was made there, wherever it is now (look in {archive.path})"
                 )
+
+
+def new_archive_folder(archive: Dir, base: str, attempts: int = 5) -> tuple[str, Dir]:
+    """A new root-only folder in data/archive: `base`, or `base-2`... when a name is taken or the folder just made was
+    swapped before it could be opened (redsys owns data/archive and may move entries there at any time)."""
+    for attempt in range(1, attempts + 1):
+        candidate = base if attempt == 1 else f"{base}-{attempt}"
+        try:
+            return candidate, archive.make_dir(candidate, 0o700)
+        except (FileExistsError, ReplacedMeanwhile) as exc:
+            if attempt == attempts:
+                reason = str(exc) if isinstance(exc, ReplacedMeanwhile) else f"{archive.path / candidate} exists"
+                raise RedftpError(f"could not make an archive folder in {archive.path} ({reason}); nothing was "
+                                  "moved or removed, run the command again") from None
+    raise AssertionError("unreachable")
 
 
 def _remove_mail_spool(system: str, uid: int) -> None:

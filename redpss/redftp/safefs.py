@@ -28,6 +28,10 @@ class MissingPath(RedftpError):
     """A folder to open does not exist."""
 
 
+class ReplacedMeanwhile(RedftpError):
+    """A folder just made was moved or replaced before it could be opened (someone else can write its parent)."""
+
+
 def _root_only(info: os.stat_result) -> bool:
     """Whether only root can change the folder's entries (owned by root, not writable by group or others)."""
     return info.st_uid == 0 and not info.st_mode & 0o022
@@ -118,10 +122,15 @@ class Dir:
         """Create the sub-folder `name` (it must not exist yet) and return it open, with `mode` and owner uid:gid."""
         _check_name(name)
         os.mkdir(name, 0o700, dir_fd=self.fd)
-        made = self.sub(name)
+        replaced = ReplacedMeanwhile(f"{self.path / name} was moved or replaced right after it was made (by someone "
+                                     f"who can write {self.path}); run the command again")
+        try:
+            made = self.sub(name)
+        except RedftpError:
+            raise replaced from None
         try:
             if made.stat().st_uid != os.geteuid():
-                raise RedftpError(f"{self.path / name} was replaced right after it was made; run the command again")
+                raise replaced
             os.fchown(made.fd, uid, gid)
             os.fchmod(made.fd, mode)  # after fchown, which may clear set-group-ID
         except BaseException:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from redpss.redftp.errors import RedftpError
+from redpss.redftp.ops import new_archive_folder
 from redpss.redftp.safefs import Dir, MissingPath
 
 
@@ -129,3 +130,16 @@ def test_hand_over_changes_only_what_the_named_owners_had(tmp_path: Path) -> Non
         assert top.hand_over(1202, 1202, {1201}) == 5
     owners = {name: (tmp_path / name).lstat().st_uid for name in ("mine", "d", "d/mine", "roots", "link", "twice")}
     assert owners == {"mine": 1202, "d": 1202, "d/mine": 1202, "roots": 0, "link": 1201, "twice": 1201}
+
+
+def test_a_taken_archive_name_gets_the_next_one_and_the_last_refusal_says_nothing_was_moved(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("archive folders are made root-owned")
+    (tmp_path / "redftp_alice_1").mkdir()
+    with Dir.open(tmp_path) as archive:
+        name, made = new_archive_folder(archive, "redftp_alice_1", attempts=3)
+        made.close()
+        assert name == "redftp_alice_1-2"
+        (tmp_path / "redftp_alice_1-3").mkdir()
+        with pytest.raises(RedftpError, match=r"redftp_alice_1-3 exists\); nothing was moved or removed, run the"):
+            new_archive_folder(archive, "redftp_alice_1", attempts=3)
