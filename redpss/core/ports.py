@@ -12,13 +12,13 @@ read alike (7401, 7501, 7601: the scheduler of the first, second, third instance
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from redpss.core.config import Config
+from redpss.core.config.ini import read_ini
 from redpss.core.config.schema import SECTIONS, section_fields
 from redpss.core.errors import InstanceError
 from redpss.core.paths import InstancePaths, iter_instances
@@ -98,16 +98,16 @@ def config_claims(config: Config, instance: str) -> list[PortClaim]:
 def declared_claims(paths: InstancePaths) -> list[PortClaim] | None:
     """The ports another instance's config claims, read leniently: a config that does not load as a whole (a new
     one without its password yet) still claims its ports. None when the ports themselves cannot be read."""
-    parser = configparser.ConfigParser(interpolation=None, default_section="\x00none", strict=False)
     try:
-        parser.read_string(paths.config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, configparser.Error):
+        document = read_ini(paths.config_file.read_bytes())  # the reader load_config uses, problems ignored
+    except OSError:
         return None
     defaults = {(section, field.name): field.default for section in SECTIONS for field in section_fields(section)}
 
     def value(section: str, key: str) -> Any:
         default = defaults[(section, key)]
-        raw = parser.get(section, key, fallback=None) if parser.has_section(section) else None
+        entry = document.sections.get(section, {}).get(key)
+        raw = None if entry is None else entry.value
         if raw is None or not raw.strip():
             return default
         if isinstance(default, bool):

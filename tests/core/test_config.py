@@ -15,7 +15,7 @@ from redpss.core.config.checks import load_instance_config
 from redpss.core.config.schema import REQUIRED, SECTIONS, section_fields
 from redpss.core.errors import ConfigError
 from redpss.core.exitcodes import ExitCode
-from redpss.core.paths import InstancePaths
+from redpss.core.paths import InstancePaths, create_instance_tree
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = "[DEFAULT]\nexa_password = pw\n"
@@ -321,3 +321,11 @@ def test_a_ca_bundle_that_is_not_there_is_named(instance: InstancePaths, tmp_pat
         load_instance_config(instance)
     missing.write_text("PEM")
     assert load_instance_config(instance).default.exa_ca_file == str(missing)
+
+
+def test_another_instance_s_ports_are_read_as_load_config_reads_them(instance: InstancePaths) -> None:
+    other = InstancePaths.for_instance("TST2", instance.redhome)
+    create_instance_tree(other)
+    other.config_file.write_bytes(b"\xef\xbb\xbf[DEFAULT]\n[redctl]\nsched_service_port = 7401  # as TST1's default\n")
+    with pytest.raises(ConfigError, match=r"collides with instance TST2's \[redctl\] sched_service_port"):
+        load_instance_config(instance)
