@@ -15,10 +15,10 @@ container, so each one first brings TST1 to the state it needs (running, APP1 in
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import time
@@ -28,11 +28,10 @@ from typing import Any
 import pytest
 
 from redpss.cli.redsysctl.units import timeout_stop_sec
-from redpss.core.config.schema import RedctlSettings
 from redpss.core.daemon import ABORT_TIMEOUT, Service
 from redpss.core.services import SERVICES
 from tests.support.wait import wait_for
-from tests.system.box import SRC_IN_BOX, VENV_IN_BOX, Box, host_ready
+from tests.system.box import REPO, SRC_IN_BOX, VENV_IN_BOX, Box, host_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.allow_leaks]
 
@@ -48,6 +47,8 @@ set -e
 printf '127.0.0.1\\tlocalhost\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' > /etc/hosts
 groupadd -r redftp
 useradd -r -m -d {REDHOME} -s /bin/bash -g redftp redsys
+# As docs/operations.md says: redsys reads the daemons' journal as a member of systemd-journal.
+usermod -a -G systemd-journal redsys
 install -d -o redsys -g redftp -m 0750 {REDHOME}/bin {REDHOME}/env
 for p in {" ".join(PROGRAMS)}; do ln -s {VENV_IN_BOX}/bin/$p {REDHOME}/bin/$p; done
 install -m 0644 {SRC_IN_BOX}/units/* /etc/systemd/system/
@@ -59,12 +60,8 @@ systemctl daemon-reload
 systemctl enable redsys.service
 """
 
-# DEV1's services listen 100 ports above the defaults TST1 keeps; its database is TST1's (same user and password).
-DEV1_PORTS = {
-    f.name: int(str(f.default)) + 100
-    for f in dataclasses.fields(RedctlSettings)
-    if f.name.endswith("_port") and f.name != "sendmail_smtp_port"
-}
+# Both instances are made by `redsysctl create` alone: it gives DEV1 its own ports (no port is touched by hand);
+# DEV1's database is TST1's (same user and password).
 INSTANCES = f"""
 set -e
 export REDHOME={REDHOME}
@@ -74,13 +71,12 @@ for i in TST1 DEV1; do
     sed -i 's/^exa_password = $/exa_password = secret-pw/' $conf
 done
 sed -i 's/^#devdb_enabled = false$/devdb_enabled = true/' {REDHOME}/env/tst1/etc/red_params.conf
-sed -i {" ".join(f"-e 's/^#{key} = [0-9]*$/{key} = {port}/'" for key, port in DEV1_PORTS.items())} \\
-    {REDHOME}/env/dev1/etc/red_params.conf
-grep -qx 'sched_service_port = {DEV1_PORTS["sched_service_port"]}' {REDHOME}/env/dev1/etc/red_params.conf
 touch {REDHOME}/env/tst1/.autostart
 redinfo -i TST1 --check
 redinfo -i DEV1 --check
 """
+DOCS = REPO / "docs" / "operations.md"
+
 
 # Runs inside as redsys: the statements given as arguments through the instance's own DbSession (pyexasol);
 # prints one JSON line of rows per SELECT.
@@ -179,6 +175,12 @@ def job_runs(box: Box, job_id: int, status: str = "OK") -> list[dict[str, Any]]:
     )[0]
 
 
+def config_value(box: Box, folder: str, key: str) -> str:
+    """The value of `key` as written in env/<folder>/etc/red_params.conf (uncommented)."""
+    out = box.check(f"grep -E '^{key} = ' {REDHOME}/env/{folder}/etc/red_params.conf")
+    return out.split("=", 1)[1].strip()
+
+
 def unit_states(output: str) -> dict[str, str]:
     """unit -> state from the table redctl start/stop/status print."""
     return dict(line.split(None, 1) for line in output.splitlines() if line.startswith("redpss-"))
@@ -272,7 +274,8 @@ def test_journal_fields_are_queryable(box: Box, app1: object) -> None:
 def test_daemons_write_their_own_tree_only(box: Box, app1: object) -> None:
     """ReadWritePaths through the unit link: logs and the database file land in env/tst1, mode 0640 (UMask)."""
     for path in (f"{REDHOME}/env/tst1/log/sched.log", f"{REDHOME}/env/tst1/lib/devdb/devdb.duckdb"):
-        assert box.check(f"stat -c '%U:%G %a' {path}").split() == ["redsys:redftp", "640"], path
+        # -L: a log file may be a link to the current day's file
+        assert box.check(f"stat -L -c '%U:%G %a' {path}").split() == ["redsys:redftp", "640"], path
     probe = box.sh(
         f"systemd-run --wait --pipe -p User=redsys -p Group=redftp -p ProtectSystem=strict "
         f"-p ReadWritePaths={REDHOME}/env/.units/TST1 /bin/sh -c 'touch {REDHOME}/env/tst1/tmp/ok && "
@@ -497,14 +500,27 @@ def test_instance_without_devdb_and_stop_all(box: Box, app1: object) -> None:
     assert show(box, unit_of("devdb", "DEV1"))["ActiveState"] == "inactive"
     for unit in (unit_of("sched", "DEV1"), unit_of("jmon", "DEV1")):
         assert show(box, unit)["SubState"] == "running", unit
-    sched_port = DEV1_PORTS["sched_service_port"]
+    sched_port = config_value(box, "dev1", "sched_service_port")
+    assert sched_port != config_value(box, "tst1", "sched_service_port")  # given by `redsysctl create`
     assert box.sh(f"ss -ltn | grep -q '127.0.0.1:{sched_port} '").returncode == 0  # DEV1's SCHED on its own port
+    status_all = redsys(box, "redsysctl status-all")
+    assert status_all.returncode == 0, status_all.stdout + status_all.stderr  # LSB: everything runs
+    assert "running: DEV1, TST1" in status_all.stdout
+    assert "redpss-rest" not in status_all.stdout  # a unit that is not installed is not listed
     result = box.sh("systemctl stop redsys.service", timeout=300)
     assert result.returncode == 0, result.stderr
     for unit in units("TST1") + units("DEV1"):
         state = show(box, unit)
         assert state["ActiveState"] == "inactive", (unit, state)
         assert state["ExecMainStatus"] == "0", (unit, state)
+    redsys_state = show(box, "redsys.service")  # ExecStop= (redsysctl stop-all) succeeded: not failed
+    assert (redsys_state["ActiveState"], redsys_state["Result"]) == ("inactive", "success"), (
+        redsys_state,
+        box.check("journalctl -u redsys.service --no-pager -n 40"),
+    )
+    stopped = redsys(box, "redsysctl status-all")
+    assert stopped.returncode == 3, stopped.stdout  # stopped on purpose, nothing failed
+    assert "stopped: DEV1, TST1" in stopped.stdout
 
 
 def test_instance_switching_in_an_interactive_shell(box: Box) -> None:
@@ -551,3 +567,78 @@ def test_instance_switching_in_an_interactive_shell(box: Box) -> None:
     finally:
         os.close(fd)
         os.waitpid(pid, 0)
+
+
+def documented_journal_commands() -> list[str]:
+    """Every journalctl command line docs/operations.md and the README show, following (-f) turned into a read."""
+    text = DOCS.read_text() + (REPO / "README.md").read_text()
+    commands = re.findall(r"(journalctl (?:-u \S+|'?[A-Z_]+=\S+'?|\s)+?(?:-f)?)(?=\s{2,}|\s*#|$)", text, re.MULTILINE)
+    found = sorted({c.strip().removesuffix(" -f") for c in commands if "@TST1" in c or "REDENV=TST1" in c})
+    assert found, "no journalctl command found in the docs"
+    return found
+
+
+def test_redsys_reads_the_journal_with_the_documented_commands(box: Box, app1: object) -> None:
+    """As redsys (a member of systemd-journal), each documented command shows the daemons' lines (exit 0)."""
+    running(box)
+    commands = documented_journal_commands()
+    assert "journalctl -u 'redpss-*@TST1.service'" in commands
+    for command in commands:
+        result = redsys(box, f"{command} --no-pager -n 200")
+        assert result.returncode == 0, (command, result.stderr)
+        if " -u " in f" {command} ":
+            assert "No entries" not in result.stdout, command
+    whole = redsys(box, "journalctl -u 'redpss-*@TST1.service' --no-pager -o json")
+    assert {json.loads(line).get("_SYSTEMD_UNIT") for line in whole.stdout.splitlines()} >= set(units("TST1"))
+    broken = redsys(box, "journalctl -u 'redpss-*@TST1' --no-pager")  # the form the docs no longer show
+    assert broken.returncode != 0 and "No data available" in broken.stderr
+
+
+def test_start_resets_a_unit_that_hit_the_start_limit(box: Box, app1: object) -> None:
+    """Restarts beyond StartLimitBurst leave JMON failed; status says so (exit 1, no stale STATUS=), start heals."""
+    running(box)
+    unit = unit_of("jmon")
+    for _ in range(10):
+        if box.sh(f"systemctl restart {unit}", timeout=120).returncode != 0:
+            break
+    assert show(box, unit)["Result"] == "start-limit-hit", show(box, unit)
+    status = redctl(box, "status", code=1)  # LSB: something failed
+    line = unit_states(status.stdout)[unit]
+    assert line.startswith("failed (failed), result start-limit-hit"), line
+    assert "ready" not in line  # the dead process's STATUS= text is not shown
+    start = redctl(box, "start")  # resets the failed state first
+    assert unit_states(start.stdout)[unit].startswith("active (running)"), start.stdout
+    wait_for(lambda: redctl(box, "show --json", code=None).returncode == 0, 60, 0.2, "JMON answering")
+
+
+def test_a_taken_port_fails_once_naming_its_holder_and_the_hint_works(box: Box, app1: object) -> None:
+    """SCHED's port held by another process of redsys: SCHED exits 3 (no restart loop) naming the holder; the
+    journalctl command redctl prints runs and shows that line."""
+    running(box)
+    redctl(box, "stop")
+    port = config_value(box, "tst1", "sched_service_port")
+    hog = (  # SO_REUSEADDR as the daemons set it: the port may still hold TIME_WAIT connections of the last SCHED
+        "import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+        f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)"
+    )
+    box.check(f'systemd-run --unit=porthog --uid=redsys --gid=redftp /usr/bin/python3 -c "{hog}"')
+    try:
+        wait_for(
+            lambda: box.sh(f"ss -ltn | grep -q '127.0.0.1:{port} '").returncode == 0,
+            30,
+            0.1,
+            f"the port hog ({box.sh('systemctl status porthog --no-pager').stdout})",
+        )
+        start = redctl(box, "start", code=1)
+        state = show(box, unit_of("sched"))
+        assert (state["ActiveState"], state["ExecMainStatus"], state["NRestarts"]) == ("failed", "3", "0"), state
+        hint = re.search(r"see: (journalctl .*)$", start.stdout, re.MULTILINE)
+        assert hint, start.stdout
+        log = redsys(box, f"{hint[1]} --no-pager")
+        assert log.returncode == 0, log.stderr
+        assert f"port {port} on 127.0.0.1 is already in use, held by pid" in log.stdout, log.stdout[-3000:]
+        assert "python3 -c import socket" in log.stdout
+    finally:
+        box.sh("systemctl stop porthog")
+    redctl(box, "start")  # the port is free again: the failed unit is reset and starts
+    wait_for(lambda: redctl(box, "show --json", code=None).returncode == 0, 60, 0.2, "JMON answering")
