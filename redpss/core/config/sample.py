@@ -13,6 +13,7 @@ HEADER = """\
 # red_params.conf: configuration of one RED-PSS instance ($REDENV_HOME/etc/red_params.conf).
 # Keep this file mode 0600: it holds passwords, and RED-PSS refuses to start while group or others may read it.
 # Every key is shown with its default; a commented key keeps the default. Check the file with: redinfo --check
+# A '#' after a blank starts a comment, also after a value; put a password holding ' #' in quotes: "pa #ss".
 """
 
 
