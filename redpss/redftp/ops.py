@@ -208,13 +208,20 @@ def _archive(upload: Path, paths: InstancePaths, name: SftpUserName, now: float 
     with Dir.open(paths.data_archive) as archive:
         owner = archive.stat()
         target_name, made = new_archive_folder(archive, f"redftp_{name.user}_{stamp}")
+        removed.archived_to = archive.path / target_name
         with made as target:
-            with contextlib.suppress(MissingPath), Dir.open(upload) as uploads:
-                uploads.move_entries_to(target)
-            removed.archived_files = target.hand_over(owner.st_uid, owner.st_gid, {removed.uid})
-            os.fchown(target.fd, owner.st_uid, owner.st_gid)
-            os.fchmod(target.fd, 0o750)
-            removed.archived_to = archive.path / target_name
+            try:
+                with contextlib.suppress(MissingPath), Dir.open(upload) as uploads:
+                    uploads.move_entries_to(target)
+                removed.archived_files = target.hand_over(owner.st_uid, owner.st_gid, {removed.uid})
+                os.fchown(target.fd, owner.st_uid, owner.st_gid)
+                os.fchmod(target.fd, 0o750)
+            except OSError as exc:
+                raise RedftpError(
+                    f"moving the uploads of {name.system} to {removed.archived_to} failed ({exc.strerror}): what was "
+                    f"moved is there (root's until handed over), the rest is still in {upload}; the user was not "
+                    "removed. Fix the cause and run the command again"
+                ) from None
             if not archive.holds(target_name, target):
                 removed.warnings.append(
                     f"{removed.archived_to} was moved or replaced while the files were being moved into it; the "

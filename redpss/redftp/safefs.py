@@ -185,9 +185,33 @@ class Dir:
         return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
 
     def symlink(self, name: str, target: Path, uid: int, gid: int) -> None:
+        """Make the link `name` -> `target` owned by uid:gid.
+
+        In a folder that someone else can write, the link is made by a child process running as uid:gid, since
+        changing its owner by name afterwards could meet another entry put there meanwhile (lchown has no
+        descriptor form). In a folder of root's (the archive being filled) it is made, then changed, by root.
+        """
         _check_name(name)
-        os.symlink(target, name, dir_fd=self.fd)
-        os.chown(name, uid, gid, dir_fd=self.fd, follow_symlinks=False)
+        if _root_only(self.stat()) or uid == os.geteuid():
+            os.symlink(target, name, dir_fd=self.fd)
+            os.chown(name, uid, gid, dir_fd=self.fd, follow_symlinks=False)
+            return
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            code = 0
+            try:
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+                os.symlink(target, name, dir_fd=self.fd)
+            except OSError as exc:
+                code = exc.errno or 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise OSError(code, os.strerror(code) if code > 0 else f"killed by signal {-code}", str(self.path / name))
 
     def readlink(self, name: str) -> str | None:
         """Where the link `name` points, or None when `name` is missing or not a link."""
