@@ -63,6 +63,8 @@ class Dir:
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise RedftpError(f"cannot open {current}: {exc.strerror}") from None
+                    if trusted:
+                        raise RedftpError(f"{current} is not a folder") from None
                     owner = os.fstat(fd).st_uid
                     raise RedftpError(
                         f"{current} is not a folder (or is a symbolic link in {current.parent}, which UID {owner} "

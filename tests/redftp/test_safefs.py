@@ -40,6 +40,8 @@ def test_open_follows_links_that_only_root_can_have_made() -> None:
         pytest.skip("no root-owned link in / on this system")
     with Dir.open(link) as opened:
         assert opened.stat().st_ino == link.resolve().stat().st_ino
+    with pytest.raises(RedftpError, match=r"^/etc/passwd is not a folder$"):
+        Dir.open(Path("/etc/passwd/x"))
 
 
 def test_entry_names_cannot_leave_the_folder(tmp_path: Path) -> None:
