@@ -5,6 +5,7 @@ Nothing accepted may be lost: runs are found lost and scheduled again, rows wait
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,10 +34,12 @@ class Daemons:
         self.procs: dict[str, DaemonProcess] = {}
         self.generation = 0
 
-    def start(self, name: str) -> DaemonProcess:
+    def start(self, name: str, module: str = "", *args: str) -> DaemonProcess:
         self.generation += 1
-        module = {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}[name]
-        daemon = DaemonProcess(module, self.paths, self.workdir / f"{name}-{self.generation}", log_name=name)
+        module = (
+            module or {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}[name]
+        )
+        daemon = DaemonProcess(module, self.paths, self.workdir / f"{name}-{self.generation}", *args, log_name=name)
         daemon.wait_ready()
         self.procs[name] = daemon
         return daemon
@@ -49,18 +52,29 @@ class Daemons:
                 self.procs[name].close()
 
 
-@pytest.fixture
-def daemons(instance: InstancePaths, tmp_path: Path) -> Iterator[Daemons]:
+def start_instance(instance: InstancePaths, tmp_path: Path, *sched: str) -> Iterator[Daemons]:
+    """devdb with APP1 registered, SCHED (`sched`: another module and its arguments) and JMON."""
     instance.config_file.write_text(instance_config({"redctl": {"sched_default_pool_size": "1"}}))
     running = Daemons(instance, tmp_path)
     try:
         running.start("devdb")
         running.inst.redctl("db_register", "APP1")
-        running.start("sched")
+        running.start("sched", *sched)
         running.start("jmon")
         yield running
     finally:
         running.close()
+
+
+@pytest.fixture
+def daemons(instance: InstancePaths, tmp_path: Path) -> Iterator[Daemons]:
+    yield from start_instance(instance, tmp_path)
+
+
+@pytest.fixture
+def daemons_small_tmp(instance: InstancePaths, tmp_path: Path) -> Iterator[Daemons]:
+    """As `daemons`, with SCHED seeing a 1 MiB tmpfs as its tmp/ (tests/sched/small_tmp.py)."""
+    yield from start_instance(instance, tmp_path, "tests.sched.small_tmp", "--tmp-size", "1m")
 
 
 def rows(daemons: Daemons, sql: str) -> list[dict[str, Any]]:
@@ -202,3 +216,49 @@ def test_kill_9_of_sched_takes_its_workers_along_and_the_next_start_logs_the_run
     assert row["STATUS"] == "INTERRUPTED"
     assert "SCHED ended (killed?) while this run was in flight" in row["MESSAGE"]
     assert not list((daemons.paths.tmp / "sched-running").iterdir())
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of `folder` with one file until no byte more fits; the file, to remove later."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        for size in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    handle.write(b"x" * size)
+    return filler
+
+
+def test_a_full_tmp_loses_no_run_and_frees_every_job_and_all_rows_arrive_once_space_returns(
+    daemons_small_tmp: Daemons,
+) -> None:
+    daemons = daemons_small_tmp
+    sched = daemons.procs["sched"]
+    add_job(daemons.inst, "APP1", 5, "EVERY_SECOND", INTERVAL_SECONDS=1, OVERLAP_POLICY="SKIP")
+    daemons.inst.redctl("reload")
+    wait_for(lambda: rows(daemons, "SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 5"), 30, what="first runs logged")
+    tmp_seen_by_sched = Path(f"/proc/{sched.pid}/root") / daemons.paths.tmp.relative_to("/")
+    filler = fill(tmp_seen_by_sched)
+    sched.wait_log("cannot write the spool")
+    before = sched.log.count("job APP1.EVERY_SECOND run")
+
+    def runlog() -> dict[str, Any]:
+        return dict(show(daemons)["sched"]["runlog"])
+
+    # runs go on while the disk is full: JMON hears of each end (an unfreed job would be skipped as overlapping)
+    wait_for(lambda: sched.log.count("job APP1.EVERY_SECOND run") >= before + 3, 30, what="3 more runs")
+    assert "No space left on device" in runlog()["spool_error"]
+    assert sched.log.count("cannot write the spool") == 1  # said once, not once per row
+    filler.unlink()
+    sched.wait_log("the spool can be written again")
+    wait_for(lambda: not runlog()["spool_error"], 10, what="the spool problem gone from redctl show")
+    finished = set(re.findall(r"job APP1\.EVERY_SECOND run (\w+): OK", sched.log))
+
+    def logged() -> set[str]:
+        found = rows(daemons, "SELECT RUN_ID FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 5 AND STATUS = 'OK'")
+        return {str(r["RUN_ID"]) for r in found}
+
+    wait_for(lambda: finished <= logged(), 30, what="every finished run's row in ADM_JOB_LOG")
+    assert sched.stop() == 0
+    counts = rows(daemons, "SELECT RUN_ID, COUNT(*) AS N FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 5 GROUP BY RUN_ID")
+    assert all(r["N"] == 1 for r in counts), counts  # and none twice

@@ -120,7 +120,9 @@ class RowWriter:
                 return True
             for entry in entries:
                 self._pending[entry.seq] = entry
-            durable = self._append_to_spool(entries)
+            # While the spool fails, rows wait in memory for the writer's retry, which rewrites the spool with every
+            # waiting row: so the problem is said once, and once it works again nothing stays behind in memory.
+            durable = not self._spool_error and self._append_to_spool(entries)
             if not durable:
                 self._unspooled.update(entry.seq for entry in entries)
         self._wake.set()
@@ -240,6 +242,11 @@ class RowWriter:
     def _retry_spool(self) -> None:
         """Make held rows durable again by rewriting the spool; says so once it works. Lock held."""
         if not self._spool_error:
+            return
+        if not self._pending:
+            # Nothing at risk; empty the spool of rows written meanwhile (needs no space, proves nothing).
+            with contextlib.suppress(OSError):
+                os.truncate(self.spool, 0)
             return
         if self._rewrite_spool():
             log.warning(
