@@ -132,6 +132,12 @@ def render(instance: Instance, data: dict[str, Any]) -> None:
     print_table(processes, ("pool", "worker", "run_id", "job", "since"))
     queued = ", ".join(f"{p['pool']} {p['queued']}" for p in sched.get("pools", []))
     print(f"queued: {queued}; run log rows waiting: {sched.get('runlog_backlog', 0)}")
+    runlog = sched.get("runlog") or {}
+    if runlog.get("spool_error"):
+        print(
+            f"run log spool failing: {display_text(str(runlog['spool_error']), 400)}; "
+            f"{runlog.get('memory_only', 0)} row(s) held in memory only"
+        )
 
 
 def show(args: argparse.Namespace) -> int:
