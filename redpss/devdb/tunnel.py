@@ -79,10 +79,15 @@ class Tunnels:
             if port > 65000:
                 self._ports = itertools.count(20000)
                 port = next(self._ports)
-        sock.sendall(struct.pack("ii16s", 1, port, ip.encode()))
-        with self._lock:
+        with self._lock:  # kept before the client learns the port: its statement may arrive at once
             self._kept[f"{ip}:{port}"] = _Kept(sock, peer, time.monotonic())
             evicted = self._over_cap(peer)
+        try:
+            sock.sendall(struct.pack("ii16s", 1, port, ip.encode()))
+        except OSError:
+            with self._lock:
+                self._kept.pop(f"{ip}:{port}", None)
+            raise
         for item in evicted:
             item.sock.close()
         if evicted:
