@@ -40,14 +40,29 @@ class RateLimitedLog:
         self._lock = threading.Lock()
         self._last = -interval
         self._unlogged = 0
+        self._latest: tuple[str, tuple[object, ...]] = ("", ())
 
     def warning(self, message: str, *args: object) -> None:
         now = time.monotonic()
         with self._lock:
             if now - self._last < self._interval:
                 self._unlogged += 1
+                self._latest = (message, args)
                 return
             unlogged, self._unlogged, self._last = self._unlogged, 0, now
+        self._emit(message, args, unlogged)
+
+    def flush(self) -> None:
+        """Log the latest unlogged event once the interval is over, so the count of a flood that stopped is seen."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._unlogged or now - self._last < self._interval:
+                return
+            unlogged, self._unlogged, self._last = self._unlogged - 1, 0, now
+            message, args = self._latest
+        self._emit(message, args, unlogged)
+
+    def _emit(self, message: str, args: tuple[object, ...], unlogged: int) -> None:
         if unlogged:
             message += f" ({unlogged} more like this in the last {self._interval:.0f} s not logged)"
         self._logger.warning(message, *args)
@@ -80,6 +95,9 @@ class Admission:
     def count(self) -> int:
         with self._lock:
             return len(self._waiting)
+
+    def flush_log(self) -> None:
+        self._log.flush()
 
     def cut_all(self) -> None:
         with self._lock:
@@ -154,6 +172,13 @@ class LoginThrottle:
             burst = self._bursts.pop(address, None)
         if burst is not None:
             self._ended(address, burst)
+
+    def expire(self) -> None:
+        """End (and sum up) the bursts of addresses that have had no failed login for the window."""
+        now = time.monotonic()
+        with self._lock:
+            for address in [a for a, burst in self._bursts.items() if now - burst.last_failure > self._window]:
+                self._ended(address, self._bursts.pop(address))
 
     def throttled(self, address: str) -> bool:
         with self._lock:

@@ -37,6 +37,7 @@ from redpss.devdb.wsconn import WebSocketChannel
 log = logging.getLogger("redpss.devdb.server")
 
 TLS_HANDSHAKE_BYTE = 0x16
+HOUSEKEEPING_INTERVAL = 1.0  # seconds between summaries of refusals and ends of failed-login bursts
 STOP_JOIN_TIMEOUT = 10.0  # seconds stop() waits for connection threads after cutting their sockets
 
 
@@ -202,8 +203,12 @@ class DevDbServer:
     def _accept_loop(self, selector: selectors.BaseSelector) -> None:
         assert self._listener is not None
         with selector:
+            next_housekeeping = 0.0
             while not self._stopping.is_set():
                 self.transfers.tunnels.expire()
+                if time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+                    self._housekeeping()
                 if not selector.select(timeout=0.1):
                     continue
                 try:
@@ -220,6 +225,13 @@ class DevDbServer:
                 with self._lock:
                     self._threads.add(thread)
                 thread.start()
+
+    def _housekeeping(self) -> None:
+        """Sum up refusal floods and failed-login bursts that have ended, so their counts reach the log."""
+        self.refusals.flush()
+        self.admission.flush_log()
+        self.transfers.tunnels.flush_logs()
+        self.login_throttle.expire()
 
     def _connection(self, sock: socket.socket, peer: str, key: int) -> None:
         keep = False

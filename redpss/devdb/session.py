@@ -93,6 +93,7 @@ class Session:
     # ----------------------------------------------------------------- statements
     def execute(self, sql: str) -> dict[str, Any]:
         """Run one statement; the result object of an execute reply, or DevDbError."""
+        self.transfers.tunnels.claim(sql)  # an IMPORT/EXPORT may wait for the write lock longer than a tunnel lives
         with self._state:
             self._running = True
             self._cancel.clear()

@@ -35,6 +35,7 @@ MAGIC = struct.pack("iii", 0x02212102, 1, 1)
 TUNNEL_UNUSED_TIMEOUT = 5.0  # seconds a tunnel may wait for the IMPORT/EXPORT that names it (pyexasol: milliseconds)
 MAX_TUNNELS_PER_ADDRESS = 16  # unused tunnels kept per client address; a new one beyond it closes the oldest
 MAX_TUNNELS = 256  # unused tunnels kept in all; a new one beyond it closes the oldest
+CLAIMED_TIMEOUT = 600.0  # seconds a tunnel named by a running statement is kept (the statement may wait for a lock)
 IO_TIMEOUT = 120.0  # seconds without progress before a transfer fails
 
 log = logging.getLogger("redpss.devdb.tunnel")
@@ -45,6 +46,7 @@ class _Kept:
     sock: socket.socket
     peer: str
     born: float
+    claimed: bool = False  # a statement that names it is running (it may be waiting for the write lock)
 
 
 class Tunnels:
@@ -101,18 +103,35 @@ class Tunnels:
 
     def _over_cap(self, peer: str) -> list[_Kept]:
         evicted: list[_Kept] = []
-        mine = [key for key, kept in self._kept.items() if kept.peer == peer]
+        unclaimed = [key for key, kept in self._kept.items() if not kept.claimed]
+        mine = [key for key in unclaimed if self._kept[key].peer == peer]
         for key in mine[: max(0, len(mine) - self.per_address)]:
             evicted.append(self._kept.pop(key))
-        for key in list(self._kept)[: max(0, len(self._kept) - self.total)]:
+            unclaimed.remove(key)
+        for key in unclaimed[: max(0, len(self._kept) - self.total)]:
             evicted.append(self._kept.pop(key))
         return evicted
 
-    def expire(self) -> None:
-        """Close the tunnels no statement took within unused_timeout seconds."""
-        deadline = time.monotonic() - self.unused_timeout
+    def flush_logs(self) -> None:
+        self._evicted_log.flush()
+        self._expired_log.flush()
+
+    def claim(self, statement: str) -> None:
+        """Keep the tunnels a statement names (by their "ip:port") until it takes them, however long it waits."""
         with self._lock:
-            stale = [key for key, kept in self._kept.items() if kept.born < deadline]
+            for key, kept in self._kept.items():
+                if key in statement:
+                    kept.claimed = True
+
+    def expire(self) -> None:
+        """Close the tunnels no statement took within unused_timeout seconds (CLAIMED_TIMEOUT once claimed)."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [
+                key
+                for key, kept in self._kept.items()
+                if now - kept.born > (CLAIMED_TIMEOUT if kept.claimed else self.unused_timeout)
+            ]
             old = [self._kept.pop(key) for key in stale]
         for item in old:
             item.sock.close()
@@ -124,9 +143,10 @@ class Tunnels:
                 old[0].peer,
             )
 
-    def count(self) -> int:
+    def count(self, *, claimed: bool | None = None) -> int:
+        """Kept tunnels (only the claimed or unclaimed ones when asked)."""
         with self._lock:
-            return len(self._kept)
+            return sum(1 for kept in self._kept.values() if claimed is None or kept.claimed == claimed)
 
     def take(self, address: str) -> socket.socket:
         with self._lock:

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pyexasol
 import pytest
 
-from redpss.devdb.limits import FREE_FAILED_LOGINS
+from redpss.devdb.limits import FREE_FAILED_LOGINS, LoginThrottle, RateLimitedLog
 from redpss.devdb.server import DevDbServer, ServerSettings
 from redpss.devdb.tunnel import MAX_TUNNELS_PER_ADDRESS
 from tests.support import hostile
@@ -271,3 +272,65 @@ def test_malformed_message_after_login_gets_one_error_and_the_session_goes_on(se
     finally:
         connection.close()
         gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_import_waiting_for_the_write_lock_keeps_its_tunnel(server: DevDbServer) -> None:
+    """A tunnel named by a running IMPORT is not an abandoned one, however long the IMPORT waits for the lock."""
+    outcome: dict[str, object] = {}
+    with connect(server) as holder, connect(server) as importer:
+        holder.execute("CREATE SCHEMA w")
+        holder.execute("CREATE TABLE w.t (id DECIMAL(9,0))")
+        holder.set_autocommit(False)
+        holder.execute("INSERT INTO w.t VALUES (0)")  # holds the write lock until COMMIT
+
+        def run_import() -> None:
+            try:
+                importer.import_from_iterable(([i] for i in range(1, 11)), ("W", "T"))
+                outcome["rows"] = importer.last_statement().rowcount()
+            except Exception as exc:  # reported by the assertion below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run_import, name="importer")
+        thread.start()
+        try:
+            wait_for(lambda: server.transfers.tunnels.count(claimed=True) == 1, what="the IMPORT to claim its tunnel")
+            server.transfers.tunnels.unused_timeout = 0.0  # every unclaimed tunnel is now overdue
+            server.transfers.tunnels.expire()
+            assert server.transfers.tunnels.count() == 1
+        finally:
+            holder.commit()
+            thread.join(30)
+        assert outcome == {"rows": 10}
+        gc.collect()  # pyexasol leaves its import pipe's text wrapper to the garbage collector
+
+
+def test_a_refusal_flood_that_stopped_is_summed_up(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("redpss.devdb.test-flood")
+    refusals = RateLimitedLog(logger, interval=0.2)
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        for number in range(50):
+            refusals.warning("refused connection %d", number)
+        assert [r.getMessage() for r in caplog.records] == ["refused connection 0"]
+
+        def summed_up() -> bool:
+            refusals.flush()  # the server's housekeeping calls this every second
+            return len(caplog.records) == 2
+
+        wait_for(summed_up, what="the summary of the flood")
+    assert caplog.records[1].getMessage() == "refused connection 49 (48 more like this in the last 0 s not logged)"
+
+
+def test_a_failed_login_burst_is_summed_up_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
+    throttle = LoginThrottle(logging.getLogger("redpss.devdb.test-throttle"), window=0.2)
+    with caplog.at_level(logging.WARNING, logger="redpss.devdb.test-throttle"):
+        for _ in range(FREE_FAILED_LOGINS + 2):
+            throttle.failed(ATTACKER)
+        assert throttle.throttled(ATTACKER)
+
+        def ended() -> bool:
+            throttle.expire()  # the server's housekeeping calls this every second
+            return not throttle.throttled(ATTACKER) and len(caplog.records) == 2
+
+        wait_for(ended, what="the burst to end")
+    assert "is over: 7 failed" in caplog.records[1].getMessage()
