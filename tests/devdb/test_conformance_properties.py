@@ -55,7 +55,8 @@ def decimals(draw: st.DrawFn) -> tuple[int, int, list[decimal.Decimal | None]]:
     precision = draw(st.integers(1, 36))
     scale = draw(st.integers(0, precision))
     unscaled = st.integers(-(10**precision) + 1, 10**precision - 1)
-    values = draw(st.lists(st.none() | unscaled.map(lambda k: decimal.Decimal(k).scaleb(-scale)), min_size=1))
+    exact = decimal.Context(prec=80)  # the default context would round 36 digits to 28
+    values = draw(st.lists(st.none() | unscaled.map(lambda k: decimal.Decimal(k).scaleb(-scale, exact)), min_size=1))
     return precision, scale, values
 
 
@@ -63,7 +64,7 @@ def _exasol_decimal(value: decimal.Decimal, precision: int, scale: int) -> int |
     """A DECIMAL value as Exasol sends it: an int up to precision 18 with scale 0, else its shortest text."""
     if scale == 0 and precision <= 18:
         return int(value)
-    text = format(value.normalize(), "f")
+    text = format(value.normalize(decimal.Context(prec=80)), "f")
     return "0" if text in ("-0", "0") else text
 
 
@@ -81,7 +82,7 @@ def test_decimals_through_fetch_export_and_import(shared: Any, drawn: tuple[int,
 
 
 _text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30
 )
 
 
