@@ -12,7 +12,6 @@ succeeds as LSB wants, instead of failing with "Unit ... not loaded".
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -106,6 +105,8 @@ class UnitState:
 
 
 def _systemctl_argv() -> list[str]:
+    import shutil  # noqa: PLC0415 - shutil loads the compression modules; only when systemctl runs
+
     # /usr/bin/systemctl on RHEL 8 and merged-/usr Debian: the path the sudoers fallback names
     return ["/usr/bin/systemctl" if Path("/usr/bin/systemctl").exists() else (shutil.which("systemctl") or "systemctl")]
 
@@ -117,6 +118,8 @@ def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProce
     argv = [*_systemctl_argv(), "--no-ask-password", *args]
     result = subprocess.run(argv, check=False, text=True, capture_output=True, env=env)
     if result.returncode != 0 and any(d in result.stderr for d in _DENIED) and os.geteuid() != 0:
+        import shutil  # noqa: PLC0415 - as in _systemctl_argv
+
         sudo = shutil.which("sudo")
         if sudo:
             result = _through_sudo(sudo, argv, env)

@@ -9,7 +9,6 @@ env/ (which hold only real instance folders).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from redpss.cli import systemctl
@@ -65,6 +64,8 @@ def link_programs(paths: InstancePaths) -> list[str]:
 
 def instance_program(paths: InstancePaths, name: str) -> str:
     """The instance's own copy of a command ($REDENV_HOME/bin/NAME), else the one on PATH, else NAME itself."""
+    import shutil  # noqa: PLC0415 - shutil loads the compression modules; not needed by `redctl status`
+
     own = paths.bin / name
     if own.exists() and os.access(own, os.X_OK):
         return str(own)
