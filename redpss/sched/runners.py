@@ -6,13 +6,17 @@ one is registered, such a job fails with a message saying what is missing, never
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from redpss.core.db import DatabaseError, DatabaseQueryError, DbSession
+from redpss.core.db import errors as db_errors
 from redpss.core.paths import InstancePaths
 from redpss.sched.runs import FAILED, OK, TIMEOUT, RunRequest, RunResult
+
+log = logging.getLogger("redpss.sched.runners")
 
 Handler = Callable[[RunRequest, DbSession, InstancePaths], str]
 # job type -> handler returning the success message; raises on failure
@@ -69,5 +73,19 @@ def _condition_holds(request: RunRequest, session: DbSession, paths: InstancePat
 
 
 def _set_timeout(session: DbSession, timeout: float) -> None:
-    """The database ends a statement that runs longer than the run's timeout (ExaQueryTimeoutError -> TIMEOUT)."""
-    session.connection().set_query_timeout(max(1, int(timeout)))
+    """The database ends a statement that runs longer than the run's timeout (ExaQueryTimeoutError -> TIMEOUT).
+
+    This is a run's first request to the database: a session lost while the worker was idle is found here, before
+    anything of the run was done, so it is reopened once and the run goes on.
+    """
+    for attempt in (1, 2):
+        connection = session.connection()
+        try:
+            connection.set_query_timeout(max(1, int(timeout)))
+            return
+        except Exception as exc:
+            error = db_errors.map_exa_error(exc, dsn=session.settings.dsn, user=session.settings.user)
+            session.close()  # whatever happened, the next request starts on a fresh session
+            if attempt == 2 or not isinstance(error, db_errors.DatabaseUnavailable):
+                raise error from exc
+            log.info("database session lost while idle (%s); reconnecting before the run", error)

@@ -69,12 +69,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:
                 result = RunResult("?", FAILED, f"bad run request: {exc}", worker=worker)
             else:
-                result = execute(request, session, paths, worker)
+                result = _execute_guarded(request, session, paths, worker)
             out.write(json.dumps(result.to_dict(), default=str) + "\n")
             out.flush()
     finally:
         session.close()
     return 0
+
+
+def _execute_guarded(request: RunRequest, session: DbSession, paths: InstancePaths, worker: str) -> RunResult:
+    """execute(), and an error nobody foresaw fails the run with its text instead of ending the worker."""
+    try:
+        return execute(request, session, paths, worker)
+    except Exception as exc:
+        log.error("run %s failed unexpectedly: %s: %s", request.run_id, type(exc).__name__, exc)
+        session.close()  # the session's state is unknown after that
+        return RunResult(request.run_id, FAILED, f"unexpected error: {type(exc).__name__}: {exc}", worker=worker)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.wire import BlockingClient, WireError
+from redpss.devdb.testing import InProcessDevDb
 from tests.support.daemons import DaemonProcess
 from tests.support.wait import wait_for
 
@@ -87,6 +88,25 @@ def finished_all(conn: BlockingClient, run_ids: set[str], timeout: float = 30.0)
         if event["event"] == "finished":
             seen[event["run_id"]] = event
     return seen
+
+
+def loader_worker(conn: BlockingClient, run_id: str) -> int:
+    """The pid of the LOADER worker while it carries out `run_id` (0 otherwise)."""
+    [loader] = [p for p in conn.request("status")["pools"] if p["pool"] == "LOADER"]
+    return next((int(w["pid"]) for w in loader["workers"] if w["run_id"] == run_id), 0)
+
+
+def loader_pid(conn: BlockingClient) -> int:
+    [loader] = [p for p in conn.request("status")["pools"] if p["pool"] == "LOADER"]
+    return int(loader["workers"][0]["pid"])
+
+
+def statement_running(devdb: InProcessDevDb) -> bool:
+    """A statement is being executed in some devdb session (read from the server, as its KILL support does)."""
+    assert devdb.server is not None
+    with devdb.server._lock:
+        sessions = [client.session for client in devdb.server._clients if client.session is not None]
+    return any(session._running for session in sessions)
 
 
 def finished(conn: BlockingClient, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -225,3 +245,53 @@ def test_a_worker_that_dies_while_idle_is_replaced(sched: tuple[DaemonProcess, i
     assert Path(f"/proc/{new}").exists()
     daemon.wait_log("LOADER-1[")
     assert "starting a replacement" in daemon.log
+
+
+def test_a_worker_whose_session_drops_mid_run_fails_the_run_with_the_reason_and_keeps_serving(
+    instance: InstancePaths, tmp_path: Path
+) -> None:
+    port = free_port()
+    with InProcessDevDb(tmp_path / "devdb", port=free_port()) as devdb:
+        instance.config_file.write_text(
+            render_config(
+                {
+                    "DEFAULT": {
+                        "exa_connection": devdb.dsn,
+                        "exa_username": devdb.user,
+                        "exa_password": devdb.password,
+                        "exa_encryption": "false",
+                        "exa_dbname": "DEVDB",
+                    },
+                    "redctl": {"sched_service_port": str(port), "sched_loader_pool_size": "1"},
+                }
+            )
+        )
+        daemon = DaemonProcess("redpss.sched.service", instance, tmp_path / "sched")
+        try:
+            daemon.wait_ready()
+            with client(instance, port) as conn:
+                conn.request("subscribe")
+                long = run(pool="LOADER", job_type="SQL", command="EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(30)")
+                conn.request("submit", run=long)
+                pid = wait_for(lambda: loader_worker(conn, long["run_id"]), 20, what="the run in the LOADER worker")
+                wait_for(lambda: statement_running(devdb), 20, what="the statement running in devdb")
+                devdb.drop_sessions()
+                event = finished(conn, long["run_id"])
+                assert event["status"] == "FAILED"
+                assert "not reachable" in event["message"]
+                again = run(pool="LOADER", job_type="SQL", command="SELECT 1 FROM DUAL")
+                conn.request("submit", run=again)
+                assert finished(conn, again["run_id"])["status"] == "OK"
+                assert loader_pid(conn) == pid  # the same worker, reconnected
+                devdb.drop_sessions()  # now while the worker is idle: its next run finds the session gone
+                after_idle = run(pool="LOADER", job_type="SQL", command="SELECT 1 FROM DUAL")
+                conn.request("submit", run=after_idle)
+                event = finished(conn, after_idle["run_id"])
+                assert (event["status"], event["message"]) == ("OK", "1 row(s)")
+                assert loader_pid(conn) == pid
+            assert daemon.stop() == 0
+        finally:
+            daemon.close()
+    assert "Traceback" not in daemon.log + daemon.stderr
+    [failed] = [line for line in daemon.log.splitlines() if ": FAILED " in line]  # one line for the lost run
+    assert long["run_id"] in failed and "not reachable" in failed
