@@ -13,6 +13,7 @@ from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.devdb.testing import DevDbProcess, InProcessDevDb
 from tests.support.daemons import DaemonProcess
+from tests.support.wait import wait_for
 
 
 def test_restart_keeps_data_and_port(tmp_path: Path) -> None:
@@ -89,3 +90,16 @@ def test_sighup_applies_the_log_level_and_names_what_needs_a_restart(instance: I
     finally:
         daemon.stop()
         daemon.close()
+
+
+def test_sighup_with_command_line_settings_says_they_cannot_be_re_read(tmp_path: Path) -> None:
+    process = DevDbProcess(tmp_path / "db")
+    process.start()
+    try:
+        assert process.process is not None
+        process.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "cannot be re-read" in process.log_file.read_text(), what="the reload's answer in the log")
+        with process.connect() as connection:
+            assert connection.execute("SELECT 1").fetchval() == 1
+    finally:
+        process.stop()

@@ -13,7 +13,6 @@ import contextlib
 import gc
 import io
 import json
-import resource
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,21 +161,9 @@ def test_after_the_fuzz_devdb_serves_and_its_memory_stayed_bounded(listener: Lis
     assert "Traceback" not in listener.log()
 
 
-@contextlib.contextmanager
-def raised_fd_limit(wanted: int) -> Iterator[int]:
-    """Raise this process's soft RLIMIT_NOFILE towards wanted (never above the hard limit); restore it after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = soft if hard != resource.RLIM_INFINITY and hard <= soft else min(wanted, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
-    try:
-        yield max(soft, target)
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_fd_flood_does_not_stop_an_authenticated_client(tmp_path: Path) -> None:
-    with raised_fd_limit(4096) as limit:
+    with hostile.raised_fd_limit(4096) as limit:
         listener = Listener(tmp_path / "db")  # inherits the raised limit, as a unit's LimitNOFILE would set it
         try:
             flood = min(1500, (limit - 300) // 2)  # the flood's sockets and devdb's share of them fit the limit

@@ -7,10 +7,13 @@ JSON that is not a login. The helpers speak just enough of RFC 6455 to say it on
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import resource
 import socket
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -132,3 +135,19 @@ def _exactly(sock: socket.socket, size: int) -> bytes | None:
             return None
         data += chunk
     return data
+
+
+@contextlib.contextmanager
+def raised_fd_limit(wanted: int) -> Iterator[int]:
+    """Raise this process's soft RLIMIT_NOFILE towards wanted (never above the hard limit); restore it after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinite = resource.RLIM_INFINITY
+    if soft == infinite or (soft >= wanted):
+        yield wanted if soft == infinite else soft
+        return
+    raised = wanted if hard == infinite else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    try:
+        yield raised
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
