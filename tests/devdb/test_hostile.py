@@ -336,3 +336,14 @@ def test_a_failed_login_burst_is_summed_up_when_it_ends(caplog: pytest.LogCaptur
 
         wait_for(ended, what="the burst to end")
     assert "is over: 7 failed" in caplog.records[1].getMessage()
+
+
+def test_the_first_message_after_login_may_be_big(server: DevDbServer) -> None:
+    """The pre-login size limit ends with the login reply, also for a frame that follows it at once."""
+    text = "x" * (1 << 20)
+    with hostile.connect(server.port) as sock:
+        assert hostile.login_on(sock, "exasol")["status"] == "ok"
+        hostile.send_json(sock, {"command": "execute", "sqlText": f"SELECT LENGTH('{text}')"})
+        answer = hostile.reply(sock)
+        assert answer["status"] == "ok", answer
+        assert answer["responseData"]["results"][0]["resultSet"]["data"] == [[len(text)]]

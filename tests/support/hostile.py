@@ -108,14 +108,19 @@ def reply(sock: socket.socket) -> dict[str, Any]:
 def login(port: int, password: str, source: str = "127.0.0.1", user: str = "sys") -> dict[str, Any]:
     """A whole login by hand (password RSA-encrypted as pyexasol does); the reply to the credentials."""
     with connect(port, source, timeout=15.0) as sock:
-        assert upgrade(sock) == 101
-        send_json(sock, {"command": "login", "protocolVersion": 3})
-        key = reply(sock)["responseData"]["publicKeyPem"]
-        public = serialization.load_pem_public_key(key.encode())
-        assert isinstance(public, rsa.RSAPublicKey)
-        secret = base64.b64encode(public.encrypt(password.encode(), padding.PKCS1v15())).decode()
-        send_json(sock, {"username": user, "password": secret, "useCompression": False})
-        return reply(sock)
+        return login_on(sock, password, user)
+
+
+def login_on(sock: socket.socket, password: str, user: str = "sys") -> dict[str, Any]:
+    """Upgrade sock and log in on it; the reply to the credentials (the session stays open on sock)."""
+    assert upgrade(sock) == 101
+    send_json(sock, {"command": "login", "protocolVersion": 3})
+    key = reply(sock)["responseData"]["publicKeyPem"]
+    public = serialization.load_pem_public_key(key.encode())
+    assert isinstance(public, rsa.RSAPublicKey)
+    secret = base64.b64encode(public.encrypt(password.encode(), padding.PKCS1v15())).decode()
+    send_json(sock, {"username": user, "password": secret, "useCompression": False})
+    return reply(sock)
 
 
 def open_tunnel(port: int, source: str = "127.0.0.1") -> socket.socket:
