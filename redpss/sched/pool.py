@@ -29,10 +29,12 @@ class WorkerDied(Exception):
 
 
 class WorkerProcess:
-    def __init__(self, pool: str, index: int, instance: str) -> None:
+    def __init__(self, pool: str, index: int, instance: str, generation: int = 0) -> None:
         self.pool = pool
         self.index = index
         self.instance = instance
+        self.generation = generation  # the master's settings generation it started with (see SchedService.reload)
+        self.ready = False  # reported ready: only then may it get a run
         self.process: asyncio.subprocess.Process | None = None
         self.current: RunRequest | None = None
         self.started_at = 0.0  # when the current run started (wall clock)
@@ -66,6 +68,7 @@ class WorkerProcess:
         line = await asyncio.wait_for(self._readline(), READY_TIMEOUT)
         if not json.loads(line).get("ready"):
             raise WorkerDied(f"worker {self.label} did not report ready: {line[:200]!r}")
+        self.ready = True
 
     async def _readline(self) -> bytes:
         assert self.process is not None and self.process.stdout is not None
@@ -119,7 +122,7 @@ class Pool:
     queue: deque[RunRequest] = field(default_factory=deque)
 
     def idle(self) -> list[WorkerProcess]:
-        return [w for w in self.workers if w.current is None]
+        return [w for w in self.workers if w.current is None and w.ready]
 
     @property
     def busy(self) -> int:

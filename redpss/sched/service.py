@@ -18,17 +18,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from redpss import __version__
-from redpss.core.config import Config
+from redpss.core.config import Config, load_config
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.entry import run_instance_daemon
 from redpss.core.errors import StartupError
+from redpss.core.logging import level_from_name
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import Connection, JsonLineServer, Message, unknown_op
 from redpss.sched.inflight import InFlight
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
+from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes, value
 from redpss.sched.runlog import record, run_log_writer, run_rows, skip_row
 from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunRequest, RunResult
 
@@ -51,6 +53,7 @@ class SchedService(Service):
             "ACTION": config.redctl.sched_action_pool_size,
         }
         self.pools = {name: Pool(name, sizes[name]) for name in POOLS}
+        self.generation = 0  # raised by a reload that workers must start again for (the log level)
         self.accepting = True
         self.running: dict[str, tuple[RunRequest, WorkerProcess, asyncio.Task[None]]] = {}
         self.retries: dict[str, tuple[RunRequest, asyncio.TimerHandle]] = {}
@@ -68,7 +71,7 @@ class SchedService(Service):
         starts = []
         for pool in self.pools.values():
             for index in range(1, pool.size + 1):
-                worker = WorkerProcess(pool.name, index, self.paths.redenv)
+                worker = WorkerProcess(pool.name, index, self.paths.redenv, self.generation)
                 pool.workers.append(worker)
                 starts.append(worker.start())
         results = await asyncio.gather(*starts, return_exceptions=True)
@@ -89,6 +92,7 @@ class SchedService(Service):
             for worker in list(pool.workers):
                 if worker.process is None or (worker.process.returncode is not None and worker.current is None):
                     await self._replace(pool, worker, "found dead while idle")
+            await self._fit(pool)
             self._dispatch(pool)
 
     async def drain(self) -> None:
@@ -153,6 +157,57 @@ class SchedService(Service):
                 )
             self.inflight.finished(request.run_id)
 
+    async def reload(self) -> None:
+        """Apply what changed in red_params.conf that SCHED can apply running; name what needs a restart.
+
+        A config with problems raises ConfigError: the daemon base logs it and SCHED keeps its settings.
+        """
+        new = await asyncio.to_thread(load_config, self.paths.config_file)
+        changes = config_changes(self.config, new)
+        if LOG_LEVEL in changes.applied:
+            logging.getLogger().setLevel(level_from_name(str(value(new, LOG_LEVEL))))
+            self.generation += 1  # workers set their level at start: idle ones are replaced, busy ones after the run
+        for name, key in POOL_SIZE_KEYS.items():
+            self.pools[name].size = int(str(value(new, key)))
+        self.config = new
+        if changes.applied:
+            log.info("reload applied: %s", changes.describe(changes.applied))
+        if changes.need_restart:
+            log.warning(
+                "reload: %s: these take effect only after a restart of SCHED (redctl restart)",
+                changes.describe(changes.need_restart),
+            )
+        if not changes.applied and not changes.need_restart:
+            log.info("reload: no setting SCHED uses has changed")
+        for pool in self.pools.values():
+            await self._fit(pool)
+            self._dispatch(pool)
+
+    async def _fit(self, pool: Pool) -> None:
+        """Bring `pool` to its size and its workers to the current settings: idle workers beyond the size or
+        started with older settings end (a busy one when its run is over); missing workers are started."""
+        for worker in [w for w in pool.idle() if w.process is not None and w.process.returncode is None]:
+            beyond = len(pool.workers) > pool.size
+            if beyond or worker.generation < self.generation:
+                pool.workers.remove(worker)
+                await worker.stop(timeout=10.0)
+                log.info("worker %s ended: %s", worker.label, "the pool shrank" if beyond else "settings changed")
+        missing = pool.size - len(pool.workers)
+        if missing <= 0:
+            return
+        taken = {w.index for w in pool.workers}
+        indexes = [i for i in range(1, pool.size + len(taken) + 1) if i not in taken][:missing]
+        added = [WorkerProcess(pool.name, index, self.paths.redenv, self.generation) for index in indexes]
+        pool.workers.extend(added)
+        results = await asyncio.gather(*(w.start() for w in added), return_exceptions=True)
+        for worker, outcome in zip(added, results, strict=True):
+            if isinstance(outcome, BaseException):
+                log.error("new worker %s did not start (next try in a second): %s", worker.label, outcome)
+                worker.kill()
+                pool.workers.remove(worker)
+            else:
+                log.info("worker %s started: the pool has %d of %d", worker.label, len(pool.workers), pool.size)
+
     def status(self) -> str:
         pools = " ".join(f"{p.name} {p.busy}/{p.size}" for p in self.pools.values())
         queued = sum(len(p.queue) for p in self.pools.values())
@@ -194,10 +249,20 @@ class SchedService(Service):
             return {"ok": False, "reason": "POOL_FULL", "error": f"pool {pool.name} has {MAX_QUEUE} runs waiting"}
         pool.queue.append(request)
         self._dispatch(pool)
+        state = "started" if request.run_id in self.running else "queued"
+        log.debug(
+            "%s %s.%s run %s from %s: %s",
+            request.kind.lower(),
+            request.schema,
+            request.name,
+            request.run_id,
+            request.origin,
+            state,
+        )
         return {
             "ok": True,
             "run_id": request.run_id,
-            "state": "started" if request.run_id in self.running else "queued",
+            "state": state,
         }
 
     def _record_skip(self, message: Message) -> Message:
@@ -235,8 +300,12 @@ class SchedService(Service):
     # -- running --------------------------------------------------------------------------------------------------
     def _dispatch(self, pool: Pool) -> None:
         while pool.queue:
-            idle = [w for w in pool.idle() if w.process is not None and w.process.returncode is None]
-            if not idle or not self.accepting:
+            idle = [
+                w
+                for w in pool.idle()
+                if w.process is not None and w.process.returncode is None and w.generation == self.generation
+            ]
+            if not idle or not self.accepting or pool.busy >= pool.size:  # a shrunk pool: no more at once than its size
                 return
             request = pool.queue.popleft()
             worker = idle[0]
@@ -272,7 +341,7 @@ class SchedService(Service):
         if worker.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 await worker.process.wait()
-        replacement = WorkerProcess(pool.name, worker.index, self.paths.redenv)
+        replacement = WorkerProcess(pool.name, worker.index, self.paths.redenv, self.generation)
         pool.workers[pool.workers.index(worker)] = replacement
         try:
             await replacement.start()

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from redpss.core.config import render_config
+from redpss.core.config import Secret, render_config
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.db.contract import install
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
@@ -266,6 +268,10 @@ def test_a_worker_whose_session_drops_mid_run_fails_the_run_with_the_reason_and_
                 }
             )
         )
+        settings = DbSettings(dsn=devdb.dsn, user=devdb.user, password=Secret(devdb.password), encryption=False)
+        installing = DbSession(settings)
+        install(installing)  # SQL jobs commit with their marker in REDSYS.ADM_RUN_COMMIT
+        installing.close()
         daemon = DaemonProcess("redpss.sched.service", instance, tmp_path / "sched")
         try:
             daemon.wait_ready()
@@ -295,3 +301,57 @@ def test_a_worker_whose_session_drops_mid_run_fails_the_run_with_the_reason_and_
     assert "Traceback" not in daemon.log + daemon.stderr
     [failed] = [line for line in daemon.log.splitlines() if ": FAILED " in line]  # one line for the lost run
     assert long["run_id"] in failed and "not reachable" in failed
+
+
+def test_sighup_applies_pool_sizes_and_log_level_and_names_what_needs_a_restart(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    daemon, port = sched
+
+    def workers(conn: BlockingClient) -> dict[str, list[int]]:
+        return {p["pool"]: [int(w["pid"]) for w in p["workers"]] for p in conn.request("status")["pools"]}
+
+    with client(instance, port) as conn:
+        before = workers(conn)
+        config = instance.config_file.read_text()
+        changed = (
+            config.replace("sched_default_pool_size = 2", "sched_default_pool_size = 3")
+            .replace("sched_action_pool_size = 1", "sched_action_pool_size = 2")
+            .replace("sched_loader_pool_size = 1", "sched_loader_pool_size = 1\nlog_level = DEBUG")
+            .replace(f"sched_service_port = {port}", f"sched_service_port = {free_port()}")
+        )
+        assert changed.count("pool_size = ") == 3 and changed != config
+        instance.config_file.write_text(changed)
+        os.kill(daemon.pid, signal.SIGHUP)
+        daemon.wait_log("sched reloaded")
+        after = wait_for(
+            lambda: (
+                (w := workers(conn))
+                and {p: len(pids) for p, pids in w.items()} == {"DEFAULT": 3, "LOADER": 1, "ACTION": 2}
+                and w
+            ),
+            30,
+            what="3 DEFAULT and 2 ACTION workers",
+        )
+        # the log level reaches the workers by replacing them (they were idle): no worker of before is left
+        wait_for(
+            lambda: (
+                not {pid for pids in workers(conn).values() for pid in pids}
+                & {pid for pids in before.values() for pid in pids}
+            ),
+            30,
+            what="every worker replaced",
+        )
+        assert len(after["DEFAULT"]) == 3
+        run_ok = run()
+        conn.request("subscribe")
+        conn.request("submit", run=run_ok)
+        assert finished(conn, run_ok["run_id"])["status"] == "OK"  # still served on the port it started with
+    assert (
+        "reload applied: [redctl] log_level: 'INFO' -> 'DEBUG'; [redctl] sched_default_pool_size: 2 -> 3" in daemon.log
+    )
+    assert "[redctl] sched_action_pool_size: 1 -> 2" in daemon.log
+    assert f"reload: [redctl] sched_service_port: {port} -> " in daemon.log
+    assert "take effect only after a restart of SCHED" in daemon.log
+    [queued] = [line for line in daemon.log.splitlines() if run_ok["run_id"] in line and " DEBUG " in line]
+    assert "from jmon" in queued  # the master logs at the new level
