@@ -18,7 +18,9 @@ import pytest
 from redpss.core.logging import ALERT, LogContext, level_from_name, remove_expired_logs, setup_logging
 from redpss.core.logging.journal import JournalHandler
 from redpss.core.paths import InstancePaths
+from tests.support.daemons import DaemonProcess
 from tests.support.journal import JournalListener
+from tests.support.wait import wait_for
 
 
 @pytest.fixture
@@ -279,3 +281,23 @@ def test_redctl_actions_are_logged_with_who_and_when_and_looking_is_not(instance
     assert [line.split()[2] for line in lines] == ["INFO", "INFO", "WARNING"]
     stamp = dt.datetime.strptime(lines[0][:19], "%Y-%m-%d %H:%M:%S").timestamp()
     assert before - 1 <= stamp <= time.time()
+
+
+def test_a_daemon_removes_its_expired_day_files_and_writes_today_s(instance: InstancePaths, tmp_path: Path) -> None:
+    today = dt.date.today()
+    expired = instance.log / f"heartbeat-{today - dt.timedelta(days=32)}.log"  # retention 30: gone at start
+    kept = instance.log / f"heartbeat-{today - dt.timedelta(days=29)}.log"
+    for path in (expired, kept):
+        path.write_text("old line\n")
+    daemon = DaemonProcess("redpss.demo.heartbeat", instance, tmp_path / "heartbeat", log_name="heartbeat")
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: not expired.exists(), 30, what=f"{expired.name} removed by the daemon's retention")
+        daemon.wait_log("ready")
+    finally:
+        assert daemon.stop() == 0
+        daemon.close()
+    assert kept.exists()
+    link = instance.log_file("heartbeat")
+    assert link.readlink() == Path(f"heartbeat-{today}.log")
+    assert f"removed 1 log file(s) older than 30 days below {instance.log}" in link.read_text()
