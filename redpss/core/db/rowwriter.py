@@ -168,6 +168,11 @@ class RowWriter:
             log.warning("%s: %d row(s) stay in %s until the next start", self.name, backlog.rows, self.spool)
         self.session.close()
 
+    @property
+    def alive(self) -> bool:
+        """The writer thread runs (False before start and after stop)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def flush_now(self) -> None:
         """Wake the writer thread for an immediate round (e.g. after a burst of appends)."""
         self._wake.set()
@@ -304,13 +309,21 @@ class RowWriter:
         while True:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            with self._lock:
-                self._retry_spool()
-            while self._pending:
-                if not self._write_batch():
-                    break
+            try:
+                self._round()
+            except Exception:
+                # The rows stay waiting; a thread that ended here would leave them unwritten without a word.
+                log.exception("%s: writing rows failed unexpectedly; trying again in a moment", self.name)
+                self._stop.wait(1.0)
             if self._stop.is_set():
                 return
+
+    def _round(self) -> None:
+        with self._lock:
+            self._retry_spool()
+        while self._pending:
+            if not self._write_batch():
+                break
 
     def _write_batch(self) -> bool:
         """Insert up to `batch_rows` rows, one INSERT per table; False when the database is away or nothing could
