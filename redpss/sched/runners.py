@@ -14,6 +14,7 @@ from pathlib import Path
 from redpss.core.db import DatabaseError, DatabaseQueryError, DbSession
 from redpss.core.db import errors as db_errors
 from redpss.core.paths import InstancePaths
+from redpss.sched.commit import UNKNOWN, CommitUnknown, run_sql_job
 from redpss.sched.runs import FAILED, OK, TIMEOUT, RunRequest, RunResult
 
 log = logging.getLogger("redpss.sched.runners")
@@ -43,7 +44,8 @@ def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worke
     except DatabaseQueryError as exc:
         return result(TIMEOUT if exc.timeout else FAILED, str(exc))
     except (DatabaseError, OSError, ValueError, LookupError) as exc:
-        return result(FAILED, str(exc))
+        # a SQL job that lost its connection during COMMIT may have committed: SCHED asks its commit marker
+        return result(FAILED, str(exc), extra={"commit": UNKNOWN} if isinstance(exc, CommitUnknown) else {})
     return result(OK, message)
 
 
@@ -52,8 +54,7 @@ def _run_job(request: RunRequest, session: DbSession, paths: InstancePaths) -> s
         return "no-op"
     if request.job_type == "SQL":
         _set_timeout(session, request.timeout)
-        statement = session.execute(request.command)
-        rows = statement.rowcount()
+        rows = run_sql_job(session, request.run_id, request.command)  # with its commit marker, see sched.commit
         return f"{rows} row(s)"
     handler = HANDLERS.get(request.job_type)
     if handler is None:

@@ -28,7 +28,8 @@ from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import Connection, JsonLineServer, Message, unknown_op
-from redpss.sched.inflight import InFlight
+from redpss.sched.commit import UNKNOWN, CommitMarkers, is_sql_job
+from redpss.sched.inflight import InFlight, LeftOver
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
 from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes, value
 from redpss.sched.runlog import record, run_log_writer, run_rows, skip_row
@@ -60,6 +61,8 @@ class SchedService(Service):
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED run log"))
         self.runlog = run_log_writer(paths.tmp / "sched-runlog.spool", session)
         self.inflight = InFlight(paths.tmp / "sched-running")
+        self.commits = CommitMarkers(DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED commits")))
+        self.settling: set[asyncio.Task[None]] = set()  # leftover SQL runs waiting for their commit marker
         self.server: JsonLineServer | None = None
         self.started_runs = 0
         self.finished_runs = 0
@@ -94,6 +97,8 @@ class SchedService(Service):
                     await self._replace(pool, worker, "found dead while idle")
             await self._fit(pool)
             self._dispatch(pool)
+        if self.commits.pending_purge():
+            await asyncio.to_thread(self.commits.purge)
 
     async def drain(self) -> None:
         self.accepting = False
@@ -118,7 +123,10 @@ class SchedService(Service):
             task.cancel()
             worker.kill()
             self.running.pop(run_id, None)
-            await self._finish(request, _result(request, INTERRUPTED, "interrupted: SCHED was stopped by force"))
+            forced = _result(request, INTERRUPTED, "interrupted: SCHED was stopped by force")
+            result = await self.commits.decide(request, forced, timeout=3.0)
+            if result is not None:  # else the in-flight record stays: the next start decides by the commit marker
+                await self._finish(request, result)
         await self._shutdown(kill=True)
 
     async def _shutdown(self, kill: bool) -> None:
@@ -129,6 +137,9 @@ class SchedService(Service):
                 if kill:
                     worker.kill()
                 await worker.stop(timeout=1.0 if kill else 10.0)
+        for task in self.settling:
+            task.cancel()  # undecided runs keep their in-flight record: the next start decides them
+        await asyncio.to_thread(self.commits.close)
         await asyncio.to_thread(self.runlog.stop, 5.0 if kill else 15.0)
 
     def _reconcile_interrupted(self) -> None:
@@ -136,6 +147,11 @@ class SchedService(Service):
         waiting = {str(row.get("RUN_ID")) for _, row in self.runlog.waiting()}
         for left in self.inflight.leftovers():
             request = left.request
+            if request.run_id not in waiting and is_sql_job(request):  # it may have committed: the marker decides
+                task = asyncio.get_running_loop().create_task(self._settle(left))
+                self.settling.add(task)
+                task.add_done_callback(self.settling.discard)
+                continue
             if request.run_id not in waiting:  # else the row was spooled just before the kill: it is logged
                 result = RunResult(
                     request.run_id,
@@ -156,6 +172,36 @@ class SchedService(Service):
                     extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
                 )
             self.inflight.finished(request.run_id)
+
+    async def _settle(self, left: LeftOver) -> None:
+        """Log a SQL run a previous SCHED left in flight: OK if its commit marker is there, else INTERRUPTED."""
+        request = left.request
+        interrupted = RunResult(
+            request.run_id,
+            INTERRUPTED,
+            f"interrupted: SCHED ended (killed?) while this run was in flight in worker {left.worker}; "
+            "the worker was stopped with it and its work was rolled back (no commit marker)",
+            left.started_at,
+            time.time(),
+            left.worker,
+        )
+        result = await self.commits.decide(request, interrupted)
+        if result is None:
+            return  # stopping before the database answered: the next start decides
+        durable = record(self.runlog, run_rows(request, result))
+        if durable and result.status == OK:
+            self.commits.forget(request.run_id)
+        self.inflight.finished(request.run_id)
+        log.log(
+            logging.INFO if result.status == OK else logging.ERROR,
+            "%s %s.%s run %s was in flight when SCHED ended; logged %s",
+            request.kind.lower(),
+            request.schema,
+            request.name,
+            request.run_id,
+            result.status,
+            extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
+        )
 
     async def reload(self) -> None:
         """Apply what changed in red_params.conf that SCHED can apply running; name what needs a restart.
@@ -317,8 +363,10 @@ class SchedService(Service):
     async def _execute(self, pool: Pool, worker: WorkerProcess, request: RunRequest) -> None:
         self.inflight.started(request, time.time(), worker.label)
         await self._publish("started", request)
+        worker_lost = True  # the worker ended without an answer: a SQL job may have committed all the same
         try:
             result = await asyncio.wait_for(worker.run(request), request.timeout + KILL_GRACE)
+            worker_lost = result.extra.get("commit") == UNKNOWN  # it lost the database around its COMMIT
         except TimeoutError:
             worker.kill()
             result = _result(
@@ -331,6 +379,12 @@ class SchedService(Service):
         except WorkerDied as exc:
             result = _result(request, FAILED, f"{exc} while running this; the worker was replaced", worker.label)
             await self._replace(pool, worker, "died")
+        if worker_lost:
+            decision = await self.commits.decide(request, result)  # committed all the same? the marker says
+            if decision is None:  # stopping before the database answered: the in-flight record stays for the next start
+                self.running.pop(request.run_id, None)
+                return
+            result = decision
         self.running.pop(request.run_id, None)
         await self._finish(request, result)
         self._dispatch(pool)
@@ -365,7 +419,9 @@ class SchedService(Service):
             )
             reply = self.submit(target)
             target_run_id = target.run_id if reply.get("ok") else None
-        record(self.runlog, run_rows(request, result, target_run_id))  # never fails: held in memory if need be
+        durable = record(self.runlog, run_rows(request, result, target_run_id))  # never fails: memory if need be
+        if durable and result.status == OK and is_sql_job(request):
+            self.commits.forget(request.run_id)  # the row is on disk: the run's commit marker has done its job
         self.inflight.finished(request.run_id)
         extra = {
             "SCHEMA": request.schema,

@@ -1,0 +1,203 @@
+"""Commit markers: a SQL job run's outcome follows what the database kept, whatever died around its COMMIT.
+
+A worker runs a SQL job with autocommit off and inserts the run's id into REDSYS.ADM_RUN_COMMIT in the same
+transaction before it commits (`run_sql_job`), so the marker exists exactly when the job's work was committed.
+When a run's outcome is unknown (its worker died, the connection dropped during the run or its COMMIT, SCHED
+restarted with the run in flight) the master asks the marker (`CommitMarkers.decide`): present means OK
+("committed; the worker ended before reporting"), absent means the outcome SCHED would have logged anyway.
+
+The master asks with a DELETE that it then rolls back: a DELETE waits for the write lock of a transaction still
+open on the table (Exasol's transaction conflict, devdb's write lock), so the answer never comes from a moment when
+a dying worker's COMMIT is still under way; rolling it back makes asking idempotent, so a question interrupted by a
+dropped connection is simply asked again. Markers of runs whose log row is spooled are deleted in batches
+(`forget`, `purge`); one left behind by a killed SCHED goes after a day.
+"""
+
+# SQL built here holds only run ids SCHED made, quoted by sqltext.sql_literal.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+from redpss.core.db import DatabaseError, DatabaseUnavailable, DbSession
+from redpss.core.db.errors import map_exa_error
+from redpss.core.db.sqltext import sql_literal
+from redpss.sched.runs import OK, RunRequest, RunResult
+
+log = logging.getLogger("redpss.sched.commit")
+
+TABLE = "REDSYS.ADM_RUN_COMMIT"
+UNKNOWN = "unknown"  # RunResult.extra["commit"] of a run whose worker lost the database: the marker decides
+KEEP_SECONDS = 86400  # a marker nobody deleted (SCHED killed after spooling the row) goes after a day
+PURGE_BATCH = 500
+
+
+def is_sql_job(request: RunRequest) -> bool:
+    return request.kind == "JOB" and request.job_type == "SQL"
+
+
+def set_autocommit(session: DbSession, enabled: bool) -> None:
+    """Switch the session's autocommit; a lost connection is closed (reopened on next use) and raised mapped."""
+    connection = session.connection()
+    if bool(connection.attr.get("autocommit", True)) == enabled:
+        return
+    try:
+        connection.set_autocommit(enabled)
+    except Exception as exc:
+        error = map_exa_error(exc, dsn=session.settings.dsn, user=session.settings.user)
+        if isinstance(error, DatabaseUnavailable):
+            session.close()
+        raise error from exc
+
+
+class CommitUnknown(DatabaseUnavailable):
+    """The connection was lost while COMMIT was on its way: whether it took effect only the marker can say."""
+
+
+def run_sql_job(session: DbSession, run_id: str, command: str) -> int:
+    """Run `command` and the run's commit marker in one transaction and commit it; the statement's row count.
+
+    A connection lost before COMMIT was sent raises DatabaseUnavailable: nothing was committed (the database rolls
+    back the transaction of a session that is gone). Lost during COMMIT it raises CommitUnknown: the master decides
+    by the marker. Any other error rolls the transaction back and is raised.
+    """
+    set_autocommit(session, False)
+    try:
+        rows = int(session.execute(command).rowcount())
+        session.execute(f"INSERT INTO {TABLE} (RUN_ID, COMMITTED_AT) VALUES ({sql_literal(run_id)}, CURRENT_TIMESTAMP)")
+    except DatabaseUnavailable:
+        raise  # the session is closed already; reopened with autocommit for the next run
+    except BaseException:
+        _rollback(session)
+        raise
+    try:
+        session.commit()
+    except DatabaseUnavailable as exc:
+        raise CommitUnknown(f"the connection was lost during COMMIT ({exc}); the commit marker decides") from exc
+    except BaseException:
+        _rollback(session)
+        raise
+    try:
+        set_autocommit(session, True)  # watcher conditions and other job types run with autocommit
+    except DatabaseError:
+        session.close()  # committed already; the next run reconnects with the default autocommit
+    return rows
+
+
+def _rollback(session: DbSession) -> None:
+    try:
+        session.execute("ROLLBACK")
+        set_autocommit(session, True)
+    except DatabaseError:
+        session.close()  # the database rolls back a transaction whose connection is gone
+
+
+class CommitMarkers:
+    """The master's side: decide unknown outcomes by the marker, delete the markers of logged runs."""
+
+    def __init__(self, session: DbSession) -> None:
+        self.session = session
+        self.stop = threading.Event()
+        self._lock = threading.Lock()  # one pyexasol connection, used from worker threads of asyncio.to_thread
+        self._logged: set[str] = set()  # runs whose row is spooled: their markers can go
+        self._deciding = 0
+        self._last_age_purge = -1e9
+
+    def committed(self, run_id: str, timeout: float | None = None) -> bool | None:
+        """Whether `run_id` committed; waits for the database (None when stopped or after `timeout` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            return None
+        try:
+            while not self.stop.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                if not self.session.wait_connected(self.stop, timeout=remaining):
+                    return None
+                try:
+                    return self._probe(run_id)
+                except DatabaseUnavailable:
+                    continue
+                except DatabaseError as exc:  # e.g. REDSYS not upgraded: say so, and the run is not OK
+                    log.error("cannot read the commit marker of run %s: %s", run_id, exc)
+                    return False
+            return None
+        finally:
+            self._lock.release()
+
+    async def decide(self, request: RunRequest, result: RunResult, timeout: float | None = None) -> RunResult | None:
+        """`result`, or OK when the SQL job committed after all; None when it cannot be known yet (stopping)."""
+        if not is_sql_job(request):
+            return result
+        self._deciding += 1  # counted before the thread runs: purge keeps old markers while any run is undecided
+        try:
+            found = await asyncio.to_thread(self.committed, request.run_id, timeout)
+        finally:
+            self._deciding -= 1
+        return None if found is None else decided(request, result, found)
+
+    def _probe(self, run_id: str) -> bool:
+        set_autocommit(self.session, False)
+        try:
+            found = int(self.session.execute(f"DELETE FROM {TABLE} WHERE RUN_ID = {sql_literal(run_id)}").rowcount())
+        finally:
+            self._end(commit=False)
+        return found > 0
+
+    def _end(self, *, commit: bool) -> None:
+        try:
+            self.session.execute("COMMIT" if commit else "ROLLBACK")
+        except DatabaseUnavailable:
+            self.session.close()
+            raise
+
+    def pending_purge(self) -> bool:
+        """Whether `purge` has something to do: logged runs' markers, or the hourly look for old ones."""
+        return bool(self._logged) or time.monotonic() - self._last_age_purge > 3600
+
+    def forget(self, run_id: str) -> None:
+        """The run's log row is spooled: its marker is no longer needed."""
+        self._logged.add(run_id)
+
+    def purge(self) -> None:
+        """Delete the markers of logged runs and those older than a day; left for later when the database is away."""
+        if self.stop.is_set() or not self._lock.acquire(blocking=False):
+            return
+        try:
+            batch = sorted(self._logged)[:PURGE_BATCH]
+            clauses = []
+            if batch:
+                clauses.append("RUN_ID IN (" + ", ".join(sql_literal(run_id) for run_id in batch) + ")")
+            if self._deciding == 0:  # a run being decided keeps its marker at any age
+                self._last_age_purge = time.monotonic()
+                clauses.append(f"COMMITTED_AT < ADD_SECONDS(CURRENT_TIMESTAMP, -{KEEP_SECONDS})")
+            if not clauses or not self.session.wait_connected(self.stop, timeout=0.01):
+                return
+            set_autocommit(self.session, False)
+            self.session.execute(f"DELETE FROM {TABLE} WHERE " + " OR ".join(clauses))
+            self._end(commit=True)
+            self._logged.difference_update(batch)
+        except DatabaseError as exc:
+            log.debug("commit markers not purged yet: %s", exc)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        self.stop.set()
+        with self._lock:
+            self.session.close()
+
+
+def decided(request: RunRequest, result: RunResult, committed: bool) -> RunResult:
+    """The run's result once its marker was read: OK when it committed, else `result` as it was."""
+    if not committed:
+        return result
+    extra: dict[str, Any] = {**result.extra, "commit": "marker"}
+    message = f"committed; the worker ended before reporting ({result.message})"
+    return RunResult(request.run_id, OK, message, result.started_at, result.ended_at, result.worker, extra=extra)
