@@ -248,6 +248,7 @@ def test_a_full_tmp_loses_no_run_and_frees_every_job_and_all_rows_arrive_once_sp
     # runs go on while the disk is full: JMON hears of each end (an unfreed job would be skipped as overlapping)
     wait_for(lambda: sched.log.count("job APP1.EVERY_SECOND run") >= before + 3, 30, what="3 more runs")
     assert "No space left on device" in runlog()["spool_error"]
+    assert "run log spool failing: No space left on device" in daemons.inst.redctl("show").stdout
     assert sched.log.count("cannot write the spool") == 1  # said once, not once per row
     filler.unlink()
     sched.wait_log("the spool can be written again")
