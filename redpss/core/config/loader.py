@@ -25,9 +25,6 @@ from redpss.core.config.schema import (
 )
 from redpss.core.errors import ConfigError
 
-# [DEFAULT] is read as a plain section (configparser would copy its keys into every section and hide typos); only
-# INHERITED_FROM_DEFAULT keys are inherited.
-
 
 def load_config(path: Path, *, check_permissions: bool = True) -> Config:
     """Read and validate `path`; ConfigError lists every problem found."""
@@ -56,6 +53,8 @@ def parse_config(text: str | bytes, path: str, *, mode: int | None = None) -> Co
                 line,
             )
 
+    # [DEFAULT] is a plain section (configparser would copy its keys into every section and hide typos); only
+    # INHERITED_FROM_DEFAULT keys are inherited.
     raw_default = document.sections.get("DEFAULT", {})
     values: dict[str, dict[str, Any]] = {}
     for section in SECTIONS:
