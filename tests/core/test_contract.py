@@ -44,6 +44,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
     assert report.applied == [
         "REDSYS 001_redsys_core.sql",
         "REDSYS 002_daemon_status.sql",
+        "REDSYS 003_run_commit.sql",
         "APP:REDSYS 001_app_schema.sql",
     ]
     assert report.schemas == ["REDSYS"]
@@ -54,6 +55,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
         ("APP:REDSYS", 1, "001_app_schema.sql"),
         ("REDSYS", 1, "001_redsys_core.sql"),
         ("REDSYS", 2, "002_daemon_status.sql"),
+        ("REDSYS", 3, "003_run_commit.sql"),
     ]
     again = install(db)
     assert again.applied == [] and again.registered == []
