@@ -33,6 +33,7 @@ log = logging.getLogger("redpss.jmon.daemon_status")
 
 WRITE_PERIOD = 5.0  # seconds between two rewrites of the rows
 PROBE_TIMEOUT = 2.0  # seconds a probe of one daemon may take
+CLOSE_WAIT = 5.0  # seconds JMON's stop waits for a write in progress, and for marking itself STOPPED
 RUNNING, NOT_RUNNING, STOPPED = "RUNNING", "NOT_RUNNING", "STOPPED"
 TABLE = "REDSYS.ADM_DAEMON_STATUS"
 
@@ -190,10 +191,10 @@ class DaemonStatusWriter:
     async def close(self, own_status: str = "stopped") -> None:
         """Let a running write finish, then mark JMON STOPPED (bounded: the database may be away)."""
         if self.task is not None:
-            with contextlib.suppress(Exception):
-                await self.task
-        if self.session is None:
-            return
+            with contextlib.suppress(Exception):  # a database that hangs must not hold up JMON's stop
+                await asyncio.wait_for(asyncio.shield(self.task), CLOSE_WAIT)
+        if self.session is None or (self.task is not None and not self.task.done()):
+            return  # never written, or a write still hangs in its thread: the session is that thread's
         session = self.session
         stopped = [self.own_state(STOPPED, own_status, time.time())]
 
@@ -205,7 +206,7 @@ class DaemonStatusWriter:
                 session.close()
 
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.to_thread(final), 5.0)
+            await asyncio.wait_for(asyncio.to_thread(final), CLOSE_WAIT)
 
     def _replace_own(self, state: DaemonState) -> None:
         assert self.session is not None

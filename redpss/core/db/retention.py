@@ -26,6 +26,7 @@ log = logging.getLogger("redpss.core.db.retention")
 
 DEFAULT_BATCH = 10_000
 RETENTION_PERIOD = 86400.0  # seconds between two purges
+CLOSE_WAIT = 5.0  # seconds a stopping daemon waits for the batch in progress
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,8 @@ class DbLogRetention:
             session.close()
 
     async def close(self) -> None:
-        """Stop after the current batch and wait for it."""
+        """Stop after the current batch and wait for it (at most CLOSE_WAIT seconds)."""
         self.stop.set()
         if self.task is not None:
-            with contextlib.suppress(Exception):
-                await self.task
+            with contextlib.suppress(Exception):  # a database that hangs must not hold up the daemon's stop
+                await asyncio.wait_for(asyncio.shield(self.task), CLOSE_WAIT)
