@@ -90,8 +90,9 @@ class Tunnels:
             with self._lock:
                 self._kept.pop(f"{ip}:{port}", None)
             raise
-        for item in evicted:
-            item.sock.close()
+        finally:
+            for item in evicted:
+                item.sock.close()
         if evicted:
             self._evicted_log.warning(
                 "devdb: too many unused HTTP transport tunnels (at most %d per client address, %d in all); "
