@@ -22,6 +22,9 @@ _OBJECTS = (
     "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE lower(view_name) IN (SELECT unnest(?))"
 )
 _SCHEMAS = "SELECT schema_name FROM duckdb_schemas() WHERE lower(schema_name) IN (SELECT unnest(?))"
+_COLUMNS = (
+    "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE lower(table_name) IN (SELECT unnest(?))"
+)
 
 
 class ObjectNotFound(DevDbError):
@@ -71,6 +74,7 @@ def verify(cursor: Any, statement: Translated) -> None:
     for obj in statement.references:
         if obj not in known:
             raise ObjectNotFound(statement.written.get(obj, display(obj)))
+    _verify_columns(cursor, statement)
     if statement.created is not None:
         if statement.created.schema not in known_schemas:
             raise ObjectNotFound(statement.created.schema)
@@ -78,6 +82,20 @@ def verify(cursor: Any, statement: Translated) -> None:
     if statement.dropped is not None and statement.dropped not in known:
         _refuse_case_twin(statement.dropped, known)  # DuckDB would drop the twin
     _verify_schemas(statement, known_schemas)
+
+
+def _verify_columns(cursor: Any, statement: Translated) -> None:
+    """A column name that matches a column of the named tables only when case is ignored is not that column."""
+    unresolved = statement.used_columns - statement.defined_names
+    if not unresolved or not statement.references:
+        return
+    tables = set(statement.references)
+    rows = cursor.execute(_COLUMNS, [sorted({obj.name.lower() for obj in tables})]).fetchall()
+    columns = {str(column) for schema, table, column in rows if ObjectName(str(schema), str(table)) in tables}
+    by_upper = {column.upper() for column in columns}
+    for name in sorted(unresolved):
+        if name not in columns and name.upper() in by_upper:
+            raise ObjectNotFound(name)
 
 
 def _verify_schemas(statement: Translated, known_schemas: set[str]) -> None:

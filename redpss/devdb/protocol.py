@@ -211,6 +211,8 @@ class ClientConnection:
     # ---------------------------------------------------------------- commands
     def _work(self, requests: queue.Queue[dict[str, Any] | DevDbError | None]) -> None:
         while (request := requests.get()) is not None:
+            if self._dropped.is_set():
+                return  # the connection was cut (KILL SESSION, drop_sessions): nothing queued may start any more
             if isinstance(request, DevDbError):
                 try:
                     self._send(_error(request))

@@ -56,6 +56,8 @@ class Translated:
     sources: list[Source] = field(default_factory=list)  # where each result column comes from (QUERY, views)
     references: list[ObjectName] = field(default_factory=list)  # existing tables/views named (names.verify)
     written: dict[ObjectName, str] = field(default_factory=dict)  # each reference as the statement names it
+    used_columns: set[str] = field(default_factory=set)  # column names the statement refers to
+    defined_names: set[str] = field(default_factory=set)  # names it defines itself (aliases, new columns)
     opens_schema: str | None = None  # CREATE SCHEMA: the schema the session opens afterwards
     drop_if_exists: bool = False
 
@@ -104,6 +106,7 @@ def translate(sql: str, info: SessionInfo) -> Translated:
     _qualify_system_tables(tree)
     result = _classify(tree, info)
     result.references = _references(tree, result, info)
+    result.used_columns, result.defined_names = _column_names(tree)
     for table in tree.find_all(exp.Table):
         if isinstance(table.this, exp.Identifier):
             written = f"{table.db}.{table.name}" if table.db else table.name
@@ -161,6 +164,19 @@ def _references(tree: exp.Expr, result: Translated, info: SessionInfo) -> list[O
         if name not in found:
             found.append(name)
     return found
+
+
+def _column_names(tree: exp.Expr) -> tuple[set[str], set[str]]:
+    """(column names the statement uses, names it defines: aliases, derived-table and new column names)."""
+    used = {column.name for column in tree.find_all(exp.Column) if isinstance(column.this, exp.Identifier)}
+    for schema in tree.find_all(exp.Schema):
+        if isinstance(schema.parent, exp.Insert):
+            used.update(identifier.name for identifier in schema.expressions if isinstance(identifier, exp.Identifier))
+    defined = {alias.alias for alias in tree.find_all(exp.Alias)}
+    for table_alias in tree.find_all(exp.TableAlias):
+        defined.update(column.name for column in table_alias.columns)
+    defined.update(column.name for column in tree.find_all(exp.ColumnDef))
+    return used, defined
 
 
 def _first_error(exc: ParseError) -> str:

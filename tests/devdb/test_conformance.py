@@ -150,3 +150,24 @@ def test_import_splits_rows_at_the_row_separator(conn: Any, tmp_path: Path, sepa
         (2, f"two{line_end}lines"),
         (3, "z"),
     ]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT camelCol FROM mixed",
+        "SELECT m.camelCol FROM mixed m",
+        "SELECT * FROM mixed WHERE camelCol = 1",
+        "INSERT INTO mixed (camelCol) VALUES (2)",
+        "UPDATE mixed SET camelCol = 2",
+        "DELETE FROM mixed WHERE camelCol = 1",
+    ],
+)
+def test_unquoted_column_names_do_not_find_quoted_mixed_case_columns(conn: Any, statement: str) -> None:
+    conn.execute('CREATE TABLE mixed ("camelCol" DECIMAL(9,0), plain DECIMAL(9,0))')
+    conn.execute("INSERT INTO mixed VALUES (1, 1)")
+    with pytest.raises(pyexasol.ExaQueryError) as caught:
+        conn.execute(statement)
+    assert caught.value.message == "object CAMELCOL not found"
+    assert conn.execute('SELECT "camelCol", plain AS camelCol FROM mixed').fetchall() == [(1, 1)]
+    assert conn.execute("SELECT x.camelCol FROM (SELECT plain AS camelCol FROM mixed) x").fetchall() == [(1,)]
