@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from redpss.core.paths import InstancePaths
 from tests.support.notify import NotifyListener
+from tests.support.unit_limits import unit_limits
 from tests.support.wait import wait_for
 
 
@@ -24,7 +26,9 @@ class DaemonProcess:
         *args: str,
         env: dict[str, str] | None = None,
         log_name: str | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
+        """`launcher`: a command prefix the daemon runs under (e.g. nsenter into a mount namespace)."""
         self.instance = instance
         self.log_name = log_name or module.split(".")[1]
         workdir.mkdir(parents=True, exist_ok=True)
@@ -33,7 +37,9 @@ class DaemonProcess:
         environment = {**os.environ, **instance.environment(), "NOTIFY_SOCKET": str(self.notify.path), **(env or {})}
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", module, "--instance", instance.redenv, *args], env=environment, stderr=stderr
+                [*unit_limits(), *launcher, sys.executable, "-m", module, "--instance", instance.redenv, *args],
+                env=environment,
+                stderr=stderr,
             )
 
     @property

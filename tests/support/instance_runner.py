@@ -19,6 +19,7 @@ from redpss.core.db.sqltext import insert_statement
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from tests.support.leaks import process_tree
+from tests.support.unit_limits import unit_limits
 from tests.support.wait import wait_for
 
 
@@ -78,7 +79,7 @@ class RunningInstance:
         """`redctl start_trace` until JMON answers on its control socket."""
         with self.trace_log.open("ab") as out:
             self.trace = subprocess.Popen(
-                [sys.executable, "-m", "redpss.cli.redctl.main", "start_trace", *args],
+                [*unit_limits(), sys.executable, "-m", "redpss.cli.redctl.main", "start_trace", *args],
                 env=self.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
