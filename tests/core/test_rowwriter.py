@@ -82,7 +82,8 @@ def test_rows_wait_while_the_database_is_away_and_arrive_once(
     wait_for(lambda: ids_in_table(devdb) == [1], 20, what="the first row")
     devdb.stop()
     writer.append(TABLE, [{"ID": i} for i in range(2, 6)])
-    backlog = wait_for(lambda: (b := writer.backlog()).last_error and b, 20, what="the outage in the backlog")
+    wait_for(lambda: writer.backlog().last_error, 20, what="the outage in the backlog")
+    backlog = writer.backlog()
     assert backlog.rows == 4 and backlog.oldest is not None and "not reachable" in backlog.last_error
     devdb.start()
     wait_for(lambda: writer.backlog().rows == 0, 30, what="the backlog written")

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.wire import BlockingClient, WireError
+from redpss.devdb.scripts import ScriptContext, register_script, unregister_script
 from redpss.devdb.testing import InProcessDevDb
 from tests.support.daemons import DaemonProcess
 from tests.support.wait import wait_for
@@ -103,12 +105,19 @@ def loader_pid(conn: BlockingClient) -> int:
     return int(loader["workers"][0]["pid"])
 
 
-def statement_running(devdb: InProcessDevDb) -> bool:
-    """A statement is being executed in some devdb session (read from the server, as its KILL support does)."""
-    assert devdb.server is not None
-    with devdb.server._lock:
-        sessions = [client.session for client in devdb.server._clients if client.session is not None]
-    return any(session._running for session in sessions)
+@pytest.fixture
+def held_statement() -> Iterator[threading.Event]:
+    """EXECUTE SCRIPT REDPSS_TEST.HOLD() in devdb: sets the event once it runs, then waits (30 s, or until cut)."""
+    entered = threading.Event()
+
+    def hold(context: ScriptContext) -> int:
+        entered.set()
+        context.sleep(30)
+        return 0
+
+    register_script("REDPSS_TEST.HOLD", hold)
+    yield entered
+    unregister_script("REDPSS_TEST.HOLD")
 
 
 def finished(conn: BlockingClient, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -250,7 +259,7 @@ def test_a_worker_that_dies_while_idle_is_replaced(sched: tuple[DaemonProcess, i
 
 
 def test_a_worker_whose_session_drops_mid_run_fails_the_run_with_the_reason_and_keeps_serving(
-    instance: InstancePaths, tmp_path: Path
+    instance: InstancePaths, tmp_path: Path, held_statement: threading.Event
 ) -> None:
     port = free_port()
     with InProcessDevDb(tmp_path / "devdb", port=free_port()) as devdb:
@@ -277,10 +286,10 @@ def test_a_worker_whose_session_drops_mid_run_fails_the_run_with_the_reason_and_
             daemon.wait_ready()
             with client(instance, port) as conn:
                 conn.request("subscribe")
-                long = run(pool="LOADER", job_type="SQL", command="EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(30)")
+                long = run(pool="LOADER", job_type="SQL", command="EXECUTE SCRIPT REDPSS_TEST.HOLD()")
                 conn.request("submit", run=long)
                 pid = wait_for(lambda: loader_worker(conn, long["run_id"]), 20, what="the run in the LOADER worker")
-                wait_for(lambda: statement_running(devdb), 20, what="the statement running in devdb")
+                assert held_statement.wait(20), "the job's statement did not start in devdb"
                 devdb.drop_sessions()
                 event = finished(conn, long["run_id"])
                 assert event["status"] == "FAILED"
@@ -324,15 +333,8 @@ def test_sighup_applies_pool_sizes_and_log_level_and_names_what_needs_a_restart(
         instance.config_file.write_text(changed)
         os.kill(daemon.pid, signal.SIGHUP)
         daemon.wait_log("sched reloaded")
-        after = wait_for(
-            lambda: (
-                (w := workers(conn))
-                and {p: len(pids) for p, pids in w.items()} == {"DEFAULT": 3, "LOADER": 1, "ACTION": 2}
-                and w
-            ),
-            30,
-            what="3 DEFAULT and 2 ACTION workers",
-        )
+        sizes = {"DEFAULT": 3, "LOADER": 1, "ACTION": 2}
+        wait_for(lambda: {p: len(pids) for p, pids in workers(conn).items()} == sizes, 30, what="the new pool sizes")
         # the log level reaches the workers by replacing them (they were idle): no worker of before is left
         wait_for(
             lambda: (
@@ -342,7 +344,7 @@ def test_sighup_applies_pool_sizes_and_log_level_and_names_what_needs_a_restart(
             30,
             what="every worker replaced",
         )
-        assert len(after["DEFAULT"]) == 3
+        assert {p: len(pids) for p, pids in workers(conn).items()} == sizes
         run_ok = run()
         conn.request("subscribe")
         conn.request("submit", run=run_ok)
