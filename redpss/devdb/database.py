@@ -30,19 +30,29 @@ class SessionHandle:
 
 
 class SessionDirectory:
-    """The live sessions by id, for KILL SESSION and KILL STATEMENT IN SESSION."""
+    """The live sessions by id, for KILL SESSION and KILL STATEMENT IN SESSION, mirrored for EXA_*_SESSIONS.
 
-    def __init__(self) -> None:
+    The mirror is a table in an in-memory database attached to the DuckDB instance (systables.LIVE_SESSIONS):
+    sessions are not data, so they never reach the database file, and the SYS views read them like any table.
+    """
+
+    def __init__(self, cursor: Any) -> None:
         self._lock = threading.Lock()
         self._sessions: dict[int, SessionHandle] = {}
+        self._cursor = cursor
 
     def add(self, session_id: int, handle: SessionHandle) -> None:
         with self._lock:
             self._sessions[session_id] = handle
+            self._cursor.execute(
+                f"INSERT INTO {systables.LIVE_SESSIONS} VALUES (?, ?, CAST(now() AS TIMESTAMP))",  # noqa: S608
+                [session_id, handle.user],
+            )
 
     def remove(self, session_id: int) -> None:
         with self._lock:
-            self._sessions.pop(session_id, None)
+            if self._sessions.pop(session_id, None) is not None:
+                self._cursor.execute(f"DELETE FROM {systables.LIVE_SESSIONS} WHERE SESSION_ID = ?", [session_id])  # noqa: S608
 
     def find(self, session_id: int) -> SessionHandle | None:
         with self._lock:
@@ -61,13 +71,13 @@ class Database:
         self.tmp_dir.mkdir(exist_ok=True)
         self._con: Any = duckdb.connect(str(self.path))
         self.write_lock = threading.Lock()
-        self.sessions = SessionDirectory()
         setup = self._con.cursor()
         try:
             catalog.setup(setup)
             systables.setup(setup)
         finally:
             setup.close()
+        self.sessions = SessionDirectory(self._con.cursor())
 
     def cursor(self) -> Any:
         """A new DuckDB connection to the same database, for one session (its own transaction)."""

@@ -4,8 +4,8 @@ pyexasol's DB-API driver reads EXA_PARAMETERS before every statement, `meta` rea
 EXA_ALL_COLUMNS, EXA_ALL_VIEWS and EXA_SQL_KEYWORDS. The views carry the columns Exasol documents; tables and views
 come from DuckDB's catalog, column types from the shadow catalog (catalog.py), so every answer is current. devdb
 has one user with every privilege, so the EXA_ALL_*, EXA_USER_* and EXA_DBA_* variants show the same rows.
-Unqualified EXA_* names resolve to SYS (translate.py), as in Exasol. Sessions are not listed (not kept in the
-database file); EXA_*_SESSIONS are refused by name.
+Unqualified EXA_* names resolve to SYS (translate.py), as in Exasol. EXA_*_SESSIONS list the live sessions (id,
+user, login time; the other columns are NULL) from an in-memory table database.SessionDirectory keeps.
 """
 
 # DuckDB SQL here is fixed text.
@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 SYSTEM_SCHEMA = "SYS"
+LIVE_DATABASE = "redpss_devdb_live"  # in memory, attached at start: what is not data (sessions)
+LIVE_SESSIONS = f'"{LIVE_DATABASE}"."main"."SESSIONS"'
 _INTERNAL_SCHEMAS = "('SYS', 'REDPSS_DEVDB')"
 OWNER = "SYS"
 
@@ -124,6 +126,15 @@ _USERS = (
     "SELECT '{user}' AS USER_NAME, CAST(TIMESTAMP '2000-01-01 00:00:00' AS TIMESTAMP) AS CREATED, "
     "'MEDIUM' AS USER_CONSUMER_GROUP, CAST(NULL AS VARCHAR) AS USER_COMMENT"
 )
+_SESSIONS = f"""
+SELECT CAST(SESSION_ID AS DECIMAL(20,0)) AS SESSION_ID, USER_NAME, CAST(NULL AS VARCHAR) AS STATUS,
+  CAST(NULL AS VARCHAR) AS COMMAND_NAME, CAST(NULL AS DECIMAL(9,0)) AS STMT_ID, CAST(NULL AS VARCHAR) AS DURATION,
+  CAST(NULL AS DECIMAL(9,0)) AS QUERY_TIMEOUT, CAST(NULL AS VARCHAR) AS ACTIVITY,
+  CAST(NULL AS DECIMAL(12,1)) AS TEMP_DB_RAM, CAST(NULL AS DECIMAL(12,1)) AS PERSISTENT_DB_RAM, LOGIN_TIME,
+  CAST(NULL AS VARCHAR) AS CLIENT, CAST(NULL AS VARCHAR) AS DRIVER, CAST(NULL AS BOOLEAN) AS ENCRYPTED,
+  'MEDIUM' AS PRIORITY, FALSE AS NICE, CAST(NULL AS VARCHAR) AS RESOURCES, CAST(NULL AS VARCHAR) AS SQL_TEXT
+FROM {LIVE_SESSIONS}
+"""
 _ROLES = (
     "SELECT * FROM (VALUES ('PUBLIC', TIMESTAMP '2000-01-01 00:00:00', NULL, NULL), "
     "('DBA', TIMESTAMP '2000-01-01 00:00:00', NULL, NULL)) "
@@ -157,15 +168,19 @@ def _definitions(user: str) -> dict[str, str]:
         views[f"EXA_{family}_VIEWS"] = _VIEWS
         views[f"EXA_{family}_USERS"] = _USERS.format(user=user.replace("'", "''"))
         views[f"EXA_{family}_ROLES"] = _ROLES
+        views[f"EXA_{family}_SESSIONS"] = _SESSIONS
     return views
 
 
 SYSTEM_TABLES = frozenset(_definitions("SYS"))
-SESSION_TABLES = frozenset(f"EXA_{family}_SESSIONS" for family in ("ALL", "USER", "DBA"))
 
 
 def setup(cursor: Any, user: str = "SYS") -> None:
     """Create (or refresh) the SYS views; run at every start so a newer devdb brings its definitions."""
+    cursor.execute(f"ATTACH IF NOT EXISTS ':memory:' AS \"{LIVE_DATABASE}\"")
+    cursor.execute(
+        f"CREATE TABLE IF NOT EXISTS {LIVE_SESSIONS} (SESSION_ID HUGEINT, USER_NAME VARCHAR, LOGIN_TIME TIMESTAMP)"
+    )
     cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{SYSTEM_SCHEMA}"')
     for name, sql in _definitions(user).items():
         cursor.execute(f'CREATE OR REPLACE VIEW "{SYSTEM_SCHEMA}"."{name}" AS {sql}')

@@ -21,7 +21,7 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from redpss.devdb.errors import DevDbError, Unsupported
-from redpss.devdb.systables import SESSION_TABLES, SYSTEM_SCHEMA, SYSTEM_TABLES
+from redpss.devdb.systables import SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
 from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
 
@@ -134,8 +134,6 @@ def _qualify_system_tables(tree: exp.Expr) -> None:
     """Unqualified EXA_* system table names mean SYS.EXA_*, as in Exasol (unless a CTE of that name exists)."""
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
-        if table.name in SESSION_TABLES and table.db in ("", SYSTEM_SCHEMA) and table.name not in ctes:
-            raise Unsupported(f"the system table {table.name}", "devdb does not list sessions")
         if not table.db and table.name in SYSTEM_TABLES and table.name not in ctes:
             table.set("db", exp.to_identifier(SYSTEM_SCHEMA, quoted=True))
 

@@ -17,6 +17,7 @@ import pyexasol
 import pytest
 
 from redpss.devdb.testing import InProcessDevDb
+from tests.support.wait import wait_for
 
 
 @pytest.fixture
@@ -121,11 +122,16 @@ def test_system_tables_follow_the_live_catalog(people: Any, schema: str) -> None
     assert users == [("SYS",)]
 
 
-def test_sessions_tables_are_refused_by_name(conn: Any) -> None:
-    with pytest.raises(pyexasol.ExaQueryError) as caught:
-        conn.execute("SELECT * FROM EXA_ALL_SESSIONS")
-    assert caught.value.code == "0A000"
-    assert "EXA_ALL_SESSIONS" in caught.value.message
+def test_sessions_tables_list_the_live_sessions(devdb: InProcessDevDb, conn: Any) -> None:
+    mine = conn.session_id()
+    with devdb.connect() as other:
+        theirs = other.session_id()
+        listed = conn.execute("SELECT session_id, user_name FROM exa_all_sessions ORDER BY session_id").fetchall()
+        assert set(listed) >= {(str(mine), "SYS"), (str(theirs), "SYS")}  # DECIMAL(20,0): strings
+    def listed_now() -> set[str]:
+        return {session for (session,) in conn.execute("SELECT session_id FROM SYS.EXA_DBA_SESSIONS").fetchall()}
+
+    wait_for(lambda: str(theirs) not in listed_now(), what="the closed session to leave EXA_DBA_SESSIONS")
 
 
 def test_dbapi_driver_over_tls_with_fingerprint(devdb: InProcessDevDb, schema: str, conn: Any) -> None:
