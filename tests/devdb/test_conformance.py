@@ -171,3 +171,24 @@ def test_unquoted_column_names_do_not_find_quoted_mixed_case_columns(conn: Any, 
     assert caught.value.message == "object CAMELCOL not found"
     assert conn.execute('SELECT "camelCol", plain AS camelCol FROM mixed').fetchall() == [(1, 1)]
     assert conn.execute("SELECT x.camelCol FROM (SELECT plain AS camelCol FROM mixed) x").fetchall() == [(1,)]
+
+
+def test_schema_names_follow_the_case_rules(devdb: InProcessDevDb) -> None:
+    with devdb.connect() as connection:
+        connection.execute('CREATE SCHEMA "lower_s"')
+        try:
+            connection.execute('CREATE TABLE "lower_s".t (v DECIMAL(9,0))')
+            connection.execute('INSERT INTO "lower_s".t VALUES (1)')
+            for statement, words in [
+                ("CREATE SCHEMA LOWER_S", "differ only in case"),
+                ("DROP SCHEMA LOWER_S CASCADE", "differ only in case"),
+                ("DROP SCHEMA IF EXISTS LOWER_S CASCADE", "differ only in case"),
+                ("OPEN SCHEMA LOWER_S", "schema LOWER_S not found"),
+                ("SELECT * FROM LOWER_S.T", "object LOWER_S.T not found"),
+                ("CREATE TABLE LOWER_S.U (v DECIMAL(9,0))", "object LOWER_S not found"),
+            ]:
+                with pytest.raises(pyexasol.ExaQueryError, match=words):
+                    connection.execute(statement)
+            assert connection.execute('SELECT v FROM "lower_s".t').fetchall() == [(1,)]
+        finally:
+            connection.execute('DROP SCHEMA "lower_s" CASCADE')
