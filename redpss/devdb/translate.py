@@ -134,8 +134,12 @@ def _qualify_system_tables(tree: exp.Expr) -> None:
     """Unqualified EXA_* system table names mean SYS.EXA_*, as in Exasol (unless a CTE of that name exists)."""
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
-        if not table.db and table.name in SYSTEM_TABLES and table.name not in ctes:
+        if table.name in ctes or table.db not in ("", SYSTEM_SCHEMA):
+            continue
+        if table.name in SYSTEM_TABLES:
             table.set("db", exp.to_identifier(SYSTEM_SCHEMA, quoted=True))
+        elif table.name.startswith("EXA_") and table.db == SYSTEM_SCHEMA:
+            raise Unsupported(f"the system table {table.name}", f"devdb has {', '.join(sorted(SYSTEM_TABLES))}")
 
 
 _DUCKDB_CATALOG_SCHEMAS = ("INFORMATION_SCHEMA", "PG_CATALOG")  # DuckDB's own, read by some tests as they are

@@ -109,6 +109,12 @@ def test_system_tables_follow_the_live_catalog(people: Any, schema: str) -> None
         ("SCORE", 10, 2),
     ]
     assert [s["SCHEMA_NAME"] for s in people.meta.list_schemas(schema)] == [schema]
+    objects = people.meta.list_objects("PEOPLE", root_name_pattern=schema)
+    assert [(o["OBJECT_NAME"], o["OBJECT_TYPE"], o["ROOT_NAME"]) for o in objects] == [("PEOPLE", "TABLE", schema)]
+    with pytest.raises(pyexasol.ExaQueryError) as caught:
+        people.meta.list_indices()
+    assert caught.value.code == "0A000"
+    assert "EXA_ALL_INDICES" in caught.value.message
     people.execute("DROP TABLE people")
     assert people.meta.list_tables(schema, "%") == []
     formats = dict(
