@@ -314,10 +314,25 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
             target.replace(exp.DataType.build(from_declared(target).duckdb_type(), dialect="duckdb"))
     for assignment_owner in (*tree.find_all(exp.Update), *tree.find_all(exp.When)):
         _unqualify_set_targets(assignment_owner)
+    for division in list(tree.find_all(exp.Div)):
+        _fail_on_zero_divisor(division)
     for node in list(tree.walk()):
         replacement = _replacement(node, info)
         if replacement is not None and node is not tree:
             node.replace(replacement)
+
+
+def _fail_on_zero_divisor(division: exp.Div) -> None:
+    """Exasol fails a division by zero; DuckDB's `/` would return infinity (or NULL) instead."""
+    divisor = division.expression
+    guard = exp.Case(
+        ifs=[exp.If(this=exp.EQ(this=divisor.copy(), expression=exp.Literal.number(0)), true=_DIVISION_BY_ZERO.copy())],
+        default=divisor,
+    )
+    division.set("expression", guard)
+
+
+_DIVISION_BY_ZERO = exp.Anonymous(this="error", expressions=[exp.Literal.string("Division by zero")])
 
 
 def _drop_dual(select: exp.Select) -> None:

@@ -87,10 +87,13 @@ def test_kill_session_ends_the_session(two: tuple[Any, Any]) -> None:
         ("INSERT INTO t VALUES ('abc')", "22018", "data exception - invalid character value for cast; Value: 'abc'"),
         ("CREATE TABLE t (v DECIMAL(9,0))", "42500", "object T already exists"),
         ("OPEN SCHEMA no_such_schema", "42000", "schema NO_SUCH_SCHEMA not found"),
+        ("SELECT 1 / 0 FROM DUAL", "22012", "data exception - division by zero"),
+        ("SELECT v / (v - 1) FROM t", "22012", "data exception - division by zero"),
     ],
 )
 def test_common_errors_in_exasols_words(conn: Any, sql: str, code: str, text: str) -> None:
     conn.execute("CREATE TABLE t (v DECIMAL(9,0))")
+    conn.execute("INSERT INTO t VALUES (1)")
     with pytest.raises(pyexasol.ExaQueryError) as caught:
         conn.execute(sql)
     assert (caught.value.code, caught.value.message) == (code, text)
