@@ -7,6 +7,7 @@ goes through translate.py.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -47,6 +48,10 @@ class ExecuteScript:
     args: tuple[Any, ...]
 
 
+KILL_WAIT = 5.0  # seconds KILL SESSION waits for the killed session to end
+KILL_POLL = 0.05
+
+
 @dataclass(frozen=True)
 class Kill:
     """KILL SESSION id (ends that session's connection) or KILL STATEMENT IN SESSION id (aborts its statement)."""
@@ -61,8 +66,13 @@ class Kill:
             raise DevDbError(f"session {target} not found")
         if self.statement_only:
             handle.cancel("abort")
-        else:
-            handle.drop()
+            return 0
+        handle.drop()
+        # A statement the session starts just after the drop would miss the abort: repeat it until the session ends.
+        deadline = time.monotonic() + KILL_WAIT
+        while target != current and sessions.find(target) is not None and time.monotonic() < deadline:
+            handle.cancel("abort")
+            time.sleep(KILL_POLL)
         return 0
 
 
