@@ -99,7 +99,11 @@ def execute(session: Session, request: dict[str, Any]) -> dict[str, Any]:
             f"executePreparedStatement: the statement has {count} parameters but data has {len(columns)} columns",
             DATA_EXCEPTION,
         )
+    if len({len(column) for column in columns}) > 1:
+        raise DevDbError("executePreparedStatement: the columns of data differ in length", DATA_EXCEPTION)
     rows = [list(row) for row in zip(*columns, strict=True)] if columns else [[]]
+    if not rows:
+        return {"numResults": 1, "results": [{"resultType": "rowCount", "rowCount": 0}]}
     if statement.is_query or len(rows) == 1:
         if len(rows) != 1:
             raise DevDbError("a prepared query runs with one row of parameters", DATA_EXCEPTION)

@@ -134,6 +134,7 @@ def test_sessions_tables_list_the_live_sessions(devdb: InProcessDevDb, conn: Any
         theirs = other.session_id()
         listed = conn.execute("SELECT session_id, user_name FROM exa_all_sessions ORDER BY session_id").fetchall()
         assert set(listed) >= {(str(mine), "SYS"), (str(theirs), "SYS")}  # DECIMAL(20,0): strings
+
     def listed_now() -> set[str]:
         return {session for (session,) in conn.execute("SELECT session_id FROM SYS.EXA_DBA_SESSIONS").fetchall()}
 
@@ -204,7 +205,7 @@ def test_export_and_import_through_callbacks_files_and_parquet(conn: Any, tmp_pa
     conn.export_to_file(sink, "SELECT * FROM dst ORDER BY id, amount")
     lines = sink.getvalue().decode().splitlines()
     assert lines.count('1,88.9,"a b","2024-01-01 12:00:00.500000"') == 2
-    assert lines.count("3,10,x,\"2024-02-29 00:00:00.000000\"") == 2
+    assert lines.count('3,10,x,"2024-02-29 00:00:00.000000"') == 2
     assert conn.execute("SELECT COUNT(*) FROM dst").fetchval() == 6
 
 
@@ -214,3 +215,26 @@ def test_pandas_round_trip_when_pandas_is_installed(conn: Any) -> None:
     conn.import_from_pandas(pandas.DataFrame({"ID": [1, 2], "AMOUNT": [1.5, 2.25]}), "p")
     frame = conn.export_to_pandas("SELECT * FROM p ORDER BY id")
     assert frame["AMOUNT"].tolist() == [1.5, 2.25]
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "words"),
+    [
+        ({"statementHandle": 999, "numColumns": 0, "numRows": 0, "data": []}, "handle 999 is not open"),
+        ({"statementHandle": "x", "data": []}, "statementHandle must be a number"),
+        ({"data": [[1, 2], [3]]}, "differ in length"),
+        ({"data": [[1]]}, "has 2 parameters but data has 1 columns"),
+    ],
+)
+def test_malformed_prepared_statement_requests_get_clear_errors(
+    people: Any, request_fields: dict[str, Any], words: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    statement = people.cls_statement(people, "INSERT INTO people (id, name) VALUES (?, ?)", prepare=True)
+    try:
+        with pytest.raises(pyexasol.ExaRequestError, match=words):
+            people.req(
+                {"command": "executePreparedStatement", "statementHandle": statement.statement_handle, **request_fields}
+            )
+    finally:
+        statement.close()
+    assert not [record for record in caplog.records if record.exc_info], "a traceback reached devdb's log"
