@@ -51,12 +51,6 @@ def kill_worker(faulty: FaultInstance, rng: random.Random) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def committing(faulty: FaultInstance, what: str) -> None:
-    """Wait until runs commit again: the instance recovered from the last fault."""
-    before = faulty.rows_written()
-    wait_for(lambda: faulty.rows_written() > before, 90, interval=0.1, what=what)
-
-
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(faulty: FaultInstance, figures: list[str]) -> None:
     seed = int(os.environ.get("REDPSS_FAULT_SEED") or DEFAULT_SEED)
     rng = random.Random(seed)
@@ -66,7 +60,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(faulty: FaultInst
     rng.shuffle(schedule)
     survived: Counter[str] = Counter()
     for target in schedule:
-        committing(faulty, f"runs committing before the kill of {target}")
+        faulty.wait_committing(f"runs committing before the kill of {target}")
         time.sleep(rng.uniform(0, 1.0))  # fault schedule: a random moment
         if target == "worker":
             kill_worker(faulty, rng)
@@ -75,7 +69,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(faulty: FaultInst
             time.sleep(rng.uniform(0, 1.5))  # fault schedule: dead for a while
             faulty.start(target)
         survived[target] += 1
-    committing(faulty, "runs committing after the last kill")
+    faulty.wait_committing("runs committing after the last kill")
     faulty.stop_jobs()
     result = faulty.reconcile()
     kills = sum(survived.values())

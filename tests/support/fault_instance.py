@@ -53,8 +53,11 @@ class Reconciled:
 class FaultInstance:
     """devdb, SCHED and JMON of one instance as three processes, optionally all under one launcher prefix."""
 
-    def __init__(self, paths: InstancePaths, workdir: Path, launcher: Sequence[str] = ()) -> None:
+    def __init__(
+        self, paths: InstancePaths, workdir: Path, launcher: Sequence[str] = (), env: dict[str, str] | None = None
+    ) -> None:
         self.paths = paths
+        self.env = env or {}  # for every daemon, e.g. WATCHDOG_USEC
         self.workdir = workdir
         self.launcher = list(launcher)
         self.inst = RunningInstance(paths, workdir)  # for its database helpers
@@ -68,6 +71,7 @@ class FaultInstance:
             MODULES[name],
             self.paths,
             self.workdir / f"{name}-{self.generation}",
+            env=self.env,
             log_name=name,
             launcher=self.launcher,
         )
@@ -168,6 +172,11 @@ class FaultInstance:
 
     def rows_written(self) -> int:
         return int(self.inst.rows(f"SELECT COUNT(*) AS N FROM {ROWS_TABLE}")[0]["N"])
+
+    def wait_committing(self, what: str, timeout: float = 90) -> None:
+        """Wait until runs commit again (the instance recovered from the last fault)."""
+        before = self.rows_written()
+        wait_for(lambda: self.rows_written() > before, timeout, interval=0.1, what=what)
 
     def stop_jobs(self) -> None:
         """No new runs: deactivate the jobs and let JMON see it."""

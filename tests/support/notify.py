@@ -33,6 +33,18 @@ class NotifyListener:
                 continue
             self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line))
 
+    def drain(self) -> None:
+        """Read every notification sent so far, so `count` covers them all."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line))
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+
     def count(self, key: str, value: str | None = None) -> int:
         return sum(1 for m in self.messages if key in m and (value is None or m[key] == value))
 

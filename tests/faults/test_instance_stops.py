@@ -1,0 +1,77 @@
+"""SIGSTOP/SIGCONT of each daemon for longer than its watchdog and than the timeout of the clients waiting on it,
+while SQL jobs run: on SIGCONT the instance recovers by itself (outside systemd nothing restarts a daemon; the
+watchdog restart under systemd is tests/system's part): the daemon pings its watchdog again, its clients
+reconnect, runs go on, and nothing is lost (rows reconciled with the run log as in the kill -9 suite).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.core.db.settings import DbSettings
+from redpss.core.paths import InstancePaths
+from tests.support.fault_instance import FaultInstance
+from tests.support.instance_runner import instance_config
+
+pytestmark = pytest.mark.slow
+
+WATCHDOG_SECONDS = 4  # WATCHDOG_USEC given to every daemon, as systemd's WatchdogSec= would
+JMON_SUBMIT_TIMEOUT = 30.0  # AsyncClient.request's default, what JMON waits for SCHED's answer to a submit
+# (pyexasol's socket timeout: what a worker, JMON and SCHED's run log wait for the database)
+DB_SOCKET_TIMEOUT = float(next(f.default for f in dataclasses.fields(DbSettings) if f.name == "socket_timeout"))  # type: ignore[arg-type]
+STOPPED_SECONDS = {
+    "jmon": WATCHDOG_SECONDS + 2,  # redctl and JMON's own probes give up after a few seconds
+    "sched": JMON_SUBMIT_TIMEOUT + 2,
+    "devdb": DB_SOCKET_TIMEOUT + 2,
+}
+
+
+@pytest.fixture
+def watched(instance: InstancePaths, tmp_path: Path) -> Iterator[FaultInstance]:
+    instance.config_file.write_text(instance_config())
+    running = FaultInstance(instance, tmp_path, env={"WATCHDOG_USEC": str(WATCHDOG_SECONDS * 1_000_000)})
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.close()
+
+
+def test_each_daemon_stopped_beyond_its_watchdog_and_client_timeouts_recovers_by_itself(
+    watched: FaultInstance, figures: list[str]
+) -> None:
+    watched.add_inserting_jobs(2)
+    for name, seconds in STOPPED_SECONDS.items():
+        watched.wait_committing(f"runs committing before {name} is stopped")
+        daemon = watched.procs[name]
+        daemon.notify.drain()
+        pid = daemon.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)  # fault schedule: stopped beyond the watchdog and the clients' timeout
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        pings = daemon.notify.count("WATCHDOG", "1")
+        daemon.notify.wait_for("WATCHDOG", "1", timeout=30, nth=pings + 1)  # healthy again
+        watched.wait_committing(f"runs committing again after {name} was continued")
+        assert daemon.process.poll() is None, f"{name} ended after SIGCONT"
+    watched.stop_jobs()
+    result = watched.reconcile()
+    line = (
+        f"SIGSTOP/SIGCONT ({', '.join(f'{n} {s:.0f} s' for n, s in STOPPED_SECONDS.items())}): recovered 3 of 3; "
+        f"rows reconciled {result.rows} of {result.ok_runs} OK runs; lost {result.lost}; "
+        f"duplicated {result.duplicated_run_ids + result.unlogged}; statuses {dict(sorted(result.statuses.items()))}"
+    )
+    print(line)
+    figures.append(line)
+    assert result.ok_runs > 0
+    assert (result.lost, result.unlogged, result.duplicated_run_ids) == (0, 0, 0), line
+    for name in ("sched", "jmon", "devdb"):
+        assert "Traceback" not in watched.procs[name].log, f"{name} logged a traceback"
