@@ -642,3 +642,37 @@ def test_a_taken_port_fails_once_naming_its_holder_and_the_hint_works(box: Box, 
         box.sh("systemctl stop porthog")
     redctl(box, "start")  # the port is free again: the failed unit is reset and starts
     wait_for(lambda: redctl(box, "show --json", code=None).returncode == 0, 60, 0.2, "JMON answering")
+
+
+def test_sudo_rule_refuses_a_foreign_unit_through_every_allowed_command_line(box: Box) -> None:
+    """etc/sudoers.d/redpss-units, as installed: each action reaches an own unit, none takes victim.service along."""
+    from tests.redftp.sudoers_units import ACTIONS, SYSTEMCTL  # noqa: PLC0415 - the rule's own command lines
+
+    box.check("systemd-run --unit=victim /bin/sleep 600")
+    try:
+        for action in ACTIONS.values():
+            own = redsys(box, f"sudo -n -l {SYSTEMCTL} {action} redpss-jmon@TST1.service")
+            assert own.returncode == 0, (action, own.stdout, own.stderr)
+            for foreign in (
+                "victim.service",
+                "redpss@NOPE.target victim.service",
+                "redpss-jmon@TST1.service victim.service",
+            ):
+                asked = redsys(box, f"sudo -n -l {SYSTEMCTL} {action} {foreign}")
+                assert asked.returncode != 0, (action, foreign)
+        ran = redsys(box, f"sudo -n {SYSTEMCTL} stop -- redpss@NOPE.target victim.service")
+        assert ran.returncode != 0
+        assert show(box, "victim.service")["ActiveState"] == "active"
+    finally:
+        box.sh("systemctl stop victim.service")
+
+
+def test_a_rotated_log_older_than_the_retention_disappears(box: Box, app1: object) -> None:
+    """Daily files <daemon>-YYYY-MM-DD.log: a started daemon removes the days beyond log_retention (30 by default)."""
+    running(box)
+    log = f"{REDHOME}/env/tst1/log"
+    box.check(f"echo old > {log}/jmon-2020-01-01.log", user="redsys")
+    box.check(f"systemctl restart {unit_of('jmon')}", timeout=120)  # retention runs at start, then daily
+    wait_for(lambda: box.sh(f"test -e {log}/jmon-2020-01-01.log").returncode != 0, 30, 0.2, "the old day removed")
+    assert box.sh(f"test -s {log}/sched.log").returncode == 0, box.check(f"ls -la {log}")  # today's file stays
+    wait_for(lambda: redctl(box, "show --json", code=None).returncode == 0, 60, 0.2, "JMON answering")
