@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redpss.core.errors import ConfigError, StartupError
+from redpss.core.errors import ConfigError, RedpssError, StartupError
 from redpss.core.exitcodes import ExitCode
 from redpss.core.logging import remove_expired_logs
 from redpss.core.systemd import Notifier, watchdog_interval
@@ -268,6 +268,8 @@ class _Lifecycle:
         try:
             await self.service.reload()
             log.info("%s reloaded", self.service.name)
+        except RedpssError as exc:  # a config with problems: the message lists them, a traceback would only hide them
+            log.error("%s: reload failed; keeping the previous settings: %s", self.service.name, exc)
         except Exception:
             log.exception("%s: reload failed; keeping the previous settings", self.service.name)
         self.notifier.ready(self.service.status())
