@@ -233,6 +233,8 @@ class SchedService(Service):
         """Bring `pool` to its size and its workers to the current settings: idle workers beyond the size or
         started with older settings end (a busy one when its run is over); missing workers are started."""
         for worker in [w for w in pool.idle() if w.process is not None and w.process.returncode is None]:
+            if worker.current is not None or worker not in pool.workers:
+                continue  # given a run (or replaced) while an earlier one was stopping
             beyond = len(pool.workers) > pool.size
             if beyond or worker.generation < self.generation:
                 pool.workers.remove(worker)
