@@ -127,6 +127,20 @@ def read_last_scheduled(session: DbSession) -> dict[Key, float]:
     return last
 
 
+def read_last_started(session: DbSession) -> dict[Key, float]:
+    """Per job/watcher, when its newest run that actually began began (any trigger; skipped ticks have none)."""
+    last: dict[Key, float] = {}
+    for kind, view, column in (("JOB", "ALL_ADM_JOB_LOG", "JOB_ID"), ("WATCHER", "ALL_ADM_WATCHER_LOG", "WATCHER_ID")):
+        rows = session.fetchall(
+            f"SELECT SCHEMA_NAME, {column}, MAX(STARTED_AT) FROM REDSYS.{view} "  # noqa: S608 - constants
+            f"WHERE STARTED_AT IS NOT NULL GROUP BY SCHEMA_NAME, {column}"
+        )
+        for schema, id_, when in rows:
+            if when:
+                last[(kind, str(schema).upper(), int(id_))] = parse_timestamp(str(when))
+    return last
+
+
 def run_request(tick: Tick, trigger: str = "SCHEDULE") -> dict[str, Any]:
     """SCHED's submit payload for a tick that runs."""
     return {

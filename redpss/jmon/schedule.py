@@ -43,7 +43,9 @@ Order of checks for a due tick.
   blocked by then (from ``pop_due`` or from ``run_finished`` when the caller passes those arguments).
 
 Runs in flight are tracked per key by run id (``run_started``/``run_finished``/``run_lost``), independently of the
-definitions: a run keeps counting while its definition is deactivated or removed.
+definitions: a run keeps counting while its definition is deactivated or removed. When a run actually began
+(``run_began``: scheduled, manual or started by a watcher) is kept apart from the due times handled: ``redctl show``
+reports it as the last run, which a skipped tick never is.
 
 Timing changes.
   A change of interval/cron of a definition that is scheduled waits for ``sync(..., apply_timing=True)``
@@ -149,6 +151,7 @@ class ScheduleEntry:
     scheduled: bool  # active, valid and in the timer
     next_due: float | None
     last_scheduled: float | None  # the newest due time handled (run or skipped)
+    last_started: float | None  # when the newest run that actually began began (any trigger); never a skip
     running: list[str]  # run ids in flight
     queued: bool  # one overlap tick waits for the running run to end
     last_lateness: float | None  # seconds between the newest due time handled and the moment it was handled
@@ -233,6 +236,7 @@ class Schedule:
         self._tokens = 0
         self._scheduled = 0
         self._running: dict[Key, list[str]] = {}
+        self._last_started: dict[Key, float] = {}
         self._queued: set[Key] = set()
         self._clock_high: float | None = None
 
@@ -443,6 +447,16 @@ class Schedule:
         if run_id not in runs:
             runs.append(run_id)
 
+    def run_began(self, key: Key, when: float) -> None:
+        """A run of ``key`` actually began at ``when`` (any trigger); an older time never replaces a newer one."""
+        if when > self._last_started.get(key, -math.inf):
+            self._last_started[key] = when
+
+    def runs_began(self, last_started: Mapping[Key, float]) -> None:
+        """``run_began`` for many keys at once (the run logs' newest start times, read at JMON's start)."""
+        for key, when in last_started.items():
+            self.run_began(key, when)
+
     def run_finished(
         self, key: Key, run_id: str, now: float, *, suspended: bool = False, blocked: Collection[Key] = ()
     ) -> Tick | None:
@@ -492,6 +506,7 @@ class Schedule:
                     scheduled=entry.scheduled,
                     next_due=entry.due,
                     last_scheduled=entry.last_scheduled,
+                    last_started=self._last_started.get(key),
                     running=list(self._running.get(key, ())),
                     queued=entry.queued is not None,
                     last_lateness=entry.last_lateness,

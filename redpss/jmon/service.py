@@ -3,7 +3,13 @@
 Precision comes from an in-memory timer (the Schedule's heap) driving one dispatcher task; the database is read
 only every jmon_poll_interval (and on `redctl reload`), so dispatch never waits for a query. Requests on the control
 socket $REDENV_HOME/tmp/jmon.sock (JSON lines, see redpss.core.wire): show, reload, poll, suspend, resume,
-start_job, start_db_job, we_reset, ping.
+start_job, start_db_job, we_reset, ping (fields checked in redpss.jmon.requests).
+
+JMON exists to hand runs to SCHED. It starts dispatching only once its link to SCHED is up (or SCHED_WAIT_AT_START
+has passed), and it reports itself unhealthy -- the watchdog pings stop, systemd restarts it, `redctl status` shows
+it -- when SCHED has been unreachable for longer than --sched-outage-limit seconds. The dispatcher and the SCHED
+link are long-lived tasks of the daemon base: if one of them ends, JMON exits (1) with the traceback in its log.
+Ticks skipped while SCHED is away wait in memory and reach the job log once SCHED is back.
 """
 
 from __future__ import annotations
@@ -21,23 +27,35 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from redpss.core.config import Config
+from redpss.core.config import Config, load_config
 from redpss.core.daemon import Service
-from redpss.core.db import DatabaseError, DbSession, DbSettings
-from redpss.core.entry import run_instance_daemon
+from redpss.core.db import DatabaseConfigMismatch, DatabaseError, DatabaseQueryError, DbSession, DbSettings
+from redpss.core.db.contract import current_version
+from redpss.core.entry import daemon_argument_parser, run_instance_daemon
 from redpss.core.errors import StartupError
+from redpss.core.logging.levels import level_from_name
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import AsyncClient, Connection, JsonLineServer, Message, WireError
-from redpss.jmon.definitions import read_blocked_watchers, read_definitions, read_last_scheduled, run_request
-from redpss.jmon.housekeeping import Housekeeping
+from redpss.jmon import requests
+from redpss.jmon.definitions import (
+    read_blocked_watchers,
+    read_definitions,
+    read_last_scheduled,
+    read_last_started,
+    run_request,
+)
+from redpss.jmon.reload import config_changes
 from redpss.jmon.schedule import Definition, Key, Schedule, ScheduleEntry, Tick
 from redpss.jmon.stats import StatsCollector, StatsWriter
 
 log = logging.getLogger("redpss.jmon")
 
 DB_WAIT_AT_START = 60.0  # seconds start-up waits for the database before giving up (systemd then restarts JMON)
+SCHED_WAIT_AT_START = 15.0  # seconds start-up waits for the SCHED link before dispatching anyway (ticks skipped)
+SCHED_OUTAGE_LIMIT = 60.0  # seconds without SCHED after which JMON is unhealthy (default of --sched-outage-limit)
+INSTALL_HINT_PERIOD = 60.0  # seconds between the reminders that REDSYS is not installed
 MAX_WAITING_SKIPS = 100_000
 FULL_SYNC_PERIOD = 60.0  # seconds: unchanged definitions are still synced this often (cron validity over time)
 
@@ -51,8 +69,21 @@ class JmonService(Service):
     tick_interval = 0.5
     drain_timeout = service_spec("jmon").drain_timeout
 
-    def __init__(self, config: Config, paths: InstancePaths, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        paths: InstancePaths,
+        clock: Callable[[], float] = time.time,
+        *,
+        sched_outage_limit: float = SCHED_OUTAGE_LIMIT,
+        debug: bool = False,
+    ) -> None:
         self.config = config
+        self.sched_outage_limit = sched_outage_limit
+        self.debug = debug  # --debug: DEBUG whatever log_level a reload reads
+        self.sched_down_since: float | None = time.monotonic()  # monotonic; None while the link is up
+        self.sched_up = asyncio.Event()
+        self.next_install_hint = 0.0
         self.paths = paths
         self.clock = clock
         self.schedule = Schedule()
@@ -65,9 +96,7 @@ class JmonService(Service):
         self.stop_event = threading.Event()
         self.last_full_sync = 0.0
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON"))
-        self.stats_writer = StatsWriter(
-            DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats")), paths.tmp / "jmon-stats.spool"
-        )
+        self.stats_writer = StatsWriter(DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats")))
         self.db_lock = asyncio.Lock()
         self.stats = StatsCollector()
         self.waiting_skips: deque[Message] = deque(maxlen=MAX_WAITING_SKIPS)
@@ -82,7 +111,6 @@ class JmonService(Service):
         self.tasks: list[asyncio.Task[None]] = []
         self.side_tasks: set[asyncio.Task[Message]] = set()
         self.stats_task: asyncio.Task[None] | None = None
-        self.housekeeping = Housekeeping(config, paths)  # the daemons' state in REDSYS; the DB logs' retention
 
     @property
     def suspended(self) -> bool:
@@ -96,19 +124,39 @@ class JmonService(Service):
             await self.control.start_unix(control_socket(self.paths))
         except OSError as exc:
             raise StartupError(f"cannot create the control socket {control_socket(self.paths)}: {exc}") from exc
-        if not await asyncio.to_thread(self.session.wait_connected, self.stop_event, DB_WAIT_AT_START):
+        began = time.monotonic()
+        self.tasks.append(self.spawn(self._sched_link(), "sched-link"))
+        try:
+            connected = await asyncio.to_thread(
+                self.session.wait_connected, self.stop_event, DB_WAIT_AT_START, refusal_is_final=True
+            )
+        except DatabaseConfigMismatch as exc:
+            raise StartupError(f"{exc}; JMON stops until the configuration is fixed") from exc
+        if not connected:
             raise RuntimeError(
                 f"database at {self.config.default.exa_connection} not reachable within "
                 f"{DB_WAIT_AT_START:.0f} s; giving up so that systemd restarts JMON"
             )
         try:
             last = await self._db(read_last_scheduled)
+            self.schedule.runs_began(await self._db(read_last_started))
         except DatabaseError as exc:
-            log.warning("cannot read the run logs (%s); is REDSYS installed? (redctl db_install)", exc)
+            await self._explain_db_failure(exc, "cannot read the run logs")
             last = {}
         await self._poll(apply_timing=False, last_scheduled=last)
         self.next_stats = self.clock() + self.config.redctl.jmon_stats_interval
-        self.tasks = [asyncio.create_task(self._dispatcher()), asyncio.create_task(self._sched_link())]
+        # Dispatching before the link is up would only log SCHED_UNAVAILABLE skips for ticks due at start.
+        remaining = min(SCHED_WAIT_AT_START, self.sched_outage_limit) - (time.monotonic() - began)
+        try:
+            await asyncio.wait_for(self.sched_up.wait(), max(0.0, remaining))
+        except TimeoutError:
+            log.warning(
+                "SCHED did not answer within %.0f s of JMON's start; dispatching anyway: due ticks are skipped "
+                "(SCHED_UNAVAILABLE) until it does, and after %.0f s without SCHED JMON reports itself unhealthy",
+                min(SCHED_WAIT_AT_START, self.sched_outage_limit),
+                self.sched_outage_limit,
+            )
+        self.tasks.append(self.spawn(self._dispatcher(), "dispatcher"))
         if self.suspended:
             log.warning("instance is suspended: no new runs until `redctl resume`")
 
@@ -118,7 +166,6 @@ class JmonService(Service):
         if now >= self.next_stats and (self.stats_task is None or self.stats_task.done()):
             self.next_stats = now + self.config.redctl.jmon_stats_interval
             self.stats_task = asyncio.create_task(self._write_stats(now))
-        self.housekeeping.tick(now, self.config, self.status())
         await self._send_waiting_skips()
         self.wake.set()  # a suspend marker created or removed by hand is seen within one tick
 
@@ -145,7 +192,6 @@ class JmonService(Service):
             await self.sched.close()
         if self.waiting_skips:
             log.warning("%d skipped tick(s) could not be handed to SCHED for logging", len(self.waiting_skips))
-        await self.housekeeping.close()
         await asyncio.to_thread(self.session.close)
         await asyncio.to_thread(self.stats_writer.close)
 
@@ -153,13 +199,64 @@ class JmonService(Service):
         entries = len(self.definitions)
         running = sum(len(v) for v in self.schedule.in_flight().values())
         state = "SUSPENDED; " if self.suspended else ""
-        link = "SCHED connected" if self.sched is not None else "SCHED not connected"
+        down = self.sched_down_for()
+        if down is None:
+            link = "SCHED connected"
+        elif down > self.sched_outage_limit:
+            link = f"UNHEALTHY: SCHED unreachable for {down:.0f} s (limit {self.sched_outage_limit:.0f} s)"
+        else:
+            link = f"SCHED unreachable for {down:.0f} s, reconnecting"
         return f"{state}{entries} definitions, {running} running, {link}"
+
+    def healthy(self) -> bool:
+        """JMON can hand runs to SCHED, or has been reconnecting for no longer than the outage limit."""
+        down = self.sched_down_for()
+        return down is None or down <= self.sched_outage_limit
+
+    def sched_down_for(self) -> float | None:
+        """Seconds since the link to SCHED was lost (or since start-up, if it never came up); None while it is up."""
+        return None if self.sched_down_since is None else time.monotonic() - self.sched_down_since
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read red_params.conf, apply what JMON can apply while running, name what needs a restart;
+        then re-read the definitions with interval/cron changes applied, as `redctl reload` does."""
+        config = await asyncio.to_thread(load_config, self.paths.config_file)
+        changes = config_changes(self.config, config)
+        for change in changes.applied:
+            log.info("reload: %s (applied)", change)
+        for change in changes.need_restart:
+            log.warning("reload: %s: takes effect only after a restart of JMON (`redctl restart`)", change)
+        if not changes.applied and not changes.need_restart:
+            log.info("reload: red_params.conf has no change that concerns JMON")
+        self.config = config
+        if not self.debug:
+            logging.getLogger().setLevel(level_from_name(config.redctl.log_level))
+        self.next_poll = min(self.next_poll, self.clock() + config.redctl.jmon_poll_interval)
+        self.next_stats = min(self.next_stats, self.clock() + config.redctl.jmon_stats_interval)
+        await self._poll(apply_timing=True)
 
     # -- database -------------------------------------------------------------------------------------------------
     async def _db(self, query: Callable[[DbSession], Any]) -> Any:
         async with self.db_lock:
             return await asyncio.to_thread(query, self.session)
+
+    async def _explain_db_failure(self, exc: DatabaseError, what: str) -> None:
+        """Log a failed read; when REDSYS is not installed, say so (once per INSTALL_HINT_PERIOD) with the fix."""
+        installed = True
+        if isinstance(exc, DatabaseQueryError):
+            with contextlib.suppress(DatabaseError):
+                installed = await self._db(lambda session: current_version(session, "REDSYS")) > 0
+        if installed:
+            log.warning("%s, keeping the current schedule: %s", what, exc)
+            return
+        if time.monotonic() >= self.next_install_hint:
+            self.next_install_hint = time.monotonic() + INSTALL_HINT_PERIOD
+            log.warning(
+                "REDSYS is not installed in the database at %s, so there are no job definitions to schedule; "
+                "run `redctl db_install` (this reminder repeats every %.0f s)",
+                self.config.default.exa_connection,
+                INSTALL_HINT_PERIOD,
+            )
 
     async def _poll(self, apply_timing: bool, last_scheduled: dict[Key, float] | None = None) -> dict[str, Any]:
         self.next_poll = self.clock() + self.config.redctl.jmon_poll_interval
@@ -167,7 +264,7 @@ class JmonService(Service):
             definitions, fingerprint = await self._db(read_definitions)
             self.blocked = await self._db(read_blocked_watchers)
         except DatabaseError as exc:
-            log.warning("reading job definitions failed, keeping the current schedule: %s", exc)
+            await self._explain_db_failure(exc, "reading job definitions failed")
             return {"ok": False, "error": str(exc)}
         now = self.clock()
         if fingerprint == self.fingerprint and not apply_timing and now - self.last_full_sync < FULL_SYNC_PERIOD:
@@ -305,10 +402,15 @@ class JmonService(Service):
             complained = False
             self._forget_lost_runs(status)
             self.sched = client
+            self.sched_down_since = None
+            self.sched_up.set()
+            self.wake.set()  # skipped ticks waiting for SCHED go out at the next tick
             try:
                 await self._consume_events(client)
             finally:
                 self.sched = None
+                self.sched_down_since = time.monotonic()
+                self.sched_up.clear()
                 await client.close()
             if not self.stopping:
                 log.warning("connection to SCHED lost; reconnecting")
@@ -327,7 +429,13 @@ class JmonService(Service):
                     if tick is not None:
                         task = asyncio.create_task(self._handle_tick(tick))
                         self.side_tasks.add(task)
-                        task.add_done_callback(self.side_tasks.discard)
+                        task.add_done_callback(self._side_task_done)
+
+    def _side_task_done(self, task: asyncio.Task[Message]) -> None:
+        """A one-off task ended: an error in it is logged with its traceback, never dropped unseen."""
+        self.side_tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("handing a tick to SCHED failed", exc_info=error)
 
     async def _consume_events(self, client: AsyncClient) -> None:
         closed = asyncio.create_task(client.closed.wait())
@@ -344,8 +452,10 @@ class JmonService(Service):
 
     async def _on_event(self, event: Message) -> None:
         key: Key = (str(event["kind"]), str(event["schema"]), int(event["id"]))
-        if event["event"] == "started" and event.get("origin") != "jmon":
-            self.schedule.run_started(key, str(event["run_id"]))
+        if event["event"] == "started":
+            self.schedule.run_began(key, self.clock())  # what `redctl show` reports as the last run
+            if event.get("origin") != "jmon":
+                self.schedule.run_started(key, str(event["run_id"]))
         elif event["event"] == "finished":
             self.stats.run_finished(event)
             queued = self.schedule.run_finished(
@@ -374,10 +484,10 @@ class JmonService(Service):
 
     # -- control --------------------------------------------------------------------------------------------------
     async def handle(self, message: Message, connection: Connection) -> Message:
-        op = str(message.get("op"))
+        op = requests.operation(message)  # RequestError (an error reply) for an unknown op or field
         handlers: dict[str, Callable[[], Awaitable[Message]]] = {
             "show": self._show,
-            "stats": lambda: self._stats(bool(message.get("reset"))),
+            "stats": lambda: self._stats(requests.flag(message, "reset")),
             "reload": lambda: self._poll(apply_timing=True),
             "poll": lambda: self._poll(apply_timing=False),
             "suspend": lambda: self._set_suspended(True),
@@ -387,10 +497,7 @@ class JmonService(Service):
             "we_reset": self._reset_blocked,
             "ping": self._ping,
         }
-        handler = handlers.get(op)
-        if handler is None:
-            return {"ok": False, "error": f"unknown request {op!r}; known: {', '.join(handlers)}"}
-        return await handler()
+        return await handlers[op]()
 
     async def _stats(self, reset: bool) -> Message:
         """Dispatch lateness and run counters without the per-job listing (cheap with 10,000 jobs)."""
@@ -423,10 +530,26 @@ class JmonService(Service):
         return {"ok": True, "suspended": suspend}
 
     async def _start_now(self, message: Message, scheduled_only: bool) -> Message:
-        key: Key = (str(message.get("kind", "JOB")), str(message.get("schema", "")).upper(), int(message.get("id", 0)))
+        key = requests.job_key(message)
+        force = requests.flag(message, "force")
+        by = requests.text(message, "by", requests.MAX_BY_LENGTH) or "a client"
         definition = self.definitions.get(key)
         if definition is None:
             return {"ok": False, "error": f"no {key[0].lower()} {key[2]} in schema {key[1]}"}
+        if self.suspended:
+            if not force:
+                return {
+                    "ok": False,
+                    "error": f"instance {self.paths.redenv} is suspended: no run starts, {key[1]}.{definition.name} "
+                    "was not started (`redctl resume` first, or start it anyway with --force)",
+                }
+            log.warning(
+                "job %s.%s started by %s while the instance is suspended (--force)",
+                key[1],
+                definition.name,
+                by,
+                extra={"SCHEMA": key[1], "JOB_ID": key[2]},
+            )
         if scheduled_only:
             try:
                 tick = self.schedule.trigger_now(key, self.clock())
@@ -440,7 +563,7 @@ class JmonService(Service):
             tick = Tick(key=key, definition=definition, scheduled_at=self.clock(), action="RUN", reason="MANUAL")
         reply = await self._handle_tick(tick)
         if reply.get("ok"):
-            return {"ok": True, "run_id": reply.get("run_id"), "state": reply.get("state")}
+            return {"ok": True, "run_id": reply.get("run_id"), "state": reply.get("state"), "suspended": self.suspended}
         return {"ok": False, "error": str(reply.get("error") or reply.get("reason"))}
 
     async def _show(self) -> Message:
@@ -480,11 +603,18 @@ def _skip_message(tick: Tick) -> str:
 
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
-    return JmonService(config, paths)
+    return JmonService(config, paths, sched_outage_limit=args.sched_outage_limit, debug=args.debug)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_instance_daemon("jmon", _build, argv)
+    parser = daemon_argument_parser("jmon", "RED-PSS JMON: dispatches due jobs and watchers to SCHED")
+    parser.add_argument(
+        "--sched-outage-limit",
+        type=float,
+        default=SCHED_OUTAGE_LIMIT,
+        help=f"seconds without SCHED after which JMON reports itself unhealthy (default {SCHED_OUTAGE_LIMIT:.0f})",
+    )
+    return run_instance_daemon("jmon", _build, argv, parser=parser)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 
 from redpss.cli.common import add_json_argument, print_json, print_table
 from redpss.cli.redctl.clients import Instance, NotRunning
+from redpss.cli.redctl.display import display_text
 
 CLEAR_SCREEN = "\033[H\033[2J"
 
@@ -103,16 +104,16 @@ def render(instance: Instance, data: dict[str, Any]) -> None:
                 "kind": kind,
                 "schema": schema,
                 "id": id_,
-                "name": entry.get("name"),
+                "name": display_text(str(entry.get("name") or "")),
                 "state": status,
-                "last_run": _when(entry.get("last_scheduled")),
+                "last_run": _when(entry.get("last_started")),  # the last run that began; a skipped tick is none
                 "next_run": _when(entry.get("next_due")),
                 "lateness_ms": None if lateness is None else f"{float(lateness) * 1000:.1f}",
             }
         )
     print_table(rows, ("kind", "schema", "id", "name", "state", "last_run", "next_run", "lateness_ms"))
     for invalid in data.get("invalid", []):
-        print(f"  invalid: {invalid['reason']}")
+        print(f"  invalid: {display_text(str(invalid['reason']), 400)}")
     print()
     sched = data.get("sched")
     if not sched:
@@ -123,7 +124,7 @@ def render(instance: Instance, data: dict[str, Any]) -> None:
             "pool": pool["pool"],
             "worker": worker["worker"],
             "run_id": worker.get("run_id"),
-            "job": worker.get("job"),
+            "job": display_text(str(worker.get("job") or "")),
             "since": _when(worker.get("started_at")),
         }
         for pool in sched.get("pools", [])

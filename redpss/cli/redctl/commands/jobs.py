@@ -8,6 +8,7 @@ from typing import Any
 
 from redpss.cli.common import add_json_argument, print_json, print_table
 from redpss.cli.redctl.clients import Instance
+from redpss.cli.redctl.display import display_text
 from redpss.cli.redctl.keys import resolve
 from redpss.core.errors import UsageError
 
@@ -44,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ):
         parser = subparsers.add_parser(name, help=help_text)
         parser.add_argument(noun, help=f"the {noun}: SCHEMA.ID (e.g. APP1.17) or ID")
+        if name.startswith("start_"):
+            parser.add_argument(
+                "--force", action="store_true", help="start it even while the instance is suspended (logged)"
+            )
         parser.set_defaults(handler=handler)
     parser = subparsers.add_parser("we_reset_error", help="reset errors of watcher executors")
     parser.add_argument("watcher", nargs="?", help="the watcher: SCHEMA.ID or ID (omit with --all)")
@@ -68,6 +73,8 @@ def _listing(args: argparse.Namespace, sql: str, columns: tuple[str, ...]) -> in
 def _shown(value: Any) -> Any:
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, str):
+        return display_text(value)
     return value
 
 
@@ -147,8 +154,13 @@ def _start(args: argparse.Namespace, op: str) -> int:
     finally:
         session.close()
     with instance.jmon() as jmon:
-        reply = jmon.request(op, kind="JOB", schema=schema, id=id_)
-    print(f"job {schema}.{id_} ({name}) started as run {reply.get('run_id')} ({reply.get('state', 'submitted')})")
+        by = f"redctl ({getpass.getuser()})"
+        reply = jmon.request(op, kind="JOB", schema=schema, id=id_, force=args.force, by=by)
+    forced = " despite the suspended instance (--force)" if args.force and reply.get("suspended") else ""
+    print(
+        f"job {schema}.{id_} ({display_text(name)}) started as run {reply.get('run_id')} "
+        f"({reply.get('state', 'submitted')}){forced}"
+    )
     return 0
 
 
