@@ -357,3 +357,20 @@ def test_sighup_applies_pool_sizes_and_log_level_and_names_what_needs_a_restart(
     assert "take effect only after a restart of SCHED" in daemon.log
     [queued] = [line for line in daemon.log.splitlines() if run_ok["run_id"] in line and " DEBUG " in line]
     assert "from jmon" in queued  # the master logs at the new level
+
+
+@pytest.fixture
+def old_format_spool(instance: InstancePaths) -> None:
+    """A run-log spool as SCHED wrote it before the shared row writer: {"schema", "table", "values"} lines."""
+    row = {"schema": "APP1", "table": "ADM_JOB_LOG", "values": {"RUN_ID": "from-before", "STATUS": "OK"}}
+    (instance.tmp / "sched-runlog.spool").write_text(json.dumps(row) + "\n")
+
+
+def test_a_run_log_spool_of_the_earlier_format_is_converted_not_lost(
+    old_format_spool: None, sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    daemon, _ = sched
+    [row] = spool_rows(instance)
+    assert row == {"schema": "APP1", "table": "ADM_JOB_LOG", "values": {"RUN_ID": "from-before", "STATUS": "OK"}}
+    assert "1 row(s) of the old spool" in daemon.log
+    assert "unreadable" not in daemon.log
