@@ -21,6 +21,8 @@ from tests.support.instance_runner import RunningInstance, add_job, instance_con
 from tests.support.notify import NotifyListener
 from tests.support.wait import wait_for
 
+pytestmark = pytest.mark.slow  # every test starts real daemon processes (several seconds each)
+
 MODULES = {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}
 
 
@@ -101,7 +103,6 @@ def wait_status(notify: NotifyListener, fragment: str, timeout: float = 30.0) ->
     return wait_for(arrived, timeout, what=f"STATUS with {fragment!r}")
 
 
-@pytest.mark.slow
 def test_unreachable_sched_makes_jmon_unhealthy_and_skipped_ticks_reach_the_log_later(daemons: Daemons) -> None:
     registered(daemons)
     add_job(daemons.inst, "APP1", 1, "EVERY_SECOND", INTERVAL_SECONDS=1)
