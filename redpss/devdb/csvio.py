@@ -18,7 +18,6 @@ from typing import Any
 
 from redpss.devdb.commands import CsvOptions
 from redpss.devdb.errors import DevDbError
-from redpss.devdb.names import require_object
 from redpss.devdb.translate import ObjectName
 from redpss.devdb.types import ExaType
 
@@ -106,7 +105,6 @@ class Exported:
 
 def load_csv(cursor: Any, target: ObjectName, columns: list[str] | None, path: Path, options: CsvOptions) -> int:
     """Insert the rows of a CSV file into the target table; the number of rows."""
-    require_object(cursor, target)
     table = f'"{target.schema}"."{target.name}"'
     described = cursor.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
     types = {str(row[0]): str(row[1]) for row in described}
