@@ -1,0 +1,155 @@
+"""The DBLS daemon: receives log buffers from the database on dbls_host:dbls_port and keeps every line.
+
+Requests (JSON lines, see redpss.core.wire and docs/dbls.md): `log` {lines: [[schema, level, timestamp, source,
+text], ...]} answered with a durable acknowledgement once the lines are written to log/DB/<SCHEMA>/ and the ERROR and
+ALERT lines are in the row writer's spool; `ping`; `status`. Rows reach LOG_MESSAGES after the acknowledgement, from
+the spool, so a script that logs from inside a writing transaction never waits on its own database, and a database
+that is away never holds up the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from redpss import __version__
+from redpss.core.config import Config
+from redpss.core.daemon import Service
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.db.rowwriter import RowWriter
+from redpss.core.entry import run_instance_daemon
+from redpss.core.errors import StartupError
+from redpss.core.paths import InstancePaths
+from redpss.core.secret import instance_secret
+from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, durable, unknown_op
+from redpss.dbls.batch import BatchError, DbLine, parse_batch
+from redpss.dbls.files import SchemaFiles
+from redpss.dbls.journal import JournalForwarder
+
+log = logging.getLogger("redpss.dbls")
+
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # one log request; a UDF sends far smaller buffers
+OPS = ("log", "ping", "status")
+
+
+class DblsService(Service):
+    name = "dbls"
+    tick_interval = 5.0
+    drain_timeout = 15.0
+
+    def __init__(self, config: Config, paths: InstancePaths) -> None:
+        self.config = config
+        self.paths = paths
+        self.files = SchemaFiles(paths.log_db)
+        session = DbSession(DbSettings.from_config(config, client_name="RED-PSS DBLS"))
+        self.rows = RowWriter("DB log messages", paths.tmp / "dbls-messages.spool", session)
+        self.journal: JournalForwarder | None = None
+        self.server: JsonLineServer | None = None
+        self.lines = 0
+        self.batches = 0
+        self.write_error = ""
+
+    async def start(self) -> None:
+        self.server = JsonLineServer(
+            self.handle,
+            instance_secret(self.paths),
+            "DBLS",
+            limits=Limits(max_message=MAX_BATCH_BYTES),
+            durable_ops=("log",),
+        )
+        self.journal = JournalForwarder(self.paths.redenv)
+        self.rows.start()
+        host, port = self.config.redctl.dbls_host, self.config.redctl.dbls_port
+        try:
+            await self.server.start_tcp(host, port)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port} ([redctl] dbls_host/dbls_port): {exc}") from exc
+
+    async def handle(self, request: Message, connection: Connection) -> Message:
+        op = request["op"]
+        if op == "log":
+            return await self._log(request, connection)
+        if op == "ping":
+            return {"ok": True, "server": "dbls", "version": __version__}
+        if op == "status":
+            return {"ok": True, "lines": self.lines, "batches": self.batches, "rows": self.rows.backlog().to_dict()}
+        return unknown_op(op, OPS)
+
+    async def _log(self, request: Message, connection: Connection) -> Message:
+        try:
+            batch = parse_batch(request.get("lines"))
+        except BatchError as exc:
+            log.warning("refused a log buffer from %s at %s: %s", connection.client, connection.peer, exc)
+            raise RequestError(f"log buffer refused, nothing was written: {exc}") from None
+        try:
+            self.files.write(batch.files)
+        except OSError as exc:
+            self.write_error = str(exc)
+            log.error("cannot write the DB log files below %s: %s", self.paths.log_db, exc)
+            raise RequestError(
+                f"DBLS cannot write its log files ({exc.strerror or exc}); the buffer was not kept, send it again",
+                Code.REFUSED,
+            ) from None
+        self.write_error = ""
+        held = 0
+        if batch.to_database:
+            if not await asyncio.to_thread(self._spool, batch.to_database):
+                held = len(batch.to_database)  # in memory and on their way to the database; the writer says so
+            assert self.journal is not None
+            self.journal.submit(batch.to_database)
+        self.lines += batch.lines
+        self.batches += 1
+        reply = durable(lines=batch.lines)
+        if held:
+            reply["rows_in_memory_only"] = held
+        return reply
+
+    def _spool(self, lines: list[DbLine]) -> bool:
+        """Hand the ERROR/ALERT rows to the row writer (on disk when this returns True), grouped by schema."""
+        by_table: dict[str, list[DbLine]] = {}
+        for line in lines:
+            by_table.setdefault(f"{line.schema}.LOG_MESSAGES", []).append(line)
+        safe = True
+        for table, group in by_table.items():
+            safe &= self.rows.append(table, [line.row() for line in group])
+        return safe
+
+    def status(self) -> str:
+        backlog = self.rows.backlog()
+        text = f"{self.lines} lines in {self.batches} buffers; {backlog.rows} row(s) wait for LOG_MESSAGES"
+        if self.write_error:
+            text += f"; cannot write files: {self.write_error}"
+        elif backlog.last_error:
+            text += f" ({backlog.last_error[:120]})"
+        return text
+
+    def healthy(self) -> bool:
+        return self.server is not None and not self.write_error
+
+    async def drain(self) -> None:
+        await self._close(rows_timeout=15.0)
+
+    async def abort(self) -> None:
+        await self._close(rows_timeout=3.0)
+
+    async def _close(self, rows_timeout: float) -> None:
+        if self.server is not None:
+            await self.server.close()
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
+        await asyncio.to_thread(self.rows.stop, rows_timeout)
+        self.files.close()
+
+
+def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
+    return DblsService(config, paths)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_instance_daemon("dbls", _build, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The database side of RED-PSS's services: a client that needs nothing but Python's standard library.
+
+Exasol's script container cannot import redpss, so this one file is what the UDF scripts embed (PSS_LOG, PSS_EXEC),
+and it is also the client the tests and the benchmark use, so the wire format is exercised in one place. It speaks
+RED-PSS's JSON-line wire (docs/protocols.md): one JSON object per line, a hello carrying the protocol version and
+the instance secret first, then one reply per request. Pushed messages carrying an "event" key (JEXEC's heartbeat
+while an action runs) are skipped while waiting for a reply.
+
+    with PssClient("10.0.0.5", 7402, secret, client="PSS_LOG") as client:
+        buffer = LogBuffer(client, source="APP1.LOAD_ORDERS")
+        buffer.add("APP1", "ERROR", "order 17 has no customer")
+        buffer.flush()  # returns once DBLS has the lines on disk
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import socket
+import ssl
+from typing import Any
+
+PROTOCOL_VERSION = 1
+MAX_REPLY = 16 * 1024 * 1024  # a reply longer than this is refused (the servers' own limit)
+LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "ALERT")
+
+
+class PssError(Exception):
+    """A refusal by the server (`code` is its stable code, e.g. AUTH_FAILED), or a broken connection (code None)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def now_text() -> str:
+    """The current local time as Exasol TIMESTAMP text: what a log line carries unless the caller gives one."""
+    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class PssClient:
+    """One authenticated connection to a RED-PSS service (DBLS, JEXEC); requests are answered one at a time."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        secret: str,
+        *,
+        client: str = "pss_client",
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.address = f"{host}:{port}"
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            raise PssError(f"cannot connect to {self.address}: {exc.strerror or exc}") from exc
+        if ssl_context is not None:
+            try:
+                sock = ssl_context.wrap_socket(sock, server_hostname=host)
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                raise PssError(f"TLS with {self.address} failed: {exc}") from exc
+        self.sock = sock
+        self.file = sock.makefile("rb")
+        self.events: list[dict[str, Any]] = []  # pushed messages seen while waiting for replies
+        try:
+            reply = self.exchange({"op": "hello", "version": PROTOCOL_VERSION, "secret": secret, "client": client})
+            _check(reply, "hello")
+        except PssError:
+            self.close()
+            raise
+
+    # -- requests -------------------------------------------------------------------------------------------------
+    def exchange(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one message and return the next reply as it is (ok or not); PssError when the connection fails."""
+        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+        try:
+            self.sock.sendall(data)
+            while True:
+                line = self.file.readline(MAX_REPLY + 1)
+                if not line:
+                    raise PssError(f"{self.address} closed the connection")
+                if not line.endswith(b"\n"):
+                    raise PssError(f"{self.address} sent a reply longer than {MAX_REPLY} bytes")
+                reply = json.loads(line)
+                if not isinstance(reply, dict):
+                    raise PssError(f"{self.address} sent something that is not a JSON object")
+                if "event" in reply:
+                    self.events.append(reply)
+                    del self.events[:-100]  # only the latest are of interest
+                    continue
+                return reply
+        except OSError as exc:
+            raise PssError(f"{self.address}: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise PssError(f"{self.address} sent a reply that is not JSON: {exc}") from exc
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send one request; its reply, or PssError (with the server's code) when the server refused it."""
+        return _check(self.exchange({**fields, "op": op}), op)
+
+    def send_log(self, lines: list[list[str]]) -> dict[str, Any]:
+        """Send log lines `[schema, level, timestamp, source, text]`; returns once DBLS says they are on disk."""
+        reply = self.request("log", lines=lines)
+        if reply.get("durable") is not True:
+            raise PssError(f"{self.address} acknowledged the log lines without saying they are safe")
+        return reply
+
+    def run_action(
+        self,
+        action: str,
+        args: list[str] | tuple[str, ...] = (),
+        timeout: float = 3600.0,
+        job_id: object = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask JEXEC to run the cmd/ script `action` with `args`; the reply has status, exit_code, duration, tail."""
+        self.sock.settimeout(timeout + 30.0)  # JEXEC answers by then at the latest (it kills the run at `timeout`)
+        fields: dict[str, Any] = {"action": action, "args": list(args), "timeout": timeout}
+        if job_id is not None:
+            fields["job_id"] = job_id
+        if run_id is not None:
+            fields["run_id"] = run_id
+        return self.request("run", **fields)
+
+    def ping(self) -> dict[str, Any]:
+        return self.request("ping")
+
+    # -- connection -----------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            self.sock.close()
+
+    def __enter__(self) -> PssClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LogBuffer:
+    """Log lines collected during one batch of UDF calls and sent together (`flush`), as PSS_LOG does."""
+
+    def __init__(self, client: PssClient, source: str = "", max_lines: int = 1000) -> None:
+        self.client = client
+        self.source = source
+        self.max_lines = max_lines
+        self.lines: list[list[str]] = []
+
+    def add(self, schema: str, level: str, text: str, timestamp: str | None = None) -> None:
+        self.lines.append([schema, level.upper(), timestamp or now_text(), self.source, text])
+        if len(self.lines) >= self.max_lines:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is buffered; the buffer is emptied only once DBLS acknowledged it (durably)."""
+        if self.lines:
+            self.client.send_log(self.lines)
+            self.lines = []
+
+
+def _check(reply: dict[str, Any], op: str) -> dict[str, Any]:
+    if reply.get("ok") is not True:
+        raise PssError(str(reply.get("error") or f"{op} refused"), reply.get("code"))
+    return reply

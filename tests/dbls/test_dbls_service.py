@@ -1,0 +1,209 @@
+"""DBLS with real processes: concurrent clients, refusals, kill -9, and the database away and back.
+
+The client is the stdlib-only file the database's UDF scripts embed (redpss/sql/udf/pss_client.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redpss.sql.udf.pss_client import LogBuffer, PssError
+from tests.dbls.conftest import Dbls
+from tests.support.wait import wait_for
+
+STAMP = "2026-11-30 01:02:03.456789"
+
+
+def level_of(number: int) -> str:
+    """Every 100th line ERROR, every 1000th ALERT, the rest INFO."""
+    if number % 1000 == 999:
+        return "ALERT"
+    if number % 100 == 49:
+        return "ERROR"
+    return "INFO"
+
+
+def send_lines(dbls: Dbls, client_schema: tuple[str, str], count: int, failures: list[BaseException]) -> None:
+    name, schema = client_schema
+    try:
+        with dbls.client(name) as client:
+            buffer = LogBuffer(client, source=f"{schema.upper()}.JOB_{name}", max_lines=500)
+            for number in range(count):
+                buffer.add(schema, level_of(number), f"{name} line {number}", STAMP)
+            buffer.flush()
+    except BaseException as exc:
+        failures.append(exc)
+
+
+@pytest.mark.slow
+def test_four_clients_100000_lines_land_in_order_and_errors_reach_log_messages(dbls: Dbls) -> None:
+    per_client = 25_000
+    clients = [("c1", "APP1"), ("c2", "APP1"), ("c3", "APP2"), ("c4", "app2")]  # the schema name in any case
+    failures: list[BaseException] = []
+    threads = [
+        threading.Thread(target=send_lines, args=(dbls, (name, schema), per_client, failures))
+        for name, schema in clients
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures
+
+    for schema, names in (("APP1", ("c1", "c2")), ("APP2", ("c3", "c4"))):
+        lines = dbls.schema_lines(schema)
+        assert len(lines) == 2 * per_client
+        for name in names:
+            texts = [line.split(": ", 1)[1] for line in lines if f" {schema}.JOB_{name}: " in line]
+            assert texts == [f"{name} line {n}" for n in range(per_client)]  # all, once, in order
+        assert (dbls.paths.log_db / schema / f"{schema}.log").resolve().parent == dbls.paths.log_db / schema
+
+    expected = sum(level_of(n) in ("ERROR", "ALERT") for n in range(per_client))  # per client
+    count_sql = "SELECT COUNT(*) AS N FROM {} WHERE LOG_LEVEL IN ('ERROR', 'ALERT')"
+    for schema in ("APP1", "APP2"):
+        table = f"{schema}.LOG_MESSAGES"
+        wait_for(
+            lambda t=table: dbls.rows(count_sql.format(t))[0]["N"] == 2 * expected,  # type: ignore[misc]
+            60,
+            interval=0.5,
+            what=f"{2 * expected} rows in {table}",
+        )
+    assert dbls.rows("SELECT COUNT(*) AS N FROM APP1.LOG_MESSAGES WHERE LOG_LEVEL = 'INFO'")[0]["N"] == 0
+    union = dbls.rows("SELECT SCHEMA_NAME, COUNT(*) AS N FROM REDSYS.ALL_LOG_MESSAGES GROUP BY SCHEMA_NAME")
+    assert {r["SCHEMA_NAME"]: r["N"] for r in union} == {"APP1": 2 * expected, "APP2": 2 * expected}
+    [row] = dbls.rows("SELECT * FROM APP1.LOG_MESSAGES WHERE MESSAGE = 'c1 line 999'")
+    assert (row["LOG_LEVEL"], row["SOURCE"]) == ("ALERT", "APP1.JOB_c1")
+    assert str(row["LOG_TIME"]).startswith("2026-11-30 01:02:03")
+
+
+def test_error_and_alert_lines_reach_journald_with_schema_and_priority_lower_levels_do_not(dbls: Dbls) -> None:
+    with dbls.client("journal") as client:
+        client.send_log(
+            [
+                ["APP1", "INFO", STAMP, "APP1.J", "an info line"],
+                ["APP1", "ERROR", STAMP, "APP1.J", "an error line"],
+                ["APP2", "ALERT", STAMP, "APP2.J", "an alert line"],
+            ]
+        )
+    wait_for(lambda: dbls.journal.find("an alert line"), 10, what="the ALERT line in the journal")
+    ours = [e for e in dbls.journal.entries if e.get("REDPSS_LOGGER") == "redpss.dbls.database"]
+    by_text = {e["MESSAGE"]: e for e in ours}
+    assert set(by_text) == {"APP1.J: an error line", "APP2.J: an alert line"}
+    error, alert = by_text["APP1.J: an error line"], by_text["APP2.J: an alert line"]
+    assert (error["SCHEMA"], error["PRIORITY"], error["SYSLOG_IDENTIFIER"]) == ("APP1", "3", "redpss-dbls")
+    assert (alert["SCHEMA"], alert["PRIORITY"], alert["DB_TIMESTAMP"]) == ("APP2", "1", STAMP)
+
+
+def raw_exchange(dbls: Dbls, data: bytes) -> bytes:
+    """Send raw bytes to DBLS and return everything it answers before it closes."""
+    with socket.create_connection(("127.0.0.1", dbls.port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_bad_clients_are_refused_with_a_reply_and_a_log_line_while_a_good_one_carries_on(
+    dbls: Dbls, tmp_path: Path
+) -> None:
+    daemon = dbls.procs["dbls"]
+    with dbls.client("good") as good:
+        good.send_log([["APP1", "INFO", STAMP, "good", "before"]])
+
+        with pytest.raises(PssError) as refused:
+            dbls.client("intruder", secret="x" * 64)
+        assert refused.value.code == "AUTH_FAILED"
+        daemon.wait_log("[AUTH_FAILED]")
+
+        answer = raw_exchange(dbls, b"\x00\xffgarbage that is no JSON\n")
+        assert b'"code":"BAD_FRAME"' in answer
+        daemon.wait_log("[BAD_FRAME]")
+
+        with dbls.client("big") as big:
+            reply = big.exchange({"op": "log", "lines": [["APP1", "INFO", STAMP, "big", "x" * (9 * 1024 * 1024)]]})
+        assert reply["code"] == "TOO_LARGE"
+        daemon.wait_log("[TOO_LARGE]")
+
+        with dbls.client("escape") as escape:
+            for schema in ("../../etc", "APP1/../../x", "", "1APP"):
+                with pytest.raises(PssError) as bad:
+                    escape.send_log([["APP1", "INFO", STAMP, "s", "fine"], [schema, "ERROR", STAMP, "s", "evil"]])
+                assert bad.value.code == "BAD_REQUEST"
+                assert "line 2: schema" in str(bad.value) and "nothing was written" in str(bad.value)
+            with pytest.raises(PssError, match="level 'LOUD' is not one of"):
+                escape.send_log([["APP1", "LOUD", STAMP, "s", "x"]])
+            with pytest.raises(PssError, match="timestamp 'yesterday' is not"):
+                escape.send_log([["APP1", "INFO", "yesterday", "s", "x"]])
+            escape.send_log([["APP1", "INFO", STAMP, "escape", "the connection stays usable"]])
+        daemon.wait_log("refused a log buffer from escape")
+
+        good.send_log([["APP1", "INFO", STAMP, "good", "after"]])
+    texts = [line.split(": ", 1)[1] for line in dbls.schema_lines("APP1")]
+    assert texts == ["before", "the connection stays usable", "after"]
+    assert sorted(p.name for p in dbls.paths.log_db.iterdir()) == ["APP1"]
+    assert not (dbls.paths.home / "etc" / "ETC").exists() and not (dbls.paths.log / "X").exists()
+    assert "Traceback" not in daemon.log and "Traceback" not in daemon.stderr
+    assert daemon.process.poll() is None
+
+
+def test_kill_9_after_the_acknowledgement_loses_nothing_acknowledged(dbls: Dbls) -> None:
+    acknowledged: list[str] = []
+    with dbls.client("killed") as client:
+        for batch in range(20):
+            lines = [["APP2", "ERROR", STAMP, "k", f"b{batch} l{n}"] for n in range(50)]
+            client.send_log(lines)
+            acknowledged += [line[4] for line in lines]
+    daemon = dbls.procs["dbls"]
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.process.wait()
+    daemon.close()
+    assert [line.split(": ", 1)[1] for line in dbls.schema_lines("APP2")] == acknowledged
+
+    dbls.start("dbls")  # the rows still in its spool go to the database after the restart
+
+    def logged_rows() -> list[dict[str, Any]]:
+        rows = dbls.rows("SELECT MESSAGE FROM APP2.LOG_MESSAGES")
+        return rows if len(rows) >= len(acknowledged) else []
+
+    logged = wait_for(
+        logged_rows,
+        60,
+        interval=0.5,
+        what="every acknowledged ERROR row in APP2.LOG_MESSAGES",
+    )
+    assert set(acknowledged) <= {r["MESSAGE"] for r in logged}  # at least once (a commit may be repeated)
+
+
+@pytest.mark.slow
+def test_database_away_then_back_every_error_row_arrives_once(dbls: Dbls) -> None:
+    dbls.inst.close()
+    assert dbls.procs["devdb"].stop() == 0
+    dbls.procs["devdb"].close()
+    sent: list[str] = []
+    with dbls.client("outage") as client:
+        for batch in range(10):
+            lines = [["APP1", "ERROR", STAMP, "o", f"outage b{batch} l{n}"] for n in range(30)]
+            client.send_log(lines)  # acknowledged: the files never wait for the database
+            sent += [line[4] for line in lines]
+            if batch == 0:
+                dbls.procs["dbls"].wait_log("database unavailable")
+    assert len(dbls.schema_lines("APP1")) == len(sent)
+    dbls.start("devdb")
+    wait_for(
+        lambda: dbls.rows("SELECT COUNT(*) AS N FROM APP1.LOG_MESSAGES")[0]["N"] >= len(sent),
+        90,
+        interval=0.5,
+        what="the rows of the outage in APP1.LOG_MESSAGES",
+    )
+    rows = dbls.rows("SELECT MESSAGE, COUNT(*) AS N FROM APP1.LOG_MESSAGES GROUP BY MESSAGE")
+    assert {r["MESSAGE"]: r["N"] for r in rows} == dict.fromkeys(sent, 1)
+    assert dbls.procs["dbls"].process.poll() is None
