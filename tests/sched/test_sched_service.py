@@ -14,6 +14,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +106,70 @@ def loader_pid(conn: BlockingClient) -> int:
     return int(loader["workers"][0]["pid"])
 
 
-@pytest.fixture
-def held_statement() -> Iterator[threading.Event]:
-    """EXECUTE SCRIPT REDPSS_TEST.HOLD() in devdb: sets the event once it runs, then waits (30 s, or until cut)."""
-    entered = threading.Event()
+@dataclass
+class Hold:
+    """EXECUTE SCRIPT REDPSS_TEST.HOLD() in devdb: counts itself in `entered`, then waits for a permit."""
 
-    def hold(context: ScriptContext) -> int:
-        entered.set()
-        context.sleep(30)
+    entered: list[int] = field(default_factory=list)
+    permits: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+
+    def __call__(self, context: ScriptContext) -> int:
+        self.entered.append(1)
+        while not self.permits.acquire(blocking=False):
+            context.sleep(0.02)  # the statement's own pace inside the database, honouring abort and timeout
         return 0
 
-    register_script("REDPSS_TEST.HOLD", hold)
-    yield entered
+
+@pytest.fixture
+def hold() -> Iterator[Hold]:
+    held = Hold()
+    register_script("REDPSS_TEST.HOLD", held)
+    yield held
+    held.permits.release(100)  # whatever still holds ends
     unregister_script("REDPSS_TEST.HOLD")
+
+
+@dataclass
+class DevDbSched:
+    daemon: DaemonProcess
+    port: int
+    devdb: InProcessDevDb
+
+
+@pytest.fixture
+def devdb_sched(instance: InstancePaths, tmp_path: Path) -> Iterator[DevDbSched]:
+    """SCHED (pools 2/1/1) on an in-process devdb with REDSYS installed."""
+    port = free_port()
+    with InProcessDevDb(tmp_path / "devdb", port=free_port()) as devdb:
+        instance.config_file.write_text(
+            render_config(
+                {
+                    "DEFAULT": {
+                        "exa_connection": devdb.dsn,
+                        "exa_username": devdb.user,
+                        "exa_password": devdb.password,
+                        "exa_encryption": "false",
+                        "exa_dbname": "DEVDB",
+                    },
+                    "redctl": {
+                        "sched_service_port": str(port),
+                        "sched_default_pool_size": "2",
+                        "sched_loader_pool_size": "1",
+                        "sched_action_pool_size": "1",
+                    },
+                }
+            )
+        )
+        settings = DbSettings(dsn=devdb.dsn, user=devdb.user, password=Secret(devdb.password), encryption=False)
+        installing = DbSession(settings)
+        install(installing)  # SQL jobs commit with their marker in REDSYS.ADM_RUN_COMMIT
+        installing.close()
+        daemon = DaemonProcess("redpss.sched.service", instance, tmp_path / "sched")
+        try:
+            daemon.wait_ready()
+            yield DevDbSched(daemon, port, devdb)
+        finally:
+            daemon.close()
 
 
 def finished(conn: BlockingClient, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -259,57 +311,69 @@ def test_a_worker_that_dies_while_idle_is_replaced(sched: tuple[DaemonProcess, i
 
 
 def test_a_worker_whose_session_drops_mid_run_fails_the_run_with_the_reason_and_keeps_serving(
-    instance: InstancePaths, tmp_path: Path, held_statement: threading.Event
+    devdb_sched: DevDbSched, hold: Hold, instance: InstancePaths
 ) -> None:
-    port = free_port()
-    with InProcessDevDb(tmp_path / "devdb", port=free_port()) as devdb:
-        instance.config_file.write_text(
-            render_config(
-                {
-                    "DEFAULT": {
-                        "exa_connection": devdb.dsn,
-                        "exa_username": devdb.user,
-                        "exa_password": devdb.password,
-                        "exa_encryption": "false",
-                        "exa_dbname": "DEVDB",
-                    },
-                    "redctl": {"sched_service_port": str(port), "sched_loader_pool_size": "1"},
-                }
-            )
-        )
-        settings = DbSettings(dsn=devdb.dsn, user=devdb.user, password=Secret(devdb.password), encryption=False)
-        installing = DbSession(settings)
-        install(installing)  # SQL jobs commit with their marker in REDSYS.ADM_RUN_COMMIT
-        installing.close()
-        daemon = DaemonProcess("redpss.sched.service", instance, tmp_path / "sched")
-        try:
-            daemon.wait_ready()
-            with client(instance, port) as conn:
-                conn.request("subscribe")
-                long = run(pool="LOADER", job_type="SQL", command="EXECUTE SCRIPT REDPSS_TEST.HOLD()")
-                conn.request("submit", run=long)
-                pid = wait_for(lambda: loader_worker(conn, long["run_id"]), 20, what="the run in the LOADER worker")
-                assert held_statement.wait(20), "the job's statement did not start in devdb"
-                devdb.drop_sessions()
-                event = finished(conn, long["run_id"])
-                assert event["status"] == "FAILED"
-                assert "not reachable" in event["message"]
-                again = run(pool="LOADER", job_type="SQL", command="SELECT 1 FROM DUAL")
-                conn.request("submit", run=again)
-                assert finished(conn, again["run_id"])["status"] == "OK"
-                assert loader_pid(conn) == pid  # the same worker, reconnected
-                devdb.drop_sessions()  # now while the worker is idle: its next run finds the session gone
-                after_idle = run(pool="LOADER", job_type="SQL", command="SELECT 1 FROM DUAL")
-                conn.request("submit", run=after_idle)
-                event = finished(conn, after_idle["run_id"])
-                assert (event["status"], event["message"]) == ("OK", "1 row(s)")
-                assert loader_pid(conn) == pid
-            assert daemon.stop() == 0
-        finally:
-            daemon.close()
+    daemon, devdb = devdb_sched.daemon, devdb_sched.devdb
+    with client(instance, devdb_sched.port) as conn:
+        conn.request("subscribe")
+        long = run(pool="LOADER", job_type="SQL", command="EXECUTE SCRIPT REDPSS_TEST.HOLD()")
+        conn.request("submit", run=long)
+        pid = wait_for(lambda: loader_worker(conn, long["run_id"]), 20, what="the run in the LOADER worker")
+        wait_for(lambda: hold.entered, 20, what="the job's statement running in devdb")
+        devdb.drop_sessions()
+        event = finished(conn, long["run_id"])
+        assert event["status"] == "FAILED"
+        assert "not reachable" in event["message"]
+        again = run(pool="LOADER", job_type="SQL", command="SELECT 1 FROM DUAL")
+        conn.request("submit", run=again)
+        assert finished(conn, again["run_id"])["status"] == "OK"
+        assert loader_pid(conn) == pid  # the same worker, reconnected
+        devdb.drop_sessions()  # now while the worker is idle: its next run finds the session gone
+        after_idle = run(pool="LOADER", job_type="SQL", command="SELECT 1 FROM DUAL")
+        conn.request("submit", run=after_idle)
+        event = finished(conn, after_idle["run_id"])
+        assert (event["status"], event["message"]) == ("OK", "1 row(s)")
+        assert loader_pid(conn) == pid
+    assert daemon.stop() == 0
     assert "Traceback" not in daemon.log + daemon.stderr
     [failed] = [line for line in daemon.log.splitlines() if ": FAILED " in line]  # one line for the lost run
     assert long["run_id"] in failed and "not reachable" in failed
+
+
+def test_a_pool_shrunk_by_a_reload_lets_its_runs_finish_and_then_runs_no_more_at_once_than_its_size(
+    devdb_sched: DevDbSched, hold: Hold, instance: InstancePaths
+) -> None:
+    daemon = devdb_sched.daemon
+
+    def default_pool(conn: BlockingClient) -> dict[str, Any]:
+        return dict(next(p for p in conn.request("status")["pools"] if p["pool"] == "DEFAULT"))
+
+    holding = "EXECUTE SCRIPT REDPSS_TEST.HOLD()"
+    with client(instance, devdb_sched.port) as conn:
+        conn.request("subscribe")
+        first = [run(job_type="SQL", command=holding) for _ in range(2)]
+        for request in first:
+            conn.request("submit", run=request)
+        wait_for(lambda: len(hold.entered) == 2, 20, what="two runs holding in devdb")
+        config = instance.config_file.read_text()
+        instance.config_file.write_text(config.replace("sched_default_pool_size = 2", "sched_default_pool_size = 1"))
+        os.kill(daemon.pid, signal.SIGHUP)
+        daemon.wait_log("sched reloaded")
+        later = [run(job_type="SQL", command=holding) for _ in range(2)]
+        for request in later:
+            conn.request("submit", run=request)
+        pool = default_pool(conn)
+        assert (pool["size"], pool["busy"], pool["queued"]) == (1, 2, 2)  # running runs are not cut short
+        hold.permits.release(2)
+        assert {e["status"] for e in finished_all(conn, {r["run_id"] for r in first}).values()} == {"OK"}
+        wait_for(lambda: len(hold.entered) == 3, 20, what="one of the later runs holding")
+        wait_for(lambda: len(default_pool(conn)["workers"]) == 1, 20, what="the pool down to one worker")
+        pool = default_pool(conn)
+        assert (pool["busy"], pool["queued"]) == (1, 1)
+        hold.permits.release(2)
+        assert {e["status"] for e in finished_all(conn, {r["run_id"] for r in later}).values()} == {"OK"}
+    assert len(hold.entered) == 4
+    daemon.wait_log("ended: the pool shrank")
 
 
 def test_sighup_applies_pool_sizes_and_log_level_and_names_what_needs_a_restart(
