@@ -34,7 +34,7 @@ INSERT_ONE_ROW = f"INSERT INTO {ROWS_TABLE} (SESSION_ID, WRITTEN_AT) VALUES (CUR
 class Reconciled:
     """What the jobs wrote against what the run log says, once everything drained."""
 
-    ok_runs: int  # runs logged OK
+    ok_runs: int  # runs logged OK (distinct run ids)
     rows: int  # rows the runs inserted
     duplicated_run_ids: int  # run ids logged more than once
     statuses: dict[str, int]
@@ -205,7 +205,7 @@ class FaultInstance:
         for row in log:
             statuses[str(row["STATUS"])] = statuses.get(str(row["STATUS"]), 0) + 1
         return Reconciled(
-            ok_runs=statuses.get("OK", 0),
+            ok_runs=len({str(row["RUN_ID"]) for row in log if row["STATUS"] == "OK"}),  # a duplicate is not a run
             rows=self.rows_written(),
             duplicated_run_ids=len(ids) - len(set(ids)),
             statuses=statuses,
