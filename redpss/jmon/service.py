@@ -46,6 +46,7 @@ from redpss.jmon.definitions import (
     read_last_started,
     run_request,
 )
+from redpss.jmon.housekeeping import Housekeeping
 from redpss.jmon.reload import config_changes
 from redpss.jmon.schedule import Definition, Key, Schedule, ScheduleEntry, Tick
 from redpss.jmon.stats import StatsCollector, StatsWriter
@@ -96,7 +97,9 @@ class JmonService(Service):
         self.stop_event = threading.Event()
         self.last_full_sync = 0.0
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON"))
-        self.stats_writer = StatsWriter(DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats")))
+        self.stats_writer = StatsWriter(
+            DbSession(DbSettings.from_config(config, client_name="RED-PSS JMON stats")), paths.tmp / "jmon-stats.spool"
+        )
         self.db_lock = asyncio.Lock()
         self.stats = StatsCollector()
         self.waiting_skips: deque[Message] = deque(maxlen=MAX_WAITING_SKIPS)
@@ -111,6 +114,7 @@ class JmonService(Service):
         self.tasks: list[asyncio.Task[None]] = []
         self.side_tasks: set[asyncio.Task[Message]] = set()
         self.stats_task: asyncio.Task[None] | None = None
+        self.housekeeping = Housekeeping(config, paths)  # the daemons' state in REDSYS; the DB logs' retention
 
     @property
     def suspended(self) -> bool:
@@ -166,6 +170,7 @@ class JmonService(Service):
         if now >= self.next_stats and (self.stats_task is None or self.stats_task.done()):
             self.next_stats = now + self.config.redctl.jmon_stats_interval
             self.stats_task = asyncio.create_task(self._write_stats(now))
+        self.housekeeping.tick(now, self.config, self.status())
         await self._send_waiting_skips()
         self.wake.set()  # a suspend marker created or removed by hand is seen within one tick
 
@@ -192,6 +197,7 @@ class JmonService(Service):
             await self.sched.close()
         if self.waiting_skips:
             log.warning("%d skipped tick(s) could not be handed to SCHED for logging", len(self.waiting_skips))
+        await self.housekeeping.close()
         await asyncio.to_thread(self.session.close)
         await asyncio.to_thread(self.stats_writer.close)
 
@@ -512,7 +518,8 @@ class JmonService(Service):
         return {"ok": True, "lateness": summary, "runs_finished": finished, "definitions": len(self.definitions)}
 
     async def _ping(self) -> Message:
-        return {"ok": True, "pid": os.getpid()}
+        """Alive, and whether JMON can do its work (what the watchdog is told), for status views outside systemd."""
+        return {"ok": True, "pid": os.getpid(), "healthy": self.healthy(), "status": self.status()}
 
     async def _reset_blocked(self) -> Message:
         self.blocked = await self._db(read_blocked_watchers)

@@ -114,9 +114,12 @@ def test_unreachable_sched_makes_jmon_unhealthy_and_skipped_ticks_reach_the_log_
     seconds = int(first.split("UNHEALTHY: SCHED unreachable for ")[1].split(" s")[0])
     wait_status(jmon.notify, f"UNHEALTHY: SCHED unreachable for {seconds + 2} s", timeout=10)
     assert jmon.notify.count("WATCHDOG") == pings  # systemd's watchdog would now restart JMON
+    ping = daemons.jmon_request("ping")
+    assert ping["healthy"] is False and "UNHEALTHY: SCHED unreachable" in ping["status"]
     daemons.start("sched")
     wait_status(jmon.notify, "SCHED connected")
     jmon.notify.wait_for("WATCHDOG", "1", nth=pings + 1, timeout=10)  # healthy again: the pings resume
+    assert daemons.jmon_request("ping")["healthy"] is True
     skipped = wait_for(
         lambda: [r for r in daemons.job_log(1) if r["SKIP_REASON"] == "SCHED_UNAVAILABLE"],
         30,
