@@ -22,6 +22,9 @@ from redpss.sched.runs import SKIPPED, RunRequest, RunResult
 log = logging.getLogger("redpss.sched.runlog")
 
 TABLES = ("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR")
+# What identifies a run's row, so a batch the writer sends again (SCHED or the database killed between its commit and
+# the spool's note) replaces its earlier copy: a run is logged once. A retry shares its run id with the first attempt.
+KEYS = {"ADM_JOB_LOG": ("RUN_ID", "ATTEMPT"), "ADM_WATCHER_LOG": ("RUN_ID",)}
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def skip_row(
 def run_log_writer(spool: Path, session: DbSession) -> RowWriter:
     """The run log's writer on `spool` (a spool in the format before the shared writer is converted first)."""
     _convert_old_spool(spool)
-    return RowWriter("run log", spool, session)
+    return RowWriter("run log", spool, session, keys=KEYS)
 
 
 def record(writer: RowWriter, rows: list[LogRow]) -> bool:

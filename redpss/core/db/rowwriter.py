@@ -31,7 +31,7 @@ from typing import Any
 
 from redpss.core.db.errors import DatabaseError, DatabaseQueryError
 from redpss.core.db.session import DbSession
-from redpss.core.db.sqltext import insert_statement
+from redpss.core.db.sqltext import delete_matching, insert_statement
 
 log = logging.getLogger("redpss.core.db.rowwriter")
 
@@ -86,6 +86,7 @@ class RowWriter:
         *,
         batch_rows: int = BATCH_ROWS,
         flush_interval: float = FLUSH_INTERVAL,
+        keys: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.name = name
         self.spool = spool
@@ -93,6 +94,8 @@ class RowWriter:
         self.session = session
         self.batch_rows = batch_rows
         self.flush_interval = flush_interval
+        # table name (without schema) -> columns that identify a row: a batch sent again replaces its earlier copy
+        self.keys = dict(keys or {})
         self.written = 0
         self._lock = threading.Lock()
         self._pending: dict[int, _Entry] = {}  # in append order
@@ -371,6 +374,9 @@ class RowWriter:
         """Insert `entries`; rows the database refuses go to the .rejected file, found one by one when a batch
         fails. The sequence numbers of the rows dealt with; DatabaseError (not a refusal) when the database is away."""
         try:
+            columns = self.keys.get(table.rsplit(".", 1)[-1])
+            if columns:  # delivery is at least once: rows of an earlier delivery of this batch go first
+                self.session.execute(delete_matching(table, columns, [e.row for e in entries]))
             self.session.execute(insert_statement(table, [dict(e.row) for e in entries]))
             return [e.seq for e in entries]
         except DatabaseQueryError as exc:

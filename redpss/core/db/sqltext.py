@@ -1,4 +1,4 @@
-"""SQL text that RED-PSS builds itself: literals, multi-row INSERTs and timestamps, in one place.
+"""SQL text that RED-PSS builds itself: literals, multi-row INSERTs, keyed DELETEs and timestamps, in one place.
 
 Only for values RED-PSS produced (ids, statuses, times, its own messages): identifiers come from validated
 definitions, and text is quoted by doubling single quotes, Exasol's only escape in string literals.
@@ -7,6 +7,7 @@ definitions, and text is quoted by doubling single quotes, Exasol's only escape 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -38,3 +39,15 @@ def insert_statement(table: str, rows: list[dict[str, Any]]) -> str:
     columns = sorted({column for row in rows for column in row})
     values = ",\n".join("(" + ", ".join(sql_literal(row.get(c)) for c in columns) + ")" for row in rows)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES\n{values}"
+
+
+def delete_matching(table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """One DELETE of the rows of `table` whose `columns` equal those of any of `rows` (NULL matches NULL)."""
+
+    def equal(column: str, value: Any) -> str:
+        literal = sql_literal(value)
+        return f"{column} IS NULL" if literal == "NULL" else f"{column} = {literal}"
+
+    keys = dict.fromkeys(" AND ".join(equal(c, row.get(c)) for c in columns) for row in rows)
+    condition = " OR ".join(f"({key})" for key in keys)
+    return f"DELETE FROM {table} WHERE {condition}"  # noqa: S608 - values quoted by sql_literal, names our own
