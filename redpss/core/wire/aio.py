@@ -1,16 +1,5 @@
-"""Framing and authentication of RED-PSS's own TCP and unix-socket services: JSON, one message per line.
-
-A client's first message is `{"op": "hello", "version": 1, "secret": ..., "client": ...}`; the server answers
-`{"ok": true, "server": ..., "version": 1}` or refuses with `{"ok": false, "code": ..., "error": ...}` and closes.
-After that every request gets exactly one reply (`{"ok": true, ...}` or `{"ok": false, "code": ..., "error": ...}`;
-a request's optional "seq" is echoed so a client can match replies, leaving "id" free for the request's own fields),
-and a server may push messages that carry an "event" key to clients that asked for them.
-
-What an unauthenticated peer can cost is bounded per server (`Limits`): a small line, a short deadline for the hello,
-a cap on connections that have not said hello (the oldest is dropped, so a flood never locks out a real client), and
-a separate cap on authenticated ones. Every refusal gets a reply with a stable `Code` and one WARNING line (rate
-limited under a flood), never a traceback. The codes and the durable-acknowledgement contract are documented in
-docs/protocols.md.
+"""The asyncio side of the wire: the JSON-line server every daemon serves on and the client that also receives pushed
+events (JMON -> SCHED). Imported only by what runs an event loop; `redpss.core.wire` loads it on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import socket
 import ssl
@@ -26,56 +14,30 @@ import struct
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from redpss.core.errors import RedpssError
 from redpss.core.net import explain_bind_error
+from redpss.core.wire.framing import (
+    MAX_LINE,
+    PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS,
+    Code,
+    Limits,
+    Message,
+    RequestError,
+    WireError,
+    decode,
+    encode,
+    hello_message,
+    refusal_error,
+)
 
-log = logging.getLogger("redpss.core.wire")
+log = logging.getLogger("redpss.core.wire")  # one logger for the whole protocol, whichever module logs
 
-PROTOCOL_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
-MAX_LINE = 16 * 1024 * 1024  # default size of one message after the hello
-MAX_HELLO_LINE = 4096  # size of any line before the hello succeeded
 CLOSE_GRACE = 2.0  # seconds close() lets requests in progress finish before cancelling them
 LINGER_SECONDS = 1.0  # after a refusal, input is read and discarded this long so the reply is not lost to a reset
-SHED_RETRY_PAUSE = 0.2  # a client refused for a connection cap tries again after this, within its timeout
-Message = dict[str, Any]
-
-
-class Code(StrEnum):
-    """The stable codes of refusals and failed requests (`"code"` of an `ok: false` reply)."""
-
-    BAD_FRAME = "BAD_FRAME"  # not one UTF-8 JSON object per line, or nested too deeply (connection closed)
-    TOO_LARGE = "TOO_LARGE"  # a line longer than the limit (connection closed)
-    BAD_HELLO = "BAD_HELLO"  # the first message is not a hello (connection closed)
-    VERSION_UNSUPPORTED = "VERSION_UNSUPPORTED"  # the hello's version is not spoken here (connection closed)
-    AUTH_FAILED = "AUTH_FAILED"  # wrong or missing instance secret (connection closed)
-    TIMEOUT = "TIMEOUT"  # no complete hello within the deadline (connection closed)
-    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"  # a connection cap was reached (connection closed)
-    BAD_REQUEST = "BAD_REQUEST"  # the request lacks "op" or has fields of the wrong type (connection stays)
-    UNKNOWN_OP = "UNKNOWN_OP"  # the service has no such operation (connection stays)
-    REFUSED = "REFUSED"  # the service declined the request; "error" says why (connection stays)
-    INTERNAL = "INTERNAL"  # the service failed unexpectedly (connection stays)
-
-
-class WireError(RedpssError):
-    """The peer broke the protocol, refused us, or is not there; `code` is the peer's or our refusal code."""
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class RequestError(RedpssError):
-    """Raised by a handler to refuse a request with a given code; the connection stays open."""
-
-    def __init__(self, message: str, code: Code = Code.BAD_REQUEST) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _Refused(WireError):
@@ -87,38 +49,6 @@ class _Refused(WireError):
         super().__init__(message, code)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one connection may cost a server, before and after its hello (a server's own tuning)."""
-
-    max_message: int = MAX_LINE  # one line after the hello
-    hello_line: int = MAX_HELLO_LINE  # one line before it
-    hello_timeout: float = 5.0  # seconds from accept (or TLS handshake) to a complete hello
-    max_unauthenticated: int = 64  # connections without hello; a new one beyond drops the oldest
-    eviction_grace: float = 0.1  # seconds a new connection is safe from being dropped for the cap above
-    max_clients: int = 256  # authenticated connections; a hello beyond is refused
-    event_backlog: int = MAX_LINE  # bytes of pushed events waiting for a subscriber before it is disconnected
-
-
-def encode(message: Message) -> bytes:
-    return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
-
-
-def decode(line: bytes) -> Message:
-    """One message from one line; WireError (BAD_FRAME) naming what is wrong, never echoing the line itself."""
-    try:
-        message = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise WireError(f"a message must be UTF-8 ({exc.reason} at byte {exc.start})", Code.BAD_FRAME) from None
-    except RecursionError:
-        raise WireError("a message is nested too deeply", Code.BAD_FRAME) from None
-    except ValueError as exc:
-        raise WireError(f"not a JSON message ({exc})", Code.BAD_FRAME) from None
-    if not isinstance(message, dict):
-        raise WireError(f"a message must be a JSON object, got {type(message).__name__}", Code.BAD_FRAME)
-    return message
-
-
 async def read_message(reader: asyncio.StreamReader, limit: int = MAX_LINE) -> Message | None:
     """The next message, or None at end of stream; `limit` only names the reader's limit in the error."""
     try:
@@ -128,20 +58,6 @@ async def read_message(reader: asyncio.StreamReader, limit: int = MAX_LINE) -> M
     if not line:
         return None
     return decode(line)
-
-
-def durable(**fields: Any) -> Message:
-    """The reply of a handler whose data is safe (written and flushed, or committed): the only ok a durable op may send.
-
-    A server built with `durable_ops` refuses to send `ok: true` for those ops unless the handler returned this, so a
-    handler cannot acknowledge by accident before the data is safe.
-    """
-    return {**fields, "ok": True, "durable": True}
-
-
-def unknown_op(op: object, known: Collection[str]) -> Message:
-    """The reply to a request whose op the service does not have."""
-    return {"ok": False, "code": Code.UNKNOWN_OP, "error": f"unknown request {op!r}; known: {', '.join(known)}"}
 
 
 class _LineReader(asyncio.StreamReader):
@@ -398,9 +314,7 @@ class JsonLineServer:
             spoken = ", ".join(str(v) for v in sorted(SUPPORTED_VERSIONS))
             raise _Refused(Code.VERSION_UNSUPPORTED, f"protocol version {version!r:.20} is not spoken here ({spoken})")
         secret = hello.get("secret")
-        if not isinstance(secret, str) or not hmac.compare_digest(
-            secret.encode("utf-8", "surrogatepass"), self.secret
-        ):
+        if not isinstance(secret, str) or not hmac.compare_digest(secret.encode("utf-8", "surrogatepass"), self.secret):
             raise _Refused(Code.AUTH_FAILED, "authentication failed: the hello must carry the instance secret")
         if len(self.connections) >= self.limits.max_clients:
             raise _Refused(Code.TOO_MANY_CONNECTIONS, f"{self.limits.max_clients} clients connected already")
@@ -450,134 +364,6 @@ class JsonLineServer:
             async with asyncio.timeout(LINGER_SECONDS):
                 while await reader.read(65536):
                     pass
-
-
-def _shedding(exc: WireError) -> bool:
-    """Whether a failed hello means the server was shedding connections (worth another try in a moment)."""
-    return exc.code == Code.TOO_MANY_CONNECTIONS or isinstance(exc.__cause__, ConnectionResetError)
-
-
-def _hello(secret: str, client: str) -> Message:
-    return {"op": "hello", "version": PROTOCOL_VERSION, "secret": secret, "client": client}
-
-
-def _refusal(reply: Message | None, fallback: str) -> WireError:
-    if not reply:
-        return WireError(fallback)
-    return WireError(str(reply.get("error", fallback)), reply.get("code"))
-
-
-class BlockingClient:
-    """A synchronous client for CLIs: connect (optionally over TLS), hello, then request/reply."""
-
-    def __init__(
-        self,
-        address: tuple[str, int] | Path,
-        secret: str,
-        client: str,
-        timeout: float = 10.0,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        max_message: int = MAX_LINE,
-    ) -> None:
-        self.address = address
-        self.max_message = max_message
-        self.events: list[Message] = []  # pushed events that arrived while waiting for replies
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self._open(secret, client, timeout, ssl_context)
-                return
-            except WireError as exc:
-                if not _shedding(exc) or time.monotonic() + SHED_RETRY_PAUSE > deadline:
-                    raise
-            time.sleep(SHED_RETRY_PAUSE)  # pacing: the server is shedding a flood of connections
-
-    def _open(self, secret: str, client: str, timeout: float, ssl_context: ssl.SSLContext | None) -> None:
-        if isinstance(self.address, Path):
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target: Any = str(self.address)
-        else:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            target = self.address
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(target)
-            if ssl_context is not None:
-                host = None if isinstance(self.address, Path) else self.address[0]
-                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
-        except OSError as exc:
-            self.sock.close()
-            raise WireError(f"cannot connect to {self.describe()}: {exc.strerror or exc}") from exc
-        self.file = self.sock.makefile("rb")
-        try:
-            reply = self._exchange(_hello(secret, client))
-        except WireError:
-            self.close()
-            raise
-        if not reply.get("ok"):
-            self.close()
-            raise _refusal(reply, "refused")
-
-    def describe(self) -> str:
-        return str(self.address) if isinstance(self.address, Path) else "{}:{}".format(*self.address)
-
-    def _readline(self) -> bytes:
-        line = self.file.readline(self.max_message + 1)
-        if not line:
-            raise WireError(f"{self.describe()} closed the connection")
-        if not line.endswith(b"\n"):
-            raise WireError(f"{self.describe()} sent a message longer than {self.max_message} bytes", Code.TOO_LARGE)
-        return line
-
-    def _exchange(self, message: Message) -> Message:
-        try:
-            self.sock.sendall(encode(message))
-            while True:
-                reply = decode(self._readline())
-                if "event" not in reply:
-                    return reply
-                self.events.append(reply)
-        except OSError as exc:
-            raise WireError(f"{self.describe()}: {exc}") from exc
-
-    def next_event(self, timeout: float) -> Message:
-        """The next pushed event (after `subscribe`); WireError when none arrives within `timeout` seconds."""
-        if self.events:
-            return self.events.pop(0)
-        previous = self.sock.gettimeout()
-        self.sock.settimeout(timeout)
-        try:
-            line = self._readline()
-        except TimeoutError as exc:
-            raise WireError(f"no event from {self.describe()} within {timeout} s") from exc
-        finally:
-            self.sock.settimeout(previous)
-        return decode(line)
-
-    def request(self, op: str, **fields: Any) -> Message:
-        """Send one request; WireError when the peer answers ok=false (its error text is the message)."""
-        reply = self._exchange({"op": op, **fields})
-        if not reply.get("ok"):
-            raise _refusal(reply, f"{op} failed")
-        return reply
-
-    def request_durable(self, op: str, **fields: Any) -> Message:
-        """Like `request`, and WireError unless the server said the data is safe."""
-        reply = self.request(op, **fields)
-        if reply.get("durable") is not True:
-            raise WireError(f"{self.describe()} acknowledged {op} without saying it is durable")
-        return reply
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-    def __enter__(self) -> BlockingClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class AsyncClient:
@@ -647,7 +433,7 @@ class AsyncClient:
             raise WireError(f"cannot connect to {peer}: {why}") from exc
         try:
             async with asyncio.timeout(timeout):
-                writer.write(encode(_hello(*credentials)))
+                writer.write(encode(hello_message(*credentials)))
                 await writer.drain()
                 reply = await read_message(reader, max_message)
         except (OSError, TimeoutError, WireError) as exc:
@@ -655,7 +441,7 @@ class AsyncClient:
             raise WireError(f"{peer} did not answer the hello: {str(exc) or 'timed out'}") from exc
         if not reply or not reply.get("ok"):
             writer.close()
-            raise _refusal(reply, f"{peer} closed the connection")
+            raise refusal_error(reply, f"{peer} closed the connection")
         self = cls(reader, writer, peer=peer, max_message=max_message)
         self._reader_task = asyncio.create_task(self._read_loop(), name=f"wire reader {peer}")
         return self
@@ -716,7 +502,7 @@ class AsyncClient:
         """Send one request whose ok must mean "safe"; WireError when refused or not acknowledged as durable."""
         reply = await self.request(op, timeout, **fields)
         if not reply.get("ok"):
-            raise _refusal(reply, f"{op} failed")
+            raise refusal_error(reply, f"{op} failed")
         if reply.get("durable") is not True:
             raise WireError(f"{self.peer} acknowledged {op} without saying it is durable")
         return reply
