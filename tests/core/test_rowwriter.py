@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +123,27 @@ def test_an_unwritable_spool_holds_rows_in_memory_says_so_once_and_recovers(
     wait_for(lambda: ids_in_table(devdb) == [1, 2], 20, what="both held rows in the database")
     wait_for(lambda: writer.backlog().spool_error == "", 10, what="the spool problem cleared")
     assert not spool.is_symlink()
+
+
+def test_appends_from_many_threads_are_all_on_disk_once(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    spool = tmp_path / "rows.spool"
+    writer = make(writers, devdb, spool)
+    results: list[bool] = []
+
+    def append_many(first: int) -> None:
+        for index in range(first, first + 50):
+            results.append(writer.append(TABLE, [{"ID": index}]))
+
+    threads = [threading.Thread(target=append_many, args=(n * 1000,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * 400  # each returned once its row was on disk (one fsync may cover several)
+    on_disk = [json.loads(line)["row"]["ID"] for line in spool.read_text().splitlines()]
+    assert sorted(on_disk) == sorted(n * 1000 + i for n in range(8) for i in range(50))
+    writer.start()
+    wait_for(lambda: len(ids_in_table(devdb)) == 400, 30, what="400 rows in S1.T")
+    assert ids_in_table(devdb) == sorted(on_disk)

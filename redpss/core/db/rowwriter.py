@@ -18,6 +18,7 @@ episode; `backlog()` shows it, so an operator sees that rows are held in memory 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import logging
@@ -106,6 +107,9 @@ class RowWriter:
         self._db_error = ""
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._fd: int | None = None  # the spool, open for appending
+        self._generation = 0  # raised whenever the spool is replaced or emptied
+        self._synced = (0, 0)  # (generation, size) known to be on disk
         self._thread: threading.Thread | None = None
         self._load()
 
@@ -125,11 +129,43 @@ class RowWriter:
                 self._pending[entry.seq] = entry
             # While the spool fails, rows wait in memory for the writer's retry, which rewrites the spool with every
             # waiting row: so the problem is said once, and once it works again nothing stays behind in memory.
-            durable = not self._spool_error and self._append_to_spool(entries)
-            if not durable:
+            end = None if self._spool_error else self._append_to_spool(entries)
+            if end is None:
                 self._unspooled.update(entry.seq for entry in entries)
+            generation = self._generation
         self._wake.set()
-        return durable
+        return end is not None and self._sync(generation, end, [entry.seq for entry in entries])
+
+    def _sync(self, generation: int, end: int, seqs: list[int]) -> bool:
+        """fsync the spool unless an fsync since our write (or a rewrite, which fsyncs) covered it already.
+
+        Each caller fsyncs its own duplicate of the descriptor, outside the lock: concurrent fsyncs of one file join
+        the same journal commit in the kernel, so appends from many threads share the cost (group commit).
+        """
+        with self._lock:
+            if self._synced >= (generation, end) or self._generation != generation:
+                return True
+            try:
+                if self._spool_error or self._fd is None:  # an fsync of this spool failed: its data is not safe
+                    raise OSError(errno.EIO, self._spool_error or "the spool was closed")
+                fd = os.dup(self._fd)
+            except OSError as exc:
+                self._spool_failed(exc, f"{len(seqs)} row(s)")
+                self._unspooled.update(seq for seq in seqs if seq in self._pending)
+                return False
+        try:
+            target = (generation, os.fstat(fd).st_size)
+            os.fsync(fd)
+        except OSError as exc:
+            with self._lock:
+                self._spool_failed(exc, f"{len(seqs)} row(s)")
+                self._unspooled.update(seq for seq in seqs if seq in self._pending)
+            return False
+        finally:
+            os.close(fd)
+        with self._lock:
+            self._synced = max(self._synced, target)
+        return True
 
     def backlog(self) -> Backlog:
         with self._lock:
@@ -169,6 +205,13 @@ class RowWriter:
             )
         elif backlog.rows:
             log.warning("%s: %d row(s) stay in %s until the next start", self.name, backlog.rows, self.spool)
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)  # the "done" notes of the last batches
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
         self.session.close()
 
     @property
@@ -208,32 +251,39 @@ class RowWriter:
         if bad:
             log.error("%s: %d unreadable line(s) in %s were skipped", self.name, bad, self.spool)
 
-    def _append_to_spool(self, entries: Sequence[_Entry]) -> bool:
-        """Append and fsync; on failure the file is cut back to where it was, so no torn line stays. Lock held."""
+    def _append_to_spool(self, entries: Sequence[_Entry]) -> int | None:
+        """Append (the caller fsyncs); the spool's size after it, None on failure. Lock held."""
         return self._spool_write("".join(entry.to_json() for entry in entries), what=f"{len(entries)} row(s)")
 
-    def _spool_write(self, text: str, what: str) -> bool:
+    def _spool_write(self, text: str, what: str) -> int | None:
+        """Append `text` without fsync; on failure the file is cut back to where it was, so no torn line stays."""
         try:
-            fd = os.open(self.spool, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if self._fd is None:
+                self._fd = os.open(self.spool, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = self._fd
+            size = os.fstat(fd).st_size
         except OSError as exc:
             self._spool_failed(exc, what)
-            return False
+            return None
+        data = text.encode()
         try:
-            size = os.fstat(fd).st_size
-            try:
-                data = text.encode()
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, size)
-                self._spool_failed(exc, what)
-                return False
-        finally:
-            os.close(fd)
-        return True
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            self._spool_failed(exc, what)
+            return None
+        return size + len(data)
+
+    def _replaced(self) -> None:
+        """The spool file was replaced or emptied: later appends open it anew; their fsync is a new one. Lock held."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # an fsync under way uses its own duplicate
+            self._fd = None
+        self._generation += 1
 
     def _spool_failed(self, exc: OSError, what: str) -> None:
         reason = f"{exc.strerror or exc} ({self.spool})"
@@ -255,6 +305,7 @@ class RowWriter:
             # Nothing at risk; empty the spool of rows written meanwhile (needs no space, proves nothing).
             with contextlib.suppress(OSError):
                 os.truncate(self.spool, 0)
+            self._replaced()
             return
         if self._rewrite_spool():
             log.warning(
@@ -272,6 +323,7 @@ class RowWriter:
             if not self._pending:
                 with contextlib.suppress(FileNotFoundError):
                     os.truncate(self.spool, 0)
+                self._replaced()
                 return True
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
@@ -281,6 +333,7 @@ class RowWriter:
             finally:
                 os.close(fd)
             temporary.replace(self.spool)
+            self._replaced()
         except OSError as exc:
             with contextlib.suppress(OSError):
                 temporary.unlink()
@@ -298,6 +351,7 @@ class RowWriter:
         if not self._pending or self._spool_oversized():
             self._rewrite_spool()
             return
+        # not fsync'd: the next append's fsync takes it along; lost, it means the batch is written again (at least once)
         self._spool_write(json.dumps({"done": seqs}) + "\n", what="a note of written rows")
 
     def _spool_oversized(self) -> bool:
