@@ -152,28 +152,45 @@ class DaemonStatusWriter:
         self.write(self.states(now, config, own_status))
 
     def write(self, states: list[DaemonState]) -> bool:
-        """Replace the instance's rows by `states` in one transaction; False (logged once) when that fails."""
+        """Bring the instance's rows to `states`; False (logged once) when that fails.
+
+        Each daemon's row is updated in place (inserted the first time), and rows of daemons the config no longer
+        enables are deleted last: the session commits every statement, so a reader never sees the rows missing.
+        """
         if self.session is None:
             self.session = self.open_session()
         instance = self.paths.redenv
         try:
-            self.session.execute(f"DELETE FROM {TABLE} WHERE INSTANCE = {{instance}}", {"instance": instance})  # noqa: S608
             for s in states:
-                self.session.execute(
-                    f"INSERT INTO {TABLE} (INSTANCE, DAEMON, STATE, PID, VERSION, STARTED_AT, LAST_HEARTBEAT, "  # noqa: S608
-                    "STATUS_TEXT, UPDATED_AT) VALUES ({instance}, {daemon}, {state}, {pid!d}, {version}, {started}, "
-                    "{heartbeat}, {status}, CURRENT_TIMESTAMP)",
-                    {
-                        "instance": instance,
-                        "daemon": s.daemon,
-                        "state": s.state,
-                        "pid": s.pid,
-                        "version": s.version,
-                        "started": _timestamp(s.started),
-                        "heartbeat": _timestamp(s.heartbeat),
-                        "status": s.status[:2000],
-                    },
+                values = {
+                    "instance": instance,
+                    "daemon": s.daemon,
+                    "state": s.state,
+                    "pid": s.pid,
+                    "version": s.version,
+                    "started": _timestamp(s.started),
+                    "heartbeat": _timestamp(s.heartbeat),
+                    "status": s.status[:2000],
+                }
+                updated = self.session.execute(
+                    f"UPDATE {TABLE} SET STATE = {{state}}, PID = {{pid!d}}, VERSION = {{version}}, "  # noqa: S608
+                    "STARTED_AT = {started}, LAST_HEARTBEAT = {heartbeat}, STATUS_TEXT = {status}, "
+                    "UPDATED_AT = CURRENT_TIMESTAMP WHERE INSTANCE = {instance} AND DAEMON = {daemon}",
+                    values,
                 )
+                if int(updated.rowcount()) == 0:
+                    self.session.execute(
+                        f"INSERT INTO {TABLE} (INSTANCE, DAEMON, STATE, PID, VERSION, STARTED_AT, "  # noqa: S608
+                        "LAST_HEARTBEAT, STATUS_TEXT, UPDATED_AT) VALUES ({instance}, {daemon}, {state}, {pid!d}, "
+                        "{version}, {started}, {heartbeat}, {status}, CURRENT_TIMESTAMP)",
+                        values,
+                    )
+            names = {f"daemon{n}": s.daemon for n, s in enumerate(states)}
+            enabled = ", ".join(f"{{{name}}}" for name in names) or "''"
+            self.session.execute(
+                f"DELETE FROM {TABLE} WHERE INSTANCE = {{instance}} AND DAEMON NOT IN ({enabled})",  # noqa: S608
+                {"instance": instance, **names},
+            )
             self.session.commit()
         except DatabaseError as exc:
             with contextlib.suppress(DatabaseError):
