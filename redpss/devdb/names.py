@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from redpss.devdb.errors import DevDbError, Unsupported
-from redpss.devdb.translate import ObjectName, Translated
+from redpss.devdb.translate import DEFAULT_SCHEMA, ObjectName, Translated
 
 _OBJECTS = (
     "SELECT schema_name, table_name FROM duckdb_tables() WHERE lower(table_name) IN (SELECT unnest(?)) "
@@ -25,6 +25,13 @@ _SCHEMAS = "SELECT schema_name FROM duckdb_schemas() WHERE lower(schema_name) IN
 _COLUMNS = (
     "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE lower(table_name) IN (SELECT unnest(?))"
 )
+
+
+class NoSchema(DevDbError):
+    """An unqualified name while no schema is open: Exasol's error (devdb would otherwise use DuckDB's `main`)."""
+
+    def __init__(self) -> None:
+        super().__init__("no schema specified or opened or current schema has been dropped")
 
 
 class ObjectNotFound(DevDbError):
@@ -51,6 +58,8 @@ def existing_objects(cursor: Any, names: list[str]) -> set[ObjectName]:
 
 def require_object(cursor: Any, obj: ObjectName) -> None:
     """Raise ObjectNotFound unless a table or view of exactly this schema and name exists."""
+    if obj.schema == DEFAULT_SCHEMA:
+        raise NoSchema
     if obj not in existing_objects(cursor, [obj.name]):
         raise ObjectNotFound(display(obj))
 
@@ -64,6 +73,8 @@ def verify(cursor: Any, statement: Translated) -> None:
     if statement.created is not None:
         schemas.add(statement.created.schema)
     objects = [obj for obj in (*statement.references, statement.created, statement.dropped) if obj is not None]
+    if any(obj.schema == DEFAULT_SCHEMA for obj in objects):
+        raise NoSchema
     if not schemas and not objects:
         return
     try:

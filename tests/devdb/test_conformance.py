@@ -192,3 +192,15 @@ def test_schema_names_follow_the_case_rules(devdb: InProcessDevDb) -> None:
             assert connection.execute('SELECT v FROM "lower_s".t').fetchall() == [(1,)]
         finally:
             connection.execute('DROP SCHEMA "lower_s" CASCADE')
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["CREATE TABLE nowhere (v DECIMAL(9,0))", "SELECT * FROM nowhere", "DROP TABLE IF EXISTS nowhere"],
+)
+def test_unqualified_names_need_an_open_schema(devdb: InProcessDevDb, statement: str) -> None:
+    with devdb.connect() as connection:
+        with pytest.raises(pyexasol.ExaQueryError) as caught:
+            connection.execute(statement)
+        assert caught.value.message == "no schema specified or opened or current schema has been dropped"
+        assert connection.execute("SELECT 1 FROM DUAL").fetchval() == 1
