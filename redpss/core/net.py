@@ -1,5 +1,5 @@
 """Network facts RED-PSS asks in several places: a free loopback port, whether a TCP port answers, which ports
-listen on this machine, and who holds a port a daemon could not bind.
+listen on this machine, who holds a port a daemon could not bind, and the first address of an Exasol DSN.
 
 The owner lookup reads /proc (the listening socket's inode in /proc/net/tcp{,6}, then the /proc/<pid>/fd link
 that points at it), so it names processes of the same user (every RED-PSS daemon runs as redsys) and says
@@ -9,11 +9,25 @@ that points at it), so it names processes of the same user (every RED-PSS daemon
 from __future__ import annotations
 
 import errno
+import re
 import socket
 from pathlib import Path
 
 PROC = Path("/proc")
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
+# The first node of an Exasol DSN: host (of a range exa1..3, the first), optional /FINGERPRINT, optional :port.
+_FIRST_NODE = re.compile(r"(?P<host>[^/:,\s]+?)(?:\.\.\d+)?(?:/[A-Za-z0-9]+)?(?::(?P<port>\d{1,5}))?")
+
+
+def first_address(dsn: str, default_port: int | None = None) -> tuple[str, int] | None:
+    """(host, port) of the first node of a DSN such as 'exa1..3/FINGERPRINT:8563,exa9:8563'; without a port in
+    the DSN, `default_port` (None: the address is not known). Here rather than beside the database settings, so the
+    services registry and the command-line tools find an address without loading the database layer."""
+    match = _FIRST_NODE.fullmatch(dsn.split(",", maxsplit=1)[0].strip())
+    if match is None:
+        return None
+    port = int(match["port"]) if match["port"] else default_port
+    return None if port is None else (match["host"], port)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -83,7 +83,7 @@ def _claims(instance: str, value: Lookup) -> list[PortClaim]:
 
 
 def _dsn_port(dsn: str) -> int | None:
-    from redpss.core.db.settings import first_address  # noqa: PLC0415 - keeps this module light for the CLIs
+    from redpss.core.net import first_address  # noqa: PLC0415 - keeps this module light for the CLIs
 
     address = first_address(dsn, default_port=EXASOL_DEFAULT_PORT)
     return None if address is None else address[1]

@@ -50,7 +50,7 @@ def _always(config: Config) -> bool:
 
 def database_address(config: Config, paths: InstancePaths) -> tuple[str, int] | None:
     """Where the embedded database listens: exa_connection's first host and port (None when it does not parse)."""
-    from redpss.core.db.settings import first_address  # noqa: PLC0415 - keeps the registry free of imports
+    from redpss.core.net import first_address  # noqa: PLC0415 - keeps the registry free of imports
 
     address = first_address(config.default.exa_connection, default_port=EXASOL_DEFAULT_PORT)
     if address is None:

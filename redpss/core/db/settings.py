@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from redpss.core.config import Config, Secret
+from redpss.core.net import first_address
 
-# The first node of an Exasol DSN: host (of a range exa1..3, the first), optional /FINGERPRINT, optional :port.
-_FIRST_NODE = re.compile(r"(?P<host>[^/:,\s]+?)(?:\.\.\d+)?(?:/[A-Za-z0-9]+)?(?::(?P<port>\d{1,5}))?")
-
-
-def first_address(dsn: str, default_port: int | None = None) -> tuple[str, int] | None:
-    """(host, port) of the first node of a DSN such as 'exa1..3/FINGERPRINT:8563,exa9:8563'; without a port in
-    the DSN, `default_port` (None: the address is not known)."""
-    match = _FIRST_NODE.fullmatch(dsn.split(",", maxsplit=1)[0].strip())
-    if match is None:
-        return None
-    port = int(match["port"]) if match["port"] else default_port
-    return None if port is None else (match["host"], port)
+__all__ = ["DbSettings", "first_address"]  # first_address lives in core.net; named here for its callers
 
 
 @dataclass(frozen=True)
