@@ -188,7 +188,7 @@ class SchedService(Service):
         result = await self.commits.decide(request, interrupted)
         if result is None:
             return  # stopping before the database answered: the next start decides
-        durable = record(self.runlog, run_rows(request, result))
+        durable = await asyncio.to_thread(record, self.runlog, run_rows(request, result))
         if durable and result.status == OK:
             self.commits.forget(request.run_id)
         self.inflight.finished(request.run_id)
@@ -277,8 +277,9 @@ class SchedService(Service):
         if op == "subscribe":
             connection.subscribed = True
             return {"ok": True}
+        if op == "skip":
+            return await self._record_skip(message)
         simple: dict[str, Callable[[], Message]] = {
-            "skip": lambda: self._record_skip(message),
             "status": lambda: {"ok": True, **self.describe()},
             # pid, version and status text: what JMON writes to REDSYS.DAEMON_STATUS for SCHED
             "ping": lambda: {"ok": True, "pid": os.getpid(), "version": __version__, "status": self.status()},
@@ -313,7 +314,7 @@ class SchedService(Service):
             "state": state,
         }
 
-    def _record_skip(self, message: Message) -> Message:
+    async def _record_skip(self, message: Message) -> Message:
         try:
             row = skip_row(
                 str(message["kind"]),
@@ -327,7 +328,7 @@ class SchedService(Service):
             )
         except (KeyError, ValueError) as exc:
             return {"ok": False, "error": f"bad skip record: {exc}"}
-        record(self.runlog, [row])
+        await asyncio.to_thread(record, self.runlog, [row])  # on disk before the answer; fsync off the loop
         return {"ok": True}
 
     def describe(self) -> dict[str, Any]:
@@ -363,7 +364,7 @@ class SchedService(Service):
             self.started_runs += 1
 
     async def _execute(self, pool: Pool, worker: WorkerProcess, request: RunRequest) -> None:
-        self.inflight.started(request, time.time(), worker.label)
+        await asyncio.to_thread(self.inflight.started, request, time.time(), worker.label)  # fsync off the loop
         await self._publish("started", request)
         worker_lost = True  # the worker ended without an answer: a SQL job may have committed all the same
         try:
@@ -421,7 +422,8 @@ class SchedService(Service):
             )
             reply = self.submit(target)
             target_run_id = target.run_id if reply.get("ok") else None
-        durable = record(self.runlog, run_rows(request, result, target_run_id))  # never fails: memory if need be
+        # never fails (held in memory if need be); on disk before JMON hears of the end; fsync off the event loop
+        durable = await asyncio.to_thread(record, self.runlog, run_rows(request, result, target_run_id))
         if durable and result.status == OK and is_sql_job(request):
             self.commits.forget(request.run_id)  # the row is on disk: the run's commit marker has done its job
         self.inflight.finished(request.run_id)
