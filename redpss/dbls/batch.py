@@ -20,6 +20,7 @@ TO_DATABASE = frozenset({"ERROR", "ALERT"})  # these also go to LOG_MESSAGES and
 _SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
 SOURCE_MAX = 256  # LOG_MESSAGES.SOURCE is VARCHAR(256)
+_is_timestamp = _TIMESTAMP.fullmatch
 _SHAPE = "a line is [schema, level, timestamp, source, text] (all strings)"
 _checked_schemas: dict[str, str] = {}  # as sent -> upper case, for names already found valid
 
@@ -74,8 +75,24 @@ def parse_batch(lines: object) -> Batch:
     files = batch.files
     checked = _checked_schemas
     size = 0
+    known = checked.get
     for index, line in enumerate(lines):
-        folder, level, stamp, source, text = _checked_line(line, index, checked)
+        # The usual line passes these checks inline; any other goes to _checked_line, which names what is wrong
+        # (or admits a schema name not seen before).
+        try:
+            schema, level, stamp, source, text = line
+            folder = known(schema)
+        except (TypeError, ValueError):
+            folder = None
+        if (
+            folder is None
+            or level not in LEVELS
+            or type(text) is not str
+            or type(source) is not str
+            or type(stamp) is not str
+            or not _is_timestamp(stamp)
+        ):
+            folder, level, stamp, source, text = _checked_line(line, index, checked)
         if "\n" in text or "\r" in text:  # one entry per line: continuation lines start with a tab
             text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\n\t")
         if "\n" in source or "\r" in source:

@@ -75,7 +75,7 @@ class PssClient:
     # -- requests -------------------------------------------------------------------------------------------------
     def exchange(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one message and return the next reply as it is (ok or not); PssError when the connection fails."""
-        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
         try:
             self.sock.sendall(data)
             while True:

@@ -1,0 +1,216 @@
+"""DBLS throughput from 4 concurrent clients, beside a bare asyncio server routing the same lines, same run.
+
+Ours: the real DBLS daemon (`python -m redpss.dbls.service`) of a temporary instance; 4 client processes, each with
+the stdlib client the UDF scripts embed (redpss/sql/udf/pss_client.py), send ~200-byte lines in buffers of
+`--batch` lines (as PSS_LOG buffers one call batch) and wait for each durable acknowledgement. Lines go to 4 schemas;
+one line in `--error-every` is an ERROR (file + spool for LOG_MESSAGES + journald queue); no database is reachable,
+so those rows wait in the spool, which is DBLS's path while the database is away or slow.
+Anchor: a bare asyncio Protocol server receiving the same lines as tab-separated text (`schema\\tlevel\\t...`) from
+4 client processes and appending them to per-schema files, with no validation and no acknowledgement.
+The time is from the start signal to the last acknowledgement (ours) or the last line written (anchor).
+
+    .venv/bin/python bench/bench_dbls.py [--lines 1000000] [--batch 1000] [--error-every 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from redpss.core.config import render_config  # noqa: E402
+from redpss.core.net import free_port  # noqa: E402
+from redpss.core.paths import InstancePaths, create_instance_tree  # noqa: E402
+from redpss.core.secret import instance_secret  # noqa: E402
+from redpss.sql.udf.pss_client import PssClient, PssError  # noqa: E402
+
+CLIENTS = 4
+SCHEMAS = ("APP1", "APP2", "APP3", "APP4")
+STAMP = "2026-11-30 01:02:03.456789"
+
+
+def lines_of(client: int, count: int, error_every: int) -> list[list[str]]:
+    """`count` lines of about 200 bytes each as written to the file (timestamp, level, source, text)."""
+    lines = []
+    for number in range(count):
+        level = "ERROR" if error_every and number % error_every == error_every - 1 else "INFO"
+        text = f"client {client} line {number:08d} " + "x" * 128
+        lines.append([SCHEMAS[number % 4], level, STAMP, f"APP.JOB_{client}", text])
+    return lines
+
+
+def ours_client(target: tuple[int, str], client: int, count: int, options: dict[str, int], start: Any) -> None:
+    port, secret = target
+    lines = lines_of(client, count, options["error_every"])
+    batch = options["batch"]
+    with PssClient("127.0.0.1", port, secret, client=f"bench{client}") as connection:
+        start.wait()
+        for first in range(0, count, batch):
+            connection.send_log(lines[first : first + batch])
+
+
+def anchor_client(port: int, client: int, count: int, options: dict[str, int], start: Any) -> None:
+    lines = lines_of(client, count, options["error_every"])
+    batch = options["batch"]
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        start.wait()
+        for first in range(0, count, batch):  # serialised when sent, as ours is (and as a UDF would)
+            sock.sendall("".join("\t".join(line) + "\n" for line in lines[first : first + batch]).encode())
+
+
+class _Router(asyncio.Protocol):
+    """The anchor: split the stream into lines, append each line to its schema's file; nothing else."""
+
+    def __init__(self, files: dict[bytes, int], folder: Path, finished: Any) -> None:
+        self.files = files
+        self.folder = folder
+        self.finished = finished
+        self.partial = b""
+
+    def data_received(self, data: bytes) -> None:
+        data = self.partial + data
+        cut = data.rfind(b"\n") + 1
+        self.partial = data[cut:]
+        routed: dict[bytes, list[bytes]] = {}
+        for line in data[:cut].splitlines(keepends=True):
+            schema = line[: line.index(b"\t")]
+            routed.setdefault(schema, []).append(line)
+        for schema, group in routed.items():
+            fd = self.files.get(schema)
+            if fd is None:
+                path = self.folder / f"{schema.decode()}.log"
+                fd = self.files[schema] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            os.write(fd, b"".join(group))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.finished()
+
+
+def anchor_server(port: int, folder: str, connections: int, done: Any) -> None:
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        closed = asyncio.Event()
+        count = [0]
+
+        def finished() -> None:
+            count[0] += 1
+            if count[0] == connections:
+                closed.set()
+
+        files: dict[bytes, int] = {}
+        server = await loop.create_server(lambda: _Router(files, Path(folder), finished), "127.0.0.1", port)
+        done.put("listening")
+        await closed.wait()
+        done.put(time.time())
+        server.close()
+        for fd in files.values():
+            os.close(fd)
+
+    asyncio.run(serve())
+
+
+def run_clients(target: Any, args: tuple[Any, ...], count: int, options: dict[str, int]) -> float:
+    """Start the client processes, release them together; the start time (epoch seconds)."""
+    start = mp.Event()
+    per_client = count // CLIENTS
+    processes = [mp.Process(target=target, args=(*args, i, per_client, options, start)) for i in range(CLIENTS)]
+    for process in processes:
+        process.start()
+    time.sleep(1.0)  # pacing: let the clients build their lines and connect before the clock starts
+    began = time.time()
+    start.set()
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit(f"a client failed (exit {process.exitcode})")
+    return began
+
+
+def ours(count: int, options: dict[str, int], workdir: Path) -> float:
+    paths = InstancePaths.for_instance("BENCH", workdir / "redsys")
+    create_instance_tree(paths)
+    port = free_port()
+    paths.config_file.write_text(
+        render_config(
+            {
+                "DEFAULT": {"exa_password": "pw", "exa_connection": f"127.0.0.1:{free_port()}"},
+                "redctl": {"dbls_port": str(port), "log_level": "WARN"},
+            }
+        )
+    )
+    paths.config_file.chmod(0o600)
+    secret = instance_secret(paths)
+    env = {**os.environ, **paths.environment()}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "redpss.dbls.service", "--instance", "BENCH"], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                PssClient("127.0.0.1", port, secret).close()
+                break
+            except PssError:
+                if time.monotonic() > deadline or daemon.poll() is not None:
+                    raise
+                time.sleep(0.1)  # pacing: waiting for the daemon to listen
+        began = run_clients(ours_client, ((port, secret),), count, options)
+        elapsed = time.time() - began
+        written = sum(len(p.read_bytes().splitlines()) for p in paths.log_db.glob("*/*-*.log"))
+        if written != count // CLIENTS * CLIENTS:
+            raise SystemExit(f"DBLS wrote {written} lines, expected {count}")
+        return elapsed
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+
+
+def anchor(count: int, options: dict[str, int], workdir: Path) -> float:
+    folder = workdir / "anchor"
+    folder.mkdir()
+    port = free_port()
+    done: Any = mp.Queue()
+    server = mp.Process(target=anchor_server, args=(port, str(folder), CLIENTS, done))
+    server.start()
+    assert done.get(timeout=30) == "listening"
+    began = run_clients(anchor_client, (port,), count, options)
+    ended = float(done.get(timeout=300))
+    server.join(30)
+    written = sum(len(p.read_bytes().splitlines()) for p in folder.glob("*.log"))
+    if written != count // CLIENTS * CLIENTS:
+        raise SystemExit(f"the anchor wrote {written} lines, expected {count}")
+    return ended - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--error-every", type=int, default=10_000, help="one ERROR line in N (0: none)")
+    args = parser.parse_args()
+    options = {"batch": args.batch, "error_every": args.error_every}
+    line_bytes = len(f"{STAMP} INFO APP.JOB_0: client 0 line 00000000 {'x' * 128}\n")
+    with tempfile.TemporaryDirectory(prefix="bench-dbls-") as temporary:
+        workdir = Path(temporary)
+        bare = anchor(args.lines, options, workdir)
+        mine = ours(args.lines, options, workdir)
+    megabytes = args.lines * line_bytes / 1e6
+    print(f"{args.lines:,} lines of ~{line_bytes} bytes, {CLIENTS} clients, buffers of {args.batch} lines")
+    print(f"  DBLS (acknowledged, validated): {args.lines / mine:>10,.0f} lines/s  {megabytes / mine:7.1f} MB/s")
+    print(f"  bare asyncio router (no acks):  {args.lines / bare:>10,.0f} lines/s  {megabytes / bare:7.1f} MB/s")
+    print(f"  DBLS at {bare / mine:.2f}x the bare server's throughput (goal: 1.0x)")
+
+
+if __name__ == "__main__":
+    main()
