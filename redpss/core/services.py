@@ -64,6 +64,21 @@ def sched_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
     return "127.0.0.1", config.redctl.sched_service_port
 
 
+def _reachable(host: str) -> str:
+    """The address a local client connects to for a bind interface (the wildcard means every local address)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "localhost") else host
+
+
+def dbls_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
+    """DBLS's wire service on [redctl] dbls_host:dbls_port (the database's scripts send their logs there)."""
+    return _reachable(config.redctl.dbls_host), config.redctl.dbls_port
+
+
+def jexec_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
+    """JEXEC's wire service on [redctl] jexec_host:jexec_port (SCHED's ACTION jobs and PSS_EXEC ask it)."""
+    return _reachable(config.redctl.jexec_host), config.redctl.jexec_port
+
+
 def jmon_address(config: Config, paths: InstancePaths) -> Path:
     """JMON's control socket in the instance's private tmp/ (mode 0600)."""
     return paths.tmp / "jmon.sock"
@@ -87,6 +102,26 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "redpss.sched.service",
         drain_timeout=120.0,
         address=sched_address,
+        probe="ping",
+    ),
+    # DBLS and JEXEC start before JMON, so the first ACTION job JMON hands to SCHED finds JEXEC serving.
+    ServiceSpec(
+        "dbls",
+        "database log server",
+        _always,
+        "redpss.dbls.service",
+        drain_timeout=15.0,
+        address=dbls_address,
+        probe="ping",
+    ),
+    # JEXEC lets running actions finish when stopped, like SCHED; longer ones are killed with their process group.
+    ServiceSpec(
+        "jexec",
+        "job executor (scripts in cmd/)",
+        _always,
+        "redpss.jexec.service",
+        drain_timeout=120.0,
+        address=jexec_address,
         probe="ping",
     ),
     ServiceSpec(

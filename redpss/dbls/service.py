@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from collections.abc import Sequence
 
 from redpss import __version__
@@ -23,6 +24,7 @@ from redpss.core.entry import run_instance_daemon
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
+from redpss.core.services import service_spec
 from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, durable, unknown_op
 from redpss.dbls.batch import BatchError, DbLine, parse_batch
 from redpss.dbls.files import SchemaFiles
@@ -37,7 +39,7 @@ OPS = ("log", "ping", "status")
 class DblsService(Service):
     name = "dbls"
     tick_interval = 5.0
-    drain_timeout = 15.0
+    drain_timeout = service_spec("dbls").drain_timeout
 
     def __init__(self, config: Config, paths: InstancePaths) -> None:
         self.config = config
@@ -72,7 +74,7 @@ class DblsService(Service):
         if op == "log":
             return await self._log(request, connection)
         if op == "ping":
-            return {"ok": True, "server": "dbls", "version": __version__}
+            return {"ok": True, "server": "dbls", "version": __version__, "pid": os.getpid(), "status": self.status()}
         if op == "status":
             return {"ok": True, "lines": self.lines, "batches": self.batches, "rows": self.rows.backlog().to_dict()}
         return unknown_op(op, OPS)

@@ -24,6 +24,16 @@ Handler = Callable[[RunRequest, DbSession, InstancePaths], str]
 HANDLERS: dict[str, Handler] = {}
 
 
+def _run_action(request: RunRequest, session: DbSession, paths: InstancePaths) -> str:
+    """ACTION jobs run through JEXEC; its client is imported here, so other job types never load it."""
+    from redpss.jexec.client import run_action  # noqa: PLC0415
+
+    return run_action(paths, request.command, run_id=request.run_id, job_id=request.id, timeout=request.timeout)
+
+
+HANDLERS["ACTION"] = _run_action
+
+
 def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worker: str) -> RunResult:
     """Carry out `request`; every outcome, failures included, is a RunResult with a readable message."""
     started = time.time()

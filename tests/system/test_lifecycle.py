@@ -206,11 +206,19 @@ def test_units_verify_in_systemd(box: Box) -> None:
 
 def test_stop_timeouts_cover_each_daemons_drain() -> None:
     """TimeoutStopSec= must outlast each daemon's real drain + abort (the service classes take it from SERVICES)."""
-    from redpss.devdb.service import DevDbService  # noqa: PLC0415 - heavy imports only for this check
+    from redpss.dbls.service import DblsService  # noqa: PLC0415 - heavy imports only for this check
+    from redpss.devdb.service import DevDbService  # noqa: PLC0415
+    from redpss.jexec.service import JexecService  # noqa: PLC0415
     from redpss.jmon.service import JmonService  # noqa: PLC0415
     from redpss.sched.service import SchedService  # noqa: PLC0415
 
-    classes: dict[str, type[Service]] = {"devdb": DevDbService, "sched": SchedService, "jmon": JmonService}
+    classes: dict[str, type[Service]] = {
+        "devdb": DevDbService,
+        "sched": SchedService,
+        "dbls": DblsService,
+        "jexec": JexecService,
+        "jmon": JmonService,
+    }
     assert set(classes) == {s.name for s in SERVICES}
     for spec in SERVICES:
         assert timeout_stop_sec(spec) > classes[spec.name].drain_timeout + ABORT_TIMEOUT, spec.name

@@ -1,0 +1,227 @@
+"""Running one action: argv without a shell, a clean environment, its own process group, a timeout, its output kept.
+
+The script runs in a new session (its own process group). When it ends, times out, or its run is cancelled (the
+requesting connection dropped, JEXEC stopping), the whole group is killed, so children it left behind do not
+outlive the run. stdout and stderr are read line by line as they come: each line goes to the run's file
+(log/JEXEC/<run_id>.log), to journald (RUN_ID, JOB_ID, ACTION, STREAM fields), and into the tail returned with the
+exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redpss.core.paths import InstancePaths
+from redpss.jexec.resolve import ActionRefused, close_quietly, open_action
+
+log = logging.getLogger("redpss.jexec")
+output_log = logging.getLogger("redpss.jexec.output")
+
+TAIL_LINES = 50
+TAIL_CHARS = 4000
+MAX_ARGS = 256
+MAX_ARG_CHARS = 64 * 1024
+MAX_TIMEOUT = 7 * 86400.0
+TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the group at a timeout
+_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+OK, FAILED, TIMEOUT = "OK", "FAILED", "TIMEOUT"
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    action: str
+    args: tuple[str, ...]
+    timeout: float
+    run_id: str
+    job_id: str = ""
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any], default_run_id: str) -> ActionRequest:
+        """The request's fields checked; ActionRefused naming the field and what is allowed."""
+        args = message.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) and "\0" not in a for a in args):
+            raise ActionRefused('"args" must be a list of strings (argv, no shell; NUL characters are not allowed)')
+        if len(args) > MAX_ARGS or sum(map(len, args)) > MAX_ARG_CHARS:
+            raise ActionRefused(f'"args" is limited to {MAX_ARGS} arguments and {MAX_ARG_CHARS} characters')
+        timeout = message.get("timeout", 3600)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+            raise ActionRefused(f'"timeout" must be seconds, more than 0 and at most {MAX_TIMEOUT:.0f}')
+        run_id = message.get("run_id", default_run_id)
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            raise ActionRefused('"run_id" must be 1 to 64 letters, digits, "_", "." or "-"')
+        job_id = message.get("job_id", "")
+        if not isinstance(job_id, str | int) or isinstance(job_id, bool):
+            raise ActionRefused('"job_id" must be a number or a string')
+        action = message.get("action")
+        return cls(str(action) if isinstance(action, str) else "", tuple(args), float(timeout), run_id, str(job_id))
+
+
+@dataclass
+class RunOutcome:
+    status: str
+    exit_code: int | None
+    duration: float
+    tail: str
+    log_file: str
+    lines: int = 0
+    killed_children: bool = False
+    message: str = field(default="")
+
+    def reply(self, run_id: str) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "run_id": run_id,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "duration": round(self.duration, 3),
+            "tail": self.tail,
+            "log_file": self.log_file,
+            "message": self.message,
+        }
+
+
+def environment(paths: InstancePaths, request: ActionRequest) -> dict[str, str]:
+    """What the script sees: the instance, the run, a plain PATH and locale; nothing of JEXEC's own environment."""
+    return {
+        **paths.environment(),
+        "PATH": PATH,
+        "LANG": "C.UTF-8",
+        "HOME": str(paths.home),
+        "REDPSS_RUN_ID": request.run_id,
+        "REDPSS_JOB_ID": request.job_id,
+        "REDPSS_ACTION": request.action,
+    }
+
+
+class ActionRun:
+    """One run of one action; `run()` returns its outcome, and kills the process group however it ends."""
+
+    def __init__(self, paths: InstancePaths, request: ActionRequest) -> None:
+        self.paths = paths
+        self.request = request
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.lines = 0
+        self.log_path = paths.log / "JEXEC" / f"{request.run_id}.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    def check(self) -> int:
+        """The checked script's descriptor (ActionRefused when it may not run); the caller passes it to run()."""
+        return open_action(self.paths.cmd, self.request.action)
+
+    async def run(self, script: int) -> RunOutcome:
+        request = self.request
+        self.log_path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        out = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        started = time.monotonic()
+        status = FAILED
+        readers: asyncio.Future[Any] | None = None
+        try:
+            self._write(
+                out,
+                f"# {time.strftime('%Y-%m-%d %H:%M:%S')} run {request.run_id}: cmd/{request.action}"
+                f" {' '.join(request.args)}\n",
+            )
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    request.action.rsplit("/", 1)[-1],
+                    *request.args,
+                    executable=f"/proc/self/fd/{script}",
+                    pass_fds=(script,),
+                    env=environment(self.paths, request),
+                    cwd=self.paths.cmd,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ActionRefused(f"action {request.action!r} could not be started: {exc.strerror or exc}") from None
+            finally:
+                close_quietly(script)
+            readers = asyncio.gather(
+                self._pump(self.process.stdout, "stdout", out), self._pump(self.process.stderr, "stderr", out)
+            )
+            try:
+                async with asyncio.timeout(request.timeout):
+                    await self.process.wait()
+                status = OK if self.process.returncode == 0 else FAILED
+            except TimeoutError:
+                status = TIMEOUT
+                await self._end_group(grace=TERM_GRACE)
+            await self._end_group(grace=0.0)  # children the script left behind end with it
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    await readers
+            code = self.process.returncode
+            duration = time.monotonic() - started
+            message = _message(status, code, request.timeout)
+            self._write(out, f"# {message} after {duration:.3f} s\n")
+            return RunOutcome(
+                status, code, duration, self._tail_text(), str(self.log_path), self.lines, message=message
+            )
+        finally:
+            if self.process is not None and self.process.returncode is None:  # cancelled: the requester is gone
+                await asyncio.shield(self._end_group(grace=0.0))
+            if readers is not None:
+                readers.cancel()
+            os.close(out)
+
+    async def _end_group(self, grace: float) -> None:
+        assert self.process is not None
+        pid = self.process.pid
+        if grace and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self.process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        await self.process.wait()
+
+    async def _pump(self, stream: asyncio.StreamReader | None, name: str, out: int) -> None:
+        if stream is None:
+            return
+        request = self.request
+        fields = {"RUN_ID": request.run_id, "JOB_ID": request.job_id or None, "ACTION": request.action}
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the stream's limit: take it in pieces
+                raw = await stream.read(65536)
+            if not raw:
+                return
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines += 1
+            self.tail.append(text if name == "stdout" else f"[stderr] {text}")
+            self._write(out, f"{name}: {text}\n")
+            output_log.info("%s: %s", request.action, text, extra={**fields, "STREAM": name})
+
+    def _tail_text(self) -> str:
+        text = "\n".join(self.tail)
+        return text[-TAIL_CHARS:]
+
+    @staticmethod
+    def _write(fd: int, text: str) -> None:
+        data = text.encode("utf-8", "replace")
+        while data:
+            data = data[os.write(fd, data) :]
+
+
+def _message(status: str, code: int | None, timeout: float) -> str:
+    if status == TIMEOUT:
+        return f"timed out after {timeout:g} s; its process group was killed"
+    if code is not None and code < 0:
+        return f"killed by signal {signal.Signals(-code).name}"
+    return f"exit code {code}"

@@ -1,0 +1,172 @@
+"""The JEXEC daemon: runs the scripts of application actions from $REDENV_HOME/cmd on request.
+
+Requests (JSON lines, see redpss.core.wire and docs/jexec.md): `run` {action, args, timeout, run_id, job_id} answered
+when the run ends with status (OK, FAILED, TIMEOUT), exit_code, duration, the tail of its output and its log file;
+while it runs, JEXEC pushes `{"event": "running", ...}` every HEARTBEAT seconds, which is also how it notices a
+requester that went away: then the run's process group is killed. `ping`, `status`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Sequence
+
+from redpss import __version__
+from redpss.core.config import Config
+from redpss.core.daemon import Service
+from redpss.core.entry import run_instance_daemon
+from redpss.core.errors import StartupError
+from redpss.core.paths import InstancePaths
+from redpss.core.secret import instance_secret
+from redpss.core.services import service_spec
+from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, unknown_op
+from redpss.jexec.resolve import ActionRefused
+from redpss.jexec.runner import ActionRequest, ActionRun, RunOutcome
+
+log = logging.getLogger("redpss.jexec")
+
+HEARTBEAT = 1.0  # seconds between `running` events (and checks that the requester is still there)
+OPS = ("run", "ping", "status")
+
+
+class RequesterGone(Exception):
+    """The connection that asked for a run closed while it ran."""
+
+
+class JexecService(Service):
+    name = "jexec"
+    tick_interval = 5.0
+    drain_timeout = service_spec("jexec").drain_timeout  # running actions may finish; longer ones are killed
+
+    def __init__(self, config: Config, paths: InstancePaths) -> None:
+        self.config = config
+        self.paths = paths
+        self.server: JsonLineServer | None = None
+        self.accepting = True
+        self.running: dict[str, ActionRun] = {}
+        self.finished_runs = 0
+        self.idle = asyncio.Event()
+
+    async def start(self) -> None:
+        self.idle.set()
+        self.server = JsonLineServer(
+            self.handle, instance_secret(self.paths), "JEXEC", limits=Limits(max_message=1024 * 1024)
+        )
+        host, port = self.config.redctl.jexec_host, self.config.redctl.jexec_port
+        try:
+            await self.server.start_tcp(host, port)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port} ([redctl] jexec_host/jexec_port): {exc}") from exc
+
+    async def handle(self, request: Message, connection: Connection) -> Message:
+        op = request["op"]
+        if op == "run":
+            return await self._run(request, connection)
+        if op == "ping":
+            return {"ok": True, "server": "jexec", "version": __version__, "pid": os.getpid(), "status": self.status()}
+        if op == "status":
+            return {"ok": True, "running": sorted(self.running), "finished": self.finished_runs}
+        return unknown_op(op, OPS)
+
+    async def _run(self, message: Message, connection: Connection) -> Message:
+        if not self.accepting:
+            raise RequestError("JEXEC is stopping; the action was not started", Code.REFUSED)
+        try:
+            request = ActionRequest.from_message(message, uuid.uuid4().hex)
+            if request.run_id in self.running:
+                raise ActionRefused(f"run {request.run_id} is running already")
+            run = ActionRun(self.paths, request)
+            script = run.check()
+        except ActionRefused as exc:
+            log.warning("refused to run for %s at %s: %s", connection.client, connection.peer, exc)
+            raise RequestError(str(exc), Code.REFUSED) from None
+        log.info(
+            "run %s: cmd/%s with %d argument(s), timeout %g s, for %s",
+            request.run_id,
+            request.action,
+            len(request.args),
+            request.timeout,
+            connection.client,
+            extra={"RUN_ID": request.run_id, "ACTION": request.action, "JOB_ID": request.job_id or None},
+        )
+        self.running[request.run_id] = run
+        self.idle.clear()
+        try:
+            outcome = await self._watched(run, script, connection)
+        except RequesterGone:
+            log.warning(
+                "run %s: the requester %s went away; the process group of cmd/%s was killed",
+                request.run_id,
+                connection.client,
+                request.action,
+                extra={"RUN_ID": request.run_id},
+            )
+            raise
+        finally:
+            self.running.pop(request.run_id, None)
+            self.finished_runs += 1
+            if not self.running:
+                self.idle.set()
+        log.log(
+            logging.INFO if outcome.status == "OK" else logging.WARNING,
+            "run %s: cmd/%s %s after %.1f s",
+            request.run_id,
+            request.action,
+            outcome.message,
+            outcome.duration,
+            extra={"RUN_ID": request.run_id, "ACTION": request.action},
+        )
+        return outcome.reply(request.run_id)
+
+    async def _watched(self, run: ActionRun, script: int, connection: Connection) -> RunOutcome:
+        """The run's outcome; cancelled (its group killed) as soon as the requesting connection is gone."""
+        task = asyncio.create_task(run.run(script))
+        started = time.monotonic()
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT)
+            if done:
+                return task.result()
+            try:
+                if connection.writer.transport.is_closing():
+                    raise ConnectionResetError
+                event = {"event": "running", "run_id": run.request.run_id, "seconds": int(time.monotonic() - started)}
+                await connection.send(event)
+            except (ConnectionError, OSError):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise RequesterGone from None
+
+    def status(self) -> str:
+        return f"{len(self.running)} action(s) running, {self.finished_runs} finished"
+
+    async def drain(self) -> None:
+        self.accepting = False
+        if self.running:
+            log.info("waiting for %d running action(s) to finish", len(self.running))
+        await self.idle.wait()
+        if self.server is not None:
+            await self.server.close()
+
+    async def abort(self) -> None:
+        self.accepting = False
+        if self.server is not None:
+            await self.server.close()  # cancels the runs still going: their process groups are killed
+
+
+def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
+    return JexecService(config, paths)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_instance_daemon("jexec", _build, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

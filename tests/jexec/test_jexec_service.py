@@ -1,0 +1,165 @@
+"""JEXEC as a real daemon: real scripts in cmd/, real process groups, real signals; the client is the stdlib one the
+database's PSS_EXEC embeds."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.core.config import render_config
+from redpss.core.net import free_port
+from redpss.core.paths import InstancePaths
+from redpss.core.secret import instance_secret
+from redpss.sql.udf.pss_client import PssClient, PssError
+from tests.support.daemons import DaemonProcess
+from tests.support.wait import wait_for
+
+
+@pytest.fixture
+def jexec(instance: InstancePaths, tmp_path: Path) -> Iterator[tuple[DaemonProcess, int]]:
+    port = free_port()
+    instance.config_file.write_text(
+        render_config({"DEFAULT": {"exa_password": "pw"}, "redctl": {"jexec_port": str(port)}})
+    )
+    daemon = DaemonProcess("redpss.jexec.service", instance, tmp_path / "jexec")
+    try:
+        daemon.wait_ready()
+        yield daemon, port
+    finally:
+        daemon.stop()
+        daemon.close()
+
+
+def script(instance: InstancePaths, name: str, body: str, mode: int = 0o750) -> Path:
+    path = instance.cmd / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(mode)
+    return path
+
+
+def client(instance: InstancePaths, port: int) -> PssClient:
+    return PssClient("127.0.0.1", port, instance_secret(instance), client="test")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with Path(f"/proc/{pid}/stat").open() as stat:  # a zombie is dead for our purposes
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+def test_runs_a_cmd_script_with_its_arguments_and_environment_without_a_shell(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    daemon, port = jexec
+    script(
+        instance,
+        "reports/show.sh",
+        'for a in "$@"; do echo "arg=$a"; done\n'
+        'echo "env=$REDENV $REDENV_HOME $REDHOME $REDPSS_JOB_ID $REDPSS_RUN_ID"\n'
+        'echo "secret=${REDPSS_TEST_SECRET:-none}" >&2\n'
+        "exit 3\n",
+    )
+    args = ["a b", "$(touch /tmp/jexec-injected)", "; rm -rf x", "*"]
+    with client(instance, port) as conn:
+        reply = conn.run_action("reports/show.sh", args, timeout=30, job_id=7, run_id="run-1")
+    assert (reply["status"], reply["exit_code"], reply["message"]) == ("FAILED", 3, "exit code 3")
+    lines = reply["tail"].splitlines()
+    assert lines[:4] == [f"arg={a}" for a in args]
+    assert lines[4] == f"env=TST1 {instance.home} {instance.redhome} 7 run-1"
+    assert lines[5] == "[stderr] secret=none"  # JEXEC's own environment does not leak into the script
+    assert not Path("/tmp/jexec-injected").exists()
+    log_file = Path(reply["log_file"])
+    assert log_file == instance.log / "JEXEC" / "run-1.log"
+    assert "stdout: arg=a b" in log_file.read_text() and "exit code 3 after" in log_file.read_text()
+    daemon.wait_log("run run-1: cmd/reports/show.sh exit code 3")
+
+
+def test_a_run_past_its_timeout_is_killed_with_its_children(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    _, port = jexec
+    pids = instance.tmp / "pids"
+    script(instance, "hang.sh", f"sleep 300 &\necho $! > {pids}\necho $$ >> {pids}\necho started\nsleep 300\n")
+    with client(instance, port) as conn:
+        reply = conn.run_action("hang.sh", timeout=1.5)
+    assert reply["status"] == "TIMEOUT"
+    assert reply["message"] == "timed out after 1.5 s; its process group was killed"
+    assert reply["tail"] == "started"
+    assert 1.5 <= reply["duration"] < 10
+    for pid in map(int, pids.read_text().split()):
+        wait_for(lambda p=pid: not alive(p), 10, what=f"process {pid} of the run gone")  # type: ignore[misc]
+
+
+def test_a_run_whose_requester_goes_away_is_killed(jexec: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
+    daemon, port = jexec
+    pids = instance.tmp / "pids"
+    script(instance, "long.sh", f"sleep 300 &\necho $! > {pids}\necho $$ >> {pids}\nsleep 300\n")
+    conn = client(instance, port)
+    conn.sock.sendall(b'{"op":"run","action":"long.sh","timeout":600,"run_id":"gone"}\n')
+    wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2, 10, what="the script running")
+    conn.close()
+    for pid in map(int, pids.read_text().split()):
+        wait_for(lambda p=pid: not alive(p), 10, what=f"process {pid} gone after the requester left")  # type: ignore[misc]
+    daemon.wait_log("run gone: the requester test went away; the process group of cmd/long.sh was killed")
+
+
+def test_only_executable_scripts_of_our_user_inside_cmd_run(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths, tmp_path: Path
+) -> None:
+    daemon, port = jexec
+    script(instance, "plain.txt", "echo no\n", mode=0o640)
+    script(instance, "shared.sh", "echo no\n", mode=0o777)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    script(instance, "../../../../outside/x.sh", "echo escaped\n")  # lands outside cmd/, reached only by links
+    (instance.cmd / "leave.sh").symlink_to(outside / "x.sh")
+    (instance.cmd / "away").symlink_to(outside)
+    (instance.cmd / "inside.sh").symlink_to(instance.cmd / "plain.txt")
+    (instance.cmd / "folder").mkdir()
+    expected = {
+        "../x": "must be a relative path below cmd/ without '..'",
+        "a/../../x": "must be a relative path below cmd/ without '..'",
+        "/bin/sh": "is an absolute path; only scripts in cmd/ run",
+        "leave.sh": "is a symbolic link; links are not followed in cmd/",
+        "inside.sh": "is a symbolic link; links are not followed in cmd/",
+        "away/x.sh": "cmd/away is a symbolic link or not a folder",
+        "plain.txt": "is not executable: chmod u+x cmd/plain.txt",
+        "shared.sh": "is writable by group or others: chmod go-w cmd/shared.sh",
+        "folder": "is not a regular file",
+        "missing.sh": "cmd/missing.sh does not exist",
+        "": 'an action names its script in cmd/: "action": "<relative path>"',
+    }
+    assert (outside / "x.sh").exists()
+    with client(instance, port) as conn:
+        for action, message in expected.items():
+            with pytest.raises(PssError) as refused:
+                conn.run_action(action)
+            assert refused.value.code == "REFUSED"
+            assert message in str(refused.value), action
+        with pytest.raises(PssError, match='"args" must be a list of strings'):
+            conn.request("run", action="plain.txt", args="a b")
+        assert conn.ping()["server"] == "jexec"  # the connection stays usable
+    daemon.wait_log("refused to run for test at")
+    assert "escaped" not in (instance.log / "jexec.log").read_text()
+    assert not (instance.log / "JEXEC").exists()
+
+
+def test_an_unauthenticated_peer_runs_nothing(jexec: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
+    daemon, port = jexec
+    script(instance, "touch.sh", f"touch {instance.tmp / 'ran'}\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b'{"op":"run","action":"touch.sh"}\n')
+        assert b'"code":"BAD_HELLO"' in sock.recv(65536)
+    with pytest.raises(PssError) as refused:
+        PssClient("127.0.0.1", port, "not the secret" * 4)
+    assert refused.value.code == "AUTH_FAILED"
+    daemon.wait_log("[AUTH_FAILED]")
+    assert not (instance.tmp / "ran").exists()
