@@ -8,7 +8,6 @@ the file, which only the redsys user can.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 
 from redpss.core.errors import StartupError
@@ -21,6 +20,8 @@ def instance_secret(paths: InstancePaths, *, create: bool = True) -> str:
     if not path.exists():
         if not create:
             raise StartupError(f"{path} is missing: start the instance once (or run redsysctl create) to create it")
+        import secrets  # noqa: PLC0415 - only to create it; the CLIs that read it skip random and hashlib
+
         token = secrets.token_hex(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import stat
 from pathlib import Path
 from typing import Any
@@ -231,5 +230,7 @@ def _check_secrets_private(path: str, mode: int, values: dict[str, dict[str, Any
 
 
 def _suggest(word: str, candidates: list[str]) -> str:
+    import difflib  # noqa: PLC0415 - only for a misspelt name; every CLI loads the config
+
     close = difflib.get_close_matches(word, candidates, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
