@@ -12,13 +12,16 @@ succeeds as LSB wants, instead of failing with "Unit ... not loaded".
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redpss.core.errors import RedpssError
 from redpss.core.exitcodes import LsbStatus
+
+if TYPE_CHECKING:
+    import subprocess
 
 SYSTEMD_RUNTIME = Path("/run/systemd/system")  # exists only when systemd is PID 1 (sd_booted())
 _DENIED = ("Access denied", "Interactive authentication required", "access denied")
@@ -113,6 +116,8 @@ def _systemctl_argv() -> list[str]:
 
 def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `systemctl ARGS`; retry through `sudo -n` when polkit denies it; raise SystemctlError on failure."""
+    import subprocess  # noqa: PLC0415 - only when systemd is there: `redctl status` outside it asks the daemons
+
     require_systemd()
     env = {**os.environ, "SYSTEMD_PAGER": "cat", "SYSTEMD_COLORS": "0"}
     argv = [*_systemctl_argv(), "--no-ask-password", *args]
@@ -131,6 +136,8 @@ def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProce
 def _through_sudo(sudo: str, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`sudo -n` once per unit after `--`, in order: the sudo rule allows exactly one unit per command line, so that
     no extra argument (another unit) can be added; the first failure is returned, after trying every unit."""
+    import subprocess  # noqa: PLC0415 - as in run
+
     split = argv.index("--") + 1 if "--" in argv else len(argv)
     runs = [
         subprocess.run([sudo, "-n", *argv[:split], *unit], check=False, text=True, capture_output=True, env=env)
@@ -249,4 +256,6 @@ def reset_failed(units: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _nothing() -> subprocess.CompletedProcess[str]:
+    import subprocess  # noqa: PLC0415 - as in run
+
     return subprocess.CompletedProcess([], 0, "", "")

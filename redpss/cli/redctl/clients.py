@@ -7,7 +7,6 @@ commands that only ask systemd stay as fast as a plain argparse program.
 from __future__ import annotations
 
 import argparse
-import getpass
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +20,9 @@ if TYPE_CHECKING:
     from redpss.core.config import Config
     from redpss.core.db import DbSession
     from redpss.core.wire import BlockingClient
+
+
+CONNECT_TIMEOUT = 10.0  # seconds for a daemon to accept and answer the hello (and each request after it)
 
 
 class NotRunning(RedpssError):
@@ -40,6 +42,8 @@ class Instance:
         return cls(paths, load_config(paths.config_file))
 
     def db(self) -> DbSession:
+        import getpass  # noqa: PLC0415 - termios and pwd only for database commands
+
         from redpss.core.db import DbSession, DbSettings  # noqa: PLC0415 - pyexasol only for database commands
 
         session = DbSession(DbSettings.from_config(self.config, client_name=f"redctl ({getpass.getuser()})"))
@@ -59,16 +63,16 @@ class Instance:
     def sched(self) -> BlockingClient:
         return self.connect("sched")
 
-    def connect(self, daemon: str) -> BlockingClient:
-        """A wire client to `daemon`; NotRunning when nothing answers there."""
-        return self._connect(self.address(daemon), daemon.upper())
+    def connect(self, daemon: str, timeout: float = CONNECT_TIMEOUT) -> BlockingClient:
+        """A wire client to `daemon`; NotRunning when nothing answers there within `timeout` seconds."""
+        return self._connect(self.address(daemon), daemon.upper(), timeout)
 
-    def _connect(self, address: tuple[str, int] | Path, daemon: str) -> BlockingClient:
+    def _connect(self, address: tuple[str, int] | Path, daemon: str, timeout: float) -> BlockingClient:
         from redpss.core.secret import instance_secret  # noqa: PLC0415 - the wire only for daemon commands
         from redpss.core.wire import BlockingClient, WireError  # noqa: PLC0415
 
         try:
-            return BlockingClient(address, instance_secret(self.paths, create=False), "redctl")
+            return BlockingClient(address, instance_secret(self.paths, create=False), "redctl", timeout)
         except (WireError, RedpssError) as exc:
             raise NotRunning(
                 f"{daemon} of instance {self.paths.redenv} is not running ({exc}); "

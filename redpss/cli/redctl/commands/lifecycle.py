@@ -147,12 +147,12 @@ def _status_without_systemd(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     paths = instance_paths(args)
+    if not systemctl.systemd_running():
+        return _status_without_systemd(args)  # reads the config once, for the daemons' addresses
     try:
         units = _enabled_units(paths)
     except RedpssError:
         units = _controlled_units(paths)  # a broken config must not hide what runs
-    if not systemctl.systemd_running():
-        return _status_without_systemd(args)
     if args.json:
         found = systemctl.states(units)
         code = systemctl.lsb_status(found.values())
