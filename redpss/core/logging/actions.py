@@ -8,17 +8,12 @@ the command's outcome: a log folder the user cannot write is skipped in silence.
 
 from __future__ import annotations
 
-import logging
 import os
-import pwd
-import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
 
 from redpss.core.errors import RedpssError
-from redpss.core.logging.daily import DailyFileHandler
-from redpss.core.logging.formatting import FileFormatter
 from redpss.core.paths import InstancePaths
 
 # redctl commands that change nothing; every other command is an action and is logged.
@@ -30,6 +25,8 @@ LOGGER_NAME = "redpss.redctl"
 
 def acting_user(environ: Mapping[str, str] | None = None) -> str:
     """The login name of whoever runs the command: the sudo caller if any, else the process's user."""
+    import pwd  # noqa: PLC0415 - only for an action that is logged
+
     env = os.environ if environ is None else environ
     sudo_user = env.get("SUDO_USER", "").strip()
     try:
@@ -52,6 +49,13 @@ def record_action(
     """Append `<user>: redctl <argv> -> exit N (S s)` to redctl.log unless `command` is read-only; True if written."""
     if command in READ_ONLY_COMMANDS or not paths.log.is_dir():
         return False
+    # The file handler and its formatter only here: the looking commands (status, show) never load them.
+    import logging  # noqa: PLC0415
+    import shlex  # noqa: PLC0415
+
+    from redpss.core.logging.daily import DailyFileHandler  # noqa: PLC0415
+    from redpss.core.logging.formatting import FileFormatter  # noqa: PLC0415
+
     ended = time.time() if now is None else now
     record = logging.LogRecord(
         LOGGER_NAME,
