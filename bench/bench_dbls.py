@@ -1,10 +1,10 @@
 """DBLS throughput from 4 concurrent clients, beside a bare asyncio server routing the same lines, same run.
 
 Ours: the real DBLS daemon (`python -m redpss.dbls.service`) of a temporary instance; 4 client processes, each with
-the stdlib client the UDF scripts embed (redpss/sql/udf/pss_client.py), send ~200-byte lines in buffers of
-`--batch` lines (as PSS_LOG buffers one call batch) and wait for each durable acknowledgement. Lines go to 4 schemas;
-one line in `--error-every` is an ERROR (file + spool for LOG_MESSAGES + journald queue); no database is reachable,
-so those rows wait in the spool, which is DBLS's path while the database is away or slow.
+the stdlib client the UDF scripts embed (redpss/sql/udf/pss_client.py), add ~200-byte lines to its LogBuffer, which
+sends buffers of `--batch` lines (as PSS_LOG does) with up to 4 awaiting their durable acknowledgement. Lines go to
+4 schemas; one line in `--error-every` is an ERROR (file + spool for LOG_MESSAGES + journald queue); no database is
+reachable, so those rows wait in the spool, which is DBLS's path while the database is away or slow.
 Anchor: a bare asyncio Protocol server receiving the same lines as tab-separated text (`schema\\tlevel\\t...`) from
 4 client processes and appending them to per-schema files, with no validation and no acknowledgement.
 The time is from the start signal to the last acknowledgement (ours) or the last line written (anchor).
@@ -33,7 +33,7 @@ from redpss.core.config import render_config  # noqa: E402
 from redpss.core.net import free_port  # noqa: E402
 from redpss.core.paths import InstancePaths, create_instance_tree  # noqa: E402
 from redpss.core.secret import instance_secret  # noqa: E402
-from redpss.sql.udf.pss_client import PssClient, PssError  # noqa: E402
+from redpss.sql.udf.pss_client import LogBuffer, PssClient, PssError  # noqa: E402
 
 CLIENTS = 4
 SCHEMAS = ("APP1", "APP2", "APP3", "APP4")
@@ -55,9 +55,11 @@ def ours_client(target: tuple[int, str], client: int, count: int, options: dict[
     lines = lines_of(client, count, options["error_every"])
     batch = options["batch"]
     with PssClient("127.0.0.1", port, secret, client=f"bench{client}") as connection:
+        buffer = LogBuffer(connection, source=f"APP.JOB_{client}", max_lines=batch)
         start.wait()
-        for first in range(0, count, batch):
-            connection.send_log(lines[first : first + batch])
+        for schema, level, stamp, _, text in lines:
+            buffer.add(schema, level, text, stamp)
+        buffer.flush()
 
 
 def anchor_client(port: int, client: int, count: int, options: dict[str, int], start: Any) -> None:

@@ -6,6 +6,7 @@ The client is the stdlib-only file the database's UDF scripts embed (redpss/sql/
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -207,3 +208,18 @@ def test_database_away_then_back_every_error_row_arrives_once(dbls: Dbls) -> Non
     rows = dbls.rows("SELECT MESSAGE, COUNT(*) AS N FROM APP1.LOG_MESSAGES GROUP BY MESSAGE")
     assert {r["MESSAGE"]: r["N"] for r in rows} == dict.fromkeys(sent, 1)
     assert dbls.procs["dbls"].process.poll() is None
+
+
+def test_a_refused_buffer_among_buffers_in_flight_is_reported_by_the_buffer(dbls: Dbls) -> None:
+    with dbls.client("pipelined") as client:
+        buffer = LogBuffer(client, source="p", max_lines=1, window=4)
+        buffer.add("APP1", "INFO", "one", STAMP)
+        buffer.add("APP1", "INFO", "two", STAMP)
+        with pytest.raises(PssError, match=re.escape("line 1: schema '../../etc'")) as refused:
+            buffer.add("../../etc", "INFO", "bad", STAMP)
+            buffer.add("APP1", "INFO", "four", STAMP)
+            buffer.flush()
+        assert refused.value.code == "BAD_REQUEST"
+        assert client.send_log([["APP1", "INFO", STAMP, "p", "five"]])["durable"] is True
+    texts = [line.split(": ", 1)[1] for line in dbls.schema_lines("APP1")]
+    assert texts[:2] == ["one", "two"] and texts[-1] == "five" and "bad" not in texts

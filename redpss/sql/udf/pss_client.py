@@ -56,6 +56,9 @@ class PssClient:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
             raise PssError(f"cannot connect to {self.address}: {exc.strerror or exc}") from exc
+        # Each request ends in a partial segment and waits for its reply: without TCP_NODELAY, Nagle's algorithm
+        # holds that segment until the server's delayed ACK (up to 40 ms per request).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:
             try:
                 sock = ssl_context.wrap_socket(sock, server_hostname=host)
@@ -75,9 +78,19 @@ class PssClient:
     # -- requests -------------------------------------------------------------------------------------------------
     def exchange(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one message and return the next reply as it is (ok or not); PssError when the connection fails."""
-        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        self.send(message)
+        return self.next_reply()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one message without waiting for its reply (replies come in the order of the requests)."""
         try:
-            self.sock.sendall(data)
+            self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        except OSError as exc:
+            raise PssError(f"{self.address}: {exc.strerror or exc}") from exc
+
+    def next_reply(self) -> dict[str, Any]:
+        """The next reply (pushed events are kept in `events`); PssError when the connection fails."""
+        try:
             while True:
                 line = self.file.readline(MAX_REPLY + 1)
                 if not line:
@@ -103,10 +116,7 @@ class PssClient:
 
     def send_log(self, lines: list[list[str]]) -> dict[str, Any]:
         """Send log lines `[schema, level, timestamp, source, text]`; returns once DBLS says they are on disk."""
-        reply = self.request("log", lines=lines)
-        if reply.get("durable") is not True:
-            raise PssError(f"{self.address} acknowledged the log lines without saying they are safe")
-        return reply
+        return _durable(self.request("log", lines=lines), self.address)
 
     def run_action(
         self,
@@ -143,24 +153,57 @@ class PssClient:
 
 
 class LogBuffer:
-    """Log lines collected during one batch of UDF calls and sent together (`flush`), as PSS_LOG does."""
+    """Log lines collected during one batch of UDF calls and sent in buffers of `max_lines`, as PSS_LOG does.
 
-    def __init__(self, client: PssClient, source: str = "", max_lines: int = 1000) -> None:
+    Up to `window` full buffers travel before their acknowledgements are awaited (the server answers in order), so
+    the client does not idle for a round trip per buffer; `flush()` sends the rest and returns only once DBLS has
+    acknowledged every line as durable. A refusal or a lost connection raises PssError: the caller must assume
+    that no line since its last successful flush() is safe.
+    """
+
+    def __init__(self, client: PssClient, source: str = "", max_lines: int = 1000, window: int = 4) -> None:
         self.client = client
         self.source = source
         self.max_lines = max_lines
+        self.window = max(1, window)
         self.lines: list[list[str]] = []
+        self.unacknowledged = 0  # buffers sent whose acknowledgement has not been read yet
 
     def add(self, schema: str, level: str, text: str, timestamp: str | None = None) -> None:
         self.lines.append([schema, level.upper(), timestamp or now_text(), self.source, text])
         if len(self.lines) >= self.max_lines:
-            self.flush()
+            self._send()
+            self._await_acknowledgements(self.window - 1)
 
     def flush(self) -> None:
-        """Send what is buffered; the buffer is emptied only once DBLS acknowledged it (durably)."""
+        """Send what is buffered and wait until DBLS acknowledged every buffer sent (durably)."""
         if self.lines:
-            self.client.send_log(self.lines)
-            self.lines = []
+            self._send()
+        self._await_acknowledgements(0)
+
+    def _send(self) -> None:
+        self.client.send({"op": "log", "lines": self.lines})
+        self.lines = []
+        self.unacknowledged += 1
+
+    def _await_acknowledgements(self, allowed: int) -> None:
+        failure: PssError | None = None
+        while self.unacknowledged > allowed:
+            reply = self.client.next_reply()
+            self.unacknowledged -= 1
+            try:
+                _durable(_check(reply, "log"), self.client.address)
+            except PssError as exc:
+                failure = failure or exc
+                allowed = 0  # read every reply still due, so the next request gets its own reply
+        if failure is not None:
+            raise failure
+
+
+def _durable(reply: dict[str, Any], address: str) -> dict[str, Any]:
+    if reply.get("durable") is not True:
+        raise PssError(f"{address} acknowledged the log lines without saying they are safe")
+    return reply
 
 
 def _check(reply: dict[str, Any], op: str) -> dict[str, Any]:
