@@ -8,6 +8,7 @@ private mount namespace with a small tmpfs over its tmp/ (JMON's socket, SCHED's
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 from collections.abc import Iterator
@@ -47,23 +48,34 @@ def flooded(addresses: list[tuple[str, int] | Path], count: int) -> Iterator[dic
     """`count` idle connections to each address, held open; how many each accepted."""
     opened: list[socket.socket] = []
     accepted: dict[str, int] = {}
+    refusals: dict[str, str] = {}
+    folders: list[int] = []
     try:
         for address in addresses:
             accepted[str(address)] = 0
+            target: str | tuple[str, int]
+            if isinstance(address, Path):  # through a descriptor of its folder: a socket path has 107 bytes at most
+                folders.append(os.open(address.parent, os.O_PATH | os.O_DIRECTORY))
+                target = f"/proc/self/fd/{folders[-1]}/{address.name}"
+            else:
+                target = address
             for _ in range(count):
-                family = socket.AF_UNIX if isinstance(address, Path) else socket.AF_INET
-                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock = socket.socket(socket.AF_UNIX if isinstance(target, str) else socket.AF_INET, socket.SOCK_STREAM)
                 opened.append(sock)
                 sock.settimeout(2)
                 try:
-                    sock.connect(str(address) if isinstance(address, Path) else address)
-                except OSError:
-                    continue  # refused or not accepted in time: the listener defends itself
+                    sock.connect(target)
+                except OSError as exc:  # refused or not accepted in time: the listener defends itself
+                    refusals.setdefault(str(address), f"{type(exc).__name__}: {exc}")
+                    continue
                 accepted[str(address)] += 1
+        print(f"flood: accepted {accepted}; first refusals {refusals}")
         yield accepted
     finally:
         for sock in opened:
             sock.close()
+        for fd in folders:
+            os.close(fd)
 
 
 def open_files_limit(pid: int) -> tuple[int, int]:
@@ -98,6 +110,7 @@ def test_fd_flood_and_full_tmp_lose_nothing_and_the_daemons_keep_serving(
         ("127.0.0.1", int(config.default.exa_connection.rsplit(":", 1)[1])),
     ]
     with raised_fd_limit(len(listeners) * FLOOD + 500), flooded(listeners, FLOOD) as accepted:
+        assert all(accepted.values()), f"a listener took no connection at all: {accepted}"
         faulty.wait_committing("runs committing during the flood")  # established sessions keep being served
         assert faulty.sched_status() is not None, "SCHED answers a new authenticated client"
         faulty.redctl("show", "--json")  # JMON answers on its socket

@@ -37,6 +37,7 @@ class Reconciled:
     ok_runs: int  # runs logged OK (distinct run ids)
     rows: int  # rows the runs inserted
     duplicated_run_ids: int  # run ids logged more than once
+    by_marker: int  # runs logged OK by their commit marker: the worker ended between its commit and its report
     statuses: dict[str, int]
 
     @property
@@ -199,7 +200,9 @@ class FaultInstance:
 
     def reconcile(self) -> Reconciled:
         wait_for(self.drained, 120, interval=0.2, what="SCHED drained: nothing running, queued or unlogged")
-        log = self.inst.rows("SELECT RUN_ID, STATUS FROM APP1.ADM_JOB_LOG WHERE JOB_ID > 100 AND STATUS <> 'SKIPPED'")
+        log = self.inst.rows(
+            "SELECT RUN_ID, STATUS, MESSAGE FROM APP1.ADM_JOB_LOG WHERE JOB_ID > 100 AND STATUS <> 'SKIPPED'"
+        )
         ids = [str(row["RUN_ID"]) for row in log]
         statuses: dict[str, int] = {}
         for row in log:
@@ -208,5 +211,6 @@ class FaultInstance:
             ok_runs=len({str(row["RUN_ID"]) for row in log if row["STATUS"] == "OK"}),  # a duplicate is not a run
             rows=self.rows_written(),
             duplicated_run_ids=len(ids) - len(set(ids)),
+            by_marker=sum(1 for row in log if str(row["MESSAGE"] or "").startswith("committed; the worker ended")),
             statuses=statuses,
         )
