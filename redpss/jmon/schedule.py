@@ -392,13 +392,13 @@ class Schedule:
         entry.last_scheduled = newest
         entry.last_lateness = now - newest
         all_missed = oldest < now - definition.grace_seconds
+        missed = count if all_missed else count - 1
         decision = self._decide(key, entry, all_missed, suspended, blocked)
-        tick = Tick(key, definition, newest, "RUN", "QUEUED_OVERLAP", count if all_missed else count - 1)
         if decision is None:
-            entry.queued = tick
+            entry.queued = Tick(key, definition, newest, "RUN", "QUEUED_OVERLAP", missed)
             self._queued.add(key)
             return None
-        return dataclasses.replace(tick, action=decision[0], reason=decision[1])
+        return Tick(key, definition, newest, decision[0], decision[1], missed)
 
     def _decide(
         self, key: Key, entry: _Entry, all_missed: bool, suspended: bool, blocked: Collection[Key]
@@ -433,12 +433,12 @@ class Schedule:
         if entry is None or entry.queued is None:
             return None
         queued, entry.queued = entry.queued, None
-        action, reason = "RUN", "QUEUED_OVERLAP"
+        queued = dataclasses.replace(queued, definition=entry.definition)  # the definition as it is now
         if suspended:
-            action, reason = "SKIP", "SUSPENDED"
-        elif key in blocked:
-            action, reason = "SKIP", "BLOCKED"
-        return Tick(key, entry.definition, queued.scheduled_at, action, reason, queued.missed)
+            return dataclasses.replace(queued, action="SKIP", reason="SUSPENDED")
+        if key in blocked:
+            return dataclasses.replace(queued, action="SKIP", reason="BLOCKED")
+        return queued
 
     # -- runs ----------------------------------------------------------------------------------------------------
     def run_started(self, key: Key, run_id: str) -> None:

@@ -60,6 +60,8 @@ def entry(schedule: Schedule, k: Key = KEY) -> Any:
         (0.1, 0.1, 2.0, (20, 2.0, 2.1)),
         # and the other way: 0.1 + 17 * 0.1 lies above 1.8, so the newest due time is the one before
         (0.1, 0.1, 1.8, (17, 1.7000000000000002, 1.8000000000000003)),
+        # rounding up at the second grid point: back to the first, recomputed from the second
+        (0.7000000000000001, 1.1, 1.8, (1, 0.7000000000000002, 1.8000000000000003)),
     ],
 )
 def test_interval_due_times_exactly(
@@ -77,6 +79,7 @@ def test_interval_due_times_exactly(
         (100.0, 10.0, 0.0, 10.0),  # an anchor in the future: the grid reaches back
         (0.1, 0.1, 2.0, 2.1),
         (0.1, 0.1, 1.7, 1.7000000000000002),  # 0.1 + 16 * 0.1 lies a hair above 1.7
+        (0.0, 0.1, 0.2, 0.20000000000000004),  # 3 * 0.1 rounds above 0.3: one step back, still after 0.2
     ],
 )
 def test_grid_after_is_the_first_grid_point_strictly_after(
@@ -141,8 +144,8 @@ def test_a_queued_overlap_tick_keeps_the_due_time_and_missed_count_it_fired_with
     (skipped,) = schedule.pop_due(T0 + 30.0)  # only one is remembered; the next overlapping one is skipped
     assert (skipped.action, skipped.reason, skipped.scheduled_at) == ("SKIP", "OVERLAP", T0 + 30.0)
     queued = schedule.run_finished(key(), "r1", T0 + 31.0)
-    assert queued is not None
-    assert (queued.action, queued.reason, queued.scheduled_at, queued.missed) == ("RUN", "QUEUED_OVERLAP", T0 + 20.0, 1)
+    assert queued == Tick(key(), job(interval=10.0, overlap_policy="QUEUE", grace_seconds=60.0), T0 + 20.0, "RUN",
+                          "QUEUED_OVERLAP", 1)
     assert entry(schedule).queued is False
 
 
@@ -168,6 +171,33 @@ def test_a_cron_that_ends_still_gives_its_last_tick_and_keeps_a_queued_one() -> 
     assert "never fires" in report.invalid[key()]
 
 
+def test_a_cron_ending_while_a_tick_waits_keeps_the_waiting_tick() -> None:
+    first = dt.datetime(2028, 1, 1, 0, 0, tzinfo=dt.UTC).timestamp()
+    last = dt.datetime(2028, 1, 1, 12, 0, tzinfo=dt.UTC).timestamp()
+    definition = job(interval=None, cron="0 0,12 1 1 * 0 2028", overlap_policy="QUEUE")
+    schedule = Schedule(tz=dt.UTC)
+    schedule.sync([definition], T0)
+    schedule.run_started(key(), "r1")
+    assert schedule.pop_due(first) == []  # queued behind r1
+    (skipped,) = schedule.pop_due(last)  # its last fire time: an overlap skip, and the expression ends
+    assert (skipped.action, skipped.reason, skipped.scheduled_at) == ("SKIP", "OVERLAP", last)
+    reason = schedule._entries[key()].invalid
+    assert reason == "APP1 job 7 (JOB_7): cron expression '0 0,12 1 1 * 0 2028' fires no more after this run"
+    assert entry(schedule).scheduled is False and entry(schedule).queued is True
+    queued = schedule.run_finished(key(), "r1", last + 1)
+    assert queued == Tick(key(), definition, first, "RUN", "QUEUED_OVERLAP", 0)
+
+
+def test_a_queued_tick_carries_the_definition_as_it_is_when_it_runs() -> None:
+    schedule = on_grid(job(interval=10.0, overlap_policy="QUEUE"))
+    schedule.run_started(key(), "r1")
+    assert schedule.pop_due(T0 + 10.0) == []
+    renamed = job(interval=10.0, overlap_policy="QUEUE", name="RENAMED")
+    schedule.sync([renamed], T0 + 11.0)
+    queued = schedule.run_finished(key(), "r1", T0 + 12.0)
+    assert queued == Tick(key(), renamed, T0 + 10.0, "RUN", "QUEUED_OVERLAP", 0)
+
+
 def test_a_cron_whose_next_time_croniter_cannot_compute_is_unscheduled_with_the_reason() -> None:
     schedule = Schedule(tz=dt.UTC)
     schedule.sync([job(interval=None, cron="0 * * * *")], T0)
@@ -179,6 +209,23 @@ def test_a_cron_whose_next_time_croniter_cannot_compute_is_unscheduled_with_the_
     reason = entries[key()].invalid
     assert reason is not None
     assert reason.startswith("APP1 job 7 (JOB_7): cron expression 'not a cron' has no further fire time")
+
+
+class StuckCalendar(CronCalendar):
+    """A calendar whose next fire time is not after now: what the guard in the schedule must survive."""
+
+    def due_times(self, expr: str, due: float, now: float) -> tuple[int, float, float]:
+        return (1, due, now)
+
+
+def test_a_next_time_not_after_now_is_moved_just_past_now_so_the_loop_cannot_spin() -> None:
+    schedule = Schedule(tz=dt.UTC)
+    schedule.calendar = StuckCalendar(dt.UTC)
+    schedule.sync([job(interval=None, cron="0 * * * *")], T0)
+    (tick,) = schedule.pop_due(T0 + HOUR)
+    assert tick.scheduled_at == T0 + HOUR
+    assert schedule.next_due() == math.nextafter(T0 + HOUR, math.inf)
+    assert schedule.pop_due(T0 + HOUR) == []
 
 
 def test_due_times_after_a_fire_are_strictly_after_now() -> None:
