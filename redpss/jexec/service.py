@@ -107,7 +107,7 @@ class JexecService(Service):
                 request.action,
                 extra={"RUN_ID": request.run_id},
             )
-            raise
+            raise RequestError(f"run {request.run_id} ended: its requester went away", Code.REFUSED) from None
         finally:
             self.running.pop(request.run_id, None)
             self.finished_runs += 1
@@ -128,20 +128,23 @@ class JexecService(Service):
         """The run's outcome; cancelled (its group killed) as soon as the requesting connection is gone."""
         task = asyncio.create_task(run.run(script))
         started = time.monotonic()
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT)
-            if done:
-                return task.result()
-            try:
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT)
+                if done:
+                    return task.result()
                 if connection.writer.transport.is_closing():
-                    raise ConnectionResetError
+                    raise RequesterGone
                 event = {"event": "running", "run_id": run.request.run_id, "seconds": int(time.monotonic() - started)}
-                await connection.send(event)
-            except (ConnectionError, OSError):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                raise RequesterGone from None
+                try:
+                    await connection.send(event)
+                except (ConnectionError, OSError):
+                    raise RequesterGone from None
+        except (RequesterGone, asyncio.CancelledError):  # the requester left, or JEXEC is stopped by force
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise
 
     def status(self) -> str:
         return f"{len(self.running)} action(s) running, {self.finished_runs} finished"

@@ -4,6 +4,7 @@ database's PSS_EXEC embeds."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.sql.udf.pss_client import PssClient, PssError
+from tests.dbls.conftest import JournalCollector
 from tests.support.daemons import DaemonProcess
 from tests.support.wait import wait_for
 
@@ -109,6 +111,7 @@ def test_a_run_whose_requester_goes_away_is_killed(jexec: tuple[DaemonProcess, i
     for pid in map(int, pids.read_text().split()):
         wait_for(lambda p=pid: not alive(p), 10, what=f"process {pid} gone after the requester left")  # type: ignore[misc]
     daemon.wait_log("run gone: the requester test went away; the process group of cmd/long.sh was killed")
+    assert "Traceback" not in daemon.log
 
 
 def test_only_executable_scripts_of_our_user_inside_cmd_run(
@@ -163,3 +166,47 @@ def test_an_unauthenticated_peer_runs_nothing(jexec: tuple[DaemonProcess, int], 
     assert refused.value.code == "AUTH_FAILED"
     daemon.wait_log("[AUTH_FAILED]")
     assert not (instance.tmp / "ran").exists()
+
+
+def test_a_forced_stop_kills_the_running_actions_with_their_children(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    daemon, port = jexec
+    pids = instance.tmp / "pids"
+    script(instance, "long.sh", f"sleep 300 &\necho $! > {pids}\necho $$ >> {pids}\nsleep 300\n")
+    conn = client(instance, port)
+    try:
+        conn.send({"op": "run", "action": "long.sh", "timeout": 600, "run_id": "forced"})
+        wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2, 10, what="the script running")
+        daemon.process.send_signal(signal.SIGTERM)  # drains: the running action may finish ...
+        daemon.wait_log("waiting for 1 running action(s) to finish")
+        daemon.process.send_signal(signal.SIGTERM)  # ... until the second signal forces the stop
+        assert daemon.process.wait(30) == 1
+    finally:
+        conn.close()
+    for pid in map(int, pids.read_text().split()):
+        wait_for(lambda p=pid: not alive(p), 10, what=f"process {pid} gone after the forced stop")  # type: ignore[misc]
+    assert "Traceback" not in daemon.log
+
+
+def test_the_output_of_a_run_streams_to_journald_with_its_run_and_job(instance: InstancePaths, tmp_path: Path) -> None:
+    port = free_port()
+    instance.config_file.write_text(
+        render_config({"DEFAULT": {"exa_password": "pw"}, "redctl": {"jexec_port": str(port)}})
+    )
+    journal = JournalCollector(tmp_path / "journal.socket")
+    env = {"REDPSS_JOURNAL_SOCKET": str(journal.path)}
+    daemon = DaemonProcess("redpss.jexec.service", instance, tmp_path / "jexec", env=env)
+    try:
+        daemon.wait_ready()
+        script(instance, "talk.sh", "echo to stdout\necho to stderr >&2\n")
+        with client(instance, port) as conn:
+            assert conn.run_action("talk.sh", job_id=12, run_id="talk-1")["status"] == "OK"
+        out = wait_for(lambda: journal.find("talk.sh: to stdout"), 10, what="the stdout line in the journal")
+        err = wait_for(lambda: journal.find("talk.sh: to stderr"), 10, what="the stderr line in the journal")
+    finally:
+        daemon.stop()
+        daemon.close()
+        journal.close()
+    assert (out["RUN_ID"], out["JOB_ID"], out["ACTION"], out["STREAM"]) == ("talk-1", "12", "talk.sh", "stdout")
+    assert (err["STREAM"], err["SYSLOG_IDENTIFIER"], err["REDENV"]) == ("stderr", "redpss-jexec", "TST1")
