@@ -13,8 +13,11 @@ import pytest
 
 from redpss.cli.redctl.commands import COMMANDS, all_modules
 from redpss.cli.redctl.main import build_parser, chosen_command
+from redpss.core.paths import InstancePaths
+from tests.support.instance_runner import RunningInstance, instance_config
 
 HEAVY = ("duckdb", "pyexasol", "sqlglot", "pyarrow", "redpss.devdb", "redpss.sched", "redpss.jmon", "redpss.core.db")
+LOOP = ("asyncio", "redpss.core.wire.aio")  # an event loop: the daemons' side of the wire, never a CLI's
 
 PROBE = """
 import json, sys
@@ -61,6 +64,54 @@ def test_status_outside_systemd_loads_nothing_heavy(instance: Path) -> None:
     assert code == 3  # nothing runs: stopped
     assert heavy(modules) == []
     assert "redpss.core.wire" not in modules  # nothing listens: no need for the protocol
+    assert heavy(modules, LOOP) == []
+
+
+def test_show_loads_the_blocking_client_without_asyncio(instance: Path) -> None:
+    """JMON is not running, so show fails, but only after loading what it needs to ask: the wire's blocking client."""
+    import os  # noqa: PLC0415
+
+    code, modules = loaded_by("redpss.cli.redctl.main", "redctl", "-i", "TST1", "show", env=dict(os.environ))
+    assert code != 0
+    assert heavy(modules) == []
+    assert heavy(modules, LOOP) == []
+    assert "redpss.core.wire.blocking" in modules  # it did try to connect
+
+
+def test_the_wire_package_loads_asyncio_only_for_its_server_and_async_client() -> None:
+    """Daemons import JsonLineServer and AsyncClient from redpss.core.wire as before; the blocking side stays light."""
+    probe = (
+        "import json, sys\n"
+        "from redpss.core.wire import BlockingClient, Code, WireError, decode, encode\n"
+        "light = sorted(sys.modules)\n"
+        "from redpss.core.wire import AsyncClient, JsonLineServer\n"
+        "print(json.dumps([light, sorted(sys.modules), JsonLineServer.__module__, AsyncClient.__module__]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    light, full, server_module, client_module = json.loads(result.stdout)
+    assert heavy(light, LOOP) == []
+    assert "asyncio" in full
+    assert server_module == client_module == "redpss.core.wire.aio"
+
+
+@pytest.mark.slow
+def test_status_and_show_of_a_running_instance_load_no_event_loop_and_no_driver(
+    instance: InstancePaths, tmp_path: Path
+) -> None:
+    """Against a running instance (`redctl start_trace` on the embedded database) both commands talk to the daemons
+    through the blocking client: no asyncio, no DuckDB, no pyexasol in the process."""
+    instance.config_file.write_text(instance_config())
+    running = RunningInstance(instance, tmp_path)
+    try:
+        running.start()
+        for command in ("status", "show"):
+            code, modules = loaded_by("redpss.cli.redctl.main", "redctl", command, env=running.env())
+            assert code in (0, 1), command  # show: 0; status: 0 all running, 1 an optional daemon is not (yet) up
+            assert heavy(modules) == [], command
+            assert heavy(modules, LOOP) == [], command
+            assert "redpss.core.wire.blocking" in modules, command  # it asked the daemons
+    finally:
+        running.close()
 
 
 @pytest.mark.parametrize(
