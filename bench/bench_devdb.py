@@ -2,6 +2,8 @@
 
 The anchor is DuckDB itself reading the same table from the same file in this run (fetchall to Python tuples, and
 COPY to CSV), so the table shows what the protocol layer costs. devdb runs as its own process, as in the demo.
+A third line isolates the value conversion devdb asks DuckDB for (Exasol's wire forms: DECIMAL without trailing
+zeros, formatted TIMESTAMP, ...) beside the same rows read to Arrow unconverted.
 Usage: .venv/bin/python bench/bench_devdb.py [--rows N]
 """
 
@@ -21,8 +23,10 @@ from pathlib import Path
 import duckdb
 
 from redpss.devdb.testing import DevDbProcess
+from redpss.devdb.types import ExaType
 
 TABLE = "BENCH.T"
+TYPES = [ExaType("DECIMAL", 18, 0), ExaType("VARCHAR", size=40), ExaType("DECIMAL", 12, 2), ExaType("TIMESTAMP")]
 
 
 def timed(action: object) -> float:
@@ -69,9 +73,16 @@ def main() -> None:
                     f"COPY {TABLE} TO '{anchor_csv}' (HEADER false, TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S.%f')"
                 )
             )
+            columns = ", ".join(f'"c{i}"' for i in range(len(TYPES)))
+            wire = ", ".join(t.wire_expression(f'"q"."c{i}"') for i, t in enumerate(TYPES))
+            converted = timed(
+                lambda: con.sql(f'SELECT {wire} FROM (SELECT * FROM {TABLE}) AS "q"({columns})').to_arrow_table()
+            )
+            unconverted = timed(lambda: con.sql(f"SELECT * FROM {TABLE}").to_arrow_table())
         finally:
             con.close()
         results.append(("fetch all rows (pyexasol fetchall)", fetch, anchor_fetch))
+        results.append(("wire values in DuckDB (vs unconverted)", converted, unconverted))
         results.append((f"export_to_file ({export_bytes / 1e6:.0f} MB CSV)", export, anchor_export))
     print(f"rows: {rows:,}")
     print(f"{'operation':<38} {'devdb rows/s':>14} {'DuckDB direct rows/s':>22} {'ratio':>7}")
