@@ -188,10 +188,14 @@ class CommitMarkers:
         finally:
             self._lock.release()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop asking; close the session unless a DELETE still waits for the database (it ends with the process)."""
         self.stop.set()
-        with self._lock:
-            self.session.close()
+        if self._lock.acquire(timeout=timeout):
+            try:
+                self.session.close()
+            finally:
+                self._lock.release()
 
 
 def decided(request: RunRequest, result: RunResult, committed: bool) -> RunResult:

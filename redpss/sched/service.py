@@ -63,6 +63,7 @@ class SchedService(Service):
         self.inflight = InFlight(paths.tmp / "sched-running")
         self.commits = CommitMarkers(DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED commits")))
         self.settling: set[asyncio.Task[None]] = set()  # leftover SQL runs waiting for their commit marker
+        self.purging: asyncio.Task[None] | None = None  # deleting the commit markers of logged runs
         self.server: JsonLineServer | None = None
         self.started_runs = 0
         self.finished_runs = 0
@@ -97,8 +98,9 @@ class SchedService(Service):
                     await self._replace(pool, worker, "found dead while idle")
             await self._fit(pool)
             self._dispatch(pool)
-        if self.commits.pending_purge():
-            await asyncio.to_thread(self.commits.purge)
+        if self.commits.pending_purge() and (self.purging is None or self.purging.done()):
+            # in the background: its DELETE may wait for a long transaction of a job, the loop must not
+            self.purging = asyncio.create_task(asyncio.to_thread(self.commits.purge))
 
     async def drain(self) -> None:
         self.accepting = False
