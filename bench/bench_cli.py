@@ -1,10 +1,10 @@
 """Start-up cost of the command-line tools beside a bare argparse program, measured in the same run.
 
 Each command runs N times as a fresh process, as an operator's shell runs it; the figure is the median wall time
-and the peak resident memory (ru_maxrss from getrusage of the command's own process, reported by GNU time). The
-anchor is a bare argparse program with as many subcommands as redctl, run by the same interpreter (so both pay
-Python's own start-up and the venv's site). Goal: `redctl -h` and `redctl status` at most 1.5x the anchor, and
-`redctl show` under 150 ms against a running instance.
+(with the median CPU time beside it) and the peak resident memory (ru_maxrss from getrusage of the command's own
+process, reported by GNU time). The anchor is a bare argparse program with as many subcommands as redctl, run by
+the same interpreter (so both pay Python's own start-up and the venv's site). Goal: `redctl -h` and `redctl status`
+at most 1.5x the anchor, and `redctl show` under 150 ms against a running instance.
 
 Python byte-compiles our modules once, as an installed package has them compiled (pip does at install): the
 commands run with a private bytecode cache (PYTHONPYCACHEPREFIX in the run's temporary folder, even when
@@ -50,42 +50,43 @@ GOAL_FACTOR = 1.5
 SHOW_GOAL_MS = 150.0
 
 
-def run_once(argv: list[str], env: dict[str, str], report: Path) -> tuple[float, float]:
-    """(wall ms, peak RSS MiB) of one run of `argv`. The memory comes from GNU time (getrusage of its child): a
-    child started from this process directly would carry this process's own peak in its ru_maxrss."""
+def run_once(argv: list[str], env: dict[str, str], report: Path) -> tuple[float, float, float]:
+    """(wall ms, peak RSS MiB, CPU ms) of one run of `argv`. The memory comes from GNU time (getrusage of its child):
+    a child started from this process directly would carry this process's own peak in its ru_maxrss. The CPU time
+    (user + system, from wait4 on GNU time, which includes the command it waited for) varies less than the wall time
+    on a machine shared with other work."""
     start = time.perf_counter()
-    subprocess.run(
-        [TIME, "-f", "%M", "-o", str(report), *argv],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=False,
+    process = subprocess.Popen(
+        [TIME, "-f", "%M", "-o", str(report), *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    _pid, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
     wall = (time.perf_counter() - start) * 1000
-    return wall, int(report.read_text().split()[-1]) / 1024
+    cpu = (usage.ru_utime + usage.ru_stime) * 1000
+    return wall, int(report.read_text().split()[-1]) / 1024, cpu
 
 
-Figures = dict[str, tuple[float, float]]
+Figures = dict[str, tuple[float, float, float]]
 
 
-def measure_all(
-    commands: list[tuple[str, list[str]]], env: dict[str, str], runs: int
-) -> dict[str, tuple[float, float]]:
-    """Median wall ms and peak MiB per command. The commands take turns, run after run, so the anchor and ours see
-    the same load on a shared machine."""
+def measure_all(commands: list[tuple[str, list[str]]], env: dict[str, str], runs: int) -> Figures:
+    """Median wall ms, peak MiB and median CPU ms per command. The commands take turns, run after run, so the
+    anchor and ours see the same load on a shared machine."""
     report = Path(tempfile.mkdtemp(prefix="bench-cli-time-")) / "rss"
     walls: dict[str, list[float]] = {label: [] for label, _ in commands}
+    cpus: dict[str, list[float]] = {label: [] for label, _ in commands}
     peaks: dict[str, float] = dict.fromkeys(walls, 0.0)
     for _label, argv in commands:  # warm-up: the bytecode cache, the page cache
         run_once(argv, env, report)
     for _ in range(runs):
         for label, argv in commands:
-            wall, mib = run_once(argv, env, report)
+            wall, mib, cpu = run_once(argv, env, report)
             walls[label].append(wall)
+            cpus[label].append(cpu)
             peaks[label] = max(peaks[label], mib)
     report.unlink(missing_ok=True)
     report.parent.rmdir()
-    return {label: (statistics.median(walls[label]), peaks[label]) for label in walls}
+    return {label: (statistics.median(walls[label]), peaks[label], statistics.median(cpus[label])) for label in walls}
 
 
 def rows(running: bool) -> list[tuple[str, list[str], float | None]]:
@@ -134,15 +135,16 @@ def main() -> int:
         finally:
             if instance is not None:
                 instance.close()
-    anchor_ms = results["bare argparse (anchor)"][0][0]
-    print(f"{'command':<28} {'median ms':>10} {'x anchor':>9} {'peak MiB':>9}  goal")
-    for label, ((ms, mib), goal) in results.items():
+    anchor_ms, _, anchor_cpu = results["bare argparse (anchor)"][0]
+    print(f"{'command':<28} {'median ms':>10} {'x anchor':>9} {'cpu ms':>7} {'x anchor':>9} {'peak MiB':>9}  goal")
+    for label, ((ms, mib, cpu), goal) in results.items():
         verdict = ""
         if goal is not None:
             verdict = f"<= {goal}x: {'met' if ms <= goal * anchor_ms else 'NOT met'}"
         if label == "redctl show":
             verdict = f"< {SHOW_GOAL_MS:.0f} ms: {'met' if ms < SHOW_GOAL_MS else 'NOT met'}"
-        print(f"{label:<28} {ms:>10.1f} {ms / anchor_ms:>9.2f} {mib:>9.1f}  {verdict}")
+        times = f"{ms:>10.1f} {ms / anchor_ms:>9.2f} {cpu:>7.1f} {cpu / anchor_cpu:>9.2f}"
+        print(f"{label:<28} {times} {mib:>9.1f}  {verdict}")
     return 0
 
 
