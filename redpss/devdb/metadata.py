@@ -3,7 +3,7 @@
 pyexasol's `meta` (schema_exists, table_exists, view_exists, list_sql_keywords) sends these instead of SQL. Each
 is answered by a query over the SYS system views (systables.py) run in the caller's session, so it sees the
 session's own uncommitted DDL, as Exasol's does. Name arguments are LIKE patterns; null means all, "" means none.
-Tables of type SYSTEM TABLE are not listed.
+System tables (SYS.EXA_*, listed in EXA_SYSCAT) have type SYSTEM TABLE.
 """
 
 # The SQL is built from fixed text; request values enter only as quoted, escaped string literals (_like).
@@ -52,11 +52,12 @@ def _tables(request: dict[str, Any]) -> str:
     types = request.get("tableTypes")
     if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
         raise DevDbError("getTables: tableTypes must be a list of strings or null", DATA_EXCEPTION)
-    wanted = {t.upper() for t in types} if types is not None else {"TABLE", "VIEW"}
+    wanted = {t.upper() for t in types} if types is not None else {"TABLE", "VIEW", "SYSTEM TABLE"}
     parts = []
     for kind, source, schema, name, comment in (
         ("TABLE", "EXA_ALL_TABLES", "TABLE_SCHEMA", "TABLE_NAME", "TABLE_COMMENT"),
         ("VIEW", "EXA_ALL_VIEWS", "VIEW_SCHEMA", "VIEW_NAME", "VIEW_COMMENT"),
+        ("SYSTEM TABLE", "EXA_SYSCAT", "SCHEMA_NAME", "OBJECT_NAME", "OBJECT_COMMENT"),
     ):
         if kind in wanted:
             parts.append(

@@ -166,6 +166,10 @@ def _sql_string(value: str) -> str:
 
 def _definitions(user: str) -> dict[str, str]:
     views: dict[str, str] = {
+        "EXA_SYSCAT": (
+            "SELECT schema_name AS SCHEMA_NAME, view_name AS OBJECT_NAME, 'SYSTEM TABLE' AS OBJECT_TYPE, "
+            f"CAST(NULL AS VARCHAR) AS OBJECT_COMMENT FROM duckdb_views() WHERE schema_name = '{SYSTEM_SCHEMA}'"
+        ),
         "EXA_SCHEMAS": _SCHEMAS,
         "EXA_PARAMETERS": _values(
             tuple((name, value, value) for name, value in PARAMETERS), "PARAMETER_NAME, SESSION_VALUE, SYSTEM_VALUE"

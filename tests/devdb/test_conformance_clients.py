@@ -97,6 +97,10 @@ def test_metadata_commands_answer_in_exasols_shape(people: Any, schema: str) -> 
     ]
     tables = people.meta.execute_meta_nosql("getTables", {"schema": schema, "table": "%"}).fetchall()
     assert [(t["TABLE_SCHEM"], t["TABLE_NAME"], t["TABLE_TYPE"]) for t in tables] == [(schema, "PEOPLE", "TABLE")]
+    system = people.meta.execute_meta_nosql("getTables", {"schema": "SYS", "table": "EXA_PARAM%"}).fetchall()
+    assert [(t["TABLE_SCHEM"], t["TABLE_NAME"], t["TABLE_TYPE"]) for t in system] == [
+        ("SYS", "EXA_PARAMETERS", "SYSTEM TABLE")
+    ]
 
 
 def test_system_tables_follow_the_live_catalog(people: Any, schema: str) -> None:
