@@ -306,3 +306,39 @@ def test_cron_due_times_exactly() -> None:
     assert calendar.due_times("0 * * * *", T0, T0 + HOUR) == (2, T0 + HOUR, T0 + 2 * HOUR)
     assert calendar.due_times("0 * * * *", T0, T0 + 2.5 * HOUR) == (3, T0 + 2 * HOUR, T0 + 3 * HOUR)
     assert calendar.next_or_inf("0 0 1 1 * 0 2027", T0) == math.inf
+
+
+# -- runs -----------------------------------------------------------------------------------------------------------
+
+
+def test_the_last_run_is_the_newest_run_that_began_never_a_skipped_tick() -> None:
+    schedule = on_grid(job(interval=10.0), job(8, interval=10.0))
+    assert entry(schedule).last_started is None
+    schedule.run_began(key(), T0 + 5.0)
+    assert entry(schedule).last_started == T0 + 5.0
+    schedule.run_began(key(), T0 + 3.0)  # reported late: an older start never replaces a newer one
+    assert entry(schedule).last_started == T0 + 5.0
+    schedule.runs_began({key(): T0 + 7.0, key(8): T0 + 1.0, key(99): T0})  # at start, from the run logs
+    assert (entry(schedule).last_started, entry(schedule, key(8)).last_started) == (T0 + 7.0, T0 + 1.0)
+    assert [e.key for e in schedule.entries()] == [key(), key(8)]  # a start of an unknown key adds nothing
+    (skip, _) = schedule.pop_due(T0 + 10.0, suspended=True)
+    assert skip.action == "SKIP" and entry(schedule).last_scheduled == T0 + 10.0
+    assert entry(schedule).last_started == T0 + 7.0
+
+
+@pytest.mark.parametrize(
+    ("suspended", "blocked", "action", "reason"),
+    [(False, (), "RUN", "QUEUED_OVERLAP"), (True, (), "SKIP", "SUSPENDED"), (False, (KEY,), "SKIP", "BLOCKED")],
+)
+def test_a_lost_run_hands_back_the_queued_tick_as_a_finished_one_does(
+    suspended: bool, blocked: tuple[Key, ...], action: str, reason: str
+) -> None:
+    schedule = on_grid(job(interval=10.0, overlap_policy="QUEUE"))
+    schedule.run_started(key(), "r1")
+    schedule.run_started(key(), "r2")
+    assert schedule.pop_due(T0 + 10.0) == []
+    assert schedule.run_lost(key(), "r1", T0 + 11.0, suspended=suspended, blocked=blocked) is None  # r2 still runs
+    tick = schedule.run_lost(key(), "r2", T0 + 12.0, suspended=suspended, blocked=blocked)
+    assert tick is not None and (tick.action, tick.reason, tick.scheduled_at) == (action, reason, T0 + 10.0)
+    assert schedule.in_flight() == {}
+    assert schedule.run_lost(key(), "r2", T0 + 13.0) is None  # told twice: nothing more
