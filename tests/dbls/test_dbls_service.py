@@ -223,3 +223,26 @@ def test_a_refused_buffer_among_buffers_in_flight_is_reported_by_the_buffer(dbls
         assert client.send_log([["APP1", "INFO", STAMP, "p", "five"]])["durable"] is True
     texts = [line.split(": ", 1)[1] for line in dbls.schema_lines("APP1")]
     assert texts[:2] == ["one", "two"] and texts[-1] == "five" and "bad" not in texts
+
+
+def test_a_graceful_stop_while_the_database_is_away_keeps_the_rows_for_the_next_start(dbls: Dbls) -> None:
+    dbls.inst.close()
+    assert dbls.procs["devdb"].stop() == 0
+    dbls.procs["devdb"].close()
+    sent = [["APP2", "ALERT", STAMP, "g", f"kept {n}"] for n in range(25)]
+    with dbls.client("graceful") as client:
+        client.send_log(sent)
+    daemon = dbls.procs["dbls"]
+    assert daemon.stop() == 0  # SIGTERM: drains and exits cleanly although the rows could not be written
+    daemon.wait_log("row(s) stay in")
+    daemon.close()
+    dbls.start("devdb")
+    dbls.start("dbls")
+    wait_for(
+        lambda: dbls.rows("SELECT COUNT(*) AS N FROM APP2.LOG_MESSAGES")[0]["N"] >= len(sent),
+        60,
+        interval=0.5,
+        what="the rows kept over the stop in APP2.LOG_MESSAGES",
+    )
+    rows = dbls.rows("SELECT MESSAGE, COUNT(*) AS N FROM APP2.LOG_MESSAGES GROUP BY MESSAGE")
+    assert {r["MESSAGE"]: r["N"] for r in rows} == {line[4]: 1 for line in sent}
