@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from redpss.core.db import DatabaseError, DatabaseUnavailable, DbSession
-from redpss.core.db.errors import map_exa_error
+from redpss.core.db.errors import DatabaseQueryError, map_exa_error
 from redpss.core.db.sqltext import sql_literal
 from redpss.sched.runs import OK, RunRequest, RunResult
 
@@ -35,6 +35,7 @@ TABLE = "REDSYS.ADM_RUN_COMMIT"
 UNKNOWN = "unknown"  # RunResult.extra["commit"] of a run whose worker lost the database: the marker decides
 KEEP_SECONDS = 86400  # a marker nobody deleted (SCHED killed after spooling the row) goes after a day
 PURGE_BATCH = 500
+LOCK_WAIT = 10  # seconds SCHED's DELETE waits for an open transaction before it asks again (and checks for stop)
 
 
 def is_sql_job(request: RunRequest) -> bool:
@@ -57,6 +58,25 @@ def set_autocommit(session: DbSession, enabled: bool) -> None:
 
 class CommitUnknown(DatabaseUnavailable):
     """The connection was lost while COMMIT was on its way: whether it took effect only the marker can say."""
+
+
+def set_query_timeout(session: DbSession, seconds: int) -> None:
+    """The session's statement timeout (0: none); a lost connection is closed and raised mapped."""
+    connection = session.connection()
+    if int(connection.attr.get("queryTimeout", 0) or 0) == seconds:
+        return
+    try:
+        connection.set_query_timeout(seconds)
+    except Exception as exc:
+        error = map_exa_error(exc, dsn=session.settings.dsn, user=session.settings.user)
+        if isinstance(error, DatabaseUnavailable):
+            session.close()
+        raise error from exc
+
+
+def _wait_limit(remaining: float | None) -> int:
+    """Whole seconds a DELETE may wait for a lock: LOCK_WAIT, less when a deadline is closer (at least 1)."""
+    return LOCK_WAIT if remaining is None else max(1, min(LOCK_WAIT, int(remaining)))
 
 
 def run_sql_job(session: DbSession, run_id: str, command: str) -> int:
@@ -121,11 +141,13 @@ class CommitMarkers:
                 if not self.session.wait_connected(self.stop, timeout=remaining):
                     return None
                 try:
-                    return self._probe(run_id)
+                    return self._probe(run_id, _wait_limit(remaining))
                 except DatabaseUnavailable:
                     continue
-                except DatabaseError as exc:  # e.g. REDSYS not upgraded: say so, and the run is not OK
-                    log.error("cannot read the commit marker of run %s: %s", run_id, exc)
+                except DatabaseError as exc:
+                    if isinstance(exc, DatabaseQueryError) and exc.timeout:
+                        continue  # a transaction on the table is still open: ask again (stop and deadline checked)
+                    log.error("cannot read the commit marker of run %s: %s", run_id, exc)  # e.g. REDSYS not upgraded
                     return False
             return None
         finally:
@@ -142,7 +164,8 @@ class CommitMarkers:
             self._deciding -= 1
         return None if found is None else decided(request, result, found)
 
-    def _probe(self, run_id: str) -> bool:
+    def _probe(self, run_id: str, wait: int) -> bool:
+        set_query_timeout(self.session, wait)  # the DELETE waits for an open transaction at most this long
         set_autocommit(self.session, False)
         try:
             found = int(self.session.execute(f"DELETE FROM {TABLE} WHERE RUN_ID = {sql_literal(run_id)}").rowcount())
@@ -179,6 +202,7 @@ class CommitMarkers:
                 clauses.append(f"COMMITTED_AT < ADD_SECONDS(CURRENT_TIMESTAMP, -{KEEP_SECONDS})")
             if not clauses or not self.session.wait_connected(self.stop, timeout=0.01):
                 return
+            set_query_timeout(self.session, LOCK_WAIT)
             set_autocommit(self.session, False)
             self.session.execute(f"DELETE FROM {TABLE} WHERE " + " OR ".join(clauses))
             self._end(commit=True)
