@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from redpss.jmon.schedule import Definition, Key, Schedule, Tick
-from redpss.jmon.timing import CronCalendar, grid_after, interval_due_times, local_zone, spread_phase
+from redpss.jmon.timing import CronCalendar, CronInvalid, grid_after, interval_due_times, local_zone, spread_phase
 
 T0 = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC, on the hour
 HOUR = 3600.0
@@ -342,3 +342,51 @@ def test_a_lost_run_hands_back_the_queued_tick_as_a_finished_one_does(
     assert tick is not None and (tick.action, tick.reason, tick.scheduled_at) == (action, reason, T0 + 10.0)
     assert schedule.in_flight() == {}
     assert schedule.run_lost(key(), "r2", T0 + 13.0) is None  # told twice: nothing more
+
+
+def test_deactivating_drops_a_queued_tick_and_a_reload_with_new_timing_keeps_it() -> None:
+    definition = job(interval=10.0, overlap_policy="QUEUE")
+    schedule = on_grid(definition)
+    schedule.run_started(key(), "r1")
+    assert schedule.pop_due(T0 + 10.0) == []
+    faster = job(interval=5.0, overlap_policy="QUEUE")
+    report = schedule.sync([faster], T0 + 11.0, apply_timing=True)
+    assert report.timing_applied == [key()] and entry(schedule).queued is True
+    schedule.sync([job(interval=5.0, overlap_policy="QUEUE", active=False)], T0 + 12.0)
+    assert entry(schedule).queued is False
+    assert schedule.run_finished(key(), "r1", T0 + 13.0) is None
+
+
+def test_a_deactivated_invalid_definition_is_no_longer_reported() -> None:
+    schedule = Schedule(tz=dt.UTC)
+    report = schedule.sync([job(interval=-1.0)], T0)
+    assert key() in report.invalid
+    report = schedule.sync([job(interval=-1.0, active=False)], T0 + 1.0)
+    assert report.invalid == {} and report.deactivated == [key()]
+
+
+def test_trigger_now_names_the_key_it_does_not_know() -> None:
+    schedule = Schedule(tz=dt.UTC)
+    with pytest.raises(KeyError) as caught:
+        schedule.trigger_now(key(), T0)
+    assert caught.value.args == (key(),)
+
+
+def test_cron_calendar_counts_each_croniter_call_and_reuses_one_iterator_per_expression() -> None:
+    calendar = CronCalendar(dt.UTC)
+    assert calendar.computations == 0
+    calendar.next_after("0 * * * *", T0)
+    assert calendar.computations == 1
+    calendar.prev_before("0 * * * *", T0)
+    assert calendar.computations == 2
+    calendar.next_after("0 * * * *", T0 + 1.0)
+    assert calendar.computations == 3
+    assert calendar._iter("0 * * * *") is calendar._iter("0 * * * *")
+    assert list(calendar._iters) == ["0 * * * *"]
+
+
+def test_an_invalid_cron_expression_is_explained_in_croniters_words() -> None:
+    with pytest.raises(CronInvalid) as caught:
+        CronCalendar(dt.UTC).check("61 * * * *", T0)
+    assert "61" in str(caught.value) and "None" not in str(caught.value)
+    assert str(caught.value) != type(caught.value.__cause__).__name__
