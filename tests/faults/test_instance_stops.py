@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from redpss.cli.redctl.clients import CONNECT_TIMEOUT
 from redpss.core.db.settings import DbSettings
 from redpss.core.paths import InstancePaths
 from tests.support.fault_instance import FaultInstance
@@ -27,13 +28,20 @@ JMON_SUBMIT_TIMEOUT = 30.0  # AsyncClient.request's default, what JMON waits for
 # (pyexasol's socket timeout: what a worker, JMON and SCHED's run log wait for the database)
 DB_SOCKET_TIMEOUT = float(next(f.default for f in dataclasses.fields(DbSettings) if f.name == "socket_timeout"))  # type: ignore[arg-type]
 STOPPED_SECONDS = {
-    "jmon": WATCHDOG_SECONDS + 2,  # redctl and JMON's own probes give up after a few seconds
+    "jmon": max(WATCHDOG_SECONDS, CONNECT_TIMEOUT) + 2,  # redctl gives up after CONNECT_TIMEOUT (see below)
     "sched": JMON_SUBMIT_TIMEOUT + 2,
     "devdb": DB_SOCKET_TIMEOUT + 2,
 }
 # SCHED and devdb are stopped at the same time: both need half a minute, and each still faces its own clients'
 # timeout (JMON's submits to SCHED; the workers', JMON's and the run log's sessions to devdb).
 PHASES = (("jmon",), ("sched", "devdb"))
+
+
+def redctl_gave_up(watched: FaultInstance) -> None:
+    """`redctl show` against the stopped JMON ends by itself, non-zero, with a message and no traceback."""
+    shown = watched.redctl("show", check=False, timeout=CONNECT_TIMEOUT * 3)
+    assert shown.returncode != 0, shown.stdout
+    assert shown.stderr.strip() and "Traceback" not in shown.stderr, shown.stderr
 
 
 @pytest.fixture
@@ -57,8 +65,12 @@ def test_each_daemon_stopped_beyond_its_watchdog_and_client_timeouts_recovers_by
         for daemon in daemons:
             daemon.notify.drain()
             os.kill(daemon.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
         try:
-            time.sleep(max(STOPPED_SECONDS[name] for name in names))  # fault schedule: stopped beyond the timeouts
+            if "jmon" in names:  # its client, redctl, gives up with a clear error while JMON is stopped
+                redctl_gave_up(watched)
+            stopped_for = max(STOPPED_SECONDS[name] for name in names)
+            time.sleep(max(0.0, stopped_for - (time.monotonic() - stopped_at)))  # fault schedule: beyond the timeouts
         finally:
             for daemon in reversed(daemons):
                 os.kill(daemon.pid, signal.SIGCONT)
