@@ -1,13 +1,18 @@
 """Runs handed to a worker and not yet logged: one small file each, so a restarted SCHED knows what was running.
 
-The master writes a run's file (fsync'd) before the worker gets the run and removes it once the run's log row is
-with the row writer. A file left over at start belongs to a run that a killed master never saw finish; its worker
-died with the master (see worker.die_with_master), so the run ends INTERRUPTED and the next start says so.
+The master writes a run's file before the worker gets the run and removes it once the run's log row is with the
+row writer. A file left over at start belongs to a run that a killed master never saw finish; its worker died with
+the master (see worker.die_with_master), so the run ends INTERRUPTED and the next start says so.
+
+The file is not fsync'd: it guards against the master's death (kill -9, a crash), after which the page cache still
+holds it; a machine that loses power loses its workers' sessions with it, and an fsync per run would cost more than
+a run itself (see docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -41,11 +46,11 @@ class InFlight:
             self.folder.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                os.write(fd, json.dumps(record, default=str).encode())
-                os.fsync(fd)
+                data = json.dumps(record, default=str).encode()
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, "short write")
             finally:
                 os.close(fd)
-            _fsync_folder(self.folder)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -87,12 +92,3 @@ class InFlight:
     def _path(self, run_id: str) -> Path:
         safe = "".join(c for c in run_id if c.isalnum() or c in "-_")[:100] or "run"
         return self.folder / f"{safe}.run"
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the new file's name durable too (a file whose directory entry is lost was never written)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -104,16 +104,20 @@ class SchedService(Service):
 
     async def drain(self) -> None:
         self.accepting = False
+        unstarted = []
         for pool in self.pools.values():
             while pool.queue:
                 request = pool.queue.popleft()
-                await self._finish(request, _result(request, INTERRUPTED, "not started: SCHED stopped first"))
+                unstarted.append((request, _result(request, INTERRUPTED, "not started: SCHED stopped first")))
         for request, handle in list(self.retries.values()):
             handle.cancel()
-            await self._finish(
-                request, _result(request, INTERRUPTED, f"retry {request.attempt} not started: SCHED stopped")
-            )
+            message = f"retry {request.attempt} not started: SCHED stopped"
+            unstarted.append((request, _result(request, INTERRUPTED, message)))
         self.retries.clear()
+        # one append (one fsync) for them all: a queue of thousands must not cost thousands of fsyncs
+        await asyncio.to_thread(record, self.runlog, [row for r, result in unstarted for row in run_rows(r, result)])
+        for request, result in unstarted:
+            await self._finish(request, result, recorded=True)
         if self.running:
             log.info("waiting for %d running run(s) to finish", len(self.running))
             await asyncio.gather(*(task for _, _, task in self.running.values()))
@@ -410,7 +414,8 @@ class SchedService(Service):
             )
             replacement.process = None
 
-    async def _finish(self, request: RunRequest, result: RunResult) -> None:
+    async def _finish(self, request: RunRequest, result: RunResult, *, recorded: bool = False) -> None:
+        """Log the run's rows (unless `recorded` already), then its line, a retry if due, and its end event."""
         target_run_id = None
         if request.kind == "WATCHER" and result.condition_met and request.target and self.accepting:
             target = RunRequest.from_dict(
@@ -425,7 +430,8 @@ class SchedService(Service):
             reply = self.submit(target)
             target_run_id = target.run_id if reply.get("ok") else None
         # never fails (held in memory if need be); on disk before JMON hears of the end; fsync off the event loop
-        durable = await asyncio.to_thread(record, self.runlog, run_rows(request, result, target_run_id))
+        rows = run_rows(request, result, target_run_id)
+        durable = recorded or await asyncio.to_thread(record, self.runlog, rows)
         if durable and result.status == OK and is_sql_job(request):
             self.commits.forget(request.run_id)  # the row is on disk: the run's commit marker has done its job
         self.inflight.finished(request.run_id)
