@@ -182,6 +182,7 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@pytest.mark.slow
 def test_kill_9_of_sched_takes_its_workers_along_and_the_next_start_logs_the_run_interrupted(
     daemons: Daemons,
 ) -> None:
@@ -229,6 +230,8 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
+@pytest.mark.root  # mounts a tmpfs in a mount namespace of its own
 def test_a_full_tmp_loses_no_run_and_frees_every_job_and_all_rows_arrive_once_space_returns(
     daemons_small_tmp: Daemons,
 ) -> None:
