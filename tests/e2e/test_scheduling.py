@@ -322,11 +322,9 @@ def test_redctl_errors_are_clear_and_non_zero(inst: RunningInstance, redhome: Pa
     assert inst.stop() == 0
     status = inst.redctl("status", "--json", check=False)
     assert status.returncode == 3
-    assert {d["program"]: d["running"] for d in json.loads(status.stdout)["daemons"]} == {
-        "redpss-devdb": False,
-        "redpss-sched": False,
-        "redpss-jmon": False,
-    }
+    running = {d["program"]: d["running"] for d in json.loads(status.stdout)["daemons"]}
+    assert {"redpss-devdb", "redpss-sched", "redpss-jmon"} <= set(running)  # and whatever else the instance runs
+    assert not any(running.values())
     result = inst.redctl("show", check=False)
     assert result.returncode == 1 and "JMON of instance TST1 is not running" in result.stderr
     assert "redctl start" in result.stderr
