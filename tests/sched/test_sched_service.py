@@ -441,3 +441,18 @@ def test_a_run_log_spool_of_the_earlier_format_is_converted_not_lost(
     assert row == {"schema": "APP1", "table": "ADM_JOB_LOG", "values": {"RUN_ID": "from-before", "STATUS": "OK"}}
     assert "1 row(s) of the old spool" in daemon.log
     assert "unreadable" not in daemon.log
+
+
+def test_sighup_with_a_broken_config_keeps_the_running_settings_and_says_why(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    daemon, port = sched
+    config = instance.config_file.read_text()
+    instance.config_file.write_text(config.replace("sched_default_pool_size = 2", "sched_default_pool_size = many"))
+    os.kill(daemon.pid, signal.SIGHUP)
+    daemon.wait_log("reload failed; keeping the previous settings")
+    assert "sched_default_pool_size" in daemon.log.split("reload failed")[1]  # the message names the key
+    assert "Traceback" not in daemon.log
+    with client(instance, port) as conn:
+        sizes = {p["pool"]: p["size"] for p in conn.request("status")["pools"]}
+    assert sizes == {"DEFAULT": 2, "LOADER": 1, "ACTION": 1}
