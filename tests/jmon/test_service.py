@@ -251,6 +251,8 @@ def test_a_refused_login_stops_jmon_at_once_with_exit_3(daemons: Daemons) -> Non
     assert jmon.process.wait(timeout=30) == 3  # a config error: no restart loop, no 60 s wait
     assert "login refused" in jmon.log and "check exa_username and exa_password" in jmon.log
     assert jmon.notify.count("READY") == 0
+    result = daemons.inst.redctl("list_db_jobs", check=False)  # redctl says the same, at once
+    assert result.returncode == 3 and "login refused" in result.stderr and "not reachable" not in result.stderr
 
 
 def test_another_instances_database_is_refused_at_start(daemons: Daemons) -> None:
