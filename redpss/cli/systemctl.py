@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from redpss.core.errors import RedpssError
 from redpss.core.exitcodes import LsbStatus
+from redpss.core.record import Record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
     import subprocess
 
@@ -51,8 +51,7 @@ def require_systemd() -> None:
         raise NoSystemd
 
 
-@dataclass(frozen=True)
-class UnitState:
+class UnitState(Record):
     """What `systemctl show` says about one unit."""
 
     unit: str

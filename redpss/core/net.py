@@ -38,10 +38,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _ip_family(host: str) -> int | None:
+    """AF_INET or AF_INET6 when `host` is an IP address, else None. An address is connected to directly: a name
+    goes through getaddrinfo, which IDNA-encodes it and so loads the idna and stringprep codecs, a few ms of every
+    `redctl status` (whose daemons listen on 127.0.0.1)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
+
+
 def tcp_reachable(host: str, port: int, timeout: float) -> tuple[bool, str]:
     """(True, "") when a TCP connect to host:port succeeds within `timeout`, else (False, why)."""
+    family = _ip_family(host)
     try:
-        with socket.create_connection((host, port), timeout=timeout):
+        if family is None:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True, ""
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect((host, port))
             return True, ""
     except OSError as exc:
         return False, exc.strerror or str(exc) or type(exc).__name__

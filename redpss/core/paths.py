@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from redpss.core.errors import InstanceError
+from redpss.core.record import Record
 
 DEFAULT_REDHOME = Path("/app/redsys")
 
@@ -44,8 +44,7 @@ def redhome_from_env(environ: Mapping[str, str] | None = None) -> Path:
     return Path(value) if value else DEFAULT_REDHOME
 
 
-@dataclass(frozen=True)
-class InstancePaths:
+class InstancePaths(Record):
     """Every path of one instance, derived from REDHOME and the instance name."""
 
     redhome: Path

@@ -10,11 +10,14 @@ DuckDB, into every command-line tool).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
+from redpss.core.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
+    from typing import Literal
+
     from redpss.core.config import Config
     from redpss.core.paths import InstancePaths
 
@@ -22,8 +25,7 @@ Address = tuple[str, int] | Path  # TCP (host, port) or a unix socket path
 EXASOL_DEFAULT_PORT = 8563  # what pyexasol assumes when a DSN names no port
 
 
-@dataclass(frozen=True)
-class ServiceSpec:
+class ServiceSpec(Record):
     name: str  # e.g. "jmon": program redpss-jmon, unit redpss-jmon@<INSTANCE>.service
     description: str
     enabled: Callable[[Config], bool]

@@ -67,6 +67,16 @@ def test_status_outside_systemd_loads_nothing_heavy(instance: Path) -> None:
     assert heavy(modules, LOOP) == []
 
 
+def test_status_outside_systemd_loads_no_dataclasses_typing_or_logging(instance: Path) -> None:
+    """Those three were most of what `redctl status` cost beyond a bare argparse program (bench/bench_cli.py). With
+    logging never loaded nothing can log, which is why redctl may skip setting logging up for this command."""
+    import os  # noqa: PLC0415
+
+    code, modules = loaded_by("redpss.cli.redctl.main", "redctl", "-i", "TST1", "status", env=dict(os.environ))
+    assert code == 3
+    assert [m for m in ("dataclasses", "inspect", "typing", "logging") if m in modules] == []
+
+
 def test_show_loads_the_blocking_client_without_asyncio(instance: Path) -> None:
     """JMON is not running, so show fails, but only after loading what it needs to ask: the wire's blocking client."""
     import os  # noqa: PLC0415

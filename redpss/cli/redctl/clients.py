@@ -7,15 +7,15 @@ commands that only ask systemd stay as fast as a plain argparse program.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from redpss.cli.common import instance_paths
 from redpss.core.errors import RedpssError
 from redpss.core.paths import InstancePaths
+from redpss.core.record import Record
 from redpss.core.services import Address, service_spec
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
     from redpss.core.config import Config
     from redpss.core.db import DbSession
@@ -29,8 +29,7 @@ class NotRunning(RedpssError):
     """The daemon redctl wants to talk to is not running."""
 
 
-@dataclass
-class Instance:
+class Instance(Record):
     paths: InstancePaths
     config: Config
 

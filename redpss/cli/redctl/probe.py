@@ -8,20 +8,18 @@ than the sum, and daemons that hang (stopped with SIGSTOP, overloaded) cost PING
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from redpss.cli.redctl.clients import Instance, NotRunning
 from redpss.core.net import tcp_reachable
+from redpss.core.record import Record
 from redpss.core.services import Address, ServiceSpec, enabled_services
 
 TCP_PROBE_TIMEOUT = 2.0
 PING_TIMEOUT = 5.0  # a daemon that takes longer to answer a ping is reported as not answering
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(Record):
     program: str
     running: bool
     detail: str
@@ -69,6 +67,8 @@ def _ping_all(instance: Instance, specs: list[ServiceSpec]) -> list[Probe]:
     """The pings of `specs`, at the same time when there are several (a thread each)."""
     if len(specs) < 2:
         return [_ping(instance, spec) for spec in specs]
+    import threading  # noqa: PLC0415 - only when two daemons or more listen
+
     found: list[Probe | None] = [None] * len(specs)
     failures: list[BaseException] = []
 

@@ -14,15 +14,15 @@ There are no continuation lines: a value is one line. Everything else is a probl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+from redpss.core.record import Record
 
 _INLINE_COMMENT = re.compile(r"\s#")
 _SECTION_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Record):
     """One `key = value` line: the value after quotes and comment are removed, and how it was written."""
 
     key: str
@@ -32,14 +32,14 @@ class Entry:
     comment_cut: bool = False  # an inline ` #` comment was removed from an unquoted value
 
 
-@dataclass
 class IniDocument:
     """What was read: section -> key -> first Entry; the header line of each section; problems by line."""
 
-    sections: dict[str, dict[str, Entry]] = field(default_factory=dict)
-    section_lines: dict[str, int] = field(default_factory=dict)
-    problems: list[tuple[int, str]] = field(default_factory=list)
-    undecodable_lines: set[int] = field(default_factory=set)
+    def __init__(self) -> None:
+        self.sections: dict[str, dict[str, Entry]] = {}
+        self.section_lines: dict[str, int] = {}
+        self.problems: list[tuple[int, str]] = []
+        self.undecodable_lines: set[int] = set()
 
     def problem(self, line: int, text: str) -> None:
         self.problems.append((line, text))

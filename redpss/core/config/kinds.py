@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from redpss.core.logging.levels import CONFIG_LEVELS, LEVEL_NAMES
+from redpss.core.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Ports below 1024 need a capability the hardened units do not grant (CapabilityBoundingSet= is empty).
 MIN_PORT = 1024
@@ -44,8 +46,7 @@ class Secret:
     __str__ = __repr__
 
 
-@dataclass(frozen=True)
-class Kind:
+class Kind(Record):
     """How one key's text is read: `parse` raises ValueError with the allowed values, `render` writes it back."""
 
     name: str
@@ -101,6 +102,9 @@ def _seconds(raw: str) -> float:
 
 
 def _level(raw: str) -> str:
+    # The level names live beside the logging module, which only a config that writes a level pays for.
+    from redpss.core.logging.levels import CONFIG_LEVELS, LEVEL_NAMES  # noqa: PLC0415
+
     value = raw.strip().upper()
     if value not in LEVEL_NAMES:
         raise ValueError(f"must be one of {', '.join(CONFIG_LEVELS)}")

@@ -7,10 +7,8 @@ has the file open in an editor and nothing else.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import stat
 from pathlib import Path
-from typing import Any
 
 from redpss.core.config.ini import Entry, IniDocument, read_ini
 from redpss.core.config.kinds import Kind, Secret
@@ -20,9 +18,18 @@ from redpss.core.config.schema import (
     REQUIRED,
     SECTIONS,
     Config,
+    DefaultSettings,
+    RedctlSettings,
+    RedinfoSettings,
+    RestSettings,
     section_fields,
 )
 from redpss.core.errors import ConfigError
+from redpss.core.record import Field
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def load_config(path: Path, *, check_permissions: bool = True) -> Config:
@@ -67,10 +74,10 @@ def parse_config(text: str | bytes, path: str, *, mode: int | None = None) -> Co
         raise ConfigError(path, problems.sorted())
     return Config(
         path=path,
-        default=SECTIONS["DEFAULT"](**values["DEFAULT"]),
-        redctl=SECTIONS["redctl"](**values["redctl"]),
-        redinfo=SECTIONS["redinfo"](**values["redinfo"]),
-        rest=SECTIONS["rest"](**values["rest"]),
+        default=DefaultSettings(**values["DEFAULT"]),
+        redctl=RedctlSettings(**values["redctl"]),
+        redinfo=RedinfoSettings(**values["redinfo"]),
+        rest=RestSettings(**values["rest"]),
     )
 
 
@@ -124,7 +131,7 @@ def _read_section(
         kind: Kind = field.metadata["kind"]
         given = raw.get(name)
         if given is None and section != "DEFAULT" and name in INHERITED_FROM_DEFAULT:
-            inherited = {f.name: f for f in dataclasses.fields(SECTIONS["DEFAULT"])}[name]
+            inherited = {f.name: f for f in section_fields("DEFAULT")}[name]
             with contextlib.suppress(ValueError):  # a bad [DEFAULT] value is reported once, for [DEFAULT]
                 result[name] = kind.parse(raw_default[name].value) if name in raw_default else inherited.default
             continue
@@ -138,9 +145,7 @@ def _read_section(
     return result
 
 
-def _parse_value(
-    section: str, field: dataclasses.Field[Any], given: Entry, problems: Problems, result: dict[str, Any]
-) -> None:
+def _parse_value(section: str, field: Field, given: Entry, problems: Problems, result: dict[str, Any]) -> None:
     """Parse one given value into `result`, or add the problem it has."""
     kind: Kind = field.metadata["kind"]
     name = field.name

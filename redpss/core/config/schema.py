@@ -1,12 +1,11 @@
 """Every key of red_params.conf, its kind, default and meaning: the single source for parsing, checking and the
 sample file. A field's metadata holds its Kind and doc; REQUIRED marks a key without a default.
+
+The sections are Records (redpss.core.record), not dataclasses: every command-line tool loads this schema, and
+importing dataclasses and building the sections with it was a large share of `redctl status`'s start-up.
 """
 
 from __future__ import annotations
-
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
 
 from redpss.core.config.kinds import (
     BOOLEAN,
@@ -25,6 +24,11 @@ from redpss.core.config.kinds import (
     Kind,
     Secret,
 )
+from redpss.core.record import Field, Record, field, fields
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Required:
@@ -37,11 +41,10 @@ REQUIRED: Any = _Required()
 
 def setting(kind: Kind, default: Any, doc: str) -> Any:
     """A config key: its kind, its default (REQUIRED for none) and the sentence the sample file shows."""
-    return dataclasses.field(default=default, metadata={"kind": kind, "doc": doc})
+    return field(default=default, metadata={"kind": kind, "doc": doc})
 
 
-@dataclass(frozen=True, kw_only=True)
-class DefaultSettings:
+class DefaultSettings(Record):
     """[DEFAULT]: the database this instance is bound to, and the log level the other sections inherit."""
 
     log_level: str = setting(LOG_LEVEL, "INFO", "log level: DEBUG, INFO, WARN, ERROR, ALERT")
@@ -53,8 +56,7 @@ class DefaultSettings:
     exa_ca_file: str = setting(TEXT, "", "CA bundle to verify the database certificate (empty: fingerprint/none)")
 
 
-@dataclass(frozen=True, kw_only=True)
-class RedctlSettings:
+class RedctlSettings(Record):
     """[redctl]: the server processes of the instance."""
 
     sched_service_port: int = setting(PORT, 7401, "internal service port of the scheduler master (loopback)")
@@ -98,15 +100,13 @@ class RedctlSettings:
     log_level: str = setting(LOG_LEVEL, REQUIRED, "log level for all server processes (default: [DEFAULT])")
 
 
-@dataclass(frozen=True, kw_only=True)
-class RedinfoSettings:
+class RedinfoSettings(Record):
     """[redinfo]: the redinfo command."""
 
     log_level: str = setting(LOG_LEVEL, REQUIRED, "log level for redinfo (default: [DEFAULT])")
 
 
-@dataclass(frozen=True, kw_only=True)
-class RestSettings:
+class RestSettings(Record):
     """[rest]: the REST API under gunicorn (HTTPS only)."""
 
     rest_enabled: bool = setting(BOOLEAN, False, "start the REST service on startup: true/false")
@@ -118,7 +118,7 @@ class RestSettings:
     gu_workers: int = setting(WORKERS, 2, "number of gunicorn workers")
 
 
-SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type[Record]] = {
     "DEFAULT": DefaultSettings,
     "redctl": RedctlSettings,
     "redinfo": RedinfoSettings,
@@ -136,8 +136,7 @@ KEY_ALIASES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Record):
     """The whole validated red_params.conf of one instance."""
 
     path: str
@@ -147,5 +146,6 @@ class Config:
     rest: RestSettings
 
 
-def section_fields(section: str) -> list[dataclasses.Field[Any]]:
-    return list(dataclasses.fields(SECTIONS[section]))
+def section_fields(section: str) -> list[Field]:
+    """The keys of `section` in order, each with its default and metadata (kind, doc)."""
+    return list(fields(SECTIONS[section]))

@@ -11,9 +11,11 @@ never logs to a file or the journal should not pay for the journald handler's im
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
+    from typing import Any
+
     from redpss.core.logging.levels import ALERT, level_from_name
     from redpss.core.logging.retention import remove_expired_logs
     from redpss.core.logging.setup import LogContext, setup_logging
