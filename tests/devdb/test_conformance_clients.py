@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pandas  # type: ignore[import-untyped]
 import pyexasol
 import pytest
 
@@ -215,8 +216,6 @@ def test_export_and_import_through_callbacks_files_and_parquet(conn: Any, tmp_pa
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_pandas_round_trip(conn: Any) -> None:
-    import pandas  # a dev dependency; imported here so the other tests do not pay for it
-
     conn.execute("CREATE TABLE p (id DECIMAL(9,0), amount DECIMAL(12,2))")
     conn.import_from_pandas(pandas.DataFrame({"ID": [1, 2], "AMOUNT": [1.5, 2.25]}), "p")
     gc.collect()  # pyexasol leaves its text wrappers of the pipes to the garbage collector
