@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from redpss.core.daemon import Service
 from redpss.core.errors import RedpssError, StartupError
 from redpss.core.logging.levels import level_from_name
+from redpss.core.reloading import describe_change
 from redpss.core.services import service_spec
 from redpss.devdb.server import DevDbServer, ServerSettings
 
@@ -85,8 +86,10 @@ class DevDbService(Service):
             log.info("reload: log level %s (applied)", fresh.log_level)
             changed = True
         for name, before, after in _setting_changes(self.settings, fresh.settings):
-            shown = "changed" if name == "password" else f"{before!r} -> {after!r}"
-            log.warning("reload: %s %s: takes effect only after a restart of devdb (`redctl restart`)", name, shown)
+            log.warning(
+                "reload: %s: takes effect only after a restart of devdb (`redctl restart`)",
+                describe_change(name, before, after),
+            )
             changed = True
         if not changed:
             log.info("reload: red_params.conf has no change that concerns devdb")

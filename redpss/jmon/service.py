@@ -228,11 +228,13 @@ class JmonService(Service):
         then re-read the definitions with interval/cron changes applied, as `redctl reload` does."""
         config = await asyncio.to_thread(load_config, self.paths.config_file)
         changes = config_changes(self.config, config)
-        for change in changes.applied:
-            log.info("reload: %s (applied)", change)
-        for change in changes.need_restart:
-            log.warning("reload: %s: takes effect only after a restart of JMON (`redctl restart`)", change)
-        if not changes.applied and not changes.need_restart:
+        for key in changes.applied:
+            log.info("reload: %s (applied)", changes.described[key])
+        for key in changes.need_restart:
+            log.warning(
+                "reload: %s: takes effect only after a restart of JMON (`redctl restart`)", changes.described[key]
+            )
+        if changes.empty:
             log.info("reload: red_params.conf has no change that concerns JMON")
         self.config = config
         if not self.debug:

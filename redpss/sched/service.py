@@ -25,13 +25,14 @@ from redpss.core.entry import run_instance_daemon
 from redpss.core.errors import StartupError
 from redpss.core.logging import level_from_name
 from redpss.core.paths import InstancePaths
+from redpss.core.reloading import value
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import Connection, JsonLineServer, Message, unknown_op
 from redpss.sched.commit import UNKNOWN, CommitMarkers, is_sql_job
 from redpss.sched.inflight import InFlight, LeftOver
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
-from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes, value
+from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes
 from redpss.sched.runlog import record, run_log_writer, run_rows, skip_row
 from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunRequest, RunResult
 
@@ -229,7 +230,7 @@ class SchedService(Service):
                 "reload: %s: these take effect only after a restart of SCHED (redctl restart)",
                 changes.describe(changes.need_restart),
             )
-        if not changes.applied and not changes.need_restart:
+        if changes.empty:
             log.info("reload: no setting SCHED uses has changed")
         for pool in self.pools.values():
             await self._fit(pool)
