@@ -120,6 +120,8 @@ def test_status_and_show_of_a_running_instance_load_no_event_loop_and_no_driver(
             assert heavy(modules) == [], command
             assert heavy(modules, LOOP) == [], command
             assert "redpss.core.wire.blocking" in modules, command  # it asked the daemons
+            if command == "status":  # the wire's blocking side loads what a stopped instance's status does not
+                assert [m for m in ("dataclasses", "inspect", "typing", "logging") if m in modules] == []
     finally:
         running.close()
 

@@ -19,8 +19,6 @@ command-line tools) import no asyncio, so `redctl show` does not pay ~75 ms for 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from redpss.core.wire.blocking import BlockingClient
 from redpss.core.wire.framing import (
     MAX_HELLO_LINE,
@@ -38,7 +36,10 @@ from redpss.core.wire.framing import (
     unknown_op,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
+    from typing import Any
+
     from redpss.core.wire.aio import AsyncClient, Connection, Handler, JsonLineServer, describe_peer, read_message
 
 _ASYNC_NAMES = frozenset({"AsyncClient", "Connection", "Handler", "JsonLineServer", "describe_peer", "read_message"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from redpss.core.wire.framing import (
     MAX_LINE,
@@ -19,8 +18,10 @@ from redpss.core.wire.framing import (
     refusal_error,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
     import ssl
+    from typing import Any
 
 SHED_RETRY_PAUSE = 0.2  # a client refused for a connection cap tries again after this, within its timeout
 

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from redpss.core.errors import RedpssError
+from redpss.core.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
+if TYPE_CHECKING:
+    from typing import Any
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 MAX_LINE = 16 * 1024 * 1024  # default size of one message after the hello
 MAX_HELLO_LINE = 4096  # size of any line before the hello succeeded
-Message = dict[str, Any]
+Message = dict[str, "Any"]  # Any quoted: typing is not loaded at run time (redctl status stays light)
 
 
 class Code(StrEnum):
@@ -53,8 +56,7 @@ class RequestError(RedpssError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Record):
     """What one connection may cost a server, before and after its hello (a server's own tuning)."""
 
     max_message: int = MAX_LINE  # one line after the hello
