@@ -28,12 +28,16 @@ import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from redpss import __version__
 from redpss.core.errors import ConfigError, RedpssError, StartupError
 from redpss.core.exitcodes import ExitCode
 from redpss.core.logging import remove_expired_logs
 from redpss.core.systemd import Notifier, watchdog_interval
+
+if TYPE_CHECKING:
+    from redpss.core.wire.aio import JsonLineServer
 
 log = logging.getLogger("redpss.core.daemon")
 
@@ -120,6 +124,18 @@ class Service:
     def healthy(self) -> bool:
         """False stops the watchdog pings, so systemd restarts a daemon that can no longer do its work."""
         return True
+
+    async def listen(self, server: JsonLineServer, host: str, port: int, keys: str) -> None:
+        """Serve `server` on host:port. A port it cannot have stops the start-up with a StartupError naming the
+        red_params.conf `keys` that set it (and, when the port is in use, the process holding it)."""
+        try:
+            await server.start_tcp(host, port)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port} ({keys}): {exc.strerror or exc}") from exc
+
+    def ping_reply(self) -> dict[str, Any]:
+        """The answer to `ping` on a daemon's socket: what JMON writes to REDSYS.DAEMON_STATUS for it."""
+        return {"ok": True, "server": self.name, "version": __version__, "pid": os.getpid(), "status": self.status()}
 
 
 @dataclass

@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
 
-from redpss import __version__
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.rowwriter import RowWriter
 from redpss.core.entry import run_instance_daemon
-from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
@@ -63,18 +60,15 @@ class DblsService(Service):
         )
         self.journal = JournalForwarder(self.paths.redenv)
         self.rows.start()
-        host, port = self.config.redctl.dbls_host, self.config.redctl.dbls_port
-        try:
-            await self.server.start_tcp(host, port)
-        except OSError as exc:
-            raise StartupError(f"cannot listen on {host}:{port} ([redctl] dbls_host/dbls_port): {exc}") from exc
+        redctl = self.config.redctl
+        await self.listen(self.server, redctl.dbls_host, redctl.dbls_port, "[redctl] dbls_host/dbls_port")
 
     async def handle(self, request: Message, connection: Connection) -> Message:
         op = request["op"]
         if op == "log":
             return await self._log(request, connection)
         if op == "ping":
-            return {"ok": True, "server": "dbls", "version": __version__, "pid": os.getpid(), "status": self.status()}
+            return self.ping_reply()
         if op == "status":
             return {"ok": True, "lines": self.lines, "batches": self.batches, "rows": self.rows.backlog().to_dict()}
         return unknown_op(op, OPS)

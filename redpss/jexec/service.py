@@ -12,16 +12,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Sequence
 
-from redpss import __version__
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.entry import run_instance_daemon
-from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
@@ -58,18 +55,15 @@ class JexecService(Service):
         self.server = JsonLineServer(
             self.handle, instance_secret(self.paths), "JEXEC", limits=Limits(max_message=1024 * 1024)
         )
-        host, port = self.config.redctl.jexec_host, self.config.redctl.jexec_port
-        try:
-            await self.server.start_tcp(host, port)
-        except OSError as exc:
-            raise StartupError(f"cannot listen on {host}:{port} ([redctl] jexec_host/jexec_port): {exc}") from exc
+        redctl = self.config.redctl
+        await self.listen(self.server, redctl.jexec_host, redctl.jexec_port, "[redctl] jexec_host/jexec_port")
 
     async def handle(self, request: Message, connection: Connection) -> Message:
         op = request["op"]
         if op == "run":
             return await self._run(request, connection)
         if op == "ping":
-            return {"ok": True, "server": "jexec", "version": __version__, "pid": os.getpid(), "status": self.status()}
+            return self.ping_reply()
         if op == "status":
             return {"ok": True, "running": sorted(self.running), "finished": self.finished_runs}
         return unknown_op(op, OPS)

@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redpss import __version__
 from redpss.core.config import Config, load_config
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
@@ -84,13 +82,9 @@ class SchedService(Service):
         if failures:
             raise StartupError(f"{len(failures)} worker(s) did not start: {failures[0]}")
         self.runlog.start()
-        port = self.config.redctl.sched_service_port
-        try:
-            await self.server.start_tcp("127.0.0.1", port)
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen on 127.0.0.1:{port} ([redctl] sched_service_port): {exc.strerror or exc}"
-            ) from exc
+        await self.listen(
+            self.server, "127.0.0.1", self.config.redctl.sched_service_port, "[redctl] sched_service_port"
+        )
 
     async def tick(self, now: float) -> None:
         for pool in self.pools.values():
@@ -289,7 +283,7 @@ class SchedService(Service):
         simple: dict[str, Callable[[], Message]] = {
             "status": lambda: {"ok": True, **self.describe()},
             # pid, version and status text: what JMON writes to REDSYS.DAEMON_STATUS for SCHED
-            "ping": lambda: {"ok": True, "pid": os.getpid(), "version": __version__, "status": self.status()},
+            "ping": self.ping_reply,
         }
         if op in simple:
             return simple[op]()
