@@ -22,6 +22,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redpss.core.db import DatabaseError, DatabaseUnavailable, DbSession
@@ -45,10 +46,15 @@ def is_sql_job(request: RunRequest) -> bool:
 def set_autocommit(session: DbSession, enabled: bool) -> None:
     """Switch the session's autocommit; a lost connection is closed (reopened on next use) and raised mapped."""
     connection = session.connection()
-    if bool(connection.attr.get("autocommit", True)) == enabled:
-        return
+    if bool(connection.attr.get("autocommit", True)) != enabled:
+        _change_session(session, lambda: connection.set_autocommit(enabled))
+
+
+def _change_session(session: DbSession, change: Callable[[], object]) -> None:
+    """Run `change` (a setting of the session's connection); on failure the error is raised mapped, and a lost
+    connection is closed first, so that the next use opens a new one."""
     try:
-        connection.set_autocommit(enabled)
+        change()
     except Exception as exc:
         error = map_exa_error(exc, dsn=session.settings.dsn, user=session.settings.user)
         if isinstance(error, DatabaseUnavailable):
@@ -63,15 +69,8 @@ class CommitUnknown(DatabaseUnavailable):
 def set_query_timeout(session: DbSession, seconds: int) -> None:
     """The session's statement timeout (0: none); a lost connection is closed and raised mapped."""
     connection = session.connection()
-    if int(connection.attr.get("queryTimeout", 0) or 0) == seconds:
-        return
-    try:
-        connection.set_query_timeout(seconds)
-    except Exception as exc:
-        error = map_exa_error(exc, dsn=session.settings.dsn, user=session.settings.user)
-        if isinstance(error, DatabaseUnavailable):
-            session.close()
-        raise error from exc
+    if int(connection.attr.get("queryTimeout", 0) or 0) != seconds:
+        _change_session(session, lambda: connection.set_query_timeout(seconds))
 
 
 def _wait_limit(remaining: float | None) -> int:
