@@ -5,6 +5,11 @@
 # folder found under $REDHOME/env when the login shell starts.
 [ -n "${BASH_VERSION:-}" ] || return 0
 export REDHOME="${REDHOME:-/app/redsys}"
+# redsysctl, redctl, restctl and redinfo in every login shell, whatever the user's own dot files say
+case ":$PATH:" in
+    *":$REDHOME/bin:"*) ;;
+    *) [ -d "$REDHOME/bin" ] && export PATH="$REDHOME/bin:$PATH" ;;
+esac
 
 redpss_enter() {
     local name=$1 upper

@@ -155,8 +155,10 @@ def test_parse_show_and_lsb_status() -> None:
 
 
 def test_profile_snippet_enters_an_instance(redhome: Path) -> None:
-    """A real interactive bash: `tst1` opens the instance shell with banner and prompt; CTRL-D leaves it."""
+    """A real interactive bash: $REDHOME/bin is on PATH; `tst1` opens the instance shell with banner and prompt; CTRL-D
+    leaves it."""
     redsysctl(["create", "TST1"])
+    (redhome / "bin").mkdir(exist_ok=True)
     snippet = Path(__file__).resolve().parents[2] / "etc" / "profile.d" / "redpss.sh"
     pid, fd = pty.fork()
     if pid == 0:
@@ -189,6 +191,8 @@ def test_profile_snippet_enters_an_instance(redhome: Path) -> None:
         read_until(rb"\n[^\n]*[$#] $", echoed)  # the outer shell's prompt
         os.write(fd, b'echo "<out:${REDENV:-none}>"\n')
         read_until(rb"<out:none>")
+        os.write(fd, b'echo "<path:$PATH>"\n')  # the CLIs in $REDHOME/bin are found in every login shell
+        read_until(rb"<path:" + re.escape(str(redhome / "bin").encode()) + rb":")
         os.write(fd, b"exit\n")
     finally:
         os.close(fd)

@@ -1,7 +1,7 @@
 """The real daemons under the real units, driven by redsysctl, redctl and the polkit rule, in a booted systemd.
 
-One container for the whole module, set up the way the RPM installs RED-PSS: REDHOME=/app/redsys owned by redsys
-(group redftp), the CLIs linked into $REDHOME/bin, the units in /etc/systemd/system unchanged, the polkit rule, the
+One container for the whole module, set up the way the RPM installs RED-PSS: REDHOME=/app/redsys and its bin/
+owned by root, env/ by redsys (group redftp), the CLIs linked into $REDHOME/bin, the units in /etc/systemd/system unchanged, the polkit rule, the
 sudoers snippet and the profile snippet. Two instances:
 
 - TST1 (.autostart, devdb_enabled = true): redpss-devdb, redpss-sched and redpss-jmon run as their units start them,
@@ -46,10 +46,12 @@ set -e
 # RHEL's /etc/hosts names localhost; the minimal rootfs has none, and exa_connection defaults to localhost:8563.
 printf '127.0.0.1\\tlocalhost\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' > /etc/hosts
 groupadd -r redftp
-useradd -r -m -d {REDHOME} -s /bin/bash -g redftp redsys
+useradd -r -M -d {REDHOME} -s /bin/bash -g redftp redsys
 # As docs/operations.md says: redsys reads the daemons' journal as a member of systemd-journal.
 usermod -a -G systemd-journal redsys
-install -d -o redsys -g redftp -m 0750 {REDHOME}/bin {REDHOME}/env
+# REDHOME and bin/ are root's (code that sudo runs must sit where redsys cannot swap it); env/ is redsys's.
+install -d -o root -g root -m 0755 {REDHOME} {REDHOME}/bin
+install -d -o redsys -g redftp -m 0750 {REDHOME}/env
 for p in {" ".join(PROGRAMS)}; do ln -s {VENV_IN_BOX}/bin/$p {REDHOME}/bin/$p; done
 install -m 0644 {SRC_IN_BOX}/units/* /etc/systemd/system/
 install -m 0644 {SRC_IN_BOX}/etc/polkit-1/rules.d/50-redpss.rules /etc/polkit-1/rules.d/
