@@ -19,47 +19,19 @@ import pytest
 
 from redpss.core.db.sqltext import timestamp
 from redpss.core.paths import InstancePaths
-from tests.support.daemons import DaemonProcess
-from tests.support.instance_runner import RunningInstance, add_job, instance_config
+from tests.support.daemon_set import DaemonSet
+from tests.support.instance_runner import add_job, instance_config
 from tests.support.wait import wait_for
 
 
-class Daemons:
-    """devdb, SCHED and JMON of one instance as three separate processes."""
-
-    def __init__(self, paths: InstancePaths, workdir: Path) -> None:
-        self.paths = paths
-        self.workdir = workdir
-        self.inst = RunningInstance(paths, workdir)  # for its redctl and database helpers only
-        self.procs: dict[str, DaemonProcess] = {}
-        self.generation = 0
-
-    def start(self, name: str, module: str = "", *args: str) -> DaemonProcess:
-        self.generation += 1
-        module = (
-            module or {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}[name]
-        )
-        daemon = DaemonProcess(module, self.paths, self.workdir / f"{name}-{self.generation}", *args, log_name=name)
-        daemon.wait_ready()
-        self.procs[name] = daemon
-        return daemon
-
-    def close(self) -> None:
-        self.inst.close()
-        for name in ("jmon", "sched", "devdb"):
-            if name in self.procs:
-                self.procs[name].stop()
-                self.procs[name].close()
-
-
-def start_instance(instance: InstancePaths, tmp_path: Path, *sched: str) -> Iterator[Daemons]:
-    """devdb with APP1 registered, SCHED (`sched`: another module and its arguments) and JMON."""
+def start_instance(instance: InstancePaths, tmp_path: Path, sched: str = "", *args: str) -> Iterator[DaemonSet]:
+    """devdb with APP1 registered, SCHED (or the module `sched` in its place, with `args`) and JMON."""
     instance.config_file.write_text(instance_config({"redctl": {"sched_default_pool_size": "1"}}))
-    running = Daemons(instance, tmp_path)
+    running = DaemonSet(instance, tmp_path)
     try:
         running.start("devdb")
         running.inst.redctl("db_register", "APP1")
-        running.start("sched", *sched)
+        running.start("sched", *args, module=sched)
         running.start("jmon")
         yield running
     finally:
@@ -67,26 +39,26 @@ def start_instance(instance: InstancePaths, tmp_path: Path, *sched: str) -> Iter
 
 
 @pytest.fixture
-def daemons(instance: InstancePaths, tmp_path: Path) -> Iterator[Daemons]:
+def daemons(instance: InstancePaths, tmp_path: Path) -> Iterator[DaemonSet]:
     yield from start_instance(instance, tmp_path)
 
 
 @pytest.fixture
-def daemons_small_tmp(instance: InstancePaths, tmp_path: Path) -> Iterator[Daemons]:
+def daemons_small_tmp(instance: InstancePaths, tmp_path: Path) -> Iterator[DaemonSet]:
     """As `daemons`, with SCHED seeing a 1 MiB tmpfs as its tmp/ (tests/sched/small_tmp.py)."""
     yield from start_instance(instance, tmp_path, "tests.sched.small_tmp", "--tmp-size", "1m")
 
 
-def rows(daemons: Daemons, sql: str) -> list[dict[str, Any]]:
+def rows(daemons: DaemonSet, sql: str) -> list[dict[str, Any]]:
     return daemons.inst.rows(sql)
 
 
-def show(daemons: Daemons) -> dict[str, Any]:
+def show(daemons: DaemonSet) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(daemons.inst.redctl("show", "--json").stdout)
     return data
 
 
-def test_runs_lost_by_a_killed_sched_are_freed_and_the_job_runs_again(daemons: Daemons) -> None:
+def test_runs_lost_by_a_killed_sched_are_freed_and_the_job_runs_again(daemons: DaemonSet) -> None:
     add_job(
         daemons.inst,
         "APP1",
@@ -115,7 +87,7 @@ def test_runs_lost_by_a_killed_sched_are_freed_and_the_job_runs_again(daemons: D
     wait_for(lambda: running_ids() and running_ids()[0] != lost, 30, what="a new run in the new SCHED")
 
 
-def test_while_the_database_is_away_runs_and_statistics_wait_and_arrive_later(daemons: Daemons) -> None:
+def test_while_the_database_is_away_runs_and_statistics_wait_and_arrive_later(daemons: DaemonSet) -> None:
     add_job(daemons.inst, "APP1", 2, "TICK", INTERVAL_SECONDS=1)
     daemons.inst.redctl("reload")
     wait_for(lambda: rows(daemons, "SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 2"), 30, what="first runs logged")
@@ -147,7 +119,7 @@ def test_while_the_database_is_away_runs_and_statistics_wait_and_arrive_later(da
     assert during[0]["POOL_SIZE"] == 1
 
 
-def test_sched_drain_finishes_the_running_run_and_records_the_queue_as_interrupted(daemons: Daemons) -> None:
+def test_sched_drain_finishes_the_running_run_and_records_the_queue_as_interrupted(daemons: DaemonSet) -> None:
     add_job(
         daemons.inst,
         "APP1",
@@ -184,7 +156,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_kill_9_of_sched_takes_its_workers_along_and_the_next_start_logs_the_run_interrupted(
-    daemons: Daemons,
+    daemons: DaemonSet,
 ) -> None:
     add_job(
         daemons.inst,
@@ -233,7 +205,7 @@ def fill(folder: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.root  # mounts a tmpfs in a mount namespace of its own
 def test_a_full_tmp_loses_no_run_and_frees_every_job_and_all_rows_arrive_once_space_returns(
-    daemons_small_tmp: Daemons,
+    daemons_small_tmp: DaemonSet,
 ) -> None:
     daemons = daemons_small_tmp
     sched = daemons.procs["sched"]

@@ -16,38 +16,16 @@ import pytest
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.wire import BlockingClient, Message
-from tests.support.daemons import DaemonProcess
-from tests.support.instance_runner import RunningInstance, add_job, instance_config
+from tests.support.daemon_set import DaemonSet
+from tests.support.instance_runner import add_job, instance_config
 from tests.support.notify import NotifyListener
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.slow  # every test starts real daemon processes (several seconds each)
 
-MODULES = {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}
 
-
-class Daemons:
-    """The daemons of one instance, each its own process; `inst` gives redctl and database access."""
-
-    def __init__(self, paths: InstancePaths, workdir: Path) -> None:
-        self.paths = paths
-        self.workdir = workdir
-        self.inst = RunningInstance(paths, workdir)  # for its redctl and database helpers only
-        self.procs: dict[str, DaemonProcess] = {}
-        self.generation = 0
-
-    def launch(self, name: str, *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
-        self.generation += 1
-        daemon = DaemonProcess(
-            MODULES[name], self.paths, self.workdir / f"{name}-{self.generation}", *args, env=env, log_name=name
-        )
-        self.procs[name] = daemon
-        return daemon
-
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
-        daemon = self.launch(name, *args, env=env)
-        daemon.wait_ready()
-        return daemon
+class Daemons(DaemonSet):
+    """The daemons of one instance, each its own process, with JMON's control socket and `redctl show` at hand."""
 
     def jmon_request(self, op: str, **fields: Any) -> Message:
         """One raw request on JMON's control socket; the reply as it came (ok or not)."""
@@ -64,13 +42,6 @@ class Daemons:
 
     def job_log(self, job_id: int) -> list[dict[str, Any]]:
         return self.inst.rows(f"SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = {job_id} ORDER BY SCHEDULED_AT")
-
-    def close(self) -> None:
-        self.inst.close()
-        for name in ("jmon", "sched", "devdb"):
-            if name in self.procs:
-                self.procs[name].stop()
-                self.procs[name].close()
 
 
 @pytest.fixture
