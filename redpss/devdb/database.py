@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from redpss.devdb import catalog, systables
+from redpss.devdb import catalog, functions, systables
 
 DB_FILE = "devdb.duckdb"
 
@@ -75,6 +75,7 @@ class Database:
         try:
             catalog.setup(setup)
             systables.setup(setup)
+            functions.setup(setup)
         finally:
             setup.close()
         self.sessions = SessionDirectory(self._con.cursor())

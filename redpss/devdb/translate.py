@@ -5,6 +5,7 @@ sqlglot transpiles with unsupported_level=RAISE, and on top of that this module:
 - maps declared types to DuckDB types that keep the values (INTEGER -> DECIMAL(18,0), VARCHAR(n) -> VARCHAR) and
   hands the declared Exasol types to the shadow catalog;
 - gives Exasol meaning to SYSDATE, SYSTIMESTAMP, CURRENT_TIMESTAMP, CURRENT_USER/SCHEMA/SESSION and FROM DUAL;
+- keeps ADD_DAYS/WEEKS/MONTHS/YEARS of a DATE a DATE (functions.py);
 - makes '' a NULL (Exasol has no empty string) and `a || b` skip NULLs (as Exasol's concatenation does);
 - names unaliased result expressions after their Exasol text (COUNT(*) rather than DuckDB's count_star()).
 Only statement kinds listed here are passed on; anything else is refused by name.
@@ -21,6 +22,7 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from redpss.devdb.errors import DevDbError, Unsupported
+from redpss.devdb.functions import add_call, widen_timestamp_arguments
 from redpss.devdb.systables import SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
 from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
@@ -320,6 +322,7 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
         replacement = _replacement(node, info)
         if replacement is not None and node is not tree:
             node.replace(replacement)
+    widen_timestamp_arguments(tree)
 
 
 def _fail_on_zero_divisor(division: exp.Div) -> None:
@@ -345,7 +348,7 @@ def _drop_dual(select: exp.Select) -> None:
         select.set("from", None)
 
 
-_NOW = "CAST(get_current_timestamp() AS TIMESTAMP)"
+_NOW = "CAST(date_trunc('millisecond', CAST(get_current_timestamp() AS TIMESTAMP)) AS TIMESTAMP_MS)"  # TIMESTAMP(3)
 _TODAY = "CAST(CAST(get_current_timestamp() AS TIMESTAMP) AS DATE)"
 
 
@@ -371,6 +374,8 @@ def _replacement(node: exp.Expr, info: SessionInfo) -> exp.Expr | None:  # noqa:
             return sqlglot.parse_one(_NOW, read="duckdb")
         if name == "CURRENT_SESSION":
             return exp.Literal.number(info.session_id)
+    if isinstance(node, exp.DateAdd):
+        return add_call(node)
     if isinstance(node, exp.DPipe):
         return exp.Concat(expressions=[node.this, node.expression], safe=True, coalesce=True)
     if isinstance(node, exp.Literal) and node.is_string and node.this == "" and _empty_means_null(node):

@@ -20,6 +20,9 @@ MAX_PRECISION = 36
 MAX_JSON_INTEGER_PRECISION = 18  # wider DECIMALs travel as strings: JSON readers may parse numbers as doubles
 _SCALE_TESTS = 4  # scales tried by modulo before trimming the text of a wider scale
 TIMESTAMP_SIZE = 16  # Exasol 8 (TIMESTAMP is TIMESTAMP(3)); Exasol 7 reported 8
+# Exasol's TIMESTAMP is TIMESTAMP(3): DuckDB's millisecond timestamp stores it, so every way a value enters a column
+# (INSERT, UPDATE, IMPORT, CREATE TABLE AS, a CAST or literal) drops what is below a millisecond, by DuckDB's rounding
+DUCK_TIMESTAMP = "TIMESTAMP_MS"
 _DUCK_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
 _TEXT_FORM = re.compile(
     r"^(VARCHAR|CHAR)\((\d+)\) (UTF8|ASCII)$|^DECIMAL\((\d+),(\d+)\)$|^(DOUBLE|DATE|TIMESTAMP|BOOLEAN)$"
@@ -75,6 +78,8 @@ class ExaType:
             return "VARCHAR"
         if self.kind == "DECIMAL":
             return f"DECIMAL({self.precision},{self.scale})"
+        if self.kind == "TIMESTAMP":
+            return DUCK_TIMESTAMP
         return self.kind
 
     def decimal_text(self, column: str) -> str:
@@ -119,7 +124,9 @@ class ExaType:
         if self.kind == "DATE":
             return f"strftime(CAST({column} AS DATE), '%Y-%m-%d')"
         if self.kind == "TIMESTAMP":
-            return f"strftime(CAST({column} AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%f')"
+            # to milliseconds (a computed value may have microseconds), then back: DuckDB's strftime of a
+            # TIMESTAMP_MS goes through nanoseconds and fails after 2262
+            return f"strftime(CAST(CAST({column} AS {DUCK_TIMESTAMP}) AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%f')"
         if self.kind == "DOUBLE":
             return f"CAST({column} AS DOUBLE)"
         return column
