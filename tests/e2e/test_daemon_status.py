@@ -14,7 +14,7 @@ import pytest
 import redpss
 from redpss.core.paths import InstancePaths
 from redpss.core.services import enabled_services
-from tests.support.instance_runner import RunningInstance, instance_config
+from tests.support.instance_runner import RunningInstance, started_instance
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.slow
@@ -22,14 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def inst(instance: InstancePaths, tmp_path: Path) -> Iterator[RunningInstance]:
-    instance.config_file.write_text(instance_config())
-    running = RunningInstance(instance, tmp_path)
-    try:
-        running.start()
-        running.redctl("db_install")
+    with started_instance(instance, tmp_path, "db_install") as running:
         yield running
-    finally:
-        running.close()
 
 
 def daemons(inst: RunningInstance) -> dict[str, dict[str, Any]]:

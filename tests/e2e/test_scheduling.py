@@ -18,7 +18,7 @@ import pytest
 
 from redpss.core.paths import InstancePaths
 from tests.support.daemons import DaemonProcess
-from tests.support.instance_runner import RunningInstance, add_job, add_watcher, instance_config
+from tests.support.instance_runner import RunningInstance, add_job, add_watcher, instance_config, started_instance
 from tests.support.wait import wait_for
 
 SLEEP = "EXECUTE SCRIPT REDPSS_DEVDB.SLEEP({})"
@@ -26,14 +26,8 @@ SLEEP = "EXECUTE SCRIPT REDPSS_DEVDB.SLEEP({})"
 
 @pytest.fixture
 def inst(instance: InstancePaths, tmp_path: Path) -> Iterator[RunningInstance]:
-    instance.config_file.write_text(instance_config())
-    running = RunningInstance(instance, tmp_path)
-    try:
-        running.start()
-        running.redctl("db_register", "APP1")
+    with started_instance(instance, tmp_path, "db_register", "APP1") as running:
         yield running
-    finally:
-        running.close()
 
 
 def job_log(inst: RunningInstance, job_id: int) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,21 @@ def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None) ->
     for section, keys in (overrides or {}).items():
         values.setdefault(section, {}).update(keys)
     return render_config(values)
+
+
+@contextlib.contextmanager
+def started_instance(paths: InstancePaths, workdir: Path, *redctl_args: str) -> Iterator[RunningInstance]:
+    """An instance on a fresh test config, started as an operator starts it, then `redctl *redctl_args` (e.g.
+    db_install) if given; closed, whatever the test did, when the block ends."""
+    paths.config_file.write_text(instance_config())
+    running = RunningInstance(paths, workdir)
+    try:
+        running.start()
+        if redctl_args:
+            running.redctl(*redctl_args)
+        yield running
+    finally:
+        running.close()
 
 
 class RunningInstance:
