@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,12 @@ from typing import Any
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.wire import BlockingClient, WireError
+from tests.support.daemon_set import MODULES
 from tests.support.daemons import DaemonProcess
-from tests.support.instance_runner import RunningInstance, add_job
+from tests.support.instance_runner import RunningInstance, add_job, run_redctl
 from tests.support.leaks import process_tree
 from tests.support.wait import wait_for
 
-MODULES = {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}
 ROWS_TABLE = "APP1.FAULT_ROWS"
 INSERT_ONE_ROW = f"INSERT INTO {ROWS_TABLE} (SESSION_ID, WRITTEN_AT) VALUES (CURRENT_SESSION, CURRENT_TIMESTAMP)"
 
@@ -120,17 +119,7 @@ class FaultInstance:
 
     def redctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """redctl, in the daemons' mount namespace when they run under a launcher (their control socket is there)."""
-        result = subprocess.run(
-            [*self.launcher, sys.executable, "-m", "redpss.cli.redctl.main", *args],
-            env=self.inst.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"redctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
-        return result
+        return run_redctl(self.inst.env(), *args, launcher=self.launcher, check=check, timeout=timeout)
 
     def close(self) -> None:
         self.inst.close()

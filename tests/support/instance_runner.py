@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,24 @@ def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None) ->
     return render_config(values)
 
 
+def run_redctl(
+    env: Mapping[str, str], *args: str, launcher: Sequence[str] = (), check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`redctl *args` as an operator runs it (under `launcher`, a command prefix, if given); with `check`, a non-zero
+    exit fails the test showing what redctl printed."""
+    result = subprocess.run(
+        [*launcher, sys.executable, "-m", "redpss.cli.redctl.main", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"redctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+    return result
+
+
 @contextlib.contextmanager
 def started_instance(paths: InstancePaths, workdir: Path, *redctl_args: str) -> Iterator[RunningInstance]:
     """An instance on a fresh test config, started as an operator starts it, then `redctl *redctl_args` (e.g.
@@ -78,17 +96,7 @@ class RunningInstance:
         return {**os.environ, **self.paths.environment()}
 
     def redctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "redpss.cli.redctl.main", *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"redctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
-        return result
+        return run_redctl(self.env(), *args, check=check, timeout=timeout)
 
     def start(self, *args: str) -> None:
         """`redctl start_trace` until JMON answers on its control socket."""
