@@ -17,8 +17,10 @@ import pytest
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.wire import BlockingClient, Code
+from tests.support.daemon_set import MODULES
 from tests.support.daemons import DaemonProcess
 from tests.support.instance_runner import RunningInstance, instance_config
+from tests.support.wire_server import send_and_read
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +42,7 @@ class Instance:
         self.runner = RunningInstance(paths, workdir)
         self.procs: list[DaemonProcess] = []
         for name in ("devdb", "sched", "jmon"):
-            module = {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}[name]
-            daemon = DaemonProcess(module, paths, workdir / name, log_name=name)
+            daemon = DaemonProcess(MODULES[name], paths, workdir / name, log_name=name)
             self.procs.append(daemon)
             daemon.wait_ready()
             if name == "devdb":
@@ -69,17 +70,7 @@ def refusal(address: tuple[str, int] | Path, payload: bytes) -> dict[str, object
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(10)
         sock.connect(str(address) if isinstance(address, Path) else address)
-        try:
-            sock.sendall(payload)
-            sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass
+        data = send_and_read(sock, payload)
     reply: dict[str, object] = json.loads(data.splitlines()[0])
     return reply
 

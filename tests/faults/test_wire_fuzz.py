@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from redpss.core.wire import BlockingClient, Code, Limits
 from tests.support.wait import wait_for
-from tests.support.wire_server import SECRET
+from tests.support.wire_server import SECRET, send_and_read
 
 pytestmark = pytest.mark.slow
 
@@ -79,21 +79,10 @@ def connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
-def send_and_read(port: int, payload: bytes) -> bytes:
-    """Send the payload, end our side, and read what the server answers until it closes."""
+def exchange(port: int, payload: bytes) -> bytes:
+    """Send the payload on a fresh connection, end our side, and read what the server answers until it closes."""
     with connect(port) as sock:
-        try:
-            sock.sendall(payload)
-            sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused mid-send; its reply may still be readable
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass
-        return data
+        return send_and_read(sock, payload)
 
 
 json_values = st.recursive(
@@ -123,7 +112,7 @@ def test_fuzzed_unauthenticated_input_is_refused_without_traceback(server: Serve
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(payload=hostile_input)
     def refused(payload: bytes) -> None:
-        data = send_and_read(server.port, payload)
+        data = exchange(server.port, payload)
         for line in data.splitlines():
             reply = json.loads(line)
             assert reply["ok"] is False, reply
@@ -148,7 +137,7 @@ def test_memory_stays_bounded_under_parallel_huge_lines(server: ServerProcess) -
     def flood() -> None:
         try:
             for _ in range(3):
-                reply = send_and_read(server.port, b"y" * (4 * 1024 * 1024))
+                reply = exchange(server.port, b"y" * (4 * 1024 * 1024))
                 assert reply == b"" or json.loads(reply.splitlines()[0])["code"] == Code.TOO_LARGE
         except BaseException as exc:
             errors.append(exc)

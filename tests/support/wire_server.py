@@ -190,6 +190,17 @@ def read_reply(sock: socket.socket) -> bytes:
     return data
 
 
+def send_and_read(sock: socket.socket, payload: bytes) -> bytes:
+    """Send `payload`, end our side, and read what the server answers until it closes. A server that refuses
+    mid-send may reset the connection; its reply may still be readable, so that is not an error here."""
+    try:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return read_reply(sock)
+
+
 def main() -> None:
     """`python -m tests.support.wire_server`: serve on a free loopback port (printed on stdout) until SIGTERM.
 
