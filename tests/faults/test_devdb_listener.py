@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from redpss.devdb.limits import MAX_UNAUTHENTICATED
 from redpss.devdb.testing import DevDbProcess
 from tests.support import hostile
+from tests.support.checked_log import serve_then_check_log
+from tests.support.leaks import memory_kib
 
 pytestmark = pytest.mark.slow
 
@@ -46,10 +48,7 @@ class Listener:
         self.start_rss = self.memory_mib("VmRSS")
 
     def memory_mib(self, field: str) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError(f"no {field} for devdb (pid {self.pid})")
+        return memory_kib(self.pid, field) / 1024
 
     def log(self) -> str:
         return self.process.log_file.read_text(errors="replace")
@@ -64,13 +63,7 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Listener]:
-    running = Listener(tmp_path_factory.mktemp("devdb-fuzz"))
-    try:
-        yield running
-    finally:
-        running.stop()
-    log = running.log()
-    assert "Traceback" not in log, log[-3000:]
+    yield from serve_then_check_log(Listener(tmp_path_factory.mktemp("devdb-fuzz")), "Traceback")
 
 
 def send_and_close(port: int, *parts: bytes, upgrade: bool = False) -> None:

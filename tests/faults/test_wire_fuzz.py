@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redpss.core.wire import BlockingClient, Code, Limits
+from tests.support.checked_log import serve_then_check_log
+from tests.support.leaks import memory_kib
 from tests.support.wait import wait_for
 from tests.support.wire_server import SECRET, send_and_read
 
@@ -41,10 +43,7 @@ class ServerProcess:
 
     def memory_kib(self, field: str) -> int:
         """VmRSS (now) or VmHWM (peak) of the server process, in KiB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        raise AssertionError(f"no {field} for pid {self.process.pid}")
+        return memory_kib(self.process.pid, field)
 
     def open_fds(self) -> int:
         return sum(1 for _ in Path(f"/proc/{self.process.pid}/fd").iterdir())
@@ -65,14 +64,7 @@ class ServerProcess:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    running = ServerProcess(tmp_path / "server.log")
-    try:
-        yield running
-    finally:
-        running.stop()
-    log = running.log()
-    assert "Traceback" not in log, log[-3000:]
-    assert "ERROR" not in log, log[-3000:]
+    yield from serve_then_check_log(ServerProcess(tmp_path / "server.log"), "Traceback", "ERROR")
 
 
 def connect(port: int) -> socket.socket:

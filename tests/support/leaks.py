@@ -74,3 +74,12 @@ class Snapshot:
         found += [f"file descriptor {fd} -> {target}" for fd, target in self.fds.items() if fd not in before.fds]
         found += [f"child process {pid} still running" for pid in sorted(self.children - before.children)]
         return found
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS (resident now) or VmHWM (peak) of process `pid`, in KiB, from /proc: what a server under a flood may
+    grow to."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for pid {pid}")
