@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 
 import pytest
 
@@ -13,6 +12,7 @@ from redpss import __version__
 from redpss.core.daemon import Service
 from redpss.core.errors import StartupError
 from redpss.core.wire import Connection, JsonLineServer, Message
+from tests.support.held_port import held_port
 
 
 class _Named(Service):
@@ -34,12 +34,8 @@ def test_a_taken_port_stops_the_start_naming_the_keys_and_the_holder() -> None:
         finally:
             await server.close()
 
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        with pytest.raises(StartupError) as caught:
-            asyncio.run(scenario(port))
+    with held_port() as port, pytest.raises(StartupError) as caught:
+        asyncio.run(scenario(port))
     message = str(caught.value)
     assert message.startswith(f"cannot listen on 127.0.0.1:{port} ([redctl] sample_port): port {port}")
     assert "already in use" in message and "[Errno" not in message

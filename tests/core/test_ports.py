@@ -21,6 +21,7 @@ from redpss.core.paths import InstancePaths
 from redpss.core.ports import config_claims, port_collisions
 from redpss.core.wire import JsonLineServer, Message
 from tests.support.daemons import DaemonProcess
+from tests.support.held_port import held_port
 
 
 def _created(redhome: Path, name: str) -> InstancePaths:
@@ -90,10 +91,7 @@ def test_a_daemon_refuses_to_start_on_another_instances_ports(redhome: Path, tmp
 
 
 def test_port_owner_names_the_listening_process() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
+    with held_port() as port:
         owner = port_owner(port)
     assert owner is not None and owner.startswith(f"pid {_own_pid()} (")
     assert "pytest" in owner or "python" in owner
@@ -114,20 +112,13 @@ def test_wire_server_on_a_taken_port_names_the_holder() -> None:
         finally:
             await server.close()
 
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        with pytest.raises(PortTaken) as caught:
-            asyncio.run(start_on(port))
+    with held_port() as port, pytest.raises(PortTaken) as caught:
+        asyncio.run(start_on(port))
     assert f"port {port} on 127.0.0.1 is already in use, held by pid {_own_pid()}" in str(caught.value)
 
 
 def test_devdb_on_a_taken_port_exits_3_naming_the_holder(instance: InstancePaths, tmp_path: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
+    with held_port() as port:
         text = instance.config_file.read_text()
         text = text.replace("#devdb_enabled = false", "devdb_enabled = true").replace(
             "#exa_connection = localhost:8563", f"exa_connection = 127.0.0.1:{port}"
