@@ -1,8 +1,8 @@
 """The real daemons under the real units, driven by redsysctl, redctl and the polkit rule, in a booted systemd.
 
 One container for the whole module, set up the way the RPM installs RED-PSS: REDHOME=/app/redsys and its bin/
-owned by root, env/ by redsys (group redftp), the CLIs linked into $REDHOME/bin, the units in /etc/systemd/system unchanged, the polkit rule, the
-sudoers snippet and the profile snippet. Two instances:
+owned by root, env/ by redsys (group redftp), the CLIs linked into $REDHOME/bin, the units in /etc/systemd/system
+unchanged, the polkit rule, the sudoers snippet and the profile snippet. Two instances:
 
 - TST1 (.autostart, devdb_enabled = true): redpss-devdb, redpss-sched and redpss-jmon run as their units start them,
   with every line of the units (notify, watchdog, restart policy, ordering, hardening) in force.
