@@ -79,6 +79,12 @@ class RedctlSettings(Record):
     dbls_port: int = setting(PORT, 7402, "port for the internal service")
     jexec_host: str = setting(HOST, "127.0.0.1", "interface for the internal service")
     jexec_port: int = setting(PORT, 7403, "port for the internal service")
+    db_callback_host: str = setting(
+        HOST,
+        "127.0.0.1",
+        "address under which the Exasol nodes reach DBLS and JEXEC (set it to this server's address on the Exasol "
+        "network; db_install writes it into the REDSYS_DBLS/REDSYS_JEXEC connections)",
+    )
     cfi_enabled: bool = setting(BOOLEAN, True, "enable CFISRV (and with it JSON2CSV and PARQ2CSV): true/false")
     cfi_host: str = setting(HOST, "127.0.0.1", "interface of the FTPS server")
     cfi_port: int = setting(PORT, 7421, "port of the FTPS server")

@@ -4,6 +4,10 @@ A component (REDSYS, or APP:<schema> for each application schema) is at the high
 REDSYS.SCHEMA_VERSION; only newer files run, so a second install is a no-op. A database newer than this RED-PSS is
 refused rather than "downgraded". REDSYS registers itself as an application schema (for RED-PSS's own jobs), so the
 ALL_* views always unite at least one schema; they are rebuilt whenever the set of schemas changes.
+
+db_install also creates (or replaces) one CONNECTION object per service the database's scripts call: the address
+the Exasol nodes reach this server under, the service's port, and the instance's name and secret. The secret is in
+the statement text only: a failing statement's error names the connection and never carries the text.
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import redpss
-from redpss.core.db.errors import DatabaseError, DatabaseQueryError
+from redpss.core.db.errors import DatabaseError, DatabaseQueryError, mask_secrets
 from redpss.core.db.session import DbSession
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from redpss.core.config import Config, Secret
+    from redpss.core.paths import InstancePaths
 
 log = logging.getLogger("redpss.core.db.contract")
 
@@ -31,6 +42,8 @@ UNION_VIEWS = {
     "ALL_ADM_WATCHER_EXEC_ERROR": "ADM_WATCHER_EXEC_ERROR",
     "ALL_LOG_MESSAGES": "LOG_MESSAGES",
 }
+# CONNECTION object -> the service (services registry) whose port it names; the UDFs read these by name.
+SERVICE_CONNECTIONS = {"REDSYS_DBLS": "dbls", "REDSYS_JEXEC": "jexec"}
 
 
 class ContractError(DatabaseError):
@@ -47,18 +60,44 @@ class SqlFile:
         return split_statements(self.text.replace("{{SCHEMA}}", schema))
 
 
+@dataclass(frozen=True)
+class ServiceConnection:
+    """A CONNECTION object a UDF reads to reach a RED-PSS service: where (address) and who (instance, secret)."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    secret: Secret = field(repr=False)
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address keeps its port apart
+        return f"{host}:{self.port}"
+
+    def statement(self) -> str:
+        """The CREATE statement; it holds the secret, so it goes to the database and nowhere else."""
+        return (
+            f"CREATE OR REPLACE CONNECTION {self.name} TO {_literal(self.address)} "
+            f"USER {_literal(self.user)} IDENTIFIED BY {_literal(self.secret.reveal())}"
+        )
+
+
 @dataclass
 class InstallReport:
     applied: list[str] = field(default_factory=list)  # "REDSYS 001_redsys_core.sql", "APP:APP1 001_app_schema.sql"
     registered: list[str] = field(default_factory=list)
     schemas: list[str] = field(default_factory=list)
+    connections: list[str] = field(default_factory=list)  # "REDSYS_DBLS to 10.1.2.3:7402"
 
     def summary(self) -> str:
         if not self.applied and not self.registered:
-            return f"REDSYS is up to date; application schemas: {', '.join(self.schemas)}"
-        lines = [f"applied {name}" for name in self.applied]
-        lines += [f"registered schema {name}" for name in self.registered]
-        lines.append(f"application schemas: {', '.join(self.schemas)}")
+            lines = [f"REDSYS is up to date; application schemas: {', '.join(self.schemas)}"]
+        else:
+            lines = [f"applied {name}" for name in self.applied]
+            lines += [f"registered schema {name}" for name in self.registered]
+            lines.append(f"application schemas: {', '.join(self.schemas)}")
+        lines += [f"connection {name}" for name in self.connections]
         return "\n".join(lines)
 
 
@@ -114,8 +153,26 @@ def registered_schemas(session: DbSession) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def install(session: DbSession, register: tuple[str, ...] | list[str] = ()) -> InstallReport:
-    """Install or upgrade REDSYS and every registered schema, registering `register` too; report what ran."""
+def service_connections(config: Config, paths: InstancePaths, secret: Secret) -> list[ServiceConnection]:
+    """The CONNECTION objects of the instance: [redctl] db_callback_host, each service's port, name and secret."""
+    from redpss.core.services import service_spec  # noqa: PLC0415 - the registry only for db_install
+
+    connections = []
+    for name, daemon in SERVICE_CONNECTIONS.items():
+        address = service_spec(daemon).address(config, paths)
+        if not isinstance(address, tuple):  # DBLS and JEXEC listen on TCP; a unix socket is out of the database's reach
+            raise ContractError(f"{daemon} has no TCP port in {paths.config_file}; the database cannot reach it")
+        connections.append(ServiceConnection(name, config.redctl.db_callback_host, address[1], paths.redenv, secret))
+    return connections
+
+
+def install(
+    session: DbSession,
+    register: tuple[str, ...] | list[str] = (),
+    connections: Sequence[ServiceConnection] = (),
+) -> InstallReport:
+    """Install or upgrade REDSYS and every registered schema, registering `register` too, and create or replace
+    `connections`; report what ran."""
     wanted = [schema_name(name) for name in register]
     report = InstallReport()
     _upgrade(session, REDSYS, sql_files("redsys"), "", report)
@@ -135,6 +192,9 @@ def install(session: DbSession, register: tuple[str, ...] | list[str] = ()) -> I
     report.schemas = sorted(known)
     if report.applied or report.registered:
         _rebuild_views(session, report.schemas)
+    for connection in connections:
+        _create_connection(session, connection)
+        report.connections.append(f"{connection.name} to {connection.address}")
     session.commit()
     log.info("REDSYS contract: %s", report.summary().replace("\n", "; "))
     return report
@@ -166,6 +226,25 @@ def _upgrade(session: DbSession, component: str, files: list[SqlFile], schema: s
         )
         session.commit()
         report.applied.append(f"{component} {sql_file.name}")
+
+
+def _create_connection(session: DbSession, connection: ServiceConnection) -> None:
+    """CREATE OR REPLACE the object; a failure says which one and why, without the statement (it holds the secret)."""
+    try:
+        session.execute(connection.statement())
+    except DatabaseError as exc:
+        reason = mask_secrets(str(exc))
+        if connection.secret.reveal():  # also where a server's message would quote the value without IDENTIFIED BY
+            reason = reason.replace(connection.secret.reveal(), "***")
+        # `from None`: the database error and its cause carry the statement text, so neither is chained to this one.
+        raise ContractError(
+            f"creating CONNECTION {connection.name} to {connection.address} failed: {reason} "
+            "(check that the database user has the CREATE CONNECTION system privilege)"
+        ) from None
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _rebuild_views(session: DbSession, schemas: list[str]) -> None:

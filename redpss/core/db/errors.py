@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from redpss.core.errors import RedpssError
 from redpss.core.exitcodes import ExitCode
 
 _SQL_SHOWN = 200  # characters of a failing statement shown in a message
+# The password of CREATE CONNECTION / CREATE USER / ALTER USER statements; never shown in a message or log.
+_IDENTIFIED_BY = re.compile(r"(IDENTIFIED\s+BY\s+)(?:'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?)", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every IDENTIFIED BY '<password>' replaced by IDENTIFIED BY '***' (also a truncated one)."""
+    return _IDENTIFIED_BY.sub(r"\1'***'", text)
 
 
 class DatabaseError(RedpssError):
@@ -52,6 +61,8 @@ def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> 
             "(check exa_username and exa_password in red_params.conf)"
         )
     if isinstance(exc, pyexasol.ExaQueryError):
+        sql = mask_secrets(sql)
+        text = mask_secrets(text)
         shown = " ".join(sql.split())
         shown = shown if len(shown) <= _SQL_SHOWN else shown[:_SQL_SHOWN] + " ..."
         timeout = isinstance(exc, pyexasol.ExaQueryTimeoutError)

@@ -1,4 +1,5 @@
-"""redctl db_install / db_register: install or upgrade REDSYS, register application schemas.
+"""redctl db_install / db_register: install or upgrade REDSYS, register application schemas, and create the
+CONNECTION objects (REDSYS_DBLS, REDSYS_JEXEC) through which the database's scripts reach this instance.
 
 Schema names are checked before the database is reached: a bad name is a usage error (exit 2), not a failure.
 """
@@ -20,12 +21,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace, schemas: list[str]) -> int:
-    from redpss.core.db.contract import install  # noqa: PLC0415 - the database layer only when a command runs
+    # The database layer (and the secret file) only when a command runs, not to print the help.
+    from redpss.core.config import Secret  # noqa: PLC0415
+    from redpss.core.db.contract import install, service_connections  # noqa: PLC0415
+    from redpss.core.secret import instance_secret  # noqa: PLC0415
 
     instance = Instance.from_args(args)
+    secret = Secret(instance_secret(instance.paths))  # created here when db_install runs before the first start
+    connections = service_connections(instance.config, instance.paths, secret)
     session = instance.db()
     try:
-        report = install(session, schemas)
+        report = install(session, schemas, connections)
     finally:
         session.close()
     print(report.summary())
