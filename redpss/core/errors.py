@@ -17,6 +17,10 @@ class RedpssError(Exception):
     exit_code: ExitCode = ExitCode.FAILURE
 
 
+class TimedOut(RedpssError):
+    """Work ran past its timeout and was ended; a job handler raises it so the run is logged TIMEOUT, not FAILED."""
+
+
 class UsageError(RedpssError):
     exit_code = ExitCode.USAGE
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 
 from redpss.core.config import load_config
+from redpss.core.errors import TimedOut
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
@@ -22,6 +23,10 @@ REPLY_MARGIN = 30.0  # seconds beyond the run's timeout to wait for JEXEC's answ
 
 class ActionFailed(OSError):
     """The action ran and failed, timed out, or JEXEC refused it or could not be reached; the text says which."""
+
+
+class ActionTimedOut(ActionFailed, TimedOut):
+    """JEXEC ended the action at its timeout (the job's run is TIMEOUT)."""
 
 
 def action_argv(command: str) -> list[str]:
@@ -50,6 +55,8 @@ def run_action(paths: InstancePaths, command: str, *, run_id: str, job_id: objec
     tail = str(reply.get("tail") or "")[-MESSAGE_TAIL:]
     summary = f"cmd/{action}: {reply.get('message')} in {reply.get('duration')} s"
     text = f"{summary}; output:\n{tail}" if tail else f"{summary}; no output"
+    if reply.get("status") == "TIMEOUT":
+        raise ActionTimedOut(text)
     if reply.get("status") != "OK":
         raise ActionFailed(text)
     return text

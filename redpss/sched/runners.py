@@ -13,6 +13,7 @@ from pathlib import Path
 
 from redpss.core.db import DatabaseError, DatabaseQueryError, DbSession
 from redpss.core.db import errors as db_errors
+from redpss.core.errors import TimedOut
 from redpss.core.paths import InstancePaths
 from redpss.sched.commit import UNKNOWN, CommitUnknown, run_sql_job
 from redpss.sched.runs import FAILED, OK, TIMEOUT, RunRequest, RunResult
@@ -51,8 +52,9 @@ def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worke
         return result(OK, "condition holds" if met else "condition does not hold", condition_met=met)
     try:
         message = _run_job(request, session, paths)
-    except DatabaseQueryError as exc:
-        return result(TIMEOUT if exc.timeout else FAILED, str(exc))
+    except (DatabaseQueryError, TimedOut) as exc:  # TimedOut: a handler's work ended at the run's timeout (JEXEC)
+        timed_out = isinstance(exc, TimedOut) or (isinstance(exc, DatabaseQueryError) and exc.timeout)
+        return result(TIMEOUT if timed_out else FAILED, str(exc))
     except (DatabaseError, OSError, ValueError, LookupError) as exc:
         # a SQL job that lost its connection during COMMIT may have committed: SCHED asks its commit marker
         return result(FAILED, str(exc), extra={"commit": UNKNOWN} if isinstance(exc, CommitUnknown) else {})

@@ -75,3 +75,16 @@ def test_an_action_job_runs_its_cmd_script_through_jexec_and_its_output_is_in_th
     assert failed["STATUS"] == "FAILED"
     assert failed["MESSAGE"] == f"cmd/fail.sh: exit code 4 in {failed['MESSAGE'].split(' in ')[1]}"
     assert failed["MESSAGE"].endswith("output:\nno input file")
+
+
+def test_an_action_job_past_its_timeout_is_logged_timeout(inst: RunningInstance) -> None:
+    """A script JEXEC ends at the job's timeout is a TIMEOUT in the job log, as a SQL job past its timeout is."""
+    (inst.paths.cmd / "slow.sh").write_text("#!/bin/sh\necho started\nexec sleep 60\n")
+    (inst.paths.cmd / "slow.sh").chmod(0o750)
+    slow = {"COMMAND": "slow.sh", "TIMEOUT_SECONDS": 1, "INTERVAL_SECONDS": 3600}
+    add_job(inst, "APP1", 3, "SLOW", JOB_TYPE="ACTION", POOL="ACTION", **slow)
+    inst.redctl("reload")
+    inst.redctl("start_job", "APP1.3")
+    [timed_out, *_] = wait_for(lambda: job_log(inst, 3), 60, interval=0.5, what="the run of the slow ACTION job")
+    assert timed_out["STATUS"] == "TIMEOUT", timed_out
+    assert timed_out["MESSAGE"].startswith("cmd/slow.sh: timed out after 1 s"), timed_out["MESSAGE"]
