@@ -110,30 +110,27 @@ def read_blocked_watchers(session: DbSession) -> set[Key]:
 
 def read_last_scheduled(session: DbSession) -> dict[Key, float]:
     """Per job/watcher, the newest SCHEDULED_AT in its log: where the schedule continues after a restart."""
-    last: dict[Key, float] = {}
     # Manual and watcher-started runs do not move a job's own timing.
-    job_filter = "AND COALESCE(RUN_TRIGGER, 'SCHEDULE') NOT IN ('MANUAL', 'WATCHER')"
-    for kind, view, column, extra in (
-        ("JOB", "ALL_ADM_JOB_LOG", "JOB_ID", job_filter),
-        ("WATCHER", "ALL_ADM_WATCHER_LOG", "WATCHER_ID", ""),
-    ):
-        rows = session.fetchall(
-            f"SELECT SCHEMA_NAME, {column}, MAX(SCHEDULED_AT) FROM REDSYS.{view} "  # noqa: S608 - constants
-            f"WHERE SCHEDULED_AT IS NOT NULL {extra} GROUP BY SCHEMA_NAME, {column}"
-        )
-        for schema, id_, when in rows:
-            if when:
-                last[(kind, str(schema).upper(), int(id_))] = parse_timestamp(str(when))
-    return last
+    return _newest_in_logs(
+        session, "SCHEDULED_AT", job_filter="AND COALESCE(RUN_TRIGGER, 'SCHEDULE') NOT IN ('MANUAL', 'WATCHER')"
+    )
 
 
 def read_last_started(session: DbSession) -> dict[Key, float]:
     """Per job/watcher, when its newest run that actually began began (any trigger; skipped ticks have none)."""
+    return _newest_in_logs(session, "STARTED_AT")
+
+
+def _newest_in_logs(session: DbSession, column: str, job_filter: str = "") -> dict[Key, float]:
+    """Per job/watcher, the newest non-NULL `column` (a timestamp of the run logs) over every registered schema."""
     last: dict[Key, float] = {}
-    for kind, view, column in (("JOB", "ALL_ADM_JOB_LOG", "JOB_ID"), ("WATCHER", "ALL_ADM_WATCHER_LOG", "WATCHER_ID")):
+    for kind, view, id_column, extra in (
+        ("JOB", "ALL_ADM_JOB_LOG", "JOB_ID", job_filter),
+        ("WATCHER", "ALL_ADM_WATCHER_LOG", "WATCHER_ID", ""),
+    ):
         rows = session.fetchall(
-            f"SELECT SCHEMA_NAME, {column}, MAX(STARTED_AT) FROM REDSYS.{view} "  # noqa: S608 - constants
-            f"WHERE STARTED_AT IS NOT NULL GROUP BY SCHEMA_NAME, {column}"
+            f"SELECT SCHEMA_NAME, {id_column}, MAX({column}) FROM REDSYS.{view} "  # noqa: S608 - constants
+            f"WHERE {column} IS NOT NULL {extra} GROUP BY SCHEMA_NAME, {id_column}"
         )
         for schema, id_, when in rows:
             if when:
