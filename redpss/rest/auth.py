@@ -1,0 +1,257 @@
+"""Who is calling the REST API: HTTP Basic credentials checked by a database login, roles from the database.
+
+The API keeps no user list of its own. A client sends HTTP Basic over TLS; the credentials are tried as a login to
+the instance's database, and what the caller may do follows the database roles of that user: READER_ROLE sees,
+OPERATOR_ROLE also changes (toggle, start, suspend, reset). An Exasol DBA manages API users the way it manages every
+other database user (CREATE USER, GRANT REDPSS_OPERATOR TO ...), and a dropped user or changed password takes effect
+within CACHE_SECONDS.
+
+- The roles are read in the caller's own session (EXA_USER_ROLE_PRIVS plus EXA_ROLE_ROLE_PRIVS for roles held
+  through other roles), so the technical user of [rest] needs no dictionary privilege for this.
+- A successful check is cached briefly, keyed by an HMAC-SHA256 of (user, password) under a key made per process:
+  the cache never holds a password, and the key is useless outside this process. Concurrent requests with the same
+  credentials share one login.
+- Failed logins are counted per client address; too many in a window refuse further attempts (TooManyAttempts,
+  with retry_after) without asking the database. Every refusal is one WARNING line naming user, client and reason.
+- The password is never logged and never part of an exception text; database exceptions are not chained.
+
+A database that cannot be reached is not the client's fault: authenticate() then raises
+redpss.core.db.errors.DatabaseUnavailable (an API answers 503), not AuthRefused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections import deque
+
+from redpss.core.config import Config, Secret
+from redpss.core.db.errors import DatabaseAuthError, DatabaseNameMismatch
+from redpss.core.record import Record
+
+os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")  # pyexasol is imported by the logins below
+
+log = logging.getLogger("redpss.rest.auth")
+
+READER_ROLE = "REDPSS_READER"  # may read every resource of the API
+OPERATOR_ROLE = "REDPSS_OPERATOR"  # may also change: toggle, start, suspend/resume, reset
+DBA_ROLE = "DBA"  # Exasol's administrator role holds every privilege; it operates too
+
+CACHE_SECONDS = 30.0  # how long a checked (user, password) is trusted without a new database login
+CACHE_ENTRIES = 1024
+FAILURE_LIMIT = 5  # failed logins per client address within FAILURE_WINDOW before further attempts are refused
+FAILURE_WINDOW = 60.0
+MAX_USER_LENGTH = 128  # Exasol identifiers are at most 128 characters
+LOGIN_TIMEOUT = 10.0
+
+_ROLES_SQL = "SELECT GRANTED_ROLE FROM EXA_USER_ROLE_PRIVS UNION SELECT GRANTED_ROLE FROM EXA_ROLE_ROLE_PRIVS"
+
+
+class Principal(Record):
+    """An authenticated caller: the database user, its roles (direct and indirect) and whether it may change things."""
+
+    user: str
+    roles: frozenset[str]
+    may_operate: bool
+
+
+class AuthRefused(Exception):
+    """The caller is not let in; str() is a reason safe to show to the client (never the password)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TooManyAttempts(AuthRefused):
+    """Too many failed logins from this client address; try again after retry_after seconds."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class NoApiRole(AuthRefused):
+    """The login succeeded but the user holds neither API role: authenticated, yet not permitted (HTTP 403)."""
+
+
+class _FailureCounter:
+    """Failed logins per client address within a sliding window."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, host: str, now: float) -> float:
+        """Seconds until `host` may try again; 0 when it may try now."""
+        times = self._recent(host, now)
+        if len(times) < self.limit:
+            return 0.0
+        return max(times[0] + self.window - now, 0.001)
+
+    def add(self, host: str, now: float) -> None:
+        self._recent(host, now).append(now)
+
+    def _recent(self, host: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(host, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times and len(self._failures) > CACHE_ENTRIES:
+            self._forget_idle(now)
+            times = self._failures.setdefault(host, deque())
+        return times
+
+    def _forget_idle(self, now: float) -> None:
+        for host in [h for h, t in self._failures.items() if not t or t[-1] <= now - self.window]:
+            del self._failures[host]
+
+
+def parse_basic(authorization: str | None) -> tuple[str, str]:
+    """(user, password) from an Authorization header; AuthRefused saying what is wrong (never echoing the value)."""
+    if authorization is None or not authorization.strip():
+        raise AuthRefused("authentication required: send HTTP Basic credentials (database user and password)")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise AuthRefused("only HTTP Basic authentication is accepted (Authorization: Basic base64(user:password))")
+    try:
+        raw = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise AuthRefused("the Basic credentials are not valid base64") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuthRefused("the Basic credentials are not UTF-8 text") from None
+    user, colon, password = text.partition(":")
+    if not colon:
+        raise AuthRefused("the Basic credentials lack the ':' between user and password")
+    if not user:
+        raise AuthRefused("the Basic credentials name no user")
+    if len(user) > MAX_USER_LENGTH or any(ord(c) < 32 or c == "\x7f" for c in user):
+        raise AuthRefused(f"the user name is not a database user name (at most {MAX_USER_LENGTH} printable characters)")
+    if not password:
+        raise AuthRefused("the Basic credentials carry an empty password")
+    return user, password
+
+
+def principal_from_roles(user: str, roles: frozenset[str]) -> Principal:
+    """The Principal of a logged-in user; NoApiRole when none of its roles opens the API."""
+    may_operate = OPERATOR_ROLE in roles or DBA_ROLE in roles
+    if not may_operate and READER_ROLE not in roles:
+        raise NoApiRole(f"user {user} holds neither role {READER_ROLE} nor {OPERATOR_ROLE}")
+    return Principal(user=user, roles=roles, may_operate=may_operate)
+
+
+class Authenticator:
+    """Checks HTTP Basic credentials against the database, with a short cache and per-address failure limits."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        cache_seconds: float = CACHE_SECONDS,
+        failure_limit: int = FAILURE_LIMIT,
+        failure_window: float = FAILURE_WINDOW,
+    ) -> None:
+        self.config = config
+        self.cache_seconds = cache_seconds
+        self._key = secrets.token_bytes(32)  # per process: cache keys mean nothing elsewhere
+        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._pending: dict[bytes, asyncio.Future[Principal]] = {}
+        self._failures = _FailureCounter(failure_limit, failure_window)
+        self.database_logins = 0  # logins made (cache misses), for tests and metrics
+
+    async def authenticate(self, authorization: str | None, client_host: str) -> Principal:
+        """The caller's Principal; AuthRefused (TooManyAttempts, NoApiRole) with a reason safe to show."""
+        try:
+            user, password = parse_basic(authorization)
+        except AuthRefused as refused:
+            self._log_refusal("-", client_host, refused.reason)
+            raise
+        now = time.monotonic()
+        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        wait = self._failures.retry_after(client_host, now)
+        if wait:
+            limited = TooManyAttempts(f"too many failed logins from {client_host}; retry in {wait:.0f} s", wait)
+            self._log_refusal(user, client_host, limited.reason)
+            raise limited
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            principal = await self._login(user, password, client_host)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a lone caller must not leave "exception never retrieved" behind
+            raise
+        else:
+            future.set_result(principal)
+            self._remember(key, principal, time.monotonic())
+            return principal
+        finally:
+            del self._pending[key]
+
+    async def _login(self, user: str, password: str, client_host: str) -> Principal:
+        self.database_logins += 1
+        try:
+            roles = await asyncio.to_thread(self._roles_by_login, user, password)
+        except DatabaseAuthError as exc:
+            self._failures.add(client_host, time.monotonic())
+            reason = "the database refused the login (wrong user or password)"
+            if isinstance(exc, DatabaseNameMismatch):
+                reason = "the database reached is not the instance's database"
+            self._log_refusal(user, client_host, reason)
+            raise AuthRefused(reason) from None
+        try:
+            return principal_from_roles(user, roles)
+        except NoApiRole as refused:
+            self._log_refusal(user, client_host, refused.reason)
+            raise
+
+    def _roles_by_login(self, user: str, password: str) -> frozenset[str]:
+        """Log in as the caller (blocking: runs in a thread) and read its roles, direct and indirect."""
+        from redpss.core.db.session import DbSession  # noqa: PLC0415 - pyexasol only when a login is needed
+        from redpss.core.db.settings import DbSettings  # noqa: PLC0415
+
+        settings = DbSettings.from_config(
+            self.config,
+            user=user,
+            password=Secret(password),
+            client_name="RED-PSS REST",
+            connection_timeout=LOGIN_TIMEOUT,
+            socket_timeout=LOGIN_TIMEOUT,
+        )
+        session = DbSession(settings)
+        try:
+            rows = session.fetchall(_ROLES_SQL)
+        finally:
+            session.close()
+        return frozenset(str(row[0]) for row in rows if row[0] is not None)
+
+    def _remember(self, key: bytes, principal: Principal, now: float) -> None:
+        if len(self._cache) >= CACHE_ENTRIES:
+            for old in [k for k, (until, _) in self._cache.items() if until <= now] or list(self._cache)[:1]:
+                del self._cache[old]
+        self._cache[key] = (now + self.cache_seconds, principal)
+
+    @staticmethod
+    def _log_refusal(user: str, client_host: str, reason: str) -> None:
+        log.warning(
+            "REST login refused: user %s from %s: %s",
+            user,
+            client_host,
+            reason,
+            extra={"REST_USER": user, "CLIENT": client_host},
+        )
