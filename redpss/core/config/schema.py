@@ -73,6 +73,19 @@ class RedctlSettings(Record):
     sendmail_smtp_pass: Secret = setting(SECRET, Secret(""), "SASL auth password")
     sendmail_smtp_from: str = setting(TEXT, "redsys@localhost", "sender mail address")
     sendmail_smtp_encr: str = setting(SMTP_ENCRYPTION, "STARTTLS", "transport encryption: STARTTLS, TLS, PLAIN")
+    sendmail_smtp_ca_file: str = setting(
+        TEXT, "", "CA bundle that verifies the relay's certificate (empty: the system's trusted CAs)"
+    )
+    sendmail_smtp_verify: bool = setting(
+        BOOLEAN, True, "verify the relay's certificate and host name: true/false (false is logged at WARNING)"
+    )
+    sendmail_retry_delay: float = setting(
+        SECONDS, 30.0, "seconds before the first retry of a mail the relay did not take (doubling, see below)"
+    )
+    sendmail_retry_max_delay: float = setting(SECONDS, 1800.0, "longest wait between two tries of one mail")
+    sendmail_alert_age: float = setting(
+        SECONDS, 14400.0, "a mail neither sent nor dead after this many seconds raises one ALERT"
+    )
     sendfile_host: str = setting(HOST, "127.0.0.1", "interface for the internal service")
     sendfile_port: int = setting(PORT, 7405, "port for the internal service")
     dbls_host: str = setting(HOST, "127.0.0.1", "interface for the internal service")
