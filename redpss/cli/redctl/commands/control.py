@@ -9,8 +9,9 @@ import time
 from typing import Any
 
 from redpss.cli.common import add_json_argument, print_json, print_table
-from redpss.cli.redctl.clients import Instance, NotRunning
+from redpss.cli.redctl.clients import Instance
 from redpss.cli.redctl.display import display_text
+from redpss.ops import control
 
 CLEAR_SCREEN = "\033[H\033[2J"
 
@@ -32,27 +33,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def reload(args: argparse.Namespace) -> int:
-    instance = Instance.from_args(args)
-    with instance.jmon() as jmon:
-        reply = jmon.request("reload")
+    outcome = control.reload(Instance.from_args(args))
     print(
-        f"reloaded {reply.get('definitions')} definition(s); interval/cron changes applied"
-        + (f"; {reply['invalid']} invalid definition(s), see the log" if reply.get("invalid") else "")
+        f"reloaded {outcome.definitions} definition(s); interval/cron changes applied"
+        + (f"; {outcome.invalid} invalid definition(s), see the log" if outcome.invalid else "")
     )
     return 0
 
 
 def _suspend(args: argparse.Namespace, suspend: bool) -> int:
     instance = Instance.from_args(args)
-    marker = instance.paths.suspend_marker
-    try:
-        with instance.jmon() as jmon:
-            jmon.request("suspend" if suspend else "resume")
-    except NotRunning:
-        if suspend:
-            marker.touch(exist_ok=True)
-        else:
-            marker.unlink(missing_ok=True)
+    control.set_suspended(instance, suspend)
     if suspend:
         print(f"{instance.paths.redenv} suspended: no new runs start, running ones finish (until `redctl resume`)")
     else:
@@ -72,11 +63,6 @@ def _when(epoch: Any) -> str:
     if not epoch:
         return "-"
     return dt.datetime.fromtimestamp(float(epoch)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def snapshot(instance: Instance) -> dict[str, Any]:
-    with instance.jmon() as jmon:
-        return jmon.request("show")
 
 
 def render(instance: Instance, data: dict[str, Any]) -> None:
@@ -143,7 +129,7 @@ def render(instance: Instance, data: dict[str, Any]) -> None:
 
 def show(args: argparse.Namespace) -> int:
     instance = Instance.from_args(args)
-    data = snapshot(instance)
+    data = control.show(instance)
     if args.json:
         print_json(data)
     else:
@@ -156,7 +142,7 @@ def watch(args: argparse.Namespace) -> int:
     shown = 0
     try:
         while True:
-            data = snapshot(instance)
+            data = control.show(instance)
             if sys.stdout.isatty():
                 sys.stdout.write(CLEAR_SCREEN)
             print(f"every {args.interval:.0f} s, Ctrl+C to stop -- {dt.datetime.now():%H:%M:%S}")

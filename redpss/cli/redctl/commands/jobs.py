@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+from collections.abc import Callable
 from typing import Any
 
 from redpss.cli.common import add_json_argument, print_json, print_table
 from redpss.cli.redctl.clients import Instance
 from redpss.cli.redctl.display import display_text
-from redpss.cli.redctl.keys import resolve
 from redpss.core.errors import UsageError
-
-JOB_LIST = (
-    "SELECT SCHEMA_NAME, JOB_ID, JOB_NAME, POOL, JOB_TYPE, ACTIVE, INTERVAL_SECONDS, CRON_EXPR, TIMEOUT_SECONDS, "
-    "OVERLAP_POLICY, MISSED_POLICY FROM REDSYS.ALL_ADM_JOBS ORDER BY SCHEMA_NAME, JOB_ID"
-)
-WATCHER_LIST = (
-    "SELECT SCHEMA_NAME, WATCHER_ID, WATCHER_NAME, CONDITION_TYPE, TARGET_JOB_ID, ACTIVE, INTERVAL_SECONDS, "
-    "CRON_EXPR FROM REDSYS.ALL_ADM_WATCHER ORDER BY SCHEMA_NAME, WATCHER_ID"
-)
-ERROR_LIST = (
-    "SELECT e.SCHEMA_NAME, e.WATCHER_ID, w.WATCHER_NAME, e.ERROR_AT, e.RUN_ID, e.ERROR_MESSAGE "
-    "FROM REDSYS.ALL_ADM_WATCHER_EXEC_ERROR e LEFT JOIN REDSYS.ALL_ADM_WATCHER w "
-    "ON w.SCHEMA_NAME = e.SCHEMA_NAME AND w.WATCHER_ID = e.WATCHER_ID "
-    "WHERE e.RESET_AT IS NULL ORDER BY e.ERROR_AT"
-)
+from redpss.ops import jobs
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,13 +42,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=reset_errors)
 
 
-def _listing(args: argparse.Namespace, sql: str, columns: tuple[str, ...]) -> int:
-    instance = Instance.from_args(args)
-    session = instance.db()
-    try:
-        rows = session.fetch_dicts(sql)
-    finally:
-        session.close()
+def _listing(
+    args: argparse.Namespace, rows_of: Callable[[Instance], list[dict[str, Any]]], columns: tuple[str, ...]
+) -> int:
+    rows = rows_of(Instance.from_args(args))
     if args.json:
         print_json(rows)
     else:
@@ -81,7 +64,7 @@ def _shown(value: Any) -> Any:
 def list_jobs(args: argparse.Namespace) -> int:
     return _listing(
         args,
-        JOB_LIST,
+        jobs.list_jobs,
         (
             "schema_name",
             "job_id",
@@ -99,7 +82,7 @@ def list_jobs(args: argparse.Namespace) -> int:
 def list_watchers(args: argparse.Namespace) -> int:
     return _listing(
         args,
-        WATCHER_LIST,
+        jobs.list_watchers,
         (
             "schema_name",
             "watcher_id",
@@ -114,27 +97,13 @@ def list_watchers(args: argparse.Namespace) -> int:
 
 
 def list_errors(args: argparse.Namespace) -> int:
-    return _listing(args, ERROR_LIST, ("schema_name", "watcher_id", "watcher_name", "error_at", "error_message"))
+    return _listing(args, jobs.list_errors, ("schema_name", "watcher_id", "watcher_name", "error_at", "error_message"))
 
 
 def _toggle(args: argparse.Namespace, kind: str, text: str) -> int:
-    instance = Instance.from_args(args)
-    session = instance.db()
-    try:
-        schema, id_, name = resolve(session, kind, text)
-        table, column = ("ADM_JOBS", "JOB_ID") if kind == "JOB" else ("ADM_WATCHER", "WATCHER_ID")
-        session.execute(
-            f"UPDATE {schema}.{table} SET ACTIVE = NOT ACTIVE, CHANGED_AT = CURRENT_TIMESTAMP "  # noqa: S608
-            f"WHERE {column} = {{id!d}}",
-            {"id": id_},
-        )
-        active = session.fetchall(f"SELECT ACTIVE FROM {schema}.{table} WHERE {column} = {{id!d}}", {"id": id_})  # noqa: S608
-        session.commit()
-    finally:
-        session.close()
-    state = "active" if active and active[0][0] else "inactive"
-    note = instance.tell_jmon("poll")
-    print(f"{kind.lower()} {schema}.{id_} ({name}) is now {state}{note}")
+    outcome = jobs.toggle(Instance.from_args(args), kind, text)
+    state = "active" if outcome.active else "inactive"
+    print(f"{kind.lower()} {outcome.schema}.{outcome.id} ({outcome.name}) is now {state}{outcome.note}")
     return 0
 
 
@@ -146,63 +115,28 @@ def toggle_watcher(args: argparse.Namespace) -> int:
     return _toggle(args, "WATCHER", args.watcher)
 
 
-def _start(args: argparse.Namespace, op: str) -> int:
-    instance = Instance.from_args(args)
-    session = instance.db()
-    try:
-        schema, id_, name = resolve(session, "JOB", args.job)
-    finally:
-        session.close()
-    with instance.jmon() as jmon:
-        by = f"redctl ({getpass.getuser()})"
-        reply = jmon.request(op, kind="JOB", schema=schema, id=id_, force=args.force, by=by)
-    forced = " despite the suspended instance (--force)" if args.force and reply.get("suspended") else ""
+def _start(args: argparse.Namespace, scheduled_only: bool) -> int:
+    by = f"redctl ({getpass.getuser()})"
+    started = jobs.start(Instance.from_args(args), args.job, by=by, force=args.force, scheduled_only=scheduled_only)
+    forced = " despite the suspended instance (--force)" if started.forced else ""
     print(
-        f"job {schema}.{id_} ({display_text(name)}) started as run {reply.get('run_id')} "
-        f"({reply.get('state', 'submitted')}){forced}"
+        f"job {started.schema}.{started.id} ({display_text(started.name)}) started as run {started.run_id} "
+        f"({started.state}){forced}"
     )
     return 0
 
 
 def start_db_job(args: argparse.Namespace) -> int:
-    return _start(args, "start_db_job")
+    return _start(args, scheduled_only=False)
 
 
 def start_job(args: argparse.Namespace) -> int:
-    return _start(args, "start_job")
+    return _start(args, scheduled_only=True)
 
 
 def reset_errors(args: argparse.Namespace) -> int:
     if bool(args.watcher) == bool(args.all):
-        raise_usage("name one watcher (SCHEMA.ID or ID) or give --all")
-    instance = Instance.from_args(args)
-    session = instance.db()
-    user = getpass.getuser()
-    try:
-        if args.all:
-            targets = [
-                (str(r[0]), int(r[1]))
-                for r in session.fetchall(
-                    "SELECT DISTINCT SCHEMA_NAME, WATCHER_ID FROM REDSYS.ALL_ADM_WATCHER_EXEC_ERROR "
-                    "WHERE RESET_AT IS NULL"
-                )
-            ]
-        else:
-            schema, id_, _ = resolve(session, "WATCHER", args.watcher)
-            targets = [(schema, id_)]
-        for schema, id_ in targets:
-            session.execute(
-                f"UPDATE {schema}.ADM_WATCHER_EXEC_ERROR SET RESET_AT = CURRENT_TIMESTAMP, RESET_BY = {{user}} "  # noqa: S608
-                "WHERE WATCHER_ID = {id!d} AND RESET_AT IS NULL",
-                {"user": user, "id": id_},
-            )
-        session.commit()
-    finally:
-        session.close()
-    note = instance.tell_jmon("we_reset")
-    print(f"reset the executor error of {len(targets)} watcher(s){note}")
+        raise UsageError("name one watcher (SCHEMA.ID or ID) or give --all")
+    outcome = jobs.reset_errors(Instance.from_args(args), None if args.all else args.watcher, by=getpass.getuser())
+    print(f"reset the executor error of {len(outcome.watchers)} watcher(s){outcome.note}")
     return 0
-
-
-def raise_usage(message: str) -> None:
-    raise UsageError(message)

@@ -12,12 +12,12 @@ import argparse
 from redpss.cli import systemctl
 from redpss.cli.common import add_json_argument, instance_paths, print_json
 from redpss.cli.redctl.clients import Instance
-from redpss.cli.redctl.probe import probe_instance
 from redpss.cli.redsysctl.instances import ensure_unit_link
 from redpss.core.errors import RedpssError
 from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths
 from redpss.core.services import SERVICES, enabled_services, instance_target, journal_command
+from redpss.ops.probe import probe_instance
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

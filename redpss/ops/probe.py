@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redpss.cli.redctl.clients import Instance, NotRunning
 from redpss.core.net import tcp_reachable
 from redpss.core.record import Record
 from redpss.core.services import Address, ServiceSpec, enabled_services
+from redpss.ops.instance import Instance, NotRunning
 
 TCP_PROBE_TIMEOUT = 2.0
 PING_TIMEOUT = 5.0  # a daemon that takes longer to answer a ping is reported as not answering

@@ -1,4 +1,4 @@
-"""Naming a job or watcher on the command line: `APP1.17`, or `17` when only one schema has that id."""
+"""Naming a job or watcher: `APP1.17`, or `17` when only one schema has that id (command line, API, mail)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     from redpss.core.db import DbSession
 
 _KEY = re.compile(r"(?:(?P<schema>[A-Za-z][A-Za-z0-9_]*)\.)?(?P<id>\d+)")
+
+
+class UnknownObject(UsageError):
+    """The job or watcher named does not exist (the API answers 404)."""
+
+
 VIEWS = {
     "JOB": ("REDSYS.ALL_ADM_JOBS", "JOB_ID", "JOB_NAME"),
     "WATCHER": ("REDSYS.ALL_ADM_WATCHER", "WATCHER_ID", "WATCHER_NAME"),
@@ -31,7 +37,7 @@ def resolve(session: DbSession, kind: str, text: str) -> tuple[str, int, str]:
     if match["schema"]:
         rows = [r for r in rows if str(r[0]).upper() == match["schema"].upper()]
     if not rows:
-        raise UsageError(
+        raise UnknownObject(
             f"no {noun} {text} in any registered schema (see redctl list_db_{'jobs' if kind == 'JOB' else 'watcher'})"
         )
     if len(rows) > 1:
