@@ -1,7 +1,8 @@
 """The statements devdb reads itself because sqlglot does not parse them (or would change their meaning).
 
-COMMIT/ROLLBACK, OPEN/CLOSE SCHEMA, EXECUTE SCRIPT, IMPORT/EXPORT ... CSV, CREATE/DROP CONNECTION, plus clear
-refusals for CREATE SCRIPT and ALTER SESSION. `parse_command` returns None for every other statement, which then
+COMMIT/ROLLBACK, OPEN/CLOSE SCHEMA, EXECUTE SCRIPT, IMPORT/EXPORT ... CSV, CREATE/DROP CONNECTION, CREATE/DROP
+SCRIPT (udf_parse.py, read before tokenizing: a script's body is not SQL), plus clear refusals for CREATE FUNCTION
+and ALTER SESSION. `parse_command` returns None for every other statement, which then
 goes through translate.py.
 """
 
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlglot.tokenizer_core import TokenType
 
+from redpss.devdb import users
 from redpss.devdb.errors import DevDbError, Unsupported
 from redpss.devdb.tokens import TokenCursor
+from redpss.devdb.udf_parse import CreateScript, DropScript, parse_script_statement
 
 if TYPE_CHECKING:
     from redpss.devdb.database import SessionDirectory
@@ -148,12 +151,18 @@ Command = (
     | DropConnection
     | Import
     | Export
+    | CreateScript
+    | DropScript
+    | users.UserCommand
 )
 _T = TypeVar("_T")
 _ROW_SEPARATORS = ("LF", "CRLF", "CR")
 
 
 def parse_command(sql: str) -> Command | None:  # noqa: PLR0911, PLR0912 - one return per statement kind
+    script = parse_script_statement(sql)
+    if script is not None:
+        return script
     cursor = TokenCursor(sql)
     if cursor.at_end():
         return None
@@ -179,6 +188,9 @@ def parse_command(sql: str) -> Command | None:  # noqa: PLR0911, PLR0912 - one r
         return _import(cursor)
     if cursor.accept("EXPORT"):
         return _export(cursor)
+    user_command = users.parse(cursor)  # CREATE/ALTER/DROP USER, CREATE/DROP ROLE, GRANT, REVOKE
+    if user_command is not None:
+        return user_command
     if cursor.peek_word() == "CREATE":
         return _create(cursor)
     if cursor.accept("DROP", "CONNECTION"):
@@ -228,10 +240,10 @@ def _create(cursor: TokenCursor) -> Command | None:
             password = cursor.expect_string("the password")
         return _end(cursor, CreateConnection(name, address, user, password, replace))
     words = [cursor.peek_word(i) for i in range(4)]
-    if "SCRIPT" in words or "FUNCTION" in words:
+    if "FUNCTION" in words:
         raise Unsupported(
-            "CREATE SCRIPT / CREATE FUNCTION (script bodies are never run)",
-            "register a Python stand-in with redpss.devdb.scripts.register_script and call it with EXECUTE SCRIPT",
+            "CREATE FUNCTION (function bodies are never run)",
+            "write a PYTHON3 SCALAR SCRIPT, or register a Python stand-in with redpss.devdb.scripts.register_script",
         )
     return None
 

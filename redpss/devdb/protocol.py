@@ -159,7 +159,8 @@ class ClientConnection:
             )
         if wait and self._dropped.wait(wait):
             return None
-        if not self._authenticated(credentials):
+        user = self._authenticated(credentials)
+        if user is None:
             if not self.server.login_throttle.throttled(self.address):
                 self.server.refusals.warning(
                     "devdb: login refused for user %s from %s", _shown(credentials.get("username")), self.peer
@@ -168,7 +169,7 @@ class ClientConnection:
             self._send(_error(AuthFailed()))
             return None
         self.server.login_throttle.succeeded(self.address)
-        session = self.server.new_session(self, str(credentials.get("username")).upper())
+        session = self.server.new_session(self, user)
         try:
             session.set_attributes(dict(attributes))
         except (ValueError, TypeError) as exc:
@@ -200,12 +201,13 @@ class ClientConnection:
         self._compressed = bool(credentials.get("useCompression"))
         return session
 
-    def _authenticated(self, credentials: dict[str, Any]) -> bool:
+    def _authenticated(self, credentials: dict[str, Any]) -> str | None:
+        """The session's user name, or None for a wrong user or password."""
         user = str(credentials.get("username") or "")
         try:
             password = self.server.login_key.decrypt(base64.b64decode(str(credentials.get("password") or ""))).decode()
         except (ValueError, UnicodeDecodeError):
-            return False
+            return None
         return self.server.check_credentials(user, password)
 
     # ---------------------------------------------------------------- commands

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hmac
 import itertools
 import logging
 import random
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redpss.core.net import explain_bind_error
-from redpss.devdb import tls
+from redpss.devdb import tls, users
 from redpss.devdb.database import Database, SessionHandle
 from redpss.devdb.limits import LOGIN_TIMEOUT, MAX_UNAUTHENTICATED, Admission, LoginThrottle, RateLimitedLog
 from redpss.devdb.protocol import ClientConnection
@@ -76,6 +75,7 @@ class DevDbServer:
         self.login_throttle = LoginThrottle(log)
         self.refusals = RateLimitedLog(log)  # connections closed before login, one line per interval
         self._connection_ids = itertools.count(1)
+        self.logins = 0  # accepted logins (tests observe how often a client logged in)
         self.port = settings.port
         self.host_ip = settings.host
 
@@ -93,6 +93,7 @@ class DevDbServer:
         """Open the database and listen; returns once connections are accepted (port 0 picks a free port)."""
         self._stopping.clear()
         self.database = Database(self.settings.data_dir)
+        users.set_admin(self.database.cursor(), self.settings.user)
         self.transfers = Transfers(self.database.tmp_dir)
         self.transfers.tunnels.unused_timeout = self.settings.tunnel_unused_timeout
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -169,15 +170,22 @@ class DevDbServer:
             return sum(1 for client in self._clients if client.session is not None)
 
     # ---------------------------------------------------------------- sessions
-    def check_credentials(self, user: str, password: str) -> bool:
-        expected_user = self.settings.user.upper()
-        same_user = hmac.compare_digest(user.upper().encode(), expected_user.encode())
-        same_password = hmac.compare_digest(password.encode(), self.settings.password.encode())
-        return same_user and same_password
+    def check_credentials(self, user: str, password: str) -> str | None:
+        """The session's user name when user/password may log in (the administrator or a created user), else None."""
+        assert self.database is not None
+        cursor = self.database.cursor()
+        try:
+            name = users.login_user(cursor, self.settings.user, self.settings.password, user, password)
+        finally:
+            cursor.close()
+        if name is not None:
+            self.logins += 1
+        return name
 
     def new_session(self, client: ClientConnection, user: str) -> Session:
         assert self.database is not None
         session = Session(next(self._session_ids), user, self.database, self.transfers)
+        users.bind_session(session.cursor, user)
         self.database.sessions.add(session.id, SessionHandle(user, client.drop, session.cancel))  # for KILL
         return session
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from redpss.devdb import catalog, commands, errors, names
+from redpss.devdb import catalog, commands, errors, names, users
 from redpss.devdb.errors import DevDbError, QueryAborted, QueryTimeout, Unsupported
 from redpss.devdb.results import INLINE_ROWS, ResultSet, open_stream
 from redpss.devdb.scripts import find_script
@@ -203,6 +203,8 @@ class Session:
             return _row_count(self._write(lambda: self._drop_connection(command)))
         if isinstance(command, commands.Import):
             return _row_count(self._write(lambda: self.transfers.run_import(self, command)))
+        if isinstance(command, users.UserCommand):
+            return _row_count(self._write(lambda: users.run(self.cursor, self.user, command)))
         self._read_txn()
         return _row_count(self.transfers.run_export(self, command))
 

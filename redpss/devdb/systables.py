@@ -3,7 +3,8 @@
 pyexasol's DB-API driver reads EXA_PARAMETERS before every statement, `meta` reads EXA_SCHEMAS, EXA_ALL_TABLES,
 EXA_ALL_COLUMNS, EXA_ALL_VIEWS and EXA_SQL_KEYWORDS. The views carry the columns Exasol documents; tables and views
 come from DuckDB's catalog, column types from the shadow catalog (catalog.py), so every answer is current. devdb
-has one user with every privilege, so the EXA_ALL_*, EXA_USER_* and EXA_DBA_* variants show the same rows.
+checks no privileges on data, so the EXA_ALL_*, EXA_USER_* and EXA_DBA_* variants show the same rows, except for
+users, roles and grants (users.py), whose EXA_USER_* views show the rows of the session's user.
 Unqualified EXA_* names resolve to SYS (translate.py), as in Exasol. EXA_*_SESSIONS list the live sessions (id,
 user, login time; the other columns are NULL) from an in-memory table database.SessionDirectory keeps.
 """
@@ -14,6 +15,8 @@ user, login time; the other columns are NULL) from an in-memory table database.S
 from __future__ import annotations
 
 from typing import Any
+
+from redpss.devdb import users
 
 SYSTEM_SCHEMA = "SYS"
 LIVE_DATABASE = "redpss_devdb_live"  # in memory, attached at start: what is not data (sessions)
@@ -122,10 +125,6 @@ SELECT schema_name AS SCHEMA_NAME, '{OWNER}' AS SCHEMA_OWNER, CAST(NULL AS INTEG
 FROM duckdb_schemas() WHERE NOT internal AND database_name = current_database()
   AND schema_name NOT IN {_INTERNAL_SCHEMAS} AND schema_name <> 'main'
 """
-_USERS = (
-    "SELECT '{user}' AS USER_NAME, CAST(TIMESTAMP '2000-01-01 00:00:00' AS TIMESTAMP) AS CREATED, "
-    "'MEDIUM' AS USER_CONSUMER_GROUP, CAST(NULL AS VARCHAR) AS USER_COMMENT"
-)
 _OBJECT_ROWS = f"""
 SELECT object_name AS OBJECT_NAME, object_type AS OBJECT_TYPE, schema_name AS ROOT_NAME, 'SCHEMA' AS ROOT_TYPE,
   comment AS OBJECT_COMMENT FROM ({_OBJECTS})
@@ -148,11 +147,6 @@ SELECT CAST(SESSION_ID AS DECIMAL(20,0)) AS SESSION_ID, USER_NAME, CAST(NULL AS 
   'MEDIUM' AS PRIORITY, FALSE AS NICE, CAST(NULL AS VARCHAR) AS RESOURCES, CAST(NULL AS VARCHAR) AS SQL_TEXT
 FROM {LIVE_SESSIONS}
 """
-_ROLES = (
-    "SELECT * FROM (VALUES ('PUBLIC', TIMESTAMP '2000-01-01 00:00:00', NULL, NULL), "
-    "('DBA', TIMESTAMP '2000-01-01 00:00:00', NULL, NULL)) "
-    "AS r(ROLE_NAME, CREATED, ROLE_CONSUMER_GROUP, ROLE_COMMENT)"
-)
 
 
 def _values(rows: tuple[tuple[str, ...], ...], columns: str) -> str:
@@ -164,7 +158,7 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _definitions(user: str) -> dict[str, str]:
+def _definitions() -> dict[str, str]:
     views: dict[str, str] = {
         "EXA_SYSCAT": (
             "SELECT schema_name AS SCHEMA_NAME, view_name AS OBJECT_NAME, 'SYSTEM TABLE' AS OBJECT_TYPE, "
@@ -183,22 +177,22 @@ def _definitions(user: str) -> dict[str, str]:
         views[f"EXA_{family}_TABLES"] = _TABLES
         views[f"EXA_{family}_COLUMNS"] = _COLUMNS
         views[f"EXA_{family}_VIEWS"] = _VIEWS
-        views[f"EXA_{family}_USERS"] = _USERS.format(user=user.replace("'", "''"))
-        views[f"EXA_{family}_ROLES"] = _ROLES
         views[f"EXA_{family}_SESSIONS"] = _SESSIONS
         views[f"EXA_{family}_OBJECTS"] = _OBJECTS_VIEW
+    views.update(users.system_views())  # users, roles, grants (users.py)
     return views
 
 
-SYSTEM_TABLES = frozenset(_definitions("SYS"))
+SYSTEM_TABLES = frozenset(_definitions())
 
 
-def setup(cursor: Any, user: str = "SYS") -> None:
+def setup(cursor: Any) -> None:
     """Create (or refresh) the SYS views; run at every start so a newer devdb brings its definitions."""
     cursor.execute(f"ATTACH IF NOT EXISTS ':memory:' AS \"{LIVE_DATABASE}\"")
+    users.setup(cursor)  # the tables the user and role views read
     cursor.execute(
         f"CREATE TABLE IF NOT EXISTS {LIVE_SESSIONS} (SESSION_ID HUGEINT, USER_NAME VARCHAR, LOGIN_TIME TIMESTAMP)"
     )
     cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{SYSTEM_SCHEMA}"')
-    for name, sql in _definitions(user).items():
+    for name, sql in _definitions().items():
         cursor.execute(f'CREATE OR REPLACE VIEW "{SYSTEM_SCHEMA}"."{name}" AS {sql}')
