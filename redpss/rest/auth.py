@@ -33,6 +33,7 @@ import time
 from collections import deque
 
 from redpss.core.config import Config, Secret
+from redpss.core.db.contract import API_OPERATOR_ROLE, API_READER_ROLE
 from redpss.core.db.errors import DatabaseAuthError, DatabaseNameMismatch
 from redpss.core.record import Record
 
@@ -40,8 +41,8 @@ os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")  # pyexasol is imported b
 
 log = logging.getLogger("redpss.rest.auth")
 
-READER_ROLE = "REDPSS_READER"  # may read every resource of the API
-OPERATOR_ROLE = "REDPSS_OPERATOR"  # may also change: toggle, start, suspend/resume, reset
+READER_ROLE = API_READER_ROLE  # may read every resource of the API (db_install creates both roles)
+OPERATOR_ROLE = API_OPERATOR_ROLE  # may also change: toggle, start, suspend/resume, reset
 DBA_ROLE = "DBA"  # Exasol's administrator role holds every privilege; it operates too
 
 CACHE_SECONDS = 30.0  # how long a checked (user, password) is trusted without a new database login

@@ -44,6 +44,10 @@ UNION_VIEWS = {
 }
 # CONNECTION object -> the service (services registry) whose port it names; the UDFs read these by name.
 SERVICE_CONNECTIONS = {"REDSYS_DBLS": "dbls", "REDSYS_JEXEC": "jexec"}
+# The database roles of the REST API's users (redpss.rest.auth): a reader sees, an operator also changes. Both may
+# log in (CREATE SESSION); the operator holds the reader role too, so a DBA grants one role per API user.
+API_READER_ROLE = "REDPSS_READER"
+API_OPERATOR_ROLE = "REDPSS_OPERATOR"
 
 
 class ContractError(DatabaseError):
@@ -89,6 +93,7 @@ class InstallReport:
     registered: list[str] = field(default_factory=list)
     schemas: list[str] = field(default_factory=list)
     connections: list[str] = field(default_factory=list)  # "REDSYS_DBLS to 10.1.2.3:7402"
+    roles: list[str] = field(default_factory=list)  # roles this run created (none when they existed)
 
     def summary(self) -> str:
         if not self.applied and not self.registered:
@@ -98,6 +103,7 @@ class InstallReport:
             lines += [f"registered schema {name}" for name in self.registered]
             lines.append(f"application schemas: {', '.join(self.schemas)}")
         lines += [f"connection {name}" for name in self.connections]
+        lines += [f"created role {name}" for name in self.roles]
         return "\n".join(lines)
 
 
@@ -195,6 +201,7 @@ def install(
     for connection in connections:
         _create_connection(session, connection)
         report.connections.append(f"{connection.name} to {connection.address}")
+    report.roles = _create_api_roles(session)
     session.commit()
     log.info("REDSYS contract: %s", report.summary().replace("\n", "; "))
     return report
@@ -241,6 +248,26 @@ def _create_connection(session: DbSession, connection: ServiceConnection) -> Non
             f"creating CONNECTION {connection.name} to {connection.address} failed: {reason} "
             "(check that the database user has the CREATE CONNECTION system privilege)"
         ) from None
+
+
+def _create_api_roles(session: DbSession) -> list[str]:
+    """Create the REST API's roles where missing (Exasol has no CREATE ROLE IF NOT EXISTS) and grant what they
+    need; the grants are repeated on every run, which Exasol accepts, so a role damaged by hand is repaired."""
+    names = (API_READER_ROLE, API_OPERATOR_ROLE)
+    existing = {str(row[0]) for row in session.fetchall("SELECT ROLE_NAME FROM EXA_ALL_ROLES")}
+    created = [name for name in names if name not in existing]
+    try:
+        for name in created:
+            session.execute(f"CREATE ROLE {name}")
+        session.execute(f"GRANT CREATE SESSION TO {API_READER_ROLE}, {API_OPERATOR_ROLE}")
+        session.execute(f"GRANT {API_READER_ROLE} TO {API_OPERATOR_ROLE}")
+    except DatabaseQueryError as exc:
+        raise ContractError(
+            f"creating the REST API roles {API_READER_ROLE} and {API_OPERATOR_ROLE} failed: {exc} "
+            "(check that the database user has the CREATE ROLE, GRANT ANY ROLE and GRANT ANY PRIVILEGE system "
+            "privileges, or create the roles as a DBA)"
+        ) from None
+    return created
 
 
 def _literal(value: str) -> str:
