@@ -68,6 +68,8 @@ def run_rows(request: RunRequest, result: RunResult, target_run_id: str | None =
             "RUN_TRIGGER": request.trigger,
             "ATTEMPT": request.attempt,
         }
+        if "rows_loaded" in result.extra:  # LOAD jobs only: other rows leave the column out (NULL)
+            values["ROWS_LOADED"] = result.extra["rows_loaded"]
         return [LogRow(request.schema, "ADM_JOB_LOG", values)]
     rows = [
         LogRow(

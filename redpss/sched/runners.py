@@ -1,7 +1,8 @@
 """How a worker carries out one run: the job types and the watcher conditions.
 
-LOAD and ACTION jobs are carried out by handlers that the file-ingest and JEXEC parts register in HANDLERS; until
-one is registered, such a job fails with a message saying what is missing, never silently.
+LOAD and ACTION jobs are carried out by handlers registered in HANDLERS (sched.load, JEXEC's client). A handler
+returns the run's message, or an Outcome when the run's log row carries more (a LOAD job's ROWS_LOADED); an exception
+it raises fails the run, and one with an `extra` dict still hands those fields to the log row.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from redpss.core.db import DatabaseError, DatabaseQueryError, DbSession
 from redpss.core.db import errors as db_errors
@@ -20,7 +22,15 @@ from redpss.sched.runs import FAILED, OK, TIMEOUT, RunRequest, RunResult
 
 log = logging.getLogger("redpss.sched.runners")
 
-Handler = Callable[[RunRequest, DbSession, InstancePaths], str]
+
+class Outcome(NamedTuple):
+    """A handler's success: the run's message and fields for its result's `extra` (e.g. rows_loaded)."""
+
+    message: str
+    extra: dict[str, Any]
+
+
+Handler = Callable[[RunRequest, DbSession, InstancePaths], str | Outcome]
 # job type -> handler returning the success message; raises on failure
 HANDLERS: dict[str, Handler] = {}
 
@@ -33,6 +43,19 @@ def _run_action(request: RunRequest, session: DbSession, paths: InstancePaths) -
 
 
 HANDLERS["ACTION"] = _run_action
+
+
+def _run_load(request: RunRequest, session: DbSession, paths: InstancePaths) -> Outcome:
+    """LOAD jobs (CSVSRV's loads) import files through CFISRV; see sched.load."""
+    from redpss.sched.load import load_files, parse_command  # noqa: PLC0415 - only LOAD workers load it
+
+    command = parse_command(request.command)  # a bad COMMAND fails before the database is asked anything
+    _set_timeout(session, request.timeout)
+    report = load_files(request, command, session, paths)
+    return Outcome(report.message, {"rows_loaded": report.rows})
+
+
+HANDLERS["LOAD"] = _run_load
 
 
 def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worker: str) -> RunResult:
@@ -51,17 +74,20 @@ def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worke
             return result(FAILED, str(exc), exec_error=True)
         return result(OK, "condition holds" if met else "condition does not hold", condition_met=met)
     try:
-        message = _run_job(request, session, paths)
+        outcome = _run_job(request, session, paths)
     except (DatabaseQueryError, TimedOut) as exc:  # TimedOut: a handler's work ended at the run's timeout (JEXEC)
         timed_out = isinstance(exc, TimedOut) or (isinstance(exc, DatabaseQueryError) and exc.timeout)
         return result(TIMEOUT if timed_out else FAILED, str(exc))
     except (DatabaseError, OSError, ValueError, LookupError) as exc:
         # a SQL job that lost its connection during COMMIT may have committed: SCHED asks its commit marker
-        return result(FAILED, str(exc), extra={"commit": UNKNOWN} if isinstance(exc, CommitUnknown) else {})
-    return result(OK, message)
+        extra = {"commit": UNKNOWN} if isinstance(exc, CommitUnknown) else dict(getattr(exc, "extra", None) or {})
+        return result(FAILED, str(exc), extra=extra)
+    if not isinstance(outcome, Outcome):
+        outcome = Outcome(outcome, {})
+    return result(OK, outcome.message, extra=outcome.extra)
 
 
-def _run_job(request: RunRequest, session: DbSession, paths: InstancePaths) -> str:
+def _run_job(request: RunRequest, session: DbSession, paths: InstancePaths) -> str | Outcome:
     if request.job_type == "NOOP":
         return "no-op"
     if request.job_type == "SQL":
@@ -70,7 +96,7 @@ def _run_job(request: RunRequest, session: DbSession, paths: InstancePaths) -> s
         return f"{rows} row(s)"
     handler = HANDLERS.get(request.job_type)
     if handler is None:
-        part = {"LOAD": "the file ingest", "ACTION": "JEXEC"}.get(request.job_type, "a handler")
+        part = {"ACTION": "JEXEC"}.get(request.job_type, "a handler")
         raise LookupError(f"job type {request.job_type} needs {part}, which this RED-PSS version does not provide yet")
     return handler(request, session, paths)
 

@@ -45,7 +45,9 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
         "REDSYS 001_redsys_core.sql",
         "REDSYS 002_daemon_status.sql",
         "REDSYS 003_run_commit.sql",
+        "REDSYS 004_load_files.sql",
         "APP:REDSYS 001_app_schema.sql",
+        "APP:REDSYS 002_rows_loaded.sql",
     ]
     assert report.schemas == ["REDSYS"]
     versions = db.fetchall(
@@ -53,14 +55,16 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
     )
     assert versions == [
         ("APP:REDSYS", 1, "001_app_schema.sql"),
+        ("APP:REDSYS", 2, "002_rows_loaded.sql"),
         ("REDSYS", 1, "001_redsys_core.sql"),
         ("REDSYS", 2, "002_daemon_status.sql"),
         ("REDSYS", 3, "003_run_commit.sql"),
+        ("REDSYS", 4, "004_load_files.sql"),
     ]
     again = install(db)
     assert again.applied == [] and again.registered == []
     assert again.summary() == "REDSYS is up to date; application schemas: REDSYS"
-    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 4
+    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 6
 
 
 def test_registered_schemas_get_their_tables_and_are_united_in_the_views(db: DbSession) -> None:

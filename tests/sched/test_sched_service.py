@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -227,7 +228,7 @@ def test_bad_requests_get_errors_that_name_the_problem(
         client(instance, port, secret="0" * 64)
 
 
-def test_unavailable_job_types_fail_with_a_reason_and_are_retried_with_backoff(
+def test_a_bad_load_command_fails_with_a_reason_and_is_retried_with_backoff(
     sched: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
     daemon, port = sched
@@ -238,7 +239,7 @@ def test_unavailable_job_types_fail_with_a_reason_and_are_retried_with_backoff(
         event = finished(conn, request["run_id"])
     assert event["status"] == "FAILED"
     assert event["attempt"] == 3
-    assert "job type LOAD needs the file ingest" in event["message"]
+    assert "LOAD command: 'orders' is not key=value; write it as key=value words, e.g. table=" in event["message"]
     wait_for(lambda: len(spool_rows(instance)) >= 3, 10, what="three attempts in the spool")
     rows = sorted(spool_rows(instance), key=lambda r: r["values"]["ATTEMPT"])
     assert [(r["values"]["ATTEMPT"], r["values"]["RUN_TRIGGER"]) for r in rows] == [
@@ -266,7 +267,12 @@ def test_file_watcher_starts_its_target_job(sched: tuple[DaemonProcess, int], in
         conn.request("subscribe")
         conn.request("submit", run=watcher)
         assert finished(conn, watcher["run_id"])["message"] == "condition does not hold"
-        (instance.data_input / "orders" / "o1.csv").write_text("1,2\n")
+        arrived = instance.data_input / "orders" / "o1.csv"
+        arrived.write_text("1,2\n")  # just written: it may still grow, so it does not count yet
+        watcher1 = {**watcher, "run_id": uuid.uuid4().hex}
+        conn.request("submit", run=watcher1)
+        assert finished(conn, watcher1["run_id"])["message"] == "condition does not hold"
+        os.utime(arrived, (time.time() - 3600, time.time() - 3600))  # untouched for an hour: finished
         watcher2 = {**watcher, "run_id": uuid.uuid4().hex}
         conn.request("submit", run=watcher2)
         ends: dict[int, dict[str, Any]] = {}  # the target may end before or after the watcher's own end event

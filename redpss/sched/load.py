@@ -1,0 +1,342 @@
+"""LOAD jobs: CSV files below data/input imported into a table by the database itself, through CFISRV.
+
+A LOAD job's COMMAND (docs/db-contract.md) names the target table, a glob of files below `$REDENV_HOME/data/input`
+and the CSV options. For each settled file the worker sends `IMPORT INTO <table> FROM CSV AT REDSYS_CFI FILE
+'input/...'`: the database pulls the file from CFISRV over FTPS, so the rows never pass through this process. The
+file then moves to data/archive; a file the database rejects moves to data/error with `<file>.reason` holding the
+database's message. A failure that is not the file's fault (database or CFISRV away, table missing, timeout) leaves
+the file where it is for the next run.
+
+Exactly once: the IMPORT and a row in REDSYS.ADM_LOAD_FILE commit together. A run that ends between that COMMIT and
+the move (worker killed, disk error) leaves the file in place; the next run finds its row and archives the file
+without importing it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+import re
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from redpss.core.config import Config, load_config
+from redpss.core.db import DatabaseUnavailable, DbSession
+from redpss.core.db.errors import DatabaseQueryError
+from redpss.core.db.sqltext import sql_literal
+from redpss.core.filestable import is_stable_file, is_temporary_name, regular_file_state
+from redpss.core.paths import InstancePaths
+from redpss.sched.commit import set_autocommit
+from redpss.sched.runs import RunRequest
+
+log = logging.getLogger("redpss.sched.load")
+
+CONNECTION = "REDSYS_CFI"  # the CONNECTION object db_install creates for CFISRV (ftps://<db_callback_host>:<cfi_port>/)
+LEDGER = "REDSYS.ADM_LOAD_FILE"
+EXAMPLE = "table=APP1.ORDERS files='orders/*.csv' skip=1 column_separator=';'"
+ROW_SEPARATORS = ("LF", "CRLF", "CR")
+_NAME = r"[A-Za-z][A-Za-z0-9_]{0,127}"
+_TABLE = re.compile(rf"{_NAME}(\.{_NAME})?")
+_COLUMN = re.compile(_NAME)
+_ENCODING = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# Database messages that say the file could not be fetched or the statement cannot work at all: not the file's fault.
+_NOT_THE_FILE = re.compile(
+    r"IMPORT from ftps?://|external connection|ETL-5\d\d\d|connection \S+ not found|"
+    r"object \S+ not found|table \S+ not found|not found in|insufficient privileges|does not exist",
+    re.IGNORECASE,
+)
+
+
+class LoadCommandError(ValueError):
+    """A LOAD job's COMMAND that cannot be carried out; the message names what is wrong and shows a valid one."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"LOAD command: {problem}; write it as key=value words, e.g. {EXAMPLE}")
+
+
+@dataclass(frozen=True)
+class LoadCommand:
+    """What a LOAD job's COMMAND says: where the rows go, which files, how the CSV is written."""
+
+    table: str
+    files: str  # glob relative to data/input
+    skip: int = 1  # header lines (JSON2CSV and PARQ2CSV write one)
+    column_separator: str = ","
+    column_delimiter: str = '"'
+    row_separator: str = "LF"
+    encoding: str = "UTF8"
+    null: str = ""
+    columns: tuple[str, ...] = ()
+
+    def import_statement(self, remote: str) -> str:
+        """The IMPORT of one file, `remote` being its path as CFISRV serves it (below data/)."""
+        columns = f" ({', '.join(self.columns)})" if self.columns else ""
+        options = [
+            f"ENCODING = {sql_literal(self.encoding)}",
+            f"ROW SEPARATOR = {sql_literal(self.row_separator)}",
+            f"COLUMN SEPARATOR = {sql_literal(self.column_separator)}",
+            f"COLUMN DELIMITER = {sql_literal(self.column_delimiter)}",
+            f"SKIP = {self.skip}",
+        ]
+        if self.null:
+            options.append(f"NULL = {sql_literal(self.null)}")
+        return f"IMPORT INTO {self.table}{columns} FROM CSV AT {CONNECTION} FILE {sql_literal(remote)} " + " ".join(
+            options
+        )
+
+
+def parse_command(text: str) -> LoadCommand:
+    """The LoadCommand of a COMMAND text, or LoadCommandError naming the key and the value that are wrong."""
+    try:
+        words = shlex.split(text, comments=False, posix=True)
+    except ValueError as exc:
+        raise LoadCommandError(f"cannot split {text!r} into words ({exc})") from None
+    known = {f.name for f in dataclasses.fields(LoadCommand)}
+    given: dict[str, str] = {}
+    for word in words:
+        key, equals, value = word.partition("=")
+        key = key.strip().lower()
+        if not equals:
+            raise LoadCommandError(f"{word!r} is not key=value")
+        if key not in known:
+            raise LoadCommandError(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+        if key in given:
+            raise LoadCommandError(f"{key} is given twice")
+        given[key] = value
+    for required in ("table", "files"):
+        if not given.get(required):
+            raise LoadCommandError(f"{required}= is missing")
+    return LoadCommand(
+        table=_checked_table(given["table"]),
+        files=_checked_glob(given["files"]),
+        skip=_checked_skip(given.get("skip", "1")),
+        column_separator=_one_character("column_separator", given.get("column_separator", ",")),
+        column_delimiter=_one_character("column_delimiter", given.get("column_delimiter", '"')),
+        row_separator=_checked_row_separator(given.get("row_separator", "LF")),
+        encoding=_checked_encoding(given.get("encoding", "UTF8")),
+        null=given.get("null", ""),
+        columns=_checked_columns(given.get("columns", "")),
+    )
+
+
+def _checked_table(value: str) -> str:
+    if not _TABLE.fullmatch(value):
+        raise LoadCommandError(f"table={value!r} is not a table name (SCHEMA.TABLE or TABLE: letters, digits, _)")
+    return value.upper()
+
+
+def _checked_glob(value: str) -> str:
+    pattern = PurePosixPath(value)
+    if value.startswith("/") or ".." in pattern.parts or not value.strip():
+        raise LoadCommandError(f"files={value!r} must be a glob relative to data/input without '..', e.g. orders/*.csv")
+    return value
+
+
+def _checked_skip(value: str) -> int:
+    if not value.isdigit() or int(value) > 1000:
+        raise LoadCommandError(f"skip={value!r} must be the number of header lines, 0 to 1000")
+    return int(value)
+
+
+def _one_character(key: str, value: str) -> str:
+    if len(value) != 1 or value in "\r\n":
+        raise LoadCommandError(f"{key}={value!r} must be exactly one character (not a line break)")
+    return value
+
+
+def _checked_row_separator(value: str) -> str:
+    if value.upper() not in ROW_SEPARATORS:
+        raise LoadCommandError(f"row_separator={value!r} must be one of {', '.join(ROW_SEPARATORS)}")
+    return value.upper()
+
+
+def _checked_encoding(value: str) -> str:
+    if not _ENCODING.fullmatch(value):
+        raise LoadCommandError(f"encoding={value!r} is not an encoding name such as UTF8 or ISO-8859-1")
+    return value.upper()
+
+
+def _checked_columns(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    for name in names:
+        if not _COLUMN.fullmatch(name):
+            raise LoadCommandError(f"columns: {name!r} is not a column name (letters, digits, _)")
+    return tuple(name.upper() for name in names)
+
+
+@dataclass
+class LoadReport:
+    """What one run did, file by file; `message` is the run's log MESSAGE."""
+
+    loaded: list[tuple[str, int]] = dataclasses.field(default_factory=list)  # (file, rows)
+    rejected: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, reason)
+    waiting: int = 0  # matching files not settled yet
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _, rows in self.loaded)
+
+    @property
+    def message(self) -> str:
+        parts = [f"{self.rows} row(s) from {len(self.loaded)} file(s)"]
+        if self.loaded:
+            parts.append(", ".join(f"{name}: {rows}" for name, rows in self.loaded[:20]))
+        if self.rejected:
+            parts.append(
+                f"{len(self.rejected)} file(s) rejected to data/error: "
+                + "; ".join(f"{name}: {reason}" for name, reason in self.rejected[:5])
+            )
+        if self.waiting:
+            parts.append(f"{self.waiting} file(s) still being written, left for the next run")
+        return "; ".join(parts)
+
+
+class LoadRejected(ValueError):
+    """Some files of the run were rejected: the run fails, and its log row still counts the rows loaded."""
+
+    def __init__(self, report: LoadReport) -> None:
+        super().__init__(report.message)
+        self.report = report
+        self.extra = {"rows_loaded": report.rows}  # runners.execute hands it to the run's log row
+
+
+def load_files(
+    request: RunRequest, command: LoadCommand, session: DbSession, paths: InstancePaths, config: Config | None = None
+) -> LoadReport:
+    """Load every settled file `command` names; what was loaded and left waiting. LoadRejected when the database
+    rejected a file (the others are loaded all the same); the config is the instance's, read at each run."""
+    config = config or load_config(paths.config_file)
+    if not config.redctl.cfi_enabled:
+        raise LoadCommandError(
+            f"LOAD jobs need CFISRV, through which the database fetches the files: set cfi_enabled = true in "
+            f"{paths.config_file}, run `redctl db_install` (it creates CONNECTION {CONNECTION}) and restart"
+        ) from None
+    report = LoadReport()
+    _forget_old(session, config.redctl.log_retention)
+    interval, now = config.redctl.ingest_stable_seconds, time.time()
+    for path in sorted(paths.data_input.glob(command.files)):
+        if is_temporary_name(path.name) or regular_file_state(path) is None:
+            continue  # an upload in progress, a folder or a link
+        if not is_stable_file(path, interval, now):  # the rule of core.filestable, as CONVERT and FILE watchers
+            report.waiting += 1
+            continue
+        _load_file(request, session, paths, command, path=path, report=report)
+    if report.rejected:
+        raise LoadRejected(report)
+    return report
+
+
+def _load_file(
+    request: RunRequest,
+    session: DbSession,
+    paths: InstancePaths,
+    command: LoadCommand,
+    *,
+    path: Path,
+    report: LoadReport,
+) -> None:
+    relative = path.relative_to(paths.data_input)
+    remote = str(PurePosixPath("input", *relative.parts))
+    stat = path.stat()
+    key = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    done = session.fetchall(
+        f"SELECT ROWS_LOADED, RUN_ID FROM {LEDGER} WHERE FILE_PATH = {{path}} AND FILE_KEY = {{key}}",  # noqa: S608
+        {"path": remote, "key": key},
+    )
+    if done:
+        rows = int(done[0][0])
+        log.info("%s was loaded by run %s (%d rows) but not archived; archiving it now", remote, done[0][1], rows)
+    else:
+        try:
+            rows = _import(request, session, command, remote, key)
+        except DatabaseQueryError as exc:
+            if exc.timeout or exc.aborted or _NOT_THE_FILE.search(str(exc)):
+                raise
+            reason = str(exc)
+            _set_aside(path, paths.data_input, paths.data_error, reason)
+            report.rejected.append((str(relative), reason))
+            log.warning("%s rejected by the database, moved to data/error: %s", remote, reason)
+            return
+    _set_aside(path, paths.data_input, paths.data_archive, None)
+    report.loaded.append((str(relative), rows))
+    log.info("%s: %d row(s) into %s, file archived", remote, rows, command.table)
+
+
+def _import(request: RunRequest, session: DbSession, command: LoadCommand, remote: str, key: str) -> int:
+    """IMPORT the file and record it in the ledger in one transaction; the rows imported."""
+    set_autocommit(session, False)
+    try:
+        rows = int(session.execute(command.import_statement(remote)).rowcount())
+        ledger = {
+            "FILE_PATH": remote,
+            "FILE_KEY": key,
+            "TARGET_TABLE": command.table,
+            "SCHEMA_NAME": request.schema,
+            "JOB_ID": request.id,
+            "RUN_ID": request.run_id,
+            "ROWS_LOADED": rows,
+        }
+        names = ", ".join(ledger)
+        values = ", ".join(sql_literal(v) for v in ledger.values())
+        session.execute(f"INSERT INTO {LEDGER} ({names}, LOADED_AT) VALUES ({values}, CURRENT_TIMESTAMP)")  # noqa: S608
+    except DatabaseUnavailable:
+        raise  # the session is gone, and with it the transaction
+    except BaseException:
+        _rollback(session)
+        raise
+    try:
+        session.commit()
+    except DatabaseUnavailable as exc:  # committed or not, REDSYS.ADM_LOAD_FILE tells the next run
+        raise DatabaseUnavailable(f"the connection was lost during COMMIT of {remote} ({exc})") from exc
+    set_autocommit(session, True)
+    return rows
+
+
+def _rollback(session: DbSession) -> None:
+    try:
+        session.execute("ROLLBACK")
+        set_autocommit(session, True)
+    except DatabaseUnavailable:
+        session.close()
+
+
+def _forget_old(session: DbSession, retention_days: int) -> None:
+    if retention_days > 0:
+        session.execute(
+            f"DELETE FROM {LEDGER} WHERE LOADED_AT < ADD_DAYS(CURRENT_TIMESTAMP, -{int(retention_days)})"  # noqa: S608
+        )
+
+
+def _set_aside(path: Path, source_root: Path, target_root: Path, reason: str | None) -> Path:
+    """Move `path` to the same relative place below `target_root` (a name taken gets a time suffix); with a
+    reason, `<file>.reason` beside it. Written first, renamed after, so a half-moved file is never seen as done."""
+    target = target_root / path.relative_to(source_root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target = target.with_name(f"{target.name}.{time.strftime('%Y%m%d%H%M%S')}.{os.getpid()}")
+    if reason is not None:
+        note = target.with_name(target.name + ".reason")
+        note.write_text(reason.rstrip() + "\n", encoding="utf-8")
+    try:
+        path.replace(target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_then_remove(path, target)  # an upload in the sFTP tree, on another file system than data/
+    return target
+
+
+def _copy_then_remove(path: Path, target: Path) -> None:
+    """Move across file systems: a complete, fsynced copy under a hidden name, renamed, then the source removed."""
+    partial = target.with_name(f".{target.name}.part")
+    with path.open("rb") as source, partial.open("wb") as copy:
+        shutil.copyfileobj(source, copy, 1 << 20)
+        copy.flush()
+        os.fsync(copy.fileno())
+    partial.replace(target)
+    path.unlink()

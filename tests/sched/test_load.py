@@ -1,0 +1,276 @@
+"""LOAD jobs against devdb, which pulls the files over implicit FTPS from a real pyftpdlib server on data/.
+
+The server is the FTPS handler devdb's own IMPORT tests use; the database fetches every file through the
+CONNECTION REDSYS_CFI exactly as it does from CFISRV, so what is checked here is the job's side: the statement, the
+rows, where each file ends up, the reason of a rejected file and the exactly-once ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from redpss.core.config import Config, Secret, load_config, render_config
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.db.contract import install
+from redpss.core.db.errors import DatabaseQueryError
+from redpss.core.db.sqltext import insert_statement
+from redpss.core.net import free_port
+from redpss.core.paths import InstancePaths
+from redpss.devdb import tls
+from redpss.devdb.testing import InProcessDevDb
+from redpss.sched.load import LoadCommand, LoadCommandError, LoadRejected, load_files, parse_command
+from redpss.sched.runlog import run_rows
+from redpss.sched.runners import execute
+from redpss.sched.runs import FAILED, OK, RunRequest, RunResult
+from tests.devdb.test_ftp_import import ImplicitTlsHandler
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.servers import FTPServer
+
+ORDERS = "CREATE TABLE LOADS.ORDERS (ID DECIMAL(9,0), ITEM VARCHAR(40), QTY DECIMAL(9,0), AT TIMESTAMP)"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("orders", "'orders' is not key=value"),
+        ("files=a/*.csv", "table= is missing"),
+        ("table=T", "files= is missing"),
+        ("table=T files=a.csv colour=red", "unknown key 'colour' (known: column_delimiter, column_separator,"),
+        ("table=T files=../other/*.csv", "files='../other/*.csv' must be a glob relative to data/input without '..'"),
+        ("table=T files=/etc/*.csv", "must be a glob relative to data/input"),
+        ("table='T; DROP' files=a.csv", "table='T; DROP' is not a table name"),
+        ("table=T files=a.csv column_separator=;;", "column_separator=';;' must be exactly one character"),
+        ("table=T files=a.csv skip=-1", "skip='-1' must be the number of header lines"),
+        ("table=T files=a.csv row_separator=NL", "row_separator='NL' must be one of LF, CRLF, CR"),
+        ("table=T files=a.csv columns=A,B-C", "columns: 'B-C' is not a column name"),
+        ("table=T files=a.csv skip=1 skip=2", "skip is given twice"),
+        ("table=T files='a.csv", "cannot split"),
+    ],
+)
+def test_a_bad_command_is_refused_naming_the_problem_and_showing_a_valid_one(text: str, problem: str) -> None:
+    with pytest.raises(LoadCommandError) as caught:
+        parse_command(text)
+    assert problem in str(caught.value)
+    assert str(caught.value).startswith("LOAD command: ")
+    assert "e.g. table=APP1.ORDERS files='orders/*.csv'" in str(caught.value)
+
+
+def test_a_command_becomes_one_import_per_file_through_the_cfi_connection() -> None:
+    command = parse_command(
+        "table=app1.orders files='orders/*.csv' skip=0 column_separator=';' column_delimiter=\"'\" "
+        "row_separator=crlf encoding=iso-8859-1 null=NA columns=id,item"
+    )
+    assert command == LoadCommand(
+        "APP1.ORDERS", "orders/*.csv", 0, ";", "'", "CRLF", "ISO-8859-1", "NA", ("ID", "ITEM")
+    )
+    assert command.import_statement("input/orders/o'1.csv") == (
+        "IMPORT INTO APP1.ORDERS (ID, ITEM) FROM CSV AT REDSYS_CFI FILE 'input/orders/o''1.csv' "
+        "ENCODING = 'ISO-8859-1' ROW SEPARATOR = 'CRLF' COLUMN SEPARATOR = ';' COLUMN DELIMITER = '''' SKIP = 0 "
+        "NULL = 'NA'"
+    )
+    assert parse_command("table=T files=x/*.csv") == LoadCommand("T", "x/*.csv")  # header skipped by default
+
+
+@dataclass
+class Site:
+    paths: InstancePaths
+    session: DbSession
+    config: Config
+    ftp_port: int
+
+    def drop(self, relative: str, text: str, *, age: float = 60.0) -> Path:
+        """A file below data/input, its modification time `age` seconds ago (0: just written)."""
+        path = self.paths.data_input / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if age:
+            past = time.time() - age
+            os.utime(path, (past, past))
+        return path
+
+    def rows(self) -> list[tuple[object, ...]]:
+        return self.session.fetchall("SELECT ID, ITEM, QTY, AT FROM LOADS.ORDERS ORDER BY ID")
+
+    def load(self, command: str) -> object:
+        return load_files(request(command), parse_command(command), self.session, self.paths, self.config)
+
+
+def request(command: str) -> RunRequest:
+    return RunRequest(
+        run_id=f"run-{time.monotonic_ns()}",
+        kind="JOB",
+        schema="LOADS",
+        id=7,
+        name="LOAD_ORDERS",
+        pool="LOADER",
+        job_type="LOAD",
+        command=command,
+        timeout=60,
+    )
+
+
+def _ftps_server(root: Path, cert_dir: Path) -> tuple[FTPServer, threading.Thread]:
+    cert_file, key_file = cert_dir / "cfi.crt", cert_dir / "cfi.key"
+    tls.self_signed(cert_file, key_file, common_name="cfi-test")
+    authorizer = DummyAuthorizer()
+    authorizer.add_user("cfi", "cfi-pw", str(root), perm="elr")
+
+    class Handler(ImplicitTlsHandler):
+        pass
+
+    Handler.authorizer = authorizer
+    Handler.certfile = str(cert_file)
+    Handler.keyfile = str(key_file)
+    Handler.tls_data_required = True
+    server = FTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1, "blocking": True}, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def site(instance: InstancePaths, tmp_path: Path) -> Iterator[Site]:
+    devdb = InProcessDevDb(tmp_path / "devdb", port=free_port())
+    devdb.start()
+    instance.config_file.write_text(
+        render_config({"DEFAULT": {"exa_password": "exasol", "exa_connection": devdb.dsn}, "redctl": {}})
+    )
+    server, thread = _ftps_server(instance.data, tmp_path)
+    session = DbSession(DbSettings(dsn=devdb.dsn, user="sys", password=Secret("exasol"), encryption=False))
+    try:
+        install(session, ["LOADS"])
+        session.execute(ORDERS)
+        port = server.address[1]
+        session.execute(
+            f"CREATE OR REPLACE CONNECTION REDSYS_CFI TO 'ftps://127.0.0.1:{port}/' USER 'cfi' IDENTIFIED BY 'cfi-pw'"
+        )
+        yield Site(instance, session, load_config(instance.config_file), port)
+    finally:
+        session.close()
+        server.close_all()
+        thread.join()
+        devdb.stop()
+
+
+HEADER = "ID,ITEM,QTY,AT\n"
+
+
+def test_files_are_imported_by_the_database_then_archived_and_recorded_once(site: Site) -> None:
+    site.drop("alice/orders-1.csv", HEADER + '1,widget,3,2026-11-30 01:02:03.456789\n2,"nut, hex",,\n')
+    site.drop("alice/orders-2.csv", HEADER + "3,bolt,10,2026-11-30 04:05:06.000000\n")
+    site.drop("bob/other.csv", HEADER + "9,not mine,1,\n")
+    report = site.load("table=LOADS.ORDERS files='alice/*.csv'")
+    assert report.rows == 3  # type: ignore[attr-defined]
+    assert report.message == (  # type: ignore[attr-defined]
+        "3 row(s) from 2 file(s); alice/orders-1.csv: 2, alice/orders-2.csv: 1"
+    )
+    rows = site.rows()
+    assert [r[:3] for r in rows] == [(1, "widget", 3), (2, "nut, hex", None), (3, "bolt", 10)]
+    assert str(rows[0][3]).startswith("2026-11-30 01:02:03.457") and rows[1][3] is None  # milliseconds, as Exasol
+    archive = site.paths.data_archive / "alice"
+    assert sorted(p.name for p in archive.iterdir()) == ["orders-1.csv", "orders-2.csv"]
+    assert not list((site.paths.data_input / "alice").iterdir())
+    assert (site.paths.data_input / "bob" / "other.csv").exists()  # not named by the glob
+    ledger = site.session.fetchall(
+        "SELECT FILE_PATH, TARGET_TABLE, SCHEMA_NAME, JOB_ID, ROWS_LOADED FROM REDSYS.ADM_LOAD_FILE ORDER BY 1"
+    )
+    assert ledger == [
+        ("input/alice/orders-1.csv", "LOADS.ORDERS", "LOADS", 7, 2),
+        ("input/alice/orders-2.csv", "LOADS.ORDERS", "LOADS", 7, 1),
+    ]
+    again = site.load("table=LOADS.ORDERS files='alice/*.csv'")
+    assert again.message == "0 row(s) from 0 file(s)"  # type: ignore[attr-defined]
+
+
+def test_a_rejected_file_goes_to_error_with_the_databases_reason_and_the_others_load(site: Site) -> None:
+    site.drop("in/a-good.csv", HEADER + "1,widget,3,\n")
+    site.drop("in/b-bad.csv", HEADER + "2,gear,three,\n")
+    with pytest.raises(LoadRejected) as caught:
+        site.load("table=LOADS.ORDERS files='in/*.csv'")
+    assert caught.value.extra == {"rows_loaded": 1}
+    assert "1 row(s) from 1 file(s); in/a-good.csv: 1; 1 file(s) rejected to data/error: in/b-bad.csv:" in str(
+        caught.value
+    )
+    assert [r[:3] for r in site.rows()] == [(1, "widget", 3)]  # nothing of the bad file
+    bad = site.paths.data_error / "in" / "b-bad.csv"
+    assert bad.read_text().endswith("2,gear,three,\n")
+    reason = (site.paths.data_error / "in" / "b-bad.csv.reason").read_text()
+    assert "three" in reason and "IMPORT INTO LOADS.ORDERS" in reason
+    assert (site.paths.data_archive / "in" / "a-good.csv").exists()
+    assert not (site.paths.data_input / "in" / "b-bad.csv").exists()
+
+
+def test_a_file_still_being_written_waits_for_the_next_run(site: Site) -> None:
+    site.drop("w/part.csv", HEADER + "1,widget,3,\n", age=0)
+    site.drop("w/upload.csv.part", HEADER + "2,widget,3,\n")
+    report = site.load("table=LOADS.ORDERS files='w/*'")
+    assert report.message == "0 row(s) from 0 file(s); 1 file(s) still being written, left for the next run"  # type: ignore[attr-defined]
+    assert site.rows() == []
+    assert (site.paths.data_input / "w" / "part.csv").exists()
+
+
+def test_a_failure_that_is_not_the_files_fault_leaves_it_in_place(site: Site) -> None:
+    path = site.drop("x/orders.csv", HEADER + "1,widget,3,\n")
+    with pytest.raises(DatabaseQueryError, match="not found"):
+        site.load("table=LOADS.MISSING files='x/*.csv'")
+    site.session.execute(
+        "CREATE OR REPLACE CONNECTION REDSYS_CFI TO 'ftps://127.0.0.1:1/' USER 'cfi' IDENTIFIED BY 'cfi-pw'"
+    )
+    with pytest.raises(DatabaseQueryError, match=r"IMPORT from ftps://127\.0\.0\.1:1/"):
+        site.load("table=LOADS.ORDERS files='x/*.csv'")
+    assert path.exists() and not list(site.paths.data_error.iterdir())
+
+
+def test_a_file_loaded_but_not_archived_is_archived_without_a_second_import(site: Site) -> None:
+    site.drop("y/orders.csv", HEADER + "1,widget,3,\n")
+    blocker = site.paths.data_archive / "y"
+    blocker.write_text("a file where the archive folder would go")  # the move fails after the COMMIT
+    with pytest.raises(OSError, match=r"File exists|Not a directory"):
+        site.load("table=LOADS.ORDERS files='y/*.csv'")
+    assert len(site.rows()) == 1 and (site.paths.data_input / "y" / "orders.csv").exists()
+    blocker.unlink()
+    report = site.load("table=LOADS.ORDERS files='y/*.csv'")
+    assert report.rows == 1  # type: ignore[attr-defined]  # counted as loaded (by the first run), not imported again
+    assert len(site.rows()) == 1
+    assert (site.paths.data_archive / "y" / "orders.csv").exists()
+
+
+def test_the_worker_logs_rows_loaded_and_a_bad_command_or_a_disabled_cfisrv_fails_clearly(site: Site) -> None:
+    site.drop("z/orders.csv", HEADER + "1,widget,3,\n2,nut,4,\n")
+    result = execute(request("table=LOADS.ORDERS files=z/*.csv"), site.session, site.paths, "LOADER-0")
+    assert (result.status, result.message, result.extra) == (
+        OK,
+        "2 row(s) from 1 file(s); z/orders.csv: 2",
+        {"rows_loaded": 2},
+    )
+    result = execute(request("table=LOADS.ORDERS"), site.session, site.paths, "LOADER-0")
+    assert result.status == FAILED and result.message.startswith("LOAD command: files= is missing")
+    site.paths.config_file.write_text(
+        site.paths.config_file.read_text().replace("[redctl]", "[redctl]\ncfi_enabled = false")
+    )
+    result = execute(request("table=LOADS.ORDERS files=z/*.csv"), site.session, site.paths, "LOADER-0")
+    assert result.status == FAILED
+    assert "LOAD jobs need CFISRV, through which the database fetches the files: set cfi_enabled = true" in (
+        result.message
+    )
+
+
+def test_rows_loaded_is_a_column_of_the_job_log_for_load_runs_only(site: Site) -> None:
+    load = request("table=LOADS.ORDERS files=z/*.csv")
+    sql = RunRequest(run_id="sql-run", kind="JOB", schema="LOADS", id=8, name="SQL_JOB", command="SELECT 1")
+    for run, extra in ((load, {"rows_loaded": 5}), (sql, {})):
+        (row,) = run_rows(run, RunResult(run.run_id, OK, "done", 1.0, 2.0, "w", extra=extra))
+        site.session.execute(insert_statement(row.qualified_table, [row.values]))
+    logged = site.session.fetchall("SELECT JOB_NAME, ROWS_LOADED FROM REDSYS.ALL_ADM_JOB_LOG ORDER BY JOB_NAME")
+    assert logged == [("LOAD_ORDERS", 5), ("SQL_JOB", None)]
