@@ -158,6 +158,7 @@ class ScheduleEntry:
     interval_seconds: float | None  # the timing in effect
     cron_expr: str | None
     timing_pending: bool  # the database has another interval/cron, applied on reload
+    role: str = ""  # "CSVSRV": a FILE watcher starting a LOAD job (the description's name for it)
 
 
 @dataclass
@@ -185,6 +186,15 @@ class _SyncRun:
     last_scheduled: Mapping[Key, float]
     report: SyncReport
     pushes: list[tuple[float, int, Key]] = field(default_factory=list)
+
+
+def role(definition: Definition) -> str:
+    """The name an operator knows a definition by beyond its kind: CSVSRV for a FILE watcher starting a LOAD job."""
+    payload = definition.payload
+    target = payload.get("target") or {}
+    if payload.get("condition_type") == "FILE" and target.get("job_type") == "LOAD":
+        return "CSVSRV"
+    return ""
 
 
 def on_demand(definition: Definition, timing: tuple[float | None, str | None]) -> bool:
@@ -513,6 +523,7 @@ class Schedule:
                     interval_seconds=interval,
                     cron_expr=cron,
                     timing_pending=entry.timing != entry.definition.timing(),
+                    role=role(entry.definition),
                 )
             )
         return result

@@ -26,6 +26,7 @@ from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.devdb import tls
 from redpss.devdb.testing import InProcessDevDb
+from redpss.jmon.schedule import Definition, role
 from redpss.sched.load import LoadCommand, LoadCommandError, LoadRejected, load_files, parse_command
 from redpss.sched.runlog import run_rows
 from redpss.sched.runners import execute
@@ -274,3 +275,19 @@ def test_rows_loaded_is_a_column_of_the_job_log_for_load_runs_only(site: Site) -
         site.session.execute(insert_statement(row.qualified_table, [row.values]))
     logged = site.session.fetchall("SELECT JOB_NAME, ROWS_LOADED FROM REDSYS.ALL_ADM_JOB_LOG ORDER BY JOB_NAME")
     assert logged == [("LOAD_ORDERS", 5), ("SQL_JOB", None)]
+
+
+def test_the_command_in_the_docs_is_valid() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "db-contract.md").read_text(encoding="utf-8")
+    (example,) = [line.strip() for line in docs.splitlines() if line.startswith("    table=")]
+    assert parse_command(example) == LoadCommand("APP1.ORDERS", "orders/*.csv")
+
+
+def test_a_file_watcher_starting_a_load_job_is_csvsrv_in_redctl_show() -> None:
+    def watcher(condition_type: str, job_type: str) -> Definition:
+        target = {"kind": "JOB", "job_type": job_type, "command": "table=T files=a/*.csv"}
+        payload = {"condition_type": condition_type, "command": "a/*.csv", "target": target}
+        return Definition("WATCHER", "APP1", 1, "ARRIVED", True, 5.0, None, payload=payload)
+
+    assert role(watcher("FILE", "LOAD")) == "CSVSRV"
+    assert role(watcher("QUERY", "LOAD")) == role(watcher("FILE", "SQL")) == ""

@@ -100,6 +100,7 @@ def render(instance: Instance, data: dict[str, Any]) -> None:
     print_table(rows, ("kind", "schema", "id", "name", "state", "last_run", "next_run", "lateness_ms"))
     for invalid in data.get("invalid", []):
         print(f"  invalid: {display_text(str(invalid['reason']), 400)}")
+    _render_csvsrv(data.get("entries", []))
     print()
     sched = data.get("sched")
     if not sched:
@@ -125,6 +126,13 @@ def render(instance: Instance, data: dict[str, Any]) -> None:
             f"run log spool failing: {display_text(str(runlog['spool_error']), 400)}; "
             f"{runlog.get('memory_only', 0)} row(s) held in memory only"
         )
+
+
+def _render_csvsrv(entries: list[dict[str, Any]]) -> None:
+    """CSVSRV, the description's name for what loads arriving CSV files: FILE watchers starting LOAD jobs."""
+    loaders = [e for e in entries if e.get("role") == "CSVSRV"]
+    names = ", ".join(f"{e['key'][1]} watcher {e['key'][2]} {display_text(str(e.get('name') or ''))}" for e in loaders)
+    print(f"CSVSRV (FILE watchers starting LOAD jobs): {names or 'none defined'}")
 
 
 def show(args: argparse.Namespace) -> int:
