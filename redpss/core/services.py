@@ -81,6 +81,11 @@ def jexec_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
     return _reachable(config.redctl.jexec_host), config.redctl.jexec_port
 
 
+def sendmail_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
+    """SENDMAIL's wire service on [redctl] sendmail_host:sendmail_port (PSS_MAIL, SCHED's alerts, SENDFILE)."""
+    return _reachable(config.redctl.sendmail_host), config.redctl.sendmail_port
+
+
 def jmon_address(config: Config, paths: InstancePaths) -> Path:
     """JMON's control socket in the instance's private tmp/ (mode 0600)."""
     return paths.tmp / "jmon.sock"
@@ -124,6 +129,16 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "redpss.jexec.service",
         drain_timeout=120.0,
         address=jexec_address,
+        probe="ping",
+    ),
+    # SENDMAIL lets a relay round in progress finish (each SMTP reply within 30 s); what is left stays spooled.
+    ServiceSpec(
+        "sendmail",
+        "mail spool and relay",
+        _always,
+        "redpss.mail.service",
+        drain_timeout=45.0,
+        address=sendmail_address,
         probe="ping",
     ),
     ServiceSpec(

@@ -135,6 +135,24 @@ class PssClient:
             fields["run_id"] = run_id
         return self.request("run", **fields)
 
+    def send_mail(
+        self,
+        to: list[str] | str,
+        subject: str,
+        body: str,
+        attachments: list[str] | tuple[str, ...] = (),
+        schema: str | None = None,
+    ) -> dict[str, Any]:
+        """Hand a mail to SENDMAIL; returns once it is spooled on disk (the reply names its mail_id).
+
+        `attachments` are paths of files below the instance's data/ folder (relative to it, or absolute); their
+        content is copied into the spool, so they may be removed after this returns. `schema` is the sending
+        schema: if the relay refuses the mail for good, its LOG_MESSAGES gets an ALERT row."""
+        fields: dict[str, Any] = {"to": to, "subject": subject, "body": body, "attachments": list(attachments)}
+        if schema is not None:
+            fields["schema"] = schema
+        return _durable(self.request("mail", **fields), self.address)
+
     def ping(self) -> dict[str, Any]:
         return self.request("ping")
 

@@ -1,0 +1,162 @@
+"""A mail request from the wire, checked and turned into the message that goes to the relay.
+
+A request is accepted whole or refused whole with a message naming the bad field and what is allowed. Attachments
+are named, not sent: a wire line is capped, so the request carries the path of a file below the instance's data/
+folder (SENDFILE's exports land in data/work). The path is resolved and must stay below data/ (no `..`, no symlink
+leading out, so etc/red_params.conf or the instance secret can never be mailed), the file is opened without
+following a final symlink and must be a regular file; its bytes are copied into the spooled message at acceptance,
+so the sender may delete the file once the acknowledgement came.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import mimetypes
+import os
+import re
+import stat
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+MAX_RECIPIENTS = 100
+MAX_SUBJECT = 998 - len("Subject: ")  # RFC 5322 line limit
+MAX_BODY = 4 * 1024 * 1024
+MAX_ATTACHMENTS = 20
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # all attachments of one mail together (a common relay limit)
+_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
+_SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
+
+
+class MailError(ValueError):
+    """The request is refused as a whole; the text names what is wrong and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str  # the file name the recipient sees
+    data: bytes
+
+
+@dataclass(frozen=True)
+class MailRequest:
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+    attachments: tuple[Attachment, ...]
+    sources: tuple[Path, ...]  # the attachment files as resolved (removed after spooling when asked)
+    schema: str | None  # the database schema that sent it: its LOG_MESSAGES gets the row if it dies
+    remove_sources: bool
+
+
+def _recipients(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,;]", value) if part.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise MailError('"to" must name at least one recipient: a list of addresses or one comma-separated string')
+    addresses = tuple(v.strip() for v in value)
+    if len(addresses) > MAX_RECIPIENTS:
+        raise MailError(f'"to" names {len(addresses)} recipients; at most {MAX_RECIPIENTS} per mail')
+    for address in addresses:
+        if not _ADDRESS.fullmatch(address):
+            raise MailError(f"recipient {address[:80]!r} is not a mail address like name@example.com")
+    return addresses
+
+
+def _text(request: dict[str, Any], key: str, limit: int, one_line: bool) -> str:
+    value = request.get(key, "")
+    if not isinstance(value, str):
+        raise MailError(f'"{key}" must be a string')
+    if len(value) > limit:
+        raise MailError(f'"{key}" is {len(value)} characters long; at most {limit}')
+    if one_line and ("\n" in value or "\r" in value):
+        raise MailError(f'"{key}" must be one line (no line breaks)')
+    return value
+
+
+def _confined(data_root: Path, name: object) -> Path:
+    """The attachment's real path, below data/ of the instance; MailError saying why not otherwise."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise MailError("an attachment is the path of a file below the instance's data/ folder (a string)")
+    root = data_root.resolve()
+    candidate = Path(name) if Path(name).is_absolute() else root / name
+    real = Path(os.path.realpath(candidate))
+    if real != root and root not in real.parents:
+        raise MailError(f"attachment {name[:200]!r} is not below {root}: only files of the data/ folder are sent")
+    return real
+
+
+def _read_attachment(path: Path, shown: str, budget: int) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise MailError(f"attachment {shown!r} does not exist") from None
+    except OSError as exc:
+        raise MailError(f"attachment {shown!r} cannot be opened: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MailError(f"attachment {shown!r} is not a regular file")
+        if info.st_size > budget:
+            raise MailError(
+                f"attachment {shown!r} is {info.st_size} bytes; the attachments of one mail may hold "
+                f"{MAX_ATTACHMENT_BYTES} bytes together (send a smaller export, or deliver it by sFTP)"
+            )
+        with os.fdopen(os.dup(fd), "rb") as file:
+            data = file.read(budget + 1)
+    except OSError as exc:
+        raise MailError(f"attachment {shown!r} cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > budget:
+        raise MailError(f"attachment {shown!r} grew beyond the limit of {MAX_ATTACHMENT_BYTES} bytes while read")
+    return data
+
+
+def parse_request(request: dict[str, Any], data_root: Path) -> MailRequest:
+    """Check a `mail` request and read its attachments; MailError for the first thing that is not acceptable."""
+    recipients = _recipients(request.get("to"))
+    subject = _text(request, "subject", MAX_SUBJECT, one_line=True)
+    body = _text(request, "body", MAX_BODY, one_line=False)
+    schema = request.get("schema")
+    if schema is not None and not (isinstance(schema, str) and _SCHEMA.fullmatch(schema)):
+        raise MailError('"schema" must be the sending schema\'s name (an Exasol identifier) or absent')
+    names = request.get("attachments") or []
+    if not isinstance(names, list) or len(names) > MAX_ATTACHMENTS:
+        raise MailError(f'"attachments" must be a list of at most {MAX_ATTACHMENTS} paths below data/')
+    attachments: list[Attachment] = []
+    sources: list[Path] = []
+    budget = MAX_ATTACHMENT_BYTES
+    for name in names:
+        path = _confined(data_root, name)
+        data = _read_attachment(path, str(name)[:200], budget)
+        budget -= len(data)
+        attachments.append(Attachment(path.name, data))
+        sources.append(path)
+    return MailRequest(
+        recipients,
+        subject,
+        body,
+        tuple(attachments),
+        tuple(sources),
+        schema.upper() if isinstance(schema, str) else None,
+        request.get("remove_attachments") is True,
+    )
+
+
+def build_message(mail: MailRequest, sender: str, domain: str) -> bytes:
+    """The RFC 5322 message as it goes to the relay (CRLF line ends, attachments in base64)."""
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = sender
+    message["To"] = ", ".join(mail.recipients)
+    message["Subject"] = mail.subject
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=domain)
+    message.set_content(mail.body)
+    for attachment in mail.attachments:
+        kind = mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
+        maintype, subtype = kind.split("/", 1)
+        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.name)
+    return message.as_bytes()

@@ -1,0 +1,178 @@
+"""Talking to the mail relay: one SMTP session per round, STARTTLS, implicit TLS or plain, SASL auth when configured.
+
+Blocking (smtplib), run in a thread by the service. Every outcome is classified per mail: SENT, RETRY (the relay
+could not be reached, timed out, or answered 4xx) or DEAD (5xx: the relay will never take it). A relay that cannot
+be reached, or refuses the login or TLS, is a RETRY for every mail of the round: nothing is lost because of a relay
+or a setting that the operator can fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from redpss.core.config import Config
+
+log = logging.getLogger("redpss.mail.relay")
+
+SMTP_TIMEOUT = 30.0  # seconds for connect and for each SMTP reply
+SENT, RETRY, DEAD = "SENT", "RETRY", "DEAD"
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    host: str
+    port: int
+    encryption: str  # STARTTLS, TLS or PLAIN
+    user: str
+    password: str
+    sender: str
+    ca_file: str
+    verify: bool
+
+    @classmethod
+    def from_config(cls, config: Config) -> RelaySettings:
+        r = config.redctl
+        return cls(
+            r.sendmail_smtp_host,
+            r.sendmail_smtp_port,
+            r.sendmail_smtp_encr,
+            r.sendmail_smtp_user,
+            r.sendmail_smtp_pass.reveal(),
+            r.sendmail_smtp_from,
+            r.sendmail_smtp_ca_file,
+            r.sendmail_smtp_verify,
+        )
+
+    def describe(self) -> str:
+        auth = f" as {self.user}" if self.user else ""
+        checked = "" if self.encryption == "PLAIN" or self.verify else ", certificate NOT verified"
+        return f"{self.host}:{self.port} ({self.encryption}{auth}{checked})"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The context for STARTTLS and TLS: the system's CAs or ca_file; no verification only when asked."""
+        context = ssl.create_default_context(cafile=self.ca_file or None)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+@dataclass
+class Outcome:
+    result: str  # SENT, RETRY or DEAD
+    reply: str = ""  # the relay's answer, or why it could not be reached
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)  # recipients refused while others were taken
+
+
+def _reply_text(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    return f"{code} {' '.join(text.split())}"[:1000]
+
+
+def _classify(code: int) -> str:
+    return DEAD if 500 <= code < 600 else RETRY
+
+
+class RelaySession:
+    """One connection to the relay for a round of mails; `send` classifies each."""
+
+    def __init__(self, settings: RelaySettings, context: ssl.SSLContext | None) -> None:
+        self.settings = settings
+        self.context = context
+        self.smtp: smtplib.SMTP | None = None
+
+    def open(self) -> None:
+        s = self.settings
+        host = socket.getfqdn() if s.host not in ("localhost", "127.0.0.1") else "localhost"
+        if s.encryption == "TLS":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.host, s.port, local_hostname=host, timeout=SMTP_TIMEOUT, context=self.context
+            )
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, local_hostname=host, timeout=SMTP_TIMEOUT)
+        self.smtp = smtp
+        smtp.ehlo()
+        if s.encryption == "STARTTLS":
+            smtp.starttls(context=self.context)
+            smtp.ehlo()
+        if s.user:
+            smtp.login(s.user, s.password)
+
+    def send(self, sender: str, recipients: list[str], message: bytes) -> Outcome:
+        assert self.smtp is not None
+        try:
+            refused = self.smtp.sendmail(sender, recipients, message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = {r: (code, _reply_text(code, text)) for r, (code, text) in exc.recipients.items()}
+            worst = min(code for code, _ in codes.values())  # a 4xx among them: worth another try
+            return Outcome(_classify(worst), "; ".join(f"{r}: {t}" for r, (_, t) in codes.items()))
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:  # the relay closes the session: the rest of the round is tried later
+                self.smtp = None
+            return Outcome(_classify(exc.smtp_code), _reply_text(exc.smtp_code, exc.smtp_error))
+        refusals = {r: (int(code), _reply_text(int(code), text)) for r, (code, text) in refused.items()}
+        return Outcome(SENT, "250", refusals)
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self.smtp.close()
+            self.smtp = None
+
+
+def deliver_round(
+    settings: RelaySettings,
+    context: ssl.SSLContext | None,
+    mails: Iterable[tuple[str, str, list[str], Callable[[], bytes]]],
+    record: Callable[[str, Outcome], None],
+) -> str:
+    """Send each (id, sender, recipients, read message) over one session; `record(id, outcome)` after each.
+
+    Returns "" when the relay was reached, else why not (each mail of the round then gets a RETRY)."""
+    session = RelaySession(settings, context)
+    pending = list(mails)
+    try:
+        session.open()
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        why = _describe_failure(settings, exc)
+        session.close()
+        for mail_id, *_ in pending:
+            record(mail_id, Outcome(RETRY, why))
+        return why
+    try:
+        for index, (mail_id, sender, recipients, read) in enumerate(pending):
+            if session.smtp is None:
+                for rest_id, *_ in pending[index:]:
+                    record(rest_id, Outcome(RETRY, "the relay closed the session (421)"))
+                break
+            try:
+                outcome = session.send(sender, recipients, read())
+            except (smtplib.SMTPException, OSError) as exc:
+                outcome = Outcome(RETRY, _describe_failure(settings, exc))
+                session.smtp = None
+            record(mail_id, outcome)
+    finally:
+        session.close()
+    return ""
+
+
+def _describe_failure(settings: RelaySettings, exc: BaseException) -> str:
+    where = f"relay {settings.host}:{settings.port}"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"{where} refused the login of {settings.user}: {_reply_text(exc.smtp_code, exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"{where}: {exc} (check [redctl] sendmail_smtp_encr and sendmail_smtp_user)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"{where}: certificate not trusted ({exc.verify_message}); name its CA in [redctl] sendmail_smtp_ca_file"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{where}: {_reply_text(exc.smtp_code, exc.smtp_error)}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{where} not reachable: {exc.strerror}"
+    return f"{where}: {type(exc).__name__}: {exc}"

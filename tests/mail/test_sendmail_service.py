@@ -1,0 +1,158 @@
+"""SENDMAIL with real processes and a real SMTP relay: TLS and SASL, attachments, a relay that is away while the
+daemon is killed -9, refusals for good, and requests that must be refused.
+
+The client is the stdlib-only file the database's UDF scripts embed (redpss/sql/udf/pss_client.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from redpss.mail.spoolstat import dead_folder, spool_folder, spool_summary
+from redpss.sql.udf.pss_client import PssError
+from tests.mail.conftest import Mailer
+from tests.support.smtp_relay import SmtpRelay
+from tests.support.wait import wait_for
+
+MailerFor = Callable[..., Mailer]
+
+
+@pytest.mark.parametrize("mode", ["STARTTLS", "TLS"])
+def test_mail_with_attachment_arrives_over_tls_with_sasl_auth(mode: str, mailer_for: MailerFor, tmp_path: Path) -> None:
+    with SmtpRelay(tmp_path, mode, user="relayuser", password="relay-pw") as relay:
+        mailer = mailer_for(relay)
+        export = mailer.paths.data_work / "orders.csv"
+        export.write_bytes(b'ID,NAME\n1,"a, b"\n2,\xc3\xa4\n')
+        daemon = mailer.start()
+        with mailer.client() as client:
+            reply = client.send_mail(
+                ["ops@example.com", "dba@example.com"],
+                "orders of today",
+                "see attached\n",
+                attachments=["work/orders.csv"],
+                schema="APP1",
+            )
+        assert reply["durable"] is True
+        received = relay.wait_for(1, 30)
+        assert received[0].recipients == ("ops@example.com", "dba@example.com")
+        assert received[0].sender == "redsys@test.example"
+        message = received[0].message()
+        assert message["Subject"] == "orders of today"
+        body = message.get_body()
+        assert body is not None
+        assert body.get_content().replace("\r\n", "\n") == "see attached\n"
+        [attachment] = list(message.iter_attachments())
+        assert attachment.get_filename() == "orders.csv"
+        assert attachment.get_payload(decode=True) == export.read_bytes()  # byte for byte
+        assert relay.logins == ["PLAIN:relayuser"]
+        wait_for(lambda: spool_summary(mailer.paths)["count"] == 0, 10, what="the spool to be empty")
+        assert export.exists()  # the sender's file is left alone unless it asked otherwise
+        daemon.wait_log(f"mail {reply['mail_id']} sent to ops@example.com, dba@example.com")
+
+
+def test_relay_down_and_kill_9_every_mail_arrives_exactly_once(mailer_for: MailerFor, tmp_path: Path) -> None:
+    relay = SmtpRelay(tmp_path, "STARTTLS", user="u", password="p")  # not started: the relay is down
+    mailer = mailer_for(relay)
+    daemon = mailer.start()
+    with mailer.client() as client:
+        ids = [client.send_mail("ops@example.com", f"mail {n}", f"body {n}")["mail_id"] for n in range(20)]
+    wait_for(lambda: "not reachable" in daemon.log, 20, what="a failed try in the log")
+    os.kill(daemon.pid, signal.SIGKILL)  # while the relay is down and tries are going on
+    daemon.close()
+    assert spool_summary(mailer.paths)["count"] == 20  # acknowledged means on disk
+    daemon = mailer.start()
+    with mailer.client() as client:  # more mails while the relay is still down
+        ids += [client.send_mail("ops@example.com", f"mail {n}", f"body {n}")["mail_id"] for n in range(20, 30)]
+    relay.start()
+    try:
+        received = relay.wait_for(30, 60)
+        wait_for(lambda: spool_summary(mailer.paths)["count"] == 0, 30, what="the spool to be empty")
+        mailer.procs["sendmail"].stop()
+        subjects = sorted(r.message()["Subject"] for r in relay.received)
+        assert subjects == sorted(f"mail {n}" for n in range(30))  # each exactly once
+        assert len(received) == len(relay.received) == 30
+        assert len(set(ids)) == 30
+    finally:
+        relay.stop()
+
+
+def test_permanent_refusal_goes_to_dead_letters_with_an_alert_and_a_log_messages_row(
+    mailer_for: MailerFor, tmp_path: Path
+) -> None:
+    with SmtpRelay(tmp_path, "STARTTLS", refuse={"nobody@example.com"}) as relay:
+        mailer = mailer_for(relay)
+        mailer.start("devdb")
+        mailer.inst.redctl("db_register", "APP1")
+        daemon = mailer.start()
+        with mailer.client() as client:
+            dead_id = client.send_mail("nobody@example.com", "to nobody", "x", schema="APP1")["mail_id"]
+            both_id = client.send_mail(["ops@example.com", "nobody@example.com"], "half", "y", schema="APP1")["mail_id"]
+        received = relay.wait_for(1, 30)
+        assert received[0].recipients == ("ops@example.com",)
+        dead = dead_folder(mailer.paths)
+        wait_for((dead / f"{dead_id}.mail").exists, 30, what="the dead letter")
+        assert "550 5.1.1 no such user here" in (dead / f"{dead_id}.reply").read_text()
+        wait_for((dead / f"{both_id}-refused.mail").exists, 10, what="the refused recipient's copy")
+        wait_for(lambda: spool_summary(mailer.paths)["count"] == 0, 10, what="the spool to be empty")
+        assert spool_summary(mailer.paths)["dead"] == 2
+        alert = f"mail {dead_id} to nobody@example.com ('to nobody') refused by the relay for good"
+        wait_for(lambda: alert in daemon.log, 10, what="the ALERT line")
+        assert any(" ALERT " in line and alert in line for line in daemon.log.splitlines())
+        rows = wait_for(
+            lambda: mailer.rows("SELECT LOG_LEVEL, SOURCE, MESSAGE FROM APP1.LOG_MESSAGES WHERE SOURCE = 'SENDMAIL'"),
+            60,
+            interval=0.5,
+            what="the LOG_MESSAGES rows",
+        )
+        wait_for(lambda: len(mailer.rows("SELECT * FROM APP1.LOG_MESSAGES WHERE SOURCE = 'SENDMAIL'")) == 2, 30)
+        assert all(row["LOG_LEVEL"] == "ALERT" for row in rows)
+
+
+def test_temporary_refusal_is_retried_and_an_old_mail_raises_one_alert(mailer_for: MailerFor, tmp_path: Path) -> None:
+    with SmtpRelay(tmp_path, "PLAIN", defer={"later@example.com"}) as relay:
+        mailer = mailer_for(relay, sendmail_alert_age="1")
+        daemon = mailer.start()
+        with mailer.client() as client:
+            mail_id = client.send_mail("later@example.com", "deferred", "z")["mail_id"]
+        wait_for(lambda: daemon.log.count(f"mail {mail_id} not sent") >= 3, 30, what="three tries")
+        assert "451 4.3.0 try again later" in spool_summary(mailer.paths)["last_error"]
+        wait_for(lambda: f"mail {mail_id} to later@example.com has waited" in daemon.log, 30, what="the age ALERT")
+        relay.defer.clear()
+        relay.wait_for(1, 30)
+        wait_for(lambda: spool_summary(mailer.paths)["count"] == 0, 10, what="the spool to be empty")
+        assert daemon.log.count("has waited") == 1  # once, not on every tick
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"to": "not-an-address", "subject": "s", "body": "b"}, "is not a mail address"),
+        ({"to": "a@example.com", "subject": "s\nBcc: x@evil.example", "body": "b"}, "must be one line"),
+        (
+            {"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["../etc/red_params.conf"]},
+            "is not below",
+        ),
+        ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work/missing.csv"]}, "does not exist"),
+        ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work/link.csv"]}, "is not below"),
+        ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work"]}, "not a regular file"),
+        ({"to": [], "subject": "s", "body": "b"}, "at least one recipient"),
+    ],
+)
+def test_bad_requests_are_refused_and_nothing_is_spooled(
+    fields: dict[str, object], expected: str, mailer_for: MailerFor, tmp_path: Path
+) -> None:
+    relay = SmtpRelay(tmp_path, "PLAIN")
+    mailer = mailer_for(relay)
+    (mailer.paths.data_work / "link.csv").symlink_to(mailer.paths.config_file)
+    mailer.start()
+    with mailer.client() as client:
+        with pytest.raises(PssError, match=expected) as refused:
+            client.request("mail", **fields)
+        assert refused.value.code == "BAD_REQUEST"
+        assert client.ping()["server"] == "sendmail"  # the connection stays
+    assert not any(spool_folder(mailer.paths).iterdir())
