@@ -16,7 +16,8 @@ within CACHE_SECONDS.
 - The password is never logged and never part of an exception text; database exceptions are not chained.
 
 A database that cannot be reached is not the client's fault: authenticate() then raises
-redpss.core.db.errors.DatabaseUnavailable (an API answers 503), not AuthRefused.
+redpss.core.db.errors.DatabaseUnavailable (an API answers 503), not AuthRefused; so does a database other than
+exa_dbname (DatabaseNameMismatch, a configuration error of the server).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections import deque
 
 from redpss.core.config import Config, Secret
 from redpss.core.db.contract import API_OPERATOR_ROLE, API_READER_ROLE
-from redpss.core.db.errors import DatabaseAuthError, DatabaseNameMismatch
+from redpss.core.db.errors import DatabaseAuthError
 from redpss.core.record import Record
 
 os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")  # pyexasol is imported by the logins below
@@ -208,11 +209,9 @@ class Authenticator:
         self.database_logins += 1
         try:
             roles = await asyncio.to_thread(self._roles_by_login, user, password)
-        except DatabaseAuthError as exc:
+        except DatabaseAuthError:  # a wrong exa_dbname (DatabaseNameMismatch) is no refusal: it propagates
             self._failures.add(client_host, time.monotonic())
-            reason = "the database refused the login (wrong user or password)"
-            if isinstance(exc, DatabaseNameMismatch):
-                reason = "the database reached is not the instance's database"
+            reason = "the database refused the login (wrong user or password, or no CREATE SESSION privilege)"
             self._log_refusal(user, client_host, reason)
             raise AuthRefused(reason) from None
         try:

@@ -1,0 +1,185 @@
+"""The REST API's authentication against a real devdb: HTTP Basic credentials become a database login, the roles
+db_install creates decide what the caller may do, logins are cached and failures rate-limited, and the password
+never reaches a log line or an exception."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from redpss.core.config import Config, Secret, parse_config, render_config
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.db.contract import install
+from redpss.devdb.testing import InProcessDevDb
+from redpss.rest.auth import (
+    OPERATOR_ROLE,
+    READER_ROLE,
+    Authenticator,
+    AuthRefused,
+    NoApiRole,
+    Principal,
+    TooManyAttempts,
+)
+
+READER_PASSWORD = "reader:pass with colon"  # noqa: S105 - test value; a colon inside the password is allowed
+OPERATOR_PASSWORD = "operator-Secret-4711"  # noqa: S105
+CLIENT = "192.0.2.10"
+
+
+@pytest.fixture(scope="module")
+def devdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDevDb]:
+    """A devdb after db_install, with a reader, an operator and a user holding no API role."""
+    server = InProcessDevDb(tmp_path_factory.mktemp("devdb"))
+    server.start()
+    session = DbSession(DbSettings(dsn=server.dsn, user="sys", password=Secret("exasol"), encryption=False))
+    install(session)
+    for user, password, role in (
+        ("api_reader", READER_PASSWORD, READER_ROLE),
+        ("api_operator", OPERATOR_PASSWORD, OPERATOR_ROLE),
+        ("no_api", "no-api-pw", None),
+    ):
+        session.execute(f'CREATE USER {user} IDENTIFIED BY "{password}"')
+        session.execute(f"GRANT {role} TO {user}" if role else f"GRANT CREATE SESSION TO {user}")
+    session.close()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def config(devdb: InProcessDevDb) -> Config:
+    text = render_config(
+        {
+            "DEFAULT": {
+                "exa_password": "exasol",
+                "exa_connection": devdb.dsn,
+                "exa_encryption": "false",
+                "exa_dbname": "DEVDB",
+            }
+        }
+    )
+    return parse_config(text, "red_params.conf")
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def logins(devdb: InProcessDevDb) -> int:
+    assert devdb.server is not None
+    return devdb.server.logins
+
+
+def authenticate(auth: Authenticator, header: str | None, client: str = CLIENT) -> Principal:
+    return asyncio.run(auth.authenticate(header, client))
+
+
+def refusal(auth: Authenticator, header: str | None, client: str = CLIENT) -> AuthRefused:
+    with pytest.raises(AuthRefused) as caught:
+        authenticate(auth, header, client)
+    return caught.value
+
+
+def test_roles_from_the_database_decide_what_a_caller_may_do(config: Config) -> None:
+    auth = Authenticator(config)
+    reader = authenticate(auth, basic("api_reader", READER_PASSWORD))
+    assert reader.user == "api_reader"
+    assert READER_ROLE in reader.roles and not reader.may_operate
+    operator = authenticate(auth, basic("api_operator", OPERATOR_PASSWORD))
+    assert operator.may_operate
+    assert {OPERATOR_ROLE, READER_ROLE} <= operator.roles  # db_install grants the reader role to the operator role
+    dba = authenticate(auth, basic("sys", "exasol"))
+    assert dba.may_operate and "DBA" in dba.roles
+
+    no_role = refusal(auth, basic("no_api", "no-api-pw"))
+    assert isinstance(no_role, NoApiRole)
+    assert READER_ROLE in str(no_role) and OPERATOR_ROLE in str(no_role)
+
+
+def test_a_wrong_password_is_refused_and_logged_without_the_password(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = Authenticator(config)
+    caplog.set_level(logging.DEBUG)
+    wrong = "wrong-Password-9931"
+    refused = refusal(auth, basic("api_reader", wrong))
+    assert "refused the login" in str(refused)
+    assert refused.__cause__ is None and refused.__suppress_context__  # no database exception chained
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "redpss.rest.auth"]
+    assert len(warnings) == 1
+    assert "api_reader" in warnings[0].getMessage() and CLIENT in warnings[0].getMessage()
+    authenticate(auth, basic("api_reader", READER_PASSWORD))
+    for secret in (wrong, READER_PASSWORD, base64.b64encode(f"api_reader:{wrong}".encode()).decode()):
+        assert secret not in caplog.text
+        assert secret not in repr(refused) and secret not in str(refused)
+
+
+def test_a_checked_login_is_cached_briefly(devdb: InProcessDevDb, config: Config) -> None:
+    auth = Authenticator(config, cache_seconds=60.0)
+    header = basic("api_operator", OPERATOR_PASSWORD)
+    before = logins(devdb)
+    first = authenticate(auth, header)
+    assert authenticate(auth, header) == first
+    assert logins(devdb) == before + 1 and auth.database_logins == 1
+
+    async def together() -> list[Principal]:
+        other = basic("api_reader", READER_PASSWORD)
+        return await asyncio.gather(*(auth.authenticate(other, CLIENT) for _ in range(5)))
+
+    assert len(set(asyncio.run(together()))) == 1
+    assert logins(devdb) == before + 2  # five concurrent requests with the same credentials: one login
+
+    refusal(auth, basic("api_operator", "not the password"))  # another password is never served from the cache
+    assert auth.database_logins == 3
+
+    uncached = Authenticator(config, cache_seconds=0.0)
+    authenticate(uncached, header)
+    authenticate(uncached, header)
+    assert uncached.database_logins == 2
+
+
+def test_failed_logins_are_rate_limited_per_client_address(devdb: InProcessDevDb, config: Config) -> None:
+    auth = Authenticator(config, failure_limit=2, failure_window=60.0)
+    for _ in range(2):
+        assert not isinstance(refusal(auth, basic("api_reader", "guess")), TooManyAttempts)
+    made = auth.database_logins
+    limited = refusal(auth, basic("api_reader", READER_PASSWORD))  # even the right password waits
+    assert isinstance(limited, TooManyAttempts)
+    assert 0 < limited.retry_after <= 60.0
+    assert auth.database_logins == made  # the database was not asked
+    assert authenticate(auth, basic("api_reader", READER_PASSWORD), client="192.0.2.99").user == "api_reader"
+
+
+def test_a_dropped_user_is_refused_once_the_cache_has_expired(devdb: InProcessDevDb, config: Config) -> None:
+    with devdb.connect() as admin:
+        admin.execute('CREATE USER short_lived IDENTIFIED BY "pw-1"')
+        admin.execute(f"GRANT {READER_ROLE} TO short_lived")
+        auth = Authenticator(config, cache_seconds=0.0)
+        assert authenticate(auth, basic("short_lived", "pw-1")).user == "short_lived"
+        admin.execute("DROP USER short_lived")
+    assert "refused the login" in str(refusal(auth, basic("short_lived", "pw-1")))
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "authentication required"),
+        ("", "authentication required"),
+        ("Bearer abc.def", "only HTTP Basic"),
+        ("Basic !!!not-base64", "not valid base64"),
+        ("Basic " + base64.b64encode(b"\xff\xfe:x").decode(), "not UTF-8"),
+        ("Basic " + base64.b64encode(b"no-colon-here").decode(), "lack the ':'"),
+        ("Basic " + base64.b64encode(b":pw").decode(), "name no user"),
+        ("Basic " + base64.b64encode(b"user:").decode(), "empty password"),
+        ("Basic " + base64.b64encode(b"bad\nuser:pw").decode(), "not a database user name"),
+    ],
+)
+def test_malformed_credentials_are_refused_clearly_without_a_login(
+    config: Config, header: str | None, reason: str
+) -> None:
+    auth = Authenticator(config)
+    assert reason in str(refusal(auth, header))
+    assert auth.database_logins == 0
