@@ -25,8 +25,8 @@ from redpss.rest.auth import (
     TooManyAttempts,
 )
 
-READER_PASSWORD = "reader:pass with colon"  # noqa: S105 - test value; a colon inside the password is allowed
-OPERATOR_PASSWORD = "operator-Secret-4711"  # noqa: S105
+READER_PASSWORD = "reader:pass with colon"  # a colon inside the password is allowed
+OPERATOR_PASSWORD = "operator-Secret-4711"
 CLIENT = "192.0.2.10"
 
 
