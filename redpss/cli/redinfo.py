@@ -25,6 +25,8 @@ from redpss.core.errors import ConfigError
 from redpss.core.exitcodes import ExitCode
 from redpss.core.net import tcp_reachable
 from redpss.core.paths import InstancePaths
+from redpss.mail.spoolstat import describe as describe_spool
+from redpss.mail.spoolstat import spool_summary
 
 DB_CONNECT_TIMEOUT = 2.0
 
@@ -108,6 +110,7 @@ def collect(paths: InstancePaths) -> dict[str, Any]:
         "autostart": paths.autostart_marker.exists(),
         "suspended": paths.suspend_marker.exists(),
         "disk": {"data": du(paths.data), "log": du(paths.log)},
+        "mail": spool_summary(paths),
     }
     try:
         config = load_instance_config(paths)
@@ -143,6 +146,7 @@ def show(info: dict[str, Any]) -> None:
     for name, value in info["paths"].items():
         print(f"{name + ':':<12}{value}")
     print(f"disk:       data {_size(info['disk']['data'])}, log {_size(info['disk']['log'])}")
+    print(f"mail spool: {describe_spool(info['mail'])}")
     if info["config"] is None:
         print("config:     INVALID (run `redinfo --check`):")
         for problem in info["config_problems"]:

@@ -20,7 +20,16 @@ class Reloaded(Record):
 def show(instance: Instance) -> dict[str, Any]:
     """JMON's view of the instance: every job and watcher with its state, SCHED's pools and workers."""
     with instance.jmon() as jmon:
-        return jmon.request("show")
+        data: dict[str, Any] = jmon.request("show")
+    data["mail"] = mail_spool(instance)
+    return data
+
+
+def mail_spool(instance: Instance) -> dict[str, Any]:
+    """SENDMAIL's spool, read from its folder (count, oldest, next try, dead letters), also while SENDMAIL is down."""
+    from redpss.mail.spoolstat import spool_summary  # noqa: PLC0415 - a folder listing, loaded by `show` only
+
+    return spool_summary(instance.paths)
 
 
 def reload(instance: Instance) -> Reloaded:

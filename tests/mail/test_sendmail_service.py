@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -156,3 +158,30 @@ def test_bad_requests_are_refused_and_nothing_is_spooled(
         assert refused.value.code == "BAD_REQUEST"
         assert client.ping()["server"] == "sendmail"  # the connection stays
     assert not any(spool_folder(mailer.paths).iterdir())
+
+
+def test_redinfo_shows_the_spool_and_the_status_reply_has_its_figures(mailer_for: MailerFor, tmp_path: Path) -> None:
+    relay = SmtpRelay(tmp_path, "STARTTLS")  # down: the mails wait
+    mailer = mailer_for(relay, sendmail_retry_delay="60")
+    mailer.start()
+    with mailer.client() as client:
+        for n in range(3):
+            client.send_mail("ops@example.com", f"waiting {n}", "w")
+        wait_for(lambda: client.request("status")["relay_error"], 20, what="a failed try")
+        status = client.request("status")
+        ping = client.ping()  # its status text is what JMON writes to REDSYS.DAEMON_STATUS
+    assert status["waiting"] == 3
+    assert "3 mail(s) waiting, oldest " in ping["status"]
+    assert status["next_try"] > status["oldest"]
+    assert "not reachable" in status["relay_error"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "redpss.cli.redinfo", "-i", "TST1"],
+        env=mailer.inst.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(line for line in shown.splitlines() if line.startswith("mail spool:"))
+    assert "3 mail(s) waiting, oldest " in line
+    assert ", next try 20" in line  # a clock time: 60 s away, not "now"
+    assert "not reachable" in line

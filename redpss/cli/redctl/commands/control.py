@@ -101,6 +101,10 @@ def render(instance: Instance, data: dict[str, Any]) -> None:
     for invalid in data.get("invalid", []):
         print(f"  invalid: {display_text(str(invalid['reason']), 400)}")
     _render_csvsrv(data.get("entries", []))
+    if data.get("mail"):
+        from redpss.mail.spoolstat import describe  # noqa: PLC0415 - only where a spool is shown
+
+        print(f"SENDMAIL spool: {display_text(describe(data['mail']), 400)}")
     print()
     sched = data.get("sched")
     if not sched:
