@@ -1,0 +1,229 @@
+"""Arrow tables to the CSV Exasol's IMPORT reads, written by pyarrow's C++ CSV writer.
+
+The dialect (docs/convert.md): UTF-8, LF row ends, a header line, fields separated by commas, text fields and
+header names in double quotes with quotes doubled (RFC 4180), NULL as an empty field, BOOLEAN 1/0, DECIMAL with a
+dot, DATE YYYY-MM-DD, TIMESTAMP YYYY-MM-DD HH:MM:SS.ffffff (zoned values in UTC), binary as lower-case hex,
+lists, maps and structs inside lists as JSON text. Nested structs become columns named parent.child.
+
+Columns may appear part-way through a file (JSON): `CsvSink` starts a new segment when the column list grows and,
+at the end, pads the rows of earlier segments with empty fields, so the header names every column once and no value
+is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from redpss.convert.errors import BadInput
+
+NAME_SEPARATOR = "."  # {"a": {"b": 1}} -> column "a.b"
+_BODY_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
+_PAD_BLOCK = 8 << 20
+_QUOTE, _LF, _COMMA = ord('"'), ord("\n"), ord(",")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(" ")
+    if isinstance(value, dt.date | dt.time | dt.timedelta):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def json_text(value: object) -> str:
+    """A nested value as compact JSON (the text a list, map or nested record becomes in one CSV field)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _plain(value: object, arrow_type: pa.DataType) -> object:
+    """Arrow's Python form of a nested value with maps as JSON objects (to_pylist gives them as key/value pairs)."""
+    if value is None:
+        return None
+    if pa.types.is_map(arrow_type):
+        return {str(k): _plain(v, arrow_type.item_type) for k, v in value}  # type: ignore[attr-defined]
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        return [_plain(v, arrow_type.value_type) for v in value]  # type: ignore[attr-defined]
+    if pa.types.is_struct(arrow_type):
+        return {f.name: _plain(value[f.name], f.type) for f in arrow_type}  # type: ignore[index]
+    return value
+
+
+def _as_json_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    arrow_type = column.type
+    return pa.array([None if v is None else json_text(_plain(v, arrow_type)) for v in column.to_pylist()], pa.string())
+
+
+def _as_hex(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
+
+
+def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:  # noqa: PLR0911 - one per type
+    """The column in a type pyarrow's CSV writer writes the way Exasol reads it (see the module docstring)."""
+    t = column.type
+    if pa.types.is_dictionary(t):
+        return writable(column.cast(t.value_type))
+    if isinstance(t, pa.ExtensionType):
+        storage = (
+            column.storage
+            if isinstance(column, pa.Array)
+            else pa.chunked_array([c.storage for c in column.chunks], t.storage_type)
+        )
+        return writable(storage)
+    if pa.types.is_boolean(t):
+        return pc.cast(column, pa.int8())
+    if pa.types.is_timestamp(t):
+        # zoned values are stored as UTC instants: dropping the zone keeps UTC; nanoseconds are cut to micro
+        return pc.cast(column, pa.timestamp("us"), safe=False)
+    if pa.types.is_float16(t):
+        return pc.cast(column, pa.float32())
+    if pa.types.is_duration(t):
+        return pc.cast(column, pa.int64())  # a count of the type's unit (the header says which column, docs say unit)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return _as_hex(column)
+    if pa.types.is_binary_view(t):
+        return _as_hex(column)
+    if pa.types.is_string_view(t):
+        return pc.cast(column, pa.string())
+    if pa.types.is_nested(t):  # lists, maps, unions, and structs left inside lists
+        return _as_json_text(column)
+    return column
+
+
+def flatten(table: pa.Table) -> pa.Table:
+    """Struct columns become one column per field, named parent.child, to any depth; names must stay unique."""
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    names = table.column_names
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        twice = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+        raise BadInput(
+            f"column {twice}",
+            f"two fields become the column name {twice!r} (a field named with a {NAME_SEPARATOR!r} beside a nested "
+            "record of the same path); rename one of them",
+        )
+    return table
+
+
+def quoted_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def header_line(names: list[str]) -> bytes:
+    return (",".join(quoted_name(n) for n in names) + "\n").encode()
+
+
+class _Segment:
+    def __init__(self, path: Path, width: int) -> None:
+        self.path = path
+        self.width = width
+        self.file: BinaryIO = path.open("wb")
+
+
+class CsvSink:
+    """The CSV of one conversion, under a temporary name until the caller publishes it.
+
+    `write(table)` takes a flattened table in any column order; columns not seen before are appended to the
+    column list. `finish()` returns the completed file (header first), fsynced.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.columns: list[str] = []
+        self._index: dict[str, int] = {}
+        self._segments: list[_Segment] = []
+        self.rows = 0
+        self._header_bytes = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0 and not table.num_columns:
+            return
+        new = [n for n in table.column_names if n not in self._index]
+        if new or not self._segments:
+            for name in new:
+                self._index[name] = len(self.columns)
+                self.columns.append(name)
+            self._open_segment()
+        if table.column_names != self.columns:
+            present = set(table.column_names)
+            arrays = [table[n] if n in present else pa.nulls(table.num_rows) for n in self.columns]
+            table = pa.table(arrays, names=self.columns)
+        table = pa.table([writable(c) for c in table.columns], names=self.columns)
+        pacsv.write_csv(table, self._segments[-1].file, _BODY_OPTIONS)
+        self.rows += table.num_rows
+
+    def _open_segment(self) -> None:
+        number = len(self._segments)
+        path = self.target if number == 0 else self.target.with_name(f"{self.target.name}.{number}")
+        segment = _Segment(path, len(self.columns))
+        if number == 0:
+            header = header_line(self.columns)
+            segment.file.write(header)
+            self._header_bytes = len(header)
+        self._segments.append(segment)
+
+    def finish(self) -> Path:
+        """Close and fsync the output; with several segments, rewrite it once with every column in every row."""
+        for segment in self._segments:
+            segment.file.close()
+        if len(self._segments) > 1:
+            self._join()
+        elif not self._segments:
+            self.target.write_bytes(b"")
+        with self.target.open("rb") as done:
+            os.fsync(done.fileno())
+        return self.target
+
+    def discard(self) -> None:
+        for segment in self._segments:
+            segment.file.close()
+            segment.path.unlink(missing_ok=True)
+        joined = self.target.with_name(self.target.name + ".joined")
+        joined.unlink(missing_ok=True)
+
+    def _join(self) -> None:
+        width = len(self.columns)
+        joined = self.target.with_name(self.target.name + ".joined")
+        with joined.open("wb") as out:
+            out.write(header_line(self.columns))
+            for number, segment in enumerate(self._segments):
+                skip = self._header_bytes if number == 0 else 0
+                _copy_padded(segment.path, skip, width - segment.width, out.write)
+        for segment in self._segments:
+            segment.path.unlink()
+        joined.replace(self.target)
+
+
+def _copy_padded(path: Path, skip: int, missing: int, write: Callable[[bytes], Any]) -> None:
+    """Copy CSV rows, appending `missing` empty fields to each. A row ends at an LF outside quotes: the writer
+    doubles every quote inside a field, so an even number of quotes before an LF means it ends a row."""
+    pad = np.full(missing, _COMMA, dtype=np.uint8)
+    quotes_before = 0
+    with path.open("rb") as source:
+        source.seek(skip)
+        while block := source.read(_PAD_BLOCK):
+            data = np.frombuffer(block, dtype=np.uint8)
+            if not missing:
+                write(block)
+                continue
+            marks = np.flatnonzero((data == _QUOTE) | (data == _LF))
+            is_quote = data[marks] == _QUOTE
+            parity = (np.cumsum(is_quote) + quotes_before) % 2
+            quotes_before = int(parity[-1]) if len(parity) else quotes_before
+            ends = marks[(~is_quote) & (parity == 0)]
+            write(np.insert(data, np.repeat(ends, missing), np.tile(pad, len(ends))).tobytes())

@@ -1,0 +1,193 @@
+"""Where a conversion's files go, in an order that converts every source exactly once, even after kill -9.
+
+For data/input/<folder>/orders.json (JSON2CSV; PARQ2CSV alike with its own tag):
+
+1. the CSV is written to `.orders.json.json2csv.part` beside the source and fsynced;
+2. it is renamed to `.orders.json.json2csv.ready` (the commit point: the conversion is done and durable);
+3. the source is moved to data/archive/<folder>/orders.json;
+4. the CSV is renamed to `orders.csv`, where loaders see it.
+
+Names starting with a dot are never taken by a watcher (core.filestable), so a half-written CSV is never loaded.
+At start-up `recover()` finishes what a killed run left: a `.ready` file gets steps 3 and 4 (step 3 only if the source
+is still there), a `.part` file is removed and its source converted anew. A bad source goes to data/error/<folder>/
+with `<name>.reason` beside it (written first, so a source in error/ always has its reason).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from redpss.core.paths import InstancePaths
+
+log = logging.getLogger("redpss.convert.files")
+
+
+@dataclass(frozen=True)
+class Naming:
+    """The suffixes of one converter: sources it takes, what it writes, and the tag of its temporary names."""
+
+    tag: str  # "json2csv" or "parq2csv"
+    source_suffix: str  # ".json"
+    csv_suffix: str  # ".csv"
+
+    def is_source(self, path: Path) -> bool:
+        name = path.name
+        return name.endswith(self.source_suffix) and len(name) > len(self.source_suffix) and not name.startswith(".")
+
+    def target(self, source: Path) -> Path:
+        return source.with_name(source.name[: -len(self.source_suffix)] + self.csv_suffix)
+
+    def part(self, source: Path) -> Path:
+        return source.with_name(f".{source.name}.{self.tag}.part")
+
+    def ready(self, source: Path) -> Path:
+        return source.with_name(f".{source.name}.{self.tag}.ready")
+
+    def source_of(self, ready: Path) -> Path:
+        return ready.with_name(ready.name[1 : -len(f".{self.tag}.ready")])
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def relative_folder(paths: InstancePaths, source: Path) -> Path:
+    """The source's folder below data/input ('.' for data/input itself, 'alice' for the data/input/alice link)."""
+    return source.parent.relative_to(paths.data_input)
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """folder/name, or folder/name.1, .2, ... when an earlier file of that name is still kept there."""
+    candidate = folder / name
+    number = 0
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = folder / f"{name}.{number}"
+    return candidate
+
+
+def move_file(source: Path, folder: Path) -> Path:
+    """Move `source` into `folder` (created if needed) under a free name; across file systems by copy, fsync and
+    unlink (an sFTP tree may be mounted apart from the instance tree)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _free_name(folder, source.name)
+    try:
+        source.rename(target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        partial = target.with_name(f".{target.name}.moving")
+        with source.open("rb") as src, partial.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        partial.rename(target)
+        fsync_dir(folder)
+        source.unlink()
+    else:
+        fsync_dir(folder)
+    fsync_dir(source.parent)
+    return target
+
+
+def archive(paths: InstancePaths, source: Path) -> Path:
+    return move_file(source, paths.data_archive / relative_folder(paths, source))
+
+
+def reject(paths: InstancePaths, source: Path, reason: str) -> Path:
+    """Put a bad source in data/error/<folder>/ with <name>.reason; the path it went to."""
+    folder = paths.data_error / relative_folder(paths, source)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _free_name(folder, source.name)
+    text = f"{source}: {reason}\n"
+    reason_file = target.with_name(target.name + ".reason")
+    partial = reason_file.with_name(f".{reason_file.name}.part")
+    with partial.open("w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    partial.rename(reason_file)
+    moved = move_file(source, folder)
+    if moved != target:  # another file took the name meanwhile: keep the reason beside the source
+        reason_file.rename(moved.with_name(moved.name + ".reason"))
+    return moved
+
+
+def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
+    """Steps 3 and 4 for a committed conversion: archive the source (if still there), then show the CSV."""
+    ready = naming.ready(source)
+    if source.exists():
+        archive(paths, source)
+    target = naming.target(source)
+    _link_once(ready, target)
+    return target
+
+
+def _link_once(ready: Path, target: Path) -> None:
+    """Show `ready` as `target` without ever replacing another file of that name (a link fails if it exists);
+    a link left by a stop between the two steps is recognised by its inode."""
+    try:
+        os.link(ready, target)
+    except FileExistsError:
+        if not ready.samefile(target):
+            raise
+    ready.unlink()
+    fsync_dir(target.parent)
+
+
+def recover(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:
+    """Finish or undo what a killed run left in `folders`; what was done, for the log."""
+    done = []
+    for folder in folders:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if not name.startswith("."):
+                continue
+            if name.endswith(f".{naming.tag}.ready"):
+                source = naming.source_of(entry)
+                target = naming.target(source)
+                if target.exists() and not entry.samefile(target):
+                    done.append(f"{entry} waits: {target.name} is still there")
+                    continue
+                publish(naming, paths, source)
+                done.append(f"finished the conversion of {source} (stopped before it was published)")
+            elif f".{naming.tag}.part" in name:
+                entry.unlink(missing_ok=True)
+                done.append(f"removed {entry}, left by a conversion that was stopped; its source is converted again")
+    return done
+
+
+def expire_archive(paths: InstancePaths, suffix: str, days: int, now: float | None = None) -> int:
+    """Delete archived sources (`*<suffix>` and `*<suffix>.N`) moved there more than `days` days ago (the ctime is
+    the time of the move); 0 days keeps everything. The number deleted."""
+    if days <= 0 or not paths.data_archive.is_dir():
+        return 0
+    limit = (now if now is not None else time.time()) - days * 86400
+    removed = 0
+    for root, _dirs, files in os.walk(paths.data_archive):
+        for name in files:
+            base = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[-1].isdigit() else name
+            if not base.endswith(suffix):
+                continue
+            path = Path(root) / name
+            try:
+                if path.lstat().st_ctime < limit:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed

@@ -1,0 +1,271 @@
+"""JSON sources as a stream of Arrow tables, in bounded memory: newline-delimited JSON and one top-level array.
+
+Both forms are cut into blocks of whole records, each parsed by pyarrow's multi-threaded JSON reader:
+
+- NDJSON: a block ends at the last line break read.
+- Array: a vectorised scan (numpy) finds the strings, the nesting depth and the commas between the array's elements;
+  it replaces line breaks (in valid JSON only whitespace) by spaces and those commas by line breaks, so the block
+  becomes NDJSON byte for byte: offsets in a block are offsets in the file, and error positions stay exact.
+
+A block pyarrow refuses is parsed again record by record with Python's json module: a syntax error becomes BadInput
+naming the line and character; records whose fields change type (a number here, text there) are converted as text.
+Records must be JSON objects; nested objects become columns named parent.child, arrays become JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from redpss.convert.csvout import NAME_SEPARATOR, flatten, json_text
+from redpss.convert.errors import BadInput
+
+READ_BYTES = 4 << 20  # what is read at once; a block is this plus the part of a record left from the last read
+PARSE_BLOCK = 512 << 10  # pyarrow's block_size: the unit its threads parse in parallel
+_STRUCTURAL = np.zeros(256, dtype=bool)
+_STRUCTURAL[list(b'"\\{}[],')] = True
+_OPENS = np.zeros(256, dtype=np.int8)
+_OPENS[list(b"{[")] = 1
+_OPENS[list(b"}]")] = -1
+_BACKSLASH, _QUOTE, _COMMA = ord("\\"), ord('"'), ord(",")
+
+
+class Block:
+    """Whole records as NDJSON bytes, starting at `offset` in the source file."""
+
+    __slots__ = ("data", "offset")
+
+    def __init__(self, data: bytes, offset: int) -> None:
+        self.data = data
+        self.offset = offset
+
+
+def detect_form(path: Path) -> str:
+    """'ndjson' or 'array', from the first character that is not whitespace; BadInput for anything else."""
+    offset = 0
+    with path.open("rb") as source:
+        while head := source.read(65536):
+            if offset == 0 and head.startswith(b"\xef\xbb\xbf"):
+                head, offset = head[3:], 3
+            stripped = head.lstrip()
+            if stripped:
+                if stripped[:1] == b"[":
+                    return "array"
+                if stripped[:1] == b"{":
+                    return "ndjson"
+                raise BadInput(
+                    position(path, offset + len(head) - len(stripped)),
+                    "the file starts with neither '{' (one JSON object per line) nor '[' (an array of objects)",
+                )
+            offset += len(head)
+    raise BadInput("line 1", "the file holds no JSON records (it is empty or only whitespace)")
+
+
+def position(path: Path, offset: int) -> str:
+    """'line L, character C' of byte `offset` (error path only: counts the line breaks before it)."""
+    line, last_break = 1, -1
+    done = 0
+    with path.open("rb") as source:
+        while done < offset:
+            chunk = source.read(min(8 << 20, offset - done))
+            if not chunk:
+                break
+            breaks = chunk.count(b"\n")
+            if breaks:
+                line += breaks
+                last_break = done + chunk.rfind(b"\n")
+            done += len(chunk)
+    return f"line {line}, character {offset - last_break}"
+
+
+def ndjson_blocks(source: BinaryIO, start: int = 0, read_bytes: int = READ_BYTES) -> Iterator[Block]:
+    offset = start
+    rest = b""
+    while data := source.read(read_bytes):
+        buffer = rest + data if rest else data
+        cut = buffer.rfind(b"\n") + 1
+        if cut:
+            yield Block(buffer[:cut], offset)
+            offset += cut
+            rest = buffer[cut:]
+        else:
+            rest = buffer
+    if rest.strip():
+        yield Block(rest, offset)
+
+
+class ArrayScanner:
+    """Turns the text of one top-level JSON array into NDJSON blocks (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def blocks(self, source: BinaryIO, start: int = 0, read_bytes: int = READ_BYTES) -> Iterator[Block]:
+        offset = start  # file offset of `rest`
+        depth = 0  # nesting depth at `offset`: 0 before the opening bracket, 1 between elements
+        rest = b""
+        closed = False
+        while not closed:
+            data = source.read(read_bytes)
+            buffer = rest + data if rest else data
+            if not data:
+                raise BadInput(
+                    position(self.path, offset + len(buffer)), "the file ends before the array's closing ']'"
+                )
+            scanned = self._scan(buffer, offset, depth)
+            if scanned is None:  # no element ends in the buffer yet: read on
+                rest = buffer
+                continue
+            block, cut, closed = scanned
+            if block.strip():
+                yield Block(block, offset)
+            offset += cut
+            rest = buffer[cut:]
+            depth = 1
+        tail = rest
+        while True:
+            if tail.strip():
+                where = offset + len(tail) - len(tail.lstrip())
+                raise BadInput(position(self.path, where), "there is more after the array's closing ']'")
+            offset += len(tail)
+            tail = source.read(read_bytes)
+            if not tail:
+                return
+
+    def _scan(self, buffer: bytes, offset: int, depth: int) -> tuple[bytes, int, bool] | None:
+        """(NDJSON bytes, bytes consumed, array closed) for the elements that end in `buffer`; None if none does."""
+        data = np.frombuffer(buffer, dtype=np.uint8)
+        marks = np.flatnonzero(_STRUCTURAL[data])
+        chars = data[marks]
+        quotes = chars == _QUOTE
+        backslashes = chars == _BACKSLASH
+        if backslashes.any():
+            quotes &= ~_escaped(marks, backslashes)
+        outside = ~(np.cumsum(quotes) % 2).astype(bool) & ~quotes  # structural, and not inside a string
+        steps = np.where(outside, _OPENS[chars], 0)
+        depths = depth + np.cumsum(steps, dtype=np.int64)  # depth after each mark
+        closing = np.flatnonzero(outside & (steps == -1) & (depths == 0))
+        closed = bool(len(closing))
+        if closed:
+            end = int(marks[closing[0]])
+            cut = end + 1
+        separators = marks[outside & (chars == _COMMA) & (depths == 1)]
+        if closed:
+            separators = separators[separators < end]
+        elif len(separators):
+            cut = int(separators[-1]) + 1
+        else:
+            return None
+        out = data[:cut].copy()
+        out[(out == 10) | (out == 13)] = 32
+        out[separators] = 10
+        if depth == 0:
+            out[int(marks[0])] = 32  # the opening bracket (detect_form saw it first)
+        if closed:
+            out[end] = 32
+        return out.tobytes(), cut, closed
+
+
+def _escaped(marks: np.ndarray, backslashes: np.ndarray) -> np.ndarray:
+    """For each mark: preceded by an odd run of backslashes right before it (so a quote there is escaped)."""
+    follows = np.zeros(len(marks), dtype=bool)
+    follows[1:] = marks[1:] == marks[:-1] + 1
+    continues = backslashes & follows & np.concatenate(([False], backslashes[:-1]))
+    run_start = backslashes & ~continues
+    index = np.arange(len(marks))
+    start_of_run = np.maximum.accumulate(np.where(run_start, index, 0))
+    run_length = np.where(backslashes, index - start_of_run + 1, 0)
+    escaped = np.zeros(len(marks), dtype=bool)
+    escaped[1:] = follows[1:] & backslashes[:-1] & (run_length[:-1] % 2 == 1)
+    return escaped
+
+
+_READ_OPTIONS = pajson.ReadOptions(block_size=PARSE_BLOCK, use_threads=True)
+
+
+def parse_block(path: Path, block: Block) -> pa.Table:
+    """The block's records as one flattened table; BadInput naming line and character for invalid JSON."""
+    try:
+        table = pajson.read_json(pa.py_buffer(block.data), read_options=_READ_OPTIONS)
+    except pa.ArrowInvalid:
+        return _parse_by_python(path, block)
+    return flatten(table)
+
+
+def _flat_into(record: dict[str, object], prefix: str, row: dict[str, object]) -> None:
+    for key, value in record.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            _flat_into(value, name + NAME_SEPARATOR, row)
+        else:
+            row[name] = value
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return json_text(value)
+    return json.dumps(value)
+
+
+def _parse_by_python(path: Path, block: Block) -> pa.Table:
+    """The slow path for a block pyarrow refused: find the bad record, or convert records of mixed types as text."""
+    columns: dict[str, list[str | None]] = {}
+    count = 0
+    decoder = json.JSONDecoder()
+    position_in_block = 0
+    for line in block.data.split(b"\n"):
+        start = position_in_block
+        position_in_block += len(line) + 1
+        body = line.lstrip()
+        if not body.strip():
+            continue
+        at = block.offset + start + len(line) - len(body)  # file offset of the record's first character
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInput(position(path, at + exc.start), "the text is not UTF-8") from None
+        try:
+            record, end = decoder.raw_decode(text)
+        except json.JSONDecodeError as exc:
+            raise BadInput(position(path, at + len(text[: exc.pos].encode())), f"invalid JSON: {exc.msg}") from None
+        if text[end:].strip():
+            where = at + len(text[:end].encode()) + len(text[end:]) - len(text[end:].lstrip())
+            raise BadInput(position(path, where), "more than one JSON value on this line")
+        if not isinstance(record, dict):
+            raise BadInput(position(path, at), f"a record must be a JSON object, found {type(record).__name__}")
+        row: dict[str, object] = {}
+        _flat_into(record, "", row)
+        for name, value in row.items():
+            values = columns.get(name)
+            if values is None:
+                values = columns[name] = [None] * count
+            values.append(_text(value))
+        count += 1
+        for values in columns.values():
+            if len(values) < count:
+                values.append(None)
+    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+
+
+def json_tables(path: Path, source: BinaryIO) -> Iterator[pa.Table]:
+    """The file's records as flattened tables, one per block."""
+    form = detect_form(path)
+    start = 3 if source.read(3) == b"\xef\xbb\xbf" else 0
+    source.seek(start)
+    blocks = ndjson_blocks(source, start) if form == "ndjson" else ArrayScanner(path).blocks(source, start)
+    for block in blocks:
+        yield parse_block(path, block)

@@ -1,0 +1,24 @@
+"""The PARQ2CSV daemon (program redpss-parq2csv): Parquet files in data/input become CSV (redpss.convert.service)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from redpss.convert.service import ConvertService
+from redpss.core.config import Config
+from redpss.core.daemon import Service
+from redpss.core.entry import run_instance_daemon
+from redpss.core.paths import InstancePaths
+
+
+def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
+    return ConvertService("parquet", config, paths)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_instance_daemon("parq2csv", _build, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

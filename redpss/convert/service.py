@@ -1,0 +1,163 @@
+"""The JSON2CSV and PARQ2CSV daemons: watch data/input and every user's folder in it, convert finished files to CSV.
+
+One class, two daemons (each its own unit and process, so a Parquet file never waits behind a long JSON file):
+the kind decides the suffixes, the reader and the tag of temporary names. Files are taken when they are finished
+(core.filestable), converted one at a time in a worker thread (the event loop keeps the watchdog fed), and moved as
+redpss.convert.files describes, so each is converted exactly once even when the daemon is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+
+from redpss.convert.convert import convert_file
+from redpss.convert.errors import BadInput, Cancelled
+from redpss.convert.files import Naming, expire_archive, publish, recover, reject
+from redpss.core.config import Config
+from redpss.core.daemon import Service
+from redpss.core.filestable import StabilityTracker
+from redpss.core.paths import InstancePaths
+from redpss.core.services import service_spec
+from redpss.redftp.inputs import iter_input_folders
+
+log = logging.getLogger("redpss.convert")
+
+RETENTION_INTERVAL = 3600.0  # archived sources are checked for expiry hourly
+STALL_LIMIT = 600.0  # a conversion that reads no block for this long is stuck: unhealthy, the watchdog restarts us
+
+
+class ConvertService(Service):
+    tick_interval = 1.0
+
+    def __init__(self, kind: str, config: Config, paths: InstancePaths) -> None:
+        redctl = config.redctl
+        if kind == "json":
+            self.name = "json2csv"
+            self.naming = Naming("json2csv", redctl.json2csv_json_suffix, redctl.json2csv_csv_suffix)
+            self.retention = redctl.json2csv_retention
+        else:
+            self.name = "parq2csv"
+            self.naming = Naming("parq2csv", redctl.parq2csv_parq_suffix, redctl.parq2csv_csv_suffix)
+            self.retention = redctl.parq2csv_retention
+        self.drain_timeout = service_spec(self.name).drain_timeout
+        self.kind = kind
+        self.paths = paths
+        self.tracker = StabilityTracker(redctl.ingest_stable_seconds)
+        self.cancel = threading.Event()
+        self.stopping = False
+        self.wake = asyncio.Event()
+        self.current: Path | None = None
+        self.last_progress = time.monotonic()
+        self.converted = 0
+        self.rejected = 0
+        self.rows = 0
+        self.waiting: set[Path] = set()  # sources whose CSV name is still taken (said once in the log)
+        self.next_retention = 0.0
+        self.worker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for line in await asyncio.to_thread(recover, self.naming, self.paths, iter_input_folders(self.paths)):
+            log.info("%s", line)
+        self.worker = self.spawn(self._work(), "convert")
+
+    async def tick(self, now: float) -> None:
+        self.wake.set()
+
+    async def _work(self) -> None:
+        while not self.stopping:
+            await self.wake.wait()
+            self.wake.clear()
+            now = time.time()
+            if now >= self.next_retention:
+                self.next_retention = now + RETENTION_INTERVAL
+                removed = await asyncio.to_thread(
+                    expire_archive, self.paths, self.naming.source_suffix, self.retention, now
+                )
+                if removed:
+                    log.info("removed %d archived source(s) older than %d days", removed, self.retention)
+            for source in self.tracker.ready(self._candidates(), now):
+                if self.stopping:
+                    break
+                await self._take(source)
+
+    def _candidates(self) -> list[Path]:
+        found: list[Path] = []
+        for folder in iter_input_folders(self.paths):
+            try:
+                found.extend(p for p in folder.iterdir() if self.naming.is_source(p))
+            except OSError as exc:
+                log.warning("cannot list %s: %s", folder, exc)
+        return sorted(found)
+
+    async def _take(self, source: Path) -> None:
+        target = self.naming.target(source)
+        if target.exists():
+            if source not in self.waiting:
+                self.waiting.add(source)
+                log.warning(
+                    "%s waits: %s is still there (not yet loaded); it is converted once that is gone",
+                    source,
+                    target.name,
+                )
+            return
+        self.waiting.discard(source)
+        self.current = source
+        self.last_progress = time.monotonic()
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(self._convert, source)
+        except BadInput as exc:
+            moved = await asyncio.to_thread(reject, self.paths, source, str(exc))
+            self.rejected += 1
+            log.error("%s cannot be converted (%s); moved to %s with the reason beside it", source, exc, moved)
+        except Cancelled:
+            log.info("conversion of %s stopped; it is converted again at the next start", source)
+        except OSError as exc:
+            log.error("conversion of %s failed: %s; it is tried again", source, exc)
+        else:
+            log.info("converted %s to %s in %.1f s", source, target.name, time.monotonic() - started)
+        finally:
+            self.current = None
+            self.tracker.forget(source)
+
+    def _convert(self, source: Path) -> None:
+        if self.naming.ready(source).exists():  # converted before, but archiving or publishing failed: finish
+            publish(self.naming, self.paths, source)
+            return
+        part = self.naming.part(source)
+        rows = convert_file(self.kind, source, part, self.cancel, self._progress)
+        part.rename(self.naming.ready(source))  # the commit point (see redpss.convert.files)
+        publish(self.naming, self.paths, source)
+        self.converted += 1
+        self.rows += rows
+
+    def _progress(self, rows: int) -> None:
+        self.last_progress = time.monotonic()
+
+    def status(self) -> str:
+        text = f"{self.converted} file(s) converted ({self.rows} rows), {self.rejected} to data/error"
+        if self.current is not None:
+            text += f"; converting {self.current.name}"
+        return text
+
+    def healthy(self) -> bool:
+        return self.current is None or time.monotonic() - self.last_progress < STALL_LIMIT
+
+    async def drain(self) -> None:
+        """Finish the file in progress (within the unit's stop timeout), take no new one."""
+        self.stopping = True
+        self.wake.set()
+        if self.worker is not None:
+            await asyncio.wait({self.worker})
+
+    async def abort(self) -> None:
+        """Stop the file in progress after its current block; its temporary output is removed."""
+        self.stopping = True
+        self.cancel.set()
+        self.wake.set()
+        if self.worker is not None:
+            await asyncio.wait({self.worker}, timeout=5.0)
