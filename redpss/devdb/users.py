@@ -259,9 +259,11 @@ def _end(cursor: TokenCursor, command: UserCommand) -> UserCommand:
 
 
 def _password_after_by(cursor: TokenCursor, statement: str) -> str:
+    if cursor.accept("AT", "LDAP"):
+        raise Unsupported(f"{statement} ... IDENTIFIED AT LDAP", 'use IDENTIFIED BY "password"')
     cursor.expect("BY")
     word = cursor.peek_word()
-    if word in ("KERBEROS", "OPENID") or (word == "AT" and cursor.peek_word(1) == "LDAP"):
+    if word in ("KERBEROS", "OPENID"):
         raise Unsupported(f"{statement} ... IDENTIFIED BY {word}", 'use IDENTIFIED BY "password"')
     return _password(cursor, "the password")
 
