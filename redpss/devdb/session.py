@@ -24,6 +24,8 @@ from redpss.devdb.errors import DevDbError, QueryAborted, QueryTimeout, Unsuppor
 from redpss.devdb.results import INLINE_ROWS, ResultSet, open_stream
 from redpss.devdb.scripts import find_script
 from redpss.devdb.translate import DEFAULT_SCHEMA, Kind, ObjectName, SessionInfo, Translated, translate
+from redpss.devdb.udf import SessionScripts, forget_schema
+from redpss.devdb.udf_parse import CreateScript, DropScript
 
 if TYPE_CHECKING:
     from redpss.devdb.database import Database
@@ -54,6 +56,7 @@ class Session:
         self._cancel = threading.Event()
         self._cancel_reason = ""
         self._cancel_hooks: list[Callable[[], None]] = []
+        self.scripts = SessionScripts(self)  # CREATE/DROP SCRIPT and the scalar scripts its statements call
 
     # ----------------------------------------------------------------- attributes
     def attributes(self) -> dict[str, Any]:
@@ -151,12 +154,14 @@ class Session:
                 return self._translated(statement)
             return self._command(command)
         except duckdb.Error as exc:
-            mapped = self._mapped(exc)
+            mapped = self.scripts.take_failure() or self._mapped(exc)
             self._note_failure(mapped.text)
             raise mapped from exc
         except DevDbError as exc:
             self._note_failure(exc.text)
             raise
+        finally:
+            self.scripts.abandon()  # a failed statement's scripts still get their cleanup()
 
     def run_nested(self, sql: str) -> int | list[tuple[Any, ...]]:
         """A statement issued by a script stand-in, inside the caller's statement and transaction."""
@@ -177,7 +182,7 @@ class Session:
     def info(self) -> SessionInfo:
         return SessionInfo(self.user, self.schema, self.id)
 
-    def _command(self, command: commands.Command) -> dict[str, Any]:  # noqa: PLR0911 - one return per command
+    def _command(self, command: commands.Command) -> dict[str, Any]:  # noqa: PLR0911, PLR0912 - one per command
         if isinstance(command, (commands.Commit, commands.Rollback)):
             if self._in_script:
                 raise Unsupported("COMMIT or ROLLBACK inside a script stand-in")
@@ -203,6 +208,8 @@ class Session:
             return _row_count(self._write(lambda: self._drop_connection(command)))
         if isinstance(command, commands.Import):
             return _row_count(self._write(lambda: self.transfers.run_import(self, command)))
+        if isinstance(command, (CreateScript, DropScript)):
+            return _row_count(self._write(lambda: self.scripts.apply(command)))
         if isinstance(command, users.UserCommand):
             return _row_count(self._write(lambda: users.run(self.cursor, self.user, command)))
         self._read_txn()
@@ -218,6 +225,8 @@ class Session:
         return 0
 
     def _translated(self, statement: Translated) -> dict[str, Any]:
+        if statement.script_calls:
+            self.scripts.prepare(statement.script_calls)
         if statement.kind == Kind.QUERY:
             self._read_txn()
             return self._query(statement)
@@ -226,7 +235,9 @@ class Session:
         return _row_count(self._write(lambda: self._ddl(statement)))
 
     def _query(self, statement: Translated) -> dict[str, Any]:
-        result_set = self.query_result(statement.sql, statement.sources)
+        # Scripts called by a query run while all its rows are computed at once, then their cleanup() runs
+        result_set = self.query_result(statement.sql, statement.sources, whole=bool(statement.script_calls))
+        self.scripts.finish()
         if result_set.num_rows < INLINE_ROWS:
             return {"resultType": "resultSet", "resultSet": result_set.header(inline=True)}
         result_set.handle = self._next_handle
@@ -234,7 +245,7 @@ class Session:
         self._results[result_set.handle] = result_set
         return {"resultType": "resultSet", "resultSet": result_set.header(inline=False)}
 
-    def query_result(self, sql: str, sources: list[Any]) -> ResultSet:
+    def query_result(self, sql: str, sources: list[Any], *, whole: bool = False) -> ResultSet:
         """The result of a query: in memory when small (or inside a transaction), else streamed (results.py)."""
         described = [(str(row[0]), str(row[1])) for row in self.cursor.execute(f"DESCRIBE {sql}").fetchall()]
         types = catalog.result_types(self.cursor, described, sources)
@@ -243,7 +254,7 @@ class Session:
         wire = ", ".join(t.wire_expression(f'"q"."c{i}"') for i, t in enumerate(types))
         query = f'SELECT {wire} FROM ({sql}) AS "q"({aliases})'
         self.check_cancelled()
-        if self._in_txn:
+        if self._in_txn or whole:
             # A stream needs a cursor of its own, which would not see this transaction's uncommitted changes.
             table = self.cursor.sql(query).to_arrow_table()
             self.check_cancelled()
@@ -269,6 +280,7 @@ class Session:
     def _dml(self, statement: Translated) -> int:
         self.cursor.execute(statement.sql)
         row = self.cursor.fetchone()
+        self.scripts.finish()
         return int(row[0]) if row and row[0] is not None else 0
 
     def _ddl(self, statement: Translated) -> int:
@@ -289,6 +301,7 @@ class Session:
             catalog.forget(self.cursor, statement.dropped)
         if statement.dropped_schema is not None:
             catalog.forget_schema(self.cursor, statement.dropped_schema)
+            forget_schema(self.cursor, statement.dropped_schema)
             if statement.dropped_schema == self.schema:
                 self._close_schema()
         if statement.opens_schema is not None:
@@ -462,6 +475,7 @@ class Session:
         self.database.sessions.remove(self.id)
         self._rollback()
         self.close_results(list(self._results))
+        self.scripts.close()
         self.cursor.close()
 
 

@@ -7,7 +7,8 @@ sqlglot transpiles with unsupported_level=RAISE, and on top of that this module:
 - gives Exasol meaning to SYSDATE, SYSTIMESTAMP, CURRENT_TIMESTAMP, CURRENT_USER/SCHEMA/SESSION and FROM DUAL;
 - keeps ADD_DAYS/WEEKS/MONTHS/YEARS of a DATE a DATE (functions.py);
 - makes '' a NULL (Exasol has no empty string) and `a || b` skip NULLs (as Exasol's concatenation does);
-- names unaliased result expressions after their Exasol text (COUNT(*) rather than DuckDB's count_star()).
+- names unaliased result expressions after their Exasol text (COUNT(*) rather than DuckDB's count_star());
+- turns a call of a scalar script, SCHEMA.NAME(...), into a call of its DuckDB function (udf_calls.py).
 Only statement kinds listed here are passed on; anything else is refused by name.
 """
 
@@ -26,6 +27,7 @@ from redpss.devdb.functions import add_call, widen_timestamp_arguments
 from redpss.devdb.systables import SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
 from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
+from redpss.devdb.udf_calls import rewrite_script_calls
 
 DEFAULT_SCHEMA = "main"
 
@@ -62,6 +64,7 @@ class Translated:
     defined_names: set[str] = field(default_factory=set)  # names it defines itself (aliases, new columns)
     opens_schema: str | None = None  # CREATE SCHEMA: the schema the session opens afterwards
     drop_if_exists: bool = False
+    script_calls: list[tuple[str, str]] = field(default_factory=list)  # (schema, name) of scalar scripts called
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def translate(sql: str, info: SessionInfo) -> Translated:
         _name_expressions(tree)
     elif result.query is not None:
         result.sources = projection_sources(result.query, info)
+    result.script_calls = rewrite_script_calls(tree, info.session_id)
     _rewrite(tree, info)
     try:
         result.sql = tree.sql(dialect="duckdb", identify=True, unsupported_level=ErrorLevel.RAISE)

@@ -1,0 +1,329 @@
+"""Runs PYTHON3 SCALAR scripts in devdb's process, as Exasol's script container would run them.
+
+Per statement and script, the body runs once as a module with a global `exa` (exa.meta, exa.get_connection), then
+`run(ctx)` once per row (ctx offers the arguments by parameter name and by position) and, when the statement's rows
+are all computed, `cleanup()` if the body defines it: Exasol's life of one virtual machine. A failure in the body,
+in run() or in cleanup() fails the statement with the script's name, the phase, the exception and the line of the
+script (sqlCode 22002). Calls reach the script through a DuckDB Python function registered for this session
+(udf_calls.py names it); DuckDB calls it from its own threads, so one lock serializes the calls of a statement.
+
+The body runs inside devdb with devdb's rights: devdb is a development database, and a script is trusted code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import inspect
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import CodeType
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from redpss.devdb import catalog, udf_store
+from redpss.devdb.errors import DATA_EXCEPTION, DevDbError
+from redpss.devdb.names import NoSchema
+from redpss.devdb.udf_calls import duckdb_function_name
+from redpss.devdb.udf_parse import LANGUAGE, CreateScript, DropScript
+from redpss.devdb.udf_store import StoredScript
+
+if TYPE_CHECKING:
+    from redpss.devdb.session import Session
+
+
+class ScriptFailure(DevDbError):
+    """A script's body, run() or cleanup() raised: Exasol reports such errors with 22002 (VM error)."""
+
+    sql_code = DATA_EXCEPTION
+
+
+def compile_body(script: StoredScript) -> CodeType:
+    """The body as a code object; a syntax error names the script and the line."""
+    try:
+        return compile(script.body, _file_name(script), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise DevDbError(
+            f"script {script.qualified}: syntax error in the {LANGUAGE} code at line {exc.lineno}: {exc.msg}"
+        ) from None
+
+
+def _file_name(script: StoredScript) -> str:
+    return f"<script {script.qualified}>"
+
+
+@dataclass(frozen=True)
+class ConnectionInformation:
+    """What exa.get_connection returns: the fields of a CONNECTION object."""
+
+    address: str
+    user: str | None
+    password: str | None = field(repr=False)
+    type: str = "PASSWORD"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+
+
+@dataclass(frozen=True)
+class Meta:
+    """The part of Exasol's exa.meta that devdb can fill in (one node, one virtual machine)."""
+
+    script_schema: str
+    script_name: str
+    script_code: str
+    session_id: str
+    current_user: str
+    current_schema: str | None
+    input_columns: tuple[Column, ...]
+    output_columns: tuple[Column, ...]
+    script_language: str = "Python 3"
+    input_type: str = "SCALAR"
+    output_type: str = "RETURN"
+    node_count: int = 1
+    node_id: int = 0
+    vm_id: str = "0"
+
+    @property
+    def input_column_count(self) -> int:
+        return len(self.input_columns)
+
+    @property
+    def output_column_count(self) -> int:
+        return len(self.output_columns)
+
+
+class Exa:
+    """The `exa` global of a script: its metadata and the CONNECTION objects of the database."""
+
+    def __init__(self, meta: Meta, connection: Callable[[str], catalog.ConnectionObject | None]) -> None:
+        self.meta = meta
+        self._connection = connection
+
+    def get_connection(self, name: str) -> ConnectionInformation:
+        found = self._connection(name) or self._connection(name.upper())
+        if found is None:
+            raise ValueError(f"connection {name} does not exist (CREATE CONNECTION {name.upper()} TO ... first)")
+        return ConnectionInformation(found.address, found.user, found.password)
+
+
+class Context:
+    """The `ctx` of run(ctx): the row's arguments by parameter name (ctx.level) and by position (ctx[1])."""
+
+    def __init__(self, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        self._values = values
+        for name, value in zip(names, values, strict=True):
+            setattr(self, name, value)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._values[index]
+
+
+class ScriptInstance:
+    """One script's module for one statement: loaded at the first row, cleaned up at the statement's end."""
+
+    def __init__(self, script: StoredScript, code: CodeType, exa: Exa) -> None:
+        self.script = script
+        self.names = tuple(p.name for p in script.parameters)
+        self.integral = tuple(p.type.kind == "DECIMAL" and p.type.scale == 0 for p in script.parameters)
+        self.namespace: dict[str, Any] = {"__name__": f"exa_script_{script.name}", "__builtins__": builtins, "exa": exa}
+        self._guarded("loading the script", lambda: exec(code, self.namespace))  # noqa: S102 - the script's own code
+        run = self.namespace.get("run")
+        if not callable(run):
+            raise ScriptFailure(
+                f"script {script.qualified} defines no function run(ctx): a {LANGUAGE} SCALAR script needs one"
+            )
+        self._run: Callable[[Context], Any] = run
+
+    def call(self, values: tuple[Any, ...]) -> Any:
+        converted = tuple(_argument(v, integral) for v, integral in zip(values, self.integral, strict=True))
+        context = Context(self.names, converted)
+        return self._guarded("run()", lambda: self._run(context))
+
+    def cleanup(self) -> None:
+        cleanup = self.namespace.get("cleanup")
+        if callable(cleanup):
+            self._guarded("cleanup()", cleanup)
+
+    def _guarded(self, phase: str, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except Exception as exc:  # any error of the script's code fails the statement, named
+            raise ScriptFailure(
+                f"script {self.script.qualified}: {phase} failed: {_described(exc, self.script)}"
+            ) from exc
+
+
+def _argument(value: Any, integral: bool) -> Any:
+    """Exasol's Python types: DECIMAL(p,0) as int, '' as None (Exasol has no empty string)."""
+    if integral and isinstance(value, Decimal):
+        return int(value)
+    if value == "":
+        return None
+    return value
+
+
+def _described(exc: BaseException, script: StoredScript) -> str:
+    line = None
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == _file_name(script):
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    where = f" (line {line} of the script)" if line is not None else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+class SessionScripts:
+    """The scripts of one session: CREATE/DROP SCRIPT, the DuckDB functions behind calls, statement ends."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._registered: dict[str, tuple[StoredScript, CodeType]] = {}  # DuckDB function -> script it runs
+        self._instances: dict[str, ScriptInstance] = {}  # of the running statement
+        self._failure: ScriptFailure | None = None
+        self._lock = threading.Lock()
+        self._functions: Any = None  # the DuckDB cursor that registered this session's functions
+
+    # -- CREATE / DROP ---------------------------------------------------------------------------------------------
+    def apply(self, command: CreateScript | DropScript) -> int:
+        """Run CREATE/DROP SCRIPT in the session's transaction (the caller holds the write lock)."""
+        cursor = self._session.cursor
+        schema = command.schema or self._session.schema
+        if schema is None:
+            raise NoSchema
+        if isinstance(command, DropScript):
+            if not udf_store.drop(cursor, schema, command.name) and not command.if_exists:
+                raise DevDbError(f"script {schema}.{command.name} not found")
+            return 0
+        row = cursor.execute("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?", [schema])
+        if not row.fetchone()[0]:
+            raise DevDbError(f"schema {schema} not found")
+        script = StoredScript(schema, command.name, command.parameters, command.returns, command.body)
+        compile_body(script)
+        udf_store.save(cursor, script, replace=command.replace)
+        return 0
+
+    # -- calls -----------------------------------------------------------------------------------------------------
+    def prepare(self, calls: list[tuple[str, str]]) -> None:
+        """Make sure each called script's DuckDB function exists and runs the script as it is now."""
+        for schema, name in calls:
+            script = udf_store.find(self._session.cursor, schema, name)
+            if script is None:
+                raise DevDbError(
+                    f"function or script {schema}.{name} not found "
+                    f"(create it with CREATE {LANGUAGE} SCALAR SCRIPT {schema}.{name}(...) RETURNS ... AS)"
+                )
+            function = duckdb_function_name(self._session.id, schema, name)
+            current = self._registered.get(function)
+            if current is None or current[0] != script:
+                self._register(function, script)
+
+    def _register(self, function: str, script: StoredScript) -> None:
+        code = compile_body(script)
+        # A cursor of its own commits the registration at once: the session's transaction sees it, and a ROLLBACK
+        # of that transaction cannot take it away. It lives as long as the session: it holds the Python function.
+        if self._functions is None:
+            self._functions = self._session.database.cursor()
+        cursor = self._functions
+        if function in self._registered:
+            cursor.remove_function(function)
+        cursor.create_function(
+            function,
+            _with_arity(lambda *values: self._call(function, values), len(script.parameters)),
+            [duckdb.sqltype(p.type.duckdb_type()) for p in script.parameters],
+            duckdb.sqltype(script.returns.duckdb_type()),
+            type="native",
+            null_handling="special",
+            side_effects=True,  # never folded into a constant, never called twice for a row
+        )
+        self._registered[function] = (script, code)
+
+    def _call(self, function: str, values: tuple[Any, ...]) -> Any:
+        with self._lock:
+            try:
+                instance = self._instances.get(function)
+                if instance is None:
+                    script, code = self._registered[function]
+                    instance = ScriptInstance(script, code, self._exa(script))
+                    self._instances[function] = instance
+                return instance.call(values)
+            except ScriptFailure as exc:
+                self._failure = self._failure or exc
+                raise
+
+    def _exa(self, script: StoredScript) -> Exa:
+        session = self._session
+        columns = tuple(Column(p.name, p.type.text()) for p in script.parameters)
+        meta = Meta(
+            script.schema,
+            script.name,
+            script.body,
+            str(session.id),
+            session.user,
+            session.schema,
+            columns,
+            (Column("RETURN", script.returns.text()),),
+        )
+        return Exa(meta, self._connection)
+
+    def _connection(self, name: str) -> catalog.ConnectionObject | None:
+        cursor = self._session.database.cursor()  # the session's own cursor is busy running the statement
+        try:
+            return catalog.find_connection(cursor, name)
+        finally:
+            cursor.close()
+
+    # -- statement end ---------------------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """The statement's rows are computed: cleanup() of each script it ran; a failure fails the statement."""
+        instances, self._instances = self._instances, {}
+        failure, self._failure = self._failure, None
+        for instance in instances.values():
+            try:
+                instance.cleanup()
+            except ScriptFailure as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def abandon(self) -> None:
+        """The statement failed: still give each script its cleanup() (PSS_LOG sends what it buffered)."""
+        with contextlib.suppress(DevDbError):
+            self.finish()
+
+    def take_failure(self) -> ScriptFailure | None:
+        """The script error behind a DuckDB error of the running statement, if any (its text is clearer)."""
+        failure, self._failure = self._failure, None
+        return failure
+
+    def close(self) -> None:
+        """The session ends: its DuckDB functions go."""
+        cursor, self._functions = self._functions, None
+        if cursor is None:
+            return
+        try:
+            for function in self._registered:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.remove_function(function)
+        finally:
+            cursor.close()
+        self._registered.clear()
+
+
+def _with_arity(call: Callable[..., Any], count: int) -> Callable[..., Any]:
+    """DuckDB checks that the function's signature takes as many arguments as the script declares."""
+    parameters = [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(count)]
+    call.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return call
+
+
+def forget_schema(cursor: Any, schema: str) -> None:
+    """DROP SCHEMA drops the schema's scripts."""
+    udf_store.forget_schema(cursor, schema)

@@ -1,0 +1,36 @@
+"""Calls of scalar scripts in a statement: `REDSYS.PSS_LOG(a, b, c)` becomes a call of a DuckDB Python function.
+
+sqlglot parses a schema-qualified call as Dot(Identifier schema, Anonymous name); no built-in function of Exasol is
+written that way, so each such call names a script. translate.py hands the tree here before it rewrites the rest;
+the call is replaced by a call of the DuckDB function that this session registers for the script (udf.py). The
+DuckDB name carries the session's id, so the function it calls can belong to that session (its statement, its
+cleanup) while DuckDB's catalog is shared by every session.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+
+def duckdb_function_name(session_id: int, schema: str, name: str) -> str:
+    """The DuckDB function a session calls for script schema.name (lower case: DuckDB function names fold)."""
+    return f"exa_udf_{session_id}_{len(schema)}_{schema}_{name}".lower()
+
+
+def rewrite_script_calls(tree: exp.Expr, session_id: int) -> list[tuple[str, str]]:
+    """Replace each schema.name(...) call by its DuckDB function; the (schema, name) of the scripts called."""
+    called: list[tuple[str, str]] = []
+    for dot in list(tree.find_all(exp.Dot)):
+        schema, call = dot.this, dot.expression
+        if not isinstance(schema, exp.Identifier) or not isinstance(call, exp.Anonymous):
+            continue
+        function = call.this
+        # an unquoted name arrives as a plain string, as written; a quoted one as an Identifier, kept exactly
+        script = (schema.name, function.name if isinstance(function, exp.Identifier) else str(function).upper())
+        if script not in called:
+            called.append(script)
+        replacement = exp.Anonymous(this=duckdb_function_name(session_id, *script), expressions=call.expressions)
+        if dot is tree:  # pragma: no cover - a statement is never a bare call
+            continue
+        dot.replace(replacement)
+    return called
