@@ -1,0 +1,31 @@
+"""Reading a converted CSV back the way devdb's IMPORT does (DuckDB's CSV reader, every field as text, then CAST to
+the target column), so the tests check what the database would store, not how the text looks."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from redpss.devdb.commands import CsvOptions
+from redpss.devdb.csvio import load_csv
+from redpss.devdb.translate import ObjectName
+
+
+def imported(csv: Path, columns: dict[str, str]) -> list[tuple[Any, ...]]:
+    """The rows IMPORT INTO t(<the CSV's header>) ... SKIP=1 stores from `csv` into a table of `columns`
+    (name -> DuckDB type), in the order of `columns`."""
+    names = csv_rows(csv)[0]
+    with duckdb.connect() as db:
+        spec = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+        db.execute(f"CREATE TABLE t ({spec})")
+        load_csv(db, ObjectName("main", "t"), names, csv, CsvOptions(skip=1))
+        return db.execute("SELECT * FROM t").fetchall()
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    """The file's rows as Python's csv module reads RFC 4180 (header included)."""
+    with path.open(newline="", encoding="utf-8") as opened:
+        return list(csv.reader(opened))

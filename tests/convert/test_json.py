@@ -1,0 +1,139 @@
+"""JSON to CSV: both forms, the naming rules, mid-file columns, mixed types, and bad input named precisely."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from redpss.convert import jsonread
+from redpss.convert.convert import convert_file
+from redpss.convert.errors import BadInput
+from tests.convert.roundtrip import csv_rows, imported
+
+
+def convert(tmp_path: Path, text: str | bytes, name: str = "in.json") -> list[list[str]]:
+    source = tmp_path / name
+    source.write_bytes(text.encode() if isinstance(text, str) else text)
+    output = tmp_path / "out.csv"
+    convert_file("json", source, output)
+    return csv_rows(output)
+
+
+def bad(tmp_path: Path, text: str | bytes) -> str:
+    source = tmp_path / "bad.json"
+    source.write_bytes(text.encode() if isinstance(text, str) else text)
+    output = tmp_path / "bad.csv"
+    with pytest.raises(BadInput) as caught:
+        convert_file("json", source, output)
+    assert not output.exists() and not list(tmp_path.glob("bad.csv*"))  # nothing half-written is left
+    return str(caught.value)
+
+
+def test_ndjson_and_array_give_the_same_csv(tmp_path: Path) -> None:
+    records = [{"id": 1, "name": 'say "hi", then\nleave', "ok": True}, {"id": 2, "name": "ünï €", "ok": False}]
+    ndjson = convert(tmp_path, "".join(json.dumps(r) + "\n" for r in records))
+    array = convert(tmp_path, json.dumps(records, indent=2, ensure_ascii=False))
+    assert ndjson == array == [["id", "name", "ok"], ["1", 'say "hi", then\nleave', "1"], ["2", "ünï €", "0"]]
+
+
+def test_nested_objects_become_dotted_columns_and_arrays_json_text(tmp_path: Path) -> None:
+    rows = convert(tmp_path, '{"a": {"b": {"c": 1}, "d": "x"}, "tags": ["p", "q"], "n": null}\n')
+    assert rows == [["a.b.c", "a.d", "tags", "n"], ["1", "x", '["p","q"]', ""]]
+
+
+def test_a_column_first_seen_mid_file_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonread, "READ_BYTES", 64)  # many blocks: the new column arrives in a later one
+    early = "".join(f'{{"id": {i}, "t": "a,\\"b\\"\\nc"}}\n' for i in range(30))
+    rows = convert(tmp_path, early + '{"id": 99, "late": "L"}\n{"id": 100}\n')
+    assert rows[0] == ["id", "t", "late"]
+    assert rows[1] == ["0", 'a,"b"\nc', ""] and len(rows) == 33
+    assert rows[31] == ["99", "", "L"] and rows[32] == ["100", "", ""]
+
+
+def test_a_field_whose_type_changes_is_kept_as_text(tmp_path: Path) -> None:
+    rows = convert(tmp_path, '{"v": 1, "w": true}\n{"v": "one", "w": [1]}\n{"v": {"x": 2}}\n')
+    assert rows == [["v", "w", "v.x"], ["1", "1", ""], ["one", "[1]", ""], ["", "", "2"]]
+
+
+@pytest.mark.parametrize("size", [16, 50, 4096])
+def test_array_elements_cut_anywhere_between_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    monkeypatch.setattr(jsonread, "READ_BYTES", size)
+    records = [{"id": i, "s": 'x],[{"y\\\\', "o": {"k": [i, {"z": "}"}]}} for i in range(40)]
+    rows = convert(tmp_path, json.dumps(records))
+    assert rows[0] == ["id", "s", "o.k"]
+    assert rows[1:] == [[str(i), 'x],[{"y\\\\', f'[{i},{{"z":"}}"}}]'] for i in range(40)]
+
+
+def test_an_empty_array_gives_an_empty_file(tmp_path: Path) -> None:
+    assert convert(tmp_path, " [ ]\n") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"a": 1}\n{"a": 2,}\n', "line 2, character 9: invalid JSON: Expecting property name"),
+        ('{"a": 1}\n\n  {"a": tru}\n', "line 3, character 9: invalid JSON: Expecting value"),
+        ('{"a": 1}\n[1, 2]\n', "line 2, character 1: a record must be a JSON object, found list"),
+        ('[{"a": 1},\n {"a": 2}\n', "the file ends before the array's closing ']'"),
+        ('[{"a": 1}]\n{"b": 2}\n', "line 2, character 1: there is more after the array's closing ']'"),
+        ('[{"a": 1},\n 7]', "line 2, character 2: a record must be a JSON object, found int"),
+        ("<xml/>", "line 1, character 1: the file starts with neither '{'"),
+        ("  \n", "the file holds no JSON records"),
+        (b'{"a": "\xff"}\n', "line 1, character 8: the text is not UTF-8"),
+        ('{"a.b": 1, "a": {"b": 2}}\n', "column a.b: two fields become the column name 'a.b'"),
+    ],
+)
+def test_bad_json_is_refused_with_its_place(tmp_path: Path, text: str | bytes, reason: str) -> None:
+    assert reason in bad(tmp_path, text)
+
+
+def test_a_syntax_error_deep_in_a_big_file_names_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonread, "READ_BYTES", 1000)
+    good = "".join(f'{{"id": {i}, "t": "€uro"}}\n' for i in range(500))
+    assert "line 501, character 12: invalid JSON" in bad(tmp_path, good + '{"id": 500 "t": 1}\n' + good)
+
+
+def test_values_reach_the_table_as_exasol_import_stores_them(tmp_path: Path) -> None:
+    text = json.dumps(
+        {"i": -(2**53), "f": 1.25e-7, "d": "12.50", "b": True, "ts": "2024-02-29 23:59:58.123456", "day": "2024-02-29"}
+    )
+    convert(tmp_path, text + "\n")
+    columns = {"i": "BIGINT", "f": "DOUBLE", "d": "DECIMAL(18,2)", "b": "BOOLEAN", "ts": "TIMESTAMP", "day": "DATE"}
+    assert imported(tmp_path / "out.csv", columns) == [
+        (-(2**53), 1.25e-7, decimal.Decimal("12.50"), True, dt.datetime(2024, 2, 29, 23, 59, 58, 123456),
+         dt.date(2024, 2, 29))
+    ]
+
+
+_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=20)
+_records = st.lists(
+    st.fixed_dictionaries(
+        {
+            "i": st.none() | st.integers(-(2**62), 2**62),
+            "f": st.none() | st.floats(allow_nan=False, allow_infinity=False, width=64),
+            "s": st.none() | _text,
+            "b": st.none() | st.booleans(),
+        }
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=_records, as_array=st.booleans())
+def test_property_values_round_trip_through_devdb_import(
+    tmp_path: Path, records: list[dict[str, object]], as_array: bool
+) -> None:
+    text = json.dumps(records) if as_array else "".join(json.dumps(r) + "\n" for r in records)
+    convert(tmp_path, text)
+    stored = imported(tmp_path / "out.csv", {"i": "BIGINT", "f": "DOUBLE", "s": "VARCHAR", "b": "BOOLEAN"})
+    # Exasol stores an empty string as NULL; everything else comes back as it was
+    expected = [(r["i"], r["f"], r["s"] if r["s"] != "" else None, r["b"]) for r in records]
+    assert stored == expected
