@@ -14,6 +14,8 @@ import pytest
 from redpss.core.config import Config, Secret, parse_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import install
+from redpss.core.db.errors import DatabaseUnavailable
+from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
 from redpss.rest.auth import (
     OPERATOR_ROLE,
@@ -183,3 +185,13 @@ def test_malformed_credentials_are_refused_clearly_without_a_login(
     auth = Authenticator(config)
     assert reason in str(refusal(auth, header))
     assert auth.database_logins == 0
+
+
+def test_an_unreachable_database_is_no_refusal_and_no_failed_login() -> None:
+    closed = render_config(
+        {"DEFAULT": {"exa_password": "x", "exa_connection": f"127.0.0.1:{free_port()}", "exa_encryption": "false"}}
+    )
+    auth = Authenticator(parse_config(closed, "red_params.conf"), failure_limit=1)
+    for _ in range(2):  # with failure_limit=1 a counted failure would turn the second into TooManyAttempts
+        with pytest.raises(DatabaseUnavailable):
+            authenticate(auth, basic("api_reader", READER_PASSWORD))
