@@ -10,7 +10,13 @@ from redpss.core.paths import InstancePaths
 from tests.support.daemons import DaemonProcess
 from tests.support.instance_runner import RunningInstance
 
-MODULES = {"devdb": "redpss.devdb", "sched": "redpss.sched.service", "jmon": "redpss.jmon.service"}
+MODULES = {
+    "devdb": "redpss.devdb",
+    "sched": "redpss.sched.service",
+    "jmon": "redpss.jmon.service",
+    "dbls": "redpss.dbls.service",
+    "jexec": "redpss.jexec.service",
+}
 
 
 class DaemonSet:
@@ -45,7 +51,7 @@ class DaemonSet:
 
     def close(self) -> None:
         self.inst.close()
-        for name in ("jmon", "sched", "devdb"):
+        for name in ("jmon", "sched", "jexec", "dbls", "devdb"):
             if name in self.procs:
                 self.procs[name].stop()
                 self.procs[name].close()

@@ -7,7 +7,8 @@ ALL_* views always unite at least one schema; they are rebuilt whenever the set 
 
 db_install also creates (or replaces) one CONNECTION object per service the database's scripts call: the address
 the Exasol nodes reach this server under, the service's port, and the instance's name and secret. The secret is in
-the statement text only: a failing statement's error names the connection and never carries the text.
+the statement text only: a failing statement's error names the connection and never carries the text. It also
+creates (or replaces) the scripts of redpss/sql/udf/scripts.py (PSS_LOG, PSS_EXEC), which read those connections.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from importlib import resources
 import redpss
 from redpss.core.db.errors import DatabaseError, DatabaseQueryError, mask_secrets
 from redpss.core.db.session import DbSession
+from redpss.sql.udf.scripts import UDF_SCRIPTS, UdfScript
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
@@ -93,6 +95,7 @@ class InstallReport:
     registered: list[str] = field(default_factory=list)
     schemas: list[str] = field(default_factory=list)
     connections: list[str] = field(default_factory=list)  # "REDSYS_DBLS to 10.1.2.3:7402"
+    scripts: list[str] = field(default_factory=list)  # "REDSYS.PSS_LOG"
     roles: list[str] = field(default_factory=list)  # roles this run created (none when they existed)
 
     def summary(self) -> str:
@@ -103,6 +106,7 @@ class InstallReport:
             lines += [f"registered schema {name}" for name in self.registered]
             lines.append(f"application schemas: {', '.join(self.schemas)}")
         lines += [f"connection {name}" for name in self.connections]
+        lines += [f"script {name}" for name in self.scripts]
         lines += [f"created role {name}" for name in self.roles]
         return "\n".join(lines)
 
@@ -176,6 +180,7 @@ def install(
     session: DbSession,
     register: tuple[str, ...] | list[str] = (),
     connections: Sequence[ServiceConnection] = (),
+    scripts: Sequence[UdfScript] = UDF_SCRIPTS,
 ) -> InstallReport:
     """Install or upgrade REDSYS and every registered schema, registering `register` too, and create or replace
     `connections`; report what ran."""
@@ -201,6 +206,9 @@ def install(
     for connection in connections:
         _create_connection(session, connection)
         report.connections.append(f"{connection.name} to {connection.address}")
+    for script in scripts if connections else ():  # the scripts come with the connections they read
+        _create_script(session, script)
+        report.scripts.append(script.qualified)
     report.roles = _create_api_roles(session)
     session.commit()
     log.info("REDSYS contract: %s", report.summary().replace("\n", "; "))
@@ -268,6 +276,16 @@ def _create_api_roles(session: DbSession) -> list[str]:
             "privileges, or create the roles as a DBA)"
         ) from None
     return created
+
+
+def _create_script(session: DbSession, script: UdfScript) -> None:
+    try:
+        session.execute(script.statement())
+    except DatabaseError as exc:
+        raise ContractError(
+            f"creating SCRIPT {script.qualified} failed: {exc} "
+            "(check that the database user has the CREATE SCRIPT (or CREATE ANY SCRIPT) system privilege)"
+        ) from None
 
 
 def _literal(value: str) -> str:
