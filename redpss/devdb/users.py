@@ -67,9 +67,9 @@ HASH_ITERATIONS = 60_000  # PBKDF2-SHA256; a test database needs no more, a logi
 EPOCH = "TIMESTAMP '2000-01-01 00:00:00'"  # CREATED of what exists from the start (administrator, PUBLIC, DBA)
 
 # Exasol's system privileges (GRANT <privilege> TO ...); devdb records them, only CREATE SESSION has an effect
-SYSTEM_PRIVILEGES = frozenset(
-    """
+_PRIVILEGE_TEXT = """
     GRANT ANY ROLE|GRANT ANY PRIVILEGE|GRANT ANY OBJECT PRIVILEGE|GRANT ANY CONNECTION|GRANT ANY PRIORITY GROUP
+    |SET ANY CONSUMER GROUP|MANAGE CONSUMER GROUPS|IMPORT|EXPORT
     |CREATE SESSION|KILL ANY SESSION|ALTER SYSTEM|CREATE USER|ALTER USER|DROP USER|IMPERSONATE ANY USER
     |CREATE ROLE|DROP ANY ROLE|CREATE CONNECTION|ALTER ANY CONNECTION|DROP ANY CONNECTION|USE ANY CONNECTION
     |ACCESS ANY CONNECTION|CREATE SCHEMA|ALTER ANY SCHEMA|DROP ANY SCHEMA|CREATE VIRTUAL SCHEMA
@@ -77,9 +77,8 @@ SYSTEM_PRIVILEGES = frozenset(
     |ALTER ANY TABLE|DELETE ANY TABLE|DROP ANY TABLE|INSERT ANY TABLE|SELECT ANY TABLE|UPDATE ANY TABLE
     |CREATE VIEW|CREATE ANY VIEW|DROP ANY VIEW|CREATE FUNCTION|CREATE ANY FUNCTION|DROP ANY FUNCTION
     |EXECUTE ANY FUNCTION|CREATE SCRIPT|CREATE ANY SCRIPT|DROP ANY SCRIPT|EXECUTE ANY SCRIPT|SELECT ANY DICTIONARY
-    |USE ANY SCHEMA|ALL PRIVILEGES""".replace("\n", "").split("|")
-)
-SYSTEM_PRIVILEGES = frozenset(" ".join(p.split()) for p in SYSTEM_PRIVILEGES)
+    |USE ANY SCHEMA|ALL PRIVILEGES"""
+SYSTEM_PRIVILEGES = frozenset(" ".join(p.split()) for p in _PRIVILEGE_TEXT.split("|"))
 
 
 # ------------------------------------------------------------------ storage
@@ -120,22 +119,21 @@ def password_matches(password: str, stored: str) -> bool:
 def login_user(cursor: Any, admin: str, admin_password: str, user: str, password: str) -> str | None:
     """The session's user name when `user`/`password` may log in, else None (wrong user or password).
 
-    A stored user is found by its exact name first (quoted names), else in upper case (as Exasol reads the unquoted
-    name the client typed). A right password without CREATE SESSION is refused with Exasol's reason.
+    User names ignore case (in Exasol even quoted ones). A right password without CREATE SESSION is refused with
+    Exasol's reason.
     """
     if hmac.compare_digest(user.upper().encode(), admin.upper().encode()):
         return admin.upper() if hmac.compare_digest(password.encode(), admin_password.encode()) else None
-    for name in dict.fromkeys((user, user.upper())):
-        row = cursor.execute(f"SELECT PASSWORD_HASH FROM {_USERS} WHERE USER_NAME = ?", [name]).fetchone()
-        if row is None:
-            continue
-        if not password_matches(password, row[0]):
-            return None
-        if CREATE_SESSION not in system_privileges(cursor, name) and DBA not in held_roles(cursor, name):
-            raise DevDbError("Connection exception - insufficient privileges: CREATE SESSION.", AUTH_FAILED)
-        return name
-    hash_password(password)  # as slow as a known user: the time taken tells no one which users exist
-    return None
+    name = user.upper()
+    row = cursor.execute(f"SELECT PASSWORD_HASH FROM {_USERS} WHERE USER_NAME = ?", [name]).fetchone()
+    if row is None:
+        hash_password(password)  # as slow as a known user: the time taken tells no one which users exist
+        return None
+    if not password_matches(password, row[0]):
+        return None
+    if CREATE_SESSION not in system_privileges(cursor, name) and DBA not in held_roles(cursor, name):
+        raise DevDbError("Connection exception - insufficient privileges: CREATE SESSION.", AUTH_FAILED)
+    return name
 
 
 def _admin(cursor: Any) -> str:
@@ -222,11 +220,11 @@ def parse(cursor: TokenCursor) -> UserCommand | None:  # noqa: PLR0911 - one ret
     """The user/role statement at the cursor, or None (the cursor is left where it was) when it is none."""
     start = cursor.pos
     if cursor.accept("CREATE", "USER"):
-        name = cursor.expect_identifier("a user name")
+        name = _name(cursor, "a user name")
         cursor.expect("IDENTIFIED")
         return _end(cursor, CreateUser(name, _password_after_by(cursor, "CREATE USER")))
     if cursor.accept("ALTER", "USER"):
-        name = cursor.expect_identifier("a user name")
+        name = _name(cursor, "a user name")
         if not cursor.accept("IDENTIFIED"):
             raise Unsupported(f"ALTER USER ... {cursor.peek_word() or 'options'}", "only IDENTIFIED BY is supported")
         password = _password_after_by(cursor, "ALTER USER")
@@ -234,14 +232,14 @@ def parse(cursor: TokenCursor) -> UserCommand | None:  # noqa: PLR0911 - one ret
         return _end(cursor, AlterUser(name, password, old))
     if cursor.accept("DROP", "USER"):
         if_exists = cursor.accept("IF", "EXISTS")
-        name = cursor.expect_identifier("a user name")
+        name = _name(cursor, "a user name")
         cursor.accept("CASCADE")  # devdb's objects belong to no user: CASCADE has nothing more to drop
         return _end(cursor, DropUser(name, if_exists))
     if cursor.accept("CREATE", "ROLE"):
-        return _end(cursor, CreateRole(cursor.expect_identifier("a role name")))
+        return _end(cursor, CreateRole(_name(cursor, "a role name")))
     if cursor.accept("DROP", "ROLE"):
         if_exists = cursor.accept("IF", "EXISTS")
-        name = cursor.expect_identifier("a role name")
+        name = _name(cursor, "a role name")
         cursor.accept("CASCADE")
         return _end(cursor, DropRole(name, if_exists))
     if cursor.accept("GRANT"):
@@ -269,12 +267,22 @@ def _password_after_by(cursor: TokenCursor, statement: str) -> str:
 
 
 def _password(cursor: TokenCursor, what: str) -> str:
-    """A password: "quoted" as Exasol writes it, or 'a string'."""
+    """A password, an identifier as in Exasol: "quoted" keeps its case, unquoted is upper case."""
     token = cursor.peek()
-    if token is None or token.token_type not in (TokenType.IDENTIFIER, TokenType.STRING) or not token.text:
-        cursor.fail(f'{what} in double quotes ("...")')
+    if token is None or token.token_type == TokenType.STRING or not token.text:
+        cursor.fail(f'{what} as an identifier ("password" in double quotes)')
+    if token.token_type == TokenType.IDENTIFIER:
+        cursor.pos += 1
+        return token.text
+    if not (token.text[0].isalpha() or token.text[0] == "_") or not token.text.replace("_", "").isalnum():
+        cursor.fail(f'{what} as an identifier ("password" in double quotes)')
     cursor.pos += 1
-    return token.text
+    return token.text.upper()
+
+
+def _name(cursor: TokenCursor, what: str) -> str:
+    """A user or role name: Exasol ignores case in these even when they are quoted."""
+    return cursor.expect_identifier(what).upper()
 
 
 def _grant(cursor: TokenCursor, *, revoke: bool) -> Grant:
@@ -299,14 +307,14 @@ def _grant(cursor: TokenCursor, *, revoke: bool) -> Grant:
                 "devdb checks no privileges on data: every user may use every object",
             )
         if len(item) == 1 and " ".join(words) not in SYSTEM_PRIVILEGES:
-            roles.append(item[0].text if item[0].token_type == TokenType.IDENTIFIER else words[0])
+            roles.append(words[0])  # role names ignore case, quoted or not
         elif " ".join(words) in SYSTEM_PRIVILEGES or words == ["ALL"]:
             privileges.append("ALL PRIVILEGES" if words == ["ALL"] else " ".join(words))
         else:
             raise DevDbError(f"{verb}: {' '.join(words)} is neither a role name nor a system privilege")
-    grantees = [cursor.expect_identifier("a user or role name")]
+    grantees = [_name(cursor, "a user or role name")]
     while cursor.accept(","):
-        grantees.append(cursor.expect_identifier("a user or role name"))
+        grantees.append(_name(cursor, "a user or role name"))
     admin_option = not revoke and cursor.accept("WITH", "ADMIN", "OPTION")
     if not cursor.at_end():
         cursor.fail("the end of the statement")

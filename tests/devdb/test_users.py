@@ -68,6 +68,18 @@ def test_a_created_user_logs_in_with_its_password_and_sees_its_roles(devdb: InPr
     assert ("SYS", None) in users and (user, None) in users  # the hash is never shown
 
 
+def test_names_ignore_case_and_passwords_are_identifiers(devdb: InProcessDevDb, admin: Any) -> None:
+    """As in Exasol: "Mixed" and MIXED are one user; an unquoted password is upper case; a 'string' is no password."""
+    admin.execute('CREATE USER "Mixed" IDENTIFIED BY unquoted_pw')
+    admin.execute("GRANT CREATE SESSION TO mixed")
+    with pytest.raises(pyexasol.ExaQueryError, match="conflicts"):
+        admin.execute('CREATE USER MIXED IDENTIFIED BY "x"')
+    with devdb.connect(user="mixed", password="UNQUOTED_PW") as connection:
+        assert connection.execute("SELECT CURRENT_USER FROM DUAL").fetchval() == "MIXED"
+    with pytest.raises(pyexasol.ExaQueryError, match="identifier"):
+        admin.execute("CREATE USER literal_pw IDENTIFIED BY 'text'")
+
+
 def test_wrong_password_unknown_user_and_missing_create_session_are_refused(devdb: InProcessDevDb, admin: Any) -> None:
     user = new_user(admin)
     for name, password in ((user, "wrong"), ("NOBODY", "pass word 1")):
