@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,17 +21,18 @@ from redpss.convert.errors import BadInput
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, IndexError)
 
 
-def open_parquet(path: Path) -> pq.ParquetFile:
+def open_parquet(source: BinaryIO) -> pq.ParquetFile:
+    """The Parquet file over a file object we opened (and close): a footer pyarrow refuses leaks no descriptor."""
     try:
-        return pq.ParquetFile(path, memory_map=False)
+        return pq.ParquetFile(source)
     except _READ_ERRORS as exc:
         raise BadInput("file footer", f"not a readable Parquet file: {exc}") from None
 
 
 def parquet_tables(path: Path) -> Iterator[pa.Table]:
     """Each row group as a flattened table (struct columns become parent.child)."""
-    parquet = open_parquet(path)
-    with parquet:
+    with path.open("rb") as source:
+        parquet = open_parquet(source)
         rows_before = 0
         for group in range(parquet.num_row_groups):
             try:

@@ -1,0 +1,123 @@
+"""Parquet to CSV: every Arrow type mapped the way Exasol reads it, row group by row group, corrupt files named."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from redpss.convert.convert import convert_file
+from redpss.convert.errors import BadInput
+from tests.convert.roundtrip import csv_rows, imported
+
+
+def convert(tmp_path: Path, table: pa.Table, row_group_size: int | None = None) -> Path:
+    source = tmp_path / "in.parquet"
+    pq.write_table(table, source, row_group_size=row_group_size)
+    output = tmp_path / "out.csv"
+    convert_file("parquet", source, output)
+    return output
+
+
+def test_every_arrow_type_is_written_as_exasol_reads_it(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "d128": pa.array([decimal.Decimal("1.50"), None], pa.decimal128(10, 2)),
+            "d256": pa.array([decimal.Decimal("-12345678901234567890123.5"), None], pa.decimal256(40, 1)),
+            "ts_ns": pa.array([dt.datetime(2024, 1, 1, 1, 2, 3, 4), None], pa.timestamp("ns")),
+            "ts_s": pa.array([dt.datetime(2024, 1, 1, 1, 2, 3), None], pa.timestamp("s")),
+            "ts_zone": pa.array([dt.datetime(2024, 6, 1, 12, 0, 0, 500000), None], pa.timestamp("ms", tz="Europe/Berlin")),
+            "day": pa.array([dt.date(2024, 2, 29), None]),
+            "time": pa.array([dt.time(1, 2, 3, 500), None], pa.time64("us")),
+            "bin": pa.array([b"\x00\xff", None]),
+            "big_text": pa.array(['x"y,\nz', None], pa.large_string()),
+            "ints": pa.array([[1, 2], None], pa.list_(pa.int32())),
+            "rec": pa.array([{"a": 1, "b": {"c": "z"}}, None]),
+            "map": pa.array([[("k", 1)], None], pa.map_(pa.string(), pa.int64())),
+            "dict": pa.array(["a", None]).dictionary_encode(),
+            "flag": pa.array([True, False]),
+            "recs": pa.array([[{"x": dt.date(2024, 1, 2)}], []]),
+            "f": pa.array([0.1, None], pa.float32()),
+        }
+    )
+    rows = csv_rows(convert(tmp_path, table))
+    assert rows == [
+        ["d128", "d256", "ts_ns", "ts_s", "ts_zone", "day", "time", "bin", "big_text", "ints", "rec.a", "rec.b.c",
+         "map", "dict", "flag", "recs", "f"],
+        ["1.50", "-12345678901234567890123.5", "2024-01-01 01:02:03.000004", "2024-01-01 01:02:03.000000",
+         "2024-06-01 12:00:00.500000", "2024-02-29", "01:02:03.000500", "00ff", 'x"y,\nz', "[1,2]", "1", "z",
+         '{"k":1}', "a", "1", '[{"x":"2024-01-02"}]', "0.1"],
+        ["", "", "", "", "", "", "", "", "", "", "", "", "", "", "0", "[]", ""],
+    ]  # fmt: skip
+
+
+def test_zoned_timestamps_are_written_in_utc(tmp_path: Path) -> None:
+    berlin = dt.timezone(dt.timedelta(hours=2))
+    table = pa.table({"t": pa.array([dt.datetime(2024, 6, 1, 14, 0, tzinfo=berlin)], pa.timestamp("us", tz="+02:00"))})
+    assert csv_rows(convert(tmp_path, table))[1] == ["2024-06-01 12:00:00.000000"]
+
+
+def test_row_groups_are_streamed_in_order(tmp_path: Path) -> None:
+    table = pa.table({"id": list(range(1000)), "s": [f"r{i}" for i in range(1000)]})
+    rows = csv_rows(convert(tmp_path, table, row_group_size=64))
+    assert rows[0] == ["id", "s"] and rows[1:] == [[str(i), f"r{i}"] for i in range(1000)]
+
+
+def test_a_corrupt_row_group_is_named_with_its_column(tmp_path: Path) -> None:
+    table = pa.table({"id": list(range(3000)), "s": [f"text-{i}" * 3 for i in range(3000)]})
+    source = tmp_path / "in.parquet"
+    pq.write_table(table, source, row_group_size=1000, compression="snappy")
+    metadata = pq.ParquetFile(source).metadata
+    chunk = metadata.row_group(1).column(1)  # row group 1, column s
+    data = bytearray(source.read_bytes())
+    start = chunk.data_page_offset + 40
+    data[start : start + 200] = b"\xa5" * 200
+    source.write_bytes(bytes(data))
+    output = tmp_path / "out.csv"
+    with pytest.raises(BadInput) as caught:
+        convert_file("parquet", source, output)
+    assert str(caught.value).startswith("row group 1 (rows from 1001), column s: cannot be read")
+    assert not output.exists() and not list(tmp_path.glob("*.csv*"))
+
+
+@pytest.mark.parametrize("content", [b"", b"PAR1 not really", b"\x00" * 100])
+def test_a_file_that_is_not_parquet_is_refused(tmp_path: Path, content: bytes) -> None:
+    source = tmp_path / "in.parquet"
+    source.write_bytes(content)
+    with pytest.raises(BadInput, match=r"^file footer: not a readable Parquet file"):
+        convert_file("parquet", source, tmp_path / "out.csv")
+
+
+_values = st.fixed_dictionaries(
+    {
+        "i": st.none() | st.integers(-(2**63), 2**63 - 1),
+        "d": st.none() | st.decimals(min_value=-(10**12), max_value=10**12, places=4, allow_nan=False),
+        "t": st.none() | st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)),
+        "day": st.none() | st.dates(),
+        "b": st.none() | st.booleans(),
+        "s": st.none() | st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=15),
+        "f": st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    }
+)
+_SCHEMA = pa.schema(
+    [("i", pa.int64()), ("d", pa.decimal128(18, 4)), ("t", pa.timestamp("us")), ("day", pa.date32()),
+     ("b", pa.bool_()), ("s", pa.large_string()), ("f", pa.float64())]
+)  # fmt: skip
+_TYPES = {
+    "i": "BIGINT", "d": "DECIMAL(18,4)", "t": "TIMESTAMP", "day": "DATE", "b": "BOOLEAN", "s": "VARCHAR", "f": "DOUBLE"
+}  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_values, min_size=1, max_size=25))
+def test_property_values_round_trip_through_devdb_import(tmp_path: Path, rows: list[dict[str, object]]) -> None:
+    table = pa.Table.from_pylist(rows, schema=_SCHEMA)
+    stored = imported(convert(tmp_path, table, row_group_size=7), _TYPES)
+    expected = [tuple(None if r[k] == "" else r[k] for k in _TYPES) for r in rows]  # Exasol: '' is NULL
+    assert stored == expected
