@@ -86,6 +86,11 @@ def sendmail_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
     return _reachable(config.redctl.sendmail_host), config.redctl.sendmail_port
 
 
+def rest_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
+    """The REST API's HTTPS listener on [rest] gu_host:gu_port."""
+    return _reachable(config.rest.gu_host), config.rest.gu_port
+
+
 def jmon_address(config: Config, paths: InstancePaths) -> Path:
     """JMON's control socket in the instance's private tmp/ (mode 0600)."""
     return paths.tmp / "jmon.sock"
@@ -143,6 +148,17 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec(
         "jmon", "job monitor", _always, "redpss.jmon.service", drain_timeout=15.0, address=jmon_address, probe="ping"
+    ),
+    # The REST API (gunicorn): started and stopped by restctl where [rest] rest_enabled; requests drain for 15 s.
+    ServiceSpec(
+        "rest",
+        "REST API (gunicorn, HTTPS only)",
+        lambda c: c.rest.rest_enabled,
+        "redpss.rest.server",
+        drain_timeout=15.0,
+        controlled_by="restctl",
+        address=rest_address,
+        probe="tcp",
     ),
 )
 

@@ -14,9 +14,7 @@ from pathlib import Path
 from redpss.cli import systemctl
 from redpss.cli.redsysctl.units import UNIT_LINKS
 from redpss.core.paths import InstancePaths
-from redpss.core.services import SERVICES, instance_target
-
-REST_SERVICE = "rest"
+from redpss.core.services import SERVICES, instance_target, service_spec
 
 
 def unit_link(paths: InstancePaths) -> Path:
@@ -84,15 +82,12 @@ def instance_version(paths: InstancePaths) -> str:
 
 
 def all_units(paths: InstancePaths) -> list[str]:
-    """Every unit an instance can have: one per known daemon, and the instance target."""
-    units = [spec.unit(paths.redenv) for spec in SERVICES]
-    if not any(spec.name == REST_SERVICE for spec in SERVICES):
-        units.append(rest_unit(paths))
-    return [*units, instance_target(paths.redenv)]
+    """Every unit an instance can have: one per known daemon (the REST API's included), and the instance target."""
+    return [*(spec.unit(paths.redenv) for spec in SERVICES), instance_target(paths.redenv)]
 
 
 def rest_unit(paths: InstancePaths) -> str:
-    return f"redpss-{REST_SERVICE}@{paths.redenv}.service"
+    return service_spec("rest").unit(paths.redenv)
 
 
 def active_units(paths: InstancePaths) -> list[str]:

@@ -1,0 +1,394 @@
+"""The API's Starlette application: routes, who may call them, and the JSON they answer.
+
+Handlers parse and check the request, call the operations layer (redpss.ops) in a thread (the database driver and
+the wire client block), and encode what it returns. Every client is authenticated by redpss.rest.auth (HTTP Basic,
+a database login); reading needs the reader role, changing the operator role. /health, /openapi.json and, on a
+loopback listener only, /metrics need no credentials.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from redpss.core.config import Config
+from redpss.core.db.errors import DatabaseUnavailable
+from redpss.core.errors import RedpssError
+from redpss.core.paths import InstancePaths
+from redpss.ops import control, history, jobs, status
+from redpss.ops.instance import Instance
+from redpss.rest import errors
+from redpss.rest.auth import Authenticator, AuthRefused, NoApiRole, Principal, TooManyAttempts
+from redpss.rest.cache import Cached
+from redpss.rest.errors import ApiError
+from redpss.rest.metrics import render_metrics
+
+HEALTH_SECONDS = 1.0  # /health asks JMON and SCHED at most once a second per worker; load balancers poll often
+LIST_SECONDS = 2.0  # a job or watcher list is read at most every 2 s per worker (a change made here drops it)
+METRICS_SECONDS = 5.0
+LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|localhost)$")
+_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def encode(data: Any) -> bytes:
+    return json.dumps(data, default=_plain, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_response(data: Any, status_code: int = 200) -> Response:
+    return Response(encode(data), status_code=status_code, media_type="application/json")
+
+
+def is_loopback(host: str) -> bool:
+    return bool(LOOPBACK.match(host))
+
+
+class Query:
+    """The query string of one request, read with checks that answer 400 naming the parameter."""
+
+    def __init__(self, request: Request, allowed: tuple[str, ...]) -> None:
+        self.params = request.query_params
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise ApiError(400, f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}")
+
+    def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        text = self.params.get(name)
+        if text is None:
+            return default
+        if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+            raise ApiError(400, f"query parameter {name} must be an integer from {low} to {high}")
+        return int(text)
+
+    def word(self, name: str) -> str | None:
+        text = self.params.get(name)
+        if text is None:
+            return None
+        if not _WORD.match(text):
+            raise ApiError(400, f"query parameter {name} must be a name (letters, digits, _; a letter first)")
+        return text
+
+    def time(self, name: str) -> dt.datetime | None:
+        text = self.params.get(name)
+        if text is None:
+            return None
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ApiError(400, f"query parameter {name} must be an ISO 8601 time, e.g. 2026-01-31T12:00:00") from None
+        if value.tzinfo is not None:  # the database keeps local times without a zone
+            value = value.astimezone().replace(tzinfo=None)
+        if not 1900 <= value.year <= 9999:
+            raise ApiError(400, f"query parameter {name} must lie between the years 1900 and 9999")
+        return value
+
+    def flag(self, name: str) -> bool:
+        text = self.params.get(name, "false").lower()
+        if text not in ("true", "false", "1", "0"):
+            raise ApiError(400, f"query parameter {name} must be true or false")
+        return text in ("true", "1")
+
+    def page(self) -> history.Page:
+        limit = self.integer("limit", 100, 1, history.MAX_PAGE)
+        offset = self.integer("offset", 0, 0, 10**9)
+        return history.Page(limit=limit or 100, offset=offset or 0)
+
+
+class Api:
+    """The state one worker keeps: the instance, the authenticator and short caches."""
+
+    def __init__(self, paths: InstancePaths, config: Config) -> None:
+        self.instance = Instance(
+            paths,
+            config,
+            client="RED-PSS REST",
+            db_user=config.rest.exa_username,
+            db_password=config.rest.exa_password,
+        )
+        self.auth = Authenticator(config)
+        self.metrics_open = is_loopback(config.rest.gu_host)
+        self.health = Cached(HEALTH_SECONDS, self._health)
+        self.metrics = Cached(METRICS_SECONDS, self._metrics)
+        self.lists: dict[str, Cached[bytes]] = {
+            "jobs": Cached(LIST_SECONDS, lambda: self._encoded(jobs.list_jobs)),
+            "watchers": Cached(LIST_SECONDS, lambda: self._encoded(jobs.list_watchers)),
+        }
+
+    # --- who calls -------------------------------------------------------------------------------------------
+    async def principal(self, request: Request, operate: bool = False) -> Principal:
+        client = request.client.host if request.client else "-"
+        try:
+            principal = await self.auth.authenticate(request.headers.get("authorization"), client)
+        except TooManyAttempts as exc:
+            raise ApiError(429, exc.reason, headers={"Retry-After": str(max(1, round(exc.retry_after)))}) from None
+        except NoApiRole as exc:
+            raise ApiError(403, exc.reason) from None
+        except AuthRefused as exc:
+            realm = f'Basic realm="RED-PSS {self.instance.paths.redenv}", charset="UTF-8"'
+            raise ApiError(401, exc.reason, headers={"WWW-Authenticate": realm}) from None
+        except DatabaseUnavailable as exc:
+            raise ApiError(503, f"cannot check credentials: {exc}") from None
+        if operate and not principal.may_operate:
+            raise ApiError(403, f"user {principal.user} may read but not change: this needs the operator role")
+        return principal
+
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """An operation in a worker thread, its errors as API errors."""
+        try:
+            return await run_in_threadpool(function, *args, **kwargs)
+        except RedpssError as exc:
+            raise errors.from_operation(exc) from None
+
+    def _encoded(self, listing: Callable[[Instance], list[dict[str, Any]]]) -> bytes:
+        return encode(listing(self.instance))
+
+    def changed(self) -> None:
+        """Something was changed through this worker: its next listing reads the database again."""
+        for cached in self.lists.values():
+            cached.drop()
+
+    # --- open to all -------------------------------------------------------------------------------------------
+    def _health(self) -> dict[str, Any]:
+        found = status.daemons(self.instance)
+        up = {name: bool(found.get(f"redpss-{name}", {}).get("running")) for name in ("jmon", "sched")}
+        return {"status": "ok" if all(up.values()) else "down", "instance": self.instance.paths.redenv, "daemons": up}
+
+    async def get_health(self, request: Request) -> Response:
+        Query(request, ())
+        state = await self.health.get()
+        return json_response(state, 200 if state["status"] == "ok" else 503)
+
+    def _metrics(self) -> str:
+        return render_metrics(self.instance)
+
+    async def get_metrics(self, request: Request) -> Response:
+        Query(request, ())
+        if not self.metrics_open:
+            await self.principal(request)
+        try:
+            text = await self.metrics.get()
+        except RedpssError as exc:
+            raise errors.from_operation(exc) from None
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # --- reading -----------------------------------------------------------------------------------------------
+    async def get_status(self, request: Request) -> Response:
+        Query(request, ())
+        await self.principal(request)
+        return json_response(await self.call(status.instance_status, self.instance))
+
+    async def list_of(self, request: Request, kind: str) -> Response:
+        Query(request, ())
+        await self.principal(request)
+        try:
+            body = await self.lists[kind].get()
+        except RedpssError as exc:
+            raise errors.from_operation(exc) from None
+        return Response(body, media_type="application/json")
+
+    async def get_jobs(self, request: Request) -> Response:
+        return await self.list_of(request, "jobs")
+
+    async def get_watchers(self, request: Request) -> Response:
+        return await self.list_of(request, "watchers")
+
+    async def detail(self, request: Request, kind: str) -> Response:
+        Query(request, ())
+        await self.principal(request)
+        return json_response(await self.call(jobs.detail, self.instance, kind, _key(request)))
+
+    async def get_job(self, request: Request) -> Response:
+        return await self.detail(request, "JOB")
+
+    async def get_watcher(self, request: Request) -> Response:
+        return await self.detail(request, "WATCHER")
+
+    async def get_runs(self, request: Request) -> Response:
+        query = Query(request, ("schema", "job_id", "status", "since", "until", "limit", "offset"))
+        where = history.RunFilter(
+            schema=query.word("schema"),
+            job_id=query.integer("job_id", None, 0, 10**18 - 1),
+            status=query.word("status"),
+            since=query.time("since"),
+            until=query.time("until"),
+        )
+        page = query.page()
+        await self.principal(request)
+        rows = await self.call(history.runs, self.instance, where, page)
+        return json_response({"limit": page.limit, "offset": page.offset, "runs": rows})
+
+    async def get_watcher_errors(self, request: Request) -> Response:
+        Query(request, ())
+        await self.principal(request)
+        return json_response(await self.call(jobs.list_errors, self.instance))
+
+    async def get_load(self, request: Request) -> Response:
+        query = Query(request, ("pool", "since", "until", "limit", "offset"))
+        pool, since, until, page = query.word("pool"), query.time("since"), query.time("until"), query.page()
+        await self.principal(request)
+        rows = await self.call(history.load_series, self.instance, pool, since, until, page)
+        return json_response({"limit": page.limit, "offset": page.offset, "load": rows})
+
+    async def get_log_messages(self, request: Request) -> Response:
+        query = Query(request, ("schema", "level", "job_id", "since", "until", "limit", "offset"))
+        where = history.LogFilter(
+            schema=query.word("schema"),
+            level=query.word("level"),
+            job_id=query.integer("job_id", None, 0, 10**18 - 1),
+            since=query.time("since"),
+            until=query.time("until"),
+        )
+        page = query.page()
+        await self.principal(request)
+        rows = await self.call(history.log_messages, self.instance, where, page)
+        return json_response({"limit": page.limit, "offset": page.offset, "messages": rows})
+
+    # --- changing (operator role) --------------------------------------------------------------------------
+    async def toggle(self, request: Request, kind: str) -> Response:
+        Query(request, ())
+        principal = await self.principal(request, operate=True)
+        outcome = await self.call(jobs.toggle, self.instance, kind, _key(request))
+        self.changed()
+        errors.log.info(
+            "%s %s.%s toggled to active=%s by %s", kind, outcome.schema, outcome.id, outcome.active, principal.user
+        )
+        return json_response(
+            {
+                "kind": outcome.kind,
+                "schema": outcome.schema,
+                "id": outcome.id,
+                "name": outcome.name,
+                "active": outcome.active,
+                "applied": not outcome.note,
+            }
+        )
+
+    async def toggle_job(self, request: Request) -> Response:
+        return await self.toggle(request, "JOB")
+
+    async def toggle_watcher(self, request: Request) -> Response:
+        return await self.toggle(request, "WATCHER")
+
+    async def start_job(self, request: Request) -> Response:
+        query = Query(request, ("force", "scheduled_only"))
+        force, scheduled_only = query.flag("force"), query.flag("scheduled_only")
+        principal = await self.principal(request, operate=True)
+        started = await self.call(
+            jobs.start,
+            self.instance,
+            _key(request),
+            by=f"REST ({principal.user})",
+            force=force,
+            scheduled_only=scheduled_only,
+        )
+        return json_response(
+            {
+                "schema": started.schema,
+                "id": started.id,
+                "name": started.name,
+                "run_id": started.run_id,
+                "state": started.state,
+                "forced": started.forced,
+            },
+            202,
+        )
+
+    async def reset_errors(self, request: Request, watcher: str | None) -> Response:
+        principal = await self.principal(request, operate=True)
+        outcome = await self.call(jobs.reset_errors, self.instance, watcher, by=f"REST ({principal.user})")
+        return json_response(
+            {"reset": [{"schema": s, "id": i} for s, i in outcome.watchers], "applied": not outcome.note}
+        )
+
+    async def reset_all_errors(self, request: Request) -> Response:
+        Query(request, ())
+        return await self.reset_errors(request, None)
+
+    async def reset_watcher_errors(self, request: Request) -> Response:
+        Query(request, ())
+        return await self.reset_errors(request, _key(request))
+
+    async def suspend(self, request: Request) -> Response:
+        return await self._set_suspended(request, True)
+
+    async def resume(self, request: Request) -> Response:
+        return await self._set_suspended(request, False)
+
+    async def _set_suspended(self, request: Request, suspended: bool) -> Response:
+        Query(request, ())
+        principal = await self.principal(request, operate=True)
+        await self.call(control.set_suspended, self.instance, suspended)
+        errors.log.info("instance %s by %s", "suspended" if suspended else "resumed", principal.user)
+        return json_response({"instance": self.instance.paths.redenv, "suspended": suspended})
+
+    async def reload(self, request: Request) -> Response:
+        Query(request, ())
+        await self.principal(request, operate=True)
+        outcome = await self.call(control.reload, self.instance)
+        self.changed()
+        return json_response({"definitions": outcome.definitions, "invalid": outcome.invalid})
+
+
+def _key(request: Request) -> str:
+    return f"{request.path_params['schema']}.{request.path_params['id']}"
+
+
+async def get_openapi(request: Request) -> Response:
+    from redpss.rest.openapi import document  # noqa: PLC0415
+
+    return json_response(document())
+
+
+def build_app(paths: InstancePaths, config: Config) -> Starlette:
+    api = Api(paths, config)
+    key = "{schema}/{id:int}"
+    routes = [
+        Route("/health", api.get_health, methods=["GET"]),
+        Route("/metrics", api.get_metrics, methods=["GET"]),
+        Route("/openapi.json", get_openapi, methods=["GET"]),
+        Route("/api/v1/status", api.get_status, methods=["GET"]),
+        Route("/api/v1/jobs", api.get_jobs, methods=["GET"]),
+        Route(f"/api/v1/jobs/{key}", api.get_job, methods=["GET"]),
+        Route(f"/api/v1/jobs/{key}/toggle", api.toggle_job, methods=["POST"]),
+        Route(f"/api/v1/jobs/{key}/start", api.start_job, methods=["POST"]),
+        Route("/api/v1/watchers", api.get_watchers, methods=["GET"]),
+        Route(f"/api/v1/watchers/{key}", api.get_watcher, methods=["GET"]),
+        Route(f"/api/v1/watchers/{key}/toggle", api.toggle_watcher, methods=["POST"]),
+        Route(f"/api/v1/watchers/{key}/reset-errors", api.reset_watcher_errors, methods=["POST"]),
+        Route("/api/v1/watcher-errors", api.get_watcher_errors, methods=["GET"]),
+        Route("/api/v1/watcher-errors/reset", api.reset_all_errors, methods=["POST"]),
+        Route("/api/v1/runs", api.get_runs, methods=["GET"]),
+        Route("/api/v1/load", api.get_load, methods=["GET"]),
+        Route("/api/v1/log-messages", api.get_log_messages, methods=["GET"]),
+        Route("/api/v1/suspend", api.suspend, methods=["POST"]),
+        Route("/api/v1/resume", api.resume, methods=["POST"]),
+        Route("/api/v1/reload", api.reload, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: errors.api_error,
+            HTTPException: errors.http_error,
+            Exception: errors.internal_error,
+        },
+    )

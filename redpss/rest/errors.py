@@ -1,0 +1,81 @@
+"""Every error of the API is JSON of one shape: {"error": {"status": 404, "code": "not_found", "message": "..."}}.
+
+`code` is stable (clients branch on it), `message` is for people. Operations' errors map to statuses here, in one
+place; nothing else in the API builds an error body.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from redpss.core.errors import RedpssError, UsageError
+from redpss.ops.instance import NotRunning
+from redpss.ops.keys import UnknownObject
+
+log = logging.getLogger("redpss.rest")
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    429: "too_many_attempts",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, stable code, message and extra headers."""
+
+    def __init__(self, status: int, message: str, *, code: str = "", headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, message: str, code: str = "", headers: dict[str, str] | None = None) -> Response:
+    body = {"error": {"status": status, "code": code or CODES.get(status, "error"), "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.code, exc.headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own (no such route, method not allowed) in our shape."""
+    assert isinstance(exc, HTTPException)
+    message = {
+        404: f"no resource {request.url.path}; see /openapi.json",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
+
+def from_operation(exc: RedpssError) -> ApiError:
+    """The answer to an operation's error: unknown object 404, bad input 400, a daemon or database away 503."""
+    from redpss.core.db.errors import DatabaseUnavailable  # noqa: PLC0415
+
+    if isinstance(exc, UnknownObject):
+        return ApiError(404, str(exc))
+    if isinstance(exc, UsageError):
+        return ApiError(400, str(exc))
+    if isinstance(exc, NotRunning | DatabaseUnavailable):
+        return ApiError(503, str(exc))
+    log.error("operation failed: %s", exc)
+    return ApiError(500, f"the operation failed: {exc}")
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered in our shape without details."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal error; the API's log has the details")
