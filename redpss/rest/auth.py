@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -94,26 +95,25 @@ class _FailureCounter:
 
     def retry_after(self, host: str, now: float) -> float:
         """Seconds until `host` may try again; 0 when it may try now."""
-        times = self._recent(host, now)
+        times = self._failures.get(host)
+        if times is None:
+            return 0.0
+        self._expire(times, now)
         if len(times) < self.limit:
             return 0.0
         return max(times[0] + self.window - now, 0.001)
 
     def add(self, host: str, now: float) -> None:
-        self._recent(host, now).append(now)
+        if host not in self._failures and len(self._failures) >= CACHE_ENTRIES:
+            for idle in [h for h, t in self._failures.items() if not t or t[-1] <= now - self.window]:
+                del self._failures[idle]
+        times = self._failures.setdefault(host, deque(maxlen=self.limit))  # older ones cannot matter any more
+        self._expire(times, now)
+        times.append(now)
 
-    def _recent(self, host: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(host, deque())
+    def _expire(self, times: deque[float], now: float) -> None:
         while times and times[0] <= now - self.window:
             times.popleft()
-        if not times and len(self._failures) > CACHE_ENTRIES:
-            self._forget_idle(now)
-            times = self._failures.setdefault(host, deque())
-        return times
-
-    def _forget_idle(self, now: float) -> None:
-        for host in [h for h, t in self._failures.items() if not t or t[-1] <= now - self.window]:
-            del self._failures[host]
 
 
 def parse_basic(authorization: str | None) -> tuple[str, str]:
@@ -187,25 +187,20 @@ class Authenticator:
             limited = TooManyAttempts(f"too many failed logins from {client_host}; retry in {wait:.0f} s", wait)
             self._log_refusal(user, client_host, limited.reason)
             raise limited
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            principal = await self._login(user, password, client_host)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: a lone caller must not leave "exception never retrieved" behind
-            raise
-        else:
-            future.set_result(principal)
-            self._remember(key, principal, time.monotonic())
-            return principal
-        finally:
-            del self._pending[key]
+        login = self._pending.get(key)
+        if login is None:
+            # one login for every request with these credentials meanwhile; a caller that goes away does not end it
+            login = asyncio.ensure_future(self._login(key, user, password, client_host))
+            self._pending[key] = login
+            login.add_done_callback(functools.partial(self._login_done, key))
+        return await asyncio.shield(login)
 
-    async def _login(self, user: str, password: str, client_host: str) -> Principal:
+    def _login_done(self, key: bytes, login: asyncio.Future[Principal]) -> None:
+        self._pending.pop(key, None)
+        if not login.cancelled():
+            login.exception()  # retrieved: when every caller went away, asyncio must not report it as lost
+
+    async def _login(self, key: bytes, user: str, password: str, client_host: str) -> Principal:
         self.database_logins += 1
         try:
             roles = await asyncio.to_thread(self._roles_by_login, user, password)
@@ -215,10 +210,12 @@ class Authenticator:
             self._log_refusal(user, client_host, reason)
             raise AuthRefused(reason) from None
         try:
-            return principal_from_roles(user, roles)
+            principal = principal_from_roles(user, roles)
         except NoApiRole as refused:
             self._log_refusal(user, client_host, refused.reason)
             raise
+        self._remember(key, principal, time.monotonic())
+        return principal
 
     def _roles_by_login(self, user: str, password: str) -> frozenset[str]:
         """Log in as the caller (blocking: runs in a thread) and read its roles, direct and indirect."""
