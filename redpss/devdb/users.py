@@ -269,15 +269,18 @@ def _password_after_by(cursor: TokenCursor, statement: str) -> str:
 def _password(cursor: TokenCursor, what: str) -> str:
     """A password, an identifier as in Exasol: "quoted" keeps its case, unquoted is upper case."""
     token = cursor.peek()
-    if token is None or token.token_type == TokenType.STRING or not token.text:
-        cursor.fail(f'{what} as an identifier ("password" in double quotes)')
-    if token.token_type == TokenType.IDENTIFIER:
+    if token is not None and token.token_type == TokenType.IDENTIFIER and token.text:
         cursor.pos += 1
         return token.text
-    if not (token.text[0].isalpha() or token.text[0] == "_") or not token.text.replace("_", "").isalnum():
-        cursor.fail(f'{what} as an identifier ("password" in double quotes)')
+    if token is None or token.token_type == TokenType.STRING or not _is_word(token.text):
+        # the error never shows what was found: it may be the password
+        raise DevDbError(f'syntax error: expected {what} as an identifier ("password" in double quotes)')
     cursor.pos += 1
     return token.text.upper()
+
+
+def _is_word(text: str) -> bool:
+    return bool(text) and (text[0].isalpha() or text[0] == "_") and text.replace("_", "").isalnum()
 
 
 def _name(cursor: TokenCursor, what: str) -> str:
