@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate for wss:// (default: self-signed in DATA/tls)")
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
-    parser.add_argument("--user", default="sys", help="the one user allowed to log in (default sys)")
+    parser.add_argument("--user", default="sys", help="the administrator, with the DBA role (default sys)")
     parser.add_argument(
         "--password", default=None, help=f"its password (default: ${PASSWORD_ENV}, else 'exasol', Exasol's default)"
     )
