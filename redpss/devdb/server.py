@@ -93,7 +93,11 @@ class DevDbServer:
         """Open the database and listen; returns once connections are accepted (port 0 picks a free port)."""
         self._stopping.clear()
         self.database = Database(self.settings.data_dir)
-        users.set_admin(self.database.cursor(), self.settings.user)
+        admin = self.database.cursor()
+        try:
+            users.set_admin(admin, self.settings.user)
+        finally:
+            admin.close()
         self.transfers = Transfers(self.database.tmp_dir)
         self.transfers.tunnels.unused_timeout = self.settings.tunnel_unused_timeout
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
