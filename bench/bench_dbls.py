@@ -7,7 +7,8 @@ sends buffers of `--batch` lines (as PSS_LOG does) with up to 4 awaiting their d
 reachable, so those rows wait in the spool, which is DBLS's path while the database is away or slow.
 Anchor: a bare asyncio Protocol server receiving the same lines as tab-separated text (`schema\\tlevel\\t...`) from
 4 client processes and appending them to per-schema files, with no validation and no acknowledgement.
-The time is from the start signal to the last acknowledgement (ours) or the last line written (anchor).
+The time is from the start signal to the last acknowledgement (ours) or the last line written (anchor). Beside the
+rates, the CPU time each side used per line (server process; all clients together) shows where the time goes.
 
     .venv/bin/python bench/bench_dbls.py [--lines 1000000] [--batch 1000] [--error-every 10000]
 """
@@ -18,13 +19,15 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,25 +53,39 @@ def lines_of(client: int, count: int, error_every: int) -> list[list[str]]:
     return lines
 
 
-def ours_client(target: tuple[int, str], client: int, count: int, options: dict[str, int], start: Any) -> None:
-    port, secret = target
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of process `pid` (from /proc)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ours_client(target: tuple[int, str, Any], client: int, count: int, options: dict[str, int], start: Any) -> None:
+    port, secret, cpu = target
     lines = lines_of(client, count, options["error_every"])
     batch = options["batch"]
     with PssClient("127.0.0.1", port, secret, client=f"bench{client}") as connection:
         buffer = LogBuffer(connection, source=f"APP.JOB_{client}", max_lines=batch)
         start.wait()
+        began = cpu_seconds()
         for schema, level, stamp, _, text in lines:
             buffer.add(schema, level, text, stamp)
         buffer.flush()
+        cpu.put(cpu_seconds() - began)
 
 
-def anchor_client(port: int, client: int, count: int, options: dict[str, int], start: Any) -> None:
+def anchor_client(target: tuple[int, Any], client: int, count: int, options: dict[str, int], start: Any) -> None:
+    port, cpu = target
     lines = lines_of(client, count, options["error_every"])
     batch = options["batch"]
     with socket.create_connection(("127.0.0.1", port)) as sock:
         start.wait()
+        began = cpu_seconds()
         for first in range(0, count, batch):  # serialised when sent, as ours is (and as a UDF would)
             sock.sendall("".join("\t".join(line) + "\n" for line in lines[first : first + batch]).encode())
+        cpu.put(cpu_seconds() - began)
 
 
 class _Router(asyncio.Protocol):
@@ -113,8 +130,9 @@ def anchor_server(port: int, folder: str, connections: int, done: Any) -> None:
         files: dict[bytes, int] = {}
         server = await loop.create_server(lambda: _Router(files, Path(folder), finished), "127.0.0.1", port)
         done.put("listening")
+        began = cpu_seconds()
         await closed.wait()
-        done.put(time.time())
+        done.put((time.time(), cpu_seconds() - began))
         server.close()
         for fd in files.values():
             os.close(fd)
@@ -139,7 +157,17 @@ def run_clients(target: Any, args: tuple[Any, ...], count: int, options: dict[st
     return began
 
 
-def ours(count: int, options: dict[str, int], workdir: Path) -> float:
+class Run(NamedTuple):
+    seconds: float
+    server_cpu: float  # seconds of CPU used by the server process during the run
+    clients_cpu: float  # seconds of CPU used by all clients together
+
+
+def client_cpu(queue: Any) -> float:
+    return sum(float(queue.get(timeout=30)) for _ in range(CLIENTS))
+
+
+def ours(count: int, options: dict[str, int], workdir: Path) -> Run:
     paths = InstancePaths.for_instance("BENCH", workdir / "redsys")
     create_instance_tree(paths)
     port = free_port()
@@ -167,32 +195,38 @@ def ours(count: int, options: dict[str, int], workdir: Path) -> float:
                 if time.monotonic() > deadline or daemon.poll() is not None:
                     raise
                 time.sleep(0.1)  # pacing: waiting for the daemon to listen
-        began = run_clients(ours_client, ((port, secret),), count, options)
+        cpu: Any = mp.Queue()
+        server_began = cpu_seconds(daemon.pid)
+        began = run_clients(ours_client, ((port, secret, cpu),), count, options)
         elapsed = time.time() - began
+        server_cpu = cpu_seconds(daemon.pid) - server_began  # includes the clients' connecting, a few ms
         written = sum(len(p.read_bytes().splitlines()) for p in paths.log_db.glob("*/*-*.log"))
         if written != count // CLIENTS * CLIENTS:
             raise SystemExit(f"DBLS wrote {written} lines, expected {count}")
-        return elapsed
+        return Run(elapsed, server_cpu, client_cpu(cpu))
     finally:
         daemon.terminate()
         daemon.wait(30)
+        shutil.rmtree(paths.home.parent.parent, ignore_errors=True)
 
 
-def anchor(count: int, options: dict[str, int], workdir: Path) -> float:
+def anchor(count: int, options: dict[str, int], workdir: Path) -> Run:
     folder = workdir / "anchor"
     folder.mkdir()
     port = free_port()
     done: Any = mp.Queue()
+    cpu: Any = mp.Queue()
     server = mp.Process(target=anchor_server, args=(port, str(folder), CLIENTS, done))
     server.start()
     assert done.get(timeout=30) == "listening"
-    began = run_clients(anchor_client, (port,), count, options)
-    ended = float(done.get(timeout=300))
+    began = run_clients(anchor_client, ((port, cpu),), count, options)
+    ended, server_cpu = done.get(timeout=300)
     server.join(30)
     written = sum(len(p.read_bytes().splitlines()) for p in folder.glob("*.log"))
     if written != count // CLIENTS * CLIENTS:
         raise SystemExit(f"the anchor wrote {written} lines, expected {count}")
-    return ended - began
+    shutil.rmtree(folder)
+    return Run(ended - began, server_cpu, client_cpu(cpu))
 
 
 def main() -> None:
@@ -200,18 +234,36 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--error-every", type=int, default=10_000, help="one ERROR line in N (0: none)")
+    parser.add_argument("--rounds", type=int, default=3, help="anchor and DBLS in turn, N times; medians are shown")
     args = parser.parse_args()
     options = {"batch": args.batch, "error_every": args.error_every}
     line_bytes = len(f"{STAMP} INFO APP.JOB_0: client 0 line 00000000 {'x' * 128}\n")
-    with tempfile.TemporaryDirectory(prefix="bench-dbls-") as temporary:
-        workdir = Path(temporary)
-        bare = anchor(args.lines, options, workdir)
-        mine = ours(args.lines, options, workdir)
     megabytes = args.lines * line_bytes / 1e6
     print(f"{args.lines:,} lines of ~{line_bytes} bytes, {CLIENTS} clients, buffers of {args.batch} lines")
-    print(f"  DBLS (acknowledged, validated): {args.lines / mine:>10,.0f} lines/s  {megabytes / mine:7.1f} MB/s")
-    print(f"  bare asyncio router (no acks):  {args.lines / bare:>10,.0f} lines/s  {megabytes / bare:7.1f} MB/s")
-    print(f"  DBLS at {bare / mine:.2f}x the bare server's throughput (goal: 1.0x)")
+    bare_runs: list[Run] = []
+    our_runs: list[Run] = []
+    for number in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="bench-dbls-") as temporary:
+            bare_runs.append(anchor(args.lines, options, Path(temporary)))
+            our_runs.append(ours(args.lines, options, Path(temporary)))
+        bare, mine = bare_runs[-1], our_runs[-1]
+        print(
+            f"  round {number + 1}: DBLS {args.lines / mine.seconds:>10,.0f} lines/s, bare "
+            f"{args.lines / bare.seconds:>10,.0f} lines/s: {bare.seconds / mine.seconds:.2f}x"
+        )
+    mine = Run(*(statistics.median(values) for values in zip(*our_runs, strict=True)))
+    bare = Run(*(statistics.median(values) for values in zip(*bare_runs, strict=True)))
+    per_line = 1e6 / args.lines
+    for name, run in (("DBLS (acknowledged, validated)", mine), ("bare asyncio router (no acks)", bare)):
+        print(
+            f"  {name:31s} {args.lines / run.seconds:>10,.0f} lines/s  {megabytes / run.seconds:7.1f} MB/s   CPU per "
+            f"line: server {run.server_cpu * per_line:.2f} us, clients {run.clients_cpu * per_line:.2f} us"
+        )
+    ratios = sorted(bare.seconds / mine.seconds for bare, mine in zip(bare_runs, our_runs, strict=True))
+    print(
+        f"  DBLS at {statistics.median(ratios):.2f}x the bare server's throughput (median of {args.rounds} rounds, "
+        f"range {ratios[0]:.2f}-{ratios[-1]:.2f}; goal: 1.0x)"
+    )
 
 
 if __name__ == "__main__":

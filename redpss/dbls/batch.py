@@ -1,12 +1,16 @@
-"""One log buffer from the database, checked and turned into file lines per schema and rows for LOG_MESSAGES.
+"""One log request from the database: per-schema blocks of file lines, checked whole and kept as they came.
 
-A buffer is a list of lines `[schema, level, timestamp, source, text]`. It is accepted whole or refused whole, with
-a message naming the first bad line and what is allowed, so a client never has to guess which part arrived. The
-schema name becomes a folder name: it must be an Exasol identifier (letters, digits, _; starting with a letter),
-which leaves no room for `/`, `..` or anything else that could lead outside log/DB.
+The client sends each schema's lines as one block of bytes in the very form they take in the file
+(`timestamp LEVEL source: text`, a line break after each, continuation lines starting with a tab), so DBLS neither
+decodes nor formats line by line: it checks a block with a few passes of compiled patterns and C string methods and
+writes it unchanged. A request is accepted whole or refused whole, with a message naming the schema, the first bad
+line and what is allowed. The schema name becomes a folder name: it must be an Exasol identifier (letters, digits,
+_; starting with a letter), which leaves no room for `/`, `..` or anything else that could lead outside log/DB.
 
-This runs for every line DBLS receives, so it is written for speed: one pass, lookups in sets and a cache of the
-schema names already checked.
+How a block is checked without a loop per line: the first line must start with a valid head (timestamp, level,
+source, ": "); every other line must too, or be a continuation line (a tab first). `_NEXT.findall` finds the line
+breaks followed by a head (or a tab) and returns the heads' levels; the block is good when their number is the number
+of line breaks less the last, so no line can slip through.
 """
 
 from __future__ import annotations
@@ -17,16 +21,26 @@ from typing import Any
 
 LEVELS = frozenset({"DEBUG", "INFO", "WARN", "ERROR", "ALERT"})
 TO_DATABASE = frozenset({"ERROR", "ALERT"})  # these also go to LOG_MESSAGES and journald
-_SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
 SOURCE_MAX = 256  # LOG_MESSAGES.SOURCE is VARCHAR(256)
-_is_timestamp = _TIMESTAMP.fullmatch
-_SHAPE = "a line is [schema, level, timestamp, source, text] (all strings)"
+_SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
+_TS = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+# INFO first: the level most lines have. Only ERROR and ALERT are captured: findall gives b"" (one shared object, no
+# allocation) for every other line, and the lines that need a database row are found by their non-empty level.
+_HEAD = _TS + rb" (?:INFO|DEBUG|WARN|(ERROR|ALERT)) [^\s:]{0,1024}: "
+_FIRST = re.compile(_HEAD)
+_NEXT = re.compile(rb"\n" + _HEAD)  # a literal first character: the engine skips to each line break in C
+_NEXT_OR_TAB = re.compile(rb"\n(?:\t|" + _HEAD + rb")")  # continuation lines too (b"" like INFO)
+_STAMP_ONLY = re.compile(_TS + rb" ")
+_DB_LINE = re.compile(rb"\n(" + _TS + rb") (ERROR|ALERT) ([^\s:]{0,1024}): ([^\n]*(?:\n\t[^\n]*)*)")
 _checked_schemas: dict[str, str] = {}  # as sent -> upper case, for names already found valid
+SHAPE = (
+    'a log request (protocol 2) is {"op": "log", "blocks": [[schema, bytes], ...], "payload": N} followed by N bytes: '
+    "each schema's lines, one after the other (docs/dbls.md)"
+)
 
 
 class BatchError(ValueError):
-    """The buffer is refused as a whole; the message names the bad line and what is allowed."""
+    """The request is refused as a whole; the message names the bad schema or line and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -50,10 +64,10 @@ class DbLine:
 
 @dataclass
 class Batch:
-    files: dict[str, list[str]] = field(default_factory=dict)  # schema (upper case) -> its file lines, in order
+    files: dict[str, list[memoryview]] = field(default_factory=dict)  # schema (upper case) -> its blocks, in order
     to_database: list[DbLine] = field(default_factory=list)
     lines: int = 0
-    size: int = 0  # characters of text written to the files
+    size: int = 0  # bytes written to the files
 
 
 def schema_folder_name(name: object) -> str:
@@ -67,65 +81,132 @@ def schema_folder_name(name: object) -> str:
     )
 
 
-def parse_batch(lines: object) -> Batch:
-    """Check every line of a buffer and format it; BatchError for the first line that is not acceptable."""
-    if not isinstance(lines, list) or not lines:
-        raise BatchError('a log request needs "lines": a non-empty list of [schema, level, timestamp, source, text]')
-    batch = Batch(lines=len(lines))
-    files = batch.files
-    checked = _checked_schemas
-    size = 0
-    known = checked.get
-    for index, line in enumerate(lines):
-        # The usual line passes these checks inline; any other goes to _checked_line, which names what is wrong
-        # (or admits a schema name not seen before).
-        try:
-            schema, level, stamp, source, text = line
-            folder = known(schema)
-        except (TypeError, ValueError):
-            folder = None
-        if (
-            folder is None
-            or level not in LEVELS
-            or type(text) is not str
-            or type(source) is not str
-            or type(stamp) is not str
-            or not _is_timestamp(stamp)
-        ):
-            folder, level, stamp, source, text = _checked_line(line, index, checked)
-        if "\n" in text or "\r" in text:  # one entry per line: continuation lines start with a tab
-            text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\n\t")
-        if "\n" in source or "\r" in source:
-            source = source.replace("\r", " ").replace("\n", " ")
-        entry = f"{stamp} {level} {source}: {text}\n"
-        size += len(entry)
-        out = files.get(folder)
-        if out is None:
-            files[folder] = out = []
-        out.append(entry)
-        if level in TO_DATABASE:
-            batch.to_database.append(DbLine(folder, level, stamp, source, text))
-    batch.size = size
+def parse_blocks(blocks: object, payload: object) -> Batch:
+    """Check every block of a request (`blocks`: [[schema, length], ...] cutting `payload`); BatchError if bad.
+
+    The payload is checked as a whole (each block ends with a line break, so the first line of the next one follows
+    a line break like any other line); only the first line of each block is looked at on its own. The blocks in
+    `files` are views of the payload: nothing is copied on the way to the files.
+    """
+    if not isinstance(payload, bytes) or not isinstance(blocks, list) or not blocks:
+        raise BatchError(SHAPE)
+    cuts: list[tuple[str, int, int]] = []
+    position = 0
+    starts_ok = True
+    for entry in blocks:
+        if not isinstance(entry, list) or len(entry) != 2 or type(entry[1]) is not int or entry[1] < 0:
+            raise BatchError(SHAPE)
+        name, length = entry
+        folder = _checked_schemas.get(name) if isinstance(name, str) else None
+        if folder is None:
+            folder = schema_folder_name(name)
+            if len(_checked_schemas) < 10000:
+                _checked_schemas[name] = folder
+        end = position + length
+        if end > len(payload):
+            raise BatchError(f"the blocks' lengths add up to more than the payload's {len(payload)} bytes; {SHAPE}")
+        starts_ok = starts_ok and length > 0 and payload[end - 1] == 10 and _FIRST.match(payload, position) is not None
+        cuts.append((folder, position, end))
+        position = end
+    if position != len(payload):
+        raise BatchError(f"the payload has {len(payload) - position} bytes beyond its blocks; {SHAPE}")
+    levels = _levels(payload) if starts_ok else None
+    if levels is None:
+        for folder, start, end in cuts:
+            _checked_levels(payload[start:end], folder)  # names the schema and the line
+        raise BatchError(f"the payload is not lines of text; {SHAPE}")  # not reached: a block is at fault
+    lines, to_database = levels
+    batch = Batch(size=len(payload), lines=lines)
+    view = memoryview(payload)
+    for folder, start, end in cuts:
+        batch.files.setdefault(folder, []).append(view[start:end])
+    if to_database:
+        for folder, start, end in cuts:
+            batch.to_database += _db_lines(folder, payload[start:end])
     return batch
 
 
-def _checked_line(line: Any, index: int, checked: dict[str, str]) -> tuple[str, str, str, str, str]:
-    """The fields of one line with the schema as its folder name; BatchError naming the line when it is bad."""
+def _levels(text: bytes) -> tuple[int, int] | None:
+    """How many lines (not counting continuation lines) and how many of them are ERROR or ALERT; None when a line
+    does not start with a head (nor a tab: a continuation line)."""
+    first = _FIRST.match(text)
+    if first is None or not text.endswith(b"\n") or b"\r" in text or not (text.isascii() or _utf8(text)):
+        return None
+    # b"\t" in text is a memchr: the costly count of b"\n\t" only for text that has tabs at all
+    continued = text.count(b"\n\t") if b"\t" in text else 0
+    found: list[bytes] = (_NEXT_OR_TAB if continued else _NEXT).findall(text)
+    if len(found) + 1 != text.count(b"\n"):
+        return None
+    return len(found) + 1 - continued, len(found) - found.count(b"") + (first.group(1) is not None)
+
+
+def _checked_levels(block: bytes, folder: str) -> tuple[int, int]:
+    """`_levels` of a block; BatchError naming the first line that is not acceptable."""
+    levels = _levels(block)
+    if levels is None:
+        raise BatchError(f"schema {folder}: {_first_fault(block)}; nothing was written")
+    return levels
+
+
+def _utf8(block: bytes) -> bool:
     try:
-        schema, level, stamp, source, text = line
-        folder = checked.get(schema)
-        if folder is None:
-            folder = schema_folder_name(schema)
-            if len(checked) < 10000:
-                checked[schema] = folder
-        if level not in LEVELS:
-            raise BatchError(f"level {str(level)[:20]!r} is not one of {', '.join(sorted(LEVELS))}")
-        if type(text) is not str or type(source) is not str:
-            raise BatchError(_SHAPE)
-        if not _TIMESTAMP.fullmatch(stamp):
-            raise BatchError(f"timestamp {str(stamp)[:40]!r} is not YYYY-MM-DD HH:MM:SS[.ffffff]")
-    except BatchError as exc:
-        raise BatchError(f"line {index + 1}: {exc}") from None
-    except (TypeError, ValueError):
-        raise BatchError(f"line {index + 1}: {_SHAPE}") from None
-    return folder, level, stamp, source, text
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _first_fault(block: bytes) -> str:
+    """What is wrong with a block that failed the quick check (the slow way: line by line)."""
+    if not block:
+        return "an empty block (leave the schema out instead)"
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = block.count(b"\n", 0, exc.start) + 1
+        return f"line {number}: not UTF-8 ({exc.reason})"
+    lines = block.split(b"\n")
+    if lines[-1]:
+        return f"line {len(lines)}: every line ends with a line break (\\n), the last one too"
+    for number, line in enumerate(lines[:-1], 1):
+        if line.startswith(b"\t"):
+            if number == 1:
+                return "line 1: a block starts with a line of its own, not a continuation line (tab)"
+            continue
+        fault = _line_fault(line)
+        if fault:
+            return f"line {number}: {fault}"
+    return "a line does not start with timestamp, level and source"  # not reached: the quick check would pass
+
+
+def _line_fault(line: bytes) -> str:
+    """What is wrong with one line (not a continuation line), or "" when it is fine."""
+    if b"\r" in line:
+        return "a carriage return; lines end with \\n and text lines go on after \\n\\t"
+    stamp = _STAMP_ONLY.match(line)
+    if stamp is None:
+        shown = line[:40].decode("utf-8", "replace")
+        return f"{shown!r} does not start with a timestamp YYYY-MM-DD HH:MM:SS[.ffffff]"
+    level = line[stamp.end() :].split(b" ", 1)[0].decode("utf-8", "replace")
+    if level not in LEVELS:
+        return f"level {level[:20]!r} is not one of {', '.join(sorted(LEVELS))}"
+    if _FIRST.match(line) is None:
+        return (
+            f"after the level comes the source (at most {SOURCE_MAX} characters, no spaces or ':', may be "
+            "empty) and ': ', then the text"
+        )
+    return ""
+
+
+def _db_lines(folder: str, block: bytes) -> list[DbLine]:
+    """The ERROR and ALERT lines of a checked block, their continuation lines joined back into one text."""
+    return [
+        DbLine(
+            folder,
+            level.decode(),
+            stamp.decode(),
+            source.decode("utf-8"),
+            text.decode("utf-8").replace("\n\t", "\n"),
+        )
+        for stamp, level, source, text in _DB_LINE.findall(b"\n" + block)
+    ]

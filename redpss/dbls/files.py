@@ -1,9 +1,9 @@
 """The per-schema log files below log/DB: one dated file per schema and day, written by DBLS alone.
 
-Each schema's folder is log/DB/<SCHEMA>/, with `<SCHEMA>.log` linking to today's `<SCHEMA>-YYYY-MM-DD.log`: the
-daily files of every other log (redpss.core.logging.daily), so the same retention removes whole days. A batch is
-appended with one write per schema; the acknowledgement follows the write (the data is in the kernel's page cache,
-so it survives DBLS being killed; see docs/decisions.md for why there is no fsync per batch).
+Each schema's folder is log/DB/<SCHEMA>/, with `<SCHEMA>.log` linking to today's `<SCHEMA>-YYYY-MM-DD.log`: the daily
+files of every other log (redpss.core.logging.daily), so the same retention removes whole days. A batch is appended with
+one writev per schema (its blocks as they came); the acknowledgement follows the write (the data is in the kernel's page
+cache, so it survives DBLS being killed; see docs/decisions.md for why there is no fsync per batch).
 """
 
 from __future__ import annotations
@@ -11,21 +11,41 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from redpss.core.logging.daily import DailyFileHandler, day_of
 
 log = logging.getLogger("redpss.dbls.files")
+STILL_THERE_CHECK = 1.0  # seconds
 
 
 class SchemaLogFile(DailyFileHandler):
-    """The dated files of one schema; `append` writes raw bytes (a whole batch) to the file of `day`."""
+    """The dated files of one schema; `append` writes raw bytes (a whole batch) to the file of `day`.
 
-    def append(self, data: bytes, when: float) -> None:
+    Whether the file was removed or replaced by hand is checked at most once per STILL_THERE_CHECK seconds, not
+    with two system calls for every buffer.
+    """
+
+    _checked = 0.0
+
+    def append(self, blocks: Sequence[bytes | memoryview], when: float) -> None:
+        """Write the blocks to the file of `when`'s day with one writev (more only if the kernel takes less)."""
         fd = self._file_for(day_of(when))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        pending = [memoryview(block) for block in blocks if block]
+        while pending:
+            written = os.writev(fd, pending)
+            while pending and written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            if pending:
+                pending[0] = pending[0][written:]
+
+    def _still_there(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked < STILL_THERE_CHECK:
+            return True
+        self._checked = now
+        return super()._still_there()
 
 
 class SchemaFiles:
@@ -35,11 +55,11 @@ class SchemaFiles:
         self.log_db = log_db
         self._files: dict[str, SchemaLogFile] = {}
 
-    def write(self, lines_by_schema: dict[str, list[str]]) -> None:
-        """Append each schema's lines to its file of today; OSError when a write fails (disk full, ...)."""
+    def write(self, blocks_by_schema: Mapping[str, Sequence[bytes | memoryview]]) -> None:
+        """Append each schema's blocks to its file of today; OSError when a write fails (disk full, ...)."""
         now = time.time()
-        for schema, lines in lines_by_schema.items():
-            self._file(schema).append("".join(lines).encode("utf-8", "surrogatepass"), now)
+        for schema, blocks in blocks_by_schema.items():
+            self._file(schema).append(blocks, now)
 
     def _file(self, schema: str) -> SchemaLogFile:
         handle = self._files.get(schema)

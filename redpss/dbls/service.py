@@ -1,10 +1,10 @@
 """The DBLS daemon: receives log buffers from the database on dbls_host:dbls_port and keeps every line.
 
-Requests (JSON lines, see redpss.core.wire and docs/dbls.md): `log` {lines: [[schema, level, timestamp, source,
-text], ...]} answered with a durable acknowledgement once the lines are written to log/DB/<SCHEMA>/ and the ERROR and
-ALERT lines are in the row writer's spool; `ping`; `status`. Rows reach LOG_MESSAGES after the acknowledgement, from
-the spool, so a script that logs from inside a writing transaction never waits on its own database, and a database
-that is away never holds up the files.
+Requests (JSON lines, protocol version 2, see redpss.core.wire and docs/dbls.md): `log` {blocks: [[schema, bytes], ...]}
+with the schemas' lines as a payload, answered with a durable acknowledgement once the lines are written to
+log/DB/<SCHEMA>/ and the ERROR and ALERT lines are in the row writer's spool; `ping`; `status`. Rows reach LOG_MESSAGES
+after the acknowledgement, from the spool, so a script that logs from inside a writing transaction never waits on its
+own database, and a database that is away never holds up the files.
 """
 
 from __future__ import annotations
@@ -22,8 +22,18 @@ from redpss.core.entry import run_instance_daemon
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
-from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, durable, unknown_op
-from redpss.dbls.batch import BatchError, DbLine, parse_batch
+from redpss.core.wire import (
+    PAYLOAD_VERSION,
+    Code,
+    Connection,
+    JsonLineServer,
+    Limits,
+    Message,
+    RequestError,
+    durable,
+    unknown_op,
+)
+from redpss.dbls.batch import BatchError, DbLine, parse_blocks
 from redpss.dbls.files import SchemaFiles
 from redpss.dbls.journal import JournalForwarder
 
@@ -31,6 +41,10 @@ log = logging.getLogger("redpss.dbls")
 
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # one log request; a UDF sends far smaller buffers
 OPS = ("log", "ping", "status")
+OLD_CLIENT = (
+    "DBLS takes log lines as per-schema blocks (protocol 2): the database's scripts embed an older pss_client.py; "
+    "run `redctl db_install` to create them anew"
+)
 
 
 class DblsService(Service):
@@ -57,6 +71,9 @@ class DblsService(Service):
             "DBLS",
             limits=Limits(max_message=MAX_BATCH_BYTES),
             durable_ops=("log",),
+            versions=(PAYLOAD_VERSION,),
+            version_hint=OLD_CLIENT,
+            payload_ops=("log",),
         )
         self.journal = JournalForwarder(self.paths.redenv)
         self.rows.start()
@@ -75,7 +92,7 @@ class DblsService(Service):
 
     async def _log(self, request: Message, connection: Connection) -> Message:
         try:
-            batch = parse_batch(request.get("lines"))
+            batch = parse_blocks(request.get("blocks"), request.get("payload"))
         except BatchError as exc:
             log.warning("refused a log buffer from %s at %s: %s", connection.client, connection.peer, exc)
             raise RequestError(f"log buffer refused, nothing was written: {exc}") from None

@@ -1,53 +1,97 @@
-"""The checks and the formatting of one log buffer (redpss.dbls.batch), without sockets."""
+"""The checks of one log request (redpss.dbls.batch) on blocks made by the database's client, without sockets."""
 
 from __future__ import annotations
 
 import pytest
 
-from redpss.dbls.batch import BatchError, parse_batch
+from redpss.dbls.batch import BatchError, parse_blocks
+from redpss.sql.udf.pss_client import log_line, log_request
 
 STAMP = "2026-11-30 01:02:03.123"
 
 
-def test_lines_are_grouped_by_schema_in_order_and_errors_become_rows() -> None:
-    batch = parse_batch(
-        [
-            ["app1", "INFO", STAMP, "APP1.J", "first"],
-            ["APP2", "ERROR", STAMP, "APP2.J", "two\nlines"],
-            ["App1", "ALERT", "2026-11-30T01:02:03", "", "third"],
-        ]
+def request(blocks: dict[str, list[str]]) -> tuple[object, bytes]:
+    header, payload = log_request(blocks)
+    return header["blocks"], payload
+
+
+def test_blocks_are_kept_per_schema_in_order_and_errors_become_rows() -> None:
+    blocks, payload = request(
+        {
+            "app1": [log_line("INFO", STAMP, "APP1.J", "first")],
+            "APP2": [log_line("error", STAMP, "APP2.J", "two\nlines\n\tindented")],
+            "App1": [log_line("ALERT", "2026-11-30T01:02:03", "", "third ERROR: not a level")],
+        }
     )
+    batch = parse_blocks(blocks, payload)
     assert batch.files == {
-        "APP1": [f"{STAMP} INFO APP1.J: first\n", "2026-11-30T01:02:03 ALERT : third\n"],
-        "APP2": [f"{STAMP} ERROR APP2.J: two\n\tlines\n"],
+        "APP1": [f"{STAMP} INFO APP1.J: first\n".encode(), b"2026-11-30T01:02:03 ALERT : third ERROR: not a level\n"],
+        "APP2": [f"{STAMP} ERROR APP2.J: two\n\tlines\n\t\tindented\n".encode()],
     }
+    assert (batch.lines, batch.size) == (3, len(payload))
     assert [line.row() for line in batch.to_database] == [
-        {"LOG_TIME": STAMP, "LOG_LEVEL": "ERROR", "SOURCE": "APP2.J", "MESSAGE": "two\n\tlines"},
-        {"LOG_TIME": "2026-11-30 01:02:03", "LOG_LEVEL": "ALERT", "SOURCE": None, "MESSAGE": "third"},
+        {"LOG_TIME": STAMP, "LOG_LEVEL": "ERROR", "SOURCE": "APP2.J", "MESSAGE": "two\nlines\n\tindented"},
+        {
+            "LOG_TIME": "2026-11-30 01:02:03",
+            "LOG_LEVEL": "ALERT",
+            "SOURCE": None,
+            "MESSAGE": "third ERROR: not a level",
+        },
     ]
 
 
+def test_a_text_that_names_a_level_is_not_a_row() -> None:
+    batch = parse_blocks(*request({"APP1": [log_line("INFO", STAMP, "s", "ERROR ALERT\nERROR x: y")]}))
+    assert batch.to_database == [] and batch.lines == 1
+
+
+GOOD = f"{STAMP} INFO s: fine\n".encode()
+
+
 @pytest.mark.parametrize(
-    ("line", "message"),
+    ("schema", "after", "message"),
     [
-        (["../../etc", "INFO", STAMP, "s", "t"], "line 2: schema '../../etc' is not a valid Exasol identifier"),
-        (["A/B", "INFO", STAMP, "s", "t"], "is not a valid Exasol identifier"),
-        (["A" * 129, "INFO", STAMP, "s", "t"], "at most 128 characters"),
-        ([["APP1"], "INFO", STAMP, "s", "t"], "line 2: a line is [schema, level, timestamp, source, text]"),
-        (["APP1", "info", STAMP, "s", "t"], "level 'info' is not one of ALERT, DEBUG, ERROR, INFO, WARN"),
-        (["APP1", "INFO", "2026-11-30", "s", "t"], "timestamp '2026-11-30' is not YYYY-MM-DD HH:MM:SS"),
-        (["APP1", "INFO", STAMP, "s", 5], "a line is [schema, level, timestamp, source, text]"),
-        (["APP1", "INFO", STAMP, "s"], "a line is [schema, level, timestamp, source, text]"),
-        ("APP1 INFO text", "a line is [schema, level, timestamp, source, text]"),
+        ("../../etc", b"", "schema '../../etc' is not a valid Exasol identifier"),
+        ("A/B", b"", "is not a valid Exasol identifier"),
+        ("A" * 129, b"", "at most 128 characters"),
+        ("APP2", f"{STAMP} info s: t\n".encode(), "schema APP2: line 2: level 'info' is not one of ALERT, DEBUG"),
+        ("APP2", b"2026-11-30 INFO s: t\n", "line 2: '2026-11-30 INFO s: t' does not start with a timestamp"),
+        ("APP2", f"{STAMP} INFO a b: t\n".encode(), "line 2: after the level comes the source"),
+        ("APP2", f"{STAMP} INFO s t\n".encode(), "line 2: after the level comes the source"),
+        ("APP2", b"no head\n", "line 2: 'no head' does not start with a timestamp"),
+        ("APP2", b"\n", "line 2: '' does not start with a timestamp"),
+        ("APP2", GOOD[:-1], "line 2: every line ends with a line break"),
+        ("APP2", f"{STAMP} INFO s: a\rb\n".encode(), "line 2: a carriage return"),
+        ("APP2", f"{STAMP} INFO s: \xff\n".encode("latin-1"), "line 2: not UTF-8"),
     ],
 )
-def test_a_bad_line_refuses_the_whole_buffer_naming_the_line(line: object, message: str) -> None:
+def test_a_bad_block_refuses_the_whole_request_naming_the_line(schema: str, after: bytes, message: str) -> None:
+    block = GOOD + after
     with pytest.raises(BatchError) as refused:
-        parse_batch([["APP1", "INFO", STAMP, "s", "fine"], line])
+        parse_blocks([["APP1", len(GOOD)], [schema, len(block)]], GOOD + block)
     assert message in str(refused.value)
 
 
-@pytest.mark.parametrize("lines", [None, [], "lines", {"a": 1}])
-def test_a_request_without_a_list_of_lines_is_refused(lines: object) -> None:
-    with pytest.raises(BatchError, match='a log request needs "lines"'):
-        parse_batch(lines)
+def test_a_block_may_not_start_with_a_continuation_line() -> None:
+    block = b"\tcontinued\n" + GOOD
+    with pytest.raises(BatchError, match="line 1: a block starts with a line of its own"):
+        parse_blocks([["APP1", len(block)]], block)
+
+
+@pytest.mark.parametrize(
+    ("blocks", "payload", "message"),
+    [
+        (None, GOOD, "a log request \\(protocol 2\\) is"),
+        ([], GOOD, "a log request \\(protocol 2\\) is"),
+        ([["APP1", len(GOOD)]], None, "a log request \\(protocol 2\\) is"),
+        ([["APP1", "12"]], GOOD, "a log request \\(protocol 2\\) is"),
+        ([["APP1", -1]], GOOD, "a log request \\(protocol 2\\) is"),
+        ([["APP1"]], GOOD, "a log request \\(protocol 2\\) is"),
+        ([["APP1", len(GOOD) + 1]], GOOD, "add up to more than the payload"),
+        ([["APP1", len(GOOD)]], GOOD + b"x", "1 bytes beyond its blocks"),
+        ([["APP1", 0]], b"", "an empty block"),
+    ],
+)
+def test_blocks_that_do_not_cut_the_payload_are_refused(blocks: object, payload: object, message: str) -> None:
+    with pytest.raises(BatchError, match=message):
+        parse_blocks(blocks, payload)

@@ -5,6 +5,7 @@ The client is the stdlib-only file the database's UDF scripts embed (redpss/sql/
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from redpss.core.secret import instance_secret
 from redpss.sql.udf.pss_client import LogBuffer, PssError
 from tests.dbls.conftest import Dbls
 from tests.support.wait import wait_for
@@ -125,12 +127,18 @@ def test_bad_clients_are_refused_with_a_reply_and_a_log_line_while_a_good_one_ca
         assert refused.value.code == "AUTH_FAILED"
         daemon.wait_log("[AUTH_FAILED]")
 
+        old_hello = {"op": "hello", "version": 1, "secret": instance_secret(dbls.paths), "client": "old"}
+        answer = raw_exchange(dbls, json.dumps(old_hello).encode() + b"\n")
+        assert b'"code":"VERSION_UNSUPPORTED"' in answer and b"redctl db_install" in answer
+        daemon.wait_log("[VERSION_UNSUPPORTED]")
+
         answer = raw_exchange(dbls, b"\x00\xffgarbage that is no JSON\n")
         assert b'"code":"BAD_FRAME"' in answer
         daemon.wait_log("[BAD_FRAME]")
 
         with dbls.client("big") as big:
-            reply = big.exchange({"op": "log", "lines": [["APP1", "INFO", STAMP, "big", "x" * (9 * 1024 * 1024)]]})
+            big.send({"op": "log", "blocks": [["APP1", 9 * 1024 * 1024]]}, b"x" * (9 * 1024 * 1024))
+            reply = big.next_reply()
         assert reply["code"] == "TOO_LARGE"
         daemon.wait_log("[TOO_LARGE]")
 
@@ -139,11 +147,14 @@ def test_bad_clients_are_refused_with_a_reply_and_a_log_line_while_a_good_one_ca
                 with pytest.raises(PssError) as bad:
                     escape.send_log([["APP1", "INFO", STAMP, "s", "fine"], [schema, "ERROR", STAMP, "s", "evil"]])
                 assert bad.value.code == "BAD_REQUEST"
-                assert "line 2: schema" in str(bad.value) and "nothing was written" in str(bad.value)
-            with pytest.raises(PssError, match="level 'LOUD' is not one of"):
-                escape.send_log([["APP1", "LOUD", STAMP, "s", "x"]])
-            with pytest.raises(PssError, match="timestamp 'yesterday' is not"):
+                assert "schema" in str(bad.value) and "nothing was written" in str(bad.value)
+            with pytest.raises(PssError, match="schema APP1: line 2: level 'LOUD' is not one of"):
+                escape.send_log([["APP1", "INFO", STAMP, "s", "x"], ["APP1", "LOUD", STAMP, "s", "x"]])
+            with pytest.raises(PssError, match="line 1: 'yesterday INFO s: x' does not start with a timestamp"):
                 escape.send_log([["APP1", "INFO", "yesterday", "s", "x"]])
+            with pytest.raises(PssError, match="protocol 2") as old_client:
+                escape.request("log", lines=[["APP1", "INFO", STAMP, "s", "x"]])  # the request of protocol 1
+            assert old_client.value.code == "BAD_REQUEST"
             escape.send_log([["APP1", "INFO", STAMP, "escape", "the connection stays usable"]])
         daemon.wait_log("refused a log buffer from escape")
 
@@ -215,7 +226,7 @@ def test_a_refused_buffer_among_buffers_in_flight_is_reported_by_the_buffer(dbls
         buffer = LogBuffer(client, source="p", max_lines=1, window=4)
         buffer.add("APP1", "INFO", "one", STAMP)
         buffer.add("APP1", "INFO", "two", STAMP)
-        with pytest.raises(PssError, match=re.escape("line 1: schema '../../etc'")) as refused:
+        with pytest.raises(PssError, match=re.escape("schema '../../etc' is not a valid")) as refused:
             buffer.add("../../etc", "INFO", "bad", STAMP)
             buffer.add("APP1", "INFO", "four", STAMP)
             buffer.flush()

@@ -23,6 +23,7 @@ from redpss.core.wire.blocking import BlockingClient
 from redpss.core.wire.framing import (
     MAX_HELLO_LINE,
     MAX_LINE,
+    PAYLOAD_VERSION,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     Code,
@@ -47,6 +48,7 @@ _ASYNC_NAMES = frozenset({"AsyncClient", "Connection", "Handler", "JsonLineServe
 __all__ = [
     "MAX_HELLO_LINE",
     "MAX_LINE",
+    "PAYLOAD_VERSION",
     "PROTOCOL_VERSION",
     "SUPPORTED_VERSIONS",
     "AsyncClient",

@@ -21,6 +21,7 @@ from redpss.core.errors import RedpssError
 from redpss.core.net import explain_bind_error
 from redpss.core.wire.framing import (
     MAX_LINE,
+    PAYLOAD_VERSION,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     Code,
@@ -139,6 +140,9 @@ class JsonLineServer:
     """Serves authenticated JSON-line requests on TCP (host, port), optionally over TLS, or on a unix socket path.
 
     `durable_ops` names the ops whose ok means "the data is safe": their handlers must answer with `durable(...)`.
+    `versions` are the protocol versions spoken (a hello with another is refused, with `version_hint` saying what to
+    do about it); from version 2 the requests of `payload_ops` may carry a raw payload after their line, which the
+    handler finds as bytes in `request["payload"]` (bulk data without JSON escaping; DBLS's log blocks).
     """
 
     def __init__(
@@ -148,12 +152,19 @@ class JsonLineServer:
         name: str,
         limits: Limits | None = None,
         durable_ops: Collection[str] = (),
+        *,
+        versions: Collection[int] = SUPPORTED_VERSIONS,
+        version_hint: str = "",
+        payload_ops: Collection[str] = (),
     ) -> None:
         self.handler = handler
         self.secret = secret.encode("utf-8", "surrogatepass")
         self.name = name
         self.limits = limits or Limits()
         self.durable_ops = frozenset(durable_ops)
+        self.versions = frozenset(versions)
+        self.version_hint = version_hint
+        self.payload_ops = frozenset(payload_ops)
         self.connections: set[Connection] = set()
         self.refusals = _RefusalLog(name)
         # connections without hello, oldest first, with the peer's description and when they were accepted
@@ -253,8 +264,10 @@ class JsonLineServer:
             self._unauthenticated.pop(writer, None)
             reader.set_limit(self.limits.max_message)
             self.connections.add(connection)
-            await connection.send({"ok": True, "server": self.name, "version": PROTOCOL_VERSION})
+            await connection.send({"ok": True, "server": self.name, "version": connection.version})
             while (request := await self._read(reader, self.limits.max_message)) is not None:
+                if "payload" in request:
+                    request["payload"] = await self._read_payload(reader, request, connection)
                 await connection.send(await self._answer(request, connection))
         except _Refused as exc:
             self.refusals.warn(exc.code, peer if connection is None else f"{connection.client} at {peer}", str(exc))
@@ -310,9 +323,12 @@ class JsonLineServer:
                 Code.BAD_HELLO, 'the first message must be {"op": "hello", "version": 1, "secret": ..., "client": ...}'
             )
         version = hello.get("version", 1)
-        if type(version) is not int or version not in SUPPORTED_VERSIONS:
-            spoken = ", ".join(str(v) for v in sorted(SUPPORTED_VERSIONS))
-            raise _Refused(Code.VERSION_UNSUPPORTED, f"protocol version {version!r:.20} is not spoken here ({spoken})")
+        if type(version) is not int or version not in self.versions:
+            spoken = ", ".join(str(v) for v in sorted(self.versions))
+            hint = f"; {self.version_hint}" if self.version_hint else ""
+            raise _Refused(
+                Code.VERSION_UNSUPPORTED, f"protocol version {version!r:.20} is not spoken here ({spoken}){hint}"
+            )
         secret = hello.get("secret")
         if not isinstance(secret, str) or not hmac.compare_digest(secret.encode("utf-8", "surrogatepass"), self.secret):
             raise _Refused(Code.AUTH_FAILED, "authentication failed: the hello must carry the instance secret")
@@ -320,6 +336,24 @@ class JsonLineServer:
             raise _Refused(Code.TOO_MANY_CONNECTIONS, f"{self.limits.max_clients} clients connected already")
         client = hello.get("client")
         return Connection(writer, client[:100] if isinstance(client, str) else "?", peer, version)
+
+    async def _read_payload(self, reader: asyncio.StreamReader, request: Message, connection: Connection) -> bytes:
+        """The raw bytes a request declared with `"payload": N`; a refusal that closes when it cannot be read."""
+        op, size = request.get("op"), request["payload"]
+        if connection.version < PAYLOAD_VERSION or op not in self.payload_ops:
+            takes = f" (only {', '.join(sorted(self.payload_ops))})" if self.payload_ops else ""
+            raise _Refused(
+                Code.BAD_FRAME,
+                f"request {op!r:.40} cannot carry a payload with protocol version {connection.version}{takes}",
+            )
+        if type(size) is not int or size < 0:
+            raise _Refused(Code.BAD_FRAME, '"payload" must be the number of bytes that follow the request line')
+        if size > self.limits.max_message:
+            raise _Refused(Code.TOO_LARGE, f"a payload is limited to {self.limits.max_message} bytes here")
+        try:
+            return await reader.readexactly(size)
+        except asyncio.IncompleteReadError:
+            raise ConnectionResetError("closed within a payload") from None
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader, limit: int, before_hello: bool = False) -> Message | None:

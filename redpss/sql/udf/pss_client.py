@@ -237,8 +237,9 @@ class LogBuffer:
     def add(self, schema: str, level: str, text: str, timestamp: str | None = None) -> None:
         block = self._by_name.get(schema)
         if block is None:
-            # one block per schema however it is spelled, so lines keep their order ("app1" and "APP1" alike)
-            key = schema.upper() if schema.isascii() else schema
+            # one block per schema however it is spelled, so lines keep their order ("app1" and "APP1" alike); a
+            # name that cannot be valid goes as it is, for DBLS's refusal to show it
+            key = schema.upper() if schema.isascii() and schema.isidentifier() else schema
             block = self._by_name[schema] = self._blocks.setdefault(key, [])
         if "\n" in text or "\r" in text:
             text = _continued(text)
