@@ -22,17 +22,7 @@ from redpss.core.entry import run_instance_daemon
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
-from redpss.core.wire import (
-    PAYLOAD_VERSION,
-    PROTOCOL_VERSION,
-    Code,
-    Connection,
-    JsonLineServer,
-    Limits,
-    Message,
-    RequestError,
-    unknown_op,
-)
+from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, unknown_op
 from redpss.jexec.resolve import ActionRefused
 from redpss.jexec.runner import ActionRequest, ActionRun, RunOutcome
 
@@ -67,7 +57,6 @@ class JexecService(Service):
             instance_secret(self.paths),
             "JEXEC",
             limits=Limits(max_message=1024 * 1024),
-            versions=(PROTOCOL_VERSION, PAYLOAD_VERSION),  # SCHED's client says 1, the database's pss_client 2
         )
         redctl = self.config.redctl
         await self.listen(self.server, redctl.jexec_host, redctl.jexec_port, "[redctl] jexec_host/jexec_port")

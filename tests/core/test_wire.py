@@ -108,7 +108,7 @@ def test_request_errors_keep_the_connection(server: WireServerThread, wire_log: 
         (b'["hello"]\n', Code.BAD_FRAME),  # not an object
         (b"1" * 4001 + b"\n", Code.BAD_FRAME),  # an integer too long for Python's int()
         (b'{"op": "echo"}\n', Code.BAD_HELLO),
-        (encode({"op": "hello", "version": 2, "secret": SECRET}), Code.VERSION_UNSUPPORTED),
+        (encode({"op": "hello", "version": 3, "secret": SECRET}), Code.VERSION_UNSUPPORTED),
         (encode({"op": "hello", "version": "1", "secret": SECRET}), Code.VERSION_UNSUPPORTED),
         (encode({"op": "hello", "secret": "wrong"}), Code.AUTH_FAILED),
         (encode({"op": "hello", "secret": "wröng"}), Code.AUTH_FAILED),  # non-ASCII: compare_digest on str raises

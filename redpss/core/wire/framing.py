@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 PROTOCOL_VERSION = 1  # what this package's clients say in their hello
 PAYLOAD_VERSION = 2  # from version 2 a request may declare `"payload": N` and send N raw bytes after its line
-SUPPORTED_VERSIONS = frozenset({1})  # what a server speaks unless it says otherwise (`JsonLineServer(versions=...)`)
+# What a server speaks unless it says otherwise (`JsonLineServer(versions=...)`): 2 only adds payloads, which a
+# server accepts for the ops it names in `payload_ops` alone, so every server can take version-2 clients.
+SUPPORTED_VERSIONS = frozenset({1, PAYLOAD_VERSION})
 MAX_LINE = 16 * 1024 * 1024  # default size of one message after the hello
 MAX_HELLO_LINE = 4096  # size of any line before the hello succeeded
 Message = dict[str, "Any"]  # Any quoted: typing is not loaded at run time (redctl status stays light)

@@ -23,7 +23,7 @@ import socket
 import ssl
 from typing import Any
 
-PROTOCOL_VERSION = 2  # 2: a request may carry a payload (DBLS's log blocks); DBLS speaks only 2, JEXEC 1 and 2
+PROTOCOL_VERSION = 2  # 2: a request may carry a payload (DBLS's log blocks); DBLS speaks only 2, others 1 and 2
 SOURCE_MAX = 256  # LOG_MESSAGES.SOURCE is VARCHAR(256)
 _NOT_IN_SOURCE = re.compile(r"[\s:]")  # a source is one word: the file line is `timestamp LEVEL source: text`
 MAX_REPLY = 16 * 1024 * 1024  # a reply longer than this is refused (the servers' own limit)
