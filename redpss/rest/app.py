@@ -94,12 +94,14 @@ class Query:
             return None
         try:
             value = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise ApiError(400, f"query parameter {name} must be an ISO 8601 time, e.g. 2026-01-31T12:00:00") from None
-        if value.tzinfo is not None:  # the database keeps local times without a zone
-            value = value.astimezone().replace(tzinfo=None)
-        if not 1900 <= value.year <= 9999:
-            raise ApiError(400, f"query parameter {name} must lie between the years 1900 and 9999")
+            if not 1900 <= value.year <= 9998:
+                raise ValueError(value.year)
+            if value.tzinfo is not None:  # the database keeps local times without a zone
+                value = value.astimezone().replace(tzinfo=None)
+        except (ValueError, OverflowError):
+            raise ApiError(
+                400, f"query parameter {name} must be an ISO 8601 time from 1900 to 9998, e.g. 2026-01-31T12:00:00"
+            ) from None
         return value
 
     def flag(self, name: str) -> bool:
@@ -349,8 +351,15 @@ class Api:
         return json_response({"definitions": outcome.definitions, "invalid": outcome.invalid})
 
 
+MAX_ID = 10**18 - 1  # ids are DECIMAL(18,0)
+
+
 def _key(request: Request) -> str:
-    return f"{request.path_params['schema']}.{request.path_params['id']}"
+    """SCHEMA.ID from the path (the operations check the schema's spelling and whether it exists)."""
+    id_ = request.path_params["id"]
+    if id_ > MAX_ID:
+        raise ApiError(400, f"id {id_} is out of range: ids are 0 to {MAX_ID}")
+    return f"{request.path_params['schema']}.{id_}"
 
 
 async def get_openapi(request: Request) -> Response:

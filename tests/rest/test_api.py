@@ -1,0 +1,206 @@
+"""The REST API end to end: real gunicorn with TLS on a loopback port, devdb, SCHED and JMON, database users for
+each role, driven over HTTPS with httpx; changes are checked in the database and in `redctl show`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import warnings
+from typing import Any
+
+import httpx
+import pytest
+
+from redpss.rest.openapi import render
+from tests.rest.rest_instance import NOBODY, OPERATOR, READER, RestApi, basic
+from tests.support.instance_runner import RunningInstance, add_job, add_watcher
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.allow_leaks  # the module's instance outlives each test (closed by its fixture)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def definitions(running: RunningInstance) -> None:
+    add_job(running, "APP1", 1, "nightly load", INTERVAL_SECONDS=3600)
+    add_job(running, "APP1", 2, "toggled", INTERVAL_SECONDS=3600)
+    add_job(running, "APP1", 3, "started by hand", INTERVAL_SECONDS=86400, ACTIVE=False)
+    add_watcher(running, "APP1", 1, "orders arrive", CONDITION_TEXT="SELECT 1 FROM DUAL WHERE FALSE", TARGET_JOB_ID=1)
+    running.redctl("reload")
+
+
+def get(api: RestApi, path: str, user: tuple[str, str] = READER, **params: Any) -> httpx.Response:
+    return api.client.get(path, headers=basic(user), params=params)
+
+
+def post(api: RestApi, path: str, user: tuple[str, str] = OPERATOR, **params: Any) -> httpx.Response:
+    return api.client.post(path, headers=basic(user), params=params)
+
+
+def assert_error(response: httpx.Response, status: int, code: str, words: str = "") -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["status"] == status and error["code"] == code, error
+    assert words in error["message"], error
+
+
+def test_health_and_the_openapi_document_need_no_credentials(api: RestApi) -> None:
+    health = api.client.get("/health")
+    assert health.status_code == 200, health.text
+    assert health.json() == {"status": "ok", "instance": "TST1", "daemons": {"jmon": True, "sched": True}}
+    served = api.client.get("/openapi.json").json()
+    assert served == json.loads(render())
+
+
+def test_reader_sees_status_jobs_watchers_and_their_details(api: RestApi) -> None:
+    status = get(api, "/api/v1/status").json()
+    assert status["instance"] == "TST1" and status["suspended"] is False
+    assert status["daemons"]["redpss-jmon"]["running"] and status["daemons"]["redpss-sched"]["running"]
+    assert status["last_poll_ok"] is not None and {p["pool"] for p in status["pools"]} >= {"DEFAULT", "LOADER"}
+    jobs = {(j["SCHEMA_NAME"], j["JOB_ID"]): j for j in get(api, "/api/v1/jobs").json()}
+    assert jobs[("APP1", 1)]["JOB_NAME"] == "nightly load"
+    detail = get(api, "/api/v1/jobs/APP1/1").json()
+    assert detail["COMMAND"] == "-" and detail["INTERVAL_SECONDS"] == 3600
+    watchers = get(api, "/api/v1/watchers").json()
+    assert [(w["WATCHER_ID"], w["TARGET_JOB_ID"]) for w in watchers] == [(1, 1)]
+    assert get(api, "/api/v1/watchers/app1/1").json()["WATCHER_NAME"] == "orders arrive"
+
+
+def test_unknown_objects_bad_parameters_and_unknown_paths_answer_in_one_shape(api: RestApi) -> None:
+    assert_error(get(api, "/api/v1/jobs/APP1/999"), 404, "not_found", "no job APP1.999")
+    assert_error(get(api, "/api/v1/jobs/NOSUCH/1"), 404, "not_found")
+    assert_error(get(api, "/api/v1/runs", limit="0"), 400, "bad_request", "limit")
+    assert_error(get(api, "/api/v1/runs", since="yesterday"), 400, "bad_request", "since")
+    assert_error(get(api, "/api/v1/runs", colour="red"), 400, "bad_request", "'colour'")
+    assert_error(get(api, "/api/v1/nothing"), 404, "not_found", "/openapi.json")
+    assert_error(api.client.delete("/api/v1/jobs", headers=basic(READER)), 405, "method_not_allowed")
+
+
+def test_refused_credentials_say_why_and_never_echo_the_password(api: RestApi) -> None:
+    missing = api.client.get("/api/v1/jobs")
+    assert_error(missing, 401, "unauthorized", "HTTP Basic")
+    assert missing.headers["www-authenticate"].startswith('Basic realm="RED-PSS TST1"')
+    wrong = get(api, "/api/v1/jobs", user=(READER[0], "not-the-password"))
+    assert_error(wrong, 401, "unauthorized", "refused the login")
+    assert "not-the-password" not in wrong.text and "not-the-password" not in api.log
+    assert_error(get(api, "/api/v1/jobs", user=NOBODY), 403, "forbidden", "REDPSS_READER")
+
+
+def test_a_reader_may_not_change_anything(api: RestApi, running: RunningInstance) -> None:
+    for path in ("/api/v1/jobs/APP1/2/toggle", "/api/v1/jobs/APP1/2/start", "/api/v1/suspend", "/api/v1/reload"):
+        assert_error(post(api, path, user=READER), 403, "forbidden", "operator role")
+    assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": True}]
+    assert not running.paths.suspend_marker.exists()
+
+
+def _state_in_show(running: RunningInstance, job_id: int) -> str:
+    for line in running.redctl("show").stdout.splitlines():
+        words = line.split()
+        if words[:3] == ["JOB", "APP1", str(job_id)]:
+            return next(w for w in words[3:] if w in ("ACTIVE", "INACTIVE", "RUNNING", "QUEUED", "BLOCKED"))
+    raise AssertionError(f"job APP1.{job_id} not in redctl show")
+
+
+def test_toggle_is_in_the_database_and_in_redctl_show(api: RestApi, running: RunningInstance) -> None:
+    toggled = post(api, "/api/v1/jobs/APP1/2/toggle")
+    assert toggled.status_code == 200, toggled.text
+    assert toggled.json() == {
+        "kind": "JOB", "schema": "APP1", "id": 2, "name": "toggled", "active": False, "applied": True
+    }  # fmt: skip
+    assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": False}]
+    wait_for(lambda: _state_in_show(running, 2) == "INACTIVE", 30, what="APP1.2 INACTIVE in redctl show")
+    listed = {j["JOB_ID"]: j["ACTIVE"] for j in get(api, "/api/v1/jobs").json()}
+    assert listed[2] is False  # the worker that toggled dropped its cached list
+    assert post(api, "/api/v1/jobs/APP1/2/toggle").json()["active"] is True
+    wait_for(lambda: _state_in_show(running, 2) == "ACTIVE", 30, what="APP1.2 ACTIVE again in redctl show")
+
+
+def test_start_now_runs_the_job_and_the_run_is_listed(api: RestApi, running: RunningInstance) -> None:
+    started = post(api, "/api/v1/jobs/APP1/3/start")
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    assert run_id and started.json()["forced"] is False
+
+    def listed() -> dict[str, Any] | None:
+        runs = get(api, "/api/v1/runs", schema="APP1", job_id="3", limit="5").json()["runs"]
+        return next((r for r in runs if r["RUN_ID"] == run_id and r["STATUS"] == "OK"), None)
+
+    run = wait_for(listed, 60, interval=0.5, what=f"run {run_id} OK in /api/v1/runs")
+    assert run["RUN_TRIGGER"] and run["JOB_NAME"] == "started by hand"
+    rows = running.rows(f"SELECT STATUS FROM REDSYS.ALL_ADM_JOB_LOG WHERE RUN_ID = '{run_id}'")
+    assert rows == [{"STATUS": "OK"}]
+    assert get(api, "/api/v1/runs", status="NO_SUCH_STATUS").json()["runs"] == []
+    assert get(api, "/api/v1/runs", since="2999-01-01T00:00:00").json()["runs"] == []
+
+
+def test_watcher_executor_errors_are_listed_and_reset_by_an_operator(api: RestApi, running: RunningInstance) -> None:
+    db = running.db()
+    db.execute(
+        "INSERT INTO APP1.ADM_WATCHER_EXEC_ERROR (WATCHER_ID, RUN_ID, ERROR_AT, ERROR_MESSAGE) "
+        "VALUES (1, 'r-1', CURRENT_TIMESTAMP, 'condition failed')"
+    )
+    db.commit()
+    errors = get(api, "/api/v1/watcher-errors").json()
+    assert [(e["SCHEMA_NAME"], e["WATCHER_ID"], e["ERROR_MESSAGE"]) for e in errors] == [
+        ("APP1", 1, "condition failed")
+    ]
+    assert_error(post(api, "/api/v1/watchers/APP1/1/reset-errors", user=READER), 403, "forbidden")
+    reset = post(api, "/api/v1/watchers/APP1/1/reset-errors")
+    assert reset.json() == {"reset": [{"schema": "APP1", "id": 1}], "applied": True}
+    assert get(api, "/api/v1/watcher-errors").json() == []
+    by = running.rows("SELECT RESET_BY FROM APP1.ADM_WATCHER_EXEC_ERROR WHERE RUN_ID = 'r-1'")
+    assert by == [{"RESET_BY": f"REST ({OPERATOR[0]})"}]
+    assert post(api, "/api/v1/watcher-errors/reset").json() == {"reset": [], "applied": True}
+
+
+def test_suspend_and_resume(api: RestApi, running: RunningInstance) -> None:
+    assert post(api, "/api/v1/suspend").json() == {"instance": "TST1", "suspended": True}
+    assert "SUSPENDED" in running.redctl("show").stdout.splitlines()[0]
+    assert get(api, "/api/v1/status").json()["suspended"] is True
+    assert post(api, "/api/v1/resume").json() == {"instance": "TST1", "suspended": False}
+    assert "RUNNING" in running.redctl("show").stdout.splitlines()[0]
+    reloaded = post(api, "/api/v1/reload").json()
+    assert reloaded["definitions"] >= 4 and reloaded["invalid"] == 0
+
+
+def test_load_statistics_log_messages_and_metrics(api: RestApi, running: RunningInstance) -> None:
+    load = wait_for(lambda: get(api, "/api/v1/load", pool="DEFAULT").json()["load"], 30, what="a load row")
+    assert {row["POOL"] for row in load} == {"DEFAULT"} and load[0]["POOL_SIZE"] == 2
+    db = running.db()
+    db.execute(
+        "INSERT INTO APP1.LOG_MESSAGES (LOG_TIME, LOG_LEVEL, SOURCE, JOB_ID, MESSAGE) "
+        "VALUES (CURRENT_TIMESTAMP, 'ERROR', 'test', 7, 'disk on fire')"
+    )
+    db.commit()
+    messages = get(api, "/api/v1/log-messages", level="error", job_id="7").json()["messages"]
+    assert [(m["SCHEMA_NAME"], m["MESSAGE"]) for m in messages] == [("APP1", "disk on fire")]
+    assert get(api, "/api/v1/log-messages", level="ALERT").json()["messages"] == []
+    metrics = api.client.get("/metrics")  # loopback listener: no credentials
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'redpss_daemon_up{daemon="redpss-jmon"} 1' in text
+    assert "redpss_database_up 1" in text and 'redpss_pool_queued{pool="DEFAULT"}' in text
+    assert 'redpss_dispatch_lateness_ms_bucket{le="+Inf"}' in text and "# TYPE redpss_runs gauge" in text
+
+
+def test_plain_http_and_old_tls_get_no_answer(api: RestApi) -> None:
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as plain:
+        plain.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = b""
+        while chunk := plain.recv(4096):
+            answer += chunk
+    assert not answer.startswith(b"HTTP/"), answer[:100]
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    with warnings.catch_warnings():  # TLS 1.1 is deprecated: that is what the server must refuse
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw, pytest.raises(ssl.SSLError):
+        old.wrap_socket(raw).do_handshake()
+    modern = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    modern.check_hostname, modern.verify_mode = False, ssl.CERT_NONE
+    modern.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw, modern.wrap_socket(raw) as tls:
+        assert tls.version() == "TLSv1.2"

@@ -1,0 +1,101 @@
+"""The API's process on its own: the certificate it refuses to start without, the watchdog it keeps fed, the
+OpenAPI document kept in docs/."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from redpss.core.net import free_port
+from redpss.core.paths import InstancePaths
+from redpss.rest.openapi import render
+from redpss.rest.tls import CertificateFiles
+from tests.rest.rest_instance import make_instance, rest_config
+from tests.support.daemons import DaemonProcess
+from tests.support.leaks import process_tree
+from tests.support.wait import wait_for
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def test_docs_hold_the_served_openapi_document() -> None:
+    assert DOCUMENT.read_text(encoding="utf-8") == render(), "run: python -m redpss.rest.openapi docs/openapi.json"
+
+
+@pytest.fixture
+def api_instance(redhome: Path) -> InstancePaths:
+    """An instance with its certificate and a config; no database (the API starts without one)."""
+    paths = make_instance(redhome)
+    paths.config_file.write_text(rest_config(free_port()))
+    paths.config_file.chmod(0o600)
+    return paths
+
+
+def _start(paths: InstancePaths) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redpss.rest.server", "--instance", paths.redenv],
+        env={**os.environ, **paths.environment()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("missing", ["cert", "key"])
+def test_a_missing_certificate_or_key_stops_the_start_with_exit_3_naming_it(
+    api_instance: InstancePaths, missing: str
+) -> None:
+    files = CertificateFiles.of(api_instance)
+    gone = files.cert if missing == "cert" else files.key
+    gone.unlink()
+    result = _start(api_instance)
+    assert result.returncode == 3, result.stderr
+    assert str(gone) in result.stderr and "missing" in result.stderr, result.stderr
+
+
+def test_an_unreadable_or_broken_pair_stops_the_start_with_exit_3(api_instance: InstancePaths) -> None:
+    files = CertificateFiles.of(api_instance)
+    files.key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    result = _start(api_instance)
+    assert result.returncode == 3, result.stderr
+    assert str(files.key) in result.stderr and "PEM" in result.stderr, result.stderr
+
+
+def test_the_watchdog_is_fed_past_its_interval_while_workers_answer(
+    api_instance: InstancePaths, tmp_path: Path
+) -> None:
+    """WatchdogSec=2 (as systemd would set WATCHDOG_USEC): pings every second while workers answer, for longer than
+    the interval, and the process is still serving; workers stopped with SIGSTOP stop the pings."""
+    daemon = DaemonProcess(
+        "redpss.rest.server", api_instance, tmp_path / "rest", env={"WATCHDOG_USEC": "2000000"}, log_name="rest"
+    )
+    try:
+        daemon.wait_ready(60)
+        daemon.notify.wait_for("WATCHDOG", "1", timeout=10, nth=4)  # four pings: past the 2 s interval twice
+        assert daemon.process.poll() is None
+        workers = [pid for pid in process_tree(daemon.pid) if pid != daemon.pid]
+        assert len(workers) == 2, workers
+        log = api_instance.log_rest / "rest.log"
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: "no worker answered" in log.read_text(), 30, what="the hung workers noticed")
+            daemon.notify.drain()
+            pings = daemon.notify.count("WATCHDOG", "1")
+            # An absence can only be seen over time: three intervals of a timer-driven ping, and none came.
+            with pytest.raises(AssertionError, match="not received"):
+                daemon.notify.wait_for("WATCHDOG", "1", timeout=3, nth=pings + 1)
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+        daemon.notify.wait_for("WATCHDOG", "1", timeout=15, nth=pings + 1)  # fed again once they answer
+        wait_for(lambda: "workers answer again" in log.read_text(), 30, what="the workers answering again")
+    finally:
+        daemon.stop()
+        daemon.close()
