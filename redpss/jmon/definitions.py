@@ -12,7 +12,7 @@ from redpss.jmon.schedule import Definition, Key, Tick
 
 JOB_COLUMNS = (
     "SCHEMA_NAME, JOB_ID, JOB_NAME, POOL, JOB_TYPE, COMMAND, INTERVAL_SECONDS, CRON_EXPR, ACTIVE, TIMEOUT_SECONDS, "
-    "OVERLAP_POLICY, MISSED_POLICY, GRACE_SECONDS, MAX_RETRIES, RETRY_DELAY_SECONDS"
+    "OVERLAP_POLICY, MISSED_POLICY, GRACE_SECONDS, MAX_RETRIES, RETRY_DELAY_SECONDS, ALERT_MAIL"
 )
 WATCHER_COLUMNS = (
     "SCHEMA_NAME, WATCHER_ID, WATCHER_NAME, CONDITION_TYPE, CONDITION_TEXT, TARGET_JOB_ID, INTERVAL_SECONDS, "
@@ -37,6 +37,7 @@ def job_payload(row: dict[str, Any]) -> dict[str, Any]:
         "timeout": _number(row.get("TIMEOUT_SECONDS"), 3600),
         "max_retries": int(_number(row.get("MAX_RETRIES"), 0)),
         "retry_delay": _number(row.get("RETRY_DELAY_SECONDS"), 60),
+        "alert_mail": str(row.get("ALERT_MAIL") or "").strip(),
     }
 
 

@@ -33,6 +33,7 @@ class RunRequest:
     retry_delay: float = 60.0
     target: dict[str, Any] | None = None  # watchers: the target job's request fields (without run_id)
     origin: str = "jmon"  # who submitted it: jmon, redctl, or sched (watcher targets)
+    alert_mail: str = ""  # jobs: who is mailed when a run fails for good (after its last retry); "" nobody
 
     @property
     def key(self) -> tuple[str, str, int]:

@@ -27,6 +27,7 @@ from redpss.core.reloading import value
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import Connection, JsonLineServer, Message, unknown_op
+from redpss.sched.alerts import mail_owner, wants_alert
 from redpss.sched.commit import UNKNOWN, CommitMarkers, is_sql_job
 from redpss.sched.inflight import InFlight, LeftOver
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
@@ -66,6 +67,7 @@ class SchedService(Service):
         self.server: JsonLineServer | None = None
         self.started_runs = 0
         self.finished_runs = 0
+        self.alerts: set[asyncio.Task[None]] = set()  # failure mails being handed to SENDMAIL
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -116,6 +118,8 @@ class SchedService(Service):
         if self.running:
             log.info("waiting for %d running run(s) to finish", len(self.running))
             await asyncio.gather(*(task for _, _, task in self.running.values()))
+        if self.alerts:  # failure mails on their way to SENDMAIL (each gives up after SUBMIT_TIMEOUT)
+            await asyncio.wait(set(self.alerts))
         await self._shutdown(kill=False)
 
     async def abort(self) -> None:
@@ -469,9 +473,17 @@ class SchedService(Service):
             )
             return
         self.finished_runs += 1
+        if wants_alert(request, result):  # final: no retry follows
+            self._spawn_alert(request, result)
         await self._publish("finished", request, result)
         if result.exec_error:
             await self._publish("watcher_blocked", request, result)
+
+    def _spawn_alert(self, request: RunRequest, result: RunResult) -> None:
+        """Mail the job's owner from a thread; the task is kept until it ends (drain waits for it)."""
+        task = asyncio.create_task(asyncio.to_thread(mail_owner, self.config, self.paths, request, result))
+        self.alerts.add(task)
+        task.add_done_callback(self.alerts.discard)
 
     def _start_retry(self, request: RunRequest) -> None:
         self.retries.pop(request.run_id, None)

@@ -1,0 +1,53 @@
+"""Handing a mail to SENDMAIL from another RED-PSS process (SCHED's job alerts, MAIL2CMD's replies, SENDFILE).
+
+Depends on the core only (the wire client and the services registry), so a caller imports no part of the SENDMAIL
+daemon. The mail is SENDMAIL's once this returns: it answers after the mail is on disk, and retries the relay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redpss.core.config import Config
+from redpss.core.paths import InstancePaths
+from redpss.core.secret import instance_secret
+from redpss.core.services import service_spec
+from redpss.core.wire import BlockingClient, WireError
+
+SUBMIT_TIMEOUT = 30.0  # seconds for connect, hello and the durable acknowledgement
+
+
+class MailNotAccepted(OSError):
+    """SENDMAIL refused the mail or could not be reached; the text says which and why."""
+
+
+def submit_mail(
+    config: Config,
+    paths: InstancePaths,
+    to: Sequence[str] | str,
+    subject: str,
+    body: str,
+    *,
+    attachments: Sequence[str] = (),
+    schema: str | None = None,
+    client: str = "RED-PSS",
+) -> str:
+    """Hand a mail to SENDMAIL; its mail_id once it is spooled, or MailNotAccepted.
+
+    `attachments`: files below the instance's data/ folder (SENDMAIL copies them into its spool)."""
+    address = service_spec("sendmail").address(config, paths)
+    assert isinstance(address, tuple)
+    fields: dict[str, object] = {
+        "to": to if isinstance(to, str) else list(to),
+        "subject": subject,
+        "body": body,
+        "attachments": list(attachments),
+    }
+    if schema is not None:
+        fields["schema"] = schema
+    try:
+        with BlockingClient(address, instance_secret(paths, create=False), client, SUBMIT_TIMEOUT) as sendmail:
+            reply = sendmail.request_durable("mail", **fields)
+    except WireError as exc:
+        raise MailNotAccepted(f"SENDMAIL at {address[0]}:{address[1]} did not take the mail: {exc}") from None
+    return str(reply["mail_id"])
