@@ -32,7 +32,9 @@ def test_every_arrow_type_is_written_as_exasol_reads_it(tmp_path: Path) -> None:
             "d256": pa.array([decimal.Decimal("-12345678901234567890123.5"), None], pa.decimal256(40, 1)),
             "ts_ns": pa.array([dt.datetime(2024, 1, 1, 1, 2, 3, 4), None], pa.timestamp("ns")),
             "ts_s": pa.array([dt.datetime(2024, 1, 1, 1, 2, 3), None], pa.timestamp("s")),
-            "ts_zone": pa.array([dt.datetime(2024, 6, 1, 12, 0, 0, 500000), None], pa.timestamp("ms", tz="Europe/Berlin")),
+            "ts_zone": pa.array(
+                [dt.datetime(2024, 6, 1, 12, 0, 0, 500000), None], pa.timestamp("ms", tz="Europe/Berlin")
+            ),
             "day": pa.array([dt.date(2024, 2, 29), None]),
             "time": pa.array([dt.time(1, 2, 3, 500), None], pa.time64("us")),
             "bin": pa.array([b"\x00\xff", None]),
@@ -101,7 +103,7 @@ _values = st.fixed_dictionaries(
         "t": st.none() | st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)),
         "day": st.none() | st.dates(),
         "b": st.none() | st.booleans(),
-        "s": st.none() | st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=15),
+        "s": st.none() | st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=15),
         "f": st.none() | st.floats(allow_nan=False, allow_infinity=False),
     }
 )

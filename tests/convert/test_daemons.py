@@ -1,0 +1,177 @@
+"""JSON2CSV and PARQ2CSV as real processes: files in data/input and in users' folders converted once, finished files
+only, bad ones to data/error with a reason, a daemon killed with SIGKILL mid-file converts it exactly once."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from redpss.core.config import render_config
+from redpss.core.paths import InstancePaths
+from tests.convert.roundtrip import csv_rows
+from tests.support.daemons import DaemonProcess
+from tests.support.wait import wait_for
+
+STABLE = 0.3  # ingest_stable_seconds for these tests
+
+
+@pytest.fixture
+def converter_instance(instance: InstancePaths) -> InstancePaths:
+    instance.config_file.write_text(
+        render_config({"DEFAULT": {"exa_password": "secret-pw"}, "redctl": {"ingest_stable_seconds": str(STABLE)}})
+    )
+    return instance
+
+
+@pytest.fixture
+def user_folder(converter_instance: InstancePaths, tmp_path: Path) -> Path:
+    """data/input/alice, a link to a folder outside the instance tree, as redftp_useradd makes for an sFTP user."""
+    upload = tmp_path / "sftp" / "alice" / "upload"
+    upload.mkdir(parents=True)
+    link = converter_instance.data_input / "alice"
+    link.symlink_to(upload)
+    return link
+
+
+class Converters:
+    def __init__(self, instance: InstancePaths, workdir: Path) -> None:
+        self.instance = instance
+        self.workdir = workdir
+        self.started: list[DaemonProcess] = []
+
+    def start(self, name: str) -> DaemonProcess:
+        daemon = DaemonProcess(
+            f"redpss.convert.{name}", self.instance, self.workdir / f"{name}-{len(self.started)}", log_name=name
+        )
+        self.started.append(daemon)
+        daemon.wait_ready()
+        return daemon
+
+    def close(self) -> None:
+        for daemon in self.started:
+            daemon.close()
+
+
+@pytest.fixture
+def converters(converter_instance: InstancePaths, tmp_path: Path) -> Iterator[Converters]:
+    running = Converters(converter_instance, tmp_path / "daemons")
+    yield running
+    running.close()
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_json_and_parquet_in_a_user_folder_become_csv(
+    converters: Converters, converter_instance: InstancePaths, user_folder: Path
+) -> None:
+    converters.start("json2csv")
+    converters.start("parq2csv")
+    (user_folder / "orders.json").write_text(
+        '[{"id": 1, "item": {"name": "tea"}}, {"id": 2, "item": {"name": "café"}}]'
+    )
+    pq.write_table(pa.table({"id": [7], "price": pa.array([1.5], pa.float32())}), user_folder / "prices.parquet")
+    (converter_instance.data_input / "top.json").write_text('{"x": true}\n')
+    wait_for(lambda: (user_folder / "orders.csv").exists() and (user_folder / "prices.csv").exists(), 30, what="CSVs")
+    wait_for((converter_instance.data_input / "top.csv").exists, 30, what="top.csv")
+    assert csv_rows(user_folder / "orders.csv") == [["id", "item.name"], ["1", "tea"], ["2", "café"]]
+    assert csv_rows(user_folder / "prices.csv") == [["id", "price"], ["7", "1.5"]]
+    assert csv_rows(converter_instance.data_input / "top.csv") == [["x"], ["1"]]
+    archive = converter_instance.data_archive
+    assert _names(archive / "alice") == ["orders.json", "prices.parquet"]
+    assert _names(archive) == ["alice", "top.json"]
+    assert _names(user_folder) == ["orders.csv", "prices.csv"]  # no temporary file left
+
+
+def test_a_file_still_being_written_waits(converters: Converters, user_folder: Path) -> None:
+    converters.start("json2csv")
+    source = user_folder / "slow.json"
+    with source.open("w") as upload:
+        for i in range(40):  # an upload that writes for longer than ingest_stable_seconds, in small steps
+            upload.write(json.dumps({"id": i}) + "\n")
+            upload.flush()
+            # the wait between writes is how slowly this upload arrives, shorter than STABLE: no synchronisation
+            _pause(STABLE / 3)
+            assert not (user_folder / "slow.csv").exists(), f"converted while being written (after {i + 1} lines)"
+    wait_for((user_folder / "slow.csv").exists, 30, what="slow.csv")
+    assert [r[0] for r in csv_rows(user_folder / "slow.csv")] == ["id", *map(str, range(40))]
+
+
+def _pause(seconds: float) -> None:
+    """The pace of a writer (not a synchronisation): an upload that writes every `seconds`."""
+    import time  # noqa: PLC0415
+
+    time.sleep(seconds)
+
+
+def test_bad_files_go_to_error_with_their_reason(
+    converters: Converters, converter_instance: InstancePaths, user_folder: Path
+) -> None:
+    converters.start("json2csv")
+    daemon = converters.start("parq2csv")
+    (user_folder / "broken.json").write_text('{"a": 1}\n{"a": 2\n')
+    (user_folder / "broken.parquet").write_bytes(b"PAR1" + b"\x00" * 64)
+    error = converter_instance.data_error / "alice"
+    wait_for(lambda: error.is_dir() and len(list(error.iterdir())) == 4, 30, what="both files and reasons in error/")
+    json_reason = (error / "broken.json.reason").read_text()
+    assert json_reason == f"{user_folder / 'broken.json'}: line 2, character 8: invalid JSON: Expecting ',' delimiter\n"
+    assert "file footer: not a readable Parquet file" in (error / "broken.parquet.reason").read_text()
+    assert _names(user_folder) == []
+    daemon.wait_log("broken.parquet cannot be converted")
+
+
+def _big_ndjson(path: Path, rows: int) -> None:
+    line = ',"text":"' + 'lorem, \\"ipsum\\" dolor ' * 8 + '"}\n'
+    with path.open("w") as out:
+        for start in range(0, rows, 10000):
+            out.write("".join(f'{{"id":{i}' + line for i in range(start, min(rows, start + 10000))))
+
+
+def test_sigkill_mid_file_then_restart_converts_exactly_once(
+    converters: Converters, converter_instance: InstancePaths, tmp_path: Path
+) -> None:
+    rows = 400_000  # ~80 MB: long enough to be killed in the middle
+    staged = tmp_path / "big.json"
+    _big_ndjson(staged, rows)
+    daemon = converters.start("json2csv")
+    source = converter_instance.data_input / "big.json"
+    staged.rename(source)
+    part = converter_instance.data_input / ".big.json.json2csv.part"
+    wait_for(lambda: part.exists() and part.stat().st_size > 1 << 20, 60, interval=0.005, what="conversion under way")
+    daemon.process.send_signal(signal.SIGKILL)
+    daemon.process.wait(10)
+    assert source.exists() and not (converter_instance.data_input / "big.csv").exists()
+    converters.start("json2csv")
+    target = converter_instance.data_input / "big.csv"
+    wait_for(target.exists, 120, what="big.csv after the restart")
+    table = pacsv.read_csv(target, read_options=pacsv.ReadOptions(use_threads=False))
+    assert table.num_rows == rows and table["id"].to_pylist() == list(range(rows))
+    assert _names(converter_instance.data_input) == ["big.csv"]
+    assert _names(converter_instance.data_archive) == ["big.json"]
+
+
+def test_sigterm_finishes_the_file_in_progress(
+    converters: Converters, converter_instance: InstancePaths, tmp_path: Path
+) -> None:
+    staged = tmp_path / "big.json"
+    _big_ndjson(staged, 300_000)
+    daemon = converters.start("json2csv")
+    staged.rename(converter_instance.data_input / "big.json")
+    part = converter_instance.data_input / ".big.json.json2csv.part"
+    wait_for(part.exists, 60, interval=0.005, what="conversion under way")
+    assert daemon.stop() == 0
+    assert _names(converter_instance.data_input) == ["big.csv"]
+    assert (
+        pacsv.read_csv(
+            converter_instance.data_input / "big.csv", read_options=pacsv.ReadOptions(use_threads=False)
+        ).num_rows
+        == 300_000
+    )
