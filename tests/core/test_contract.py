@@ -48,6 +48,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
         "REDSYS 004_load_files.sql",
         "APP:REDSYS 001_app_schema.sql",
         "APP:REDSYS 002_rows_loaded.sql",
+        "APP:REDSYS 003_job_alert_mail.sql",
     ]
     assert report.schemas == ["REDSYS"]
     versions = db.fetchall(
@@ -56,6 +57,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
     assert versions == [
         ("APP:REDSYS", 1, "001_app_schema.sql"),
         ("APP:REDSYS", 2, "002_rows_loaded.sql"),
+        ("APP:REDSYS", 3, "003_job_alert_mail.sql"),
         ("REDSYS", 1, "001_redsys_core.sql"),
         ("REDSYS", 2, "002_daemon_status.sql"),
         ("REDSYS", 3, "003_run_commit.sql"),
