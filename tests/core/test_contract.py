@@ -66,7 +66,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
     again = install(db)
     assert again.applied == [] and again.registered == []
     assert again.summary() == "REDSYS is up to date; application schemas: REDSYS"
-    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 6
+    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 7
 
 
 def test_registered_schemas_get_their_tables_and_are_united_in_the_views(db: DbSession) -> None:
