@@ -19,10 +19,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from redpss.cfi.tls import ensure_certificate
 from redpss.core.config import Config, load_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths, create_instance_tree
+from redpss.demo import ingest, mail, udf_bridge
 
 DEMO_INSTANCE = "DEMO1"
 
@@ -52,9 +54,13 @@ def create_demo_instance(redhome: Path) -> InstancePaths:
     """The demo instance's tree and a config on free loopback ports with the embedded database (mode 0600)."""
     paths = InstancePaths.for_instance(DEMO_INSTANCE, redhome)
     create_instance_tree(paths)
+    ensure_certificate(paths)  # CFISRV's self-signed certificate
     ports = {
         key: str(free_port())
-        for key in ("sched_service_port", "dbls_port", "jexec_port", "sendmail_port", "sendfile_port", "cfi_port")
+        for key in (
+            *("sched_service_port", "dbls_port", "jexec_port", "sendmail_port", "sendfile_port"),
+            *("cfi_port", "cfi_explicit_port"),
+        )
     }
     paths.config_file.write_text(
         render_config(
@@ -64,7 +70,15 @@ def create_demo_instance(redhome: Path) -> InstancePaths:
                     "exa_connection": f"127.0.0.1:{free_port()}",
                     "exa_encryption": "false",
                 },
-                "redctl": {**ports, "devdb_enabled": "true", "jmon_poll_interval": "1", "jmon_stats_interval": "10"},
+                "redctl": {
+                    **ports,
+                    **mail.relay_keys(paths),  # SENDMAIL relays to the local relay the demo starts
+                    "cfi_password": "demo-only-password",
+                    "devdb_enabled": "true",
+                    "jmon_poll_interval": "1",
+                    "jmon_stats_interval": "10",
+                    "ingest_stable_seconds": "1",  # the demo's files are complete when dropped
+                },
             }
         )
     )
@@ -117,6 +131,8 @@ class Demo:
         try:
             for statement in SAMPLE_SQL:
                 session.execute(statement)
+            ingest.define(session)  # the order loader becomes a LOAD job fed by CSVSRV
+            udf_bridge.define(session, self.paths)  # a job logging through PSS_LOG, an ACTION job through JEXEC
             session.commit()
         finally:
             session.close()
@@ -124,16 +140,15 @@ class Demo:
         self.redctl("list_db_jobs")
 
     def drop_order_file(self) -> None:
-        orders = self.paths.data_input / "orders"
-        orders.mkdir(exist_ok=True)
-        (orders / "orders-0001.csv").write_text("1,widget,3\n")
-        print(f"== dropped {orders / 'orders-0001.csv'}: watcher ORDERS_ARRIVED starts LOAD_ORDERS", flush=True)
+        ingest.drop_samples(self.paths)  # JSON and Parquet orders, converted, then loaded by CSVSRV's LOAD job
 
     def summary(self) -> None:
         self.redctl("show")
         config = load_config(self.paths.config_file)
         session = DbSession(DbSettings.from_config(config, client_name="redpss-demo"))
         try:
+            ingest.show(self.paths, session)
+            udf_bridge.show(self.paths, session)
             print("== run log (REDSYS.ALL_ADM_JOB_LOG):")
             for name, status, count in session.fetchall(RUN_SUMMARY):
                 print(f"   {name:<18} {status:<8} {count}")
@@ -173,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             demo.start()
             demo.define_sample_jobs()
+            mail.demonstrate(paths)  # a mail with an attachment through SENDMAIL to a local relay
             time.sleep(min(3.0, args.seconds / 3))  # the demo's pacing: let the jobs run a little
             demo.drop_order_file()
             time.sleep(max(0.0, args.seconds - 3.0))

@@ -27,7 +27,16 @@ def test_demo_runs_an_instance_with_sample_jobs_and_stops_it_cleanly() -> None:
     assert "registered schema DEMO" in out
     assert "instance DEMO1: RUNNING" in out  # redctl show
     summary = out.split("== run log (REDSYS.ALL_ADM_JOB_LOG):", 1)[1]
-    for name in ("HEARTBEAT", "PING", "LOAD_ORDERS"):
+    # the database side: a SQL job logging through REDSYS.PSS_LOG, an ACTION job and PSS_EXEC through JEXEC
+    pss_log = out.split("== PSS_LOG: job LOG_SAMPLE", 1)[1].split("\n== ", 1)[0]
+    assert "log/DB/DEMO/" in pss_log and "ERROR REDSYS/session-" in pss_log, pss_log
+    assert "sample job LOG_SAMPLE: order 17 has no customer" in pss_log
+    assert re.search(r"ERROR lines in REDSYS.ALL_LOG_MESSAGES: [1-9]", pss_log), pss_log
+    action = out.split("== ACTION job HELLO_ACTION runs cmd/demo/hello.sh through JEXEC", 1)[1].split("\n== ", 1)[0]
+    assert "OK: cmd/demo/hello.sh: exit code 0 in " in action and "hello world from DEMO1 (run " in action, action
+    assert "log/JEXEC/" in action
+    assert re.search(r"returned:\n   exit=0 status=OK seconds=[0-9.]+\n   hello SQL from DEMO1", out), out
+    for name in ("HEARTBEAT", "PING", "LOAD_ORDERS", "LOG_SAMPLE", "HELLO_ACTION"):
         assert re.search(rf"{name}\s+OK\s+[1-9]", summary), name
     assert re.search(r"BROKEN\s+FAILED\s+[1-9]", summary)
     assert "== start_trace exited with code 0" in out
