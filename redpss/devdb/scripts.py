@@ -1,7 +1,8 @@
 """Stand-ins for Exasol scripts: EXECUTE SCRIPT schema.name(args) calls a registered Python function.
 
-devdb never runs Lua or UDF bodies (CREATE SCRIPT is refused). Instead a test or the demo registers a Python
-callable under the script's qualified name; it receives a ScriptContext (SQL in the caller's session and
+devdb never runs Lua scripting programs (CREATE SCRIPT ... AS <lua> is refused; PYTHON3 SCALAR scripts do run,
+see udf.py). Instead a test or the demo registers a Python callable under the script's qualified name; it
+receives a ScriptContext (SQL in the caller's session and
 transaction, cancellation) and the literal arguments, and returns the row count EXECUTE SCRIPT reports.
 A separate devdb process loads such registrations with `--scripts MODULE` (the module calls register_script).
 
