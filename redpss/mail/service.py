@@ -31,8 +31,6 @@ from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import (
-    PAYLOAD_VERSION,
-    PROTOCOL_VERSION,
     Code,
     Connection,
     JsonLineServer,
@@ -101,7 +99,6 @@ class SendmailService(Service):
             "SENDMAIL",
             limits=Limits(max_message=MAX_REQUEST_BYTES),
             durable_ops=("mail",),
-            versions=(PROTOCOL_VERSION, PAYLOAD_VERSION),  # core's BlockingClient says 1, the database's pss_client 2
         )
         self.rows.start()
         redctl = self.config.redctl

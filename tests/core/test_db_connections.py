@@ -58,7 +58,12 @@ def test_db_install_creates_the_connections_and_logs_no_secret(
             "exa_dbname": "",
             "log_level": "DEBUG",
         },
-        "redctl": {"db_callback_host": CALLBACK_HOST, "dbls_port": "17402", "jexec_port": "17403"},
+        "redctl": {
+            "db_callback_host": CALLBACK_HOST,
+            "dbls_port": "17402",
+            "jexec_port": "17403",
+            "sendmail_port": "17404",
+        },
     }
     instance.config_file.write_text(render_config(config))
     caplog.set_level(logging.DEBUG)  # the client (redpss.core.db, pyexasol) and devdb, both in this process
@@ -68,6 +73,7 @@ def test_db_install_creates_the_connections_and_logs_no_secret(
     assert _connections(devdb) == {
         "REDSYS_DBLS": (f"{CALLBACK_HOST}:17402", "TST1", secret),
         "REDSYS_JEXEC": (f"{CALLBACK_HOST}:17403", "TST1", secret),
+        "REDSYS_SENDMAIL": (f"{CALLBACK_HOST}:17404", "TST1", secret),
     }
     out, err = capsys.readouterr()
     assert f"connection REDSYS_DBLS to {CALLBACK_HOST}:17402" in out

@@ -21,6 +21,7 @@ from importlib import resources
 import redpss
 from redpss.core.db.errors import DatabaseError, DatabaseQueryError, mask_secrets
 from redpss.core.db.session import DbSession
+from redpss.core.wire.tls import TlsFiles, connection_address
 from redpss.sql.udf.scripts import UDF_SCRIPTS, UdfScript
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
@@ -45,7 +46,7 @@ UNION_VIEWS = {
     "ALL_LOG_MESSAGES": "LOG_MESSAGES",
 }
 # CONNECTION object -> the service (services registry) whose port it names; the UDFs read these by name.
-SERVICE_CONNECTIONS = {"REDSYS_DBLS": "dbls", "REDSYS_JEXEC": "jexec"}
+SERVICE_CONNECTIONS = {"REDSYS_DBLS": "dbls", "REDSYS_JEXEC": "jexec", "REDSYS_SENDMAIL": "sendmail"}
 # The database roles of the REST API's users (redpss.rest.auth): a reader sees, an operator also changes. Both may
 # log in (CREATE SESSION); the operator holds the reader role too, so a DBA grants one role per API user.
 API_READER_ROLE = "REDPSS_READER"
@@ -75,11 +76,19 @@ class ServiceConnection:
     port: int
     user: str
     secret: Secret = field(repr=False)
+    tls: TlsFiles | None = None  # the service speaks TLS: the address carries the certificate to trust
 
     @property
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address keeps its port apart
+        if self.tls is not None:
+            return connection_address(f"{host}:{self.port}", self.tls)  # tls://host:port?pin=... (wire.tls)
         return f"{host}:{self.port}"
+
+    @property
+    def where(self) -> str:
+        """The address as reports show it: without the certificate a TLS address carries."""
+        return self.address.partition("?")[0]
 
     def statement(self) -> str:
         """The CREATE statement; it holds the secret, so it goes to the database and nowhere else."""
@@ -172,7 +181,10 @@ def service_connections(config: Config, paths: InstancePaths, secret: Secret) ->
         address = service_spec(daemon).address(config, paths)
         if not isinstance(address, tuple):  # DBLS and JEXEC listen on TCP; a unix socket is out of the database's reach
             raise ContractError(f"{daemon} has no TCP port in {paths.config_file}; the database cannot reach it")
-        connections.append(ServiceConnection(name, config.redctl.db_callback_host, address[1], paths.redenv, secret))
+        tls = TlsFiles.of(paths, daemon) if getattr(config.redctl, f"{daemon}_tls", False) else None
+        connections.append(
+            ServiceConnection(name, config.redctl.db_callback_host, address[1], paths.redenv, secret, tls)
+        )
     return connections
 
 
@@ -205,7 +217,7 @@ def install(
         _rebuild_views(session, report.schemas)
     for connection in connections:
         _create_connection(session, connection)
-        report.connections.append(f"{connection.name} to {connection.address}")
+        report.connections.append(f"{connection.name} to {connection.where}")
     for script in scripts if connections else ():  # the scripts come with the connections they read
         _create_script(session, script)
         report.scripts.append(script.qualified)
@@ -253,7 +265,7 @@ def _create_connection(session: DbSession, connection: ServiceConnection) -> Non
             reason = reason.replace(connection.secret.reveal(), "***")
         # `from None`: the database error and its cause carry the statement text, so neither is chained to this one.
         raise ContractError(
-            f"creating CONNECTION {connection.name} to {connection.address} failed: {reason} "
+            f"creating CONNECTION {connection.name} to {connection.where} failed: {reason} "
             "(check that the database user has the CREATE CONNECTION system privilege)"
         ) from None
 

@@ -55,4 +55,11 @@ UDF_SCRIPTS = (
     UdfScript(
         "PSS_EXEC", "action VARCHAR(1024) UTF8, args VARCHAR(2000000) UTF8", "VARCHAR(2000000) UTF8", "pss_exec.py"
     ),
+    UdfScript(
+        "PSS_MAIL",
+        "schema_name VARCHAR(128) UTF8, recipients VARCHAR(2000000) UTF8, subject VARCHAR(998) UTF8, "
+        "body VARCHAR(2000000) UTF8, attachments VARCHAR(2000000) UTF8",
+        "VARCHAR(100) UTF8",
+        "pss_mail.py",
+    ),
 )
