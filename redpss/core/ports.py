@@ -29,6 +29,7 @@ EXASOL_DEFAULT_PORT = 8563
 NOT_BOUND = frozenset({("redctl", "sendmail_smtp_port")})  # the relay RED-PSS connects to, not a listener
 ENABLED_BY = {
     ("redctl", "cfi_port"): ("redctl", "cfi_enabled"),
+    ("redctl", "cfi_explicit_port"): ("redctl", "cfi_enabled"),
     ("redctl", "cfi_pasv_port_start"): ("redctl", "cfi_enabled"),
     ("redctl", "mail2cmd_port"): ("redctl", "mail2cmd_enabled"),
     ("rest", "gu_port"): ("rest", "rest_enabled"),
@@ -70,7 +71,8 @@ def _claims(instance: str, value: Lookup) -> list[PortClaim]:
     for section, key in port_keys():
         switch = ENABLED_BY.get((section, key))
         port = int(value(section, key))
-        claims.append(PortClaim(instance, f"[{section}] {key}", port, port, bool(value(*switch)) if switch else True))
+        enabled = port != 0 and (bool(value(*switch)) if switch else True)  # 0: a listener switched off
+        claims.append(PortClaim(instance, f"[{section}] {key}", port, port, enabled))
     (section, start_key), (_, end_key) = PASSIVE_RANGE
     low, high = int(value(section, start_key)), int(value(section, end_key))
     switch = ENABLED_BY[PASSIVE_RANGE[0]]

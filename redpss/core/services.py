@@ -16,6 +16,7 @@ from redpss.core.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
+    import ssl
     from typing import Literal
 
     from redpss.core.config import Config
@@ -37,6 +38,8 @@ class ServiceSpec(Record):
     address: Callable[[Config, InstancePaths], Address | None] = lambda config, paths: None
     # How to ask whether it serves: "ping" over the wire protocol (with the instance secret), "tcp" a connect.
     probe: Literal["ping", "tcp", "none"] = "none"
+    # The TLS context a local client uses for `address` (None: plain TCP); StartupError naming a missing file.
+    client_tls: Callable[[Config, InstancePaths], ssl.SSLContext | None] = lambda config, paths: None
 
     @property
     def program(self) -> str:
@@ -81,9 +84,32 @@ def jexec_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
     return _reachable(config.redctl.jexec_host), config.redctl.jexec_port
 
 
+def dbls_client_tls(config: Config, paths: InstancePaths) -> ssl.SSLContext | None:
+    """With [redctl] dbls_tls: a context that verifies DBLS's certificate (redpss.core.wire.tls)."""
+    if not config.redctl.dbls_tls:
+        return None
+    from redpss.core.wire.tls import service_client_context  # noqa: PLC0415 - ssl only where TLS is on
+
+    return service_client_context(paths, "DBLS")
+
+
+def jexec_client_tls(config: Config, paths: InstancePaths) -> ssl.SSLContext | None:
+    """With [redctl] jexec_tls: a context that verifies JEXEC's certificate (redpss.core.wire.tls)."""
+    if not config.redctl.jexec_tls:
+        return None
+    from redpss.core.wire.tls import service_client_context  # noqa: PLC0415 - ssl only where TLS is on
+
+    return service_client_context(paths, "JEXEC")
+
+
 def sendmail_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
     """SENDMAIL's wire service on [redctl] sendmail_host:sendmail_port (PSS_MAIL, SCHED's alerts, SENDFILE)."""
     return _reachable(config.redctl.sendmail_host), config.redctl.sendmail_port
+
+
+def cfi_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
+    """CFISRV's implicit FTPS listener on [redctl] cfi_host:cfi_port (the database's ftps:// connects there)."""
+    return _reachable(config.redctl.cfi_host), config.redctl.cfi_port
 
 
 def rest_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
@@ -125,6 +151,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         drain_timeout=15.0,
         address=dbls_address,
         probe="ping",
+        client_tls=dbls_client_tls,
     ),
     # JEXEC lets running actions finish when stopped, like SCHED; longer ones are killed with their process group.
     ServiceSpec(
@@ -135,6 +162,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         drain_timeout=120.0,
         address=jexec_address,
         probe="ping",
+        client_tls=jexec_client_tls,
     ),
     # SENDMAIL lets a relay round in progress finish (each SMTP reply within 30 s); what is left stays spooled.
     ServiceSpec(
@@ -148,6 +176,31 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec(
         "jmon", "job monitor", _always, "redpss.jmon.service", drain_timeout=15.0, address=jmon_address, probe="ping"
+    ),
+    # CFISRV lets transfers under way finish when stopped; a database IMPORT of a large file may take a while.
+    ServiceSpec(
+        "cfi",
+        "FTPS server over the data tree (CFISRV)",
+        lambda c: c.redctl.cfi_enabled,
+        "redpss.cfi.service",
+        drain_timeout=60.0,
+        address=cfi_address,
+        probe="tcp",
+    ),
+    # JSON2CSV and PARQ2CSV run with CFISRV; stopped, they finish the file in progress (a large one takes minutes).
+    ServiceSpec(
+        "json2csv",
+        "converts JSON files in data/input to CSV",
+        lambda c: c.redctl.cfi_enabled,
+        "redpss.convert.json2csv",
+        drain_timeout=120.0,
+    ),
+    ServiceSpec(
+        "parq2csv",
+        "converts Parquet files in data/input to CSV",
+        lambda c: c.redctl.cfi_enabled,
+        "redpss.convert.parq2csv",
+        drain_timeout=120.0,
     ),
     # The REST API (gunicorn): started and stopped by restctl where [rest] rest_enabled; requests drain for 15 s.
     ServiceSpec(

@@ -18,7 +18,7 @@ from redpss.devdb.errors import DevDbError, Unsupported
 FTP_TIMEOUT = 60.0
 
 
-class _ImplicitFtps(ftplib.FTP_TLS):
+class ImplicitFtps(ftplib.FTP_TLS):
     """FTP_TLS whose control connection is TLS from the first byte (implicit FTPS)."""
 
     def connect(self, host: str = "", port: int = 0, timeout: float = -999, source_address: Any = None) -> str:
@@ -33,7 +33,8 @@ class _ImplicitFtps(ftplib.FTP_TLS):
         return self.welcome
 
 
-def _context() -> ssl.SSLContext:
+def client_context() -> ssl.SSLContext:
+    """What ftps:// without VERIFY CERTIFICATE means: TLS, the server certificate not checked."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -50,9 +51,11 @@ def fetch(  # noqa: PLR0917 - mirrors the IMPORT clause: location, credentials, 
         raise Unsupported(f"file location scheme {scheme}://", "devdb imports from ftp://, ftps://, http(s) tunnels")
     host = parts.hostname or ""
     port = parts.port or (990 if scheme == "ftps" else 21)
-    client: ftplib.FTP = (
-        _ImplicitFtps(context=_context(), timeout=FTP_TIMEOUT) if scheme == "ftps" else ftplib.FTP(timeout=FTP_TIMEOUT)  # noqa: S321 - plain ftp:// only when the IMPORT names it
-    )
+    client: ftplib.FTP
+    if scheme == "ftps":
+        client = ImplicitFtps(context=client_context(), timeout=FTP_TIMEOUT)
+    else:
+        client = ftplib.FTP(timeout=FTP_TIMEOUT)  # noqa: S321 - plain ftp:// only when the IMPORT names it
     on_open(client)
     fetched: list[Path] = []
     try:

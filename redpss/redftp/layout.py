@@ -17,6 +17,9 @@ from redpss.redftp.safefs import Dir
 
 REDFTP_ROOT = Path("/app/redftp")
 UPLOAD_DIR = "upload"
+# env/.units/<INSTANCE> -> ../<instance>: systemd 239 has no lower-case specifier, so the units that may write an
+# instance's sFTP tree (redpss.cli.redsysctl.units) reach it through this root-owned link, made with the tree.
+UNIT_LINKS = ".units"
 
 # Modes: public folders 0755; per-instance folder and chroot 0750 root:redftp, so accounts outside the group cannot
 # even list who delivers files; upload 2770 user:redftp (setgid keeps the group on new files for redsys to read).
@@ -37,6 +40,10 @@ class RedftpLayout:
     @property
     def keys_dir(self) -> Path:
         return self.root / "etc" / "authorized_keys"
+
+    @property
+    def unit_links(self) -> Path:
+        return self.env / UNIT_LINKS
 
     def instance_dir(self, name: SftpUserName) -> Path:
         return self.env / name.instance.lower()

@@ -82,6 +82,19 @@ def _ensure_base(layout: RedftpLayout, name: SftpUserName, gid: int) -> None:
     for folder in (layout.root, layout.env, layout.keys_dir.parent, layout.keys_dir):
         ensure_root_dir(folder, PUBLIC_DIR_MODE)
     ensure_root_dir(layout.instance_dir(name), GROUP_DIR_MODE, gid)
+    ensure_root_dir(layout.unit_links, PUBLIC_DIR_MODE)
+    _ensure_unit_link(layout, name)
+
+
+def _ensure_unit_link(layout: RedftpLayout, name: SftpUserName) -> None:
+    """env/.units/<INSTANCE> -> ../<instance>, root's: how the instance's units name its sFTP tree (layout.py)."""
+    link, target = name.instance.upper(), Path("..") / name.instance.lower()
+    with Dir.open(layout.unit_links) as links:
+        if links.readlink(link) == str(target):
+            return
+        if links.lstat(link) is not None:
+            links.unlink(link)
+        links.symlink(link, target, 0, 0)
 
 
 def add_user(name: SftpUserName, key: PublicKey, paths: InstancePaths, layout: RedftpLayout | None = None) -> Added:

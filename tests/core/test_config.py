@@ -25,6 +25,7 @@ KIND_CASES: dict[str, tuple[str, Any, str, str]] = {
     "text": ("some text", "some text", "", ""),
     "host": ("10.1.2.3", "10.1.2.3", "bad host!", "host name or IP address"),
     "port": ("8563", 8563, "80", "from 1024 to 65535"),
+    "port or 0 (off)": ("0", 0, "80", "0 (off) or a port number from 1024 to 65535"),
     "boolean": ("yes", True, "maybe", "true or false"),
     "count 1-64": ("12", 12, "0", "from 1 to 64"),
     "count 1-32": ("3", 3, "33", "from 1 to 32"),

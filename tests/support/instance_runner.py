@@ -35,6 +35,7 @@ def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None) ->
             "sendmail_port": str(free_port()),
             "sendfile_port": str(free_port()),
             "cfi_port": str(free_port()),
+            "cfi_explicit_port": str(free_port()),
             "jmon_poll_interval": "0.5",
             "jmon_stats_interval": "2",
             "sched_default_pool_size": "2",

@@ -201,10 +201,13 @@ def create(paths: InstancePaths) -> int:
         )
     ports = allocate_ports(paths, listening_ports())  # before anything is written: a full port space stops here
     create_instance_tree(paths)
+    from redpss.cfi.tls import ensure_certificate  # noqa: PLC0415 - pyOpenSSL only for `create`
+
+    ensure_certificate(paths)  # self-signed, for CFISRV; the operator may replace it (docs/cfi.md)
     config = paths.config_file
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(render_config(ports))
+        out.write(render_config({**ports, "redctl": {**ports.get("redctl", {}), "cfi_password": _new_password()}}))
     linked = link_programs(paths)
     ensure_unit_link(paths)
     print(f"created instance {paths.redenv} in {paths.home}")
@@ -215,6 +218,13 @@ def create(paths: InstancePaths) -> int:
         f"--check; start it with: redsysctl start {paths.redenv}; autostart at boot: touch {paths.autostart_marker}"
     )
     return int(ExitCode.OK)
+
+
+def _new_password() -> str:
+    """A random password for the instance's FTPS account (db_install hands it to the database's connection)."""
+    import secrets  # noqa: PLC0415
+
+    return secrets.token_urlsafe(24)
 
 
 def _port_summary(ports: dict[str, dict[str, str]]) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from redpss.core.paths import DEFAULT_REDHOME
 from redpss.core.services import SERVICES, ServiceSpec
+from redpss.redftp.layout import RedftpLayout
 
 # Seconds a daemon may take to stop before systemd sends SIGKILL: its drain_timeout (ServiceSpec) + abort
 # (ABORT_TIMEOUT, 10 s) + a margin. A shorter stop timeout would kill a draining SCHED while a run is still
@@ -36,6 +37,12 @@ WATCHDOG_SEC = 30
 # several times that, and a flood beyond the caps is refused by the caps, not by EMFILE in an accept loop.
 LIMIT_NOFILE = 4096
 UNIT_LINKS = "env/.units"  # below REDHOME: <INSTANCE> -> ../<instance>
+# The daemons that archive or remove sFTP uploads (JSON2CSV, PARQ2CSV, SCHED's LOAD jobs) or serve them (CFISRV)
+# may also write this instance's sFTP tree, reached through the root-owned link redftp_useradd makes
+# (redpss.redftp.layout.UNIT_LINKS); `-`: an instance without sFTP users has no tree, and the unit starts anyway.
+# Every other unit keeps the sFTP trees read-only: a rename from the tree into data/archive needs both writable.
+SFTP_WRITERS = frozenset({"cfi", "json2csv", "parq2csv", "sched"})
+SFTP_TREE_LINKS = RedftpLayout().unit_links
 
 HEADER = """\
 # {file}: {what}
@@ -207,8 +214,10 @@ def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
             timeout_start=TIMEOUT_START_SEC,
             limit_nofile=LIMIT_NOFILE,
             hardening=hardening(
-                writable=f"{redhome / UNIT_LINKS}/%i",
-                writable_why="the instance's own tree",
+                writable=f"{redhome / UNIT_LINKS}/%i"
+                + (f" -{SFTP_TREE_LINKS}/%i" if spec.name in SFTP_WRITERS else ""),
+                writable_why="the instance's own tree"
+                + (" and its sFTP users' tree" if spec.name in SFTP_WRITERS else ""),
                 families="AF_UNIX AF_INET AF_INET6",
                 families_why="Only local sockets (journald, notify, control socket) and IP.",
             ),

@@ -72,6 +72,16 @@ def _port(raw: str) -> int:
     return int(value)
 
 
+def _optional_port(raw: str) -> int:
+    """A port, or 0 for a listener that is switched off."""
+    value = raw.strip()
+    if value == "0":
+        return 0
+    if not value.isdigit() or not MIN_PORT <= int(value) <= 65535:
+        raise ValueError(f"must be 0 (off) or a port number from {MIN_PORT} to 65535")
+    return int(value)
+
+
 def _boolean(raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
@@ -151,6 +161,7 @@ def _render_secret(value: Any) -> str:
 TEXT = Kind("text", _text)
 HOST = Kind("host", _host)
 PORT = Kind("port", _port)
+OPTIONAL_PORT = Kind("port or 0 (off)", _optional_port)
 BOOLEAN = Kind("boolean", _boolean, _render_bool)
 POOL_SIZE = Kind("count 1-64", _count(1, 64))
 DAYS = Kind("days 0-3650", _count(0, 3650))

@@ -194,6 +194,7 @@ def _check_relations(values: dict[str, dict[str, Any]], problems: Problems) -> N
         ("redctl", "sendmail_port", True),
         ("redctl", "sendfile_port", True),
         ("redctl", "cfi_port", redctl.get("cfi_enabled", True)),
+        ("redctl", "cfi_explicit_port", redctl.get("cfi_enabled", True) and redctl.get("cfi_explicit_port") != 0),
         ("redctl", "mail2cmd_port", redctl.get("mail2cmd_enabled", True)),
         ("rest", "gu_port", rest.get("rest_enabled", True)),
     ]

@@ -13,6 +13,7 @@ from redpss.core.config.kinds import (
     DSN,
     HOST,
     LOG_LEVEL,
+    OPTIONAL_PORT,
     POOL_SIZE,
     PORT,
     SECONDS,
@@ -92,6 +93,12 @@ class RedctlSettings(Record):
     dbls_port: int = setting(PORT, 7402, "port for the internal service")
     jexec_host: str = setting(HOST, "127.0.0.1", "interface for the internal service")
     jexec_port: int = setting(PORT, 7403, "port for the internal service")
+    dbls_tls: bool = setting(
+        BOOLEAN, False, "TLS on the DBLS port: true/false (certificate etc/ssl/DBLS/dbls.crt, key dbls.key)"
+    )
+    jexec_tls: bool = setting(
+        BOOLEAN, False, "TLS on the JEXEC port: true/false (certificate etc/ssl/JEXEC/jexec.crt, key jexec.key)"
+    )
     db_callback_host: str = setting(
         HOST,
         "127.0.0.1",
@@ -100,7 +107,14 @@ class RedctlSettings(Record):
     )
     cfi_enabled: bool = setting(BOOLEAN, True, "enable CFISRV (and with it JSON2CSV and PARQ2CSV): true/false")
     cfi_host: str = setting(HOST, "127.0.0.1", "interface of the FTPS server")
-    cfi_port: int = setting(PORT, 7421, "port of the FTPS server")
+    cfi_port: int = setting(PORT, 7421, "port of the FTPS server, implicit TLS (what the database's ftps:// uses)")
+    cfi_explicit_port: int = setting(
+        OPTIONAL_PORT, 7422, "port of the FTPS server for explicit TLS (AUTH TLS) clients; 0 switches it off"
+    )
+    cfi_user: str = setting(TEXT, "redpss_cfi", "the FTPS account; db_install puts it into the REDSYS_CFI connection")
+    cfi_password: Secret = setting(
+        SECRET, Secret(""), "password of the FTPS account (required when cfi_enabled; redsysctl create makes one)"
+    )
     cfi_pasv_port_start: int = setting(PORT, 7450, "start of the passive port range")
     cfi_pasv_port_end: int = setting(PORT, 7469, "end of the passive port range")
     json2csv_json_suffix: str = setting(SUFFIX, ".json", "suffix of incoming JSON files")
@@ -109,6 +123,9 @@ class RedctlSettings(Record):
     parq2csv_parq_suffix: str = setting(SUFFIX, ".parquet", "suffix of incoming Parquet files")
     parq2csv_csv_suffix: str = setting(SUFFIX, ".csv", "suffix of converted CSV files")
     parq2csv_retention: int = setting(DAYS, 7, "retention (in days) of Parquet input files")
+    ingest_stable_seconds: float = setting(
+        SECONDS, 5.0, "a file in data/input is taken once its size and mtime stayed unchanged this long (seconds)"
+    )
     mail2cmd_enabled: bool = setting(BOOLEAN, False, "enable MAIL2CMD: true/false")
     mail2cmd_host: str = setting(HOST, "127.0.0.1", "interface of the MAIL2CMD SMTP listener")
     mail2cmd_port: int = setting(PORT, 7406, "port of the MAIL2CMD SMTP listener")

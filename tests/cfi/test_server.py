@@ -1,0 +1,92 @@
+"""CfiServer's IO loop in its thread: the heartbeat that healthy() reads, and stopping."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.cfi.confine import Confinement
+from redpss.cfi.handlers import Counters, ListenerSettings, OneAccountAuthorizer
+from redpss.cfi.server import CfiServer, Listener, serve_in_thread
+from redpss.cfi.tls import CertificateFiles, server_context
+from redpss.devdb.ftpfetch import ImplicitFtps, client_context
+from redpss.devdb.tls import self_signed
+from tests.cfi.conftest import free_range
+from tests.support.wait import wait_for
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[CfiServer, threading.Thread]]:
+    files = CertificateFiles(tmp_path / "cfi.crt", tmp_path / "cfi.key")
+    self_signed(files.cert, files.key)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("1\n")
+    pasv = free_range(4)
+    settings = ListenerSettings(
+        context=server_context(files),
+        authorizer=OneAccountAuthorizer("u", "pw", tmp_path / "data"),
+        confinement=Confinement(tmp_path / "data", None),
+        passive_ports=range(pasv, pasv + 4),
+        counters=Counters(),
+    )
+    cfi = CfiServer([Listener("127.0.0.1", 0, True, "k")], settings, stalled_after=1.0)
+    cfi.listeners = [Listener("127.0.0.1", free_range(1), True, "k")]
+    cfi.start()
+    thread = serve_in_thread(cfi)
+    try:
+        yield cfi, thread
+    finally:
+        cfi.close()
+        thread.join(5)
+
+
+def _block(release: threading.Event) -> None:
+    release.wait(10)
+
+
+def test_a_stalled_loop_is_unhealthy_and_recovers(server: tuple[CfiServer, threading.Thread]) -> None:
+    cfi, _ = server
+    wait_for(cfi.healthy, 5, what="a healthy loop")
+    release = threading.Event()
+    cfi.submit(lambda: _block(release))  # a handler stuck in blocking code
+    wait_for(lambda: not cfi.healthy(), 5, what="the stall noticed")
+    assert cfi.stalled_for() >= 1.0
+    release.set()
+    wait_for(cfi.healthy, 5, what="the loop beating again")
+
+
+def test_stop_accepting_lets_sessions_finish_then_close_ends_the_loop(
+    server: tuple[CfiServer, threading.Thread],
+) -> None:
+    cfi, thread = server
+    client = ImplicitFtps(context=client_context(), timeout=10)
+    client.connect(*cfi.addresses[0])
+    try:
+        client.login("u", "pw")
+        client.prot_p()
+        cfi.stop_accepting()
+        wait_for(lambda: not cfi.accepting, 5, what="the listener closed")
+        with pytest.raises(OSError):
+            ImplicitFtps(context=client_context(), timeout=2).connect(*cfi.addresses[0])
+        chunks: list[bytes] = []
+        client.retrbinary("RETR a.csv", chunks.append)  # the open session still works
+        assert chunks == [b"1\n"]
+        assert cfi.sessions() == 1
+    finally:
+        client.close()
+    cfi.close()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_taken_port_names_the_keys(tmp_path: Path, server: tuple[CfiServer, threading.Thread]) -> None:
+    from redpss.core.errors import StartupError  # noqa: PLC0415
+
+    cfi, _ = server
+    host, port = cfi.addresses[0]
+    other = CfiServer([Listener(host, port, False, "[redctl] cfi_explicit_port")], cfi.settings)
+    with pytest.raises(StartupError, match=rf"cannot listen on 127.0.0.1:{port} \(\[redctl\] cfi_explicit_port\)"):
+        other.start()
