@@ -39,4 +39,8 @@ def test_demo_runs_an_instance_with_sample_jobs_and_stops_it_cleanly() -> None:
     for name in ("HEARTBEAT", "PING", "LOAD_ORDERS", "LOG_SAMPLE", "HELLO_ACTION"):
         assert re.search(rf"{name}\s+OK\s+[1-9]", summary), name
     assert re.search(r"BROKEN\s+FAILED\s+[1-9]", summary)
+    mail = out.split("== mail: a local SMTP relay on 127.0.0.1:", 1)[1].split("\n== ", 1)[0]
+    assert "the relay received it: From redsys@demo.example, To operator@demo.example" in mail, mail
+    assert "attachment(s) demo-report.csv" in mail and "where to see it: SENDMAIL's log " in mail
+    assert "SENDMAIL spool: no mail waiting" in out  # redctl show, after the relay took it
     assert "== start_trace exited with code 0" in out
