@@ -72,11 +72,9 @@ def create_users(instance: RunningInstance) -> None:
     db.commit()
 
 
-def client_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the test's self-signed certificate
-    return context
+def client_context(paths: InstancePaths) -> ssl.SSLContext:
+    """A client that trusts the instance's own (self-signed) certificate, made for 127.0.0.1."""
+    return ssl.create_default_context(cafile=CertificateFiles.of(paths).cert)
 
 
 class RestApi:
@@ -87,7 +85,7 @@ class RestApi:
         self.port = port
         self.base = f"https://127.0.0.1:{port}"
         self.process = DaemonProcess("redpss.rest.server", paths, workdir, env=env, log_name="rest")
-        self.client = httpx.Client(base_url=self.base, verify=client_context(), timeout=30.0)
+        self.client = httpx.Client(base_url=self.base, verify=client_context(paths), timeout=30.0)
 
     @property
     def log(self) -> str:
