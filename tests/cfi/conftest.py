@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import socket
 import subprocess
@@ -79,27 +80,32 @@ class Cfi:
 
 def make_instance(root: Path, name: str = "TST1") -> InstancePaths:
     redhome = root / "redsys"
-    redhome.mkdir(exist_ok=True)
+    redhome.mkdir(parents=True, exist_ok=True)
     paths = InstancePaths.for_instance(name, redhome)
     create_instance_tree(paths)
     return paths
 
 
-def write_config(paths: InstancePaths, implicit: int, explicit: int, pasv: int, password: str = PASSWORD) -> None:
-    paths.config_file.write_text(
-        instance_config(
-            {
-                "redctl": {
-                    "cfi_port": str(implicit),
-                    "cfi_explicit_port": str(explicit),
-                    "cfi_pasv_port_start": str(pasv),
-                    "cfi_pasv_port_end": str(pasv + PASSIVE_PORTS - 1),
-                    "cfi_user": USER,
-                    "cfi_password": password,
-                }
-            }
-        )
-    )
+def write_config(
+    paths: InstancePaths,
+    implicit: int,
+    explicit: int,
+    pasv: int,
+    *,
+    password: str = PASSWORD,
+    more: dict[str, dict[str, str]] | None = None,
+) -> None:
+    redctl = {
+        "cfi_port": str(implicit),
+        "cfi_explicit_port": str(explicit),
+        "cfi_pasv_port_start": str(pasv),
+        "cfi_pasv_port_end": str(pasv + PASSIVE_PORTS - 1),
+        "cfi_user": USER,
+        "cfi_password": password,
+    }
+    overrides = {section: dict(keys) for section, keys in (more or {}).items()}
+    overrides.setdefault("redctl", {}).update({**redctl, **overrides.get("redctl", {})})
+    paths.config_file.write_text(instance_config(overrides))
     paths.config_file.chmod(0o600)
 
 
@@ -116,11 +122,12 @@ def sftp_layout(paths: InstancePaths, redftp_root: Path) -> None:
     (paths.data_input / "mallory").symlink_to(other)
 
 
-@pytest.fixture
-def cfi(tmp_path: Path) -> Iterator[Cfi]:
+@contextlib.contextmanager
+def running_cfi(tmp_path: Path, more: dict[str, dict[str, str]] | None = None) -> Iterator[Cfi]:
+    """CFISRV of instance TST1 (config overrides `more`) over the sFTP layout above."""
     paths = make_instance(tmp_path)
     implicit, explicit, pasv = free_port(), free_port(), free_range(PASSIVE_PORTS)
-    write_config(paths, implicit, explicit, pasv)
+    write_config(paths, implicit, explicit, pasv, more=more)
     ensure_certificate(paths)
     redftp_root = tmp_path / "redftp"
     sftp_layout(paths, redftp_root)
@@ -133,6 +140,12 @@ def cfi(tmp_path: Path) -> Iterator[Cfi]:
     finally:
         daemon.stop()
         daemon.close()
+
+
+@pytest.fixture
+def cfi(tmp_path: Path) -> Iterator[Cfi]:
+    with running_cfi(tmp_path) as running:
+        yield running
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:

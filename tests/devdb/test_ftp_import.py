@@ -1,64 +1,44 @@
-"""IMPORT ... FROM CSV AT 'ftps://...' from a real pyftpdlib FTPS server (implicit TLS, passive mode)."""
+"""IMPORT ... FROM CSV AT 'ftps://...' from CFISRV's FTPS server (implicit TLS, passive mode)."""
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from redpss.cfi.confine import Confinement
+from redpss.cfi.handlers import Counters, ListenerSettings, OneAccountAuthorizer
+from redpss.cfi.server import CfiServer, Listener, serve_in_thread
+from redpss.cfi.tls import CertificateFiles, server_context
 from redpss.devdb import tls
-
-with warnings.catch_warnings():
-    # pyftpdlib 2 still imports asyncore/asynchat, deprecated in Python 3.11
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import TLS_FTPHandler
-    from pyftpdlib.servers import FTPServer
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    cert_file, key_file = folder / "ftps.crt", folder / "ftps.key"
-    tls.self_signed(cert_file, key_file, common_name="ftps-test")
-    return cert_file, key_file
-
-
-class ImplicitTlsHandler(TLS_FTPHandler):  # type: ignore[misc]
-    """FTPS the way Exasol's ftps:// expects it: TLS from the first byte of the control connection."""
-
-    def handle(self) -> None:
-        self.secure_connection(self.ssl_context)
-
-    def handle_ssl_established(self) -> None:
-        TLS_FTPHandler.handle(self)
+from tests.cfi.conftest import free_range
 
 
 @pytest.fixture
 def ftps_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """CFISRV's server (implicit FTPS, passive mode, TLS on the data channel) over a scratch folder."""
     root = tmp_path / "ftproot"
     (root / "in").mkdir(parents=True)
-    cert_file, key_file = _self_signed(tmp_path)
-    authorizer = DummyAuthorizer()
-    authorizer.add_user("loader", "pw", str(root), perm="elr")
-
-    class Handler(ImplicitTlsHandler):
-        pass
-
-    Handler.authorizer = authorizer
-    Handler.certfile = str(cert_file)
-    Handler.keyfile = str(key_file)
-    Handler.tls_data_required = True
-    server = FTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1, "blocking": True}, daemon=True)
-    thread.start()
+    files = CertificateFiles(tmp_path / "ftps.crt", tmp_path / "ftps.key")
+    tls.self_signed(files.cert, files.key, common_name="ftps-test")
+    pasv = free_range(4)
+    settings = ListenerSettings(
+        context=server_context(files),
+        authorizer=OneAccountAuthorizer("loader", "pw", root),
+        confinement=Confinement(root, None),
+        passive_ports=range(pasv, pasv + 4),
+        counters=Counters(),
+    )
+    server = CfiServer([Listener("127.0.0.1", free_range(1), implicit=True, keys="test")], settings)
+    server.start()
+    thread = serve_in_thread(server)
     try:
-        yield server.address[1], root
+        yield server.addresses[0][1], root
     finally:
-        server.close_all()
-        thread.join()
+        server.close()
+        thread.join(5)
 
 
 def test_import_from_ftps_url(conn: Any, ftps_server: tuple[int, Path]) -> None:

@@ -47,6 +47,9 @@ UNION_VIEWS = {
 }
 # CONNECTION object -> the service (services registry) whose port it names; the UDFs read these by name.
 SERVICE_CONNECTIONS = {"REDSYS_DBLS": "dbls", "REDSYS_JEXEC": "jexec", "REDSYS_SENDMAIL": "sendmail"}
+# The CONNECTION through which IMPORT pulls files from CFISRV: ftps://<db_callback_host>:<cfi_port>/ with CFISRV's
+# account ([redctl] cfi_user, cfi_password); made when CFISRV is enabled and has its password.
+CFI_CONNECTION = "REDSYS_CFI"
 # The database roles of the REST API's users (redpss.rest.auth): a reader sees, an operator also changes. Both may
 # log in (CREATE SESSION); the operator holds the reader role too, so a DBA grants one role per API user.
 API_READER_ROLE = "REDPSS_READER"
@@ -77,10 +80,13 @@ class ServiceConnection:
     user: str
     secret: Secret = field(repr=False)
     tls: TlsFiles | None = None  # the service speaks TLS: the address carries the certificate to trust
+    scheme: str = ""  # a URL scheme the database itself speaks (ftps for CFISRV): the address is that URL
 
     @property
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address keeps its port apart
+        if self.scheme:
+            return f"{self.scheme}://{host}:{self.port}/"
         if self.tls is not None:
             return connection_address(f"{host}:{self.port}", self.tls)  # tls://host:port?pin=... (wire.tls)
         return f"{host}:{self.port}"
@@ -184,6 +190,18 @@ def service_connections(config: Config, paths: InstancePaths, secret: Secret) ->
         tls = TlsFiles.of(paths, daemon) if getattr(config.redctl, f"{daemon}_tls", False) else None
         connections.append(
             ServiceConnection(name, config.redctl.db_callback_host, address[1], paths.redenv, secret, tls)
+        )
+    redctl = config.redctl
+    if redctl.cfi_enabled and redctl.cfi_password.reveal():
+        connections.append(
+            ServiceConnection(
+                CFI_CONNECTION,
+                redctl.db_callback_host,
+                redctl.cfi_port,
+                redctl.cfi_user,
+                redctl.cfi_password,
+                scheme="ftps",  # implicit TLS: what the database's ftps:// speaks
+            )
         )
     return connections
 
