@@ -37,6 +37,8 @@ from redpss.core.logging import remove_expired_logs
 from redpss.core.systemd import Notifier, watchdog_interval
 
 if TYPE_CHECKING:
+    import ssl
+
     from redpss.core.wire.aio import JsonLineServer
 
 log = logging.getLogger("redpss.core.daemon")
@@ -125,11 +127,14 @@ class Service:
         """False stops the watchdog pings, so systemd restarts a daemon that can no longer do its work."""
         return True
 
-    async def listen(self, server: JsonLineServer, host: str, port: int, keys: str) -> None:
-        """Serve `server` on host:port. A port it cannot have stops the start-up with a StartupError naming the
-        red_params.conf `keys` that set it (and, when the port is in use, the process holding it)."""
+    async def listen(
+        self, server: JsonLineServer, host: str, port: int, keys: str, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Serve `server` on host:port (over TLS with `ssl_context`). A port it cannot have stops the start-up with a
+        StartupError naming the red_params.conf `keys` that set it (and, when the port is in use, the process
+        holding it)."""
         try:
-            await server.start_tcp(host, port)
+            await server.start_tcp(host, port, ssl_context=ssl_context)
         except OSError as exc:
             raise StartupError(f"cannot listen on {host}:{port} ({keys}): {exc.strerror or exc}") from exc
 

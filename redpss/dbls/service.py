@@ -33,6 +33,7 @@ from redpss.core.wire import (
     durable,
     unknown_op,
 )
+from redpss.core.wire.tls import TlsFiles, server_context
 from redpss.dbls.batch import BatchError, DbLine, parse_blocks
 from redpss.dbls.files import SchemaFiles
 from redpss.dbls.journal import JournalForwarder
@@ -42,8 +43,8 @@ log = logging.getLogger("redpss.dbls")
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # one log request; a UDF sends far smaller buffers
 OPS = ("log", "ping", "status")
 OLD_CLIENT = (
-    "DBLS takes log lines as per-schema blocks (protocol 2): the database's scripts embed an older pss_client.py; "
-    "run `redctl db_install` to create them anew"
+    "DBLS takes log lines as per-schema blocks (protocol 2), this client sends them as protocol 1 did: the "
+    "database's scripts embed an older pss_client.py; run `redctl db_install` to create them anew"
 )
 
 
@@ -71,14 +72,13 @@ class DblsService(Service):
             "DBLS",
             limits=Limits(max_message=MAX_BATCH_BYTES),
             durable_ops=("log",),
-            versions=(PAYLOAD_VERSION,),
-            version_hint=OLD_CLIENT,
-            payload_ops=("log",),
+            payload_ops=("log",),  # version 1 stays spoken: redctl's and JMON's pings say 1
         )
         self.journal = JournalForwarder(self.paths.redenv)
         self.rows.start()
         redctl = self.config.redctl
-        await self.listen(self.server, redctl.dbls_host, redctl.dbls_port, "[redctl] dbls_host/dbls_port")
+        context = server_context(TlsFiles.of(self.paths, "DBLS")) if redctl.dbls_tls else None
+        await self.listen(self.server, redctl.dbls_host, redctl.dbls_port, "[redctl] dbls_host/dbls_port", context)
 
     async def handle(self, request: Message, connection: Connection) -> Message:
         op = request["op"]
@@ -91,6 +91,9 @@ class DblsService(Service):
         return unknown_op(op, OPS)
 
     async def _log(self, request: Message, connection: Connection) -> Message:
+        if connection.version < PAYLOAD_VERSION or "lines" in request:
+            log.warning("refused a log request of protocol 1 from %s at %s", connection.client, connection.peer)
+            raise RequestError(OLD_CLIENT)
         try:
             batch = parse_blocks(request.get("blocks"), request.get("payload"))
         except BatchError as exc:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import shlex
 
 from redpss.core.config import load_config
-from redpss.core.errors import TimedOut
+from redpss.core.errors import RedpssError, TimedOut
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
-from redpss.core.wire import BlockingClient, WireError
+from redpss.core.wire import BlockingClient
 
 MESSAGE_TAIL = 1500  # characters of output kept in the run's MESSAGE (the job log column holds 2000)
 REPLY_MARGIN = 30.0  # seconds beyond the run's timeout to wait for JEXEC's answer (it kills the run at the timeout)
@@ -44,13 +44,20 @@ def run_action(paths: InstancePaths, command: str, *, run_id: str, job_id: objec
     """Run the action through JEXEC; the success message (exit code, duration, output tail) or ActionFailed."""
     action, *args = action_argv(command)
     config = load_config(paths.config_file)
-    address = service_spec("jexec").address(config, paths)
+    spec = service_spec("jexec")
+    address = spec.address(config, paths)
     assert isinstance(address, tuple)
     secret = instance_secret(paths)
     try:
-        with BlockingClient(address, secret, f"SCHED run {run_id}", timeout=timeout + REPLY_MARGIN) as client:
+        with BlockingClient(
+            address,
+            secret,
+            f"SCHED run {run_id}",
+            timeout=timeout + REPLY_MARGIN,
+            ssl_context=spec.client_tls(config, paths),  # with jexec_tls: verifies JEXEC's certificate
+        ) as client:
             reply = client.request("run", action=action, args=args, timeout=timeout, run_id=run_id, job_id=str(job_id))
-    except WireError as exc:
+    except RedpssError as exc:  # WireError, or StartupError: a certificate to trust is missing
         raise ActionFailed(f"JEXEC did not run cmd/{action}: {exc}") from None
     tail = str(reply.get("tail") or "")[-MESSAGE_TAIL:]
     summary = f"cmd/{action}: {reply.get('message')} in {reply.get('duration')} s"

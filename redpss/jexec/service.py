@@ -23,6 +23,7 @@ from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, unknown_op
+from redpss.core.wire.tls import TlsFiles, server_context
 from redpss.jexec.resolve import ActionRefused
 from redpss.jexec.runner import ActionRequest, ActionRun, RunOutcome
 
@@ -59,7 +60,8 @@ class JexecService(Service):
             limits=Limits(max_message=1024 * 1024),
         )
         redctl = self.config.redctl
-        await self.listen(self.server, redctl.jexec_host, redctl.jexec_port, "[redctl] jexec_host/jexec_port")
+        context = server_context(TlsFiles.of(self.paths, "JEXEC")) if redctl.jexec_tls else None
+        await self.listen(self.server, redctl.jexec_host, redctl.jexec_port, "[redctl] jexec_host/jexec_port", context)
 
     async def handle(self, request: Message, connection: Connection) -> Message:
         op = request["op"]

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ class DaemonProbe:
     def probe(self, config: Config, spec: ServiceSpec, now: float) -> DaemonState:
         address = spec.address(config, self.paths)
         if spec.probe == "ping" and address is not None:
-            return self._ping(spec, address, now)
+            return self._ping(spec, address, now, lambda: spec.client_tls(config, self.paths))
         if spec.probe == "tcp" and isinstance(address, tuple):
             reachable, why = tcp_reachable(*address, timeout=PROBE_TIMEOUT)
             where = f"{address[0]}:{address[1]}"
@@ -81,9 +82,16 @@ class DaemonProbe:
             return self._absent(spec, f"not listening on {where} ({why})")
         return self._absent(spec, "no way to ask it")
 
-    def _ping(self, spec: ServiceSpec, address: tuple[str, int] | Path, now: float) -> DaemonState:
+    def _ping(
+        self,
+        spec: ServiceSpec,
+        address: tuple[str, int] | Path,
+        now: float,
+        tls: Callable[[], ssl.SSLContext | None],
+    ) -> DaemonState:
         try:
-            with BlockingClient(address, instance_secret(self.paths, create=False), "JMON status", PROBE_TIMEOUT) as c:
+            secret = instance_secret(self.paths, create=False)
+            with BlockingClient(address, secret, "JMON status", PROBE_TIMEOUT, ssl_context=tls()) as c:
                 reply = c.request("ping")
         except (WireError, OSError, RedpssError) as exc:
             return self._absent(spec, f"not answering: {str(exc).split(' (')[0]}")

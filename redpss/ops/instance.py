@@ -79,7 +79,9 @@ class Instance(Record):
         from redpss.core.wire import BlockingClient, WireError  # noqa: PLC0415
 
         try:
-            return BlockingClient(address, instance_secret(self.paths, create=False), self.client, timeout)
+            tls = service_spec(daemon.lower()).client_tls(self.config, self.paths)  # DBLS, JEXEC with *_tls on
+            secret = instance_secret(self.paths, create=False)
+            return BlockingClient(address, secret, self.client, timeout, ssl_context=tls)
         except (WireError, RedpssError) as exc:
             raise NotRunning(
                 f"{daemon} of instance {self.paths.redenv} is not running ({exc}); "

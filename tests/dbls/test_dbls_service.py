@@ -128,9 +128,12 @@ def test_bad_clients_are_refused_with_a_reply_and_a_log_line_while_a_good_one_ca
         daemon.wait_log("[AUTH_FAILED]")
 
         old_hello = {"op": "hello", "version": 1, "secret": instance_secret(dbls.paths), "client": "old"}
-        answer = raw_exchange(dbls, json.dumps(old_hello).encode() + b"\n")
-        assert b'"code":"VERSION_UNSUPPORTED"' in answer and b"redctl db_install" in answer
-        daemon.wait_log("[VERSION_UNSUPPORTED]")
+        old_log = {"op": "log", "lines": [["APP1", "INFO", STAMP, "old", "of protocol 1"]]}
+        answer = raw_exchange(dbls, b"".join(json.dumps(m).encode() + b"\n" for m in (old_hello, old_log)))
+        hello_reply, log_reply = (json.loads(line) for line in answer.splitlines())
+        assert hello_reply["ok"] is True  # redctl's and JMON's pings speak protocol 1
+        assert log_reply["code"] == "BAD_REQUEST" and "redctl db_install" in log_reply["error"]
+        daemon.wait_log("refused a log request of protocol 1 from old")
 
         answer = raw_exchange(dbls, b"\x00\xffgarbage that is no JSON\n")
         assert b'"code":"BAD_FRAME"' in answer
@@ -152,9 +155,9 @@ def test_bad_clients_are_refused_with_a_reply_and_a_log_line_while_a_good_one_ca
                 escape.send_log([["APP1", "INFO", STAMP, "s", "x"], ["APP1", "LOUD", STAMP, "s", "x"]])
             with pytest.raises(PssError, match="line 1: 'yesterday INFO s: x' does not start with a timestamp"):
                 escape.send_log([["APP1", "INFO", "yesterday", "s", "x"]])
-            with pytest.raises(PssError, match="protocol 2") as old_client:
-                escape.request("log", lines=[["APP1", "INFO", STAMP, "s", "x"]])  # the request of protocol 1
-            assert old_client.value.code == "BAD_REQUEST"
+            with pytest.raises(PssError, match="protocol 2") as no_payload:
+                escape.request("log", blocks=[["APP1", 10]])
+            assert no_payload.value.code == "BAD_REQUEST"
             escape.send_log([["APP1", "INFO", STAMP, "escape", "the connection stays usable"]])
         daemon.wait_log("refused a log buffer from escape")
 

@@ -16,6 +16,7 @@ side spends time on JSON per line.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import json
 import re
@@ -289,9 +290,40 @@ def _check(reply: dict[str, Any], op: str) -> dict[str, Any]:
 
 def client_for_connection(connection: Any, client: str, timeout: float = 30.0) -> PssClient:
     """A client for a CONNECTION object as a UDF reads it (`exa.get_connection(name)`): the address is `host:port`
-    or `[IPv6 address]:port`, the password is the instance secret (docs/db-contract.md)."""
+    or `[IPv6 address]:port`, the password is the instance secret (docs/db-contract.md). A service with TLS has
+    `tls://host:port?pin=<PEM>` (trust exactly that certificate) or `?ca=<PEM>` (a CA; the name must match), the
+    PEM in URL-safe base64, as db_install writes it."""
     address = str(connection.address or "")
+    context = None
+    if address.startswith("tls://"):
+        address, context = _tls_address(address)
     host, separator, port = address.rpartition(":")
     if not separator or not host or not port.isdigit():
-        raise PssError(f"the connection's address {address!r} is not host:port: run redctl db_install again")
-    return PssClient(host.strip("[]"), int(port), str(connection.password or ""), client=client, timeout=timeout)
+        raise PssError(f"the connection's address {address[:80]!r} is not host:port: run redctl db_install again")
+    return PssClient(
+        host.strip("[]"), int(port), str(connection.password or ""), client=client, timeout=timeout, ssl_context=context
+    )
+
+
+def tls_context(trusted_pem: str, pinned: bool) -> ssl.SSLContext:
+    """A client context, TLS 1.2 or newer, that verifies the server against `trusted_pem`: a CA (and the server's
+    name) or, `pinned`, the server's own certificate whatever names it carries."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(cadata=trusted_pem)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a pinned certificate is an anchor of its own
+    context.check_hostname = not pinned
+    return context
+
+
+def _tls_address(address: str) -> tuple[str, ssl.SSLContext]:
+    """host:port and the client context of a `tls://host:port?pin=...` (or `?ca=...`) address."""
+    where, _, trust = address[len("tls://") :].partition("?")
+    kind, _, encoded = trust.partition("=")
+    if kind not in ("pin", "ca") or not encoded:
+        raise PssError(f"the connection's address tls://{where} names no certificate to trust: run redctl db_install")
+    try:
+        pem = base64.urlsafe_b64decode(encoded.encode("ascii")).decode("ascii")
+        return where, tls_context(pem, pinned=kind == "pin")
+    except (ValueError, ssl.SSLError) as exc:
+        raise PssError(f"the certificate in the connection of tls://{where} does not load: {exc}") from None
