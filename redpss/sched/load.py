@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from redpss.core.config import Config, load_config
 from redpss.core.db import DatabaseUnavailable, DbSession
+from redpss.core.db.contract import CFI_CONNECTION
 from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import sql_literal
 from redpss.core.filestable import is_stable_file, is_temporary_name, regular_file_state
@@ -36,7 +37,7 @@ from redpss.sched.runs import RunRequest
 
 log = logging.getLogger("redpss.sched.load")
 
-CONNECTION = "REDSYS_CFI"  # the CONNECTION object db_install creates for CFISRV (ftps://<db_callback_host>:<cfi_port>/)
+CONNECTION = CFI_CONNECTION  # REDSYS_CFI, which db_install creates: ftps://<db_callback_host>:<cfi_port>/
 LEDGER = "REDSYS.ADM_LOAD_FILE"
 EXAMPLE = "table=APP1.ORDERS files='orders/*.csv' skip=1 column_separator=';'"
 ROW_SEPARATORS = ("LF", "CRLF", "CR")

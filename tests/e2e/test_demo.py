@@ -36,6 +36,13 @@ def test_demo_runs_an_instance_with_sample_jobs_and_stops_it_cleanly() -> None:
     assert "OK: cmd/demo/hello.sh: exit code 0 in " in action and "hello world from DEMO1 (run " in action, action
     assert "log/JEXEC/" in action
     assert re.search(r"returned:\n   exit=0 status=OK seconds=[0-9.]+\n   hello SQL from DEMO1", out), out
+    # file ingest: JSON and Parquet orders converted, CSVSRV's LOAD job imports them through CFISRV, all archived
+    ingest = out.split("== DEMO.ORDERS (imported by the database from CFISRV):", 1)[1].split("\n== LOAD_ORDERS", 1)[0]
+    assert "1 | widget | 3 | 9.5 | 2026-11-30 09:15:00" in ingest and "4 | gear \u00e9 |  | 12 |" in ingest, ingest
+    for name in ("orders-web.json", "orders-web.csv", "orders-shop.parquet", "orders-shop.csv"):
+        assert f"shop/{name}" in ingest, ingest
+    assert sum(int(n) for n in re.findall(r"OK, ROWS_LOADED (\d+): ", out)) == 4, out
+    assert "CSVSRV (FILE watchers starting LOAD jobs): DEMO watcher 1 ORDERS_ARRIVED" in out
     for name in ("HEARTBEAT", "PING", "LOAD_ORDERS", "LOG_SAMPLE", "HELLO_ACTION"):
         assert re.search(rf"{name}\s+OK\s+[1-9]", summary), name
     assert re.search(r"BROKEN\s+FAILED\s+[1-9]", summary)

@@ -1,42 +1,37 @@
-"""LOAD jobs against devdb, which pulls the files over implicit FTPS from a real pyftpdlib server on data/.
+"""LOAD jobs against devdb, which pulls the files over implicit FTPS from a real CFISRV daemon serving data/.
 
-The server is the FTPS handler devdb's own IMPORT tests use; the database fetches every file through the
-CONNECTION REDSYS_CFI exactly as it does from CFISRV, so what is checked here is the job's side: the statement, the
-rows, where each file ends up, the reason of a rejected file and the exactly-once ledger.
+The database fetches every file through the CONNECTION REDSYS_CFI, as in production; what is checked here is the
+job's side: the statement, the rows, where each file ends up, the reason of a rejected file, the exactly-once ledger
+and the ROWS_LOADED of the job log. tests/e2e/test_ingest.py runs the whole chain with every daemon.
 """
 
 from __future__ import annotations
 
 import os
-import threading
+import shutil
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from redpss.cfi.tls import ensure_certificate
 from redpss.core.config import Config, Secret, load_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import install
 from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import insert_statement
 from redpss.core.net import free_port
-from redpss.core.paths import InstancePaths
-from redpss.devdb import tls
+from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.devdb.testing import InProcessDevDb
 from redpss.jmon.schedule import Definition, role
 from redpss.sched.load import LoadCommand, LoadCommandError, LoadRejected, load_files, parse_command
 from redpss.sched.runlog import run_rows
 from redpss.sched.runners import execute
 from redpss.sched.runs import FAILED, OK, RunRequest, RunResult
-from tests.devdb.test_ftp_import import ImplicitTlsHandler
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.servers import FTPServer
+from tests.cfi.conftest import free_range
+from tests.support.daemons import DaemonProcess
 
 ORDERS = "CREATE TABLE LOADS.ORDERS (ID DECIMAL(9,0), ITEM VARCHAR(40), QTY DECIMAL(9,0), AT TIMESTAMP)"
 
@@ -121,47 +116,59 @@ def request(command: str) -> RunRequest:
     )
 
 
-def _ftps_server(root: Path, cert_dir: Path) -> tuple[FTPServer, threading.Thread]:
-    cert_file, key_file = cert_dir / "cfi.crt", cert_dir / "cfi.key"
-    tls.self_signed(cert_file, key_file, common_name="cfi-test")
-    authorizer = DummyAuthorizer()
-    authorizer.add_user("cfi", "cfi-pw", str(root), perm="elr")
-
-    class Handler(ImplicitTlsHandler):
-        pass
-
-    Handler.authorizer = authorizer
-    Handler.certfile = str(cert_file)
-    Handler.keyfile = str(key_file)
-    Handler.tls_data_required = True
-    server = FTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1, "blocking": True}, daemon=True)
-    thread.start()
-    return server, thread
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """devdb and a CFISRV daemon over one instance's data tree, for the whole module (each test starts clean)."""
+    root = tmp_path_factory.mktemp("load")
+    paths = InstancePaths.for_instance("TST1", root / "redsys")
+    create_instance_tree(paths)
+    devdb = InProcessDevDb(root / "devdb", port=free_port())
+    devdb.start()
+    cfi_port, pasv = free_port(), free_range(4)
+    redctl = {
+        "cfi_port": str(cfi_port),
+        "cfi_explicit_port": "0",
+        "cfi_pasv_port_start": str(pasv),
+        "cfi_pasv_port_end": str(pasv + 3),
+        "cfi_password": "cfi-test-pw",
+    }
+    paths.config_file.write_text(
+        render_config({"DEFAULT": {"exa_password": "exasol", "exa_connection": devdb.dsn}, "redctl": redctl})
+    )
+    paths.config_file.chmod(0o600)
+    ensure_certificate(paths)
+    cfi = DaemonProcess("redpss.cfi.service", paths, root / "cfi")
+    session = DbSession(DbSettings(dsn=devdb.dsn, user="sys", password=Secret("exasol"), encryption=False))
+    try:
+        cfi.wait_ready(timeout=30)
+        config = load_config(paths.config_file)
+        install(session, ["LOADS"])
+        yield Site(paths, session, config, cfi_port)
+    finally:
+        session.close()
+        try:
+            cfi.stop()
+        finally:
+            cfi.close()
+            devdb.stop()
 
 
 @pytest.fixture
-def site(instance: InstancePaths, tmp_path: Path) -> Iterator[Site]:
-    devdb = InProcessDevDb(tmp_path / "devdb", port=free_port())
-    devdb.start()
-    instance.config_file.write_text(
-        render_config({"DEFAULT": {"exa_password": "exasol", "exa_connection": devdb.dsn}, "redctl": {}})
+def site(served: Site) -> Iterator[Site]:
+    """The module's instance with an empty LOADS.ORDERS, ledger and data tree, and its config as written."""
+    config_text = served.paths.config_file.read_text()
+    served.session.execute("DROP TABLE IF EXISTS LOADS.ORDERS")
+    served.session.execute(ORDERS)
+    served.session.execute("DELETE FROM REDSYS.ADM_LOAD_FILE")
+    served.session.execute(
+        f"CREATE OR REPLACE CONNECTION REDSYS_CFI TO 'ftps://127.0.0.1:{served.ftp_port}/' "
+        f"USER '{served.config.redctl.cfi_user}' IDENTIFIED BY 'cfi-test-pw'"
     )
-    server, thread = _ftps_server(instance.data, tmp_path)
-    session = DbSession(DbSettings(dsn=devdb.dsn, user="sys", password=Secret("exasol"), encryption=False))
-    try:
-        install(session, ["LOADS"])
-        session.execute(ORDERS)
-        port = server.address[1]
-        session.execute(
-            f"CREATE OR REPLACE CONNECTION REDSYS_CFI TO 'ftps://127.0.0.1:{port}/' USER 'cfi' IDENTIFIED BY 'cfi-pw'"
-        )
-        yield Site(instance, session, load_config(instance.config_file), port)
-    finally:
-        session.close()
-        server.close_all()
-        thread.join()
-        devdb.stop()
+    yield served
+    served.paths.config_file.write_text(config_text)
+    for folder in (served.paths.data_input, served.paths.data_archive, served.paths.data_error):
+        for entry in list(folder.iterdir()):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 HEADER = "ID,ITEM,QTY,AT\n"
