@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,11 +83,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class Spool:
-    """The spool/ and dead/ folders of one instance; used from one thread at a time per mail."""
+    """The spool/ and dead/ folders of one instance. New mails may be put from any thread; a waiting mail's files
+    change under `lock` (the relay round and the age check may touch the same mail's state at once)."""
 
     def __init__(self, spool: Path, dead: Path) -> None:
         self.folder = spool
         self.dead = dead
+        self.lock = threading.Lock()
         for folder in (spool, dead):
             folder.mkdir(parents=True, exist_ok=True, mode=0o750)
 
@@ -111,10 +114,17 @@ class Spool:
             return file.read()
 
     def save_state(self, mail: SpooledMail) -> None:
-        _write_file(self.folder / f"{mail.mail_id}{STATE_SUFFIX}", [json.dumps(mail.state()).encode()], sync=False)
+        with self.lock:
+            if (self.folder / f"{mail.mail_id}{MAIL_SUFFIX}").exists():  # not sent or buried meanwhile
+                state = json.dumps(mail.state()).encode()
+                _write_file(self.folder / f"{mail.mail_id}{STATE_SUFFIX}", [state], sync=False)
 
     def remove(self, mail_id: str) -> None:
         """The relay took the mail: forget it (the folder is fsync'd, so a restart does not send it again)."""
+        with self.lock:
+            self._remove(mail_id)
+
+    def _remove(self, mail_id: str) -> None:
         (self.folder / f"{mail_id}{STATE_SUFFIX}").unlink(missing_ok=True)
         (self.folder / f"{mail_id}{MAIL_SUFFIX}").unlink(missing_ok=True)
         _fsync_folder(self.folder)
@@ -128,14 +138,15 @@ class Spool:
             f"recipients: {', '.join(mail.recipients)}\nsubject: {mail.subject}\nschema: {mail.schema or '-'}\n"
             f"attempts: {mail.attempts}\nrelay reply: {reply}\n"
         )
-        _write_file(self.dead / f"{name}{REPLY_SUFFIX}", [text.encode()], sync=False)
-        if partial:
-            _write_file(target, [source.read_bytes()], sync=True)
-        else:
-            source.replace(target)
-            (self.folder / f"{mail.mail_id}{STATE_SUFFIX}").unlink(missing_ok=True)
-            _fsync_folder(self.dead)
-            _fsync_folder(self.folder)
+        with self.lock:
+            _write_file(self.dead / f"{name}{REPLY_SUFFIX}", [text.encode()], sync=False)
+            if partial:
+                _write_file(target, [source.read_bytes()], sync=True)
+            else:
+                source.replace(target)
+                (self.folder / f"{mail.mail_id}{STATE_SUFFIX}").unlink(missing_ok=True)
+                _fsync_folder(self.dead)
+                _fsync_folder(self.folder)
         return target
 
     def load(self) -> list[SpooledMail]:
