@@ -189,7 +189,6 @@ class SessionScripts:
         self._instances: dict[str, ScriptInstance] = {}  # of the running statement
         self._failure: ScriptFailure | None = None
         self._lock = threading.Lock()
-        self._functions: Any = None  # the DuckDB cursor that registered this session's functions
 
     # -- CREATE / DROP ---------------------------------------------------------------------------------------------
     def apply(self, command: CreateScript | DropScript) -> int:
@@ -202,8 +201,8 @@ class SessionScripts:
             if not udf_store.drop(cursor, schema, command.name) and not command.if_exists:
                 raise DevDbError(f"script {schema}.{command.name} not found")
             return 0
-        row = cursor.execute("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?", [schema])
-        if not row.fetchone()[0]:
+        found = cursor.execute("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?", [schema])
+        if not found.fetchall()[0][0]:
             raise DevDbError(f"schema {schema} not found")
         script = StoredScript(schema, command.name, command.parameters, command.returns, command.body)
         compile_body(script)
@@ -222,17 +221,24 @@ class SessionScripts:
                 )
             function = duckdb_function_name(self._session.id, schema, name)
             current = self._registered.get(function)
-            if current is None or current[0] != script:
-                self._register(function, script)
+            exists = self._exists(function)
+            if not exists or current is None or current[0] != script:
+                self._register(function, script, replace=exists)
 
-    def _register(self, function: str, script: StoredScript) -> None:
+    def _exists(self, function: str) -> bool:
+        """Whether the session sees the function: a ROLLBACK takes away what was registered in its transaction."""
+        rows = self._session.cursor.execute(
+            "SELECT COUNT(*) FROM duckdb_functions() WHERE function_name = ?", [function]
+        ).fetchall()
+        return bool(rows[0][0])
+
+    def _register(self, function: str, script: StoredScript, *, replace: bool) -> None:
         code = compile_body(script)
-        # A cursor of its own commits the registration at once: the session's transaction sees it, and a ROLLBACK
-        # of that transaction cannot take it away. It lives as long as the session: it holds the Python function.
-        if self._functions is None:
-            self._functions = self._session.database.cursor()
-        cursor = self._functions
-        if function in self._registered:
+        # On the session's own connection, inside its transaction if one is open: a function committed by another
+        # connection after the transaction touched the catalog stays invisible to it. The connection holds the
+        # Python function, and lives as long as the session.
+        cursor = self._session.cursor
+        if replace:
             cursor.remove_function(function)
         cursor.create_function(
             function,
@@ -304,16 +310,10 @@ class SessionScripts:
         return failure
 
     def close(self) -> None:
-        """The session ends: its DuckDB functions go."""
-        cursor, self._functions = self._functions, None
-        if cursor is None:
-            return
-        try:
-            for function in self._registered:
-                with contextlib.suppress(duckdb.Error):
-                    cursor.remove_function(function)
-        finally:
-            cursor.close()
+        """The session ends (its transaction is over): its DuckDB functions go, before its connection closes."""
+        for function in self._registered:
+            with contextlib.suppress(duckdb.Error):
+                self._session.cursor.remove_function(function)
         self._registered.clear()
 
 

@@ -69,11 +69,12 @@ def forget_schema(cursor: Any, schema: str) -> None:
 
 
 def find(cursor: Any, schema: str, name: str) -> StoredScript | None:
-    row = cursor.execute(
+    rows = cursor.execute(
         f"SELECT PARAMETERS, RETURNS_TYPE, BODY FROM {_SCRIPTS} WHERE SCHEMA_NAME = ? AND SCRIPT_NAME = ?",
         [schema, name],
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows:
         return None
+    row = rows[0]
     parameters = tuple(Parameter(str(n), ExaType.from_text(str(t))) for n, t in json.loads(row[0]))
     return StoredScript(schema, name, parameters, ExaType.from_text(str(row[1])), str(row[2]))

@@ -109,3 +109,20 @@ def test_pss_exec_runs_a_cmd_script_through_jexec_and_returns_its_exit_code_and_
     with pytest.raises(pyexasol.ExaQueryError) as caught:
         sql.execute("SELECT REDSYS.PSS_EXEC('../x', NULL)")
     assert "PSS_EXEC ../x: action '../x' must be a relative path below cmd/" in caught.value.message
+
+
+def test_pss_log_inside_a_writing_transaction_never_waits_on_its_own_database(daemons: DaemonSet) -> None:
+    sql = _sql(daemons)
+    sql.set_autocommit(False)
+    sql.execute("CREATE TABLE APP1.ORDERS (ID DECIMAL(9,0))")
+    sql.execute("INSERT INTO APP1.ORDERS VALUES (17)")  # this session now holds the database's write lock
+    assert sql.execute("SELECT REDSYS.PSS_LOG('APP1', 'ERROR', 'inside the transaction')").fetchval() == 1
+    assert "inside the transaction" in _db_lines(daemons.paths, "APP1")  # on disk while the transaction is open
+    sql.commit()
+    sql.set_autocommit(True)
+    wait_for(
+        lambda: daemons.inst.rows("SELECT MESSAGE FROM APP1.LOG_MESSAGES WHERE MESSAGE = 'inside the transaction'"),
+        30,
+        interval=0.2,
+        what="the ERROR line in LOG_MESSAGES once the writing transaction ended",
+    )
