@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from redpss.cli import systemctl
 from redpss.cli.common import add_instance_argument, instance_paths, run_command
 from redpss.cli.redsysctl.instances import ensure_unit_link, rest_unit
-from redpss.core.config import load_config
+from redpss.core.config import Config, load_config
 from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths
 from redpss.core.services import instance_target, journal_command
@@ -44,6 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     unit = rest_unit(paths)
     enabled = config.rest.rest_enabled
     early = _nothing_to_do(args.command, paths, unit, enabled)
+    if early is None and args.command == "status" and not systemctl.systemd_running():
+        return _status_without_systemd(paths, config)
     if early is not None:
         return early
     result = None
@@ -74,9 +76,6 @@ def _nothing_to_do(command: str, paths: InstancePaths, unit: str, enabled: bool)
         if command in ("start", "restart"):
             return int(ExitCode.FAILURE)
     if not systemctl.systemd_running():
-        if command == "status" and enabled:
-            print(f"restctl: {systemctl.NoSystemd()}")
-            return int(LsbStatus.UNKNOWN)
         return None if enabled else int(ExitCode.OK)  # disabled and no systemd: nothing can be running
     state = systemctl.states([unit])[unit]
     if not state.installed and state.active == "inactive":
@@ -84,6 +83,18 @@ def _nothing_to_do(command: str, paths: InstancePaths, unit: str, enabled: bool)
     if not enabled and not state.live:
         return int(ExitCode.OK)  # disabled and not running: nothing to stop or to show
     return None
+
+
+def _status_without_systemd(paths: InstancePaths, config: Config) -> int:
+    """No unit to ask (a container, `redctl start_trace`): ask the API itself over HTTPS, as the watchdog does."""
+    from redpss.rest.probe import answers, probe_address, probe_context  # noqa: PLC0415 - ssl only for status
+
+    host, port = probe_address(config)
+    if answers((host, port), probe_context()):
+        print(f"restctl: the REST API of instance {paths.redenv} answers on https://{host}:{port} (not under systemd)")
+        return int(LsbStatus.RUNNING)
+    print(f"restctl: the REST API of instance {paths.redenv} is not running (nothing answers on https://{host}:{port})")
+    return int(LsbStatus.NOT_RUNNING)
 
 
 def _not_installed(command: str, unit: str, enabled: bool) -> int:

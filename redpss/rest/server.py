@@ -11,10 +11,8 @@ cannot boot (gunicorn's own 3); systemd does not restart those (RestartPreventEx
 
 from __future__ import annotations
 
-import http.client
 import logging
 import os
-import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -32,6 +30,7 @@ from redpss.core.logging import setup_logging
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
 from redpss.core.systemd import Notifier, watchdog_interval
+from redpss.rest.probe import PROBE_TIMEOUT, answers, probe_address, probe_context
 from redpss.rest.tls import CIPHERS, CertificateFiles, checked_files
 
 log = logging.getLogger("redpss.rest.server")
@@ -39,7 +38,6 @@ log = logging.getLogger("redpss.rest.server")
 LOG_NAME = "rest"  # log/REST/rest.log
 WORKER_TIMEOUT = 30  # seconds a worker may stay silent before the arbiter replaces it
 KEEPALIVE = 5
-PROBE_TIMEOUT = 5.0  # seconds the watcher waits for the API's answer
 STARTING_PROBE_INTERVAL = 0.2  # while no worker answered yet ...
 STARTING_PROBE_TIMEOUT = 0.5  # ... each probe short: a fork of a worker waits for the probe under way
 UNWATCHED_PROBE_INTERVAL = 15.0  # outside systemd's watchdog: how often the watcher looks, for the log
@@ -54,32 +52,6 @@ class RootLogger(Logger):  # type: ignore[misc]
             for handler in list(logger.handlers):
                 logger.removeHandler(handler)
             logger.propagate = True
-
-
-def probe_address(config: Config) -> tuple[str, int]:
-    """Where the watcher reaches the API: the bound interface, or loopback for a wildcard."""
-    host = config.rest.gu_host
-    return ("127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host), config.rest.gu_port
-
-
-def probe_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # asking ourselves; the certificate may name another host
-    return context
-
-
-def answers(address: tuple[str, int], context: ssl.SSLContext, timeout: float = PROBE_TIMEOUT) -> bool:
-    """Whether a worker answers an HTTPS request (any HTTP status counts: the workers serve)."""
-    connection = http.client.HTTPSConnection(address[0], address[1], timeout=timeout, context=context)
-    try:
-        connection.request("GET", "/health", headers={"User-Agent": "redpss-rest watchdog"})
-        connection.getresponse().read()
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-    return True
 
 
 class Watcher:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import warnings
 from typing import Any
 
@@ -204,3 +206,28 @@ def test_plain_http_and_old_tls_get_no_answer(api: RestApi) -> None:
     modern.maximum_version = ssl.TLSVersion.TLSv1_2
     with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw, modern.wrap_socket(raw) as tls:
         assert tls.version() == "TLSv1.2"
+
+
+def _restctl(running: RunningInstance, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redpss.cli.restctl", *args],
+        env=running.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_restctl_status_without_systemd_asks_the_api(api: RestApi, running: RunningInstance) -> None:
+    disabled = _restctl(running, "status")
+    assert disabled.returncode == 0 and "rest_enabled = false" in disabled.stdout, disabled
+    config = running.paths.config_file
+    text = config.read_text()
+    config.write_text(text.replace("rest_enabled = false", "rest_enabled = true"))
+    try:
+        enabled = _restctl(running, "status")
+    finally:
+        config.write_text(text)
+    assert enabled.returncode == 0, enabled
+    assert f"answers on https://127.0.0.1:{api.port}" in enabled.stdout

@@ -99,3 +99,18 @@ def test_the_watchdog_is_fed_past_its_interval_while_workers_answer(
     finally:
         daemon.stop()
         daemon.close()
+
+
+def test_restctl_status_of_an_enabled_api_that_is_not_running_is_3(api_instance: InstancePaths) -> None:
+    config = api_instance.config_file
+    config.write_text(config.read_text().replace("rest_enabled = false", "rest_enabled = true"))
+    result = subprocess.run(
+        [sys.executable, "-m", "redpss.cli.restctl", "-i", api_instance.redenv, "status"],
+        env={**os.environ, **api_instance.environment()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result
+    assert "is not running (nothing answers on https://127.0.0.1:" in result.stdout
