@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from redpss.devdb.systables import KEYWORDS
 from redpss.devdb.udf_parse import CreateScript, parse_script_statement
 from redpss.sql.udf.scripts import UDF_SCRIPTS, UdfScript
 
@@ -37,6 +38,8 @@ def test_each_script_is_one_python3_scalar_statement_whose_body_imports_only_the
     }
     assert used <= {p.name for p in parsed.parameters}, "run(ctx) reads only the declared parameters"
     assert "\n/\n" not in statement  # the driver sends no EXAplus terminator
+    reserved = {p.name.upper() for p in parsed.parameters} & set(KEYWORDS)
+    assert not reserved, f"reserved words in Exasol, a syntax error there: {reserved}"
 
 
 def test_the_script_table_names_each_script_once() -> None:

@@ -1,4 +1,4 @@
-"""PSS_EXEC(action, args): runs the script cmd/<action> through JEXEC and returns how it ended.
+"""PSS_EXEC(action_name, args): runs the script cmd/<action_name> through JEXEC and returns how it ended.
 
 `args` is split into words as a POSIX shell splits them but never run by a shell (as an ACTION job's COMMAND);
 NULL means no arguments. The result is one VARCHAR: a first line `exit=<code> status=<OK|FAILED|TIMEOUT>
@@ -26,7 +26,7 @@ _open: dict[str, PssClient] = {}  # "client" -> this statement's connection to J
 
 
 def run(ctx: Any) -> str:
-    if not ctx.action:
+    if not ctx.action_name:
         raise ValueError("PSS_EXEC: the action is missing (the first argument names a script below cmd/)")
     try:
         words = shlex.split(ctx.args or "")
@@ -37,9 +37,9 @@ def run(ctx: Any) -> str:
             exa.get_connection("REDSYS_JEXEC"), client="PSS_EXEC", timeout=ACTION_TIMEOUT + 30.0
         )
     try:
-        reply = _open["client"].run_action(ctx.action, words, timeout=ACTION_TIMEOUT)
+        reply = _open["client"].run_action(ctx.action_name, words, timeout=ACTION_TIMEOUT)
     except PssError as exc:
-        raise PssError(f"PSS_EXEC {ctx.action}: {exc}", exc.code) from None
+        raise PssError(f"PSS_EXEC {ctx.action_name}: {exc}", exc.code) from None
     exit_code = reply.get("exit_code")
     return (
         f"exit={'-' if exit_code is None else exit_code} status={reply.get('status')} "

@@ -53,7 +53,7 @@ UDF_SCRIPTS = (
         "pss_log.py",
     ),
     UdfScript(
-        "PSS_EXEC", "action VARCHAR(1024) UTF8, args VARCHAR(2000000) UTF8", "VARCHAR(2000000) UTF8", "pss_exec.py"
+        "PSS_EXEC", "action_name VARCHAR(1024) UTF8, args VARCHAR(2000000) UTF8", "VARCHAR(2000000) UTF8", "pss_exec.py"
     ),
     UdfScript(
         "PSS_MAIL",
