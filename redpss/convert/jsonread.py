@@ -15,7 +15,9 @@ Records must be JSON objects; nested objects become columns named parent.child, 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,13 +29,9 @@ from redpss.convert.csvout import NAME_SEPARATOR, flatten, json_text
 from redpss.convert.errors import BadInput
 
 READ_BYTES = 4 << 20  # what is read at once; a block is this plus the part of a record left from the last read
-PARSE_BLOCK = 512 << 10  # pyarrow's block_size: the unit its threads parse in parallel
-_STRUCTURAL = np.zeros(256, dtype=bool)
-_STRUCTURAL[list(b'"\\{}[],')] = True
-_OPENS = np.zeros(256, dtype=np.int8)
-_OPENS[list(b"{[")] = 1
-_OPENS[list(b"}]")] = -1
+PARSERS = 2  # blocks parsed at once, each by one thread (pyarrow's own threads cost more than they gain on a block)
 _BACKSLASH, _QUOTE, _COMMA = ord("\\"), ord('"'), ord(",")
+_OPEN_BRACE, _CLOSE_BRACE, _OPEN_BRACKET, _CLOSE_BRACKET = ord("{"), ord("}"), ord("["), ord("]")
 
 
 class Block:
@@ -141,16 +139,19 @@ class ArrayScanner:
     def _scan(self, buffer: bytes, offset: int, depth: int) -> tuple[bytes, int, bool] | None:
         """(NDJSON bytes, bytes consumed, array closed) for the elements that end in `buffer`; None if none does."""
         data = np.frombuffer(buffer, dtype=np.uint8)
-        marks = np.flatnonzero(_STRUCTURAL[data])
+        marks = np.flatnonzero(
+            (data == _QUOTE) | (data == _COMMA) | (data == _OPEN_BRACE) | (data == _CLOSE_BRACE)
+            | (data == _OPEN_BRACKET) | (data == _CLOSE_BRACKET)
+        )  # fmt: skip
         chars = data[marks]
         quotes = chars == _QUOTE
-        backslashes = chars == _BACKSLASH
-        if backslashes.any():
-            quotes &= ~_escaped(marks, backslashes)
-        outside = ~(np.cumsum(quotes) % 2).astype(bool) & ~quotes  # structural, and not inside a string
-        steps = np.where(outside, _OPENS[chars], 0)
-        depths = depth + np.cumsum(steps, dtype=np.int64)  # depth after each mark
-        closing = np.flatnonzero(outside & (steps == -1) & (depths == 0))
+        _drop_escaped_quotes(data, marks, quotes)
+        outside = ((np.cumsum(quotes, dtype=np.int32) & 1) == 0) & ~quotes  # structural, not inside a string
+        opens = (chars == _OPEN_BRACE) | (chars == _OPEN_BRACKET)
+        closes = (chars == _CLOSE_BRACE) | (chars == _CLOSE_BRACKET)
+        steps = (opens.astype(np.int8) - closes.astype(np.int8)) * outside
+        depths = depth + np.cumsum(steps, dtype=np.int32)  # depth after each mark
+        closing = np.flatnonzero(closes & outside & (depths == 0))
         closed = bool(len(closing))
         if closed:
             end = int(marks[closing[0]])
@@ -172,21 +173,26 @@ class ArrayScanner:
         return out.tobytes(), cut, closed
 
 
-def _escaped(marks: np.ndarray, backslashes: np.ndarray) -> np.ndarray:
-    """For each mark: preceded by an odd run of backslashes right before it (so a quote there is escaped)."""
-    follows = np.zeros(len(marks), dtype=bool)
-    follows[1:] = marks[1:] == marks[:-1] + 1
-    continues = backslashes & follows & np.concatenate(([False], backslashes[:-1]))
-    run_start = backslashes & ~continues
-    index = np.arange(len(marks))
-    start_of_run = np.maximum.accumulate(np.where(run_start, index, 0))
-    run_length = np.where(backslashes, index - start_of_run + 1, 0)
-    escaped = np.zeros(len(marks), dtype=bool)
-    escaped[1:] = follows[1:] & backslashes[:-1] & (run_length[:-1] % 2 == 1)
-    return escaped
-
-
-_READ_OPTIONS = pajson.ReadOptions(block_size=PARSE_BLOCK, use_threads=True)
+def _drop_escaped_quotes(data: np.ndarray, marks: np.ndarray, quotes: np.ndarray) -> None:
+    """Unmark the quotes escaped by an odd run of backslashes right before them. Only quotes behind a backslash
+    are looked at (few), and their runs are counted back one byte at a time for all of them at once."""
+    where = np.flatnonzero(quotes)
+    positions = marks[where]
+    behind = positions > 0
+    behind[behind] = data[positions[behind] - 1] == _BACKSLASH
+    if not behind.any():
+        return
+    candidates = positions[behind]
+    run = np.zeros(len(candidates), dtype=np.int64)
+    alive = np.ones(len(candidates), dtype=bool)
+    step = 1
+    while alive.any():
+        at = candidates - step
+        alive &= at >= 0
+        alive[alive] = data[at[alive]] == _BACKSLASH
+        run += alive
+        step += 1
+    quotes[where[behind][run % 2 == 1]] = False
 
 
 def _check_utf8(data: pa.Buffer) -> None:
@@ -201,7 +207,8 @@ def parse_block(path: Path, block: Block) -> pa.Table:
     data = pa.py_buffer(block.data)
     try:
         _check_utf8(data)
-        table = pajson.read_json(data, read_options=_READ_OPTIONS)
+        options = pajson.ReadOptions(block_size=max(1 << 20, len(block.data) + 1), use_threads=False)
+        table = pajson.read_json(data, read_options=options)
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
     return flatten(table)
@@ -271,10 +278,21 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
 
 
 def json_tables(path: Path, source: BinaryIO) -> Iterator[pa.Table]:
-    """The file's records as flattened tables, one per block."""
+    """The file's records as flattened tables, one per block, in order; PARSERS blocks are parsed at once while the
+    caller writes the one before."""
     form = detect_form(path)
     start = 3 if source.read(3) == b"\xef\xbb\xbf" else 0
     source.seek(start)
     blocks = ndjson_blocks(source, start) if form == "ndjson" else ArrayScanner(path).blocks(source, start)
-    for block in blocks:
-        yield parse_block(path, block)
+    with ThreadPoolExecutor(PARSERS, thread_name_prefix="convert-parse") as parsers:
+        pending: deque[Future[pa.Table]] = deque()
+        try:
+            for block in blocks:
+                pending.append(parsers.submit(parse_block, path, block))
+                if len(pending) >= PARSERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -1,0 +1,209 @@
+"""JSON2CSV and PARQ2CSV beside their anchors, on the same files, in one run: MB/s of input and peak RSS.
+
+Each conversion runs in its own process; its peak RSS is that process's ru_maxrss (os.wait4), so imports count
+for everyone alike. Rows are ~400 bytes, 14 columns with quotes, commas, line breaks, non-ASCII text and nulls (the
+mix of performance-facts.md).
+
+- NDJSON -> CSV at each size of --sizes: ours, polars' streaming engine (scan_ndjson().sink_csv()), DuckDB's COPY.
+- array JSON -> CSV at the first size: ours, DuckDB's COPY (format 'array'), polars (read_json: it has no streaming
+  reader for arrays, shown for its memory).
+- Parquet -> CSV (from the first size, --row-group rows per group): ours, polars (scan_parquet().sink_csv()),
+  pyarrow's streaming writer (ParquetFile.iter_batches into csv.CSVWriter).
+
+    .venv/bin/python bench/bench_convert.py [--sizes 0.4,4] [--rounds 1] [--dir /tmp/bench-convert] [--skip-anchors]
+
+Goals (issue text): NDJSON >= polars' MB/s with peak RSS < 150 MiB, flat from 0.4 to 4 GB; array JSON >= DuckDB's
+MB/s under 300 MiB; Parquet >= 0.9x polars within one row group of memory. The machine is shared: compare the
+figures of one run, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+
+RUNNERS = {
+    "ours-json": "from pathlib import Path\nfrom redpss.convert.convert import convert_file\nconvert_file('json', Path(SRC), Path(OUT))",
+    "ours-parquet": (
+        "from pathlib import Path\nfrom redpss.convert.convert import convert_file\n"
+        "convert_file('parquet', Path(SRC), Path(OUT))"
+    ),
+    "polars-ndjson": "import polars as pl; pl.scan_ndjson(SRC).sink_csv(OUT)",
+    "polars-array": "import polars as pl; pl.read_json(SRC).write_csv(OUT)",
+    "polars-parquet": "import polars as pl; pl.scan_parquet(SRC).sink_csv(OUT)",
+    "duckdb-ndjson": (
+        "import duckdb; duckdb.sql(f\"COPY (SELECT * FROM read_json('{SRC}', format='newline_delimited')) "
+        "TO '{OUT}' (HEADER, DELIMITER ',')\")"
+    ),
+    "duckdb-array": (
+        "import duckdb; duckdb.sql(f\"COPY (SELECT * FROM read_json('{SRC}', format='array')) "
+        "TO '{OUT}' (HEADER, DELIMITER ',')\")"
+    ),
+    "pyarrow-parquet": (
+        "import pyarrow.parquet as pq, pyarrow.csv as pc\n"
+        "f = pq.ParquetFile(SRC)\n"
+        "with pc.CSVWriter(OUT, f.schema_arrow) as w:\n"
+        "    for b in f.iter_batches(batch_size=65536): w.write_batch(b)"
+    ),
+}
+
+WORDS = ["alpha", "beta, gamma", 'say "hi"', "line\nbreak", "ünïcødé €", "plain text here", "x" * 40]
+
+
+def _templates(count: int) -> list[str]:
+    """Row texts with an {id} hole: the variety of the data without generating every row in Python."""
+    rng = random.Random(1)
+    rows = []
+    for i in range(count):
+        record = {
+            "id": 0,
+            "name": rng.choice(WORDS),
+            "city": rng.choice(WORDS),
+            "amount": round(rng.random() * 1e4, 2),
+            "qty": rng.randint(0, 1000),
+            "flag": rng.random() < 0.5,
+            "note": None if rng.random() < 0.3 else rng.choice(WORDS) * 2,
+            "ts": f"2024-01-{1 + i % 28:02d} 12:34:56",
+            "code": f"C{i:08d}",
+            "score": rng.random(),
+            "desc": rng.choice(WORDS) + " " + rng.choice(WORDS),
+            "cat": rng.choice(["a", "b", "c"]),
+            "n2": rng.randint(-(10**6), 10**6),
+            "comment": "lorem ipsum dolor sit amet " * 3,
+        }
+        text = json.dumps(record, ensure_ascii=False)
+        rows.append(text.replace('{"id": 0,', '{"id": %d,', 1))
+    return rows
+
+
+def make_json(path: Path, size: int, array: bool) -> int:
+    """Write ~`size` bytes of records; the number of rows."""
+    templates = _templates(997)
+    rows = 0
+    with path.open("w", encoding="utf-8") as out:
+        if array:
+            out.write("[\n")
+        written = 0
+        while written < size:
+            chunk = [templates[(rows + k) % len(templates)] % (rows + k) for k in range(20000)]
+            text = (",\n" if array else "\n").join(chunk)
+            if array:
+                text = ("" if rows == 0 else ",\n") + text
+            else:
+                text += "\n"
+            out.write(text)
+            written += len(text.encode())
+            rows += len(chunk)
+        if array:
+            out.write("\n]\n")
+    return rows
+
+
+def run(runner: str, source: Path, output: Path) -> tuple[float, float]:
+    """(MB/s of input, peak RSS MiB) of one conversion in its own process."""
+    code = f"SRC = {str(source)!r}; OUT = {str(output)!r}\n" + RUNNERS[runner]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EXASOL_TELEMETRY_DISABLE": "1"}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", code], env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{runner} failed with exit code {process.returncode}")
+    output.unlink(missing_ok=True)
+    return source.stat().st_size / 1e6 / elapsed, usage.ru_maxrss / 1024
+
+
+def measure(runners: list[str], source: Path, folder: Path, rounds: int) -> dict[str, tuple[float, float]]:
+    """Median MB/s and the highest peak RSS of each runner over `rounds`, the runners taking turns."""
+    results: dict[str, list[tuple[float, float]]] = {r: [] for r in runners}
+    for _ in range(rounds):
+        for runner in runners:
+            results[runner].append(run(runner, source, folder / f"{runner}.csv"))
+    return {
+        r: (sorted(v[0] for v in values)[len(values) // 2], max(v[1] for v in values)) for r, values in results.items()
+    }
+
+
+def show(title: str, figures: dict[str, tuple[float, float]], ours: str) -> None:
+    print(f"\n{title}")
+    base = figures[ours][0]
+    for runner, (speed, rss) in figures.items():
+        ratio = "" if runner == ours else f"  (ours {base / speed:.2f}x its speed)"
+        print(f"  {runner:<16} {speed:8.1f} MB/s  peak RSS {rss:8.1f} MiB{ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="0.4,4", help="NDJSON sizes in GB, comma-separated (first: all forms)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--row-group", type=int, default=200_000, help="rows per Parquet row group")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "bench-convert")
+    parser.add_argument("--skip-anchors", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files for the next run")
+    args = parser.parse_args()
+    folder: Path = args.dir
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = [float(s) for s in args.sizes.split(",")]
+    print(f"bench_convert: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    anchors = not args.skip_anchors
+    try:
+        for number, size in enumerate(sizes):
+            source = folder / f"rows-{size:g}GB.ndjson"
+            if not source.exists():
+                rows = make_json(source, int(size * 1e9), array=False)
+                print(f"generated {source.name}: {rows} rows, {source.stat().st_size / 1e9:.2f} GB")
+            runners = ["ours-json"] + (["polars-ndjson", "duckdb-ndjson"] if anchors else [])
+            show(f"NDJSON -> CSV, {size:g} GB", measure(runners, source, folder, args.rounds), "ours-json")
+            if number:
+                continue
+            array = folder / f"rows-{size:g}GB.array.json"
+            if not array.exists():
+                make_json(array, int(size * 1e9), array=True)
+            runners = ["ours-json"] + (["duckdb-array", "polars-array"] if anchors else [])
+            show(f"array JSON -> CSV, {size:g} GB", measure(runners, array, folder, args.rounds), "ours-json")
+            parquet = folder / f"rows-{size:g}GB.parquet"
+            if not parquet.exists():
+                _write_parquet(source, parquet, args.row_group)
+            runners = ["ours-parquet"] + (["polars-parquet", "pyarrow-parquet"] if anchors else [])
+            show(
+                f"Parquet -> CSV, {parquet.stat().st_size / 1e6:.0f} MB file, {_row_group_mib(parquet):.0f} MiB per "
+                "row group in memory",
+                measure(runners, parquet, folder, args.rounds),
+                "ours-parquet",
+            )
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_parquet(source: Path, target: Path, row_group: int) -> None:
+    """In a child process: a parent grown by reading the whole file would hand its RSS to every later child's
+    ru_maxrss (fork copies it before exec)."""
+    code = (
+        "import pyarrow.json as j, pyarrow.parquet as q\n"
+        f"q.write_table(j.read_json({str(source)!r}), {str(target)!r}, row_group_size={row_group})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _row_group_mib(path: Path) -> float:
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    metadata = pq.ParquetFile(path).metadata
+    return max(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)) / MIB
+
+
+if __name__ == "__main__":
+    main()
