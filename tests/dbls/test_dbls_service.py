@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,20 +199,32 @@ def test_kill_9_after_the_acknowledgement_loses_nothing_acknowledged(dbls: Dbls)
     assert set(acknowledged) <= {r["MESSAGE"] for r in logged}  # at least once (a commit may be repeated)
 
 
+OUTAGE = 60.0  # seconds the database stays away
+
+
 @pytest.mark.slow
-def test_database_away_then_back_every_error_row_arrives_once(dbls: Dbls) -> None:
+def test_database_away_for_a_minute_then_back_every_error_row_arrives_once(dbls: Dbls) -> None:
     dbls.inst.close()
     assert dbls.procs["devdb"].stop() == 0
     dbls.procs["devdb"].close()
+    away_since = time.monotonic()
     sent: list[str] = []
     with dbls.client("outage") as client:
-        for batch in range(10):
-            lines = [["APP1", "ERROR", STAMP, "o", f"outage b{batch} l{n}"] for n in range(30)]
-            client.send_log(lines)  # acknowledged: the files never wait for the database
-            sent += [line[4] for line in lines]
+        batch = 0
+        while time.monotonic() - away_since < OUTAGE:
+            lines = [["APP1", "ERROR" if n % 2 else "ALERT", STAMP, "o", f"outage b{batch} l{n}"] for n in range(30)]
+            lines.append(["APP1", "INFO", STAMP, "o", f"outage b{batch} info"])  # a file line only
+            client.send_log(lines)  # acknowledged at once: the files never wait for the database
+            sent += [line[4] for line in lines[:-1]]
             if batch == 0:
                 dbls.procs["dbls"].wait_log("database unavailable")
-    assert len(dbls.schema_lines("APP1")) == len(sent)
+            batch += 1
+            time.sleep(3.0)  # pacing: buffers spread over the outage, while the row writer keeps retrying
+        rows = client.request("status")["rows"]
+    assert rows["rows"] == len(sent) and rows["last_error"]  # all waiting in the spool, the reason known
+    assert len(dbls.schema_lines("APP1")) == len(sent) + batch
+    assert time.monotonic() - away_since >= OUTAGE
+
     dbls.start("devdb")
     wait_for(
         lambda: dbls.rows("SELECT COUNT(*) AS N FROM APP1.LOG_MESSAGES")[0]["N"] >= len(sent),
@@ -219,8 +232,10 @@ def test_database_away_then_back_every_error_row_arrives_once(dbls: Dbls) -> Non
         interval=0.5,
         what="the rows of the outage in APP1.LOG_MESSAGES",
     )
-    rows = dbls.rows("SELECT MESSAGE, COUNT(*) AS N FROM APP1.LOG_MESSAGES GROUP BY MESSAGE")
-    assert {r["MESSAGE"]: r["N"] for r in rows} == dict.fromkeys(sent, 1)
+    rows_by_message = dbls.rows("SELECT MESSAGE, COUNT(*) AS N FROM APP1.LOG_MESSAGES GROUP BY MESSAGE")
+    assert {r["MESSAGE"]: r["N"] for r in rows_by_message} == dict.fromkeys(sent, 1)  # every row, once
+    with dbls.client("after") as client:
+        wait_for(lambda: client.request("status")["rows"]["rows"] == 0, 30, what="an empty row spool")
     assert dbls.procs["dbls"].process.poll() is None
 
 
