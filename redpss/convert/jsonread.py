@@ -202,13 +202,50 @@ def _check_utf8(data: pa.Buffer) -> None:
     pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data]).cast(pa.large_string())
 
 
-def parse_block(path: Path, block: Block) -> pa.Table:
+def _as_text(arrow_type: pa.DataType) -> pa.DataType:
+    """The type with every timestamp inside it replaced by string."""
+    if pa.types.is_timestamp(arrow_type):
+        return pa.string()
+    if pa.types.is_struct(arrow_type):
+        return pa.struct([pa.field(f.name, _as_text(f.type)) for f in arrow_type])
+    if pa.types.is_list(arrow_type):
+        return pa.list_(_as_text(arrow_type.value_type))
+    return arrow_type
+
+
+def _has_timestamp(arrow_type: pa.DataType) -> bool:
+    return _as_text(arrow_type) != arrow_type
+
+
+class TextFields:
+    """The top-level fields whose strings pyarrow took for timestamps, with their types as text, shared by the
+    blocks of one file: JSON has no timestamp type, so its strings are written as sent (a date stays a date)."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, pa.DataType] = {}
+
+    def options(self) -> pajson.ParseOptions | None:
+        if not self.types:
+            return None
+        return pajson.ParseOptions(explicit_schema=pa.schema(list(self.types.items())))
+
+    def learn(self, schema: pa.Schema) -> bool:
+        """Remember the fields of `schema` that hold timestamps; True if there were any."""
+        found = {f.name: _as_text(f.type) for f in schema if _has_timestamp(f.type)}
+        self.types.update(found)
+        return bool(found)
+
+
+def parse_block(path: Path, block: Block, text_fields: TextFields | None = None) -> pa.Table:
     """The block's records as one flattened table; BadInput naming line and character for invalid JSON."""
+    text_fields = text_fields or TextFields()
     data = pa.py_buffer(block.data)
+    options = pajson.ReadOptions(block_size=max(1 << 20, len(block.data) + 1), use_threads=False)
     try:
         _check_utf8(data)
-        options = pajson.ReadOptions(block_size=max(1 << 20, len(block.data) + 1), use_threads=False)
-        table = pajson.read_json(data, read_options=options)
+        table = pajson.read_json(data, read_options=options, parse_options=text_fields.options())
+        if text_fields.learn(table.schema):  # strings taken for timestamps: parsed again with them as text
+            table = pajson.read_json(data, read_options=options, parse_options=text_fields.options())
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
     return flatten(table)
@@ -284,11 +321,12 @@ def json_tables(path: Path, source: BinaryIO) -> Iterator[pa.Table]:
     start = 3 if source.read(3) == b"\xef\xbb\xbf" else 0
     source.seek(start)
     blocks = ndjson_blocks(source, start) if form == "ndjson" else ArrayScanner(path).blocks(source, start)
+    text_fields = TextFields()
     with ThreadPoolExecutor(PARSERS, thread_name_prefix="convert-parse") as parsers:
         pending: deque[Future[pa.Table]] = deque()
         try:
             for block in blocks:
-                pending.append(parsers.submit(parse_block, path, block))
+                pending.append(parsers.submit(parse_block, path, block, text_fields))
                 if len(pending) >= PARSERS:
                     yield pending.popleft().result()
             while pending:

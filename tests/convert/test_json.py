@@ -99,6 +99,16 @@ def test_a_syntax_error_deep_in_a_big_file_names_its_line(tmp_path: Path, monkey
     assert "line 501, character 12: invalid JSON" in bad(tmp_path, good + '{"id": 500 "t": 1}\n' + good)
 
 
+def test_strings_that_look_like_timestamps_are_written_as_sent(tmp_path: Path) -> None:
+    text = '{"day": "2024-02-29", "at": "2024-01-02T03:04:05+02:00", "n": {"t": "2024-01-01 10:00:00", "k": 1}}\n'
+    rows = convert(tmp_path, text + '{"day": null, "n": {"k": 2}}\n')
+    assert rows == [
+        ["day", "at", "n.t", "n.k"],
+        ["2024-02-29", "2024-01-02T03:04:05+02:00", "2024-01-01 10:00:00", "1"],
+        ["", "", "", "2"],
+    ]
+
+
 def test_values_reach_the_table_as_exasol_import_stores_them(tmp_path: Path) -> None:
     text = json.dumps(
         {"i": -(2**53), "f": 1.25e-7, "d": "12.50", "b": True, "ts": "2024-02-29 23:59:58.123456", "day": "2024-02-29"}
