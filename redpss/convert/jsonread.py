@@ -214,7 +214,7 @@ def _as_text(arrow_type: pa.DataType) -> pa.DataType:
 
 
 def _has_timestamp(arrow_type: pa.DataType) -> bool:
-    return _as_text(arrow_type) != arrow_type
+    return bool(_as_text(arrow_type) != arrow_type)
 
 
 class TextFields:
