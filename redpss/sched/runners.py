@@ -108,7 +108,13 @@ def _condition_holds(request: RunRequest, session: DbSession, paths: InstancePat
     pattern = request.command.strip()
     if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
         raise ValueError(f"file condition {pattern!r} must be a glob relative to data/input, e.g. orders/*.csv")
-    return any(path.is_file() for path in paths.data_input.glob(pattern))
+    # a file still being written does not count (core.filestable: the rule JSON2CSV and PARQ2CSV follow too)
+    from redpss.core.config import load_config  # noqa: PLC0415 - FILE watchers only
+    from redpss.core.filestable import is_stable_file  # noqa: PLC0415
+
+    interval = load_config(paths.config_file).redctl.ingest_stable_seconds
+    now = time.time()
+    return any(is_stable_file(path, interval, now) for path in paths.data_input.glob(pattern))
 
 
 def _set_timeout(session: DbSession, timeout: float) -> None:
