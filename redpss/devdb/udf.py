@@ -154,7 +154,7 @@ class ScriptInstance:
     def _guarded(self, phase: str, action: Callable[[], Any]) -> Any:
         try:
             return action()
-        except Exception as exc:  # any error of the script's code fails the statement, named
+        except (Exception, SystemExit) as exc:  # any error of the script's code (sys.exit too) fails the statement
             raise ScriptFailure(
                 f"script {self.script.qualified}: {phase} failed: {_described(exc, self.script)}"
             ) from exc

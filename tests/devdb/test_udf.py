@@ -9,6 +9,8 @@ from typing import Any
 import pyexasol
 import pytest
 
+from redpss.devdb.testing import InProcessDevDb
+
 ECHO = """CREATE OR REPLACE PYTHON3 SCALAR SCRIPT {schema}.ECHO (word VARCHAR(100) UTF8, n DECIMAL(18,0))
 RETURNS VARCHAR(2000) AS
 # a comment with an apostrophe: it's Python, not SQL
@@ -63,18 +65,19 @@ def test_a_script_reads_connection_objects_and_meta(conn: Any, schema: str) -> N
     assert "connection NO_SUCH_CONN does not exist" in caught.value.message
 
 
-def test_scripts_survive_a_restart_and_drop_script_removes_them(devdb: Any, schema: str, tmp_path: Path) -> None:
-    with devdb.connect() as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        _echo(conn, schema, tmp_path)
-    devdb.restart()
-    with devdb.connect() as conn:
-        assert json.loads(conn.execute(f"SELECT {schema}.ECHO('after', 1)").fetchval())[0] == "after"
-        conn.execute(f"DROP SCRIPT {schema}.ECHO")
-        conn.execute(f"DROP SCRIPT IF EXISTS {schema}.ECHO")
-        with pytest.raises(pyexasol.ExaQueryError) as caught:
-            conn.execute(f"SELECT {schema}.ECHO('gone', 1)")
-        assert f"{schema}.ECHO not found" in caught.value.message
+def test_scripts_survive_a_restart_and_drop_script_removes_them(tmp_path: Path) -> None:
+    with InProcessDevDb(tmp_path / "db") as devdb:
+        with devdb.connect() as conn:
+            conn.execute("CREATE SCHEMA KEEP")
+            _echo(conn, "KEEP", tmp_path)
+        devdb.restart()
+        with devdb.connect() as conn:
+            assert json.loads(conn.execute("SELECT KEEP.ECHO('after', 1)").fetchval())[0] == "after"
+            conn.execute("DROP SCRIPT KEEP.ECHO")
+            conn.execute("DROP SCRIPT IF EXISTS KEEP.ECHO")
+            with pytest.raises(pyexasol.ExaQueryError) as caught:
+                conn.execute("SELECT KEEP.ECHO('gone', 1)")
+            assert "KEEP.ECHO not found" in caught.value.message
 
 
 def test_a_replaced_script_runs_its_new_body_and_a_rolled_back_create_leaves_nothing(conn: Any, schema: str) -> None:
@@ -113,6 +116,7 @@ def test_drop_schema_cascade_drops_its_scripts(devdb: Any, schema: str) -> None:
             "run() failed: ZeroDivisionError: division by zero (line 2 of the script)",
         ),
         ("raise RuntimeError('no config')\n", "loading the script failed: RuntimeError: no config (line 1"),
+        ("import sys\ndef run(ctx):\n    sys.exit(3)\n", "run() failed: SystemExit: 3 (line 3 of the script)"),
         ("def run(ctx):\n    return 1\ndef cleanup():\n    raise OSError('flush lost')\n", "cleanup() failed: OSError"),
     ],
 )
