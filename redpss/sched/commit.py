@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from redpss.core.db import DatabaseError, DatabaseUnavailable, DbSession
 from redpss.core.db.errors import DatabaseQueryError, map_exa_error
@@ -31,6 +31,8 @@ from redpss.core.db.sqltext import sql_literal
 from redpss.sched.runs import OK, RunRequest, RunResult
 
 log = logging.getLogger("redpss.sched.commit")
+
+T = TypeVar("T")
 
 TABLE = "REDSYS.ADM_RUN_COMMIT"
 UNKNOWN = "unknown"  # RunResult.extra["commit"] of a run whose worker lost the database: the marker decides
@@ -85,10 +87,25 @@ def run_sql_job(session: DbSession, run_id: str, command: str) -> int:
     back the transaction of a session that is gone). Lost during COMMIT it raises CommitUnknown: the master decides
     by the marker. Any other error rolls the transaction back and is raised.
     """
-    set_autocommit(session, False)
-    try:
+
+    def work() -> int:
         rows = int(session.execute(command).rowcount())
         session.execute(f"INSERT INTO {TABLE} (RUN_ID, COMMITTED_AT) VALUES ({sql_literal(run_id)}, CURRENT_TIMESTAMP)")
+        return rows
+
+    return in_one_transaction(session, work, "the commit marker decides")
+
+
+def in_one_transaction(session: DbSession, work: Callable[[], T], deciding: str) -> T:
+    """Run `work` (statements on `session`) with autocommit off and COMMIT it; what `work` returned.
+
+    Lost before COMMIT: DatabaseUnavailable, nothing committed. Lost during COMMIT: CommitUnknown, its message ending
+    in `deciding` (what tells later whether the work took effect: SQL jobs' marker, LOAD jobs' file ledger). Any other
+    error rolls back and is raised. Autocommit is on again afterwards, as the other job types expect.
+    """
+    set_autocommit(session, False)
+    try:
+        value = work()
     except DatabaseUnavailable:
         raise  # the session is closed already; reopened with autocommit for the next run
     except BaseException:
@@ -97,7 +114,7 @@ def run_sql_job(session: DbSession, run_id: str, command: str) -> int:
     try:
         session.commit()
     except DatabaseUnavailable as exc:
-        raise CommitUnknown(f"the connection was lost during COMMIT ({exc}); the commit marker decides") from exc
+        raise CommitUnknown(f"the connection was lost during COMMIT ({exc}); {deciding}") from exc
     except BaseException:
         _rollback(session)
         raise
@@ -105,7 +122,7 @@ def run_sql_job(session: DbSession, run_id: str, command: str) -> int:
         set_autocommit(session, True)  # watcher conditions and other job types run with autocommit
     except DatabaseError:
         session.close()  # committed already; the next run reconnects with the default autocommit
-    return rows
+    return value
 
 
 def _rollback(session: DbSession) -> None:

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from redpss.core.config import Config, load_config
-from redpss.core.db import DatabaseUnavailable, DbSession
+from redpss.core.db import DbSession
 from redpss.core.db.contract import CFI_CONNECTION
 from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import sql_literal
 from redpss.core.filestable import is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
-from redpss.sched.commit import set_autocommit
+from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
 
 log = logging.getLogger("redpss.sched.load")
@@ -270,8 +270,8 @@ def _load_file(
 
 def _import(request: RunRequest, session: DbSession, command: LoadCommand, remote: str, key: str) -> int:
     """IMPORT the file and record it in the ledger in one transaction; the rows imported."""
-    set_autocommit(session, False)
-    try:
+
+    def work() -> int:
         rows = int(session.execute(command.import_statement(remote)).rowcount())
         ledger = {
             "FILE_PATH": remote,
@@ -285,25 +285,9 @@ def _import(request: RunRequest, session: DbSession, command: LoadCommand, remot
         names = ", ".join(ledger)
         values = ", ".join(sql_literal(v) for v in ledger.values())
         session.execute(f"INSERT INTO {LEDGER} ({names}, LOADED_AT) VALUES ({values}, CURRENT_TIMESTAMP)")  # noqa: S608
-    except DatabaseUnavailable:
-        raise  # the session is gone, and with it the transaction
-    except BaseException:
-        _rollback(session)
-        raise
-    try:
-        session.commit()
-    except DatabaseUnavailable as exc:  # committed or not, REDSYS.ADM_LOAD_FILE tells the next run
-        raise DatabaseUnavailable(f"the connection was lost during COMMIT of {remote} ({exc})") from exc
-    set_autocommit(session, True)
-    return rows
+        return rows
 
-
-def _rollback(session: DbSession) -> None:
-    try:
-        session.execute("ROLLBACK")
-        set_autocommit(session, True)
-    except DatabaseUnavailable:
-        session.close()
+    return in_one_transaction(session, work, f"the next run finds {remote} in {LEDGER} if it was loaded")
 
 
 def _forget_old(session: DbSession, retention_days: int) -> None:

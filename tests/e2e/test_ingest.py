@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from redpss.cfi.tls import ensure_certificate
 from redpss.core.paths import InstancePaths
 from redpss.demo.ingest import upload_folder
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher, instance_config
@@ -34,9 +33,8 @@ ORDERS = (
 
 @pytest.fixture
 def inst(instance: InstancePaths, tmp_path: Path) -> Iterator[RunningInstance]:
-    overrides = {"redctl": {"cfi_password": "cfi-test-password", "ingest_stable_seconds": "1"}}
+    overrides = {"redctl": {"cfi_enabled": "true", "ingest_stable_seconds": "1"}}
     instance.config_file.write_text(instance_config(overrides))
-    ensure_certificate(instance)
     running = RunningInstance(instance, tmp_path)
     try:
         running.start()

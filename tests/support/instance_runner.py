@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from redpss.cfi.tls import ensure_certificate
 from redpss.core.config import load_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.sqltext import insert_statement
@@ -36,6 +37,7 @@ def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None) ->
             "sendfile_port": str(free_port()),
             "cfi_port": str(free_port()),
             "cfi_explicit_port": str(free_port()),
+            "cfi_password": "test-cfi-pw",  # CFISRV (on by default) refuses to start without one
             "jmon_poll_interval": "0.5",
             "jmon_stats_interval": "2",
             "sched_default_pool_size": "2",
@@ -101,6 +103,7 @@ class RunningInstance:
 
     def start(self, *args: str) -> None:
         """`redctl start_trace` until JMON answers on its control socket."""
+        ensure_certificate(self.paths)  # CFISRV (on by default) needs one, as `redsysctl create` makes it
         with self.trace_log.open("ab") as out:
             self.trace = subprocess.Popen(
                 [*unit_limits(), sys.executable, "-m", "redpss.cli.redctl.main", "start_trace", *args],
