@@ -27,6 +27,7 @@ with warnings.catch_warnings():
     from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
 
 from OpenSSL import SSL
+from OpenSSL._util import lib as libssl  # pyOpenSSL's cffi binding of libssl, for what it does not wrap
 
 from redpss.cfi.confine import ConfinedFilesystem, Confinement
 
@@ -72,9 +73,18 @@ class OneAccountAuthorizer(DummyAuthorizer):  # type: ignore[misc]
 
 def session_reused(connection: SSL.Connection) -> bool:
     """Whether the handshake resumed an earlier session (pyOpenSSL has no wrapper for SSL_session_reused)."""
-    from OpenSSL._util import lib  # noqa: PLC0415 - pyOpenSSL's cffi binding of libssl
+    return bool(libssl.SSL_session_reused(connection._ssl))
 
-    return bool(lib.SSL_session_reused(connection._ssl))
+
+def whole_writes(connection: SSL.Connection) -> None:
+    """Let one SSL_write send a whole chunk instead of one 16 KiB record.
+
+    pyOpenSSL enables partial writes, with which OpenSSL returns after every record: a 256 KiB chunk then takes 16
+    trips through the IO loop, and asynchat copies the rest of the chunk after each. Without them a write that would
+    block answers WantWrite, pyftpdlib retries the same chunk, and OpenSSL goes on where it stopped (pyOpenSSL sets
+    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so the retried chunk may sit at another address).
+    """
+    libssl.SSL_clear_mode(connection._ssl, libssl.SSL_MODE_ENABLE_PARTIAL_WRITE)
 
 
 class CfiDtpHandler(TLS_DTPHandler):  # type: ignore[misc]
@@ -82,6 +92,10 @@ class CfiDtpHandler(TLS_DTPHandler):  # type: ignore[misc]
 
     ac_out_buffer_size = TRANSFER_CHUNK
     ac_in_buffer_size = TRANSFER_CHUNK
+
+    def __repr__(self) -> str:
+        # pyftpdlib formats the connection into every debug message, logged or not: keep that cheap.
+        return f"<{type(self).__name__} {self.cmd_channel.remote_ip}:{self.cmd_channel.remote_port}>"
 
     def push_with_producer(self, producer: Any) -> None:
         if hasattr(producer, "buffer_size"):
@@ -91,8 +105,10 @@ class CfiDtpHandler(TLS_DTPHandler):  # type: ignore[misc]
     def handle_ssl_established(self) -> None:
         counters: Counters = self.cmd_channel.counters
         counters.data_channels += 1
-        if isinstance(self.socket, SSL.Connection) and session_reused(self.socket):
-            counters.data_channels_resumed += 1
+        if isinstance(self.socket, SSL.Connection):
+            whole_writes(self.socket)
+            if session_reused(self.socket):
+                counters.data_channels_resumed += 1
         super().handle_ssl_established()
 
 
@@ -111,6 +127,15 @@ class CfiHandler(TLS_FTPHandler):  # type: ignore[misc]
     auth_failed_timeout = 1  # seconds before a failed login is answered (pyftpdlib's brake on guessing)
     timeout = 300  # seconds a control connection may idle
     counters: Counters  # set per listener by handler_class
+
+    def __repr__(self) -> str:
+        # pyftpdlib formats the connection into every debug message, logged or not: keep that cheap.
+        return f"<{type(self).__name__} {self.remote_ip}:{self.remote_port}>"
+
+    def log(self, msg: str, logfun: Callable[..., Any] | None = None) -> None:
+        """pyftpdlib's per-command lines (session opened, USER, RETR ...) at DEBUG: what matters is logged below."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s:%s %s", self.remote_ip, self.remote_port, msg)
 
     def on_login(self, username: str) -> None:
         self.counters.logins += 1

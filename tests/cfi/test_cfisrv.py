@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ftplib
+import hashlib
+import os
 import shutil
 import socket
 import ssl
@@ -229,3 +231,16 @@ def test_sigterm_stops_cleanly(cfi: Cfi) -> None:
 
 def test_client_context_does_not_verify(cfi: Cfi) -> None:
     assert client_context().verify_mode == ssl.CERT_NONE
+
+
+def test_a_large_file_arrives_intact_through_a_slow_reader(cfi: Cfi) -> None:
+    """Chunks larger than the socket buffer: writes that would block are retried where OpenSSL stopped."""
+    data = os.urandom(1 << 20) * 24 + os.urandom(12345)
+    (cfi.paths.data_input / "large.bin").write_bytes(data)
+    client = cfi.implicit()
+    digest = hashlib.sha256()
+    try:
+        client.retrbinary("RETR input/large.bin", digest.update, blocksize=4096)  # small reads: the server waits
+    finally:
+        client.quit()
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
