@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime
 import inspect
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,8 @@ import duckdb
 from redpss.devdb import catalog, udf_store
 from redpss.devdb.errors import DATA_EXCEPTION, DevDbError
 from redpss.devdb.names import NoSchema
+from redpss.devdb.protocol import RELEASE_VERSION
+from redpss.devdb.types import ExaType
 from redpss.devdb.udf_calls import duckdb_function_name
 from redpss.devdb.udf_parse import LANGUAGE, CreateScript, DropScript
 from redpss.devdb.udf_store import StoredScript
@@ -67,8 +71,24 @@ class ConnectionInformation:
 
 @dataclass(frozen=True)
 class Column:
+    """An input or output column as exa.meta describes it: Python type, SQL type, precision, scale, length."""
+
     name: str
+    type: type
     sql_type: str
+    precision: int | None
+    scale: int | None
+    length: int | None
+
+    @classmethod
+    def of(cls, name: str, declared: ExaType) -> Column:
+        if declared.kind == "DECIMAL":
+            python: type = int if declared.scale == 0 else Decimal
+            return cls(name, python, declared.text(), declared.precision, declared.scale, None)
+        if declared.kind in ("VARCHAR", "CHAR"):
+            return cls(name, str, declared.text(), None, None, declared.size)
+        kinds = {"DOUBLE": float, "BOOLEAN": bool, "DATE": datetime.date, "TIMESTAMP": datetime.datetime}
+        return cls(name, kinds.get(declared.kind, object), declared.text(), None, None, None)
 
 
 @dataclass(frozen=True)
@@ -83,16 +103,28 @@ class Meta:
     current_schema: str | None
     input_columns: tuple[Column, ...]
     output_columns: tuple[Column, ...]
-    script_language: str = "Python 3"
+    statement_id: int = 0
+    script_language: str = f"Python {sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    database_name: str = "DEVDB"
+    database_version: str = RELEASE_VERSION
     input_type: str = "SCALAR"
     output_type: str = "RETURN"
     node_count: int = 1
     node_id: int = 0
     vm_id: str = "0"
+    memory_limit: int = 0
+
+    @property
+    def scope_user(self) -> str:
+        return self.current_user
 
     @property
     def input_column_count(self) -> int:
         return len(self.input_columns)
+
+    @property
+    def input_column_name(self) -> list[str]:
+        return [column.name for column in self.input_columns]
 
     @property
     def output_column_count(self) -> int:
@@ -111,6 +143,9 @@ class Exa:
         if found is None:
             raise ValueError(f"connection {name} does not exist (CREATE CONNECTION {name.upper()} TO ... first)")
         return ConnectionInformation(found.address, found.user, found.password)
+
+    def import_script(self, name: str) -> Any:
+        raise ImportError(f"devdb does not support exa.import_script({name!r}): put the code into the script itself")
 
 
 class Context:
@@ -266,7 +301,7 @@ class SessionScripts:
 
     def _exa(self, script: StoredScript) -> Exa:
         session = self._session
-        columns = tuple(Column(p.name, p.type.text()) for p in script.parameters)
+        columns = tuple(Column.of(p.name, p.type) for p in script.parameters)
         meta = Meta(
             script.schema,
             script.name,
@@ -275,7 +310,7 @@ class SessionScripts:
             session.user,
             session.schema,
             columns,
-            (Column("RETURN", script.returns.text()),),
+            (Column.of("RETURN", script.returns),),
         )
         return Exa(meta, self._connection)
 

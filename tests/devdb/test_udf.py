@@ -55,10 +55,12 @@ def test_a_script_reads_connection_objects_and_meta(conn: Any, schema: str) -> N
         f"CREATE PYTHON3 SCALAR SCRIPT {schema}.WHERE_TO (name VARCHAR(128)) RETURNS VARCHAR(1000) AS\n"
         "def run(ctx):\n"
         "    c = exa.get_connection(ctx.name)\n"
-        "    return '|'.join([c.address, c.user, c.password, exa.meta.script_schema, exa.meta.script_name])\n"
+        "    col = exa.meta.input_columns[0]\n"
+        "    return '|'.join([c.address, c.user, c.password, exa.meta.script_schema, exa.meta.script_name,\n"
+        "                     exa.meta.input_type, col.name, col.type.__name__, str(col.length)])\n"
     )
     assert conn.execute(f"SELECT {schema}.WHERE_TO('UDF_TEST_CONN')").fetchval() == (
-        f"db.example:7402|TST1|s3cret|{schema}|WHERE_TO"
+        f"db.example:7402|TST1|s3cret|{schema}|WHERE_TO|SCALAR|name|str|128"
     )
     with pytest.raises(pyexasol.ExaQueryError) as caught:
         conn.execute(f"SELECT {schema}.WHERE_TO('NO_SUCH_CONN')")
