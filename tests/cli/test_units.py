@@ -64,6 +64,23 @@ def test_daemon_unit_essentials() -> None:
     assert int(re.search(r"^TimeoutStopSec=(\d+)", text, flags=re.MULTILINE)[1]) > 30 + 10  # type: ignore[index]
 
 
+def test_only_the_ingest_daemons_and_sched_may_write_the_instance_sftp_tree() -> None:
+    """CFISRV, JSON2CSV, PARQ2CSV and SCHED move uploads out of /app/redftp/env/<instance>: they (and no other
+    unit) get exactly this instance's sFTP tree writable, through the root-owned link named after %i."""
+    writers = {"cfi", "json2csv", "parq2csv", "sched"}
+    for name, text in render_units().items():
+        writable = re.findall(r"^ReadWritePaths=(.*)$", text, flags=re.MULTILINE)
+        if name.endswith(".target"):
+            continue
+        assert len(writable) == 1, name
+        paths = writable[0].split()
+        service = name.removeprefix("redpss-").removesuffix("@.service")
+        if service in writers:
+            assert paths == ["/app/redsys/env/.units/%i", "-/app/redftp/env/.units/%i"], name
+        else:
+            assert not any("redftp" in path for path in paths), name
+
+
 def test_unknown_directive_is_caught() -> None:
     """The check above can fail: a directive systemd 239 lacks (added in 240+) is not in the list."""
     known = set(DIRECTIVES_239.read_text().split())

@@ -84,6 +84,10 @@ def test_useradd_builds_account_jail_key_and_link(site: Site, users: dict[str, K
     link = site.root.path("/app/redsys/env/tst1/data/input/alice")
     assert link.readlink() == Path("/app/redftp/env/tst1/alice/upload")
     assert link.lstat().st_uid == site.uid("redsys")
+    # the root-owned link through which the ingest units get exactly this instance's sFTP tree writable
+    unit_link = site.root.path("/app/redftp/env/.units/TST1")
+    assert unit_link.readlink() == Path("../tst1")
+    assert unit_link.lstat().st_uid == 0 and site.root.path("/app/redftp/env/.units").stat().st_uid == 0
 
 
 def test_key_login_lands_in_upload_and_files_are_readable_by_group(site: Site, users: dict[str, Key]) -> None:
