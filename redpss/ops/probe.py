@@ -88,13 +88,16 @@ def _ping_all(instance: Instance, specs: list[ServiceSpec]) -> list[Probe]:
     return [probe for probe in found if probe is not None]
 
 
-def probe_instance(instance: Instance) -> list[Probe]:
+def probe_instance(instance: Instance, only: frozenset[str] | None = None) -> list[Probe]:
     """One probe per daemon the config enables, in start order.
 
     Whether anything listens is asked first, one daemon after the other (a refused connect or a missing socket
     answers at once, so a stopped instance costs no thread); the daemons that listen are then pinged in parallel.
+    `only`: the names of the daemons to ask (default: all).
     """
-    specs = [s for s in enabled_services(instance.config, "redctl") if s.probe != "none"]
+    specs = [
+        s for s in enabled_services(instance.config, "redctl") if s.probe != "none" and (only is None or s.name in only)
+    ]
     found: dict[str, Probe] = {}
     listening: list[ServiceSpec] = []
     for spec in specs:

@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from redpss.ops.instance import Instance
 
 
-def daemons(instance: Instance) -> dict[str, dict[str, Any]]:
+def daemons(instance: Instance, only: frozenset[str] | None = None) -> dict[str, dict[str, Any]]:
     """Program name -> whether it serves and what the probe saw (services registry, daemons redctl controls)."""
-    return {p.program: {"running": p.running, "detail": p.detail} for p in probe_instance(instance)}
+    return {p.program: {"running": p.running, "detail": p.detail} for p in probe_instance(instance, only)}
 
 
 def instance_status(instance: Instance) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from redpss.rest.errors import ApiError
 from redpss.rest.metrics import render_metrics
 
 HEALTH_SECONDS = 1.0  # /health asks JMON and SCHED at most once a second per worker; load balancers poll often
+HEALTH_DAEMONS = frozenset({"jmon", "sched"})  # the API is healthy while these two serve
 LIST_SECONDS = 2.0  # a job or watcher list is read at most every 2 s per worker (a change made here drops it)
 METRICS_SECONDS = 5.0
 LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|localhost)$")
@@ -170,15 +171,18 @@ class Api:
             cached.drop()
 
     # --- open to all -------------------------------------------------------------------------------------------
-    def _health(self) -> dict[str, Any]:
-        found = status.daemons(self.instance)
-        up = {name: bool(found.get(f"redpss-{name}", {}).get("running")) for name in ("jmon", "sched")}
-        return {"status": "ok" if all(up.values()) else "down", "instance": self.instance.paths.redenv, "daemons": up}
+    def _health(self) -> tuple[int, bytes]:
+        """The status and the body of /health, encoded once per refresh."""
+        found = status.daemons(self.instance, HEALTH_DAEMONS)
+        up = {name: bool(found.get(f"redpss-{name}", {}).get("running")) for name in sorted(HEALTH_DAEMONS)}
+        healthy = all(up.values())
+        body = {"status": "ok" if healthy else "down", "instance": self.instance.paths.redenv, "daemons": up}
+        return (200 if healthy else 503), encode(body)
 
     async def get_health(self, request: Request) -> Response:
         Query(request, ())
-        state = await self.health.get()
-        return json_response(state, 200 if state["status"] == "ok" else 503)
+        code, body = await self.health.get()
+        return Response(body, status_code=code, media_type="application/json")
 
     def _metrics(self) -> str:
         return render_metrics(self.instance)

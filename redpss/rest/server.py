@@ -94,6 +94,30 @@ class Watcher:
             self.stop.wait(period)
 
 
+def gunicorn_options(paths: InstancePaths, config: Config, files: CertificateFiles) -> dict[str, Any]:
+    """gunicorn's settings for the API of an instance (also the bench's bare app's: same server, same TLS)."""
+    rest = config.rest
+    host = f"[{rest.gu_host}]" if ":" in rest.gu_host else rest.gu_host
+    return {
+        "bind": [f"{host}:{rest.gu_port}"],
+        "workers": rest.gu_workers,
+        "worker_class": "redpss.rest.worker.RestWorker",
+        "certfile": str(files.cert),
+        "keyfile": str(files.key),
+        "ciphers": CIPHERS,
+        "timeout": WORKER_TIMEOUT,
+        "graceful_timeout": int(service_spec("rest").drain_timeout),
+        "keepalive": KEEPALIVE,
+        "logger_class": "redpss.rest.server.RootLogger",
+        "loglevel": logging.getLevelName(logging.getLogger().level).lower(),
+        "accesslog": None,
+        "proc_name": f"redpss-rest {paths.redenv}",
+        "worker_tmp_dir": str(paths.tmp),
+        "forwarded_allow_ips": "",
+        "control_socket_disable": True,  # gunicorn's control socket would land in $HOME; restctl and systemd steer
+    }
+
+
 class RestApplication(BaseApplication):  # type: ignore[misc]
     def __init__(self, paths: InstancePaths, config: Config, files: CertificateFiles, watcher: Watcher) -> None:
         self.paths = paths
@@ -103,25 +127,8 @@ class RestApplication(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def options(self) -> dict[str, Any]:
-        rest = self.config.rest
-        host = f"[{rest.gu_host}]" if ":" in rest.gu_host else rest.gu_host
         return {
-            "bind": [f"{host}:{rest.gu_port}"],
-            "workers": rest.gu_workers,
-            "worker_class": "redpss.rest.worker.RestWorker",
-            "certfile": str(self.files.cert),
-            "keyfile": str(self.files.key),
-            "ciphers": CIPHERS,
-            "timeout": WORKER_TIMEOUT,
-            "graceful_timeout": int(service_spec("rest").drain_timeout),
-            "keepalive": KEEPALIVE,
-            "logger_class": "redpss.rest.server.RootLogger",
-            "loglevel": logging.getLevelName(logging.getLogger().level).lower(),
-            "accesslog": None,
-            "proc_name": f"redpss-rest {self.paths.redenv}",
-            "worker_tmp_dir": str(self.paths.tmp),
-            "forwarded_allow_ips": "",
-            "control_socket_disable": True,  # gunicorn's control socket would land in $HOME; restctl and systemd steer
+            **gunicorn_options(self.paths, self.config, self.files),
             "when_ready": self._when_ready,
             "on_exit": self._on_exit,
         }

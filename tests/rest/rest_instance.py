@@ -102,11 +102,11 @@ class RestApi:
 
 
 @contextlib.contextmanager
-def rest_instance(redhome: Path, workdir: Path) -> Iterator[tuple[RunningInstance, RestApi]]:
+def rest_instance(redhome: Path, workdir: Path, **rest: str) -> Iterator[tuple[RunningInstance, RestApi]]:
     """An installed instance with API users, its daemons and its API running; all stopped when the block ends."""
     paths = make_instance(redhome)
     port = free_port()
-    paths.config_file.write_text(rest_config(port))
+    paths.config_file.write_text(rest_config(port, **rest))
     paths.config_file.chmod(0o600)
     running = RunningInstance(paths, workdir)
     api: RestApi | None = None
