@@ -4,7 +4,9 @@ A client's first message is `{"op": "hello", "version": 1, "secret": ..., "clien
 `{"ok": true, "server": ..., "version": 1}` or refuses with `{"ok": false, "code": ..., "error": ...}` and closes.
 After that every request gets exactly one reply (`{"ok": true, ...}` or `{"ok": false, "code": ..., "error": ...}`;
 a request's optional "seq" is echoed so a client can match replies, leaving "id" free for the request's own fields),
-and a server may push messages that carry an "event" key to clients that asked for them.
+and a server may push messages that carry an "event" key to clients that asked for them. From version 2 a request
+of an op the server names in `payload_ops` may declare `"payload": N` and send N raw bytes after its line (bulk data
+without JSON escaping: DBLS's log blocks); TLS contexts for the services facing the database are in `wire.tls`.
 
 What an unauthenticated peer can cost is bounded per server (`Limits`): a small line, a short deadline for the hello,
 a cap on connections that have not said hello (the oldest is dropped, so a flood never locks out a real client), and

@@ -29,6 +29,7 @@ SOURCE_MAX = 256  # LOG_MESSAGES.SOURCE is VARCHAR(256)
 _NOT_IN_SOURCE = re.compile(r"[\s:]")  # a source is one word: the file line is `timestamp LEVEL source: text`
 MAX_REPLY = 16 * 1024 * 1024  # a reply longer than this is refused (the servers' own limit)
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "ALERT")
+_LEVEL_SET = frozenset(LEVELS)
 
 
 class PssError(Exception):
@@ -244,7 +245,9 @@ class LogBuffer:
             block = self._by_name[schema] = self._blocks.setdefault(key, [])
         if "\n" in text or "\r" in text:
             text = _continued(text)
-        block.append(f"{timestamp or now_text()} {level.upper()} {self.source}: {text}\n")
+        if level not in _LEVEL_SET:  # an operator test instead of a call to upper() for the usual line
+            level = level.upper()
+        block.append(f"{timestamp or now_text()} {level} {self.source}: {text}\n")
         self.pending += 1
         if self.pending >= self.max_lines:
             self._send()
