@@ -152,9 +152,8 @@ class Context:
     """The `ctx` of run(ctx): the row's arguments by parameter name (ctx.level) and by position (ctx[1])."""
 
     def __init__(self, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        self.__dict__.update(zip(names, values, strict=True))  # one call per row: no setattr loop
         self._values = values
-        for name, value in zip(names, values, strict=True):
-            setattr(self, name, value)
 
     def __getitem__(self, index: int) -> Any:
         return self._values[index]
@@ -166,7 +165,10 @@ class ScriptInstance:
     def __init__(self, script: StoredScript, code: CodeType, exa: Exa) -> None:
         self.script = script
         self.names = tuple(p.name for p in script.parameters)
-        self.integral = tuple(p.type.kind == "DECIMAL" and p.type.scale == 0 for p in script.parameters)
+        # positions of DECIMAL(p,0) parameters, whose Decimal values Exasol passes as int
+        self.integral = tuple(
+            i for i, p in enumerate(script.parameters) if p.type.kind == "DECIMAL" and not p.type.scale
+        )
         self.namespace: dict[str, Any] = {"__name__": f"exa_script_{script.name}", "__builtins__": builtins, "exa": exa}
         self._guarded("loading the script", lambda: exec(code, self.namespace))  # noqa: S102 - the script's own code
         run = self.namespace.get("run")
@@ -177,9 +179,15 @@ class ScriptInstance:
         self._run: Callable[[Context], Any] = run
 
     def call(self, values: tuple[Any, ...]) -> Any:
-        converted = tuple(_argument(v, integral) for v, integral in zip(values, self.integral, strict=True))
-        context = Context(self.names, converted)
-        return self._guarded("run()", lambda: self._run(context))
+        """run(ctx) for one row; this is the per-row path, so it does no more than Exasol's types need."""
+        if self.integral or "" in values:
+            values = _exasol_values(values, self.integral)
+        try:
+            return self._run(Context(self.names, values))
+        except (Exception, SystemExit) as exc:  # any error of the script's code (sys.exit too) fails the statement
+            raise ScriptFailure(
+                f"script {self.script.qualified}: run() failed: {_described(exc, self.script)}"
+            ) from exc
 
     def cleanup(self) -> None:
         cleanup = self.namespace.get("cleanup")
@@ -195,13 +203,14 @@ class ScriptInstance:
             ) from exc
 
 
-def _argument(value: Any, integral: bool) -> Any:
+def _exasol_values(values: tuple[Any, ...], integral: tuple[int, ...]) -> tuple[Any, ...]:
     """Exasol's Python types: DECIMAL(p,0) as int, '' as None (Exasol has no empty string)."""
-    if integral and isinstance(value, Decimal):
-        return int(value)
-    if value == "":
-        return None
-    return value
+    converted: list[Any] = [None if value == "" else value for value in values]
+    for index in integral:
+        value = converted[index]
+        if isinstance(value, Decimal):
+            converted[index] = int(value)
+    return tuple(converted)
 
 
 def _described(exc: BaseException, script: StoredScript) -> str:
