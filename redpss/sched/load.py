@@ -14,6 +14,7 @@ without importing it again.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import errno
 import logging
@@ -22,6 +23,7 @@ import re
 import shlex
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -73,10 +75,13 @@ class LoadCommand:
     encoding: str = "UTF8"
     null: str = ""
     columns: tuple[str, ...] = ()
+    header_columns: bool = False  # columns=header: each file's header line names the columns (any order)
 
-    def import_statement(self, remote: str) -> str:
-        """The IMPORT of one file, `remote` being its path as CFISRV serves it (below data/)."""
-        columns = f" ({', '.join(self.columns)})" if self.columns else ""
+    def import_statement(self, remote: str, header: Sequence[str] = ()) -> str:
+        """The IMPORT of one file, `remote` being its path as CFISRV serves it (below data/); `header`: the names
+        of the file's header line (columns=header), as quoted identifiers in upper case."""
+        names = [_quoted(name.upper()) for name in header] if header else list(self.columns)
+        columns = f" ({', '.join(names)})" if names else ""
         options = [
             f"ENCODING = {sql_literal(self.encoding)}",
             f"ROW SEPARATOR = {sql_literal(self.row_separator)}",
@@ -97,7 +102,7 @@ def parse_command(text: str) -> LoadCommand:
         words = shlex.split(text, comments=False, posix=True)
     except ValueError as exc:
         raise LoadCommandError(f"cannot split {text!r} into words ({exc})") from None
-    known = {f.name for f in dataclasses.fields(LoadCommand)}
+    known = {f.name for f in dataclasses.fields(LoadCommand)} - {"header_columns"}
     given: dict[str, str] = {}
     for word in words:
         key, equals, value = word.partition("=")
@@ -121,8 +126,21 @@ def parse_command(text: str) -> LoadCommand:
         row_separator=_checked_row_separator(given.get("row_separator", "LF")),
         encoding=_checked_encoding(given.get("encoding", "UTF8")),
         null=given.get("null", ""),
-        columns=_checked_columns(given.get("columns", "")),
+        columns=() if _header_columns(given) else _checked_columns(given.get("columns", "")),
+        header_columns=_header_columns(given),
     )
+
+
+def _header_columns(given: dict[str, str]) -> bool:
+    if given.get("columns", "").lower() != "header":
+        return False
+    if given.get("skip", "1") == "0":
+        raise LoadCommandError("columns=header reads the names from the header line: it needs skip=1 or more")
+    return True
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _checked_table(value: str) -> str:
@@ -254,29 +272,59 @@ def _load_file(
         log.info("%s was loaded by run %s (%d rows) but not archived; archiving it now", remote, done[0][1], rows)
     else:
         try:
-            rows = _import(request, session, command, remote, key)
+            header = header_names(path, command) if command.header_columns else ()
+            rows = _import(
+                request, session, command.import_statement(remote, header), key, remote=remote, table=command.table
+            )
+        except BadHeader as exc:
+            _reject(path, paths, report, str(exc))
+            return
         except DatabaseQueryError as exc:
             if exc.timeout or exc.aborted or _NOT_THE_FILE.search(str(exc)):
                 raise
-            reason = str(exc)
-            _set_aside(path, paths.data_input, paths.data_error, reason)
-            report.rejected.append((str(relative), reason))
-            log.warning("%s rejected by the database, moved to data/error: %s", remote, reason)
+            _reject(path, paths, report, str(exc))
             return
     _set_aside(path, paths.data_input, paths.data_archive, None)
     report.loaded.append((str(relative), rows))
     log.info("%s: %d row(s) into %s, file archived", remote, rows, command.table)
 
 
-def _import(request: RunRequest, session: DbSession, command: LoadCommand, remote: str, key: str) -> int:
-    """IMPORT the file and record it in the ledger in one transaction; the rows imported."""
+def _reject(path: Path, paths: InstancePaths, report: LoadReport, reason: str) -> None:
+    relative = path.relative_to(paths.data_input)
+    _set_aside(path, paths.data_input, paths.data_error, reason)
+    report.rejected.append((str(relative), reason))
+    log.warning("input/%s rejected, moved to data/error: %s", relative, reason)
+
+
+class BadHeader(ValueError):
+    """columns=header, and the file's first line names no usable columns."""
+
+
+def header_names(path: Path, command: LoadCommand) -> list[str]:
+    """The column names of the file's header line, read with the COMMAND's separator, delimiter and encoding."""
+    codec = {"UTF8": "utf-8"}.get(command.encoding, command.encoding)
+    try:
+        with path.open(encoding=codec, newline="") as handle:
+            first = next(csv.reader(handle, delimiter=command.column_separator, quotechar=command.column_delimiter), [])
+    except (UnicodeDecodeError, LookupError, csv.Error) as exc:
+        raise BadHeader(f"line 1: the header line cannot be read as {command.encoding} CSV ({exc})") from None
+    names = [name.strip() for name in first]
+    if not names or any(not name for name in names):
+        raise BadHeader(f"line 1: columns=header needs a header line naming every column, found {first!r}")
+    if len({name.upper() for name in names}) != len(names):
+        raise BadHeader(f"line 1: the header line names a column twice: {first!r}")
+    return names
+
+
+def _import(request: RunRequest, session: DbSession, statement: str, key: str, *, remote: str, table: str) -> int:
+    """IMPORT the file (`statement`) and record it in the ledger in one transaction; the rows imported."""
 
     def work() -> int:
-        rows = int(session.execute(command.import_statement(remote)).rowcount())
+        rows = int(session.execute(statement).rowcount())
         ledger = {
             "FILE_PATH": remote,
             "FILE_KEY": key,
-            "TARGET_TABLE": command.table,
+            "TARGET_TABLE": table,
             "SCHEMA_NAME": request.schema,
             "JOB_ID": request.id,
             "RUN_ID": request.run_id,

@@ -48,7 +48,7 @@ def inst(instance: InstancePaths, tmp_path: Path) -> Iterator[RunningInstance]:
             POOL="LOADER",
             JOB_TYPE="LOAD",
             INTERVAL_SECONDS=None,
-            COMMAND=f"table=APP1.ORDERS files='{USER}/*.csv'",
+            COMMAND=f"table=APP1.ORDERS files='{USER}/*.csv' columns=header",
         )
         add_watcher(
             running, "APP1", 1, "ORDERS_ARRIVED", CONDITION_TYPE="FILE", CONDITION_TEXT=f"{USER}/*.csv", TARGET_JOB_ID=1

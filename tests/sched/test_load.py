@@ -52,6 +52,7 @@ ORDERS = "CREATE TABLE LOADS.ORDERS (ID DECIMAL(9,0), ITEM VARCHAR(40), QTY DECI
         ("table=T files=a.csv columns=A,B-C", "columns: 'B-C' is not a column name"),
         ("table=T files=a.csv skip=1 skip=2", "skip is given twice"),
         ("table=T files='a.csv", "cannot split"),
+        ("table=T files=a.csv columns=header skip=0", "columns=header reads the names from the header line: it needs"),
     ],
 )
 def test_a_bad_command_is_refused_naming_the_problem_and_showing_a_valid_one(text: str, problem: str) -> None:
@@ -76,6 +77,11 @@ def test_a_command_becomes_one_import_per_file_through_the_cfi_connection() -> N
         "NULL = 'NA'"
     )
     assert parse_command("table=T files=x/*.csv") == LoadCommand("T", "x/*.csv")  # header skipped by default
+    by_header = parse_command("table=T files=x/*.csv columns=HEADER")
+    assert by_header == LoadCommand("T", "x/*.csv", header_columns=True)
+    assert by_header.import_statement("input/x/a.csv", ["id", 'odd "name"']).startswith(
+        'IMPORT INTO T ("ID", "ODD ""NAME""") FROM CSV AT REDSYS_CFI FILE \'input/x/a.csv\' '
+    )
 
 
 @dataclass
@@ -287,7 +293,7 @@ def test_rows_loaded_is_a_column_of_the_job_log_for_load_runs_only(site: Site) -
 def test_the_command_in_the_docs_is_valid() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "db-contract.md").read_text(encoding="utf-8")
     (example,) = [line.strip() for line in docs.splitlines() if line.startswith("    table=")]
-    assert parse_command(example) == LoadCommand("APP1.ORDERS", "orders/*.csv")
+    assert parse_command(example) == LoadCommand("APP1.ORDERS", "orders/*.csv", header_columns=True)
 
 
 def test_a_file_watcher_starting_a_load_job_is_csvsrv_in_redctl_show() -> None:
@@ -298,3 +304,15 @@ def test_a_file_watcher_starting_a_load_job_is_csvsrv_in_redctl_show() -> None:
 
     assert role(watcher("FILE", "LOAD")) == "CSVSRV"
     assert role(watcher("QUERY", "LOAD")) == role(watcher("FILE", "SQL")) == ""
+
+
+def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site: Site) -> None:
+    site.drop("h/reordered.csv", 'at,qty,"item",id\n2026-11-30 01:02:03,3,widget,1\n,,nut,2\n')
+    site.drop("h/unnamed.csv", "id,,qty\n1,x,2\n")
+    with pytest.raises(LoadRejected) as caught:
+        site.load("table=LOADS.ORDERS files='h/*.csv' columns=header")
+    assert caught.value.extra == {"rows_loaded": 2}
+    assert [r[:3] for r in site.rows()] == [(1, "widget", 3), (2, "nut", None)]
+    assert str(site.rows()[0][3]).startswith("2026-11-30 01:02:03")
+    reason = (site.paths.data_error / "h" / "unnamed.csv.reason").read_text()
+    assert reason.startswith("line 1: columns=header needs a header line naming every column, found ['id', '', 'qty']")
