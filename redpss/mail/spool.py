@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import threading
 import time
@@ -21,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redpss.core.durable import TMP_PREFIX, fsync_folder, write_atomically
 from redpss.mail.spoolstat import MAIL_SUFFIX, REPLY_SUFFIX, STATE_SUFFIX, accepted_at, read_state
-
-TMP_PREFIX = ".tmp-"
 
 
 @dataclass
@@ -52,36 +50,6 @@ class SpooledMail:
         }
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, chunks: list[bytes], sync: bool) -> None:
-    """Write `path` through a temporary name and rename (fsync'd file and folder when `sync`)."""
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-    try:
-        for chunk in chunks:
-            _write_all(fd, chunk)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    if sync:
-        _fsync_folder(path.parent)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class Spool:
     """The spool/ and dead/ folders of one instance. New mails may be put from any thread; a waiting mail's files
     change under `lock` (the relay round and the age check may touch the same mail's state at once)."""
@@ -106,7 +74,7 @@ class Spool:
             "subject": mail.subject,
         }
         header = json.dumps(envelope, separators=(",", ":")).encode() + b"\n"
-        _write_file(self.folder / f"{mail.mail_id}{MAIL_SUFFIX}", [header, message], sync=True)
+        write_atomically(self.folder / f"{mail.mail_id}{MAIL_SUFFIX}", [header, message], sync=True)
 
     def message(self, mail_id: str) -> bytes:
         with (self.folder / f"{mail_id}{MAIL_SUFFIX}").open("rb") as file:
@@ -117,7 +85,7 @@ class Spool:
         with self.lock:
             if (self.folder / f"{mail.mail_id}{MAIL_SUFFIX}").exists():  # not sent or buried meanwhile
                 state = json.dumps(mail.state()).encode()
-                _write_file(self.folder / f"{mail.mail_id}{STATE_SUFFIX}", [state], sync=False)
+                write_atomically(self.folder / f"{mail.mail_id}{STATE_SUFFIX}", [state], sync=False)
 
     def remove(self, mail_id: str) -> None:
         """The relay took the mail: forget it (the folder is fsync'd, so a restart does not send it again)."""
@@ -127,7 +95,7 @@ class Spool:
     def _remove(self, mail_id: str) -> None:
         (self.folder / f"{mail_id}{STATE_SUFFIX}").unlink(missing_ok=True)
         (self.folder / f"{mail_id}{MAIL_SUFFIX}").unlink(missing_ok=True)
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
 
     def bury(self, mail: SpooledMail, reply: str, partial: bool = False) -> Path:
         """Move the mail (or, when `partial`, a copy for the refused recipients) to dead/ with the relay's reply."""
@@ -139,14 +107,14 @@ class Spool:
             f"attempts: {mail.attempts}\nrelay reply: {reply}\n"
         )
         with self.lock:
-            _write_file(self.dead / f"{name}{REPLY_SUFFIX}", [text.encode()], sync=False)
+            write_atomically(self.dead / f"{name}{REPLY_SUFFIX}", [text.encode()], sync=False)
             if partial:
-                _write_file(target, [source.read_bytes()], sync=True)
+                write_atomically(target, [source.read_bytes()], sync=True)
             else:
                 source.replace(target)
                 (self.folder / f"{mail.mail_id}{STATE_SUFFIX}").unlink(missing_ok=True)
-                _fsync_folder(self.dead)
-                _fsync_folder(self.folder)
+                fsync_folder(self.dead)
+                fsync_folder(self.folder)
         return target
 
     def load(self) -> list[SpooledMail]:

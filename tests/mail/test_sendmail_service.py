@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -162,12 +163,13 @@ def test_bad_requests_are_refused_and_nothing_is_spooled(
 
 def test_redinfo_shows_the_spool_and_the_status_reply_has_its_figures(mailer_for: MailerFor, tmp_path: Path) -> None:
     relay = SmtpRelay(tmp_path, "STARTTLS")  # down: the mails wait
-    mailer = mailer_for(relay, sendmail_retry_delay="60")
+    mailer = mailer_for(relay, sendmail_retry_delay="60", sendmail_retry_max_delay="120")
     mailer.start()
     with mailer.client() as client:
         for n in range(3):
             client.send_mail("ops@example.com", f"waiting {n}", "w")
-        wait_for(lambda: client.request("status")["relay_error"], 20, what="a failed try")
+        # every mail tried once: the earliest next try is the retry delay (60 s) away
+        wait_for(lambda: client.request("status")["next_try"] > time.time() + 30, 20, what="a failed try of each")
         status = client.request("status")
         ping = client.ping()  # its status text is what JMON writes to REDSYS.DAEMON_STATUS
     assert status["waiting"] == 3

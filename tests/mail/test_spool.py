@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from redpss.core.durable import TMP_PREFIX
 from redpss.mail.message import MAX_ATTACHMENT_BYTES, MailError, build_message, parse_request
 from redpss.mail.service import retry_delay
-from redpss.mail.spool import TMP_PREFIX, Spool, SpooledMail
+from redpss.mail.spool import Spool, SpooledMail
 from redpss.mail.spoolstat import describe
 
 
