@@ -76,5 +76,7 @@ def ensure_certificate(paths: InstancePaths) -> bool:
         return False
     from redpss.devdb.tls import self_signed  # noqa: PLC0415 - cryptography only when a certificate is made
 
-    self_signed(files.cert, files.key, common_name=f"RED-PSS CFISRV {paths.redenv}")
+    # ECDSA: ftplib and many other clients make a full handshake per data connection, and an ECDSA signature costs
+    # a fraction of an RSA one (bench/bench_ftps.py, many small files).
+    self_signed(files.cert, files.key, common_name=f"RED-PSS CFISRV {paths.redenv}", elliptic=True)
     return True
