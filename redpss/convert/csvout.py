@@ -63,9 +63,60 @@ def _plain(value: object, arrow_type: pa.DataType) -> object:
     return value
 
 
-def _as_json_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+def _as_json_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Nested values as JSON text: lists of text, numbers and booleans by Arrow's compute functions, the rest
+    (and text with rare control characters) value by value in Python."""
+    if isinstance(column, pa.ChunkedArray):
+        return pa.chunked_array([_as_json_text(chunk) for chunk in column.chunks], pa.string())
+    fast = _list_as_json(column)
+    if fast is not None:
+        return fast
     arrow_type = column.type
     return pa.array([None if v is None else json_text(_plain(v, arrow_type)) for v in column.to_pylist()], pa.string())
+
+
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_OTHER_CONTROLS = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
+
+
+def _json_scalars(values: pa.Array) -> pa.Array | None:
+    """Each value as JSON text ('null' for null); None for a type (or text) left to the Python path."""
+    t = values.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        if pc.any(pc.match_substring_regex(values, _OTHER_CONTROLS)).as_py():
+            return None
+        text = values
+        for plain, escaped in _JSON_ESCAPES:
+            text = pc.replace_substring(text, plain, escaped)
+        text = pc.binary_join_element_wise('"', text, '"', "")
+    elif pa.types.is_integer(t):
+        text = pc.cast(values, pa.string())
+    elif pa.types.is_floating(t):
+        if not pc.all(pc.fill_null(pc.is_finite(values), True)).as_py():  # NaN and infinity are not JSON
+            return None
+        text = pc.cast(values, pa.string())
+    elif pa.types.is_boolean(t):
+        text = pc.if_else(values, "true", "false")
+    elif pa.types.is_null(t):
+        text = pa.nulls(len(values), pa.string())
+    else:
+        return None
+    return pc.fill_null(pc.cast(text, pa.string()), "null")
+
+
+def _list_as_json(column: pa.Array) -> pa.Array | None:
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
+        return None
+    items = _json_scalars(column.values)
+    if items is None:
+        return None
+    offsets = column.offsets
+    first = offsets[0].as_py()
+    items = items.slice(first, offsets[-1].as_py() - first)
+    offsets = pc.subtract(offsets, pa.scalar(first, offsets.type))  # a fresh array: from_arrays refuses a slice
+    kind = pa.ListArray if pa.types.is_list(column.type) else pa.LargeListArray
+    texts = kind.from_arrays(offsets, items, mask=column.is_null())
+    return pc.binary_join_element_wise("[", pc.binary_join(texts, ","), "]", "")
 
 
 def _as_hex(column: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -1,0 +1,70 @@
+"""Memory stays flat with the file size: a 2 GB NDJSON file converts within the memory of a 0.2 GB one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MIB = 1 << 20
+
+
+def _ndjson(path: Path, size: int) -> int:
+    """~`size` bytes of records (one block of 2,000 varied records, repeated); the number of records."""
+    lines = [
+        f'{{"id": {i}, "name": "row {i}, \\"quoted\\"\\nnext line", "amount": {i * 1.25}, '
+        f'"ok": {str(i % 2 == 0).lower()}, "nested": {{"city": "Zürich €", "zip": {8000 + i % 99}}}, '
+        f'"tags": ["a", "b{i % 7}"], "note": null}}\n'
+        for i in range(2000)
+    ]
+    block = "".join(lines).encode()
+    copies = max(1, size // len(block))
+    with path.open("wb") as out:
+        for _ in range(copies):
+            out.write(block)
+    return copies * len(lines)
+
+
+def _peak_rss_of_conversion(source: Path, output: Path) -> tuple[float, int]:
+    """(peak RSS in MiB, rows) of a separate process converting `source` (its own ru_maxrss, from wait4)."""
+    code = (
+        "from pathlib import Path\n"
+        "from redpss.convert.convert import convert_file\n"
+        f"print(convert_file('json', Path({str(source)!r}), Path({str(output)!r})))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    rows = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.stdout.close()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 0
+    return usage.ru_maxrss / 1024, int(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # 2.2 GB written and converted on a shared 2-core machine
+def test_a_2_gb_ndjson_file_converts_in_the_memory_of_a_small_one(tmp_path: Path) -> None:
+    peaks = {}
+    for size in (200_000_000, 2_000_000_000):
+        source = tmp_path / "big.json"
+        records = _ndjson(source, size)
+        output = tmp_path / "big.csv"
+        peaks[size], rows = _peak_rss_of_conversion(source, output)
+        assert rows == records
+        with output.open("rb") as converted:
+            converted.seek(-200, os.SEEK_END)
+            last = b'1999,"row 1999, ""quoted""\nnext line",2498.75,0,"Z\xc3\xbcrich \xe2\x82\xac",8019,'
+            last += b'"[""a"",""b4""]",\n'
+            assert converted.read().endswith(last)
+        source.unlink()
+        output.unlink()
+    small, big = peaks[200_000_000], peaks[2_000_000_000]
+    assert big < small + 48, f"peak RSS grew with the file: {small:.0f} MiB at 0.2 GB, {big:.0f} MiB at 2 GB"
+    assert big < 300, f"peak RSS {big:.0f} MiB for a 2 GB file"

@@ -1,0 +1,37 @@
+"""Lists become JSON text by Arrow's compute functions; the text must be the JSON of the values, whatever they hold."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pyarrow as pa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from redpss.convert.csvout import _as_json_text, json_text
+
+_scalars = st.one_of(
+    st.lists(st.none() | st.text(st.characters(exclude_categories=["Cs"]), max_size=8), max_size=5),
+    st.lists(st.none() | st.integers(-(2**63), 2**63 - 1), max_size=5),
+    st.lists(st.none() | st.floats(width=64), max_size=5),
+    st.lists(st.none() | st.booleans(), max_size=5),
+)
+
+
+@given(values=st.lists(st.none() | _scalars, max_size=12), start=st.integers(0, 3))
+def test_lists_as_json_text_hold_the_same_values(values: list[list[object] | None], start: int) -> None:
+    try:
+        column = pa.array(values).slice(min(start, len(values)))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # lists of mixed element types: not one Arrow column
+        return
+    texts = _as_json_text(column).to_pylist()
+    kept = values[min(start, len(values)) :]
+    assert len(texts) == len(kept)
+    for text, value in zip(texts, kept, strict=True):
+        if value is None:
+            assert text is None
+        elif any(isinstance(v, float) and math.isnan(v) for v in value):  # NaN: as Python's json writes it
+            assert text == json_text(value)
+        else:
+            assert json.loads(text) == value
