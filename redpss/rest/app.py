@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -68,7 +68,7 @@ class Query:
     """The query string of one request, read with checks that answer 400 naming the parameter."""
 
     def __init__(self, request: Request, allowed: tuple[str, ...]) -> None:
-        self.params = request.query_params
+        self.params: Mapping[str, str] = request.query_params if request.scope["query_string"] else {}
         unknown = sorted(set(self.params) - set(allowed))
         if unknown:
             raise ApiError(400, f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}")

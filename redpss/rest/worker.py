@@ -8,6 +8,7 @@ stderr, and the daily file in log/REST/), like every other record of the process
 
 from __future__ import annotations
 
+import gc
 import logging
 import ssl
 from typing import Any
@@ -33,4 +34,7 @@ class RestWorker(UvicornWorker):  # type: ignore[misc]
         self.config.load()
         if self.config.ssl is not None:
             harden(self.config.ssl)
+        # The application and the libraries it loaded (pyexasol, Starlette) stay for the worker's life: keep them
+        # out of the cyclic collector's generations, so a collection per so many requests does not walk them all.
+        gc.freeze()
         await super()._serve()
