@@ -24,7 +24,8 @@ ORDERS_TABLE = (
 # Job 4 and watcher 1 of the sample jobs become the real thing: a LOAD job and CSVSRV's watcher on the CSV files.
 DEFINITIONS = [
     ORDERS_TABLE,
-    "UPDATE DEMO.ADM_JOBS SET JOB_TYPE = 'LOAD', COMMAND = 'table=DEMO.ORDERS files=shop/*.csv columns=header' WHERE JOB_ID = 4",
+    "UPDATE DEMO.ADM_JOBS SET JOB_TYPE = 'LOAD', COMMAND = 'table=DEMO.ORDERS files=shop/*.csv columns=header' "
+    "WHERE JOB_ID = 4",
     "UPDATE DEMO.ADM_WATCHER SET CONDITION_TEXT = 'shop/*.csv', INTERVAL_SECONDS = 1 WHERE WATCHER_ID = 1",
 ]
 JSON_ORDERS = [
