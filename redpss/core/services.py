@@ -107,6 +107,16 @@ def sendmail_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
     return _reachable(config.redctl.sendmail_host), config.redctl.sendmail_port
 
 
+def sendfile_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
+    """SENDFILE's wire service on [redctl] sendfile_host:sendfile_port (PSS_SENDFILE, SCHED's SENDFILE jobs)."""
+    return _reachable(config.redctl.sendfile_host), config.redctl.sendfile_port
+
+
+def mail2cmd_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
+    """MAIL2CMD's SMTP listener on [redctl] mail2cmd_host:mail2cmd_port."""
+    return _reachable(config.redctl.mail2cmd_host), config.redctl.mail2cmd_port
+
+
 def cfi_address(config: Config, paths: InstancePaths) -> tuple[str, int]:
     """CFISRV's implicit FTPS listener on [redctl] cfi_host:cfi_port (the database's ftps:// connects there)."""
     return _reachable(config.redctl.cfi_host), config.redctl.cfi_port
@@ -172,6 +182,16 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "redpss.mail.service",
         drain_timeout=45.0,
         address=sendmail_address,
+        probe="ping",
+    ),
+    # SENDFILE lets the export in progress finish (a large one takes minutes); queued requests stay spooled.
+    ServiceSpec(
+        "sendfile",
+        "exports tables and views to CSV or Parquet, delivered by mail or sFTP",
+        _always,
+        "redpss.sendfile.service",
+        drain_timeout=300.0,
+        address=sendfile_address,
         probe="ping",
     ),
     ServiceSpec(

@@ -1,0 +1,260 @@
+"""The SENDFILE daemon: accepts export requests on sendfile_host:sendfile_port and carries them out one at a time.
+
+Requests (JSON lines, redpss.core.wire; docs/sendfile.md): `sendfile` {source, where?, format, to | sftp, file_name?,
+subject?, body?, schema?, wait?} is checked whole, spooled (file and folder fsync'd) and acknowledged durably; with
+`wait` the acknowledgement comes once the file is delivered (a SENDFILE job waits so its log row carries the
+outcome), or the refusal says why it failed. `ping`, `status`. Exports run one at a time in a worker thread, so
+memory and the database's load stay bounded whatever arrives. Every outcome is a log line, and a LOG_MESSAGES row of
+the request's `schema` when it names one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redpss.core.config import Config
+from redpss.core.daemon import Service
+from redpss.core.db import DatabaseError, DbSession, DbSettings
+from redpss.core.db.errors import map_exa_error
+from redpss.core.db.rowwriter import RowWriter
+from redpss.core.entry import run_instance_daemon
+from redpss.core.paths import InstancePaths
+from redpss.core.secret import instance_secret
+from redpss.core.services import service_spec
+from redpss.core.wire import (
+    PAYLOAD_VERSION,
+    PROTOCOL_VERSION,
+    Code,
+    Connection,
+    JsonLineServer,
+    Limits,
+    Message,
+    RequestError,
+    durable,
+    unknown_op,
+)
+from redpss.sendfile.request import FileRequest, RequestInvalid, parse_request
+from redpss.sendfile.spool import RequestSpool
+from redpss.sendfile.targets import TargetError, load_settings, target
+from redpss.sendfile.work import Delivered, SendFailed, carry_out
+
+log = logging.getLogger("redpss.sendfile")
+
+MAX_REQUEST_BYTES = 256 * 1024
+OPS = ("sendfile", "ping", "status")
+
+
+@dataclass
+class Job:
+    request_id: str
+    request: FileRequest
+    waiters: list[asyncio.Future[Delivered]] = field(default_factory=list)
+
+
+class SendfileService(Service):
+    name = "sendfile"
+    tick_interval = 5.0
+    drain_timeout = service_spec("sendfile").drain_timeout
+
+    def __init__(self, config: Config, paths: InstancePaths) -> None:
+        self.config = config
+        self.paths = paths
+        self.spool = RequestSpool(paths.tmp / "sendfile")
+        self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SENDFILE"))
+        self.rows = RowWriter("SENDFILE outcomes", paths.tmp / "sendfile-messages.spool", self.session_for_rows())
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.server: JsonLineServer | None = None
+        self.current: Job | None = None
+        self.done = self.failed = 0
+        self.last_error = ""
+
+    def session_for_rows(self) -> DbSession:
+        """The row writer's own session: it writes from its thread while the worker exports on the other."""
+        return DbSession(DbSettings.from_config(self.config, client_name="RED-PSS SENDFILE log"))
+
+    async def start(self) -> None:
+        for request_id, request in await asyncio.to_thread(self.spool.load):
+            log.info("request %s from before the start runs again: %s", request_id, request.destination())
+            self.queue.put_nowait(Job(request_id, request))
+        self.server = JsonLineServer(
+            self.handle,
+            instance_secret(self.paths),
+            "SENDFILE",
+            limits=Limits(max_message=MAX_REQUEST_BYTES),
+            durable_ops=("sendfile",),
+            versions=(PROTOCOL_VERSION, PAYLOAD_VERSION),
+        )
+        self.rows.start()
+        redctl = self.config.redctl
+        await self.listen(self.server, redctl.sendfile_host, redctl.sendfile_port, "[redctl] sendfile_host/port")
+        self.spawn(self._work_loop(), "worker")
+
+    async def handle(self, request: Message, connection: Connection) -> Message:
+        op = request["op"]
+        if op == "sendfile":
+            return await self._accept(request, connection)
+        if op == "ping":
+            return self.ping_reply()
+        if op == "status":
+            return {"ok": True, **self.figures()}
+        return unknown_op(op, OPS)
+
+    async def _accept(self, fields: Message, connection: Connection) -> Message:
+        try:
+            request = parse_request(fields)
+            if request.sftp:
+                target(await asyncio.to_thread(load_settings, self.paths), request.sftp)
+        except (RequestInvalid, TargetError) as exc:
+            log.warning("refused a request from %s at %s: %s", connection.client, connection.peer, exc)
+            raise RequestError(f"SENDFILE refused the request: {exc}") from None
+        request_id = self.spool.new_id()
+        try:
+            await asyncio.to_thread(self.spool.put, request_id, request)
+        except OSError as exc:
+            log.error("cannot write the request spool %s: %s", self.spool.folder, exc)
+            raise RequestError(
+                f"SENDFILE cannot keep the request ({exc.strerror or exc}); send it again", Code.REFUSED
+            ) from None
+        job = Job(request_id, request)
+        log.info(
+            "request %s from %s: %s as %s, %s",
+            request_id,
+            connection.client,
+            request.query()[:300],
+            request.format,
+            request.destination(),
+            extra=_schema(request),
+        )
+        waiter: asyncio.Future[Delivered] | None = None
+        if fields.get("wait") is True:
+            waiter = asyncio.get_running_loop().create_future()
+            job.waiters.append(waiter)
+        self.queue.put_nowait(job)
+        if waiter is None:
+            return durable(id=request_id)
+        try:
+            delivered = await waiter
+        except SendFailed as exc:
+            raise RequestError(f"SENDFILE request {request_id} failed: {exc}", Code.REFUSED) from None
+        return durable(
+            id=request_id,
+            rows=delivered.rows,
+            bytes=delivered.bytes,
+            delivered=delivered.where,
+            message=delivered.message(request),
+        )
+
+    async def _work_loop(self) -> None:
+        while True:
+            job = await self.queue.get()
+            self.current = job
+            try:
+                outcome: Delivered | SendFailed = await asyncio.to_thread(self._run, job)
+            finally:
+                self.current = None
+            for waiter in job.waiters:
+                if not waiter.done():
+                    if isinstance(outcome, SendFailed):
+                        waiter.set_exception(outcome)
+                    else:
+                        waiter.set_result(outcome)
+
+    def _run(self, job: Job) -> Delivered | SendFailed:
+        """Carry out one request and report it; the request leaves the spool once it has an outcome."""
+        request = job.request
+        try:
+            delivered = carry_out(self.config, self.paths, self._connection(), job.request_id, request)
+        except SendFailed as exc:
+            return self._failed(job, str(exc))
+        except DatabaseError as exc:
+            return self._failed(job, f"the database: {exc}")
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            text = str(map_exa_error(cause, dsn=self.session.settings.dsn, user=self.session.settings.user))
+            if not self.session.connected:
+                self.session.close()
+            return self._failed(job, f"the export failed: {text}")
+        self.spool.remove(job.request_id)
+        self.done += 1
+        text = f"SENDFILE request {job.request_id}: sent {delivered.message(request)}"
+        log.info("%s", text, extra=_schema(request))
+        self._report(request, "INFO", text)
+        return delivered
+
+    def _connection(self) -> Any:
+        return self.session.connection()
+
+    def _failed(self, job: Job, reason: str) -> SendFailed:
+        self.spool.remove(job.request_id)
+        self.failed += 1
+        self.last_error = reason
+        text = (
+            f"SENDFILE request {job.request_id} ({job.request.schema_name}.{job.request.object_name} as "
+            f"{job.request.format}, {job.request.destination()}) failed: {reason}"
+        )
+        log.error("%s", text, extra=_schema(job.request))
+        self._report(job.request, "ERROR", text)
+        return SendFailed(reason)
+
+    def _report(self, request: FileRequest, level: str, text: str) -> None:
+        if request.schema:
+            row = {"LOG_TIME": _now_text(), "LOG_LEVEL": level, "SOURCE": "SENDFILE", "MESSAGE": text[:2000]}
+            self.rows.append(f"{request.schema}.LOG_MESSAGES", [row])
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "queued": self.queue.qsize(),
+            "running": self.current.request_id if self.current else None,
+            "done": self.done,
+            "failed": self.failed,
+            "last_error": self.last_error,
+        }
+
+    def status(self) -> str:
+        running = f", sending {self.current.request_id}" if self.current else ""
+        return f"{self.done} sent, {self.failed} failed, {self.queue.qsize()} queued{running}"
+
+    def healthy(self) -> bool:
+        return self.server is not None
+
+    async def drain(self) -> None:
+        """Stop accepting; the request in progress finishes, queued ones stay spooled for the next start."""
+        if self.server is not None:
+            await self.server.close()
+        while self.current is not None:
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(self.rows.stop, 10.0)
+
+    async def abort(self) -> None:
+        """Queued and interrupted requests stay spooled and run again at the next start."""
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await self.server.close()
+        await asyncio.to_thread(self.rows.stop, 3.0)
+
+
+def _schema(request: FileRequest) -> dict[str, str] | None:
+    return {"SCHEMA": request.schema} if request.schema else None
+
+
+def _now_text() -> str:
+    return dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
+    return SendfileService(config, paths)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_instance_daemon("sendfile", _build, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

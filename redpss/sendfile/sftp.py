@@ -1,0 +1,103 @@
+"""Delivery by sFTP (paramiko): key authentication only, the host key checked against the instance's known_hosts,
+the file uploaded under a temporary name and renamed once complete, so the partner never picks up half a file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from redpss.sendfile.targets import SftpTarget
+
+CONNECT_TIMEOUT = 30.0
+
+
+class DeliveryError(Exception):
+    """The file did not reach its destination; the text says where it stopped and why."""
+
+
+def _private_key(path: Path) -> object:
+    import paramiko  # noqa: PLC0415 - only the worker that delivers loads paramiko
+
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise DeliveryError(f"the key file {path} cannot be read: {exc.strerror or exc}") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise DeliveryError(
+            f"the key file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}); chmod 600 it"
+        )
+    try:
+        return paramiko.PKey.from_path(path)
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        raise DeliveryError(f"the key file {path} holds no usable private key: {exc}") from None
+
+
+def upload(target: SftpTarget, known_hosts: Path, local: Path, remote_name: str) -> str:
+    """Upload `local` as folder/remote_name on `target`; the remote path, or DeliveryError."""
+    import paramiko  # noqa: PLC0415
+
+    key = _private_key(target.key)
+    client = paramiko.SSHClient()
+    try:
+        try:
+            client.load_host_keys(str(known_hosts))
+        except FileNotFoundError:
+            raise DeliveryError(
+                f"no known host keys ({known_hosts} is missing); add the target's key (ssh-keyscan -p {target.port} "
+                f"{target.host}, checked with its owner) before sending"
+            ) from None
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(
+                target.host,
+                target.port,
+                username=target.user,
+                pkey=key,  # type: ignore[arg-type]
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=CONNECT_TIMEOUT,
+                banner_timeout=CONNECT_TIMEOUT,
+                auth_timeout=CONNECT_TIMEOUT,
+            )
+        except paramiko.BadHostKeyException as exc:
+            raise DeliveryError(
+                f"the host key of {target.host}:{target.port} CHANGED (it offers {exc.key.get_name()} "
+                f"{exc.key.get_base64()[:24]}...); refused. If the change is expected, update {known_hosts}"
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            raise DeliveryError(f"{target.describe()} refused the key {target.key}: {exc}") from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise DeliveryError(
+                    f"the host key of {target.host}:{target.port} is unknown (not in {known_hosts}); refused"
+                ) from None
+            raise DeliveryError(f"SSH to {target.describe()} failed: {exc}") from None
+        except OSError as exc:
+            raise DeliveryError(f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}") from None
+        return _put(client, target, local, remote_name)
+    finally:
+        client.close()
+
+
+def _put(client: object, target: SftpTarget, local: Path, remote_name: str) -> str:
+    import paramiko  # noqa: PLC0415
+
+    assert isinstance(client, paramiko.SSHClient)
+    final = f"{target.folder.rstrip('/')}/{remote_name}"
+    partial = f"{target.folder.rstrip('/')}/.{remote_name}.{os.getpid()}.part"
+    try:
+        sftp = client.open_sftp()
+    except paramiko.SSHException as exc:
+        raise DeliveryError(f"{target.describe()} opened no SFTP session: {exc}") from None
+    try:
+        sftp.put(str(local), partial, confirm=True)
+        sftp.posix_rename(partial, final)
+    except (OSError, paramiko.SSHException) as exc:
+        with contextlib.suppress(OSError, paramiko.SSHException):
+            sftp.remove(partial)
+        raise DeliveryError(f"upload to {target.describe()} as {final} failed: {exc}") from None
+    finally:
+        sftp.close()
+    return final

@@ -1,0 +1,107 @@
+"""SENDFILE delivering by mail through a real SENDMAIL and a real aiosmtpd relay, and the refusals that need no sshd.
+
+The export comes from a real devdb through pyexasol's HTTP transport; the mail is handed to SENDMAIL's service port
+(never into its spool folder), so what arrives at the relay went the way production mail goes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from redpss.core.wire import WireError
+from tests.sendfile.conftest import Sender
+from tests.support.smtp_relay import SmtpRelay
+from tests.support.wait import wait_for
+
+SenderFor = Callable[..., Sender]
+
+
+def reference_csv(sender: Sender, query: str, tmp_path: Path) -> bytes:
+    """What the database itself writes for `query` through pyexasol's export_to_file (the anchor)."""
+    target = tmp_path / "reference.csv"
+    with target.open("wb") as out:
+        sender.inst.db().connection().export_to_file(out, query, export_params={"with_column_names": True})
+    return target.read_bytes()
+
+
+def test_mail_delivery_attaches_the_csv_and_parquet_files(sender_for: SenderFor, tmp_path: Path) -> None:
+    with SmtpRelay(tmp_path, "STARTTLS", user="relayuser", password="relay-pw") as relay:
+        sender = sender_for(**relay.config())
+        sender.start("devdb", "sendmail", "sendfile")
+        sender.inst.redctl("db_register", "APP1")
+        sender.make_view("APP1", "V_ORDERS", 2000, new_schema=False)
+        reply = sender.send(
+            source="app1.v_orders", format="CSV", to="ops@example.com", schema="APP1", file_name="orders.csv", wait=True
+        )
+        assert reply["ok"] and reply["durable"] and reply["rows"] == 2000, reply
+        reply = sender.send(
+            source="APP1.V_ORDERS",
+            format="parquet",
+            to=["ops@example.com"],
+            where="ID < 1000",
+            schema="APP1",
+            wait=True,
+        )
+        assert reply["rows"] == 1000, reply
+        received = relay.wait_for(2, 60)
+        by_subject = {r.message()["Subject"]: r.message() for r in received}
+        csv_mail = by_subject["APP1.V_ORDERS: orders.csv"]
+        [attachment] = list(csv_mail.iter_attachments())
+        assert attachment.get_filename() == "orders.csv"
+        assert attachment.get_payload(decode=True) == reference_csv(sender, "SELECT * FROM APP1.V_ORDERS", tmp_path)
+        [parquet_mail] = [m for s, m in by_subject.items() if s != "APP1.V_ORDERS: orders.csv"]
+        [attachment] = list(parquet_mail.iter_attachments())
+        assert str(attachment.get_filename()).endswith(".parquet")
+        payload = attachment.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        table = pq.read_table(io.BytesIO(payload))
+        assert table.num_rows == 1000
+        assert sorted(table.column("ID").to_pylist()) == list(range(1000))
+        # SENDFILE left nothing behind in data/work, and the schema's LOG_MESSAGES has both outcomes.
+        assert not any((sender.paths.data_work / "sendfile").rglob("*.*"))
+        wait_for(
+            lambda: len(sender.rows("SELECT * FROM APP1.LOG_MESSAGES WHERE SOURCE = 'SENDFILE'")) == 2,
+            30,
+            what="two LOG_MESSAGES rows",
+        )
+
+
+def test_a_file_above_the_mail_limit_is_refused_clearly(sender_for: SenderFor, tmp_path: Path) -> None:
+    with SmtpRelay(tmp_path, "PLAIN") as relay:
+        sender = sender_for(**relay.config())
+        (sender.paths.etc / "sendfile.conf").write_text("[mail]\nmax_mb = 0.05\n")
+        sender.start("devdb", "sendmail", "sendfile")
+        sender.make_view("APP1", "V_BIG", 5000)
+        with pytest.raises(WireError, match="grew beyond 52428 bytes, the limit for mail"):
+            sender.send(source="APP1.V_BIG", to="ops@example.com", wait=True, schema="APP1")
+        assert "failed: the CSV file of APP1.V_BIG grew beyond" in sender.log
+        assert relay.received == []
+        assert not any((sender.paths.data_work / "sendfile").rglob("*.*"))
+
+
+def test_bad_requests_are_refused_naming_the_field(sender_for: SenderFor) -> None:
+    sender = sender_for()
+    sender.start("devdb", "sendfile")
+    cases = {
+        "SCHEMA.NAME": {"source": "V_ORDERS", "to": "a@b.example"},
+        "'XLS' is not known": {"source": "A.B", "format": "XLS", "to": "a@b.example"},
+        "exactly one destination": {"source": "A.B", "to": "a@b.example", "sftp": "partner"},
+        '"where" holds ";"': {"source": "A.B", "to": "a@b.example", "where": "1=1; DROP TABLE A.B"},
+        "closes a parenthesis never opened": {"source": "A.B", "to": "a@b.example", "where": "1=1) INTO CSV AT 'x'"},
+        "holds a comment": {"source": "A.B", "to": "a@b.example", "where": "1=1 -- rest"},
+        "is not defined in etc/sendfile.conf": {"source": "A.B", "sftp": "nowhere"},
+        "not a mail address": {"source": "A.B", "to": "root"},
+        "unknown field(s) colums": {"source": "A.B", "to": "a@b.example", "colums": "x"},
+    }
+    for expected, request in cases.items():
+        with pytest.raises(WireError, match=re.escape(expected)):
+            sender.send(**request)
+    reply = sender.send(source="NOPE.MISSING", to="a@b.example", wait=False)
+    assert reply["durable"] is True  # accepted; the export then fails and says why in the log
+    sender.procs["sendfile"].wait_log("NOPE.MISSING as CSV, mail to a@b.example) failed: the export failed")
