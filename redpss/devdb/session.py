@@ -226,7 +226,9 @@ class Session:
 
     def _translated(self, statement: Translated) -> dict[str, Any]:
         if statement.script_calls:
-            self.scripts.prepare(statement.script_calls)
+            returns = self.scripts.prepare(statement.script_calls)
+            for position, schema, name in statement.script_columns:  # a call's result has its RETURNS type
+                statement.sources[position] = returns[schema, name]
         if statement.kind == Kind.QUERY:
             self._read_txn()
             return self._query(statement)

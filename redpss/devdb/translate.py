@@ -27,7 +27,7 @@ from redpss.devdb.functions import add_call, widen_timestamp_arguments
 from redpss.devdb.systables import SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
 from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
-from redpss.devdb.udf_calls import rewrite_script_calls
+from redpss.devdb.udf_calls import rewrite_script_calls, script_columns
 
 DEFAULT_SCHEMA = "main"
 
@@ -65,6 +65,7 @@ class Translated:
     opens_schema: str | None = None  # CREATE SCHEMA: the schema the session opens afterwards
     drop_if_exists: bool = False
     script_calls: list[tuple[str, str]] = field(default_factory=list)  # (schema, name) of scalar scripts called
+    script_columns: list[tuple[int, str, str]] = field(default_factory=list)  # result columns that are such calls
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ def translate(sql: str, info: SessionInfo) -> Translated:
         _name_expressions(tree)
     elif result.query is not None:
         result.sources = projection_sources(result.query, info)
+    if result.kind == Kind.QUERY:
+        result.script_columns = script_columns(tree)
     result.script_calls = rewrite_script_calls(tree, info.session_id)
     _rewrite(tree, info)
     try:

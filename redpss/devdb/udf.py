@@ -254,8 +254,10 @@ class SessionScripts:
         return 0
 
     # -- calls -----------------------------------------------------------------------------------------------------
-    def prepare(self, calls: list[tuple[str, str]]) -> None:
-        """Make sure each called script's DuckDB function exists and runs the script as it is now."""
+    def prepare(self, calls: list[tuple[str, str]]) -> dict[tuple[str, str], ExaType]:
+        """Make sure each called script's DuckDB function exists and runs the script as it is now; the RETURNS
+        type of each."""
+        returns: dict[tuple[str, str], ExaType] = {}
         for schema, name in calls:
             script = udf_store.find(self._session.cursor, schema, name)
             if script is None:
@@ -268,6 +270,8 @@ class SessionScripts:
             exists = self._exists(function)
             if not exists or current is None or current[0] != script:
                 self._register(function, script, replace=exists)
+            returns[schema, name] = script.returns
+        return returns
 
     def _exists(self, function: str) -> bool:
         """Whether the session sees the function: a ROLLBACK takes away what was registered in its transaction."""

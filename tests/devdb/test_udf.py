@@ -62,6 +62,8 @@ def test_a_script_reads_connection_objects_and_meta(conn: Any, schema: str) -> N
     assert conn.execute(f"SELECT {schema}.WHERE_TO('UDF_TEST_CONN')").fetchval() == (
         f"db.example:7402|TST1|s3cret|{schema}|WHERE_TO|SCALAR|name|str|128"
     )
+    typed = conn.execute(f"SELECT 1 AS N, {schema}.WHERE_TO('UDF_TEST_CONN') AS W").columns()
+    assert typed["W"] == {"type": "VARCHAR", "size": 1000, "characterSet": "UTF8"}  # the RETURNS type
     with pytest.raises(pyexasol.ExaQueryError) as caught:
         conn.execute(f"SELECT {schema}.WHERE_TO('NO_SUCH_CONN')")
     assert "connection NO_SUCH_CONN does not exist" in caught.value.message
