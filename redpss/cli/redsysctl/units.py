@@ -20,7 +20,6 @@ from pathlib import Path
 
 from redpss.core.paths import DEFAULT_REDHOME
 from redpss.core.services import SERVICES, ServiceSpec
-from redpss.redftp.layout import RedftpLayout
 
 # Seconds a daemon may take to stop before systemd sends SIGKILL: its drain_timeout (ServiceSpec) + abort
 # (ABORT_TIMEOUT, 10 s) + a margin. A shorter stop timeout would kill a draining SCHED while a run is still
@@ -42,7 +41,14 @@ UNIT_LINKS = "env/.units"  # below REDHOME: <INSTANCE> -> ../<instance>
 # (redpss.redftp.layout.UNIT_LINKS); `-`: an instance without sFTP users has no tree, and the unit starts anyway.
 # Every other unit keeps the sFTP trees read-only: a rename from the tree into data/archive needs both writable.
 SFTP_WRITERS = frozenset({"cfi", "json2csv", "parq2csv", "sched"})
-SFTP_TREE_LINKS = RedftpLayout().unit_links
+
+
+def sftp_tree_links() -> Path:
+    """/app/redftp/env/.units: where a unit finds an instance's sFTP tree by its upper-case name."""
+    from redpss.redftp.layout import RedftpLayout  # noqa: PLC0415 - redftp (dataclasses) only when rendering
+
+    return RedftpLayout().unit_links
+
 
 HEADER = """\
 # {file}: {what}
@@ -215,7 +221,7 @@ def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
             limit_nofile=LIMIT_NOFILE,
             hardening=hardening(
                 writable=f"{redhome / UNIT_LINKS}/%i"
-                + (f" -{SFTP_TREE_LINKS}/%i" if spec.name in SFTP_WRITERS else ""),
+                + (f" -{sftp_tree_links()}/%i" if spec.name in SFTP_WRITERS else ""),
                 writable_why="the instance's own tree"
                 + (" and its sFTP users' tree" if spec.name in SFTP_WRITERS else ""),
                 families="AF_UNIX AF_INET AF_INET6",
