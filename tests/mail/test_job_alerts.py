@@ -4,6 +4,7 @@ real relay: the owner of a job is mailed once when its run failed for good, and 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -83,5 +84,17 @@ def test_owner_is_mailed_after_the_last_retry_only(instance: InstancePaths, tmp_
             text = body.get_content()
             assert "No further retry follows." in text
             assert "NO_SUCH_TABLE" in text  # the database's reason
+
+            # the spool where operators look: redctl show (text and --json) and REDSYS's status view
+            assert "SENDMAIL spool: no mail waiting" in inst.redctl("show").stdout
+            assert json.loads(inst.redctl("show", "--json").stdout)["mail"]["count"] == 0
+            sql = "SELECT STATUS_TEXT FROM REDSYS.DAEMON_STATUS WHERE DAEMON = 'sendmail'"
+            row = wait_for(
+                lambda: [r for r in inst.rows(sql) if "1 sent, no mail waiting" in str(r["STATUS_TEXT"])],
+                30,
+                interval=0.5,
+                what="SENDMAIL's spool line in REDSYS.DAEMON_STATUS",
+            )
+            assert row
         finally:
             inst.close()
