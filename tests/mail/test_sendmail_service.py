@@ -187,3 +187,26 @@ def test_redinfo_shows_the_spool_and_the_status_reply_has_its_figures(mailer_for
     assert "3 mail(s) waiting, oldest " in line
     assert ", next try 20" in line  # a clock time: 60 s away, not "now"
     assert "not reachable" in line
+
+
+def test_the_relay_certificate_is_verified_unless_turned_off_which_is_logged(
+    mailer_for: MailerFor, tmp_path: Path
+) -> None:
+    with SmtpRelay(tmp_path, "STARTTLS") as relay:
+        mailer = mailer_for(relay, sendmail_smtp_ca_file="")  # the system's CAs do not know the relay's certificate
+        daemon = mailer.start()
+        with mailer.client() as client:
+            client.send_mail("ops@example.com", "not to an untrusted relay", "x")
+        wait_for(lambda: "certificate not trusted" in spool_summary(mailer.paths)["last_error"], 20, what="the refusal")
+        assert "sendmail_smtp_ca_file" in spool_summary(mailer.paths)["last_error"]
+        assert not relay.received
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.close()
+
+        mailer.paths.config_file.write_text(
+            mailer.paths.config_file.read_text().replace("#sendmail_smtp_verify = true", "sendmail_smtp_verify = false")
+        )
+        daemon = mailer.start()
+        relay.wait_for(1, 30)  # the waiting mail, now over an unverified TLS session
+        assert "the relay's certificate is NOT verified ([redctl] sendmail_smtp_verify = false)" in daemon.log
+        assert any(" WARNING " in line and "NOT verified" in line for line in daemon.log.splitlines())
