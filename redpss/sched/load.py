@@ -273,6 +273,7 @@ def _load_file(
     else:
         try:
             header = header_names(path, command) if command.header_columns else ()
+            _check_header(session, command.table, header)
             rows = _import(
                 request, session, command.import_statement(remote, header), key, remote=remote, table=command.table
             )
@@ -314,6 +315,17 @@ def header_names(path: Path, command: LoadCommand) -> list[str]:
     if len({name.upper() for name in names}) != len(names):
         raise BadHeader(f"line 1: the header line names a column twice: {first!r}")
     return names
+
+
+def _check_header(session: DbSession, table: str, header: Sequence[str]) -> None:
+    """BadHeader when the header names a column the table lacks: the file's fault, so it goes to data/error (the
+    database's own message for that would read like a missing table, which leaves a file in place)."""
+    if not header:
+        return
+    present = {str(name).upper() for name in session.execute(f"SELECT * FROM {table} WHERE 1 = 0").column_names()}  # noqa: S608
+    unknown = [name for name in header if name.upper() not in present]
+    if unknown:
+        raise BadHeader(f"line 1: the header names column(s) {', '.join(unknown)} that {table} does not have")
 
 
 def _import(request: RunRequest, session: DbSession, statement: str, key: str, *, remote: str, table: str) -> int:

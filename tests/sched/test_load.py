@@ -309,6 +309,7 @@ def test_a_file_watcher_starting_a_load_job_is_csvsrv_in_redctl_show() -> None:
 def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site: Site) -> None:
     site.drop("h/reordered.csv", 'at,qty,"item",id\n2026-11-30 01:02:03,3,widget,1\n,,nut,2\n')
     site.drop("h/unnamed.csv", "id,,qty\n1,x,2\n")
+    site.drop("h/unknown.csv", "id,colour\n3,red\n")
     with pytest.raises(LoadRejected) as caught:
         site.load("table=LOADS.ORDERS files='h/*.csv' columns=header")
     assert caught.value.extra == {"rows_loaded": 2}
@@ -316,3 +317,5 @@ def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site
     assert str(site.rows()[0][3]).startswith("2026-11-30 01:02:03")
     reason = (site.paths.data_error / "h" / "unnamed.csv.reason").read_text()
     assert reason.startswith("line 1: columns=header needs a header line naming every column, found ['id', '', 'qty']")
+    reason = (site.paths.data_error / "h" / "unknown.csv.reason").read_text()
+    assert reason == "line 1: the header names column(s) colour that LOADS.ORDERS does not have\n"
