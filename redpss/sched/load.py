@@ -204,7 +204,8 @@ class LoadReport:
     def message(self) -> str:
         parts = [f"{self.rows} row(s) from {len(self.loaded)} file(s)"]
         if self.loaded:
-            parts.append(", ".join(f"{name}: {rows}" for name, rows in self.loaded[:20]))
+            more = f" and {len(self.loaded) - 20} more" if len(self.loaded) > 20 else ""
+            parts.append(", ".join(f"{name}: {rows}" for name, rows in self.loaded[:20]) + more)
         if self.rejected:
             parts.append(
                 f"{len(self.rejected)} file(s) rejected to data/error: "
@@ -231,10 +232,10 @@ def load_files(
     rejected a file (the others are loaded all the same); the config is the instance's, read at each run."""
     config = config or load_config(paths.config_file)
     if not config.redctl.cfi_enabled:
-        raise LoadCommandError(
+        raise ValueError(
             f"LOAD jobs need CFISRV, through which the database fetches the files: set cfi_enabled = true in "
             f"{paths.config_file}, run `redctl db_install` (it creates CONNECTION {CONNECTION}) and restart"
-        ) from None
+        )
     report = LoadReport()
     _forget_old(session, config.redctl.log_retention)
     interval, now = config.redctl.ingest_stable_seconds, time.time()

@@ -22,7 +22,7 @@ from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import install
 from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import insert_statement
-from redpss.core.net import free_port
+from redpss.core.net import free_port, free_port_range
 from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.devdb.testing import InProcessDevDb
 from redpss.jmon.schedule import Definition, role
@@ -30,7 +30,6 @@ from redpss.sched.load import LoadCommand, LoadCommandError, LoadRejected, load_
 from redpss.sched.runlog import run_rows
 from redpss.sched.runners import execute
 from redpss.sched.runs import FAILED, OK, RunRequest, RunResult
-from tests.cfi.conftest import free_range
 from tests.support.daemons import DaemonProcess
 
 ORDERS = "CREATE TABLE LOADS.ORDERS (ID DECIMAL(9,0), ITEM VARCHAR(40), QTY DECIMAL(9,0), AT TIMESTAMP)"
@@ -130,7 +129,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     create_instance_tree(paths)
     devdb = InProcessDevDb(root / "devdb", port=free_port())
     devdb.start()
-    cfi_port, pasv = free_port(), free_range(4)
+    cfi_port, pasv = free_port(), free_port_range(4)
     redctl = {
         "cfi_port": str(cfi_port),
         "cfi_explicit_port": "0",
