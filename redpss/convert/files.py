@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from redpss.core.durable import fsync_folder, write_atomically
 from redpss.core.paths import InstancePaths
 
 log = logging.getLogger("redpss.convert.files")
@@ -51,14 +52,6 @@ class Naming:
 
     def source_of(self, ready: Path) -> Path:
         return ready.with_name(ready.name[1 : -len(f".{self.tag}.ready")])
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def relative_folder(paths: InstancePaths, source: Path) -> Path:
@@ -92,11 +85,11 @@ def move_file(source: Path, folder: Path) -> Path:
             dst.flush()
             os.fsync(dst.fileno())
         partial.rename(target)
-        fsync_dir(folder)
+        fsync_folder(folder)
         source.unlink()
     else:
-        fsync_dir(folder)
-    fsync_dir(source.parent)
+        fsync_folder(folder)
+    fsync_folder(source.parent)
     return target
 
 
@@ -111,12 +104,7 @@ def reject(paths: InstancePaths, source: Path, reason: str) -> Path:
     target = _free_name(folder, source.name)
     text = f"{source}: {reason}\n"
     reason_file = target.with_name(target.name + ".reason")
-    partial = reason_file.with_name(f".{reason_file.name}.part")
-    with partial.open("w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    partial.rename(reason_file)
+    write_atomically(reason_file, [text.encode()])
     moved = move_file(source, folder)
     if moved != target:  # another file took the name meanwhile: keep the reason beside the source
         reason_file.rename(moved.with_name(moved.name + ".reason"))
@@ -142,7 +130,7 @@ def _link_once(ready: Path, target: Path) -> None:
         if not ready.samefile(target):
             raise
     ready.unlink()
-    fsync_dir(target.parent)
+    fsync_folder(target.parent)
 
 
 def recover(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:

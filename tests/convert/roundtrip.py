@@ -1,5 +1,5 @@
-"""Reading a converted CSV back the way devdb's IMPORT does (DuckDB's CSV reader, every field as text, then CAST to
-the target column), so the tests check what the database would store, not how the text looks."""
+"""Helpers of the converter tests. A converted CSV is read back the way devdb's IMPORT reads it (DuckDB's CSV
+reader, every field as text, then CAST to the target column): the tests check what the database would store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 
+from redpss.core.paths import InstancePaths
 from redpss.devdb.commands import CsvOptions
 from redpss.devdb.csvio import load_csv
 from redpss.devdb.translate import ObjectName
@@ -29,3 +30,12 @@ def csv_rows(path: Path) -> list[list[str]]:
     """The file's rows as Python's csv module reads RFC 4180 (header included)."""
     with path.open(newline="", encoding="utf-8") as opened:
         return list(csv.reader(opened))
+
+
+def user_link(instance: InstancePaths, root: Path) -> Path:
+    """data/input/alice, a link to a folder outside the instance tree, as redftp_useradd makes for an sFTP user."""
+    upload = root / "sftp" / "alice" / "upload"
+    upload.mkdir(parents=True)
+    link = instance.data_input / "alice"
+    link.symlink_to(upload)
+    return link

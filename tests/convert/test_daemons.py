@@ -15,7 +15,7 @@ import pytest
 
 from redpss.core.config import render_config
 from redpss.core.paths import InstancePaths
-from tests.convert.roundtrip import csv_rows
+from tests.convert.roundtrip import csv_rows, user_link
 from tests.support.daemons import DaemonProcess
 from tests.support.wait import wait_for
 
@@ -32,12 +32,7 @@ def converter_instance(instance: InstancePaths) -> InstancePaths:
 
 @pytest.fixture
 def user_folder(converter_instance: InstancePaths, tmp_path: Path) -> Path:
-    """data/input/alice, a link to a folder outside the instance tree, as redftp_useradd makes for an sFTP user."""
-    upload = tmp_path / "sftp" / "alice" / "upload"
-    upload.mkdir(parents=True)
-    link = converter_instance.data_input / "alice"
-    link.symlink_to(upload)
-    return link
+    return user_link(converter_instance, tmp_path)
 
 
 class Converters:

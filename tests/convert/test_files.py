@@ -8,21 +8,13 @@ from pathlib import Path
 
 from redpss.convert.files import Naming, expire_archive, publish, recover, reject
 from redpss.core.paths import InstancePaths
+from tests.convert.roundtrip import user_link
 
 NAMING = Naming("json2csv", ".json", ".csv")
 
 
-def _user_folder(instance: InstancePaths, tmp_path: Path) -> Path:
-    """data/input/alice, a link to a folder outside the instance tree like an sFTP user's."""
-    outside = tmp_path / "sftp" / "alice" / "upload"
-    outside.mkdir(parents=True)
-    link = instance.data_input / "alice"
-    link.symlink_to(outside)
-    return link
-
-
 def test_a_committed_conversion_is_published_and_its_source_archived(instance: InstancePaths, tmp_path: Path) -> None:
-    folder = _user_folder(instance, tmp_path)
+    folder = user_link(instance, tmp_path)
     source = folder / "o.json"
     source.write_text('{"a": 1}\n')
     NAMING.ready(source).write_text('"a"\n1\n')  # killed after the commit point, before archiving
