@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from redpss.cfi.tls import CertificateFiles, ensure_certificate  # noqa: E402
 from redpss.core.config import render_config  # noqa: E402
-from redpss.core.net import free_port  # noqa: E402
+from redpss.core.net import free_port, free_port_range  # noqa: E402
 from redpss.core.paths import InstancePaths, create_instance_tree  # noqa: E402
 from redpss.devdb.ftpfetch import ImplicitFtps, client_context  # noqa: E402
 
@@ -89,26 +89,6 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> Non
     raise SystemExit(f"{what} did not listen on {port} within {START_TIMEOUT:.0f} s")
 
 
-def passive_range() -> int:
-    """A first port of PASSIVE_PORTS consecutive free ones."""
-    while True:
-        start = free_port()
-        if start + PASSIVE_PORTS > 65535:
-            continue
-        taken = []
-        try:
-            for port in range(start, start + PASSIVE_PORTS):
-                sock = socket.socket()
-                taken.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return start
-        except OSError:
-            continue
-        finally:
-            for sock in taken:
-                sock.close()
-
-
 @contextmanager
 def cfisrv(work: Path) -> Iterator[tuple[Server, Path]]:
     redhome = work / "redsys"
@@ -116,7 +96,7 @@ def cfisrv(work: Path) -> Iterator[tuple[Server, Path]]:
     paths = InstancePaths.for_instance("BENCH", redhome)
     create_instance_tree(paths)
     ensure_certificate(paths)
-    port, pasv = free_port(), passive_range()
+    port, pasv = free_port(), free_port_range(PASSIVE_PORTS)
     redctl = {
         "cfi_port": str(port),
         "cfi_explicit_port": "0",
@@ -180,7 +160,7 @@ max_clients=50
 
 @contextmanager
 def vsftpd(work: Path, files: CertificateFiles, root: Path) -> Iterator[Server]:
-    port, pasv = free_port(), passive_range()
+    port, pasv = free_port(), free_port_range(PASSIVE_PORTS)
     conf = work / "vsftpd.conf"
     conf.write_text(
         VSFTPD_CONF.format(

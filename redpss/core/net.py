@@ -38,6 +38,28 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def free_port_range(count: int, host: str = "127.0.0.1", attempts: int = 50) -> int:
+    """The first of `count` consecutive ports nobody listens on right now (CFISRV's passive range in tests and
+    benchmarks); OSError when `attempts` tries found none."""
+    for _ in range(attempts):
+        start = free_port(host)
+        if start + count > 65536:
+            continue
+        taken: list[socket.socket] = []
+        try:
+            for port in range(start, start + count):
+                sock = socket.socket()
+                taken.append(sock)
+                sock.bind((host, port))
+            return start
+        except OSError:
+            continue
+        finally:
+            for sock in taken:
+                sock.close()
+    raise OSError(f"no {count} consecutive free ports on {host}")
+
+
 def _ip_family(host: str) -> int | None:
     """AF_INET or AF_INET6 when `host` is an IP address, else None. An address is connected to directly: a name
     goes through getaddrinfo, which IDNA-encodes it and so loads the idna and stringprep codecs, a few ms of every

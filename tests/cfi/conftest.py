@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redpss.cfi.tls import ensure_certificate
-from redpss.core.net import free_port
+from redpss.core.net import free_port, free_port_range
 from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.devdb.ftpfetch import ImplicitFtps, client_context
 from tests.support.daemons import DaemonProcess
@@ -22,27 +21,6 @@ from tests.support.instance_runner import instance_config
 USER = "cfi_loader"
 PASSWORD = "cfi-test-pw"
 PASSIVE_PORTS = 8
-
-
-def free_range(count: int) -> int:
-    """The first of `count` consecutive loopback ports nobody listens on now."""
-    for _ in range(50):
-        start = free_port()
-        if start + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(start, start + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return start
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise AssertionError("no free range of ports")
 
 
 @dataclass
@@ -126,7 +104,7 @@ def sftp_layout(paths: InstancePaths, redftp_root: Path) -> None:
 def running_cfi(tmp_path: Path, more: dict[str, dict[str, str]] | None = None) -> Iterator[Cfi]:
     """CFISRV of instance TST1 (config overrides `more`) over the sFTP layout above."""
     paths = make_instance(tmp_path)
-    implicit, explicit, pasv = free_port(), free_port(), free_range(PASSIVE_PORTS)
+    implicit, explicit, pasv = free_port(), free_port(), free_port_range(PASSIVE_PORTS)
     write_config(paths, implicit, explicit, pasv, more=more)
     ensure_certificate(paths)
     redftp_root = tmp_path / "redftp"

@@ -14,9 +14,9 @@ import pytest
 
 from redpss.cfi.tls import CertificateFiles
 from redpss.core.exitcodes import ExitCode
-from redpss.core.net import free_port
+from redpss.core.net import free_port, free_port_range
 from redpss.devdb.ftpfetch import client_context
-from tests.cfi.conftest import PASSWORD, USER, Cfi, curl, free_range, make_instance, write_config
+from tests.cfi.conftest import PASSWORD, USER, Cfi, curl, make_instance, write_config
 from tests.support.daemons import DaemonProcess
 
 ORDERS = b"1;first\n2;second\n"
@@ -182,7 +182,7 @@ class _Bytes:
 @pytest.mark.parametrize("missing", ["cert", "key"])
 def test_a_missing_certificate_or_key_exits_3_naming_the_file(tmp_path: Path, missing: str) -> None:
     paths = make_instance(tmp_path)
-    write_config(paths, free_port(), free_port(), free_range(2))
+    write_config(paths, free_port(), free_port(), free_port_range(2))
     files = CertificateFiles.of(paths)
     other = files.key if missing == "cert" else files.cert
     other.write_text("present\n")
@@ -197,7 +197,7 @@ def test_a_missing_certificate_or_key_exits_3_naming_the_file(tmp_path: Path, mi
 
 def test_an_empty_password_exits_3_naming_the_key(tmp_path: Path) -> None:
     paths = make_instance(tmp_path)
-    write_config(paths, free_port(), free_port(), free_range(2), password="")
+    write_config(paths, free_port(), free_port(), free_port_range(2), password="")
     daemon = DaemonProcess("redpss.cfi.service", paths, tmp_path / "cfi", env=paths.environment())
     try:
         assert daemon.process.wait(timeout=30) == ExitCode.CONFIG
@@ -211,7 +211,7 @@ def test_explicit_port_0_switches_the_explicit_listener_off(tmp_path: Path) -> N
 
     paths = make_instance(tmp_path)
     implicit = free_port()
-    write_config(paths, implicit, 0, free_range(2))
+    write_config(paths, implicit, 0, free_port_range(2))
     ensure_certificate(paths)
     daemon = DaemonProcess("redpss.cfi.service", paths, tmp_path / "cfi", env=paths.environment())
     try:

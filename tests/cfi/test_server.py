@@ -12,9 +12,9 @@ from redpss.cfi.confine import Confinement
 from redpss.cfi.handlers import Counters, ListenerSettings, OneAccountAuthorizer
 from redpss.cfi.server import CfiServer, Listener, serve_in_thread
 from redpss.cfi.tls import CertificateFiles, server_context
+from redpss.core.net import free_port, free_port_range
 from redpss.devdb.ftpfetch import ImplicitFtps, client_context
 from redpss.devdb.tls import self_signed
-from tests.cfi.conftest import free_range
 from tests.support.wait import wait_for
 
 
@@ -24,7 +24,7 @@ def server(tmp_path: Path) -> Iterator[tuple[CfiServer, threading.Thread]]:
     self_signed(files.cert, files.key)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.csv").write_text("1\n")
-    pasv = free_range(4)
+    pasv = free_port_range(4)
     settings = ListenerSettings(
         context=server_context(files),
         authorizer=OneAccountAuthorizer("u", "pw", tmp_path / "data"),
@@ -32,8 +32,7 @@ def server(tmp_path: Path) -> Iterator[tuple[CfiServer, threading.Thread]]:
         passive_ports=range(pasv, pasv + 4),
         counters=Counters(),
     )
-    cfi = CfiServer([Listener("127.0.0.1", 0, True, "k")], settings, stalled_after=1.0)
-    cfi.listeners = [Listener("127.0.0.1", free_range(1), True, "k")]
+    cfi = CfiServer([Listener("127.0.0.1", free_port(), implicit=True, keys="test")], settings, stalled_after=1.0)
     cfi.start()
     thread = serve_in_thread(cfi)
     try:

@@ -12,8 +12,8 @@ from redpss.cfi.confine import Confinement
 from redpss.cfi.handlers import Counters, ListenerSettings, OneAccountAuthorizer
 from redpss.cfi.server import CfiServer, Listener, serve_in_thread
 from redpss.cfi.tls import CertificateFiles, server_context
+from redpss.core.net import free_port, free_port_range
 from redpss.devdb import tls
-from tests.cfi.conftest import free_range
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def ftps_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     (root / "in").mkdir(parents=True)
     files = CertificateFiles(tmp_path / "ftps.crt", tmp_path / "ftps.key")
     tls.self_signed(files.cert, files.key, common_name="ftps-test")
-    pasv = free_range(4)
+    pasv = free_port_range(4)
     settings = ListenerSettings(
         context=server_context(files),
         authorizer=OneAccountAuthorizer("loader", "pw", root),
@@ -31,7 +31,7 @@ def ftps_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         passive_ports=range(pasv, pasv + 4),
         counters=Counters(),
     )
-    server = CfiServer([Listener("127.0.0.1", free_range(1), implicit=True, keys="test")], settings)
+    server = CfiServer([Listener("127.0.0.1", free_port(), implicit=True, keys="test")], settings)
     server.start()
     thread = serve_in_thread(server)
     try:
