@@ -275,3 +275,24 @@ def test_a_graceful_stop_while_the_database_is_away_keeps_the_rows_for_the_next_
     )
     rows = dbls.rows("SELECT MESSAGE, COUNT(*) AS N FROM APP2.LOG_MESSAGES GROUP BY MESSAGE")
     assert {r["MESSAGE"]: r["N"] for r in rows} == {line[4]: 1 for line in sent}
+
+
+@pytest.mark.parametrize(
+    ("version", "request_line", "refusal"),
+    [
+        (2, {"op": "ping", "payload": 3}, "request 'ping' cannot carry a payload"),
+        (2, {"op": "log", "blocks": [["APP1", 3]], "payload": "3"}, '"payload" must be the number of bytes'),
+        (2, {"op": "log", "blocks": [["APP1", 3]], "payload": -3}, '"payload" must be the number of bytes'),
+        (1, {"op": "log", "blocks": [["APP1", 3]], "payload": 3}, "with protocol version 1"),
+    ],
+)
+def test_a_payload_where_none_may_be_closes_the_connection_with_bad_frame(
+    dbls: Dbls, version: int, request_line: dict[str, object], refusal: str
+) -> None:
+    hello = {"op": "hello", "version": version, "secret": instance_secret(dbls.paths), "client": "payloads"}
+    data = b"".join(json.dumps(m).encode() + b"\n" for m in (hello, request_line)) + b"xyz"
+    hello_reply, reply = (json.loads(line) for line in raw_exchange(dbls, data).splitlines())
+    assert hello_reply["ok"] is True
+    assert reply["code"] == "BAD_FRAME" and refusal in reply["error"]
+    dbls.procs["dbls"].wait_log(refusal)
+    assert list(dbls.paths.log_db.iterdir()) == []
