@@ -9,21 +9,25 @@ the file where it is for the next run.
 
 Exactly once: the IMPORT and a row in REDSYS.ADM_LOAD_FILE commit together. A run that ends between that COMMIT and
 the move (worker killed, disk error) leaves the file in place; the next run finds its row and archives the file
-without importing it again.
+without importing it again. Two runs that match the same file (a second run of the job, another job whose glob
+overlaps) never both load it: each file is loaded under an exclusive flock, and a run that cannot have it leaves it
+to the one that has.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import errno
+import fcntl
 import logging
 import os
 import re
 import shlex
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -245,10 +249,34 @@ def load_files(
         if not is_stable_file(path, interval, now):  # the rule of core.filestable, as CONVERT and FILE watchers
             report.waiting += 1
             continue
-        _load_file(request, session, paths, command, path=path, report=report)
+        with _claimed(path) as claimed:
+            if claimed:  # else another LOAD run has it (two jobs' globs overlap, or a second run of this one)
+                _load_file(request, session, paths, command, path=path, report=report)
     if report.rejected:
         raise LoadRejected(report)
     return report
+
+
+@contextlib.contextmanager
+def _claimed(path: Path) -> Iterator[bool]:
+    """An exclusive flock on the file while this run loads it: True when held and `path` is still that file."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        yield False  # loaded and moved by another run since the glob
+        return
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            mine = os.fstat(handle.fileno())
+            still = (path.stat().st_dev, path.stat().st_ino) == (mine.st_dev, mine.st_ino)
+        except FileNotFoundError:
+            still = False  # moved by the run that held the lock before us
+        yield still
 
 
 def _load_file(

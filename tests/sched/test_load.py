@@ -7,6 +7,7 @@ and the ROWS_LOADED of the job log. tests/e2e/test_ingest.py runs the whole chai
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import time
@@ -318,3 +319,12 @@ def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site
     assert reason.startswith("line 1: columns=header needs a header line naming every column, found ['id', '', 'qty']")
     reason = (site.paths.data_error / "h" / "unknown.csv.reason").read_text()
     assert reason == "line 1: the header names column(s) colour that LOADS.ORDERS does not have\n"
+
+
+def test_a_file_another_load_run_holds_is_left_to_it(site: Site) -> None:
+    path = site.drop("c/orders.csv", HEADER + "1,widget,3,\n")
+    with path.open("rb") as other:  # a second run of the job, or another job whose glob matches, loading it now
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        assert site.load("table=LOADS.ORDERS files=c/*.csv").message == "0 row(s) from 0 file(s)"  # type: ignore[attr-defined]
+        assert site.rows() == [] and path.exists()
+    assert site.load("table=LOADS.ORDERS files=c/*.csv").message == "1 row(s) from 1 file(s); c/orders.csv: 1"  # type: ignore[attr-defined]
