@@ -18,6 +18,7 @@ from redpss.core.logging.daily import DailyFileHandler, day_of
 
 log = logging.getLogger("redpss.dbls.files")
 STILL_THERE_CHECK = 1.0  # seconds
+IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024  # buffers one writev takes
 
 
 class SchemaLogFile(DailyFileHandler):
@@ -34,7 +35,7 @@ class SchemaLogFile(DailyFileHandler):
         fd = self._file_for(day_of(when))
         pending = [memoryview(block) for block in blocks if block]
         while pending:
-            written = os.writev(fd, pending)
+            written = os.writev(fd, pending[:IOV_MAX])  # a request may hold more blocks of a schema than one call takes
             while pending and written >= len(pending[0]):
                 written -= len(pending.pop(0))
             if pending:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from redpss.dbls.batch import BatchError, parse_blocks
+from redpss.dbls.files import IOV_MAX, SchemaFiles
 from redpss.sql.udf.pss_client import log_line, log_request
 
 STAMP = "2026-11-30 01:02:03.123"
@@ -95,3 +98,14 @@ def test_a_block_may_not_start_with_a_continuation_line() -> None:
 def test_blocks_that_do_not_cut_the_payload_are_refused(blocks: object, payload: object, message: str) -> None:
     with pytest.raises(BatchError, match=message):
         parse_blocks(blocks, payload)
+
+
+def test_more_blocks_of_one_schema_than_one_writev_takes_are_written_in_order(tmp_path: Path) -> None:
+    files = SchemaFiles(tmp_path)
+    lines = [log_line("INFO", STAMP, "s", f"line {n}") for n in range(IOV_MAX + 5)]
+    _, payload = log_request({"APP1": lines})
+    blocks = [["APP1", len(line.encode())] for line in lines]  # one block per line, all of one schema
+    batch = parse_blocks(blocks, payload)
+    files.write(batch.files)
+    files.close()
+    assert (tmp_path / "APP1" / "APP1.log").read_text() == "".join(lines)
