@@ -185,9 +185,7 @@ class ScriptInstance:
         try:
             return self._run(Context(self.names, values))
         except (Exception, SystemExit) as exc:  # any error of the script's code (sys.exit too) fails the statement
-            raise ScriptFailure(
-                f"script {self.script.qualified}: run() failed: {_described(exc, self.script)}"
-            ) from exc
+            raise self._failure("run()", exc) from exc
 
     def cleanup(self) -> None:
         cleanup = self.namespace.get("cleanup")
@@ -197,10 +195,11 @@ class ScriptInstance:
     def _guarded(self, phase: str, action: Callable[[], Any]) -> Any:
         try:
             return action()
-        except (Exception, SystemExit) as exc:  # any error of the script's code (sys.exit too) fails the statement
-            raise ScriptFailure(
-                f"script {self.script.qualified}: {phase} failed: {_described(exc, self.script)}"
-            ) from exc
+        except (Exception, SystemExit) as exc:  # as in call()
+            raise self._failure(phase, exc) from exc
+
+    def _failure(self, phase: str, exc: BaseException) -> ScriptFailure:
+        return ScriptFailure(f"script {self.script.qualified}: {phase} failed: {_described(exc, self.script)}")
 
 
 def _exasol_values(values: tuple[Any, ...], integral: tuple[int, ...]) -> tuple[Any, ...]:
