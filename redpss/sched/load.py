@@ -387,12 +387,14 @@ def _forget_old(session: DbSession, retention_days: int) -> None:
 
 
 def _set_aside(path: Path, source_root: Path, target_root: Path, reason: str | None) -> Path:
-    """Move `path` to the same relative place below `target_root` (a name taken gets a time suffix); with a
-    reason, `<file>.reason` beside it. Written first, renamed after, so a half-moved file is never seen as done."""
-    target = target_root / path.relative_to(source_root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        target = target.with_name(f"{target.name}.{time.strftime('%Y%m%d%H%M%S')}.{os.getpid()}")
+    """Move `path` to the same relative place below `target_root` (a name still taken there gets .1, .2, ... as
+    JSON2CSV and PARQ2CSV name their sources); with a reason, `<file>.reason` beside it, written first."""
+    wanted = target_root / path.relative_to(source_root)
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    target, number = wanted, 0
+    while target.exists() or target.is_symlink():
+        number += 1
+        target = wanted.with_name(f"{wanted.name}.{number}")
     if reason is not None:
         note = target.with_name(target.name + ".reason")
         note.write_text(reason.rstrip() + "\n", encoding="utf-8")

@@ -328,3 +328,14 @@ def test_a_file_another_load_run_holds_is_left_to_it(site: Site) -> None:
         assert site.load("table=LOADS.ORDERS files=c/*.csv").message == "0 row(s) from 0 file(s)"  # type: ignore[attr-defined]
         assert site.rows() == [] and path.exists()
     assert site.load("table=LOADS.ORDERS files=c/*.csv").message == "1 row(s) from 1 file(s); c/orders.csv: 1"  # type: ignore[attr-defined]
+
+
+def test_a_second_file_of_the_same_name_is_archived_beside_the_first(site: Site) -> None:
+    site.drop("d/orders.csv", HEADER + "1,widget,3,\n")
+    site.load("table=LOADS.ORDERS files=d/*.csv")
+    site.drop("d/orders.csv", HEADER + "2,nut,4,\n", age=120)  # the next day's upload under the same name
+    site.load("table=LOADS.ORDERS files=d/*.csv")
+    assert [r[:3] for r in site.rows()] == [(1, "widget", 3), (2, "nut", 4)]  # a new file, not the loaded one
+    archive = site.paths.data_archive / "d"
+    assert sorted(p.name for p in archive.iterdir()) == ["orders.csv", "orders.csv.1"]
+    assert (archive / "orders.csv.1").read_text().endswith("2,nut,4,\n")
