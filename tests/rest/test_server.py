@@ -114,3 +114,19 @@ def test_restctl_status_of_an_enabled_api_that_is_not_running_is_3(api_instance:
     )
     assert result.returncode == 3, result
     assert "is not running (nothing answers on https://127.0.0.1:" in result.stdout
+
+
+def test_the_units_stop_timeout_outlasts_gunicorns_graceful_stop(api_instance: InstancePaths) -> None:
+    """systemd's SIGKILL must not cut the workers' drain short: TimeoutStopSec= > graceful_timeout + the abort."""
+    from redpss.cli.redsysctl.units import render_service, timeout_stop_sec  # noqa: PLC0415
+    from redpss.core.config import load_config  # noqa: PLC0415
+    from redpss.core.daemon import ABORT_TIMEOUT  # noqa: PLC0415
+    from redpss.core.services import service_spec  # noqa: PLC0415
+    from redpss.rest.server import gunicorn_options  # noqa: PLC0415
+
+    spec = service_spec("rest")
+    options = gunicorn_options(api_instance, load_config(api_instance.config_file), CertificateFiles.of(api_instance))
+    assert timeout_stop_sec(spec) > options["graceful_timeout"] + ABORT_TIMEOUT
+    unit = render_service(spec)
+    assert "ExecStart=/app/redsys/env/.units/%i/bin/redpss-rest --instance %i" in unit
+    assert "WatchdogSec=30" in unit and "RestartPreventExitStatus=3" in unit and "Type=notify" in unit
