@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class Site:
     session: DbSession
     config: Config
     ftp_port: int
+    redftp: Path  # CFISRV's sFTP root, on another file system (tmpfs) than the instance tree
 
     def drop(self, relative: str, text: str, *, age: float = 60.0) -> Path:
         """A file below data/input, its modification time `age` seconds ago (0: just written)."""
@@ -143,13 +145,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     paths.config_file.chmod(0o600)
     ensure_certificate(paths)
-    cfi = DaemonProcess("redpss.cfi.service", paths, root / "cfi")
+    redftp = Path(tempfile.mkdtemp(prefix="redpss-load-", dir="/dev/shm")) / "redftp"
+    cfi = DaemonProcess("redpss.cfi.service", paths, root / "cfi", "--redftp-root", str(redftp))
     session = DbSession(DbSettings(dsn=devdb.dsn, user="sys", password=Secret("exasol"), encryption=False))
     try:
         cfi.wait_ready(timeout=30)
         config = load_config(paths.config_file)
         install(session, ["LOADS"])
-        yield Site(paths, session, config, cfi_port)
+        yield Site(paths, session, config, cfi_port, redftp)
     finally:
         session.close()
         try:
@@ -157,6 +160,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         finally:
             cfi.close()
             devdb.stop()
+            shutil.rmtree(redftp.parent)
 
 
 @pytest.fixture
@@ -172,9 +176,9 @@ def site(served: Site) -> Iterator[Site]:
     )
     yield served
     served.paths.config_file.write_text(config_text)
-    for folder in (served.paths.data_input, served.paths.data_archive, served.paths.data_error):
-        for entry in list(folder.iterdir()):
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for folder in (served.paths.data_input, served.paths.data_archive, served.paths.data_error, served.redftp):
+        for entry in list(folder.iterdir()) if folder.exists() else []:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 HEADER = "ID,ITEM,QTY,AT\n"
@@ -339,3 +343,17 @@ def test_a_second_file_of_the_same_name_is_archived_beside_the_first(site: Site)
     archive = site.paths.data_archive / "d"
     assert sorted(p.name for p in archive.iterdir()) == ["orders.csv", "orders.csv.1"]
     assert (archive / "orders.csv.1").read_text().endswith("2,nut,4,\n")
+
+
+def test_an_upload_in_the_sftp_tree_on_another_file_system_is_loaded_and_moved_out(site: Site) -> None:
+    upload = site.redftp / "env" / "tst1" / "alice" / "upload"
+    upload.mkdir(parents=True)
+    (site.paths.data_input / "alice").symlink_to(upload)  # as redftp_useradd links a user's folder
+    assert upload.stat().st_dev != site.paths.data.stat().st_dev  # a rename would fail with EXDEV
+    site.drop("alice/orders.csv", HEADER + "1,widget,3,\n")
+    report = site.load("table=LOADS.ORDERS files=alice/*.csv")
+    assert report.message == "1 row(s) from 1 file(s); alice/orders.csv: 1"  # type: ignore[attr-defined]
+    assert not list(upload.iterdir())  # moved out of the chroot (copied across file systems, then removed)
+    archive = site.paths.data_archive / "alice"
+    assert [p.name for p in archive.iterdir()] == ["orders.csv"]  # no partial copy left
+    assert (archive / "orders.csv").read_text() == HEADER + "1,widget,3,\n"
