@@ -97,10 +97,40 @@ class CfiDtpHandler(TLS_DTPHandler):  # type: ignore[misc]
         # pyftpdlib formats the connection into every debug message, logged or not: keep that cheap.
         return f"<{type(self).__name__} {self.cmd_channel.remote_ip}:{self.cmd_channel.remote_port}>"
 
+    # The RETR usually arrives before the client starts the data connection's handshake. pyftpdlib would queue the
+    # file at once and wait for READ|WRITE: the socket is writable all along, so the loop spun about 40 times per
+    # data connection while the handshake waited for the client, taking the CPU the client needed (2 CPUs). What
+    # comes during the handshake is held here and handed on once it is done.
+    _held: list[tuple[str, Any]]
+
+    def _hold(self, what: str, data: Any) -> bool:
+        if not self._ssl_accepting:
+            return False
+        self.__dict__.setdefault("_held", []).append((what, data))
+        return True
+
+    def push(self, data: Any) -> None:
+        if not self._hold("push", data):
+            super().push(data)
+
     def push_with_producer(self, producer: Any) -> None:
         if hasattr(producer, "buffer_size"):
             producer.buffer_size = TRANSFER_CHUNK  # per producer: pyftpdlib's FileProducer class stays as it is
-        super().push_with_producer(producer)
+        if not self._hold("producer", producer):
+            super().push_with_producer(producer)
+
+    def close_when_done(self) -> None:
+        if not self._hold("close", None):
+            super().close_when_done()
+
+    def _release(self) -> None:
+        for what, data in self.__dict__.pop("_held", []):
+            if what == "push":
+                super().push(data)
+            elif what == "producer":
+                super().push_with_producer(data)
+            else:
+                super().close_when_done()
 
     def handle_ssl_established(self) -> None:
         counters: Counters = self.cmd_channel.counters
@@ -110,6 +140,7 @@ class CfiDtpHandler(TLS_DTPHandler):  # type: ignore[misc]
             if session_reused(self.socket):
                 counters.data_channels_resumed += 1
         super().handle_ssl_established()
+        self._release()
 
 
 class CfiHandler(TLS_FTPHandler):  # type: ignore[misc]
