@@ -93,12 +93,20 @@ class PssClient:
 
         A `payload` is declared in the message (`"payload": N`) and sent as raw bytes right after its line.
         """
-        data = b""
-        if payload is not None:
-            message, data = {**message, "payload": len(payload)}, payload
+        parts = [payload] if payload is not None else None
+        self.send_parts(message, parts)
+
+    def send_parts(self, message: dict[str, Any], parts: list[bytes] | None) -> None:
+        """`send` with a payload in parts (sent one after the other, without joining them first)."""
+        if parts is not None:
+            message = {**message, "payload": sum(len(part) for part in parts)}
+        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
         try:
-            # one send: a request line alone would wake the server for a few bytes (a copy costs far less)
-            self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n" + data)
+            # one system call for the line and its payload: a line alone would wake the server for a few bytes
+            if parts and not isinstance(self.sock, ssl.SSLSocket):
+                _send_all(self.sock, [line, *parts])
+            else:
+                self.sock.sendall(line + b"".join(parts or ()))
         except OSError as exc:
             raise PssError(f"{self.address}: {exc.strerror or exc}") from exc
 
@@ -133,7 +141,7 @@ class PssClient:
         blocks: dict[str, list[str]] = {}
         for schema, level, timestamp, source, text in lines:
             blocks.setdefault(schema, []).append(log_line(level, timestamp, clean_source(source), text))
-        self.send(*log_request(blocks))
+        self.send_parts(*_log_parts(blocks))
         return _durable(_check(self.next_reply(), "log"), self.address)
 
     def run_action(
@@ -207,13 +215,29 @@ def _continued(text: str) -> str:
 
 def log_request(blocks: dict[str, list[str]]) -> tuple[dict[str, Any], bytes]:
     """The `log` request and its payload: each schema's lines as one UTF-8 block, the blocks one after the other."""
+    message, parts = _log_parts(blocks)
+    return message, b"".join(parts)
+
+
+def _log_parts(blocks: dict[str, list[str]]) -> tuple[dict[str, Any], list[bytes]]:
     spec: list[list[Any]] = []
     parts: list[bytes] = []
     for schema, lines in blocks.items():
         data = "".join(lines).encode("utf-8", "replace")  # "replace": a lone surrogate cannot be UTF-8
         spec.append([schema, len(data)])
         parts.append(data)
-    return {"op": "log", "blocks": spec}, b"".join(parts)
+    return {"op": "log", "blocks": spec}, parts
+
+
+def _send_all(sock: socket.socket, parts: list[bytes]) -> None:
+    """sendall of several buffers with sendmsg (a socket with a timeout may take less than all of them at once)."""
+    views = [memoryview(part) for part in parts if part]
+    while views:
+        sent = sock.sendmsg(views[:512])
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if views and sent:
+            views[0] = views[0][sent:]
 
 
 class LogBuffer:
@@ -262,7 +286,7 @@ class LogBuffer:
     def _send(self) -> None:
         blocks = self._blocks
         self._blocks, self._by_name, self.pending = {}, {}, 0
-        self.client.send(*log_request(blocks))
+        self.client.send_parts(*_log_parts(blocks))
         self.unacknowledged += 1
 
     def _await_acknowledgements(self, allowed: int) -> None:
