@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from redpss.devdb import catalog, functions, systables, udf_store
+from redpss.devdb import catalog, functions, systables
 
 DB_FILE = "devdb.duckdb"
 
@@ -74,7 +74,6 @@ class Database:
         setup = self._con.cursor()
         try:
             catalog.setup(setup)
-            udf_store.setup(setup)
             systables.setup(setup)
             functions.setup(setup)
         finally:

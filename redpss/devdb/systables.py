@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from redpss.devdb import users
+from redpss.devdb import udf_store, users
 
 SYSTEM_SCHEMA = "SYS"
 LIVE_DATABASE = "redpss_devdb_live"  # in memory, attached at start: what is not data (sessions)
@@ -180,6 +180,7 @@ def _definitions() -> dict[str, str]:
         views[f"EXA_{family}_SESSIONS"] = _SESSIONS
         views[f"EXA_{family}_OBJECTS"] = _OBJECTS_VIEW
     views.update(users.system_views())  # users, roles, grants (users.py)
+    views.update(udf_store.system_views())  # scalar scripts (udf_store.py)
     return views
 
 
@@ -190,6 +191,7 @@ def setup(cursor: Any) -> None:
     """Create (or refresh) the SYS views; run at every start so a newer devdb brings its definitions."""
     cursor.execute(f"ATTACH IF NOT EXISTS ':memory:' AS \"{LIVE_DATABASE}\"")
     users.setup(cursor)  # the tables the user and role views read
+    udf_store.setup(cursor)  # the table the script views read
     cursor.execute(
         f"CREATE TABLE IF NOT EXISTS {LIVE_SESSIONS} (SESSION_ID HUGEINT, USER_NAME VARCHAR, LOGIN_TIME TIMESTAMP)"
     )

@@ -2,7 +2,7 @@
 
 A CREATE SCRIPT writes its row in the caller's transaction (like CREATE CONNECTION in catalog.py), so a rolled-back
 CREATE leaves nothing behind and scripts survive a restart with the data. DROP SCHEMA ... CASCADE drops the
-schema's scripts with it.
+schema's scripts with it. SYS.EXA_ALL_SCRIPTS (and the USER/DBA variants) show them with Exasol's columns.
 """
 
 # DuckDB SQL is built here from constant names; values travel as parameters.
@@ -14,12 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from redpss.devdb.catalog import META_SCHEMA
 from redpss.devdb.errors import DevDbError
 from redpss.devdb.types import ExaType
 from redpss.devdb.udf_parse import LANGUAGE, Parameter
 
-_SCRIPTS = f'"{META_SCHEMA}"."SCRIPTS"'
+_SCRIPTS = '"REDPSS_DEVDB"."SCRIPTS"'  # catalog.META_SCHEMA (not imported: systables reads this module)
 _SETUP = (
     f"CREATE TABLE IF NOT EXISTS {_SCRIPTS} (SCHEMA_NAME VARCHAR, SCRIPT_NAME VARCHAR, SCRIPT_LANGUAGE VARCHAR, "
     "PARAMETERS VARCHAR, RETURNS_TYPE VARCHAR, BODY VARCHAR, PRIMARY KEY (SCHEMA_NAME, SCRIPT_NAME))"
@@ -41,8 +40,22 @@ class StoredScript:
         return f"{self.schema}.{self.name}"
 
 
+_SCRIPTS_VIEW = f"""
+SELECT SCHEMA_NAME AS SCRIPT_SCHEMA, SCRIPT_NAME, 'SYS' AS SCRIPT_OWNER,
+  CAST(NULL AS DECIMAL(18,0)) AS SCRIPT_OBJECT_ID, 'UDF' AS SCRIPT_TYPE, SCRIPT_LANGUAGE,
+  'SCALAR' AS SCRIPT_INPUT_TYPE, 'RETURNS' AS SCRIPT_RESULT_TYPE,
+  BODY AS SCRIPT_TEXT, CAST(NULL AS VARCHAR) AS SCRIPT_COMMENT
+FROM {_SCRIPTS}
+"""
+
+
 def setup(cursor: Any) -> None:
     cursor.execute(_SETUP)
+
+
+def system_views() -> dict[str, str]:
+    """EXA_ALL/USER/DBA_SCRIPTS (SCRIPT_TEXT is the code after AS: devdb keeps no other text of the statement)."""
+    return {f"EXA_{family}_SCRIPTS": _SCRIPTS_VIEW for family in ("ALL", "USER", "DBA")}
 
 
 def save(cursor: Any, script: StoredScript, *, replace: bool) -> None:

@@ -88,6 +88,11 @@ def test_a_replaced_script_runs_its_new_body_and_a_rolled_back_create_leaves_not
     create = "CREATE OR REPLACE PYTHON3 SCALAR SCRIPT {s}.V () RETURNS DECIMAL(9,0) AS\ndef run(ctx):\n    return {v}\n"
     conn.execute(create.format(s=schema, v=1))
     assert conn.execute(f"SELECT {schema}.V()").fetchval() == 1
+    listed = conn.execute(
+        "SELECT SCRIPT_NAME, SCRIPT_TYPE, SCRIPT_LANGUAGE, SCRIPT_INPUT_TYPE, SCRIPT_RESULT_TYPE, SCRIPT_TEXT "
+        f"FROM EXA_ALL_SCRIPTS WHERE SCRIPT_SCHEMA = '{schema}'"
+    ).fetchall()
+    assert listed == [("V", "UDF", "PYTHON3", "SCALAR", "RETURNS", "def run(ctx):\n    return 1")]
     conn.execute(create.format(s=schema, v=2))
     assert conn.execute(f"SELECT {schema}.V()").fetchval() == 2
     conn.set_autocommit(False)

@@ -73,8 +73,8 @@ def test_pss_log_writes_durably_before_the_statement_returns_and_errors_reach_lo
         ("ERROR", "order 17 has no customer"),
     ]
     secret = instance_secret(daemons.paths, create=False)
-    bodies = daemons.inst.rows("SELECT BODY FROM REDPSS_DEVDB.SCRIPTS WHERE SCHEMA_NAME = 'REDSYS'")
-    assert len(bodies) >= 2 and all(secret not in row["BODY"] for row in bodies)
+    bodies = daemons.inst.rows("SELECT SCRIPT_TEXT FROM EXA_ALL_SCRIPTS WHERE SCRIPT_SCHEMA = 'REDSYS'")
+    assert len(bodies) >= 2 and all(secret not in row["SCRIPT_TEXT"] for row in bodies)
 
 
 def test_pss_log_refuses_a_bad_level_and_fails_when_dbls_is_down(daemons: DaemonSet) -> None:
