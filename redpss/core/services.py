@@ -194,6 +194,16 @@ SERVICES: tuple[ServiceSpec, ...] = (
         address=sendfile_address,
         probe="ping",
     ),
+    # MAIL2CMD (optional): operators' commands by mail; a command under way finishes when stopped.
+    ServiceSpec(
+        "mail2cmd",
+        "runs allow-listed commands mailed by allow-listed senders",
+        lambda c: c.redctl.mail2cmd_enabled,
+        "redpss.mail.mail2cmd",
+        drain_timeout=30.0,
+        address=mail2cmd_address,
+        probe="tcp",
+    ),
     ServiceSpec(
         "jmon", "job monitor", _always, "redpss.jmon.service", drain_timeout=15.0, address=jmon_address, probe="ping"
     ),

@@ -1,0 +1,119 @@
+"""MAIL2CMD with the whole instance running (start_trace: devdb, SCHED, JMON, SENDMAIL, MAIL2CMD) and a real relay.
+
+Mails go in over SMTP (smtplib to MAIL2CMD's aiosmtpd listener); the replies come out through SENDMAIL to the aiosmtpd
+relay, as an operator's would. A refused mail is answered 550 at the SMTP level, logged with its reason, and gets no
+reply mail; the secret never appears in the log.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from redpss.core.net import free_port
+from redpss.core.paths import InstancePaths
+from tests.support.instance_runner import RunningInstance, add_job, instance_config
+from tests.support.smtp_relay import SmtpRelay
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.slow
+
+OPS = "ops@example.com"
+SECRET = "s3cret-for-ops-0123456789"
+RULES = f"""[sender {OPS}]
+secret = {SECRET}
+commands = status, start_job
+
+[sender dba@example.com]
+secret = another-secret-0123456789
+commands = status, show, start_job, toggle_db_job, suspend, resume
+"""
+
+
+@pytest.fixture
+def running(instance: InstancePaths, tmp_path: Path) -> Iterator[tuple[RunningInstance, SmtpRelay]]:
+    with SmtpRelay(tmp_path, "PLAIN") as relay:
+        keys = {**relay.config(), "mail2cmd_enabled": "true", "mail2cmd_port": str(free_port())}
+        instance.config_file.write_text(instance_config({"redctl": keys}))
+        rules = instance.etc / "mail2cmd.conf"
+        rules.write_text(RULES)
+        rules.chmod(0o600)
+        inst = RunningInstance(instance, tmp_path)
+        try:
+            inst.start()
+            inst.redctl("db_register", "APP1")
+            yield inst, relay
+        finally:
+            inst.close()
+
+
+def send(inst: RunningInstance, subject: str, body: str, sender: str = OPS, envelope: str | None = None) -> None:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "redpss@tst1.example"
+    message["Subject"] = subject
+    message.set_content(body)
+    with smtplib.SMTP("127.0.0.1", int(inst.config.redctl.mail2cmd_port), timeout=30) as smtp:
+        smtp.send_message(message, from_addr=envelope or sender)
+
+
+def mail2cmd_log(inst: RunningInstance) -> str:
+    path = inst.paths.log_file("mail2cmd")
+    return path.read_text() if path.exists() else ""
+
+
+def test_an_allowed_mail_starts_the_job_and_the_reply_arrives(running: tuple[RunningInstance, SmtpRelay]) -> None:
+    inst, relay = running
+    add_job(inst, "APP1", 17, "NIGHTLY", INTERVAL_SECONDS=86400)
+    inst.redctl("reload")
+    send(inst, "start_job APP1.17", f"please\nsecret: {SECRET}\n")
+    [reply] = relay.wait_for(1, 60)
+    assert reply.recipients == (OPS,)
+    message = reply.message()
+    assert message["Subject"] == "Re: start_job APP1.17"
+    body = message.get_body()
+    assert body is not None
+    text = body.get_content()
+    assert "job APP1.17 (NIGHTLY) started as run" in text, text
+    wait_for(
+        lambda: inst.rows("SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 17 AND STATUS = 'OK'"),
+        30,
+        what="the run of job 17 in ADM_JOB_LOG",
+    )
+    send(inst, "status", f"secret: {SECRET}")
+    relay.wait_for(2, 60)
+    assert '"instance": "TST1"' in relay.received[1].message().get_body().get_content()  # type: ignore[union-attr]
+    assert SECRET not in mail2cmd_log(inst)
+
+
+REFUSED = [  # subject, body, From:, envelope sender (None: the same), the reason logged
+    ("status", f"secret: {SECRET}", OPS, "mallory@evil.example", "forged sender: From: 'ops@example.com'"),
+    ("status", f"secret: {SECRET}", "mallory@evil.example", None, "'mallory@evil.example' is not allow-listed"),
+    ("status", "secret: wrong-secret-0123456789", OPS, None, "the secret line is missing or wrong"),
+    ("show", "no secret at all", OPS, None, "the secret line is missing or wrong"),
+    ("suspend", f"secret: {SECRET}", OPS, None, "command 'suspend' is not on its list"),
+    ("status; rm -rf /", f"secret: {SECRET}", OPS, None, "holds shell syntax (';')"),
+    ("start_job APP1.17 $(reboot)", f"secret: {SECRET}", OPS, None, "holds shell syntax ('$')"),
+    ("start_job ../../etc", f"secret: {SECRET}", OPS, None, "start_job takes the form 'start_job SCHEMA.JOB'"),
+]
+
+
+def test_refused_mails_are_answered_550_logged_and_not_run(running: tuple[RunningInstance, SmtpRelay]) -> None:
+    inst, relay = running
+    for subject, body, sender, envelope, reason in REFUSED:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            send(inst, subject, body, sender, envelope)
+        assert refused.value.smtp_code == 550, subject
+        error = refused.value.smtp_error
+        assert reason in (error.decode() if isinstance(error, bytes) else error), error
+        wait_for(lambda: reason in mail2cmd_log(inst), 10, what=f"{reason!r} in MAIL2CMD's log")  # noqa: B023
+    log = mail2cmd_log(inst)
+    assert log.count("refused a mail from 127.0.0.1") == len(REFUSED)
+    assert "wrong-secret" not in log and SECRET not in log
+    assert "running" not in log  # nothing was run
+    assert not inst.paths.suspend_marker.exists()
+    assert relay.received == []  # no reply: a forged sender must not turn MAIL2CMD into a source of backscatter
