@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -159,3 +162,45 @@ def test_a_rejected_csv_goes_to_error_with_the_reason_and_the_run_counts_what_it
     )
     assert int(failed[0]["ROWS_LOADED"]) == 1
     assert f"1 file(s) rejected to data/error: {USER}/b-bad.csv:" in failed[0]["MESSAGE"]
+
+
+def test_a_load_worker_killed_mid_run_loses_and_duplicates_nothing(inst: RunningInstance) -> None:
+    """SIGKILL of the LOADER worker while it loads 40 files, then the job again: every row exactly once."""
+    add_job(
+        inst, "APP1", 2, "LOAD_BATCH", POOL="LOADER", JOB_TYPE="LOAD", INTERVAL_SECONDS=None,
+        COMMAND="table=APP1.ORDERS files='batch/*.csv' skip=0",
+    )  # fmt: skip
+    inst.redctl("reload")
+    folder = inst.paths.data_input / "batch"
+    folder.mkdir()
+    for number in range(40):
+        drop(folder, f"{number:03}.csv", lambda p, n=number: p.write_text(f"{n},item {n},1,,,\n", encoding="utf-8"))
+    wait_for(
+        lambda: all(time.time() - p.stat().st_mtime >= 1.5 for p in folder.iterdir()), 10, what="the files settled"
+    )
+    inst.redctl("start_db_job", "APP1.2")
+    archive = inst.paths.data_archive / "batch"
+
+    def loading_worker() -> dict[str, Any] | None:
+        if not archive.is_dir() or len(list(archive.iterdir())) < 3:
+            return None
+        pools = inst_show(inst)["sched"]["pools"]
+        return next((w for p in pools for w in p["workers"] if w["job"] == "APP1.LOAD_BATCH"), None)
+
+    worker = wait_for(loading_worker, 60, interval=0.05, what="the LOAD run under way with 3 files archived")
+    os.kill(worker["pid"], signal.SIGKILL)
+    wait_for(
+        lambda: inst.rows("SELECT RUN_ID FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 2 AND STATUS = 'FAILED'"),
+        30,
+        what="the killed run logged",
+    )
+    assert 0 < len(list(archive.iterdir())) < 40, "the kill came after the run's end: nothing was tested"
+    inst.redctl("start_db_job", "APP1.2")
+    wait_for(lambda: not list(folder.iterdir()), 60, what="every file loaded by the second run")
+    ids = [row[0] for row in orders(inst)]
+    assert ids == list(range(40))  # none lost, none twice
+    assert sorted(p.name for p in archive.iterdir()) == [f"{n:03}.csv" for n in range(40)]
+
+
+def inst_show(inst: RunningInstance) -> dict[str, Any]:
+    return dict(json.loads(inst.redctl("show", "--json").stdout))
