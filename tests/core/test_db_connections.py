@@ -63,6 +63,7 @@ def test_db_install_creates_the_connections_and_logs_no_secret(
             "dbls_port": "17402",
             "jexec_port": "17403",
             "sendmail_port": "17404",
+            "sendfile_port": "17405",
         },
     }
     instance.config_file.write_text(render_config(config))
@@ -74,6 +75,7 @@ def test_db_install_creates_the_connections_and_logs_no_secret(
         "REDSYS_DBLS": (f"{CALLBACK_HOST}:17402", "TST1", secret),
         "REDSYS_JEXEC": (f"{CALLBACK_HOST}:17403", "TST1", secret),
         "REDSYS_SENDMAIL": (f"{CALLBACK_HOST}:17404", "TST1", secret),
+        "REDSYS_SENDFILE": (f"{CALLBACK_HOST}:17405", "TST1", secret),
     }
     out, err = capsys.readouterr()
     assert f"connection REDSYS_DBLS to {CALLBACK_HOST}:17402" in out

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from redpss.core.db import DatabaseQueryError
 from redpss.core.wire import WireError
 from tests.sendfile.conftest import Sender
 from tests.support.smtp_relay import SmtpRelay
@@ -105,3 +106,30 @@ def test_bad_requests_are_refused_naming_the_field(sender_for: SenderFor) -> Non
     reply = sender.send(source="NOPE.MISSING", to="a@b.example", wait=False)
     assert reply["durable"] is True  # accepted; the export then fails and says why in the log
     sender.procs["sendfile"].wait_log("NOPE.MISSING as CSV, mail to a@b.example) failed: the export failed")
+
+
+def test_pss_sendfile_from_sql_is_delivered_and_reported(sender_for: SenderFor, tmp_path: Path) -> None:
+    with SmtpRelay(tmp_path, "PLAIN") as relay:
+        sender = sender_for(**relay.config())
+        sender.start("devdb", "sendmail", "sendfile")
+        sender.inst.redctl("db_register", "APP1")  # creates REDSYS.PSS_SENDFILE and the REDSYS_SENDFILE connection
+        sender.make_view("APP1", "V_SALES", 100, new_schema=False)
+        session = sender.inst.db()
+        request_id = session.fetchall(
+            "SELECT REDSYS.PSS_SENDFILE('APP1', 'APP1.V_SALES', 'ID >= 90', 'CSV', 'ops@example.com', NULL)"
+        )[0][0]
+        [received] = relay.wait_for(1, 60)
+        [attachment] = list(received.message().iter_attachments())
+        payload = attachment.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        assert payload.count(b"\n") == 11  # the header and ten rows
+        wait_for(
+            lambda: sender.rows(
+                f"SELECT * FROM APP1.LOG_MESSAGES WHERE SOURCE = 'SENDFILE' AND MESSAGE LIKE '%{request_id}: sent%'"
+            ),
+            30,
+            what="the outcome in LOG_MESSAGES",
+        )
+        with pytest.raises(DatabaseQueryError, match=re.escape("is not defined in etc/sendfile.conf")) as refused:
+            session.fetchall("SELECT REDSYS.PSS_SENDFILE('APP1', 'APP1.V_SALES', NULL, 'CSV', NULL, 'nowhere')")
+        assert "PSS_SENDFILE" in str(refused.value)

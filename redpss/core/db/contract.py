@@ -46,7 +46,12 @@ UNION_VIEWS = {
     "ALL_LOG_MESSAGES": "LOG_MESSAGES",
 }
 # CONNECTION object -> the service (services registry) whose port it names; the UDFs read these by name.
-SERVICE_CONNECTIONS = {"REDSYS_DBLS": "dbls", "REDSYS_JEXEC": "jexec", "REDSYS_SENDMAIL": "sendmail"}
+SERVICE_CONNECTIONS = {
+    "REDSYS_DBLS": "dbls",
+    "REDSYS_JEXEC": "jexec",
+    "REDSYS_SENDMAIL": "sendmail",
+    "REDSYS_SENDFILE": "sendfile",
+}
 # The CONNECTION through which IMPORT pulls files from CFISRV: ftps://<db_callback_host>:<cfi_port>/ with CFISRV's
 # account ([redctl] cfi_user, cfi_password); made when CFISRV is enabled and has its password.
 CFI_CONNECTION = "REDSYS_CFI"
@@ -54,6 +59,21 @@ CFI_CONNECTION = "REDSYS_CFI"
 # log in (CREATE SESSION); the operator holds the reader role too, so a DBA grants one role per API user.
 API_READER_ROLE = "REDPSS_READER"
 API_OPERATOR_ROLE = "REDPSS_OPERATOR"
+# What belongs to the instance rather than to the database's data (redpss.clone): a database restored from another
+# one's backup gets these back from what `redctl preclone` saved. Per table of each application schema: the columns
+# that identify a row and the columns the instance owns. The REST roles' memberships and REDSYS.INSTANCE_IDENTITY
+# are the instance's too; the CONNECTION objects are made again from the config and the secret (service_connections).
+INSTANCE_OWNED_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "ADM_JOBS": (("JOB_ID",), ("ACTIVE",)),
+    "ADM_WATCHER": (("WATCHER_ID",), ("ACTIVE",)),
+}
+API_ROLES = (API_READER_ROLE, API_OPERATOR_ROLE)
+# The logs a clone brings along from the other database, emptied after the restore: the tables of each application
+# schema, and REDSYS's own (JMON's statistics, commit markers of the other instance's runs, its daemons' states).
+# Never an audit trail: only SYS may delete that.
+CLONE_CLEARED_APP_TABLES = ("ADM_JOB_LOG", "ADM_WATCHER_LOG", "ADM_WATCHER_EXEC_ERROR", "LOG_MESSAGES")
+CLONE_CLEARED_REDSYS_TABLES = ("ADM_JMON_LOAD", "ADM_JMON_JOBLOG", "ADM_RUN_COMMIT", "ADM_DAEMON_STATUS")
+IDENTITY_TABLE = "REDSYS.INSTANCE_IDENTITY"
 
 
 class ContractError(DatabaseError):

@@ -62,4 +62,11 @@ UDF_SCRIPTS = (
         "VARCHAR(100) UTF8",
         "pss_mail.py",
     ),
+    UdfScript(
+        "PSS_SENDFILE",
+        "schema_name VARCHAR(128) UTF8, source_name VARCHAR(300) UTF8, where_condition VARCHAR(10000) UTF8, "
+        "file_format VARCHAR(10) UTF8, recipients VARCHAR(2000000) UTF8, sftp_target VARCHAR(64) UTF8",
+        "VARCHAR(100) UTF8",
+        "pss_sendfile.py",
+    ),
 )
