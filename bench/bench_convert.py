@@ -1,8 +1,8 @@
 """JSON2CSV and PARQ2CSV beside their anchors, on the same files, in one run: MB/s of input and peak RSS.
 
-Each conversion runs in its own process; its peak RSS is that process's ru_maxrss (os.wait4), so imports count
-for everyone alike. Rows are ~400 bytes, 14 columns with quotes, commas, line breaks, non-ASCII text and nulls (the
-mix of performance-facts.md).
+Each conversion runs in its own process (ours with the daemons' allocator, use_system_memory_pool); its peak RSS
+is that process's ru_maxrss (os.wait4), so imports count for everyone alike. Rows are ~400 bytes, 14 columns with
+quotes, commas, line breaks, non-ASCII text and nulls (the mix of performance-facts.md).
 
 - NDJSON -> CSV at each size of --sizes: ours, polars' streaming engine (scan_ndjson().sink_csv()), DuckDB's COPY.
 - array JSON -> CSV at the first size: ours, DuckDB's COPY (format 'array'), polars (read_json: it has no streaming
@@ -14,7 +14,7 @@ mix of performance-facts.md).
 
 Goals (issue text): NDJSON >= polars' MB/s with peak RSS < 150 MiB, flat from 0.4 to 4 GB; array JSON >= DuckDB's
 MB/s under 300 MiB; Parquet >= 0.9x polars within one row group of memory. The machine is shared: compare the
-figures of one run, not across runs.
+figures of one run, not across runs; the CPU seconds (user + system of the process) vary less with other load.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ MIB = 1 << 20
 
 RUNNERS = {
     "ours-json": (
-        "from pathlib import Path\nfrom redpss.convert.convert import convert_file\n"
-        "convert_file('json', Path(SRC), Path(OUT))"
+        "from pathlib import Path\nfrom redpss.convert.convert import convert_file, use_system_memory_pool\n"
+        "use_system_memory_pool()\nconvert_file('json', Path(SRC), Path(OUT))"
     ),
     "ours-parquet": (
-        "from pathlib import Path\nfrom redpss.convert.convert import convert_file\n"
-        "convert_file('parquet', Path(SRC), Path(OUT))"
+        "from pathlib import Path\nfrom redpss.convert.convert import convert_file, use_system_memory_pool\n"
+        "use_system_memory_pool()\nconvert_file('parquet', Path(SRC), Path(OUT))"
     ),
     "polars-ndjson": "import polars as pl; pl.scan_ndjson(SRC).sink_csv(OUT)",
     "polars-array": "import polars as pl; pl.read_json(SRC).write_csv(OUT)",
@@ -113,8 +113,8 @@ def make_json(path: Path, size: int, array: bool) -> int:
     return rows
 
 
-def run(runner: str, source: Path, output: Path) -> tuple[float, float]:
-    """(MB/s of input, peak RSS MiB) of one conversion in its own process."""
+def run(runner: str, source: Path, output: Path) -> tuple[float, float, float]:
+    """(MB/s of input, peak RSS MiB, CPU seconds) of one conversion in its own process."""
     code = f"SRC = {str(source)!r}; OUT = {str(output)!r}\n" + RUNNERS[runner]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EXASOL_TELEMETRY_DISABLE": "1"}
     started = time.perf_counter()
@@ -125,26 +125,32 @@ def run(runner: str, source: Path, output: Path) -> tuple[float, float]:
     if process.returncode != 0:
         raise SystemExit(f"{runner} failed with exit code {process.returncode}")
     output.unlink(missing_ok=True)
-    return source.stat().st_size / 1e6 / elapsed, usage.ru_maxrss / 1024
+    return source.stat().st_size / 1e6 / elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def measure(runners: list[str], source: Path, folder: Path, rounds: int) -> dict[str, tuple[float, float]]:
-    """Median MB/s and the highest peak RSS of each runner over `rounds`, the runners taking turns."""
-    results: dict[str, list[tuple[float, float]]] = {r: [] for r in runners}
+Figures = dict[str, tuple[float, float, float]]
+
+
+def measure(runners: list[str], source: Path, folder: Path, rounds: int) -> Figures:
+    """Median MB/s, the highest peak RSS and the median CPU seconds of each runner over `rounds`, the runners
+    taking turns."""
+    results: dict[str, list[tuple[float, float, float]]] = {r: [] for r in runners}
     for _ in range(rounds):
         for runner in runners:
             results[runner].append(run(runner, source, folder / f"{runner}.csv"))
+    middle = rounds // 2
     return {
-        r: (sorted(v[0] for v in values)[len(values) // 2], max(v[1] for v in values)) for r, values in results.items()
+        r: (sorted(v[0] for v in values)[middle], max(v[1] for v in values), sorted(v[2] for v in values)[middle])
+        for r, values in results.items()
     }
 
 
-def show(title: str, figures: dict[str, tuple[float, float]], ours: str) -> None:
+def show(title: str, figures: Figures, ours: str) -> None:
     print(f"\n{title}")
-    base = figures[ours][0]
-    for runner, (speed, rss) in figures.items():
-        ratio = "" if runner == ours else f"  (ours {base / speed:.2f}x its speed)"
-        print(f"  {runner:<16} {speed:8.1f} MB/s  peak RSS {rss:8.1f} MiB{ratio}")
+    base_speed, _, base_cpu = figures[ours]
+    for runner, (speed, rss, cpu) in figures.items():
+        ratio = "" if runner == ours else f"  (ours: {base_speed / speed:.2f}x its MB/s, {base_cpu / cpu:.2f}x its CPU)"
+        print(f"  {runner:<16} {speed:8.1f} MB/s  peak RSS {rss:7.1f} MiB  CPU {cpu:6.1f} s{ratio}")
 
 
 def main() -> None:

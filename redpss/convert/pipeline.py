@@ -1,5 +1,5 @@
-"""Reading and parsing the next block while the current one is written: both run in pyarrow's C++ code with the GIL
-released, so on two cores the conversion takes about the longer of the two instead of their sum."""
+"""Decoding the next batch while the current one is written: both run in pyarrow's C++ code with the GIL released,
+so on two cores a conversion takes about the longer of the two instead of their sum."""
 
 from __future__ import annotations
 

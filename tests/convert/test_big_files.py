@@ -33,7 +33,8 @@ def _peak_rss_of_conversion(source: Path, output: Path) -> tuple[float, int]:
     """(peak RSS in MiB, rows) of a separate process converting `source` (its own ru_maxrss, from wait4)."""
     code = (
         "from pathlib import Path\n"
-        "from redpss.convert.convert import convert_file\n"
+        "from redpss.convert.convert import convert_file, use_system_memory_pool\n"
+        "use_system_memory_pool()\n"
         f"print(convert_file('json', Path({str(source)!r}), Path({str(output)!r})))"
     )
     process = subprocess.Popen(
