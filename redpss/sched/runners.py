@@ -58,6 +58,17 @@ def _run_load(request: RunRequest, session: DbSession, paths: InstancePaths) -> 
 HANDLERS["LOAD"] = _run_load
 
 
+def _run_sendfile(request: RunRequest, session: DbSession, paths: InstancePaths) -> str:
+    """SENDFILE jobs: COMMAND is a SENDFILE request as JSON; the run waits for the delivery (docs/sendfile.md)."""
+    from redpss.sendfile.client import job_request, send_file  # noqa: PLC0415 - only SENDFILE runs load it
+
+    fields = job_request(request.command, request.schema)  # a bad COMMAND fails before SENDFILE is asked
+    return str(send_file(paths, fields, timeout=request.timeout)["message"])
+
+
+HANDLERS["SENDFILE"] = _run_sendfile
+
+
 def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worker: str) -> RunResult:
     """Carry out `request`; every outcome, failures included, is a RunResult with a readable message."""
     started = time.time()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 POOLS = ("DEFAULT", "LOADER", "ACTION")
-JOB_TYPES = ("SQL", "LOAD", "ACTION", "NOOP")
+JOB_TYPES = ("SQL", "LOAD", "ACTION", "SENDFILE", "NOOP")
 CONDITION_TYPES = ("QUERY", "FILE")
 
 # Final statuses of a run; SKIPPED rows stand for ticks that started nothing.
@@ -22,7 +22,7 @@ class RunRequest:
     id: int
     name: str
     pool: str = "DEFAULT"
-    job_type: str = "SQL"  # jobs: SQL | LOAD | ACTION | NOOP
+    job_type: str = "SQL"  # jobs: SQL | LOAD | ACTION | SENDFILE | NOOP
     command: str = ""  # jobs: the statement / load / action; watchers: the condition
     condition_type: str = ""  # watchers: QUERY | FILE
     timeout: float = 3600.0
