@@ -4,11 +4,12 @@ CSV is written byte for byte as the database sends it (Exasol's dialect: LF line
 BOOLEAN 1/0, TIMESTAMP quoted). Parquet is made from the same stream: pyarrow's streaming CSV reader, typed from the
 column metadata the database reports for the query, writes one row group per block, so memory stays bounded by the
 block size whatever the size of the table. A size limit (mail delivery) stops the export as soon as it is passed.
+The file is not fsync'd: it is scratch for one delivery, and a request cut short by a crash is exported again from
+its spooled request at the next start.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,14 +62,6 @@ def _exported_rows(connection: Any) -> int:
     return int(statement.rowcount()) if statement is not None else -1
 
 
-def _fsync_closed(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def export_csv(connection: Any, query: str, path: Path, *, limit: int | None, column_names: bool) -> Exported:
     """Stream the query's CSV into `path` (created new); ExportTooLarge once it passes `limit` bytes."""
 
@@ -80,8 +73,6 @@ def export_csv(connection: Any, query: str, path: Path, *, limit: int | None, co
                 if limit is not None and written > limit:
                     raise ExportTooLarge(f"more than {limit} bytes")
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         return written
 
     params = {"with_column_names": True} if column_names else {}
@@ -118,7 +109,6 @@ def export_parquet(connection: Any, query: str, path: Path, *, limit: int | None
                 writer.write_batch(batch)
                 if limit is not None and writer.file_handle is not None and dst.stat().st_size > limit:
                     raise ExportTooLarge(f"more than {limit} bytes")
-        _fsync_closed(dst)
         return dst.stat().st_size
 
     size = _run(connection, write, path, query, {})
