@@ -130,3 +130,33 @@ def test_the_units_stop_timeout_outlasts_gunicorns_graceful_stop(api_instance: I
     unit = render_service(spec)
     assert "ExecStart=/app/redsys/env/.units/%i/bin/redpss-rest --instance %i" in unit
     assert "WatchdogSec=30" in unit and "RestartPreventExitStatus=3" in unit and "Type=notify" in unit
+
+
+@pytest.mark.parametrize(
+    ("host", "open_"), [("127.0.0.1", True), ("::1", True), ("0.0.0.0", False), ("10.1.2.3", False)]
+)
+def test_metrics_need_credentials_unless_the_listener_is_loopback(
+    api_instance: InstancePaths, host: str, open_: bool
+) -> None:
+    """Off loopback, /metrics answers 401 without credentials (checked before anything is asked of the daemons)."""
+    import asyncio  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from redpss.core.config import load_config  # noqa: PLC0415
+    from redpss.rest.app import build_app  # noqa: PLC0415
+
+    config = load_config(api_instance.config_file)
+    config = type(config)(**{**vars(config), "rest": type(config.rest)(**{**vars(config.rest), "gu_host": host})})
+    app = build_app(api_instance, config)
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as client:
+            return await client.get("/metrics")
+
+    answer = asyncio.run(ask())
+    if open_:
+        assert answer.status_code == 200 and "redpss_daemon_up" in answer.text, answer.text
+    else:
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthorized", answer.text
