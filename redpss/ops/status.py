@@ -28,6 +28,7 @@ def instance_status(instance: Instance) -> dict[str, Any]:
         pass
     sched = shown.get("sched") or {}
     runlog = sched.get("runlog") or {}
+    mail = shown.get("mail") or {}  # SENDMAIL's spool as JMON reads it, where SENDMAIL runs
     return {
         "instance": instance.paths.redenv,
         "suspended": bool(shown["suspended"]) if "suspended" in shown else instance.paths.suspend_marker.exists(),
@@ -36,6 +37,7 @@ def instance_status(instance: Instance) -> dict[str, Any]:
         "spool": {
             "runlog_backlog": int(sched.get("runlog_backlog") or 0),
             "runlog_memory_only": int(runlog.get("memory_only") or 0),
+            **({"mail_waiting": int(mail.get("count") or 0), "mail_dead": int(mail.get("dead") or 0)} if mail else {}),
         },
         "pools": [
             {"pool": p["pool"], "size": len(p.get("workers", [])), "busy": _busy(p), "queued": int(p["queued"])}
