@@ -59,6 +59,7 @@ class _Handler:
             log.warning("refused a mail from %s (envelope %r, subject %r): %s", peer, envelope.mail_from, subject, exc)
             return f"550 5.7.1 refused: {exc}"[:500]
         log.info("mail from %s (%s): running %r", sender.address, peer, str(command))
+        self.service.idle.clear()
         self.service.queue.put_nowait((sender, command, subject))
         return "250 2.0.0 accepted, the result comes by mail"
 
@@ -76,7 +77,8 @@ class Mail2CmdService(Service):
         self.server: asyncio.Server | None = None
         self.sessions = 0
         self.refused = self.ran = 0
-        self.busy = False
+        self.idle = asyncio.Event()  # set while no command runs and none waits
+        self.idle.set()
         self.instance = Instance(paths, config, client="MAIL2CMD")
 
     async def start(self) -> None:
@@ -134,11 +136,11 @@ class Mail2CmdService(Service):
     async def _work_loop(self) -> None:
         while True:
             sender, command, subject = await self.queue.get()
-            self.busy = True
             try:
                 await asyncio.to_thread(self._run_and_reply, sender, command, subject)
             finally:
-                self.busy = False
+                if self.queue.empty():
+                    self.idle.set()
 
     def _run_and_reply(self, sender: Sender, command: Command, subject: str) -> None:
         result = run_command(self.instance, command, by=f"MAIL2CMD ({sender.address})")
@@ -158,8 +160,7 @@ class Mail2CmdService(Service):
     async def drain(self) -> None:
         """Stop listening; the command under way and those queued finish and are answered."""
         await self._close()
-        while self.busy or not self.queue.empty():
-            await asyncio.sleep(0.1)
+        await self.idle.wait()
 
     async def abort(self) -> None:
         await self._close()

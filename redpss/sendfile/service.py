@@ -72,6 +72,9 @@ class SendfileService(Service):
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.server: JsonLineServer | None = None
         self.current: Job | None = None
+        self.idle = asyncio.Event()  # set while no request is being carried out
+        self.idle.set()
+        self.closing = False  # draining: queued requests stay spooled for the next start
         self.done = self.failed = 0
         self.last_error = ""
 
@@ -154,11 +157,15 @@ class SendfileService(Service):
     async def _work_loop(self) -> None:
         while True:
             job = await self.queue.get()
+            if self.closing:
+                return
             self.current = job
+            self.idle.clear()
             try:
                 outcome: Delivered | SendFailed = await asyncio.to_thread(self._run, job)
             finally:
                 self.current = None
+                self.idle.set()
             for waiter in job.waiters:
                 if not waiter.done():
                     if isinstance(outcome, SendFailed):
@@ -226,10 +233,10 @@ class SendfileService(Service):
 
     async def drain(self) -> None:
         """Stop accepting; the request in progress finishes, queued ones stay spooled for the next start."""
+        self.closing = True
         if self.server is not None:
             await self.server.close()
-        while self.current is not None:
-            await asyncio.sleep(0.1)
+        await self.idle.wait()
         await asyncio.to_thread(self.rows.stop, 10.0)
 
     async def abort(self) -> None:
