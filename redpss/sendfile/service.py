@@ -43,11 +43,14 @@ from redpss.core.wire import (
 from redpss.sendfile.request import FileRequest, RequestInvalid, parse_request
 from redpss.sendfile.spool import RequestSpool
 from redpss.sendfile.targets import TargetError, load_settings, target
-from redpss.sendfile.work import Delivered, SendFailed, carry_out
+from redpss.sendfile.work import Delivered, SendFailed, TryAgain, carry_out
 
 log = logging.getLogger("redpss.sendfile")
 
 MAX_REQUEST_BYTES = 256 * 1024
+FIRST_RETRY = 5.0  # seconds before a request that met an unreachable partner is tried again, doubling ...
+LONGEST_RETRY = 600.0  # ... up to this
+MAX_TRIES = 30  # then it fails for good (about four hours of tries)
 OPS = ("sendfile", "ping", "status")
 
 
@@ -56,6 +59,7 @@ class Job:
     request_id: str
     request: FileRequest
     waiters: list[asyncio.Future[Delivered]] = field(default_factory=list)
+    tries: int = 0
 
 
 class SendfileService(Service):
@@ -162,10 +166,14 @@ class SendfileService(Service):
             self.current = job
             self.idle.clear()
             try:
-                outcome: Delivered | SendFailed = await asyncio.to_thread(self._run, job)
+                outcome: Delivered | SendFailed | None = await asyncio.to_thread(self._run, job)
             finally:
                 self.current = None
                 self.idle.set()
+            if outcome is None:  # kept for a later try; its waiters keep waiting
+                delay = min(LONGEST_RETRY, FIRST_RETRY * 2 ** min(job.tries - 1, 20))
+                asyncio.get_running_loop().call_later(delay, self.queue.put_nowait, job)
+                continue
             for waiter in job.waiters:
                 if not waiter.done():
                     if isinstance(outcome, SendFailed):
@@ -173,11 +181,29 @@ class SendfileService(Service):
                     else:
                         waiter.set_result(outcome)
 
-    def _run(self, job: Job) -> Delivered | SendFailed:
-        """Carry out one request and report it; the request leaves the spool once it has an outcome."""
+    def _run(self, job: Job) -> Delivered | SendFailed | None:
+        """Carry out one request and report it; the request leaves the spool once it has an outcome (None: not yet,
+        a partner was out of reach and it is tried again later)."""
         request = job.request
+        job.tries += 1
         try:
-            delivered = carry_out(self.config, self.paths, self._connection(), job.request_id, request)
+            try:
+                connection = self._connection()
+            except DatabaseError as exc:
+                raise TryAgain(f"the database is out of reach: {exc}") from None
+            delivered = carry_out(self.config, self.paths, connection, job.request_id, request)
+        except TryAgain as exc:
+            if job.tries >= MAX_TRIES:
+                return self._failed(job, f"{exc} (gave up after {job.tries} tries)")
+            self.last_error = str(exc)
+            log.warning(
+                "request %s not sent (try %d), tried again later: %s",
+                job.request_id,
+                job.tries,
+                exc,
+                extra=_schema(request),
+            )
+            return None
         except SendFailed as exc:
             return self._failed(job, str(exc))
         except DatabaseError as exc:

@@ -14,7 +14,12 @@ CONNECT_TIMEOUT = 30.0
 
 
 class DeliveryError(Exception):
-    """The file did not reach its destination; the text says where it stopped and why."""
+    """The file did not reach its destination; the text says where it stopped and why. `transient`: the server was
+    out of reach, so a later try may succeed (a refused key or host key never does)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def _private_key(path: Path) -> object:
@@ -75,7 +80,9 @@ def upload(target: SftpTarget, known_hosts: Path, local: Path, remote_name: str)
                 ) from None
             raise DeliveryError(f"SSH to {target.describe()} failed: {exc}") from None
         except OSError as exc:
-            raise DeliveryError(f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}") from None
+            raise DeliveryError(
+                f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}", transient=True
+            ) from None
         return _put(client, target, local, remote_name)
     finally:
         client.close()

@@ -24,6 +24,11 @@ class SendFailed(Exception):
     """The request failed for good; the text is what the caller and the log see."""
 
 
+class TryAgain(Exception):
+    """The request could not be carried out now (the database, SENDMAIL or the sFTP server out of reach); it stays
+    spooled and is tried again later."""
+
+
 @dataclass(frozen=True)
 class Delivered:
     rows: int
@@ -59,7 +64,7 @@ def carry_out(
             try:
                 remote = upload(sftp_target, settings.known_hosts, exported.path, request.file_name)
             except DeliveryError as exc:
-                raise SendFailed(str(exc)) from None
+                raise (TryAgain if exc.transient else SendFailed)(str(exc)) from None
             return Delivered(exported.rows, exported.bytes, f"{sftp_target.host}:{remote}")
         try:
             mail_id = submit_mail(
@@ -72,8 +77,8 @@ def carry_out(
                 schema=request.schema,
                 client="SENDFILE",
             )
-        except MailNotAccepted as exc:
-            raise SendFailed(str(exc)) from None
+        except MailNotAccepted as exc:  # the request was checked as SENDMAIL checks it: SENDMAIL is away or full
+            raise TryAgain(str(exc)) from None
         return Delivered(exported.rows, exported.bytes, f"SENDMAIL mail {mail_id}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # SENDMAIL copied the file into its spool at acceptance

@@ -133,3 +133,19 @@ def test_pss_sendfile_from_sql_is_delivered_and_reported(sender_for: SenderFor, 
         with pytest.raises(DatabaseQueryError, match=re.escape("is not defined in etc/sendfile.conf")) as refused:
             session.fetchall("SELECT REDSYS.PSS_SENDFILE('APP1', 'APP1.V_SALES', NULL, 'CSV', NULL, 'nowhere')")
         assert "PSS_SENDFILE" in str(refused.value)
+
+
+def test_with_sendmail_away_the_request_waits_and_is_delivered_once_it_is_back(
+    sender_for: SenderFor, tmp_path: Path
+) -> None:
+    with SmtpRelay(tmp_path, "PLAIN") as relay:
+        sender = sender_for(**relay.config())
+        sender.start("devdb", "sendfile")  # SENDMAIL not started yet
+        sender.make_view("APP1", "V_LATE", 50)
+        reply = sender.send(source="APP1.V_LATE", to="ops@example.com", file_name="late.csv", wait=False)
+        sender.procs["sendfile"].wait_log(f"request {reply['id']} not sent (try 1), tried again later: SENDMAIL at")
+        sender.start("sendmail")
+        [received] = relay.wait_for(1, 60)
+        assert [a.get_filename() for a in received.message().iter_attachments()] == ["late.csv"]
+        sender.procs["sendfile"].wait_log(f"SENDFILE request {reply['id']}: sent APP1.V_LATE: 50 rows")
+        assert not list((sender.paths.tmp / "sendfile").glob("*.json"))  # the spooled request is gone once sent
