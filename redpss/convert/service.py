@@ -119,6 +119,12 @@ class ConvertService(Service):
             log.info("conversion of %s stopped; it is converted again at the next start", source)
         except OSError as exc:
             log.error("conversion of %s failed: %s; it is tried again", source, exc)
+        except Exception as exc:  # a file this converter cannot handle: set aside, never retried in a loop
+            log.exception("conversion of %s failed unexpectedly", source)
+            reason = f"could not be converted ({type(exc).__name__}: {exc}); the converter's log has the details"
+            moved = await asyncio.to_thread(reject, self.paths, source, reason)
+            self.rejected += 1
+            log.error("%s moved to %s with the reason beside it", source, moved)
         else:
             log.info("converted %s to %s in %.1f s", source, target.name, time.monotonic() - started)
         finally:
