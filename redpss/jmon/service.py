@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from redpss.clone.guard import CloneGuard
 from redpss.core.config import Config, load_config
 from redpss.core.daemon import Service
 from redpss.core.db import DatabaseConfigMismatch, DatabaseError, DatabaseQueryError, DbSession, DbSettings
@@ -115,6 +116,8 @@ class JmonService(Service):
         self.side_tasks: set[asyncio.Task[Message]] = set()
         self.stats_task: asyncio.Task[None] | None = None
         self.housekeeping = Housekeeping(config, paths)  # the daemons' state in REDSYS; the DB logs' retention
+        self.clone_guard: CloneGuard | None = None  # is the database ours (redpss.clone)? set once the secret is read
+        self.clone_hold = ""  # why no job starts (a foreign database), "" when the database is this instance's
 
     @property
     def suspended(self) -> bool:
@@ -141,6 +144,10 @@ class JmonService(Service):
                 f"database at {self.config.default.exa_connection} not reachable within "
                 f"{DB_WAIT_AT_START:.0f} s; giving up so that systemd restarts JMON"
             )
+        # Before the first poll: a database restored from another instance's backup gets this instance's state
+        # back (with a pending preclone) or schedules nothing (without one).
+        self.clone_guard = CloneGuard(self.paths, self.secret)
+        self.clone_hold = await self._db(self._clone_check)
         try:
             last = await self._db(read_last_scheduled)
             self.schedule.runs_began(await self._db(read_last_started))
@@ -205,6 +212,8 @@ class JmonService(Service):
         entries = len(self.definitions)
         running = sum(len(v) for v in self.schedule.in_flight().values())
         state = "SUSPENDED; " if self.suspended else ""
+        if self.clone_hold:
+            state = "NO JOBS: the database is another instance's (`redctl status` says what to run); " + state
         down = self.sched_down_for()
         if down is None:
             link = "SCHED connected"
@@ -266,8 +275,15 @@ class JmonService(Service):
                 INSTALL_HINT_PERIOD,
             )
 
+    def _clone_check(self, session: DbSession) -> str:
+        return self.clone_guard.check(session, self.config) if self.clone_guard is not None else ""
+
     async def _poll(self, apply_timing: bool, last_scheduled: dict[Key, float] | None = None) -> dict[str, Any]:
         self.next_poll = self.clock() + self.config.redctl.jmon_poll_interval
+        if self.clone_hold:  # checked again at every poll: `redctl postclone` (or a fixed folder) ends it
+            self.clone_hold = await self._db(self._clone_check)
+            if self.clone_hold:
+                return {"ok": False, "error": self.clone_hold}
         try:
             definitions, fingerprint = await self._db(read_definitions)
             self.blocked = await self._db(read_blocked_watchers)

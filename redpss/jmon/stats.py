@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.core.db import DbSession
-from redpss.core.db.rowwriter import RowWriter
+from redpss.core.db.rowwriter import CLONE_CUTOFF_FILE, RowWriter
 from redpss.core.db.sqltext import timestamp
 
 log = logging.getLogger("redpss.jmon.stats")
@@ -112,7 +112,8 @@ class StatsWriter:
     by the writer's thread with its own session, kept while the database is away (also across restarts)."""
 
     def __init__(self, session: DbSession, spool: Path) -> None:
-        self.writer = RowWriter("statistics", spool, session)
+        # statistics from before a clone belong to the database that was replaced (redpss.clone)
+        self.writer = RowWriter("statistics", spool, session, discard_before=spool.with_name(CLONE_CUTOFF_FILE))
         self._started = False
 
     def add(self, load: list[dict[str, Any]], joblog: list[dict[str, Any]]) -> None:

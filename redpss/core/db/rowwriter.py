@@ -40,6 +40,9 @@ BATCH_ROWS = 1000
 FLUSH_INTERVAL = 0.5  # seconds between rounds when nothing wakes the writer
 COMPACT_MIN_BYTES = 1 << 20  # the spool is rewritten only beyond this size ...
 COMPACT_FACTOR = 4  # ... and when it is this many times larger than the rows still waiting
+# In a spool's folder: the time (epoch seconds) the database was replaced by a clone (redpss.clone). A writer given
+# it as `discard_before` drops the rows appended before that time: they belong to the database that is gone.
+CLONE_CUTOFF_FILE = "clone.cutoff"
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,11 @@ class RowWriter:
         batch_rows: int = BATCH_ROWS,
         flush_interval: float = FLUSH_INTERVAL,
         keys: Mapping[str, Sequence[str]] | None = None,
+        discard_before: Path | None = None,
     ) -> None:
         self.name = name
+        self.discard_before = discard_before  # a CLONE_CUTOFF_FILE, read at start and before every round
+        self._cutoff_seen = 0
         self.spool = spool
         self.rejected_file = spool.with_suffix(".rejected")
         self.session = session
@@ -112,6 +118,7 @@ class RowWriter:
         self._synced = (0, 0)  # (generation, size) known to be on disk
         self._thread: threading.Thread | None = None
         self._load()
+        self._apply_cutoff()
 
     # -- the caller's side ----------------------------------------------------------------------------------------
     def append(self, table: str, rows: Iterable[Mapping[str, Any]]) -> bool:
@@ -251,6 +258,33 @@ class RowWriter:
         if bad:
             log.error("%s: %d unreadable line(s) in %s were skipped", self.name, bad, self.spool)
 
+    def _apply_cutoff(self) -> None:
+        """Drop the rows appended before the time in `discard_before`, once per change of that file."""
+        if self.discard_before is None:
+            return
+        try:
+            changed = self.discard_before.stat().st_mtime_ns
+            if changed == self._cutoff_seen:
+                return
+            cutoff = float(self.discard_before.read_text())
+        except (OSError, ValueError):
+            return
+        with self._lock:
+            old = [seq for seq, entry in self._pending.items() if entry.appended_at < cutoff]
+            for seq in old:
+                del self._pending[seq]
+                self._unspooled.discard(seq)
+            if old:
+                self._rewrite_spool()
+        self._cutoff_seen = changed
+        if old:
+            log.warning(
+                "%s: %d row(s) from before the database was replaced by a clone discarded (%s)",
+                self.name,
+                len(old),
+                self.discard_before,
+            )
+
     def _append_to_spool(self, entries: Sequence[_Entry]) -> int | None:
         """Append (the caller fsyncs); the spool's size after it, None on failure. Lock held."""
         return self._spool_write("".join(entry.to_json() for entry in entries), what=f"{len(entries)} row(s)")
@@ -376,6 +410,7 @@ class RowWriter:
                 return
 
     def _round(self) -> None:
+        self._apply_cutoff()
         with self._lock:
             self._retry_spool()
         while self._pending:

@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "we_reset_error": ("jobs", "reset errors of watcher executors"),
     "db_install": ("db", "install or upgrade REDSYS and the registered schemas"),
     "db_register": ("db", "register an application schema (creates its RED tables)"),
+    "preclone": ("clone", "save state before cloning from another instance"),
+    "postclone": ("clone", "restore the saved state after cloning (JMON does it at start)"),
 }
 
 

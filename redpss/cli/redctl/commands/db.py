@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace, schemas: list[str]) -> int:
     # The database layer (and the secret file) only when a command runs, not to print the help.
+    from redpss.clone.identity import claim_for_install, local_identity  # noqa: PLC0415
     from redpss.core.config import Secret  # noqa: PLC0415
     from redpss.core.db.contract import install, service_connections  # noqa: PLC0415
     from redpss.core.secret import instance_secret  # noqa: PLC0415
@@ -32,9 +33,12 @@ def _run(args: argparse.Namespace, schemas: list[str]) -> int:
     session = instance.db()
     try:
         report = install(session, schemas, connections)
+        # the database's instance identity (REDSYS.INSTANCE_IDENTITY), by which a clone of it is recognised
+        identity = claim_for_install(session, local_identity(instance.paths, secret.reveal(), create_id=True))
     finally:
         session.close()
     print(report.summary())
+    print(identity)
     return 0
 
 

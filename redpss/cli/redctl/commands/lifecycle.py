@@ -13,6 +13,7 @@ from redpss.cli import systemctl
 from redpss.cli.common import add_json_argument, instance_paths, print_json
 from redpss.cli.redctl.clients import Instance
 from redpss.cli.redsysctl.instances import ensure_unit_link
+from redpss.clone.blocked import blocked_reason
 from redpss.core.errors import RedpssError
 from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths
@@ -52,6 +53,8 @@ def _report(paths: InstancePaths, units: list[str]) -> LsbStatus:
         print(f"{unit:<{width}}  {state.describe()}")
     if paths.suspend_marker.exists():
         print(f"instance {paths.redenv} is suspended: no jobs or watchers start (end it with `redctl resume`)")
+    if reason := blocked_reason(paths):
+        print(f"instance {paths.redenv} starts no job: {reason}")
     return systemctl.lsb_status(found.values())
 
 
@@ -132,6 +135,7 @@ def _status_without_systemd(args: argparse.Namespace) -> int:
                 "instance": instance.paths.redenv,
                 "systemd": False,
                 "suspended": instance.paths.suspend_marker.exists(),
+                "foreign_database": blocked_reason(instance.paths) or None,
                 "lsb_status": int(code),
                 "daemons": [{"program": p.program, "running": p.running, "detail": p.detail} for p in probes],
             }
@@ -142,6 +146,8 @@ def _status_without_systemd(args: argparse.Namespace) -> int:
         print(f"  {probe.program:<14} {'running' if probe.running else 'stopped':<8} {probe.detail}")
     if instance.paths.suspend_marker.exists():
         print("  suspended: no new runs until `redctl resume`")
+    if reason := blocked_reason(instance.paths):
+        print(f"  starts no job: {reason}")
     return int(code)
 
 
@@ -160,6 +166,7 @@ def run_status(args: argparse.Namespace) -> int:
             {
                 "instance": paths.redenv,
                 "suspended": paths.suspend_marker.exists(),
+                "foreign_database": blocked_reason(paths) or None,
                 "lsb_status": int(code),
                 "units": [s.as_dict() for s in found.values()],
             }

@@ -1,0 +1,163 @@
+"""Cloning with real daemons: TST1 runs its jobs, saves its state (`redctl preclone`), its database is replaced by a
+copy of DEV1's, and at the next start JMON restores TST1's state before it schedules anything."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redpss.core.paths import InstancePaths
+from tests.clone.clone_setup import (
+    DEV1_MARK,
+    activation,
+    connections,
+    count,
+    identity,
+    make_instance,
+    members,
+    replace_database,
+    seed_dev1,
+    seed_tst1,
+    stop_daemon,
+    wait_job_ran,
+)
+from tests.support.daemon_set import DaemonSet
+from tests.support.wait import wait_for
+
+
+class Pair:
+    def __init__(self, redhome: Path, workdir: Path) -> None:
+        self.tst1_paths = make_instance(redhome, "TST1")
+        self.dev1_paths = make_instance(redhome, "DEV1")
+        self.tst1 = DaemonSet(self.tst1_paths, workdir / "tst1")
+        self.dev1 = DaemonSet(self.dev1_paths, workdir / "dev1")
+
+    def close(self) -> None:
+        self.tst1.close()
+        self.dev1.close()
+
+    def stop_tst1(self) -> None:
+        for name in ("jmon", "sched", "devdb"):
+            if name in self.tst1.procs:
+                stop_daemon(self.tst1, name)
+
+    def clone_dev1_into_tst1(self) -> None:
+        """The restore of DEV1's backup over TST1's database, with TST1 stopped."""
+        self.stop_tst1()
+        replace_database(self.tst1_paths, self.dev1_paths)
+
+
+@pytest.fixture
+def pair(redhome: Path, tmp_path: Path) -> Iterator[Pair]:
+    pair = Pair(redhome, tmp_path)
+    try:
+        pair.dev1.start("devdb")
+        seed_dev1(pair.dev1)
+        stop_daemon(pair.dev1, "devdb")
+        pair.tst1.start("devdb")
+        seed_tst1(pair.tst1)
+        pair.tst1.start("sched")
+        pair.tst1.start("jmon")
+        wait_job_ran(pair.tst1, 1)
+        yield pair
+    finally:
+        pair.close()
+
+
+def old_log_files(paths: InstancePaths) -> list[Path]:
+    """Log files as the instance had them before the clone, one in log/ and one in log/DB/<schema>/."""
+    files = [paths.log / "before-clone.log", paths.db_log_dir("APP1") / "APP1-before-clone.log"]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("from before the clone\n")
+    return files
+
+
+def test_start_after_a_clone_restores_tst1_and_clears_dev1s_logs(pair: Pair) -> None:
+    tst1 = pair.tst1
+    before = {"activation": activation(tst1), "members": members(tst1), "connections": connections(tst1)}
+    own_identity = identity(tst1)
+    assert before["activation"] == {("JOB", 1): True, ("JOB", 2): False, ("WATCHER", 1): True}
+    saved = tst1.inst.redctl("preclone")
+    assert "1 member(s) of the REST roles" in saved.stdout, saved.stdout
+    manifest = json.loads((pair.tst1_paths.tmp / "preclone" / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"identity.json", "owned.json", "suspend.json"}
+    refused = tst1.inst.redctl("preclone", check=False)
+    assert refused.returncode == 1 and "--force" in refused.stderr, refused
+    old_files = old_log_files(pair.tst1_paths)
+
+    pair.clone_dev1_into_tst1()
+    tst1.start("devdb")
+    assert identity(tst1)["INSTANCE_NAME"] == "DEV1"  # the clone, as restored
+    audit = tst1.inst.rows("SELECT * FROM APP1.AUDIT_TRAIL ORDER BY WHAT")
+    load_files = tst1.inst.rows("SELECT * FROM REDSYS.ADM_LOAD_FILE")
+    tst1.inst.close()
+    tst1.start("sched")
+    jmon = tst1.start("jmon")  # READY only after the restore
+
+    assert identity(tst1) == own_identity
+    after = activation(tst1)
+    assert after == {("JOB", 1): True, ("JOB", 2): False, ("JOB", 3): False, ("WATCHER", 1): True}
+    assert members(tst1) == before["members"] == {("USER_A", "REDPSS_READER")}
+    assert connections(tst1) == before["connections"]
+    for table in ("APP1.ADM_JOB_LOG", "APP1.ADM_WATCHER_LOG", "REDSYS.ADM_JMON_JOBLOG"):
+        assert count(tst1, table, "RUN_ID LIKE 'dev1%'") == 0, table
+    assert count(tst1, "APP1.LOG_MESSAGES", f"MESSAGE = '{DEV1_MARK}'") == 0
+    assert count(tst1, "APP1.ADM_WATCHER_EXEC_ERROR") == 0
+    assert count(tst1, "REDSYS.ADM_JMON_LOAD", "LOG_TIME < TIMESTAMP '2026-06-01 00:00:00'") == 0
+    assert tst1.inst.rows("SELECT * FROM APP1.AUDIT_TRAIL ORDER BY WHAT") == audit and len(audit) == 2
+    assert tst1.inst.rows("SELECT * FROM REDSYS.ADM_LOAD_FILE") == load_files and len(load_files) == 1
+    assert not any(path.exists() for path in old_files)
+    assert not (pair.tst1_paths.tmp / "preclone").exists()
+    assert len(list((pair.tst1_paths.tmp / "preclone-archive").iterdir())) == 1
+
+    wait_job_ran(tst1, 1)  # TST1's schedule runs again
+    assert count(tst1, "APP1.ADM_JOB_LOG", "JOB_ID IN (2, 3)") == 0  # DEV1's never did
+    log = jmon.log
+    for step in ("activation", "connections", "database_logs", "identity", "archive"):
+        assert f"clone restore step {step} done" in log, log
+    postclone = tst1.inst.redctl("postclone", check=False)
+    assert postclone.returncode == 1 and "not replaced by a clone" in postclone.stderr, postclone
+
+
+def test_a_foreign_database_without_preclone_starts_no_job_until_taken_over(pair: Pair) -> None:
+    tst1 = pair.tst1
+    pair.clone_dev1_into_tst1()
+    tst1.start("devdb")
+    tst1.start("sched")
+    jmon = tst1.start("jmon")
+    jmon.wait_log("belongs to instance DEV1")
+    assert "ALERT" in jmon.log
+    status = tst1.inst.redctl("status", check=False)
+    assert "starts no job" in status.stdout and "redctl postclone --force" in status.stdout, status.stdout
+    refused = tst1.inst.redctl("postclone", check=False)
+    assert refused.returncode == 1 and "nothing was changed" in refused.stderr, refused
+    assert identity(tst1)["INSTANCE_NAME"] == "DEV1"
+    assert count(tst1, "APP1.ADM_JOB_LOG", "RUN_ID NOT LIKE 'dev1%'") == 0  # DEV1's active jobs 2 and 3 never ran
+
+    tst1.inst.redctl("postclone", "--force")
+    assert identity(tst1)["INSTANCE_NAME"] == "TST1"
+    assert not any(activation(tst1).values())  # nothing known to be TST1's: all inactive
+    wait_for(lambda: "starts no job" not in tst1.inst.redctl("status", check=False).stdout, 30, what="status clear")
+    assert count(tst1, "APP1.ADM_JOB_LOG") == 0
+
+
+def test_a_preclone_without_a_restore_changes_nothing(pair: Pair) -> None:
+    tst1 = pair.tst1
+    tst1.inst.redctl("preclone")
+    own_identity, states, roles = identity(tst1), activation(tst1), members(tst1)
+    runs = count(tst1, "APP1.ADM_JOB_LOG")
+    files = old_log_files(pair.tst1_paths)
+    stop_daemon(tst1, "jmon")
+    tst1.start("jmon")
+    refused = tst1.inst.redctl("postclone", check=False)
+    assert refused.returncode == 1 and "nothing was changed" in refused.stderr, refused
+    assert (identity(tst1), activation(tst1), members(tst1)) == (own_identity, states, roles)
+    assert count(tst1, "APP1.ADM_JOB_LOG") >= runs
+    assert all(path.exists() for path in files)
+    assert (pair.tst1_paths.tmp / "preclone" / "manifest.json").exists()  # still pending for the real restore
+    forced = tst1.inst.redctl("preclone", "--force")
+    assert "saved the state" in forced.stdout
