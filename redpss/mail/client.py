@@ -6,6 +6,7 @@ daemon. The mail is SENDMAIL's once this returns: it answers after the mail is o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from redpss.core.config import Config
@@ -15,6 +16,24 @@ from redpss.core.services import service_spec
 from redpss.core.wire import BlockingClient, WireError
 
 SUBMIT_TIMEOUT = 30.0  # seconds for connect, hello and the durable acknowledgement
+MAX_RECIPIENTS = 100
+_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
+
+
+def recipient_list(value: object) -> tuple[str, ...]:
+    """The recipients of a `to` field (a list, or one string separated by commas) as SENDMAIL accepts them;
+    ValueError naming what is wrong. A caller checks before it does work for a mail SENDMAIL would refuse."""
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,;]", value) if part.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError('"to" must name at least one recipient: a list of addresses or one comma-separated string')
+    addresses = tuple(v.strip() for v in value)
+    if len(addresses) > MAX_RECIPIENTS:
+        raise ValueError(f'"to" names {len(addresses)} recipients; at most {MAX_RECIPIENTS} per mail')
+    for address in addresses:
+        if not _ADDRESS.fullmatch(address):
+            raise ValueError(f"recipient {address[:80]!r} is not a mail address like name@example.com")
+    return addresses
 
 
 class MailNotAccepted(OSError):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from redpss.core.config.kinds import Secret
 from redpss.core.paths import InstancePaths
+from redpss.mail.client import recipient_list
 
 CONFIG_NAME = "mail2cmd.conf"
 MIN_SECRET = 16
@@ -40,7 +41,6 @@ COMMANDS: dict[str, tuple[re.Pattern[str], ...]] = {
     "resume": (),
 }
 _SHELL = re.compile(r"[;&|$`<>(){}\[\]*?!~\\'\"#=%^\n\r\t\x00]")
-_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
 _SECRET_LINE = re.compile(r"^\s*secret\s*:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -101,8 +101,10 @@ def _sender(path: Path, section: str, values: configparser.SectionProxy) -> Send
     if not section.startswith("sender "):
         raise RulesError(f"{where}: unknown section; each section is [sender name@example.com]")
     address = section[len("sender ") :].strip().lower()
-    if not _ADDRESS.fullmatch(address):
-        raise RulesError(f"{where}: {address!r} is not a mail address")
+    try:
+        recipient_list([address])
+    except ValueError:
+        raise RulesError(f"{where}: {address!r} is not a mail address") from None
     unknown = sorted(set(values) - {"secret", "commands"})
     if unknown:
         raise RulesError(f"{where}: unknown key(s) {', '.join(unknown)}; known: secret, commands")

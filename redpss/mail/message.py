@@ -21,12 +21,12 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
-MAX_RECIPIENTS = 100
+from redpss.mail.client import recipient_list
+
 MAX_SUBJECT = 998 - len("Subject: ")  # RFC 5322 line limit
 MAX_BODY = 4 * 1024 * 1024
 MAX_ATTACHMENTS = 20
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # all attachments of one mail together (a common relay limit)
-_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
 _SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 
 
@@ -52,17 +52,10 @@ class MailRequest:
 
 
 def _recipients(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [part for part in re.split(r"[,;]", value) if part.strip()]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise MailError('"to" must name at least one recipient: a list of addresses or one comma-separated string')
-    addresses = tuple(v.strip() for v in value)
-    if len(addresses) > MAX_RECIPIENTS:
-        raise MailError(f'"to" names {len(addresses)} recipients; at most {MAX_RECIPIENTS} per mail')
-    for address in addresses:
-        if not _ADDRESS.fullmatch(address):
-            raise MailError(f"recipient {address[:80]!r} is not a mail address like name@example.com")
-    return addresses
+    try:
+        return recipient_list(value)
+    except ValueError as exc:
+        raise MailError(str(exc)) from None
 
 
 def _text(request: dict[str, Any], key: str, limit: int, one_line: bool) -> str:
