@@ -68,7 +68,9 @@ def seed_dev1(daemons: DaemonSet) -> None:
         "INSERT INTO APP1.ADM_WATCHER_LOG (RUN_ID, WATCHER_ID, STATUS, MESSAGE) "
         f"VALUES ('dev1-w', 1, 'OK', '{DEV1_MARK}')"
     )
-    db.execute(f"INSERT INTO APP1.ADM_WATCHER_EXEC_ERROR (WATCHER_ID, ERROR_AT, ERROR_MESSAGE) VALUES (1, {stamp}, 'x')")
+    db.execute(
+        f"INSERT INTO APP1.ADM_WATCHER_EXEC_ERROR (WATCHER_ID, ERROR_AT, ERROR_MESSAGE) VALUES (1, {stamp}, 'x')"
+    )
     db.execute(f"INSERT INTO APP1.LOG_MESSAGES (LOG_TIME, LOG_LEVEL, MESSAGE) VALUES ({stamp}, 'ERROR', '{DEV1_MARK}')")
     db.execute(f"INSERT INTO REDSYS.ADM_JMON_LOAD (LOG_TIME, POOL) VALUES ({stamp}, 'DEFAULT')")
     db.execute(
@@ -117,7 +119,7 @@ def identity(daemons: DaemonSet) -> dict[str, Any]:
 
 
 def count(daemons: DaemonSet, table: str, where: str = "1 = 1") -> int:
-    return int(daemons.inst.rows(f"SELECT COUNT(*) AS N FROM {table} WHERE {where}")[0]["N"])  # noqa: S608
+    return int(daemons.inst.rows(f"SELECT COUNT(*) AS N FROM {table} WHERE {where}")[0]["N"])
 
 
 def wait_job_ran(daemons: DaemonSet, job_id: int, after: int = 0, timeout: float = 60) -> None:
