@@ -397,8 +397,10 @@ def build_app(paths: InstancePaths, config: Config) -> Starlette:
         Route("/api/v1/resume", api.resume, methods=["POST"]),
         Route("/api/v1/reload", api.reload, methods=["POST"]),
     ]
+    from redpss.console.routes import console_routes  # noqa: PLC0415 - the web console under /console, same users
+
     return Starlette(
-        routes=routes,
+        routes=[*routes, *console_routes(api)],
         exception_handlers={
             ApiError: errors.api_error,
             HTTPException: errors.http_error,

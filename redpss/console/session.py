@@ -1,0 +1,89 @@
+"""The console's login session: a signed, expiring cookie, and the CSRF token every action must carry.
+
+The console authenticates like the API (redpss.rest.auth: a database login, the same roles, the same per-address
+failure limits); what the login found is kept in a cookie instead of sending the password with every request:
+
+- value: base64url(JSON {user, operate, sid, exp}) "." base64url(HMAC-SHA256); the key is derived from the instance
+  secret (etc/instance.secret), so every gunicorn worker of the instance accepts a cookie any of them made, and a
+  cookie of another instance is worthless. A changed instance secret ends every session.
+- Secure, HttpOnly, SameSite=Strict, Path=/console; it expires SESSION_SECONDS after the login (absolute: a dropped
+  user or a revoked role loses the console at the latest then; the API itself re-checks within 30 s).
+- CSRF: the token is an HMAC of the session's random id under the same key (nothing to store); every POST carries
+  it in a hidden field, compared in constant time. SameSite=Strict already keeps the cookie off cross-site requests;
+  the token also refuses a form posted from a page of the same site that the console did not render.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+
+from redpss.core.paths import InstancePaths
+from redpss.core.record import Record
+from redpss.core.secret import instance_secret
+
+COOKIE = "redpss_console"
+SESSION_SECONDS = 8 * 3600  # a working day; then log in again
+_LABEL = b"redpss console session v1"
+
+
+class Session(Record):
+    user: str
+    may_operate: bool
+    sid: str  # random per login: the CSRF token is derived from it
+    expires: float  # epoch seconds
+
+
+class SessionKeys:
+    """Signs and checks session cookies and CSRF tokens with a key derived from the instance secret."""
+
+    def __init__(self, paths: InstancePaths) -> None:
+        secret = instance_secret(paths, create=False).encode()
+        self._key = hmac.new(secret, _LABEL, hashlib.sha256).digest()
+
+    def _mac(self, data: bytes) -> bytes:
+        return hmac.new(self._key, data, hashlib.sha256).digest()
+
+    def issue(self, user: str, may_operate: bool, now: float | None = None) -> tuple[Session, str]:
+        """A new session and its cookie value."""
+        now = time.time() if now is None else now
+        session = Session(user, may_operate, secrets.token_urlsafe(18), now + SESSION_SECONDS)
+        payload = json.dumps(
+            {"user": user, "operate": may_operate, "sid": session.sid, "exp": int(session.expires)},
+            separators=(",", ":"),
+        ).encode()
+        return session, f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def read(self, value: str | None, now: float | None = None) -> Session | None:
+        """The session of a cookie value; None when it is missing, forged, malformed or expired."""
+        if not value or value.count(".") != 1:
+            return None
+        encoded, signature = value.split(".")
+        try:
+            payload = _unb64(encoded)
+            if not hmac.compare_digest(_unb64(signature), self._mac(payload)):
+                return None
+            data = json.loads(payload)
+            session = Session(str(data["user"]), bool(data["operate"]), str(data["sid"]), float(data["exp"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        now = time.time() if now is None else now
+        return session if session.expires > now else None
+
+    def csrf_token(self, session: Session) -> str:
+        return _b64(self._mac(b"csrf\0" + session.sid.encode()))
+
+    def csrf_ok(self, session: Session, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,75 @@
+"""The console's browser tests: one running instance with its REST API (real gunicorn, TLS, devdb, SCHED, JMON) per
+module, and Debian's headless Chromium driven by playwright. Screenshots of each page land in test-artifacts/console
+(ignored by git) so a failed run in CI can be looked at."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.rest.rest_instance import RestApi, rest_instance
+from tests.support.instance_runner import RunningInstance
+
+CHROMIUM = Path(os.environ.get("REDPSS_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+
+
+def browser_missing() -> str:
+    """Why the browser tests cannot run here ("" when they can)."""
+    try:
+        import playwright.sync_api  # noqa: F401, PLC0415
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (scripts/setup installs Debian's chromium)"
+    return ""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningInstance, RestApi]]:
+    workdir = tmp_path_factory.mktemp("console")
+    home = workdir / "redsys"
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REDHOME", str(home))
+        for name in ("REDENV", "NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM"):
+            patch.delenv(name, raising=False)
+        with rest_instance(home, workdir) as pair:
+            yield pair
+
+
+@pytest.fixture(scope="module")
+def running(served: tuple[RunningInstance, RestApi]) -> RunningInstance:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def api(served: tuple[RunningInstance, RestApi]) -> RestApi:
+    return served[1]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    missing = browser_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the console's browser tests cannot run: {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,210 @@
+"""The web console in a real headless Chromium (Debian's, driven by playwright) against the REST API's real gunicorn
+with TLS, devdb, SCHED and JMON: logins for both roles, a toggle from the page seen in the database and in
+`redctl show`, a reader's forged POST refused, the load chart drawn from ADM_JMON_LOAD rows, a failed run appearing
+without a reload, and a stopped SCHED shown as down. Every page is photographed into test-artifacts/console."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redpss.core.config import load_config
+from redpss.ops.instance import Instance
+from redpss.ops.status import daemons
+from tests.rest.rest_instance import OPERATOR, READER, RestApi
+from tests.support.instance_runner import RunningInstance, add_job
+from tests.support.wait import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.allow_leaks]  # a browser and an instance per module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def definitions(running: RunningInstance) -> None:
+    add_job(running, "APP1", 1, "nightly load", INTERVAL_SECONDS=3600)
+    add_job(running, "APP1", 2, "toggled from the page", INTERVAL_SECONDS=3600)
+    add_job(running, "APP1", 9, "breaks", JOB_TYPE="SQL", COMMAND="SELECT * FROM APP1.NO_SUCH_TABLE", ACTIVE=False,
+            INTERVAL_SECONDS=86400)  # fmt: skip
+    running.redctl("reload")
+
+
+@pytest.fixture
+def page_of(browser: Any, api: RestApi) -> Iterator[Any]:
+    """Log in with a fresh browser context: page_of(user) -> a page on the overview."""
+    contexts: list[Any] = []
+
+    def login(user: tuple[str, str]) -> Any:
+        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda message: print(f"browser console: {message.type}: {message.text}"))
+        page.on("pageerror", lambda error: print(f"browser page error: {error}"))
+        page.goto(f"{api.base}/console/")
+        assert "/console/login" in page.url  # no session: the login form first
+        page.get_by_label("User").fill(user[0])
+        page.get_by_label("Password").fill(user[1])
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{api.base}/console/")
+        return page
+
+    yield login
+    for context in contexts:
+        context.close()
+
+
+def shoot(page: Any, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def test_the_login_cookie_is_secure_httponly_strict_and_a_wrong_password_is_refused(
+    browser: Any, api: RestApi, artifacts: Path
+) -> None:
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{api.base}/console/login")
+        shoot(page, artifacts, "login")
+        page.get_by_label("User").fill(READER[0])
+        page.get_by_label("Password").fill("not-the-password")
+        page.get_by_role("button", name="Log in").click()
+        assert "refused the login" in page.locator("#failure").inner_text()
+        assert "not-the-password" not in api.log
+        assert not context.cookies()
+        page.get_by_label("User").fill(READER[0])
+        page.get_by_label("Password").fill(READER[1])
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{api.base}/console/")
+        (cookie,) = context.cookies()
+        assert cookie["name"] == "redpss_console" and cookie["path"] == "/console"
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert READER[1] not in cookie["value"]
+    finally:
+        context.close()
+
+
+def test_reader_sees_every_page_but_no_action_and_a_forged_post_is_refused(
+    page_of: Any, api: RestApi, running: RunningInstance, artifacts: Path
+) -> None:
+    page = page_of(READER)
+    assert page.locator("tr[data-daemon='redpss-sched'] .badge").inner_text() == "up"
+    shoot(page, artifacts, "overview-reader")
+    page.get_by_role("link", name="Jobs & watchers").click()
+    assert page.locator("tr[data-job='APP1.2']").count() == 1
+    assert page.locator("table#jobs button").count() == 0 and page.get_by_text("Start now").count() == 0
+    shoot(page, artifacts, "jobs-reader")
+    page.get_by_role("link", name="Runs", exact=True).click()
+    shoot(page, artifacts, "runs-reader")
+    page.goto(f"{api.base}/console/jobs/APP1/1")
+    assert "Job APP1.1" in page.locator("h1").inner_text()
+    shoot(page, artifacts, "job-reader")
+    # A form the page never offered, with the session's own CSRF token (from the logout form): still refused.
+    page.evaluate(
+        """() => { const f = document.createElement('form'); f.method = 'post';
+                   f.action = '/console/jobs/APP1/2/toggle';
+                   const t = document.createElement('input'); t.name = 'csrf';
+                   t.value = document.querySelector('input[name=csrf]').value; f.appendChild(t);
+                   document.body.appendChild(f); f.submit(); }"""
+    )
+    page.wait_for_selector("#error")
+    assert "needs the operator role" in page.locator("#error").inner_text()
+    assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": True}]
+    shoot(page, artifacts, "refused-reader")
+
+
+def test_a_post_without_the_csrf_token_is_refused_even_for_an_operator(
+    page_of: Any, api: RestApi, running: RunningInstance
+) -> None:
+    page = page_of(OPERATOR)
+    answer = page.request.post(f"{api.base}/console/jobs/APP1/2/toggle", form={"back": "/console/jobs"})
+    assert answer.status == 403 and "CSRF" in answer.text()
+    assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": True}]
+
+
+def _active_in_show(running: RunningInstance, job_id: int) -> bool | None:
+    shown = json.loads(running.redctl("show", "--json").stdout)
+    for entry in shown["entries"]:
+        if entry["key"] == ["JOB", "APP1", job_id]:
+            return bool(entry["active"])
+    return None
+
+
+def test_operator_toggles_a_job_from_the_page_and_it_changes_in_the_database_and_in_redctl_show(
+    page_of: Any, running: RunningInstance, artifacts: Path
+) -> None:
+    page = page_of(OPERATOR)
+    page.get_by_role("link", name="Jobs & watchers").click()
+    shoot(page, artifacts, "jobs-operator")
+    page.get_by_role("button", name="Deactivate APP1.2").click()
+    assert "APP1.2 is now inactive" in page.locator(".note").inner_text()
+    assert page.locator("tr[data-job='APP1.2'] .state").inner_text() == "INACTIVE"
+    assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": False}]
+    wait_for(lambda: _active_in_show(running, 2) is False, 30, what="APP1.2 inactive in redctl show")
+    page.get_by_role("button", name="Activate APP1.2").click()
+    assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": True}]
+    wait_for(lambda: _active_in_show(running, 2) is True, 30, what="APP1.2 active again in redctl show")
+
+
+def test_the_load_chart_draws_the_points_of_adm_jmon_load(
+    page_of: Any, api: RestApi, running: RunningInstance, artifacts: Path
+) -> None:
+    minute = dt.datetime.now().replace(second=0, microsecond=0)
+    db = running.db()
+    busy = [i % 4 for i in range(30)]
+    for i, value in enumerate(busy):
+        stamp = (minute - dt.timedelta(minutes=30 - i)).strftime("%Y-%m-%d %H:%M:%S")
+        db.execute(
+            "INSERT INTO REDSYS.ADM_JMON_LOAD (LOG_TIME, POOL, POOL_SIZE, BUSY, QUEUED, RUNS_STARTED, RUNS_SKIPPED, "
+            f"LATENESS_P50_MS, LATENESS_MAX_MS, SUSPENDED) VALUES ('{stamp}', 'CHARTS', 4, {value}, {i}, 2, 0, 1.5, "
+            "9.5, FALSE)"
+        )
+    db.commit()
+    page = page_of(READER)
+    page.goto(f"{api.base}/console/load?range=hour")
+    shoot(page, artifacts, "load")
+    page.wait_for_function("() => window.consoleCharts && window.consoleCharts.length > 0")
+    drawn = page.evaluate(
+        """() => window.consoleCharts
+             .filter(p => p.root.parentElement.dataset.pool === 'CHARTS')
+             .map(p => ({series: p.root.parentElement.dataset.series, data: p.data.slice(1)}))"""
+    )
+    by_series = {d["series"]: d["data"] for d in drawn}
+    assert by_series["busy,queued,size"][0] == busy and by_series["busy,queued,size"][1] == list(range(30))
+    assert by_series["p50,max"][1] == [9.5] * 30
+    assert page.locator("div.chart[data-pool='CHARTS'] canvas").count() == 3
+    shoot(page, artifacts, "load")
+
+
+def test_a_failed_run_appears_on_the_overview_without_a_reload(
+    page_of: Any, running: RunningInstance, artifacts: Path
+) -> None:
+    page = page_of(READER)
+    page.evaluate("() => { window.notReloaded = true; }")
+    running.redctl("start_db_job", "APP1.9")
+    failed = page.locator("tr.status-failed", has_text="APP1.9")
+    failed.first.wait_for(timeout=30_000)
+    assert page.evaluate("() => window.notReloaded") is True  # the same document: refreshed in place
+    assert re.search(r"APP1\.9 \(breaks\) failed", page.locator("#problems").inner_text())
+    shoot(page, artifacts, "overview-failed-run")
+
+
+def test_the_overview_shows_a_stopped_sched_as_down(
+    page_of: Any, running: RunningInstance, artifacts: Path
+) -> None:
+    """Last in the module: stopping SCHED ends `redctl start_trace` and with it the instance."""
+    page = page_of(OPERATOR)
+    instance = Instance(running.paths, load_config(running.paths.config_file))
+    detail = daemons(instance, frozenset({"sched"}))["redpss-sched"]["detail"]
+    pid = int(re.search(r"pid (\d+)", detail)[1])  # type: ignore[index]
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not daemons(instance, frozenset({"sched"}))["redpss-sched"]["running"], 60, what="SCHED down")
+    page.reload()
+    assert page.locator("tr[data-daemon='redpss-sched'] .badge").inner_text() == "down"
+    assert "redpss-sched is down" in page.locator("#problems").inner_text()
+    shoot(page, artifacts, "overview-sched-down")
