@@ -138,7 +138,9 @@ def test_a_foreign_database_without_preclone_starts_no_job_until_taken_over(pair
     assert identity(tst1)["INSTANCE_NAME"] == "DEV1"
     assert count(tst1, "APP1.ADM_JOB_LOG", "RUN_ID NOT LIKE 'dev1%'") == 0  # DEV1's active jobs 2 and 3 never ran
 
-    tst1.inst.redctl("postclone", "--force")
+    taken = tst1.inst.redctl("postclone", "--force")
+    assert "identity: instance TST1" in taken.stdout, taken.stdout
+    assert "clone restore step identity done" in pair.tst1_paths.log_file("redctl").read_text()  # and the journal
     assert identity(tst1)["INSTANCE_NAME"] == "TST1"
     assert not any(activation(tst1).values())  # nothing known to be TST1's: all inactive
     wait_for(lambda: "starts no job" not in tst1.inst.redctl("status", check=False).stdout, 30, what="status clear")
