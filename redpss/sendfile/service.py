@@ -191,7 +191,17 @@ class SendfileService(Service):
                 connection = self._connection()
             except DatabaseError as exc:
                 raise TryAgain(f"the database is out of reach: {exc}") from None
-            delivered = carry_out(self.config, self.paths, connection, job.request_id, request)
+            try:
+                delivered = carry_out(self.config, self.paths, connection, job.request_id, request)
+            except (SendFailed, TryAgain, DatabaseError):
+                raise
+            except Exception as exc:  # pyexasol's export errors carry the database's reason
+                cause = exc.__cause__ or exc
+                text = str(map_exa_error(cause, dsn=self.session.settings.dsn, user=self.session.settings.user))
+                if not self.session.connected:  # the session was lost under the export: a later try may do
+                    self.session.close()
+                    raise TryAgain(f"the database went away during the export: {text}") from None
+                raise SendFailed(f"the export failed: {text}") from None
         except TryAgain as exc:
             if job.tries >= MAX_TRIES:
                 return self._failed(job, f"{exc} (gave up after {job.tries} tries)")
@@ -208,12 +218,6 @@ class SendfileService(Service):
             return self._failed(job, str(exc))
         except DatabaseError as exc:
             return self._failed(job, f"the database: {exc}")
-        except Exception as exc:
-            cause = exc.__cause__ or exc
-            text = str(map_exa_error(cause, dsn=self.session.settings.dsn, user=self.session.settings.user))
-            if not self.session.connected:
-                self.session.close()
-            return self._failed(job, f"the export failed: {text}")
         self.spool.remove(job.request_id)
         self.done += 1
         text = f"SENDFILE request {job.request_id}: sent {delivered.message(request)}"
