@@ -16,6 +16,7 @@ import httpx
 from redpss.core.config.schema import section_fields
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths, create_instance_tree
+from redpss.core.secret import instance_secret
 from redpss.devdb.tls import self_signed
 from redpss.rest.tls import CertificateFiles
 from tests.support.daemons import DaemonProcess
@@ -57,6 +58,7 @@ def rest_config(gu_port: int, **rest: str) -> str:
 def make_instance(redhome: Path, name: str = "TST1") -> InstancePaths:
     paths = InstancePaths.for_instance(name, redhome)
     create_instance_tree(paths)
+    instance_secret(paths, create=True)  # as `redsysctl create` makes it (the console signs its sessions with it)
     files = CertificateFiles.of(paths)
     self_signed(files.cert, files.key, common_name=f"RED-PSS REST {name}")
     return paths
