@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,12 @@ class CfiDtpHandler(TLS_DTPHandler):  # type: ignore[misc]
 
     ac_out_buffer_size = TRANSFER_CHUNK
     ac_in_buffer_size = TRANSFER_CHUNK
+
+    def __init__(self, sock: socket.socket, cmd_channel: Any) -> None:
+        # A file's last TLS record is usually a short segment: without TCP_NODELAY it waits for the ACK of the
+        # segments before it (Nagle), pyftpdlib sets the option on control connections only.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().__init__(sock, cmd_channel)
 
     def __repr__(self) -> str:
         # pyftpdlib formats the connection into every debug message, logged or not: keep that cheap.
