@@ -90,6 +90,29 @@ def test_an_allowed_mail_starts_the_job_and_the_reply_arrives(running: tuple[Run
     assert SECRET not in mail2cmd_log(inst)
 
 
+def test_toggle_suspend_and_resume_by_mail(running: tuple[RunningInstance, SmtpRelay]) -> None:
+    inst, relay = running
+    add_job(inst, "APP1", 18, "WEEKLY", INTERVAL_SECONDS=86400)
+    dba = ("dba@example.com", "secret: another-secret-0123456789")
+    for number, (subject, expected) in enumerate(
+        [
+            ("toggle_db_job APP1.18", "job APP1.18 (WEEKLY) is now inactive"),
+            ("suspend", "instance TST1: suspend done"),
+            ("resume", "instance TST1: resume done"),
+        ],
+        start=1,
+    ):
+        send(inst, subject, dba[1], sender=dba[0])
+        reply = relay.wait_for(number, 60)[-1].message()
+        assert reply["Subject"] == f"Re: {subject}"
+        body = reply.get_body()
+        assert body is not None and expected in body.get_content(), body
+        if subject == "suspend":
+            assert inst.paths.suspend_marker.exists()
+    assert not inst.paths.suspend_marker.exists()
+    assert inst.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 18")[0]["ACTIVE"] is False
+
+
 REFUSED = [  # subject, body, From:, envelope sender (None: the same), the reason logged
     ("status", f"secret: {SECRET}", OPS, "mallory@evil.example", "forged sender: From: 'ops@example.com'"),
     ("status", f"secret: {SECRET}", "mallory@evil.example", None, "'mallory@evil.example' is not allow-listed"),

@@ -49,10 +49,12 @@ class Sender:
         paths.config_file.chmod(0o600)
         self.inst = RunningInstance(paths, workdir)
         self.procs: dict[str, DaemonProcess] = {}
+        self.started = 0
 
     def start(self, *names: str) -> None:
         for name in names:
-            daemon = DaemonProcess(MODULES[name], self.paths, self.workdir / name, log_name=name)
+            self.started += 1  # a folder per start: a restarted daemon gets a fresh notify socket
+            daemon = DaemonProcess(MODULES[name], self.paths, self.workdir / f"{name}-{self.started}", log_name=name)
             self.procs[name] = daemon
             daemon.wait_ready()
 

@@ -7,7 +7,9 @@ The export comes from a real devdb through pyexasol's HTTP transport; the mail i
 from __future__ import annotations
 
 import io
+import os
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,3 +151,23 @@ def test_with_sendmail_away_the_request_waits_and_is_delivered_once_it_is_back(
         assert [a.get_filename() for a in received.message().iter_attachments()] == ["late.csv"]
         sender.procs["sendfile"].wait_log(f"SENDFILE request {reply['id']}: sent APP1.V_LATE: 50 rows")
         assert not list((sender.paths.tmp / "sendfile").glob("*.json"))  # the spooled request is gone once sent
+
+
+def test_a_request_accepted_before_a_kill_9_is_delivered_after_the_restart(
+    sender_for: SenderFor, tmp_path: Path
+) -> None:
+    with SmtpRelay(tmp_path, "PLAIN") as relay:
+        sender = sender_for(**relay.config())
+        sender.start("devdb", "sendfile")  # SENDMAIL away: the request waits in SENDFILE's spool
+        sender.make_view("APP1", "V_KEPT", 30)
+        reply = sender.send(source="APP1.V_KEPT", to="ops@example.com", file_name="kept.csv", wait=False)
+        first = sender.procs.pop("sendfile")
+        first.wait_log(f"request {reply['id']} not sent (try 1)")
+        os.kill(first.pid, signal.SIGKILL)
+        first.close()
+        sender.start("sendmail", "sendfile")
+        [received] = relay.wait_for(1, 60)
+        assert [a.get_filename() for a in received.message().iter_attachments()] == ["kept.csv"]
+        assert f"request {reply['id']} from before the start runs again" in sender.log
+        sender.procs["sendfile"].wait_log(f"SENDFILE request {reply['id']}: sent")
+        assert len(relay.received) == 1
