@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pycurl  # type: ignore[import-untyped]
 import pytest
 
 from redpss.cfi.confine import Confinement
@@ -89,3 +90,29 @@ def test_a_taken_port_names_the_keys(tmp_path: Path, server: tuple[CfiServer, th
     other = CfiServer([Listener(host, port, False, "[redctl] cfi_explicit_port")], cfi.settings)
     with pytest.raises(StartupError, match=rf"cannot listen on 127.0.0.1:{port} \(\[redctl\] cfi_explicit_port\)"):
         other.start()
+
+
+def test_libcurl_resumes_the_tls_session_on_every_data_connection(server: tuple[CfiServer, threading.Thread]) -> None:
+    """libcurl keeps the control connection and resumes its TLS session on each data connection (what a C client
+    such as the database's does): every data connection after the login is a resumed one, and nothing is refused."""
+    cfi, _ = server
+    host, port = cfi.addresses[0]
+    received: list[bytes] = []
+    handle = pycurl.Curl()
+    handle.setopt(pycurl.USERPWD, "u:pw")
+    handle.setopt(pycurl.USE_SSL, pycurl.USESSL_ALL)
+    handle.setopt(pycurl.SSL_VERIFYPEER, 0)
+    handle.setopt(pycurl.SSL_VERIFYHOST, 0)
+    handle.setopt(pycurl.WRITEFUNCTION, received.append)
+    try:
+        for _ in range(3):
+            handle.setopt(pycurl.URL, f"ftps://{host}:{port}/a.csv")
+            handle.perform()
+    finally:
+        handle.close()
+    assert b"".join(received) == b"1\n" * 3
+    counters = cfi.counters
+    wait_for(lambda: counters.files_sent == 3, 5, what="three files sent")
+    assert counters.logins == 1  # one control connection for all three
+    assert counters.data_channels == 3
+    assert counters.data_channels_resumed == 3
