@@ -7,16 +7,22 @@ away, JMON stopped) does not fail the page: it becomes a problem at the top of t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from redpss.core.errors import RedpssError
 from redpss.ops import control, history, jobs, status
 from redpss.ops.instance import Instance, NotRunning
 from redpss.ops.keys import resolve
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from redpss.core.db import DbSession
 
 RECENT_RUNS = 15  # runs listed on the overview
 FAILED_WINDOW = 3600  # failed runs of the last hour count as "wrong now"
@@ -31,6 +37,53 @@ JOB_LOG = (
     "ROWS_LOADED FROM {schema}.ADM_JOB_LOG WHERE JOB_ID = {{id!d}} "
     "ORDER BY STARTED_AT DESC NULLS LAST, SCHEDULED_AT DESC LIMIT {{limit!d}}"
 )
+
+
+T = TypeVar("T")
+
+
+class _Kept:
+    """A database session lent to the operations of one page: their close() leaves it open for the next read."""
+
+    def __init__(self, session: DbSession) -> None:
+        self.session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+    def close(self) -> None:
+        """The page closes the session when it is done (one_session)."""
+
+
+class PageInstance(Instance):
+    """The instance as one page reads it: every query of the page on one database session, since a login costs
+    more than the queries (about 0.2 s each on devdb; a page makes up to five)."""
+
+    kept: list[_Kept] | None = None
+
+    def db(self) -> DbSession:
+        if self.kept is None:
+            return super().db()
+        if not self.kept:
+            self.kept.append(_Kept(super().db()))
+        return cast("DbSession", self.kept[0])
+
+
+def per_page(read: Callable[..., T]) -> Callable[..., T]:
+    """`read(instance, ...)` with its database reads on one session, closed when it returns."""
+
+    @functools.wraps(read)
+    def on_one_session(instance: Instance, *args: Any, **kwargs: Any) -> T:
+        kept: list[_Kept] = []
+        page = PageInstance(instance.paths, instance.config, instance.client, instance.db_user, instance.db_password,
+                            kept=kept)  # fmt: skip
+        try:
+            return read(page, *args, **kwargs)
+        finally:
+            for lent in kept:
+                lent.session.close()
+
+    return on_one_session
 
 
 def when(value: Any) -> dt.datetime | None:
@@ -79,6 +132,7 @@ def _lateness(entry: dict[str, Any], now: float) -> float | None:
     return late if late > float(interval or 60) else None
 
 
+@per_page
 def overview(instance: Instance) -> dict[str, Any]:
     """The overview page: problems first, then daemons, pools, spools and the latest runs."""
     now = time.time()
@@ -162,6 +216,7 @@ def state_of(entry: dict[str, Any] | None, active: bool) -> str:
     return "ACTIVE" if entry.get("active") else "INACTIVE"
 
 
+@per_page
 def job_table(instance: Instance, schema: str | None, pool: str | None, state: str | None) -> dict[str, Any]:
     """Jobs and watchers with state, last run, next run and lateness; filtered by schema, pool and state."""
     now = time.time()
@@ -201,10 +256,12 @@ def job_table(instance: Instance, schema: str | None, pool: str | None, state: s
     }
 
 
+@per_page
 def runs_page(instance: Instance, where: history.RunFilter, limit: int) -> dict[str, Any]:
     return {"runs": _timed(history.runs(instance, where, history.Page(limit=limit)))}
 
 
+@per_page
 def job_runs(instance: Instance, key: str, limit: int) -> dict[str, Any]:
     """One job's detail and its runs from its schema's own run log (with ROWS_LOADED)."""
     session = instance.db()
@@ -216,6 +273,7 @@ def job_runs(instance: Instance, key: str, limit: int) -> dict[str, Any]:
     return {"schema": schema, "id": id_, "name": name, "runs": _timed(rows)}
 
 
+@per_page
 def run_log(instance: Instance, schema: str, job_id: int, run_id: str) -> dict[str, Any]:
     """A run's lines: the database's messages about it (ALL_LOG_MESSAGES) and the lines of log/DB naming it."""
     messages = [
@@ -242,6 +300,7 @@ def _log_lines(folder: Path, run_id: str) -> list[str]:
     return found[-500:]
 
 
+@per_page
 def load_chart(instance: Instance, span: str) -> dict[str, Any]:
     """ADM_JMON_LOAD of the last hour/day/week as series per pool, averaged into at most LOAD_POINTS buckets."""
     seconds = RANGES[span]

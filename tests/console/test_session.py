@@ -1,0 +1,66 @@
+"""The console's session cookie and CSRF token without a browser: signed, expiring, bound to the instance secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from redpss.console.routes import _local
+from redpss.console.session import SESSION_SECONDS, SessionKeys
+from redpss.core.paths import InstancePaths, create_instance_tree
+from redpss.core.secret import instance_secret
+
+
+def keys_of(tmp_path: Path, name: str) -> SessionKeys:
+    paths = InstancePaths.for_instance(name, tmp_path)
+    create_instance_tree(paths)
+    instance_secret(paths)
+    return SessionKeys(paths)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> SessionKeys:
+    return keys_of(tmp_path, "TST1")
+
+
+def test_a_cookie_reads_back_until_it_expires(keys: SessionKeys) -> None:
+    session, cookie = keys.issue("API_OPERATOR", True, now=1000.0)
+    assert keys.read(cookie, now=1001.0) == session
+    assert session.expires == 1000.0 + SESSION_SECONDS
+    assert keys.read(cookie, now=1000.0 + SESSION_SECONDS) is None
+
+
+def test_a_changed_cookie_or_one_of_another_instance_is_refused(keys: SessionKeys, tmp_path: Path) -> None:
+    _, cookie = keys.issue("API_READER", False, now=1000.0)
+    signature = cookie.split(".")[1]
+    as_operator = keys.issue("API_READER", True, now=1000.0)[1].split(".")[0]
+    assert keys.read(f"{as_operator}.{signature}", now=1001.0) is None  # a reader cannot make itself an operator
+    assert keys.read(cookie + "x", now=1001.0) is None
+    for garbage in (None, "", "abc", "a.b.c", "!!.??"):
+        assert keys.read(garbage, now=1001.0) is None
+    assert keys_of(tmp_path, "TST2").read(cookie, now=1001.0) is None
+
+
+def test_the_csrf_token_belongs_to_one_session(keys: SessionKeys) -> None:
+    first, _ = keys.issue("API_OPERATOR", True)
+    second, _ = keys.issue("API_OPERATOR", True)
+    token = keys.csrf_token(first)
+    assert keys.csrf_ok(first, token)
+    assert not keys.csrf_ok(second, token)
+    assert not keys.csrf_ok(first, None) and not keys.csrf_ok(first, "")
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/console/jobs?schema=APP1", "/console/jobs?schema=APP1"),
+        ("https://elsewhere.example/", "/console/"),
+        ("//elsewhere.example/console/", "/console/"),
+        ("/console/..//evil", "/console/"),
+        ("/api/v1/jobs", "/console/"),
+        (None, "/console/"),
+    ],
+)
+def test_redirects_stay_inside_the_console(target: str | None, expected: str) -> None:
+    assert _local(target) == expected
