@@ -24,7 +24,7 @@ from redpss.core.config import Config, load_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths, create_instance_tree
-from redpss.demo import ingest, mail, rest, udf_bridge
+from redpss.demo import console, ingest, mail, rest, udf_bridge
 
 DEMO_INSTANCE = "DEMO1"
 
@@ -191,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo.define_sample_jobs()
             mail.demonstrate(paths)  # a mail with an attachment through SENDMAIL to a local relay
             rest.demonstrate(paths)  # API users, and one curl command against the REST API
+            console.demonstrate(paths)  # the web console's URL, a reader and an operator login
             time.sleep(min(3.0, args.seconds / 3))  # the demo's pacing: let the jobs run a little
             demo.drop_order_file()
             time.sleep(max(0.0, args.seconds - 3.0))
