@@ -8,13 +8,17 @@ line and what is allowed. The schema name becomes a folder name: it must be an E
 _; starting with a letter), which leaves no room for `/`, `..` or anything else that could lead outside log/DB.
 
 How a block is checked without a loop per line: the first line must start with a valid head (timestamp, level,
-source, ": "); every other line must too, or be a continuation line (a tab first). `_NEXT.findall` finds the line
-breaks followed by a head (or a tab) and returns the heads' levels; the block is good when their number is the number
-of line breaks less the last, so no line can slip through.
+source, ": "); every other line must too, or be a continuation line (a tab first). One compiled pattern, `_EACH`,
+stops at every line break that is followed by anything: a line of the usual levels matches capturing nothing (b"",
+one shared object), any other line captures what it starts with: a tab (a continuation line), the head of an ERROR
+or ALERT line, or else one character, which marks the line as bad. So one `findall` both checks every line and
+counts the lines and the continuation lines; no second pass counts line breaks. ERROR and ALERT lines are found
+afterwards with `bytes.find` of their level and parsed on their own, only in a payload that has them.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,12 +30,27 @@ _SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 _TS = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
 # INFO first: the level most lines have. Only ERROR and ALERT are captured: findall gives b"" (one shared object, no
 # allocation) for every other line, and the lines that need a database row are found by their non-empty level.
-_HEAD = _TS + rb" (?:INFO|DEBUG|WARN|(ERROR|ALERT)) [^\s:]{0,1024}: "
+_SOURCE = rb"[^\s:]{0,1024}+: "
+_HEAD = _TS + rb" (?:INFO|DEBUG|WARN|(ERROR|ALERT)) " + _SOURCE
 _FIRST = re.compile(_HEAD)
-_NEXT = re.compile(rb"\n" + _HEAD)  # a literal first character: the engine skips to each line break in C
-_NEXT_OR_TAB = re.compile(rb"\n(?:\t|" + _HEAD + rb")")  # continuation lines too (b"" like INFO)
+# The same timestamp with possessive repeats (nothing after a repeat could match what it gives back, so the result is
+# the same, without the engine noting positions to backtrack to); INFO first: the level most lines have.
+_TS_FAST = rb"[0-9]{4}+-[0-9]{2}+-[0-9]{2}+[ T][0-9]{2}+:[0-9]{2}+:[0-9]{2}+(?:\.[0-9]{1,6}+)?+"
+_EACH = re.compile(
+    rb"\n(?:"
+    + _TS_FAST
+    + rb" (?:INFO|DEBUG|WARN) "
+    + _SOURCE
+    + rb"|(?=(\t|"
+    + _TS_FAST
+    + rb" (?:ERROR|ALERT) "
+    + _SOURCE
+    + rb"|.)))",
+    re.DOTALL,
+)
 _STAMP_ONLY = re.compile(_TS + rb" ")
-_DB_LINE = re.compile(rb"\n(" + _TS + rb") (ERROR|ALERT) ([^\s:]{0,1024}): ([^\n]*(?:\n\t[^\n]*)*)")
+_DB_LINE = re.compile(rb"(" + _TS + rb") (ERROR|ALERT) ([^\s:]{0,1024}): ([^\n]*(?:\n\t[^\n]*)*)")
+_DB_LEVELS = (b" ERROR ", b" ALERT ")
 _checked_schemas: dict[str, str] = {}  # as sent -> upper case, for names already found valid
 SHAPE = (
     'a log request (protocol 2) is {"op": "log", "blocks": [[schema, bytes], ...], "payload": N} followed by N bytes: '
@@ -121,8 +140,7 @@ def parse_blocks(blocks: object, payload: object) -> Batch:
     for folder, start, end in cuts:
         batch.files.setdefault(folder, []).append(view[start:end])
     if to_database:
-        for folder, start, end in cuts:
-            batch.to_database += _db_lines(folder, payload[start:end])
+        batch.to_database = _db_lines(payload, cuts, to_database)
     return batch
 
 
@@ -132,12 +150,14 @@ def _levels(text: bytes) -> tuple[int, int] | None:
     first = _FIRST.match(text)
     if first is None or not text.endswith(b"\n") or b"\r" in text or not (text.isascii() or _utf8(text)):
         return None
-    # b"\t" in text is a memchr: the costly count of b"\n\t" only for text that has tabs at all
-    continued = text.count(b"\n\t") if b"\t" in text else 0
-    found: list[bytes] = (_NEXT_OR_TAB if continued else _NEXT).findall(text)
-    if len(found) + 1 != text.count(b"\n"):
+    found: list[bytes] = _EACH.findall(text)  # one per line break but the last
+    captured = len(found) - found.count(b"")
+    continued = found.count(b"\t") if captured else 0
+    to_database = captured - continued
+    # what is left is the head of an ERROR/ALERT line, or one character: a line without a head
+    if to_database and any(len(start) == 1 and start != b"\t" for start in set(found)):
         return None
-    return len(found) + 1 - continued, len(found) - found.count(b"") + (first.group(1) is not None)
+    return len(found) + 1 - continued, to_database + (first.group(1) is not None)
 
 
 def _checked_levels(block: bytes, folder: str) -> tuple[int, int]:
@@ -198,15 +218,32 @@ def _line_fault(line: bytes) -> str:
     return ""
 
 
-def _db_lines(folder: str, block: bytes) -> list[DbLine]:
-    """The ERROR and ALERT lines of a checked block, their continuation lines joined back into one text."""
-    return [
-        DbLine(
-            folder,
-            level.decode(),
-            stamp.decode(),
-            source.decode("utf-8"),
-            text.decode("utf-8").replace("\n\t", "\n"),
-        )
-        for stamp, level, source, text in _DB_LINE.findall(b"\n" + block)
-    ]
+def _db_lines(payload: bytes, cuts: list[tuple[str, int, int]], wanted: int) -> list[DbLine]:
+    """The ERROR and ALERT lines of a checked payload, in order, their continuation lines joined back into one text.
+
+    `bytes.find` looks for the level with a space on each side; a find counts only where it is the level of a line's
+    head (the text of a line may say ERROR too), and the search goes on at the next line. It stops once the `wanted`
+    lines (as many as the check counted) are found, so a payload without ALERT lines is not searched for them.
+    """
+    found: list[tuple[int, DbLine]] = []
+    starts = [start for _, start, _ in cuts]
+    for level in _DB_LEVELS:
+        at = payload.find(level) if len(found) < wanted else -1
+        while at >= 0:
+            line_start = payload.rfind(b"\n", 0, at) + 1
+            match = _DB_LINE.match(payload, line_start)
+            if match is not None and match.start(2) == at + 1:
+                stamp, name, source, text = match.groups()
+                folder = cuts[bisect.bisect_right(starts, line_start) - 1][0]
+                line = DbLine(
+                    folder,
+                    name.decode(),
+                    stamp.decode(),
+                    source.decode("utf-8"),
+                    text.decode("utf-8").replace("\n\t", "\n"),
+                )
+                found.append((line_start, line))
+            next_line = payload.find(b"\n", at)
+            at = payload.find(level, next_line) if next_line >= 0 and len(found) < wanted else -1
+    found.sort(key=lambda pair: pair[0])
+    return [line for _, line in found]
