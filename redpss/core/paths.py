@@ -150,6 +150,11 @@ class InstancePaths(Record):
     def autostart_marker(self) -> Path:
         return self.home / ".autostart"
 
+    @property
+    def version_record(self) -> Path:
+        """The RED-PSS version series the instance runs, e.g. 0.1 (see redpss.cli.redsysctl.versions)."""
+        return self.home / ".version"
+
     def log_file(self, service: str) -> Path:
         """The service's own log file; redctl and JMON share redctl.log as the description says."""
         name = "redctl" if service in ("redctl", "jmon") else service

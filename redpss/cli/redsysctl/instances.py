@@ -13,6 +13,7 @@ from pathlib import Path
 
 from redpss.cli import systemctl
 from redpss.cli.redsysctl.units import UNIT_LINKS
+from redpss.core.errors import InstanceError
 from redpss.core.paths import InstancePaths
 from redpss.core.services import SERVICES, instance_target, service_spec
 
@@ -49,7 +50,16 @@ def installation_programs() -> dict[str, Path]:
 
 
 def link_programs(paths: InstancePaths) -> list[str]:
-    """Point the instance's bin/ at this installation's programs; the units and redsysctl run them from there."""
+    """Point the instance's bin/ at this installation's programs; the units and redsysctl run them from there.
+
+    Installed from the RPM (this code runs from $REDHOME/lib/<series>), the instance records that series and bin/
+    links to the launcher that reads the record (redpss.cli.redsysctl.versions)."""
+    from redpss.cli.redsysctl import versions  # noqa: PLC0415
+
+    series = versions.running_series(paths.redhome)
+    if series is not None and versions.uses_launcher(paths.redhome):
+        versions.record(paths, series)
+        return versions.link_to_launcher(paths, list(installation_programs()))
     linked = []
     for name, program in installation_programs().items():
         link = paths.bin / name
@@ -72,6 +82,14 @@ def instance_program(paths: InstancePaths, name: str) -> str:
 
 def instance_version(paths: InstancePaths) -> str:
     """The redpss version the instance's bin/redctl belongs to (from the venv it points into), or '?'."""
+    from redpss.cli.redsysctl import versions  # noqa: PLC0415
+
+    try:
+        series = versions.recorded(paths)
+    except InstanceError:
+        return "? (bad .version)"
+    if series is not None:  # the launcher runs $REDHOME/lib/<series>
+        return versions.dist_version(paths.redhome / "lib" / series) or f"{series} (not installed)"
     redctl = paths.bin / "redctl"
     if not redctl.exists():
         return "?"

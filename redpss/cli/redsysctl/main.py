@@ -13,6 +13,7 @@ from typing import Any
 
 from redpss.cli import systemctl
 from redpss.cli.common import print_json, print_table, run_command
+from redpss.cli.redsysctl import versions
 from redpss.cli.redsysctl.instances import (
     active_units,
     all_units,
@@ -41,10 +42,13 @@ List, create and drop instances:
   redsysctl list [--json]
   redsysctl create instance
   redsysctl drop instance [--yes]
+Versions side by side (RPM installs, $REDHOME/lib/<series>):
+  redsysctl versions                   installed versions and the instances on each
+  redsysctl move instance series       run the instance on another installed version (restarts it if it ran)
 """
 SINGLE = ("start", "stop", "status", "restart")
 ALL = ("start-all", "stop-all", "restart-all", "status-all")
-COMMANDS = (*SINGLE, *ALL, "list", "create", "drop")
+COMMANDS = (*SINGLE, *ALL, "list", "create", "drop", "versions", "move")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("command", choices=COMMANDS, metavar="command")
     parser.add_argument("instance", nargs="?", default=None)
+    parser.add_argument("series", nargs="?", default=None, help="move: the version series, e.g. 0.2")
     parser.add_argument("--json", action="store_true", help="list: machine-readable output")
     parser.add_argument("--yes", action="store_true", help="drop: do not ask for confirmation")
     return parser
@@ -64,11 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command("redsysctl", lambda: _dispatch(args))
+    dispatch = _dispatch_versions if args.command in ("versions", "move") else _dispatch
+    return run_command("redsysctl", lambda: dispatch(args))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     command: str = args.command
+    if args.series:
+        raise UsageError(f"{command} takes at most one argument (the instance)")
     if command in ALL or command == "list":
         if args.instance:
             raise UsageError(f"{command} takes no instance (it acts on every instance)")
@@ -88,6 +96,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "drop":
         return drop(paths, confirmed=args.yes)
     return act(paths.require(), command)
+
+
+def _dispatch_versions(args: argparse.Namespace) -> int:
+    if args.command == "versions":
+        if args.instance:
+            raise UsageError("versions takes no instance (it lists every installed version)")
+        return list_versions(redhome_from_env())
+    if not args.instance or not args.series:
+        raise UsageError("move needs the instance and the version series, e.g. redsysctl move TST1 0.2")
+    return move(InstancePaths.from_env(name=args.instance).require(), args.series)
 
 
 def _instance_env(paths: InstancePaths) -> dict[str, str]:
@@ -252,3 +270,30 @@ def drop(paths: InstancePaths, *, confirmed: bool) -> int:
     unit_link(paths).unlink(missing_ok=True)
     print(f"dropped instance {paths.redenv} ({paths.home})")
     return int(ExitCode.OK)
+
+
+def list_versions(redhome: Path) -> int:
+    """The versions installed side by side under $REDHOME/lib and the instances recording each."""
+    on: dict[str, list[str]] = {}
+    for paths in iter_instances(redhome):
+        on.setdefault(versions.recorded(paths) or "-", []).append(paths.redenv)
+    rows = [
+        {"series": series, "version": versions.dist_version(venv) or "?", "instances": " ".join(on.pop(series, []))}
+        for series, venv in versions.installed(redhome).items()
+    ]
+    rows += [
+        {"series": series, "version": "(not installed)", "instances": " ".join(names)} for series, names in on.items()
+    ]
+    print_table(rows, ["series", "version", "instances"])
+    return int(ExitCode.OK)
+
+
+def move(paths: InstancePaths, series: str) -> int:
+    """Run the instance on another installed version: new record and links, then a restart if it was running."""
+    was_running = systemctl.systemd_running() and bool(active_units(paths))
+    old, new = versions.move(paths, series)
+    print(f"instance {paths.redenv}: version {old or '(unrecorded)'} -> {new}")
+    if not was_running:
+        print(f"  it is not running; it starts on {new} next time")
+        return int(ExitCode.OK)
+    return act(paths, "restart")
