@@ -1,5 +1,6 @@
 """redctl db_install / db_register: install or upgrade REDSYS, register application schemas, and create the
-CONNECTION objects (REDSYS_DBLS, REDSYS_JEXEC, REDSYS_SENDMAIL) through which the database's scripts reach this instance.
+CONNECTION objects (REDSYS_DBLS, REDSYS_JEXEC, REDSYS_SENDMAIL) through which the database's scripts reach this
+instance.
 
 Schema names are checked before the database is reached: a bad name is a usage error (exit 2), not a failure.
 """
