@@ -82,6 +82,8 @@ class Mail2CmdService(Service):
         self.instance = Instance(paths, config, client="MAIL2CMD")
 
     async def start(self) -> None:
+        # aiosmtpd logs every SMTP command of every session (and each probe's connect) at INFO: our lines suffice.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         await self.reload_rules()
         redctl = self.config.redctl
         handler = _Handler(self)
