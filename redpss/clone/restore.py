@@ -39,9 +39,9 @@ log = logging.getLogger("redpss.clone")
 STEPS = (
     "discard_spools",
     "log_files",
+    "connections",  # db_install's work first: a clone of an older contract gets the tables the next steps use
     "activation",
     "roles",
-    "connections",
     "database_logs",
     "suspend_state",
     "identity",
