@@ -8,7 +8,6 @@ Python's ftplib (devdb's IMPORT) opens every data connection with a fresh handsh
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from OpenSSL import SSL
 
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
+from redpss.core.pemfiles import require_readable
 
 CERT_NAME = "cfi.crt"
 KEY_NAME = "cfi.key"
@@ -34,11 +34,9 @@ class CertificateFiles:
 
 
 def _require_readable(path: Path, what: str) -> None:
-    hint = "put the PEM file there (redsysctl create makes a self-signed pair for a new instance)"
-    if not path.is_file():
-        raise StartupError(f"the CFI {what} {path} is missing: {hint}")
-    if not os.access(path, os.R_OK):
-        raise StartupError(f"the CFI {what} {path} is not readable by this user: fix its owner or mode")
+    require_readable(
+        path, f"the CFI {what}", "put the PEM file there (redsysctl create makes a self-signed pair for a new instance)"
+    )
 
 
 def server_context(files: CertificateFiles) -> SSL.Context:

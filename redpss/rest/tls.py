@@ -6,12 +6,12 @@ with exit 3 naming the file: the API never falls back to a plain listener.
 
 from __future__ import annotations
 
-import os
 import ssl
 from pathlib import Path
 
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
+from redpss.core.pemfiles import require_readable
 from redpss.core.record import Record
 
 CERT_NAME = "rest.crt"
@@ -31,12 +31,7 @@ class CertificateFiles(Record):
 
 
 def _require_readable(path: Path, what: str) -> None:
-    if not path.is_file():
-        raise StartupError(
-            f"the REST API's {what} {path} is missing: put the PEM file there (the API serves HTTPS only)"
-        )
-    if not os.access(path, os.R_OK):
-        raise StartupError(f"the REST API's {what} {path} is not readable by this user: fix its owner or mode")
+    require_readable(path, f"the REST API's {what}", "put the PEM file there (the API serves HTTPS only)")
 
 
 def checked_files(paths: InstancePaths) -> CertificateFiles:

@@ -13,12 +13,12 @@ Clients (SCHED's ACTION workers, redctl's and JMON's probes, the database's scri
 from __future__ import annotations
 
 import base64
-import os
 import ssl
 from pathlib import Path
 
 from redpss.core.errors import RedpssError, StartupError
 from redpss.core.paths import InstancePaths
+from redpss.core.pemfiles import require_readable
 from redpss.core.record import Record
 
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
@@ -41,13 +41,10 @@ class TlsFiles(Record):
 
     def require(self, path: Path, what: str) -> None:
         """StartupError (exit 3) naming `path` when it is not a readable file."""
-        if not path.is_file():
-            raise StartupError(
-                f"{self.service}'s TLS {what} {path} is missing ({self.service.lower()}_tls is on): put the PEM file "
-                f"there, or switch {self.service.lower()}_tls off"
-            )
-        if not os.access(path, os.R_OK):
-            raise StartupError(f"{self.service}'s TLS {what} {path} is not readable by this user: fix owner or mode")
+        switch = f"{self.service.lower()}_tls"
+        require_readable(
+            path, f"{self.service}'s TLS {what}", f"{switch} is on: put the PEM file there, or switch {switch} off"
+        )
 
     def trusted(self) -> tuple[str, bool]:
         """The PEM text clients trust and whether it is the service's own certificate (pinned) rather than a CA."""
