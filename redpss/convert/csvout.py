@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,8 @@ def _plain(value: object, arrow_type: pa.DataType) -> object:
     """Arrow's Python form of a nested value with maps as JSON objects (to_pylist gives them as key/value pairs)."""
     if value is None:
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has neither NaN nor infinity (docs/convert.md)
     if pa.types.is_map(arrow_type):
         return {str(k): _plain(v, arrow_type.item_type) for k, v in value}  # type: ignore[attr-defined]
     if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
@@ -119,6 +122,28 @@ def _list_as_json(column: pa.Array) -> pa.Array | None:
     return pc.binary_join_element_wise("[", pc.binary_join(texts, ","), "]", "")
 
 
+class NotFinite(ValueError):
+    """A floating point column holds infinity, which no Exasol type stores; `row` counts from 0 in the column."""
+
+    def __init__(self, row: int, value: float) -> None:
+        self.row = row
+        self.value = value
+        super().__init__(f"{value} at row {row}")
+
+
+def _finite(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """NaN becomes NULL (pandas and numpy write NaN for a missing value; Exasol's DOUBLE has no NaN); infinity
+    raises NotFinite (a value Exasol cannot store, not a missing one). One vectorised check when all are finite."""
+    finite = pc.is_finite(column)
+    if pc.all(finite).as_py() is not False:  # True, or None when every value is NULL
+        return column
+    infinite = pc.is_inf(column)
+    if pc.any(infinite).as_py():
+        row = pc.index(infinite, True).as_py()
+        raise NotFinite(row, column[row].as_py())
+    return pc.if_else(finite, column, pa.scalar(None, column.type))
+
+
 def _as_hex(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
 
@@ -141,7 +166,9 @@ def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array: 
         # zoned values are stored as UTC instants: dropping the zone keeps UTC; nanoseconds are cut to micro
         return pc.cast(column, pa.timestamp("us"), safe=False)
     if pa.types.is_float16(t):
-        return pc.cast(column, pa.float32())
+        return writable(pc.cast(column, pa.float32()))
+    if pa.types.is_floating(t):
+        return _finite(column)
     if pa.types.is_duration(t):
         return pc.cast(column, pa.int64())  # a count of the type's unit (the header says which column, docs say unit)
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
@@ -169,6 +196,19 @@ def flatten(table: pa.Table) -> pa.Table:
             "record of the same path); rename one of them",
         )
     return table
+
+
+class _InColumn(Exception):
+    def __init__(self, name: str, error: NotFinite) -> None:
+        self.name = name
+        self.error = error
+
+
+def _writable_named(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
+    try:
+        return writable(table[name])
+    except NotFinite as exc:
+        raise _InColumn(name, exc) from None
 
 
 def quoted_name(name: str) -> str:
@@ -214,7 +254,14 @@ class CsvSink:
             present = set(table.column_names)
             arrays = [table[n] if n in present else pa.nulls(table.num_rows) for n in self.columns]
             table = pa.table(arrays, names=self.columns)
-        table = pa.table([writable(c) for c in table.columns], names=self.columns)
+        try:
+            table = pa.table([_writable_named(table, n) for n in self.columns], names=self.columns)
+        except _InColumn as exc:
+            raise BadInput(
+                f"row {self.rows + exc.error.row + 1}, column {exc.name}",
+                f"{exc.error.value} cannot be loaded (Exasol's DOUBLE has no infinity); send NULL or a finite "
+                "number instead",
+            ) from None
         pacsv.write_csv(table, self._segments[-1].file, _BODY_OPTIONS)
         self.rows += table.num_rows
 

@@ -15,16 +15,15 @@ with `<name>.reason` beside it (written first, so a source in error/ always has 
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from redpss.core.durable import fsync_folder, write_atomically
+from redpss.core.durable import fsync_folder
 from redpss.core.paths import InstancePaths
+from redpss.core.setaside import move_file
 
 log = logging.getLogger("redpss.convert.files")
 
@@ -59,56 +58,13 @@ def relative_folder(paths: InstancePaths, source: Path) -> Path:
     return source.parent.relative_to(paths.data_input)
 
 
-def _free_name(folder: Path, name: str) -> Path:
-    """folder/name, or folder/name.1, .2, ... when an earlier file of that name is still kept there."""
-    candidate = folder / name
-    number = 0
-    while candidate.exists() or candidate.is_symlink():
-        number += 1
-        candidate = folder / f"{name}.{number}"
-    return candidate
-
-
-def move_file(source: Path, folder: Path) -> Path:
-    """Move `source` into `folder` (created if needed) under a free name; across file systems by copy, fsync and
-    unlink (an sFTP tree may be mounted apart from the instance tree)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = _free_name(folder, source.name)
-    try:
-        source.rename(target)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        partial = target.with_name(f".{target.name}.moving")
-        with source.open("rb") as src, partial.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
-            os.fsync(dst.fileno())
-        partial.rename(target)
-        fsync_folder(folder)
-        source.unlink()
-    else:
-        fsync_folder(folder)
-    fsync_folder(source.parent)
-    return target
-
-
 def archive(paths: InstancePaths, source: Path) -> Path:
     return move_file(source, paths.data_archive / relative_folder(paths, source))
 
 
 def reject(paths: InstancePaths, source: Path, reason: str) -> Path:
     """Put a bad source in data/error/<folder>/ with <name>.reason; the path it went to."""
-    folder = paths.data_error / relative_folder(paths, source)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = _free_name(folder, source.name)
-    text = f"{source}: {reason}\n"
-    reason_file = target.with_name(target.name + ".reason")
-    write_atomically(reason_file, [text.encode()])
-    moved = move_file(source, folder)
-    if moved != target:  # another file took the name meanwhile: keep the reason beside the source
-        reason_file.rename(moved.with_name(moved.name + ".reason"))
-    return moved
+    return move_file(source, paths.data_error / relative_folder(paths, source), f"{source}: {reason}\n")
 
 
 def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:

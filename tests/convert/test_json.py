@@ -87,10 +87,24 @@ def test_an_empty_array_gives_an_empty_file(tmp_path: Path) -> None:
         ("  \n", "the file holds no JSON records"),
         (b'{"a": "\xff"}\n', "line 1, character 8: the text is not UTF-8"),
         ('{"a.b": 1, "a": {"b": 2}}\n', "column a.b: two fields become the column name 'a.b'"),
+        ('{"a": 1.5}\n{"a": -Infinity}\n', "row 2, column a: -inf cannot be loaded (Exasol's DOUBLE has no infinity)"),
+        ('{"a": 1.5}\n{"a": 1e400}\n', "line 2, character 1: the record holds 1e400, a number beyond DOUBLE's range"),
+        ('{"a": "x"}\n{"a": Infinity}\n', "line 2, character 1: the record holds Infinity, which cannot be loaded"),
     ],
 )
 def test_bad_json_is_refused_with_its_place(tmp_path: Path, text: str | bytes, reason: str) -> None:
     assert reason in bad(tmp_path, text)
+
+
+def test_nan_is_written_as_null(tmp_path: Path) -> None:
+    """NaN (not JSON, but what numpy-based writers send for a missing number) has no Exasol value: NULL, also in a
+    column kept as text and inside a list."""
+    assert convert(tmp_path, '{"a": 1.5, "l": [1.5]}\n{"a": NaN, "l": [NaN, 2.5]}\n') == [
+        ["a", "l"],
+        ["1.5", "[1.5]"],
+        ["", "[null,2.5]"],
+    ]
+    assert convert(tmp_path, '{"a": "x", "b": 1}\n{"a": NaN, "b": 2}\n')[1:] == [["x", "1"], ["", "2"]]
 
 
 def test_a_syntax_error_deep_in_a_big_file_names_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

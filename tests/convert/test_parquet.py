@@ -123,3 +123,12 @@ def test_property_values_round_trip_through_devdb_import(tmp_path: Path, rows: l
     stored = imported(convert(tmp_path, table, row_group_size=7), _TYPES)
     expected = [tuple(None if r[k] == "" else r[k] for k in _TYPES) for r in rows]  # Exasol: '' is NULL
     assert stored == expected
+
+
+def test_nan_is_null_and_infinity_is_refused_with_its_row_and_column(tmp_path: Path) -> None:
+    nan = pa.table({"x": pa.array([1.5, float("nan"), None]), "h": pa.array([float("nan"), 1, 2], pa.float16())})
+    assert csv_rows(convert(tmp_path, nan)) == [["x", "h"], ["1.5", ""], ["", "1"], ["", "2"]]
+    values = [float(i) for i in range(10)] + [float("inf")]
+    with pytest.raises(BadInput) as caught:
+        convert(tmp_path, pa.table({"id": range(11), "x": values}), row_group_size=4)
+    assert "row 11, column x: inf cannot be loaded (Exasol's DOUBLE has no infinity)" in str(caught.value)
