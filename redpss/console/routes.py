@@ -306,4 +306,3 @@ def console_routes(api: Any) -> list[BaseRoute]:
         ),
         Route(PREFIX, lambda request: RedirectResponse(f"{PREFIX}/", status_code=307), methods=["GET"]),
     ]
-

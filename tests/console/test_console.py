@@ -20,7 +20,7 @@ from redpss.core.config import load_config
 from redpss.ops.instance import Instance
 from redpss.ops.status import daemons
 from tests.rest.rest_instance import OPERATOR, READER, RestApi
-from tests.support.instance_runner import RunningInstance, add_job
+from tests.support.instance_runner import RunningInstance, add_job, add_watcher
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.allow_leaks]  # a browser and an instance per module
@@ -30,8 +30,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.allow_leaks]  # a browser and an ins
 def definitions(running: RunningInstance) -> None:
     add_job(running, "APP1", 1, "nightly load", INTERVAL_SECONDS=3600)
     add_job(running, "APP1", 2, "toggled from the page", INTERVAL_SECONDS=3600)
+    add_job(running, "APP1", 3, "<script>alert('x')</script>", INTERVAL_SECONDS=86400, ACTIVE=False)
     add_job(running, "APP1", 9, "breaks", JOB_TYPE="SQL", COMMAND="SELECT * FROM APP1.NO_SUCH_TABLE", ACTIVE=False,
             INTERVAL_SECONDS=86400)  # fmt: skip
+    add_watcher(running, "APP1", 1, "orders arrive", CONDITION_TEXT="SELECT 1 FROM DUAL WHERE FALSE", TARGET_JOB_ID=1,
+                INTERVAL_SECONDS=3600)  # fmt: skip
     running.redctl("reload")
 
 
@@ -94,11 +97,17 @@ def test_reader_sees_every_page_but_no_action_and_a_forged_post_is_refused(
 ) -> None:
     page = page_of(READER)
     assert page.locator("tr[data-daemon='redpss-sched'] .badge").inner_text() == "up"
+    page.keyboard.press("Tab")  # keyboard users reach the skip link first
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
     shoot(page, artifacts, "overview-reader")
     page.get_by_role("link", name="Jobs & watchers").click()
     assert page.locator("tr[data-job='APP1.2']").count() == 1
     assert page.locator("table#jobs button").count() == 0 and page.get_by_text("Start now").count() == 0
     shoot(page, artifacts, "jobs-reader")
+    assert page.locator("tr[data-job='APP1.3'] th").inner_text() == "APP1.3 <script>alert('x')</script>"  # as text
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    shoot(page, artifacts, "jobs-reader-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_role("link", name="Runs", exact=True).click()
     shoot(page, artifacts, "runs-reader")
     page.goto(f"{api.base}/console/jobs/APP1/1")
@@ -194,9 +203,25 @@ def test_a_failed_run_appears_on_the_overview_without_a_reload(
     shoot(page, artifacts, "overview-failed-run")
 
 
-def test_the_overview_shows_a_stopped_sched_as_down(
-    page_of: Any, running: RunningInstance, artifacts: Path
-) -> None:
+def test_operator_resets_a_watcher_executor_error_from_the_page(page_of: Any, running: RunningInstance) -> None:
+    db = running.db()
+    db.execute(
+        "INSERT INTO APP1.ADM_WATCHER_EXEC_ERROR (WATCHER_ID, RUN_ID, ERROR_AT, ERROR_MESSAGE) "
+        "VALUES (1, 'r-console', CURRENT_TIMESTAMP, 'condition failed: no such table')"
+    )
+    db.commit()
+    page = page_of(OPERATOR)
+    assert "executor error not reset: condition failed" in page.locator("#problems").inner_text()
+    page.get_by_role("link", name="Jobs & watchers").click()
+    assert page.locator("tr[data-watcher='APP1.1']").inner_text().count("yes, not reset") == 1
+    page.get_by_role("button", name="Reset the executor error of watcher APP1.1").click()
+    assert "executor error of watcher APP1.1 reset" in page.locator(".note").inner_text()
+    assert running.rows("SELECT RESET_BY FROM APP1.ADM_WATCHER_EXEC_ERROR WHERE RUN_ID = 'r-console'") == [
+        {"RESET_BY": f"console ({OPERATOR[0]})"}
+    ]
+
+
+def test_the_overview_shows_a_stopped_sched_as_down(page_of: Any, running: RunningInstance, artifacts: Path) -> None:
     """Last in the module: stopping SCHED ends `redctl start_trace` and with it the instance."""
     page = page_of(OPERATOR)
     instance = Instance(running.paths, load_config(running.paths.config_file))
