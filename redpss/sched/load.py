@@ -19,13 +19,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import errno
 import fcntl
 import logging
 import os
 import re
 import shlex
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import sql_literal
 from redpss.core.filestable import is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
+from redpss.core.setaside import move_file
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
 
@@ -387,32 +386,7 @@ def _forget_old(session: DbSession, retention_days: int) -> None:
 
 
 def _set_aside(path: Path, source_root: Path, target_root: Path, reason: str | None) -> Path:
-    """Move `path` to the same relative place below `target_root` (a name still taken there gets .1, .2, ... as
-    JSON2CSV and PARQ2CSV name their sources); with a reason, `<file>.reason` beside it, written first."""
-    wanted = target_root / path.relative_to(source_root)
-    wanted.parent.mkdir(parents=True, exist_ok=True)
-    target, number = wanted, 0
-    while target.exists() or target.is_symlink():
-        number += 1
-        target = wanted.with_name(f"{wanted.name}.{number}")
-    if reason is not None:
-        note = target.with_name(target.name + ".reason")
-        note.write_text(reason.rstrip() + "\n", encoding="utf-8")
-    try:
-        path.replace(target)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        _copy_then_remove(path, target)  # an upload in the sFTP tree, on another file system than data/
-    return target
-
-
-def _copy_then_remove(path: Path, target: Path) -> None:
-    """Move across file systems: a complete, fsynced copy under a hidden name, renamed, then the source removed."""
-    partial = target.with_name(f".{target.name}.part")
-    with path.open("rb") as source, partial.open("wb") as copy:
-        shutil.copyfileobj(source, copy, 1 << 20)
-        copy.flush()
-        os.fsync(copy.fileno())
-    partial.replace(target)
-    path.unlink()
+    """Move `path` to the same relative place below `target_root`, named as JSON2CSV and PARQ2CSV name their
+    sources (core.setaside); with a reason, `<file>.reason` beside it, written first."""
+    folder = target_root / path.relative_to(source_root).parent
+    return move_file(path, folder, None if reason is None else reason.rstrip() + "\n")
