@@ -30,7 +30,7 @@ _SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 _TS = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
 # INFO first: the level most lines have. Only ERROR and ALERT are captured: findall gives b"" (one shared object, no
 # allocation) for every other line, and the lines that need a database row are found by their non-empty level.
-_SOURCE = rb"[^\s:]{0,1024}+: "
+_SOURCE = rb"[^ \t\n\r\x0b\x0c:]{0,1024}+: "  # [^\s:], spelled out: a table look-up per byte, not a category test
 _HEAD = _TS + rb" (?:INFO|DEBUG|WARN|(ERROR|ALERT)) " + _SOURCE
 _FIRST = re.compile(_HEAD)
 # The same timestamp with possessive repeats (nothing after a repeat could match what it gives back, so the result is

@@ -33,13 +33,17 @@ class SchemaLogFile(DailyFileHandler):
     def append(self, blocks: Sequence[bytes | memoryview], when: float) -> None:
         """Write the blocks to the file of `when`'s day with one writev (more only if the kernel takes less)."""
         fd = self._file_for(day_of(when))
+        written = os.writev(fd, blocks) if len(blocks) <= IOV_MAX else 0
+        if written == sum(map(len, blocks)):
+            return  # the usual case: the kernel took everything at once
         pending = [memoryview(block) for block in blocks if block]
-        while pending:
-            written = os.writev(fd, pending[:IOV_MAX])  # a request may hold more blocks of a schema than one call takes
+        while True:  # drop what is written, then write the rest; a request may hold more blocks than one call takes
             while pending and written >= len(pending[0]):
                 written -= len(pending.pop(0))
-            if pending:
-                pending[0] = pending[0][written:]
+            if not pending:
+                return
+            pending[0] = pending[0][written:]
+            written = os.writev(fd, pending[:IOV_MAX])
 
     def _still_there(self) -> bool:
         now = time.monotonic()

@@ -75,6 +75,35 @@ def test_a_bad_block_refuses_the_whole_request_naming_the_line(schema: str, afte
     assert message in str(refused.value)
 
 
+@pytest.mark.parametrize("bad", [b"no head\n", b"\n", b"\xc3\xa9t\xc3\xa9\n", f"{STAMP} NOTICE s: t\n".encode()])
+def test_a_bad_line_among_error_and_continuation_lines_is_found(bad: bytes) -> None:
+    block = f"{STAMP} ERROR s: one\n\tmore\n{STAMP} ALERT s: two\n".encode() + bad + GOOD
+    with pytest.raises(BatchError, match="schema APP1: line 4: "):
+        parse_blocks([["APP1", len(block)]], block)
+
+
+def test_rows_come_in_payload_order_with_their_schema_and_texts_naming_levels_are_no_rows() -> None:
+    blocks, payload = request(
+        {
+            "APP1": [
+                log_line("INFO", STAMP, "s", "an ERROR here"),
+                log_line("ALERT", STAMP, "s", "first ERROR \nsecond line ALERT x"),
+                log_line("INFO", STAMP, "s", "no ALERT here\n ERROR neither"),
+            ],
+            "APP2": [log_line("ERROR", STAMP, "t", "third"), log_line("DEBUG", STAMP, "t", " ALERT ")],
+            "APP3": [log_line("ALERT", STAMP, "u", "fourth"), log_line("ERROR", STAMP, "u", "fifth ALERT ")],
+        }
+    )
+    batch = parse_blocks(blocks, payload)
+    assert batch.lines == 7
+    assert [(line.schema, line.level, line.text) for line in batch.to_database] == [
+        ("APP1", "ALERT", "first ERROR \nsecond line ALERT x"),
+        ("APP2", "ERROR", "third"),
+        ("APP3", "ALERT", "fourth"),
+        ("APP3", "ERROR", "fifth ALERT "),
+    ]
+
+
 def test_a_block_may_not_start_with_a_continuation_line() -> None:
     block = b"\tcontinued\n" + GOOD
     with pytest.raises(BatchError, match="line 1: a block starts with a line of its own"):

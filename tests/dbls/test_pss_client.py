@@ -4,10 +4,13 @@ an interpreter that sees no installed package (-S: no site-packages), it logs to
 from __future__ import annotations
 
 import ast
+import datetime
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from redpss.core.secret import instance_secret
 from redpss.sql.udf import pss_client
@@ -56,3 +59,11 @@ def test_the_client_copied_alone_logs_to_dbls(dbls: Dbls, tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "AUTH_FAILED"
     assert [line.split(": ", 1)[1] for line in dbls.schema_lines("APP1")] == [f"embedded {n}" for n in range(5)]
+
+
+def test_now_text_is_the_local_time_to_the_microsecond_and_follows_each_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    for clock in (1764464523.25, 1764464523.999999, 1764464524.000001, 1764464524.5, 1764464523.5):
+        monkeypatch.setattr(pss_client.time, "time", lambda clock=clock: clock)
+        expected = datetime.datetime.fromtimestamp(clock).strftime("%Y-%m-%d %H:%M:%S.%f")
+        assert abs(float(pss_client.now_text()[-9:]) - float(expected[-9:])) < 2e-6  # the same to float rounding
+        assert pss_client.now_text()[:-6] == expected[:-6]
