@@ -93,6 +93,11 @@ class InstancePaths(Record):
         return self.home / "log" / "DB"
 
     @property
+    def log_int(self) -> Path:
+        """Interface logs: the file-transfer services' own logs (the description's log/int)."""
+        return self.home / "log" / "int"
+
+    @property
     def log_rest(self) -> Path:
         return self.home / "log" / "REST"
 
@@ -191,6 +196,7 @@ _TREE: tuple[tuple[str, int], ...] = (
     ("lib", 0o750),
     ("log", 0o750),
     ("log_db", 0o750),
+    ("log_int", 0o750),
     ("log_rest", 0o750),
     ("tmp", 0o700),
     ("cmd", 0o750),

@@ -83,6 +83,7 @@ def test_tree_is_created_with_its_modes_and_idempotently(tmp_path: Path) -> None
         paths.ssl_cfi: 0o700,
         paths.lib: 0o750,
         paths.log_db: 0o750,
+        paths.log_int: 0o750,
         paths.log_rest: 0o750,
         paths.tmp: 0o700,
         paths.cmd: 0o750,
