@@ -8,15 +8,8 @@ import secrets
 import time
 from pathlib import Path
 
+from redpss.core.durable import fsync_folder
 from redpss.sendfile.request import FileRequest
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RequestSpool:
@@ -34,11 +27,11 @@ class RequestSpool:
             handle.flush()
             os.fsync(handle.fileno())
         partial.rename(self.folder / f"{request_id}.json")
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
 
     def remove(self, request_id: str) -> None:
         (self.folder / f"{request_id}.json").unlink(missing_ok=True)
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
 
     def load(self) -> list[tuple[str, FileRequest]]:
         """The requests not finished before the last stop, oldest first (unreadable ones are left with a reason)."""
