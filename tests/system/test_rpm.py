@@ -1,0 +1,149 @@
+"""The RPMs of this checkout installed, upgraded, doubled and erased in a booted systemd, as on a RHEL 8 server.
+
+The container is the system tests' Debian box (tests/system/box.py) with rpm added from Debian's packages; the RPMs
+are installed with `rpm --nodeps` (the box's software is not in an rpm database) and their scriptlets run against
+its systemd: the %pre user, presets, daemon-reload, try-restart and stop/disable on erase all act for real. The
+RPMs are built by tests/rpm/build.py (cached per source state): 0.1.0-1, its rebuild 0.1.0-2, and 0.2.0-1 as the
+second version series. The venv runs on /usr/bin/python3.11, the same interpreter in the box as on the build host.
+
+Boot is shown by redsys.service being enabled into multi-user.target and then started as boot starts it: the box's
+rootfs is a volatile overlay, so a real reboot would start from the pristine image.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.rpm.build import CACHE, build, missing_tools
+from tests.support.wait import wait_for
+from tests.system.box import Box, host_ready
+
+pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.allow_leaks]
+
+REDHOME = "/app/redsys"
+DEBS = CACHE / "debs"
+# rpm for the Debian box: the binary and the libraries the minimal rootfs lacks (see `ldd /usr/bin/rpm`).
+RPM_DEBS = ("rpm", "rpm-common", "librpm9", "librpmio9", "liblua5.3-0", "libpopt0")
+JMON = "redpss-jmon@TST1.service"
+DEVDB = "redpss-devdb@TST1.service"
+
+
+def ensure_debs() -> Path:
+    DEBS.mkdir(parents=True, exist_ok=True)
+    if len(list(DEBS.glob("*.deb"))) < len(RPM_DEBS):
+        result = subprocess.run(
+            ["apt-get", "download", *RPM_DEBS], cwd=DEBS, capture_output=True, text=True, check=False, timeout=300
+        )
+        assert result.returncode == 0, f"apt-get download {RPM_DEBS}: {result.stderr}"
+    return DEBS
+
+
+@pytest.fixture(scope="module")
+def rpms() -> dict[str, dict[str, Path]]:
+    reason = host_ready() or missing_tools()
+    if reason:
+        pytest.skip(reason)
+    return {"r1": build("0.1.0", 1), "r2": build("0.1.0", 2), "v2": build("0.2.0", 1)}
+
+
+@pytest.fixture(scope="module")
+def box(rpms: dict[str, dict[str, Path]]) -> Iterator[Box]:
+    binds = [f"--bind-ro={ensure_debs()}:/debs"]
+    binds += [f"--bind-ro={built['common'].parent}:/rpms/{name}" for name, built in rpms.items()]
+    with Box(f"redpss-rpm-{os.getpid()}", binds) as booted:
+        booted.check(
+            "set -e; printf '127.0.0.1\\tlocalhost\\n' > /etc/hosts\n"
+            "dpkg -i --force-depends /debs/*.deb >/dev/null 2>&1 || dpkg -i --force-depends /debs/*.deb\n"
+            "rpm --initdb",
+            timeout=120,
+        )
+        yield booted
+
+
+def main_pid(box: Box, unit: str) -> int:
+    return int(box.check(f"systemctl show -p MainPID --value {unit}").strip())
+
+
+def cmdline(box: Box, pid: int) -> str:
+    return box.check(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
+
+
+def running(box: Box, unit: str, series: str, other_than: int = 0) -> int | None:
+    """The unit's MainPID once it runs the code of `series` (and is another process than `other_than`)."""
+    state = box.check(f"systemctl show -p ActiveState --value {unit}").strip()
+    pid = main_pid(box, unit)
+    if state != "active" or pid in (0, other_than):
+        return None
+    return pid if f"{REDHOME}/lib/{series}/bin/" in cmdline(box, pid) else None
+
+
+def rpm(box: Box, args: str) -> str:
+    return box.check(f"rpm {args}", timeout=600)
+
+
+def test_install_boot_upgrade_second_version_move_and_erase(box: Box) -> None:
+    # -- install: the user with its fixed ids, the tree, redsys.service enabled into the boot
+    rpm(box, "-i --nodeps /rpms/r1/redpss-common-*.rpm /rpms/r1/redpss0.1-*.rpm")
+    assert box.check("id -u redsys; id -g redsys; id -nG redsys").split() == [
+        "470",
+        "470",
+        "redftp",
+        "systemd-journal",
+    ]
+    assert box.check(f"stat -c '%U:%G %a' {REDHOME} {REDHOME}/bin {REDHOME}/env {REDHOME}/lib/0.1").split("\n")[:4] == [
+        "root:root 755",
+        "root:root 755",
+        "redsys:redftp 750",
+        "root:root 755",
+    ]
+    assert box.check("systemctl is-enabled redsys.service").strip() == "enabled"
+    assert "redsys.service" in box.check("systemctl list-dependencies --plain multi-user.target")
+    box.check("visudo -c >/dev/null")  # the sudoers snippets parse
+    # -- an instance with the embedded database, marked for autostart, made by the installed redsysctl
+    box.check(
+        "set -e; redsysctl create TST1 >/dev/null; conf=env/tst1/etc/red_params.conf\n"
+        "sed -i 's/^exa_password = $/exa_password = secret-pw/' $conf\n"
+        "sed -i 's/^#devdb_enabled = false$/devdb_enabled = true/' $conf\n"
+        "touch env/tst1/.autostart; redinfo -i TST1 --check >/dev/null",
+        user="redsys",
+        timeout=180,
+    )
+    assert box.check(f"cat {REDHOME}/env/tst1/.version").strip() == "0.1"
+    assert box.check(f"readlink {REDHOME}/env/tst1/bin/redpss-jmon").strip() == f"{REDHOME}/bin/redpss-launch"
+    # -- boot: multi-user.target's redsys.service starts the autostart instance on its version
+    box.check("systemctl start redsys.service", timeout=240)
+    first = wait_for(lambda: running(box, JMON, "0.1"), 120, 0.5, "JMON of TST1 on 0.1")
+    assert running(box, DEVDB, "0.1")
+    # -- upgrade within 0.1 (release 2): edited config kept, the instance's daemons restarted on the new files
+    box.check("echo '# edited here' >> /etc/profile.d/redpss.sh")
+    rpm(box, "-U --nodeps /rpms/r2/redpss-common-*.rpm /rpms/r2/redpss0.1-*.rpm")
+    assert box.check("rpm -q redpss0.1").strip() == "redpss0.1-0.1.0-2.x86_64"
+    assert "# edited here" in box.check("cat /etc/profile.d/redpss.sh")
+    second = wait_for(lambda: running(box, JMON, "0.1", other_than=first), 120, 0.5, "JMON restarted after upgrade")
+    assert box.check("systemctl is-enabled redsys.service").strip() == "enabled"
+    # -- a second version beside the first: nothing moves until asked
+    rpm(box, "-U --nodeps /rpms/v2/redpss-common-*.rpm /rpms/v2/redpss0.2-*.rpm")
+    assert box.check("rpm -q redpss0.1 redpss0.2").split() == ["redpss0.1-0.1.0-2.x86_64", "redpss0.2-0.2.0-1.x86_64"]
+    assert running(box, JMON, "0.1") == second
+    table = box.check("redsysctl versions", user="redsys")
+    assert any(line.split() == ["0.1", "0.1.0", "TST1"] for line in table.splitlines()), table
+    assert any(line.split() == ["0.2", "0.2.0"] for line in table.splitlines()), table
+    moved = box.sh("redsysctl move TST1 0.2", user="redsys", timeout=240)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "version 0.1 -> 0.2" in moved.stdout
+    wait_for(lambda: running(box, JMON, "0.2", other_than=second), 120, 0.5, "JMON of TST1 on 0.2")
+    assert running(box, DEVDB, "0.2")
+    assert "0.2.0" in box.check("redsysctl list", user="redsys")
+    # -- erase: everything stopped and disabled; data, config and edited files stay
+    rpm(box, "-e --nodeps redpss0.1 redpss0.2 redpss-common")
+    assert box.check("systemctl list-units --no-legend --plain --state=active 'redpss*' 'redsys*'").strip() == ""
+    assert box.sh("pgrep -u redsys").returncode == 1  # no process of redsys left
+    assert box.sh("systemctl is-enabled redsys.service").stdout.strip() in ("", "not-found")
+    assert box.sh(f"test -f {REDHOME}/env/tst1/etc/red_params.conf").returncode == 0
+    assert box.sh("test -f /etc/profile.d/redpss.sh.rpmsave").returncode == 0
+    assert box.sh(f"test -e {REDHOME}/lib/0.1/bin/python").returncode == 1
