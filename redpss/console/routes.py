@@ -230,15 +230,13 @@ class Console:
                                    "needs the operator role")  # fmt: skip
         kind, action, key = request.path_params["kind"], request.path_params["action"], _key(request)
         by = f"console ({session.user})"
-        if kind == "jobs" and action == "toggle":
-            toggled = await self.call(jobs.toggle, self.api.instance, "JOB", key)
-            note = f"job {key} is now {'active' if toggled.active else 'inactive'}{toggled.note}"
+        if kind in ("jobs", "watchers") and action == "toggle":
+            noun = "job" if kind == "jobs" else "watcher"
+            toggled = await self.call(jobs.toggle, self.api.instance, noun.upper(), key)
+            note = f"{noun} {key} is now {'active' if toggled.active else 'inactive'}{toggled.note}"
         elif kind == "jobs" and action == "start":
             started = await self.call(jobs.start, self.api.instance, key, by=by)
             note = f"job {key} started: run {started.run_id or '-'} {started.state}"
-        elif kind == "watchers" and action == "toggle":
-            toggled = await self.call(jobs.toggle, self.api.instance, "WATCHER", key)
-            note = f"watcher {key} is now {'active' if toggled.active else 'inactive'}{toggled.note}"
         elif kind == "watchers" and action == "reset":
             reset = await self.call(jobs.reset_errors, self.api.instance, key, by=by)
             note = f"executor error of watcher {key} reset{reset.note}"

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.rest.rest_instance import RestApi, rest_instance
-from tests.support.instance_runner import RunningInstance
+from tests.rest.conftest import api, running, served  # the REST API's instance: one per test module
+
+__all__ = ["api", "running", "served"]
 
 CHROMIUM = Path(os.environ.get("REDPSS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -27,29 +28,6 @@ def browser_missing() -> str:
     if not CHROMIUM.exists():
         return f"{CHROMIUM} is missing (scripts/setup installs Debian's chromium)"
     return ""
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningInstance, RestApi]]:
-    workdir = tmp_path_factory.mktemp("console")
-    home = workdir / "redsys"
-    home.mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("REDHOME", str(home))
-        for name in ("REDENV", "NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM"):
-            patch.delenv(name, raising=False)
-        with rest_instance(home, workdir) as pair:
-            yield pair
-
-
-@pytest.fixture(scope="module")
-def running(served: tuple[RunningInstance, RestApi]) -> RunningInstance:
-    return served[0]
-
-
-@pytest.fixture(scope="module")
-def api(served: tuple[RunningInstance, RestApi]) -> RestApi:
-    return served[1]
 
 
 @pytest.fixture(scope="module")

@@ -190,12 +190,15 @@ def test_the_load_chart_draws_the_points_of_adm_jmon_load(
     shoot(page, artifacts, "load")
 
 
-def test_a_failed_run_appears_on_the_overview_without_a_reload(
+def test_a_run_started_from_the_page_that_fails_appears_on_the_overview_without_a_reload(
     page_of: Any, running: RunningInstance, artifacts: Path
 ) -> None:
     page = page_of(READER)
     page.evaluate("() => { window.notReloaded = true; }")
-    running.redctl("start_db_job", "APP1.9")
+    operator = page_of(OPERATOR)  # started from the page, in another browser: the reader's page is left alone
+    operator.get_by_role("link", name="Jobs & watchers").click()
+    operator.get_by_role("button", name="Start APP1.9 now").click()
+    assert "job APP1.9 started: run" in operator.locator(".note").inner_text()
     failed = page.locator("tr.status-failed", has_text="APP1.9")
     failed.first.wait_for(timeout=30_000)
     assert page.evaluate("() => window.notReloaded") is True  # the same document: refreshed in place
