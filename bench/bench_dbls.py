@@ -22,7 +22,6 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,11 +31,9 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from redpss.core.config import render_config  # noqa: E402
+from bench.daemons import bench_instance, start_pss_daemon  # noqa: E402
 from redpss.core.net import free_port  # noqa: E402
-from redpss.core.paths import InstancePaths, create_instance_tree  # noqa: E402
-from redpss.core.secret import instance_secret  # noqa: E402
-from redpss.sql.udf.pss_client import LogBuffer, PssClient, PssError  # noqa: E402
+from redpss.sql.udf.pss_client import LogBuffer, PssClient  # noqa: E402
 
 CLIENTS = 4
 SCHEMAS = ("APP1", "APP2", "APP3", "APP4")
@@ -168,33 +165,10 @@ def client_cpu(queue: Any) -> float:
 
 
 def ours(count: int, options: dict[str, int], workdir: Path) -> Run:
-    paths = InstancePaths.for_instance("BENCH", workdir / "redsys")
-    create_instance_tree(paths)
     port = free_port()
-    paths.config_file.write_text(
-        render_config(
-            {
-                "DEFAULT": {"exa_password": "pw", "exa_connection": f"127.0.0.1:{free_port()}"},
-                "redctl": {"dbls_port": str(port), "log_level": "WARN"},
-            }
-        )
-    )
-    paths.config_file.chmod(0o600)
-    secret = instance_secret(paths)
-    env = {**os.environ, **paths.environment()}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "redpss.dbls.service", "--instance", "BENCH"], env=env, stderr=subprocess.DEVNULL
-    )
+    paths, secret = bench_instance(workdir / "redsys", {"dbls_port": str(port)})
+    daemon = start_pss_daemon("redpss.dbls.service", paths, port, secret)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                PssClient("127.0.0.1", port, secret).close()
-                break
-            except PssError:
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    raise
-                time.sleep(0.1)  # pacing: waiting for the daemon to listen
         warm_up(port, secret)
         cpu: Any = mp.Queue()
         server_began = cpu_seconds(daemon.pid)

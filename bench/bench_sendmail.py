@@ -17,11 +17,9 @@ figures are for this machine's disk, compare the ratio within one run.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import smtplib
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,12 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from redpss.core.config import render_config  # noqa: E402
+from bench.daemons import bench_instance, start_pss_daemon  # noqa: E402
 from redpss.core.net import free_port  # noqa: E402
-from redpss.core.paths import InstancePaths, create_instance_tree  # noqa: E402
-from redpss.core.secret import instance_secret  # noqa: E402
 from redpss.demo.mail import SmtpRelay  # noqa: E402
-from redpss.sql.udf.pss_client import PssClient, PssError  # noqa: E402
+from redpss.sql.udf.pss_client import PssClient  # noqa: E402
 
 BODY = "The nightly load finished.\n" + "detail line of the report\n" * 36  # ~1 KB
 
@@ -85,32 +81,11 @@ def anchor(relay: SmtpRelay, count: int, clients: int) -> float:
 
 def ours(relay: SmtpRelay, count: int, clients: int, workdir: Path) -> tuple[float, float]:
     """(seconds until every mail was acknowledged, seconds until the relay had them all)."""
-    paths = InstancePaths.for_instance("BENCH", workdir / "redsys")
-    create_instance_tree(paths)
     port = free_port()
-    redctl = {**relay.config("redsys@bench.example"), "sendmail_port": str(port), "log_level": "WARN"}
-    paths.config_file.write_text(
-        render_config(
-            {"DEFAULT": {"exa_password": "pw", "exa_connection": f"127.0.0.1:{free_port()}"}, "redctl": redctl}
-        )
-    )
-    paths.config_file.chmod(0o600)
-    secret = instance_secret(paths)
-    env = {**os.environ, **paths.environment(), "EXASOL_TELEMETRY_DISABLE": "1"}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "redpss.mail.service", "--instance", "BENCH"], env=env, stderr=subprocess.DEVNULL
-    )
+    redctl = {**relay.config("redsys@bench.example"), "sendmail_port": str(port)}
+    paths, secret = bench_instance(workdir / "redsys", redctl)
+    daemon = start_pss_daemon("redpss.mail.service", paths, port, secret)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                PssClient("127.0.0.1", port, secret).close()
-                break
-            except PssError:
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    raise
-                time.sleep(0.1)  # pacing: waiting for the daemon to listen
-
         def send(client: int, share: int) -> None:
             with PssClient("127.0.0.1", port, secret, client=f"bench {client}") as pss:
                 for number in range(share):

@@ -17,7 +17,6 @@ import os
 os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,33 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from redpss.core.config import Secret, render_config  # noqa: E402
+from bench.daemons import bench_instance, start_pss_daemon  # noqa: E402
+from redpss.core.config import Secret  # noqa: E402
 from redpss.core.db import DbSession, DbSettings  # noqa: E402
 from redpss.core.db.contract import ServiceConnection, install  # noqa: E402
 from redpss.core.net import free_port  # noqa: E402
-from redpss.core.paths import InstancePaths, create_instance_tree  # noqa: E402
-from redpss.core.secret import instance_secret  # noqa: E402
 from redpss.devdb.testing import DevDbProcess  # noqa: E402
-from redpss.sql.udf.pss_client import LogBuffer, PssClient, PssError  # noqa: E402
+from redpss.sql.udf.pss_client import LogBuffer, PssClient  # noqa: E402
 
 TEXT = "order {:08d} " + "x" * 170
-
-
-def start_dbls(paths: InstancePaths, port: int, secret: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **paths.environment()}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "redpss.dbls.service", "--instance", paths.redenv], env=env, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            PssClient("127.0.0.1", port, secret).close()
-            return daemon
-        except PssError:
-            if time.monotonic() > deadline or daemon.poll() is not None:
-                daemon.kill()
-                raise
-            time.sleep(0.1)  # pacing: waiting for the daemon to listen
 
 
 def main() -> None:
@@ -60,22 +41,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-udf-") as tmp:
-        paths = InstancePaths.for_instance("BENCH", Path(tmp) / "redsys")
-        create_instance_tree(paths)
         port = free_port()
-        paths.config_file.write_text(
-            render_config(
-                {
-                    "DEFAULT": {"exa_password": "pw", "exa_connection": f"127.0.0.1:{free_port()}"},
-                    "redctl": {"dbls_port": str(port), "log_level": "WARN"},
-                }
-            )
-        )
-        paths.config_file.chmod(0o600)
-        secret = instance_secret(paths)
+        paths, secret = bench_instance(Path(tmp) / "redsys", {"dbls_port": str(port)})
         devdb = DevDbProcess(Path(tmp) / "devdb")
         devdb.start()
-        dbls = start_dbls(paths, port, secret)
+        dbls = start_pss_daemon("redpss.dbls.service", paths, port, secret)
         session = DbSession(
             DbSettings(dsn=devdb.dsn, user=devdb.user, password=Secret(devdb.password), encryption=False)
         )
