@@ -7,10 +7,15 @@ quotes, commas, line breaks, non-ASCII text and nulls (the mix of performance-fa
 - NDJSON -> CSV at each size of --sizes: ours, polars' streaming engine (scan_ndjson().sink_csv()), DuckDB's COPY.
 - array JSON -> CSV at the first size: ours, DuckDB's COPY (format 'array'), polars (read_json: it has no streaming
   reader for arrays, shown for its memory).
-- Parquet -> CSV (from the first size, --row-group rows per group): ours, polars (scan_parquet().sink_csv()),
-  pyarrow's streaming writer (ParquetFile.iter_batches into csv.CSVWriter).
+- Parquet -> CSV (the rows of the first size written --parquet-copies times, --row-group rows per group: the
+  generated rows repeat, so Parquet compresses them ~40x and one copy was too small a file, its time mostly
+  start-up): ours, polars (scan_parquet().sink_csv()), pyarrow's streaming writer (iter_batches into CSVWriter).
+
+Each runner's start-up (its imports, in a process of its own) is measured too and shown beside its figures; the
+MB/s, RSS and CPU seconds include it (a daemon pays it once, a command line tool on every file).
 
     .venv/bin/python bench/bench_convert.py [--sizes 0.4,4] [--rounds 1] [--dir /tmp/bench-convert] [--skip-anchors]
+                                            [--parquet-copies 5] [--row-group 200000] [--keep]
 
 Goals (issue text): NDJSON >= polars' MB/s with peak RSS < 150 MiB, flat from 0.4 to 4 GB; array JSON >= DuckDB's
 MB/s under 300 MiB; Parquet >= 0.9x polars within one row group of memory. The machine is shared: compare the
@@ -59,6 +64,13 @@ RUNNERS = {
         "with pc.CSVWriter(OUT, f.schema_arrow) as w:\n"
         "    for b in f.iter_batches(batch_size=65536): w.write_batch(b)"
     ),
+}
+
+IMPORTS = {  # what each runner imports before it converts: its start-up, measured on its own
+    "ours": "from redpss.convert.convert import convert_file, use_system_memory_pool",
+    "polars": "import polars",
+    "duckdb": "import duckdb",
+    "pyarrow": "import pyarrow.parquet, pyarrow.csv",
 }
 
 WORDS = ["alpha", "beta, gamma", 'say "hi"', "line\nbreak", "ünïcødé €", "plain text here", "x" * 40]
@@ -116,6 +128,18 @@ def make_json(path: Path, size: int, array: bool) -> int:
 def run(runner: str, source: Path, output: Path) -> tuple[float, float, float]:
     """(MB/s of input, peak RSS MiB, CPU seconds) of one conversion in its own process."""
     code = f"SRC = {str(source)!r}; OUT = {str(output)!r}\n" + RUNNERS[runner]
+    elapsed, rss, cpu = _child(code, runner)
+    output.unlink(missing_ok=True)
+    return source.stat().st_size / 1e6 / elapsed, rss, cpu
+
+
+def startup(runner: str) -> float:
+    """CPU seconds of the runner's imports alone, in a process of its own."""
+    return _child(IMPORTS[runner.split("-", maxsplit=1)[0]], runner)[2]
+
+
+def _child(code: str, runner: str) -> tuple[float, float, float]:
+    """(seconds, peak RSS MiB, CPU seconds) of `code` run by a Python process of its own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EXASOL_TELEMETRY_DISABLE": "1"}
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-c", code], env=env)
@@ -124,8 +148,7 @@ def run(runner: str, source: Path, output: Path) -> tuple[float, float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{runner} failed with exit code {process.returncode}")
-    output.unlink(missing_ok=True)
-    return source.stat().st_size / 1e6 / elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 Figures = dict[str, tuple[float, float, float]]
@@ -150,7 +173,10 @@ def show(title: str, figures: Figures, ours: str) -> None:
     base_speed, _, base_cpu = figures[ours]
     for runner, (speed, rss, cpu) in figures.items():
         ratio = "" if runner == ours else f"  (ours: {base_speed / speed:.2f}x its MB/s, {base_cpu / cpu:.2f}x its CPU)"
-        print(f"  {runner:<16} {speed:8.1f} MB/s  peak RSS {rss:7.1f} MiB  CPU {cpu:6.1f} s{ratio}")
+        print(
+            f"  {runner:<16} {speed:8.1f} MB/s  peak RSS {rss:7.1f} MiB  CPU {cpu:6.1f} s "
+            f"(start-up {startup(runner):.2f}){ratio}"
+        )
 
 
 def main() -> None:
@@ -158,6 +184,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.4,4", help="NDJSON sizes in GB, comma-separated (first: all forms)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--row-group", type=int, default=200_000, help="rows per Parquet row group")
+    parser.add_argument("--parquet-copies", type=int, default=5, help="times the first size's rows are in it")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "bench-convert")
     parser.add_argument("--skip-anchors", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the generated files for the next run")
@@ -182,12 +209,13 @@ def main() -> None:
                 make_json(array, int(size * 1e9), array=True)
             runners = ["ours-json"] + (["duckdb-array", "polars-array"] if anchors else [])
             show(f"array JSON -> CSV, {size:g} GB", measure(runners, array, folder, args.rounds), "ours-json")
-            parquet = folder / f"rows-{size:g}GB.parquet"
+            parquet = folder / f"rows-{size:g}GBx{args.parquet_copies}.parquet"
             if not parquet.exists():
-                _write_parquet(source, parquet, args.row_group)
+                _write_parquet(source, parquet, args.row_group, args.parquet_copies)
             runners = ["ours-parquet"] + (["polars-parquet", "pyarrow-parquet"] if anchors else [])
             show(
-                f"Parquet -> CSV, {parquet.stat().st_size / 1e6:.0f} MB file ({size:g} GB as NDJSON), largest row "
+                f"Parquet -> CSV, {parquet.stat().st_size / 1e6:.0f} MB file ({size * args.parquet_copies:g} GB as "
+                f"NDJSON), largest row "
                 f"group {_row_group_mib(parquet):.0f} MiB in Arrow",
                 measure(runners, parquet, folder, args.rounds),
                 "ours-parquet",
@@ -197,12 +225,14 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_parquet(source: Path, target: Path, row_group: int) -> None:
+def _write_parquet(source: Path, target: Path, row_group: int, copies: int) -> None:
     """In a child process: a parent grown by reading the whole file would hand its RSS to every later child's
     ru_maxrss (fork copies it before exec)."""
     code = (
         "import pyarrow.json as j, pyarrow.parquet as q\n"
-        f"q.write_table(j.read_json({str(source)!r}), {str(target)!r}, row_group_size={row_group})"
+        f"t = j.read_json({str(source)!r})\n"
+        f"with q.ParquetWriter({str(target)!r}, t.schema) as w:\n"
+        f"    for _ in range({copies}): w.write_table(t, row_group_size={row_group})"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
