@@ -28,8 +28,9 @@ from typing import Any
 import pytest
 
 from redpss.cli.redsysctl.units import timeout_stop_sec
+from redpss.core.config import parse_config
 from redpss.core.daemon import ABORT_TIMEOUT, Service
-from redpss.core.services import SERVICES
+from redpss.core.services import SERVICES, enabled_services
 from tests.support.wait import wait_for
 from tests.system.box import REPO, SRC_IN_BOX, VENV_IN_BOX, Box, host_ready
 
@@ -135,9 +136,14 @@ def show(box: Box, unit: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+# The instances' configs as INSTANCES leaves them: what `redsysctl create` writes, with devdb switched on.
+DEFAULT_CONFIG = parse_config("[DEFAULT]\nexa_password = secret-pw\n[redctl]\ndevdb_enabled = true\n", "defaults")
+
+
 def units(instance: str) -> list[str]:
-    """The units of the daemons redctl starts and stops (the REST API's is restctl's)."""
-    return [s.unit(instance) for s in SERVICES if s.controlled_by == "redctl"]
+    """The units of the daemons redctl starts and stops with the default config (optional daemons such as MAIL2CMD
+    are off unless enabled; the REST API's unit is restctl's). DEV1's devdb unit is listed too: it must stay off."""
+    return [s.unit(instance) for s in enabled_services(DEFAULT_CONFIG, controlled_by="redctl")]
 
 
 def unit_of(service: str, instance: str = "TST1") -> str:
@@ -209,23 +215,36 @@ def test_units_verify_in_systemd(box: Box) -> None:
 
 def test_stop_timeouts_cover_each_daemons_drain() -> None:
     """TimeoutStopSec= must outlast each daemon's real drain + abort (the service classes take it from SERVICES)."""
+    from redpss.cfi.service import CfiService  # noqa: PLC0415
+    from redpss.convert.service import ConvertService  # noqa: PLC0415
     from redpss.dbls.service import DblsService  # noqa: PLC0415 - heavy imports only for this check
     from redpss.devdb.service import DevDbService  # noqa: PLC0415
     from redpss.jexec.service import JexecService  # noqa: PLC0415
     from redpss.jmon.service import JmonService  # noqa: PLC0415
+    from redpss.mail.mail2cmd import Mail2CmdService  # noqa: PLC0415
+    from redpss.mail.service import SendmailService  # noqa: PLC0415
     from redpss.sched.service import SchedService  # noqa: PLC0415
+    from redpss.sendfile.service import SendfileService  # noqa: PLC0415
 
     classes: dict[str, type[Service]] = {
         "devdb": DevDbService,
         "sched": SchedService,
         "dbls": DblsService,
         "jexec": JexecService,
+        "sendmail": SendmailService,
+        "sendfile": SendfileService,
+        "mail2cmd": Mail2CmdService,
         "jmon": JmonService,
+        "cfi": CfiService,
+        "json2csv": ConvertService,
+        "parq2csv": ConvertService,
     }
     daemons = [s for s in SERVICES if s.controlled_by == "redctl"]  # the REST API's drain: tests/rest/test_server.py
     assert set(classes) == {s.name for s in daemons}
     for spec in daemons:
-        assert timeout_stop_sec(spec) > classes[spec.name].drain_timeout + ABORT_TIMEOUT, spec.name
+        # One class serves both converters: each instance takes its drain from its own spec.
+        drain = spec.drain_timeout if classes[spec.name] is ConvertService else classes[spec.name].drain_timeout
+        assert timeout_stop_sec(spec) > drain + ABORT_TIMEOUT, spec.name
 
 
 def test_boot_service_starts_only_the_autostart_instance(box: Box) -> None:
