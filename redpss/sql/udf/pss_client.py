@@ -40,7 +40,7 @@ class PssError(Exception):
         self.code = code
 
 
-_this_second: list[Any] = [None, ""]  # the last second now_text() formatted, and its text up to the seconds
+_this_second: list[Any] = [None, ""]  # the last second now_text() formatted, and its text up to the "."
 
 
 def now_text() -> str:
@@ -48,11 +48,10 @@ def now_text() -> str:
 
     Formatting a time costs several microseconds, more than the rest of a line; the text up to the seconds is kept
     for as long as the second lasts, so a line pays only for its microseconds."""
-    now = time.time()
-    second = int(now)
+    second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
     if second != _this_second[0]:
-        _this_second[:] = [second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))]
-    return f"{_this_second[1]}.{int((now - second) * 1_000_000):06d}"
+        _this_second[:] = [second, time.strftime("%Y-%m-%d %H:%M:%S.", time.localtime(second))]
+    return _this_second[1] + str(1_000_000 + nanoseconds // 1000)[1:]  # six digits, zeros in front
 
 
 class PssClient:
