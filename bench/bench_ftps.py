@@ -1,4 +1,4 @@
-"""FTPS downloads from CFISRV beside vsftpd with the same TLS settings, same files, same client, same run.
+"""FTPS downloads from CFISRV beside vsftpd with the same TLS settings, same files, same clients, same run.
 
 Ours: the real CFISRV daemon (`python -m redpss.cfi.service`) of a temporary instance, implicit FTPS.
 Anchor: vsftpd (Debian package; scripts/setup installs it) configured alike: implicit TLS with the same certificate
@@ -16,12 +16,12 @@ Cases: one file of `--big-mib` MiB (default 1 GiB, ftplib): MB/s; `--small` file
 client: ms per file. Beside each, the server's CPU time (CFISRV's process; vsftpd's master with the session
 processes it forked and reaped), which the machine's load disturbs less than the clock. Each case runs `--rounds`
 times, alternating which server goes first, and the best round counts (the machine is shared: the best round is the
-one least disturbed). For small files the "quiet" column adds server and client CPU per file: a download is a chain
-of request and answer, so on an idle machine it takes about what both sides spend on it, while on a busy one each
-of the ~10 wake-ups per file waits for a CPU. The load average is printed. CFISRV's peak RSS is shown too.
+one least disturbed). For small files the "quiet estimate" line adds server and client CPU per file: a download is
+a chain of request and answer, so on an idle machine it takes about what both sides spend on it, while on a busy
+one each of the ~10 wake-ups per file waits for a CPU. The load average is printed. CFISRV's peak RSS is shown too.
 Goals (docs/cfi.md): at least 0.9x vsftpd's MB/s on the big file, under 3 ms per small file.
 
-    .venv/bin/python bench/bench_ftps.py [--big-mib 1024] [--small 1000] [--rounds 3]
+    .venv/bin/python bench/bench_ftps.py [--big-mib 1024] [--small 1000] [--rounds 3] [--clients ftplib,libcurl]
 """
 
 from __future__ import annotations
