@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import socket
 import ssl
@@ -25,6 +24,7 @@ from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.rowwriter import RowWriter
+from redpss.core.db.sqltext import timestamp
 from redpss.core.entry import run_instance_daemon
 from redpss.core.logging import ALERT
 from redpss.core.paths import InstancePaths
@@ -232,7 +232,8 @@ class SendmailService(Service):
         )
         log.log(ALERT, "%s", text, extra={"SCHEMA": mail.schema} if mail.schema else None)
         if mail.schema:
-            row = {"LOG_TIME": _now_text(), "LOG_LEVEL": "ALERT", "SOURCE": "SENDMAIL", "MESSAGE": text[:2000]}
+            now = timestamp(time.time())
+            row = {"LOG_TIME": now, "LOG_LEVEL": "ALERT", "SOURCE": "SENDMAIL", "MESSAGE": text[:2000]}
             self.rows.append(f"{mail.schema}.LOG_MESSAGES", [row])
 
     # -- periodic work and status ---------------------------------------------------------------------------------
@@ -305,10 +306,6 @@ class SendmailService(Service):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.relay_task
         await asyncio.to_thread(self.rows.stop, rows_timeout)
-
-
-def _now_text() -> str:
-    return dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from redpss.core.daemon import Service
 from redpss.core.db import DatabaseError, DbSession, DbSettings
 from redpss.core.db.errors import map_exa_error
 from redpss.core.db.rowwriter import RowWriter
+from redpss.core.db.sqltext import timestamp
 from redpss.core.entry import run_instance_daemon
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
@@ -242,7 +243,7 @@ class SendfileService(Service):
 
     def _report(self, request: FileRequest, level: str, text: str) -> None:
         if request.schema:
-            row = {"LOG_TIME": _now_text(), "LOG_LEVEL": level, "SOURCE": "SENDFILE", "MESSAGE": text[:2000]}
+            row = {"LOG_TIME": timestamp(time.time()), "LOG_LEVEL": level, "SOURCE": "SENDFILE", "MESSAGE": text[:2000]}
             self.rows.append(f"{request.schema}.LOG_MESSAGES", [row])
 
     def figures(self) -> dict[str, Any]:
@@ -279,10 +280,6 @@ class SendfileService(Service):
 
 def _schema(request: FileRequest) -> dict[str, str] | None:
     return {"SCHEMA": request.schema} if request.schema else None
-
-
-def _now_text() -> str:
-    return dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
