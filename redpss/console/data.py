@@ -275,7 +275,8 @@ def job_runs(instance: Instance, key: str, limit: int) -> dict[str, Any]:
 
 @per_page
 def run_log(instance: Instance, schema: str, job_id: int, run_id: str) -> dict[str, Any]:
-    """A run's lines: the database's messages about it (ALL_LOG_MESSAGES) and the lines of log/DB naming it."""
+    """A run's lines: the database's messages about it (ALL_LOG_MESSAGES), the lines of log/DB naming it (the
+    database processes' log, DBLS) and SCHED's lines about it (the job log: start, outcome, retries)."""
     messages = [
         m
         for m in history.log_messages(
@@ -283,13 +284,20 @@ def run_log(instance: Instance, schema: str, job_id: int, run_id: str) -> dict[s
         )
         if str(m.get("RUN_ID") or "") == run_id
     ]
-    return {"run_id": run_id, "messages": messages, "lines": _log_lines(instance.paths.db_log_dir(schema), run_id)}
+    return {
+        "run_id": run_id,
+        "messages": messages,
+        "lines": _log_lines(instance.paths.db_log_dir(schema), "*.log", run_id),
+        "sched": _log_lines(instance.paths.log, "sched-*.log", run_id),
+    }
 
 
-def _log_lines(folder: Path, run_id: str) -> list[str]:
+def _log_lines(folder: Path, pattern: str, run_id: str) -> list[str]:
+    """The lines naming `run_id` in the newest LOG_FILES daily files of `folder` (each file's tail only)."""
     if not folder.is_dir() or not run_id:
         return []
-    files = sorted((p for p in folder.glob("*.log") if p.is_file()), key=lambda p: p.stat().st_mtime)[-LOG_FILES:]
+    dated = [p for p in folder.glob(pattern) if p.is_file() and not p.is_symlink()]
+    files = sorted(dated, key=lambda p: p.stat().st_mtime)[-LOG_FILES:]
     needle = run_id.encode()
     found: list[str] = []
     for path in files:

@@ -204,6 +204,13 @@ def test_a_run_started_from_the_page_that_fails_appears_on_the_overview_without_
     assert page.evaluate("() => window.notReloaded") is True  # the same document: refreshed in place
     assert re.search(r"APP1\.9 \(breaks\) failed", page.locator("#problems").inner_text())
     shoot(page, artifacts, "overview-failed-run")
+    failed.first.get_by_role("link").first.click()  # the job's own runs, with its log lines per run
+    row = page.locator("tr.status-failed").first
+    assert "NO_SUCH_TABLE" in row.inner_text()
+    row.get_by_role("link").click()
+    assert "Log of run" in page.locator("#run-log").inner_text()
+    assert "FAILED statement failed" in page.locator("#sched-lines").inner_text()  # SCHED's line about this run
+    shoot(page, artifacts, "job-run-log")
 
 
 def test_operator_resets_a_watcher_executor_error_from_the_page(page_of: Any, running: RunningInstance) -> None:
