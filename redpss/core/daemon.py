@@ -257,6 +257,9 @@ class _Lifecycle:
         next_tick = time.monotonic()
         next_retention = time.monotonic()
         while not signals.stop_count and self.service.supervisor.death is None:
+            # Cleared before the awaits below, not after: a signal handled while a tick or the log retention runs
+            # must cut the wait short rather than wait out a whole tick interval.
+            signals.wake.clear()
             now = time.monotonic()
             if signals.reload_requested:
                 signals.reload_requested = False
@@ -273,7 +276,6 @@ class _Lifecycle:
             wait = max(0.0, next_tick - time.monotonic())
             if self.watchdog is not None:
                 wait = min(wait, self.watchdog)
-            signals.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(signals.wake.wait(), timeout=wait)
 

@@ -30,8 +30,11 @@ class HeartbeatService(Service):
         drain_timeout: float,
         start_delay: float = 0.0,
         task_ends: tuple[float, str] | None = None,
+        *,
+        tick_seconds: float = 0.0,
     ) -> None:
         self.tick_interval = interval
+        self.tick_seconds = tick_seconds
         self.task_ends = task_ends
         self.start_delay = start_delay
         self.work_seconds = work_seconds
@@ -61,6 +64,9 @@ class HeartbeatService(Service):
         self.started += 1
         beat = self.started
         self.in_flight[beat] = asyncio.create_task(self._work(beat))
+        if self.tick_seconds:
+            log.info("tick %d takes %.1f s", beat, self.tick_seconds)
+            await asyncio.sleep(self.tick_seconds)  # stands for periodic work the loop awaits (a database look)
 
     async def _work(self, beat: int) -> None:
         log.info("beat %d started", beat, extra={"BEAT": beat})
@@ -87,7 +93,14 @@ class HeartbeatService(Service):
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
     task_ends = None if args.task_ends_after is None else (args.task_ends_after, args.task_ends_with)
-    return HeartbeatService(args.interval, args.work_seconds, args.drain_timeout, args.start_delay, task_ends)
+    return HeartbeatService(
+        args.interval,
+        args.work_seconds,
+        args.drain_timeout,
+        args.start_delay,
+        task_ends,
+        tick_seconds=args.tick_seconds,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--task-ends-after", type=float, default=None, help="seconds after which a long-lived task ends (tests)"
     )
+    parser.add_argument("--tick-seconds", type=float, default=0.0, help="how long each tick awaits (default 0)")
     parser.add_argument("--task-ends-with", choices=("error", "return"), default="error", help="how that task ends")
     return run_instance_daemon("heartbeat", _build, argv, parser=parser)
 

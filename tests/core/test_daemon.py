@@ -70,6 +70,16 @@ def test_ready_after_start_then_sigterm_drains_in_flight_work(start_daemon: Daem
     assert log.rstrip().endswith("heartbeat stopped cleanly")
 
 
+def test_sigterm_during_a_tick_stops_without_waiting_for_the_next_tick(start_daemon: DaemonStarter) -> None:
+    """A signal handled while the loop awaits a tick must not be lost until the next tick (60 s here)."""
+    daemon = start_daemon("--interval", "60", "--work-seconds", "0.1", "--tick-seconds", "2")
+    daemon.notify.wait_for("READY", "1")
+    daemon.wait_log("tick 1 takes")
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.exit_code(timeout=20) == 0
+    assert daemon.log.rstrip().endswith("heartbeat stopped cleanly")
+
+
 def test_second_signal_forces_and_hands_back_in_flight_work(start_daemon: DaemonStarter) -> None:
     daemon = start_daemon("--interval", "0.2", "--work-seconds", "600")
     daemon.notify.wait_for("READY", "1")
