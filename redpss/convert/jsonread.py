@@ -179,15 +179,12 @@ class ArrayScanner:
 
 
 def _drop_escaped_quotes(data: np.ndarray, marks: np.ndarray, quotes: np.ndarray) -> None:
-    """Unmark the quotes escaped by an odd run of backslashes right before them. Only quotes behind a backslash
-    are looked at (few), and their runs are counted back one byte at a time for all of them at once."""
-    where = np.flatnonzero(quotes)
-    positions = marks[where]
-    behind = positions > 0
-    behind[behind] = data[positions[behind] - 1] == _BACKSLASH
-    if not behind.any():
+    """Unmark the quotes escaped by an odd run of backslashes right before them. The quotes right behind a
+    backslash are found in the whole buffer at once (two comparisons, few hits); their runs are counted back one
+    byte at a time for all of them at once."""
+    candidates = np.flatnonzero((data[1:] == _QUOTE) & (data[:-1] == _BACKSLASH)) + 1
+    if not len(candidates):
         return
-    candidates = positions[behind]
     run = np.zeros(len(candidates), dtype=np.int64)
     alive = np.ones(len(candidates), dtype=bool)
     step = 1
@@ -197,7 +194,7 @@ def _drop_escaped_quotes(data: np.ndarray, marks: np.ndarray, quotes: np.ndarray
         alive[alive] = data[at[alive]] == _BACKSLASH
         run += alive
         step += 1
-    quotes[where[behind][run % 2 == 1]] = False
+    quotes[np.searchsorted(marks, candidates[run % 2 == 1])] = False
 
 
 def _check_utf8(data: pa.Buffer) -> None:
