@@ -12,6 +12,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -132,33 +133,17 @@ def _lateness(entry: dict[str, Any], now: float) -> float | None:
     return late if late > float(interval or 60) else None
 
 
-@per_page
-def overview(instance: Instance) -> dict[str, Any]:
-    """The overview page: problems first, then daemons, pools, spools and the latest runs."""
-    now = time.time()
-    problems: list[str] = []
-    summary = status.instance_status(instance)
-    daemons = _daemons(summary["daemons"])
-    problems += [f"{d['program']} is down: {d['detail']}" for d in daemons if not d["running"]]
-    if summary["suspended"]:
-        problems.append("the instance is suspended: no run starts until it is resumed")
-    shown: dict[str, Any] = {}
+def _shown(instance: Instance) -> dict[str, Any]:
+    """JMON's `show` (entries, lateness) and SENDMAIL's spool; the spool alone while JMON is not running."""
     try:
-        shown = control.show(instance)
+        return control.show(instance)
     except NotRunning:
-        shown = {"mail": control.mail_spool(instance)}
-    entries = shown.get("entries") or []
-    for entry in entries:
-        kind, schema, id_ = entry["key"]
-        if entry.get("blocked"):
-            problems.append(f"{kind} {schema}.{id_} ({entry['name']}) is blocked by a watcher executor error")
-        late = _lateness(entry, now)
-        if late is not None:
-            problems.append(f"{kind} {schema}.{id_} ({entry['name']}) is late by {late:.0f} s")
-    mail = shown.get("mail") or {}
-    if mail.get("dead"):
-        problems.append(f"{mail['dead']} dead letter(s) in SENDMAIL's spool ({mail.get('folder', '')})")
-    recent: list[dict[str, Any]] = []
+        return {"mail": control.mail_spool(instance)}
+
+
+def _database_part(instance: Instance) -> tuple[list[str], list[dict[str, Any]]]:
+    """What is wrong according to the database (executor errors, failed runs of the last hour), the latest runs."""
+    problems: list[str] = []
     try:
         errors = jobs.list_errors(instance)
         problems += [
@@ -175,12 +160,41 @@ def overview(instance: Instance) -> dict[str, Any]:
         ]
         recent = _timed(history.runs(instance, history.RunFilter(), history.Page(limit=RECENT_RUNS)))
     except RedpssError as exc:
-        problems.append(f"the database cannot be read: {exc}")
+        return [f"the database cannot be read: {exc}"], []
+    return problems, recent
+
+
+@per_page
+def overview(instance: Instance) -> dict[str, Any]:
+    """The overview page: problems first, then daemons, pools, spools and the latest runs.
+
+    The daemons' probes, JMON's `show` and the database reads wait on different servers: they run at the same time.
+    """
+    now = time.time()
+    with ThreadPoolExecutor(3, thread_name_prefix="console-overview") as pool:
+        summary_of = pool.submit(status.instance_status, instance)
+        shown_of = pool.submit(_shown, instance)
+        database_of = pool.submit(_database_part, instance)
+        summary, shown, (database_problems, recent) = summary_of.result(), shown_of.result(), database_of.result()
+    daemons = _daemons(summary["daemons"])
+    problems = [f"{d['program']} is down: {d['detail']}" for d in daemons if not d["running"]]
+    if summary["suspended"]:
+        problems.append("the instance is suspended: no run starts until it is resumed")
+    for entry in shown.get("entries") or []:
+        kind, schema, id_ = entry["key"]
+        if entry.get("blocked"):
+            problems.append(f"{kind} {schema}.{id_} ({entry['name']}) is blocked by a watcher executor error")
+        late = _lateness(entry, now)
+        if late is not None:
+            problems.append(f"{kind} {schema}.{id_} ({entry['name']}) is late by {late:.0f} s")
+    mail = shown.get("mail") or {}
+    if mail.get("dead"):
+        problems.append(f"{mail['dead']} dead letter(s) in SENDMAIL's spool ({mail.get('folder', '')})")
     return {
         "now": now,
         "summary": summary,
         "daemons": daemons,
-        "problems": problems,
+        "problems": problems + database_problems,
         "mail": mail,
         "lateness": shown.get("lateness") or {},
         "recent": recent,

@@ -132,6 +132,8 @@ class Console:
                 if request.headers.get("x-console-partial") == "1":
                     return Response("login needed", status_code=401, headers=SECURITY_HEADERS)
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                if request.method != "GET":  # an action of an expired session is not repeated after the login
+                    target = f"{PREFIX}/jobs"
                 return RedirectResponse(f"{PREFIX}/login?next={urllib.parse.quote(target)}", status_code=303)
             try:
                 return await handler(request, session)
