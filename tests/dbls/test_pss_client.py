@@ -8,6 +8,7 @@ import datetime
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,6 @@ def test_the_client_copied_alone_logs_to_dbls(dbls: Dbls, tmp_path: Path) -> Non
 
 def test_now_text_is_the_local_time_to_the_microsecond_and_follows_each_second(monkeypatch: pytest.MonkeyPatch) -> None:
     for clock in (1764464523.000042, 1764464523.999999, 1764464524.000001, 1764464524.5, 1764464523.5):
-        monkeypatch.setattr(pss_client.time, "time_ns", lambda clock=clock: round(clock * 1e6) * 1000)
+        monkeypatch.setattr(time, "time_ns", lambda clock=clock: round(clock * 1e6) * 1000)
         expected = datetime.datetime.fromtimestamp(clock).strftime("%Y-%m-%d %H:%M:%S.%f")
         assert pss_client.now_text() == expected

@@ -40,7 +40,11 @@ class PssError(Exception):
         self.code = code
 
 
-_this_second: list[Any] = [None, ""]  # the last second now_text() formatted, and its text up to the "."
+class _Second:
+    """The last second now_text() formatted, and its text up to the "."."""
+
+    number = -1
+    text = ""
 
 
 def now_text() -> str:
@@ -49,9 +53,9 @@ def now_text() -> str:
     Formatting a time costs several microseconds, more than the rest of a line; the text up to the seconds is kept
     for as long as the second lasts, so a line pays only for its microseconds."""
     second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-    if second != _this_second[0]:
-        _this_second[:] = [second, time.strftime("%Y-%m-%d %H:%M:%S.", time.localtime(second))]
-    return _this_second[1] + str(1_000_000 + nanoseconds // 1000)[1:]  # six digits, zeros in front
+    if second != _Second.number:
+        _Second.number, _Second.text = second, time.strftime("%Y-%m-%d %H:%M:%S.", time.localtime(second))
+    return _Second.text + str(1_000_000 + nanoseconds // 1000)[1:]  # six digits, zeros in front
 
 
 class PssClient:
