@@ -155,7 +155,13 @@ def test_operator_toggles_a_job_from_the_page_and_it_changes_in_the_database_and
     assert page.locator("tr[data-job='APP1.2'] .state").inner_text() == "INACTIVE"
     assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": False}]
     wait_for(lambda: _active_in_show(running, 2) is False, 30, what="APP1.2 inactive in redctl show")
+    page.get_by_label("State").select_option("INACTIVE")  # the filters: a plain GET form
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("table#jobs tr[data-job]").evaluate_all("rows => rows.map(r => r.dataset.job)") == [
+        "APP1.2", "APP1.3", "APP1.9"
+    ]  # fmt: skip
     page.get_by_role("button", name="Activate APP1.2").click()
+    assert "state=INACTIVE" in page.url  # back where the action was taken, filter kept
     assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": True}]
     wait_for(lambda: _active_in_show(running, 2) is True, 30, what="APP1.2 active again in redctl show")
 
