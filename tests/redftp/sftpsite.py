@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
@@ -201,3 +202,12 @@ def running_site(folder: Path) -> Iterator[Site]:
         root.stop()
 
 
+@contextlib.contextmanager
+def module_site(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Site]:
+    """running_site() for a test module's fixture in a fresh folder named after `name`; the module is skipped where
+    the site cannot run here (skip_reason())."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with running_site(tmp_path_factory.mktemp(name) / "root") as running:
+        yield running

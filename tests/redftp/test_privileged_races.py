@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redftp.sftpsite import PYTHON, Site, ed25519_key, running_site, skip_reason
+from tests.redftp.sftpsite import PYTHON, Site, ed25519_key, module_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -60,10 +60,7 @@ for i in range(count):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with running_site(tmp_path_factory.mktemp("redftp-races") / "root") as running:
+    with module_site(tmp_path_factory, "redftp-races") as running:
         yield running
 
 

@@ -28,20 +28,16 @@ from tests.redftp.sftpsite import (
     Session,
     Site,
     ed25519_key,
+    module_site,
     put,
     rsa_key,
-    running_site,
-    skip_reason,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with running_site(tmp_path_factory.mktemp("redftp") / "root") as running:
+    with module_site(tmp_path_factory, "redftp") as running:
         yield running
 
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from redpss.core.wire import WireError
 from redpss.sendfile.targets import known_hosts_file
-from tests.redftp.sftpsite import Key, Site, ed25519_key, running_site, skip_reason
+from tests.redftp.sftpsite import Key, Site, ed25519_key, module_site
 from tests.sendfile.conftest import Sender, write_private
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -41,10 +41,7 @@ def arrow_started() -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with running_site(tmp_path_factory.mktemp("sendfile-sftp") / "root") as running:
+    with module_site(tmp_path_factory, "sendfile-sftp") as running:
         yield running
 
 

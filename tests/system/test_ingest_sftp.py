@@ -27,7 +27,7 @@ from redpss.core.config import load_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.sqltext import insert_statement
 from redpss.core.paths import InstancePaths
-from tests.redftp.sftpsite import PYTHON, Session, Site, ed25519_key, put, running_site, skip_reason
+from tests.redftp.sftpsite import PYTHON, Session, Site, ed25519_key, module_site, put
 from tests.support.instance_runner import instance_config
 from tests.support.wait import wait_for
 
@@ -38,10 +38,7 @@ INSTANCE = InstancePaths.for_instance("TST1", Path("/app/redsys"))  # as the dae
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with running_site(tmp_path_factory.mktemp("ingest") / "root") as running:
+    with module_site(tmp_path_factory, "ingest") as running:
         yield running
 
 
