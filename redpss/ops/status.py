@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from redpss.clone.blocked import blocked_reason
 from redpss.ops.instance import NotRunning
 from redpss.ops.probe import probe_instance
 
@@ -33,6 +34,8 @@ def instance_status(instance: Instance) -> dict[str, Any]:
         "instance": instance.paths.redenv,
         "suspended": bool(shown["suspended"]) if "suspended" in shown else instance.paths.suspend_marker.exists(),
         "last_poll_ok": shown.get("last_poll_ok"),
+        # why JMON starts no job: the database is another instance's (redpss.clone); None when it schedules
+        "foreign_database": blocked_reason(instance.paths) or None,
         "daemons": found,
         "spool": {
             "runlog_backlog": int(sched.get("runlog_backlog") or 0),

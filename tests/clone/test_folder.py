@@ -1,4 +1,5 @@
-"""The preclone folder on its own: whole or absent, checked by its manifest, never overwritten without --force."""
+"""The preclone folder on its own: whole or absent, checked by its manifest, never overwritten without --force;
+and the foreign-database notice in the operations' status."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 import pytest
 
 from redpss.clone import folder
+from redpss.clone.blocked import block, unblock
 from redpss.core.paths import InstancePaths
+from redpss.ops.instance import Instance
+from redpss.ops.status import instance_status
 
 CONTENTS = {"identity.json": {"a": 1}, "owned.json": {"rows": {}, "roles": {}}, "suspend.json": {"suspended": False}}
 
@@ -39,3 +43,13 @@ def test_a_begun_restore_is_never_replaced_and_archiving_ends_pending(instance: 
     archived = folder.archive(instance)
     assert archived is not None and (archived / "restore.json").exists()
     assert not folder.pending(instance) and folder.archive(instance) is None
+
+
+def test_the_operations_status_says_why_no_job_starts(instance: InstancePaths) -> None:
+    """What `redctl status`, the REST API and MAIL2CMD show comes from the same file JMON writes."""
+    ops = Instance.load(instance)
+    assert instance_status(ops)["foreign_database"] is None
+    block(instance, "the database belongs to instance DEV1")
+    assert instance_status(ops)["foreign_database"] == "the database belongs to instance DEV1"
+    unblock(instance)
+    assert instance_status(ops)["foreign_database"] is None
