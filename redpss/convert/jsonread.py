@@ -87,7 +87,8 @@ def position(path: Path, offset: int) -> str:
     return f"line {line}, character {offset - last_break}"
 
 
-def ndjson_blocks(source: BinaryIO, start: int = 0, read_bytes: int = READ_BYTES) -> Generator[Block, None, None]:
+def ndjson_blocks(source: BinaryIO, start: int = 0, read_bytes: int = 0) -> Generator[Block, None, None]:
+    read_bytes = read_bytes or READ_BYTES  # looked up at the call: tests make blocks small
     offset = start
     rest = b""
     while data := source.read(read_bytes):
@@ -109,7 +110,8 @@ class ArrayScanner:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def blocks(self, source: BinaryIO, start: int = 0, read_bytes: int = READ_BYTES) -> Generator[Block, None, None]:
+    def blocks(self, source: BinaryIO, start: int = 0, read_bytes: int = 0) -> Generator[Block, None, None]:
+        read_bytes = read_bytes or READ_BYTES  # looked up at the call: tests make blocks small
         offset = start  # file offset of `rest`
         depth = 0  # nesting depth at `offset`: 0 before the opening bracket, 1 between elements
         rest = b""
@@ -225,6 +227,7 @@ class TextFields:
 
     def __init__(self) -> None:
         self.types: dict[str, pa.DataType] = {}
+        self.order: dict[str, int] = {}  # the fields' order as inferred (an explicit schema puts its fields first)
 
     def options(self) -> pajson.ParseOptions | None:
         if not self.types:
@@ -234,8 +237,16 @@ class TextFields:
     def learn(self, schema: pa.Schema) -> bool:
         """Remember the fields of `schema` that hold timestamps; True if there were any."""
         found = {f.name: _as_text(f.type) for f in schema if _has_timestamp(f.type)}
+        if found and not self.order:
+            self.order = {name: number for number, name in enumerate(schema.names)}
         self.types.update(found)
         return bool(found)
+
+    def in_order(self, table: pa.Table) -> pa.Table:
+        """The table's columns in the order they were inferred in, the fields first seen since after them."""
+        known = sorted((n for n in table.column_names if n in self.order), key=self.order.__getitem__)
+        names = known + [n for n in table.column_names if n not in self.order]
+        return table if names == table.column_names else table.select(names)
 
 
 def parse_block(path: Path, block: Block, text_fields: TextFields | None = None) -> pa.Table:
@@ -245,12 +256,14 @@ def parse_block(path: Path, block: Block, text_fields: TextFields | None = None)
     options = pajson.ReadOptions(block_size=max(1 << 20, len(block.data) + 1), use_threads=False)
     try:
         _check_utf8(data)
-        table = pajson.read_json(data, read_options=options, parse_options=text_fields.options())
+        parse_options = text_fields.options()
+        table = pajson.read_json(data, read_options=options, parse_options=parse_options)
         if text_fields.learn(table.schema):  # strings taken for timestamps: parsed again with them as text
-            table = pajson.read_json(data, read_options=options, parse_options=text_fields.options())
+            parse_options = text_fields.options()
+            table = pajson.read_json(data, read_options=options, parse_options=parse_options)
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
-    return flatten(table)
+    return flatten(table if parse_options is None else text_fields.in_order(table))
 
 
 def _flat_into(record: dict[str, object], prefix: str, row: dict[str, object]) -> None:

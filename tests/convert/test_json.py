@@ -123,6 +123,17 @@ def test_strings_that_look_like_timestamps_are_written_as_sent(tmp_path: Path) -
     ]
 
 
+def test_columns_keep_their_order_beside_strings_that_look_like_timestamps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Those fields are parsed as text by an explicit schema, which pyarrow puts first: the order stays the file's."""
+    monkeypatch.setattr(jsonread, "READ_BYTES", 64)
+    lines = [f'{{"id": {i}, "ts": "2024-01-0{1 + i % 9} 12:34:56", "k": "v{i}"}}\n' for i in range(20)]
+    rows = convert(tmp_path, "".join(lines))
+    assert rows[0] == ["id", "ts", "k"]
+    assert rows[1:] == [[str(i), f"2024-01-0{1 + i % 9} 12:34:56", f"v{i}"] for i in range(20)]
+
+
 def test_values_reach_the_table_as_exasol_import_stores_them(tmp_path: Path) -> None:
     text = json.dumps(
         {"i": -(2**53), "f": 1.25e-7, "d": "12.50", "b": True, "ts": "2024-02-29 23:59:58.123456", "day": "2024-02-29"}
