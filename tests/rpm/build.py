@@ -2,7 +2,9 @@
 
 `bash rpm/build` does the work (wheelhouse from the pinned lock, offline rpmbuild); the RPMs are kept in
 ~/.cache/redpss-rpm/dist/<key>/ where the key is a hash of the files the build reads, the version and the release,
-so a second test run of the same tree, and every test of one run, reuse them. On this Debian machine the venv is
+so a second test run of the same tree, and every test of one run, reuse them. REDPSS_RPM_REUSE=1 takes the newest
+cached build of a version-release whatever the tree (for iterating on the tests only).
+On this Debian machine the venv is
 built on /usr/bin/python3.11: the booted test container (Debian bookworm) has the same interpreter at that path.
 """
 
@@ -61,6 +63,13 @@ def project_version() -> str:
 def build(version: str | None = None, release: int = 1) -> dict[str, Path]:
     """The built RPMs of this tree: {'common': redpss-common-*.rpm, 'code': redpss<series>-*.rpm}."""
     version = version or project_version()
+    if os.environ.get("REDPSS_RPM_REUSE") == "1":  # iterating on tests: the newest build of that version-release
+        built = sorted(
+            CACHE.glob(f"dist/*/redpss-common-{version}-{release}.noarch.rpm"), key=lambda p: p.stat().st_mtime
+        )
+        if built:
+            common = built[-1]
+            return {"common": common, "code": next(common.parent.glob(f"redpss[0-9]*-{version}-{release}.*.rpm"))}
     out = CACHE / "dist" / source_key(version, release)
     rpms = sorted(out.glob("*.rpm")) if out.is_dir() else []
     if len(rpms) != 2:
