@@ -1,4 +1,4 @@
-"""The RPM's wheel lock covers the project's runtime dependencies: a new dependency fails here, fast, not in rpmbuild."""
+"""The RPM wheel lock covers the runtime dependencies: a new dependency fails here, fast, not in rpmbuild."""
 
 from __future__ import annotations
 
