@@ -14,7 +14,8 @@ import pytest
 
 from tests.rpm.build import REPO, build, missing_tools, project_version
 
-pytestmark = [pytest.mark.slow]
+# The first test builds the RPMs (cached per source state) and rpmlint reads 100 MB of payload.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 SERIES = ".".join(project_version().split(".")[:2])
 VENV = f"/app/redsys/lib/{SERIES}"
 

@@ -23,7 +23,8 @@ from tests.rpm.build import CACHE, build, missing_tools
 from tests.support.wait import wait_for
 from tests.system.box import Box, host_ready
 
-pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.allow_leaks]
+# Three RPM builds (about a minute each on an idle 2-core machine, cached afterwards) happen in the fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.allow_leaks, pytest.mark.timeout(2400)]
 
 REDHOME = "/app/redsys"
 DEBS = CACHE / "debs"
