@@ -23,6 +23,16 @@ PYTHON = "/usr/bin/python3.11"
 NOT_INSTALLED = ("tests/", "bench/", ".ci/")
 
 
+KEEP_BUILDS = 6  # about 100 MB each: the newest few source states stay cached
+
+
+def _prune(keep: int) -> None:
+    """Drop all but the newest `keep` cached builds (and leftovers of interrupted ones)."""
+    builds = sorted((CACHE / "dist").iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in builds[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class BuildError(RuntimeError):
     """rpm/build failed."""
 
@@ -83,6 +93,7 @@ def build(version: str | None = None, release: int = 1) -> dict[str, Path]:
             raise BuildError(f"rpm/build exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         tmp.rename(out)
         rpms = sorted(out.glob("*.rpm"))
+        _prune(keep=KEEP_BUILDS)
     common = next(p for p in rpms if p.name.startswith("redpss-common-"))
     code = next(p for p in rpms if not p.name.startswith("redpss-common-"))
     return {"common": common, "code": code}
