@@ -27,8 +27,9 @@ KEEP_BUILDS = 6  # about 100 MB each: the newest few source states stay cached
 
 
 def _prune(keep: int) -> None:
-    """Drop all but the newest `keep` cached builds (and leftovers of interrupted ones)."""
-    builds = sorted((CACHE / "dist").iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    """Drop all but the newest `keep` finished builds (a build in progress elsewhere is in a .new folder)."""
+    finished = [p for p in (CACHE / "dist").iterdir() if ".new" not in p.name]
+    builds = sorted(finished, key=lambda p: p.stat().st_mtime, reverse=True)
     for old in builds[keep:]:
         shutil.rmtree(old, ignore_errors=True)
 
