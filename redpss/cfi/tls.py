@@ -8,14 +8,11 @@ Python's ftplib (devdb's IMPORT) opens every data connection with a fresh handsh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 from OpenSSL import SSL
 
+from redpss.core import pemfiles
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
-from redpss.core.pemfiles import require_readable
 
 CERT_NAME = "cfi.crt"
 KEY_NAME = "cfi.key"
@@ -23,26 +20,15 @@ SESSION_ID_CONTEXT = b"redpss-cfi"  # resumed sessions must have been made by th
 SESSION_TIMEOUT = 3600  # seconds a session stays resumable: a long IMPORT opens data connections for an hour
 
 
-@dataclass(frozen=True)
-class CertificateFiles:
-    cert: Path
-    key: Path
-
+class CertificateFiles(pemfiles.CertificateFiles):
     @classmethod
     def of(cls, paths: InstancePaths) -> CertificateFiles:
         return cls(paths.ssl_cfi / CERT_NAME, paths.ssl_cfi / KEY_NAME)
 
 
-def _require_readable(path: Path, what: str) -> None:
-    require_readable(
-        path, f"the CFI {what}", "put the PEM file there (redsysctl create makes a self-signed pair for a new instance)"
-    )
-
-
 def server_context(files: CertificateFiles) -> SSL.Context:
     """The TLS context of both listeners (TLS 1.2 or newer); StartupError (exit 3) naming a missing or bad file."""
-    _require_readable(files.cert, "certificate")
-    _require_readable(files.key, "private key")
+    files.require("the CFI", "put the PEM file there (redsysctl create makes a self-signed pair for a new instance)")
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
     context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)

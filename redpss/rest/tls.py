@@ -7,12 +7,10 @@ with exit 3 naming the file: the API never falls back to a plain listener.
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
 
+from redpss.core import pemfiles
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
-from redpss.core.pemfiles import require_readable
-from redpss.core.record import Record
 
 CERT_NAME = "rest.crt"
 KEY_NAME = "rest.key"
@@ -21,24 +19,16 @@ CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
 
 
-class CertificateFiles(Record):
-    cert: Path
-    key: Path
-
+class CertificateFiles(pemfiles.CertificateFiles):
     @classmethod
     def of(cls, paths: InstancePaths) -> CertificateFiles:
         return cls(paths.ssl_rest / CERT_NAME, paths.ssl_rest / KEY_NAME)
 
 
-def _require_readable(path: Path, what: str) -> None:
-    require_readable(path, f"the REST API's {what}", "put the PEM file there (the API serves HTTPS only)")
-
-
 def checked_files(paths: InstancePaths) -> CertificateFiles:
     """The certificate and key, each present and readable, and a pair that loads; StartupError (exit 3) otherwise."""
     files = CertificateFiles.of(paths)
-    _require_readable(files.cert, "certificate")
-    _require_readable(files.key, "private key")
+    files.require("the REST API's", "put the PEM file there (the API serves HTTPS only)")
     try:
         server_context(files)
     except (ssl.SSLError, OSError) as exc:
