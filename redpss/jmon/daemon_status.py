@@ -150,10 +150,15 @@ class DaemonStatusWriter:
         self.task = asyncio.create_task(asyncio.to_thread(self._probe_and_write, now, config, own_status))
 
     def states(self, now: float, config: Config, own_status: str) -> list[DaemonState]:
-        """One state per daemon the config enables, JMON's own from JMON itself."""
+        """One state per daemon the config enables and JMON can ask, JMON's own from JMON itself.
+
+        A daemon that listens nowhere (JSON2CSV, PARQ2CSV) has no row, as `redctl status` does not probe it either:
+        a NOT_RUNNING row for a daemon that runs would be false.
+        """
         return [
             self.own_state(RUNNING, own_status, now) if spec.name == "jmon" else self.probe.probe(config, spec, now)
             for spec in enabled_services(config)
+            if spec.name == "jmon" or spec.probe != "none"
         ]
 
     def _probe_and_write(self, now: float, config: Config, own_status: str) -> None:
