@@ -38,6 +38,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` different ports nobody listens on right now: all are held open while they are chosen, so the
+    kernel cannot hand out the same one twice (calling free_port() repeatedly can, and a config then has a clash)."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            held.append(sock)
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def free_port_range(count: int, host: str = "127.0.0.1", attempts: int = 50) -> int:
     """The first of `count` consecutive ports nobody listens on right now (CFISRV's passive range in tests and
     benchmarks); OSError when `attempts` tries found none."""

@@ -17,7 +17,7 @@ from redpss.cfi.tls import ensure_certificate
 from redpss.core.config import load_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.sqltext import insert_statement
-from redpss.core.net import free_port
+from redpss.core.net import free_ports
 from redpss.core.paths import InstancePaths
 from tests.support.leaks import process_tree
 from tests.support.unit_limits import unit_limits
@@ -26,17 +26,18 @@ from tests.support.wait import wait_for
 
 def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """A config for a test instance on free loopback ports, with the embedded database and quick JMON cycles."""
+    ports = iter(free_ports(8))  # distinct: repeated free_port() calls may return one port twice
     values: dict[str, dict[str, str]] = {
-        "DEFAULT": {"exa_password": "test-pw", "exa_connection": f"127.0.0.1:{free_port()}", "exa_encryption": "false"},
+        "DEFAULT": {"exa_password": "test-pw", "exa_connection": f"127.0.0.1:{next(ports)}", "exa_encryption": "false"},
         "redctl": {
             "devdb_enabled": "true",
-            "sched_service_port": str(free_port()),
-            "dbls_port": str(free_port()),
-            "jexec_port": str(free_port()),
-            "sendmail_port": str(free_port()),
-            "sendfile_port": str(free_port()),
-            "cfi_port": str(free_port()),
-            "cfi_explicit_port": str(free_port()),
+            "sched_service_port": str(next(ports)),
+            "dbls_port": str(next(ports)),
+            "jexec_port": str(next(ports)),
+            "sendmail_port": str(next(ports)),
+            "sendfile_port": str(next(ports)),
+            "cfi_port": str(next(ports)),
+            "cfi_explicit_port": str(next(ports)),
             "cfi_password": "test-cfi-pw",  # CFISRV (on by default) refuses to start without one
             "jmon_poll_interval": "0.5",
             "jmon_stats_interval": "2",
