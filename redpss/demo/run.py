@@ -22,7 +22,7 @@ from pathlib import Path
 from redpss.cfi.tls import ensure_certificate
 from redpss.core.config import Config, load_config, render_config
 from redpss.core.db import DbSession, DbSettings
-from redpss.core.net import free_port
+from redpss.core.net import free_ports
 from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.demo import console, ingest, mail, rest, udf_bridge
 
@@ -55,19 +55,18 @@ def create_demo_instance(redhome: Path) -> InstancePaths:
     paths = InstancePaths.for_instance(DEMO_INSTANCE, redhome)
     create_instance_tree(paths)
     ensure_certificate(paths)  # CFISRV's self-signed certificate
-    ports = {
-        key: str(free_port())
-        for key in (
-            *("sched_service_port", "dbls_port", "jexec_port", "sendmail_port", "sendfile_port"),
-            *("cfi_port", "cfi_explicit_port"),
-        )
-    }
+    keys = (
+        *("sched_service_port", "dbls_port", "jexec_port", "sendmail_port", "sendfile_port"),
+        *("cfi_port", "cfi_explicit_port"),
+    )
+    *chosen, database_port = free_ports(len(keys) + 1)  # distinct ports: two services on one fail the start
+    ports = {key: str(port) for key, port in zip(keys, chosen, strict=True)}
     paths.config_file.write_text(
         render_config(
             {
                 "DEFAULT": {
                     "exa_password": "demo-only-password",
-                    "exa_connection": f"127.0.0.1:{free_port()}",
+                    "exa_connection": f"127.0.0.1:{database_port}",
                     "exa_encryption": "false",
                 },
                 "redctl": {

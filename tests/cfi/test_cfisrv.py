@@ -14,7 +14,7 @@ import pytest
 
 from redpss.cfi.tls import CertificateFiles
 from redpss.core.exitcodes import ExitCode
-from redpss.core.net import free_port, free_port_range
+from redpss.core.net import free_port, free_port_range, free_ports
 from redpss.devdb.ftpfetch import client_context
 from tests.cfi.conftest import PASSWORD, USER, Cfi, curl, make_instance, write_config
 from tests.support.daemons import DaemonProcess
@@ -182,7 +182,8 @@ class _Bytes:
 @pytest.mark.parametrize("missing", ["cert", "key"])
 def test_a_missing_certificate_or_key_exits_3_naming_the_file(tmp_path: Path, missing: str) -> None:
     paths = make_instance(tmp_path)
-    write_config(paths, free_port(), free_port(), free_port_range(2))
+    implicit, explicit = free_ports(2)
+    write_config(paths, implicit, explicit, free_port_range(2))
     files = CertificateFiles.of(paths)
     other = files.key if missing == "cert" else files.cert
     other.write_text("present\n")
@@ -197,7 +198,8 @@ def test_a_missing_certificate_or_key_exits_3_naming_the_file(tmp_path: Path, mi
 
 def test_an_empty_password_exits_3_naming_the_key(tmp_path: Path) -> None:
     paths = make_instance(tmp_path)
-    write_config(paths, free_port(), free_port(), free_port_range(2), password="")
+    implicit, explicit = free_ports(2)
+    write_config(paths, implicit, explicit, free_port_range(2), password="")
     daemon = DaemonProcess("redpss.cfi.service", paths, tmp_path / "cfi", env=paths.environment())
     try:
         assert daemon.process.wait(timeout=30) == ExitCode.CONFIG
