@@ -3,8 +3,8 @@
 What is instance-owned is the contract's word (redpss.core.db.contract.INSTANCE_OWNED_COLUMNS, API_ROLES): the
 activation of each job and watcher, and who holds the REST API's roles. Putting it back is idempotent, so a restore
 killed midway and run again ends where an uninterrupted one ends. A job or watcher the saved state does not know
-(the other database has it, this instance never had it) is deactivated: nothing of the other instance's schedule
-starts here until an operator switches it on.
+(the other database has it, this instance never had it) is deactivated, and so is a watcher whose target job is
+such a job: nothing of the other instance's schedule starts here until an operator switches it on.
 """
 
 from __future__ import annotations
@@ -84,6 +84,13 @@ def apply_owned_rows(session: DbSession, state: OwnedState) -> list[str]:
                 unknown += f" AND {keys[0]} NOT IN ({listed})"
             session.execute(unknown)
             done.append(f"{name}: {len(saved)} saved row(s) applied, the others inactive")
+        # A watcher starts its target job whatever the job's ACTIVE says: one this instance knows but whose
+        # definition (from the other database) now targets a job the saved state does not know is switched off too.
+        known_jobs = ", ".join(sql_literal(row["JOB_ID"]) for row in state.rows.get(f"{schema}.ADM_JOBS", []))
+        foreign_target = f"UPDATE {schema}.ADM_WATCHER SET ACTIVE = FALSE WHERE ACTIVE = TRUE"  # noqa: S608
+        if known_jobs:
+            foreign_target += f" AND TARGET_JOB_ID NOT IN ({known_jobs})"
+        session.execute(foreign_target)
     session.commit()
     return done
 

@@ -100,7 +100,8 @@ def test_start_after_a_clone_restores_tst1_and_clears_dev1s_logs(pair: Pair) -> 
 
     assert identity(tst1) == own_identity
     after = activation(tst1)
-    assert after == {("JOB", 1): True, ("JOB", 2): False, ("JOB", 3): False, ("WATCHER", 1): True}
+    # watcher 1 is TST1's and was on, but its definition is DEV1's now and targets DEV1's job 3: switched off
+    assert after == {("JOB", 1): True, ("JOB", 2): False, ("JOB", 3): False, ("WATCHER", 1): False}
     assert members(tst1) == before["members"] == {("USER_A", "REDPSS_READER")}
     assert connections(tst1) == before["connections"]
     for table in ("APP1.ADM_JOB_LOG", "APP1.ADM_WATCHER_LOG", "REDSYS.ADM_JMON_JOBLOG"):
