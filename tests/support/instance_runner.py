@@ -24,9 +24,23 @@ from tests.support.unit_limits import unit_limits
 from tests.support.wait import wait_for
 
 
+def _ports_apart_from(overrides: Mapping[str, Mapping[str, str]]) -> list[int]:
+    """Eight distinct free ports (repeated free_port() calls may return one port twice), none of them a port the
+    overrides already name (a test's own choice, or inside the passive range it gives CFISRV)."""
+    redctl = overrides.get("redctl", {})
+    named = {int(v) for keys in overrides.values() for v in keys.values() if v.isdigit()}
+    start, end = redctl.get("cfi_pasv_port_start", ""), redctl.get("cfi_pasv_port_end", "")
+    if start.isdigit() and end.isdigit():
+        named.update(range(int(start), int(end) + 1))
+    while True:
+        chosen = free_ports(8)
+        if not named.intersection(chosen):
+            return chosen
+
+
 def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """A config for a test instance on free loopback ports, with the embedded database and quick JMON cycles."""
-    ports = iter(free_ports(8))  # distinct: repeated free_port() calls may return one port twice
+    ports = iter(_ports_apart_from(overrides or {}))
     values: dict[str, dict[str, str]] = {
         "DEFAULT": {"exa_password": "test-pw", "exa_connection": f"127.0.0.1:{next(ports)}", "exa_encryption": "false"},
         "redctl": {
