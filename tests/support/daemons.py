@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,7 +57,17 @@ class DaemonProcess:
         return self.stderr_path.read_text()
 
     def wait_ready(self, timeout: float = 60.0) -> dict[str, str]:
-        return self.notify.wait_for("READY", "1", timeout=timeout)
+        """READY=1 from the daemon; a daemon that exits first fails at once, showing what it wrote."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.notify.wait_for("READY", "1", timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+            except AssertionError:
+                if self.process.poll() is not None:
+                    code = self.process.returncode
+                    raise AssertionError(f"{self.log_name} exited {code} before READY:\n{self.stderr}") from None
+                if time.monotonic() >= deadline:
+                    raise
 
     def wait_log(self, text: str, timeout: float = 30.0) -> None:
         wait_for(lambda: text in self.log, timeout, what=f"{text!r} in {self.log_name}'s log")
