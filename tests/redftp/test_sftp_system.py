@@ -121,7 +121,9 @@ def test_exec_and_shell_get_only_sftp(site: Site, users: dict[str, Key]) -> None
                 channel.get_pty()
         finally:
             channel.close()
-        for request in ("exec", "shell"):
+    for request in ("exec", "shell"):
+        # A session of its own per request: sshd may end the connection once the refused session has exited.
+        with Session(site, "redftp_tst1_alice", users["alice"]) as session:
             channel = session.transport.open_session(timeout=10)
             try:
                 channel.settimeout(10)
@@ -129,7 +131,7 @@ def test_exec_and_shell_get_only_sftp(site: Site, users: dict[str, Key]) -> None
                     channel.exec_command("echo SHELL-RAN; id")
                 else:
                     channel.invoke_shell()
-                    channel.sendall(b"echo SHELL-RAN\n")
+                    _send_unless_closed(channel, b"echo SHELL-RAN\n")
                 output = _read_all(channel)
                 # sshd's answer to anything but the sftp subsystem when ForceCommand is internal-sftp.
                 assert b"This service allows sftp connections only." in output, request
@@ -137,6 +139,14 @@ def test_exec_and_shell_get_only_sftp(site: Site, users: dict[str, Key]) -> None
                 assert channel.recv_exit_status() != 0
             finally:
                 channel.close()
+
+
+def _send_unless_closed(channel: paramiko.Channel, data: bytes) -> None:
+    """Send a command line; sshd may already have refused the shell and closed the channel, which is what we test."""
+    try:
+        channel.sendall(data)
+    except OSError:
+        assert channel.closed
 
 
 def _read_all(channel: paramiko.Channel) -> bytes:
