@@ -211,6 +211,14 @@ def _writable_named(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
         raise _InColumn(name, exc) from None
 
 
+def _nulls_quoted(table: pa.Table) -> pa.Table:
+    """A one-column table whose NULLs are written as `""`: a NULL alone in its row would be an empty line, which
+    Exasol's IMPORT may skip (a row lost); it reads `""` as NULL. The column is written as text, its other values
+    quoted: the writer's own text of each value (it casts to string the same way), which IMPORT reads alike."""
+    column = pc.fill_null(pc.cast(table.column(0), pa.string()), "")
+    return pa.table([column], names=table.column_names)
+
+
 def quoted_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -262,6 +270,8 @@ class CsvSink:
                 f"{exc.error.value} cannot be loaded (Exasol's DOUBLE has no infinity); send NULL or a finite "
                 "number instead",
             ) from None
+        if table.num_columns == 1 and table.column(0).null_count:
+            table = _nulls_quoted(table)
         pacsv.write_csv(table, self._segments[-1].file, _BODY_OPTIONS)
         self.rows += table.num_rows
 

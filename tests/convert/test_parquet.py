@@ -132,3 +132,10 @@ def test_nan_is_null_and_infinity_is_refused_with_its_row_and_column(tmp_path: P
     with pytest.raises(BadInput) as caught:
         convert(tmp_path, pa.table({"id": range(11), "x": values}), row_group_size=4)
     assert "row 11, column x: inf cannot be loaded (Exasol's DOUBLE has no infinity)" in str(caught.value)
+
+
+def test_a_row_holding_only_null_is_a_quoted_empty_field_not_an_empty_line(tmp_path: Path) -> None:
+    table = pa.table({"day": pa.array([dt.date(2024, 2, 29), None, dt.date(2024, 3, 1)])})
+    output = convert(tmp_path, table)
+    assert csv_rows(output) == [["day"], ["2024-02-29"], [""], ["2024-03-01"]]  # not [] (an empty line)
+    assert imported(output, {"day": "DATE"}) == [(dt.date(2024, 2, 29),), (None,), (dt.date(2024, 3, 1),)]
