@@ -23,6 +23,8 @@ PYTHON = "/usr/bin/python3.11"
 NOT_INSTALLED = ("tests/", "bench/", ".ci/")
 
 
+# rpm/build signs each build with a throw-away key of its own and writes its public key beside the RPMs.
+SIGNING_KEY = "RPM-GPG-KEY-redpss"
 KEEP_BUILDS = 6  # about 100 MB each: the newest few source states stay cached
 
 
@@ -40,7 +42,7 @@ class BuildError(RuntimeError):
 
 def missing_tools() -> str | None:
     """None when the RPMs can be built here, else why not (for pytest.skip)."""
-    for tool in ("rpmbuild", "rpmlint", "git"):
+    for tool in ("rpmbuild", "rpmsign", "gpg", "rpmlint", "git"):
         if shutil.which(tool) is None:
             return f"{tool} is missing (bash scripts/setup with REDPSS_SETUP_SYSTEM_TOOLS=1 installs it)"
     if not Path(PYTHON).is_file():
@@ -71,6 +73,11 @@ def project_version() -> str:
     raise BuildError("no version in pyproject.toml")
 
 
+def public_key(rpms: dict[str, Path]) -> Path:
+    """The public key the RPMs of one build are signed with (rpm/build writes it beside them)."""
+    return rpms["common"].parent / SIGNING_KEY
+
+
 def build(version: str | None = None, release: int = 1) -> dict[str, Path]:
     """The built RPMs of this tree: {'common': redpss-common-*.rpm, 'code': redpss<series>-*.rpm}."""
     version = version or project_version()
@@ -83,7 +90,7 @@ def build(version: str | None = None, release: int = 1) -> dict[str, Path]:
             return {"common": common, "code": next(common.parent.glob(f"redpss[0-9]*-{version}-{release}.*.rpm"))}
     out = CACHE / "dist" / source_key(version, release)
     rpms = sorted(out.glob("*.rpm")) if out.is_dir() else []
-    if len(rpms) != 2:
+    if len(rpms) != 2 or not (out / SIGNING_KEY).is_file():
         shutil.rmtree(out, ignore_errors=True)
         tmp = out.with_name(out.name + f".new{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
