@@ -14,13 +14,13 @@ Records must be JSON objects; nested objects become columns named parent.child, 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -44,7 +44,7 @@ class Block:
 
     __slots__ = ("data", "offset")
 
-    def __init__(self, data: bytes, offset: int) -> None:
+    def __init__(self, data: bytes | memoryview, offset: int) -> None:
         self.data = data
         self.offset = offset
 
@@ -87,19 +87,50 @@ def position(path: Path, offset: int) -> str:
     return f"line {line}, character {offset - last_break}"
 
 
-def ndjson_blocks(source: BinaryIO, start: int = 0, read_bytes: int = 0) -> Generator[Block, None, None]:
+class ReadBuffers:
+    """The buffers NDJSON is read into, handed back once their block is parsed (the parsed table holds copies).
+    Reading into a fresh buffer each time cost more than the read itself: the kernel maps and zeroes new pages
+    (0.14 CPU s per 400 MB against 0.02 s into buffers used again)."""
+
+    def __init__(self) -> None:
+        self._free: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray:
+        while self._free:
+            buffer = self._free.pop()
+            if len(buffer) >= size:
+                return buffer
+        return bytearray(size)
+
+    def give_back(self, block: Block) -> None:
+        if isinstance(block.data, memoryview) and isinstance(block.data.obj, bytearray):
+            self._free.append(block.data.obj)
+
+
+def ndjson_blocks(
+    source: io.BufferedIOBase, start: int = 0, read_bytes: int = 0, buffers: ReadBuffers | None = None
+) -> Generator[Block, None, None]:
+    """Blocks of whole lines. Each read goes straight into a buffer behind the part of a line left from the read
+    before (joining `rest + data` copied every block once more); a block is a view of its buffer, which the
+    caller may hand back to `buffers` once the block is parsed."""
     read_bytes = read_bytes or READ_BYTES  # looked up at the call: tests make blocks small
+    buffers = buffers or ReadBuffers()
     offset = start
     rest = b""
-    while data := source.read(read_bytes):
-        buffer = rest + data if rest else data
-        cut = buffer.rfind(b"\n") + 1
+    while True:
+        buffer = buffers.take(len(rest) + read_bytes)
+        buffer[: len(rest)] = rest
+        got = source.readinto(memoryview(buffer)[len(rest) : len(rest) + read_bytes])
+        if not got:
+            break
+        end = len(rest) + got
+        cut = buffer.rfind(b"\n", 0, end) + 1
         if cut:
-            yield Block(buffer[:cut], offset)
+            yield Block(memoryview(buffer)[:cut], offset)
             offset += cut
-            rest = buffer[cut:]
+            rest = bytes(buffer[cut:end])
         else:
-            rest = buffer
+            rest = bytes(buffer[:end])
     if rest.strip():
         yield Block(rest, offset)
 
@@ -110,7 +141,7 @@ class ArrayScanner:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def blocks(self, source: BinaryIO, start: int = 0, read_bytes: int = 0) -> Generator[Block, None, None]:
+    def blocks(self, source: io.BufferedIOBase, start: int = 0, read_bytes: int = 0) -> Generator[Block, None, None]:
         read_bytes = read_bytes or READ_BYTES  # looked up at the call: tests make blocks small
         offset = start  # file offset of `rest`
         depth = 0  # nesting depth at `offset`: 0 before the opening bracket, 1 between elements
@@ -312,7 +343,7 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
     count = 0
     decoder = json.JSONDecoder(parse_constant=_constant, parse_float=_finite_float)
     position_in_block = 0
-    for line in block.data.split(b"\n"):
+    for line in bytes(block.data).split(b"\n"):
         start = position_in_block
         position_in_block += len(line) + 1
         body = line.lstrip()
@@ -350,25 +381,38 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
     return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
 
 
-def json_tables(path: Path, source: BinaryIO) -> Iterator[pa.Table]:
+def json_tables(path: Path, source: io.BufferedIOBase) -> Iterator[pa.Table]:
     """The file's records as flattened tables, one per block, in order; PARSERS blocks are parsed at once while the
     caller writes the one before."""
     form = detect_form(path)
     start = 3 if source.read(3) == b"\xef\xbb\xbf" else 0
     source.seek(start)
     # an array's scan (about as much CPU as parsing) runs in a thread of its own, one block ahead of the parsers
-    blocks = ndjson_blocks(source, start) if form == "ndjson" else prefetched(ArrayScanner(path).blocks(source, start))
+    buffers = ReadBuffers()
+    blocks = (
+        ndjson_blocks(source, start, buffers=buffers)
+        if form == "ndjson"
+        else prefetched(ArrayScanner(path).blocks(source, start))
+    )
     text_fields = TextFields()
     with ThreadPoolExecutor(PARSERS, thread_name_prefix="convert-parse") as parsers:
-        pending: deque[Future[pa.Table]] = deque()
+        pending: deque[tuple[Future[pa.Table], Block]] = deque()
         try:
             for block in blocks:
-                pending.append(parsers.submit(parse_block, path, block, text_fields))
+                pending.append((parsers.submit(parse_block, path, block, text_fields), block))
                 if len(pending) >= PARSERS:
-                    yield pending.popleft().result()
+                    yield _parsed(pending.popleft(), buffers)
             while pending:
-                yield pending.popleft().result()
+                yield _parsed(pending.popleft(), buffers)
         finally:
-            for future in pending:
+            for future, _ in pending:
                 future.cancel()
             blocks.close()  # stops the array scan's thread
+
+
+def _parsed(job: tuple[Future[pa.Table], Block], buffers: ReadBuffers) -> pa.Table:
+    """The job's table, its block's buffer handed back for the next read."""
+    future, block = job
+    table = future.result()
+    buffers.give_back(block)
+    return table

@@ -197,3 +197,11 @@ def test_rows_of_a_single_null_column_padded_when_a_column_arrives_later(
     monkeypatch.setattr(jsonread, "READ_BYTES", 16)  # the later column arrives in a later block
     rows = convert(tmp_path, '{"v": null}\n{"v": 2}\n{"v": null, "w": "x"}\n')
     assert rows == [["v", "w"], ["", ""], ["2", ""], ["", "x"]]
+
+
+def test_read_buffers_used_again_keep_every_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # blocks of ~256 bytes: each buffer is read into again while the blocks after it are parsed and written
+    monkeypatch.setattr(jsonread, "READ_BYTES", 256)
+    records = [{"id": i, "s": "x" * (i % 97), "t": f"r{i}\n"} for i in range(3000)]
+    rows = convert(tmp_path, "".join(json.dumps(r) + "\n" for r in records))
+    assert rows == [["id", "s", "t"]] + [[str(r["id"]), r["s"], r["t"]] for r in records]
