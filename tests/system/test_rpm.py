@@ -1,7 +1,8 @@
 """The RPMs of this checkout installed, upgraded, doubled and erased in a booted systemd, as on a RHEL 8 server.
 
 The container is the system tests' Debian box (tests/system/box.py) with rpm added from Debian's packages; the RPMs
-are installed with `rpm --nodeps` (the box's software is not in an rpm database) and their scriptlets run against
+are installed with `rpm --nodeps` (the box's software is not in an rpm database) and with signature checking on (the
+public keys rpm/build wrote beside them imported first), and their scriptlets run against
 its systemd: the %pre user, presets, daemon-reload, try-restart and stop/disable on erase all act for real. The
 RPMs are built by tests/rpm/build.py (cached per source state): 0.1.0-1, its rebuild 0.1.0-2, and 0.2.0-1 as the
 second version series. The venv runs on /usr/bin/python3.11, the same interpreter in the box as on the build host.
@@ -84,10 +85,22 @@ def running(box: Box, unit: str, series: str, other_than: int = 0) -> int | None
 
 
 def rpm(box: Box, args: str) -> str:
-    return box.check(f"rpm {args}", timeout=600)
+    # an unsigned package, or one signed by a key not imported, is refused
+    return box.check(f"rpm --define '_pkgverify_level signature' {args}", timeout=600)
+
+
+def modes(box: Box, *paths: str) -> list[str]:
+    return box.check("stat -c '%U:%G %a' " + " ".join(paths)).splitlines()
+
+
+SUDO_RULES = ("/etc/sudoers.d/redpss-redftp", "/etc/sudoers.d/redpss-units")
 
 
 def test_install_boot_upgrade_second_version_move_and_erase(box: Box) -> None:
+    # -- signed: not verifiable before the build keys are imported, verified after
+    assert box.sh("rpm -K /rpms/r1/redpss-common-*.rpm").returncode != 0
+    box.check("rpm --import /rpms/r1/RPM-GPG-KEY-redpss /rpms/r2/RPM-GPG-KEY-redpss /rpms/v2/RPM-GPG-KEY-redpss")
+    assert "signatures OK" in box.check("rpm -K /rpms/*/*.rpm")
     # -- install: the user with its fixed ids, the tree, redsys.service enabled into the boot
     rpm(box, "-i --nodeps /rpms/r1/redpss-common-*.rpm /rpms/r1/redpss0.1-*.rpm")
     assert box.check("id -u redsys; id -g redsys; id -nG redsys").split() == [
@@ -96,17 +109,19 @@ def test_install_boot_upgrade_second_version_move_and_erase(box: Box) -> None:
         "redftp",
         "systemd-journal",
     ]
-    assert box.check(f"stat -c '%U:%G %a' {REDHOME} {REDHOME}/bin {REDHOME}/env {REDHOME}/lib/0.1").split("\n")[:4] == [
-        "root:root 755",
-        "root:root 755",
-        "redsys:redftp 750",
-        "root:root 755",
-    ]
+    assert modes(box, REDHOME, f"{REDHOME}/bin", f"{REDHOME}/lib/0.1") == ["root:root 755"] * 3
+    # the private folders from tmpfiles.d; the sudo rules as visudo -c demands; the sshd snippet readable
+    assert modes(box, *(f"{REDHOME}/{folder}" for folder in ("env", "etc", "log", "tmp"))) == ["redsys:redftp 750"] * 4
+    assert modes(box, *SUDO_RULES) == ["root:root 440"] * 2
+    assert modes(box, "/etc/ssh/sshd_config.d/redpss-redftp.conf") == ["root:root 644"]
     assert box.check("systemctl is-enabled redsys.service").strip() == "enabled"
     # what the next boot follows (systemd reads it then; the preset ran with --no-reload as RHEL's macro does)
     wants = "/etc/systemd/system/multi-user.target.wants/redsys.service"
     assert box.check(f"readlink {wants}").strip().endswith("/lib/systemd/system/redsys.service")
-    box.check("visudo -c >/dev/null")  # the sudoers snippets parse
+    checked = box.check("visudo -c")  # the sudo rules parse, with the owner and mode visudo wants
+    assert all(f"{rule}: parsed OK" in checked for rule in SUDO_RULES), checked
+    # sudo runs the redftp program as root through the launcher and the venv's /bin/sh-started script
+    assert "usage" in box.check("sudo -n /app/redsys/bin/redftp_useradd --help", user="redsys").lower()
     # -- an instance with the embedded database, marked for autostart, made by the installed redsysctl
     box.check(
         "set -e; redsysctl create TST1 >/dev/null; conf=env/tst1/etc/red_params.conf\n"
@@ -123,10 +138,13 @@ def test_install_boot_upgrade_second_version_move_and_erase(box: Box) -> None:
     first = wait_for(lambda: running(box, JMON, "0.1"), 120, 0.5, "JMON of TST1 on 0.1")
     assert running(box, DEVDB, "0.1")
     # -- upgrade within 0.1 (release 2): edited config kept, the instance's daemons restarted on the new files
-    box.check("echo '# edited here' >> /etc/profile.d/redpss.sh")
+    box.check("echo '# edited here' | tee -a /etc/profile.d/redpss.sh >> /etc/sudoers.d/redpss-redftp")
     rpm(box, "-U --nodeps /rpms/r2/redpss-common-*.rpm /rpms/r2/redpss0.1-*.rpm")
     assert box.check("rpm -q redpss0.1").strip() == "redpss0.1-0.1.0-2.x86_64"
-    assert "# edited here" in box.check("cat /etc/profile.d/redpss.sh")
+    assert "# edited here" in box.check("cat /etc/profile.d/redpss.sh /etc/sudoers.d/redpss-redftp")
+    # the same rules shipped again: the edited one stays as it is, without a .rpmnew beside it
+    assert box.check("ls /etc/sudoers.d").split() == ["README", "redpss-redftp", "redpss-units"]
+    assert modes(box, *SUDO_RULES) == ["root:root 440"] * 2
     second = wait_for(lambda: running(box, JMON, "0.1", other_than=first), 120, 0.5, "JMON restarted after upgrade")
     assert box.check("systemctl is-enabled redsys.service").strip() == "enabled"
     # -- a second version beside the first: nothing moves until asked
@@ -151,4 +169,7 @@ def test_install_boot_upgrade_second_version_move_and_erase(box: Box) -> None:
     assert box.sh("systemctl is-enabled redsys.service").stdout.strip() in ("", "not-found")
     assert box.sh(f"test -f {REDHOME}/env/tst1/etc/red_params.conf").returncode == 0
     assert box.sh("test -f /etc/profile.d/redpss.sh.rpmsave").returncode == 0
+    # the sudo rules as %config files: the unchanged one removed, the edited one kept aside where sudo skips it
+    assert box.check("ls /etc/sudoers.d").split() == ["README", "redpss-redftp.rpmsave"]
+    assert modes(box, *(f"{REDHOME}/{folder}" for folder in ("env", "etc", "log", "tmp"))) == ["redsys:redftp 750"] * 4
     assert box.sh(f"test -e {REDHOME}/lib/0.1/bin/python").returncode == 1
