@@ -107,7 +107,7 @@ def parse_blocks(blocks: object, payload: object) -> Batch:
     a line break like any other line); only the first line of each block is looked at on its own. The blocks in
     `files` are views of the payload: nothing is copied on the way to the files.
     """
-    if not isinstance(payload, bytes) or not isinstance(blocks, list) or not blocks:
+    if not isinstance(payload, bytes | bytearray) or not isinstance(blocks, list) or not blocks:
         raise BatchError(SHAPE)
     cuts: list[tuple[str, int, int]] = []
     position = 0
@@ -144,7 +144,7 @@ def parse_blocks(blocks: object, payload: object) -> Batch:
     return batch
 
 
-def _levels(text: bytes) -> tuple[int, int] | None:
+def _levels(text: bytes | bytearray) -> tuple[int, int] | None:
     """How many lines (not counting continuation lines) and how many of them are ERROR or ALERT; None when a line
     does not start with a head (nor a tab: a continuation line)."""
     first = _FIRST.match(text)
@@ -160,15 +160,15 @@ def _levels(text: bytes) -> tuple[int, int] | None:
     return len(found) + 1 - continued, to_database + (first.group(1) is not None)
 
 
-def _checked_levels(block: bytes, folder: str) -> tuple[int, int]:
+def _checked_levels(block: bytes | bytearray, folder: str) -> tuple[int, int]:
     """`_levels` of a block; BatchError naming the first line that is not acceptable."""
     levels = _levels(block)
     if levels is None:
-        raise BatchError(f"schema {folder}: {_first_fault(block)}; nothing was written")
+        raise BatchError(f"schema {folder}: {_first_fault(bytes(block))}; nothing was written")
     return levels
 
 
-def _utf8(block: bytes) -> bool:
+def _utf8(block: bytes | bytearray) -> bool:
     try:
         block.decode("utf-8")
     except UnicodeDecodeError:
@@ -218,7 +218,7 @@ def _line_fault(line: bytes) -> str:
     return ""
 
 
-def _db_lines(payload: bytes, cuts: list[tuple[str, int, int]], wanted: int) -> list[DbLine]:
+def _db_lines(payload: bytes | bytearray, cuts: list[tuple[str, int, int]], wanted: int) -> list[DbLine]:
     """The ERROR and ALERT lines of a checked payload, in order, their continuation lines joined back into one text.
 
     `bytes.find` looks for the level with a space on each side; a find counts only where it is the level of a line's

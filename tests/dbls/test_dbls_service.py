@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from redpss.core.secret import instance_secret
-from redpss.sql.udf.pss_client import LogBuffer, PssError
+from redpss.sql.udf.pss_client import LogBuffer, PssError, log_line, log_request
 from tests.dbls.conftest import Dbls
 from tests.support.wait import wait_for
 
@@ -296,3 +296,33 @@ def test_a_payload_where_none_may_be_closes_the_connection_with_bad_frame(
     assert reply["code"] == "BAD_FRAME" and refusal in reply["error"]
     dbls.procs["dbls"].wait_log(refusal)
     assert list(dbls.paths.log_db.iterdir()) == []
+
+
+def test_a_payload_is_read_exactly_however_the_wire_cuts_it(dbls: Dbls) -> None:
+    """DBLS reads a payload straight into a buffer of its own (core/wire's _WireProtocol): a payload sent in small
+    pieces, two requests in one send (a payload's end and the next request line in one read), and a connection
+    closed within a payload each leave exactly the lines of the requests that were complete."""
+
+    def request(text: str, count: int) -> bytes:
+        lines = [log_line("INFO", STAMP, "cut", f"{text} {number}") for number in range(count)]
+        message, payload = log_request({"APP1": lines})
+        return json.dumps({**message, "payload": len(payload)}).encode() + b"\n" + payload
+
+    with dbls.client("pieces") as client:
+        pieces = request("piece", 300)
+        for start in range(0, len(pieces), 997):
+            client.sock.sendall(pieces[start : start + 997])
+        assert client.next_reply()["lines"] == 300
+        client.sock.sendall(request("first", 2) + request("second", 3))
+        assert [client.next_reply()["lines"] for _ in range(2)] == [2, 3]
+
+    cut = request("lost", 50)
+    with dbls.client("cut") as client:
+        client.sock.sendall(cut[: len(cut) // 2])
+    with dbls.client("after") as client:
+        client.send_log([["APP1", "INFO", STAMP, "cut", "after"]])
+    texts = [line.split(": ", 1)[1] for line in dbls.schema_lines("APP1")]
+    expected = [f"piece {n}" for n in range(300)] + ["first 0", "first 1"] + [f"second {n}" for n in range(3)]
+    assert texts == [*expected, "after"]
+    daemon = dbls.procs["dbls"]
+    assert "Traceback" not in daemon.log and "Traceback" not in daemon.stderr

@@ -39,6 +39,8 @@ log = logging.getLogger("redpss.core.wire")  # one logger for the whole protocol
 
 CLOSE_GRACE = 2.0  # seconds close() lets requests in progress finish before cancelling them
 LINGER_SECONDS = 1.0  # after a refusal, input is read and discarded this long so the reply is not lost to a reset
+READ_CHUNK = 256 * 1024  # bytes one read of a connection takes (asyncio's own size)
+LINE_CHUNK = 16 * 1024  # the same for a server whose requests carry payloads, while it reads a request line
 
 
 class _Refused(WireError):
@@ -66,6 +68,81 @@ class _LineReader(asyncio.StreamReader):
 
     def set_limit(self, limit: int) -> None:
         self._limit = limit
+
+    def take_into(self, target: memoryview) -> int:
+        """Move what is buffered already (at most len(target) bytes) into `target`; how many bytes that was."""
+        buffer: bytearray = self._buffer  # type: ignore[attr-defined]  # StreamReader's own, not in typeshed
+        count = min(len(buffer), len(target))
+        if count:
+            target[:count] = memoryview(buffer)[:count]
+            del buffer[:count]
+            self._maybe_resume_transport()  # type: ignore[attr-defined]
+        return count
+
+
+class _WireProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
+    """A connection's protocol: lines go through its StreamReader, a payload goes straight into a buffer of its own.
+
+    The socket is read with recv_into: into the server's scratch buffer (`chunk`, shared by its connections: it is
+    copied to the StreamReader before the callback returns) while lines are read, and into the payload's own buffer
+    while a payload is read. So a payload is neither allocated per recv as new bytes objects nor copied through the
+    StreamReader's buffer (only what came in the same read as its request line is), and the task waiting for it
+    wakes once, when it is complete.
+    """
+
+    def __init__(self, reader: _LineReader, connected: Any, chunk: memoryview) -> None:
+        super().__init__(reader, connected)
+        self._line_reader = reader
+        self._chunk = chunk
+        self._payload: memoryview | None = None  # the payload being read, and how much of it is in
+        self._filled = 0
+        self._payload_done: asyncio.Future[None] | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._payload is not None:
+            return self._payload[self._filled :]
+        return self._chunk
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._payload is None:
+            # the StreamReader copies it (any bytes-like will do), so the chunk can be reused
+            self.data_received(self._chunk[:nbytes])  # type: ignore[arg-type]
+            return
+        self._filled += nbytes
+        if self._filled >= len(self._payload) and self._payload_done is not None:
+            self._payload = None
+            if not self._payload_done.done():
+                self._payload_done.set_result(None)
+
+    def eof_received(self) -> bool:
+        self._fail_payload()
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail_payload()
+        super().connection_lost(exc)
+
+    def _fail_payload(self) -> None:
+        self._payload = None
+        if self._payload_done is not None and not self._payload_done.done():
+            self._payload_done.set_exception(ConnectionResetError("closed within a payload"))
+
+    async def read_payload(self, size: int) -> bytearray:
+        """The next `size` bytes of the connection; ConnectionResetError when the stream ends first."""
+        payload = bytearray(size)
+        target = memoryview(payload)
+        filled = self._line_reader.take_into(target)
+        if filled < size:
+            reader = self._line_reader
+            if reader.at_eof() or reader.exception() is not None:
+                raise ConnectionResetError("closed within a payload")
+            self._payload, self._filled = target, filled
+            self._payload_done = asyncio.get_running_loop().create_future()
+            try:
+                await self._payload_done
+            finally:
+                self._payload, self._payload_done = None, None
+        return payload
 
 
 def describe_peer(writer: asyncio.StreamWriter) -> str:
@@ -142,7 +219,7 @@ class JsonLineServer:
     `durable_ops` names the ops whose ok means "the data is safe": their handlers must answer with `durable(...)`.
     `versions` are the protocol versions spoken (a hello with another is refused, with `version_hint` saying what to
     do about it); from version 2 the requests of `payload_ops` may carry a raw payload after their line, which the
-    handler finds as bytes in `request["payload"]` (bulk data without JSON escaping; DBLS's log blocks).
+    handler finds as a bytearray in `request["payload"]` (bulk data without JSON escaping; DBLS's log blocks).
     """
 
     def __init__(
@@ -171,6 +248,9 @@ class JsonLineServer:
         self._unauthenticated: dict[asyncio.StreamWriter, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection, awaited by close()
         self._server: asyncio.Server | None = None
+        # what one read of a connection takes while it reads lines: with payloads, little, so that a payload's
+        # bytes mostly go straight into its own buffer, not through the line reader (see _WireProtocol)
+        self._chunk = memoryview(bytearray(LINE_CHUNK if self.payload_ops else READ_CHUNK))
 
     async def start_tcp(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -243,9 +323,9 @@ class JsonLineServer:
                 continue
             connection.writer.write(data)
 
-    def _protocol(self) -> asyncio.StreamReaderProtocol:
+    def _protocol(self) -> _WireProtocol:
         reader = _LineReader(limit=self.limits.hello_line)
-        return asyncio.StreamReaderProtocol(reader, self._accepted)
+        return _WireProtocol(reader, self._accepted, self._chunk)
 
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve the connection in a task of our own, so close() can end it (asyncio's would log its cancellation)."""
@@ -337,7 +417,7 @@ class JsonLineServer:
         client = hello.get("client")
         return Connection(writer, client[:100] if isinstance(client, str) else "?", peer, version)
 
-    async def _read_payload(self, reader: asyncio.StreamReader, request: Message, connection: Connection) -> bytes:
+    async def _read_payload(self, reader: asyncio.StreamReader, request: Message, connection: Connection) -> bytearray:
         """The raw bytes a request declared with `"payload": N`; a refusal that closes when it cannot be read."""
         op, size = request.get("op"), request["payload"]
         if connection.version < PAYLOAD_VERSION or op not in self.payload_ops:
@@ -350,10 +430,9 @@ class JsonLineServer:
             raise _Refused(Code.BAD_FRAME, '"payload" must be the number of bytes that follow the request line')
         if size > self.limits.max_message:
             raise _Refused(Code.TOO_LARGE, f"a payload is limited to {self.limits.max_message} bytes here")
-        try:
-            return await reader.readexactly(size)
-        except asyncio.IncompleteReadError:
-            raise ConnectionResetError("closed within a payload") from None
+        protocol = connection.writer.transport.get_protocol()
+        assert isinstance(protocol, _WireProtocol)
+        return await protocol.read_payload(size)
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader, limit: int, before_hello: bool = False) -> Message | None:

@@ -271,24 +271,37 @@ class LogBuffer:
         self.pending = 0
         self._blocks: dict[str, list[str]] = {}  # schema in upper case -> its lines
         self._by_name: dict[str, list[str]] = {}  # schema as the caller spells it -> the same list
+        self._heads: dict[str, str] = {}  # level as the caller spells it -> " LEVEL source: "
         self.unacknowledged = 0  # buffers sent whose acknowledgement has not been read yet
 
     def add(self, schema: str, level: str, text: str, timestamp: str | None = None) -> None:
+        # Called once per line: two dictionary look-ups find the schema's block and the line's head (level and
+        # source, formatted once per level); anything new takes the slow path in _route.
+        try:
+            block = self._by_name[schema]
+            head = self._heads[level]
+        except KeyError:
+            block, head = self._route(schema, level)
+        if "\n" in text or "\r" in text:
+            text = _continued(text)
+        block.append(f"{timestamp or now_text()}{head}{text}\n")
+        self.pending += 1
+        if self.pending >= self.max_lines:
+            self._send()
+            self._await_acknowledgements(self.window - 1)
+
+    def _route(self, schema: str, level: str) -> tuple[list[str], str]:
+        """The block of `schema` and the head of `level`, made the first time either is seen."""
         block = self._by_name.get(schema)
         if block is None:
             # one block per schema however it is spelled, so lines keep their order ("app1" and "APP1" alike); a
             # name that cannot be valid goes as it is, for DBLS's refusal to show it
             key = schema.upper() if schema.isascii() and schema.isidentifier() else schema
             block = self._by_name[schema] = self._blocks.setdefault(key, [])
-        if "\n" in text or "\r" in text:
-            text = _continued(text)
-        if level not in _LEVEL_SET:  # an operator test instead of a call to upper() for the usual line
-            level = level.upper()
-        block.append(f"{timestamp or now_text()} {level} {self.source}: {text}\n")
-        self.pending += 1
-        if self.pending >= self.max_lines:
-            self._send()
-            self._await_acknowledgements(self.window - 1)
+        head = self._heads.get(level)
+        if head is None:
+            head = self._heads[level] = f" {level if level in _LEVEL_SET else level.upper()} {self.source}: "
+        return block, head
 
     def flush(self) -> None:
         """Send what is buffered and wait until DBLS acknowledged every buffer sent (durably)."""
