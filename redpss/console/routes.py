@@ -26,11 +26,10 @@ from starlette.staticfiles import StaticFiles
 
 from redpss.console import data
 from redpss.console.session import COOKIE, SESSION_SECONDS, Session, SessionKeys
-from redpss.core.db.errors import DatabaseUnavailable
 from redpss.core.errors import RedpssError
 from redpss.ops import history, jobs
 from redpss.rest import errors
-from redpss.rest.auth import AuthRefused, TooManyAttempts
+from redpss.rest.auth import AuthRefused, CannotCheck, TooManyAttempts
 from redpss.rest.errors import ApiError
 
 log = logging.getLogger("redpss.console")
@@ -167,8 +166,8 @@ class Console:
             return self.render(request, "login.html", None, 429, next=target, failure=exc.reason)
         except AuthRefused as exc:
             return self.render(request, "login.html", None, 401, next=target, failure=exc.reason)
-        except DatabaseUnavailable as exc:
-            return self.render(request, "login.html", None, 503, next=target, failure=f"cannot check: {exc}")
+        except CannotCheck as exc:
+            return self.render(request, "login.html", None, 503, next=target, failure=exc.reason)
         session, cookie = self.keys.issue(principal.user, principal.may_operate)
         role = "operator" if session.may_operate else "reader"
         log.info("console login: %s from %s (%s)", session.user, client, role)

@@ -23,13 +23,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from redpss.core.config import Config
-from redpss.core.db.errors import DatabaseUnavailable
 from redpss.core.errors import RedpssError
 from redpss.core.paths import InstancePaths
 from redpss.ops import control, history, jobs, status
 from redpss.ops.instance import Instance
 from redpss.rest import errors
-from redpss.rest.auth import Authenticator, AuthRefused, NoApiRole, Principal, TooManyAttempts
+from redpss.rest.auth import Authenticator, AuthRefused, CannotCheck, NoApiRole, Principal, TooManyAttempts
 from redpss.rest.cache import Cached
 from redpss.rest.errors import ApiError
 from redpss.rest.metrics import render_metrics
@@ -149,8 +148,8 @@ class Api:
         except AuthRefused as exc:
             realm = f'Basic realm="RED-PSS {self.instance.paths.redenv}", charset="UTF-8"'
             raise ApiError(401, exc.reason, headers={"WWW-Authenticate": realm}) from None
-        except DatabaseUnavailable as exc:
-            raise ApiError(503, f"cannot check credentials: {exc}") from None
+        except CannotCheck as exc:
+            raise ApiError(503, exc.reason) from None
         if operate and not principal.may_operate:
             raise ApiError(403, f"user {principal.user} may read but not change: this needs the operator role")
         return principal

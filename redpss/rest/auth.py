@@ -15,9 +15,10 @@ within CACHE_SECONDS.
   with retry_after) without asking the database. Every refusal is one WARNING line naming user, client and reason.
 - The password is never logged and never part of an exception text; database exceptions are not chained.
 
-A database that cannot be reached is not the client's fault: authenticate() then raises
-redpss.core.db.errors.DatabaseUnavailable (an API answers 503), not AuthRefused; so does a database other than
-exa_dbname (DatabaseNameMismatch, a configuration error of the server).
+A database that cannot be reached is not the client's fault: authenticate() then raises CannotCheck (an API answers
+503), not AuthRefused; so does a configuration of the server that does not fit the database (a DSN that cannot be
+used, a database other than exa_dbname). Why is logged, at most once a minute per cause; the caller, who has not
+logged in, is not told the database's address or the server's configuration.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from collections import deque
 
 from redpss.core.config import Config, Secret
 from redpss.core.db.contract import API_OPERATOR_ROLE, API_READER_ROLE
-from redpss.core.db.errors import DatabaseAuthError
+from redpss.core.db.errors import DatabaseAuthError, DatabaseConfigMismatch, DatabaseUnavailable
 from redpss.core.record import Record
 
 os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")  # pyexasol is imported by the logins below
@@ -53,6 +54,7 @@ FAILURE_LIMIT = 5  # failed logins per client address within FAILURE_WINDOW befo
 FAILURE_WINDOW = 60.0
 MAX_USER_LENGTH = 128  # Exasol identifiers are at most 128 characters
 LOGIN_TIMEOUT = 10.0
+UNAVAILABLE_LOG_SECONDS = 60.0  # the same reason why credentials cannot be checked is logged once per this time
 
 _ROLES_SQL = "SELECT GRANTED_ROLE FROM EXA_USER_ROLE_PRIVS UNION SELECT GRANTED_ROLE FROM EXA_ROLE_ROLE_PRIVS"
 
@@ -83,6 +85,17 @@ class TooManyAttempts(AuthRefused):
 
 class NoApiRole(AuthRefused):
     """The login succeeded but the user holds neither API role: authenticated, yet not permitted (HTTP 403)."""
+
+
+class CannotCheck(Exception):
+    """The credentials could not be checked: the database is away or does not fit the server's configuration.
+
+    Not the caller's fault and not a failed login; str() is safe to show (no address, no configuration)."""
+
+    reason = "cannot check credentials now: the database is not available (the server's log says why)"
+
+    def __init__(self) -> None:
+        super().__init__(self.reason)
 
 
 class _FailureCounter:
@@ -169,9 +182,11 @@ class Authenticator:
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}
         self._failures = _FailureCounter(failure_limit, failure_window)
         self.database_logins = 0  # logins made (cache misses), for tests and metrics
+        self._unavailable_logged: tuple[str, float] = ("", 0.0)  # the last reason logged, and when
 
     async def authenticate(self, authorization: str | None, client_host: str) -> Principal:
-        """The caller's Principal; AuthRefused (TooManyAttempts, NoApiRole) with a reason safe to show."""
+        """The caller's Principal; AuthRefused (TooManyAttempts, NoApiRole) with a reason safe to show, or
+        CannotCheck when the database cannot say."""
         try:
             user, password = parse_basic(authorization)
         except AuthRefused as refused:
@@ -204,11 +219,14 @@ class Authenticator:
         self.database_logins += 1
         try:
             roles = await asyncio.to_thread(self._roles_by_login, user, password)
-        except DatabaseAuthError:  # a wrong exa_dbname (DatabaseNameMismatch) is no refusal: it propagates
+        except DatabaseAuthError:
             self._failures.add(client_host, time.monotonic())
             reason = "the database refused the login (wrong user or password, or no CREATE SESSION privilege)"
             self._log_refusal(user, client_host, reason)
             raise AuthRefused(reason) from None
+        except (DatabaseUnavailable, DatabaseConfigMismatch) as exc:  # the server's problem, not the caller's
+            self._log_unavailable(str(exc))
+            raise CannotCheck from None
         try:
             principal = principal_from_roles(user, roles)
         except NoApiRole as refused:
@@ -242,6 +260,13 @@ class Authenticator:
             for old in [k for k, (until, _) in self._cache.items() if until <= now] or list(self._cache)[:1]:
                 del self._cache[old]
         self._cache[key] = (now + self.cache_seconds, principal)
+
+    def _log_unavailable(self, why: str) -> None:
+        now = time.monotonic()
+        last, when = self._unavailable_logged
+        if why != last or now - when >= UNAVAILABLE_LOG_SECONDS:
+            self._unavailable_logged = (why, now)
+            log.error("REST logins cannot be checked: %s", why)
 
     @staticmethod
     def _log_refusal(user: str, client_host: str, reason: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,8 @@ from redpss.core.config import Secret
 from redpss.core.db import (
     Backoff,
     DatabaseAuthError,
+    DatabaseConfigMismatch,
+    DatabaseDsnError,
     DatabaseNameMismatch,
     DatabaseQueryError,
     DatabaseUnavailable,
@@ -65,6 +69,37 @@ def test_wrong_password_says_which_user_and_what_to_check(devdb: InProcessDevDb)
     assert f"the database at {devdb.dsn} refused the login of user sys" in message
     assert "check exa_username and exa_password in red_params.conf" in message
     assert "wrong" not in message
+
+
+def test_an_unusable_dsn_is_a_config_error_not_a_refused_login() -> None:
+    db = DbSession(DbSettings(dsn="127.0.0.1:notaport", user="sys", password=Secret("x"), encryption=False))
+    with pytest.raises(DatabaseDsnError) as caught:
+        db.connection()
+    assert isinstance(caught.value, DatabaseConfigMismatch)  # final: JMON and the CLIs stop with the config's exit code
+    assert not isinstance(caught.value, DatabaseAuthError)  # an API would count a refused login against the caller
+    assert "exa_connection = 127.0.0.1:notaport is not a usable DSN" in str(caught.value)
+    assert "red_params.conf" in str(caught.value)
+
+
+def test_a_host_name_that_cannot_be_resolved_is_an_outage_to_wait_out_not_a_config_error() -> None:
+    """In a network namespace of its own (no interface, no name server: nothing leaves the machine) the name service
+    does not answer, as in a DNS outage: the session must wait and retry, not stop as for a configuration error."""
+    code = (
+        "import os; os.environ['EXASOL_TELEMETRY_DISABLE'] = '1'\n"
+        "from redpss.core.config import Secret\n"
+        "from redpss.core.db import DatabaseUnavailable, DbSession, DbSettings\n"
+        "settings = DbSettings(dsn='exa-node-unresolvable:8563', user='sys', password=Secret('x'), encryption=False)\n"
+        "try:\n"
+        "    DbSession(settings).connection()\n"
+        "except DatabaseUnavailable as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("DatabaseUnavailable the database at exa-node-unresolvable:8563 is not reachable: ")
+    assert "cannot resolve its host name" in done.stdout and "DNS" in done.stdout
 
 
 def test_unreachable_database_is_unavailable() -> None:

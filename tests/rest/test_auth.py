@@ -14,7 +14,6 @@ import pytest
 from redpss.core.config import Config, Secret, parse_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import install
-from redpss.core.db.errors import DatabaseUnavailable
 from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
 from redpss.rest.auth import (
@@ -22,6 +21,7 @@ from redpss.rest.auth import (
     READER_ROLE,
     Authenticator,
     AuthRefused,
+    CannotCheck,
     NoApiRole,
     Principal,
     TooManyAttempts,
@@ -187,11 +187,25 @@ def test_malformed_credentials_are_refused_clearly_without_a_login(
     assert auth.database_logins == 0
 
 
-def test_an_unreachable_database_is_no_refusal_and_no_failed_login() -> None:
-    closed = render_config(
-        {"DEFAULT": {"exa_password": "x", "exa_connection": f"127.0.0.1:{free_port()}", "exa_encryption": "false"}}
-    )
+@pytest.mark.parametrize(
+    ("connection", "logged"),
+    [
+        ("127.0.0.1:{port}", "is not reachable"),
+        ("127.0.0.5..3:8563", "is not a usable DSN"),  # the server's configuration, not the caller's password
+    ],
+)
+def test_a_database_that_cannot_say_is_no_refusal_and_no_failed_login(
+    connection: str, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dsn = connection.format(port=free_port())
+    closed = render_config({"DEFAULT": {"exa_password": "x", "exa_connection": dsn, "exa_encryption": "false"}})
     auth = Authenticator(parse_config(closed, "red_params.conf"), failure_limit=1)
-    for _ in range(2):  # with failure_limit=1 a counted failure would turn the second into TooManyAttempts
-        with pytest.raises(DatabaseUnavailable):
+    caplog.set_level(logging.INFO, logger="redpss.rest.auth")
+    for _ in range(3):  # with failure_limit=1 a counted failure would turn the second into TooManyAttempts
+        with pytest.raises(CannotCheck) as caught:
             authenticate(auth, basic("api_reader", READER_PASSWORD))
+        assert dsn not in str(caught.value)  # the caller has not logged in: no address, no configuration
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1, errors  # the same cause once a minute, not once per request
+    assert logged in errors[0] and dsn in errors[0]
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # no "login refused" line

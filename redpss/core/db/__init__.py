@@ -6,6 +6,7 @@ pyexasol is imported lazily (it costs ~300 ms and 46 MiB), so CLIs that never to
 from redpss.core.db.errors import (
     DatabaseAuthError,
     DatabaseConfigMismatch,
+    DatabaseDsnError,
     DatabaseError,
     DatabaseNameMismatch,
     DatabaseQueryError,
@@ -18,6 +19,7 @@ __all__ = [
     "Backoff",
     "DatabaseAuthError",
     "DatabaseConfigMismatch",
+    "DatabaseDsnError",
     "DatabaseError",
     "DatabaseNameMismatch",
     "DatabaseQueryError",

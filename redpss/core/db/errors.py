@@ -35,6 +35,11 @@ class DatabaseAuthError(DatabaseConfigMismatch):
     """The database refused the login: the configured user or password is wrong (retrying will not help)."""
 
 
+class DatabaseDsnError(DatabaseConfigMismatch):
+    """exa_connection cannot be used as a DSN. Not a refused login: nobody's password was tried, so an API must not
+    count it against the caller's address as a failed login."""
+
+
 class DatabaseNameMismatch(DatabaseConfigMismatch):
     """The database reached is not the one exa_dbname names: another instance's database, never to be used."""
 
@@ -75,10 +80,22 @@ def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> 
             timeout=timeout,
             aborted=aborted,
         )
-    if isinstance(exc, pyexasol.ExaConnectionDsnError):
-        return DatabaseAuthError(f"exa_connection = {dsn} is not a usable DSN: {text}")
     if isinstance(exc, (pyexasol.ExaConnectionError, pyexasol.ExaCommunicationError, OSError)):
-        return DatabaseUnavailable(f"the database at {dsn} is not reachable: {text}")
+        return _connection_error(exc, dsn, text)
     if isinstance(exc, pyexasol.ExaRequestError):
         return DatabaseError(f"the database at {dsn} answered with an error [{exc.code}]: {text}")
     return DatabaseError(f"database error at {dsn}: {text}")
+
+
+def _connection_error(exc: BaseException, dsn: str, text: str) -> DatabaseError:
+    """No session: the DSN cannot be used (configuration), or the database cannot be reached (wait and retry)."""
+    import pyexasol  # noqa: PLC0415 - lazy: see package docstring
+
+    if isinstance(exc, pyexasol.ExaConnectionDsnError):
+        cause = exc.__cause__
+        if not isinstance(cause, OSError):
+            return DatabaseDsnError(f"exa_connection = {dsn} is not a usable DSN: {text} (fix it in red_params.conf)")
+        # pyexasol resolves the host names while it reads the DSN: a name service that does not answer is an outage
+        # to wait out (retried; JMON restarted by systemd), not a configuration to fix
+        text = f"cannot resolve its host name ({cause.strerror or cause}); check exa_connection and DNS or /etc/hosts"
+    return DatabaseUnavailable(f"the database at {dsn} is not reachable: {text}")
