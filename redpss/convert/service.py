@@ -22,7 +22,7 @@ from redpss.core.daemon import Service
 from redpss.core.filestable import StabilityTracker
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
-from redpss.redftp.inputs import iter_input_folders
+from redpss.redftp.inputs import watched_input_folders
 
 log = logging.getLogger("redpss.convert")
 
@@ -61,7 +61,7 @@ class ConvertService(Service):
         self.worker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        for line in await asyncio.to_thread(recover, self.naming, self.paths, iter_input_folders(self.paths)):
+        for line in await asyncio.to_thread(recover, self.naming, self.paths, watched_input_folders(self.paths)):
             log.info("%s", line)
         self.worker = self.spawn(self._work(), "convert")
 
@@ -87,7 +87,7 @@ class ConvertService(Service):
 
     def _candidates(self) -> list[Path]:
         found: list[Path] = []
-        for folder in iter_input_folders(self.paths):
+        for folder in watched_input_folders(self.paths):
             try:
                 found.extend(p for p in folder.iterdir() if self.naming.is_source(p))
             except OSError as exc:

@@ -2,11 +2,13 @@
 
 The links are made by root inside the redsys-owned data/input folder, so they are made relative to an open handle
 on that folder (safefs: no link followed on the way there) and handed to the folder's owner. Readers (JSON2CSV,
-PARQ2CSV, loaders) find the per-user folders with `iter_input_folders`.
+PARQ2CSV, loaders) find the per-user folders with `iter_input_folders`, and every folder they watch, subfolders
+included, with `watched_input_folders`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from redpss.core.paths import InstancePaths
@@ -29,6 +31,28 @@ def iter_input_folders(paths: InstancePaths) -> list[Path]:
         if entry.is_symlink() and entry.is_dir():
             folders.append(entry)
     return folders
+
+
+WATCH_DEPTH = 8  # folder levels below data/input or a user's folder that are still watched
+
+
+def watched_input_folders(paths: InstancePaths, depth: int = WATCH_DEPTH) -> list[Path]:
+    """`iter_input_folders` and the real folders below each, up to `depth` levels: where files to convert arrive.
+
+    Other systems drop files into subfolders of data/input (a LOAD job's `files='orders/*.csv'`) and sFTP users may
+    upload into folders they make; a file there is as much accepted as one at the top, so it is watched too. Links
+    found below a top folder are not followed, and folders starting with "." (tools' work folders) are left out.
+    """
+    found: list[Path] = []
+    for top in iter_input_folders(paths):
+        below: list[Path] = []
+        for root, folders, _files in os.walk(top):  # an unreadable folder is skipped (os.walk's default)
+            here = Path(root)
+            kept = [name for name in folders if not name.startswith(".") and not (here / name).is_symlink()]
+            folders[:] = kept if len(here.relative_to(top).parts) + 1 < depth else []
+            below.extend(here / name for name in kept)
+        found += [top, *sorted(below)]
+    return found
 
 
 def _open_dir(folder: Path) -> Dir:

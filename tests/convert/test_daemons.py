@@ -86,6 +86,24 @@ def test_json_and_parquet_in_a_user_folder_become_csv(
     assert _names(user_folder) == ["orders.csv", "prices.csv"]  # no temporary file left
 
 
+def test_files_in_subfolders_are_converted_and_archived_under_the_same_path(
+    converters: Converters, converter_instance: InstancePaths, user_folder: Path
+) -> None:
+    """Other systems drop files into subfolders of data/input, sFTP users upload into folders they make."""
+    converters.start("json2csv")
+    dropped = converter_instance.data_input / "orders" / "eu"
+    uploaded = user_folder / "2026-11"
+    for folder in (dropped, uploaded):
+        folder.mkdir(parents=True)
+        (folder / "day.json").write_text('{"n": 1}\n')
+    wait_for(lambda: (dropped / "day.csv").exists() and (uploaded / "day.csv").exists(), 30, what="both CSVs")
+    assert csv_rows(dropped / "day.csv") == csv_rows(uploaded / "day.csv") == [["n"], ["1"]]
+    archive = converter_instance.data_archive
+    wait_for((archive / "orders" / "eu" / "day.json").exists, 30, what="archived drop")
+    wait_for((archive / "alice" / "2026-11" / "day.json").exists, 30, what="archived upload")
+    assert _names(dropped) == _names(uploaded) == ["day.csv"]
+
+
 def test_a_file_still_being_written_waits(converters: Converters, user_folder: Path) -> None:
     converters.start("json2csv")
     source = user_folder / "slow.json"

@@ -17,7 +17,7 @@ from redpss.cli import redftp_useradd, redftp_userdel
 from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.redftp.accounts import pick_uid
 from redpss.redftp.errors import RedftpError, RedftpUsageError
-from redpss.redftp.inputs import iter_input_folders
+from redpss.redftp.inputs import iter_input_folders, watched_input_folders
 from redpss.redftp.keys import parse_public_key
 from redpss.redftp.layout import RedftpLayout, unsafe_for_sshd
 from redpss.redftp.names import SftpUserName, parse_system_name, sftp_user_name
@@ -190,6 +190,31 @@ def test_input_folders_are_data_input_and_its_linked_user_folders(tmp_path: Path
     folders = iter_input_folders(paths)
     assert folders == [paths.data_input, paths.data_input / "alice", paths.data_input / "bob"]
     assert folders[1].resolve() == uploads["alice"]
+
+
+def test_watched_folders_are_the_input_folders_and_the_real_folders_below_them(tmp_path: Path) -> None:
+    paths = InstancePaths.for_instance("TST1", tmp_path / "redsys")
+    create_instance_tree(paths)
+    upload = tmp_path / "redftp" / "alice" / "upload"
+    (upload / "2026" / "11").mkdir(parents=True)
+    (upload / ".tool-work").mkdir()
+    (upload / "elsewhere").symlink_to(tmp_path / "redftp")  # not followed below a user's folder
+    (paths.data_input / "alice").symlink_to(upload)
+    (paths.data_input / "orders" / "eu").mkdir(parents=True)
+    deep = paths.data_input / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    assert watched_input_folders(paths) == [
+        paths.data_input,
+        paths.data_input / "a",
+        paths.data_input / "a" / "b",
+        paths.data_input / "a" / "b" / "c",
+        paths.data_input / "orders",
+        paths.data_input / "orders" / "eu",
+        paths.data_input / "alice",
+        paths.data_input / "alice" / "2026",
+        paths.data_input / "alice" / "2026" / "11",
+    ]
+    assert watched_input_folders(paths, depth=2)[:3] == [paths.data_input, paths.data_input / "a", deep.parent]
 
 
 # --- the commands' argument errors ------------------------------------------------------------------------------------
