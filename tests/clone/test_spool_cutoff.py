@@ -11,21 +11,14 @@ from pathlib import Path
 import pytest
 
 from redpss.core.db.rowwriter import CLONE_CUTOFF_FILE, RowWriter
-from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
-from tests.core.test_rowwriter import TABLE, ids_in_table, session
+from tests.core.test_rowwriter import TABLE, devdb_with_table, ids_in_table, session
 from tests.support.wait import wait_for
 
 
 @pytest.fixture
 def devdb(tmp_path: Path) -> Iterator[InProcessDevDb]:
-    server = InProcessDevDb(tmp_path / "devdb", port=free_port())
-    server.start()
-    with server.connect() as connection:
-        connection.execute("CREATE SCHEMA S1")
-        connection.execute("CREATE TABLE S1.T (ID DECIMAL(9,0), NAME VARCHAR(50))")
-    yield server
-    server.stop()
+    yield from devdb_with_table(tmp_path)
 
 
 @pytest.fixture

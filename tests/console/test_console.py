@@ -220,12 +220,7 @@ def test_a_run_started_from_the_page_that_fails_appears_on_the_overview_without_
 
 
 def test_operator_resets_a_watcher_executor_error_from_the_page(page_of: Any, running: RunningInstance) -> None:
-    db = running.db()
-    db.execute(
-        "INSERT INTO APP1.ADM_WATCHER_EXEC_ERROR (WATCHER_ID, RUN_ID, ERROR_AT, ERROR_MESSAGE) "
-        "VALUES (1, 'r-console', CURRENT_TIMESTAMP, 'condition failed: no such table')"
-    )
-    db.commit()
+    running.add_watcher_error("r-console", "condition failed: no such table")
     page = page_of(OPERATOR)
     assert "executor error not reset: condition failed" in page.locator("#problems").inner_text()
     page.get_by_role("link", name="Jobs & watchers").click()

@@ -25,6 +25,11 @@ TABLE = "S1.T"
 
 @pytest.fixture
 def devdb(tmp_path: Path) -> Iterator[InProcessDevDb]:
+    yield from devdb_with_table(tmp_path)
+
+
+def devdb_with_table(tmp_path: Path) -> Iterator[InProcessDevDb]:
+    """A devdb with the table TABLE the rows go to (also for other modules' row writer tests)."""
     server = InProcessDevDb(tmp_path / "devdb", port=free_port())
     server.start()
     with server.connect() as connection:

@@ -137,12 +137,7 @@ def test_start_now_runs_the_job_and_the_run_is_listed(api: RestApi, running: Run
 
 
 def test_watcher_executor_errors_are_listed_and_reset_by_an_operator(api: RestApi, running: RunningInstance) -> None:
-    db = running.db()
-    db.execute(
-        "INSERT INTO APP1.ADM_WATCHER_EXEC_ERROR (WATCHER_ID, RUN_ID, ERROR_AT, ERROR_MESSAGE) "
-        "VALUES (1, 'r-1', CURRENT_TIMESTAMP, 'condition failed')"
-    )
-    db.commit()
+    running.add_watcher_error("r-1", "condition failed")
     errors = get(api, "/api/v1/watcher-errors").json()
     assert [(e["SCHEMA_NAME"], e["WATCHER_ID"], e["ERROR_MESSAGE"]) for e in errors] == [
         ("APP1", 1, "condition failed")

@@ -158,6 +158,16 @@ class RunningInstance:
     def rows(self, sql: str) -> list[dict[str, Any]]:
         return self.db().fetch_dicts(sql)
 
+    def add_watcher_error(self, run_id: str, message: str, watcher_id: int = 1) -> None:
+        """An executor error of APP1's watcher, as SCHED records one, for what shows and resets it to act on."""
+        db = self.db()
+        db.execute(
+            "INSERT INTO APP1.ADM_WATCHER_EXEC_ERROR (WATCHER_ID, RUN_ID, ERROR_AT, ERROR_MESSAGE) "
+            "VALUES ({watcher!d}, {run_id}, CURRENT_TIMESTAMP, {message})",
+            {"watcher": watcher_id, "run_id": run_id, "message": message},
+        )
+        db.commit()
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
