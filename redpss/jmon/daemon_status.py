@@ -137,7 +137,8 @@ class DaemonStatusWriter:
 
     @classmethod
     def for_instance(cls, config: Config, paths: InstancePaths) -> DaemonStatusWriter:
-        settings = DbSettings.from_config(config, client_name="RED-PSS JMON daemon status")
+        # one transaction per round: a reader sees every daemon's row of a round, or the previous round's
+        settings = DbSettings.from_config(config, client_name="RED-PSS JMON daemon status", autocommit=False)
         return cls(paths, lambda: DbSession(settings))
 
     def own_state(self, state: str, status: str, now: float) -> DaemonState:
@@ -168,7 +169,7 @@ class DaemonStatusWriter:
         """Bring the instance's rows to `states`; False (logged once) when that fails.
 
         Each daemon's row is updated in place (inserted the first time), and rows of daemons the config no longer
-        enables are deleted last: the session commits every statement, so a reader never sees the rows missing.
+        enables are deleted last, all in one transaction: a reader never sees a round half written.
         """
         if self.session is None:
             self.session = self.open_session()

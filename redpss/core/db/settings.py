@@ -25,6 +25,7 @@ class DbSettings:
     connection_timeout: float = 10.0
     socket_timeout: float = 30.0
     query_timeout: float = 0.0  # 0: no limit; jobs set their own
+    autocommit: bool = True  # False: statements wait for the caller's COMMIT (several writes seen at once or not)
 
     @classmethod
     def from_config(
@@ -59,6 +60,7 @@ class DbSettings:
             "socket_timeout": self.socket_timeout,
             "query_timeout": self.query_timeout,
             "client_name": self.client_name,
+            "autocommit": self.autocommit,
             "verbose_error": False,  # our messages say what matters; pyexasol's verbose form spans many lines
         }
         if self.encryption and self.ca_file:
