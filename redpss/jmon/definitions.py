@@ -38,6 +38,7 @@ def job_payload(row: dict[str, Any]) -> dict[str, Any]:
         "max_retries": int(_number(row.get("MAX_RETRIES"), 0)),
         "retry_delay": _number(row.get("RETRY_DELAY_SECONDS"), 60),
         "alert_mail": str(row.get("ALERT_MAIL") or "").strip(),
+        "overlap_policy": str(row.get("OVERLAP_POLICY") or "SKIP").upper(),
     }
 
 

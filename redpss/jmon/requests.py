@@ -72,7 +72,7 @@ def job_key(message: dict[str, Any]) -> Key:
         raise RequestError(f"{op}: kind = {_shown(kind)} is not allowed; allowed: {allowed}")
     schema = message.get("schema")
     if not isinstance(schema, str) or not schema or len(schema) > MAX_SCHEMA_LENGTH or not schema.isprintable():
-        raise RequestError(f"{op}: schema = {_shown(schema)} must be a schema name, e.g. \"APP1\"")
+        raise RequestError(f'{op}: schema = {_shown(schema)} must be a schema name, e.g. "APP1"')
     id_ = message.get("id")
     if isinstance(id_, bool) or not isinstance(id_, int) or not 0 <= id_ < MAX_ID:
         raise RequestError(f"{op}: id = {_shown(id_)} must be a whole number of a job id, e.g. 17")

@@ -76,11 +76,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redpss.jmon.timing import CronCalendar, CronInvalid, grid_after, interval_due_times, local_zone, spread_phase
+from redpss.sched.runs import OVERLAP_POLICIES
 
 Key = tuple[str, str, int]  # (kind "JOB"|"WATCHER", schema upper case, id)
 
 KINDS = ("JOB", "WATCHER")
-OVERLAP_POLICIES = ("SKIP", "QUEUE")
 MISSED_POLICIES = ("SKIP", "RUN_ONCE")
 BACKWARD_TOLERANCE = 1.0  # seconds the clock may go back before due times are pulled back to the new now
 HEAP_SLACK = 64  # stale heap items tolerated beyond twice the scheduled count before the heap is rebuilt

@@ -101,9 +101,19 @@ def run_rows(request: RunRequest, result: RunResult, target_run_id: str | None =
 
 
 def skip_row(
-    kind: str, schema: str, id_: int, name: str, *, scheduled_at: float, reason: str, message: str, run_id: str
+    kind: str,
+    schema: str,
+    id_: int,
+    name: str,
+    *,
+    scheduled_at: float,
+    reason: str,
+    message: str,
+    run_id: str,
+    trigger: str = "SCHEDULE",
 ) -> LogRow:
-    """The row of a tick that started no run, with the reason (SUSPENDED, OVERLAP, POOL_FULL, BLOCKED, MISSED)."""
+    """The row of a tick that started no run, with the reason (SUSPENDED, OVERLAP, POOL_FULL, BLOCKED, MISSED); a
+    job's row names what would have started it (`trigger`: its schedule, or a watcher whose condition held)."""
     values: dict[str, Any] = {
         "RUN_ID": run_id,
         "SCHEDULED_AT": timestamp(scheduled_at),
@@ -112,7 +122,7 @@ def skip_row(
         "MESSAGE": message[:2000],
     }
     if kind == "JOB":
-        return LogRow(schema, "ADM_JOB_LOG", {**values, "JOB_ID": id_, "JOB_NAME": name, "RUN_TRIGGER": "SCHEDULE"})
+        return LogRow(schema, "ADM_JOB_LOG", {**values, "JOB_ID": id_, "JOB_NAME": name, "RUN_TRIGGER": trigger})
     return LogRow(schema, "ADM_WATCHER_LOG", {**values, "WATCHER_ID": id_, "WATCHER_NAME": name})
 
 

@@ -9,6 +9,7 @@ from typing import Any
 POOLS = ("DEFAULT", "LOADER", "ACTION")
 JOB_TYPES = ("SQL", "LOAD", "ACTION", "SENDFILE", "NOOP")
 CONDITION_TYPES = ("QUERY", "FILE")
+OVERLAP_POLICIES = ("SKIP", "QUEUE")
 
 # Final statuses of a run; SKIPPED rows stand for ticks that started nothing.
 OK, FAILED, TIMEOUT, INTERRUPTED, SKIPPED = "OK", "FAILED", "TIMEOUT", "INTERRUPTED", "SKIPPED"
@@ -34,6 +35,10 @@ class RunRequest:
     target: dict[str, Any] | None = None  # watchers: the target job's request fields (without run_id)
     origin: str = "jmon"  # who submitted it: jmon, redctl, or sched (watcher targets)
     alert_mail: str = ""  # jobs: who is mailed when a run fails for good (after its last retry); "" nobody
+    # jobs: the job's OVERLAP_POLICY. JMON applies it to scheduled ticks; SCHED to the runs a watcher starts
+    overlap_policy: str = "SKIP"
+    # a watcher's target under OVERLAP_POLICY QUEUE: it waits in its pool until no run of its job is in flight
+    waits_for_job: bool = False
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -59,6 +64,9 @@ class RunRequest:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, not {request.pool!r}")
         if request.kind == "JOB" and request.job_type not in JOB_TYPES:
             raise ValueError(f"job type must be one of {', '.join(JOB_TYPES)}, not {request.job_type!r}")
+        if request.overlap_policy not in OVERLAP_POLICIES:
+            allowed = ", ".join(OVERLAP_POLICIES)
+            raise ValueError(f"overlap policy must be one of {allowed}, not {request.overlap_policy!r}")
         if request.kind == "WATCHER" and request.condition_type not in CONDITION_TYPES:
             allowed = ", ".join(CONDITION_TYPES)
             raise ValueError(f"condition type must be one of {allowed}, not {request.condition_type!r}")

@@ -32,7 +32,7 @@ from redpss.sched.commit import UNKNOWN, CommitMarkers, is_sql_job
 from redpss.sched.inflight import InFlight, LeftOver
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
 from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes
-from redpss.sched.runlog import record, run_log_writer, run_rows, skip_row
+from redpss.sched.runlog import LogRow, record, run_log_writer, run_rows, skip_row
 from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunRequest, RunResult
 
 log = logging.getLogger("redpss.sched")
@@ -361,12 +361,29 @@ class SchedService(Service):
             ]
             if not idle or not self.accepting or pool.busy >= pool.size:  # a shrunk pool: no more at once than its size
                 return
-            request = pool.queue.popleft()
+            request = self._next_startable(pool)
+            if request is None:
+                return
             worker = idle[0]
             worker.current = request  # taken now, so the next loop round does not pick it again
             task = asyncio.create_task(self._execute(pool, worker, request))
             self.running[request.run_id] = (request, worker, task)
             self.started_runs += 1
+
+    def _next_startable(self, pool: Pool) -> RunRequest | None:
+        """Take the first run of the queue that may start now: one that waits for its job only once that job's run
+        has ended (a watcher's target under OVERLAP_POLICY QUEUE) stays in its place until then."""
+        for index, request in enumerate(pool.queue):
+            if not (request.waits_for_job and self._job_busy(request.key)):
+                del pool.queue[index]
+                return request
+        return None
+
+    def _job_busy(self, key: tuple[str, str, int]) -> bool:
+        """A run of `key` runs, waits for its retry, or waits in a queue without waiting for the job itself."""
+        return bool(self._runs_in_flight(key)[0]) or any(
+            request.key == key and not request.waits_for_job for pool in self.pools.values() for request in pool.queue
+        )
 
     async def _execute(self, pool: Pool, worker: WorkerProcess, request: RunRequest) -> None:
         await asyncio.to_thread(self.inflight.started, request, time.time(), worker.label)  # fsync off the loop
@@ -395,7 +412,8 @@ class SchedService(Service):
             result = decision
         self.running.pop(request.run_id, None)
         await self._finish(request, result)
-        self._dispatch(pool)
+        for each in self.pools.values():  # a run that waited for this job's end may be in another pool's queue
+            self._dispatch(each)
 
     async def _replace(self, pool: Pool, worker: WorkerProcess, why: str) -> None:
         log.warning("worker %s %s; starting a replacement", worker.label, why)
@@ -416,20 +434,13 @@ class SchedService(Service):
     async def _finish(self, request: RunRequest, result: RunResult, *, recorded: bool = False) -> None:
         """Log the run's rows (unless `recorded` already), then its line, a retry if due, and its end event."""
         target_run_id = None
+        rows: list[LogRow] = []
         if request.kind == "WATCHER" and result.condition_met and request.target and self.accepting:
-            target = RunRequest.from_dict(
-                {
-                    **request.target,
-                    "run_id": _run_id(),
-                    "trigger": "WATCHER",
-                    "origin": "sched",
-                    "scheduled_at": time.time(),
-                }
-            )
-            reply = self.submit(target)
-            target_run_id = target.run_id if reply.get("ok") else None
+            target_run_id, note, rows = self._start_target(request, request.target)
+            if note:
+                result = dataclasses.replace(result, message=f"{result.message}; {note}")
         # never fails (held in memory if need be); on disk before JMON hears of the end; fsync off the event loop
-        rows = run_rows(request, result, target_run_id)
+        rows = run_rows(request, result, target_run_id) + rows
         durable = recorded or await asyncio.to_thread(record, self.runlog, rows)
         if durable and result.status == OK and is_sql_job(request):
             self.commits.forget(request.run_id)  # the row is on disk: the run's commit marker has done its job
@@ -478,6 +489,55 @@ class SchedService(Service):
         await self._publish("finished", request, result)
         if result.exec_error:
             await self._publish("watcher_blocked", request, result)
+
+    def _start_target(self, watcher: RunRequest, fields: dict[str, Any]) -> tuple[str | None, str, list[LogRow]]:
+        """Start the target job of a watcher whose condition holds, unless a run of that job is in flight.
+
+        A FILE watcher keeps seeing its files until the LOAD it started has archived them: started again meanwhile,
+        a second run would find nothing left to load. So the job's OVERLAP_POLICY decides, as JMON's does for
+        scheduled ticks: SKIP starts nothing (the job's log gets a SKIPPED row, reason OVERLAP, trigger WATCHER);
+        QUEUE lets the run wait in its pool until the job's run has ended. A run of the job already waiting to start
+        makes a further one pointless under either policy. Returns the target's run id (None: nothing started), a
+        note for the watcher's message, and the rows to log with the watcher's.
+        """
+        try:
+            target = RunRequest.from_dict(
+                {**fields, "run_id": _run_id(), "trigger": "WATCHER", "origin": "sched", "scheduled_at": time.time()}
+            )
+        except ValueError as exc:
+            return None, f"the target job was not started: {exc}", []
+        running, waiting = self._runs_in_flight(target.key)
+        reason, why = "", ""
+        if waiting:
+            reason, why = "OVERLAP", f"its run {waiting[0]} is waiting to start"
+        elif running and target.overlap_policy == "SKIP":
+            reason, why = "OVERLAP", f"its run {running[0]} is still in flight (OVERLAP_POLICY SKIP)"
+        else:
+            target = dataclasses.replace(target, waits_for_job=bool(running))
+            reply = self.submit(target)
+            if reply.get("ok"):
+                note = f"target waits for run {running[0]} of its job (OVERLAP_POLICY QUEUE)" if running else ""
+                return target.run_id, note, []
+            reason, why = str(reply.get("reason") or "POOL_FULL"), str(reply.get("error"))
+        row = skip_row(
+            "JOB",
+            target.schema,
+            target.id,
+            target.name,
+            scheduled_at=target.scheduled_at,
+            reason=reason,
+            message=f"watcher {watcher.schema}.{watcher.name} (run {watcher.run_id}) found its condition held; {why}",
+            run_id=target.run_id,
+            trigger="WATCHER",
+        )
+        return None, f"target {target.schema}.{target.name} not started: {why}", [row]
+
+    def _runs_in_flight(self, key: tuple[str, str, int]) -> tuple[list[str], list[str]]:
+        """The run ids of `key` that are running or waiting for their retry, and those waiting in a pool's queue."""
+        running = [run_id for run_id, (request, _, _) in self.running.items() if request.key == key]
+        running += [run_id for run_id, (request, _) in self.retries.items() if request.key == key]
+        waiting = [request.run_id for pool in self.pools.values() for request in pool.queue if request.key == key]
+        return running, waiting
 
     def _spawn_alert(self, request: RunRequest, result: RunResult) -> None:
         """Mail the job's owner from a thread; the task is kept until it ends (drain waits for it)."""

@@ -288,6 +288,83 @@ def test_file_watcher_starts_its_target_job(sched: tuple[DaemonProcess, int], in
     assert row["values"]["TARGET_RUN_ID"] == event["run_id"]
 
 
+def test_a_watcher_starts_no_second_run_of_a_job_in_flight_and_a_queued_one_waits_for_its_end(
+    devdb_sched: DevDbSched, hold: Hold, instance: InstancePaths
+) -> None:
+    """A FILE watcher sees its file until the LOAD it started has archived it: firing again meanwhile must start no
+    second run (OVERLAP_POLICY SKIP) or let it wait for the first run's end (QUEUE); never both at once."""
+    devdb = devdb_sched.devdb
+    settings = DbSettings(dsn=devdb.dsn, user=devdb.user, password=Secret(devdb.password), encryption=False)
+    session = DbSession(settings)
+    install(session, register=["APP1"])  # the run log's tables of APP1
+    (instance.data_input / "orders").mkdir()
+    arrived = instance.data_input / "orders" / "o1.csv"
+    arrived.write_text("1,2\n")
+    os.utime(arrived, (time.time() - 3600, time.time() - 3600))  # complete: the watcher's condition holds
+    job = {"kind": "JOB", "schema": "APP1", "id": 7, "name": "LOAD_ORDERS", "job_type": "SQL"}
+    job["command"] = "EXECUTE SCRIPT REDPSS_TEST.HOLD()"
+
+    def watcher(policy: str) -> dict[str, Any]:
+        target = {**job, "overlap_policy": policy}
+        return run(kind="WATCHER", id=3, name="ORDERS", condition_type="FILE", command="orders/*.csv", target=target)
+
+    def default_pool(conn: BlockingClient) -> tuple[int, int]:
+        pool = next(p for p in conn.request("status")["pools"] if p["pool"] == "DEFAULT")
+        return int(pool["busy"]), int(pool["queued"])
+
+    with client(instance, devdb_sched.port) as conn:
+        conn.request("subscribe")
+        first = run(**job)  # the job's scheduled run, held in the database
+        conn.request("submit", run=first)
+        wait_for(lambda: len(hold.entered) == 1, 20, what="the job's run holding in devdb")
+        skipped = watcher("SKIP")
+        conn.request("submit", run=skipped)
+        message = finished(conn, skipped["run_id"])["message"]
+        assert message == (
+            f"condition holds; target APP1.LOAD_ORDERS not started: its run {first['run_id']} is still in flight "
+            "(OVERLAP_POLICY SKIP)"
+        )
+        queued = watcher("QUEUE")
+        conn.request("submit", run=queued)
+        message = finished(conn, queued["run_id"])["message"]
+        assert message == f"condition holds; target waits for run {first['run_id']} of its job (OVERLAP_POLICY QUEUE)"
+        assert default_pool(conn) == (1, 1)  # one of the two workers is idle, and the target waits all the same
+        again = watcher("QUEUE")
+        conn.request("submit", run=again)
+        assert "is waiting to start" in finished(conn, again["run_id"])["message"]  # one waiting run is enough
+        assert len(hold.entered) == 1 and default_pool(conn) == (1, 1)
+        hold.permits.release(1)
+        started: dict[str, Any] = {}
+        while not started:
+            event = conn.next_event(30)
+            if event["event"] == "started" and event["id"] == 7:
+                started = event
+        assert started["trigger"] == "WATCHER" and started["origin"] == "sched"
+        wait_for(lambda: len(hold.entered) == 2, 20, what="the waiting run holding once the first had ended")
+        hold.permits.release(1)
+        assert finished(conn, started["run_id"])["status"] == "OK"
+
+    def job_rows() -> list[dict[str, Any]]:
+        jobs = session.fetch_dicts("SELECT RUN_ID, RUN_TRIGGER, STATUS, SKIP_REASON, MESSAGE FROM APP1.ADM_JOB_LOG")
+        return jobs if len(jobs) == 4 else []
+
+    jobs = {row["RUN_ID"]: row for row in wait_for(job_rows, 20, what="four rows in APP1.ADM_JOB_LOG")}
+    assert jobs[first["run_id"]]["STATUS"] == jobs[started["run_id"]]["STATUS"] == "OK"
+    assert jobs[started["run_id"]]["RUN_TRIGGER"] == "WATCHER"
+    skips = [row for row in jobs.values() if row["STATUS"] == "SKIPPED"]
+    assert [(row["RUN_TRIGGER"], row["SKIP_REASON"]) for row in skips] == [("WATCHER", "OVERLAP")] * 2
+    assert all("watcher APP1.ORDERS" in row["MESSAGE"] for row in skips)
+
+    def watcher_rows() -> list[dict[str, Any]]:
+        rows = session.fetch_dicts("SELECT RUN_ID, TARGET_RUN_ID FROM APP1.ADM_WATCHER_LOG")
+        return rows if len(rows) == 3 else []
+
+    watched = wait_for(watcher_rows, 20, what="three rows in APP1.ADM_WATCHER_LOG")
+    targets = {row["RUN_ID"]: row["TARGET_RUN_ID"] for row in watched}
+    assert targets == {skipped["run_id"]: None, queued["run_id"]: started["run_id"], again["run_id"]: None}
+    session.close()
+
+
 def test_failing_watcher_executor_is_reported_blocked_with_an_error_row(
     sched: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
