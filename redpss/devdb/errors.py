@@ -64,6 +64,7 @@ class AuthFailed(DevDbError):
 
 
 NUMERIC_OUT_OF_RANGE = "22003"
+STRING_TRUNCATION = "22001"
 INVALID_CAST = "22018"
 
 # DuckDB messages of common errors, reworded as Exasol words them, with Exasol's SQL codes
@@ -99,6 +100,15 @@ _EXASOL_WORDING: tuple[tuple[re.Pattern[str], str, str], ...] = (
         CONSTRAINT_VIOLATION,
     ),
     (re.compile(r"^Invalid Input Error: Division by zero"), "data exception - division by zero", "22012"),
+    (  # the CHECK translate.py gives every VARCHAR(n)/CHAR(n) column of a CREATE TABLE
+        re.compile(
+            r'^Constraint Error: CHECK constraint failed on table "?([^"]+?)"? with expression '
+            r'CHECK\(\(length\("?(.+?)"?\) <= (\d+)\)\)'
+        ),
+        "data exception - string data, right truncation (a value for column {1} of table {0} is longer than its "
+        "{2} characters)",
+        STRING_TRUNCATION,
+    ),
 )
 
 

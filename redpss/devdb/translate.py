@@ -3,7 +3,8 @@
 sqlglot transpiles with unsupported_level=RAISE, and on top of that this module:
 - upper-cases unquoted identifiers and quotes every identifier for DuckDB, so names come back as Exasol names them;
 - maps declared types to DuckDB types that keep the values (INTEGER -> DECIMAL(18,0), VARCHAR(n) -> VARCHAR) and
-  hands the declared Exasol types to the shadow catalog;
+  hands the declared Exasol types to the shadow catalog; a CREATE TABLE's text columns refuse values longer than
+  their size, as Exasol's do;
 - gives Exasol meaning to SYSDATE, SYSTIMESTAMP, CURRENT_TIMESTAMP, CURRENT_USER/SCHEMA/SESSION and FROM DUAL;
 - keeps ADD_DAYS/WEEKS/MONTHS/YEARS of a DATE a DATE (functions.py);
 - makes '' a NULL (Exasol has no empty string) and `a || b` skip NULLs (as Exasol's concatenation does);
@@ -308,6 +309,18 @@ def _type_literal_projections(select: exp.Select) -> None:
                 inner.replace(cast)
 
 
+def _check_length(column_def: exp.ColumnDef, declared: ExaType) -> None:
+    """Refuse a text longer than the column's declared size, as Exasol does: DuckDB's VARCHAR has no size, so
+    CREATE TABLE gets `CHECK (length(column) <= n)` (characters, not bytes), whose failure errors.py words as
+    Exasol's right truncation."""
+    if declared.kind not in ("VARCHAR", "CHAR") or not declared.size:
+        return
+    length = exp.Length(this=exp.column(column_def.this.copy()))
+    check = exp.CheckColumnConstraint(this=exp.LTE(this=length, expression=exp.Literal.number(declared.size)))
+    constraints = column_def.args.get("constraints") or []
+    column_def.set("constraints", [*constraints, exp.ColumnConstraint(kind=check)])
+
+
 def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
     """Apply the Exasol meanings listed in the module docstring, in place."""
     for select in list(tree.find_all(exp.Select)):
@@ -316,7 +329,10 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
     for column_def in tree.find_all(exp.ColumnDef):
         kind = column_def.args.get("kind")
         if isinstance(kind, exp.DataType):
-            kind.replace(exp.DataType.build(from_declared(kind).duckdb_type(), dialect="duckdb"))
+            declared = from_declared(kind)
+            kind.replace(exp.DataType.build(declared.duckdb_type(), dialect="duckdb"))
+            if isinstance(tree, exp.Create):  # DuckDB cannot add a column with a CHECK (ALTER TABLE ADD)
+                _check_length(column_def, declared)
     for cast in tree.find_all(exp.Cast):
         target = cast.args.get("to")
         if isinstance(target, exp.DataType):

@@ -54,9 +54,7 @@ def devdb_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def connect(server: DevDbServer, **options: Any) -> Any:
     """A real pyexasol session (plain ws, as the tests' devdb serves it)."""
-    return pyexasol.connect(
-        dsn=f"127.0.0.1:{server.port}", user="sys", password="exasol", encryption=False, **options
-    )
+    return pyexasol.connect(dsn=f"127.0.0.1:{server.port}", user="sys", password="exasol", encryption=False, **options)
 
 
 def serves_a_login(server: DevDbServer) -> bool:

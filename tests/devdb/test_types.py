@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyexasol
+import pytest
+
 
 def test_every_type_value_and_metadata(conn: Any) -> None:
     conn.execute(
@@ -70,3 +73,21 @@ def test_views_keep_declared_types(conn: Any) -> None:
     statement = conn.execute("SELECT * FROM v ORDER BY k")
     assert statement.columns()["K"] == {"type": "VARCHAR", "size": 12, "characterSet": "UTF8"}
     assert statement.fetchall() == [("x", "1.5"), ("y", "2")]
+
+
+def test_text_longer_than_its_column_is_refused_in_characters(conn: Any) -> None:
+    """Exasol refuses a value longer than VARCHAR(n)/CHAR(n) in INSERT and UPDATE; the size counts characters."""
+    conn.execute('CREATE TABLE short_text (name VARCHAR(3) UTF8, "code x" CHAR(2) ASCII, n INTEGER)')
+    conn.execute("INSERT INTO short_text VALUES ('äöü', 'ab', 1)")  # three characters in six bytes fit
+    refusals = {
+        "INSERT INTO short_text VALUES ('abcd', 'a', 2)": "column NAME of table SHORT_TEXT is longer than its 3",
+        "UPDATE short_text SET \"code x\" = 'xyz'": "column code x of table SHORT_TEXT is longer than its 2",
+        "INSERT INTO short_text SELECT name || 'x', 'a', 3 FROM short_text": "column NAME",
+    }
+    for statement, named in refusals.items():
+        with pytest.raises(pyexasol.ExaQueryError) as refused:
+            conn.execute(statement)
+        assert refused.value.code == "22001"
+        assert "data exception - string data, right truncation" in refused.value.message
+        assert named in refused.value.message
+    assert conn.execute('SELECT name, "code x", n FROM short_text').fetchall() == [("äöü", "ab", 1)]
