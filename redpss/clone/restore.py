@@ -152,7 +152,8 @@ def restore(
 
 # -- the steps ------------------------------------------------------------------------------------------------------
 def _discard_spools(context: Context, cutoff: float) -> str:
-    """SCHED's run log and JMON's statistics drop the rows stamped before the cut-off (core.db.rowwriter)."""
+    """Every spool of the instance drops the rows stamped before the cut-off (core.db.rowwriter): SCHED's run log,
+    JMON's statistics, and the LOG_MESSAGES rows of DBLS, SENDMAIL and SENDFILE."""
     path = context.paths.tmp / CLONE_CUTOFF_FILE
     write_atomically(path, [f"{cutoff}\n".encode()], mode=0o600)
     return f"spooled log rows stamped before {_when({'cutoff': cutoff})} are discarded ({path})"

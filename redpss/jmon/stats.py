@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.core.db import DbSession
-from redpss.core.db.rowwriter import CLONE_CUTOFF_FILE, RowWriter
+from redpss.core.db.rowwriter import RowWriter
 from redpss.core.db.sqltext import timestamp
 
 log = logging.getLogger("redpss.jmon.stats")
@@ -113,7 +113,7 @@ class StatsWriter:
 
     def __init__(self, session: DbSession, spool: Path) -> None:
         # statistics from before a clone belong to the database that was replaced (redpss.clone)
-        self.writer = RowWriter("statistics", spool, session, discard_before=spool.with_name(CLONE_CUTOFF_FILE))
+        self.writer = RowWriter("statistics", spool, session)
         self._started = False
 
     def add(self, load: list[dict[str, Any]], joblog: list[dict[str, Any]]) -> None:

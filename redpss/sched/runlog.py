@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.core.db import DbSession
-from redpss.core.db.rowwriter import CLONE_CUTOFF_FILE, RowWriter
+from redpss.core.db.rowwriter import RowWriter
 from redpss.core.db.sqltext import timestamp
 from redpss.sched.runs import SKIPPED, RunRequest, RunResult
 
@@ -130,7 +130,7 @@ def run_log_writer(spool: Path, session: DbSession) -> RowWriter:
     """The run log's writer on `spool` (a spool in the format before the shared writer is converted first)."""
     _convert_old_spool(spool)
     # rows of runs from before a clone belong to the database that was replaced (redpss.clone)
-    return RowWriter("run log", spool, session, keys=KEYS, discard_before=spool.with_name(CLONE_CUTOFF_FILE))
+    return RowWriter("run log", spool, session, keys=KEYS)
 
 
 def record(writer: RowWriter, rows: list[LogRow]) -> bool:

@@ -27,9 +27,7 @@ def spool(tmp_path: Path) -> Path:
 
 
 def writer(devdb: InProcessDevDb, spool: Path) -> RowWriter:
-    return RowWriter(
-        "run log", spool, session(devdb), flush_interval=0.05, discard_before=spool.with_name(CLONE_CUTOFF_FILE)
-    )
+    return RowWriter("run log", spool, session(devdb), flush_interval=0.05)
 
 
 @pytest.fixture

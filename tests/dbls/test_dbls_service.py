@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from redpss.core.db.rowwriter import CLONE_CUTOFF_FILE
 from redpss.core.secret import instance_secret
 from redpss.sql.udf.pss_client import LogBuffer, PssError, log_line, log_request
 from tests.dbls.conftest import Dbls
@@ -237,6 +238,23 @@ def test_database_away_for_a_minute_then_back_every_error_row_arrives_once(dbls:
     with dbls.client("after") as client:
         wait_for(lambda: client.request("status")["rows"]["rows"] == 0, 30, what="an empty row spool")
     assert dbls.procs["dbls"].process.poll() is None
+
+
+def test_rows_spooled_before_the_database_was_replaced_by_a_clone_are_dropped(dbls: Dbls) -> None:
+    """A clone restore writes the cut-off (redpss.clone): the ERROR rows DBLS spooled for the database that is gone
+    never reach the clone, while the lines stay in the log files and later rows are kept."""
+    dbls.inst.close()
+    assert dbls.procs["devdb"].stop() == 0
+    dbls.procs["devdb"].close()
+    with dbls.client("clone") as client:
+        client.send_log([["APP1", "ERROR", STAMP, "c", f"before the clone {n}"] for n in range(3)])
+        wait_for(lambda: client.request("status")["rows"]["rows"] == 3, 10, what="three rows in the spool")
+        (dbls.paths.tmp / CLONE_CUTOFF_FILE).write_text(f"{time.time() + 0.001}\n")
+        wait_for(lambda: client.request("status")["rows"]["rows"] == 0, 10, what="the spooled rows dropped")
+        client.send_log([["APP1", "ERROR", STAMP, "c", "after the clone"]])
+        assert client.request("status")["rows"]["rows"] == 1
+    assert len(dbls.schema_lines("APP1")) == 4
+    dbls.procs["dbls"].wait_log("from before the database was replaced by a clone discarded")
 
 
 def test_a_refused_buffer_among_buffers_in_flight_is_reported_by_the_buffer(dbls: Dbls) -> None:

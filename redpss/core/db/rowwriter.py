@@ -40,8 +40,9 @@ BATCH_ROWS = 1000
 FLUSH_INTERVAL = 0.5  # seconds between rounds when nothing wakes the writer
 COMPACT_MIN_BYTES = 1 << 20  # the spool is rewritten only beyond this size ...
 COMPACT_FACTOR = 4  # ... and when it is this many times larger than the rows still waiting
-# In a spool's folder: the time (epoch seconds) the database was replaced by a clone (redpss.clone). A writer given
-# it as `discard_before` drops the rows appended before that time: they belong to the database that is gone.
+# In a spool's folder: the time (epoch seconds) the database was replaced by a clone (redpss.clone). Every writer
+# whose spool is in that folder (each daemon's, in the instance's tmp/) drops the rows appended before that time:
+# they belong to the database that is gone (run log, statistics, LOG_MESSAGES rows of DBLS, SENDMAIL, SENDFILE).
 CLONE_CUTOFF_FILE = "clone.cutoff"
 
 
@@ -91,10 +92,9 @@ class RowWriter:
         batch_rows: int = BATCH_ROWS,
         flush_interval: float = FLUSH_INTERVAL,
         keys: Mapping[str, Sequence[str]] | None = None,
-        discard_before: Path | None = None,
     ) -> None:
         self.name = name
-        self.discard_before = discard_before  # a CLONE_CUTOFF_FILE, read at start and before every round
+        self.discard_before = spool.with_name(CLONE_CUTOFF_FILE)  # read at start and before every round
         self._cutoff_seen = 0
         self.spool = spool
         self.rejected_file = spool.with_suffix(".rejected")
@@ -260,8 +260,6 @@ class RowWriter:
 
     def _apply_cutoff(self) -> None:
         """Drop the rows appended before the time in `discard_before`, once per change of that file."""
-        if self.discard_before is None:
-            return
         try:
             changed = self.discard_before.stat().st_mtime_ns
             if changed == self._cutoff_seen:
