@@ -22,6 +22,7 @@ def show(instance: Instance) -> dict[str, Any]:
     with instance.jmon() as jmon:
         data: dict[str, Any] = jmon.request("show")
     data["mail"] = mail_spool(instance)
+    data["sendfile"] = sendfile_queue(instance)
     return data
 
 
@@ -30,6 +31,13 @@ def mail_spool(instance: Instance) -> dict[str, Any]:
     from redpss.mail.spoolstat import spool_summary  # noqa: PLC0415 - a folder listing, loaded by `show` only
 
     return spool_summary(instance.paths)
+
+
+def sendfile_queue(instance: Instance) -> dict[str, Any]:
+    """SENDFILE's requests waiting (count, oldest, unreadable), read from its spool folder, also while it is down."""
+    from redpss.sendfile.queuestat import queue_summary, spool_folder  # noqa: PLC0415 - loaded by `show` only
+
+    return queue_summary(spool_folder(instance.paths))
 
 
 def reload(instance: Instance) -> Reloaded:

@@ -41,6 +41,7 @@ from redpss.core.wire import (
     durable,
     unknown_op,
 )
+from redpss.sendfile.queuestat import spool_folder
 from redpss.sendfile.request import FileRequest, RequestInvalid, parse_request
 from redpss.sendfile.spool import RequestSpool
 from redpss.sendfile.targets import TargetError, load_settings, target
@@ -71,7 +72,7 @@ class SendfileService(Service):
     def __init__(self, config: Config, paths: InstancePaths) -> None:
         self.config = config
         self.paths = paths
-        self.spool = RequestSpool(paths.tmp / "sendfile")
+        self.spool = RequestSpool(spool_folder(paths))
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SENDFILE"))
         self.rows = RowWriter("SENDFILE outcomes", paths.tmp / "sendfile-messages.spool", self.session_for_rows())
         self.queue: asyncio.Queue[Job] = asyncio.Queue()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from redpss.core.durable import fsync_folder
+from redpss.sendfile.queuestat import ID_TIME
 from redpss.sendfile.request import FileRequest
 
 
@@ -17,7 +18,7 @@ class RequestSpool:
         self.folder = folder
 
     def new_id(self) -> str:
-        return time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(4)
+        return time.strftime(ID_TIME) + "-" + secrets.token_hex(4)
 
     def put(self, request_id: str, request: FileRequest) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -64,3 +64,6 @@ def test_a_sendfile_job_delivers_and_its_log_row_says_what(running: tuple[Runnin
     [failed] = wait_for(lambda: finished(31), 60, what="the failing SENDFILE run logged")
     assert failed["STATUS"] == "FAILED"
     assert "NO_SUCH_VIEW" in str(failed["MESSAGE"]).upper(), failed
+    # where an operator sees what waits: both requests are done, so nothing is left in SENDFILE's spool
+    assert "SENDFILE queue: no request waiting" in inst.redctl("show").stdout.splitlines()
+    assert json.loads(inst.redctl("show", "--json").stdout)["sendfile"] == {"count": 0, "oldest": None, "unreadable": 0}

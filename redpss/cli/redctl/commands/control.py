@@ -105,6 +105,10 @@ def render(instance: Instance, data: dict[str, Any]) -> None:
         from redpss.mail.spoolstat import describe  # noqa: PLC0415 - only where a spool is shown
 
         print(f"SENDMAIL spool: {display_text(describe(data['mail']), 400)}")
+    if data.get("sendfile"):
+        from redpss.sendfile.queuestat import describe_queue  # noqa: PLC0415 - only where the queue is shown
+
+        print(f"SENDFILE queue: {describe_queue(data['sendfile'])}")
     print()
     sched = data.get("sched")
     if not sched:
