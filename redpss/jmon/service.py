@@ -59,6 +59,8 @@ SCHED_WAIT_AT_START = 15.0  # seconds start-up waits for the SCHED link before d
 SCHED_OUTAGE_LIMIT = 60.0  # seconds without SCHED after which JMON is unhealthy (default of --sched-outage-limit)
 INSTALL_HINT_PERIOD = 60.0  # seconds between the reminders that REDSYS is not installed
 MAX_WAITING_SKIPS = 100_000
+# seconds JMON waits for SCHED's answer to a submit; SCHED starts nothing that reaches it after half of it
+SUBMIT_TIMEOUT = 30.0
 FULL_SYNC_PERIOD = 60.0  # seconds: unchanged definitions are still synced this often (cron validity over time)
 
 
@@ -356,12 +358,17 @@ class JmonService(Service):
         payload = run_request(tick, trigger="MANUAL" if tick.reason == "MANUAL" else "SCHEDULE")
         sent_at = self.clock()
         try:
-            reply = await self.sched.request("submit", run=payload)
+            # SCHED starts the run only while JMON still waits for the answer (see sched.service._expired)
+            expires_at = time.time() + SUBMIT_TIMEOUT / 2
+            reply = await self.sched.request("submit", timeout=SUBMIT_TIMEOUT, run=payload, expires_at=expires_at)
         except (WireError, TimeoutError, ConnectionError) as exc:
-            self._skip(tick, "SCHED_UNAVAILABLE", f"SCHED did not take the run: {exc}")
-            return {"ok": False, "error": str(exc)}
+            why = f"no answer within {SUBMIT_TIMEOUT:.0f} s" if isinstance(exc, TimeoutError) else str(exc)
+            self._skip(tick, "SCHED_UNAVAILABLE", f"SCHED did not take the run {payload['run_id']}: {why}")
+            return {"ok": False, "error": why}
         if not reply.get("ok"):
-            self._skip(tick, str(reply.get("reason") or "REFUSED"), str(reply.get("error", "")))
+            reason = str(reply.get("reason") or "REFUSED")
+            # EXPIRED: SCHED was stalled past the deadline, and took nothing: as unavailable as not answering at all
+            self._skip(tick, "SCHED_UNAVAILABLE" if reason == "EXPIRED" else reason, str(reply.get("error", "")))
             return reply
         self.schedule.run_started(tick.key, payload["run_id"])
         self.stats.dispatched(sent_at - tick.scheduled_at)

@@ -274,11 +274,7 @@ class SchedService(Service):
     async def handle(self, message: Message, connection: Connection) -> Message:
         op = str(message.get("op"))
         if op == "submit":
-            try:
-                request = RunRequest.from_dict(dict(message.get("run") or {}))
-            except ValueError as exc:
-                return {"ok": False, "error": f"bad run request: {exc}"}
-            return self.submit(request)
+            return self._submit_message(message)
         if op == "subscribe":
             connection.subscribed = True
             return {"ok": True}
@@ -292,6 +288,25 @@ class SchedService(Service):
         if op in simple:
             return simple[op]()
         return unknown_op(op, ["submit", "skip", "status", "subscribe", "ping"])
+
+    def _submit_message(self, message: Message) -> Message:
+        """A submit from JMON: the run request checked, refused when it arrived after its deadline, else submitted."""
+        try:
+            request = RunRequest.from_dict(dict(message.get("run") or {}))
+        except ValueError as exc:
+            return {"ok": False, "error": f"bad run request: {exc}"}
+        expired = _expired(message.get("expires_at"))
+        if expired:
+            log.warning(
+                "%s %s.%s run %s not started: %s",
+                request.kind.lower(),
+                request.schema,
+                request.name,
+                request.run_id,
+                expired,
+            )
+            return {"ok": False, "reason": "EXPIRED", "error": expired}
+        return self.submit(request)
 
     def submit(self, request: RunRequest) -> Message:
         if not self.accepting:
@@ -581,6 +596,21 @@ def retry_delay(failed: RunRequest) -> float:
 def _result(request: RunRequest, status: str, message: str, worker: str = "") -> RunResult:
     now = time.time()
     return RunResult(request.run_id, status, message, now, now, worker)
+
+
+def _expired(expires_at: object) -> str:
+    """Why a submit arrived too late to be carried out ("" when it is in time or names no deadline).
+
+    JMON gives up on SCHED's answer after a timeout and logs the tick as SKIPPED (SCHED_UNAVAILABLE); a request
+    that reaches SCHED only later (SCHED was stopped or stalled) must then not run as well: the tick would be logged
+    twice, and JMON, which took it for skipped, would start the next run beside it. Both daemons read the clock of
+    the same machine."""
+    if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
+        return ""
+    late = time.time() - float(expires_at)
+    if late <= 0:
+        return ""
+    return f"the submission arrived {late:.1f} s after its deadline: its sender has given up and logged it as skipped"
 
 
 def _run_id() -> str:

@@ -6,6 +6,7 @@ operator sees: the job log, `redctl show`, the daemon's log, its READY/STATUS/WA
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,7 +189,7 @@ def test_last_run_is_the_last_run_that_began_never_a_skipped_tick(daemons: Daemo
 
 def test_show_escapes_control_characters_and_json_keeps_the_name(daemons: Daemons) -> None:
     registered(daemons)
-    name = "TWO\nLINES\x1b[31mRED" + "X" * 200
+    name = "TWO\nLINES\x1b[31mRED" + "X" * 110  # 127 characters: JOB_NAME is VARCHAR(128)
     add_job(daemons.inst, "APP1", 6, name, INTERVAL_SECONDS=3600)
     daemons.start("sched")
     daemons.start("jmon")
@@ -259,3 +260,35 @@ def test_sighup_rereads_the_config_and_says_what_needs_a_restart(daemons: Daemon
     jmon.wait_log("reload failed; keeping the previous settings")
     assert "jmon_poll_interval = 'soon'" in jmon.log and "Traceback" not in jmon.log
     assert daemons.jmon_request("ping")["ok"] is True
+
+
+def test_a_submission_that_reaches_sched_after_jmon_gave_up_starts_nothing(daemons: Daemons) -> None:
+    """SCHED stopped past JMON's submit timeout: JMON logs the tick SKIPPED (SCHED_UNAVAILABLE). The submission still
+    in SCHED's socket must not start a run after SIGCONT: the tick would be both skipped and run, and JMON, which took
+    it for skipped, would start the next run of the job beside it."""
+    registered(daemons)
+    add_job(daemons.inst, "APP1", 9, "EVERY_SECOND", INTERVAL_SECONDS=1)
+    sched = daemons.start("sched")
+    jmon = daemons.start("jmon")
+
+    def runs() -> list[dict[str, Any]]:
+        return [r for r in daemons.job_log(9) if r["STATUS"] == "OK"]
+
+    wait_for(runs, 30, what="job 9 running")
+    os.kill(sched.pid, signal.SIGSTOP)
+    try:
+        jmon.wait_log("SCHED_UNAVAILABLE SCHED did not take the run", timeout=60)  # after JMON's 30 s submit timeout
+        before = len(runs())
+    finally:
+        os.kill(sched.pid, signal.SIGCONT)
+    wait_for(lambda: len(runs()) >= before + 2, 30, what="job 9 running again")
+    wait_for(
+        lambda: [r for r in daemons.job_log(9) if r["SKIP_REASON"] == "SCHED_UNAVAILABLE"],
+        30,
+        what="the tick JMON gave up on, logged as skipped",
+    )
+    ticks = [(r["SCHEDULED_AT"], r["STATUS"], r["SKIP_REASON"]) for r in daemons.job_log(9)]
+    assert len({when for when, _, _ in ticks}) == len(ticks), ticks  # each tick once: run or skipped, never both
+    [late] = [line for line in sched.log.splitlines() if "not started: the submission arrived" in line]
+    run_id = late.split(" run ", 1)[1].split(" ", 1)[0]
+    assert f"SCHED did not take the run {run_id}" in jmon.log  # the tick JMON logged as skipped
