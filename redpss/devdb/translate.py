@@ -315,7 +315,8 @@ def _check_length(column_def: exp.ColumnDef, declared: ExaType) -> None:
     Exasol's right truncation."""
     if declared.kind not in ("VARCHAR", "CHAR") or not declared.size:
         return
-    length = exp.Length(this=exp.column(column_def.this.copy()))
+    # quoted: an unquoted NOW or CURRENT_DATE would become the function in the rewrites that follow
+    length = exp.Length(this=exp.column(exp.to_identifier(column_def.name, quoted=True)))
     check = exp.CheckColumnConstraint(this=exp.LTE(this=length, expression=exp.Literal.number(declared.size)))
     constraints = column_def.args.get("constraints") or []
     column_def.set("constraints", [*constraints, exp.ColumnConstraint(kind=check)])

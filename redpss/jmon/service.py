@@ -359,7 +359,7 @@ class JmonService(Service):
         sent_at = self.clock()
         try:
             # SCHED starts the run only while JMON still waits for the answer (see sched.service._expired)
-            expires_at = time.time() + SUBMIT_TIMEOUT / 2
+            expires_at = time.monotonic() + SUBMIT_TIMEOUT / 2
             reply = await self.sched.request("submit", timeout=SUBMIT_TIMEOUT, run=payload, expires_at=expires_at)
         except (WireError, TimeoutError, ConnectionError) as exc:
             why = f"no answer within {SUBMIT_TIMEOUT:.0f} s" if isinstance(exc, TimeoutError) else str(exc)
@@ -485,6 +485,9 @@ class JmonService(Service):
         key: Key = (str(event["kind"]), str(event["schema"]), int(event["id"]))
         if event["event"] == "started":
             self.schedule.run_began(key, self.clock())  # what `redctl show` reports as the last run
+            if event.get("origin") != "jmon":
+                self.schedule.run_started(key, str(event["run_id"]))
+        elif event["event"] == "queued":  # a run SCHED submitted itself (a watcher's target), maybe waiting
             if event.get("origin") != "jmon":
                 self.schedule.run_started(key, str(event["run_id"]))
         elif event["event"] == "finished":

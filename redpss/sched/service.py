@@ -57,6 +57,9 @@ class SchedService(Service):
         self.generation = 0  # raised by a reload that workers must start again for (the log level)
         self.accepting = True
         self.running: dict[str, tuple[RunRequest, WorkerProcess, asyncio.Task[None]]] = {}
+        # runs whose worker answered while their end is being logged and a retry (if due) set up: still in flight
+        # for the overlap rules, so a run waiting for their job does not start in between
+        self.finishing: dict[str, RunRequest] = {}
         self.retries: dict[str, tuple[RunRequest, asyncio.TimerHandle]] = {}
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED run log"))
         self.runlog = run_log_writer(paths.tmp / "sched-runlog.spool", session)
@@ -426,7 +429,11 @@ class SchedService(Service):
                 return
             result = decision
         self.running.pop(request.run_id, None)
-        await self._finish(request, result)
+        self.finishing[request.run_id] = request
+        try:
+            await self._finish(request, result)
+        finally:
+            self.finishing.pop(request.run_id, None)
         for each in self.pools.values():  # a run that waited for this job's end may be in another pool's queue
             self._dispatch(each)
 
@@ -451,9 +458,13 @@ class SchedService(Service):
         target_run_id = None
         rows: list[LogRow] = []
         if request.kind == "WATCHER" and result.condition_met and request.target and self.accepting:
-            target_run_id, note, rows = self._start_target(request, request.target)
+            target, note, rows = self._start_target(request, request.target)
             if note:
                 result = dataclasses.replace(result, message=f"{result.message}; {note}")
+            if target is not None:
+                target_run_id = target.run_id
+                # JMON counts the run in flight from now on (its `started` may come much later: it may wait)
+                await self._publish("queued", target)
         # never fails (held in memory if need be); on disk before JMON hears of the end; fsync off the event loop
         rows = run_rows(request, result, target_run_id) + rows
         durable = recorded or await asyncio.to_thread(record, self.runlog, rows)
@@ -505,14 +516,14 @@ class SchedService(Service):
         if result.exec_error:
             await self._publish("watcher_blocked", request, result)
 
-    def _start_target(self, watcher: RunRequest, fields: dict[str, Any]) -> tuple[str | None, str, list[LogRow]]:
+    def _start_target(self, watcher: RunRequest, fields: dict[str, Any]) -> tuple[RunRequest | None, str, list[LogRow]]:
         """Start the target job of a watcher whose condition holds, unless a run of that job is in flight.
 
         A FILE watcher keeps seeing its files until the LOAD it started has archived them: started again meanwhile,
         a second run would find nothing left to load. So the job's OVERLAP_POLICY decides, as JMON's does for
         scheduled ticks: SKIP starts nothing (the job's log gets a SKIPPED row, reason OVERLAP, trigger WATCHER);
         QUEUE lets the run wait in its pool until the job's run has ended. A run of the job already waiting to start
-        makes a further one pointless under either policy. Returns the target's run id (None: nothing started), a
+        makes a further one pointless under either policy. Returns the target's request (None: nothing started), a
         note for the watcher's message, and the rows to log with the watcher's.
         """
         try:
@@ -532,7 +543,7 @@ class SchedService(Service):
             reply = self.submit(target)
             if reply.get("ok"):
                 note = f"target waits for run {running[0]} of its job (OVERLAP_POLICY QUEUE)" if running else ""
-                return target.run_id, note, []
+                return target, note, []
             reason, why = str(reply.get("reason") or "POOL_FULL"), str(reply.get("error"))
         row = skip_row(
             "JOB",
@@ -548,9 +559,10 @@ class SchedService(Service):
         return None, f"target {target.schema}.{target.name} not started: {why}", [row]
 
     def _runs_in_flight(self, key: tuple[str, str, int]) -> tuple[list[str], list[str]]:
-        """The run ids of `key` that are running or waiting for their retry, and those waiting in a pool's queue."""
+        """The run ids of `key` that are running, ending or waiting for their retry, and those waiting in a queue."""
         running = [run_id for run_id, (request, _, _) in self.running.items() if request.key == key]
         running += [run_id for run_id, (request, _) in self.retries.items() if request.key == key]
+        running += [run_id for run_id, request in self.finishing.items() if request.key == key]
         waiting = [request.run_id for pool in self.pools.values() for request in pool.queue if request.key == key]
         return running, waiting
 
@@ -604,10 +616,10 @@ def _expired(expires_at: object) -> str:
     JMON gives up on SCHED's answer after a timeout and logs the tick as SKIPPED (SCHED_UNAVAILABLE); a request
     that reaches SCHED only later (SCHED was stopped or stalled) must then not run as well: the tick would be logged
     twice, and JMON, which took it for skipped, would start the next run beside it. Both daemons read the clock of
-    the same machine."""
+    one machine (the monotonic clock is the same for every process of a host, and no clock step moves it)."""
     if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
         return ""
-    late = time.time() - float(expires_at)
+    late = time.monotonic() - float(expires_at)
     if late <= 0:
         return ""
     return f"the submission arrived {late:.1f} s after its deadline: its sender has given up and logged it as skipped"

@@ -77,12 +77,14 @@ def test_views_keep_declared_types(conn: Any) -> None:
 
 def test_text_longer_than_its_column_is_refused_in_characters(conn: Any) -> None:
     """Exasol refuses a value longer than VARCHAR(n)/CHAR(n) in INSERT and UPDATE; the size counts characters."""
-    conn.execute('CREATE TABLE short_text (name VARCHAR(3) UTF8, "code x" CHAR(2) ASCII, n INTEGER)')
-    conn.execute("INSERT INTO short_text VALUES ('äöü', 'ab', 1)")  # three characters in six bytes fit
+    # now: a column named like a function is checked as the column (devdb reads a bare NOW elsewhere as the function)
+    conn.execute('CREATE TABLE short_text (name VARCHAR(3) UTF8, "code x" CHAR(2) ASCII, n INTEGER, now VARCHAR(9))')
+    conn.execute("INSERT INTO short_text VALUES ('äöü', 'ab', 1, 'yesterday')")  # three characters in six bytes fit
     refusals = {
-        "INSERT INTO short_text VALUES ('abcd', 'a', 2)": "column NAME of table SHORT_TEXT is longer than its 3",
+        "INSERT INTO short_text VALUES ('abcd', 'a', 2, NULL)": "column NAME of table SHORT_TEXT is longer than its 3",
+        "UPDATE short_text SET \"NOW\" = 'tomorrow!!'": "column NOW of table SHORT_TEXT is longer than its 9",
         "UPDATE short_text SET \"code x\" = 'xyz'": "column code x of table SHORT_TEXT is longer than its 2",
-        "INSERT INTO short_text SELECT name || 'x', 'a', 3 FROM short_text": "column NAME",
+        "INSERT INTO short_text SELECT name || 'x', 'a', 3, NULL FROM short_text": "column NAME",
     }
     for statement, named in refusals.items():
         with pytest.raises(pyexasol.ExaQueryError) as refused:
@@ -90,4 +92,5 @@ def test_text_longer_than_its_column_is_refused_in_characters(conn: Any) -> None
         assert refused.value.code == "22001"
         assert "data exception - string data, right truncation" in refused.value.message
         assert named in refused.value.message
-    assert conn.execute('SELECT name, "code x", n FROM short_text').fetchall() == [("äöü", "ab", 1)]
+    rows = conn.execute('SELECT name, "code x", n, "NOW" FROM short_text').fetchall()
+    assert rows == [("äöü", "ab", 1, "yesterday")]

@@ -326,8 +326,14 @@ def test_a_watcher_starts_no_second_run_of_a_job_in_flight_and_a_queued_one_wait
         )
         queued = watcher("QUEUE")
         conn.request("submit", run=queued)
-        message = finished(conn, queued["run_id"])["message"]
+        events: list[dict[str, Any]] = []
+        while not events or events[-1].get("run_id") != queued["run_id"] or events[-1]["event"] != "finished":
+            events.append(conn.next_event(30))
+        message = events[-1]["message"]
         assert message == f"condition holds; target waits for run {first['run_id']} of its job (OVERLAP_POLICY QUEUE)"
+        # JMON hears of the waiting run at once, before the watcher's end: it counts the job as busy from then on
+        [waiting] = [e for e in events if e["event"] == "queued"]
+        assert (waiting["id"], waiting["trigger"], waiting["origin"]) == (7, "WATCHER", "sched")
         assert default_pool(conn) == (1, 1)  # one of the two workers is idle, and the target waits all the same
         again = watcher("QUEUE")
         conn.request("submit", run=again)
@@ -340,6 +346,7 @@ def test_a_watcher_starts_no_second_run_of_a_job_in_flight_and_a_queued_one_wait
             if event["event"] == "started" and event["id"] == 7:
                 started = event
         assert started["trigger"] == "WATCHER" and started["origin"] == "sched"
+        assert started["run_id"] == waiting["run_id"]
         wait_for(lambda: len(hold.entered) == 2, 20, what="the waiting run holding once the first had ended")
         hold.permits.release(1)
         assert finished(conn, started["run_id"])["status"] == "OK"
