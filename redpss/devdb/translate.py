@@ -390,6 +390,7 @@ def _replacement(node: exp.Expr, info: SessionInfo) -> exp.Expr | None:  # noqa:
         and isinstance(node.this, exp.Identifier)
         and not node.table
         and not node.this.quoted
+        and not _is_set_target(node)
     ):
         name = node.name.upper()
         if name in {"SYSDATE", "CURRENT_DATE"}:
@@ -405,6 +406,16 @@ def _replacement(node: exp.Expr, info: SessionInfo) -> exp.Expr | None:  # noqa:
     if isinstance(node, exp.Literal) and node.is_string and node.this == "" and _empty_means_null(node):
         return exp.Null()
     return None
+
+
+def _is_set_target(column: exp.Column) -> bool:
+    """The column an UPDATE (or MERGE's WHEN MATCHED) assigns to: a column, even when named like SYSDATE or NOW."""
+    assignment = column.parent
+    return (
+        isinstance(assignment, exp.EQ)
+        and assignment.this is column
+        and isinstance(assignment.parent, exp.Update | exp.When)
+    )
 
 
 def _empty_means_null(literal: exp.Literal) -> bool:
