@@ -391,17 +391,22 @@ class SchedService(Service):
     def _next_startable(self, pool: Pool) -> RunRequest | None:
         """Take the first run of the queue that may start now: one that waits for its job only once that job's run
         has ended (a watcher's target under OVERLAP_POLICY QUEUE) stays in its place until then."""
+        busy: set[tuple[str, str, int]] | None = None  # worked out once per call, and only when a run waits
         for index, request in enumerate(pool.queue):
-            if not (request.waits_for_job and self._job_busy(request.key)):
-                del pool.queue[index]
-                return request
+            if request.waits_for_job:
+                busy = self._busy_jobs() if busy is None else busy
+                if request.key in busy:
+                    continue
+            del pool.queue[index]
+            return request
         return None
 
-    def _job_busy(self, key: tuple[str, str, int]) -> bool:
-        """A run of `key` runs, waits for its retry, or waits in a queue without waiting for the job itself."""
-        return bool(self._runs_in_flight(key)[0]) or any(
-            request.key == key and not request.waits_for_job for pool in self.pools.values() for request in pool.queue
-        )
+    def _busy_jobs(self) -> set[tuple[str, str, int]]:
+        """Jobs with a run running, ending, waiting for its retry, or queued without waiting for its job."""
+        busy = {request.key for request, _, _ in self.running.values()}
+        busy |= {request.key for request, _ in self.retries.values()} | {r.key for r in self.finishing.values()}
+        busy |= {r.key for each in self.pools.values() for r in each.queue if not r.waits_for_job}
+        return busy
 
     async def _execute(self, pool: Pool, worker: WorkerProcess, request: RunRequest) -> None:
         await asyncio.to_thread(self.inflight.started, request, time.time(), worker.label)  # fsync off the loop
