@@ -5,6 +5,7 @@ rows in ADM_JOB_LOG / ADM_WATCHER_LOG / ADM_JMON_LOAD, and redctl's output and e
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -256,6 +257,28 @@ def test_query_watcher_starts_its_target_job(inst: RunningInstance) -> None:
     assert row["RUN_TRIGGER"] == "WATCHER"
     met = inst.rows("SELECT * FROM APP1.ADM_WATCHER_LOG WHERE WATCHER_ID = 2 AND CONDITION_MET")
     assert met[0]["TARGET_RUN_ID"] == row["RUN_ID"]
+
+
+def test_a_job_started_by_its_schedule_and_by_a_watcher_never_runs_twice_at_once(inst: RunningInstance) -> None:
+    """OVERLAP_POLICY QUEUE with two sources of starts: the job's own ticks (JMON) and a watcher whose condition
+    always holds (SCHED starts its target). Each keeps one start waiting while a run is in flight; when the run ends,
+    both must not start at once: JMON hears of the watcher's waiting run when SCHED queues it, not at its start."""
+    add_job(
+        inst, "APP1", 15, "SERIAL", JOB_TYPE="SQL", COMMAND=SLEEP.format(4), INTERVAL_SECONDS=2, OVERLAP_POLICY="QUEUE"
+    )
+    add_watcher(
+        inst, "APP1", 4, "ALWAYS", CONDITION_TYPE="QUERY", CONDITION_TEXT="SELECT 1 FROM DUAL", TARGET_JOB_ID=15
+    )
+    inst.redctl("reload")
+    wait_for(lambda: runs(inst, 15)[3:], 90, interval=0.5, what="four runs of job 15")
+    done = runs(inst, 15)
+    assert "WATCHER" in {row["RUN_TRIGGER"] for row in done}
+    # while a watcher's start waits, JMON's queued tick waits too: no run started beside another
+    spans = sorted((row["STARTED_AT"], row["ENDED_AT"], row["RUN_TRIGGER"]) for row in done)
+    for (_, ended, _), (started, _, _) in itertools.pairwise(spans):
+        assert started >= ended, spans  # each run began after the one before had ended
+    skipped = [row for row in job_log(inst, 15) if row["STATUS"] == "SKIPPED"]
+    assert {row["SKIP_REASON"] for row in skipped} == {"OVERLAP"}  # the firings and ticks beyond the one waiting
 
 
 def test_statistics_rows_are_written_per_pool(inst: RunningInstance) -> None:
