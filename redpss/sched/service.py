@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from redpss.core.config import Config, load_config
@@ -402,11 +402,16 @@ class SchedService(Service):
         return None
 
     def _busy_jobs(self) -> set[tuple[str, str, int]]:
-        """Jobs with a run running, ending, waiting for its retry, or queued without waiting for its job."""
-        busy = {request.key for request, _, _ in self.running.values()}
-        busy |= {request.key for request, _ in self.retries.values()} | {r.key for r in self.finishing.values()}
+        """Jobs with a run in flight, or queued without waiting for its job."""
+        busy = {request.key for request in self._in_flight()}
         busy |= {r.key for each in self.pools.values() for r in each.queue if not r.waits_for_job}
         return busy
+
+    def _in_flight(self) -> Iterator[RunRequest]:
+        """The runs that hold their job: running, ending (logged, retry not yet set up), or waiting for a retry."""
+        yield from (request for request, _, _ in self.running.values())
+        yield from self.finishing.values()
+        yield from (request for request, _ in self.retries.values())
 
     async def _execute(self, pool: Pool, worker: WorkerProcess, request: RunRequest) -> None:
         await asyncio.to_thread(self.inflight.started, request, time.time(), worker.label)  # fsync off the loop
@@ -564,10 +569,8 @@ class SchedService(Service):
         return None, f"target {target.schema}.{target.name} not started: {why}", [row]
 
     def _runs_in_flight(self, key: tuple[str, str, int]) -> tuple[list[str], list[str]]:
-        """The run ids of `key` that are running, ending or waiting for their retry, and those waiting in a queue."""
-        running = [run_id for run_id, (request, _, _) in self.running.items() if request.key == key]
-        running += [run_id for run_id, (request, _) in self.retries.items() if request.key == key]
-        running += [run_id for run_id, request in self.finishing.items() if request.key == key]
+        """The run ids of `key` in flight (see _in_flight), and those waiting in a queue."""
+        running = [request.run_id for request in self._in_flight() if request.key == key]
         waiting = [request.run_id for pool in self.pools.values() for request in pool.queue if request.key == key]
         return running, waiting
 

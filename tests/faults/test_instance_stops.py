@@ -18,18 +18,18 @@ import pytest
 from redpss.cli.redctl.clients import CONNECT_TIMEOUT
 from redpss.core.db.settings import DbSettings
 from redpss.core.paths import InstancePaths
+from redpss.jmon.service import SUBMIT_TIMEOUT  # what JMON waits for SCHED's answer to a submit
 from tests.support.fault_instance import FaultInstance
 from tests.support.instance_runner import instance_config
 
 pytestmark = pytest.mark.slow
 
 WATCHDOG_SECONDS = 4  # WATCHDOG_USEC given to every daemon, as systemd's WatchdogSec= would
-JMON_SUBMIT_TIMEOUT = 30.0  # AsyncClient.request's default, what JMON waits for SCHED's answer to a submit
 # (pyexasol's socket timeout: what a worker, JMON and SCHED's run log wait for the database)
 DB_SOCKET_TIMEOUT = float(next(f.default for f in dataclasses.fields(DbSettings) if f.name == "socket_timeout"))  # type: ignore[arg-type]
 STOPPED_SECONDS = {
     "jmon": max(WATCHDOG_SECONDS, CONNECT_TIMEOUT) + 2,  # redctl gives up after CONNECT_TIMEOUT (see below)
-    "sched": JMON_SUBMIT_TIMEOUT + 2,
+    "sched": SUBMIT_TIMEOUT + 2,
     "devdb": DB_SOCKET_TIMEOUT + 2,
 }
 # SCHED and devdb are stopped at the same time: both need half a minute, and each still faces its own clients'
