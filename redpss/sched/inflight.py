@@ -1,8 +1,10 @@
-"""Runs handed to a worker and not yet logged: one small file each, so a restarted SCHED knows what was running.
+"""Runs SCHED accepted and has not logged yet: one small file each, so a restarted SCHED knows what it held.
 
-The master writes a run's file before the worker gets the run and removes it once the run's log row is with the
-row writer. A file left over at start belongs to a run that a killed master never saw finish; its worker died with
-the master (see worker.die_with_master), so the run ends INTERRUPTED and the next start says so.
+The master writes a run's file when the run has to wait (in its pool's queue, or for a retry), writes it again
+before a worker gets the run (naming the worker), and removes it once the run's log row is with the row writer. A
+file left over at start belongs to a run that a killed master never saw finish: a run that was running ended with
+its worker (see worker.die_with_master), a run that was waiting never started; either way the next start logs it
+INTERRUPTED and says which, as a graceful stop does for its queue.
 
 The file is not fsync'd: it guards against the master's death (kill -9, a crash), after which the page cache still
 holds it; a machine that loses power loses its workers' sessions with it, and an fsync per run would cost more than
@@ -26,17 +28,25 @@ log = logging.getLogger("redpss.sched.inflight")
 
 @dataclass(frozen=True)
 class LeftOver:
-    """A run a previous SCHED handed to a worker and never saw finish."""
+    """A run a previous SCHED accepted and never saw finish; `worker` is "" for one that had not started."""
 
     request: RunRequest
-    started_at: float
+    started_at: float  # when a worker got it, or when it began to wait
     worker: str
+
+    @property
+    def started(self) -> bool:
+        return bool(self.worker)
 
 
 class InFlight:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._failing = ""  # the current write problem, logged once per episode
+
+    def waiting(self, request: RunRequest, since: float) -> bool:
+        """Record `request` as accepted and waiting to start (in a queue, or for its retry's time)."""
+        return self.started(request, since, "")
 
     def started(self, request: RunRequest, started_at: float, worker: str) -> bool:
         """Record `request` as handed to `worker`; False (said once at ERROR) when it cannot be written."""
@@ -57,15 +67,15 @@ class InFlight:
             reason = exc.strerror or str(exc)
             if not self._failing:
                 log.error(
-                    "cannot record runs as started in %s (%s): runs go on, but a run in flight when SCHED is "
-                    "killed will have no INTERRUPTED row",
+                    "cannot record runs in flight in %s (%s): runs go on, but a run running or waiting when SCHED "
+                    "is killed will have no INTERRUPTED row",
                     self.folder,
                     reason,
                 )
             self._failing = reason
             return False
         if self._failing:
-            log.warning("runs are recorded as started in %s again", self.folder)
+            log.warning("runs in flight are recorded in %s again", self.folder)
             self._failing = ""
         return True
 
@@ -74,7 +84,7 @@ class InFlight:
             self._path(run_id).unlink()
 
     def leftovers(self) -> list[LeftOver]:
-        """Runs of a previous SCHED that never finished, oldest first; unreadable files are named and removed."""
+        """Runs a previous SCHED never saw finish, oldest first; unreadable files are named and removed."""
         found: list[LeftOver] = []
         if not self.folder.is_dir():
             return found

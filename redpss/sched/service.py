@@ -151,10 +151,16 @@ class SchedService(Service):
         await asyncio.to_thread(self.runlog.stop, 5.0 if kill else 15.0)
 
     def _reconcile_interrupted(self) -> None:
-        """Log the runs a previous SCHED handed to workers and never saw finish (it was killed) as INTERRUPTED."""
+        """Log the runs a previous SCHED accepted and never saw finish (it was killed) as INTERRUPTED: those it had
+        handed to a worker, and those still waiting to start (queued, or waiting for a retry)."""
         waiting = {str(row.get("RUN_ID")) for _, row in self.runlog.waiting()}
         for left in self.inflight.leftovers():
             request = left.request
+            if not left.started:
+                if request.run_id not in waiting:
+                    self._log_unstarted(request)
+                self.inflight.finished(request.run_id)
+                continue
             if request.run_id not in waiting and is_sql_job(request):  # it may have committed: the marker decides
                 task = asyncio.get_running_loop().create_task(self._settle(left))
                 self.settling.add(task)
@@ -180,6 +186,22 @@ class SchedService(Service):
                     extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
                 )
             self.inflight.finished(request.run_id)
+
+    def _log_unstarted(self, request: RunRequest) -> None:
+        """The INTERRUPTED row of a run a killed SCHED had accepted but not started, as a graceful stop writes it."""
+        if request.trigger == "RETRY":
+            why = f"retry {request.attempt} not started: SCHED ended (killed?) while it waited for its time"
+        else:
+            why = "not started: SCHED ended (killed?) while this run waited in its queue"
+        record(self.runlog, run_rows(request, _result(request, INTERRUPTED, why)))
+        log.error(
+            "%s %s.%s run %s was waiting to start when SCHED ended; logged INTERRUPTED",
+            request.kind.lower(),
+            request.schema,
+            request.name,
+            request.run_id,
+            extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
+        )
 
     async def _settle(self, left: LeftOver) -> None:
         """Log a SQL run a previous SCHED left in flight: OK if its commit marker is there, else INTERRUPTED."""
@@ -322,6 +344,8 @@ class SchedService(Service):
         pool.queue.append(request)
         self._dispatch(pool)
         state = "started" if request.run_id in self.running else "queued"
+        if state == "queued":  # on disk before the answer, so a kill -9 cannot lose it without a row
+            self.inflight.waiting(request, time.time())
         log.debug(
             "%s %s.%s run %s from %s: %s",
             request.kind.lower(),
@@ -508,6 +532,7 @@ class SchedService(Service):
             delay = retry_delay(request)
             handle = asyncio.get_running_loop().call_later(delay, self._start_retry, retry)
             self.retries[retry.run_id] = (retry, handle)
+            self.inflight.waiting(retry, time.time())
             log.info(
                 "%s.%s run %s: retry %d of %d in %.1f s",
                 request.schema,

@@ -191,6 +191,81 @@ def test_kill_9_of_sched_takes_its_workers_along_and_the_next_start_logs_the_run
     assert not list((daemons.paths.tmp / "sched-running").iterdir())
 
 
+def rows_once_there(daemons: DaemonSet, sql: str, count: int, what: str) -> list[dict[str, Any]]:
+    """The rows of `sql` once there are `count` of them (rows written one by one arrive one by one)."""
+
+    def enough() -> list[dict[str, Any]] | None:
+        found = rows(daemons, sql)
+        return found if len(found) >= count else None
+
+    return wait_for(enough, 30, what=what)
+
+
+def started_run(daemons: DaemonSet, job: str) -> str:
+    """The run id `redctl start_db_job` names for `job`."""
+    output = daemons.inst.redctl("start_db_job", job).stdout
+    found = re.search(r"started as run (\w+)", output)
+    assert found, output
+    return found.group(1)
+
+
+@pytest.mark.slow
+def test_kill_9_of_sched_loses_no_waiting_run_the_next_start_logs_queued_runs_and_a_pending_retry_interrupted(
+    daemons: DaemonSet,
+) -> None:
+    add_job(
+        daemons.inst,
+        "APP1",
+        5,
+        "FAILS_ONCE_MORE_LATER",
+        JOB_TYPE="SQL",
+        COMMAND="EXECUTE SCRIPT REDPSS_DEVDB.NO_SUCH_SCRIPT()",
+        INTERVAL_SECONDS=None,
+        MAX_RETRIES=1,
+        RETRY_DELAY_SECONDS=3600,
+    )
+    add_job(
+        daemons.inst,
+        "APP1",
+        6,
+        "HOLDS_THE_WORKER",
+        JOB_TYPE="SQL",
+        COMMAND="EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(30)",
+        INTERVAL_SECONDS=None,
+    )
+    daemons.inst.redctl("reload")
+    failing = started_run(daemons, "APP1.5")
+    wait_for(
+        lambda: [r for r in show(daemons)["sched"]["retries_waiting"] if r["run_id"] == failing],
+        30,
+        what="the failed run's retry waiting for its time (an hour)",
+    )
+    daemons.inst.redctl("start_db_job", "APP1.6")  # the one worker of the pool: this runs, the next two wait
+    queued = [started_run(daemons, "APP1.6") for _ in range(2)]
+    wait_for(lambda: set(queued) <= set(show(daemons)["sched"]["queued_run_ids"]), 30, what="two runs queued")
+    os.kill(daemons.procs["sched"].pid, signal.SIGKILL)
+    daemons.procs["sched"].close()
+    daemons.start("sched")
+    for run_id in [*queued, failing]:
+        daemons.procs["sched"].wait_log(f"run {run_id} was waiting to start when SCHED ended; logged INTERRUPTED")
+    listed = ", ".join(f"'{run_id}'" for run_id in queued)
+    rows_of_queued = rows_once_there(
+        daemons, f"SELECT STATUS, MESSAGE FROM APP1.ADM_JOB_LOG WHERE RUN_ID IN ({listed})", 2, "the queued runs' rows"
+    )
+    for row in rows_of_queued:
+        assert row["STATUS"] == "INTERRUPTED"
+        assert "not started: SCHED ended (killed?) while this run waited in its queue" in row["MESSAGE"]
+    attempts = rows_once_there(
+        daemons,
+        f"SELECT ATTEMPT, STATUS, MESSAGE FROM APP1.ADM_JOB_LOG WHERE RUN_ID = '{failing}' ORDER BY ATTEMPT",
+        2,
+        "the failed run's second attempt logged",
+    )
+    assert [(a["ATTEMPT"], a["STATUS"]) for a in attempts] == [(1, "FAILED"), (2, "INTERRUPTED")]
+    assert "retry 2 not started: SCHED ended (killed?)" in attempts[1]["MESSAGE"]
+    assert not list((daemons.paths.tmp / "sched-running").iterdir())
+
+
 def fill(folder: Path) -> Path:
     """Fill the file system of `folder` with one file until no byte more fits; the file, to remove later."""
     filler = folder / "filler"
