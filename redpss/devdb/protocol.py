@@ -223,6 +223,8 @@ class ClientConnection:
                     return
                 continue
             reply = self._handle(request)
+            if self.server.reply_to_lose(request):
+                self.drop()
             if self._dropped.is_set():
                 return  # cut while it ran: the client sees the connection vanish, not the cancelled statement's error
             try:

@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from redpss.core.net import explain_bind_error
 from redpss.devdb import tls, users
@@ -76,6 +77,7 @@ class DevDbServer:
         self.refusals = RateLimitedLog(log)  # connections closed before login, one line per interval
         self._connection_ids = itertools.count(1)
         self.logins = 0  # accepted logins (tests observe how often a client logged in)
+        self._lose_reply_to = ""  # fault injection: the next statement starting so is carried out, its reply lost
         self.port = settings.port
         self.host_ip = settings.host
 
@@ -158,6 +160,22 @@ class DevDbServer:
             clients = list(self._clients)
         for client in clients:
             client.drop()
+
+    def lose_next_reply(self, statement_start: str) -> None:
+        """Fault injection: carry out the next statement that starts with `statement_start` (committing it, if the
+        session autocommits) and then cut its connection instead of answering: the client cannot tell whether
+        the statement took effect, as when a database or network dies between a COMMIT and its reply."""
+        with self._lock:
+            self._lose_reply_to = statement_start
+
+    def reply_to_lose(self, request: dict[str, Any]) -> bool:
+        """True, once, for the request whose reply lose_next_reply() asked to lose."""
+        with self._lock:
+            start = self._lose_reply_to
+            if not start or not str(request.get("sqlText", "")).lstrip().startswith(start):
+                return False
+            self._lose_reply_to = ""
+            return True
 
     def wait_idle(self, timeout: float) -> bool:
         """True once no client is connected (for a graceful drain), False after timeout seconds."""

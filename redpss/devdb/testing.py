@@ -97,6 +97,10 @@ class InProcessDevDb(_Common):
         assert self.server is not None
         self.server.drop_sessions()
 
+    def lose_next_reply(self, statement_start: str) -> None:
+        assert self.server is not None
+        self.server.lose_next_reply(statement_start)
+
     def __enter__(self) -> InProcessDevDb:
         return self.start()
 

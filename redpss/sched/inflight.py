@@ -1,10 +1,15 @@
-"""Runs SCHED accepted and has not logged yet: one small file each, so a restarted SCHED knows what it held.
+"""Runs SCHED accepted and has not logged yet, recorded so that a restarted SCHED knows what it held.
 
-The master writes a run's file when the run has to wait (in its pool's queue, or for a retry), writes it again
-before a worker gets the run (naming the worker), and removes it once the run's log row is with the row writer. A
-file left over at start belongs to a run that a killed master never saw finish: a run that was running ended with
+A run that has to wait (in its pool's queue, or for a retry) is noted in the waiting journal (redpss/sched/waiting.py)
+when SCHED accepts it. Before a worker gets the run, the master writes a small file for it naming the worker, and
+then notes in the journal that it no longer waits; the file is removed once the run's log row is with the row
+writer. What is left at start belongs to runs a killed master never saw finish: a run that was running ended with
 its worker (see worker.die_with_master), a run that was waiting never started; either way the next start logs it
 INTERRUPTED and says which, as a graceful stop does for its queue.
+
+The files are written and removed, in the order asked for, on one thread of their own: the event loop never waits
+for the file system (creating or removing a file waits for the file system's journal while other processes fsync),
+and the writes do not queue behind the run log's fsyncs in the shared thread pool.
 
 The file is not fsync'd: it guards against the master's death (kill -9, a crash), after which the page cache still
 holds it; a machine that loses power loses its workers' sessions with it, and an fsync per run would cost more than
@@ -13,6 +18,8 @@ a run itself (see docs/decisions.md).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import json
@@ -22,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redpss.sched.runs import RunRequest
+from redpss.sched.waiting import WaitingJournal
 
 log = logging.getLogger("redpss.sched.inflight")
 
@@ -43,13 +51,30 @@ class InFlight:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._failing = ""  # the current write problem, logged once per episode
+        self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sched-inflight")
+        self.journal = WaitingJournal(folder.with_name("sched-waiting.journal"))
 
-    def waiting(self, request: RunRequest, since: float) -> bool:
+    def waiting(self, request: RunRequest, since: float) -> None:
         """Record `request` as accepted and waiting to start (in a queue, or for its retry's time)."""
-        return self.started(request, since, "")
+        self.journal.add(request, since)
 
-    def started(self, request: RunRequest, started_at: float, worker: str) -> bool:
+    async def started(self, request: RunRequest, started_at: float, worker: str) -> bool:
         """Record `request` as handed to `worker`; False (said once at ERROR) when it cannot be written."""
+        written = await asyncio.wrap_future(self._disk.submit(self._write, request, started_at, worker))
+        self.journal.remove(request.run_id)  # after its file: a kill in between leaves both, and the file decides
+        return written
+
+    def finished(self, run_id: str) -> None:
+        """Remove the run's records (its file after any write of it asked for before)."""
+        self.journal.remove(run_id)
+        self._disk.submit(self._remove, run_id)
+
+    def close(self) -> None:
+        """Carry out what was asked for, then stop the thread."""
+        self._disk.shutdown(wait=True)
+        self.journal.close()
+
+    def _write(self, request: RunRequest, started_at: float, worker: str) -> bool:
         record = {"request": request.to_dict(), "started_at": started_at, "worker": worker}
         path = self._path(request.run_id)
         try:
@@ -79,12 +104,20 @@ class InFlight:
             self._failing = ""
         return True
 
-    def finished(self, run_id: str) -> None:
+    def _remove(self, run_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(run_id).unlink()
 
     def leftovers(self) -> list[LeftOver]:
         """Runs a previous SCHED never saw finish, oldest first; unreadable files are named and removed."""
+        found = self._files_left()
+        with_file = {left.request.run_id for left in found}
+        for request, since in self.journal.leftovers():
+            if request.run_id not in with_file:  # else a worker had it: its file says how far it got
+                found.append(LeftOver(request, since, ""))
+        return sorted(found, key=lambda left: left.started_at)
+
+    def _files_left(self) -> list[LeftOver]:
         found: list[LeftOver] = []
         if not self.folder.is_dir():
             return found
@@ -97,7 +130,7 @@ class InFlight:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.error("unreadable record of a run in flight %s removed: %s", path, exc)
                 path.unlink(missing_ok=True)
-        return sorted(found, key=lambda left: left.started_at)
+        return found
 
     def _path(self, run_id: str) -> Path:
         safe = "".join(c for c in run_id if c.isalnum() or c in "-_")[:100] or "run"

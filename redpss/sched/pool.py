@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from redpss.sched.runs import RunRequest, RunResult
@@ -114,12 +115,46 @@ class WorkerProcess:
             await self.process.wait()
 
 
+class RunQueue:
+    """A pool's waiting runs in order, and the set of their run ids: a submit asks whether its run is already
+    waiting, and with thousands waiting (a backlog) a scan per submit cost more than the run itself."""
+
+    def __init__(self) -> None:
+        self._runs: deque[RunRequest] = deque()
+        self._ids: set[str] = set()
+
+    def append(self, request: RunRequest) -> None:
+        self._runs.append(request)
+        self._ids.add(request.run_id)
+
+    def popleft(self) -> RunRequest:
+        request = self._runs.popleft()
+        self._ids.discard(request.run_id)
+        return request
+
+    def take(self, index: int) -> RunRequest:
+        """Remove and return the run at `index` (a run may start before the ones ahead of it that must wait)."""
+        request = self._runs[index]
+        del self._runs[index]
+        self._ids.discard(request.run_id)
+        return request
+
+    def holds(self, run_id: str) -> bool:
+        return run_id in self._ids
+
+    def __iter__(self) -> Iterator[RunRequest]:
+        return iter(self._runs)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
 @dataclass
 class Pool:
     name: str
     size: int
     workers: list[WorkerProcess] = field(default_factory=list)
-    queue: deque[RunRequest] = field(default_factory=deque)
+    queue: RunQueue = field(default_factory=RunQueue)
 
     def idle(self) -> list[WorkerProcess]:
         return [w for w in self.workers if w.current is None and w.ready]

@@ -149,6 +149,7 @@ class SchedService(Service):
             task.cancel()  # undecided runs keep their in-flight record: the next start decides them
         await asyncio.to_thread(self.commits.close)
         await asyncio.to_thread(self.runlog.stop, 5.0 if kill else 15.0)
+        await asyncio.to_thread(self.inflight.close)  # the records' last writes and removals
 
     def _reconcile_interrupted(self) -> None:
         """Log the runs a previous SCHED accepted and never saw finish (it was killed) as INTERRUPTED: those it had
@@ -299,7 +300,7 @@ class SchedService(Service):
     async def handle(self, message: Message, connection: Connection) -> Message:
         op = str(message.get("op"))
         if op == "submit":
-            return self._submit_message(message)
+            return await self._submit_message(message)
         if op == "subscribe":
             connection.subscribed = True
             return {"ok": True}
@@ -314,7 +315,7 @@ class SchedService(Service):
             return simple[op]()
         return unknown_op(op, ["submit", "skip", "status", "subscribe", "ping"])
 
-    def _submit_message(self, message: Message) -> Message:
+    async def _submit_message(self, message: Message) -> Message:
         """A submit from JMON: the run request checked, refused when it arrived after its deadline, else submitted."""
         try:
             request = RunRequest.from_dict(dict(message.get("run") or {}))
@@ -331,12 +332,12 @@ class SchedService(Service):
                 expired,
             )
             return {"ok": False, "reason": "EXPIRED", "error": expired}
-        return self.submit(request)
+        return await self.submit(request)
 
-    def submit(self, request: RunRequest) -> Message:
+    async def submit(self, request: RunRequest) -> Message:
         if not self.accepting:
             return {"ok": False, "reason": "STOPPING", "error": "SCHED is stopping and takes no new runs"}
-        if request.run_id in self.running or any(request.run_id == r.run_id for r in self.pools[request.pool].queue):
+        if request.run_id in self.running or self.pools[request.pool].queue.holds(request.run_id):
             return {"ok": False, "reason": "DUPLICATE", "error": f"run {request.run_id} is already here"}
         pool = self.pools[request.pool]
         if len(pool.queue) >= MAX_QUEUE:
@@ -421,8 +422,7 @@ class SchedService(Service):
                 busy = self._busy_jobs() if busy is None else busy
                 if request.key in busy:
                     continue
-            del pool.queue[index]
-            return request
+            return pool.queue.take(index)
         return None
 
     def _busy_jobs(self) -> set[tuple[str, str, int]]:
@@ -438,7 +438,7 @@ class SchedService(Service):
         yield from (request for request, _ in self.retries.values())
 
     async def _execute(self, pool: Pool, worker: WorkerProcess, request: RunRequest) -> None:
-        await asyncio.to_thread(self.inflight.started, request, time.time(), worker.label)  # fsync off the loop
+        await self.inflight.started(request, time.time(), worker.label)
         await self._publish("started", request)
         worker_lost = True  # the worker ended without an answer: a SQL job may have committed all the same
         try:
@@ -464,6 +464,8 @@ class SchedService(Service):
             result = decision
         self.running.pop(request.run_id, None)
         self.finishing[request.run_id] = request
+        # the worker is free: its next run starts while this one's row is written (fsync'd) and its end is told
+        self._dispatch(pool)
         try:
             await self._finish(request, result)
         finally:
@@ -492,7 +494,7 @@ class SchedService(Service):
         target_run_id = None
         rows: list[LogRow] = []
         if request.kind == "WATCHER" and result.condition_met and request.target and self.accepting:
-            target, note, rows = self._start_target(request, request.target)
+            target, note, rows = await self._start_target(request, request.target)
             if note:
                 result = dataclasses.replace(result, message=f"{result.message}; {note}")
             if target is not None:
@@ -551,7 +553,9 @@ class SchedService(Service):
         if result.exec_error:
             await self._publish("watcher_blocked", request, result)
 
-    def _start_target(self, watcher: RunRequest, fields: dict[str, Any]) -> tuple[RunRequest | None, str, list[LogRow]]:
+    async def _start_target(
+        self, watcher: RunRequest, fields: dict[str, Any]
+    ) -> tuple[RunRequest | None, str, list[LogRow]]:
         """Start the target job of a watcher whose condition holds, unless a run of that job is in flight.
 
         A FILE watcher keeps seeing its files until the LOAD it started has archived them: started again meanwhile,
@@ -575,7 +579,7 @@ class SchedService(Service):
             reason, why = "OVERLAP", f"its run {running[0]} is still in flight (OVERLAP_POLICY SKIP)"
         else:
             target = dataclasses.replace(target, waits_for_job=bool(running))
-            reply = self.submit(target)
+            reply = await self.submit(target)
             if reply.get("ok"):
                 note = f"target waits for run {running[0]} of its job (OVERLAP_POLICY QUEUE)" if running else ""
                 return target, note, []

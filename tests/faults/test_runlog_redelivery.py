@@ -58,3 +58,29 @@ def test_a_batch_committed_before_the_kill_and_sent_again_leaves_one_row_per_run
         logged = db.fetchall("SELECT RUN_ID, ATTEMPT, STATUS FROM APP1.ADM_JOB_LOG ORDER BY RUN_ID, ATTEMPT")
         db.close()
     assert sorted(logged) == sorted([(run_id, 1, FAILED), (run_id, 2, OK), (other, 1, OK)])
+
+
+def test_a_batch_whose_reply_was_lost_after_its_commit_is_sent_again_and_leaves_one_row_per_run(
+    tmp_path: Path,
+) -> None:
+    with InProcessDevDb(tmp_path / "devdb", port=free_port()) as devdb:
+        db = session(devdb)
+        install(db, ["APP1"])
+        now = time.time()
+        runs = [uuid.uuid4().hex for _ in range(3)]
+        rows = [
+            row
+            for run_id in runs
+            for row in run_rows(RunRequest(run_id, "JOB", "APP1", 1, "J"), RunResult(run_id, OK, "", now, now, "w"))
+        ]
+        devdb.lose_next_reply("INSERT INTO APP1.ADM_JOB_LOG")  # committed, then the connection is cut
+        writer = run_log_writer(tmp_path / "sched-runlog.spool", session(devdb))
+        writer.start()
+        try:
+            assert record(writer, rows)
+            wait_for(lambda: writer.backlog().rows == 0, 30, what="the batch delivered again after the lost reply")
+        finally:
+            writer.stop(timeout=5)
+        logged = db.fetchall("SELECT RUN_ID FROM APP1.ADM_JOB_LOG")
+        db.close()
+    assert sorted(run_id for (run_id,) in logged) == sorted(runs)

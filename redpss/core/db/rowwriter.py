@@ -9,6 +9,9 @@ go to the `.rejected` file beside the spool with the reason, so one bad row neve
 The spool is append-only: rows, and after each committed batch a line naming the rows that are done. It is
 rewritten (atomically) only when it has grown much larger than what still waits, and emptied when nothing waits.
 Delivery is at-least-once: a crash between a commit and its "done" line writes that batch again at the next start.
+For tables with key columns, a batch that may be such a second delivery (rows read back from the spool at start, or
+a batch whose INSERT lost the database, so that it may have committed) first deletes the rows of the same keys; a
+batch sent for the first time does not (that DELETE scans the table, each batch would cost more as the table grows).
 
 When the spool cannot be written (a full disk, no file descriptors left) nothing is dropped: the rows stay in
 memory and still go to the database, the writer retries the spool every round and says so at ERROR once per
@@ -107,6 +110,7 @@ class RowWriter:
         self._lock = threading.Lock()
         self._pending: dict[int, _Entry] = {}  # in append order
         self._unspooled: set[int] = set()  # pending rows only in memory (the spool failed)
+        self._maybe_sent: set[int] = set()  # pending rows whose earlier INSERT may have committed (see the docstring)
         self._seq = 0
         self._rejected = 0
         self._spool_error = ""
@@ -253,6 +257,7 @@ class RowWriter:
             if entry.seq not in done:
                 self._pending[entry.seq] = entry
             self._seq = max(self._seq, entry.seq)
+        self._maybe_sent = set(self._pending)  # a crash may have come between their commit and their "done" line
         if self._pending:
             log.info("%s: %d row(s) from the spool %s wait to be written", self.name, len(self._pending), self.spool)
         if bad:
@@ -272,6 +277,7 @@ class RowWriter:
             for seq in old:
                 del self._pending[seq]
                 self._unspooled.discard(seq)
+                self._maybe_sent.discard(seq)
             if old:
                 self._rewrite_spool()
         self._cutoff_seen = changed
@@ -378,6 +384,7 @@ class RowWriter:
         for seq in seqs:
             self._pending.pop(seq, None)
             self._unspooled.discard(seq)
+            self._maybe_sent.discard(seq)
         if self._spool_error:
             return  # the spool is rewritten as a whole once it works again
         if not self._pending or self._spool_oversized():
@@ -431,6 +438,7 @@ class RowWriter:
             try:
                 done += self._insert(table, entries)
             except DatabaseError as exc:
+                self._maybe_sent.update(entry.seq for entry in entries)  # the connection may have died after COMMIT
                 self._database_away(exc)
                 reachable = False
                 break
@@ -462,8 +470,9 @@ class RowWriter:
         fails. The sequence numbers of the rows dealt with; DatabaseError (not a refusal) when the database is away."""
         try:
             columns = self.keys.get(table.rsplit(".", 1)[-1])
-            if columns:  # delivery is at least once: rows of an earlier delivery of this batch go first
-                self.session.execute(delete_matching(table, columns, [e.row for e in entries]))
+            again = [e.row for e in entries if e.seq in self._maybe_sent] if columns else []
+            if columns and again:  # delivery is at least once: rows of an earlier delivery of this batch go first
+                self.session.execute(delete_matching(table, columns, again))
             self.session.execute(insert_statement(table, [dict(e.row) for e in entries]))
             return [e.seq for e in entries]
         except DatabaseQueryError as exc:

@@ -50,4 +50,9 @@ def delete_matching(table: str, columns: Sequence[str], rows: Sequence[Mapping[s
 
     keys = dict.fromkeys(" AND ".join(equal(c, row.get(c)) for c in columns) for row in rows)
     condition = " OR ".join(f"({key})" for key in keys)
+    first = dict.fromkeys(sql_literal(row.get(columns[0])) for row in rows)
+    if len(columns) > 1 and "NULL" not in first:
+        # an IN list on the first key column first: it narrows the table to a few rows, so the chain of ORs is
+        # checked on those only instead of on every row of the table
+        condition = f"{columns[0]} IN ({', '.join(first)}) AND ({condition})"
     return f"DELETE FROM {table} WHERE {condition}"  # noqa: S608 - values quoted by sql_literal, names our own
