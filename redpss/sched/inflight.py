@@ -111,9 +111,9 @@ class InFlight:
     def leftovers(self) -> list[LeftOver]:
         """Runs a previous SCHED never saw finish, oldest first; unreadable files are named and removed."""
         found = self._files_left()
-        with_file = {left.request.run_id for left in found}
+        with_file = {(left.request.run_id, left.request.attempt) for left in found}
         for request, since in self.journal.leftovers():
-            if request.run_id not in with_file:  # else a worker had it: its file says how far it got
+            if (request.run_id, request.attempt) not in with_file:  # else a worker had it: its file says how far
                 found.append(LeftOver(request, since, ""))
         return sorted(found, key=lambda left: left.started_at)
 

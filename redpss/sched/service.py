@@ -154,20 +154,22 @@ class SchedService(Service):
     def _reconcile_interrupted(self) -> None:
         """Log the runs a previous SCHED accepted and never saw finish (it was killed) as INTERRUPTED: those it had
         handed to a worker, and those still waiting to start (queued, or waiting for a retry)."""
-        waiting = {str(row.get("RUN_ID")) for _, row in self.runlog.waiting()}
+        # (run id, attempt): a retry keeps its run id, and its first attempt's row may still wait in the spool
+        spooled = {(str(row.get("RUN_ID")), int(row.get("ATTEMPT") or 1)) for _, row in self.runlog.waiting()}
         for left in self.inflight.leftovers():
             request = left.request
+            logged = (request.run_id, request.attempt) in spooled
             if not left.started:
-                if request.run_id not in waiting:
+                if not logged:
                     self._log_unstarted(request)
                 self.inflight.finished(request.run_id)
                 continue
-            if request.run_id not in waiting and is_sql_job(request):  # it may have committed: the marker decides
+            if not logged and is_sql_job(request):  # it may have committed: the marker decides
                 task = asyncio.get_running_loop().create_task(self._settle(left))
                 self.settling.add(task)
                 task.add_done_callback(self.settling.discard)
                 continue
-            if request.run_id not in waiting:  # else the row was spooled just before the kill: it is logged
+            if not logged:  # else the row was spooled just before the kill: it is logged
                 result = RunResult(
                     request.run_id,
                     INTERRUPTED,
