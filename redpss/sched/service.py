@@ -180,14 +180,7 @@ class SchedService(Service):
                     left.worker,
                 )
                 record(self.runlog, run_rows(request, result))
-                log.error(
-                    "%s %s.%s run %s was in flight when SCHED ended; logged INTERRUPTED",
-                    request.kind.lower(),
-                    request.schema,
-                    request.name,
-                    request.run_id,
-                    extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
-                )
+                _say_left_over(request, "was in flight", INTERRUPTED)
             self.inflight.finished(request.run_id)
 
     def _log_unstarted(self, request: RunRequest) -> None:
@@ -197,14 +190,7 @@ class SchedService(Service):
         else:
             why = "not started: SCHED ended (killed?) while this run waited in its queue"
         record(self.runlog, run_rows(request, _result(request, INTERRUPTED, why)))
-        log.error(
-            "%s %s.%s run %s was waiting to start when SCHED ended; logged INTERRUPTED",
-            request.kind.lower(),
-            request.schema,
-            request.name,
-            request.run_id,
-            extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
-        )
+        _say_left_over(request, "was waiting to start", INTERRUPTED)
 
     async def _settle(self, left: LeftOver) -> None:
         """Log a SQL run a previous SCHED left in flight: OK if its commit marker is there, else INTERRUPTED."""
@@ -225,16 +211,7 @@ class SchedService(Service):
         if durable and result.status == OK:
             self.commits.forget(request.run_id)
         self.inflight.finished(request.run_id)
-        log.log(
-            logging.INFO if result.status == OK else logging.ERROR,
-            "%s %s.%s run %s was in flight when SCHED ended; logged %s",
-            request.kind.lower(),
-            request.schema,
-            request.name,
-            request.run_id,
-            result.status,
-            extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
-        )
+        _say_left_over(request, "was in flight", result.status)
 
     async def reload(self) -> None:
         """Apply what changed in red_params.conf that SCHED can apply running; name what needs a restart.
@@ -302,7 +279,7 @@ class SchedService(Service):
     async def handle(self, message: Message, connection: Connection) -> Message:
         op = str(message.get("op"))
         if op == "submit":
-            return await self._submit_message(message)
+            return self._submit_message(message)
         if op == "subscribe":
             connection.subscribed = True
             return {"ok": True}
@@ -317,7 +294,7 @@ class SchedService(Service):
             return simple[op]()
         return unknown_op(op, ["submit", "skip", "status", "subscribe", "ping"])
 
-    async def _submit_message(self, message: Message) -> Message:
+    def _submit_message(self, message: Message) -> Message:
         """A submit from JMON: the run request checked, refused when it arrived after its deadline, else submitted."""
         try:
             request = RunRequest.from_dict(dict(message.get("run") or {}))
@@ -334,9 +311,9 @@ class SchedService(Service):
                 expired,
             )
             return {"ok": False, "reason": "EXPIRED", "error": expired}
-        return await self.submit(request)
+        return self.submit(request)
 
-    async def submit(self, request: RunRequest) -> Message:
+    def submit(self, request: RunRequest) -> Message:
         if not self.accepting:
             return {"ok": False, "reason": "STOPPING", "error": "SCHED is stopping and takes no new runs"}
         if request.run_id in self.running or self.pools[request.pool].queue.holds(request.run_id):
@@ -496,7 +473,7 @@ class SchedService(Service):
         target_run_id = None
         rows: list[LogRow] = []
         if request.kind == "WATCHER" and result.condition_met and request.target and self.accepting:
-            target, note, rows = await self._start_target(request, request.target)
+            target, note, rows = self._start_target(request, request.target)
             if note:
                 result = dataclasses.replace(result, message=f"{result.message}; {note}")
             if target is not None:
@@ -555,9 +532,7 @@ class SchedService(Service):
         if result.exec_error:
             await self._publish("watcher_blocked", request, result)
 
-    async def _start_target(
-        self, watcher: RunRequest, fields: dict[str, Any]
-    ) -> tuple[RunRequest | None, str, list[LogRow]]:
+    def _start_target(self, watcher: RunRequest, fields: dict[str, Any]) -> tuple[RunRequest | None, str, list[LogRow]]:
         """Start the target job of a watcher whose condition holds, unless a run of that job is in flight.
 
         A FILE watcher keeps seeing its files until the LOAD it started has archived them: started again meanwhile,
@@ -581,7 +556,7 @@ class SchedService(Service):
             reason, why = "OVERLAP", f"its run {running[0]} is still in flight (OVERLAP_POLICY SKIP)"
         else:
             target = dataclasses.replace(target, waits_for_job=bool(running))
-            reply = await self.submit(target)
+            reply = self.submit(target)
             if reply.get("ok"):
                 note = f"target waits for run {running[0]} of its job (OVERLAP_POLICY QUEUE)" if running else ""
                 return target, note, []
@@ -642,6 +617,21 @@ class SchedService(Service):
 def retry_delay(failed: RunRequest) -> float:
     """Backoff before the next attempt: RETRY_DELAY_SECONDS after the first failure, doubling after each further one."""
     return float(failed.retry_delay * 2 ** (failed.attempt - 1))
+
+
+def _say_left_over(request: RunRequest, how: str, status: str) -> None:
+    """The log line of a run a previous SCHED left behind (`how`: what it was doing), logged now as `status`."""
+    log.log(
+        logging.INFO if status == OK else logging.ERROR,
+        "%s %s.%s run %s %s when SCHED ended; logged %s",
+        request.kind.lower(),
+        request.schema,
+        request.name,
+        request.run_id,
+        how,
+        status,
+        extra={"SCHEMA": request.schema, "RUN_ID": request.run_id},
+    )
 
 
 def _result(request: RunRequest, status: str, message: str, worker: str = "") -> RunResult:
