@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from redpss.devdb import catalog, commands, errors, names, users
+from redpss.devdb.bulk_insert import translate_bulk_insert
 from redpss.devdb.errors import DevDbError, QueryAborted, QueryTimeout, Unsupported
 from redpss.devdb.results import INLINE_ROWS, ResultSet, open_stream
 from redpss.devdb.scripts import find_script
@@ -147,12 +148,14 @@ class Session:
 
     def _statement(self, sql: str) -> dict[str, Any]:
         try:
-            command = commands.parse_command(sql)
-            if command is None:
+            statement = translate_bulk_insert(sql, self.info())  # the row writer's many-row INSERTs, quickly
+            if statement is None:
+                command = commands.parse_command(sql)
+                if command is not None:
+                    return self._command(command)
                 statement = translate(sql, self.info())
-                names.verify(self.cursor, statement)
-                return self._translated(statement)
-            return self._command(command)
+            names.verify(self.cursor, statement)
+            return self._translated(statement)
         except duckdb.Error as exc:
             mapped = self.scripts.take_failure() or self._mapped(exc)
             self._note_failure(mapped.text)

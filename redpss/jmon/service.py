@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import itertools
 import logging
 import os
 import threading
@@ -59,6 +60,7 @@ SCHED_WAIT_AT_START = 15.0  # seconds start-up waits for the SCHED link before d
 SCHED_OUTAGE_LIMIT = 60.0  # seconds without SCHED after which JMON is unhealthy (default of --sched-outage-limit)
 INSTALL_HINT_PERIOD = 60.0  # seconds between the reminders that REDSYS is not installed
 MAX_WAITING_SKIPS = 100_000
+SKIPS_PER_REQUEST = 500  # one request and one fsync in SCHED for many skipped ticks (a backlog can hold thousands)
 # seconds JMON waits for SCHED's answer to a submit; SCHED starts nothing that reaches it after half of it
 SUBMIT_TIMEOUT = 30.0
 FULL_SYNC_PERIOD = 60.0  # seconds: unchanged definitions are still synced this often (cron validity over time)
@@ -405,12 +407,13 @@ class JmonService(Service):
         self.skip_sender_busy = True
         try:
             while self.waiting_skips and self.sched is not None:
-                record = self.waiting_skips[0]
+                records = list(itertools.islice(self.waiting_skips, SKIPS_PER_REQUEST))
                 try:
-                    await self.sched.request("skip", timeout=5, **record)
+                    await self.sched.request("skip", timeout=5, records=records)
                 except (WireError, TimeoutError, ConnectionError):
                     return
-                self.waiting_skips.popleft()
+                for _ in records:
+                    self.waiting_skips.popleft()
         finally:
             self.skip_sender_busy = False
 

@@ -32,7 +32,7 @@ from redpss.sched.commit import UNKNOWN, CommitMarkers, is_sql_job
 from redpss.sched.inflight import InFlight, LeftOver
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
 from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes
-from redpss.sched.runlog import LogRow, record, run_log_writer, run_rows, skip_row
+from redpss.sched.runlog import GroupRecorder, LogRow, record, run_log_writer, run_rows, skip_row
 from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunRequest, RunResult
 
 log = logging.getLogger("redpss.sched")
@@ -63,6 +63,7 @@ class SchedService(Service):
         self.retries: dict[str, tuple[RunRequest, asyncio.TimerHandle]] = {}
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED run log"))
         self.runlog = run_log_writer(paths.tmp / "sched-runlog.spool", session)
+        self.recorder = GroupRecorder(self.runlog)
         self.inflight = InFlight(paths.tmp / "sched-running")
         self.commits = CommitMarkers(DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED commits")))
         self.settling: set[asyncio.Task[None]] = set()  # leftover SQL runs waiting for their commit marker
@@ -115,7 +116,7 @@ class SchedService(Service):
             unstarted.append((request, _result(request, INTERRUPTED, message)))
         self.retries.clear()
         # one append (one fsync) for them all: a queue of thousands must not cost thousands of fsyncs
-        await asyncio.to_thread(record, self.runlog, [row for r, result in unstarted for row in run_rows(r, result)])
+        await self.recorder.record([row for r, result in unstarted for row in run_rows(r, result)])
         for request, result in unstarted:
             await self._finish(request, result, recorded=True)
         if self.running:
@@ -148,6 +149,7 @@ class SchedService(Service):
         for task in self.settling:
             task.cancel()  # undecided runs keep their in-flight record: the next start decides them
         await asyncio.to_thread(self.commits.close)
+        await self.recorder.flushed()
         await asyncio.to_thread(self.runlog.stop, 5.0 if kill else 15.0)
         await asyncio.to_thread(self.inflight.close)  # the records' last writes and removals
 
@@ -207,7 +209,7 @@ class SchedService(Service):
         result = await self.commits.decide(request, interrupted)
         if result is None:
             return  # stopping before the database answered: the next start decides
-        durable = await asyncio.to_thread(record, self.runlog, run_rows(request, result))
+        durable = await self.recorder.record(run_rows(request, result))
         if durable and result.status == OK:
             self.commits.forget(request.run_id)
         self.inflight.finished(request.run_id)
@@ -342,20 +344,15 @@ class SchedService(Service):
         }
 
     async def _record_skip(self, message: Message) -> Message:
+        """Log skipped ticks: `records` (a list, as JMON sends what waited) or the message itself as one record."""
+        records = message.get("records", [message])
         try:
-            row = skip_row(
-                str(message["kind"]),
-                str(message["schema"]),
-                int(message["id"]),
-                str(message.get("name", "")),
-                scheduled_at=float(message["scheduled_at"]),
-                reason=str(message["reason"]),
-                message=str(message.get("message", "")),
-                run_id=str(message.get("run_id") or _run_id()),
-            )
-        except (KeyError, ValueError) as exc:
+            if not isinstance(records, list):
+                raise ValueError("records must be a list")
+            rows = [_skip_record_row(each) for each in records]
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             return {"ok": False, "error": f"bad skip record: {exc}"}
-        await asyncio.to_thread(record, self.runlog, [row])  # on disk before the answer; fsync off the loop
+        await self.recorder.record(rows)  # on disk before the answer
         return {"ok": True}
 
     def describe(self) -> dict[str, Any]:
@@ -482,7 +479,7 @@ class SchedService(Service):
                 await self._publish("queued", target)
         # never fails (held in memory if need be); on disk before JMON hears of the end; fsync off the event loop
         rows = run_rows(request, result, target_run_id) + rows
-        durable = recorded or await asyncio.to_thread(record, self.runlog, rows)
+        durable = recorded or await self.recorder.record(rows)
         if durable and result.status == OK and is_sql_job(request):
             self.commits.forget(request.run_id)  # the row is on disk: the run's commit marker has done its job
         self.inflight.finished(request.run_id)
@@ -617,6 +614,20 @@ class SchedService(Service):
 def retry_delay(failed: RunRequest) -> float:
     """Backoff before the next attempt: RETRY_DELAY_SECONDS after the first failure, doubling after each further one."""
     return float(failed.retry_delay * 2 ** (failed.attempt - 1))
+
+
+def _skip_record_row(record: Any) -> LogRow:
+    """The SKIPPED row of one skip record of JMON; KeyError/ValueError/TypeError name what is wrong."""
+    return skip_row(
+        str(record["kind"]),
+        str(record["schema"]),
+        int(record["id"]),
+        str(record.get("name", "")),
+        scheduled_at=float(record["scheduled_at"]),
+        reason=str(record["reason"]),
+        message=str(record.get("message", "")),
+        run_id=str(record.get("run_id") or _run_id()),
+    )
 
 
 def _say_left_over(request: RunRequest, how: str, status: str) -> None:

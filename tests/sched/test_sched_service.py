@@ -213,6 +213,27 @@ def test_noop_runs_finish_and_are_logged_in_the_spool_while_the_database_is_away
     assert daemon.stop() == 0
 
 
+def test_skipped_ticks_sent_together_are_all_logged_and_a_bad_record_refuses_the_batch(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    _, port = sched
+    records = [
+        {"kind": "JOB", "schema": "APP1", "id": i, "name": f"J{i}", "scheduled_at": 1_700_000_000.0 + i}
+        | {"reason": "OVERLAP", "message": "its previous run is still queued"}
+        for i in range(1, 501)
+    ]
+    with client(instance, port) as conn:
+        bad = {"kind": "JOB", "schema": "APP1", "id": 900, "scheduled_at": 1_700_000_000.0}
+        with pytest.raises(WireError, match="bad skip record: 'reason'"):
+            conn.request("skip", records=[*records[:2], bad])
+        conn.request("skip", records=records)  # what JMON sends: many at once, on disk before the answer
+        conn.request("skip", **(records[0] | {"id": 999}))  # one record as the message itself
+    rows = [r["values"] for r in spool_rows(instance) if r["values"].get("STATUS") == "SKIPPED"]
+    assert sorted(int(r["JOB_ID"]) for r in rows) == [*range(1, 501), 999]
+    assert {r["SKIP_REASON"] for r in rows} == {"OVERLAP"}
+    assert rows[0]["MESSAGE"] == "its previous run is still queued"
+
+
 def test_bad_requests_get_errors_that_name_the_problem(
     sched: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
