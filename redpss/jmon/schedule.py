@@ -498,6 +498,10 @@ class Schedule:
             raise KeyError(key)
         return Tick(key, entry.definition, now, "RUN", "MANUAL")
 
+    def running_count(self) -> int:
+        """How many runs are in flight (for the status line, asked every tick: no copy of the map)."""
+        return sum(len(runs) for runs in self._running.values())
+
     def in_flight(self) -> dict[Key, list[str]]:
         """Run ids in flight per key (a copy)."""
         return {key: list(runs) for key, runs in self._running.items() if runs}

@@ -214,7 +214,7 @@ class JmonService(Service):
 
     def status(self) -> str:
         entries = len(self.definitions)
-        running = sum(len(v) for v in self.schedule.in_flight().values())
+        running = self.schedule.running_count()
         state = "SUSPENDED; " if self.suspended else ""
         if self.clone_hold:
             state = "NO JOBS: the database is another instance's (`redctl status` says what to run); " + state
