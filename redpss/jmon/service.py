@@ -412,8 +412,9 @@ class JmonService(Service):
                     await self.sched.request("skip", timeout=5, records=records)
                 except (WireError, TimeoutError, ConnectionError):
                     return
-                for _ in records:
-                    self.waiting_skips.popleft()
+                for record in records:  # a record the full deque dropped meanwhile is no longer at its head
+                    if self.waiting_skips and self.waiting_skips[0] is record:
+                        self.waiting_skips.popleft()
         finally:
             self.skip_sender_busy = False
 
