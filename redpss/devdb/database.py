@@ -7,6 +7,7 @@ transaction ends, so concurrent writers queue instead of failing.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,10 @@ class Database:
         self.tmp_dir.mkdir(exist_ok=True)
         self._con: Any = duckdb.connect(str(self.path))
         self.write_lock = threading.Lock()
+        # changes whenever a session starts DDL and when such a transaction ends: a session's remembered name checks
+        # (Session._verify) hold only while it is unchanged
+        self._generations = itertools.count(1)
+        self.catalog_generation = 0
         setup = self._con.cursor()
         try:
             catalog.setup(setup)
@@ -79,6 +84,9 @@ class Database:
         finally:
             setup.close()
         self.sessions = SessionDirectory(self._con.cursor())
+
+    def catalog_changed(self) -> None:
+        self.catalog_generation = next(self._generations)
 
     def cursor(self) -> Any:
         """A new DuckDB connection to the same database, for one session (its own transaction)."""

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from redpss.devdb.transfer import Transfers
 
 LOCK_POLL = 0.05  # seconds between checks for abort/timeout while waiting for the write lock
+VERIFIED_KEPT = 256  # name checks a session remembers (a row writer uses a handful of statement shapes)
 
 
 class Session:
@@ -49,6 +50,8 @@ class Session:
         self._holds_write = False
         self._wrote = False
         self._failed: str | None = None
+        self._catalog_touched = False  # this transaction ran DDL: its end changes the catalog for every session
+        self._verified: dict[tuple[object, ...], int] = {}  # name checks passed, at which catalog generation
         self._in_script = False
         self._results: dict[int, ResultSet] = {}
         self._next_handle = 1
@@ -154,7 +157,7 @@ class Session:
                 if command is not None:
                     return self._command(command)
                 statement = translate(sql, self.info())
-            names.verify(self.cursor, statement)
+            self._verify(statement)
             return self._translated(statement)
         except duckdb.Error as exc:
             mapped = self.scripts.take_failure() or self._mapped(exc)
@@ -165,6 +168,21 @@ class Session:
             raise
         finally:
             self.scripts.abandon()  # a failed statement's scripts still get their cleanup()
+
+    def _verify(self, statement: Translated) -> None:
+        """names.verify, remembered for DML while no session has run DDL since: its catalog queries cost as much as
+        a small INSERT (the row writers send dozens per second)."""
+        if statement.kind != Kind.DML:
+            names.verify(self.cursor, statement)
+            return
+        key = (tuple(statement.references), frozenset(statement.used_columns), frozenset(statement.defined_names))
+        generation = self.database.catalog_generation  # read first: DDL starting meanwhile makes this entry stale
+        if self._verified.get(key) == generation:
+            return
+        names.verify(self.cursor, statement)
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.clear()
+        self._verified[key] = generation
 
     def run_nested(self, sql: str) -> int | list[tuple[Any, ...]]:
         """A statement issued by a script stand-in, inside the caller's statement and transaction."""
@@ -289,6 +307,8 @@ class Session:
         return int(row[0]) if row and row[0] is not None else 0
 
     def _ddl(self, statement: Translated) -> int:
+        self._catalog_touched = True
+        self.database.catalog_changed()
         created = statement.created
         keep_existing = bool(statement.ast.args.get("exists")) and created is not None and self._exists(created)
         self.cursor.execute(statement.sql)
@@ -439,6 +459,9 @@ class Session:
         self._end_txn()
 
     def _end_txn(self) -> None:
+        if self._catalog_touched:  # committed or rolled back: other sessions see the catalog as it now is
+            self._catalog_touched = False
+            self.database.catalog_changed()
         self._in_txn = False
         self._wrote = False
         self._failed = None
