@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from redpss.cfi.tls import CertificateFiles, ensure_certificate  # noqa: E402
 from redpss.core.config import render_config  # noqa: E402
-from redpss.core.net import free_port, free_port_range  # noqa: E402
+from redpss.core.net import free_port, free_ports_beside_range  # noqa: E402
 from redpss.core.paths import InstancePaths, create_instance_tree  # noqa: E402
 from redpss.devdb.ftpfetch import ImplicitFtps, client_context  # noqa: E402
 
@@ -109,7 +109,7 @@ def cfisrv(work: Path) -> Iterator[tuple[Server, Path]]:
     paths = InstancePaths.for_instance("BENCH", redhome)
     create_instance_tree(paths)
     ensure_certificate(paths)
-    port, pasv = free_port(), free_port_range(PASSIVE_PORTS)
+    (port,), pasv = free_ports_beside_range(1, PASSIVE_PORTS)
     redctl = {
         "cfi_port": str(port),
         "cfi_explicit_port": "0",
@@ -173,7 +173,7 @@ max_clients=50
 
 @contextmanager
 def vsftpd(work: Path, files: CertificateFiles, root: Path) -> Iterator[Server]:
-    port, pasv = free_port(), free_port_range(PASSIVE_PORTS)
+    (port,), pasv = free_ports_beside_range(1, PASSIVE_PORTS)
     conf = work / "vsftpd.conf"
     conf.write_text(
         VSFTPD_CONF.format(

@@ -75,6 +75,19 @@ def free_port_range(count: int, host: str = "127.0.0.1", attempts: int = 50) -> 
     raise OSError(f"no {count} consecutive free ports on {host}")
 
 
+def free_ports_beside_range(
+    count: int, range_count: int, host: str = "127.0.0.1", attempts: int = 50
+) -> tuple[list[int], int]:
+    """`count` free ports and the first of `range_count` consecutive free ports, none of the ports inside that range:
+    CFISRV's ports and its passive range, which the config refuses to see overlap (tests, benchmarks, the demo)."""
+    for _ in range(attempts):
+        start = free_port_range(range_count, host)
+        ports = free_ports(count, host)
+        if not any(start <= port < start + range_count for port in ports):
+            return ports, start
+    raise OSError(f"no {count} free ports outside a range of {range_count} free ports on {host}")
+
+
 def _ip_family(host: str) -> int | None:
     """AF_INET or AF_INET6 when `host` is an IP address, else None. An address is connected to directly: a name
     goes through getaddrinfo, which IDNA-encodes it and so loads the idna and stringprep codecs, a few ms of every

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redpss.cfi.tls import ensure_certificate
-from redpss.core.net import free_port_range, free_ports
+from redpss.core.net import free_ports_beside_range
 from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.devdb.ftpfetch import ImplicitFtps, client_context
 from tests.support.daemons import DaemonProcess
@@ -104,7 +104,7 @@ def sftp_layout(paths: InstancePaths, redftp_root: Path) -> None:
 def running_cfi(tmp_path: Path, more: dict[str, dict[str, str]] | None = None) -> Iterator[Cfi]:
     """CFISRV of instance TST1 (config overrides `more`) over the sFTP layout above."""
     paths = make_instance(tmp_path)
-    (implicit, explicit), pasv = free_ports(2), free_port_range(PASSIVE_PORTS)
+    (implicit, explicit), pasv = free_ports_beside_range(2, PASSIVE_PORTS)
     write_config(paths, implicit, explicit, pasv, more=more)
     ensure_certificate(paths)
     redftp_root = tmp_path / "redftp"

@@ -14,9 +14,9 @@ import pytest
 
 from redpss.cfi.tls import CertificateFiles
 from redpss.core.exitcodes import ExitCode
-from redpss.core.net import free_port, free_port_range, free_ports
+from redpss.core.net import free_ports_beside_range
 from redpss.devdb.ftpfetch import client_context
-from tests.cfi.conftest import PASSWORD, USER, Cfi, curl, make_instance, write_config
+from tests.cfi.conftest import PASSIVE_PORTS, PASSWORD, USER, Cfi, curl, make_instance, write_config
 from tests.support.daemons import DaemonProcess
 
 ORDERS = b"1;first\n2;second\n"
@@ -182,8 +182,8 @@ class _Bytes:
 @pytest.mark.parametrize("missing", ["cert", "key"])
 def test_a_missing_certificate_or_key_exits_3_naming_the_file(tmp_path: Path, missing: str) -> None:
     paths = make_instance(tmp_path)
-    implicit, explicit = free_ports(2)
-    write_config(paths, implicit, explicit, free_port_range(2))
+    (implicit, explicit), pasv = free_ports_beside_range(2, PASSIVE_PORTS)
+    write_config(paths, implicit, explicit, pasv)
     files = CertificateFiles.of(paths)
     other = files.key if missing == "cert" else files.cert
     other.write_text("present\n")
@@ -198,8 +198,8 @@ def test_a_missing_certificate_or_key_exits_3_naming_the_file(tmp_path: Path, mi
 
 def test_an_empty_password_exits_3_naming_the_key(tmp_path: Path) -> None:
     paths = make_instance(tmp_path)
-    implicit, explicit = free_ports(2)
-    write_config(paths, implicit, explicit, free_port_range(2), password="")
+    (implicit, explicit), pasv = free_ports_beside_range(2, PASSIVE_PORTS)
+    write_config(paths, implicit, explicit, pasv, password="")
     daemon = DaemonProcess("redpss.cfi.service", paths, tmp_path / "cfi", env=paths.environment())
     try:
         assert daemon.process.wait(timeout=30) == ExitCode.CONFIG
@@ -212,8 +212,8 @@ def test_explicit_port_0_switches_the_explicit_listener_off(tmp_path: Path) -> N
     from redpss.cfi.tls import ensure_certificate  # noqa: PLC0415
 
     paths = make_instance(tmp_path)
-    implicit = free_port()
-    write_config(paths, implicit, 0, free_port_range(2))
+    (implicit,), pasv = free_ports_beside_range(1, PASSIVE_PORTS)
+    write_config(paths, implicit, 0, pasv)
     ensure_certificate(paths)
     daemon = DaemonProcess("redpss.cfi.service", paths, tmp_path / "cfi", env=paths.environment())
     try:

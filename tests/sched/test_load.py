@@ -24,7 +24,7 @@ from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import install
 from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import insert_statement
-from redpss.core.net import free_port, free_port_range
+from redpss.core.net import free_port, free_ports_beside_range
 from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.devdb.testing import InProcessDevDb
 from redpss.jmon.schedule import Definition, role
@@ -132,7 +132,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     create_instance_tree(paths)
     devdb = InProcessDevDb(root / "devdb", port=free_port())
     devdb.start()
-    cfi_port, pasv = free_port(), free_port_range(4)
+    (cfi_port,), pasv = free_ports_beside_range(1, 4)
     redctl = {
         "cfi_port": str(cfi_port),
         "cfi_explicit_port": "0",
