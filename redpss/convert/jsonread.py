@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from redpss.convert.csvout import NAME_SEPARATOR, flatten, json_text
@@ -252,49 +254,120 @@ def _has_timestamp(arrow_type: pa.DataType) -> bool:
     return bool(_as_text(arrow_type) != arrow_type)
 
 
-class TextFields:
-    """The top-level fields whose strings pyarrow took for timestamps, with their types as text, shared by the
-    blocks of one file: JSON has no timestamp type, so its strings are written as sent (a date stays a date)."""
+class FieldTypes:
+    """What the blocks of one file learn about its top-level fields, for the parsing of the blocks after them.
+
+    - Strings pyarrow took for timestamps are kept as text (JSON has no timestamp type, so its strings are written
+      as sent: a date stays a date); any block may find such a field.
+    - The scalar fields of the first block, with their inferred types, are given to the parser of the later blocks
+      as an explicit schema: inferring them cost 7-8% of pyarrow's parse time (on the benchmark's rows; most of it
+      deciding integer or DOUBLE). A block whose values do not fit them (a number where the first block had text,
+      a fraction where it had integers, any change pyarrow refuses) is parsed again by inference, and the file's
+      later blocks are inferred too. The one change pyarrow accepts, an integer in a DOUBLE field, is looked for:
+      a block with a DOUBLE of 2**53 or more is parsed again by inference, so a big integer stays exact. Nested,
+      list and all-null fields are always inferred.
+
+    Blocks are parsed by several threads at once: the options are replaced whole, never changed in place.
+    """
 
     def __init__(self) -> None:
-        self.types: dict[str, pa.DataType] = {}
-        self.order: dict[str, int] = {}  # the fields' order as inferred (an explicit schema puts its fields first)
+        self._lock = threading.Lock()
+        self._text: dict[str, pa.DataType] = {}
+        self._known: dict[str, pa.DataType] = {}
+        self._use_known = True
+        self.order: dict[str, int] = {}  # the first block's fields in the order they were inferred in
+        self._inferring: pajson.ParseOptions | None = None  # the text fields only
+        self._knowing: pajson.ParseOptions | None = None  # the first block's scalar fields and the text fields
 
     def options(self) -> pajson.ParseOptions | None:
-        if not self.types:
-            return None
-        return pajson.ParseOptions(explicit_schema=pa.schema(list(self.types.items())))
+        return self._knowing if self._use_known and self._knowing is not None else self._inferring
 
-    def learn(self, schema: pa.Schema) -> bool:
-        """Remember the fields of `schema` that hold timestamps; True if there were any."""
+    def inference_options(self) -> pajson.ParseOptions | None:
+        return self._inferring
+
+    def stop_knowing(self) -> None:
+        self._use_known = False
+
+    def learn(self, schema: pa.Schema, first: bool) -> None:
+        """Remember the fields of `schema` that hold timestamps and, from the first block, its scalar fields."""
         found = {f.name: _as_text(f.type) for f in schema if _has_timestamp(f.type)}
-        if found and not self.order:
-            self.order = {name: number for number, name in enumerate(schema.names)}
-        self.types.update(found)
-        return bool(found)
+        with self._lock:
+            if first:
+                self.order = {name: number for number, name in enumerate(schema.names)}
+                self._known = {f.name: _as_text(f.type) for f in schema if _is_plain_scalar(f.type)}
+            self._text.update(found)
+            text = list(self._text.items())
+            self._inferring = pajson.ParseOptions(explicit_schema=pa.schema(text)) if text else None
+            known = list({**self._known, **self._text}.items())
+            self._knowing = pajson.ParseOptions(explicit_schema=pa.schema(known)) if known else None
 
     def in_order(self, table: pa.Table) -> pa.Table:
-        """The table's columns in the order they were inferred in, the fields first seen since after them."""
-        known = sorted((n for n in table.column_names if n in self.order), key=self.order.__getitem__)
-        names = known + [n for n in table.column_names if n not in self.order]
+        """The table's columns in the order the first block's were inferred in, the fields it lacked after them
+        (an explicit schema puts its fields first)."""
+        order = self.order
+        known = sorted((n for n in table.column_names if n in order), key=order.__getitem__)
+        names = known + [n for n in table.column_names if n not in order]
         return table if names == table.column_names else table.select(names)
 
 
-def parse_block(path: Path, block: Block, text_fields: TextFields | None = None) -> pa.Table:
+def _is_plain_scalar(arrow_type: pa.DataType) -> bool:
+    return not (pa.types.is_nested(arrow_type) or pa.types.is_null(arrow_type))
+
+
+def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None, first: bool = True) -> pa.Table:
     """The block's records as one flattened table; BadInput naming line and character for invalid JSON."""
-    text_fields = text_fields or TextFields()
+    field_types = field_types or FieldTypes()
     data = pa.py_buffer(block.data)
     options = pajson.ReadOptions(block_size=max(1 << 20, len(block.data) + 1), use_threads=False)
     try:
         _check_utf8(data)
-        parse_options = text_fields.options()
-        table = pajson.read_json(data, read_options=options, parse_options=parse_options)
-        if text_fields.learn(table.schema):  # strings taken for timestamps: parsed again with them as text
-            parse_options = text_fields.options()
-            table = pajson.read_json(data, read_options=options, parse_options=parse_options)
+        table, parse_options = _read(data, options, field_types)
+        timestamps = _has_timestamp_field(table.schema)
+        if first or timestamps:
+            field_types.learn(table.schema, first)
+        if timestamps:  # strings taken for timestamps: parsed again with them as text
+            table, parse_options = _read(data, options, field_types)
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
-    return flatten(table if parse_options is None else text_fields.in_order(table))
+    return flatten(table if parse_options is None else field_types.in_order(table))
+
+
+def _read(
+    data: pa.Buffer, options: pajson.ReadOptions, field_types: FieldTypes
+) -> tuple[pa.Table, pajson.ParseOptions | None]:
+    """The block parsed with what the file's blocks learned; again by inference when its values do not fit the
+    first block's types. ArrowInvalid when pyarrow refuses the block."""
+    parse_options = field_types.options()
+    inferring = field_types.inference_options()
+    try:
+        table = pajson.read_json(data, read_options=options, parse_options=parse_options)
+    except pa.ArrowInvalid:
+        if parse_options is inferring:
+            raise
+        field_types.stop_knowing()
+    else:
+        if parse_options is inferring or not _beyond_exact_doubles(table):
+            return table, parse_options
+        # a DOUBLE field of the first block holds a number a DOUBLE cannot hold exactly: inferred, an integer
+        # column of this block stays exact (as before the field's type was known); only this block
+    return pajson.read_json(data, read_options=options, parse_options=inferring), inferring
+
+
+_EXACT_IN_DOUBLE = float(2**53)  # every integer up to this has a DOUBLE of its own
+
+
+def _beyond_exact_doubles(table: pa.Table) -> bool:
+    for column in table.columns:
+        if pa.types.is_floating(column.type):
+            extremes = pc.min_max(column).as_py()
+            low, high = extremes["min"], extremes["max"]
+            if (low is not None and low <= -_EXACT_IN_DOUBLE) or (high is not None and high >= _EXACT_IN_DOUBLE):
+                return True
+    return False
+
+
+def _has_timestamp_field(schema: pa.Schema) -> bool:
+    return any(_has_timestamp(f.type) for f in schema)
 
 
 def _flat_into(record: dict[str, object], prefix: str, row: dict[str, object]) -> None:
@@ -394,12 +467,12 @@ def json_tables(path: Path, source: io.BufferedIOBase) -> Iterator[pa.Table]:
         if form == "ndjson"
         else prefetched(ArrayScanner(path).blocks(source, start))
     )
-    text_fields = TextFields()
+    field_types = FieldTypes()
     with ThreadPoolExecutor(PARSERS, thread_name_prefix="convert-parse") as parsers:
         pending: deque[tuple[Future[pa.Table], Block]] = deque()
         try:
-            for block in blocks:
-                pending.append((parsers.submit(parse_block, path, block, text_fields), block))
+            for number, block in enumerate(blocks):
+                pending.append((parsers.submit(parse_block, path, block, field_types, number == 0), block))
                 if len(pending) >= PARSERS:
                     yield _parsed(pending.popleft(), buffers)
             while pending:

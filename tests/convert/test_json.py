@@ -61,6 +61,45 @@ def test_a_field_whose_type_changes_is_kept_as_text(tmp_path: Path) -> None:
     assert rows == [["v", "w", "v.x"], ["1", "1", ""], ["one", "[1]", ""], ["", "", "2"]]
 
 
+def test_later_blocks_are_parsed_with_the_first_blocks_types(tmp_path: Path) -> None:
+    """The first block's scalar fields (the timestamp-like one as text) become the explicit schema of the later
+    blocks' parse; nested, list and all-null fields are left to inference."""
+    source = tmp_path / "in.json"
+    text = b'{"n": 1, "s": "x", "ts": "2024-01-01 10:00:00", "b": true, "f": 0.5, "o": {"k": 1}, "l": [1], "z": null}\n'
+    field_types = jsonread.FieldTypes()
+    table = jsonread.parse_block(source, jsonread.Block(text, 0), field_types, first=True)
+    assert table.column_names == ["n", "s", "ts", "b", "f", "o.k", "l", "z"]
+    options = field_types.options()
+    assert options is not None
+    assert dict(zip(options.explicit_schema.names, map(str, options.explicit_schema.types), strict=True)) == {
+        "n": "int64", "s": "string", "ts": "string", "b": "bool", "f": "double"
+    }  # fmt: skip
+
+
+def test_later_blocks_whose_values_do_not_fit_the_first_blocks_types_are_written_as_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jsonread, "READ_BYTES", 64)  # about one record per block
+    first = "".join(f'{{"n": {i}, "s": "t{i}", "b": true, "f": 0.5}}\n' for i in range(8))
+    odd = '{"n": 2.5, "s": 7, "b": "yes", "f": 3}\n{"n": 1, "s": [1], "b": 1, "f": "x"}\n'
+    after = "".join(f'{{"n": {i}, "s": "u{i}", "b": false, "f": 1.25}}\n' for i in range(8))
+    rows = convert(tmp_path, first + odd + after)
+    assert rows[0] == ["n", "s", "b", "f"]
+    assert rows[1:9] == [[str(i), f"t{i}", "1", "0.5"] for i in range(8)]
+    assert rows[9:11] == [["2.5", "7", "yes", "3"], ["1", "[1]", "1", "x"]]
+    assert rows[11:] == [[str(i), f"u{i}", "0", "1.25"] for i in range(8)]
+
+
+def test_a_big_integer_in_a_field_the_first_block_had_as_double_stays_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow reads an integer into a DOUBLE field without complaint; 2**53 + 1 has no DOUBLE of its own."""
+    monkeypatch.setattr(jsonread, "READ_BYTES", 64)
+    first = "".join(f'{{"id": {i}, "f": 0.5}}\n' for i in range(8))
+    rows = convert(tmp_path, first + '{"id": 8, "f": 9007199254740993}\n{"id": 9, "f": -9007199254740995}\n')
+    assert rows[9:] == [["8", "9007199254740993"], ["9", "-9007199254740995"]]
+
+
 @pytest.mark.parametrize("size", [16, 50, 4096])
 def test_array_elements_cut_anywhere_between_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
     monkeypatch.setattr(jsonread, "READ_BYTES", size)
