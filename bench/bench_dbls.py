@@ -10,7 +10,11 @@ Anchor: a bare asyncio Protocol server receiving the same lines as tab-separated
 The time is from the start signal to the last acknowledgement (ours) or the last line written (anchor). Beside the
 rates, the CPU time each side used per line (server process; all clients together) shows where the time goes.
 
-    .venv/bin/python bench/bench_dbls.py [--lines 1000000] [--batch 1000] [--error-every 10000]
+With --pin the server (all its threads) runs on CPU 0 and the clients on CPU 1, as in production, where the clients
+are Exasol's nodes and only the server runs on this machine; without it all share the CPUs, so the clients' cost
+per line counts against the server they feed.
+
+    .venv/bin/python bench/bench_dbls.py [--lines 1000000] [--batch 1000] [--error-every 10000] [--rounds 5] [--pin]
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ from redpss.sql.udf.pss_client import LogBuffer, PssClient  # noqa: E402
 CLIENTS = 4
 SCHEMAS = ("APP1", "APP2", "APP3", "APP4")
 STAMP = "2026-11-30 01:02:03.456789"
+SERVER_CPUS, CLIENT_CPUS = {0}, {1}  # --pin: the server (every thread) on one CPU, the clients on the other
+
+
+def pin(options: dict[str, int], cpus: set[int]) -> None:
+    if options["pin"]:
+        os.sched_setaffinity(0, cpus)
 
 
 def lines_of(client: int, count: int, error_every: int) -> list[list[str]]:
@@ -61,6 +71,7 @@ def cpu_seconds(pid: int | None = None) -> float:
 
 def ours_client(target: tuple[int, str, Any], client: int, count: int, options: dict[str, int], start: Any) -> None:
     port, secret, cpu = target
+    pin(options, CLIENT_CPUS)
     lines = lines_of(client, count, options["error_every"])
     batch = options["batch"]
     with PssClient("127.0.0.1", port, secret, client=f"bench{client}") as connection:
@@ -75,6 +86,7 @@ def ours_client(target: tuple[int, str, Any], client: int, count: int, options: 
 
 def anchor_client(target: tuple[int, Any], client: int, count: int, options: dict[str, int], start: Any) -> None:
     port, cpu = target
+    pin(options, CLIENT_CPUS)
     lines = lines_of(client, count, options["error_every"])
     batch = options["batch"]
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -113,7 +125,9 @@ class _Router(asyncio.Protocol):
         self.finished()
 
 
-def anchor_server(port: int, folder: str, connections: int, done: Any) -> None:
+def anchor_server(port: int, folder: str, connections: int, done: Any, options: dict[str, int]) -> None:
+    pin(options, SERVER_CPUS)
+
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         closed = asyncio.Event()
@@ -167,7 +181,9 @@ def client_cpu(queue: Any) -> float:
 def ours(count: int, options: dict[str, int], workdir: Path) -> Run:
     port = free_port()
     paths, secret = bench_instance(workdir / "redsys", {"dbls_port": str(port)})
-    daemon = start_pss_daemon("redpss.dbls.service", paths, port, secret)
+    daemon = start_pss_daemon(
+        "redpss.dbls.service", paths, port, secret, SERVER_CPUS if options["pin"] else None
+    )
     try:
         warm_up(port, secret)
         cpu: Any = mp.Queue()
@@ -206,7 +222,7 @@ def anchor(count: int, options: dict[str, int], workdir: Path) -> Run:
     port = free_port()
     done: Any = mp.Queue()
     cpu: Any = mp.Queue()
-    server = mp.Process(target=anchor_server, args=(port, str(folder), CLIENTS, done))
+    server = mp.Process(target=anchor_server, args=(port, str(folder), CLIENTS, done, options))
     server.start()
     assert done.get(timeout=30) == "listening"
     began = run_clients(anchor_client, ((port, cpu),), count, options)
@@ -225,11 +241,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--error-every", type=int, default=10_000, help="one ERROR line in N (0: none)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of both servers, in turn; medians are shown")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="server on CPU 0, clients on CPU 1 (as in production, where the clients run on Exasol's nodes)",
+    )
     args = parser.parse_args()
-    options = {"batch": args.batch, "error_every": args.error_every}
+    if args.pin and (os.cpu_count() or 1) < 2:
+        raise SystemExit("--pin needs 2 CPUs")
+    options = {"batch": args.batch, "error_every": args.error_every, "pin": int(args.pin)}
     line_bytes = len(f"{STAMP} INFO APP.JOB_0: client 0 line 00000000 {'x' * 128}\n")
     megabytes = args.lines * line_bytes / 1e6
-    print(f"{args.lines:,} lines of ~{line_bytes} bytes, {CLIENTS} clients, buffers of {args.batch} lines")
+    placement = "server on CPU 0, clients on CPU 1" if args.pin else "server and clients share the CPUs"
+    print(
+        f"{args.lines:,} lines of ~{line_bytes} bytes, {CLIENTS} clients, buffers of {args.batch} lines; {placement}"
+    )
     bare_runs: list[Run] = []
     our_runs: list[Run] = []
     for number in range(args.rounds):

@@ -39,13 +39,17 @@ def bench_instance(root: Path, redctl: dict[str, str], name: str = "BENCH") -> t
     return paths, instance_secret(paths)
 
 
-def start_pss_daemon(module: str, paths: InstancePaths, port: int, secret: str) -> subprocess.Popen[bytes]:
+def start_pss_daemon(
+    module: str, paths: InstancePaths, port: int, secret: str, cpus: set[int] | None = None
+) -> subprocess.Popen[bytes]:
     """Run `python -m <module> --instance <name>` and return once it answers a PSS hello on `port`; a daemon that
-    exits or does not listen within LISTEN_TIMEOUT is killed and the client's error raised."""
+    exits or does not listen within LISTEN_TIMEOUT is killed and the client's error raised. `cpus`: the CPUs the
+    daemon and every thread it starts may run on."""
     env = {**os.environ, **paths.environment(), "EXASOL_TELEMETRY_DISABLE": "1"}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", module, "--instance", paths.redenv], env=env, stderr=subprocess.DEVNULL
-    )
+    command = [sys.executable, "-m", module, "--instance", paths.redenv]
+    if cpus is not None:
+        command = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus))), *command]
+    daemon = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + LISTEN_TIMEOUT
     while True:
         try:
