@@ -7,9 +7,10 @@ transaction ends, so concurrent writers queue instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ class Database:
         self.tmp_dir.mkdir(exist_ok=True)
         self._con: Any = duckdb.connect(str(self.path))
         self.write_lock = threading.Lock()
+        self.writers_waiting = 0  # sessions waiting for the write lock (waiting_for_write)
+        self._waiting_count = threading.Lock()
         # changes whenever a session starts DDL and when such a transaction ends: a session's remembered name checks
         # (Session._verify) hold only while it is unchanged
         self._generations = itertools.count(1)
@@ -84,6 +87,17 @@ class Database:
         finally:
             setup.close()
         self.sessions = SessionDirectory(self._con.cursor())
+
+    @contextlib.contextmanager
+    def waiting_for_write(self) -> Iterator[None]:
+        """Count a session as waiting for the write lock while the block runs."""
+        with self._waiting_count:
+            self.writers_waiting += 1
+        try:
+            yield
+        finally:
+            with self._waiting_count:
+                self.writers_waiting -= 1
 
     def catalog_changed(self) -> None:
         self.catalog_generation = next(self._generations)

@@ -157,7 +157,8 @@ class Session:
                 if command is not None:
                     return self._command(command)
                 statement = translate(sql, self.info())
-            self._verify(statement)
+            if statement.kind == Kind.QUERY:
+                self._verify(statement)  # a write checks its names once it holds the write lock (_write)
             return self._translated(statement)
         except duckdb.Error as exc:
             mapped = self.scripts.take_failure() or self._mapped(exc)
@@ -254,8 +255,8 @@ class Session:
             self._read_txn()
             return self._query(statement)
         if statement.kind == Kind.DML:
-            return _row_count(self._write(lambda: self._dml(statement)))
-        return _row_count(self._write(lambda: self._ddl(statement)))
+            return _row_count(self._write(lambda: self._dml(statement), statement))
+        return _row_count(self._write(lambda: self._ddl(statement), statement))
 
     def _query(self, statement: Translated) -> dict[str, Any]:
         # Scripts called by a query run while all its rows are computed at once, then their cleanup() runs
@@ -386,16 +387,29 @@ class Session:
             self.cursor.execute("BEGIN TRANSACTION")
             self._in_txn = True
 
-    def _write(self, action: Callable[[], int]) -> int:
+    def _write(self, action: Callable[[], int], statement: Translated | None = None) -> int:
+        """Run `action` holding the write lock. The names of `statement` are checked once the lock is held and the
+        transaction sees every commit made while this session waited: checked before, a table another session
+        dropped (or replaced by its case twin, which DuckDB would take for it) meanwhile would pass."""
         self._check_failed()
+        newly_held = not self._holds_write
         self._acquire_write()
         if not self.autocommit:
             self._ensure_txn()
+            if statement is not None:
+                try:
+                    self._verify(statement)
+                except BaseException:
+                    if newly_held and not self._wrote:  # a refused statement takes no lock for the transaction
+                        self._release_write()
+                    raise
             count = action()
             self._wrote = True
             return count
         try:
             self._ensure_txn()
+            if statement is not None:
+                self._verify(statement)
             count = action()
             self.check_cancelled()
             self.cursor.execute("COMMIT")
@@ -410,8 +424,10 @@ class Session:
     def _acquire_write(self) -> None:
         if self._holds_write:
             return
-        while not self.database.write_lock.acquire(timeout=LOCK_POLL):
-            self.check_cancelled()
+        if not self.database.write_lock.acquire(blocking=False):
+            with self.database.waiting_for_write():
+                while not self.database.write_lock.acquire(timeout=LOCK_POLL):
+                    self.check_cancelled()
         self._holds_write = True
         if self._in_txn and not self._wrote:
             # start afresh so this writer sees every commit made while it waited (nothing of its own is lost)
@@ -466,8 +482,11 @@ class Session:
         self._wrote = False
         self._failed = None
         if self._holds_write:
-            self._holds_write = False
-            self.database.write_lock.release()
+            self._release_write()
+
+    def _release_write(self) -> None:
+        self._holds_write = False
+        self.database.write_lock.release()
 
     def _open_schema(self, name: str) -> None:
         row = self.cursor.execute(

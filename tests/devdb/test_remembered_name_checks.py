@@ -7,6 +7,7 @@ column A by "a") must be refused, where a stale remembered check would let DuckD
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pyexasol
 import pytest
 
 from redpss.devdb.testing import InProcessDevDb
+from tests.support.wait import wait_for
 
 
 @pytest.fixture
@@ -61,3 +63,45 @@ def test_a_rolled_back_change_is_checked_again_and_passes(two: tuple[Any, Any]) 
     second.rollback()
     first.execute("INSERT INTO remembered.t (a) VALUES (3), (4)")
     assert first.execute("SELECT COUNT(*) FROM remembered.t").fetchval() == 4
+
+
+@pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "in a transaction"])
+def test_a_write_checks_its_names_once_it_holds_the_write_lock(
+    devdb: InProcessDevDb, two: tuple[Any, Any], autocommit: bool
+) -> None:
+    """The INSERT arrives while another session's uncommitted DDL has replaced T by its case twin "t": T still exists
+    in the INSERT's view then. Checked before waiting for the lock, it would pass and DuckDB, blind to case, would
+    write into "t" once the DDL commits; checked once the lock is held, it is refused."""
+    first, second = two
+    first.execute("CREATE TABLE remembered.t (a DECIMAL(9,0))")
+    first.execute("INSERT INTO remembered.t (a) VALUES (1)")  # remembered check of this shape, too
+    first.set_autocommit(autocommit)
+    second.set_autocommit(False)
+    second.execute("DROP TABLE remembered.t")
+    second.execute('CREATE TABLE remembered."t" (a DECIMAL(9,0))')  # holds the write lock until COMMIT
+    outcome: dict[str, object] = {}
+
+    def insert() -> None:
+        try:
+            first.execute("INSERT INTO remembered.t (a) VALUES (2)")
+            outcome["inserted"] = True
+        except pyexasol.ExaQueryError as exc:
+            outcome["error"] = exc.message
+
+    thread = threading.Thread(target=insert, name="inserter")
+    thread.start()
+    try:
+        assert devdb.server is not None
+        database = devdb.server.database
+        assert database is not None
+        wait_for(lambda: database.writers_waiting == 1, what="the INSERT waiting for the write lock")
+    finally:
+        second.commit()
+        thread.join(30)
+    assert "not found" in str(outcome.get("error")), outcome
+    if not autocommit:
+        first.rollback()
+    first.set_autocommit(True)
+    assert first.execute('SELECT COUNT(*) FROM remembered."t"').fetchval() == 0  # nothing went into the twin
+    second.set_autocommit(True)
+    second.execute('CREATE TABLE remembered.u (a DECIMAL(9,0))')  # the refused INSERT holds no lock
