@@ -55,6 +55,7 @@ def _cell(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
-def run_command(prog: str, handler: Callable[[], int]) -> int:
-    """Run a command's handler; RedpssError becomes its message on stderr and its exit code."""
-    return run_reporting(prog, handler)
+def run_command(prog: str, handler: Callable[[], int], *, status: bool = False) -> int:
+    """Run a command's handler; RedpssError becomes its message on stderr and its exit code (LSB's 4, unknown,
+    for a `status` command)."""
+    return run_reporting(prog, handler, status=status)

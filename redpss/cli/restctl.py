@@ -2,19 +2,21 @@
 
 The API runs only where [rest] rest_enabled = true. When it is disabled, `start` and `restart` refuse (exit 1, the
 operator asked for something the config forbids), while `stop` and `status` say so and exit 0: nothing is wrong.
-`stop` still stops a unit left running from before the config changed. A unit that is not installed is never
+`stop` still stops a unit left running from before the config changed, also when the config is now broken. A unit that is not installed is never
 addressed: `stop` succeeds, `status` says so (3 when the API is enabled), `start` fails naming the missing file.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from redpss.cli import systemctl
 from redpss.cli.common import add_instance_argument, instance_paths, run_command
 from redpss.cli.redsysctl.instances import ensure_unit_link, rest_unit
 from redpss.core.config import Config, load_config
+from redpss.core.errors import ConfigError
 from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths
 from redpss.core.services import instance_target, journal_command
@@ -35,17 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command("restctl", lambda: _run(args))
+    return run_command("restctl", lambda: _run(args), status=args.command == "status")
 
 
 def _run(args: argparse.Namespace) -> int:
     paths = instance_paths(args)
-    config = load_config(paths.config_file)
+    config = _config_unless_stopping(paths, args.command)
     unit = rest_unit(paths)
-    enabled = config.rest.rest_enabled
+    enabled = config is None or config.rest.rest_enabled  # a broken config: the API may be running
     early = _nothing_to_do(args.command, paths, unit, enabled)
     if early is None and args.command == "status" and not systemctl.systemd_running():
-        return _status_without_systemd(paths, config)
+        # no unit to ask: the API's address is in the config, whose error now ends the command
+        return _status_without_systemd(paths, config or load_config(paths.config_file))
     if early is not None:
         return early
     result = None
@@ -64,6 +67,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "status":
         return int(systemctl.lsb_status([state])) if enabled else int(ExitCode.OK)
     return int(ExitCode.OK)
+
+
+def _config_unless_stopping(paths: InstancePaths, command: str) -> Config | None:
+    """The instance's config; for `stop` and `status` None when it is broken (said as a warning), so an API
+    started before the config was broken can still be stopped and shown. `start` and `restart` refuse."""
+    try:
+        return load_config(paths.config_file)
+    except ConfigError as exc:
+        if command not in ("stop", "status"):
+            raise
+        print(f"restctl: warning: {exc}\nrestctl: {command} goes on with the unit {rest_unit(paths)}", file=sys.stderr)
+        return None
 
 
 def _nothing_to_do(command: str, paths: InstancePaths, unit: str, enabled: bool) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from redpss.core.exitcodes import ExitCode
+from redpss.core.exitcodes import ExitCode, LsbStatus
 
 
 class RedpssError(Exception):
@@ -50,13 +50,17 @@ class ConfigError(RedpssError):
         super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
 
 
-def run_reporting(prog: str, handler: Callable[[], int]) -> int:
+def run_reporting(prog: str, handler: Callable[[], int], *, status: bool = False) -> int:
     """Run a program's handler; a RedpssError becomes `<prog>: <message>` on stderr and its exit code. Every
-    command-line program (redctl, redsysctl, the redftp tools) ends through here, so they report alike."""
+    command-line program (redctl, redsysctl, the redftp tools) ends through here, so they report alike.
+
+    `status`: the handler answers a status question, whose exit codes are LSB's; there an error (an unknown
+    instance, a config that names no daemon) means the status is unknown, 4, and never 3 (CONFIG's number),
+    which LSB reserves for "stopped": a monitor must not read a typo as a cleanly stopped instance."""
     try:
         return handler()
     except RedpssError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+        return int(LsbStatus.UNKNOWN) if status else int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.FAILURE)

@@ -197,3 +197,49 @@ def test_profile_snippet_enters_an_instance(redhome: Path) -> None:
     finally:
         os.close(fd)
         os.waitpid(pid, 0)
+
+
+def test_status_of_an_unknown_instance_is_unknown_not_stopped(
+    redhome: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LSB: 3 means stopped on purpose; a typo'd instance must not read as one (a monitor would see it as down)."""
+    assert redctl(["-i", "TST9", "status"]) == LsbStatus.UNKNOWN
+    assert "instance TST9 does not exist" in capsys.readouterr().err
+    assert restctl.main(["-i", "TST9", "status"]) == LsbStatus.UNKNOWN
+    assert redsysctl(["status", "TST9"]) == LsbStatus.UNKNOWN
+    assert redctl(["-i", "TST9", "stop"]) == ExitCode.CONFIG  # other commands keep their own codes
+
+
+def test_redsysctl_takes_its_options_anywhere(redhome: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert redsysctl(["create", "--json", "TST3"]) == 0
+    assert redsysctl(["list", "--json"]) == 0
+    assert redsysctl(["drop", "--yes", "TST3"]) == 0
+    assert not (redhome / "env" / "tst3").exists()
+
+
+def test_an_instance_program_that_cannot_run_fails_that_instance_with_a_hint(
+    instance: InstancePaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """redsys.service runs with systemd's PATH: without the instance's own bin/redctl, redsysctl uses the one
+    installed beside itself; one that cannot be run (its interpreter gone) fails that instance only, with a hint."""
+    from redpss.cli.redsysctl.instances import instance_program  # noqa: PLC0415
+    from redpss.cli.redsysctl.main import _call  # noqa: PLC0415
+
+    (instance.bin / "redctl").unlink(missing_ok=True)
+    beside = Path(instance_program(instance, "redctl"))
+    assert beside.name == "redctl" and beside.parent != instance.bin and os.access(beside, os.X_OK)
+    broken = instance.bin / "redctl"
+    broken.write_text("#!/nonexistent/python3\n")
+    broken.chmod(0o755)
+    assert _call(instance, "redctl", "start") == ExitCode.FAILURE
+    assert _call(instance, "redctl", "status") == LsbStatus.UNKNOWN
+    err = capsys.readouterr().err
+    assert f"TST1: cannot run {broken}" in err and "redsysctl move TST1" in err
+
+
+def test_watch_refuses_an_interval_it_cannot_sleep(instance: InstancePaths, capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("-1", "0", "nan", "soon"):
+        with pytest.raises(SystemExit) as exited:
+            redctl(["-i", "TST1", "watch", "--interval", bad])
+        assert exited.value.code == ExitCode.USAGE
+        assert "is not a number of seconds from 0.1 to 86400" in capsys.readouterr().err

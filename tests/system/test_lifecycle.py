@@ -556,6 +556,24 @@ def test_instance_without_devdb_and_stop_all(box: Box, app1: object) -> None:
     assert "stopped: DEV1, TST1" in stopped.stdout
 
 
+def test_restctl_stops_and_shows_the_api_while_the_config_is_broken(box: Box) -> None:
+    """A config broken after the API started must not keep restctl, and with it `redsysctl stop`, from stopping it;
+    `status` says stopped; `start` refuses naming the problem."""
+    conf = f"{REDHOME}/env/dev1/etc/red_params.conf"
+    box.check(f"cp {conf} {conf}.good && sed -i 's/^#log_retention = 30$/log_retention = soon/' {conf}", user="redsys")
+    try:
+        stop = redsys(box, "restctl -i DEV1 stop")
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert "log_retention" in stop.stderr and "stop goes on with the unit redpss-rest@DEV1.service" in stop.stderr
+        assert redsys(box, "restctl -i DEV1 status").returncode == 3  # LSB: not running
+        start = redsys(box, "restctl -i DEV1 start")
+        assert start.returncode == 3 and "log_retention" in start.stderr
+        stop_all = redsys(box, "redsysctl stop DEV1")
+        assert stop_all.returncode == 0, stop_all.stdout + stop_all.stderr
+    finally:
+        box.check(f"mv {conf}.good {conf}", user="redsys")
+
+
 def test_instance_switching_in_an_interactive_shell(box: Box) -> None:
     """`su - redsys`, then `tst1`: banner, prompt, REDENV, PATH; CTRL-D goes back to redsys's shell."""
     pid, fd = pty.fork()

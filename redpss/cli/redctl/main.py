@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from redpss.core.logging.actions import RedctlAction  # noqa: PLC0415 - only once a command runs
 
     action = RedctlAction.begin(args.instance, args.command, words)  # who did what, when: redctl.log
-    code = run_command("redctl", lambda: int(args.handler(args)))
+    code = run_command("redctl", lambda: int(args.handler(args)), status=args.command == "status")
     action.end(code)
     return code
 

@@ -9,6 +9,7 @@ env/ (which hold only real instance folders).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from redpss.cli import systemctl
@@ -71,12 +72,14 @@ def link_programs(paths: InstancePaths) -> list[str]:
 
 
 def instance_program(paths: InstancePaths, name: str) -> str:
-    """The instance's own copy of a command ($REDENV_HOME/bin/NAME), else the one on PATH, else NAME itself."""
+    """The instance's own copy of a command ($REDENV_HOME/bin/NAME), else the one installed beside the running
+    program (redsys.service runs with systemd's PATH, which does not hold $REDHOME/bin), else the one on PATH,
+    else NAME itself."""
     import shutil  # noqa: PLC0415 - shutil loads the compression modules; not needed by `redctl status`
 
-    own = paths.bin / name
-    if own.exists() and os.access(own, os.X_OK):
-        return str(own)
+    for candidate in (paths.bin / name, Path(sys.argv[0]).resolve().parent / name):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
     return shutil.which(name) or name
 
 

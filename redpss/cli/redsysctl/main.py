@@ -68,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # options anywhere: `drop --yes TST3` as `drop TST3 --yes`
     dispatch = _dispatch_versions if args.command in ("versions", "move") else _dispatch
-    return run_command("redsysctl", lambda: dispatch(args))
+    return run_command("redsysctl", lambda: dispatch(args), status=args.command in ("status", "status-all"))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -113,9 +113,19 @@ def _instance_env(paths: InstancePaths) -> dict[str, str]:
 
 
 def _call(paths: InstancePaths, program: str, verb: str) -> int:
+    """`program -i INSTANCE VERB`; a program that cannot be run is reported and counts as failed, so `start-all`
+    at boot goes on with the next instance."""
     argv = [instance_program(paths, program), "-i", paths.redenv, verb]
     sys.stdout.flush()
-    return subprocess.run(argv, check=False, env=_instance_env(paths)).returncode
+    try:
+        return subprocess.run(argv, check=False, env=_instance_env(paths)).returncode
+    except OSError as exc:
+        print(
+            f"redsysctl: {paths.redenv}: cannot run {argv[0]}: {exc.strerror or exc}; link the instance to an "
+            f"installed version with: redsysctl move {paths.redenv} <series> (see: redsysctl versions)",
+            file=sys.stderr,
+        )
+        return int(LsbStatus.UNKNOWN if verb == "status" else ExitCode.FAILURE)
 
 
 def _rest_enabled(paths: InstancePaths) -> bool:

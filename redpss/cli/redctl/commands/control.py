@@ -27,9 +27,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_argument(parser)
     parser.set_defaults(handler=show)
     parser = subparsers.add_parser("watch", help="watch status for jobs and processes")
-    parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    parser.add_argument("--interval", type=_interval, default=2.0, help="seconds between refreshes (default 2)")
     parser.add_argument("--count", type=int, default=0, help="stop after this many refreshes (default: until Ctrl+C)")
     parser.set_defaults(handler=watch)
+
+
+def _interval(text: str) -> float:
+    """--interval: seconds from 0.1 to a day (argparse names the option when refused)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0.1 <= seconds <= 86400:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0.1 to 86400")
+    return seconds
 
 
 def reload(args: argparse.Namespace) -> int:
@@ -161,7 +172,7 @@ def watch(args: argparse.Namespace) -> int:
             data = control.show(instance)
             if sys.stdout.isatty():
                 sys.stdout.write(CLEAR_SCREEN)
-            print(f"every {args.interval:.0f} s, Ctrl+C to stop -- {dt.datetime.now():%H:%M:%S}")
+            print(f"every {args.interval:g} s, Ctrl+C to stop -- {dt.datetime.now():%H:%M:%S}")
             render(instance, data)
             sys.stdout.flush()
             shown += 1

@@ -103,7 +103,7 @@ def list_errors(args: argparse.Namespace) -> int:
 def _toggle(args: argparse.Namespace, kind: str, text: str) -> int:
     outcome = jobs.toggle(Instance.from_args(args), kind, text)
     state = "active" if outcome.active else "inactive"
-    print(f"{kind.lower()} {outcome.schema}.{outcome.id} ({outcome.name}) is now {state}{outcome.note}")
+    print(f"{kind.lower()} {outcome.schema}.{outcome.id} ({display_text(outcome.name)}) is now {state}{outcome.note}")
     return 0
 
 

@@ -8,6 +8,7 @@ restctl's. Each command ends by printing the units' states, which is what the op
 from __future__ import annotations
 
 import argparse
+import sys
 
 from redpss.cli import systemctl
 from redpss.cli.common import add_json_argument, instance_paths, print_json
@@ -19,6 +20,10 @@ from redpss.core.exitcodes import ExitCode, LsbStatus
 from redpss.core.paths import InstancePaths
 from redpss.core.services import SERVICES, enabled_services, instance_target, journal_command
 from redpss.ops.probe import probe_instance
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
+if TYPE_CHECKING:
+    import subprocess
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,7 +94,10 @@ def run_stop(args: argparse.Namespace) -> int:
     units = _controlled_units(paths)
     result = systemctl.stop(units)
     _report(paths, units)
-    return int(ExitCode.OK if result.returncode == 0 else ExitCode.FAILURE)
+    if result.returncode != 0:
+        print(f"redctl: stop of instance {paths.redenv} failed: {_said(result)}", file=sys.stderr)
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
 
 
 def run_abort(args: argparse.Namespace) -> int:
@@ -97,15 +105,28 @@ def run_abort(args: argparse.Namespace) -> int:
     paths = instance_paths(args)
     units = _controlled_units(paths)
     running = [u for u, s in systemctl.states(units).items() if s.active != "inactive"]
-    systemctl.kill(running, "SIGKILL")
-    systemctl.stop(units)
+    killed = systemctl.kill(running, "SIGKILL")
+    stopped = systemctl.stop(units)
     systemctl.reset_failed(running)
-    print(
-        f"aborted instance {paths.redenv}: sent SIGKILL to {len(running)} unit(s) "
-        f"({', '.join(running) or 'none running'}), then stopped them without draining"
-    )
-    _report(paths, units)
+    failed = [f"systemctl {what}: {_said(result)}" for what, result in (("kill", killed), ("stop", stopped))
+              if result.returncode != 0]  # fmt: skip
+    if not failed:
+        print(
+            f"aborted instance {paths.redenv}: sent SIGKILL to {len(running)} unit(s) "
+            f"({', '.join(running) or 'none running'}), then stopped them without draining"
+        )
+    status = _report(paths, units)
+    if failed or status != LsbStatus.NOT_RUNNING:
+        still = "; units still running (above)" if status != LsbStatus.NOT_RUNNING else ""
+        print(f"redctl: abort of instance {paths.redenv} failed: {'; '.join(failed) or 'see above'}{still}",
+              file=sys.stderr)  # fmt: skip
+        return int(ExitCode.FAILURE)
     return int(ExitCode.OK)
+
+
+def _said(result: subprocess.CompletedProcess[str]) -> str:
+    """What a failed systemctl said (its exit code when it said nothing)."""
+    return result.stderr.strip() or f"exit code {result.returncode}"
 
 
 def run_restart(args: argparse.Namespace) -> int:
