@@ -2,8 +2,9 @@
 
 The API runs only where [rest] rest_enabled = true. When it is disabled, `start` and `restart` refuse (exit 1, the
 operator asked for something the config forbids), while `stop` and `status` say so and exit 0: nothing is wrong.
-`stop` still stops a unit left running from before the config changed, also when the config is now broken. A unit that is not installed is never
-addressed: `stop` succeeds, `status` says so (3 when the API is enabled), `start` fails naming the missing file.
+`stop` still stops a unit left running from before the config changed, also when the config is now broken. A unit
+that is not installed is never addressed: `stop` succeeds, `status` says so (3 when the API is enabled), `start`
+fails naming the missing file.
 """
 
 from __future__ import annotations

@@ -163,8 +163,12 @@ def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array: 
     if pa.types.is_boolean(t):
         return pc.cast(column, pa.int8())
     if pa.types.is_timestamp(t):
-        # zoned values are stored as UTC instants: dropping the zone keeps UTC; nanoseconds are cut to micro
-        return pc.cast(column, pa.timestamp("us"), safe=False)
+        # zoned values are stored as UTC instants: dropping the zone keeps UTC; nanoseconds are cut to micro, down
+        # (a cast cuts toward zero, which moves an instant before 1970 up, even into the next day)
+        utc = pc.cast(column, pa.timestamp(t.unit))
+        if t.unit == "ns":
+            utc = pc.floor_temporal(utc, unit="microsecond")
+        return pc.cast(utc, pa.timestamp("us"), safe=False)
     if pa.types.is_float16(t):
         return writable(pc.cast(column, pa.float32()))
     if pa.types.is_floating(t):

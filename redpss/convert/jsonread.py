@@ -264,8 +264,9 @@ class FieldTypes:
       deciding integer or DOUBLE). A block whose values do not fit them (a number where the first block had text,
       a fraction where it had integers, any change pyarrow refuses) is parsed again by inference, and the file's
       later blocks are inferred too. The one change pyarrow accepts, an integer in a DOUBLE field, is looked for:
-      a block with a DOUBLE of 2**53 or more is parsed again by inference, so a big integer stays exact. Nested,
-      list and all-null fields are always inferred.
+      a block with a DOUBLE of 2**53 or more is parsed again by inference, so a big integer stays exact (and if
+      it is still a DOUBLE, Python's parser takes the block: see parse_block). Nested, list and all-null fields are
+      always inferred.
 
     Blocks are parsed by several threads at once: the options are replaced whole, never changed in place.
     """
@@ -329,7 +330,12 @@ def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None,
             table, parse_options = _read(data, options, field_types)
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
-    return flatten(table if parse_options is None else field_types.in_order(table))
+    flat = flatten(table if parse_options is None else field_types.in_order(table))
+    if _beyond_exact_doubles(flat):
+        # pyarrow made an integer beyond int64, or beside a fraction, a DOUBLE that lost digits: Python's parser
+        # keeps every number as sent (the block's values are then written as text)
+        return _parse_by_python(path, block)
+    return flat
 
 
 def _read(
@@ -361,7 +367,9 @@ def _beyond_exact_doubles(table: pa.Table) -> bool:
         if pa.types.is_floating(column.type):
             extremes = pc.min_max(column).as_py()
             low, high = extremes["min"], extremes["max"]
-            if (low is not None and low <= -_EXACT_IN_DOUBLE) or (high is not None and high >= _EXACT_IN_DOUBLE):
+            if low is None or not (math.isfinite(low) and math.isfinite(high)):
+                continue  # all NULL, or an infinity: refused by the CSV writer, naming row and column
+            if low <= -_EXACT_IN_DOUBLE or high >= _EXACT_IN_DOUBLE:
                 return True
     return False
 

@@ -244,3 +244,18 @@ def test_read_buffers_used_again_keep_every_record(tmp_path: Path, monkeypatch: 
     records = [{"id": i, "s": "x" * (i % 97), "t": f"r{i}\n"} for i in range(3000)]
     rows = convert(tmp_path, "".join(json.dumps(r) + "\n" for r in records))
     assert rows == [["id", "s", "t"]] + [[str(r["id"]), r["s"], r["t"]] for r in records]
+
+
+@pytest.mark.parametrize(
+    ("records", "expected"),
+    [
+        (['{"a": 12345678901234567890123}', '{"a": 1}'], ["12345678901234567890123", "1"]),  # beyond int64
+        (['{"a": 1.5}', '{"a": 9007199254740993}'], ["1.5", "9007199254740993"]),  # beside a fraction
+        (['{"o": {"a": 0.5}}', '{"o": {"a": -18446744073709551615}}'], ["0.5", "-18446744073709551615"]),  # nested
+    ],
+)
+def test_an_integer_a_double_cannot_hold_keeps_its_digits_in_any_block(
+    tmp_path: Path, records: list[str], expected: list[str]
+) -> None:
+    rows = convert(tmp_path, "\n".join(records) + "\n")
+    assert [row[0] for row in rows[1:]] == expected

@@ -139,3 +139,15 @@ def test_a_row_holding_only_null_is_a_quoted_empty_field_not_an_empty_line(tmp_p
     output = convert(tmp_path, table)
     assert csv_rows(output) == [["day"], ["2024-02-29"], [""], ["2024-03-01"]]  # not [] (an empty line)
     assert imported(output, {"day": "DATE"}) == [(dt.date(2024, 2, 29),), (None,), (dt.date(2024, 3, 1),)]
+
+
+def test_nanoseconds_before_1970_are_cut_down_to_microseconds(tmp_path: Path) -> None:
+    """-1 ns is 1969-12-31 23:59:59.999999999: cut toward zero it would become the next day."""
+    nanos = [-1, -1500, 1500]
+    table = pa.table({"t": pa.array(nanos, pa.timestamp("ns")), "z": pa.array(nanos, pa.timestamp("ns", tz="+02:00"))})
+    source = tmp_path / "old.parquet"
+    pq.write_table(table, source)
+    output = tmp_path / "old.csv"
+    convert_file("parquet", source, output)
+    expected = ["1969-12-31 23:59:59.999999", "1969-12-31 23:59:59.999998", "1970-01-01 00:00:00.000001"]
+    assert csv_rows(output)[1:] == [[e, e] for e in expected]
