@@ -4,13 +4,14 @@ pyftpdlib already keeps a client's path below the account's root (data/) as text
 symbolic link leads. Every path is therefore resolved and accepted only when it ends inside data/ itself, or inside
 this instance's own sFTP tree (/app/redftp/env/<instance>) and was reached through a link directly in data/input.
 `..`, a link pointing anywhere else (another instance's data or sFTP tree, /etc), and a link made inside an upload
-folder are refused. A file is checked again once opened, by the path the kernel reports for its descriptor, so a
-link swapped between the check and the open cannot lead out either.
+folder that leads out of that user's folder (to /etc, or to another user's folder) are refused. A file is checked
+again once opened, by the path the kernel reports for its descriptor, so a link swapped between the check and the
+open cannot lead out either.
 
 Resolving is the per-file hot path (pyftpdlib checks a path three or four times per download): the data tree's own
 real path is worked out once, and a path below it is resolved one component at a time from there, handing over to
-os.path.realpath only at the first link met. That gives what os.path.realpath gives, with a third of the lstat
-calls for a tree as deep as /home/redsys/env/<instance>/data/input/<user>/<file>.
+os.path.realpath only at the first link met. That gives what os.path.realpath gives, with a third of the lstat calls
+for a tree as deep as /home/redsys/env/<instance>/data/input/<user>/<file>.
 """
 
 from __future__ import annotations
@@ -84,14 +85,33 @@ class Confinement:
         if len(parts) < 2 or parts[0] != INPUT_DIR:
             return False
         link = self.data_root / INPUT_DIR / parts[1]
-        return link.is_symlink() and _inside(os.path.realpath(link), tree)
+        if not link.is_symlink():
+            return False
+        target = os.path.realpath(link)
+        # below the user's own folder: a link inside it leading to another user's folder is refused too
+        return _inside(target, tree) and _inside(real, target)
 
     def allows_open_file(self, fd: int) -> bool:
-        """Whether the file behind an open descriptor lies where `allows` would accept it."""
+        """Whether the file behind an open descriptor lies where `allows` would accept it: in the data tree or in
+        the folder of one of the data/input/<user> links."""
         opened = os.readlink(f"/proc/self/fd/{fd}")
         if _inside(opened, self._real_data):
             return True
-        return self.sftp_tree is not None and _inside(opened, os.path.realpath(self.sftp_tree))
+        return any(_inside(opened, target) for target in self._input_link_targets())
+
+    def _input_link_targets(self) -> list[str]:
+        """The real folders the data/input/<user> links lead to, those inside this instance's sFTP tree."""
+        if self.sftp_tree is None:
+            return []
+        tree = os.path.realpath(self.sftp_tree)
+        targets = []
+        with os.scandir(os.path.join(self._real_data, INPUT_DIR)) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if _inside(target, tree):
+                        targets.append(target)
+        return targets
 
 
 class ConfinedFilesystem(AbstractedFS):  # type: ignore[misc]

@@ -124,6 +124,11 @@ def test_paths_outside_the_data_tree_are_refused(cfi: Cfi) -> None:
     (data / "work" / "to-etc").symlink_to(cfi.paths.etc)
     upload = cfi.redftp_root / "env" / "tst1" / "alice" / "upload"
     (upload / "escape").symlink_to(cfi.paths.etc / "instance.secret")  # a link made inside an upload folder
+    carol = cfi.redftp_root / "env" / "tst1" / "carol" / "upload"  # another user of this instance
+    carol.mkdir(parents=True)
+    (carol / "private.csv").write_text("carol's\n")
+    (cfi.paths.data_input / "carol").symlink_to(carol)
+    (upload / "to-carol").symlink_to(carol.parent)  # from alice's folder into carol's
     client = cfi.implicit()
     try:
         for path in (
@@ -133,6 +138,7 @@ def test_paths_outside_the_data_tree_are_refused(cfi: Cfi) -> None:
             "work/to-etc/instance.secret",
             "input/alice/escape",
             "input/mallory/secret.csv",  # a link to another instance's sFTP tree
+            "input/alice/to-carol/upload/private.csv",
         ):
             with pytest.raises(ftplib.error_perm, match="550"):
                 retr(client, path)
@@ -141,6 +147,7 @@ def test_paths_outside_the_data_tree_are_refused(cfi: Cfi) -> None:
         with pytest.raises(ftplib.error_perm, match="550"):
             client.nlst("work/to-etc")
         assert retr(client, "input/alice/orders.csv") == ORDERS  # the session still works
+        assert retr(client, "input/carol/private.csv") == b"carol's\n"  # through carol's own link
     finally:
         client.quit()
 
