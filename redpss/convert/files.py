@@ -11,10 +11,15 @@ Names starting with a dot are never taken by a watcher (core.filestable), so a h
 At start-up `recover()` finishes what a killed run left: a `.ready` file gets steps 3 and 4 (step 3 only if the source
 is still there), a `.part` file is removed and its source converted anew. A bad source goes to data/error/<folder>/
 with `<name>.reason` beside it (written first, so a source in error/ always has its reason).
+
+A source replaced or rewritten while it was converted (its inode, size or mtime differ after the last block) loses
+its `.part` and is converted again once steady. Steps 3 and 4 wait, the source left in place, while another file
+holds the CSV's name; a `.ready` whose source is already archived is published as soon as the name is free.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -67,14 +72,47 @@ def reject(paths: InstancePaths, source: Path, reason: str) -> Path:
     return move_file(source, paths.data_error / relative_folder(paths, source), f"{source}: {reason}\n")
 
 
+class SourceChanged(Exception):
+    """The source was replaced or rewritten while it was converted: the CSV is dropped, the source converted again."""
+
+
+def identity(path: Path) -> tuple[int, int, int, int]:
+    """What tells one version of a file from another: device, inode, size and modification time."""
+    found = path.stat()
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
 def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
-    """Steps 3 and 4 for a committed conversion: archive the source (if still there), then show the CSV."""
+    """Steps 3 and 4 for a committed conversion: archive the source (if still there), then show the CSV.
+    FileExistsError, with the source left in place, while another file holds the CSV's name: archived first, a
+    source whose CSV cannot be shown yet would be gone, and a new source of that name taken for it."""
     ready = naming.ready(source)
+    target = naming.target(source)
+    if target.exists() and not ready.samefile(target):
+        raise FileExistsError(errno.EEXIST, f"{target.name} is still there (not yet loaded)", str(target))
     if source.exists():
         archive(paths, source)
-    target = naming.target(source)
     _link_once(ready, target)
     return target
+
+
+def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:
+    """Publish committed conversions whose source is already archived (their CSV's name was taken when they were
+    done), once the name is free; what was done, for the log."""
+    done = []
+    ending = f".{naming.tag}.ready"
+    for folder in folders:
+        try:
+            entries = [e for e in folder.iterdir() if e.name.startswith(".") and e.name.endswith(ending)]
+        except OSError:
+            continue
+        for ready in entries:
+            source = naming.source_of(ready)
+            if source.exists() or naming.target(source).exists():
+                continue  # the source's own turn publishes it; or the name is still taken
+            publish(naming, paths, source)
+            done.append(f"published {naming.target(source)}, converted before while its name was taken")
+    return done
 
 
 def _link_once(ready: Path, target: Path) -> None:

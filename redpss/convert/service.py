@@ -16,7 +16,16 @@ from pathlib import Path
 
 from redpss.convert.convert import convert_file, use_system_memory_pool
 from redpss.convert.errors import BadInput, Cancelled
-from redpss.convert.files import Naming, expire_archive, publish, recover, reject
+from redpss.convert.files import (
+    Naming,
+    SourceChanged,
+    expire_archive,
+    identity,
+    publish,
+    publish_orphans,
+    recover,
+    reject,
+)
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.filestable import StabilityTracker
@@ -80,14 +89,19 @@ class ConvertService(Service):
                 )
                 if removed:
                     log.info("removed %d archived source(s) older than %d days", removed, self.retention)
+            for line in await asyncio.to_thread(publish_orphans, self.naming, self.paths, self._folders()):
+                log.info("%s", line)
             for source in self.tracker.ready(self._candidates(), now):
                 if self.stopping:
                     break
                 await self._take(source)
 
+    def _folders(self) -> list[Path]:
+        return watched_input_folders(self.paths)
+
     def _candidates(self) -> list[Path]:
         found: list[Path] = []
-        for folder in watched_input_folders(self.paths):
+        for folder in self._folders():
             try:
                 found.extend(p for p in folder.iterdir() if self.naming.is_source(p))
             except OSError as exc:
@@ -117,6 +131,8 @@ class ConvertService(Service):
             log.error("%s cannot be converted (%s); moved to %s with the reason beside it", source, exc, moved)
         except Cancelled:
             log.info("conversion of %s stopped; it is converted again at the next start", source)
+        except SourceChanged:
+            log.warning("%s changed while it was converted; it is converted again once it stays unchanged", source)
         except OSError as exc:
             log.error("conversion of %s failed: %s; it is tried again", source, exc)
         except Exception as exc:  # a file this converter cannot handle: set aside, never retried in a loop
@@ -136,7 +152,11 @@ class ConvertService(Service):
             publish(self.naming, self.paths, source)
             return
         part = self.naming.part(source)
+        taken = identity(source)
         rows = convert_file(self.kind, source, part, self.cancel, self._progress)
+        if identity(source) != taken:  # replaced or rewritten meanwhile: what was read is not what is there now
+            part.unlink(missing_ok=True)
+            raise SourceChanged(f"{source} changed while it was converted")
         part.rename(self.naming.ready(source))  # the commit point (see redpss.convert.files)
         publish(self.naming, self.paths, source)
         self.converted += 1

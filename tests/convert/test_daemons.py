@@ -188,3 +188,55 @@ def test_sigterm_finishes_the_file_in_progress(
         ).num_rows
         == 300_000
     )
+
+
+def test_a_source_replaced_while_it_is_converted_is_converted_again(
+    converters: Converters, converter_instance: InstancePaths, tmp_path: Path
+) -> None:
+    """An uploader renames a new big.json over the one being converted: the CSV of the old rows is dropped and the
+    new file converted; archiving the new file under the old rows' CSV would lose its rows."""
+    staged = tmp_path / "big.json"
+    _big_ndjson(staged, 400_000)
+    daemon = converters.start("json2csv")
+    source = converter_instance.data_input / "big.json"
+    staged.rename(source)
+    part = converter_instance.data_input / ".big.json.json2csv.part"
+    wait_for(lambda: part.exists() and part.stat().st_size > 1 << 20, 60, interval=0.005, what="conversion under way")
+    newer = tmp_path / "newer.json"
+    newer.write_text('{"id": 999, "v": "NEW"}\n')
+    newer.rename(source)
+    target = converter_instance.data_input / "big.csv"
+    wait_for(target.exists, 120, what="big.csv")
+    assert csv_rows(target) == [["id", "v"], ["999", "NEW"]]
+    assert _names(converter_instance.data_input) == ["big.csv"]
+    assert (converter_instance.data_archive / "big.json").read_text() == '{"id": 999, "v": "NEW"}\n'
+    daemon.wait_log("big.json changed while it was converted")
+
+
+def test_a_conversion_done_while_its_csv_name_is_taken_waits_with_its_source(
+    converters: Converters, converter_instance: InstancePaths
+) -> None:
+    """orders.csv appears (another upload) while orders.json is converted: the source stays until the name is
+    free, and a later orders.json is never taken for it."""
+    from redpss.convert.files import Naming, publish  # noqa: PLC0415
+
+    naming = Naming("json2csv", ".json", ".csv")
+    folder = converter_instance.data_input
+    source, target = folder / "orders.json", folder / "orders.csv"
+    source.write_text('{"id": 1}\n')
+    naming.ready(source).write_text('"id"\n1\n')  # converted and committed
+    target.write_text("someone else's\n")
+    with pytest.raises(FileExistsError, match=r"orders\.csv is still there"):
+        publish(naming, converter_instance, source)
+    assert source.exists() and target.read_text() == "someone else's\n"
+    source.unlink()  # as if archived before the name was taken (a kill between the steps)
+    daemon = converters.start("json2csv")
+    target.unlink()  # loaded: the name is free, the committed CSV is shown
+    wait_for(lambda: target.exists() and target.read_text() == '"id"\n1\n', 30, what="the committed CSV shown")
+    daemon.wait_log("converted before while its name was taken")
+    source.write_text('{"id": 2}\n')  # a new file of the same name waits for the name, then is converted on its own
+    daemon.wait_log("orders.json waits: orders.csv is still there")
+    target.unlink()
+    wait_for(lambda: not source.exists() and target.exists(), 30, what="the new orders.csv")
+    assert csv_rows(target) == [["id"], ["2"]]
+    assert (converter_instance.data_archive / "orders.json").read_text() == '{"id": 2}\n'
