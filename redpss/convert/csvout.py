@@ -148,6 +148,15 @@ def _as_hex(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
 
 
+def _utc_microseconds(column: pa.ChunkedArray | pa.Array, unit: str) -> pa.ChunkedArray | pa.Array:
+    """Zoned values are stored as UTC instants: dropping the zone keeps UTC. Nanoseconds are cut to micro, down (a
+    cast cuts toward zero, which moves an instant before 1970 up, even into the next day)."""
+    utc = pc.cast(column, pa.timestamp(unit))
+    if unit == "ns":
+        utc = pc.floor_temporal(utc, unit="microsecond")
+    return pc.cast(utc, pa.timestamp("us"), safe=False)
+
+
 def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:  # noqa: PLR0911 - one per type
     """The column in a type pyarrow's CSV writer writes the way Exasol reads it (see the module docstring)."""
     t = column.type
@@ -163,12 +172,9 @@ def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array: 
     if pa.types.is_boolean(t):
         return pc.cast(column, pa.int8())
     if pa.types.is_timestamp(t):
-        # zoned values are stored as UTC instants: dropping the zone keeps UTC; nanoseconds are cut to micro, down
-        # (a cast cuts toward zero, which moves an instant before 1970 up, even into the next day)
-        utc = pc.cast(column, pa.timestamp(t.unit))
-        if t.unit == "ns":
-            utc = pc.floor_temporal(utc, unit="microsecond")
-        return pc.cast(utc, pa.timestamp("us"), safe=False)
+        return _utc_microseconds(column, t.unit)
+    if pa.types.is_time(t):  # HH:MM:SS.ffffff whatever the unit (nanoseconds cut; a time of day is never negative)
+        return pc.cast(column, pa.time64("us"), safe=False)
     if pa.types.is_float16(t):
         return writable(pc.cast(column, pa.float32()))
     if pa.types.is_floating(t):

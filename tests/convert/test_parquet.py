@@ -151,3 +151,19 @@ def test_nanoseconds_before_1970_are_cut_down_to_microseconds(tmp_path: Path) ->
     convert_file("parquet", source, output)
     expected = ["1969-12-31 23:59:59.999999", "1969-12-31 23:59:59.999998", "1970-01-01 00:00:00.000001"]
     assert csv_rows(output)[1:] == [[e, e] for e in expected]
+
+
+def test_times_of_every_unit_are_written_with_six_fraction_digits(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "s": pa.array([3600], pa.time32("s")),
+            "ms": pa.array([3600001], pa.time32("ms")),
+            "us": pa.array([3600000001], pa.time64("us")),
+            "ns": pa.array([3600000001999], pa.time64("ns")),
+        }
+    )
+    source = tmp_path / "times.parquet"
+    pq.write_table(table, source)
+    output = tmp_path / "times.csv"
+    convert_file("parquet", source, output)
+    assert csv_rows(output)[1] == ["01:00:00.000000", "01:00:00.001000", "01:00:00.000001", "01:00:00.000001"]
