@@ -197,9 +197,11 @@ class ActionRun:
         fields = {"RUN_ID": request.run_id, "JOB_ID": request.job_id or None, "ACTION": request.action}
         while True:
             try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the stream's limit: take it in pieces
-                raw = await stream.read(65536)
+                raw = await stream.readuntil(b"\n")
+            except asyncio.LimitOverrunError as exc:  # a line longer than the stream's limit: taken in pieces
+                raw = await stream.read(exc.consumed or 65536)  # (readline would drop what it had buffered)
+            except asyncio.IncompleteReadError as exc:  # the last line, without a line break
+                raw = exc.partial
             if not raw:
                 return
             text = raw.decode("utf-8", "replace").rstrip("\n")

@@ -210,3 +210,32 @@ def test_the_output_of_a_run_streams_to_journald_with_its_run_and_job(instance: 
         journal.close()
     assert (out["RUN_ID"], out["JOB_ID"], out["ACTION"], out["STREAM"]) == ("talk-1", "12", "talk.sh", "stdout")
     assert (err["STREAM"], err["SYSLOG_IDENTIFIER"], err["REDENV"]) == ("stderr", "redpss-jexec", "TST1")
+
+
+def test_a_script_that_exits_while_a_child_it_left_runs_on_ends_with_its_own_exit(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """The child holds the script's stdout: the run still ends when the script exits (OK, not TIMEOUT at the end of
+    its timeout), and the child ends with the run's process group."""
+    _, port = jexec
+    pids = instance.tmp / "bg-pids"
+    script(instance, "background.sh", f"sleep 300 &\necho $! > {pids}\necho done\nexit 0\n")
+    with client(instance, port) as conn:
+        reply = conn.run_action("background.sh", timeout=30)
+    assert (reply["status"], reply["exit_code"], reply["tail"]) == ("OK", 0, "done")
+    assert reply["duration"] < 10
+    child = int(pids.read_text())
+    wait_for(lambda: not alive(child), 10, what="the background child gone with the run")
+
+
+def test_a_line_longer_than_the_stream_limit_reaches_the_log_whole(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    _, port = jexec
+    script(instance, "long.sh", "head -c 200000 /dev/zero | tr '\\000' x\necho\necho END\n")
+    with client(instance, port) as conn:
+        reply = conn.run_action("long.sh", timeout=30)
+    assert reply["status"] == "OK" and reply["tail"].endswith("END")
+    written = Path(reply["log_file"]).read_text().splitlines()
+    pieces = [line.removeprefix("stdout: ") for line in written if line.startswith("stdout: x")]
+    assert sum(len(piece) for piece in pieces) == 200_000 and set("".join(pieces)) == {"x"}
