@@ -30,9 +30,21 @@ class SchemaLogFile(DailyFileHandler):
 
     _checked = 0.0
 
-    def append(self, blocks: Sequence[bytes | memoryview], when: float) -> None:
-        """Write the blocks to the file of `when`'s day with one writev (more only if the kernel takes less)."""
+    def append(self, blocks: Sequence[bytes | memoryview], when: float) -> tuple[int, int]:
+        """Write the blocks to the file of `when`'s day with one writev (more only if the kernel takes less); the
+        file's descriptor and its size before, for `take_back`. A write that fails part-way (disk full, file size
+        limit) is taken back before the OSError is raised: no torn line is left."""
         fd = self._file_for(day_of(when))
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            self._write_all(fd, blocks)
+        except OSError:
+            take_back([(fd, start)])
+            raise
+        return fd, start
+
+    @staticmethod
+    def _write_all(fd: int, blocks: Sequence[bytes | memoryview]) -> None:
         written = os.writev(fd, blocks) if len(blocks) <= IOV_MAX else 0
         if written == sum(map(len, blocks)):
             return  # the usual case: the kernel took everything at once
@@ -61,10 +73,17 @@ class SchemaFiles:
         self._files: dict[str, SchemaLogFile] = {}
 
     def write(self, blocks_by_schema: Mapping[str, Sequence[bytes | memoryview]]) -> None:
-        """Append each schema's blocks to its file of today; OSError when a write fails (disk full, ...)."""
+        """Append each schema's blocks to its file of today; OSError when a write fails (disk full, ...), and then
+        nothing of the request stays in any file: the client is told to send the buffer again, which must not
+        write its lines twice. DBLS is the only writer of these files and writes from one thread."""
         now = time.time()
-        for schema, blocks in blocks_by_schema.items():
-            self._file(schema).append(blocks, now)
+        done: list[tuple[int, int]] = []
+        try:
+            for schema, blocks in blocks_by_schema.items():
+                done.append(self._file(schema).append(blocks, now))
+        except OSError:
+            take_back(done)
+            raise
 
     def _file(self, schema: str) -> SchemaLogFile:
         handle = self._files.get(schema)
@@ -80,3 +99,12 @@ class SchemaFiles:
         for handle in self._files.values():
             handle.close()
         self._files.clear()
+
+
+def take_back(appends: Sequence[tuple[int, int]]) -> None:
+    """Cut files back to the sizes they had before (descriptor, size); a failure here is logged, not raised."""
+    for fd, size in appends:
+        try:
+            os.ftruncate(fd, size)
+        except OSError as exc:
+            log.error("cannot take back a partly written log buffer (descriptor %d to %d bytes): %s", fd, size, exc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,12 @@ class Dbls:
     def port(self) -> int:
         return int(self.inst.config.redctl.dbls_port)
 
-    def start(self, name: str) -> DaemonProcess:
+    def start(self, name: str, launcher: Sequence[str] = ()) -> DaemonProcess:
         self.generation += 1
         module = {"devdb": "redpss.devdb", "dbls": "redpss.dbls.service"}[name]
         env = {"REDPSS_JOURNAL_SOCKET": str(self.journal.path)}
-        daemon = DaemonProcess(module, self.paths, self.workdir / f"{name}-{self.generation}", env=env, log_name=name)
+        workdir = self.workdir / f"{name}-{self.generation}"
+        daemon = DaemonProcess(module, self.paths, workdir, env=env, log_name=name, launcher=launcher)
         daemon.wait_ready()
         self.procs[name] = daemon
         return daemon

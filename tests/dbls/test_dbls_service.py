@@ -200,6 +200,29 @@ def test_kill_9_after_the_acknowledgement_loses_nothing_acknowledged(dbls: Dbls)
     assert set(acknowledged) <= {r["MESSAGE"] for r in logged}  # at least once (a commit may be repeated)
 
 
+def test_a_write_that_fails_part_way_leaves_nothing_of_the_refused_buffer(dbls: Dbls) -> None:
+    """A file size limit (as a full disk would) stops the second buffer part-way: it is refused "send it again",
+    and the file holds exactly the first buffer, so the resent lines are not written twice nor glued to a torn
+    line; a buffer that fits is then accepted."""
+    daemon = dbls.procs.pop("dbls")
+    daemon.stop()
+    daemon.close()
+    dbls.start("dbls", launcher=["prlimit", "--fsize=300000", "--"])
+
+    def lines(tag: str, count: int) -> list[list[str]]:
+        return [["APP1", "INFO", STAMP, "s", f"{tag} {n:05d} " + "y" * 80] for n in range(count)]
+
+    with dbls.client("limited") as client:
+        client.send_log(lines("first", 2000))
+        with pytest.raises(PssError, match="the buffer was not kept, send it again") as refused:
+            client.send_log(lines("second", 2000))
+        assert refused.value.code == "REFUSED"
+        client.send_log(lines("third", 10))
+    written = dbls.schema_lines("APP1")
+    expected = [line[4] for line in lines("first", 2000) + lines("third", 10)]
+    assert [line.split(": ", 1)[1] for line in written] == expected
+
+
 OUTAGE = 60.0  # seconds the database stays away
 
 
