@@ -4,6 +4,7 @@ stops the start with exit 3 naming the file."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from redpss.core.wire.tls import TlsFiles, server_context
 from redpss.devdb.tls import self_signed
 from redpss.sql.udf.pss_client import LogBuffer, PssClient, PssError, client_for_connection, tls_context
 from tests.support.daemons import DaemonProcess
+from tests.support.wait import wait_for
 
 STAMP = "2026-11-30 01:02:03.456789"
 
@@ -107,4 +109,42 @@ def test_a_missing_certificate_or_key_stops_the_start_with_exit_3_naming_the_fil
         assert daemon.process.wait(60) == 3
         assert str(files.cert.parent / missing) in daemon.stderr + daemon.log
     finally:
+        daemon.close()
+
+
+def test_connections_that_never_start_their_tls_handshake_meet_the_cap_without_hello(
+    instance: InstancePaths, tmp_path: Path
+) -> None:
+    """Counted only after the handshake, 200 silent peers would each hold a descriptor and TLS buffers for the
+    handshake timeout, unlogged; counted at accept, those beyond 64 are refused with a WARNING, and a client that
+    does its handshake and hello is served meanwhile."""
+    port = free_port()
+    tls_config(instance, port)
+    files = TlsFiles.of(instance, "DBLS")
+    self_signed(files.cert, files.key, common_name="dbls.example")
+    daemon = DaemonProcess("redpss.dbls.service", instance, tmp_path / "dbls")
+    silent: list[socket.socket] = []
+    try:
+        daemon.wait_ready()
+        for _ in range(200):
+            silent.append(socket.create_connection(("127.0.0.1", port)))
+        daemon.wait_log("64 connections without hello")
+        wait_for(
+            lambda: len(list(Path(f"/proc/{daemon.pid}/fd").iterdir())) < 150, 10, what="dropped peers' fds closed"
+        )
+        pem = files.cert.read_text()
+        context = tls_context(pem, pinned=True)
+
+        def served() -> bool:  # refused while every silent peer is younger than the eviction grace (0.1 s)
+            try:
+                with PssClient("127.0.0.1", port, instance_secret(instance), ssl_context=context) as client:
+                    return bool(client.send_log([["APP1", "INFO", "2026-11-30 01:02:03", "s", "served"]])["lines"] == 1)
+            except PssError:
+                return False
+
+        wait_for(served, 10, what="a client with handshake and hello served beside the silent peers")
+    finally:
+        for peer in silent:
+            peer.close()
+        daemon.stop()
         daemon.close()

@@ -90,13 +90,19 @@ class _WireProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
     wakes once, when it is complete.
     """
 
-    def __init__(self, reader: _LineReader, connected: Any, chunk: memoryview) -> None:
+    def __init__(self, reader: _LineReader, connected: Any, chunk: memoryview, tls_first: bool = False) -> None:
         super().__init__(reader, connected)
         self._line_reader = reader
         self._chunk = chunk
+        self._tls_first = tls_first  # nothing is read until the connection's task starts TLS on it
         self._payload: memoryview | None = None  # the payload being read, and how much of it is in
         self._filled = 0
         self._payload_done: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._tls_first:  # the client's first TLS bytes must reach the TLS layer, not the line reader
+            transport.pause_reading()  # type: ignore[attr-defined]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._payload is not None:
@@ -248,21 +254,18 @@ class JsonLineServer:
         self._unauthenticated: dict[asyncio.StreamWriter, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection, awaited by close()
         self._server: asyncio.Server | None = None
+        self._tls: ssl.SSLContext | None = None  # set by start_tcp: every connection starts with a TLS handshake
         # what one read of a connection takes while it reads lines: with payloads, little, so that a payload's
         # bytes mostly go straight into its own buffer, not through the line reader (see _WireProtocol)
         self._chunk = memoryview(bytearray(LINE_CHUNK if self.payload_ops else READ_CHUNK))
 
     async def start_tcp(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Listen on host:port; with `ssl_context`, each connection's TLS handshake is started by its own task once
+        the connection is counted among those without hello, so a flood of handshakes meets the same cap."""
         loop = asyncio.get_running_loop()
+        self._tls = ssl_context
         try:
-            self._server = await loop.create_server(
-                self._protocol,
-                host,
-                port,
-                reuse_address=True,
-                ssl=ssl_context,
-                ssl_handshake_timeout=self.limits.hello_timeout if ssl_context else None,
-            )
+            self._server = await loop.create_server(self._protocol, host, port, reuse_address=True)
         except OSError as exc:
             raise explain_bind_error(exc, host, port) from exc  # names the process holding the port
 
@@ -325,7 +328,7 @@ class JsonLineServer:
 
     def _protocol(self) -> _WireProtocol:
         reader = _LineReader(limit=self.limits.hello_line)
-        return _WireProtocol(reader, self._accepted, self._chunk)
+        return _WireProtocol(reader, self._accepted, self._chunk, tls_first=self._tls is not None)
 
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve the connection in a task of our own, so close() can end it (asyncio's would log its cancellation)."""
@@ -340,6 +343,8 @@ class JsonLineServer:
             return
         connection: Connection | None = None
         try:
+            if self._tls is not None:
+                await self._start_tls(writer)
             connection = await self._authenticate(reader, writer, peer)
             self._unauthenticated.pop(writer, None)
             reader.set_limit(self.limits.max_message)
@@ -363,6 +368,18 @@ class JsonLineServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> None:
+        """The server side of the TLS handshake, within the hello deadline; _Refused when it fails or takes longer
+        (logged like any refusal: a plain client on a TLS port is named, not silently dropped)."""
+        assert self._tls is not None
+        timeout = self.limits.hello_timeout
+        try:
+            await writer.start_tls(self._tls, ssl_handshake_timeout=timeout)
+        except TimeoutError:
+            raise _Refused(Code.TIMEOUT, f"no TLS handshake within {timeout:g} s") from None
+        except (ssl.SSLError, ConnectionError) as exc:
+            raise _Refused(Code.BAD_FRAME, f"TLS handshake failed ({exc}); is the client using TLS?") from None
 
     def _admit_unauthenticated(self, writer: asyncio.StreamWriter, peer: str) -> bool:
         """Count a new connection; at the cap the oldest one without hello makes room for it.
