@@ -32,6 +32,7 @@ MAX_ARGS = 256
 MAX_ARG_CHARS = 64 * 1024
 MAX_TIMEOUT = 7 * 86400.0
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the group at a timeout
+EXIT_POLL = 0.02  # seconds between looks at whether the script has exited (ActionRun._exited)
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -154,7 +155,7 @@ class ActionRun:
             )
             try:
                 async with asyncio.timeout(request.timeout):
-                    await self.process.wait()
+                    await self._exited()
                 status = OK if self.process.returncode == 0 else FAILED
             except TimeoutError:
                 status = TIMEOUT
@@ -185,10 +186,19 @@ class ActionRun:
                 os.killpg(pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
-                    await self.process.wait()
+                    await self._exited()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-        await self.process.wait()
+        await self._exited()
+
+    async def _exited(self) -> None:
+        """Return once the script has exited. Process.wait() of Python 3.11 may return only once the script's pipes
+        are closed too, which a child it left running in the background (`cmd &`) keeps open: the run then ended
+        at its timeout, TIMEOUT for a script that exited 0 (seen in some runs). The child watcher sets returncode
+        at the exit itself."""
+        assert self.process is not None
+        while self.process.returncode is None:
+            await asyncio.sleep(EXIT_POLL)
 
     async def _pump(self, stream: asyncio.StreamReader | None, name: str, out: int) -> None:
         if stream is None:
