@@ -76,12 +76,6 @@ class SourceChanged(Exception):
     """The source was replaced or rewritten while it was converted: the CSV is dropped, the source converted again."""
 
 
-def identity(path: Path) -> tuple[int, int, int, int]:
-    """What tells one version of a file from another: device, inode, size and modification time."""
-    found = path.stat()
-    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
-
-
 def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
     """Steps 3 and 4 for a committed conversion: archive the source (if still there), then show the CSV.
     FileExistsError, with the source left in place, while another file holds the CSV's name: archived first, a
@@ -100,19 +94,25 @@ def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -
     """Publish committed conversions whose source is already archived (their CSV's name was taken when they were
     done), once the name is free; what was done, for the log."""
     done = []
+    for ready in _committed(naming, folders):
+        source = naming.source_of(ready)
+        if source.exists() or naming.target(source).exists():
+            continue  # the source's own turn publishes it; or the name is still taken
+        publish(naming, paths, source)
+        done.append(f"published {naming.target(source)}, converted before while its name was taken")
+    return done
+
+
+def _committed(naming: Naming, folders: list[Path]) -> list[Path]:
+    """The `.ready` files of this converter in `folders` (a folder that cannot be listed is skipped)."""
+    found = []
     ending = f".{naming.tag}.ready"
     for folder in folders:
         try:
-            entries = [e for e in folder.iterdir() if e.name.startswith(".") and e.name.endswith(ending)]
+            found += [e for e in folder.iterdir() if e.name.startswith(".") and e.name.endswith(ending)]
         except OSError:
             continue
-        for ready in entries:
-            source = naming.source_of(ready)
-            if source.exists() or naming.target(source).exists():
-                continue  # the source's own turn publishes it; or the name is still taken
-            publish(naming, paths, source)
-            done.append(f"published {naming.target(source)}, converted before while its name was taken")
-    return done
+    return found
 
 
 def _link_once(ready: Path, target: Path) -> None:

@@ -16,19 +16,10 @@ from pathlib import Path
 
 from redpss.convert.convert import convert_file, use_system_memory_pool
 from redpss.convert.errors import BadInput, Cancelled
-from redpss.convert.files import (
-    Naming,
-    SourceChanged,
-    expire_archive,
-    identity,
-    publish,
-    publish_orphans,
-    recover,
-    reject,
-)
+from redpss.convert.files import Naming, SourceChanged, expire_archive, publish, publish_orphans, recover, reject
 from redpss.core.config import Config
 from redpss.core.daemon import Service
-from redpss.core.filestable import StabilityTracker
+from redpss.core.filestable import StabilityTracker, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
 from redpss.redftp.inputs import watched_input_folders
@@ -89,19 +80,17 @@ class ConvertService(Service):
                 )
                 if removed:
                     log.info("removed %d archived source(s) older than %d days", removed, self.retention)
-            for line in await asyncio.to_thread(publish_orphans, self.naming, self.paths, self._folders()):
+            folders = watched_input_folders(self.paths)
+            for line in await asyncio.to_thread(publish_orphans, self.naming, self.paths, folders):
                 log.info("%s", line)
             for source in self.tracker.ready(self._candidates(), now):
                 if self.stopping:
                     break
                 await self._take(source)
 
-    def _folders(self) -> list[Path]:
-        return watched_input_folders(self.paths)
-
     def _candidates(self) -> list[Path]:
         found: list[Path] = []
-        for folder in self._folders():
+        for folder in watched_input_folders(self.paths):
             try:
                 found.extend(p for p in folder.iterdir() if self.naming.is_source(p))
             except OSError as exc:
@@ -152,9 +141,9 @@ class ConvertService(Service):
             publish(self.naming, self.paths, source)
             return
         part = self.naming.part(source)
-        taken = identity(source)
+        taken = regular_file_state(source)
         rows = convert_file(self.kind, source, part, self.cancel, self._progress)
-        if identity(source) != taken:  # replaced or rewritten meanwhile: what was read is not what is there now
+        if regular_file_state(source) != taken:  # replaced or rewritten meanwhile: what was read is gone
             part.unlink(missing_ok=True)
             raise SourceChanged(f"{source} changed while it was converted")
         part.rename(self.naming.ready(source))  # the commit point (see redpss.convert.files)
