@@ -70,22 +70,25 @@ class ClientConnection:
         self.session = session
         self.server.logged_in(self)
         self.channel.authenticated()
-        requests: queue.Queue[dict[str, Any] | DevDbError | None] = queue.Queue()
+        requests: queue.Queue[tuple[int, dict[str, Any] | DevDbError] | None] = queue.Queue()
         worker = threading.Thread(target=self._work, args=(requests,), name=f"devdb-session-{session.id}", daemon=True)
         worker.start()
+        received = 0  # requests read so far: the worker is told each one's number, an abort the last one's
         try:
             while True:
                 try:
-                    request = self._receive()
+                    request: dict[str, Any] | DevDbError | None = self._receive()
                 except DevDbError as exc:
-                    requests.put(exc)  # answered in order by the worker
-                    continue
+                    request = exc  # answered in order by the worker
                 if request is None:
                     break
-                if request.get("command") == "abortQuery":
-                    session.cancel("abort")
+                if isinstance(request, dict) and request.get("command") == "abortQuery":
+                    # Exasol reads an abort only once the statements sent before it run; this reader reads ahead
+                    # of the worker, so the abort is for every statement read so far, started or not
+                    session.abort_requests_through(received)
                     continue
-                requests.put(request)
+                received += 1
+                requests.put((received, request))
         finally:
             session.cancel("abort")
             requests.put(None)
@@ -211,8 +214,11 @@ class ClientConnection:
         return self.server.check_credentials(user, password)
 
     # ---------------------------------------------------------------- commands
-    def _work(self, requests: queue.Queue[dict[str, Any] | DevDbError | None]) -> None:
-        while (request := requests.get()) is not None:
+    def _work(self, requests: queue.Queue[tuple[int, dict[str, Any] | DevDbError] | None]) -> None:
+        assert self.session is not None
+        while (item := requests.get()) is not None:
+            number, request = item
+            self.session.start_request(number)
             if self._dropped.is_set():
                 return  # the connection was cut (KILL SESSION, drop_sessions): nothing queued may start any more
             if isinstance(request, DevDbError):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from redpss.devdb.transfer import Transfers
 
 LOCK_POLL = 0.05  # seconds between checks for abort/timeout while waiting for the write lock
+INTERRUPT_AGAIN = 0.05  # seconds between interrupts of a cancelled statement, until it has ended
 VERIFIED_KEPT = 256  # name checks a session remembers (a row writer uses a handful of statement shapes)
 
 
@@ -58,8 +59,11 @@ class Session:
         self._state = threading.Lock()
         self._running = False
         self._cancel = threading.Event()
+        self._ended = threading.Event()  # the running statement's own: set when it ends
         self._cancel_reason = ""
         self._cancel_hooks: list[Callable[[], None]] = []
+        self._request = 0  # the number of the client's request being handled (0: none numbered)
+        self._aborted_through = 0  # an abortQuery came after the client's requests up to this number
         self.scripts = SessionScripts(self)  # CREATE/DROP SCRIPT and the scalar scripts its statements call
 
     # ----------------------------------------------------------------- attributes
@@ -103,8 +107,12 @@ class Session:
         self.transfers.tunnels.claim(sql)  # an IMPORT/EXPORT may wait for the write lock longer than a tunnel lives
         with self._state:
             self._running = True
+            self._ended = threading.Event()
             self._cancel.clear()
             self._cancel_reason = ""
+            if 0 < self._request <= self._aborted_through:  # the abort came before the statement could start
+                self._cancel_reason = "abort"
+                self._cancel.set()
         timer = None
         if self.query_timeout:
             timer = threading.Timer(self.query_timeout, self.cancel, args=("timeout",))
@@ -118,7 +126,20 @@ class Session:
                 timer.join()
             with self._state:
                 self._running = False
+                self._ended.set()
                 self._cancel_hooks.clear()
+
+    def start_request(self, number: int) -> None:
+        """The client's request `number` (counted by the connection) is handled next."""
+        with self._state:
+            self._request = number
+
+    def abort_requests_through(self, number: int) -> None:
+        """abortQuery read after the client's request `number`: the statements of that request and the ones
+        before it are aborted, also those that have not started yet (devdb reads requests ahead of running them)."""
+        with self._state:
+            self._aborted_through = max(self._aborted_through, number)
+        self.cancel("abort")
 
     def cancel(self, reason: str) -> None:
         """Abort the running statement (reason 'abort' or 'timeout'); nothing happens between statements."""
@@ -128,9 +149,22 @@ class Session:
             self._cancel_reason = reason
             self._cancel.set()
             hooks = list(self._cancel_hooks)
+            ended = self._ended
         self.cursor.interrupt()
         for hook in hooks:
             hook()
+        threading.Thread(target=self._interrupt_until, args=(ended,), name="devdb-cancel", daemon=True).start()
+
+    def _interrupt_until(self, ended: threading.Event) -> None:
+        """Interrupt DuckDB again until the cancelled statement has ended. DuckDB forgets an interrupt that comes
+        before its query starts, and a statement may still be translated, checked or waiting when it is cancelled:
+        one interrupt then aborted nothing and the statement ran on. Under the lock that ends the statement, so an
+        interrupt never reaches the next one (which DuckDB would not remember anyway, as it starts after it)."""
+        while not ended.wait(INTERRUPT_AGAIN):
+            with self._state:
+                if ended.is_set():
+                    return
+                self.cursor.interrupt()
 
     def on_cancel(self, hook: Callable[[], None]) -> None:
         """Call hook (e.g. close a socket) if the running statement is cancelled."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pyexasol
 import pytest
 
+from redpss.devdb.errors import QueryAborted
+from redpss.devdb.session import Session
 from redpss.devdb.testing import InProcessDevDb
 from tests.support.wait import wait_for
 
@@ -59,6 +62,39 @@ def test_abort_query_stops_a_long_running_statement(two: tuple[Any, Any]) -> Non
     running = Running(victim, LONG_QUERY)
     assert isinstance(_until_finished(running, victim.abort_query), pyexasol.ExaQueryAbortError)
     assert victim.execute("SELECT 1 FROM DUAL").fetchval() == 1
+
+
+@pytest.mark.parametrize("delay_ms", [0, 0.5, 1, 2, 3, 5, 8])
+def test_an_abort_sent_after_the_statement_aborts_it_whenever_it_arrives(conn: Any, delay_ms: float) -> None:
+    """An abortQuery sent after an execute aborts that statement, whether devdb has started it yet (it reads
+    requests ahead of running them), is still translating it, or is just handing it to DuckDB (which forgets an
+    interrupt that comes before its query starts). pyexasol sends both frames here, in this order, on its socket;
+    its own execute() would wait for the reply, so the frames are sent by the functions execute() uses."""
+    conn._ws.settimeout(15)  # a lost abort leaves the statement running: the reply would never come
+    for _ in range(3):
+        conn._ws_send(conn.json_encode({"command": "execute", "sqlText": LONG_QUERY, "attributes": {}}))
+        time.sleep(delay_ms / 1000)  # not a wait for anything: when the abort arrives is what the test varies
+        conn.abort_query()
+        reply = conn.json_decode(conn._ws_recv())
+        assert (reply["status"], reply["exception"]["sqlCode"]) == ("error", "R0003")
+    conn._ws.settimeout(None)
+    assert conn.execute("SELECT 1 FROM DUAL").fetchval() == 1
+
+
+def test_an_abort_read_before_its_statement_starts_aborts_it(devdb: InProcessDevDb) -> None:
+    """devdb reads a connection's requests ahead of running them: an abortQuery read after an execute that has not
+    started yet is for that execute (Exasol reads the abort only once the statement runs), not for a later one."""
+    assert devdb.server is not None and devdb.server.database is not None
+    session = Session(999_001, "SYS", devdb.server.database, devdb.server.transfers)
+    try:
+        session.start_request(1)
+        session.abort_requests_through(1)  # read while request 1 waited for the worker
+        with pytest.raises(QueryAborted):
+            session.execute("SELECT 1 FROM DUAL")
+        session.start_request(2)  # sent after the abort: runs
+        assert session.execute("SELECT 1 FROM DUAL")["resultType"] == "resultSet"
+    finally:
+        session.close()
 
 
 def test_kill_statement_in_session_aborts_only_the_statement(two: tuple[Any, Any]) -> None:
