@@ -69,32 +69,39 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def ours_client(target: tuple[int, str, Any], client: int, count: int, options: dict[str, int], start: Any) -> None:
+def wait_for_start(gate: tuple[Any, Any]) -> None:
+    """Say this client is ready (its lines built, connected), then wait for the common start."""
+    ready, start = gate
+    ready.release()
+    start.wait()
+
+
+def ours_client(target: tuple[int, str, Any], client: int, count: int, options: dict[str, int], gate: Any) -> None:
     port, secret, cpu = target
     pin(options, CLIENT_CPUS)
     lines = lines_of(client, count, options["error_every"])
     batch = options["batch"]
     with PssClient("127.0.0.1", port, secret, client=f"bench{client}") as connection:
         buffer = LogBuffer(connection, source=f"APP.JOB_{client}", max_lines=batch)
-        start.wait()
+        wait_for_start(gate)
         began = cpu_seconds()
         for schema, level, stamp, _, text in lines:
             buffer.add(schema, level, text, stamp)
         buffer.flush()
-        cpu.put(cpu_seconds() - began)
+        cpu.put((cpu_seconds() - began, time.time()))  # the time of the last acknowledgement, not of the exit
 
 
-def anchor_client(target: tuple[int, Any], client: int, count: int, options: dict[str, int], start: Any) -> None:
+def anchor_client(target: tuple[int, Any], client: int, count: int, options: dict[str, int], gate: Any) -> None:
     port, cpu = target
     pin(options, CLIENT_CPUS)
     lines = lines_of(client, count, options["error_every"])
     batch = options["batch"]
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        start.wait()
+        wait_for_start(gate)
         began = cpu_seconds()
         for first in range(0, count, batch):  # serialised when sent, as ours is (and as a UDF would)
             sock.sendall("".join("\t".join(line) + "\n" for line in lines[first : first + batch]).encode())
-        cpu.put(cpu_seconds() - began)
+        cpu.put((cpu_seconds() - began, time.time()))
 
 
 class _Router(asyncio.Protocol):
@@ -152,13 +159,19 @@ def anchor_server(port: int, folder: str, connections: int, done: Any, options: 
 
 
 def run_clients(target: Any, args: tuple[Any, ...], count: int, options: dict[str, int]) -> float:
-    """Start the client processes, release them together; the start time (epoch seconds)."""
-    start = mp.Event()
+    """Start the client processes, release them together once all are ready; the start time (epoch seconds)."""
+    ready, start = mp.Semaphore(0), mp.Event()
     per_client = count // CLIENTS
-    processes = [mp.Process(target=target, args=(*args, i, per_client, options, start)) for i in range(CLIENTS)]
+    processes = [
+        mp.Process(target=target, args=(*args, i, per_client, options, (ready, start))) for i in range(CLIENTS)
+    ]
     for process in processes:
         process.start()
-    time.sleep(1.0)  # pacing: let the clients build their lines and connect before the clock starts
+    # the clock starts once every client has built its lines and connected: building them takes seconds at a few
+    # million lines, and a clock started earlier counted that time on both sides, pulling the ratio towards 1.0
+    for _ in processes:
+        if not ready.acquire(timeout=300):
+            raise SystemExit("a client was not ready within 300 s")
     began = time.time()
     start.set()
     for process in processes:
@@ -174,8 +187,10 @@ class Run(NamedTuple):
     clients_cpu: float  # seconds of CPU used by all clients together
 
 
-def client_cpu(queue: Any) -> float:
-    return sum(float(queue.get(timeout=30)) for _ in range(CLIENTS))
+def client_reports(queue: Any) -> tuple[float, float]:
+    """The CPU seconds all clients used together, and when the last of them was done (epoch seconds)."""
+    reports = [queue.get(timeout=30) for _ in range(CLIENTS)]
+    return sum(float(cpu) for cpu, _ in reports), max(float(done) for _, done in reports)
 
 
 def ours(count: int, options: dict[str, int], workdir: Path) -> Run:
@@ -189,12 +204,15 @@ def ours(count: int, options: dict[str, int], workdir: Path) -> Run:
         cpu: Any = mp.Queue()
         server_began = cpu_seconds(daemon.pid)
         began = run_clients(ours_client, ((port, secret, cpu),), count, options)
-        elapsed = time.time() - began
+        clients_cpu, acknowledged = client_reports(cpu)
+        # to the last acknowledgement: the client processes' exit (freeing their lines) is no work of DBLS, and the
+        # anchor's clock stops at its last line written, not at its clients' exit either
+        elapsed = acknowledged - began
         server_cpu = cpu_seconds(daemon.pid) - server_began  # includes the clients' connecting, a few ms
         written = sum(len(p.read_bytes().splitlines()) for p in paths.log_db.glob("APP*/*-*.log"))
         if written != count // CLIENTS * CLIENTS:
             raise SystemExit(f"DBLS wrote {written} lines, expected {count}")
-        return Run(elapsed, server_cpu, client_cpu(cpu))
+        return Run(elapsed, server_cpu, clients_cpu)
     finally:
         daemon.terminate()
         daemon.wait(30)
@@ -232,7 +250,7 @@ def anchor(count: int, options: dict[str, int], workdir: Path) -> Run:
     if written != count // CLIENTS * CLIENTS:
         raise SystemExit(f"the anchor wrote {written} lines, expected {count}")
     shutil.rmtree(folder)
-    return Run(ended - began, server_cpu, client_cpu(cpu))
+    return Run(ended - began, server_cpu, client_reports(cpu)[0])
 
 
 def main() -> None:
