@@ -2,8 +2,11 @@
 
 Each row group is read on its own (`iter_batches(row_groups=[i])`): iter_batches over the whole file was measured
 to grow to 2.16 GB on a 2 GB file (performance-facts.md), while one row group at a time stays bounded; decoding it
-in batches of BATCH_ROWS rows kept the peak below that of reading the row group whole (138 against 201 MiB with
-48 MiB row groups) and was no slower. Memory is therefore bounded by the largest row group, whatever the file size.
+in batches of BATCH_ROWS rows kept the peak below that of reading the row group whole (155 against 201 MiB with
+48 MiB row groups). Memory is therefore bounded by the largest row group, whatever the file size.
+The batches are decoded without pyarrow's own threads: the pipeline (redpss.convert.pipeline) already decodes the
+next batch on the second core while this one is written, and pyarrow's column threads on top of it cost ~1 CPU s
+more per 5M rows on two cores, with batches of 16,384 rows more again (docs/decisions.md).
 A file or row group that cannot be read becomes BadInput naming the row group and, when one column alone fails,
 that column.
 """
@@ -21,7 +24,7 @@ from redpss.convert.csvout import flatten
 from redpss.convert.errors import BadInput
 
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, IndexError)
-BATCH_ROWS = 16384  # decoded and written at a time, within one row group
+BATCH_ROWS = 32768  # decoded and written at a time, within one row group
 
 
 def open_parquet(source: BinaryIO) -> pq.ParquetFile:
@@ -38,7 +41,7 @@ def parquet_tables(path: Path) -> Iterator[pa.Table]:
         parquet = open_parquet(source)
         rows_before = 0
         for group in range(parquet.num_row_groups):
-            batches = parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], use_threads=True)
+            batches = parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], use_threads=False)
             while True:
                 try:
                     batch = next(batches, None)
