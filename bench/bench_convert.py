@@ -151,28 +151,41 @@ def _child(code: str, runner: str) -> tuple[float, float, float]:
     return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-Figures = dict[str, tuple[float, float, float]]
+Figures = dict[str, tuple[float, float, float, list[float]]]
 
 
 def measure(runners: list[str], source: Path, folder: Path, rounds: int) -> Figures:
-    """Median MB/s, the highest peak RSS and the median CPU seconds of each runner over `rounds`, the runners
-    taking turns."""
+    """Median MB/s, the highest peak RSS, the median CPU seconds and the MB/s of each round of each runner over
+    `rounds`, the runners taking turns."""
     results: dict[str, list[tuple[float, float, float]]] = {r: [] for r in runners}
     for _ in range(rounds):
         for runner in runners:
             results[runner].append(run(runner, source, folder / f"{runner}.csv"))
     middle = rounds // 2
     return {
-        r: (sorted(v[0] for v in values)[middle], max(v[1] for v in values), sorted(v[2] for v in values)[middle])
+        r: (
+            sorted(v[0] for v in values)[middle],
+            max(v[1] for v in values),
+            sorted(v[2] for v in values)[middle],
+            [v[0] for v in values],
+        )
         for r, values in results.items()
     }
 
 
 def show(title: str, figures: Figures, ours: str) -> None:
+    """Each runner's figures; beside each anchor, ours against it from the medians and, because the machine's speed
+    drifts from one minute to the next, also round by round (each round runs ours and the anchor back to back)."""
     print(f"\n{title}")
-    base_speed, _, base_cpu = figures[ours]
-    for runner, (speed, rss, cpu) in figures.items():
-        ratio = "" if runner == ours else f"  (ours: {base_speed / speed:.2f}x its MB/s, {base_cpu / cpu:.2f}x its CPU)"
+    base_speed, _, base_cpu, base_rounds = figures[ours]
+    for runner, (speed, rss, cpu, rounds) in figures.items():
+        ratio = ""
+        if runner != ours:
+            paired = sorted(a / b for a, b in zip(base_rounds, rounds, strict=True))
+            ratio = f"  (ours: {base_speed / speed:.2f}x its MB/s, {base_cpu / cpu:.2f}x its CPU"
+            if len(paired) > 1:
+                ratio += f"; round by round {paired[len(paired) // 2]:.2f}x, {paired[0]:.2f}-{paired[-1]:.2f}"
+            ratio += ")"
         print(
             f"  {runner:<16} {speed:8.1f} MB/s  peak RSS {rss:7.1f} MiB  CPU {cpu:6.1f} s "
             f"(start-up {startup(runner):.2f}){ratio}"
