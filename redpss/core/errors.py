@@ -5,6 +5,9 @@ Every message is written for an operator woken at night: it names what was wrong
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -58,9 +61,26 @@ def run_reporting(prog: str, handler: Callable[[], int], *, status: bool = False
     instance, a config that names no daemon) means the status is unknown, 4, and never 3 (CONFIG's number),
     which LSB reserves for "stopped": a monitor must not read a typo as a cleanly stopped instance."""
     try:
-        return handler()
+        code = handler()
+        sys.stdout.flush()  # here, not at exit: a reader gone (`| head`) is then seen below
+        return code
     except RedpssError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return int(LsbStatus.UNKNOWN) if status else int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.FAILURE)
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # a pipe or socket of the command's own work: a fault to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the output left unwritten goes nowhere
+        return 128 + signal.SIGPIPE  # what `$?` shows for any program whose reader left: `redctl show | head`
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe (or socket) whose reading end is closed: the poll of its writing end says POLLERR."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False

@@ -9,6 +9,8 @@ import re
 import select
 import socket
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +64,53 @@ def test_list_json(redhome: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sorted(rows) == ["DEV1", "TST1"]  # the unit links under env/.units are not instances
     assert rows["TST1"]["autostart"] is True and rows["DEV1"]["autostart"] is False
     assert rows["TST1"]["version"] != "?"
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "from redpss.cli.redsysctl.main import main\nsys.exit(main(['list']))",  # written when the command ends
+        "from redpss.core.errors import run_reporting\n"  # written while the command runs
+        "sys.exit(run_reporting('probe', lambda: [print('a line of output') for _ in range(20000)] and 0))",
+    ],
+    ids=["at-the-end", "while-running"],
+)
+def test_output_into_a_pipe_whose_reader_left_ends_quietly(redhome: Path, probe: str) -> None:
+    """`redsysctl list | head -1`: the reader is gone before the command writes; no traceback, and exit 141 as for
+    any program that SIGPIPE ends."""
+    for number in range(3):
+        redsysctl(["create", f"TST{number}"])
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", "import sys\n" + probe],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141
+
+
+def test_a_broken_pipe_of_the_command_s_own_work_is_not_taken_for_a_reader_gone() -> None:
+    from redpss.core.errors import run_reporting  # noqa: PLC0415
+
+    def fails() -> int:
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            os.write(write_end, b"x")
+        finally:
+            os.close(write_end)
+        return 0
+
+    with pytest.raises(BrokenPipeError):
+        run_reporting("probe", fails)
 
 
 @no_systemd
