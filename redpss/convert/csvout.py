@@ -258,9 +258,11 @@ class CsvSink:
         self._segments: list[_Segment] = []
         self.rows = 0
         self._header_bytes = 0
+        self._fieldless = 0  # records without any field ({}) seen before the first column: rows of NULLs once known
 
     def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0 and not table.num_columns:
+        if not table.num_columns and not self.columns:
+            self._fieldless += table.num_rows  # no column to write them in yet
             return
         new = [n for n in table.column_names if n not in self._index]
         if new or not self._segments:
@@ -268,6 +270,9 @@ class CsvSink:
                 self._index[name] = len(self.columns)
                 self.columns.append(name)
             self._open_segment()
+        if self._fieldless:
+            fieldless, self._fieldless = self._fieldless, 0
+            self.write(pa.table([pa.nulls(fieldless)] * len(self.columns), names=self.columns))
         if table.column_names != self.columns:
             present = set(table.column_names)
             arrays = [table[n] if n in present else pa.nulls(table.num_rows) for n in self.columns]
@@ -296,7 +301,14 @@ class CsvSink:
         self._segments.append(segment)
 
     def finish(self) -> Path:
-        """Close and fsync the output; with several segments, rewrite it once with every column in every row."""
+        """Close and fsync the output; with several segments, rewrite it once with every column in every row.
+        BadInput when the source had records but none of them a field: no CSV can hold them."""
+        if self._fieldless:
+            raise BadInput(
+                "every record",
+                f"none of the {self._fieldless} record(s) has a field ({{}} in JSON, no column in Parquet), so there "
+                "is no column to write them in; give the records their fields",
+            )
         for segment in self._segments:
             segment.file.close()
         if len(self._segments) > 1:

@@ -56,6 +56,21 @@ def test_a_column_first_seen_mid_file_loses_nothing(tmp_path: Path, monkeypatch:
     assert rows[31] == ["99", "", "L"] and rows[32] == ["100", "", ""]
 
 
+def test_records_without_fields_before_the_first_column_become_rows_of_nulls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jsonread, "READ_BYTES", 16)  # the empty records fill blocks of their own, before any column
+    rows = convert(tmp_path, "{}\n" * 12 + '{"id": 1, "t": "x"}\n{}\n')
+    assert rows[0] == ["id", "t"]
+    assert rows[1:13] == [["", ""]] * 12 and rows[13] == ["1", "x"] and rows[14] == ["", ""] and len(rows) == 15
+
+
+@pytest.mark.parametrize("text", ["{}\n{}\n", "[{}, {}, {}]"], ids=["ndjson", "array"])
+def test_a_file_whose_records_have_no_field_is_refused_not_emptied(tmp_path: Path, text: str) -> None:
+    reason = bad(tmp_path, text)
+    assert "has a field" in reason and "record(s)" in reason
+
+
 def test_a_field_whose_type_changes_is_kept_as_text(tmp_path: Path) -> None:
     rows = convert(tmp_path, '{"v": 1, "w": true}\n{"v": "one", "w": [1]}\n{"v": {"x": 2}}\n')
     assert rows == [["v", "w", "v.x"], ["1", "1", ""], ["one", "[1]", ""], ["", "", "2"]]
