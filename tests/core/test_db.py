@@ -182,6 +182,22 @@ def test_wait_connected_gives_up_at_its_timeout_or_stop(devdb: InProcessDevDb) -
     devdb.start()
 
 
+def test_the_backoff_holds_across_short_waits(devdb: InProcessDevDb, caplog: pytest.LogCaptureFixture) -> None:
+    """A caller that waits briefly and often (the row writer, SCHED's commit check) does not restart the backoff:
+    a refused login is tried every `cap` seconds, not at every call (each try counts against the account)."""
+    db = DbSession(settings(devdb, password=Secret("wrong")), backoff=Backoff(0.1, 0.4))
+    ended = time.monotonic() + 3.0
+    calls = 0
+    with caplog.at_level(logging.DEBUG, logger="redpss.core.db"):
+        while time.monotonic() < ended:
+            assert db.wait_connected(timeout=0.02) is False
+            calls += 1
+    attempts = [r for r in caplog.records if r.name == "redpss.core.db" and "login refused" in r.getMessage()]
+    # 0.1, 0.2, 0.4, 0.4, ...: about 9 attempts in 3 s; restarting at each of the ~150 calls would make ~40
+    assert calls > 50 and 5 <= len(attempts) <= 12, (calls, len(attempts))
+    assert isinstance(db.last_error, DatabaseAuthError)
+
+
 def test_a_refused_login_is_final_for_wait_connected_when_asked(devdb: InProcessDevDb) -> None:
     db = DbSession(settings(devdb, password=Secret("wrong")), backoff=Backoff(0.05, 0.1))
     began = time.monotonic()

@@ -452,13 +452,13 @@ class RowWriter:
         return reachable and bool(done)
 
     def _connected(self) -> bool:
-        """Connected now, or within a few seconds (short, so the spool is retried while the database is away)."""
-        try:
-            self.session.connection()
+        """Connected now, or within a few seconds (short, so the spool is retried while the database is away); the
+        session's backoff paces the attempts across these calls."""
+        if self.session.wait_connected(self._stop, timeout=2.0 if self._stop.is_set() else 5.0):
             return True
-        except DatabaseError as exc:
-            self._database_away(exc)
-        return self.session.wait_connected(self._stop, timeout=2.0 if self._stop.is_set() else 5.0)
+        if self.session.last_error is not None:
+            self._database_away(self.session.last_error)
+        return False
 
     def _database_away(self, exc: DatabaseError) -> None:
         if not self._db_error:

@@ -41,6 +41,10 @@ class Backoff:
             yield delay
             delay = min(delay * 2, self.cap)
 
+    def after(self, failures: int) -> float:
+        """The pause after `failures` attempts in a row have failed (the first: `initial`)."""
+        return min(self.initial * 2.0 ** min(max(failures - 1, 0), 32), self.cap)
+
 
 class DbSession:
     def __init__(self, settings: DbSettings, *, backoff: Backoff | None = None) -> None:
@@ -49,6 +53,8 @@ class DbSession:
         self._connection: Any = None
         self._down_since: float | None = None
         self._failed_attempts = 0
+        self._retry_at = 0.0  # while the database is away: no attempt of wait_connected before this (monotonic)
+        self.last_error: DatabaseError | None = None  # of the last failed attempt, while the database is away
         self.reconnects = 0  # how often the session came back after being lost
 
     @property
@@ -119,7 +125,18 @@ class DbSession:
         instead of retried: waiting cannot fix a password, and a daemon starting should say so without delay.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        for delay in self.backoff.delays():
+        while not self.connected:
+            # The pause after the last failure holds across calls: a caller that waits a few seconds per call (the
+            # row writer, SCHED's commit check) does not restart the backoff each time, so an outage or a refused
+            # password is tried every `backoff.cap` seconds, not every second (a refused login counts against the
+            # account's failed-login limit in Exasol).
+            now = time.monotonic()
+            attempt_at = max(now, self._retry_at)
+            if deadline is not None and attempt_at > deadline:
+                self._pause(stop, deadline - now)
+                return False
+            if attempt_at > now and self._pause(stop, attempt_at - now):
+                return False
             try:
                 self.connection()
             except DatabaseConfigMismatch as exc:
@@ -131,15 +148,17 @@ class DbSession:
             else:
                 self._note_success()
                 return True
-            wait = delay if deadline is None else min(delay, deadline - time.monotonic())
-            if wait <= 0:
+            if stop is not None and stop.is_set():
                 return False
-            if stop is not None:
-                if stop.wait(wait):
-                    return False
-            else:
-                time.sleep(wait)  # pacing between reconnect attempts
-        return False  # pragma: no cover - delays() never ends
+        return True
+
+    @staticmethod
+    def _pause(stop: threading.Event | None, seconds: float) -> bool:
+        """Wait `seconds` (pacing between reconnect attempts); True when `stop` was set meanwhile."""
+        if stop is not None:
+            return stop.wait(max(seconds, 0.0))
+        time.sleep(max(seconds, 0.0))
+        return False
 
     def run(self, work: Callable[[DbSession], T], stop: threading.Event | None = None) -> T | None:
         """Run idempotent `work` until it succeeds, reconnecting whenever the database was lost; None if stopped."""
@@ -154,6 +173,8 @@ class DbSession:
 
     def _note_failure(self, exc: DatabaseError) -> None:
         self._failed_attempts += 1
+        self._retry_at = time.monotonic() + self.backoff.after(self._failed_attempts)
+        self.last_error = exc
         if self._down_since is None:
             self._down_since = time.monotonic()
             level = logging.ERROR if isinstance(exc, DatabaseConfigMismatch) else logging.WARNING
@@ -172,6 +193,8 @@ class DbSession:
             self.reconnects += 1
         self._down_since = None
         self._failed_attempts = 0
+        self._retry_at = 0.0
+        self.last_error = None
 
     def _drop(self) -> None:
         if self._connection is not None:
