@@ -71,7 +71,9 @@ def test_runs_a_cmd_script_with_its_arguments_and_environment_without_a_shell(
     )
     args = ["a b", "$(touch /tmp/jexec-injected)", "; rm -rf x", "*"]
     with client(instance, port) as conn:
+        usual = conn.sock.gettimeout()
         reply = conn.run_action("reports/show.sh", args, timeout=30, job_id=7, run_id="run-1")
+        assert conn.sock.gettimeout() == usual  # the run's longer wait does not stay on the connection
     assert (reply["status"], reply["exit_code"], reply["message"]) == ("FAILED", 3, "exit code 3")
     lines = reply["tail"].splitlines()
     assert lines[:4] == [f"arg={a}" for a in args]

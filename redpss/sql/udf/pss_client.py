@@ -166,13 +166,17 @@ class PssClient:
         run_id: str | None = None,
     ) -> dict[str, Any]:
         """Ask JEXEC to run the cmd/ script `action` with `args`; the reply has status, exit_code, duration, tail."""
-        self.sock.settimeout(timeout + 30.0)  # JEXEC answers by then at the latest (it kills the run at `timeout`)
         fields: dict[str, Any] = {"action": action, "args": list(args), "timeout": timeout}
         if job_id is not None:
             fields["job_id"] = job_id
         if run_id is not None:
             fields["run_id"] = run_id
-        return self.request("run", **fields)
+        usual = self.sock.gettimeout()
+        self.sock.settimeout(timeout + 30.0)  # JEXEC answers by then at the latest (it kills the run at `timeout`)
+        try:
+            return self.request("run", **fields)
+        finally:
+            self.sock.settimeout(usual)  # the connection's next requests wait as long as it was made to
 
     def send_mail(
         self,
