@@ -39,7 +39,7 @@ from redpss.core.logging.levels import level_from_name
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
-from redpss.core.wire import AsyncClient, Connection, JsonLineServer, Message, WireError
+from redpss.core.wire import AsyncClient, Code, Connection, JsonLineServer, Message, WireError
 from redpss.jmon import requests
 from redpss.jmon.definitions import (
     read_blocked_watchers,
@@ -98,6 +98,7 @@ class JmonService(Service):
         self.invalid: dict[Key, str] = {}
         self.pending_timing: set[Key] = set()
         self.skip_sender_busy = False
+        self.skips_held = False  # SCHED could not log the waiting skips; said once until it can
         self.fingerprint = ""
         self.stop_event = threading.Event()
         self.last_full_sync = 0.0
@@ -409,9 +410,22 @@ class JmonService(Service):
             while self.waiting_skips and self.sched is not None:
                 records = list(itertools.islice(self.waiting_skips, SKIPS_PER_REQUEST))
                 try:
-                    await self.sched.request("skip", timeout=5, records=records)
+                    reply = await self.sched.request("skip", timeout=5, records=records)
                 except (WireError, TimeoutError, ConnectionError):
                     return
+                if not reply.get("ok"):
+                    if reply.get("code") != Code.BAD_REQUEST:  # SCHED cannot log them now (its disk): sent again
+                        if not self.skips_held:
+                            log.warning("SCHED cannot log skipped ticks now, they wait: %s", reply.get("error"))
+                        self.skips_held = True
+                        return
+                    # records SCHED will never take: sending them again would block every later one
+                    log.error(
+                        "SCHED refused %d skipped tick(s), they are not in the run log: %s",
+                        len(records),
+                        reply.get("error"),
+                    )
+                self.skips_held = False
                 for record in records:  # a record the full deque dropped meanwhile is no longer at its head
                     if self.waiting_skips and self.waiting_skips[0] is record:
                         self.waiting_skips.popleft()

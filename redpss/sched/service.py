@@ -26,7 +26,7 @@ from redpss.core.paths import InstancePaths
 from redpss.core.reloading import value
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
-from redpss.core.wire import Connection, JsonLineServer, Message, unknown_op
+from redpss.core.wire import Code, Connection, JsonLineServer, Message, unknown_op
 from redpss.sched.alerts import mail_owner, wants_alert
 from redpss.sched.commit import UNKNOWN, CommitMarkers, is_sql_job
 from redpss.sched.inflight import InFlight, LeftOver
@@ -351,7 +351,7 @@ class SchedService(Service):
                 raise ValueError("records must be a list")
             rows = [_skip_record_row(each) for each in records]
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            return {"ok": False, "error": f"bad skip record: {exc}"}
+            return {"ok": False, "code": Code.BAD_REQUEST, "error": f"bad skip record: {exc}"}
         await self.recorder.record(rows)  # on disk before the answer
         return {"ok": True}
 

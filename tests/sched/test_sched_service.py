@@ -213,6 +213,46 @@ def test_noop_runs_finish_and_are_logged_in_the_spool_while_the_database_is_away
     assert daemon.stop() == 0
 
 
+def test_jmon_logs_a_refused_batch_of_skipped_ticks_and_sends_the_next_one(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths, caplog: pytest.LogCaptureFixture
+) -> None:
+    """JMON's own sender against the real SCHED: a batch SCHED refuses as bad is said at ERROR (it was dropped
+    without a word), and the records behind it still reach the run log."""
+    import asyncio  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+    from collections import deque  # noqa: PLC0415
+
+    from redpss.core.wire import AsyncClient  # noqa: PLC0415
+    from redpss.jmon.service import SKIPS_PER_REQUEST, JmonService  # noqa: PLC0415
+
+    _, port = sched
+    good = [
+        {"kind": "JOB", "schema": "APP1", "id": i, "name": f"J{i}", "scheduled_at": 1_700_000_000.0 + i}
+        | {"reason": "MISSED", "message": "JMON was down"}
+        for i in range(1, SKIPS_PER_REQUEST + 3)
+    ]
+    bad = {"kind": "JOB", "schema": "APP1", "id": 0, "scheduled_at": 1_700_000_000.0}  # no reason
+    sender = JmonService.__new__(JmonService)  # only the attributes the sender uses
+    sender.waiting_skips = deque([bad, *good])
+    sender.skip_sender_busy = sender.skips_held = False
+
+    async def send() -> None:
+        sender.sched = await AsyncClient.connect_tcp("127.0.0.1", port, instance_secret(instance), "jmon-test")
+        try:
+            await sender._send_waiting_skips()
+        finally:
+            await sender.sched.close()
+
+    with caplog.at_level(logging.WARNING, logger="redpss.jmon"):
+        asyncio.run(send())
+    assert not sender.waiting_skips
+    refused = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(refused) == 1 and "refused 500 skipped tick(s)" in refused[0].getMessage()
+    assert "bad skip record" in refused[0].getMessage()
+    logged = {int(r["values"]["JOB_ID"]) for r in spool_rows(instance) if r["values"].get("SKIP_REASON") == "MISSED"}
+    assert logged == set(range(SKIPS_PER_REQUEST, SKIPS_PER_REQUEST + 3))  # the batch after the refused one
+
+
 def test_skipped_ticks_sent_together_are_all_logged_and_a_bad_record_refuses_the_batch(
     sched: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
@@ -224,8 +264,9 @@ def test_skipped_ticks_sent_together_are_all_logged_and_a_bad_record_refuses_the
     ]
     with client(instance, port) as conn:
         bad = {"kind": "JOB", "schema": "APP1", "id": 900, "scheduled_at": 1_700_000_000.0}
-        with pytest.raises(WireError, match="bad skip record: 'reason'"):
+        with pytest.raises(WireError, match="bad skip record: 'reason'") as refused:
             conn.request("skip", records=[*records[:2], bad])
+        assert refused.value.code == "BAD_REQUEST"  # JMON drops (and logs) what is refused so, and resends the rest
         conn.request("skip", records=records)  # what JMON sends: many at once, on disk before the answer
         conn.request("skip", **(records[0] | {"id": 999}))  # one record as the message itself
     rows = [r["values"] for r in spool_rows(instance) if r["values"].get("STATUS") == "SKIPPED"]
