@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -282,6 +283,25 @@ def test_a_subscriber_that_does_not_read_never_stalls_the_server(wire_log: pytes
                 assert reader.next_event(5)["n"] == n
             wait_for(lambda: server.authenticated() == 2, what="the stuck subscriber to be disconnected")
     assert any("does not read its events" in line and "stuck" in line for line in warnings_of(wire_log))
+
+
+def test_a_client_that_reads_no_replies_is_closed_after_the_send_timeout(wire_log: pytest.LogCaptureFixture) -> None:
+    """Before, a reply waited for such a client for good: its task held (in JEXEC, the run and a graceful stop)."""
+    with WireServerThread(limits=Limits(send_timeout=0.5)) as server:
+        assert isinstance(server.address, tuple)
+        with server.raw() as stuck, BlockingClient(server.address, SECRET, "reader") as reader:
+            stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stuck.settimeout(0.2)
+            hello = encode({"op": "hello", "version": PROTOCOL_VERSION, "secret": SECRET, "client": "stuck"})
+            request = encode({"op": "echo", "blob": "e" * 100_000})
+            stuck.sendall(hello)
+            wait_for(lambda: server.authenticated() == 2, what="both clients to be served")
+            with contextlib.suppress(OSError):  # the server stops reading, then closes: a timeout or a reset here
+                for _ in range(100):  # 10 MB of replies, which "stuck" never reads
+                    stuck.sendall(request)
+            wait_for(lambda: server.authenticated() == 1, what="the client that reads nothing to be closed")
+            assert reader.request("echo", n=1)["echo"]["n"] == 1
+    assert any("stuck" in line and "has read nothing for 0.5 s" in line for line in warnings_of(wire_log))
 
 
 def test_durable_ops_need_a_durable_ack(server: WireServerThread, wire_log: pytest.LogCaptureFixture) -> None:

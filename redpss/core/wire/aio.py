@@ -203,17 +203,41 @@ class Connection:
     """One authenticated client of a JsonLineServer; `send` pushes an event to it."""
 
     def __init__(
-        self, writer: asyncio.StreamWriter, client: str, peer: str = "", version: int = PROTOCOL_VERSION
+        self,
+        writer: asyncio.StreamWriter,
+        client: str,
+        peer: str = "",
+        version: int = PROTOCOL_VERSION,
+        send_timeout: float = Limits.send_timeout,
     ) -> None:
         self.writer = writer
         self.client = client
         self.peer = peer
         self.version = version
         self.subscribed = False
+        self.send_timeout = send_timeout
 
     async def send(self, message: Message) -> None:
+        """Write one message; ConnectionResetError (the connection closed, with a WARNING) when the client has read
+        nothing for `send_timeout` seconds while its buffers are full.
+
+        Without that bound, a client that keeps its connection open but stops reading would hold whoever sends to it
+        for good: a reply's task, or JEXEC's run of an action whose heartbeat cannot be delivered (and with it a
+        graceful stop, which waits for that run).
+        """
         self.writer.write(encode(message))
-        await self.writer.drain()
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await self.writer.drain()
+        except TimeoutError:
+            log.warning(
+                "%s at %s has read nothing for %g s; its connection was closed",
+                self.client,
+                self.peer,
+                self.send_timeout,
+            )
+            self.writer.transport.abort()
+            raise ConnectionResetError(f"{self.client} read nothing for {self.send_timeout:g} s") from None
 
 
 Handler = Callable[[Message, Connection], Awaitable[Message]]
@@ -432,7 +456,8 @@ class JsonLineServer:
         if len(self.connections) >= self.limits.max_clients:
             raise _Refused(Code.TOO_MANY_CONNECTIONS, f"{self.limits.max_clients} clients connected already")
         client = hello.get("client")
-        return Connection(writer, client[:100] if isinstance(client, str) else "?", peer, version)
+        name = client[:100] if isinstance(client, str) else "?"
+        return Connection(writer, name, peer, version, self.limits.send_timeout)
 
     async def _read_payload(self, reader: asyncio.StreamReader, request: Message, connection: Connection) -> bytearray:
         """The raw bytes a request declared with `"payload": N`; a refusal that closes when it cannot be read."""

@@ -69,6 +69,7 @@ class Limits(Record):
     eviction_grace: float = 0.1  # seconds a new connection is safe from being dropped for the cap above
     max_clients: int = 256  # authenticated connections; a hello beyond is refused
     event_backlog: int = MAX_LINE  # bytes of pushed events waiting for a subscriber before it is disconnected
+    send_timeout: float = 60.0  # seconds a reply or event may wait for a client that reads nothing; then it is closed
 
 
 def encode(message: Message) -> bytes:
