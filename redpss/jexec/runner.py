@@ -1,10 +1,10 @@
 """Running one action: argv without a shell, a clean environment, its own process group, a timeout, its output kept.
 
 The script runs in a new session (its own process group). When it ends, times out, or its run is cancelled (the
-requesting connection dropped, JEXEC stopping), the whole group is killed, so children it left behind do not
-outlive the run. stdout and stderr are read line by line as they come: each line goes to the run's file
-(log/JEXEC/<run_id>.log), to journald (RUN_ID, JOB_ID, ACTION, STREAM fields), and into the tail returned with the
-exit code.
+requesting connection dropped, JEXEC stopping), all its processes are killed, the group and those that left it
+(redpss.jexec.processes), so children it left behind do not outlive the run. stdout and stderr are read line by
+line as they come: each line goes to the run's file (log/JEXEC/<run_id>.log), to journald (RUN_ID, JOB_ID, ACTION,
+STREAM fields), and into the tail returned with the exit code.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import re
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from redpss.core.paths import InstancePaths
+from redpss.jexec.processes import kill_run, reap_orphans, signal_run
 from redpss.jexec.resolve import ActionRefused, close_quietly, open_action
 
 log = logging.getLogger("redpss.jexec")
@@ -106,7 +107,10 @@ def environment(paths: InstancePaths, request: ActionRequest) -> dict[str, str]:
 
 
 class ActionRun:
-    """One run of one action; `run()` returns its outcome, and kills the process group however it ends."""
+    """One run of one action; `run()` returns its outcome, and kills the run's processes however it ends."""
+
+    scripts: ClassVar[set[int]] = set()  # pids of the scripts asyncio waits for: never reaped by reap_orphans
+    starting: ClassVar[int] = 0  # scripts being started, whose pids asyncio knows before `scripts` does
 
     def __init__(self, paths: InstancePaths, request: ActionRequest) -> None:
         self.paths = paths
@@ -133,6 +137,7 @@ class ActionRun:
                 f"# {time.strftime('%Y-%m-%d %H:%M:%S')} run {request.run_id}: cmd/{request.action}"
                 f" {' '.join(request.args)}\n",
             )
+            ActionRun.starting += 1
             try:
                 self.process = await asyncio.create_subprocess_exec(
                     request.action.rsplit("/", 1)[-1],
@@ -149,7 +154,9 @@ class ActionRun:
             except OSError as exc:
                 raise ActionRefused(f"action {request.action!r} could not be started: {exc.strerror or exc}") from None
             finally:
+                ActionRun.starting -= 1
                 close_quietly(script)
+            ActionRun.scripts.add(self.process.pid)
             readers = asyncio.gather(
                 self._pump(self.process.stdout, "stdout", out), self._pump(self.process.stderr, "stderr", out)
             )
@@ -174,22 +181,25 @@ class ActionRun:
         finally:
             if self.process is not None and self.process.returncode is None:  # cancelled: the requester is gone
                 await asyncio.shield(self._end_group(grace=0.0))
+            if self.process is not None:
+                ActionRun.scripts.discard(self.process.pid)
             if readers is not None:
                 readers.cancel()
             os.close(out)
 
     async def _end_group(self, grace: float) -> None:
+        """End every process of the run: SIGTERM first when `grace` > 0 (the script may clean up within it), then
+        SIGKILL, and reap those that JEXEC inherited as orphans."""
         assert self.process is not None
-        pid = self.process.pid
+        pid, run_id = self.process.pid, self.request.run_id
         if grace and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
+            signal_run(pid, run_id, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await self._exited()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        await kill_run(pid, run_id)
         await self._exited()
+        reap_ended_orphans()
 
     async def _exited(self) -> None:
         """Return once the script has exited. Process.wait() of Python 3.11 may return only once the script's pipes
@@ -231,9 +241,16 @@ class ActionRun:
             data = data[os.write(fd, data) :]
 
 
+def reap_ended_orphans() -> int:
+    """Reap the orphans of runs that ended (JEXEC is their parent, see redpss.jexec.processes); how many."""
+    if ActionRun.starting:
+        return 0  # a script just started may have ended already, and asyncio's watcher must get its status
+    return reap_orphans(ActionRun.scripts)
+
+
 def _message(status: str, code: int | None, timeout: float) -> str:
     if status == TIMEOUT:
-        return f"timed out after {timeout:g} s; its process group was killed"
+        return f"timed out after {timeout:g} s; its processes were killed"
     if code is not None and code < 0:
         return f"killed by signal {signal.Signals(-code).name}"
     return f"exit code {code}"

@@ -24,8 +24,9 @@ from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, unknown_op
 from redpss.core.wire.tls import TlsFiles, server_context
+from redpss.jexec.processes import become_subreaper
 from redpss.jexec.resolve import ActionRefused
-from redpss.jexec.runner import ActionRequest, ActionRun, RunOutcome
+from redpss.jexec.runner import ActionRequest, ActionRun, RunOutcome, reap_ended_orphans
 
 log = logging.getLogger("redpss.jexec")
 
@@ -53,6 +54,7 @@ class JexecService(Service):
 
     async def start(self) -> None:
         self.idle.set()
+        become_subreaper()  # the orphans of a run stay below JEXEC, where the run's end finds and kills them
         self.server = JsonLineServer(
             self.handle,
             instance_secret(self.paths),
@@ -100,7 +102,7 @@ class JexecService(Service):
             outcome = await self._watched(run, script, connection)
         except RequesterGone:
             log.warning(
-                "run %s: the requester %s went away; the process group of cmd/%s was killed",
+                "run %s: the requester %s went away; the processes of cmd/%s were killed",
                 request.run_id,
                 connection.client,
                 request.action,
@@ -144,6 +146,9 @@ class JexecService(Service):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             raise
+
+    async def tick(self, now: float) -> None:
+        reap_ended_orphans()  # the orphans of a running action that ended on their own
 
     def status(self) -> str:
         return f"{len(self.running)} action(s) running, {self.finished_runs} finished"

@@ -95,7 +95,7 @@ def test_a_run_past_its_timeout_is_killed_with_its_children(
     with client(instance, port) as conn:
         reply = conn.run_action("hang.sh", timeout=1.5)
     assert reply["status"] == "TIMEOUT"
-    assert reply["message"] == "timed out after 1.5 s; its process group was killed"
+    assert reply["message"] == "timed out after 1.5 s; its processes were killed"
     assert reply["tail"] == "started"
     assert 1.5 <= reply["duration"] < 10
     for pid in map(int, pids.read_text().split()):
@@ -112,7 +112,7 @@ def test_a_run_whose_requester_goes_away_is_killed(jexec: tuple[DaemonProcess, i
     conn.close()
     for pid in map(int, pids.read_text().split()):
         wait_for(lambda p=pid: not alive(p), 10, what=f"process {pid} gone after the requester left")  # type: ignore[misc]
-    daemon.wait_log("run gone: the requester test went away; the process group of cmd/long.sh was killed")
+    daemon.wait_log("run gone: the requester test went away; the processes of cmd/long.sh were killed")
     assert "Traceback" not in daemon.log
 
 
@@ -241,3 +241,48 @@ def test_a_line_longer_than_the_stream_limit_reaches_the_log_whole(
     written = Path(reply["log_file"]).read_text().splitlines()
     pieces = [line.removeprefix("stdout: ") for line in written if line.startswith("stdout: x")]
     assert sum(len(piece) for piece in pieces) == 200_000 and set("".join(pieces)) == {"x"}
+
+
+def gone(pid: int) -> bool:
+    """Ended and reaped: not even a zombie left (an orphan of a run is JEXEC's child, which must reap it)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def test_processes_that_left_the_run_s_group_end_with_the_run(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """setsid() puts a process out of reach of the group kill; once its parent exits, init (before) or JEXEC (now)
+    is its parent. Both kinds end with the run, at its timeout and when the script exits, and none stays a zombie."""
+    _, port = jexec
+    kept, orphan = instance.tmp / "kept", instance.tmp / "orphan"
+    detach = "setsid sh -c 'echo $$ > {0}; exec sleep 300'"
+    body = f"{detach.format(kept)} &\n({detach.format(orphan)} &)\n"
+    wait = f"while [ ! -s {kept} ] || [ ! -s {orphan} ]; do sleep 0.01; done\necho started\n"
+    for name, end, status in (("hang.sh", "sleep 300\n", "TIMEOUT"), ("leave.sh", "exit 0\n", "OK")):
+        kept.unlink(missing_ok=True)
+        orphan.unlink(missing_ok=True)
+        script(instance, name, body + wait + end)
+        with client(instance, port) as conn:
+            reply = conn.run_action(name, timeout=2)
+        assert (reply["status"], reply["tail"]) == (status, "started"), reply
+        for pid in (int(kept.read_text()), int(orphan.read_text())):
+            wait_for(lambda p=pid: gone(p), 10, what=f"{name}: process {pid} of the run gone")  # type: ignore[misc]
+
+
+def test_an_orphan_that_ends_on_its_own_does_not_stay_a_zombie(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    _, port = jexec
+    orphan, proceed = instance.tmp / "orphan", instance.tmp / "proceed"
+    script(
+        instance,
+        "brief.sh",
+        f"(setsid sh -c 'echo $$ > {orphan}' &)\nwhile [ ! -e {proceed} ]; do sleep 0.05; done\necho done\n",
+    )
+    with client(instance, port) as conn:
+        conn.send({"op": "run", "action": "brief.sh", "timeout": 60, "run_id": "brief"})
+        wait_for(lambda: orphan.exists() and orphan.read_text().strip(), 10, what="the orphan started")
+        pid = int(orphan.read_text())
+        wait_for(lambda: gone(pid), 15, what=f"the ended orphan {pid} reaped while its run goes on")
+        proceed.touch()
+        assert conn.next_reply()["status"] == "OK"

@@ -1,0 +1,126 @@
+"""All the processes of one run, also those that left its process group, so that none outlives the run.
+
+Killing the script's process group is not enough: a child that calls setsid() (a daemonising tool, `setsid cmd &`)
+has a group of its own, and once its parent exits it is re-parented, out of reach of a group kill. So JEXEC makes
+itself a *child subreaper* (prctl PR_SET_CHILD_SUBREAPER, Linux 3.4): an orphaned descendant of a script becomes
+JEXEC's child instead of init's, and the descendants of a run stay one tree below JEXEC. A run's processes are the
+tree below its script, plus every child of JEXEC that carries the run's id in its environment (REDPSS_RUN_ID, which
+the script and everything it starts inherit) and the trees below those. They are found in /proc, signalled, and
+looked for again until none is left alive (a process may fork between a look and the kill; its child keeps the
+id and is found the next time).
+
+Orphans that ended become zombies of JEXEC, which must reap them. asyncio's child watcher waits for the scripts
+themselves by pid, so JEXEC reaps only pids that are not a script of a running action, and not while a script is
+being started (asyncio knows that pid before JEXEC does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import NamedTuple
+
+log = logging.getLogger("redpss.jexec")
+
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+KILL_WAIT = 5.0  # seconds to wait for a run's processes to end after SIGKILL (one in uninterruptible sleep may not)
+KILL_POLL = 0.005  # seconds between looks for processes of a run still alive
+
+
+class ProcessEntry(NamedTuple):
+    parent: int
+    zombie: bool
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants; False (logged) where the kernel refuses."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+        return True
+    error = ctypes.get_errno()
+    log.warning(
+        "could not become the reaper of the actions' orphaned processes (%s): a process an action detaches with "
+        "setsid() may outlive its run",
+        os.strerror(error),
+    )
+    return False
+
+
+def process_table() -> dict[int, ProcessEntry]:
+    """Every process in /proc: its parent and whether it has ended (a zombie, not reaped yet)."""
+    table: dict[int, ProcessEntry] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry.name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended meanwhile
+        table[int(entry.name)] = ProcessEntry(int(fields[1]), fields[0] == b"Z")
+    return table
+
+
+def _carries(pid: int, marker: bytes) -> bool:
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def run_processes(table: dict[int, ProcessEntry], script: int, run_id: str) -> set[int]:
+    """The processes of the run `run_id` whose script has pid `script`, alive or not yet reaped."""
+    me = os.getpid()
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, entry in table.items():
+        children[entry.parent].append(pid)
+    marker = f"REDPSS_RUN_ID={run_id}".encode()
+    found: set[int] = set()
+    pending = [pid for pid in children[me] if pid == script or _carries(pid, marker)]
+    while pending:
+        pid = pending.pop()
+        if pid not in found:
+            found.add(pid)
+            pending.extend(children[pid])
+    return found
+
+
+def signal_run(script: int, run_id: str, signum: signal.Signals) -> set[int]:
+    """Send `signum` to the script's group and to every live process of the run; the processes that were alive."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(script, signum)
+    table = process_table()
+    alive = {pid for pid in run_processes(table, script, run_id) if not table[pid].zombie}
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+    return alive
+
+
+async def kill_run(script: int, run_id: str) -> None:
+    """SIGKILL every process of the run, and again until none is left alive: a process may fork between a look and
+    its kill, and its child, found the next time, is killed too. Gives up (WARNING) after KILL_WAIT seconds."""
+    give_up = time.monotonic() + KILL_WAIT
+    while alive := signal_run(script, run_id, signal.SIGKILL):
+        if time.monotonic() > give_up:
+            log.warning("run %s: %d process(es) still alive %g s after SIGKILL", run_id, len(alive), KILL_WAIT)
+            return
+        await asyncio.sleep(KILL_POLL)
+
+
+def reap_orphans(watched: set[int]) -> int:
+    """Reap the ended children of this process that are not in `watched` (the scripts asyncio waits for); how many."""
+    me = os.getpid()
+    reaped = 0
+    for pid, entry in process_table().items():
+        if entry.parent == me and entry.zombie and pid not in watched:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    reaped += 1
+    return reaped
