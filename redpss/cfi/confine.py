@@ -25,11 +25,7 @@ from typing import Any
 
 from pyftpdlib.filesystems import AbstractedFS
 
-INPUT_DIR = "input"
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+from redpss.redftp.inputs import INPUT_DIR, input_link_holding, inside
 
 
 @dataclass(frozen=True)
@@ -51,17 +47,17 @@ class Confinement:
     def allows(self, path: str) -> bool:
         """Whether `path` (absolute, below data_root as text) may be served."""
         logical = os.path.normpath(path)
-        if not _inside(logical, self._data):
+        if not inside(logical, self._data):
             return False
         real = self.resolve(logical)
-        if _inside(real, self._real_data):
+        if inside(real, self._real_data):
             return True
         return self._through_input_link(logical, real)
 
     def resolve(self, path: str) -> str:
         """os.path.realpath(path), resolved from the data tree's real path when `path` lies below it as text."""
         logical = os.path.normpath(path)
-        if not _inside(logical, self._data):
+        if not inside(logical, self._data):
             return os.path.realpath(logical)
         below = logical[len(self._data) :].strip(os.sep)
         resolved = self._real_data
@@ -79,25 +75,19 @@ class Confinement:
         if self.sftp_tree is None:
             return False
         tree = os.path.realpath(self.sftp_tree)
-        if not _inside(real, tree):
+        if not inside(real, tree):
             return False
-        parts = Path(os.path.relpath(logical, os.path.normpath(self.data_root))).parts
-        if len(parts) < 2 or parts[0] != INPUT_DIR:
-            return False
-        link = self.data_root / INPUT_DIR / parts[1]
-        if not link.is_symlink():
-            return False
-        target = os.path.realpath(link)
         # below the user's own folder: a link inside it leading to another user's folder is refused too
-        return _inside(target, tree) and _inside(real, target)
+        target = input_link_holding(self._data, logical, real)
+        return target is not None and inside(target, tree)
 
     def allows_open_file(self, fd: int) -> bool:
         """Whether the file behind an open descriptor lies where `allows` would accept it: in the data tree or in
         the folder of one of the data/input/<user> links."""
         opened = os.readlink(f"/proc/self/fd/{fd}")
-        if _inside(opened, self._real_data):
+        if inside(opened, self._real_data):
             return True
-        return any(_inside(opened, target) for target in self._input_link_targets())
+        return any(inside(opened, target) for target in self._input_link_targets())
 
     def _input_link_targets(self) -> list[str]:
         """The real folders the data/input/<user> links lead to, those inside this instance's sFTP tree."""
@@ -109,7 +99,7 @@ class Confinement:
             for entry in entries:
                 if entry.is_symlink():
                     target = os.path.realpath(entry.path)
-                    if _inside(target, tree):
+                    if inside(target, tree):
                         targets.append(target)
         return targets
 
@@ -133,7 +123,7 @@ class ConfinedFilesystem(AbstractedFS):  # type: ignore[misc]
         """
         path = os.path.normpath(fspath if os.path.isabs(fspath) else os.path.join(self.root, fspath))
         root = os.path.normpath(self.root)
-        if not _inside(path, root):
+        if not inside(path, root):
             return "/"
         return "/" + path[len(root) :].lstrip(os.sep).replace(os.sep, "/")
 

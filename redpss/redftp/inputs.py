@@ -15,6 +15,40 @@ from redpss.core.paths import InstancePaths
 from redpss.redftp.errors import RedftpError
 from redpss.redftp.safefs import Dir, MissingPath
 
+INPUT_DIR = "input"  # data/input, as the FTPS client sees it below data/
+
+
+def inside(path: str, root: str) -> bool:
+    """Whether `path` is `root` or lies below it (both normalised, as text)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def input_link_holding(data_root: str, logical: str, real: str) -> str | None:
+    """The real folder of the data/input/<user> link that `logical` (a normalised path below `data_root`) was reached
+    through, when `real` (its resolved path) lies inside that folder; None otherwise.
+
+    A path is only ever reached through the link directly in data/input: one through a link made inside a user's
+    folder, leading to another user's folder or anywhere else, gets None (CFISRV refuses it, LOAD jobs skip it).
+    """
+    parts = Path(os.path.relpath(logical, data_root)).parts
+    if len(parts) < 2 or parts[0] != INPUT_DIR:
+        return None
+    link = Path(data_root, INPUT_DIR, parts[1])
+    if not link.is_symlink():
+        return None
+    target = os.path.realpath(link)
+    return target if inside(real, target) else None
+
+
+def reachable_below_data(data_root: Path, path: Path) -> bool:
+    """Whether `path` (below `data_root`) ends inside the data tree, or inside the folder of the data/input/<user>
+    link it was reached through: the places a reader of data/input may take a file from, as CFISRV serves them
+    (which also checks that such a folder lies in this instance's sFTP tree)."""
+    logical = os.path.normpath(path)
+    root = os.path.normpath(data_root)
+    real = os.path.realpath(logical)
+    return inside(real, os.path.realpath(root)) or input_link_holding(root, logical, real) is not None
+
 
 def iter_input_folders(paths: InstancePaths) -> list[Path]:
     """data/input first, then every folder reached through a symbolic link directly in it, sorted by name.

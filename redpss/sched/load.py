@@ -37,6 +37,7 @@ from redpss.core.db.sqltext import sql_literal
 from redpss.core.filestable import is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import move_file
+from redpss.redftp.inputs import reachable_below_data
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
 
@@ -198,6 +199,7 @@ class LoadReport:
     loaded: list[tuple[str, int]] = dataclasses.field(default_factory=list)  # (file, rows)
     rejected: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, reason)
     waiting: int = 0  # matching files not settled yet
+    skipped: list[str] = dataclasses.field(default_factory=list)  # files reached through a link CFISRV does not follow
 
     @property
     def rows(self) -> int:
@@ -216,6 +218,11 @@ class LoadReport:
             )
         if self.waiting:
             parts.append(f"{self.waiting} file(s) still being written, left for the next run")
+        if self.skipped:
+            parts.append(
+                f"{len(self.skipped)} file(s) skipped, reached through a link CFISRV does not follow: "
+                + ", ".join(self.skipped[:5])
+            )
         return "; ".join(parts)
 
 
@@ -245,6 +252,9 @@ def load_files(
     for path in sorted(paths.data_input.glob(command.files)):
         if is_temporary_name(path.name) or regular_file_state(path) is None:
             continue  # an upload in progress, a folder or a link
+        if not reachable_below_data(paths.data, path):
+            _skip_unreachable(path, paths, report)
+            continue
         if not is_stable_file(path, interval, now):  # the rule of core.filestable, as CONVERT and FILE watchers
             report.waiting += 1
             continue
@@ -316,6 +326,20 @@ def _load_file(
     _set_aside(path, paths.data_input, paths.data_archive, None)
     report.loaded.append((str(relative), rows))
     log.info("%s: %d row(s) into %s, file archived", remote, rows, command.table)
+
+
+def _skip_unreachable(path: Path, paths: InstancePaths, report: LoadReport) -> None:
+    """A file the glob reached through a link that leads out of the data tree or out of a user's upload folder:
+    CFISRV would refuse it to the database, and it is not ours to move (it may be another user's file, loaded in its
+    own right through that user's folder). Left where it is, with a WARNING; the run goes on with the other files."""
+    relative = path.relative_to(paths.data_input)
+    report.skipped.append(str(relative))
+    log.warning(
+        "input/%s skipped: it is reached through a link leading out of %s; CFISRV does not serve such paths "
+        "(remove the link, or load the file where it lies)",
+        relative,
+        "the data tree" if len(relative.parts) < 2 else f"data/input/{relative.parts[0]}",
+    )
 
 
 def _reject(path: Path, paths: InstancePaths, report: LoadReport, reason: str) -> None:

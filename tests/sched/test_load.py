@@ -8,6 +8,7 @@ and the ROWS_LOADED of the job log. tests/e2e/test_ingest.py runs the whole chai
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
@@ -357,3 +358,31 @@ def test_an_upload_in_the_sftp_tree_on_another_file_system_is_loaded_and_moved_o
     archive = site.paths.data_archive / "alice"
     assert [p.name for p in archive.iterdir()] == ["orders.csv"]  # no partial copy left
     assert (archive / "orders.csv").read_text() == HEADER + "1,widget,3,\n"
+
+
+def test_a_file_reached_through_a_link_leading_out_of_its_folder_is_skipped_and_the_others_load(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CFISRV refuses such a path (550), which reads like CFISRV being away: before, the run failed there and every
+    file sorted after it waited behind it for good. Now it is skipped with a WARNING and left where it is: the file
+    reached is carol's, hers to load through her own folder."""
+    tree = site.redftp / "env" / "tst1"
+    for user in ("alice", "carol"):
+        (tree / user / "upload").mkdir(parents=True)
+        (site.paths.data_input / user).symlink_to(tree / user / "upload")
+    (tree / "alice" / "upload" / "to-carol").symlink_to(tree / "carol")  # from alice's folder into carol's
+    site.drop("carol/private.csv", HEADER + "1,carol's,1,\n")
+    site.drop("alice/zz/day/orders.csv", HEADER + "2,alice's,2,\n")
+    caplog.set_level(logging.WARNING, logger="redpss.sched")
+    report = site.load("table=LOADS.ORDERS files=alice/*/*/*.csv")
+    assert report.message == (  # type: ignore[attr-defined]
+        "1 row(s) from 1 file(s); alice/zz/day/orders.csv: 1; 1 file(s) skipped, reached through a link CFISRV does "
+        "not follow: alice/to-carol/upload/private.csv"
+    )
+    assert [r[:2] for r in site.rows()] == [(2, "alice's")]
+    assert (tree / "carol" / "upload" / "private.csv").exists()  # not moved: not alice's
+    assert not list(site.paths.data_error.iterdir())
+    assert any(
+        "input/alice/to-carol/upload/private.csv skipped" in r.getMessage() and "data/input/alice" in r.getMessage()
+        for r in caplog.records
+    )
