@@ -196,9 +196,7 @@ def client_reports(queue: Any) -> tuple[float, float]:
 def ours(count: int, options: dict[str, int], workdir: Path) -> Run:
     port = free_port()
     paths, secret = bench_instance(workdir / "redsys", {"dbls_port": str(port)})
-    daemon = start_pss_daemon(
-        "redpss.dbls.service", paths, port, secret, SERVER_CPUS if options["pin"] else None
-    )
+    daemon = start_pss_daemon("redpss.dbls.service", paths, port, secret, SERVER_CPUS if options["pin"] else None)
     try:
         warm_up(port, secret)
         cpu: Any = mp.Queue()
@@ -271,9 +269,7 @@ def main() -> None:
     line_bytes = len(f"{STAMP} INFO APP.JOB_0: client 0 line 00000000 {'x' * 128}\n")
     megabytes = args.lines * line_bytes / 1e6
     placement = "server on CPU 0, clients on CPU 1" if args.pin else "server and clients share the CPUs"
-    print(
-        f"{args.lines:,} lines of ~{line_bytes} bytes, {CLIENTS} clients, buffers of {args.batch} lines; {placement}"
-    )
+    print(f"{args.lines:,} lines of ~{line_bytes} bytes, {CLIENTS} clients, buffers of {args.batch} lines; {placement}")
     bare_runs: list[Run] = []
     our_runs: list[Run] = []
     for number in range(args.rounds):

@@ -86,6 +86,7 @@ def ours(relay: SmtpRelay, count: int, clients: int, workdir: Path) -> tuple[flo
     paths, secret = bench_instance(workdir / "redsys", redctl)
     daemon = start_pss_daemon("redpss.mail.service", paths, port, secret)
     try:
+
         def send(client: int, share: int) -> None:
             with PssClient("127.0.0.1", port, secret, client=f"bench {client}") as pss:
                 for number in range(share):

@@ -88,18 +88,37 @@ def add_account(system: str, uid: int, gid: int, home: Path, comment: str) -> No
     """useradd without a home folder (the command builds the chroot itself) and without a usable password."""
     _run(
         [
-            "useradd", "--uid", str(uid), "--gid", str(gid), "--no-user-group", "--no-create-home",
-            "--home-dir", str(home), "--shell", nologin_shell(), "--comment", comment, "--password", "*", system,
+            "useradd",
+            "--uid",
+            str(uid),
+            "--gid",
+            str(gid),
+            "--no-user-group",
+            "--no-create-home",
+            "--home-dir",
+            str(home),
+            "--shell",
+            nologin_shell(),
+            "--comment",
+            comment,
+            "--password",
+            "*",
+            system,
         ],
         f"creating account {system} with UID {uid}",
-        hint={4: f"UID {uid} was taken by another account meanwhile; run the command again",
-              9: f"{system} was created by someone else meanwhile"},
+        hint={
+            4: f"UID {uid} was taken by another account meanwhile; run the command again",
+            9: f"{system} was created by someone else meanwhile",
+        },
     )
 
 
 def remove_account(system: str) -> None:
-    _run(["userdel", system], f"removing account {system}",
-         hint={8: "the user still has processes running; run the command again"})
+    _run(
+        ["userdel", system],
+        f"removing account {system}",
+        hint={8: "the user still has processes running; run the command again"},
+    )
 
 
 def _run(argv: list[str], what: str, hint: dict[int, str]) -> None:

@@ -85,8 +85,7 @@ def _parse_line(line: str, source: str) -> PublicKey:
         raise RedftpUsageError(f"{damaged} ({exc})") from None
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < RSA_MIN_BITS:
         raise RedftpUsageError(
-            f"{source} is a {key.key_size}-bit RSA key; at least {RSA_MIN_BITS} bits are required "
-            "(or use ssh-ed25519)"
+            f"{source} is a {key.key_size}-bit RSA key; at least {RSA_MIN_BITS} bits are required (or use ssh-ed25519)"
         )
     if not isinstance(key, rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
         raise RedftpUsageError(f"{source}: unsupported key kind; allowed are {allowed}")

@@ -81,8 +81,9 @@ def _check_short_name(user: str) -> None:
     if not user:
         raise RedftpUsageError(f"no sFTP user name given: use {_USER_RULE}")
     if user != user.lower() and _USER_RE.fullmatch(user.lower()):
-        raise RedftpUsageError(f"sFTP user name {user!r} has upper-case letters; user names are lower case: use "
-                               f"{user.lower()!r}")
+        raise RedftpUsageError(
+            f"sFTP user name {user!r} has upper-case letters; user names are lower case: use {user.lower()!r}"
+        )
     if not _USER_RE.fullmatch(user):
         raise RedftpUsageError(f"{user!r} is not a valid sFTP user name: use {_USER_RULE}")
 

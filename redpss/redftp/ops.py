@@ -252,8 +252,10 @@ def new_archive_folder(archive: Dir, base: str, attempts: int = 5) -> tuple[str,
         except (FileExistsError, ReplacedMeanwhile) as exc:
             if attempt == attempts:
                 reason = str(exc) if isinstance(exc, ReplacedMeanwhile) else f"{archive.path / candidate} exists"
-                raise RedftpError(f"could not make an archive folder in {archive.path} ({reason}); nothing was "
-                                  "moved or removed, run the command again") from None
+                raise RedftpError(
+                    f"could not make an archive folder in {archive.path} ({reason}); nothing was "
+                    "moved or removed, run the command again"
+                ) from None
     raise AssertionError("unreachable")
 
 

@@ -124,8 +124,10 @@ class Dir:
         """Create the sub-folder `name` (it must not exist yet) and return it open, with `mode` and owner uid:gid."""
         _check_name(name)
         os.mkdir(name, 0o700, dir_fd=self.fd)
-        replaced = ReplacedMeanwhile(f"{self.path / name} was moved or replaced right after it was made (by someone "
-                                     f"who can write {self.path}); run the command again")
+        replaced = ReplacedMeanwhile(
+            f"{self.path / name} was moved or replaced right after it was made (by someone "
+            f"who can write {self.path}); run the command again"
+        )
         try:
             made = self.sub(name)
         except RedftpError:
@@ -151,11 +153,14 @@ class Dir:
         except FileExistsError:
             info = self.lstat(name)
             if info is None or not stat.S_ISDIR(info.st_mode):
-                raise RedftpError(f"{self.path / name} exists but is not a folder; move it away and run the command "
-                                  "again") from None
+                raise RedftpError(
+                    f"{self.path / name} exists but is not a folder; move it away and run the command again"
+                ) from None
             if info.st_uid != 0:
-                raise RedftpError(f"{self.path / name} is owned by UID {info.st_uid}; sshd needs it owned by root "
-                                  f"(fix: chown root {self.path / name})") from None
+                raise RedftpError(
+                    f"{self.path / name} is owned by UID {info.st_uid}; sshd needs it owned by root "
+                    f"(fix: chown root {self.path / name})"
+                ) from None
             with self.sub(name) as existing:
                 os.fchown(existing.fd, 0, gid)
                 os.fchmod(existing.fd, mode)
@@ -168,8 +173,9 @@ class Dir:
         temporary = f".{name}.new"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary, dir_fd=self.fd)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=self.fd)
+        fd = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.fd
+        )
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -270,8 +276,10 @@ class Dir:
         them, and changing them by name could be redirected.
         """
         if depth > _MAX_DEPTH:
-            raise RedftpError(f"{self.path} is nested more than {_MAX_DEPTH} folders deep; the files are there but "
-                              f"were not all handed over: chown -R them by hand")
+            raise RedftpError(
+                f"{self.path} is nested more than {_MAX_DEPTH} folders deep; the files are there but "
+                f"were not all handed over: chown -R them by hand"
+            )
         files = 0
         for name in self.names():
             info = self.lstat(name)

@@ -84,7 +84,7 @@ def _parquet(path: Path, row_groups: int, rows_per_group: int = 100_000) -> int:
     group = pa.table(
         {
             "id": numbers,
-            "name": pa.array([f"row {i}, \"quoted\"" for i in range(rows_per_group)]),
+            "name": pa.array([f'row {i}, "quoted"' for i in range(rows_per_group)]),
             "amount": pa.array([i * 1.25 for i in range(rows_per_group)]),
             "ok": pa.array([i % 2 == 0 for i in range(rows_per_group)]),
             "text": pa.array([f"{i:08d} " + "x" * 150 for i in range(rows_per_group)]),

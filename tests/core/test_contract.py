@@ -52,9 +52,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
         "APP:REDSYS 003_job_alert_mail.sql",
     ]
     assert report.schemas == ["REDSYS"]
-    versions = db.fetchall(
-        "SELECT COMPONENT, VERSION, SCRIPT FROM REDSYS.SCHEMA_VERSION ORDER BY COMPONENT, VERSION"
-    )
+    versions = db.fetchall("SELECT COMPONENT, VERSION, SCRIPT FROM REDSYS.SCHEMA_VERSION ORDER BY COMPONENT, VERSION")
     assert versions == [
         ("APP:REDSYS", 1, "001_app_schema.sql"),
         ("APP:REDSYS", 2, "002_rows_loaded.sql"),

@@ -104,4 +104,4 @@ def test_a_write_checks_its_names_once_it_holds_the_write_lock(
     first.set_autocommit(True)
     assert first.execute('SELECT COUNT(*) FROM remembered."t"').fetchval() == 0  # nothing went into the twin
     second.set_autocommit(True)
-    second.execute('CREATE TABLE remembered.u (a DECIMAL(9,0))')  # the refused INSERT holds no lock
+    second.execute("CREATE TABLE remembered.u (a DECIMAL(9,0))")  # the refused INSERT holds no lock

@@ -144,8 +144,9 @@ def test_a_queued_overlap_tick_keeps_the_due_time_and_missed_count_it_fired_with
     (skipped,) = schedule.pop_due(T0 + 30.0)  # only one is remembered; the next overlapping one is skipped
     assert (skipped.action, skipped.reason, skipped.scheduled_at) == ("SKIP", "OVERLAP", T0 + 30.0)
     queued = schedule.run_finished(key(), "r1", T0 + 31.0)
-    assert queued == Tick(key(), job(interval=10.0, overlap_policy="QUEUE", grace_seconds=60.0), T0 + 20.0, "RUN",
-                          "QUEUED_OVERLAP", 1)
+    assert queued == Tick(
+        key(), job(interval=10.0, overlap_policy="QUEUE", grace_seconds=60.0), T0 + 20.0, "RUN", "QUEUED_OVERLAP", 1
+    )
     assert entry(schedule).queued is False
 
 

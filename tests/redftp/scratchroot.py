@@ -27,8 +27,11 @@ _READONLY_BINDS = (PROJECT, Path(sys.base_prefix))
 
 
 def missing_tools() -> list[str]:
-    return [tool for tool in ("unshare", "nsenter", "chroot", "setpriv", "useradd", "ssh-keygen")
-            if shutil.which(tool) is None]
+    return [
+        tool
+        for tool in ("unshare", "nsenter", "chroot", "setpriv", "useradd", "ssh-keygen")
+        if shutil.which(tool) is None
+    ]
 
 
 class ScratchRoot:
@@ -53,9 +56,18 @@ class ScratchRoot:
             if host.is_symlink():
                 (self.root / name).symlink_to(host.readlink())
         shutil.copytree("/etc", self.root / "etc", symlinks=True)
-        for name, mode in (("usr", 0o755), ("dev", 0o755), ("proc", 0o555), ("run", 0o755), ("tmp", 0o1777),
-                           ("var/log", 0o755), ("var/tmp", 0o1777), ("var/spool/mail", 0o755), ("app", 0o755),
-                           ("root", 0o700)):
+        for name, mode in (
+            ("usr", 0o755),
+            ("dev", 0o755),
+            ("proc", 0o555),
+            ("run", 0o755),
+            ("tmp", 0o1777),
+            ("var/log", 0o755),
+            ("var/tmp", 0o1777),
+            ("var/spool/mail", 0o755),
+            ("app", 0o755),
+            ("root", 0o700),
+        ):
             folder = self.root / name
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(mode)
@@ -75,7 +87,10 @@ class ScratchRoot:
         script = " && ".join(mounts) + " && echo ready && exec cat"
         self._holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec", script],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self._holder.stdout is not None
         line = self._holder.stdout.readline()  # the holder prints one line once every mount is in place
@@ -105,8 +120,13 @@ class ScratchRoot:
         check: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            self.command(argv, user, group), input=stdin, capture_output=True, text=True,
-            env=self.environment(env), timeout=60, check=False,
+            self.command(argv, user, group),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.environment(env),
+            timeout=60,
+            check=False,
         )
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
@@ -131,8 +151,11 @@ class ScratchRoot:
                 if stream is not None:
                     stream.close()
             self._holder = None
-        mounted = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-                   if line.split()[4].startswith(str(self.root))]
+        mounted = [
+            line.split()[4]
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split()[4].startswith(str(self.root))
+        ]
         if mounted:
             raise RuntimeError(f"refusing to delete {self.root}: still mounted on the host: {mounted}")
         shutil.rmtree(self.root)

@@ -138,8 +138,18 @@ def prepare(root: ScratchRoot) -> None:
     """What the installation provides: group redftp, redsys in it, instance trees, sshd host key and config."""
     for argv in (
         ["groupadd", "--system", "redftp"],
-        ["useradd", "--system", "--no-create-home", "--home-dir", "/app/redsys", "--shell", "/bin/sh",
-         "--groups", "redftp", "redsys"],
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/app/redsys",
+            "--shell",
+            "/bin/sh",
+            "--groups",
+            "redftp",
+            "redsys",
+        ],
         ["install", "-d", "-o", "redsys", "-g", "redsys", "-m", "0750", "/app/redsys"],
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", HOST_KEY],
         ["install", "-d", "-m", "0755", "/run/sshd"],
@@ -154,22 +164,23 @@ def prepare(root: ScratchRoot) -> None:
     snippet_dir.mkdir(exist_ok=True)
     shutil.copyfile(SNIPPET, snippet_dir / SNIPPET.name)
     root.path(MAIN_CONFIG).write_text(
-        "\n".join([
-            "ListenAddress 127.0.0.1",
-            f"HostKey {HOST_KEY}",
-            "PidFile none",
-            "UsePAM no",
-            "LogLevel VERBOSE",
-            "Subsystem sftp internal-sftp",
-            # Permissive defaults on purpose: the snippet must win over them for sFTP users.
-            "PasswordAuthentication yes",
-            "AllowTcpForwarding yes",
-            "PermitTTY yes",
-            f"Include /etc/ssh/sshd_config.d/{SNIPPET.name}",
-            "",
-        ])
+        "\n".join(
+            [
+                "ListenAddress 127.0.0.1",
+                f"HostKey {HOST_KEY}",
+                "PidFile none",
+                "UsePAM no",
+                "LogLevel VERBOSE",
+                "Subsystem sftp internal-sftp",
+                # Permissive defaults on purpose: the snippet must win over them for sFTP users.
+                "PasswordAuthentication yes",
+                "AllowTcpForwarding yes",
+                "PermitTTY yes",
+                f"Include /etc/ssh/sshd_config.d/{SNIPPET.name}",
+                "",
+            ]
+        )
     )
-
 
 
 @contextlib.contextmanager

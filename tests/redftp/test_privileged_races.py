@@ -114,7 +114,10 @@ def test_keep_data_never_writes_or_chowns_through_a_swapped_archive_folder(site:
     stop = "/tmp/stop-swapper"
     attacker = subprocess.Popen(
         site.root.command([PYTHON, "-c", SWAPPER, archive, "/etc", stop], user="redsys"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=site.root.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=site.root.environment(),
     )
     try:
         assert attacker.stdout is not None
@@ -133,8 +136,11 @@ def test_keep_data_never_writes_or_chowns_through_a_swapped_archive_folder(site:
     assert f"kept {UPLOADS} uploaded file(s)" in done.stdout
     assert "was moved or replaced while the files were being moved into it" in done.stderr
     # Folders made and swapped before they could be opened stay empty: the command made a new one each time.
-    kept = [p for p in site.root.path(archive).glob("redftp_victim_*")
-            if p.is_dir() and not p.is_symlink() and any(p.iterdir())]
+    kept = [
+        p
+        for p in site.root.path(archive).glob("redftp_victim_*")
+        if p.is_dir() and not p.is_symlink() and any(p.iterdir())
+    ]
     assert _files_under(kept[0]) == UPLOADS
     assert len(kept) == 1
     redsys = site.uid("redsys")

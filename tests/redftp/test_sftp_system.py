@@ -35,6 +35,7 @@ from tests.redftp.sftpsite import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with module_site(tmp_path_factory, "redftp") as running:
@@ -56,19 +57,28 @@ def users(site: Site) -> dict[str, Key]:
 
 
 def test_useradd_builds_account_jail_key_and_link(site: Site, users: dict[str, Key]) -> None:
-    entry = next(line for line in site.root.path("/etc/passwd").read_text().splitlines()
-                 if line.startswith("redftp_tst1_alice:"))
+    entry = next(
+        line for line in site.root.path("/etc/passwd").read_text().splitlines() if line.startswith("redftp_tst1_alice:")
+    )
     name, _, uid, gid, comment, home, shell = entry.split(":")
     assert (uid, home) == ("1200", "/app/redftp/env/tst1/alice")
     assert shell in ("/sbin/nologin", "/usr/sbin/nologin")
     assert "sFTP user alice of TST1" in comment
-    redftp_gid = next(line.split(":")[2] for line in site.root.path("/etc/group").read_text().splitlines()
-                      if line.startswith("redftp:"))
+    redftp_gid = next(
+        line.split(":")[2]
+        for line in site.root.path("/etc/group").read_text().splitlines()
+        if line.startswith("redftp:")
+    )
     assert gid == redftp_gid
     shadow = next(line for line in site.root.path("/etc/shadow").read_text().splitlines() if line.startswith(name))
     assert shadow.split(":")[1] == "*"
-    for inside in ("/app/redftp", "/app/redftp/env", "/app/redftp/env/tst1", "/app/redftp/env/tst1/alice",
-                   "/app/redftp/etc/authorized_keys"):
+    for inside in (
+        "/app/redftp",
+        "/app/redftp/env",
+        "/app/redftp/env/tst1",
+        "/app/redftp/env/tst1/alice",
+        "/app/redftp/etc/authorized_keys",
+    ):
         info = site.root.path(inside).stat()
         assert info.st_uid == 0, inside
         assert info.st_mode & 0o022 == 0, inside
@@ -236,8 +246,9 @@ def test_commands_refuse_what_is_not_their_job(site: Site, users: dict[str, Key]
     assert done.returncode == 1
     assert "no sFTP user redftp_tst1_nobody-here exists" in done.stderr
     # An account that only looks like an sFTP user (made by hand) is not removed.
-    site.root.run(["useradd", "--uid", "1290", "--home-dir", "/tmp", "--no-create-home", "redftp_dev1_mallory"],
-                  check=True)
+    site.root.run(
+        ["useradd", "--uid", "1290", "--home-dir", "/tmp", "--no-create-home", "redftp_dev1_mallory"], check=True
+    )
     try:
         done = site.userdel("mallory", instance="DEV1")
         assert done.returncode == 1
@@ -259,8 +270,11 @@ def test_userdel_ends_sessions_and_removes_everything(site: Site) -> None:
             session.sftp.listdir("/upload")
     with pytest.raises(KeyError):
         site.uid("redftp_tst1_carol")
-    for inside in ("/app/redftp/env/tst1/carol", "/app/redftp/etc/authorized_keys/redftp_tst1_carol",
-                   "/app/redsys/env/tst1/data/input/carol"):
+    for inside in (
+        "/app/redftp/env/tst1/carol",
+        "/app/redftp/etc/authorized_keys/redftp_tst1_carol",
+        "/app/redsys/env/tst1/data/input/carol",
+    ):
         assert not site.root.path(inside).exists() and not site.root.path(inside).is_symlink(), inside
     transport = site.transport()
     try:
@@ -297,9 +311,11 @@ def test_userdel_leaves_a_data_input_entry_it_did_not_make_and_says_so(site: Sit
         link.unlink()
         if replacement == "link":
             link.symlink_to("/app/redsys/env/tst1/data/work")
-            says = ("warning: left /app/redsys/env/tst1/data/input/gina in place: it is a symbolic link to "
-                    "/app/redsys/env/tst1/data/work, not the link to /app/redftp/env/tst1/gina/upload that "
-                    "redftp_useradd made")
+            says = (
+                "warning: left /app/redsys/env/tst1/data/input/gina in place: it is a symbolic link to "
+                "/app/redsys/env/tst1/data/work, not the link to /app/redftp/env/tst1/gina/upload that "
+                "redftp_useradd made"
+            )
         else:
             link.mkdir()
             says = "warning: left /app/redsys/env/tst1/data/input/gina in place: it is not a symbolic link"
@@ -385,8 +401,10 @@ def test_redsys_works_through_the_shipped_sudo_rule_and_only_with_it(site: Site)
         # REDHOME owned by redsys (as prepared): redsys could rename bin/ aside and sudo would run its own code.
         done = site.root.run(useradd, user="redsys")
         assert done.returncode == 1
-        assert ("refusing to run redftp_useradd as root through sudo: the folder /app/redsys (above "
-                "/app/redsys/bin/redftp_useradd) is not owned by root") in done.stderr
+        assert (
+            "refusing to run redftp_useradd as root through sudo: the folder /app/redsys (above "
+            "/app/redsys/bin/redftp_useradd) is not owned by root"
+        ) in done.stderr
         assert not site.root.path("/app/redftp/env/tst1/frank").exists()
         os.chown(redhome, 0, 0)
         redhome.chmod(0o755)

@@ -31,11 +31,29 @@ STAND_IN = f"""#!/bin/sh
 if [ "$(id -u)" != 0 ]; then echo "Failed to $2 unit: Access denied" >&2; exit 1; fi
 echo "$*" >> {CALLS}
 """
-ALLOWED_UNITS = ("redpss@T.target", "redpss@TST1.target", "redpss-jmon@TST1.service", "redpss-sched@A1234567.service",
-                 "redpss-json2csv@DEV1.service", "redpss-abc@Z.service", "redpss-heartbeat@PROD2.service")
-FOREIGN = ("victim.service", "redpss-jmon@tst1.service", "redpss-jmon@TST1.service.d", "redpss-jmon@ABCDEFGHI.service",
-           "redpss-jmon@1TST.service", "redpss-@TST1.service", "redpss-a@TST1.service", "redpss@TST1.service",
-           "redpss-jm_on@TST1.service", "redpss-jmon@TST1.target", "redpss-jmon@TST1.socket", "sshd.service")
+ALLOWED_UNITS = (
+    "redpss@T.target",
+    "redpss@TST1.target",
+    "redpss-jmon@TST1.service",
+    "redpss-sched@A1234567.service",
+    "redpss-json2csv@DEV1.service",
+    "redpss-abc@Z.service",
+    "redpss-heartbeat@PROD2.service",
+)
+FOREIGN = (
+    "victim.service",
+    "redpss-jmon@tst1.service",
+    "redpss-jmon@TST1.service.d",
+    "redpss-jmon@ABCDEFGHI.service",
+    "redpss-jmon@1TST.service",
+    "redpss-@TST1.service",
+    "redpss-a@TST1.service",
+    "redpss@TST1.service",
+    "redpss-jm_on@TST1.service",
+    "redpss-jmon@TST1.target",
+    "redpss-jmon@TST1.socket",
+    "sshd.service",
+)
 
 
 def _action_lines() -> list[str]:
@@ -97,8 +115,11 @@ def test_sudo_reads_exactly_the_rendered_commands_and_nothing_else(root: Scratch
     granted = " ".join(listing.split("may run the following commands on", 1)[1].split("\n", 1)[1].split())
     assert granted.startswith("(root) NOPASSWD: ")
     commands = granted.removeprefix("(root) NOPASSWD: ").replace("\\=", "=").split(", ")  # sudo prints "=" as "\\="
-    expected = [f"{sudoers_units.SYSTEMCTL} {action} {unit}"
-                for action in sudoers_units.ACTIONS.values() for unit in sudoers_units.unit_patterns()]
+    expected = [
+        f"{sudoers_units.SYSTEMCTL} {action} {unit}"
+        for action in sudoers_units.ACTIONS.values()
+        for unit in sudoers_units.unit_patterns()
+    ]
     assert commands == expected
     assert len(expected) == 5 * (8 + 8 * 8)
 
@@ -113,21 +134,34 @@ def test_sudo_refuses_foreign_units_and_any_extra_argument_on_every_command_line
     for line in _action_lines():
         for unit in FOREIGN:
             assert not _allowed(root, f"{line} {unit}"), f"{line} {unit}"
-        for extended in ("redpss@NOPE.target victim.service", "redpss-jmon@TST1.service victim.service",
-                         "redpss-jmon@TST1.service redpss-sched@TST1.service", "redpss-jmon@TST1.service --force"):
+        for extended in (
+            "redpss@NOPE.target victim.service",
+            "redpss-jmon@TST1.service victim.service",
+            "redpss-jmon@TST1.service redpss-sched@TST1.service",
+            "redpss-jmon@TST1.service --force",
+        ):
             assert not _allowed(root, f"{line} {extended}"), f"{line} {extended}"
         assert not _allowed(root, line.removesuffix(" --") + " victim.service")  # without the --
-    for other in ("start --no-block -- redpss-jmon@TST1.service", "enable -- redpss-jmon@TST1.service",
-                  "mask -- redpss-jmon@TST1.service", "kill --signal=SIGKILL -- victim.service",
-                  "kill --kill-who=all --signal=SIGKILL -- victim.service", "daemon-reload", "poweroff"):
+    for other in (
+        "start --no-block -- redpss-jmon@TST1.service",
+        "enable -- redpss-jmon@TST1.service",
+        "mask -- redpss-jmon@TST1.service",
+        "kill --signal=SIGKILL -- victim.service",
+        "kill --kill-who=all --signal=SIGKILL -- victim.service",
+        "daemon-reload",
+        "poweroff",
+    ):
         assert not _allowed(root, f"{sudoers_units.SYSTEMCTL} {other}"), other
     assert not _allowed(root, f"{SYSTEMCTL} stop -- redpss-jmon@TST1.service")  # without --no-ask-password
 
 
 def test_redsys_runs_only_the_allowed_command_lines_as_root(root: ScratchRoot) -> None:
     _calls(root)
-    for unit, allowed in (("redpss-jmon@TST1.service", True), ("victim.service", False),
-                          ("redpss@NOPE.target victim.service", False)):
+    for unit, allowed in (
+        ("redpss-jmon@TST1.service", True),
+        ("victim.service", False),
+        ("redpss@NOPE.target victim.service", False),
+    ):
         done = root.run(["sudo", "-n", SYSTEMCTL, "--no-ask-password", "stop", "--", *unit.split()], user="redsys")
         assert (done.returncode == 0) == allowed, done.stderr
         assert _calls(root) == ([f"--no-ask-password stop -- {unit}"] if allowed else [])
@@ -136,11 +170,13 @@ def test_redsys_runs_only_the_allowed_command_lines_as_root(root: ScratchRoot) -
 def test_the_clis_retry_through_sudo_one_unit_at_a_time(root: ScratchRoot) -> None:
     """redpss/cli/systemctl.py: denied as redsys, it retries through sudo once per unit, in the order given."""
     _calls(root)
-    code = ("from redpss.cli import systemctl\n"
-            "print(systemctl.run(['stop', '--', 'redpss-jmon@TST1.service', 'redpss-devdb@TST1.service'],"
-            " check=False).returncode)\n"
-            "print(systemctl.run(['kill', '--kill-who=all', '--signal=SIGKILL', '--', 'redpss-jmon@TST1.service',"
-            " 'victim.service'], check=False).returncode)\n")
+    code = (
+        "from redpss.cli import systemctl\n"
+        "print(systemctl.run(['stop', '--', 'redpss-jmon@TST1.service', 'redpss-devdb@TST1.service'],"
+        " check=False).returncode)\n"
+        "print(systemctl.run(['kill', '--kill-who=all', '--signal=SIGKILL', '--', 'redpss-jmon@TST1.service',"
+        " 'victim.service'], check=False).returncode)\n"
+    )
     done = root.run([PYTHON, "-c", code], user="redsys", env={"HOME": "/tmp"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "1"], (done.stdout, _calls(root))

@@ -94,8 +94,10 @@ def test_foreign_account_names_are_not_sftp_users(system: str) -> None:
 
 def test_supported_public_keys_are_accepted_and_rewritten_with_restrict() -> None:
     keys: list[ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = [
-        ed25519.Ed25519PrivateKey.generate(), rsa.generate_private_key(65537, 2048),
-        ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP521R1()),
+        ed25519.Ed25519PrivateKey.generate(),
+        rsa.generate_private_key(65537, 2048),
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP521R1()),
     ]
     for private in keys:
         line = public_line(private)
@@ -120,8 +122,10 @@ def test_comment_is_reduced_to_harmless_characters() -> None:
         (lambda: 'from="10.0.0.1" ' + public_line(ed25519.Ed25519PrivateKey.generate()), "starts with options"),
         (lambda: public_line(ed25519.Ed25519PrivateKey.generate()) * 2, "damaged"),
         (lambda: "\n".join([public_line(ed25519.Ed25519PrivateKey.generate())] * 2), "holds 2 lines"),
-        (lambda: "ssh-rsa " + public_line(ed25519.Ed25519PrivateKey.generate()).split()[1],
-         "the line says ssh-rsa but the key data is ssh-ed25519"),
+        (
+            lambda: "ssh-rsa " + public_line(ed25519.Ed25519PrivateKey.generate()).split()[1],
+            "the line says ssh-rsa but the key data is ssh-ed25519",
+        ),
         (lambda: public_line(rsa.generate_private_key(65537, 1024)), "1024-bit RSA key"),  # noqa: S505
         (lambda: "ssh-dss " + base64.b64encode(b"\0\0\0\x07ssh-dss").decode(), "must start with one of"),
         (lambda: "-----BEGIN PUBLIC KEY-----\nMCow\n-----END PUBLIC KEY-----\n", "ssh-keygen -i -m PKCS8"),
@@ -263,12 +267,14 @@ def test_without_root_and_without_sudo_rule_the_command_says_so(tmp_path: Path) 
     as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", str(script), "TST1", "alice"]
     env = {"PATH": "/usr/sbin:/usr/bin", "LANG": "C.UTF-8"}
     # The key is read with the caller's rights, before any sudo: a file nobody may not read is a usage error.
-    done = subprocess.run([*as_nobody, "--key", str(key_file)], capture_output=True, text=True, check=False,
-                          env=env, timeout=60)
+    done = subprocess.run(
+        [*as_nobody, "--key", str(key_file)], capture_output=True, text=True, check=False, env=env, timeout=60
+    )
     assert done.returncode == 2, done.stderr
     assert f"cannot read key file {key_file}: Permission denied" in done.stderr
-    done = subprocess.run([*as_nobody, "--key", "-"], input=key_line, capture_output=True, text=True, check=False,
-                          env=env, timeout=60)
+    done = subprocess.run(
+        [*as_nobody, "--key", "-"], input=key_line, capture_output=True, text=True, check=False, env=env, timeout=60
+    )
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("redftp_useradd: redftp_useradd must run as root")
     assert "sudo" in done.stderr
