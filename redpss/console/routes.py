@@ -31,6 +31,7 @@ from redpss.ops import history, jobs
 from redpss.rest import errors
 from redpss.rest.auth import AuthRefused, CannotCheck, TooManyAttempts
 from redpss.rest.errors import ApiError
+from redpss.rest.routekeys import JOB_KEY, MAX_ID
 
 log = logging.getLogger("redpss.console")
 
@@ -269,16 +270,27 @@ def _choice(value: str | None) -> str | None:
 
 def _key(request: Request) -> str:
     schema, id_ = request.path_params["schema"], request.path_params["id"]
-    if not str(schema).replace("_", "").isalnum() or id_ > 10**18 - 1:
+    if not str(schema).replace("_", "").isalnum() or id_ > MAX_ID:
         raise ApiError(400, f"{schema}.{id_} is not a SCHEMA.ID")
     return f"{schema}.{id_}"
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """A urlencoded form (the console's forms are small; no multipart parser needed)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise ApiError(400, "the form is too large")
+    """A urlencoded form (the console's forms are small; no multipart parser needed).
+
+    Read as it streams in and refused as soon as it passes MAX_FORM_BYTES (or says it will): the login form is
+    posted before any login, and reading a body whole before looking at its size let anyone hold a worker's memory
+    with one endless POST.
+    """
+    too_large = ApiError(413, f"the form is larger than {MAX_FORM_BYTES} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and len(declared) < 20 and int(declared) > MAX_FORM_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise too_large
     pairs = urllib.parse.parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
     return dict(pairs)
 
@@ -286,7 +298,7 @@ async def _form(request: Request) -> dict[str, str]:
 def console_routes(api: Any) -> list[BaseRoute]:
     """The console's routes, to mount in the API's app (redpss.rest.app.build_app)."""
     console = Console(api)
-    key = "{schema}/{id:int}"
+    key = JOB_KEY
     return [
         Mount(
             PREFIX,

@@ -78,7 +78,9 @@ class SessionKeys:
         return _b64(self._mac(b"csrf\0" + session.sid.encode()))
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+        # as bytes: compare_digest refuses str with non-ASCII characters (TypeError), which a form may carry
+        expected = self.csrf_token(session).encode()
+        return bool(token) and hmac.compare_digest(str(token).encode("utf-8", "replace"), expected)
 
 
 def _b64(data: bytes) -> str:

@@ -32,6 +32,7 @@ from redpss.rest.auth import Authenticator, AuthRefused, CannotCheck, NoApiRole,
 from redpss.rest.cache import Cached
 from redpss.rest.errors import ApiError
 from redpss.rest.metrics import render_metrics
+from redpss.rest.routekeys import JOB_KEY, MAX_ID
 
 HEALTH_SECONDS = 1.0  # /health asks JMON and SCHED at most once a second per worker; load balancers poll often
 HEALTH_DAEMONS = frozenset({"jmon", "sched"})  # the API is healthy while these two serve
@@ -76,7 +77,8 @@ class Query:
         text = self.params.get(name)
         if text is None:
             return default
-        if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        # the length first: int() of a number past 4,300 digits raises (a 500 and a traceback, before any login)
+        if not text.isascii() or not text.isdigit() or len(text) > 30 or not low <= int(text) <= high:
             raise ApiError(400, f"query parameter {name} must be an integer from {low} to {high}")
         return int(text)
 
@@ -232,7 +234,7 @@ class Api:
         query = Query(request, ("schema", "job_id", "status", "since", "until", "limit", "offset"))
         where = history.RunFilter(
             schema=query.word("schema"),
-            job_id=query.integer("job_id", None, 0, 10**18 - 1),
+            job_id=query.integer("job_id", None, 0, MAX_ID),
             status=query.word("status"),
             since=query.time("since"),
             until=query.time("until"),
@@ -259,7 +261,7 @@ class Api:
         where = history.LogFilter(
             schema=query.word("schema"),
             level=query.word("level"),
-            job_id=query.integer("job_id", None, 0, 10**18 - 1),
+            job_id=query.integer("job_id", None, 0, MAX_ID),
             since=query.time("since"),
             until=query.time("until"),
         )
@@ -354,9 +356,6 @@ class Api:
         return json_response({"definitions": outcome.definitions, "invalid": outcome.invalid})
 
 
-MAX_ID = 10**18 - 1  # ids are DECIMAL(18,0)
-
-
 def _key(request: Request) -> str:
     """SCHEMA.ID from the path (the operations check the schema's spelling and whether it exists)."""
     id_ = request.path_params["id"]
@@ -373,7 +372,7 @@ async def get_openapi(request: Request) -> Response:
 
 def build_app(paths: InstancePaths, config: Config) -> Starlette:
     api = Api(paths, config)
-    key = "{schema}/{id:int}"
+    key = JOB_KEY
     routes = [
         Route("/health", api.get_health, methods=["GET"]),
         Route("/metrics", api.get_metrics, methods=["GET"]),

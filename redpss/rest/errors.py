@@ -24,6 +24,7 @@ CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    413: "too_large",
     429: "too_many_attempts",
     500: "internal_error",
     503: "unavailable",

@@ -9,13 +9,14 @@ import ssl
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from redpss.rest.openapi import render
-from tests.rest.rest_instance import NOBODY, OPERATOR, READER, RestApi, basic
+from tests.rest.rest_instance import NOBODY, OPERATOR, READER, RestApi, basic, client_context
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher
 from tests.support.wait import wait_for
 
@@ -226,3 +227,45 @@ def test_restctl_status_without_systemd_asks_the_api(api: RestApi, running: Runn
         config.write_text(text)
     assert enabled.returncode == 0, enabled
     assert f"answers on https://127.0.0.1:{api.port}" in enabled.stdout
+
+
+def test_an_oversized_form_is_refused_before_it_is_read_and_before_any_login(api: RestApi) -> None:
+    """Before, the console read a form body whole and only then looked at its size: one endless POST to the login
+    form, which needs no session, held as much of the worker's memory as the client sent."""
+    context = client_context(api.paths)  # httpx sends no length its body does not have: a request of our own
+    with (
+        socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(
+            b"POST /console/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 1000000000\r\n\r\nuser=x"
+        )  # a gigabyte announced, six bytes sent: the answer comes at once, not after a gigabyte or a timeout
+        assert tls.recv(4096).startswith(b"HTTP/1.1 413 ")
+
+    def endless() -> Iterator[bytes]:
+        for _ in range(64):  # 4 MiB in chunks, without a length: refused once past 16 KiB
+            yield b"user=" + b"x" * 65531
+
+    streamed = api.client.post(
+        "/console/login", content=endless(), headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert streamed.status_code == 413, streamed.text
+
+
+def test_a_number_too_long_for_an_id_is_a_clear_answer_not_a_traceback(api: RestApi) -> None:
+    """int() raises past 4,300 digits: such a path or query, sent without credentials, was a 500 with a traceback."""
+    huge = "9" * 5000
+    assert api.client.get(f"/api/v1/jobs/APP1/{huge}").status_code == 404  # no such route: ids have 18 digits
+    assert_error(get(api, f"/api/v1/jobs/APP1/{'9' * 19}"), 400, "bad_request", "out of range")
+    assert_error(api.client.get("/api/v1/runs", params={"limit": huge}), 400, "bad_request", "limit")
+    assert "Traceback" not in api.log
+
+
+def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_crash(api: RestApi) -> None:
+    login = api.client.post("/console/login", data={"user": READER[0], "password": READER[1], "next": "/console/"})
+    assert login.status_code == 303, login.text
+    forged = api.client.post("/console/logout", data={"csrf": "é-not-a-token"})
+    assert forged.status_code == 403, forged.text
+    assert "Traceback" not in api.log
+    api.client.cookies.clear()
