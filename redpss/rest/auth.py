@@ -33,7 +33,7 @@ import logging
 import os
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 
 from redpss.core.config import Config, Secret
 from redpss.core.db.contract import API_OPERATOR_ROLE, API_READER_ROLE
@@ -52,6 +52,7 @@ CACHE_SECONDS = 30.0  # how long a checked (user, password) is trusted without a
 CACHE_ENTRIES = 1024
 FAILURE_LIMIT = 5  # failed logins per client address within FAILURE_WINDOW before further attempts are refused
 FAILURE_WINDOW = 60.0
+RUNNING_RETRY = 1.0  # seconds to wait when the logins still running from an address take its whole limit
 MAX_USER_LENGTH = 128  # Exasol identifiers are at most 128 characters
 LOGIN_TIMEOUT = 10.0
 UNAVAILABLE_LOG_SECONDS = 60.0  # the same reason why credentials cannot be checked is logged once per this time
@@ -99,15 +100,21 @@ class CannotCheck(Exception):
 
 
 class _FailureCounter:
-    """Failed logins per client address within a sliding window."""
+    """Failed logins per client address within a sliding window, and the logins of each address still running.
+
+    A login still running counts against the limit until it ends: a check made when a request arrives would
+    otherwise let any number of requests sent at once (each with another password) reach the database before the
+    first of them failed.
+    """
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
         self._failures: dict[str, deque[float]] = {}
+        self._running: Counter[str] = Counter()
 
     def retry_after(self, host: str, now: float) -> float:
-        """Seconds until `host` may try again; 0 when it may try now."""
+        """Seconds until `host` may try again after its failed logins; 0 when it may try now."""
         times = self._failures.get(host)
         if times is None:
             return 0.0
@@ -115,6 +122,21 @@ class _FailureCounter:
         if len(times) < self.limit:
             return 0.0
         return max(times[0] + self.window - now, 0.001)
+
+    def start(self, host: str, now: float) -> float:
+        """Count a new login of `host` as running (`end` it when done) and return 0, or the seconds to wait when its
+        failed logins and those still running take the whole limit."""
+        times = self._failures.get(host)
+        failed = len(times) if times is not None else 0
+        if failed + self._running[host] >= self.limit:
+            return self.retry_after(host, now) or RUNNING_RETRY  # one of those running ends soon
+        self._running[host] += 1
+        return 0.0
+
+    def end(self, host: str) -> None:
+        self._running[host] -= 1
+        if self._running[host] <= 0:
+            del self._running[host]
 
     def add(self, host: str, now: float) -> None:
         if host not in self._failures and len(self._failures) >= CACHE_ENTRIES:
@@ -204,14 +226,20 @@ class Authenticator:
             raise limited
         login = self._pending.get(key)
         if login is None:
+            wait = self._failures.start(client_host, now)
+            if wait:
+                limited = TooManyAttempts(f"too many logins at once from {client_host}; retry in {wait:.0f} s", wait)
+                self._log_refusal(user, client_host, limited.reason)
+                raise limited
             # one login for every request with these credentials meanwhile; a caller that goes away does not end it
             login = asyncio.ensure_future(self._login(key, user, password, client_host))
             self._pending[key] = login
-            login.add_done_callback(functools.partial(self._login_done, key))
+            login.add_done_callback(functools.partial(self._login_done, key, client_host))
         return await asyncio.shield(login)
 
-    def _login_done(self, key: bytes, login: asyncio.Future[Principal]) -> None:
+    def _login_done(self, key: bytes, client_host: str, login: asyncio.Future[Principal]) -> None:
         self._pending.pop(key, None)
+        self._failures.end(client_host)
         if not login.cancelled():
             login.exception()  # retrieved: when every caller went away, asyncio must not report it as lost
 

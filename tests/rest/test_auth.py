@@ -209,3 +209,21 @@ def test_a_database_that_cannot_say_is_no_refusal_and_no_failed_login(
     assert len(errors) == 1, errors  # the same cause once a minute, not once per request
     assert logged in errors[0] and dsn in errors[0]
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # no "login refused" line
+
+
+def test_logins_sent_at_once_try_no_more_passwords_than_the_limit(devdb: InProcessDevDb, config: Config) -> None:
+    """Before, the limit was checked when a request arrived and a failure counted when its login ended: 40 requests
+    sent at once with 40 passwords all reached the database."""
+    auth = Authenticator(config, failure_limit=3, failure_window=60.0)
+
+    async def at_once() -> list[Principal | BaseException]:
+        guesses = (auth.authenticate(basic("api_reader", f"guess-{n}"), CLIENT) for n in range(40))
+        return await asyncio.gather(*guesses, return_exceptions=True)
+
+    outcomes = asyncio.run(at_once())
+    assert auth.database_logins == 3
+    limited = [o for o in outcomes if isinstance(o, TooManyAttempts)]
+    assert len(limited) == 37 and "too many logins at once" in str(limited[0])
+    assert all(isinstance(o, AuthRefused) for o in outcomes)
+    assert isinstance(refusal(auth, basic("api_reader", READER_PASSWORD)), TooManyAttempts)  # 3 failures now count
+    assert authenticate(auth, basic("api_reader", READER_PASSWORD), client="192.0.2.99").user == "api_reader"
