@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import threading
 from email.message import EmailMessage
 
 import pytest
 
 from redpss.core.paths import InstancePaths
-from redpss.mail.mail2cmd_rules import Command, Refused, RulesError, authorise, load_rules, parse_subject
+from redpss.mail.mail2cmd_rules import Command, Refused, RulesError, authorise, load_rules, parse_subject, secret_lines
 
 SECRET = "0123456789abcdef-secret"
 RULES = f"[sender Ops@Example.com]\nsecret = {SECRET}\ncommands = status, start_job\n"
@@ -93,3 +94,29 @@ def test_the_allow_list_must_be_private_and_well_formed(instance: InstancePaths)
         with pytest.raises(RulesError, match=re.escape(reason)) as refused:
             load_rules(instance)
         assert "short" not in str(refused.value) and SECRET not in str(refused.value)  # values of secrets not shown
+
+
+def test_a_body_of_blank_lines_is_refused_at_once(rules: InstancePaths) -> None:
+    """The secret-line pattern ran over line breaks: 256 KiB of blank lines held MAIL2CMD (and its watchdog pings)
+    for minutes. A generous deadline, not a speed figure: the check now reads each line once."""
+    senders = load_rules(rules)
+    message = mail("status", "\n" * (256 * 1024 - 64) + f"secret: {SECRET}\n")
+    finished: list[BaseException | tuple[object, ...]] = []
+
+    def check() -> None:
+        try:
+            finished.append(authorise(senders, "ops@example.com", message))
+        except Refused as refused:
+            finished.append(refused)
+
+    worker = threading.Thread(target=check, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert finished, "the check of a 256 KiB body of blank lines took longer than 10 s"
+    assert finished[0] == (senders["ops@example.com"], Command("status", ()))
+
+
+def test_the_secret_line_may_have_blanks_around_it_and_any_line_end() -> None:
+    assert secret_lines(f"hello\r\n  Secret :\t{SECRET}  \r\nbye") == [SECRET]
+    assert secret_lines(f"secret: {SECRET} trailing words") == []  # a line holds the secret and nothing else
+    assert secret_lines(f"\n\nsecret:\n{SECRET}") == []  # the secret stays on its line
