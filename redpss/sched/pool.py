@@ -88,16 +88,25 @@ class WorkerProcess:
             await self.process.stdin.drain()
             line = await self._readline()
         except (ConnectionError, BrokenPipeError) as exc:
+            self.ready = False
             code = await self.process.wait()
             raise WorkerDied(f"worker {self.label} exited with code {code}") from exc
+        except BaseException:
+            # Cancelled (its timeout, a forced stop) or dead mid-run: what it is doing is unknown, and it is about to
+            # be killed and replaced. It must not look idle meanwhile: the master's awaits between here and the kill
+            # let other runs be dispatched, and one given to this worker was lost with it.
+            self.ready = False
+            raise
         finally:
             self.current = None
         try:
             return RunResult.from_dict(json.loads(line))
         except (ValueError, TypeError) as exc:
+            self.ready = False
             raise WorkerDied(f"worker {self.label} answered with garbage: {line[:200]!r}") from exc
 
     def kill(self) -> None:
+        self.ready = False  # never given a run again: the master replaces it
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()

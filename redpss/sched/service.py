@@ -450,11 +450,15 @@ class SchedService(Service):
             self._dispatch(each)
 
     async def _replace(self, pool: Pool, worker: WorkerProcess, why: str) -> None:
+        if worker not in pool.workers:
+            return  # replaced already (its run and the check for dead idle workers both saw it end)
         log.warning("worker %s %s; starting a replacement", worker.label, why)
         worker.kill()
         if worker.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 await worker.process.wait()
+        if worker not in pool.workers:
+            return  # another end of it replaced it while this one waited for its exit
         replacement = WorkerProcess(pool.name, worker.index, self.paths.redenv, self.generation)
         pool.workers[pool.workers.index(worker)] = replacement
         try:

@@ -465,6 +465,29 @@ def test_a_worker_that_dies_while_idle_is_replaced(sched: tuple[DaemonProcess, i
     assert "starting a replacement" in daemon.log
 
 
+def test_a_run_queued_behind_one_that_times_out_runs_on_the_replacement_worker(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """Between a run's timeout and the kill of its worker the master awaits; the worker looked idle meanwhile, so the
+    next run of its pool could be handed to it, died with it, and was never logged nor finished (its job then
+    skipped as OVERLAP until SCHED restarted)."""
+    daemon, port = sched
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        stuck = loader_pid(conn)
+        os.kill(stuck, signal.SIGSTOP)  # it answers nothing: the master kills it past the run's timeout
+        first = run(pool="LOADER", timeout=1, name="HANGS")
+        queued = [run(pool="LOADER", id=2 + n, name=f"NEXT_{n}") for n in range(3)]
+        for each in (first, *queued):
+            conn.request("submit", run=each)
+        events = finished_all(conn, {first["run_id"], *(q["run_id"] for q in queued)}, timeout=60)
+        assert events[first["run_id"]]["status"] == "TIMEOUT"
+        assert [events[q["run_id"]]["status"] for q in queued] == ["OK"] * 3
+        assert loader_pid(conn) != stuck
+    assert "is not in list" not in daemon.log + daemon.stderr
+    assert daemon.log.count("starting a replacement") == 1
+
+
 def test_a_worker_whose_session_drops_mid_run_fails_the_run_with_the_reason_and_keeps_serving(
     devdb_sched: DevDbSched, hold: Hold, instance: InstancePaths
 ) -> None:
