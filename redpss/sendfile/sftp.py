@@ -98,9 +98,21 @@ def _put(client: object, target: SftpTarget, local: Path, remote_name: str) -> s
         sftp = client.open_sftp()
     except paramiko.SSHException as exc:
         raise DeliveryError(f"{target.describe()} opened no SFTP session: {exc}") from None
+    # Without a timeout of its own, the channel waits for good on a server that stops taking data or answering
+    # (a hung storage mount behind it): the connect timeouts cover only the way in, and SENDFILE runs one request at
+    # a time. With it, each wait for the server gives up after `timeout` seconds without progress.
+    channel = sftp.get_channel()
+    if channel is not None:  # an open session always has one
+        channel.settimeout(target.timeout)
     try:
         sftp.put(str(local), partial, confirm=True)
         sftp.posix_rename(partial, final)
+    except TimeoutError:
+        raise DeliveryError(
+            f"upload to {target.describe()} as {final} made no progress for {target.timeout:g} s (timeout in "
+            f"[target {target.name}]); the server stalled",
+            transient=True,
+        ) from None
     except (OSError, paramiko.SSHException) as exc:
         with contextlib.suppress(OSError, paramiko.SSHException):
             sftp.remove(partial)

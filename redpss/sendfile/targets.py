@@ -28,7 +28,9 @@ CONFIG_NAME = "sendfile.conf"
 KNOWN_HOSTS_NAME = "sendfile_known_hosts"
 DEFAULT_MAIL_MAX_MB = 20.0
 MAIL_CEILING_MB = 25.0  # SENDMAIL refuses more attachment bytes per mail
-_TARGET_KEYS = {"host", "port", "user", "key", "folder"}
+_TARGET_KEYS = {"host", "port", "user", "key", "folder", "timeout"}
+DEFAULT_TIMEOUT = 120.0  # seconds an upload may make no progress before it is given up (and tried again later)
+TIMEOUT_CEILING = 3600.0
 
 
 class TargetError(ValueError):
@@ -43,6 +45,7 @@ class SftpTarget:
     user: str
     key: Path
     folder: str
+    timeout: float = DEFAULT_TIMEOUT
 
     def describe(self) -> str:
         return f"{self.user}@{self.host}:{self.port}{self.folder}"
@@ -112,9 +115,15 @@ def _target(paths: InstancePaths, path: Path, name: str, values: configparser.Se
     folder = values["folder"].rstrip("/") or "/"
     if not folder.startswith("/"):
         raise TargetError(f"{where}: folder = {folder!r} must be an absolute remote path such as /upload")
-    return SftpTarget(
-        name, values["host"], int(port_text), values["user"], key if key.is_absolute() else paths.home / key, folder
-    )
+    timeout_text = values.get("timeout", f"{DEFAULT_TIMEOUT:g}")
+    try:
+        timeout = float(timeout_text)
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= TIMEOUT_CEILING:
+        raise TargetError(f"{where}: timeout = {timeout_text!r}: seconds above 0 and at most {TIMEOUT_CEILING:g}")
+    home_key = key if key.is_absolute() else paths.home / key
+    return SftpTarget(name, values["host"], int(port_text), values["user"], home_key, folder, timeout)
 
 
 def target(settings: SendfileSettings, name: str) -> SftpTarget:

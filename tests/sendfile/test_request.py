@@ -96,6 +96,7 @@ def test_targets_file(instance: InstancePaths) -> None:
     settings = load_settings(instance)
     partner = target(settings, "partner")
     assert (partner.port, partner.key, partner.folder) == (22, instance.home / "etc/ssh/k", "/in")
+    assert partner.timeout == 120.0  # seconds an upload may make no progress
     assert settings.mail_max_bytes == 5 * 1024 * 1024
     with pytest.raises(TargetError, match=re.escape("'other' is not defined in etc/sendfile.conf (defined: partner)")):
         target(settings, "other")
@@ -105,6 +106,7 @@ def test_targets_file(instance: InstancePaths) -> None:
         ("[target p]\nhost = h\nuser = u\nfolder = /in\n", "missing key"),
         ("[target p]\nhost = h\nuser = u\nkey = k\nfolder = /in\npassword = x\n", "unknown key(s) password"),
         ("[targets]\n", "[targets] is not known"),
+        ("[target p]\nhost = h\nuser = u\nkey = k\nfolder = /in\ntimeout = 0\n", "timeout = '0': seconds above 0"),
     ):
         (instance.etc / "sendfile.conf").write_text(text)
         with pytest.raises(TargetError, match=re.escape(reason)):

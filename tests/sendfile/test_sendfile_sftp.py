@@ -7,8 +7,12 @@ from the instance's known_hosts, or a different one there, is refused before the
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import io
+import re
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,7 @@ from redpss.core.wire import WireError
 from redpss.sendfile.targets import known_hosts_file
 from tests.redftp.sftpsite import Key, Site, ed25519_key, module_site
 from tests.sendfile.conftest import Sender, write_private
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -160,3 +165,75 @@ def test_an_unknown_or_changed_host_key_is_refused(
         sender.send(source="APP1.V_SMALL", sftp="partner", file_name=f"refused-{known}.csv", wait=True)
     assert landed(site) == before
     assert f"sftp target partner) failed: the host key of 127.0.0.1:{site.port}" in sender.log
+
+
+class StallingProxy:
+    """A TCP proxy to the sFTP site that stops passing the client's bytes on once `after` bytes went through: the
+    server then looks alive (its connection stays open, it answers nothing more), as one with a hung disk does."""
+
+    def __init__(self, port: int, after: int) -> None:
+        self.target = port
+        self.after = after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stalled = threading.Event()
+        self.sockets: list[socket.socket] = [self.listener]
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.target))
+                self.sockets += [client, server]
+                for pair in ((client, server, True), (server, client, False)):
+                    self.threads.append(threading.Thread(target=self._pump, args=pair, daemon=True))
+                    self.threads[-1].start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
+        passed = 0
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+                passed += len(data)
+                if upstream and passed > self.after:
+                    self.stalled.set()
+                    return  # reads nothing more from the client, and passes nothing on
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread waiting in accept or recv
+            sock.close()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def test_an_upload_to_a_server_that_stalls_gives_up_after_the_target_s_timeout_and_tries_again(
+    sender_for: SenderFor, site: Site, alice: ClientKey
+) -> None:
+    """Before, the channel had no timeout of its own: the upload waited for good, and every later request of
+    SENDFILE (one at a time) with it."""
+    sender = sender_for()
+    sender.start("devdb", "sendfile")
+    sender.make_view("APP1", "V_STALL", 50_000)
+    proxy = StallingProxy(site.port, after=256 * 1024)  # the handshake and login are a few KiB; the upload is more
+    try:
+        write_private(sender.paths.etc / "ssh" / "partner_ed25519", alice.pem)
+        write_private(
+            sender.paths.etc / "sendfile.conf",
+            f"[target partner]\nhost = 127.0.0.1\nport = {proxy.port}\nuser = redftp_tst1_alice\n"
+            "key = etc/ssh/partner_ed25519\nfolder = /upload\ntimeout = 2\n",
+        )
+        known_hosts_file(sender.paths).write_text(f"[127.0.0.1]:{proxy.port} ssh-ed25519 {site.host_key}\n")
+        sender.send(source="APP1.V_STALL", sftp="partner", file_name="stalled.csv")
+        wait_for(proxy.stalled.is_set, 60, what="the upload to reach the stall")
+        wait_for(
+            lambda: re.search(r"not sent \(try 1\), tried again later: .*made no progress for 2 s", sender.log),
+            60,
+            what="the upload given up, to be tried again",
+        )
+        assert "stalled.csv" not in landed(site)
+    finally:
+        proxy.close()
