@@ -169,8 +169,16 @@ def states(units: Iterable[str]) -> dict[str, UnitState]:
         return {}
     props = [f"--property={p}" for p in _PROPERTIES]
     result = run(["show", *props, "--", *names], check=False)
+    blocks = parse_show(result.stdout)
+    if result.returncode != 0 and len(blocks) < len(names):
+        # Nothing known is not "not installed": read as that, a stop stopped nothing and said so with exit 0, and
+        # `redsysctl drop` found no running unit to keep it from deleting a live instance.
+        raise SystemctlError(
+            f"systemctl show failed, so the state of the units is unknown: "
+            f"{result.stderr.strip() or result.stdout.strip() or f'exit code {result.returncode}'}"
+        )
     found: dict[str, UnitState] = {}
-    for block in parse_show(result.stdout):
+    for block in blocks:
         unit = block.get("Id", "")
         pid = block.get("MainPID", "0")
         found[unit] = UnitState(

@@ -524,6 +524,16 @@ def test_redsys_drives_only_its_own_units(box: Box) -> None:
     assert sudo.returncode != 0
 
 
+def test_a_stop_that_cannot_ask_systemd_fails_instead_of_stopping_nothing(box: Box) -> None:
+    """systemctl cannot reach systemd (no bus): the units' states are unknown. Before, they read as not installed,
+    so `redctl stop` stopped nothing and exited 0."""
+    running(box)
+    broken = redsys(box, "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent redctl -i TST1 stop")
+    assert broken.returncode != 0, broken.stdout + broken.stderr
+    assert "the state of the units is unknown" in broken.stderr
+    assert show(box, unit_of("jmon"))["SubState"] == "running"  # nothing was stopped, and nothing said it was
+
+
 def test_instance_without_devdb_and_stop_all(box: Box, app1: object) -> None:
     """DEV1 (devdb_enabled = false) starts SCHED and JMON only, against TST1's database; stop-all stops both."""
     running(box)
