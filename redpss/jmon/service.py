@@ -588,11 +588,12 @@ class JmonService(Service):
         by = requests.text(message, "by", requests.MAX_BY_LENGTH) or "a client"
         definition = self.definitions.get(key)
         if definition is None:
-            return {"ok": False, "error": f"no {key[0].lower()} {key[2]} in schema {key[1]}"}
+            return {"ok": False, "code": Code.REFUSED, "error": f"no {key[0].lower()} {key[2]} in schema {key[1]}"}
         if self.suspended:
             if not force:
                 return {
                     "ok": False,
+                    "code": Code.REFUSED,
                     "error": f"instance {self.paths.redenv} is suspended: no run starts, {key[1]}.{definition.name} "
                     "was not started (`redctl resume` first, or start it anyway with --force)",
                 }
@@ -609,6 +610,7 @@ class JmonService(Service):
             except KeyError:
                 return {
                     "ok": False,
+                    "code": Code.REFUSED,
                     "error": f"{key[1]}.{definition.name} is not scheduled (inactive?); "
                     "use start_db_job to run it anyway",
                 }

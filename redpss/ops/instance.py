@@ -29,6 +29,11 @@ class NotRunning(RedpssError):
     """The daemon an operation wants to talk to is not running."""
 
 
+class Declined(RedpssError):
+    """The daemon declined the operation as things stand (the instance suspended, the job not scheduled); the
+    message says what to do. The caller's request was well-formed: the API answers 409, not 500."""
+
+
 class Instance(Record):
     paths: InstancePaths
     config: Config

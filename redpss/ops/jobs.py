@@ -7,7 +7,9 @@ running NotRunning.
 
 from __future__ import annotations
 
+from redpss.core.errors import RedpssError
 from redpss.core.record import Record
+from redpss.ops.instance import Declined
 from redpss.ops.keys import resolve
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
@@ -128,7 +130,12 @@ def start(instance: Instance, text: str, *, by: str, force: bool = False, schedu
         session.close()
     op = "start_job" if scheduled_only else "start_db_job"
     with instance.jmon() as jmon:
-        reply = jmon.request(op, kind="JOB", schema=schema, id=id_, force=force, by=by)
+        try:
+            reply = jmon.request(op, kind="JOB", schema=schema, id=id_, force=force, by=by)
+        except RedpssError as exc:
+            if getattr(exc, "code", None) == "REFUSED":  # a wire refusal (Code.REFUSED): JMON said no, and why
+                raise Declined(str(exc)) from None
+            raise
     run_id = reply.get("run_id")
     return Started(
         schema,

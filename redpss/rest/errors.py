@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from redpss.core.errors import RedpssError, UsageError
-from redpss.ops.instance import NotRunning
+from redpss.ops.instance import Declined, NotRunning
 from redpss.ops.keys import UnknownObject
 
 log = logging.getLogger("redpss.rest")
@@ -24,6 +24,7 @@ CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "too_large",
     429: "too_many_attempts",
     500: "internal_error",
@@ -63,7 +64,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def from_operation(exc: RedpssError) -> ApiError:
-    """The answer to an operation's error: unknown object 404, bad input 400, a daemon or database away 503."""
+    """The answer to an operation's error: unknown object 404, bad input 400, declined as things stand 409, a daemon
+    or database away 503."""
     from redpss.core.db.errors import DatabaseUnavailable  # noqa: PLC0415
 
     if isinstance(exc, UnknownObject):
@@ -72,6 +74,8 @@ def from_operation(exc: RedpssError) -> ApiError:
         return ApiError(400, str(exc))
     if isinstance(exc, NotRunning | DatabaseUnavailable):
         return ApiError(503, str(exc))
+    if isinstance(exc, Declined):
+        return ApiError(409, str(exc))
     log.error("operation failed: %s", exc)
     return ApiError(500, f"the operation failed: {exc}")
 

@@ -156,6 +156,9 @@ def test_suspend_and_resume(api: RestApi, running: RunningInstance) -> None:
     assert post(api, "/api/v1/suspend").json() == {"instance": "TST1", "suspended": True}
     assert "SUSPENDED" in running.redctl("show").stdout.splitlines()[0]
     assert get(api, "/api/v1/status").json()["suspended"] is True
+    declined = post(api, "/api/v1/jobs/APP1/3/start")  # JMON declines while suspended: the caller can act on it
+    assert_error(declined, 409, "conflict", "is suspended")  # was 500 internal_error, logged at ERROR
+    assert "operation failed" not in api.log
     assert post(api, "/api/v1/resume").json() == {"instance": "TST1", "suspended": False}
     assert "RUNNING" in running.redctl("show").stdout.splitlines()[0]
     reloaded = post(api, "/api/v1/reload").json()
