@@ -81,7 +81,9 @@ def load_settings(paths: InstancePaths) -> SendfileSettings:
     for section in parser.sections():
         values = parser[section]
         if section == "mail":
-            max_mb = _megabytes(path, values.get("max_mb", str(DEFAULT_MAIL_MAX_MB)))
+            max_mb = _bounded(
+                f"{path}: [mail]", "max_mb", values.get("max_mb", str(DEFAULT_MAIL_MAX_MB)), MAIL_CEILING_MB, "a number"
+            )
         elif section.startswith("target "):
             target = _target(paths, path, section[len("target ") :].strip(), values)
             targets[target.name] = target
@@ -90,13 +92,14 @@ def load_settings(paths: InstancePaths) -> SendfileSettings:
     return SendfileSettings(int(max_mb * 1024 * 1024), targets, known_hosts_file(paths))
 
 
-def _megabytes(path: Path, text: str) -> float:
+def _bounded(where: str, key: str, text: str, ceiling: float, unit: str) -> float:
+    """`text` as a number above 0 and at most `ceiling`; TargetError naming where, the key and the range."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value <= MAIL_CEILING_MB:
-        raise TargetError(f"{path}: [mail] max_mb = {text!r}: a number above 0 and at most {MAIL_CEILING_MB:g}")
+    if not 0 < value <= ceiling:
+        raise TargetError(f"{where}: {key} = {text!r}: {unit} above 0 and at most {ceiling:g}")
     return value
 
 
@@ -115,13 +118,7 @@ def _target(paths: InstancePaths, path: Path, name: str, values: configparser.Se
     folder = values["folder"].rstrip("/") or "/"
     if not folder.startswith("/"):
         raise TargetError(f"{where}: folder = {folder!r} must be an absolute remote path such as /upload")
-    timeout_text = values.get("timeout", f"{DEFAULT_TIMEOUT:g}")
-    try:
-        timeout = float(timeout_text)
-    except ValueError:
-        timeout = -1.0
-    if not 0 < timeout <= TIMEOUT_CEILING:
-        raise TargetError(f"{where}: timeout = {timeout_text!r}: seconds above 0 and at most {TIMEOUT_CEILING:g}")
+    timeout = _bounded(where, "timeout", values.get("timeout", f"{DEFAULT_TIMEOUT:g}"), TIMEOUT_CEILING, "seconds")
     home_key = key if key.is_absolute() else paths.home / key
     return SftpTarget(name, values["host"], int(port_text), values["user"], home_key, folder, timeout)
 
