@@ -13,7 +13,7 @@ from redpss.core.config import Config
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
-from redpss.core.wire import BlockingClient, WireError
+from redpss.core.wire import BlockingClient, Code, WireError
 
 SUBMIT_TIMEOUT = 30.0  # seconds for connect, hello and the durable acknowledgement
 MAX_RECIPIENTS = 100
@@ -37,7 +37,12 @@ def recipient_list(value: object) -> tuple[str, ...]:
 
 
 class MailNotAccepted(OSError):
-    """SENDMAIL refused the mail or could not be reached; the text says which and why."""
+    """SENDMAIL refused the mail or could not be reached; the text says which and why. `permanent`: the mail
+    itself was refused (a bad address, subject or attachment), so sending it again cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def submit_mail(
@@ -68,5 +73,8 @@ def submit_mail(
         with BlockingClient(address, instance_secret(paths, create=False), client, SUBMIT_TIMEOUT) as sendmail:
             reply = sendmail.request_durable("mail", **fields)
     except WireError as exc:
-        raise MailNotAccepted(f"SENDMAIL at {address[0]}:{address[1]} did not take the mail: {exc}") from None
+        raise MailNotAccepted(
+            f"SENDMAIL at {address[0]}:{address[1]} did not take the mail: {exc}",
+            permanent=exc.code == Code.BAD_REQUEST,  # SENDMAIL's answer to a mail it will never take
+        ) from None
     return str(reply["mail_id"])

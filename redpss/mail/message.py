@@ -58,14 +58,25 @@ def _recipients(value: object) -> tuple[str, ...]:
         raise MailError(str(exc)) from None
 
 
+def is_one_line(value: str) -> bool:
+    """Whether `value` can be a header's text: no line break of any kind (the set str.splitlines knows: \\v, \\f,
+    \\x1c-\\x1e, \\x85, U+2028 and U+2029 besides CR and LF) and no other control character but tab. The email
+    library refuses the others when the mail is built, which was a traceback and an INTERNAL reply."""
+    return not any((ord(c) < 32 and c != "\t") or c in "\x7f\x85\u2028\u2029" for c in value)
+
+
 def _text(request: dict[str, Any], key: str, limit: int, one_line: bool) -> str:
     value = request.get(key, "")
     if not isinstance(value, str):
         raise MailError(f'"{key}" must be a string')
     if len(value) > limit:
         raise MailError(f'"{key}" is {len(value)} characters long; at most {limit}')
-    if one_line and ("\n" in value or "\r" in value):
-        raise MailError(f'"{key}" must be one line (no line breaks)')
+    if one_line and not is_one_line(value):
+        raise MailError(f'"{key}" must be one line of text (no line breaks or control characters)')
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MailError(f'"{key}" is not valid text: a lone surrogate at character {exc.start + 1}') from None
     return value
 
 
@@ -78,6 +89,8 @@ def _confined(data_root: Path, name: object) -> Path:
     real = Path(os.path.realpath(candidate))
     if real != root and root not in real.parents:
         raise MailError(f"attachment {name[:200]!r} is not below {root}: only files of the data/ folder are sent")
+    if not is_one_line(real.name):
+        raise MailError(f"attachment {name[:200]!r}: its file name, shown to the recipient, has a control character")
     return real
 
 

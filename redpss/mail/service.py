@@ -147,7 +147,10 @@ class SendmailService(Service):
 
     def _spool_new(self, request: Message) -> tuple[SpooledMail, bytes]:
         parsed = parse_request(request, self.paths.data)
-        message = build_message(parsed, self.relay.sender, self.domain)
+        try:
+            message = build_message(parsed, self.relay.sender, self.domain)
+        except (ValueError, UnicodeError) as exc:  # what the checks above let through and the email library refuses
+            raise MailError(f"the mail cannot be built: {exc}") from None
         mail_id = self.spool.new_id()
         mail = SpooledMail(
             mail_id, self.relay.sender, list(parsed.recipients), parsed.schema, parsed.subject, time.time()

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from redpss.mail.client import recipient_list
+from redpss.mail.message import is_one_line
 
 FORMATS = {"CSV": ".csv", "PARQUET": ".parquet"}
 MAX_WHERE = 10_000
@@ -143,8 +144,8 @@ def _one_line(request: dict[str, Any], key: str, default: str, limit: int) -> st
     value = request.get(key)
     if value is None or value == "":
         return default
-    if not isinstance(value, str) or len(value) > limit or any(c in value for c in "\r\n\x00"):
-        raise RequestInvalid(f'"{key}" must be one line of at most {limit} characters')
+    if not isinstance(value, str) or len(value) > limit or not is_one_line(value):
+        raise RequestInvalid(f'"{key}" must be one line of at most {limit} characters, without control characters')
     return value
 
 

@@ -77,8 +77,8 @@ def carry_out(
                 schema=request.schema,
                 client="SENDFILE",
             )
-        except MailNotAccepted as exc:  # the request was checked as SENDMAIL checks it: SENDMAIL is away or full
-            raise TryAgain(str(exc)) from None
+        except MailNotAccepted as exc:  # SENDMAIL away or full: later; a mail it refuses as such: never
+            raise (SendFailed if exc.permanent else TryAgain)(str(exc)) from None
         return Delivered(exported.rows, exported.bytes, f"SENDMAIL mail {mail_id}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # SENDMAIL copied the file into its spool at acceptance

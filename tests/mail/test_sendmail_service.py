@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from redpss.core.config import load_config
+from redpss.mail.client import MailNotAccepted, submit_mail
 from redpss.mail.spoolstat import dead_folder, spool_folder, spool_summary
 from redpss.sql.udf.pss_client import PssError
 from tests.mail.conftest import Mailer
@@ -144,6 +146,12 @@ def test_temporary_refusal_is_retried_and_an_old_mail_raises_one_alert(mailer_fo
         ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work/link.csv"]}, "is not below"),
         ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work"]}, "not a regular file"),
         ({"to": [], "subject": "s", "body": "b"}, "at least one recipient"),
+        # characters the email library refuses in a header or a body (these were INTERNAL, with a traceback)
+        ({"to": "a@example.com", "subject": "s\x0bt", "body": "b"}, "no line breaks or control characters"),
+        ({"to": "a@example.com", "subject": "s\u2028t", "body": "b"}, "no line breaks or control characters"),
+        ({"to": "a@example.com", "subject": "s\x85t", "body": "b"}, "no line breaks or control characters"),
+        ({"to": "a@example.com", "subject": "s", "body": "b\ud800"}, "a lone surrogate at character 2"),
+        ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work/a\nb.csv"]}, "control character"),
     ],
 )
 def test_bad_requests_are_refused_and_nothing_is_spooled(
@@ -152,6 +160,7 @@ def test_bad_requests_are_refused_and_nothing_is_spooled(
     relay = SmtpRelay(tmp_path, "PLAIN")
     mailer = mailer_for(relay)
     (mailer.paths.data_work / "link.csv").symlink_to(mailer.paths.config_file)
+    (mailer.paths.data_work / "a\nb.csv").write_text("x\n")
     mailer.start()
     with mailer.client() as client:
         with pytest.raises(PssError, match=expected) as refused:
@@ -210,3 +219,19 @@ def test_the_relay_certificate_is_verified_unless_turned_off_which_is_logged(
         relay.wait_for(1, 30)  # the waiting mail, now over an unverified TLS session
         assert "the relay's certificate is NOT verified ([redctl] sendmail_smtp_verify = false)" in daemon.log
         assert any(" WARNING " in line and "NOT verified" in line for line in daemon.log.splitlines())
+
+
+def test_a_mail_sendmail_refuses_as_such_is_a_permanent_failure_for_its_sender(
+    mailer_for: MailerFor, tmp_path: Path
+) -> None:
+    """SENDFILE retried every refusal for hours; one SENDMAIL will never take is now told apart from SENDMAIL away."""
+    mailer = mailer_for(SmtpRelay(tmp_path, "PLAIN"))
+    config = load_config(mailer.paths.config_file)
+    daemon = mailer.start()
+    with pytest.raises(MailNotAccepted, match="control characters") as refused:
+        submit_mail(config, mailer.paths, "a@example.com", "sub\x0bject", "body")
+    assert refused.value.permanent
+    daemon.stop()
+    with pytest.raises(MailNotAccepted) as away:
+        submit_mail(config, mailer.paths, "a@example.com", "subject", "body")
+    assert not away.value.permanent
