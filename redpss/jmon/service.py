@@ -373,7 +373,9 @@ class JmonService(Service):
             # EXPIRED: SCHED was stalled past the deadline, and took nothing: as unavailable as not answering at all
             self._skip(tick, "SCHED_UNAVAILABLE" if reason == "EXPIRED" else reason, str(reply.get("error", "")))
             return reply
-        self.schedule.run_started(tick.key, payload["run_id"])
+        # SCHED answers with the run already in flight for this tick, when there is one (JMON restarted meanwhile):
+        # that run is the one to follow
+        self.schedule.run_started(tick.key, str(reply.get("run_id") or payload["run_id"]))
         self.stats.dispatched(sent_at - tick.scheduled_at)
         return reply
 

@@ -37,6 +37,7 @@ from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunReques
 
 log = logging.getLogger("redpss.sched")
 
+SAME_TICK = 0.5  # seconds within which two runs of a job are of one tick (a scheduled_at read back from the log)
 KILL_GRACE = 5.0  # seconds past a run's timeout before the master kills a worker that did not answer
 
 
@@ -320,6 +321,20 @@ class SchedService(Service):
             return {"ok": False, "reason": "STOPPING", "error": "SCHED is stopping and takes no new runs"}
         if request.run_id in self.running or self.pools[request.pool].queue.holds(request.run_id):
             return {"ok": False, "reason": "DUPLICATE", "error": f"run {request.run_id} is already here"}
+        same_tick = self._run_of_tick(request)
+        if same_tick is not None:
+            # JMON restarted while this tick's run was in flight (its row is written when it ends, so JMON found the
+            # tick still due): the answer is that run, which JMON then follows, instead of a second run of the tick.
+            log.info(
+                "%s %s.%s: the tick of %s is already in flight as run %s; not started twice",
+                request.kind.lower(),
+                request.schema,
+                request.name,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(request.scheduled_at)),
+                same_tick.run_id,
+            )
+            state = "queued" if self.pools[same_tick.pool].queue.holds(same_tick.run_id) else "started"
+            return {"ok": True, "run_id": same_tick.run_id, "state": state, "already": True}
         pool = self.pools[request.pool]
         if len(pool.queue) >= MAX_QUEUE:
             return {"ok": False, "reason": "POOL_FULL", "error": f"pool {pool.name} has {MAX_QUEUE} runs waiting"}
@@ -388,6 +403,21 @@ class SchedService(Service):
             task = asyncio.create_task(self._execute(pool, worker, request))
             self.running[request.run_id] = (request, worker, task)
             self.started_runs += 1
+
+    def _run_of_tick(self, request: RunRequest) -> RunRequest | None:
+        """The run in flight (running, queued, ending or waiting for a retry) of the same scheduled tick of the same
+        job as `request`, if `request` is a scheduled tick; a manual start or a watcher's is always a run of its own."""
+        if request.trigger != "SCHEDULE":
+            return None
+        queued = (r for each in self.pools.values() for r in each.queue)
+        return next(
+            (
+                r
+                for r in (*self._in_flight(), *queued)
+                if r.key == request.key and abs(r.scheduled_at - request.scheduled_at) < SAME_TICK
+            ),
+            None,
+        )
 
     def _next_startable(self, pool: Pool) -> RunRequest | None:
         """Take the first run of the queue that may start now: one that waits for its job only once that job's run

@@ -313,3 +313,47 @@ def test_a_full_tmp_loses_no_run_and_frees_every_job_and_all_rows_arrive_once_sp
     assert sched.stop() == 0
     counts = rows(daemons, "SELECT RUN_ID, COUNT(*) AS N FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 5 GROUP BY RUN_ID")
     assert all(r["N"] == 1 for r in counts), counts  # and none twice
+
+
+def test_a_jmon_restarted_while_a_tick_runs_does_not_start_that_tick_again(daemons: DaemonSet) -> None:
+    """The run in flight has no log row until it ends, so a restarted JMON finds its tick still due (within the
+    grace) and hands it to SCHED again: before, SCHED started the tick a second time beside the first."""
+    add_job(
+        daemons.inst,
+        "APP1",
+        5,
+        "HOURLY_LOAD",
+        JOB_TYPE="SQL",
+        COMMAND="EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(12)",
+        INTERVAL_SECONDS=600,
+        GRACE_SECONDS=120,
+        OVERLAP_POLICY="SKIP",
+    )
+    daemons.inst.db().execute(  # the previous run, 596 s ago: the next tick is due in 4 s
+        "INSERT INTO APP1.ADM_JOB_LOG (RUN_ID, JOB_ID, SCHEDULED_AT, STATUS) VALUES "
+        "('before', 5, ADD_SECONDS(CURRENT_TIMESTAMP, -596), 'OK')"
+    )
+    daemons.inst.db().commit()
+
+    def restart_jmon() -> None:
+        os.kill(daemons.procs["jmon"].pid, signal.SIGKILL)
+        daemons.procs["jmon"].close()
+        daemons.start("jmon")  # reads the newest SCHEDULED_AT of each job from the log
+
+    def running_ids() -> list[str]:
+        entry = next(e for e in show(daemons)["entries"] if e["key"] == ["JOB", "APP1", 5])
+        return list(entry["running"])
+
+    restart_jmon()
+    first = wait_for(running_ids, 30, what="the tick's run in flight")[0]
+    restart_jmon()
+    daemons.procs["sched"].wait_log(f"is already in flight as run {first}; not started twice")
+    assert running_ids() == [first]  # the restarted JMON follows the run in flight
+    logged = wait_for(
+        lambda: rows(daemons, "SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 5 AND RUN_ID <> 'before'"),
+        60,
+        what="the run's row",
+    )
+    assert [(r["RUN_ID"], r["STATUS"]) for r in logged] == [(first, "OK")]
+    assert daemons.procs["sched"].log.count("job APP1.HOURLY_LOAD run") == 1  # one run of the tick, not two
+    wait_for(lambda: not running_ids(), 30, what="the job free once its run ended")

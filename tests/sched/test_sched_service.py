@@ -62,7 +62,11 @@ def client(instance: InstancePaths, port: int, secret: str | None = None) -> Blo
     return BlockingClient(("127.0.0.1", port), secret or instance_secret(instance), "test")
 
 
+_TICKS = itertools.count()
+
+
 def run(**fields: Any) -> dict[str, Any]:
+    """A run request; each a tick of its own (SCHED answers a second submit of one tick with its run in flight)."""
     base = {
         "run_id": uuid.uuid4().hex,
         "kind": "JOB",
@@ -70,7 +74,7 @@ def run(**fields: Any) -> dict[str, Any]:
         "id": 1,
         "name": "NOTHING",
         "job_type": "NOOP",
-        "scheduled_at": 1_700_000_000.0,
+        "scheduled_at": 1_700_000_000.0 + next(_TICKS),
     }
     return {**base, **fields}
 
