@@ -25,7 +25,7 @@ from typing import Any
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.entry import run_instance_daemon
-from redpss.core.errors import StartupError
+from redpss.core.errors import RedpssError, StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
 from redpss.mail.client import MailNotAccepted, submit_mail
@@ -140,6 +140,8 @@ class Mail2CmdService(Service):
             sender, command, subject = await self.queue.get()
             try:
                 await asyncio.to_thread(self._run_and_reply, sender, command, subject)
+            except Exception:  # a bug in one command must not end the worker: the queue behind it would be lost
+                log.exception("%s for %s failed; going on with the next command", command, sender.address)
             finally:
                 if self.queue.empty():
                     self.idle.set()
@@ -150,7 +152,7 @@ class Mail2CmdService(Service):
         log.info("%s for %s: %s", command, sender.address, result.splitlines()[0][:300])
         try:
             submit_mail(self.config, self.paths, [sender.address], f"Re: {subject}", result + "\n", client="MAIL2CMD")
-        except MailNotAccepted as exc:
+        except (MailNotAccepted, RedpssError) as exc:  # SENDMAIL away, or this instance's secret unusable
             log.error("the reply to %s for %r was not sent: %s", sender.address, str(command), exc)
 
     def status(self) -> str:

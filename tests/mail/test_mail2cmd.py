@@ -140,3 +140,22 @@ def test_refused_mails_are_answered_550_logged_and_not_run(running: tuple[Runnin
     assert "running" not in log  # nothing was run
     assert not inst.paths.suspend_marker.exists()
     assert relay.received == []  # no reply: a forged sender must not turn MAIL2CMD into a source of backscatter
+
+
+def test_a_reply_that_cannot_be_sent_is_logged_and_the_next_command_is_served(
+    running: tuple[RunningInstance, SmtpRelay],
+) -> None:
+    """An unusable instance secret made the reply raise StartupError, which ended MAIL2CMD's worker (and with it
+    every command queued behind)."""
+    inst, relay = running
+    secret_file = inst.paths.etc / "instance.secret"
+    secret_file.chmod(0o644)  # refused by every client of the instance: "readable by others"
+    try:
+        send(inst, "status", f"secret: {SECRET}")
+        wait_for(lambda: "was not sent" in mail2cmd_log(inst), 30, what="the failed reply logged")
+    finally:
+        secret_file.chmod(0o600)
+    send(inst, "status", f"secret: {SECRET}")
+    [reply] = relay.wait_for(1, 60)
+    assert '"instance": "TST1"' in reply.message().get_body().get_content()  # type: ignore[union-attr]
+    assert "has mode 0644" in mail2cmd_log(inst)
