@@ -124,8 +124,7 @@ class SendmailService(Service):
             log.warning("refused a mail from %s at %s: %s", connection.client, connection.peer, exc)
             raise RequestError(f"mail refused, nothing was spooled: {exc}") from None
         except OSError as exc:
-            self.spool_error = str(exc)
-            log.error("cannot write the mail spool %s: %s", self.spool.folder, exc)
+            self._spool_unwritable(exc, "a new mail was refused")
             raise RequestError(
                 f"SENDMAIL cannot write its spool ({exc.strerror or exc}); the mail was not kept, send it again",
                 Code.REFUSED,
@@ -160,6 +159,14 @@ class SendmailService(Service):
             source.unlink(missing_ok=True)
         return mail, message
 
+    def _spool_unwritable(self, exc: OSError, what: str) -> None:
+        """Say (at ERROR, once until it can be written again) that the spool cannot be written, and what that cost."""
+        if not self.spool_error:
+            log.error("cannot write the mail spool %s: %s; %s", self.spool.folder, exc, what)
+        else:
+            log.warning("the mail spool still cannot be written (%s); %s", exc, what)
+        self.spool_error = str(exc)
+
     # -- relaying -------------------------------------------------------------------------------------------------
     async def _relay_loop(self) -> None:
         """Send what is due, then sleep until the next mail is due or a new one arrives; ends when draining."""
@@ -181,7 +188,13 @@ class SendmailService(Service):
         work = [(m.mail_id, m.sender, m.recipients, lambda i=m.mail_id: self.spool.message(i)) for m in due]
 
         def record(mail_id: str, outcome: Outcome) -> None:
-            self._settle(by_id[mail_id], outcome)
+            mail = by_id[mail_id]
+            try:
+                self._settle(mail, outcome)
+            except OSError as exc:  # the spool cannot be written: the relay loop goes on, the state held in memory
+                self._spool_unwritable(exc, f"mail {mail.mail_id}: its outcome ({outcome.result}) is kept in memory")
+            else:
+                self.spool_error = ""
 
         why = deliver_round(self.relay, self.context, work, record)
         if why != self.relay_error:
@@ -192,22 +205,34 @@ class SendmailService(Service):
         self.relay_error = why
 
     def _settle(self, mail: SpooledMail, outcome: Outcome) -> None:
-        """Act on one mail's outcome: remove it, bury it, or keep it for a later try."""
+        """Act on one mail's outcome: remove it, bury it, or keep it for a later try.
+
+        What is in memory changes first, so a spool that cannot be written (OSError, raised at the end) never makes
+        a mail the relay took go out again, nor one it refused for good.
+        """
         extra = {"SCHEMA": mail.schema} if mail.schema else None
         mail.attempts += 1
         if outcome.result == SENT:
             temporary = [r for r, (code, _) in outcome.refused.items() if code < 500]
             permanent = [r for r, (code, _) in outcome.refused.items() if code >= 500]
+            failure: OSError | None = None
             if permanent:  # the others got it: a copy for the refused recipients goes to dead/
                 replies = "; ".join(f"{r}: {outcome.refused[r][1]}" for r in permanent)
-                self._bury(SpooledMail(**{**mail.__dict__, "recipients": permanent}), replies, partial=True)
+                try:
+                    self._bury(SpooledMail(**{**mail.__dict__, "recipients": permanent}), replies, partial=True)
+                except OSError as exc:
+                    failure = exc
             if temporary:
                 mail.recipients = temporary
                 self._postpone(mail, "; ".join(f"{r}: {outcome.refused[r][1]}" for r in temporary))
+            else:
+                self.waiting.pop(mail.mail_id, None)
+                self.sent += 1
+                self.spool.remove(mail.mail_id)  # removing needs no space
+            if failure is not None:
+                raise failure
+            if temporary:
                 return
-            self.spool.remove(mail.mail_id)
-            self.waiting.pop(mail.mail_id, None)
-            self.sent += 1
             taken = [r for r in mail.recipients if r not in outcome.refused]
             log.info("mail %s sent to %s", mail.mail_id, ", ".join(taken), extra=extra)
         elif outcome.result == DEAD:
@@ -221,23 +246,29 @@ class SendmailService(Service):
         delay = retry_delay(mail.attempts, redctl.sendmail_retry_delay, redctl.sendmail_retry_max_delay)
         mail.next_try = time.time() + delay
         mail.last_error = why
-        self.spool.save_state(mail)
         log.info("mail %s not sent (try %d): %s; next try in %.0f s", mail.mail_id, mail.attempts, why, delay)
+        self.spool.save_state(mail)
 
     def _bury(self, mail: SpooledMail, reply: str, partial: bool = False) -> None:
-        target = self.spool.bury(mail, reply, partial=partial)
         if not partial:
-            self.waiting.pop(mail.mail_id, None)
+            self.waiting.pop(mail.mail_id, None)  # refused for good: never offered to the relay again from here
+        failure: OSError | None = None
+        try:
+            kept = f"kept in {self.spool.bury(mail, reply, partial=partial)}"
+        except OSError as exc:  # the ALERT still goes out: it is the only trace of this mail's refusal
+            failure, kept = exc, f"not kept in dead/: the spool cannot be written ({exc.strerror or exc})"
         self.dead += 1
         text = (
             f"SENDMAIL: mail {mail.mail_id} to {', '.join(mail.recipients)} ({mail.subject[:100]!r}) refused by the "
-            f"relay for good: {reply}; kept in {target}"
+            f"relay for good: {reply}; {kept}"
         )
         log.log(ALERT, "%s", text, extra={"SCHEMA": mail.schema} if mail.schema else None)
         if mail.schema:
             now = timestamp(time.time())
             row = {"LOG_TIME": now, "LOG_LEVEL": "ALERT", "SOURCE": "SENDMAIL", "MESSAGE": text[:2000]}
             self.rows.append(f"{mail.schema}.LOG_MESSAGES", [row])
+        if failure is not None:
+            raise failure
 
     # -- periodic work and status ---------------------------------------------------------------------------------
     async def tick(self, now: float) -> None:

@@ -21,6 +21,8 @@ from redpss.mail.client import MailNotAccepted, submit_mail
 from redpss.mail.spoolstat import dead_folder, spool_folder, spool_summary
 from redpss.sql.udf.pss_client import PssError
 from tests.mail.conftest import Mailer
+from tests.support.daemons import DaemonProcess
+from tests.support.private_tmp import PrivateTmp
 from tests.support.smtp_relay import SmtpRelay
 from tests.support.wait import wait_for
 
@@ -235,3 +237,40 @@ def test_a_mail_sendmail_refuses_as_such_is_a_permanent_failure_for_its_sender(
     with pytest.raises(MailNotAccepted) as away:
         submit_mail(config, mailer.paths, "a@example.com", "subject", "body")
     assert not away.value.permanent
+
+
+@pytest.mark.root
+def test_a_full_disk_while_relaying_keeps_the_relay_going_and_sends_the_mail_once(
+    mailer_for: MailerFor, tmp_path: Path
+) -> None:
+    """The spool on a full tmpfs (a private mount namespace: a real ENOSPC for SENDMAIL alone). Before, the first
+    state the relay loop could not write ended that loop with a traceback, and SENDMAIL with it."""
+    with SmtpRelay(tmp_path, "PLAIN", defer={"later@example.com"}) as relay:
+        mailer = mailer_for(relay)
+        folder = spool_folder(mailer.paths)
+        folder.mkdir(parents=True, exist_ok=True)
+        private = PrivateTmp(folder, "4m")
+        daemon = DaemonProcess(
+            "redpss.mail.service", mailer.paths, tmp_path / "sendmail-full", log_name="sendmail",
+            launcher=private.launcher(),
+        )  # fmt: skip
+        try:
+            daemon.wait_ready()
+            with mailer.client() as client:
+                mail_id = client.send_mail("later@example.com", "deferred", "z")["mail_id"]
+            wait_for(lambda: f"mail {mail_id} not sent" in daemon.log, 30, what="a first try deferred")
+            private.fill()
+            wait_for(lambda: "cannot write the mail spool" in daemon.log, 30, what="the full spool noticed")
+            tries = daemon.log.count(f"mail {mail_id} not sent")
+            wait_for(lambda: daemon.log.count(f"mail {mail_id} not sent") >= tries + 2, 30, what="tries going on")
+            private.free()
+            relay.defer.clear()
+            relay.wait_for(1, 30)
+            wait_for(lambda: not any(private.inside(folder).glob("*.mail")), 30, what="the sent mail out of the spool")
+            assert daemon.process.poll() is None  # still serving
+            assert len(relay.received) == 1  # once
+            assert "Traceback" not in daemon.log
+        finally:
+            daemon.stop()
+            daemon.close()
+            private.close()
