@@ -7,7 +7,6 @@ running NotRunning.
 
 from __future__ import annotations
 
-from redpss.core.errors import RedpssError
 from redpss.core.record import Record
 from redpss.ops.instance import Declined
 from redpss.ops.keys import resolve
@@ -129,11 +128,13 @@ def start(instance: Instance, text: str, *, by: str, force: bool = False, schedu
     finally:
         session.close()
     op = "start_job" if scheduled_only else "start_db_job"
+    from redpss.core.wire import Code, WireError  # noqa: PLC0415 - loaded by instance.jmon() already
+
     with instance.jmon() as jmon:
         try:
             reply = jmon.request(op, kind="JOB", schema=schema, id=id_, force=force, by=by)
-        except RedpssError as exc:
-            if getattr(exc, "code", None) == "REFUSED":  # a wire refusal (Code.REFUSED): JMON said no, and why
+        except WireError as exc:
+            if exc.code == Code.REFUSED:  # JMON said no, and why
                 raise Declined(str(exc)) from None
             raise
     run_id = reply.get("run_id")

@@ -83,22 +83,22 @@ class WorkerProcess:
         assert self.process is not None and self.process.stdin is not None
         self.current = request
         self.started_at = time.time()
+        answered = False
         try:
             self.process.stdin.write(json.dumps(request.to_dict()).encode() + b"\n")
             await self.process.stdin.drain()
             line = await self._readline()
+            answered = True
         except (ConnectionError, BrokenPipeError) as exc:
-            self.ready = False
             code = await self.process.wait()
             raise WorkerDied(f"worker {self.label} exited with code {code}") from exc
-        except BaseException:
-            # Cancelled (its timeout, a forced stop) or dead mid-run: what it is doing is unknown, and it is about to
-            # be killed and replaced. It must not look idle meanwhile: the master's awaits between here and the kill
-            # let other runs be dispatched, and one given to this worker was lost with it.
-            self.ready = False
-            raise
         finally:
             self.current = None
+            if not answered:
+                # Cancelled (its timeout, a forced stop) or dead mid-run: it is about to be killed and replaced. It
+                # must not look idle meanwhile: the master's awaits between here and the kill let other runs be
+                # dispatched, and one given to this worker was lost with it.
+                self.ready = False
         try:
             return RunResult.from_dict(json.loads(line))
         except (ValueError, TypeError) as exc:
