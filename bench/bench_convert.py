@@ -1,6 +1,6 @@
 """JSON2CSV and PARQ2CSV beside their anchors, on the same files, in one run: MB/s of input and peak RSS.
 
-Each conversion runs in its own process (ours with the daemons' allocator, use_system_memory_pool); its peak RSS
+Each conversion runs in its own process (ours with the daemons' allocator, use_memory_pool); its peak RSS
 is that process's ru_maxrss (os.wait4), so imports count for everyone alike. Rows are ~400 bytes, 14 columns with
 quotes, commas, line breaks, non-ASCII text and nulls (the mix of performance-facts.md).
 
@@ -40,12 +40,12 @@ MIB = 1 << 20
 
 RUNNERS = {
     "ours-json": (
-        "from pathlib import Path\nfrom redpss.convert.convert import convert_file, use_system_memory_pool\n"
-        "use_system_memory_pool()\nconvert_file('json', Path(SRC), Path(OUT))"
+        "from pathlib import Path\nfrom redpss.convert.convert import convert_file, use_memory_pool\n"
+        "use_memory_pool('json')\nconvert_file('json', Path(SRC), Path(OUT))"
     ),
     "ours-parquet": (
-        "from pathlib import Path\nfrom redpss.convert.convert import convert_file, use_system_memory_pool\n"
-        "use_system_memory_pool()\nconvert_file('parquet', Path(SRC), Path(OUT))"
+        "from pathlib import Path\nfrom redpss.convert.convert import convert_file, use_memory_pool\n"
+        "use_memory_pool('parquet')\nconvert_file('parquet', Path(SRC), Path(OUT))"
     ),
     "polars-ndjson": "import polars as pl; pl.scan_ndjson(SRC).sink_csv(OUT)",
     "polars-array": "import polars as pl; pl.read_json(SRC).write_csv(OUT)",
@@ -67,7 +67,7 @@ RUNNERS = {
 }
 
 IMPORTS = {  # what each runner imports before it converts: its start-up, measured on its own
-    "ours": "from redpss.convert.convert import convert_file, use_system_memory_pool",
+    "ours": "from redpss.convert.convert import convert_file, use_memory_pool",
     "polars": "import polars",
     "duckdb": "import duckdb",
     "pyarrow": "import pyarrow.parquet, pyarrow.csv",

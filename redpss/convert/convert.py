@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
 
-from redpss.convert.csvout import CsvSink
+from redpss.convert.csvout import Arranged, CsvSink
 from redpss.convert.errors import BadInput, Cancelled
 from redpss.convert.jsonread import json_tables
 from redpss.convert.parquet import parquet_tables
-from redpss.convert.pipeline import prefetched
+from redpss.convert.pipeline import mapped_in_order, prefetched
 
 Kind = str  # "json" or "parquet"
+# Per kind: threads formatting CSV text, each a whole table at a time, and how many tables may wait formatted or
+# decoded beside them. Parquet: formatting is most of its CPU; two per formatter (tables of up to 8,192 rows) kept both
+# cores busy, one left them idle between tables, three gained nothing. JSON: parsing is the work (jsonread's threads),
+# and a second formatter or more tables waiting only raised the peak (121 -> 136 MiB at the same speed).
+FORMATTING = {"json": (1, 1), "parquet": (2, 4)}
 
 
-def use_system_memory_pool() -> None:
-    """Make the process allocate Arrow memory with the C library's malloc. Arrow's default (mimalloc) keeps freed
-    blocks for reuse, so a conversion's RSS stayed ~40 MiB higher; malloc hands large blocks back at once and was
-    not slower. Called by the converter daemons (whole processes of their own) and the benchmark's runs of them."""
+def use_memory_pool(kind: Kind) -> None:
+    """Choose the allocator of a converting process (a daemon of its own, or a benchmark's run of one).
+
+    JSON: the C library's malloc. Arrow's default (mimalloc) keeps freed blocks for reuse, so a conversion's RSS stayed
+    ~40 MiB higher; malloc hands large blocks back at once and was not slower. Parquet: jemalloc. Its batches are
+    formatted by two threads into buffers of megabytes, which malloc maps and unmaps each time: 4-9x the page faults
+    and ~1 s more system time per 5M rows on two cores than jemalloc, which also kept the peak lower and hands idle
+    memory back within seconds (docs/decisions.md). malloc where this pyarrow has no jemalloc."""
+    if kind == "parquet":
+        try:
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+            return
+        except NotImplementedError:
+            pass
     pa.set_memory_pool(pa.system_memory_pool())
 
 
@@ -46,16 +62,23 @@ def convert_file(
     BadInput when the source is bad; Cancelled when `cancel` is set (checked after each block). Whatever goes
     wrong, no partial output is left behind.
     """
+    if kind not in FORMATTING:
+        raise ValueError(f"unknown source kind {kind!r}")
+    threads, ahead = FORMATTING[kind]
     sink = CsvSink(output)
-    # JSON blocks are parsed ahead by jsonread's own threads; Parquet batches are decoded one ahead here
-    tables = source_tables(kind, source) if kind == "json" else prefetched(source_tables(kind, source))
+    # JSON blocks are parsed ahead by jsonread's own threads; Parquet batches are decoded by one thread here
+    tables = source_tables(kind, source) if kind == "json" else prefetched(source_tables(kind, source), threads)
     try:
-        for table in tables:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(str(source))
-            sink.write(table)
-            if progress is not None:
-                progress(sink.rows)
+        with ThreadPoolExecutor(threads, thread_name_prefix="convert-format") as formatters:
+            in_columns = _arranged(sink, tables, cancel, source)
+            texts = mapped_in_order(formatters, sink.formatted, in_columns, ahead)
+            try:
+                for table, text in texts:
+                    sink.append(table, text)
+                    if progress is not None:
+                        progress(sink.rows)
+            finally:
+                texts.close()
         sink.finish()
     except BaseException:
         tables.close()
@@ -65,4 +88,13 @@ def convert_file(
     return sink.rows
 
 
-__all__ = ["BadInput", "Cancelled", "convert_file", "source_tables", "use_system_memory_pool"]
+def _arranged(
+    sink: CsvSink, tables: Iterator[pa.Table], cancel: threading.Event | None, source: Path
+) -> Generator[Arranged, None, None]:
+    for table in tables:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(str(source))
+        yield from sink.arrange(table)
+
+
+__all__ = ["BadInput", "Cancelled", "convert_file", "source_tables", "use_memory_pool"]

@@ -31,6 +31,7 @@ from redpss.convert.errors import BadInput
 NAME_SEPARATOR = "."  # {"a": {"b": 1}} -> column "a.b"
 _BODY_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
 _PAD_BLOCK = 8 << 20
+WRITEBACK_BYTES = 32 << 20  # written, then handed to the kernel's writeback (see _Output)
 _QUOTE, _LF, _COMMA = ord('"'), ord("\n"), ord(",")
 
 
@@ -237,18 +238,58 @@ def header_line(names: list[str]) -> bytes:
     return (",".join(quoted_name(n) for n in names) + "\n").encode()
 
 
+class _Output:
+    """A file written front to back whose pages are handed to the kernel's writeback every WRITEBACK_BYTES.
+
+    Without it the final fsync wrote the whole file at the end: 0.5 s of a 3 s conversion of 1.1 GB of CSV, after
+    the work instead of beside it, and a big file left GBs of dirty pages that the kernel then flushes all at once
+    on a server shared with the database. POSIX_FADV_DONTNEED on the range just written starts its writeback without
+    waiting (Linux drops only pages already clean, so the file stays in the page cache for its LOAD)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file: BinaryIO = path.open("wb")
+        self._written = 0
+        self._handed = 0
+
+    def write(self, data: bytes | pa.Buffer) -> None:
+        self.file.write(data)
+        self._written += len(data)
+        if self._written - self._handed >= WRITEBACK_BYTES:
+            self.file.flush()
+            os.posix_fadvise(self.file.fileno(), self._handed, self._written - self._handed, os.POSIX_FADV_DONTNEED)
+            self._handed = self._written
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class _Segment:
     def __init__(self, path: Path, width: int) -> None:
         self.path = path
         self.width = width
-        self.file: BinaryIO = path.open("wb")
+        self.output = _Output(path)
+
+
+class Arranged:
+    """A table with the sink's columns in the sink's order, for the segment that was current when it was arranged;
+    `first_row` counts the rows arranged before it (for the row number of an error)."""
+
+    __slots__ = ("first_row", "segment", "table")
+
+    def __init__(self, table: pa.Table, segment: _Segment, first_row: int) -> None:
+        self.table = table
+        self.segment = segment
+        self.first_row = first_row
 
 
 class CsvSink:
     """The CSV of one conversion, under a temporary name until the caller publishes it.
 
-    `write(table)` takes a flattened table in any column order; columns not seen before are appended to the
-    column list. `finish()` returns the completed file (header first), fsynced.
+    Three steps per table, so that formatting (most of the work) can run in several threads: `arrange(table)` (in
+    order) takes a flattened table in any column order, appends columns not seen before to the column list and
+    gives the table in the sink's columns; `formatted(arranged)` (any thread, any order) is its CSV text;
+    `append(arranged, text)` (in order) writes it. `write(table)` does all three. `finish()` returns the completed
+    file (header first), fsynced.
     """
 
     def __init__(self, target: Path) -> None:
@@ -256,39 +297,64 @@ class CsvSink:
         self.columns: list[str] = []
         self._index: dict[str, int] = {}
         self._segments: list[_Segment] = []
-        self.rows = 0
+        self.rows = 0  # appended
+        self._arranged_rows = 0
         self._header_bytes = 0
         self._fieldless = 0  # records without any field ({}) seen before the first column: rows of NULLs once known
 
     def write(self, table: pa.Table) -> None:
+        for arranged in self.arrange(table):
+            self.append(arranged, self.formatted(arranged))
+
+    def arrange(self, table: pa.Table) -> list[Arranged]:
+        """The table in the sink's columns: none while no record had a field yet, two when the rows of such records
+        are known to need the first columns."""
         if not table.num_columns and not self.columns:
             self._fieldless += table.num_rows  # no column to write them in yet
-            return
+            return []
         new = [n for n in table.column_names if n not in self._index]
         if new or not self._segments:
             for name in new:
                 self._index[name] = len(self.columns)
                 self.columns.append(name)
             self._open_segment()
+        arranged = []
         if self._fieldless:
             fieldless, self._fieldless = self._fieldless, 0
-            self.write(pa.table([pa.nulls(fieldless)] * len(self.columns), names=self.columns))
+            arranged.append(self._arranged(pa.table([pa.nulls(fieldless)] * len(self.columns), names=self.columns)))
         if table.column_names != self.columns:
             present = set(table.column_names)
             arrays = [table[n] if n in present else pa.nulls(table.num_rows) for n in self.columns]
             table = pa.table(arrays, names=self.columns)
+        arranged.append(self._arranged(table))
+        return arranged
+
+    def _arranged(self, table: pa.Table) -> Arranged:
+        arranged = Arranged(table, self._segments[-1], self._arranged_rows)
+        self._arranged_rows += table.num_rows
+        return arranged
+
+    @staticmethod
+    def formatted(arranged: Arranged) -> pa.Buffer:
+        """The rows as CSV text (no header); BadInput naming row and column of a value no CSV field can hold."""
+        table = arranged.table
         try:
-            table = pa.table([_writable_named(table, n) for n in self.columns], names=self.columns)
+            table = pa.table([_writable_named(table, n) for n in table.column_names], names=table.column_names)
         except _InColumn as exc:
             raise BadInput(
-                f"row {self.rows + exc.error.row + 1}, column {exc.name}",
+                f"row {arranged.first_row + exc.error.row + 1}, column {exc.name}",
                 f"{exc.error.value} cannot be loaded (Exasol's DOUBLE has no infinity); send NULL or a finite "
                 "number instead",
             ) from None
         if table.num_columns == 1 and table.column(0).null_count:
             table = _nulls_quoted(table)
-        pacsv.write_csv(table, self._segments[-1].file, _BODY_OPTIONS)
-        self.rows += table.num_rows
+        text = pa.BufferOutputStream()
+        pacsv.write_csv(table, text, _BODY_OPTIONS)
+        return text.getvalue()
+
+    def append(self, arranged: Arranged, text: pa.Buffer) -> None:
+        arranged.segment.output.write(text)
+        self.rows += arranged.table.num_rows
 
     def _open_segment(self) -> None:
         number = len(self._segments)
@@ -296,7 +362,7 @@ class CsvSink:
         segment = _Segment(path, len(self.columns))
         if number == 0:
             header = header_line(self.columns)
-            segment.file.write(header)
+            segment.output.write(header)
             self._header_bytes = len(header)
         self._segments.append(segment)
 
@@ -310,7 +376,7 @@ class CsvSink:
                 "is no column to write them in; give the records their fields",
             )
         for segment in self._segments:
-            segment.file.close()
+            segment.output.close()
         if len(self._segments) > 1:
             self._join()
         elif not self._segments:
@@ -321,7 +387,7 @@ class CsvSink:
 
     def discard(self) -> None:
         for segment in self._segments:
-            segment.file.close()
+            segment.output.close()
             segment.path.unlink(missing_ok=True)
         joined = self.target.with_name(self.target.name + ".joined")
         joined.unlink(missing_ok=True)
@@ -329,11 +395,14 @@ class CsvSink:
     def _join(self) -> None:
         width = len(self.columns)
         joined = self.target.with_name(self.target.name + ".joined")
-        with joined.open("wb") as out:
+        out = _Output(joined)
+        try:
             out.write(header_line(self.columns))
             for number, segment in enumerate(self._segments):
                 skip = self._header_bytes if number == 0 else 0
                 _copy_padded(segment.path, skip, width - segment.width, out.write)
+        finally:
+            out.close()
         for segment in self._segments:
             segment.path.unlink()
         joined.replace(self.target)

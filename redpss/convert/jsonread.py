@@ -18,9 +18,8 @@ import io
 import json
 import math
 import threading
-from collections import deque
 from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import pyarrow.json as pajson
 
 from redpss.convert.csvout import NAME_SEPARATOR, flatten, json_text
 from redpss.convert.errors import BadInput
-from redpss.convert.pipeline import prefetched
+from redpss.convert.pipeline import mapped_in_order, prefetched
 
 # What is read at once; a block is this plus the part of a record left from the last read. Measured on 2 cores
 # (200 MB of NDJSON): 2 MiB blocks and 3 parsers 114 MiB peak; 4 MiB and 2 parsers 126 MiB; 8 MiB 180 MiB and 16 MiB
@@ -476,24 +475,17 @@ def json_tables(path: Path, source: io.BufferedIOBase) -> Iterator[pa.Table]:
         else prefetched(ArrayScanner(path).blocks(source, start))
     )
     field_types = FieldTypes()
+
+    def parse(numbered: tuple[int, Block]) -> pa.Table:
+        number, block = numbered
+        return parse_block(path, block, field_types, number == 0)
+
     with ThreadPoolExecutor(PARSERS, thread_name_prefix="convert-parse") as parsers:
-        pending: deque[tuple[Future[pa.Table], Block]] = deque()
+        parsed = mapped_in_order(parsers, parse, enumerate(blocks), PARSERS - 1)
         try:
-            for number, block in enumerate(blocks):
-                pending.append((parsers.submit(parse_block, path, block, field_types, number == 0), block))
-                if len(pending) >= PARSERS:
-                    yield _parsed(pending.popleft(), buffers)
-            while pending:
-                yield _parsed(pending.popleft(), buffers)
+            for (_, block), table in parsed:
+                buffers.give_back(block)  # the parsed table holds copies: the next read may reuse it
+                yield table
         finally:
-            for future, _ in pending:
-                future.cancel()
+            parsed.close()
             blocks.close()  # stops the array scan's thread
-
-
-def _parsed(job: tuple[Future[pa.Table], Block], buffers: ReadBuffers) -> pa.Table:
-    """The job's table, its block's buffer handed back for the next read."""
-    future, block = job
-    table = future.result()
-    buffers.give_back(block)
-    return table

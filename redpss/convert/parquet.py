@@ -4,9 +4,10 @@ Each row group is read on its own (`iter_batches(row_groups=[i])`): iter_batches
 to grow to 2.16 GB on a 2 GB file (performance-facts.md), while one row group at a time stays bounded; decoding it
 in batches of BATCH_ROWS rows kept the peak below that of reading the row group whole (155 against 201 MiB with
 48 MiB row groups). Memory is therefore bounded by the largest row group, whatever the file size.
-The batches are decoded without pyarrow's own threads: the pipeline (redpss.convert.pipeline) already decodes the
-next batch on the second core while this one is written, and pyarrow's column threads on top of it cost ~1 CPU s
-more per 5M rows on two cores, with batches of 16,384 rows more again (docs/decisions.md).
+The batches are decoded by one thread without pyarrow's own threads, while two others format the batches before
+(redpss.convert.convert); pyarrow's column threads on top of that cost CPU without gaining time on two cores.
+Batches of 8,192 rows (~2 MB of CSV text each) took less CPU and memory than 16,384 or 32,768 once formatted in
+parallel: half the page faults and system time of 16,384 (docs/decisions.md).
 A file or row group that cannot be read becomes BadInput naming the row group and, when one column alone fails,
 that column.
 """
@@ -24,7 +25,7 @@ from redpss.convert.csvout import flatten
 from redpss.convert.errors import BadInput
 
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, IndexError)
-BATCH_ROWS = 32768  # decoded and written at a time, within one row group
+BATCH_ROWS = 8192  # decoded and formatted at a time, within one row group
 
 
 def open_parquet(source: BinaryIO) -> pq.ParquetFile:

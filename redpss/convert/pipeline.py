@@ -1,15 +1,18 @@
-"""Decoding the next batch while the current one is written: both run in pyarrow's C++ code with the GIL released,
-so on two cores a conversion takes about the longer of the two instead of their sum."""
+"""Work of a conversion spread over threads: pyarrow's decoding, parsing and CSV writing run in C++ with the GIL
+released, so on two cores a conversion takes about the longer of its stages instead of their sum."""
 
 from __future__ import annotations
 
 import contextlib
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Executor, Future
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _END = object()
 
 
@@ -50,3 +53,24 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
             with contextlib.suppress(queue.Empty):
                 handoff.get(timeout=0.05)
         worker.join()
+
+
+def mapped_in_order(
+    workers: Executor, function: Callable[[T], R], items: Iterable[T], ahead: int
+) -> Generator[tuple[T, R], None, None]:
+    """Each item with `function(item)`, in the order of `items`, computed by `workers` at most `ahead` items beyond
+    the one handed out (Executor.map would take every item at once: unbounded memory). The first exception is raised
+    here in order; closing the generator early cancels the items not yet started."""
+    pending: deque[tuple[T, Future[R]]] = deque()
+    try:
+        for item in items:
+            pending.append((item, workers.submit(function, item)))
+            if len(pending) > ahead:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()

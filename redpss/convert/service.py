@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from redpss.convert.convert import convert_file, use_system_memory_pool
+from redpss.convert.convert import convert_file, use_memory_pool
 from redpss.convert.errors import BadInput, Cancelled
 from redpss.convert.files import Naming, SourceChanged, expire_archive, publish, publish_orphans, recover, reject
 from redpss.core.config import Config
@@ -44,7 +44,7 @@ class ConvertService(Service):
             self.naming = Naming("parq2csv", redctl.parq2csv_parq_suffix, redctl.parq2csv_csv_suffix)
             self.retention = redctl.parq2csv_retention
         self.drain_timeout = service_spec(self.name).drain_timeout
-        use_system_memory_pool()
+        use_memory_pool(kind)
         self.kind = kind
         self.paths = paths
         self.tracker = StabilityTracker(redctl.ingest_stable_seconds)

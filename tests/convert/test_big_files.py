@@ -39,8 +39,8 @@ def _peak_rss_of_conversion(source: Path, output: Path, kind: str = "json") -> t
     the pytest process's own peak (seen as ~380 MiB late in a full run), whatever the conversion used."""
     code = (
         "from pathlib import Path\n"
-        "from redpss.convert.convert import convert_file, use_system_memory_pool\n"
-        "use_system_memory_pool()\n"
+        "from redpss.convert.convert import convert_file, use_memory_pool\n"
+        f"use_memory_pool({kind!r})\n"
         f"rows = convert_file({kind!r}, Path({str(source)!r}), Path({str(output)!r}))\n"
         "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
         "print(rows, peak)"

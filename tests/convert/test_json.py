@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from redpss.convert import jsonread
+from redpss.convert import csvout, jsonread
 from redpss.convert.convert import convert_file
 from redpss.convert.errors import BadInput
 from tests.convert.roundtrip import csv_rows, imported
@@ -49,6 +49,7 @@ def test_nested_objects_become_dotted_columns_and_arrays_json_text(tmp_path: Pat
 
 def test_a_column_first_seen_mid_file_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonread, "READ_BYTES", 64)  # many blocks: the new column arrives in a later one
+    monkeypatch.setattr(csvout, "WRITEBACK_BYTES", 100)  # segments and the joined file handed to writeback on the way
     early = "".join(f'{{"id": {i}, "t": "a,\\"b\\"\\nc"}}\n' for i in range(30))
     rows = convert(tmp_path, early + '{"id": 99, "late": "L"}\n{"id": 100}\n')
     assert rows[0] == ["id", "t", "late"]

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from redpss.convert import csvout
 from redpss.convert.convert import convert_file
 from redpss.convert.errors import BadInput
+from redpss.convert.parquet import BATCH_ROWS
 from tests.convert.roundtrip import csv_rows, imported
 
 
@@ -167,3 +169,28 @@ def test_times_of_every_unit_are_written_with_six_fraction_digits(tmp_path: Path
     output = tmp_path / "times.csv"
     convert_file("parquet", source, output)
     assert csv_rows(output)[1] == ["01:00:00.000000", "01:00:00.001000", "01:00:00.000001", "01:00:00.000001"]
+
+
+def test_batches_formatted_by_several_threads_are_written_in_order_and_name_the_row_of_an_error(
+    tmp_path: Path,
+) -> None:
+    rows = 5 * BATCH_ROWS + 123  # six batches in one row group, formatted by FORMATTING["parquet"] threads
+    table = pa.table({"id": range(rows), "s": [f'text {i}, "{i}"' for i in range(rows)]})
+    assert csv_rows(convert(tmp_path, table))[1:] == [[str(i), f'text {i}, "{i}"'] for i in range(rows)]
+    values = [float(i) for i in range(rows)]
+    values[4 * BATCH_ROWS + 7] = float("-inf")
+    with pytest.raises(BadInput) as caught:
+        convert(tmp_path, pa.table({"id": range(rows), "x": values}))
+    assert f"row {4 * BATCH_ROWS + 8}, column x: -inf cannot be loaded" in str(caught.value)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_file_handed_to_writeback_on_the_way_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csvout, "WRITEBACK_BYTES", 4096)  # every table's text starts the writeback of what is before
+    rows = 3 * BATCH_ROWS
+    table = pa.table({"id": range(rows), "s": [f"row {i} " * 5 for i in range(rows)]})
+    assert csv_rows(convert(tmp_path, table, row_group_size=1000))[1:] == [
+        [str(i), f"row {i} " * 5] for i in range(rows)
+    ]
