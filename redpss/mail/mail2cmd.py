@@ -3,8 +3,9 @@
 An SMTP listener (aiosmtpd, in the daemon's own event loop) on mail2cmd_host:mail2cmd_port takes mails; each is
 judged by the rules of mail2cmd_rules (allow-listed sender, its shared secret in the body, an allow-listed command as
 the subject, no shell syntax). A refused mail gets a 550 reply at the SMTP level and a WARNING line, no mail back (a
-forged sender must not turn MAIL2CMD into a source of backscatter). An accepted one is answered 250, its command runs
-through the operations layer (redpss.ops) one at a time, and the result goes back to the sender through SENDMAIL.
+forged sender must not turn MAIL2CMD into a source of backscatter). An accepted one is kept on disk
+(redpss.mail.mail2cmd_spool) and then answered 250, its command runs through the operations layer (redpss.ops) one
+at a time, and the result goes back to the sender through SENDMAIL. A command that cannot be kept is answered 451.
 
 What an unauthenticated peer can cost is bounded: a mail is at most MAX_MAIL_BYTES, a session times out after
 SESSION_TIMEOUT seconds of silence, and at most MAX_SESSIONS sessions are open at once (more are closed at once).
@@ -18,7 +19,9 @@ import contextlib
 import email
 import email.policy
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
@@ -29,8 +32,9 @@ from redpss.core.errors import RedpssError, StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
 from redpss.mail.client import MailNotAccepted, submit_mail
-from redpss.mail.mail2cmd_rules import Command, Refused, RulesError, Sender, authorise, load_rules
+from redpss.mail.mail2cmd_rules import Command, Refused, RulesError, Sender, authorise, load_rules, parse_subject
 from redpss.mail.mail2cmd_run import run_command
+from redpss.mail.mail2cmd_spool import STALE_AFTER, CommandSpool, Entry, commands_folder
 from redpss.ops.instance import Instance
 
 log = logging.getLogger("redpss.mail2cmd")
@@ -40,8 +44,17 @@ SESSION_TIMEOUT = 30.0
 MAX_SESSIONS = 20
 
 
+@dataclass(frozen=True)
+class _Work:
+    """A command to run and answer, or (command None) a notice to send about one that is not run."""
+
+    entry: Entry
+    command: Command | None
+    notice: str = ""
+
+
 class _Handler:
-    """aiosmtpd's hooks: every mail is judged in handle_DATA; what passes is queued for the command worker."""
+    """aiosmtpd's hooks: every mail is judged in handle_DATA; what passes is kept on disk and queued for the worker."""
 
     def __init__(self, service: Mail2CmdService) -> None:
         self.service = service
@@ -51,16 +64,28 @@ class _Handler:
         content = envelope.original_content or envelope.content or b""
         message = email.message_from_bytes(content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        subject = str(message.get("Subject", ""))[:200]
+        subject = str(message.get("Subject", ""))
         try:
             sender, command = authorise(self.service.senders, str(envelope.mail_from or ""), message)
         except Refused as exc:
             self.service.refused += 1
-            log.warning("refused a mail from %s (envelope %r, subject %r): %s", peer, envelope.mail_from, subject, exc)
+            log.warning(
+                "refused a mail from %s (envelope %r, subject %r): %s", peer, envelope.mail_from, subject[:200], exc
+            )
             return f"550 5.7.1 refused: {exc}"[:500]
+        try:
+            entry = await asyncio.to_thread(self.service.spool.accept, sender.address, subject)
+        except OSError as exc:
+            log.error(
+                "cannot keep %r from %s in %s (%s); answered 451, its mail system sends it again later",
+                str(command),
+                sender.address,
+                self.service.spool.folder,
+                exc,
+            )
+            return "451 4.3.0 the command cannot be kept now; try again later"
         log.info("mail from %s (%s): running %r", sender.address, peer, str(command))
-        self.service.idle.clear()
-        self.service.queue.put_nowait((sender, command, subject))
+        self.service.queue_work(_Work(entry, command))
         return "250 2.0.0 accepted, the result comes by mail"
 
 
@@ -73,7 +98,8 @@ class Mail2CmdService(Service):
         self.config = config
         self.paths = paths
         self.senders: dict[str, Sender] = {}
-        self.queue: asyncio.Queue[tuple[Sender, Command, str]] = asyncio.Queue()
+        self.queue: asyncio.Queue[_Work] = asyncio.Queue()
+        self.spool = CommandSpool(commands_folder(paths))
         self.server: asyncio.Server | None = None
         self.sessions = 0
         self.refused = self.ran = 0
@@ -85,6 +111,7 @@ class Mail2CmdService(Service):
         # aiosmtpd logs every SMTP command of every session (and each probe's connect) at INFO: our lines suffice.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         await self.reload_rules()
+        await self._take_left_over()
         redctl = self.config.redctl
         handler = _Handler(self)
         loop = asyncio.get_running_loop()
@@ -135,25 +162,88 @@ class Mail2CmdService(Service):
     async def reload(self) -> None:
         await self.reload_rules()
 
+    def queue_work(self, work: _Work) -> None:
+        self.idle.clear()
+        self.queue.put_nowait(work)
+
+    async def _take_left_over(self) -> None:
+        """Queue what a previous MAIL2CMD accepted and did not answer (see redpss.mail.mail2cmd_spool)."""
+        entries, problems = await asyncio.to_thread(self.spool.left_over)
+        for problem in problems:
+            log.error("a kept command: %s", problem)
+        for entry in entries:
+            work = self._left_over_work(entry)
+            if work.command is None:
+                log.warning("%s from %s, accepted before a restart: %s", entry.subject[:200], entry.sender, work.notice)
+            else:
+                log.info("running %r from %s, accepted before a restart", str(work.command), entry.sender)
+            self.queue_work(work)
+
+    def _left_over_work(self, entry: Entry) -> _Work:
+        accepted = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.accepted))
+        if entry.running:
+            return _Work(
+                entry,
+                None,
+                f"MAIL2CMD stopped while this command ran (accepted {accepted}); whether it took effect is not known. "
+                "Look with the status or show command (or redctl show) before sending it again.",
+            )
+        waited = time.time() - entry.accepted
+        if waited > STALE_AFTER:
+            return _Work(
+                entry,
+                None,
+                f"not run: it was accepted {accepted} and waited {waited / 60:.0f} minutes while MAIL2CMD was stopped; "
+                "send it again if it is still wanted.",
+            )
+        sender = self.senders.get(entry.sender)
+        try:
+            command = parse_subject(entry.subject)
+        except Refused as exc:
+            return _Work(entry, None, f"not run: {exc}")
+        if sender is None or command.name not in sender.commands:
+            return _Work(
+                entry, None, f"not run: {entry.sender} may no longer send {command.name!r} (etc/mail2cmd.conf)"
+            )
+        return _Work(entry, command)
+
     async def _work_loop(self) -> None:
         while True:
-            sender, command, subject = await self.queue.get()
+            work = await self.queue.get()
             try:
-                await asyncio.to_thread(self._run_and_reply, sender, command, subject)
+                await asyncio.to_thread(self._serve, work)
             except Exception:  # a bug in one command must not end the worker: the queue behind it would be lost
-                log.exception("%s for %s failed; going on with the next command", command, sender.address)
+                log.exception(
+                    "%s for %s failed; going on with the next command", work.entry.subject[:200], work.entry.sender
+                )
             finally:
                 if self.queue.empty():
                     self.idle.set()
 
-    def _run_and_reply(self, sender: Sender, command: Command, subject: str) -> None:
-        result = run_command(self.instance, command, by=f"MAIL2CMD ({sender.address})")
-        self.ran += 1
-        log.info("%s for %s: %s", command, sender.address, result.splitlines()[0][:300])
+    def _serve(self, work: _Work) -> None:
+        """Run the command (marked as started first) or take the notice, reply, and forget the command."""
+        entry = work.entry
+        if work.command is None:
+            result = work.notice
+        else:
+            try:
+                entry = self.spool.started(entry)
+            except OSError as exc:  # run all the same: the sender was told it would be
+                log.error("cannot mark %s as started (%s); after a kill now it would be run again", entry.path, exc)
+            try:
+                result = run_command(self.instance, work.command, by=f"MAIL2CMD ({entry.sender})")
+            except Exception as exc:  # a bug: the sender hears of it, the traceback is in the log
+                log.exception("%s for %s failed", work.command, entry.sender)
+                result = f"{work.command} failed inside MAIL2CMD ({type(exc).__name__}); see its log"
+            self.ran += 1
+            log.info("%s for %s: %s", work.command, entry.sender, result.splitlines()[0][:300])
         try:
-            submit_mail(self.config, self.paths, [sender.address], f"Re: {subject}", result + "\n", client="MAIL2CMD")
+            submit_mail(
+                self.config, self.paths, [entry.sender], f"Re: {entry.subject[:200]}", result + "\n", client="MAIL2CMD"
+            )
         except (MailNotAccepted, RedpssError) as exc:  # SENDMAIL away, or this instance's secret unusable
-            log.error("the reply to %s for %r was not sent: %s", sender.address, str(command), exc)
+            log.error("the reply to %s for %r was not sent: %s", entry.sender, entry.subject[:200], exc)
+        self.spool.done(entry)
 
     def status(self) -> str:
         return f"{self.ran} command(s) run, {self.refused} mail(s) refused, {len(self.senders)} sender(s) allowed"

@@ -7,6 +7,8 @@ reply mail; the secret never appears in the log.
 
 from __future__ import annotations
 
+import json
+import shutil
 import smtplib
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -16,6 +18,7 @@ import pytest
 
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
+from redpss.mail.mail2cmd_spool import STALE_AFTER, CommandSpool, commands_folder
 from tests.support.instance_runner import RunningInstance, add_job, instance_config
 from tests.support.smtp_relay import SmtpRelay
 from tests.support.wait import wait_for
@@ -159,3 +162,48 @@ def test_a_reply_that_cannot_be_sent_is_logged_and_the_next_command_is_served(
     [reply] = relay.wait_for(1, 60)
     assert '"instance": "TST1"' in reply.message().get_body().get_content()  # type: ignore[union-attr]
     assert "has mode 0644" in mail2cmd_log(inst)
+
+
+def reply_text(relay: SmtpRelay, subject: str) -> str:
+    [reply] = [r.message() for r in relay.received if r.message()["Subject"] == f"Re: {subject}"]
+    body = reply.get_body()
+    assert body is not None
+    return str(body.get_content())
+
+
+def test_commands_accepted_before_a_restart_are_run_or_answered(running: tuple[RunningInstance, SmtpRelay]) -> None:
+    """Accepted commands were held in memory only: a MAIL2CMD killed or stopped by force lost those queued behind the
+    one running, although each had been answered 250 (the sender's mail system does not send such a mail again)."""
+    inst, relay = running
+    assert inst.stop() == 0
+    spool = CommandSpool(commands_folder(inst.paths))  # what a MAIL2CMD killed with three commands in hand left
+    spool.accept("dba@example.com", "suspend")  # queued: run after the restart
+    spool.started(spool.accept(OPS, "status"))  # under way when killed: not run again, its sender told
+    stale = spool.accept("dba@example.com", "resume")  # queued, but long ago: not run, its sender told
+    record = json.loads(stale.path.read_text())
+    stale.path.write_text(json.dumps({**record, "accepted": record["accepted"] - 2 * STALE_AFTER}))
+    inst.start()
+    relay.wait_for(3, 60)
+    assert "instance TST1: suspend done" in reply_text(relay, "suspend")
+    assert inst.paths.suspend_marker.exists()
+    assert "whether it took effect is not known" in reply_text(relay, "status")
+    assert "not run: it was accepted" in reply_text(relay, "resume")
+    wait_for(lambda: not any(spool.folder.iterdir()), 30, what="the answered commands removed from the spool")
+    assert "running 'suspend' from dba@example.com, accepted before a restart" in mail2cmd_log(inst)
+
+
+def test_a_command_that_cannot_be_kept_is_answered_451_and_not_run(running: tuple[RunningInstance, SmtpRelay]) -> None:
+    inst, relay = running
+    folder = commands_folder(inst.paths)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("a file where the folder of kept commands belongs")  # refused even to root, unlike a mode
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(inst, "status", f"secret: {SECRET}")
+    assert refused.value.smtp_code == 451
+    wait_for(lambda: "answered 451" in mail2cmd_log(inst), 10, what="the refusal logged")
+    assert "running 'status'" not in mail2cmd_log(inst)
+    folder.unlink()
+    send(inst, "status", f"secret: {SECRET}")  # its mail system sends it again later: taken now
+    [reply] = relay.wait_for(1, 60)  # the only reply: the first mail was not run
+    assert '"instance": "TST1"' in reply.message().get_body().get_content()  # type: ignore[union-attr]
