@@ -19,6 +19,7 @@ dropped connection is simply asked again. Markers of runs whose log row is spool
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ T = TypeVar("T")
 
 TABLE = "REDSYS.ADM_RUN_COMMIT"
 UNKNOWN = "unknown"  # RunResult.extra["commit"] of a run whose worker lost the database: the marker decides
+UNREADABLE = "unreadable"  # RunResult.extra["commit"] when the marker could not be read: not known, never retried
 KEEP_SECONDS = 86400  # a marker nobody deleted (SCHED killed after spooling the row) goes after a day
 PURGE_BATCH = 500
 LOCK_WAIT = 10  # seconds SCHED's DELETE waits for an open transaction before it asks again (and checks for stop)
@@ -145,7 +147,8 @@ class CommitMarkers:
         self._last_age_purge = -1e9
 
     def committed(self, run_id: str, timeout: float | None = None) -> bool | None:
-        """Whether `run_id` committed; waits for the database (None when stopped or after `timeout` seconds)."""
+        """Whether `run_id` committed; waits for the database (None when stopped or after `timeout` seconds).
+        MarkerUnreadable when the database answers but the marker cannot be read: nobody knows then."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
             return None
@@ -163,8 +166,7 @@ class CommitMarkers:
                 except DatabaseError as exc:
                     if isinstance(exc, DatabaseQueryError) and exc.timeout:
                         continue  # a transaction on the table is still open: ask again (stop and deadline checked)
-                    log.error("cannot read the commit marker of run %s: %s", run_id, exc)  # e.g. REDSYS not upgraded
-                    return False
+                    raise MarkerUnreadable(str(exc)) from exc  # e.g. REDSYS not upgraded, or a privilege taken away
             return None
         finally:
             self._lock.release()
@@ -176,6 +178,9 @@ class CommitMarkers:
         self._deciding += 1  # counted before the thread runs: purge keeps old markers while any run is undecided
         try:
             found = await asyncio.to_thread(self.committed, request.run_id, timeout)
+        except MarkerUnreadable as exc:
+            log.error("cannot read the commit marker of run %s: %s", request.run_id, exc)
+            return not_known(result, str(exc))
         finally:
             self._deciding -= 1
         return None if found is None else decided(request, result, found)
@@ -236,6 +241,20 @@ class CommitMarkers:
                 self.session.close()
             finally:
                 self._lock.release()
+
+
+class MarkerUnreadable(Exception):
+    """The database answered, but not with the marker (its table missing, no privilege): the outcome is unknown."""
+
+
+def not_known(result: RunResult, why: str) -> RunResult:
+    """`result` marked as of unknown outcome: whether the job's work was committed cannot be told, so the run is not
+    retried (a retry of work that did commit would do it twice); the message says what the operator must check."""
+    message = (
+        f"{result.message}; whether its work was committed is NOT KNOWN: the commit marker cannot be read ({why}); "
+        "not retried: check the job's target tables before running it again"
+    )
+    return dataclasses.replace(result, message=message, extra={**result.extra, "commit": UNREADABLE})
 
 
 def decided(request: RunRequest, result: RunResult, committed: bool) -> RunResult:

@@ -28,7 +28,7 @@ from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import Code, Connection, JsonLineServer, Message, unknown_op
 from redpss.sched.alerts import mail_owner, wants_alert
-from redpss.sched.commit import UNKNOWN, CommitMarkers, is_sql_job
+from redpss.sched.commit import UNKNOWN, UNREADABLE, CommitMarkers, is_sql_job
 from redpss.sched.inflight import InFlight, LeftOver
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
 from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes
@@ -538,6 +538,7 @@ class SchedService(Service):
             result.status in (FAILED, TIMEOUT)
             and request.kind == "JOB"
             and request.attempt <= request.max_retries
+            and result.extra.get("commit") != UNREADABLE  # its work may be committed: a retry could do it twice
             and self.accepting
         ):
             retry = dataclasses.replace(request, attempt=request.attempt + 1, trigger="RETRY")

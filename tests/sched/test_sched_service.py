@@ -522,6 +522,33 @@ def test_a_worker_whose_session_drops_mid_run_fails_the_run_with_the_reason_and_
     assert long["run_id"] in failed and "not reachable" in failed
 
 
+def test_a_sql_run_whose_commit_marker_cannot_be_read_is_not_retried_and_says_its_outcome_is_not_known(
+    devdb_sched: DevDbSched, hold: Hold, instance: InstancePaths
+) -> None:
+    """A worker lost mid-run leaves the outcome to the commit marker. When the marker could not be read (its table
+    gone, a privilege taken), the run counted as not committed and was retried: work that did commit, done twice."""
+    daemon, devdb = devdb_sched.daemon, devdb_sched.devdb
+    with client(instance, devdb_sched.port) as conn:
+        conn.request("subscribe")
+        job = run(
+            pool="LOADER", job_type="SQL", command="EXECUTE SCRIPT REDPSS_TEST.HOLD()", max_retries=1, retry_delay=0.1
+        )
+        conn.request("submit", run=job)
+        pid = wait_for(lambda: loader_worker(conn, job["run_id"]), 20, what="the run in the LOADER worker")
+        wait_for(lambda: hold.entered, 20, what="the job's statement running in devdb")
+        dba = devdb.connect()
+        dba.execute("DROP TABLE REDSYS.ADM_RUN_COMMIT")
+        dba.close()
+        os.kill(pid, signal.SIGKILL)  # the worker ends without an answer: only the marker could tell
+        hold.permits.release(10)  # a retry, if one were started, would not wait
+        event = finished(conn, job["run_id"])
+        assert event["status"] == "FAILED"
+        assert "NOT KNOWN" in event["message"] and "not retried" in event["message"], event["message"]
+    assert daemon.stop() == 0
+    assert "retry 1 of 1" not in daemon.log
+    assert "cannot read the commit marker of run " + job["run_id"] in daemon.log
+
+
 def test_a_pool_shrunk_by_a_reload_lets_its_runs_finish_and_then_runs_no_more_at_once_than_its_size(
     devdb_sched: DevDbSched, hold: Hold, instance: InstancePaths
 ) -> None:
