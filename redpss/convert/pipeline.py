@@ -59,11 +59,22 @@ def mapped_in_order(
     workers: Executor, function: Callable[[T], R], items: Iterable[T], ahead: int
 ) -> Generator[tuple[T, R], None, None]:
     """Each item with `function(item)`, in the order of `items`, computed by `workers` at most `ahead` items beyond
-    the one handed out (Executor.map would take every item at once: unbounded memory). The first exception is raised
-    here in order; closing the generator early cancels the items not yet started."""
+    the one handed out (Executor.map would take every item at once: unbounded memory). Errors come in order too:
+    one of `function` at its item; one of `items` itself after the results of the items before it. Closing the
+    generator early cancels the items not yet started."""
     pending: deque[tuple[T, Future[R]]] = deque()
+    source = iter(items)
     try:
-        for item in items:
+        while True:
+            try:
+                item = next(source)
+            except StopIteration:
+                break
+            except BaseException:
+                while pending:  # what came before the failing item first: its error may be the earlier one
+                    done, future = pending.popleft()
+                    yield done, future.result()
+                raise
             pending.append((item, workers.submit(function, item)))
             if len(pending) > ahead:
                 done, future = pending.popleft()

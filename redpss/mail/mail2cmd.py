@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from redpss.core.config import Config
@@ -34,7 +35,7 @@ from redpss.core.services import service_spec
 from redpss.mail.client import MailNotAccepted, submit_mail
 from redpss.mail.mail2cmd_rules import Command, Refused, RulesError, Sender, authorise, load_rules, parse_subject
 from redpss.mail.mail2cmd_run import run_command
-from redpss.mail.mail2cmd_spool import STALE_AFTER, CommandSpool, Entry, commands_folder
+from redpss.mail.mail2cmd_spool import STALE_AFTER, CommandSpool, Entry, NotMarked, commands_folder
 from redpss.ops.instance import Instance
 
 log = logging.getLogger("redpss.mail2cmd")
@@ -42,6 +43,7 @@ log = logging.getLogger("redpss.mail2cmd")
 MAX_MAIL_BYTES = 256 * 1024
 SESSION_TIMEOUT = 30.0
 MAX_SESSIONS = 20
+REPLY_AGAIN_AFTER = 60.0  # seconds: a reply SENDMAIL did not take is offered again after this
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,12 @@ class _Handler:
                 "refused a mail from %s (envelope %r, subject %r): %s", peer, envelope.mail_from, subject[:200], exc
             )
             return f"550 5.7.1 refused: {exc}"[:500]
+        keeping = asyncio.ensure_future(asyncio.to_thread(self.service.spool.accept, sender.address, subject))
         try:
-            entry = await asyncio.to_thread(self.service.spool.accept, sender.address, subject)
+            entry = await asyncio.shield(keeping)
+        except asyncio.CancelledError:  # the session ended (peer gone, its timeout) before the 250: not accepted
+            keeping.add_done_callback(self._forget)
+            raise
         except OSError as exc:
             log.error(
                 "cannot keep %r from %s in %s (%s); answered 451, its mail system sends it again later",
@@ -88,6 +94,16 @@ class _Handler:
         self.service.queue_work(_Work(entry, command))
         return "250 2.0.0 accepted, the result comes by mail"
 
+    def _forget(self, keeping: asyncio.Future[Entry]) -> None:
+        """A command kept for a session that ended before its 250: its mail system sends the mail again, so this
+        copy must neither run now nor after a restart."""
+        if not keeping.cancelled() and keeping.exception() is None:
+            entry = keeping.result()
+            try:
+                self.service.spool.done(entry)
+            except OSError as exc:
+                log.error("cannot remove %s, kept for a session that ended before its 250: %s", entry.path, exc)
+
 
 class Mail2CmdService(Service):
     name = "mail2cmd"
@@ -100,6 +116,9 @@ class Mail2CmdService(Service):
         self.senders: dict[str, Sender] = {}
         self.queue: asyncio.Queue[_Work] = asyncio.Queue()
         self.spool = CommandSpool(commands_folder(paths))
+        self.kept: dict[Path, Entry] = {}  # replies SENDMAIL did not take, waiting to be offered again
+        self.offer_now = False
+        self.next_offer = 0.0
         self.server: asyncio.Server | None = None
         self.sessions = 0
         self.refused = self.ran = 0
@@ -173,7 +192,9 @@ class Mail2CmdService(Service):
             log.error("a kept command: %s", problem)
         for entry in entries:
             work = self._left_over_work(entry)
-            if work.command is None:
+            if entry.answered:
+                log.info("sending the reply to %s for %r, kept before a restart", entry.sender, entry.subject[:200])
+            elif work.command is None:
                 log.warning("%s from %s, accepted before a restart: %s", entry.subject[:200], entry.sender, work.notice)
             else:
                 log.info("running %r from %s, accepted before a restart", str(work.command), entry.sender)
@@ -181,6 +202,8 @@ class Mail2CmdService(Service):
 
     def _left_over_work(self, entry: Entry) -> _Work:
         accepted = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.accepted))
+        if entry.answered:
+            return _Work(entry, None, entry.reply)
         if entry.running:
             return _Work(
                 entry,
@@ -228,6 +251,9 @@ class Mail2CmdService(Service):
         else:
             try:
                 entry = self.spool.started(entry)
+            except NotMarked as exc:
+                entry = exc.entry
+                log.error("%s; after a crash now it would be run again", exc)
             except OSError as exc:  # run all the same: the sender was told it would be
                 log.error("cannot mark %s as started (%s); after a kill now it would be run again", entry.path, exc)
             try:
@@ -242,8 +268,37 @@ class Mail2CmdService(Service):
                 self.config, self.paths, [entry.sender], f"Re: {entry.subject[:200]}", result + "\n", client="MAIL2CMD"
             )
         except (MailNotAccepted, RedpssError) as exc:  # SENDMAIL away, or this instance's secret unusable
-            log.error("the reply to %s for %r was not sent: %s", entry.sender, entry.subject[:200], exc)
+            self._reply_later(entry, result, exc)
+            return
         self.spool.done(entry)
+        self.offer_now = True  # SENDMAIL takes mails again: the kept replies need not wait
+
+    def _reply_later(self, entry: Entry, text: str, why: Exception) -> None:
+        """Keep a reply SENDMAIL did not take; tick() offers it again (and a restart does)."""
+        if not entry.answered:
+            log.error(
+                "the reply to %s for %r was not sent: %s; it is kept and offered again",
+                entry.sender,
+                entry.subject[:200],
+                why,
+            )
+        try:
+            entry = self.spool.reply_later(entry, text)
+        except OSError as exc:
+            log.error("the reply to %s for %r cannot be kept either (%s); it is lost", entry.sender, entry.subject, exc)
+            self.spool.done(entry)
+            return
+        self.kept[entry.path] = entry
+
+    async def tick(self, now: float) -> None:
+        """Offer the kept replies again: every REPLY_AGAIN_AFTER seconds, or at once after SENDMAIL took a mail."""
+        if self.kept and (self.offer_now or now >= self.next_offer):
+            self.offer_now = False
+            self.next_offer = now + REPLY_AGAIN_AFTER
+            for path in list(self.kept):
+                entry = self.kept.pop(path, None)
+                if entry is not None:
+                    self.queue_work(_Work(entry, None, entry.reply))
 
     def status(self) -> str:
         return f"{self.ran} command(s) run, {self.refused} mail(s) refused, {len(self.senders)} sender(s) allowed"

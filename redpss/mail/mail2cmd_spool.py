@@ -6,19 +6,22 @@ command is therefore written (fsynced) to `data/mail/commands/` before the 250; 
 is answered 451 and its mail system tries again later.
 
 A command is one small JSON file (sender, subject, time of acceptance; never the mail itself, which holds the
-sender's secret) named by that time and a counter, so names sort in the order the mails came:
+sender's secret) named by that time in nanoseconds (UTC, so no clock change repeats it) and a random part, so names
+sort in the order the mails came and two never meet, whatever the pid after a restart:
 - `<id>.command`: accepted, not started. At start-up it is run (its sender and command checked against the rules
   of now), unless it waited longer than STALE_AFTER: then the sender is told it was not run.
 - `<id>.running`: started. After a restart nobody knows whether it took effect (the operations layer may have acted
   just before the kill), so it is not run again: the sender is told the outcome is unknown and how to look.
-The file is removed once the reply went to SENDMAIL (or could not, which is logged).
+- `<id>.reply`: done (or not run), its reply not yet taken by SENDMAIL: the reply text is kept and sent again
+  until SENDMAIL takes it, also after a restart.
+The file is removed once SENDMAIL took the reply.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
+import math
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +30,8 @@ from redpss.core.durable import TMP_PREFIX, fsync_folder, write_atomically
 from redpss.core.paths import InstancePaths
 from redpss.mail.spoolstat import mail_root
 
-QUEUED, RUNNING = ".command", ".running"
+QUEUED, RUNNING, REPLY = ".command", ".running", ".reply"
 STALE_AFTER = 3600.0  # seconds: a command older than this is not run at start-up (the sender may have acted since)
-_ID_TIME = "%Y%m%d%H%M%S"
 
 
 def commands_folder(paths: InstancePaths) -> Path:
@@ -44,35 +46,63 @@ class Entry:
     sender: str
     subject: str
     accepted: float
+    reply: str = ""  # the text of a reply not yet taken by SENDMAIL (a `.reply` file)
 
     @property
     def running(self) -> bool:
         return self.path.suffix == RUNNING
 
+    @property
+    def answered(self) -> bool:
+        return self.path.suffix == REPLY
+
+
+class NotMarked(OSError):
+    """The command's file was renamed `.running` but the rename could not be made durable; `entry` is where it is."""
+
+    def __init__(self, entry: Entry, cause: OSError) -> None:
+        super().__init__(cause.errno, f"{entry.path}: the mark may not survive a crash ({cause})")
+        self.entry = entry
+
 
 class CommandSpool:
-    """The folder of accepted commands of one instance; one MAIL2CMD writes it, from one thread at a time."""
+    """The folder of accepted commands of one instance, written by one MAIL2CMD (sessions' threads may accept at
+    once: names never meet)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._counter = itertools.count()
 
     def accept(self, sender: str, subject: str) -> Entry:
         """Keep a command durably before its 250; OSError when it cannot be kept (the caller answers 451)."""
         self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-        now = time.time()
-        name = f"{time.strftime(_ID_TIME, time.localtime(now))}-{os.getpid()}-{next(self._counter):06d}{QUEUED}"
-        path = self.folder / name
-        record = {"sender": sender, "subject": subject, "accepted": now}
+        now_ns = time.time_ns()
+        path = self.folder / f"{now_ns:020d}-{secrets.token_hex(6)}{QUEUED}"
+        record = {"sender": sender, "subject": subject, "accepted": now_ns / 1e9}
         write_atomically(path, [json.dumps(record).encode()], sync=True, mode=0o640)
-        return Entry(path, sender, subject, now)
+        return Entry(path, sender, subject, now_ns / 1e9)
 
     def started(self, entry: Entry) -> Entry:
-        """Mark the command as started, durably, before it acts: after a kill it is not run a second time."""
+        """Mark the command as started, durably, before it acts: after a kill it is not run a second time. OSError
+        when the file cannot be renamed; NotMarked (naming the renamed entry) when the rename may not last."""
         running = entry.path.with_suffix(RUNNING)
         entry.path.replace(running)
-        fsync_folder(self.folder)
-        return Entry(running, entry.sender, entry.subject, entry.accepted)
+        moved = Entry(running, entry.sender, entry.subject, entry.accepted)
+        try:
+            fsync_folder(self.folder)
+        except OSError as exc:
+            raise NotMarked(moved, exc) from exc
+        return moved
+
+    def reply_later(self, entry: Entry, text: str) -> Entry:
+        """Keep the reply SENDMAIL did not take in place of the command (which must not run again); OSError when it
+        cannot be kept."""
+        if entry.answered:
+            return entry
+        path = entry.path.with_suffix(REPLY)
+        record = {"sender": entry.sender, "subject": entry.subject, "accepted": entry.accepted, "reply": text}
+        write_atomically(path, [json.dumps(record).encode()], sync=True, mode=0o640)
+        entry.path.unlink(missing_ok=True)
+        return Entry(path, entry.sender, entry.subject, entry.accepted, text)
 
     def done(self, entry: Entry) -> None:
         entry.path.unlink(missing_ok=True)
@@ -85,15 +115,29 @@ class CommandSpool:
         entries: list[Entry] = []
         problems: list[str] = []
         for path in sorted(self.folder.iterdir()):
-            if path.name.startswith(TMP_PREFIX):
-                path.unlink(missing_ok=True)  # a write that never finished: its mail was never answered 250
-                continue
-            if path.suffix not in (QUEUED, RUNNING):
-                continue
             try:
-                record = json.loads(path.read_bytes())
-                entries.append(Entry(path, str(record["sender"]), str(record["subject"]), float(record["accepted"])))
+                if path.name.startswith(TMP_PREFIX):
+                    path.unlink(missing_ok=True)  # a write that never finished: its mail was never answered 250
+                elif path.suffix in (QUEUED, RUNNING, REPLY):
+                    entries.append(_read(path))
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                problems.append(f"{path} cannot be read ({exc}); kept as {path.name}.unreadable")
-                path.replace(path.with_name(f"{path.name}.unreadable"))
+                problems.append(_set_aside(path, exc))
         return entries, problems
+
+
+def _read(path: Path) -> Entry:
+    record = json.loads(path.read_bytes())
+    accepted = float(record["accepted"])
+    if not (math.isfinite(accepted) and 0 < accepted < 1e11):  # time.localtime() refuses what is beyond
+        raise ValueError(f"time of acceptance {accepted} is not a time")
+    return Entry(path, str(record["sender"]), str(record["subject"]), accepted, str(record.get("reply", "")))
+
+
+def _set_aside(path: Path, exc: Exception) -> str:
+    """Move a file that cannot be used out of the way (reported once, not at every start); the line saying so."""
+    aside = path.with_name(f"{path.name}.unreadable")
+    try:
+        path.replace(aside)
+    except OSError as moving:
+        return f"{path} cannot be read ({exc}) nor moved aside ({moving})"
+    return f"{path} cannot be read ({exc}); kept as {aside.name}"

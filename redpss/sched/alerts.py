@@ -14,6 +14,7 @@ import logging
 from redpss.core.config import Config
 from redpss.core.paths import InstancePaths
 from redpss.mail.client import MailNotAccepted, submit_mail
+from redpss.sched.commit import UNREADABLE
 from redpss.sched.runs import FAILED, TIMEOUT, RunRequest, RunResult
 
 log = logging.getLogger("redpss.sched.alerts")
@@ -21,7 +22,9 @@ log = logging.getLogger("redpss.sched.alerts")
 
 def wants_alert(request: RunRequest, result: RunResult) -> bool:
     """Whether this final outcome of a run (no retry follows) is one the job's owner is mailed about."""
-    return request.kind == "JOB" and bool(request.alert_mail.strip()) and result.status in (FAILED, TIMEOUT)
+    unknown = result.extra.get("commit") == UNREADABLE  # interrupted or not: someone must look at the target
+    failed = result.status in (FAILED, TIMEOUT) or unknown
+    return request.kind == "JOB" and bool(request.alert_mail.strip()) and failed
 
 
 def alert_mail(request: RunRequest, result: RunResult, instance: str) -> tuple[str, str]:

@@ -40,6 +40,7 @@ UNKNOWN = "unknown"  # RunResult.extra["commit"] of a run whose worker lost the 
 UNREADABLE = "unreadable"  # RunResult.extra["commit"] when the marker could not be read: not known, never retried
 KEEP_SECONDS = 86400  # a marker nobody deleted (SCHED killed after spooling the row) goes after a day
 PURGE_BATCH = 500
+ASK_AGAIN_FOR, ASK_AGAIN_PAUSE = 60.0, 1.0  # seconds an error that may pass is asked again for, and between asks
 LOCK_WAIT = 10  # seconds SCHED's DELETE waits for an open transaction before it asks again (and checks for stop)
 
 
@@ -152,6 +153,7 @@ class CommitMarkers:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
             return None
+        failing_since: float | None = None  # errors that may pass (a collision, an abort) are asked again a while
         try:
             while not self.stop.is_set():
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -166,7 +168,12 @@ class CommitMarkers:
                 except DatabaseError as exc:
                     if isinstance(exc, DatabaseQueryError) and exc.timeout:
                         continue  # a transaction on the table is still open: ask again (stop and deadline checked)
-                    raise MarkerUnreadable(str(exc)) from exc  # e.g. REDSYS not upgraded, or a privilege taken away
+                    if _lasting(exc) or (failing_since or time.monotonic()) < time.monotonic() - ASK_AGAIN_FOR:
+                        raise MarkerUnreadable(str(exc)) from exc
+                    if failing_since is None:
+                        failing_since = time.monotonic()
+                        log.warning("the commit marker of run %s: %s; asking again", run_id, exc)
+                    self.stop.wait(ASK_AGAIN_PAUSE)
             return None
         finally:
             self._lock.release()
@@ -243,6 +250,11 @@ class CommitMarkers:
                 self._lock.release()
 
 
+def _lasting(exc: DatabaseError) -> bool:
+    """An error asking again will not change: SQL class 42, syntax or access (the table missing, no privilege)."""
+    return isinstance(exc, DatabaseQueryError) and exc.code.startswith("42")
+
+
 class MarkerUnreadable(Exception):
     """The database answered, but not with the marker (its table missing, no privilege): the outcome is unknown."""
 
@@ -258,9 +270,9 @@ def not_known(result: RunResult, why: str) -> RunResult:
 
 
 def decided(request: RunRequest, result: RunResult, committed: bool) -> RunResult:
-    """The run's result once its marker was read: OK when it committed, else `result` as it was."""
+    """The run's result once its marker was read: OK when it committed, else `result` saying nothing was."""
     if not committed:
-        return result
+        return dataclasses.replace(result, message=f"{result.message}; no commit marker: its work was rolled back")
     extra: dict[str, Any] = {**result.extra, "commit": "marker"}
     message = f"committed; the worker ended before reporting ({result.message})"
     return RunResult(request.run_id, OK, message, result.started_at, result.ended_at, result.worker, extra=extra)

@@ -202,7 +202,7 @@ class SchedService(Service):
             request.run_id,
             INTERRUPTED,
             f"interrupted: SCHED ended (killed?) while this run was in flight in worker {left.worker}; "
-            "the worker was stopped with it and its work was rolled back (no commit marker)",
+            "the worker was stopped with it",
             left.started_at,
             time.time(),
             left.worker,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -185,12 +187,23 @@ def test_batches_formatted_by_several_threads_are_written_in_order_and_name_the_
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_a_file_handed_to_writeback_on_the_way_is_written_whole(
+def test_the_output_is_handed_to_writeback_range_after_range_and_written_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    handed: list[tuple[int, int]] = []
+    advise = os.posix_fadvise
+
+    def recording(fd: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_DONTNEED:
+            handed.append((offset, length))
+        advise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording)  # the system call, watched: it still happens
     monkeypatch.setattr(csvout, "WRITEBACK_BYTES", 4096)  # every table's text starts the writeback of what is before
     rows = 3 * BATCH_ROWS
     table = pa.table({"id": range(rows), "s": [f"row {i} " * 5 for i in range(rows)]})
-    assert csv_rows(convert(tmp_path, table, row_group_size=1000))[1:] == [
-        [str(i), f"row {i} " * 5] for i in range(rows)
-    ]
+    output = convert(tmp_path, table, row_group_size=1000)
+    assert csv_rows(output)[1:] == [[str(i), f"row {i} " * 5] for i in range(rows)]
+    assert len(handed) > 10 and handed[0][0] == 0
+    assert all(offset == before + length for (before, length), (offset, _) in itertools.pairwise(handed))
+    assert sum(length for _, length in handed) > output.stat().st_size - 4096  # all but the tail, left to fsync

@@ -70,3 +70,25 @@ def test_closing_early_cancels_the_items_not_started() -> None:
         results.close()
         release.set()
     assert started in ([0], [0, 1])  # 2 and 3 were cancelled before they ran, 4 and later never submitted
+
+
+def test_an_error_of_the_items_comes_after_the_results_and_errors_of_the_items_before_it() -> None:
+    def items() -> Iterator[int]:
+        yield from range(3)
+        raise LookupError("the source fails after item 2")
+
+    def work(item: int) -> int:
+        if item == 1:
+            raise ValueError("item 1 is bad")
+        return item
+
+    with ThreadPoolExecutor(2) as workers:
+        handed: list[int] = []
+        with pytest.raises(ValueError, match="item 1 is bad"):  # the earlier error, not the source's
+            for item, _ in mapped_in_order(workers, work, items(), ahead=5):
+                handed.append(item)
+        assert handed == [0]
+        results = mapped_in_order(workers, str, items(), ahead=5)
+        assert [next(results), next(results), next(results)] == [(0, "0"), (1, "1"), (2, "2")]
+        with pytest.raises(LookupError, match="after item 2"):
+            next(results)

@@ -149,7 +149,7 @@ def test_a_reply_that_cannot_be_sent_is_logged_and_the_next_command_is_served(
     running: tuple[RunningInstance, SmtpRelay],
 ) -> None:
     """An unusable instance secret made the reply raise StartupError, which ended MAIL2CMD's worker (and with it
-    every command queued behind)."""
+    every command queued behind). The reply is kept and sent once SENDMAIL takes mails again."""
     inst, relay = running
     secret_file = inst.paths.etc / "instance.secret"
     secret_file.chmod(0o644)  # refused by every client of the instance: "readable by others"
@@ -159,9 +159,12 @@ def test_a_reply_that_cannot_be_sent_is_logged_and_the_next_command_is_served(
     finally:
         secret_file.chmod(0o600)
     send(inst, "status", f"secret: {SECRET}")
-    [reply] = relay.wait_for(1, 60)
-    assert '"instance": "TST1"' in reply.message().get_body().get_content()  # type: ignore[union-attr]
+    replies = relay.wait_for(2, 60)  # this one's, then the kept one, offered again once SENDMAIL took a mail
+    for reply in replies:
+        assert '"instance": "TST1"' in reply.message().get_body().get_content()  # type: ignore[union-attr]
     assert "has mode 0644" in mail2cmd_log(inst)
+    assert "it is kept and offered again" in mail2cmd_log(inst)
+    wait_for(lambda: not any(commands_folder(inst.paths).iterdir()), 30, what="the sent replies removed")
 
 
 def reply_text(relay: SmtpRelay, subject: str) -> str:
@@ -205,5 +208,6 @@ def test_a_command_that_cannot_be_kept_is_answered_451_and_not_run(running: tupl
     assert "running 'status'" not in mail2cmd_log(inst)
     folder.unlink()
     send(inst, "status", f"secret: {SECRET}")  # its mail system sends it again later: taken now
-    [reply] = relay.wait_for(1, 60)  # the only reply: the first mail was not run
+    [reply] = relay.wait_for(1, 60)
     assert '"instance": "TST1"' in reply.message().get_body().get_content()  # type: ignore[union-attr]
+    assert mail2cmd_log(inst).count("running 'status'") == 1  # the refused mail was never run

@@ -1,0 +1,45 @@
+"""MAIL2CMD's kept commands on disk: what a restart finds, and files that cannot be used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from redpss.core.durable import TMP_PREFIX
+from redpss.mail.mail2cmd_spool import CommandSpool
+
+
+def test_commands_are_found_oldest_first_in_the_state_they_were_left_in(tmp_path: Path) -> None:
+    spool = CommandSpool(tmp_path / "commands")
+    queued = spool.accept("ops@example.com", "status")
+    started = spool.started(spool.accept("ops@example.com", "suspend"))
+    answered = spool.reply_later(spool.accept("dba@example.com", "show"), "the reply text")
+    (spool.folder / f"{TMP_PREFIX}interrupted.command").write_text("{")  # a write a kill cut short: never answered
+    entries, problems = spool.left_over()
+    assert [e.path for e in entries] == [queued.path, started.path, answered.path]
+    assert [(e.running, e.answered) for e in entries] == [(False, False), (True, False), (False, True)]
+    assert entries[2].reply == "the reply text" and entries[2].sender == "dba@example.com"
+    assert problems == [] and not (spool.folder / f"{TMP_PREFIX}interrupted.command").exists()
+    for entry in entries:
+        spool.done(entry)
+    assert spool.left_over() == ([], [])
+
+
+def test_names_never_meet_and_sort_in_the_order_of_acceptance(tmp_path: Path) -> None:
+    spool = CommandSpool(tmp_path / "commands")
+    names = [spool.accept("ops@example.com", f"status {n}").path.name for n in range(200)]
+    assert len(set(names)) == 200 and sorted(names) == names
+
+
+def test_a_file_that_cannot_be_used_is_set_aside_once_and_named(tmp_path: Path) -> None:
+    spool = CommandSpool(tmp_path / "commands")
+    good = spool.accept("ops@example.com", "status")
+    bad_time = spool.accept("ops@example.com", "show")
+    bad_time.path.write_text(json.dumps({"sender": "ops@example.com", "subject": "show", "accepted": float("nan")}))
+    garbage = spool.folder / "00000000000000000001-x.running"
+    garbage.write_text("not json")
+    entries, problems = spool.left_over()
+    assert [e.path for e in entries] == [good.path]
+    assert len(problems) == 2 and all("kept as" in p and ".unreadable" in p for p in problems), problems
+    assert any("is not a time" in p for p in problems)
+    assert spool.left_over() == ([good], [])  # reported once
