@@ -290,8 +290,7 @@ class CsvSink:
     Three steps per table, so that formatting (most of the work) can run in several threads: `arrange(table)` (in
     order) takes a flattened table in any column order, appends columns not seen before to the column list and
     gives the table in the sink's columns; `formatted(arranged)` (any thread, any order) is its CSV text;
-    `append(arranged, text)` (in order) writes it. `write(table)` does all three. `finish()` returns the completed
-    file (header first), fsynced.
+    `append(arranged, text)` (in order) writes it. `finish()` returns the completed file (header first), fsynced.
     """
 
     def __init__(self, target: Path) -> None:
@@ -303,10 +302,6 @@ class CsvSink:
         self._arranged_rows = 0
         self._header_bytes = 0
         self._fieldless = 0  # records without any field ({}) seen before the first column: rows of NULLs once known
-
-    def write(self, table: pa.Table) -> None:
-        for arranged in self.arrange(table):
-            self.append(arranged, self.formatted(arranged))
 
     def arrange(self, table: pa.Table) -> list[Arranged]:
         """The table in the sink's columns: none while no record had a field yet, two when the rows of such records
