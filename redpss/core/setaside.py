@@ -3,7 +3,10 @@
 LOAD jobs (SCHED) and the converters (JSON2CSV, PARQ2CSV) both move a source into data/archive/<folder>/ when it is
 done and into data/error/<folder>/ with `<name>.reason` when it is refused. Both must agree on the rules, so they
 share this module:
-- a name still taken in the target folder is kept: the newcomer becomes `<name>.1`, `.2`, ...;
+- a name still taken in the target folder is kept: the newcomer becomes `<name>.1`, `.2`, ... (a name is taken when
+  the file or its `.reason` is there, so a reason never describes another file);
+- a name too long to get its `.N`, `.reason` and the hidden name of a copy (the file system allows 255 bytes) is cut
+  in the middle, keeping its extension: a file with a long name is set aside like any other, never left in place;
 - the reason is written (and fsynced) before the file moves, so a file in data/error always has its reason;
 - across file systems (an sFTP tree mounted apart from the instance tree) the file is copied under a hidden name,
   fsynced, renamed and only then removed from its source: a kill -9 leaves the source or a complete copy.
@@ -16,19 +19,46 @@ import os
 import shutil
 from pathlib import Path
 
-from redpss.core.durable import fsync_folder, write_atomically
+from redpss.core.durable import TMP_PREFIX, fsync_folder, write_atomically
 
 REASON_SUFFIX = ".reason"
+NAME_MAX = 255  # bytes in one name on Linux file systems (ext4, xfs, tmpfs)
+# What a set-aside name must leave room for: its reason, written under a temporary name first (`.tmp-<name>.reason`),
+# and the hidden copy across file systems (`.<name>.moving`).
+RESERVED = max(len(TMP_PREFIX) + len(".reason"), len(".") + len(".moving"))
+KEPT_EXTENSION = 32  # bytes of a name's extension kept when the name is cut
 
 
 def free_name(folder: Path, name: str) -> Path:
-    """folder/name, or folder/name.1, .2, ... when an earlier file of that name is still kept there."""
-    candidate = folder / name
+    """folder/name, or folder/name.1, .2, ... when an earlier file of that name (or its reason) is still kept there;
+    cut to fit when the name is too long for those suffixes."""
     number = 0
-    while candidate.exists() or candidate.is_symlink():
+    while True:
+        suffix = f".{number}" if number else ""
+        candidate = folder / (fitted_name(name, len(suffix) + RESERVED) + suffix)
+        if not any(_taken(path) for path in (candidate, candidate.with_name(candidate.name + REASON_SUFFIX))):
+            return candidate
         number += 1
-        candidate = folder / f"{name}.{number}"
-    return candidate
+
+
+def fitted_name(name: str, room: int) -> str:
+    """`name`, or when it and `room` more bytes exceed NAME_MAX, its start, `~` and its extension, within that."""
+    if _size(name) + room <= NAME_MAX:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    tail = dot + extension if stem and _size(extension) < KEPT_EXTENSION else ""
+    head = stem if tail else name
+    while _size(head) + 1 + _size(tail) + room > NAME_MAX:
+        head = head[:-1]  # by characters, so a multi-byte character is never split
+    return head + "~" + tail
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def _taken(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
 
 
 def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:

@@ -4,8 +4,10 @@ A LOAD job's COMMAND (docs/db-contract.md) names the target table, a glob of fil
 and the CSV options. For each settled file the worker sends `IMPORT INTO <table> FROM CSV AT REDSYS_CFI FILE
 'input/...'`: the database pulls the file from CFISRV over FTPS, so the rows never pass through this process. The
 file then moves to data/archive; a file the database rejects moves to data/error with `<file>.reason` holding the
-database's message. A failure that is not the file's fault (database or CFISRV away, table missing, timeout) leaves
-the file where it is for the next run.
+database's message, and so does a file the instance user cannot read (CFISRV, which serves it, could not either). A
+failure that is not the file's fault (database or CFISRV away, table missing, timeout) leaves the file where it is
+for the next run and ends the run. One file that cannot be moved (its folder not writable by the instance user) is
+left in place and named in the run's message; the files after it are loaded all the same.
 
 Exactly once: the IMPORT and a row in REDSYS.ADM_LOAD_FILE commit together. A run that ends between that COMMIT and
 the move (worker killed, disk error) leaves the file in place; the next run finds its row and archives the file
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import fcntl
 import logging
 import os
@@ -34,7 +37,7 @@ from redpss.core.db import DbSession
 from redpss.core.db.contract import CFI_CONNECTION
 from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import sql_literal
-from redpss.core.filestable import is_stable_file, is_temporary_name, regular_file_state
+from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import move_file
 from redpss.redftp.inputs import reachable_below_data
@@ -200,6 +203,7 @@ class LoadReport:
     rejected: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, reason)
     waiting: int = 0  # matching files not settled yet
     skipped: list[str] = dataclasses.field(default_factory=list)  # files reached through a link CFISRV does not follow
+    stuck: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, why it could not be moved)
 
     @property
     def rows(self) -> int:
@@ -218,6 +222,11 @@ class LoadReport:
             )
         if self.waiting:
             parts.append(f"{self.waiting} file(s) still being written, left for the next run")
+        if self.stuck:
+            parts.append(
+                f"{len(self.stuck)} file(s) could not be moved out of data/input, left in place: "
+                + "; ".join(f"{name}: {why}" for name, why in self.stuck[:5])
+            )
         if self.skipped:
             parts.append(
                 f"{len(self.skipped)} file(s) skipped, reached through a link CFISRV does not follow: "
@@ -227,7 +236,8 @@ class LoadReport:
 
 
 class LoadRejected(ValueError):
-    """Some files of the run were rejected: the run fails, and its log row still counts the rows loaded."""
+    """Some files of the run were rejected or could not be moved: the run fails, and its log row still counts the
+    rows loaded."""
 
     def __init__(self, report: LoadReport) -> None:
         super().__init__(report.message)
@@ -258,12 +268,22 @@ def load_files(
         if not is_stable_file(path, interval, now):  # the rule of core.filestable, as CONVERT and FILE watchers
             report.waiting += 1
             continue
-        with _claimed(path) as claimed:
-            if claimed:  # else another LOAD run has it (two jobs' globs overlap, or a second run of this one)
-                _load_file(request, session, paths, command, path=path, report=report)
-    if report.rejected:
+        try:
+            with _claimed(path) as claimed:
+                if claimed:  # else another LOAD run has it (two jobs' globs overlap, or a second run of this one)
+                    _load_file(request, session, paths, command, path=path, report=report)
+        except PermissionError as exc:  # the file cannot be opened: the database, through CFISRV, could not read it
+            _reject(path, paths, report, _unreadable(exc))
+    if report.rejected or report.stuck:
         raise LoadRejected(report)
     return report
+
+
+def _unreadable(exc: OSError) -> str:
+    return (
+        f"the instance user cannot read the file ({exc.strerror}), nor can CFISRV for the database; make it readable "
+        f"by group redftp (chmod g+r), then move it back to data/input"
+    )
 
 
 @contextlib.contextmanager
@@ -301,6 +321,7 @@ def _load_file(
     remote = str(PurePosixPath("input", *relative.parts))
     stat = path.stat()
     key = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    loaded_version = FileState.of(stat)
     done = session.fetchall(
         f"SELECT ROWS_LOADED, RUN_ID FROM {LEDGER} WHERE FILE_PATH = {{path}} AND FILE_KEY = {{key}}",  # noqa: S608
         {"path": remote, "key": key},
@@ -323,8 +344,17 @@ def _load_file(
                 raise
             _reject(path, paths, report, str(exc))
             return
-    _set_aside(path, paths.data_input, paths.data_archive, None)
     report.loaded.append((str(relative), rows))
+    if regular_file_state(path) != loaded_version:  # uploaded again under its name meanwhile: not what was loaded
+        log.warning("input/%s was written again while it was loaded; its new version waits for the next run", relative)
+        return
+    try:
+        _set_aside(path, paths.data_input, paths.data_archive, None)
+    except OSError as exc:
+        _cannot_move(
+            path, paths, report, exc, to="data/archive", then="the next run archives it without loading it again"
+        )
+        return
     log.info("%s: %d row(s) into %s, file archived", remote, rows, command.table)
 
 
@@ -344,9 +374,29 @@ def _skip_unreachable(path: Path, paths: InstancePaths, report: LoadReport) -> N
 
 def _reject(path: Path, paths: InstancePaths, report: LoadReport, reason: str) -> None:
     relative = path.relative_to(paths.data_input)
-    _set_aside(path, paths.data_input, paths.data_error, reason)
+    try:
+        _set_aside(path, paths.data_input, paths.data_error, reason)
+    except OSError as exc:
+        _cannot_move(
+            path, paths, report, exc, to="data/error", then=f"it was rejected ({reason}); the next run tries again"
+        )
+        return
     report.rejected.append((str(relative), reason))
     log.warning("input/%s rejected, moved to data/error: %s", relative, reason)
+
+
+def _cannot_move(path: Path, paths: InstancePaths, report: LoadReport, exc: OSError, *, to: str, then: str) -> None:
+    """A file that stays in data/input because it cannot be moved to `to`: named in the run's message and logged at
+    ERROR with what to do; `then` says what happens to it."""
+    relative = path.relative_to(paths.data_input)
+    fix = (
+        f"; the instance user may not change {path.parent} (fix: chmod g+w on it, e.g. a folder the sFTP user made)"
+        if exc.errno in (errno.EACCES, errno.EPERM)
+        else ""
+    )
+    why = f"cannot be moved to {to} ({exc}){fix}; {then}"
+    report.stuck.append((str(relative), why))
+    log.error("input/%s %s", relative, why)
 
 
 class BadHeader(ValueError):

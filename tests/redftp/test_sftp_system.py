@@ -106,7 +106,10 @@ def test_key_login_lands_in_upload_and_files_are_readable_by_group(site: Site, u
     assert stored.read_bytes() == b"id,amount\n1,9.50\n"
     info = stored.stat()
     assert info.st_uid == 1200
-    assert oct(info.st_mode & 0o777) == "0o640"  # -u 0027 from the snippet
+    assert oct(info.st_mode & 0o777) == "0o660"  # -u 0007 from the snippet
+    # a folder the user makes stays open to group redftp, so that LOAD jobs can move files out of it
+    made = site.root.path("/app/redftp/env/tst1/alice/upload/batch").stat()
+    assert oct(made.st_mode & 0o7777) == "0o2770"
 
 
 def test_password_and_wrong_keys_are_refused(site: Site, users: dict[str, Key]) -> None:

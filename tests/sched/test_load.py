@@ -8,9 +8,12 @@ and the ROWS_LOADED of the job log. tests/e2e/test_ingest.py runs the whole chai
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,11 +32,13 @@ from redpss.core.net import free_port, free_ports_beside_range
 from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.devdb.testing import InProcessDevDb
 from redpss.jmon.schedule import Definition, role
+from redpss.sched import load as load_module
 from redpss.sched.load import LoadCommand, LoadCommandError, LoadRejected, load_files, parse_command
 from redpss.sched.runlog import run_rows
 from redpss.sched.runners import execute
 from redpss.sched.runs import FAILED, OK, RunRequest, RunResult
 from tests.support.daemons import DaemonProcess
+from tests.support.file_access import WITHOUT_FILE_ACCESS_OVERRIDE, owned_by_another_user
 
 ORDERS = "CREATE TABLE LOADS.ORDERS (ID DECIMAL(9,0), ITEM VARCHAR(40), QTY DECIMAL(9,0), AT TIMESTAMP)"
 
@@ -92,6 +97,7 @@ class Site:
     session: DbSession
     config: Config
     ftp_port: int
+    dsn: str
     redftp: Path  # CFISRV's sFTP root, on another file system (tmpfs) than the instance tree
 
     def drop(self, relative: str, text: str, *, age: float = 60.0) -> Path:
@@ -109,6 +115,28 @@ class Site:
 
     def load(self, command: str) -> object:
         return load_files(request(command), parse_command(command), self.session, self.paths, self.config)
+
+    def load_as_instance_user(self, command: str) -> dict[str, object]:
+        """The outcome of a LOAD run in a process bound by file modes, as the redsys user is (status, message)."""
+        done = subprocess.run(
+            [
+                *WITHOUT_FILE_ACCESS_OVERRIDE,
+                sys.executable,
+                "-m",
+                "tests.sched.load_process",
+                str(self.paths.redhome),
+                self.paths.redenv,
+                self.dsn,
+                command,
+            ],
+            cwd=Path(__file__).parents[2],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        outcome: dict[str, object] = json.loads(done.stdout)
+        return outcome
 
 
 def request(command: str) -> RunRequest:
@@ -153,7 +181,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         cfi.wait_ready(timeout=30)
         config = load_config(paths.config_file)
         install(session, ["LOADS"])
-        yield Site(paths, session, config, cfi_port, redftp)
+        yield Site(paths, session, config, cfi_port, devdb.dsn, redftp)
     finally:
         session.close()
         try:
@@ -255,7 +283,7 @@ def test_a_file_loaded_but_not_archived_is_archived_without_a_second_import(site
     site.drop("y/orders.csv", HEADER + "1,widget,3,\n")
     blocker = site.paths.data_archive / "y"
     blocker.write_text("a file where the archive folder would go")  # the move fails after the COMMIT
-    with pytest.raises(OSError, match=r"File exists|Not a directory"):
+    with pytest.raises(LoadRejected, match=r"y/orders.csv: cannot be moved to data/archive \(\[Errno 17\] File exists"):
         site.load("table=LOADS.ORDERS files='y/*.csv'")
     assert len(site.rows()) == 1 and (site.paths.data_input / "y" / "orders.csv").exists()
     blocker.unlink()
@@ -263,6 +291,66 @@ def test_a_file_loaded_but_not_archived_is_archived_without_a_second_import(site
     assert report.rows == 1  # type: ignore[attr-defined]  # counted as loaded (by the first run), not imported again
     assert len(site.rows()) == 1
     assert (site.paths.data_archive / "y" / "orders.csv").exists()
+
+
+def test_a_file_that_cannot_be_read_or_moved_keeps_no_other_file_from_loading(site: Site) -> None:
+    """As the redsys user sees an sFTP user's uploads: a file it may not read goes to data/error with what to do,
+    a file in a folder it may not change is loaded but stays (named in the run's message, archived without a second
+    import once the folder is fixed), and the files sorted after both are loaded."""
+    stuck = site.drop("in/a-sub/x.csv", HEADER + "1,in a folder of the user,1,\n")
+    owned_by_another_user(stuck, 0o640)
+    owned_by_another_user(stuck.parent, 0o2750)  # made by the sFTP user under its umask 0027
+    secret = site.drop("in/b-secret.csv", HEADER + "2,not readable,1,\n")
+    owned_by_another_user(secret, 0o600)
+    site.drop("in/c-good.csv", HEADER + "3,good,1,\n")
+    outcome = site.load_as_instance_user("table=LOADS.ORDERS files='in/**/*.csv'")
+    assert outcome["status"] == FAILED and outcome["extra"] == {"rows_loaded": 2}
+    message = str(outcome["message"])
+    assert message.startswith("2 row(s) from 2 file(s); in/a-sub/x.csv: 1, in/c-good.csv: 1; ")
+    assert (
+        "1 file(s) rejected to data/error: in/b-secret.csv: the instance user cannot read the file (Permission denied)"
+        in message
+    )
+    assert (
+        "1 file(s) could not be moved out of data/input, left in place: in/a-sub/x.csv: cannot be moved to "
+        "data/archive ([Errno 13] Permission denied" in message
+    )
+    assert f"the instance user may not change {stuck.parent} (fix: chmod g+w on it" in message
+    assert [r[0] for r in site.rows()] == [1, 3]
+    assert "make it readable by group redftp" in (site.paths.data_error / "in" / "b-secret.csv.reason").read_text()
+    assert (site.paths.data_archive / "in" / "c-good.csv").exists() and stuck.exists()
+    again = site.load_as_instance_user("table=LOADS.ORDERS files='in/**/*.csv'")
+    assert again["status"] == FAILED and "in/a-sub/x.csv: cannot be moved" in str(again["message"])
+    stuck.parent.chmod(0o2770)
+    fixed = site.load_as_instance_user("table=LOADS.ORDERS files='in/**/*.csv'")
+    assert (fixed["status"], fixed["message"]) == (OK, "1 row(s) from 1 file(s); in/a-sub/x.csv: 1")
+    assert [r[0] for r in site.rows()] == [1, 3]  # archived, not imported a second time
+    assert (site.paths.data_archive / "in" / "a-sub" / "x.csv").exists() and not stuck.exists()
+
+
+def test_a_file_uploaded_again_while_it_is_loaded_is_left_for_the_next_run(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender writes a new version under the same name while the database imports the first: the new version
+    is not archived unloaded, the next run loads it."""
+    path = site.drop("r/orders.csv", HEADER + "1,first,1,\n")
+    original = load_module._import
+
+    def import_then_upload_again(*args: object, **kwargs: object) -> int:
+        rows = original(*args, **kwargs)  # type: ignore[arg-type]
+        path.write_text(HEADER + "2,second,1,\n")
+        past = time.time() - 60
+        os.utime(path, (past, past))
+        return rows
+
+    monkeypatch.setattr(load_module, "_import", import_then_upload_again)
+    first = site.load("table=LOADS.ORDERS files='r/*.csv'")
+    monkeypatch.undo()
+    assert first.rows == 1 and path.exists()  # type: ignore[attr-defined]
+    second = site.load("table=LOADS.ORDERS files='r/*.csv'")
+    assert second.rows == 1  # type: ignore[attr-defined]
+    assert [r[:2] for r in site.rows()] == [(1, "first"), (2, "second")]
+    assert (site.paths.data_archive / "r" / "orders.csv").read_text().endswith("2,second,1,\n")
 
 
 def test_the_worker_logs_rows_loaded_and_a_bad_command_or_a_disabled_cfisrv_fails_clearly(site: Site) -> None:

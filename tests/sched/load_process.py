@@ -1,0 +1,40 @@
+"""One LOAD run in a process of its own, as a SCHED LOADER worker carries it out (runners.execute), printing the
+run's outcome as JSON. Tests start it without root's file-access override to see what the redsys user would."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from redpss.core.config import Secret
+from redpss.core.db import DbSession, DbSettings
+from redpss.core.paths import InstancePaths
+from redpss.sched.runners import execute
+from redpss.sched.runs import RunRequest
+
+
+def main(redhome: str, redenv: str, dsn: str, command: str) -> None:
+    paths = InstancePaths.for_instance(redenv, Path(redhome))
+    request = RunRequest(
+        run_id=f"run-{time.monotonic_ns()}",
+        kind="JOB",
+        schema="LOADS",
+        id=7,
+        name="LOAD_ORDERS",
+        pool="LOADER",
+        job_type="LOAD",
+        command=command,
+        timeout=60,
+    )
+    session = DbSession(DbSettings(dsn=dsn, user="sys", password=Secret("exasol"), encryption=False))
+    try:
+        result = execute(request, session, paths, "LOADER-0")
+    finally:
+        session.close()
+    print(json.dumps({"status": result.status, "message": result.message, "extra": result.extra}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
