@@ -12,6 +12,10 @@ At start-up `recover()` finishes what a killed run left: a `.ready` file gets st
 is still there), a `.part` file is removed and its source converted anew. A bad source goes to data/error/<folder>/
 with `<name>.reason` beside it (written first, so a source in error/ always has its reason).
 
+Only entries this converter wrote are acted on: a regular file owned by the daemon's user. Anything else under
+such a name (an sFTP user's file or folder called `.orders.json.json2csv.ready`) is left alone, and a step that fails
+for one entry is reported for it while the others go on, so no file in a user's folder can stop the converter.
+
 A source replaced or rewritten while it was converted (its inode, size or mtime differ after the last block) loses
 its `.part` and is converted again once steady. Steps 3 and 4 wait, the source left in place, while another file
 holds the CSV's name; a `.ready` whose source is already archived is published as soon as the name is free.
@@ -22,13 +26,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from redpss.core.durable import fsync_folder
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import move_file
+from redpss.core.setaside import NAME_MAX, move_file
 
 log = logging.getLogger("redpss.convert.files")
 
@@ -56,6 +61,23 @@ class Naming:
 
     def source_of(self, ready: Path) -> Path:
         return ready.with_name(ready.name[1 : -len(f".{self.tag}.ready")])
+
+    def too_long(self, source: Path) -> str | None:
+        """Why the names this conversion needs do not fit the file system (255 bytes per name); None when they do."""
+        longest = max(len(os.fsencode(name)) for name in (self.ready(source).name, self.target(source).name))
+        if longest <= NAME_MAX:
+            return None
+        room = len(os.fsencode(source.name)) - (longest - NAME_MAX)
+        return f"the name is too long to convert beside it: rename it to at most {room} bytes"
+
+
+def written_by_us(path: Path) -> bool:
+    """A regular file (not a link, not a folder) owned by this process's user: one of the converter's own files."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
 
 
 def relative_folder(paths: InstancePaths, source: Path) -> Path:
@@ -98,18 +120,28 @@ def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -
         source = naming.source_of(ready)
         if source.exists() or naming.target(source).exists():
             continue  # the source's own turn publishes it; or the name is still taken
-        publish(naming, paths, source)
+        try:
+            publish(naming, paths, source)
+        except OSError as exc:
+            done.append(f"cannot publish {ready} as {naming.target(source).name} yet: {exc}; tried again")
+            continue
         done.append(f"published {naming.target(source)}, converted before while its name was taken")
     return done
 
 
 def _committed(naming: Naming, folders: list[Path]) -> list[Path]:
-    """The `.ready` files of this converter in `folders` (a folder that cannot be listed is skipped)."""
-    found = []
+    """The `.ready` files this converter wrote in `folders` (a folder that cannot be listed is skipped)."""
     ending = f".{naming.tag}.ready"
+    return [entry for entry in _hidden_entries(folders) if entry.name.endswith(ending) and written_by_us(entry)]
+
+
+def _hidden_entries(folders: list[Path]) -> list[Path]:
+    """Entries with a leading dot in `folders`, where the converters' temporary names are (unlistable folders are
+    skipped: their files are not seen by the converter either)."""
+    found = []
     for folder in folders:
         try:
-            found += [e for e in folder.iterdir() if e.name.startswith(".") and e.name.endswith(ending)]
+            found += [entry for entry in folder.iterdir() if entry.name.startswith(".")]
         except OSError:
             continue
     return found
@@ -130,27 +162,32 @@ def _link_once(ready: Path, target: Path) -> None:
 def recover(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:
     """Finish or undo what a killed run left in `folders`; what was done, for the log."""
     done = []
-    for folder in folders:
-        try:
-            entries = list(folder.iterdir())
-        except OSError:
+    for entry in _hidden_entries(folders):
+        ready, part = entry.name.endswith(f".{naming.tag}.ready"), f".{naming.tag}.part" in entry.name
+        if not (ready or part):
             continue
-        for entry in entries:
-            name = entry.name
-            if not name.startswith("."):
-                continue
-            if name.endswith(f".{naming.tag}.ready"):
-                source = naming.source_of(entry)
-                target = naming.target(source)
-                if target.exists() and not entry.samefile(target):
-                    done.append(f"{entry} waits: {target.name} is still there")
-                    continue
-                publish(naming, paths, source)
-                done.append(f"finished the conversion of {source} (stopped before it was published)")
-            elif f".{naming.tag}.part" in name:
-                entry.unlink(missing_ok=True)
-                done.append(f"removed {entry}, left by a conversion that was stopped; its source is converted again")
+        if not written_by_us(entry):
+            done.append(f"{entry} left alone: named like a file of {naming.tag}, but not a file it wrote")
+            continue
+        try:
+            done.append(_finish(naming, paths, entry) if ready else _undo(entry))
+        except OSError as exc:
+            done.append(f"could not recover {entry}: {exc}; its source's next turn tries again")
     return done
+
+
+def _finish(naming: Naming, paths: InstancePaths, ready: Path) -> str:
+    source = naming.source_of(ready)
+    target = naming.target(source)
+    if target.exists() and not ready.samefile(target):
+        return f"{ready} waits: {target.name} is still there"
+    publish(naming, paths, source)
+    return f"finished the conversion of {source} (stopped before it was published)"
+
+
+def _undo(part: Path) -> str:
+    part.unlink(missing_ok=True)
+    return f"removed {part}, left by a conversion that was stopped; its source is converted again"
 
 
 def expire_archive(paths: InstancePaths, suffix: str, days: int, now: float | None = None) -> int:
@@ -170,6 +207,6 @@ def expire_archive(paths: InstancePaths, suffix: str, days: int, now: float | No
                 if path.lstat().st_ctime < limit:
                     path.unlink()
                     removed += 1
-            except FileNotFoundError:
+            except OSError:  # gone, or not ours to delete (a folder redftp_userdel kept root-only)
                 continue
     return removed

@@ -16,7 +16,16 @@ from pathlib import Path
 
 from redpss.convert.convert import convert_file, use_memory_pool
 from redpss.convert.errors import BadInput, Cancelled
-from redpss.convert.files import Naming, SourceChanged, expire_archive, publish, publish_orphans, recover, reject
+from redpss.convert.files import (
+    Naming,
+    SourceChanged,
+    expire_archive,
+    publish,
+    publish_orphans,
+    recover,
+    reject,
+    written_by_us,
+)
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.filestable import StabilityTracker, regular_file_state
@@ -28,6 +37,8 @@ log = logging.getLogger("redpss.convert")
 
 RETENTION_INTERVAL = 3600.0  # archived sources are checked for expiry hourly
 STALL_LIMIT = 600.0  # a conversion that reads no block for this long is stuck: unhealthy, the watchdog restarts us
+HOLD_UNMOVABLE = 600.0  # a bad source that could not be moved to data/error is tried again after this long
+REPORTED_LIMIT = 1000  # problems said once in the log, remembered up to this many
 
 
 class ConvertService(Service):
@@ -57,6 +68,8 @@ class ConvertService(Service):
         self.rejected = 0
         self.rows = 0
         self.waiting: set[Path] = set()  # sources whose CSV name is still taken (said once in the log)
+        self.held: dict[Path, float] = {}  # bad sources that could not be set aside -> monotonic time to try again
+        self.reported: set[str] = set()  # repeated problems already in the log
         self.next_retention = 0.0
         self.worker: asyncio.Task[None] | None = None
 
@@ -82,11 +95,25 @@ class ConvertService(Service):
                     log.info("removed %d archived source(s) older than %d days", removed, self.retention)
             folders = watched_input_folders(self.paths)
             for line in await asyncio.to_thread(publish_orphans, self.naming, self.paths, folders):
-                log.info("%s", line)
+                if line.startswith("cannot"):
+                    self._say_once(line)
+                else:
+                    log.info("%s", line)
+            self.held = {source: until for source, until in self.held.items() if until > time.monotonic()}
             for source in self.tracker.ready(self._candidates(), now):
                 if self.stopping:
                     break
-                await self._take(source)
+                if source not in self.held:
+                    await self._take(source)
+
+    def _say_once(self, problem: str) -> None:
+        """A WARNING for a problem that each pass meets again, logged the first time only."""
+        if problem in self.reported:
+            return
+        if len(self.reported) >= REPORTED_LIMIT:
+            self.reported.clear()
+        self.reported.add(problem)
+        log.warning("%s", problem)
 
     def _candidates(self) -> list[Path]:
         found: list[Path] = []
@@ -109,15 +136,17 @@ class ConvertService(Service):
                 )
             return
         self.waiting.discard(source)
+        self.held.pop(source, None)
+        if (too_long := self.naming.too_long(source)) is not None:
+            await self._set_aside(source, too_long)
+            return
         self.current = source
         self.last_progress = time.monotonic()
         started = time.monotonic()
         try:
             await asyncio.to_thread(self._convert, source)
         except BadInput as exc:
-            moved = await asyncio.to_thread(reject, self.paths, source, str(exc))
-            self.rejected += 1
-            log.error("%s cannot be converted (%s); moved to %s with the reason beside it", source, exc, moved)
+            await self._set_aside(source, str(exc))
         except Cancelled:
             log.info("conversion of %s stopped; it is converted again at the next start", source)
         except SourceChanged:
@@ -127,19 +156,43 @@ class ConvertService(Service):
         except Exception as exc:  # a file this converter cannot handle: set aside, never retried in a loop
             log.exception("conversion of %s failed unexpectedly", source)
             reason = f"could not be converted ({type(exc).__name__}: {exc}); the converter's log has the details"
-            moved = await asyncio.to_thread(reject, self.paths, source, reason)
-            self.rejected += 1
-            log.error("%s moved to %s with the reason beside it", source, moved)
+            await self._set_aside(source, reason)
         else:
             log.info("converted %s to %s in %.1f s", source, target.name, time.monotonic() - started)
         finally:
             self.current = None
             self.tracker.forget(source)
 
+    async def _set_aside(self, source: Path, reason: str) -> None:
+        """A bad source to data/error with its reason; one that cannot be moved (its folder not writable by us) is
+        left in place, logged, and tried again after HOLD_UNMOVABLE, never in a loop."""
+        try:
+            moved = await asyncio.to_thread(reject, self.paths, source, reason)
+        except OSError as exc:
+            self.held[source] = time.monotonic() + HOLD_UNMOVABLE
+            log.error(
+                "%s cannot be converted (%s) and cannot be moved to data/error (%s); left in place, tried again in "
+                "%d minutes (fix: let the instance user write %s)",
+                source,
+                reason,
+                exc,
+                HOLD_UNMOVABLE // 60,
+                source.parent,
+            )
+            return
+        self.rejected += 1
+        log.error("%s cannot be converted (%s); moved to %s with the reason beside it", source, reason, moved)
+
     def _convert(self, source: Path) -> None:
-        if self.naming.ready(source).exists():  # converted before, but archiving or publishing failed: finish
+        if written_by_us(self.naming.ready(source)):  # converted before, but archiving or publishing failed: finish
             publish(self.naming, self.paths, source)
             return
+        try:
+            source.open("rb").close()
+        except PermissionError as exc:
+            raise BadInput(
+                "", f"the converter cannot read the file ({exc.strerror}); make it readable by group redftp (chmod g+r)"
+            ) from None
         part = self.naming.part(source)
         taken = regular_file_state(source)
         rows = convert_file(self.kind, source, part, self.cancel, self._progress)

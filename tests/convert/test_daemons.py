@@ -17,6 +17,7 @@ from redpss.core.config import render_config
 from redpss.core.paths import InstancePaths
 from tests.convert.roundtrip import csv_rows, user_link
 from tests.support.daemons import DaemonProcess
+from tests.support.file_access import WITHOUT_FILE_ACCESS_OVERRIDE, owned_by_another_user
 from tests.support.wait import wait_for
 
 STABLE = 0.3  # ingest_stable_seconds for these tests
@@ -41,9 +42,13 @@ class Converters:
         self.workdir = workdir
         self.started: list[DaemonProcess] = []
 
-    def start(self, name: str) -> DaemonProcess:
+    def start(self, name: str, launcher: tuple[str, ...] = ()) -> DaemonProcess:
         daemon = DaemonProcess(
-            f"redpss.convert.{name}", self.instance, self.workdir / f"{name}-{len(self.started)}", log_name=name
+            f"redpss.convert.{name}",
+            self.instance,
+            self.workdir / f"{name}-{len(self.started)}",
+            log_name=name,
+            launcher=launcher,
         )
         self.started.append(daemon)
         daemon.wait_ready()
@@ -139,6 +144,47 @@ def test_bad_files_go_to_error_with_their_reason(
     assert "file footer: not a readable Parquet file" in (error / "broken.parquet.reason").read_text()
     assert _names(user_folder) == []
     daemon.wait_log("broken.parquet cannot be converted")
+
+
+def test_no_upload_stops_the_converter_or_makes_it_loop(
+    converters: Converters, converter_instance: InstancePaths, user_folder: Path, tmp_path: Path
+) -> None:
+    """What an sFTP user can leave in its folder, seen by a converter bound by file modes as redsys is: entries under
+    the converter's own temporary names (it must still start), a file it cannot read, a name too long for the names
+    a conversion needs (both to data/error with a reason), a bad file in a folder it cannot write (left in place,
+    said once, not retried in a loop); the other files are converted all the same."""
+    (user_folder / ".planted.json.json2csv.ready").mkdir()
+    (user_folder / ".planted.json.json2csv.part").mkdir()
+    daemon = converters.start("json2csv", WITHOUT_FILE_ACCESS_OVERRIDE)
+    daemon.wait_log(".planted.json.json2csv.ready left alone: named like a file of json2csv, but not a file it wrote")
+    (user_folder / "secret.json").write_text('{"a": 1}\n')
+    owned_by_another_user(user_folder / "secret.json", 0o600)
+    long_name = "n" * 240 + ".json"  # `.<name>.json2csv.ready` would be 261 bytes
+    (user_folder / long_name).write_text('{"a": 1}\n')
+    bob = tmp_path / "sftp" / "bob" / "upload"
+    bob.mkdir(parents=True)
+    (bob / "bad.json").write_text("{not json\n")
+    owned_by_another_user(bob / "bad.json", 0o640)
+    owned_by_another_user(bob, 0o2750)  # a folder redsys may read but not change
+    (converter_instance.data_input / "bob").symlink_to(bob)
+    daemon.wait_log("cannot be moved to data/error")
+    (user_folder / "good.json").write_text('{"a": 1}\n')
+    wait_for((user_folder / "good.csv").exists, 30, what="good.csv")
+    error = converter_instance.data_error / "alice"
+    wait_for(lambda: len(list(error.iterdir())) == 4, 30, what="two files and their reasons in error/alice")
+    reason = (error / "secret.json.reason").read_text()
+    assert "the converter cannot read the file (Permission denied); make it readable by group redftp" in reason
+    (cut,) = [p for p in error.iterdir() if p.name.endswith("~.json")]
+    assert "the name is too long to convert beside it: rename it to at most 239 bytes" in (
+        cut.with_name(cut.name + ".reason").read_text()
+    )
+    assert (bob / "bad.json").exists() and daemon.process.poll() is None
+    (user_folder / "later.json").write_text('{"a": 2}\n')  # passes after bad.json was seen steady again
+    wait_for((user_folder / "later.csv").exists, 30, what="later.csv")
+    assert daemon.log.count("bad.json cannot be converted") == 1
+    assert sorted(p.name for p in user_folder.iterdir()) == [
+        ".planted.json.json2csv.part", ".planted.json.json2csv.ready", "good.csv", "later.csv"
+    ]  # fmt: skip
 
 
 def _big_ndjson(path: Path, rows: int) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
-from redpss.convert.files import Naming, expire_archive, publish, recover, reject
+from redpss.convert.files import Naming, expire_archive, publish, publish_orphans, recover, reject
 from redpss.core.paths import InstancePaths
+from redpss.core.setaside import NAME_MAX, move_file
 from tests.convert.roundtrip import user_link
+from tests.support.file_access import owned_by_another_user
 
 NAMING = Naming("json2csv", ".json", ".csv")
 
@@ -86,3 +89,75 @@ def test_archived_sources_expire_after_their_retention(instance: InstancePaths) 
     assert expire_archive(instance, ".json", 0, now=time.time() + 30 * 86400) == 0  # 0 keeps everything
     assert expire_archive(instance, ".json", 7, now=time.time() + 8 * 86400) == 2
     assert sorted(p.name for p in instance.data_archive.rglob("*") if p.is_file()) == ["o.csv", "o.parquet"]
+
+
+def test_a_reason_left_alone_is_never_given_to_another_file(instance: InstancePaths) -> None:
+    (instance.data_error / "bad.json.reason").write_text("the reason of a file the operator took away\n")
+    source = instance.data_input / "bad.json"
+    source.write_text("x")
+    moved = reject(instance, source, "invalid JSON")
+    assert moved.name == "bad.json.1"
+    assert (instance.data_error / "bad.json.reason").read_text() == "the reason of a file the operator took away\n"
+    assert (instance.data_error / "bad.json.1.reason").read_text().endswith(": invalid JSON\n")
+
+
+def test_a_name_too_long_for_its_suffixes_is_cut_keeping_its_extension(instance: InstancePaths) -> None:
+    name = "é" * 121 + ".json"  # 247 bytes: fits, but `.reason` or `.1` beside it would not
+    moved = []
+    for attempt in (1, 2):
+        source = instance.data_input / name
+        source.write_text(f"attempt {attempt}")
+        moved.append(reject(instance, source, "invalid JSON"))
+    first, second = moved
+    assert first.name.endswith("é~.json") and second.name.endswith("é~.json.1")  # cut by whole characters
+    assert [p.read_text() for p in moved] == ["attempt 1", "attempt 2"]
+    for path in moved:
+        reason = path.with_name(path.name + ".reason")
+        assert len(os.fsencode(reason.name)) <= NAME_MAX and reason.read_text().endswith(": invalid JSON\n")
+
+
+def test_a_long_name_moves_across_file_systems(tmp_path: Path) -> None:
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
+        source = Path(elsewhere) / ("a" * 250 + ".csv")
+        source.write_text("rows")
+        moved = move_file(source, tmp_path / "archive")
+        assert moved.read_text() == "rows" and not source.exists()
+        assert moved.name == "a" * (NAME_MAX - 12 - 1 - 4) + "~.csv"  # room for `.tmp-` and `.reason`, `~` and `.csv`
+
+
+def test_recovery_leaves_entries_it_did_not_write_alone_and_goes_on(instance: InstancePaths) -> None:
+    """An sFTP user's folder or file named like the converter's own: recovery (at every start) must neither act on
+    it nor stop at it, so that no upload can keep the converter from starting."""
+    data = instance.data_input
+    (data / "a.json").write_text("{}\n")
+    (data / ".a.json.json2csv.ready").mkdir()  # a folder under a committed conversion's name
+    (data / ".b.json.json2csv.part").mkdir()
+    (data / ".c.json.json2csv.ready").write_text("not ours")
+    owned_by_another_user(data / ".c.json.json2csv.ready", 0o644)
+    (data / "d.json").write_text("{}\n")
+    NAMING.ready(data / "d.json").write_text('"a"\n1\n')  # ours: finished as usual
+    done = recover(NAMING, instance, [data])
+    assert sorted(done) == sorted(
+        [
+            f"{data}/.a.json.json2csv.ready left alone: named like a file of json2csv, but not a file it wrote",
+            f"{data}/.b.json.json2csv.part left alone: named like a file of json2csv, but not a file it wrote",
+            f"{data}/.c.json.json2csv.ready left alone: named like a file of json2csv, but not a file it wrote",
+            f"finished the conversion of {data}/d.json (stopped before it was published)",
+        ]
+    )
+    assert (data / "d.csv").read_text() == '"a"\n1\n' and (instance.data_archive / "d.json").exists()
+    assert (data / "a.json").exists() and not (data / "a.csv").exists() and not (data / "c.csv").exists()
+    assert publish_orphans(NAMING, instance, [data]) == []  # nothing of theirs is published later either
+
+
+def test_a_step_of_recovery_that_fails_is_reported_and_the_others_go_on(instance: InstancePaths) -> None:
+    data = instance.data_input
+    for name in ("a", "b"):
+        (data / f"{name}.json").write_text("{}\n")
+        NAMING.ready(data / f"{name}.json").write_text('"a"\n1\n')
+    (instance.data_archive).rmdir()
+    instance.data_archive.write_text("a file where the archive folder should be")
+    done = recover(NAMING, instance, [data])
+    assert sorted(line.split(": ")[0] for line in done) == [
+        f"could not recover {NAMING.ready(data / f'{n}.json')}" for n in "ab"
+    ]
