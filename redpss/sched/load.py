@@ -340,7 +340,7 @@ def _load_file(
             _reject(path, paths, report, str(exc))
             return
         except DatabaseQueryError as exc:
-            if exc.timeout or exc.aborted or _NOT_THE_FILE.search(str(exc)):
+            if exc.passing or _NOT_THE_FILE.search(str(exc)):
                 raise
             _reject(path, paths, report, str(exc))
             return

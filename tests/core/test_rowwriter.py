@@ -79,6 +79,51 @@ def test_rows_are_on_disk_before_append_returns_and_survive_a_restart(
     assert second.backlog().rows == 0 and second.written == 2
 
 
+def test_a_line_cut_short_by_a_stop_mid_write_costs_no_later_row(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    """A kill or a power loss in the middle of an append leaves a last line without its line break (those rows were
+    never acknowledged). The rows appended after the next start must not continue that line, where the start after
+    would find them unreadable: acknowledged rows lost."""
+    spool = tmp_path / "rows.spool"
+    make(writers, devdb, spool).append(TABLE, [{"ID": 1}])
+    whole = spool.read_bytes()
+    with spool.open("ab") as handle:
+        handle.write(whole[: len(whole) // 2])  # the first half of a second record
+    restarted = make(writers, devdb, spool)
+    assert restarted.append(TABLE, [{"ID": 3}]) is True  # acknowledged
+    again = make(writers, devdb, spool)
+    assert [row["ID"] for _table, row in again.waiting()] == [1, 3]
+    again.start()
+    wait_for(lambda: ids_in_table(devdb) == [1, 3], 20, what="both acknowledged rows in S1.T")
+
+
+def test_a_statement_aborted_by_the_database_is_sent_again_not_refused(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    """A DBA's KILL STATEMENT (or a timeout, or a transaction collision) is no fault of the rows: they wait for the
+    next round, as while the database is away, instead of going to the .rejected file."""
+    holder = devdb.connect(autocommit=False)
+    holder.execute("INSERT INTO S1.T VALUES (0, 'holds the write lock')")  # the writer's INSERT waits for it
+    try:
+        writer = make(writers, devdb, tmp_path / "rows.spool")
+        writer.append(TABLE, [{"ID": 1}])
+        writer.start()
+        wait_for(lambda: writer.session.connected, 20, what="the writer connected")
+
+        def aborted() -> bool:
+            with devdb.connect() as dba:
+                dba.execute(f"KILL STATEMENT IN SESSION {writer.session.connection().session_id()}")
+            return "aborted" in writer.backlog().last_error
+
+        wait_for(aborted, 20, what="the writer's INSERT aborted")
+    finally:
+        holder.rollback()
+        holder.close()
+    wait_for(lambda: ids_in_table(devdb) == [1], 20, what="the row, sent again")
+    assert not writer.rejected_file.exists() and writer.backlog().rejected == 0
+
+
 def test_rows_wait_while_the_database_is_away_and_arrive_once(
     devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
 ) -> None:

@@ -54,6 +54,12 @@ class DatabaseQueryError(DatabaseError):
         self.timeout = timeout
         self.aborted = aborted
 
+    @property
+    def passing(self) -> bool:
+        """Not the statement's fault: it timed out, was aborted (KILL STATEMENT) or lost a transaction collision
+        (SQL class 40, e.g. 40001 GlobalTransactionRollback), so the same statement may succeed when sent again."""
+        return self.timeout or self.aborted or self.code.startswith("40")
+
 
 def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> DatabaseError:
     """The project's error for a pyexasol (or socket) exception; the caller raises it `from exc`."""

@@ -4,10 +4,13 @@ Every daemon that produces rows for the database (SCHED's run log, JMON's statis
 hands them to a RowWriter. `append` returns once the rows are on disk (written and fsync'd to the spool), so a
 caller may acknowledge them; a writer thread with its own session inserts them in batches. While the database is
 away the rows wait in the spool, also across restarts. Rows the database refuses (a wrong column, a value too long)
-go to the `.rejected` file beside the spool with the reason, so one bad row never holds up the others.
+go to the `.rejected` file beside the spool with the reason, so one bad row never holds up the others; a statement
+that failed for a passing reason (timed out, aborted by KILL STATEMENT, a transaction collision) refuses nothing and
+is sent again in the next round.
 
 The spool is append-only: rows, and after each committed batch a line naming the rows that are done. It is
 rewritten (atomically) only when it has grown much larger than what still waits, and emptied when nothing waits.
+A last line cut short by a stop mid-write (never acknowledged) is cut off at start, before anything is appended.
 Delivery is at-least-once: a crash between a commit and its "done" line writes that batch again at the next start.
 For tables with key columns, a batch that may be such a second delivery (rows read back from the spool at start, or
 a batch whose INSERT lost the database, so that it may have committed) first deletes the rows of the same keys; a
@@ -31,7 +34,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from redpss.core.db.errors import DatabaseError, DatabaseQueryError
 from redpss.core.db.session import DbSession
@@ -238,6 +241,7 @@ class RowWriter:
     def _load(self) -> None:
         if not self.spool.exists():
             return
+        self._cut_torn_tail()
         bad = 0
         done: set[int] = set()
         entries: list[_Entry] = []
@@ -262,6 +266,31 @@ class RowWriter:
             log.info("%s: %d row(s) from the spool %s wait to be written", self.name, len(self._pending), self.spool)
         if bad:
             log.error("%s: %d unreadable line(s) in %s were skipped", self.name, bad, self.spool)
+
+    def _cut_torn_tail(self) -> None:
+        """Cut a last line without its line break (the process or the machine stopped mid-write): appends would
+        otherwise continue that line, and the first row appended after this start would be unreadable at the next."""
+        try:
+            with self.spool.open("rb+") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                handle.seek(max(0, size - 1))
+                if handle.read(1) == b"\n":
+                    return
+                keep = _end_of_last_line(handle, size)
+                handle.truncate(keep)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            log.error("%s: cannot cut the torn last line of %s: %s", self.name, self.spool, exc.strerror or exc)
+            return
+        log.warning(
+            "%s: the last %d byte(s) of %s were a line cut short by a stop mid-write (never acknowledged); removed",
+            self.name,
+            size - keep,
+            self.spool,
+        )
 
     def _apply_cutoff(self) -> None:
         """Drop the rows appended before the time in `discard_before`, once per change of that file."""
@@ -467,7 +496,8 @@ class RowWriter:
 
     def _insert(self, table: str, entries: list[_Entry]) -> list[int]:
         """Insert `entries`; rows the database refuses go to the .rejected file, found one by one when a batch
-        fails. The sequence numbers of the rows dealt with; DatabaseError (not a refusal) when the database is away."""
+        fails. The sequence numbers of the rows dealt with; DatabaseError (not a refusal) when the database is away
+        or the statement failed for a passing reason (timed out, aborted, a transaction collision)."""
         try:
             columns = self.keys.get(table.rsplit(".", 1)[-1])
             again = [e.row for e in entries if e.seq in self._maybe_sent] if columns else []
@@ -476,11 +506,19 @@ class RowWriter:
             self.session.execute(insert_statement(table, [dict(e.row) for e in entries]))
             return [e.seq for e in entries]
         except DatabaseQueryError as exc:
+            if exc.passing:
+                raise  # not the rows' fault: the batch waits for the next round, as while the database is away
             if len(entries) == 1:
                 return [e.seq for e in self._reject(table, entries, str(exc))]
         dealt: list[int] = []
         for entry in entries:  # a refused batch: find the refused rows, keep the others moving
-            dealt += self._insert(table, [entry])
+            try:
+                dealt += self._insert(table, [entry])
+            except DatabaseError:
+                if not dealt:
+                    raise
+                self._maybe_sent.add(entry.seq)  # as _write_batch marks a failed batch
+                break  # the rows inserted so far are done; this one and the rest wait for the next batch
         return dealt
 
     def _reject(self, table: str, entries: list[_Entry], reason: str) -> list[_Entry]:
@@ -520,3 +558,16 @@ class RowWriter:
             held = [self._pending[seq] for seq in sorted(self._unspooled) if seq in self._pending]
         shown = "; ".join(f"{e.table} {json.dumps(e.row, default=str)}" for e in held[:20])
         return shown + (f"; ... and {len(held) - 20} more" if len(held) > 20 else "")
+
+
+def _end_of_last_line(handle: IO[bytes], size: int, block: int = 1 << 16) -> int:
+    """The offset just after the last line break before `size` in the open binary file (0 if there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        handle.seek(start)
+        found = handle.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
