@@ -386,6 +386,43 @@ def test_late_reply_does_not_kill_the_client(wire_log: pytest.LogCaptureFixture)
     assert any("arrived after its request gave up" in r.getMessage() for r in wire_log.records)
 
 
+def test_close_lets_a_reply_under_way_go_out_and_ends_idle_connections_at_once() -> None:
+    """A handler that made data durable while the daemon stops must still say so: a lost acknowledgement makes the
+    client send the data again to the next server (twice in DBLS's files, two mails from SENDMAIL)."""
+
+    async def scenario() -> None:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def handle(request: Message, connection: object) -> Message:
+            started.set()
+            await release.wait()  # e.g. DBLS waiting for its fsync
+            return {"ok": True, "late": True}
+
+        server = JsonLineServer(handle, SECRET, "TEST")
+        await server.start_tcp("127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        busy = await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "busy")
+        idle = await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "idle")
+        try:
+            answered = asyncio.create_task(busy.request("held", timeout=10))
+            async with asyncio.timeout(5):
+                await started.wait()
+            closing = asyncio.create_task(server.close())
+            async with asyncio.timeout(5):
+                await idle.closed.wait()  # not kept waiting for the busy one
+            assert not closing.done() and not busy.closed.is_set()
+            release.set()
+            assert (await answered) == {"ok": True, "late": True, "seq": 1}
+            async with asyncio.timeout(5):
+                await closing
+                await busy.closed.wait()  # closed once its reply was out
+        finally:
+            await busy.close()
+            await idle.close()
+
+    asyncio.run(scenario())
+
+
 def test_cancelled_request_forgets_its_seq() -> None:
     async def scenario() -> None:
         server, port, release = await start_server()

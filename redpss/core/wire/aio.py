@@ -216,6 +216,7 @@ class Connection:
         self.version = version
         self.subscribed = False
         self.send_timeout = send_timeout
+        self.busy = False  # a request of it is being handled or answered: close() lets its reply go out first
 
     async def send(self, message: Message) -> None:
         """Write one message; ConnectionResetError (the connection closed, with a WARNING) when the client has read
@@ -278,6 +279,7 @@ class JsonLineServer:
         self._unauthenticated: dict[asyncio.StreamWriter, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection, awaited by close()
         self._server: asyncio.Server | None = None
+        self._closing = False  # close() was called: no new request is started, a reply under way still goes out
         self._tls: ssl.SSLContext | None = None  # set by start_tcp: every connection starts with a TLS handshake
         # what one read of a connection takes while it reads lines: with payloads, little, so that a payload's
         # bytes mostly go straight into its own buffer, not through the line reader (see _WireProtocol)
@@ -308,10 +310,15 @@ class JsonLineServer:
         return len(self._unauthenticated)
 
     async def close(self) -> None:
-        """Stop listening and end every connection (a request still being handled gets `CLOSE_GRACE` seconds)."""
+        """Stop listening and end every connection. A connection whose request is being handled is closed once its
+        reply is sent (within `CLOSE_GRACE` seconds, then cancelled): a handler that made data durable must be able
+        to say so, or the client sends it again to the next server and it is there twice. A request read but not
+        yet started is not started; its client gets no reply and sends it again."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
-            for writer in [*self._unauthenticated, *(c.writer for c in self.connections)]:
+            idle = [c.writer for c in self.connections if not c.busy]
+            for writer in [*self._unauthenticated, *idle]:
                 writer.close()
             if self._tasks:
                 _, running = await asyncio.wait(self._tasks, timeout=CLOSE_GRACE)
@@ -374,10 +381,14 @@ class JsonLineServer:
             reader.set_limit(self.limits.max_message)
             self.connections.add(connection)
             await connection.send({"ok": True, "server": self.name, "version": connection.version})
-            while (request := await self._read(reader, self.limits.max_message)) is not None:
+            while not self._closing and (request := await self._read(reader, self.limits.max_message)) is not None:
+                if self._closing:
+                    break  # read while close() ran: not started, so its client sends it again elsewhere
+                connection.busy = True
                 if "payload" in request:
                     request["payload"] = await self._read_payload(reader, request, connection)
                 await connection.send(await self._answer(request, connection))
+                connection.busy = False
         except _Refused as exc:
             self.refusals.warn(exc.code, peer if connection is None else f"{connection.client} at {peer}", str(exc))
             await self._refuse(reader, writer, exc)
