@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from redpss.core.logging.daily import DailyFileHandler, day_of
 log = logging.getLogger("redpss.dbls.files")
 STILL_THERE_CHECK = 1.0  # seconds
 IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024  # buffers one writev takes
+# Schemas whose file stays open between requests, the most recently written ones: a database with more schemas than
+# this (or a client naming new schemas without end) costs reopening, never the unit's file descriptors (4,096).
+MAX_OPEN_FILES = 256
 
 
 class SchemaLogFile(DailyFileHandler):
@@ -66,11 +70,13 @@ class SchemaLogFile(DailyFileHandler):
 
 
 class SchemaFiles:
-    """Every schema's file, opened on first use; names must have passed `batch.schema_folder_name`."""
+    """Every schema's file, opened on first use and kept open while it is among the `max_open` written last; names
+    must have passed `batch.schema_folder_name`."""
 
-    def __init__(self, log_db: Path) -> None:
+    def __init__(self, log_db: Path, max_open: int = MAX_OPEN_FILES) -> None:
         self.log_db = log_db
-        self._files: dict[str, SchemaLogFile] = {}
+        self.max_open = max_open
+        self._files: OrderedDict[str, SchemaLogFile] = OrderedDict()  # least recently written first
 
     def write(self, blocks_by_schema: Mapping[str, Sequence[bytes | memoryview]]) -> None:
         """Append each schema's blocks to its file of today; OSError when a write fails (disk full, ...), and then
@@ -84,10 +90,23 @@ class SchemaFiles:
         except OSError:
             take_back(done)
             raise
+        finally:
+            self._close_least_recent()  # only now: take_back may still need every descriptor of this request
+
+    @property
+    def open_files(self) -> int:
+        return len(self._files)
+
+    def _close_least_recent(self) -> None:
+        while len(self._files) > self.max_open:
+            _schema, handle = self._files.popitem(last=False)
+            handle.close()
 
     def _file(self, schema: str) -> SchemaLogFile:
         handle = self._files.get(schema)
-        if handle is None:
+        if handle is not None:
+            self._files.move_to_end(schema)
+        else:
             folder = self.log_db / schema
             if folder.is_symlink():
                 raise OSError(f"{folder} is a symbolic link; DBLS writes only into real folders below {self.log_db}")

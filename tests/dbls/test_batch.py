@@ -138,3 +138,18 @@ def test_more_blocks_of_one_schema_than_one_writev_takes_are_written_in_order(tm
     files.write(batch.files)
     files.close()
     assert (tmp_path / "APP1" / "APP1.log").read_text() == "".join(lines)
+
+
+def test_only_the_schemas_written_last_keep_their_file_open(tmp_path: Path) -> None:
+    """A database with many schemas (or a client naming new ones without end) must not use up DBLS's file
+    descriptors: beyond the limit the least recently written file is closed, and reopened when written again."""
+    files = SchemaFiles(tmp_path, max_open=2)
+    for round_ in range(2):
+        for schema in ("A", "B", "C"):
+            files.write({schema: [f"{schema} {round_}\n".encode()]})
+            assert files.open_files <= 2
+    files.write({"A": [b"A and\n"], "B": [b"B and\n"], "C": [b"C and\n"]})  # one request, more schemas than kept
+    assert files.open_files == 2
+    files.close()
+    for schema in ("A", "B", "C"):
+        assert (tmp_path / schema / f"{schema}.log").read_text() == f"{schema} 0\n{schema} 1\n{schema} and\n"
