@@ -3,8 +3,9 @@
 The script runs in a new session (its own process group). When it ends, times out, or its run is cancelled (the
 requesting connection dropped, JEXEC stopping), all its processes are killed, the group and those that left it
 (redpss.jexec.processes), so children it left behind do not outlive the run. stdout and stderr are read line by
-line as they come: each line goes to the run's file (log/JEXEC/<run_id>.log), to journald (RUN_ID, JOB_ID, ACTION,
-STREAM fields), and into the tail returned with the exit code.
+line as they come: each line goes to the run's file (log/JEXEC/<run_id>.log, while it can be written and up to its
+size limit: redpss.jexec.runfile), to journald (RUN_ID, JOB_ID, ACTION, STREAM fields), and into the tail returned
+with the exit code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import re
 import signal
 import time
@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from redpss.core.paths import InstancePaths
 from redpss.jexec.processes import kill_run, reap_orphans, signal_run
 from redpss.jexec.resolve import ActionRefused, close_quietly, open_action
+from redpss.jexec.runfile import RunFile
 
 log = logging.getLogger("redpss.jexec")
 output_log = logging.getLogger("redpss.jexec.output")
@@ -112,9 +113,10 @@ class ActionRun:
     scripts: ClassVar[set[int]] = set()  # pids of the scripts asyncio waits for: never reaped by reap_orphans
     starting: ClassVar[int] = 0  # scripts being started, whose pids asyncio knows before `scripts` does
 
-    def __init__(self, paths: InstancePaths, request: ActionRequest) -> None:
+    def __init__(self, paths: InstancePaths, request: ActionRequest, output_limit: int) -> None:
         self.paths = paths
         self.request = request
+        self.output_limit = output_limit  # bytes of output kept in the run's file
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.lines = 0
         self.log_path = paths.log / "JEXEC" / f"{request.run_id}.log"
@@ -125,17 +127,16 @@ class ActionRun:
         return open_action(self.paths.cmd, self.request.action)
 
     async def run(self, script: int) -> RunOutcome:
+        """Run the checked script (its descriptor, closed here whatever happens) to its outcome."""
         request = self.request
-        self.log_path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        out = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        out = RunFile(self.log_path, request.run_id, self.output_limit)
         started = time.monotonic()
         status = FAILED
         readers: asyncio.Future[Any] | None = None
         try:
-            self._write(
-                out,
+            out.write(
                 f"# {time.strftime('%Y-%m-%d %H:%M:%S')} run {request.run_id}: cmd/{request.action}"
-                f" {' '.join(request.args)}\n",
+                f" {' '.join(request.args)}\n"
             )
             ActionRun.starting += 1
             try:
@@ -156,6 +157,7 @@ class ActionRun:
             finally:
                 ActionRun.starting -= 1
                 close_quietly(script)
+                script = -1
             ActionRun.scripts.add(self.process.pid)
             readers = asyncio.gather(
                 self._pump(self.process.stdout, "stdout", out), self._pump(self.process.stderr, "stderr", out)
@@ -174,7 +176,9 @@ class ActionRun:
             code = self.process.returncode
             duration = time.monotonic() - started
             message = _message(status, code, request.timeout)
-            self._write(out, f"# {message} after {duration:.3f} s\n")
+            out.write(f"# {message} after {duration:.3f} s\n")
+            if out.closed_because:
+                message += f"; {self.log_path.name} is incomplete: {out.closed_because}"
             return RunOutcome(
                 status, code, duration, self._tail_text(), str(self.log_path), self.lines, message=message
             )
@@ -185,7 +189,9 @@ class ActionRun:
                 ActionRun.scripts.discard(self.process.pid)
             if readers is not None:
                 readers.cancel()
-            os.close(out)
+            if script >= 0:  # not started: the descriptor is still ours
+                close_quietly(script)
+            out.close()
 
     async def _end_group(self, grace: float) -> None:
         """End every process of the run: SIGTERM first when `grace` > 0 (the script may clean up within it), then
@@ -210,7 +216,7 @@ class ActionRun:
         while self.process.returncode is None:
             await asyncio.sleep(EXIT_POLL)
 
-    async def _pump(self, stream: asyncio.StreamReader | None, name: str, out: int) -> None:
+    async def _pump(self, stream: asyncio.StreamReader | None, name: str, out: RunFile) -> None:
         if stream is None:
             return
         request = self.request
@@ -227,18 +233,12 @@ class ActionRun:
             text = raw.decode("utf-8", "replace").rstrip("\n")
             self.lines += 1
             self.tail.append(text if name == "stdout" else f"[stderr] {text}")
-            self._write(out, f"{name}: {text}\n")
+            out.write(f"{name}: {text}\n")
             output_log.info("%s: %s", request.action, text, extra={**fields, "STREAM": name})
 
     def _tail_text(self) -> str:
         text = "\n".join(self.tail)
         return text[-TAIL_CHARS:]
-
-    @staticmethod
-    def _write(fd: int, text: str) -> None:
-        data = text.encode("utf-8", "replace")
-        while data:
-            data = data[os.write(fd, data) :]
 
 
 def reap_ended_orphans() -> int:

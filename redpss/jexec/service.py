@@ -82,7 +82,7 @@ class JexecService(Service):
             request = ActionRequest.from_message(message, uuid.uuid4().hex)
             if request.run_id in self.running:
                 raise ActionRefused(f"run {request.run_id} is running already")
-            run = ActionRun(self.paths, request)
+            run = ActionRun(self.paths, request, self.config.redctl.jexec_output_limit_mb * 1024 * 1024)
             script = run.check()
         except ActionRefused as exc:
             log.warning("refused to run for %s at %s: %s", connection.client, connection.peer, exc)

@@ -30,6 +30,7 @@ KIND_CASES: dict[str, tuple[str, Any, str, str]] = {
     "count 1-64": ("12", 12, "0", "from 1 to 64"),
     "count 1-32": ("3", 3, "33", "from 1 to 32"),
     "days 0-3650": ("14", 14, "-1", "from 0 to 3650"),
+    "megabytes 1-100000": ("100", 100, "0", "from 1 to 100000"),
     "seconds": ("2.5", 2.5, "soon", "seconds"),
     "log level": ("warn", "WARN", "LOUD", "DEBUG, INFO, WARN, ERROR, ALERT"),
     "encryption": ("plain", "PLAIN", "SSL3", "STARTTLS, TLS, PLAIN"),

@@ -3,10 +3,11 @@ database's PSS_EXEC embeds."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,16 +19,26 @@ from redpss.core.secret import instance_secret
 from redpss.sql.udf.pss_client import PssClient, PssError
 from tests.dbls.conftest import JournalCollector
 from tests.support.daemons import DaemonProcess
+from tests.support.private_tmp import PrivateTmp
 from tests.support.wait import wait_for
 
 
 @pytest.fixture
 def jexec(instance: InstancePaths, tmp_path: Path) -> Iterator[tuple[DaemonProcess, int]]:
+    with running_jexec(instance, tmp_path) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_jexec(
+    instance: InstancePaths, tmp_path: Path, launcher: Sequence[str] = (), **redctl: str
+) -> Iterator[tuple[DaemonProcess, int]]:
+    """JEXEC on a free port, with more [redctl] settings and a command prefix (e.g. into a mount namespace)."""
     port = free_port()
     instance.config_file.write_text(
-        render_config({"DEFAULT": {"exa_password": "pw"}, "redctl": {"jexec_port": str(port)}})
+        render_config({"DEFAULT": {"exa_password": "pw"}, "redctl": {"jexec_port": str(port), **redctl}})
     )
-    daemon = DaemonProcess("redpss.jexec.service", instance, tmp_path / "jexec")
+    daemon = DaemonProcess("redpss.jexec.service", instance, tmp_path / "jexec", launcher=launcher)
     try:
         daemon.wait_ready()
         yield daemon, port
@@ -84,6 +95,44 @@ def test_runs_a_cmd_script_with_its_arguments_and_environment_without_a_shell(
     assert log_file == instance.log / "JEXEC" / "run-1.log"
     assert "stdout: arg=a b" in log_file.read_text() and "exit code 3 after" in log_file.read_text()
     daemon.wait_log("run run-1: cmd/reports/show.sh exit code 3")
+
+
+MEGABYTE_OF_OUTPUT = "i=0; while [ $i -lt 10000 ]; do printf '%0100d\\n' $i; i=$((i+1)); done\n"  # 10,000 lines
+
+
+def test_a_full_disk_neither_fails_nor_hangs_a_run(instance: InstancePaths, tmp_path: Path) -> None:
+    """The run's file fills a small file system mid-run: the script's output must still be read (else its pipe
+    fills and the script blocks until its timeout); the run ends with its own exit code and says the file is
+    incomplete, the output goes on to the tail."""
+    runs = instance.log / "JEXEC"
+    runs.mkdir(parents=True, exist_ok=True)
+    disk = PrivateTmp(runs, "64k")
+    try:
+        with running_jexec(instance, tmp_path, launcher=disk.launcher()) as (daemon, port):
+            script(instance, "chatty.sh", MEGABYTE_OF_OUTPUT + "echo done\n")
+            with client(instance, port) as conn:
+                reply = conn.run_action("chatty.sh", timeout=60, run_id="full-disk")
+            assert (reply["status"], reply["exit_code"]) == ("OK", 0)
+            assert reply["message"].startswith("exit code 0; full-disk.log is incomplete: it cannot be written")
+            assert reply["tail"].splitlines()[-1] == "done" and reply["duration"] < 30
+            daemon.wait_log("run full-disk: ")
+            assert "cannot be written (No space left on device)" in daemon.log
+    finally:
+        disk.close()
+
+
+def test_a_run_s_file_keeps_output_up_to_its_limit(instance: InstancePaths, tmp_path: Path) -> None:
+    with running_jexec(instance, tmp_path, jexec_output_limit_mb="1") as (_daemon, port):
+        script(instance, "chatty.sh", MEGABYTE_OF_OUTPUT + MEGABYTE_OF_OUTPUT + "echo done\n")
+        with client(instance, port) as conn:
+            reply = conn.run_action("chatty.sh", timeout=60, run_id="limited")
+    assert (reply["status"], reply["exit_code"]) == ("OK", 0)
+    assert reply["message"] == ("exit code 0; limited.log is incomplete: its output reached the limit of 1048576 bytes")
+    kept = Path(reply["log_file"])
+    assert kept.stat().st_size <= 1024 * 1024 + 200
+    assert kept.read_text().endswith("the journal has it (journalctl RUN_ID=limited)\n") and reply["tail"].endswith(
+        "done"
+    )
 
 
 def test_a_run_past_its_timeout_is_killed_with_its_children(

@@ -13,6 +13,7 @@ from redpss.core.config.kinds import (
     DSN,
     HOST,
     LOG_LEVEL,
+    MEGABYTES,
     OPTIONAL_PORT,
     POOL_SIZE,
     PORT,
@@ -98,6 +99,11 @@ class RedctlSettings(Record):
     )
     jexec_tls: bool = setting(
         BOOLEAN, False, "TLS on the JEXEC port: true/false (certificate etc/ssl/JEXEC/jexec.crt, key jexec.key)"
+    )
+    jexec_output_limit_mb: int = setting(
+        MEGABYTES,
+        100,
+        "megabytes of one run's output kept in log/JEXEC/<run_id>.log; beyond them the output goes to the journal only",
     )
     db_callback_host: str = setting(
         HOST,
