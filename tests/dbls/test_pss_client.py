@@ -4,7 +4,9 @@ an interpreter that sees no installed package (-S: no site-packages), it logs to
 from __future__ import annotations
 
 import ast
+import concurrent.futures
 import datetime
+import logging
 import shutil
 import subprocess
 import sys
@@ -14,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from redpss.core.secret import instance_secret
+from redpss.core.wire import Limits
 from redpss.sql.udf import pss_client
 from tests.dbls.conftest import Dbls
+from tests.support.wait import wait_for
+from tests.support.wire_server import SECRET, WireServerThread
 
 SCRIPT = """
 import sys
@@ -67,3 +72,44 @@ def test_now_text_is_the_local_time_to_the_microsecond_and_follows_each_second(m
         monkeypatch.setattr(time, "time_ns", lambda clock=clock: round(clock * 1e6) * 1000)
         expected = datetime.datetime.fromtimestamp(clock).strftime("%Y-%m-%d %H:%M:%S.%f")
         assert pss_client.now_text() == expected
+
+
+def test_messages_as_long_as_pss_log_takes_are_logged_cut_never_refused(dbls: Dbls) -> None:
+    """PSS_LOG's message is a VARCHAR(2000000): five of them are more than DBLS takes in one request (8 MiB). Each
+    line is cut with a note of what was left out, and buffers go out by size too, so the statement's log works."""
+    with pss_client.PssClient("127.0.0.1", dbls.port, instance_secret(dbls.paths), client="long") as client:
+        buffer = pss_client.LogBuffer(client, source="APP1.UDF")
+        for n in range(5):
+            buffer.add("APP1", "INFO", f"{n}" * 2_000_000)
+        buffer.add("APP1", "INFO", "short")
+        buffer.flush()
+    lines = [line.split(": ", 1)[1] for line in dbls.schema_lines("APP1")]
+    assert len(lines) == 6 and lines[-1] == "short"
+    for n, line in enumerate(lines[:5]):
+        kept = pss_client.MAX_LINE_CHARS - 100
+        assert line == f"{n}" * kept + f" [... {2_000_000 - kept} more characters not logged]"
+
+
+def test_a_client_waits_its_turn_at_a_service_with_as_many_clients_as_it_takes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """More UDF instances than the service takes at once (TOO_MANY_CONNECTIONS): the next one connects once a place
+    is free, within its wait, instead of failing its statement; past the wait it fails with the service's reason."""
+
+    def refusals() -> int:
+        return sum("[TOO_MANY_CONNECTIONS]" in r.getMessage() for r in caplog.records)
+
+    with WireServerThread(limits=Limits(max_clients=1)) as server, caplog.at_level(logging.WARNING):
+        host, port = "127.0.0.1", server.port
+        first = pss_client.PssClient(host, port, SECRET, client="first")
+        with pytest.raises(pss_client.PssError) as refused:
+            pss_client.PssClient(host, port, SECRET, client="impatient", busy_wait=0.0)
+        assert refused.value.code == "TOO_MANY_CONNECTIONS"
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(pss_client.PssClient, host, port, SECRET, client="second", busy_wait=30.0)
+            wait_for(lambda: refusals() >= 2, 10, what="the waiting client refused once at least")
+            assert not waiting.done()
+            first.close()
+            second = waiting.result(timeout=30)
+        assert second.exchange({"op": "echo"})["ok"] is True
+        second.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import socket
 import ssl
@@ -29,6 +30,14 @@ SOURCE_MAX = 256  # LOG_MESSAGES.SOURCE is VARCHAR(256)
 _NOT_IN_SOURCE = re.compile(r"[\s:]")  # a source is one word: the file line is `timestamp LEVEL source: text`
 MAX_REPLY = 16 * 1024 * 1024  # a reply longer than this is refused (the servers' own limit)
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "ALERT")
+# A message may be as long as PSS_LOG's VARCHAR(2000000), DBLS takes 8 MiB per request: a line is cut to this many
+# characters (at most 1 MiB of UTF-8) with a note of what was left out, and a buffer goes out at this many characters
+# (at most 4 MiB) or at its lines, whichever comes first, so no buffer of lines is ever refused for its size.
+MAX_LINE_CHARS = 256 * 1024
+MAX_BUFFER_CHARS = 1024 * 1024
+# How long a client waits for a service that serves as many clients as it takes (TOO_MANY_CONNECTIONS): a big
+# cluster may run more UDF instances at once; each waits its turn instead of failing its statement.
+BUSY_WAIT = 60.0
 _LEVEL_SET = frozenset(LEVELS)
 
 
@@ -70,8 +79,24 @@ class PssClient:
         client: str = "pss_client",
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        busy_wait: float = BUSY_WAIT,
     ) -> None:
         self.address = f"{host}:{port}"
+        deadline, pause = time.monotonic() + busy_wait, 0.05
+        while True:
+            try:
+                self._open(host, port, secret, client=client, timeout=timeout, ssl_context=ssl_context)
+                return
+            except PssError as exc:
+                if exc.code != "TOO_MANY_CONNECTIONS" or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - spreads the retries of waiting clients
+            pause = min(pause * 2, 2.0)
+
+    def _open(
+        self, host: str, port: int, secret: str, *, client: str, timeout: float, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        """Connect and say hello; PssError (with the server's code when it refused) otherwise."""
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
@@ -225,6 +250,12 @@ def log_line(level: str, timestamp: str, source: str, text: str) -> str:
     return f"{timestamp} {level.upper()} {source}: {text}\n"
 
 
+def _cut(text: str) -> str:
+    """A message too long for one log line: its start, and how much was left out."""
+    note = f" [... {len(text) - MAX_LINE_CHARS + 100} more characters not logged]"
+    return text[: MAX_LINE_CHARS - 100] + note
+
+
 def _continued(text: str) -> str:
     """Text of several lines as one log line: each further line continues after a line break and a tab."""
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\n\t")
@@ -277,6 +308,7 @@ class LogBuffer:
         self._by_name: dict[str, list[str]] = {}  # schema as the caller spells it -> the same list
         self._heads: dict[str, str] = {}  # level as the caller spells it -> " LEVEL source: "
         self.unacknowledged = 0  # buffers sent whose acknowledgement has not been read yet
+        self.pending_chars = 0  # characters of the lines not sent yet
 
     def add(self, schema: str, level: str, text: str, timestamp: str | None = None) -> None:
         # Called once per line: two dictionary look-ups find the schema's block and the line's head (level and
@@ -286,11 +318,15 @@ class LogBuffer:
             head = self._heads[level]
         except KeyError:
             block, head = self._route(schema, level)
+        if len(text) > MAX_LINE_CHARS:
+            text = _cut(text)
         if "\n" in text or "\r" in text:
             text = _continued(text)
-        block.append(f"{timestamp or now_text()}{head}{text}\n")
+        line = f"{timestamp or now_text()}{head}{text}\n"
+        block.append(line)
         self.pending += 1
-        if self.pending >= self.max_lines:
+        self.pending_chars += len(line)
+        if self.pending >= self.max_lines or self.pending_chars >= MAX_BUFFER_CHARS:
             self._send()
             self._await_acknowledgements(self.window - 1)
 
@@ -315,7 +351,7 @@ class LogBuffer:
 
     def _send(self) -> None:
         blocks = self._blocks
-        self._blocks, self._by_name, self.pending = {}, {}, 0
+        self._blocks, self._by_name, self.pending, self.pending_chars = {}, {}, 0, 0
         self.client.send_parts(*_log_parts(blocks))
         self.unacknowledged += 1
 
