@@ -142,7 +142,10 @@ class DblsService(Service):
         return text
 
     def healthy(self) -> bool:
-        return self.server is not None and not self.write_error
+        """Serving. Files that cannot be written (a full disk) are not a reason: a restart frees no space, and
+        restarts would soon hit the unit's start limit, leaving DBLS failed once space is back (docs/decisions.md).
+        Each refused buffer is logged at ERROR, STATUS= names the problem, and the next write that works clears it."""
+        return self.server is not None
 
     async def drain(self) -> None:
         await self._close(rows_timeout=15.0)

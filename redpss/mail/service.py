@@ -320,7 +320,9 @@ class SendmailService(Service):
         return text
 
     def healthy(self) -> bool:
-        return self.server is not None and not self.spool_error
+        """Serving. A spool that cannot be written (a full disk) is reported, not a reason to be restarted: a
+        restart frees no space and would soon hit the unit's start limit (see DblsService.healthy)."""
+        return self.server is not None
 
     async def drain(self) -> None:
         """Stop accepting, let a round in progress finish (each mail stays spooled until the relay took it)."""

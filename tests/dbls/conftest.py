@@ -59,10 +59,10 @@ class Dbls:
     def port(self) -> int:
         return int(self.inst.config.redctl.dbls_port)
 
-    def start(self, name: str, launcher: Sequence[str] = ()) -> DaemonProcess:
+    def start(self, name: str, launcher: Sequence[str] = (), env: dict[str, str] | None = None) -> DaemonProcess:
         self.generation += 1
         module = {"devdb": "redpss.devdb", "dbls": "redpss.dbls.service"}[name]
-        env = {"REDPSS_JOURNAL_SOCKET": str(self.journal.path)}
+        env = {"REDPSS_JOURNAL_SOCKET": str(self.journal.path), **(env or {})}
         workdir = self.workdir / f"{name}-{self.generation}"
         daemon = DaemonProcess(module, self.paths, workdir, env=env, log_name=name, launcher=launcher)
         daemon.wait_ready()

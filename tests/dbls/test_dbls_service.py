@@ -207,7 +207,7 @@ def test_a_write_that_fails_part_way_leaves_nothing_of_the_refused_buffer(dbls: 
     daemon = dbls.procs.pop("dbls")
     daemon.stop()
     daemon.close()
-    dbls.start("dbls", launcher=["prlimit", "--fsize=300000", "--"])
+    limited = dbls.start("dbls", launcher=["prlimit", "--fsize=300000", "--"], env={"WATCHDOG_USEC": "400000"})
 
     def lines(tag: str, count: int) -> list[list[str]]:
         return [["APP1", "INFO", STAMP, "s", f"{tag} {n:05d} " + "y" * 80] for n in range(count)]
@@ -217,6 +217,14 @@ def test_a_write_that_fails_part_way_leaves_nothing_of_the_refused_buffer(dbls: 
         with pytest.raises(PssError, match="the buffer was not kept, send it again") as refused:
             client.send_log(lines("second", 2000))
         assert refused.value.code == "REFUSED"
+        # still pinging the watchdog: a restart would free no space, only use up the unit's start limit
+        pings = limited.notify.count("WATCHDOG", "1")
+        limited.notify.wait_for("WATCHDOG", "1", nth=pings + 3, timeout=10)
+        wait_for(
+            lambda: any("cannot write files" in m.get("STATUS", "") for m in limited.notify.messages),
+            15,
+            what="STATUS= naming the files that cannot be written",
+        )
         client.send_log(lines("third", 10))
     written = dbls.schema_lines("APP1")
     expected = [line[4] for line in lines("first", 2000) + lines("third", 10)]
