@@ -19,6 +19,7 @@ from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.rowwriter import RowWriter
 from redpss.core.entry import run_instance_daemon
+from redpss.core.logging.journal_queue import JournalQueue
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
@@ -36,7 +37,7 @@ from redpss.core.wire import (
 from redpss.core.wire.tls import TlsFiles, server_context
 from redpss.dbls.batch import BatchError, DbLine, parse_blocks
 from redpss.dbls.files import SchemaFiles
-from redpss.dbls.journal import JournalForwarder
+from redpss.dbls.journal import journal_forwarder
 
 log = logging.getLogger("redpss.dbls")
 
@@ -59,7 +60,7 @@ class DblsService(Service):
         self.files = SchemaFiles(paths.log_db)
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS DBLS"))
         self.rows = RowWriter("DB log messages", paths.tmp / "dbls-messages.spool", session)
-        self.journal: JournalForwarder | None = None
+        self.journal: JournalQueue[DbLine] | None = None
         self.server: JsonLineServer | None = None
         self.lines = 0
         self.batches = 0
@@ -74,7 +75,7 @@ class DblsService(Service):
             durable_ops=("log",),
             payload_ops=("log",),  # version 1 stays spoken: redctl's and JMON's pings say 1
         )
-        self.journal = JournalForwarder(self.paths.redenv)
+        self.journal = journal_forwarder(self.paths.redenv)
         self.rows.start()
         redctl = self.config.redctl
         context = server_context(TlsFiles.of(self.paths, "DBLS")) if redctl.dbls_tls else None

@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from redpss.core.logging.journal_queue import JournalQueue
 from redpss.core.paths import InstancePaths
+from redpss.jexec.journal import OutputLine
 from redpss.jexec.processes import kill_run, reap_orphans, signal_run
 from redpss.jexec.resolve import ActionRefused, close_quietly, open_action
 from redpss.jexec.runfile import RunFile
 
 log = logging.getLogger("redpss.jexec")
-output_log = logging.getLogger("redpss.jexec.output")
 
 TAIL_LINES = 50
 TAIL_CHARS = 4000
@@ -113,10 +114,13 @@ class ActionRun:
     scripts: ClassVar[set[int]] = set()  # pids of the scripts asyncio waits for: never reaped by reap_orphans
     starting: ClassVar[int] = 0  # scripts being started, whose pids asyncio knows before `scripts` does
 
-    def __init__(self, paths: InstancePaths, request: ActionRequest, output_limit: int) -> None:
+    def __init__(
+        self, paths: InstancePaths, request: ActionRequest, output_limit: int, journal: JournalQueue[OutputLine]
+    ) -> None:
         self.paths = paths
         self.request = request
         self.output_limit = output_limit  # bytes of output kept in the run's file
+        self.journal = journal
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.lines = 0
         self.log_path = paths.log / "JEXEC" / f"{request.run_id}.log"
@@ -220,7 +224,6 @@ class ActionRun:
         if stream is None:
             return
         request = self.request
-        fields = {"RUN_ID": request.run_id, "JOB_ID": request.job_id or None, "ACTION": request.action}
         while True:
             try:
                 raw = await stream.readuntil(b"\n")
@@ -234,7 +237,7 @@ class ActionRun:
             self.lines += 1
             self.tail.append(text if name == "stdout" else f"[stderr] {text}")
             out.write(f"{name}: {text}\n")
-            output_log.info("%s: %s", request.action, text, extra={**fields, "STREAM": name})
+            self.journal.submit((OutputLine(request.run_id, request.job_id, request.action, name, text),))
 
     def _tail_text(self) -> str:
         text = "\n".join(self.tail)

@@ -24,6 +24,7 @@ from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, unknown_op
 from redpss.core.wire.tls import TlsFiles, server_context
+from redpss.jexec.journal import output_journal
 from redpss.jexec.processes import become_subreaper
 from redpss.jexec.resolve import ActionRefused
 from redpss.jexec.runner import ActionRequest, ActionRun, RunOutcome, reap_ended_orphans
@@ -51,6 +52,7 @@ class JexecService(Service):
         self.running: dict[str, ActionRun] = {}
         self.finished_runs = 0
         self.idle = asyncio.Event()
+        self.journal = output_journal(paths.redenv)
 
     async def start(self) -> None:
         self.idle.set()
@@ -82,7 +84,8 @@ class JexecService(Service):
             request = ActionRequest.from_message(message, uuid.uuid4().hex)
             if request.run_id in self.running:
                 raise ActionRefused(f"run {request.run_id} is running already")
-            run = ActionRun(self.paths, request, self.config.redctl.jexec_output_limit_mb * 1024 * 1024)
+            limit = self.config.redctl.jexec_output_limit_mb * 1024 * 1024
+            run = ActionRun(self.paths, request, limit, self.journal)
             script = run.check()
         except ActionRefused as exc:
             log.warning("refused to run for %s at %s: %s", connection.client, connection.peer, exc)
@@ -160,11 +163,13 @@ class JexecService(Service):
         await self.idle.wait()
         if self.server is not None:
             await self.server.close()
+        await asyncio.to_thread(self.journal.close)
 
     async def abort(self) -> None:
         self.accepting = False
         if self.server is not None:
             await self.server.close()  # cancels the runs still going: their process groups are killed
+        await asyncio.to_thread(self.journal.close, 1.0)
 
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:

@@ -9,9 +9,8 @@ import logging
 import pytest
 
 from redpss.core.logging.setup import JOURNAL_SOCKET_ENV
-from redpss.dbls import journal
 from redpss.dbls.batch import DbLine
-from redpss.dbls.journal import JournalForwarder
+from redpss.dbls.journal import journal_forwarder
 from tests.support.wait import wait_for
 
 STAMP = "2026-11-30 01:02:03.456789"
@@ -34,7 +33,7 @@ def lines(*texts: str) -> list[DbLine]:
 
 
 def test_lines_submitted_after_a_burst_wake_the_thread_again(forwarded: pytest.LogCaptureFixture) -> None:
-    forwarder = JournalForwarder("TST")
+    forwarder = journal_forwarder("TST")
     try:
         forwarder.submit(lines("first", "second"))
         wait_for(lambda: len(messages(forwarded)) == 2, what="the first burst in the log")
@@ -46,11 +45,8 @@ def test_lines_submitted_after_a_burst_wake_the_thread_again(forwarded: pytest.L
     assert all(r.levelno == logging.ERROR for r in forwarded.records)
 
 
-def test_lines_beyond_the_queue_are_counted_and_reported_once(
-    forwarded: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(journal, "QUEUE_SIZE", 3)
-    forwarder = JournalForwarder("TST")
+def test_lines_beyond_the_queue_are_counted_and_reported_once(forwarded: pytest.LogCaptureFixture) -> None:
+    forwarder = journal_forwarder("TST", queue_size=3)
     forwarder.submit(lines(*(f"line {n}" for n in range(5))))
     forwarder.close()  # sends what is queued before it returns
     assert forwarder.dropped == 2

@@ -31,14 +31,19 @@ def jexec(instance: InstancePaths, tmp_path: Path) -> Iterator[tuple[DaemonProce
 
 @contextlib.contextmanager
 def running_jexec(
-    instance: InstancePaths, tmp_path: Path, launcher: Sequence[str] = (), **redctl: str
+    instance: InstancePaths,
+    tmp_path: Path,
+    launcher: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    **redctl: str,
 ) -> Iterator[tuple[DaemonProcess, int]]:
-    """JEXEC on a free port, with more [redctl] settings and a command prefix (e.g. into a mount namespace)."""
+    """JEXEC on a free port, with more [redctl] settings, environment and a command prefix (e.g. into a mount
+    namespace)."""
     port = free_port()
     instance.config_file.write_text(
         render_config({"DEFAULT": {"exa_password": "pw"}, "redctl": {"jexec_port": str(port), **redctl}})
     )
-    daemon = DaemonProcess("redpss.jexec.service", instance, tmp_path / "jexec", launcher=launcher)
+    daemon = DaemonProcess("redpss.jexec.service", instance, tmp_path / "jexec", launcher=launcher, env=env)
     try:
         daemon.wait_ready()
         yield daemon, port
@@ -261,6 +266,29 @@ def test_the_output_of_a_run_streams_to_journald_with_its_run_and_job(instance: 
         journal.close()
     assert (out["RUN_ID"], out["JOB_ID"], out["ACTION"], out["STREAM"]) == ("talk-1", "12", "talk.sh", "stdout")
     assert (err["STREAM"], err["SYSLOG_IDENTIFIER"], err["REDENV"]) == ("stderr", "redpss-jexec", "TST1")
+
+
+def test_a_journald_that_takes_nothing_holds_up_no_run(instance: InstancePaths, tmp_path: Path) -> None:
+    """A journal socket nobody reads (journald stuck): once its queue is full each send waits. The output of a
+    chatty script must still be read at full speed (else the script blocks and runs into its timeout); the lines
+    journald did not take are counted in JEXEC's log, and no output line is written to JEXEC's own log file."""
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    stuck.bind(str(tmp_path / "stuck-journal.socket"))
+    try:
+        with running_jexec(
+            instance, tmp_path, env={"REDPSS_JOURNAL_SOCKET": str(tmp_path / "stuck-journal.socket")}
+        ) as (daemon, port):
+            script(instance, "chatty.sh", MEGABYTE_OF_OUTPUT + MEGABYTE_OF_OUTPUT + MEGABYTE_OF_OUTPUT + "echo done\n")
+            with client(instance, port) as conn:
+                reply = conn.run_action("chatty.sh", timeout=60, run_id="flood")
+            assert (reply["status"], reply["exit_code"]) == ("OK", 0) and reply["duration"] < 30
+            assert reply["tail"].endswith("done")
+            assert Path(reply["log_file"]).read_text().count("stdout: ") == 30_001
+            daemon.stop()
+            assert "output line(s) of actions were not sent to journald" in daemon.log
+            assert "00000000000000000000001" not in daemon.log
+    finally:
+        stuck.close()
 
 
 def test_a_script_that_exits_while_a_child_it_left_runs_on_ends_with_its_own_exit(

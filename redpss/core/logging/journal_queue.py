@@ -1,0 +1,124 @@
+"""Entries for journald sent by a thread of their own, so that a daemon's event loop never waits for journald.
+
+journald takes about 27k entries per second (docs: shared performance notes) and, when its queue is full, a send
+waits (JournalHandler gives up after 0.2 s). Lines that come faster than that (DBLS's ERROR lines from the database,
+the output of JEXEC's actions) are queued here and sent by a thread; when the queue is full they are counted as
+dropped and the count is logged once per burst. They are kept elsewhere all the same (log/DB, log/JEXEC).
+
+The thread is woken at most once per PACING seconds and then sends everything queued: a thread woken for every line
+takes the GIL from the event loop at each of the loop's system calls, and with the cores busy it may be descheduled
+holding it, so one ERROR line in 10,000 cost DBLS a fifth of its throughput. An entry reaches journald at most
+PACING seconds after it was submitted.
+
+Outside systemd (the demo, a terminal) there is no journald: entries go to `fallback` (a logger, and with it to the
+daemon's own log), or nowhere when it is None.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from redpss.core.logging.journal import JournalHandler
+from redpss.core.logging.setup import LogContext, journal_socket_path
+
+T = TypeVar("T")
+QUEUE_SIZE = 20000
+PACING = 0.1  # seconds the thread waits after a wake-up, so that what comes meanwhile goes in the same burst
+REPORT_EVERY = 10.0  # seconds between two counts of dropped entries while a burst lasts
+
+
+class JournalQueue(Generic[T]):
+    """Items (`render` makes each a LogRecord, in the thread) queued for journald."""
+
+    def __init__(
+        self,
+        context: LogContext,
+        render: Callable[[T], logging.LogRecord],
+        *,
+        fallback: logging.Logger | None,
+        note: logging.Logger,
+        what: str,
+        kept: str,
+        queue_size: int = QUEUE_SIZE,
+    ) -> None:
+        """Entries dropped are counted in a WARNING to `note`: "<n> <what> were not sent to journald ...; <kept>"."""
+        socket_path = journal_socket_path()
+        self.handler: logging.Handler | None = None
+        if socket_path is not None:
+            self.handler = JournalHandler(context.journal_fields(), socket_path)
+        self.render = render
+        self.fallback = fallback
+        self.note, self.what, self.kept = note, what, kept
+        self.queue_size = queue_size
+        self.dropped = 0
+        self._queue: collections.deque[T] = collections.deque()  # appended by the loop, taken by the thread
+        self._wake = threading.Event()  # set when items wait and the thread has not been told yet
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{context.service}-journal", daemon=True)
+        self._thread.start()
+
+    @property
+    def sends(self) -> bool:
+        """Whether submitted items go anywhere (journald, or the fallback logger)."""
+        return self.handler is not None or self.fallback is not None
+
+    def submit(self, items: Sequence[T]) -> None:
+        room = self.queue_size - len(self._queue)
+        if len(items) > room:
+            self.dropped += len(items) - max(room, 0)
+            items = items[: max(room, 0)]
+        self._queue.extend(items)
+        if items and not self._wake.is_set():
+            self._wake.set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued (within `timeout`: journald may be stuck), then stop the thread."""
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():  # still waiting for journald: what is left is not sent
+            left = len(self._queue)
+            self._queue.clear()
+            self.note.warning(
+                "%d %s were not sent to journald before the stop (it did not keep up); %s", left, self.what, self.kept
+            )
+        elif self.handler is not None:
+            self.handler.close()
+
+    def _run(self) -> None:
+        self._reported, self._reported_at = 0, 0.0
+        while True:
+            self._wake.wait()
+            self._closing.wait(PACING)  # pacing: items submitted meanwhile go out in this burst (returns at close)
+            self._wake.clear()
+            self._reported_at = time.monotonic()  # a burst says its count at its end, or after REPORT_EVERY
+            while self._queue:
+                self._emit(self._queue.popleft())
+                self._report_dropped(final=False)
+            self._report_dropped(final=True)
+            if self._closing.is_set():
+                return
+
+    def _report_dropped(self, final: bool) -> None:
+        """Say how many entries were dropped since the last time: at the end of a burst, and during a long one
+        (journald taking little) at most every REPORT_EVERY seconds."""
+        if self.dropped == self._reported or not (final or time.monotonic() - self._reported_at >= REPORT_EVERY):
+            return
+        self.note.warning(
+            "%d %s were not sent to journald (it did not keep up); %s",
+            self.dropped - self._reported,
+            self.what,
+            self.kept,
+        )
+        self._reported, self._reported_at = self.dropped, time.monotonic()
+
+    def _emit(self, item: T) -> None:
+        if self.handler is not None:
+            self.handler.handle(self.render(item))
+        elif self.fallback is not None:
+            self.fallback.handle(self.render(item))
