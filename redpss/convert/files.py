@@ -63,12 +63,23 @@ class Naming:
         return ready.with_name(ready.name[1 : -len(f".{self.tag}.ready")])
 
     def too_long(self, source: Path) -> str | None:
-        """Why the names this conversion needs do not fit the file system (255 bytes per name); None when they do."""
-        longest = max(len(os.fsencode(name)) for name in (self.ready(source).name, self.target(source).name))
+        """Why the names this conversion needs do not fit the file system (255 bytes per name); None when they do.
+        The longest is that of the output's last part (`.<name>.<tag>.part.joined`, see csvout.CsvSink), which also
+        leaves room for its numbered segments."""
+        names = (self.part(source).name + ".joined", self.ready(source).name, self.target(source).name)
+        longest = max(len(os.fsencode(name)) for name in names)
         if longest <= NAME_MAX:
             return None
         room = len(os.fsencode(source.name)) - (longest - NAME_MAX)
         return f"the name is too long to convert beside it: rename it to at most {room} bytes"
+
+    def in_the_way(self, source: Path) -> str | None:
+        """Why the conversion cannot write its temporary names: one is taken by something it did not write (a
+        user's file or folder); None when both are free or its own."""
+        for taken in (self.part(source), self.ready(source)):
+            if os.path.lexists(taken) and not written_by_us(taken):
+                return f"{taken.name} is in the way (not a file {self.tag} wrote): remove it, then upload again"
+        return None
 
 
 def written_by_us(path: Path) -> bool:

@@ -31,6 +31,7 @@ from redpss.core.daemon import Service
 from redpss.core.filestable import StabilityTracker, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
+from redpss.core.setaside import SetAsideError
 from redpss.redftp.inputs import watched_input_folders
 
 log = logging.getLogger("redpss.convert")
@@ -38,6 +39,7 @@ log = logging.getLogger("redpss.convert")
 RETENTION_INTERVAL = 3600.0  # archived sources are checked for expiry hourly
 STALL_LIMIT = 600.0  # a conversion that reads no block for this long is stuck: unhealthy, the watchdog restarts us
 HOLD_UNMOVABLE = 600.0  # a bad source that could not be moved to data/error is tried again after this long
+HOLD_FAILED = 60  # seconds before a conversion that failed for want of space or access is tried again
 REPORTED_LIMIT = 1000  # problems said once in the log, remembered up to this many
 
 
@@ -125,6 +127,9 @@ class ConvertService(Service):
         return sorted(found)
 
     async def _take(self, source: Path) -> None:
+        if (problem := self.naming.too_long(source) or self.naming.in_the_way(source)) is not None:
+            await self._set_aside(source, problem)
+            return
         target = self.naming.target(source)
         if target.exists():
             if source not in self.waiting:
@@ -137,9 +142,6 @@ class ConvertService(Service):
             return
         self.waiting.discard(source)
         self.held.pop(source, None)
-        if (too_long := self.naming.too_long(source)) is not None:
-            await self._set_aside(source, too_long)
-            return
         self.current = source
         self.last_progress = time.monotonic()
         started = time.monotonic()
@@ -152,7 +154,8 @@ class ConvertService(Service):
         except SourceChanged:
             log.warning("%s changed while it was converted; it is converted again once it stays unchanged", source)
         except OSError as exc:
-            log.error("conversion of %s failed: %s; it is tried again", source, exc)
+            self.held[source] = time.monotonic() + HOLD_FAILED
+            log.error("conversion of %s failed: %s; it is tried again in %d s", source, exc, HOLD_FAILED)
         except Exception as exc:  # a file this converter cannot handle: set aside, never retried in a loop
             log.exception("conversion of %s failed unexpectedly", source)
             reason = f"could not be converted ({type(exc).__name__}: {exc}); the converter's log has the details"
@@ -172,12 +175,12 @@ class ConvertService(Service):
             self.held[source] = time.monotonic() + HOLD_UNMOVABLE
             log.error(
                 "%s cannot be converted (%s) and cannot be moved to data/error (%s); left in place, tried again in "
-                "%d minutes (fix: let the instance user write %s)",
+                "%d minutes%s",
                 source,
                 reason,
                 exc,
                 HOLD_UNMOVABLE // 60,
-                source.parent,
+                f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) else "",
             )
             return
         self.rejected += 1

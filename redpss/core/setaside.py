@@ -9,7 +9,9 @@ share this module:
   in the middle, keeping its extension: a file with a long name is set aside like any other, never left in place;
 - the reason is written (and fsynced) before the file moves, so a file in data/error always has its reason;
 - across file systems (an sFTP tree mounted apart from the instance tree) the file is copied under a hidden name,
-  fsynced, renamed and only then removed from its source: a kill -9 leaves the source or a complete copy.
+  fsynced, renamed and only then removed from its source: a kill -9 leaves the source or a complete copy;
+- a move that fails is undone (its reason and any copy removed) and raises SetAsideError saying what would let it
+  work, so a move tried again and again (each LOAD run) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ def _taken(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
+class SetAsideError(OSError):
+    """A move that failed and was undone; `fix` says what would let it work, for the log and the run's message."""
+
+    def __init__(self, exc: OSError, fix: str) -> None:
+        super().__init__(exc.errno, exc.strerror or str(exc), exc.filename)
+        self.fix = fix
+
+
 def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:
     """Move `source` into `folder` (created if needed) under a free name; the path it went to.
 
@@ -68,14 +78,20 @@ def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:
     """
     folder.mkdir(parents=True, exist_ok=True)
     target = free_name(folder, source.name)
+    reason_file = target.with_name(target.name + REASON_SUFFIX)
     if reason is not None:
-        write_atomically(target.with_name(target.name + REASON_SUFFIX), [reason.encode()])
+        write_atomically(reason_file, [reason.encode()])
     try:
-        source.rename(target)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        _copy_then_remove(source, target)
+        try:
+            source.rename(target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise SetAsideError(exc, _may_not_change(source)) from exc
+            _copy_then_remove(source, target)
+    except OSError:
+        if reason is not None:
+            reason_file.unlink(missing_ok=True)
+        raise
     fsync_folder(folder)
     fsync_folder(source.parent)
     return target
@@ -83,10 +99,26 @@ def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:
 
 def _copy_then_remove(source: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.moving")
-    with source.open("rb") as src, partial.open("wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-        dst.flush()
-        os.fsync(dst.fileno())
-    partial.rename(target)
+    try:
+        src = source.open("rb")
+    except OSError as exc:
+        raise SetAsideError(exc, "make it readable for group redftp (chmod g+r)") from exc
+    try:
+        with src, partial.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        partial.rename(target)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a full disk: no half copy left behind
+        raise
     fsync_folder(target.parent)
-    source.unlink()
+    try:
+        source.unlink()
+    except OSError as exc:  # the copy goes: a file in two places would be loaded or converted twice
+        target.unlink(missing_ok=True)
+        raise SetAsideError(exc, _may_not_change(source)) from exc
+
+
+def _may_not_change(source: Path) -> str:
+    return f"let the instance user change {source.parent} (chmod g+w on it, e.g. a folder an sFTP user made)"

@@ -9,6 +9,7 @@ fill the disk the instance's logs and spools share; beyond the limit one note sa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -42,7 +43,8 @@ class RunFile:
                 f"(journalctl RUN_ID={self.run_id})\n"
             )
             self._write(note.encode())
-            self.closed_because = f"its output reached the limit of {self.limit} bytes"
+            if self._fd is not None:  # else the note could not be written, and closed_because says why
+                self.closed_because = f"its output reached the limit of {self.limit} bytes"
             self.close()
             return
         self._write(data)
@@ -71,5 +73,6 @@ class RunFile:
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):  # a late write error (NFS) must not end the run's reading
+                os.close(fd)

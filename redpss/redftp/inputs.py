@@ -62,9 +62,25 @@ def iter_input_folders(paths: InstancePaths) -> list[Path]:
         return []
     folders = [top]
     for entry in sorted(top.iterdir()):
-        if entry.is_symlink() and entry.is_dir():
+        if _link_to_folder(entry):
             folders.append(entry)
     return folders
+
+
+def _link_to_folder(entry: Path) -> bool:
+    """A symbolic link to a folder (one we may not look at counts as none: it is skipped, as an unreadable folder)."""
+    try:
+        return entry.is_symlink() and entry.is_dir()
+    except OSError:
+        return False
+
+
+def _real_folder(entry: Path) -> bool:
+    """Not a link (a name below a folder we may list but not enter, with its mode 0740, cannot be checked: skipped)."""
+    try:
+        return not entry.is_symlink()
+    except OSError:
+        return False
 
 
 WATCH_DEPTH = 8  # folder levels below data/input or a user's folder that are still watched
@@ -82,7 +98,7 @@ def watched_input_folders(paths: InstancePaths, depth: int = WATCH_DEPTH) -> lis
         below: list[Path] = []
         for root, folders, _files in os.walk(top):  # an unreadable folder is skipped (os.walk's default)
             here = Path(root)
-            kept = [name for name in folders if not name.startswith(".") and not (here / name).is_symlink()]
+            kept = [name for name in folders if not name.startswith(".") and _real_folder(here / name)]
             folders[:] = kept if len(here.relative_to(top).parts) + 1 < depth else []
             below.extend(here / name for name in kept)
         found += [top, *sorted(below)]

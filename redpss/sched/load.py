@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import errno
 import fcntl
 import logging
 import os
@@ -39,7 +38,7 @@ from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import sql_literal
 from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import move_file
+from redpss.core.setaside import SetAsideError, move_file
 from redpss.redftp.inputs import reachable_below_data
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
@@ -272,18 +271,21 @@ def load_files(
             with _claimed(path) as claimed:
                 if claimed:  # else another LOAD run has it (two jobs' globs overlap, or a second run of this one)
                     _load_file(request, session, paths, command, path=path, report=report)
-        except PermissionError as exc:  # the file cannot be opened: the database, through CFISRV, could not read it
-            _reject(path, paths, report, _unreadable(exc))
+        except Unreadable as exc:  # the database, through CFISRV, could not read it either
+            _reject(path, paths, report, str(exc))
     if report.rejected or report.stuck:
         raise LoadRejected(report)
     return report
 
 
-def _unreadable(exc: OSError) -> str:
-    return (
-        f"the instance user cannot read the file ({exc.strerror}), nor can CFISRV for the database; make it readable "
-        f"by group redftp (chmod g+r), then move it back to data/input"
-    )
+class Unreadable(Exception):
+    """The instance user may not read the file (an upload made private)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(
+            f"the instance user cannot read the file ({exc.strerror}), nor can CFISRV for the database; make it "
+            f"readable by group redftp (chmod g+r), then move it back to data/input"
+        )
 
 
 @contextlib.contextmanager
@@ -294,6 +296,8 @@ def _claimed(path: Path) -> Iterator[bool]:
     except FileNotFoundError:
         yield False  # loaded and moved by another run since the glob
         return
+    except PermissionError as exc:
+        raise Unreadable(exc) from exc
     with handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -329,6 +333,10 @@ def _load_file(
     if done:
         rows = int(done[0][0])
         log.info("%s was loaded by run %s (%d rows) but not archived; archiving it now", remote, done[0][1], rows)
+        session.execute(  # kept from expiring (log_retention) while the file waits: it must never load twice
+            f"UPDATE {LEDGER} SET LOADED_AT = CURRENT_TIMESTAMP WHERE FILE_PATH = {{path}} AND FILE_KEY = {{key}}",  # noqa: S608
+            {"path": remote, "key": key},
+        )
     else:
         try:
             header = header_names(path, command) if command.header_columns else ()
@@ -389,11 +397,7 @@ def _cannot_move(path: Path, paths: InstancePaths, report: LoadReport, exc: OSEr
     """A file that stays in data/input because it cannot be moved to `to`: named in the run's message and logged at
     ERROR with what to do; `then` says what happens to it."""
     relative = path.relative_to(paths.data_input)
-    fix = (
-        f"; the instance user may not change {path.parent} (fix: chmod g+w on it, e.g. a folder the sFTP user made)"
-        if exc.errno in (errno.EACCES, errno.EPERM)
-        else ""
-    )
+    fix = f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) else ""
     why = f"cannot be moved to {to} ({exc}){fix}; {then}"
     report.stuck.append((str(relative), why))
     log.error("input/%s %s", relative, why)

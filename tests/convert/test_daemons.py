@@ -150,17 +150,22 @@ def test_no_upload_stops_the_converter_or_makes_it_loop(
     converters: Converters, converter_instance: InstancePaths, user_folder: Path, tmp_path: Path
 ) -> None:
     """What an sFTP user can leave in its folder, seen by a converter bound by file modes as redsys is: entries under
-    the converter's own temporary names (it must still start), a file it cannot read, a name too long for the names
-    a conversion needs (both to data/error with a reason), a bad file in a folder it cannot write (left in place,
-    said once, not retried in a loop); the other files are converted all the same."""
+    the converter's own temporary names (it must still start), a folder it may list but not enter, a file it cannot
+    read, a name too long for the names a conversion needs, a source whose temporary name a folder takes (those three
+    to data/error with a reason), a bad file in a folder it cannot write (left in place, nothing left behind in
+    data/error, said once, not retried in a loop); the other files are converted all the same."""
     (user_folder / ".planted.json.json2csv.ready").mkdir()
     (user_folder / ".planted.json.json2csv.part").mkdir()
+    (user_folder / "private" / "inner").mkdir(parents=True)
+    owned_by_another_user(user_folder / "private", 0o740)  # its names can be listed, not looked at
     daemon = converters.start("json2csv", WITHOUT_FILE_ACCESS_OVERRIDE)
     daemon.wait_log(".planted.json.json2csv.ready left alone: named like a file of json2csv, but not a file it wrote")
     (user_folder / "secret.json").write_text('{"a": 1}\n')
     owned_by_another_user(user_folder / "secret.json", 0o600)
-    long_name = "n" * 240 + ".json"  # `.<name>.json2csv.ready` would be 261 bytes
+    long_name = "n" * 240 + ".json"  # `.<name>.json2csv.part.joined` would be 267 bytes
     (user_folder / long_name).write_text('{"a": 1}\n')
+    (user_folder / "blocked.json").write_text('{"a": 1}\n')
+    (user_folder / ".blocked.json.json2csv.part").mkdir()
     bob = tmp_path / "sftp" / "bob" / "upload"
     bob.mkdir(parents=True)
     (bob / "bad.json").write_text("{not json\n")
@@ -171,19 +176,26 @@ def test_no_upload_stops_the_converter_or_makes_it_loop(
     (user_folder / "good.json").write_text('{"a": 1}\n')
     wait_for((user_folder / "good.csv").exists, 30, what="good.csv")
     error = converter_instance.data_error / "alice"
-    wait_for(lambda: len(list(error.iterdir())) == 4, 30, what="two files and their reasons in error/alice")
+    wait_for(lambda: len(list(error.iterdir())) == 6, 30, what="three files and their reasons in error/alice")
     reason = (error / "secret.json.reason").read_text()
     assert "the converter cannot read the file (Permission denied); make it readable by group redftp" in reason
     (cut,) = [p for p in error.iterdir() if p.name.endswith("~.json")]
-    assert "the name is too long to convert beside it: rename it to at most 239 bytes" in (
+    assert "the name is too long to convert beside it: rename it to at most 233 bytes" in (
         cut.with_name(cut.name + ".reason").read_text()
     )
+    assert ".blocked.json.json2csv.part is in the way (not a file json2csv wrote)" in (
+        (error / "blocked.json.reason").read_text()
+    )
     assert (bob / "bad.json").exists() and daemon.process.poll() is None
+    assert not (converter_instance.data_error / "bob").exists() or not any(
+        (converter_instance.data_error / "bob").iterdir()
+    )  # the reason written before the move that failed is gone with it
     (user_folder / "later.json").write_text('{"a": 2}\n')  # passes after bad.json was seen steady again
     wait_for((user_folder / "later.csv").exists, 30, what="later.csv")
     assert daemon.log.count("bad.json cannot be converted") == 1
     assert sorted(p.name for p in user_folder.iterdir()) == [
-        ".planted.json.json2csv.part", ".planted.json.json2csv.ready", "good.csv", "later.csv"
+        ".blocked.json.json2csv.part", ".planted.json.json2csv.part", ".planted.json.json2csv.ready", "good.csv",
+        "later.csv", "private",
     ]  # fmt: skip
 
 

@@ -120,6 +120,7 @@ def test_a_long_name_moves_across_file_systems(tmp_path: Path) -> None:
     with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
         source = Path(elsewhere) / ("a" * 250 + ".csv")
         source.write_text("rows")
+        assert Path(elsewhere).stat().st_dev != tmp_path.stat().st_dev  # a copy, not a rename
         moved = move_file(source, tmp_path / "archive")
         assert moved.read_text() == "rows" and not source.exists()
         assert moved.name == "a" * (NAME_MAX - 12 - 1 - 4) + "~.csv"  # room for `.tmp-` and `.reason`, `~` and `.csv`

@@ -299,6 +299,8 @@ def test_a_file_that_cannot_be_read_or_moved_keeps_no_other_file_from_loading(si
     import once the folder is fixed), and the files sorted after both are loaded."""
     stuck = site.drop("in/a-sub/x.csv", HEADER + "1,in a folder of the user,1,\n")
     owned_by_another_user(stuck, 0o640)
+    refused = site.drop("in/a-sub/y-bad.csv", HEADER + "9,gear,three,\n")  # rejected, and cannot go to data/error
+    owned_by_another_user(refused, 0o640)
     owned_by_another_user(stuck.parent, 0o2750)  # made by the sFTP user under its umask 0027
     secret = site.drop("in/b-secret.csv", HEADER + "2,not readable,1,\n")
     owned_by_another_user(secret, 0o600)
@@ -312,16 +314,19 @@ def test_a_file_that_cannot_be_read_or_moved_keeps_no_other_file_from_loading(si
         in message
     )
     assert (
-        "1 file(s) could not be moved out of data/input, left in place: in/a-sub/x.csv: cannot be moved to "
+        "2 file(s) could not be moved out of data/input, left in place: in/a-sub/x.csv: cannot be moved to "
         "data/archive ([Errno 13] Permission denied" in message
     )
-    assert f"the instance user may not change {stuck.parent} (fix: chmod g+w on it" in message
+    assert f"(fix: let the instance user change {stuck.parent} (chmod g+w on it" in message
+    assert "in/a-sub/y-bad.csv: cannot be moved to data/error" in message and "the next run tries again" in message
+    assert not list(site.paths.data_error.rglob("y-bad*"))  # its reason went with the move that failed
     assert [r[0] for r in site.rows()] == [1, 3]
     assert "make it readable by group redftp" in (site.paths.data_error / "in" / "b-secret.csv.reason").read_text()
     assert (site.paths.data_archive / "in" / "c-good.csv").exists() and stuck.exists()
     again = site.load_as_instance_user("table=LOADS.ORDERS files='in/**/*.csv'")
     assert again["status"] == FAILED and "in/a-sub/x.csv: cannot be moved" in str(again["message"])
     stuck.parent.chmod(0o2770)
+    refused.unlink()
     fixed = site.load_as_instance_user("table=LOADS.ORDERS files='in/**/*.csv'")
     assert (fixed["status"], fixed["message"]) == (OK, "1 row(s) from 1 file(s); in/a-sub/x.csv: 1")
     assert [r[0] for r in site.rows()] == [1, 3]  # archived, not imported a second time

@@ -467,7 +467,8 @@ class RowWriter:
             try:
                 done += self._insert(table, entries)
             except DatabaseError as exc:
-                self._maybe_sent.update(entry.seq for entry in entries)  # the connection may have died after COMMIT
+                if not isinstance(exc, DatabaseQueryError):  # the connection may have died after COMMIT; a
+                    self._maybe_sent.update(entry.seq for entry in entries)  # statement that failed did not commit
                 self._database_away(exc)
                 reachable = False
                 break
@@ -514,10 +515,11 @@ class RowWriter:
         for entry in entries:  # a refused batch: find the refused rows, keep the others moving
             try:
                 dealt += self._insert(table, [entry])
-            except DatabaseError:
+            except DatabaseError as exc:
                 if not dealt:
                     raise
-                self._maybe_sent.add(entry.seq)  # as _write_batch marks a failed batch
+                if not isinstance(exc, DatabaseQueryError):
+                    self._maybe_sent.add(entry.seq)  # as _write_batch marks a batch whose connection died
                 break  # the rows inserted so far are done; this one and the rest wait for the next batch
         return dealt
 

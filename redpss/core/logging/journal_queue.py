@@ -56,6 +56,7 @@ class JournalQueue(Generic[T]):
         self.note, self.what, self.kept = note, what, kept
         self.queue_size = queue_size
         self.dropped = 0
+        self._render_failed = False
         self._queue: collections.deque[T] = collections.deque()  # appended by the loop, taken by the thread
         self._wake = threading.Event()  # set when items wait and the thread has not been told yet
         self._closing = threading.Event()
@@ -118,7 +119,13 @@ class JournalQueue(Generic[T]):
         self._reported, self._reported_at = self.dropped, time.monotonic()
 
     def _emit(self, item: T) -> None:
-        if self.handler is not None:
-            self.handler.handle(self.render(item))
-        elif self.fallback is not None:
-            self.fallback.handle(self.render(item))
+        try:
+            if self.handler is not None:
+                self.handler.handle(self.render(item))
+            elif self.fallback is not None:
+                self.fallback.handle(self.render(item))
+        except Exception:  # one entry that cannot be made must not end the thread (and with it all forwarding)
+            self.dropped += 1
+            if not self._render_failed:
+                self._render_failed = True
+                self.note.exception("an entry for journald could not be made; it and any like it are dropped")

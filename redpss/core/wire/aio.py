@@ -389,6 +389,8 @@ class JsonLineServer:
                     request["payload"] = await self._read_payload(reader, request, connection)
                 await connection.send(await self._answer(request, connection))
                 connection.busy = False
+            if self._closing:
+                await self._linger(reader, writer)  # so the last reply is not lost to a reset
         except _Refused as exc:
             self.refusals.warn(exc.code, peer if connection is None else f"{connection.client} at {peer}", str(exc))
             await self._refuse(reader, writer, exc)
@@ -522,9 +524,16 @@ class JsonLineServer:
         return reply
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, refusal: _Refused) -> None:
-        """Send the refusal, then read and discard for a moment so the peer sees the reply rather than a reset."""
+        """Send the refusal, then linger so the peer sees the reply rather than a reset."""
         with contextlib.suppress(Exception):
             writer.write(encode({"ok": False, "code": refusal.code, "error": f"{self.name}: {refusal}"}))
+        await self._linger(reader, writer)
+
+    @staticmethod
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """End our side, then read and discard for a moment: closing a socket with input still unread (a client's
+        next requests) makes the kernel send a reset, which throws away what is still queued for the peer."""
+        with contextlib.suppress(Exception):
             if writer.can_write_eof():
                 writer.write_eof()
             async with asyncio.timeout(LINGER_SECONDS):

@@ -32,7 +32,8 @@ MAX_REPLY = 16 * 1024 * 1024  # a reply longer than this is refused (the servers
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "ALERT")
 # A message may be as long as PSS_LOG's VARCHAR(2000000), DBLS takes 8 MiB per request: a line is cut to this many
 # characters (at most 1 MiB of UTF-8) with a note of what was left out, and a buffer goes out at this many characters
-# (at most 4 MiB) or at its lines, whichever comes first, so no buffer of lines is ever refused for its size.
+# (with the line that crosses it, at most about 5 MiB) or at its lines, whichever comes first, so no buffer of lines
+# is ever refused for its size.
 MAX_LINE_CHARS = 256 * 1024
 MAX_BUFFER_CHARS = 1024 * 1024
 # How long a client waits for a service that serves as many clients as it takes (TOO_MANY_CONNECTIONS): a big
