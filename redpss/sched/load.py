@@ -48,6 +48,7 @@ log = logging.getLogger("redpss.sched.load")
 CONNECTION = CFI_CONNECTION  # REDSYS_CFI, which db_install creates: ftps://<db_callback_host>:<cfi_port>/
 LEDGER = "REDSYS.ADM_LOAD_FILE"
 EXAMPLE = "table=APP1.ORDERS files='orders/*.csv' skip=1 column_separator=';'"
+HEADER_MAX_CHARS = 1024 * 1024  # columns=header: the longest header line read (a table has at most 10,000 columns)
 ROW_SEPARATORS = ("LF", "CRLF", "CR")
 _NAME = r"[A-Za-z][A-Za-z0-9_]{0,127}"
 _TABLE = re.compile(rf"{_NAME}(\.{_NAME})?")
@@ -412,7 +413,10 @@ def header_names(path: Path, command: LoadCommand) -> list[str]:
     codec = {"UTF8": "utf-8"}.get(command.encoding, command.encoding)
     try:
         with path.open(encoding=codec, newline="") as handle:
-            first = next(csv.reader(handle, delimiter=command.column_separator, quotechar=command.column_delimiter), [])
+            line = handle.readline(HEADER_MAX_CHARS + 1)  # bounded: a file without line breaks is not read whole
+        if len(line) > HEADER_MAX_CHARS:
+            raise BadHeader(f"line 1: the header line is longer than {HEADER_MAX_CHARS} characters; is it a CSV file?")
+        first = next(csv.reader([line], delimiter=command.column_separator, quotechar=command.column_delimiter), [])
     except (UnicodeDecodeError, LookupError, csv.Error) as exc:
         raise BadHeader(f"line 1: the header line cannot be read as {command.encoding} CSV ({exc})") from None
     names = [name.strip() for name in first]

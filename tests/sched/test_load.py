@@ -408,6 +408,7 @@ def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site
     site.drop("h/reordered.csv", 'at,qty,"item",id\n2026-11-30 01:02:03,3,widget,1\n,,nut,2\n')
     site.drop("h/unnamed.csv", "id,,qty\n1,x,2\n")
     site.drop("h/unknown.csv", "id,colour\n3,red\n")
+    site.drop("h/without-line-breaks.csv", "x," * 1_000_000)  # never read whole
     with pytest.raises(LoadRejected) as caught:
         site.load("table=LOADS.ORDERS files='h/*.csv' columns=header")
     assert caught.value.extra == {"rows_loaded": 2}
@@ -417,6 +418,8 @@ def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site
     assert reason.startswith("line 1: columns=header needs a header line naming every column, found ['id', '', 'qty']")
     reason = (site.paths.data_error / "h" / "unknown.csv.reason").read_text()
     assert reason == "line 1: the header names column(s) colour that LOADS.ORDERS does not have\n"
+    reason = (site.paths.data_error / "h" / "without-line-breaks.csv.reason").read_text()
+    assert reason == "line 1: the header line is longer than 1048576 characters; is it a CSV file?\n"
 
 
 def test_a_file_another_load_run_holds_is_left_to_it(site: Site) -> None:
