@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -245,10 +244,37 @@ class Dir:
             return False
         if not stat.S_ISDIR(info.st_mode):
             raise RedftpError(f"{self.path / name} is not a folder; left alone")
-        if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - Linux always has the fd-based rmtree
-            raise RedftpError("this platform's shutil.rmtree follows symbolic links; refusing to remove as root")
-        shutil.rmtree(name, dir_fd=self.fd)
+        with self.sub(name) as top:
+            top.empty_flat()
+        os.rmdir(name, dir_fd=self.fd)
         return True
+
+    def empty_flat(self) -> None:
+        """Remove everything in this folder, however deep, without recursion and with two descriptors at most.
+
+        shutil.rmtree descends by recursion, one call per level: a tree an sFTP user nests deeper than Python's
+        recursion limit (about 1,000 levels, a loop of mkdir and cd does it) raised RecursionError half-way. Here
+        each folder's subfolders are moved up into this one under fresh names (a rename in one file system), its
+        other entries removed (links as links, never followed), and the folder, now empty, removed."""
+        moved = 0
+        while True:
+            folders = [name for name in self.names() if (info := self.lstat(name)) and stat.S_ISDIR(info.st_mode)]
+            if not folders:
+                break
+            for name in folders:
+                with self.sub(name) as folder:
+                    for entry in folder.names():
+                        info = folder.lstat(entry)
+                        if info is not None and stat.S_ISDIR(info.st_mode):
+                            moved += 1
+                            while self.lstat(f".removing-{moved}") is not None:  # a name of the tree's own
+                                moved += 1
+                            os.rename(entry, f".removing-{moved}", src_dir_fd=folder.fd, dst_dir_fd=self.fd)
+                        elif info is not None:
+                            folder.unlink(entry)
+                os.rmdir(name, dir_fd=self.fd)
+        for name in self.names():
+            self.unlink(name)
 
     def move_entries_to(self, target: Dir) -> None:
         """Move every entry of this folder into `target` as it is (a link stays a link); copy across filesystems."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,26 @@ def test_remove_tree_removes_links_not_what_they_name(tmp_path: Path) -> None:
             (tmp_path / "plain").write_text("")
             top.remove_tree("plain")
     assert (outside / "precious").read_text() == "x"
+
+
+def test_remove_tree_removes_a_tree_deeper_than_python_recurses(tmp_path: Path) -> None:
+    """An sFTP user can nest folders past Python's recursion limit (mkdir and cd in a loop); shutil.rmtree raised
+    RecursionError there, half-way through redftp_userdel. Names of the tree's own like the ones used while removing
+    are no obstacle."""
+    depth = sys.getrecursionlimit() + 500
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    os.mkdir("tree", dir_fd=fd)
+    for level in range(depth):  # relative to the folder above: no path grows longer than one name
+        below = os.open("tree" if level == 0 else "d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+        os.mkdir("d", dir_fd=fd)
+        os.mkdir(".removing-1", dir_fd=fd)
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
+    os.close(fd)
+    with Dir.open(tmp_path) as top:
+        assert top.remove_tree("tree")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture
