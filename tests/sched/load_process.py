@@ -15,9 +15,9 @@ from redpss.sched.runners import execute
 from redpss.sched.runs import RunRequest
 
 
-def main(redhome: str, redenv: str, dsn: str, command: str) -> None:
-    paths = InstancePaths.for_instance(redenv, Path(redhome))
-    request = RunRequest(
+def load_request(command: str) -> RunRequest:
+    """The request of a run of the tests' LOAD job (LOADS.LOAD_ORDERS, id 7) with `command`."""
+    return RunRequest(
         run_id=f"run-{time.monotonic_ns()}",
         kind="JOB",
         schema="LOADS",
@@ -28,9 +28,13 @@ def main(redhome: str, redenv: str, dsn: str, command: str) -> None:
         command=command,
         timeout=60,
     )
+
+
+def main(redhome: str, redenv: str, dsn: str, command: str) -> None:
+    paths = InstancePaths.for_instance(redenv, Path(redhome))
     session = DbSession(DbSettings(dsn=dsn, user="sys", password=Secret("exasol"), encryption=False))
     try:
-        result = execute(request, session, paths, "LOADER-0")
+        result = execute(load_request(command), session, paths, "LOADER-0")
     finally:
         session.close()
     print(json.dumps({"status": result.status, "message": result.message, "extra": result.extra}))

@@ -37,6 +37,7 @@ from redpss.sched.load import LoadCommand, LoadCommandError, LoadRejected, load_
 from redpss.sched.runlog import run_rows
 from redpss.sched.runners import execute
 from redpss.sched.runs import FAILED, OK, RunRequest, RunResult
+from tests.sched.load_process import load_request as request
 from tests.support.daemons import DaemonProcess
 from tests.support.file_access import WITHOUT_FILE_ACCESS_OVERRIDE, owned_by_another_user
 
@@ -137,20 +138,6 @@ class Site:
         )
         outcome: dict[str, object] = json.loads(done.stdout)
         return outcome
-
-
-def request(command: str) -> RunRequest:
-    return RunRequest(
-        run_id=f"run-{time.monotonic_ns()}",
-        kind="JOB",
-        schema="LOADS",
-        id=7,
-        name="LOAD_ORDERS",
-        pool="LOADER",
-        job_type="LOAD",
-        command=command,
-        timeout=60,
-    )
 
 
 @pytest.fixture(scope="module")
