@@ -76,9 +76,15 @@ class Naming:
     def in_the_way(self, source: Path) -> str | None:
         """Why the conversion cannot write its temporary names: one is taken by something it did not write (a
         user's file or folder); None when both are free or its own."""
-        for taken in (self.part(source), self.ready(source)):
-            if os.path.lexists(taken) and not written_by_us(taken):
-                return f"{taken.name} is in the way (not a file {self.tag} wrote): remove it, then upload again"
+        part = self.part(source).name
+        try:  # the output's pieces too: .part, .part.1, ..., .part.joined (csvout.CsvSink), and .ready
+            names = {part, self.ready(source).name}
+            taken = [e for e in source.parent.iterdir() if e.name in names or e.name.startswith(part + ".")]
+        except OSError:
+            return None  # not listable: the conversion's own error says so
+        for entry in sorted(taken):
+            if not written_by_us(entry):
+                return f"{entry.name} is in the way (not a file {self.tag} wrote): remove it, then upload again"
         return None
 
 

@@ -153,6 +153,15 @@ class ConvertService(Service):
             log.info("conversion of %s stopped; it is converted again at the next start", source)
         except SourceChanged:
             log.warning("%s changed while it was converted; it is converted again once it stays unchanged", source)
+        except SetAsideError as exc:  # converted, but the source cannot be archived: its folder is not ours to change
+            self.held[source] = time.monotonic() + HOLD_UNMOVABLE
+            log.error(
+                "%s is converted but cannot be moved to data/archive (%s); the CSV waits, tried again in %d minutes%s",
+                source,
+                exc,
+                HOLD_UNMOVABLE // 60,
+                f" (fix: {exc.fix})" if exc.fix else "",
+            )
         except OSError as exc:
             self.held[source] = time.monotonic() + HOLD_FAILED
             log.error("conversion of %s failed: %s; it is tried again in %d s", source, exc, HOLD_FAILED)
@@ -180,7 +189,7 @@ class ConvertService(Service):
                 reason,
                 exc,
                 HOLD_UNMOVABLE // 60,
-                f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) else "",
+                f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) and exc.fix else "",
             )
             return
         self.rejected += 1

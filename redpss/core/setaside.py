@@ -64,7 +64,8 @@ def _taken(path: Path) -> bool:
 
 
 class SetAsideError(OSError):
-    """A move that failed and was undone; `fix` says what would let it work, for the log and the run's message."""
+    """A move that failed and was undone; `fix` says what would let it work ("" when nothing obvious would), for the
+    log and the run's message."""
 
     def __init__(self, exc: OSError, fix: str) -> None:
         super().__init__(exc.errno, exc.strerror or str(exc), exc.filename)
@@ -86,7 +87,7 @@ def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:
             source.rename(target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                raise SetAsideError(exc, _may_not_change(source)) from exc
+                raise SetAsideError(exc, _fix(exc, source, "g+w")) from exc
             _copy_then_remove(source, target)
     except OSError:
         if reason is not None:
@@ -98,11 +99,15 @@ def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:
 
 
 def _copy_then_remove(source: Path, target: Path) -> None:
+    """The move across file systems; whatever fails, the file is in one place only (its source) afterwards."""
+    if not os.access(source.parent, os.W_OK | os.X_OK):  # known before copying what could not be removed after
+        denied = PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(source.parent))
+        raise SetAsideError(denied, _fix(denied, source, "g+w"))
     partial = target.with_name(f".{target.name}.moving")
     try:
         src = source.open("rb")
     except OSError as exc:
-        raise SetAsideError(exc, "make it readable for group redftp (chmod g+r)") from exc
+        raise SetAsideError(exc, _fix(exc, source, "g+r")) from exc
     try:
         with src, partial.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
@@ -112,13 +117,20 @@ def _copy_then_remove(source: Path, target: Path) -> None:
     except OSError:
         partial.unlink(missing_ok=True)  # a full disk: no half copy left behind
         raise
-    fsync_folder(target.parent)
     try:
+        fsync_folder(target.parent)
         source.unlink()
+    except FileNotFoundError:
+        return  # removed meanwhile by someone else: the copy is the file now
     except OSError as exc:  # the copy goes: a file in two places would be loaded or converted twice
         target.unlink(missing_ok=True)
-        raise SetAsideError(exc, _may_not_change(source)) from exc
+        raise SetAsideError(exc, _fix(exc, source, "g+w")) from exc
 
 
-def _may_not_change(source: Path) -> str:
+def _fix(exc: OSError, source: Path, mode: str) -> str:
+    """What lets the instance user read (`g+r`) or move (`g+w`) an upload, when permissions are what failed."""
+    if exc.errno not in (errno.EACCES, errno.EPERM):
+        return ""
+    if mode == "g+r":
+        return f"make {source.name} readable for group redftp (chmod g+r)"
     return f"let the instance user change {source.parent} (chmod g+w on it, e.g. a folder an sFTP user made)"

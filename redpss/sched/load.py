@@ -398,7 +398,7 @@ def _cannot_move(path: Path, paths: InstancePaths, report: LoadReport, exc: OSEr
     """A file that stays in data/input because it cannot be moved to `to`: named in the run's message and logged at
     ERROR with what to do; `then` says what happens to it."""
     relative = path.relative_to(paths.data_input)
-    fix = f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) else ""
+    fix = f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) and exc.fix else ""
     why = f"cannot be moved to {to} ({exc}){fix}; {then}"
     report.stuck.append((str(relative), why))
     log.error("input/%s %s", relative, why)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -98,9 +99,12 @@ def test_remove_tree_removes_a_tree_deeper_than_python_recurses(tmp_path: Path) 
         os.mkdir(".removing-1", dir_fd=fd)
         os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
     os.close(fd)
-    with Dir.open(tmp_path) as top:
-        assert top.remove_tree("tree")
-    assert list(tmp_path.iterdir()) == []
+    try:
+        with Dir.open(tmp_path) as top:
+            assert top.remove_tree("tree")
+        assert list(tmp_path.iterdir()) == []
+    finally:  # pytest's own clean-up of old temporary folders uses shutil.rmtree: never leave it such a tree
+        subprocess.run(["rm", "-rf", "--", str(tmp_path / "tree")], check=True)
 
 
 @pytest.fixture

@@ -55,8 +55,8 @@ class JournalQueue(Generic[T]):
         self.fallback = fallback
         self.note, self.what, self.kept = note, what, kept
         self.queue_size = queue_size
-        self.dropped = 0
-        self._render_failed = False
+        self.dropped = 0  # entries the queue had no room for (counted by the submitting thread)
+        self.unmade = 0  # entries that could not be made into a record (counted by the sending thread)
         self._queue: collections.deque[T] = collections.deque()  # appended by the loop, taken by the thread
         self._wake = threading.Event()  # set when items wait and the thread has not been told yet
         self._closing = threading.Event()
@@ -125,7 +125,6 @@ class JournalQueue(Generic[T]):
             elif self.fallback is not None:
                 self.fallback.handle(self.render(item))
         except Exception:  # one entry that cannot be made must not end the thread (and with it all forwarding)
-            self.dropped += 1
-            if not self._render_failed:
-                self._render_failed = True
-                self.note.exception("an entry for journald could not be made; it and any like it are dropped")
+            self.unmade += 1  # the thread's own count: `dropped` is the loop's
+            if self.unmade == 1:
+                self.note.exception("an entry for journald could not be made; it and any like it are left out")
