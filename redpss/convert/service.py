@@ -31,7 +31,7 @@ from redpss.core.daemon import Service
 from redpss.core.filestable import StabilityTracker, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
-from redpss.core.setaside import SetAsideError
+from redpss.core.setaside import SetAsideError, advice
 from redpss.redftp.inputs import watched_input_folders
 
 log = logging.getLogger("redpss.convert")
@@ -70,7 +70,7 @@ class ConvertService(Service):
         self.rejected = 0
         self.rows = 0
         self.waiting: set[Path] = set()  # sources whose CSV name is still taken (said once in the log)
-        self.held: dict[Path, float] = {}  # bad sources that could not be set aside -> monotonic time to try again
+        self.held: dict[Path, float] = {}  # sources that failed or could not be moved -> monotonic time to try again
         self.reported: set[str] = set()  # repeated problems already in the log
         self.next_retention = 0.0
         self.worker: asyncio.Task[None] | None = None
@@ -160,7 +160,7 @@ class ConvertService(Service):
                 source,
                 exc,
                 HOLD_UNMOVABLE // 60,
-                f" (fix: {exc.fix})" if exc.fix else "",
+                advice(exc),
             )
         except OSError as exc:
             self.held[source] = time.monotonic() + HOLD_FAILED
@@ -189,7 +189,7 @@ class ConvertService(Service):
                 reason,
                 exc,
                 HOLD_UNMOVABLE // 60,
-                f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) and exc.fix else "",
+                advice(exc),
             )
             return
         self.rejected += 1

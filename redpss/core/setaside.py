@@ -72,6 +72,11 @@ class SetAsideError(OSError):
         self.fix = fix
 
 
+def advice(exc: OSError) -> str:
+    """` (fix: ...)` for a failed move that has a fix, else "": the tail of a log line or a run's message."""
+    return f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) and exc.fix else ""
+
+
 def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:
     """Move `source` into `folder` (created if needed) under a free name; the path it went to.
 

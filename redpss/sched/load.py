@@ -38,7 +38,7 @@ from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import sql_literal
 from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import SetAsideError, move_file
+from redpss.core.setaside import advice, move_file
 from redpss.redftp.inputs import reachable_below_data
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
@@ -398,8 +398,7 @@ def _cannot_move(path: Path, paths: InstancePaths, report: LoadReport, exc: OSEr
     """A file that stays in data/input because it cannot be moved to `to`: named in the run's message and logged at
     ERROR with what to do; `then` says what happens to it."""
     relative = path.relative_to(paths.data_input)
-    fix = f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) and exc.fix else ""
-    why = f"cannot be moved to {to} ({exc}){fix}; {then}"
+    why = f"cannot be moved to {to} ({exc}){advice(exc)}; {then}"
     report.stuck.append((str(relative), why))
     log.error("input/%s %s", relative, why)
 
