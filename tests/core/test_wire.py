@@ -350,6 +350,23 @@ def test_tls(tmp_path: Path, wire_log: pytest.LogCaptureFixture) -> None:
     assert_no_traceback(wire_log)
 
 
+def test_a_payload_that_does_not_arrive_in_time_is_refused_and_its_buffer_freed(
+    wire_log: pytest.LogCaptureFixture,
+) -> None:
+    """A client that declares a large payload and sends a trickle would hold the buffer made for it for as long as it
+    likes (DBLS: up to 8 MiB a connection); past payload_timeout the request is refused with TIMEOUT and closed."""
+    hello = encode({"op": "hello", "version": 2, "secret": SECRET, "client": "trickle"})
+    with WireServerThread(limits=Limits(payload_timeout=0.5), payload_ops={"echo"}) as server, server.raw() as sock:
+        sock.sendall(hello + encode({"op": "echo", "payload": 1_000_000}) + b"ten bytes.")
+        got = replies(read_reply(sock))
+    assert got[0]["ok"] is True  # the hello
+    assert (got[1]["code"], got[1]["error"]) == (
+        "TIMEOUT",
+        "TEST: a payload of 1000000 bytes did not arrive within 0.5 s",
+    )
+    assert any("[TIMEOUT]" in r.getMessage() for r in wire_log.records)
+
+
 # -- the asyncio client ---------------------------------------------------------------------------------------------
 async def start_server(tmp: JsonLineServer | None = None) -> tuple[JsonLineServer, int, asyncio.Event]:
     release = asyncio.Event()

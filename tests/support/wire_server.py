@@ -15,7 +15,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,8 +34,10 @@ class WireServerThread:
         unix_path: Path | None = None,
         ssl_context: ssl.SSLContext | None = None,
         secret: str = SECRET,
+        payload_ops: Collection[str] = (),
     ) -> None:
         self.limits = limits
+        self.payload_ops = payload_ops
         self.unix_path = unix_path
         self.ssl_context = ssl_context
         self.secret = secret
@@ -97,7 +99,12 @@ class WireServerThread:
         self._stop = asyncio.Event()
         self._release = asyncio.Event()
         self.server = JsonLineServer(
-            self.handle, self.secret, "TEST", limits=self.limits, durable_ops={"store", "sloppy_store"}
+            self.handle,
+            self.secret,
+            "TEST",
+            limits=self.limits,
+            durable_ops={"store", "sloppy_store"},
+            payload_ops=self.payload_ops,
         )
         if self.unix_path is not None:
             await self.server.start_unix(self.unix_path)

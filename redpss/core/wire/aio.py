@@ -487,7 +487,12 @@ class JsonLineServer:
             raise _Refused(Code.TOO_LARGE, f"a payload is limited to {self.limits.max_message} bytes here")
         protocol = connection.writer.transport.get_protocol()
         assert isinstance(protocol, _WireProtocol)
-        return await protocol.read_payload(size)
+        timeout = self.limits.payload_timeout
+        try:
+            async with asyncio.timeout(timeout):  # a client that declares much and sends little holds no buffer long
+                return await protocol.read_payload(size)
+        except TimeoutError:
+            raise _Refused(Code.TIMEOUT, f"a payload of {size} bytes did not arrive within {timeout:g} s") from None
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader, limit: int, before_hello: bool = False) -> Message | None:

@@ -70,6 +70,7 @@ class Limits(Record):
     max_clients: int = 256  # authenticated connections; a hello beyond is refused
     event_backlog: int = MAX_LINE  # bytes of pushed events waiting for a subscriber before it is disconnected
     send_timeout: float = 60.0  # seconds a reply or event may wait for a client that reads nothing; then it is closed
+    payload_timeout: float = 30.0  # seconds a declared payload may take to arrive (its buffer is held meanwhile)
 
 
 def encode(message: Message) -> bytes:
