@@ -367,6 +367,33 @@ def test_a_payload_that_does_not_arrive_in_time_is_refused_and_its_buffer_freed(
     assert any("[TIMEOUT]" in r.getMessage() for r in wire_log.records)
 
 
+def test_payloads_wait_for_room_within_the_servers_payload_budget() -> None:
+    """Payload buffers of all connections together stay within payload_budget: a request whose payload does not fit
+    beside those being handled waits (its connection unread) until one is answered, then goes on."""
+    hello = encode({"op": "hello", "version": 2, "secret": SECRET, "client": "budget"})
+    with WireServerThread(limits=Limits(payload_budget=1000), payload_ops={"held", "echo"}) as server:
+
+        def budget() -> tuple[int, int]:
+            async def look() -> tuple[int, int]:
+                assert server.server is not None
+                return server.server.payloads.used, server.server.payloads.waiting
+
+            return server.run(look)
+
+        with server.raw() as first, server.raw() as second:
+            first_replies, second_replies = first.makefile("rb"), second.makefile("rb")
+            first.sendall(hello + encode({"op": "held", "payload": 800}) + b"x" * 800)
+            assert json.loads(first_replies.readline())["ok"] is True  # the hello
+            wait_for(lambda: budget() == (800, 0), 10, what="the first payload held by its handler")
+            second.sendall(hello + encode({"op": "echo", "payload": 500, "seq": 2}) + b"y" * 500)
+            assert json.loads(second_replies.readline())["ok"] is True
+            wait_for(lambda: budget() == (800, 1), 10, what="the second payload waiting for room")
+            server.release()
+            assert json.loads(first_replies.readline()) == {"ok": True, "late": True}
+            assert json.loads(second_replies.readline())["seq"] == 2
+            wait_for(lambda: budget() == (0, 0), 10, what="the budget given back")
+
+
 # -- the asyncio client ---------------------------------------------------------------------------------------------
 async def start_server(tmp: JsonLineServer | None = None) -> tuple[JsonLineServer, int, asyncio.Event]:
     release = asyncio.Event()

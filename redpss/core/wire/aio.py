@@ -199,6 +199,35 @@ class _RefusalLog:
             self.suppressed.clear()
 
 
+class _PayloadBudget:
+    """The bytes of payloads a server reads or handles at once, all connections together, kept within `limit`.
+
+    A payload's buffer is allocated when its request line is read; without a bound, authenticated clients declaring
+    large payloads on many connections would cost that much memory at once. A request whose payload does not fit
+    waits (its connection is not read meanwhile) until others are answered; one payload alone always fits.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.waiting = 0
+        self._freed = asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        while self.used and self.used + size > self.limit:
+            self.waiting += 1
+            self._freed.clear()
+            try:
+                await self._freed.wait()
+            finally:
+                self.waiting -= 1
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+        self._freed.set()
+
+
 class Connection:
     """One authenticated client of a JsonLineServer; `send` pushes an event to it."""
 
@@ -280,6 +309,7 @@ class JsonLineServer:
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection, awaited by close()
         self._server: asyncio.Server | None = None
         self._closing = False  # close() was called: no new request is started, a reply under way still goes out
+        self.payloads = _PayloadBudget(self.limits.payload_budget)
         self._tls: ssl.SSLContext | None = None  # set by start_tcp: every connection starts with a TLS handshake
         # what one read of a connection takes while it reads lines: with payloads, little, so that a payload's
         # bytes mostly go straight into its own buffer, not through the line reader (see _WireProtocol)
@@ -385,9 +415,7 @@ class JsonLineServer:
                 if self._closing:
                     break  # read while close() ran: not started, so its client sends it again elsewhere
                 connection.busy = True
-                if "payload" in request:
-                    request["payload"] = await self._read_payload(reader, request, connection)
-                await connection.send(await self._answer(request, connection))
+                await self._handle(reader, request, connection)
                 connection.busy = False
             if self._closing:
                 await self._linger(reader, writer)  # so the last reply is not lost to a reset
@@ -405,6 +433,18 @@ class JsonLineServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, request: Message, connection: Connection) -> None:
+        """Read the request's payload, if it has one, and answer it; the payload's bytes go back to the budget once
+        it is answered (the handler is done with the buffer)."""
+        if "payload" not in request:
+            await connection.send(await self._answer(request, connection))
+            return
+        payload = request["payload"] = await self._read_payload(reader, request, connection)
+        try:
+            await connection.send(await self._answer(request, connection))
+        finally:
+            self.payloads.give(len(payload))
 
     async def _start_tls(self, writer: asyncio.StreamWriter) -> None:
         """The server side of the TLS handshake, within the hello deadline; _Refused when it fails or takes longer
@@ -488,11 +528,16 @@ class JsonLineServer:
         protocol = connection.writer.transport.get_protocol()
         assert isinstance(protocol, _WireProtocol)
         timeout = self.limits.payload_timeout
+        await self.payloads.take(size)  # given back once the request is answered (_serve)
         try:
             async with asyncio.timeout(timeout):  # a client that declares much and sends little holds no buffer long
                 return await protocol.read_payload(size)
         except TimeoutError:
+            self.payloads.give(size)
             raise _Refused(Code.TIMEOUT, f"a payload of {size} bytes did not arrive within {timeout:g} s") from None
+        except BaseException:
+            self.payloads.give(size)
+            raise
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader, limit: int, before_hello: bool = False) -> Message | None:

@@ -71,6 +71,7 @@ class Limits(Record):
     event_backlog: int = MAX_LINE  # bytes of pushed events waiting for a subscriber before it is disconnected
     send_timeout: float = 60.0  # seconds a reply or event may wait for a client that reads nothing; then it is closed
     payload_timeout: float = 30.0  # seconds a declared payload may take to arrive (its buffer is held meanwhile)
+    payload_budget: int = 64 * 1024 * 1024  # bytes of payloads read or handled at once, all connections together
 
 
 def encode(message: Message) -> bytes:
