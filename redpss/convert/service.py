@@ -31,7 +31,7 @@ from redpss.core.daemon import Service
 from redpss.core.filestable import StabilityTracker, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
-from redpss.core.setaside import SetAsideError, advice
+from redpss.core.setaside import MAKE_READABLE, SetAsideError, advice
 from redpss.redftp.inputs import watched_input_folders
 
 log = logging.getLogger("redpss.convert")
@@ -202,9 +202,7 @@ class ConvertService(Service):
         try:
             source.open("rb").close()
         except PermissionError as exc:
-            raise BadInput(
-                "", f"the converter cannot read the file ({exc.strerror}); make it readable by group redftp (chmod g+r)"
-            ) from None
+            raise BadInput("", f"the converter cannot read the file ({exc.strerror}); {MAKE_READABLE}") from None
         part = self.naming.part(source)
         taken = regular_file_state(source)
         rows = convert_file(self.kind, source, part, self.cancel, self._progress)

@@ -29,6 +29,7 @@ NAME_MAX = 255  # bytes in one name on Linux file systems (ext4, xfs, tmpfs)
 # and the hidden copy across file systems (`.<name>.moving`).
 RESERVED = max(len(TMP_PREFIX) + len(".reason"), len(".") + len(".moving"))
 KEPT_EXTENSION = 32  # bytes of a name's extension kept when the name is cut
+MAKE_READABLE = "make it readable by group redftp (chmod g+r)"  # the fix for an upload the instance user cannot read
 
 
 def free_name(folder: Path, name: str) -> Path:
@@ -137,5 +138,5 @@ def _fix(exc: OSError, source: Path, mode: str) -> str:
     if exc.errno not in (errno.EACCES, errno.EPERM):
         return ""
     if mode == "g+r":
-        return f"make {source.name} readable for group redftp (chmod g+r)"
+        return MAKE_READABLE
     return f"let the instance user change {source.parent} (chmod g+w on it, e.g. a folder an sFTP user made)"

@@ -38,7 +38,7 @@ from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import sql_literal
 from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import advice, move_file
+from redpss.core.setaside import MAKE_READABLE, advice, move_file
 from redpss.redftp.inputs import reachable_below_data
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
@@ -284,8 +284,8 @@ class Unreadable(Exception):
 
     def __init__(self, exc: OSError) -> None:
         super().__init__(
-            f"the instance user cannot read the file ({exc.strerror}), nor can CFISRV for the database; make it "
-            f"readable by group redftp (chmod g+r), then move it back to data/input"
+            f"the instance user cannot read the file ({exc.strerror}), nor can CFISRV for the database; "
+            f"{MAKE_READABLE}, then move it back to data/input"
         )
 
 
