@@ -63,11 +63,6 @@ class JournalQueue(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=f"{context.service}-journal", daemon=True)
         self._thread.start()
 
-    @property
-    def sends(self) -> bool:
-        """Whether submitted items go anywhere (journald, or the fallback logger)."""
-        return self.handler is not None or self.fallback is not None
-
     def submit(self, items: Sequence[T]) -> None:
         room = self.queue_size - len(self._queue)
         if len(items) > room:
