@@ -1,12 +1,17 @@
-"""The instance's shared secret: every message to a RED-PSS service port carries it.
+"""The instance's shared secret, and the secrets of the services the database reaches, derived from it.
 
-It lives in $REDENV_HOME/etc/instance.secret (mode 0600, created on first use). The database side holds the same
-value in a CONNECTION object, so UDF scripts can authenticate to DBLS, SENDMAIL, SENDFILE and JEXEC; redctl reads
-the file, which only the redsys user can.
+The instance secret lives in $REDENV_HOME/etc/instance.secret (mode 0600, created on first use); redctl, JMON and
+SCHED read the file, which only the redsys user can, and every RED-PSS service port accepts it. The database gets
+less: each of DBLS, JEXEC, SENDMAIL and SENDFILE has a secret of its own, an HMAC of its name under the instance
+secret, which is what `redctl db_install` puts into that service's CONNECTION object. A database user granted
+ACCESS on REDSYS_DBLS (to log) can read that password in a UDF, so it must open DBLS only, not JEXEC's scripts or
+SENDMAIL's relay (docs/decisions.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import stat
 
@@ -34,3 +39,17 @@ def instance_secret(paths: InstancePaths, *, create: bool = True) -> str:
     if len(token) < 32:
         raise StartupError(f"{path} holds no usable secret; remove it and restart the instance to create a new one")
     return token
+
+
+def service_secret(secret: str, service: str) -> str:
+    """The secret of `service` (DBLS, JEXEC, SENDMAIL, SENDFILE) derived from the instance `secret`: the password
+    of its CONNECTION object. One service's secret tells nothing of the instance secret or of another service's."""
+    label = f"redpss service secret {service.upper()}".encode()
+    return hmac.new(secret.encode("utf-8", "surrogatepass"), label, hashlib.sha256).hexdigest()
+
+
+def accepted_secrets(paths: InstancePaths, service: str) -> tuple[str, str]:
+    """What a hello to a database-facing `service` may carry: the instance secret (redsys's own clients) or the
+    service's own (the database's scripts)."""
+    secret = instance_secret(paths)
+    return secret, service_secret(secret, service)

@@ -21,7 +21,7 @@ from redpss.core.db.rowwriter import RowWriter
 from redpss.core.entry import run_instance_daemon
 from redpss.core.logging.journal_queue import JournalQueue
 from redpss.core.paths import InstancePaths
-from redpss.core.secret import instance_secret
+from redpss.core.secret import accepted_secrets
 from redpss.core.services import service_spec
 from redpss.core.wire import (
     PAYLOAD_VERSION,
@@ -69,7 +69,7 @@ class DblsService(Service):
     async def start(self) -> None:
         self.server = JsonLineServer(
             self.handle,
-            instance_secret(self.paths),
+            accepted_secrets(self.paths, "DBLS"),
             "DBLS",
             limits=Limits(max_message=MAX_BATCH_BYTES),
             durable_ops=("log",),

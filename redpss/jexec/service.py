@@ -20,7 +20,7 @@ from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.entry import run_instance_daemon
 from redpss.core.paths import InstancePaths
-from redpss.core.secret import instance_secret
+from redpss.core.secret import accepted_secrets
 from redpss.core.services import service_spec
 from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, unknown_op
 from redpss.core.wire.tls import TlsFiles, server_context
@@ -59,7 +59,7 @@ class JexecService(Service):
         become_subreaper()  # the orphans of a run stay below JEXEC, where the run's end finds and kills them
         self.server = JsonLineServer(
             self.handle,
-            instance_secret(self.paths),
+            accepted_secrets(self.paths, "JEXEC"),
             "JEXEC",
             limits=Limits(max_message=1024 * 1024),
         )

@@ -28,7 +28,7 @@ from redpss.core.db.sqltext import timestamp
 from redpss.core.entry import run_instance_daemon
 from redpss.core.logging import ALERT
 from redpss.core.paths import InstancePaths
-from redpss.core.secret import instance_secret
+from redpss.core.secret import accepted_secrets
 from redpss.core.services import service_spec
 from redpss.core.wire import (
     Code,
@@ -95,7 +95,7 @@ class SendmailService(Service):
         self.context = self.relay.tls_context() if self.relay.encryption != "PLAIN" else None
         self.server = JsonLineServer(
             self.handle,
-            instance_secret(self.paths),
+            accepted_secrets(self.paths, "SENDMAIL"),
             "SENDMAIL",
             limits=Limits(max_message=MAX_REQUEST_BYTES),
             durable_ops=("mail",),

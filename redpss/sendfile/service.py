@@ -27,7 +27,7 @@ from redpss.core.db.rowwriter import RowWriter
 from redpss.core.db.sqltext import timestamp
 from redpss.core.entry import run_instance_daemon
 from redpss.core.paths import InstancePaths
-from redpss.core.secret import instance_secret
+from redpss.core.secret import accepted_secrets
 from redpss.core.services import service_spec
 from redpss.core.wire import (
     PAYLOAD_VERSION,
@@ -94,7 +94,7 @@ class SendfileService(Service):
             self.queue.put_nowait(Job(request_id, request))
         self.server = JsonLineServer(
             self.handle,
-            instance_secret(self.paths),
+            accepted_secrets(self.paths, "SENDFILE"),
             "SENDFILE",
             limits=Limits(max_message=MAX_REQUEST_BYTES),
             durable_ops=("sendfile",),

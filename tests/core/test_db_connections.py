@@ -1,5 +1,6 @@
 """The CONNECTION objects `redctl db_install` creates for the database's scripts: the address from
-db_callback_host, each service's port, the instance's name and secret, and the secret in no log line or error text.
+db_callback_host, each service's port, the instance's name and the service's own secret, and no secret in a log line
+or error text.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import ContractError, ServiceConnection, install
 from redpss.core.db.errors import DatabaseQueryError, mask_secrets
 from redpss.core.paths import InstancePaths
-from redpss.core.secret import instance_secret
+from redpss.core.secret import instance_secret, service_secret
 from redpss.devdb.testing import InProcessDevDb
 
 CALLBACK_HOST = "10.20.30.40"
@@ -71,20 +72,23 @@ def test_db_install_creates_the_connections_and_logs_no_secret(
     assert redctl(["-D", "-i", "TST1", "db_install"]) == 0
     assert redctl(["-D", "-i", "TST1", "db_install"]) == 0  # replaced, not refused, on the second run
     secret = instance_secret(instance, create=False)
+    own = {service: service_secret(secret, service) for service in ("DBLS", "JEXEC", "SENDMAIL", "SENDFILE")}
     assert _connections(devdb) == {
-        "REDSYS_DBLS": (f"{CALLBACK_HOST}:17402", "TST1", secret),
-        "REDSYS_JEXEC": (f"{CALLBACK_HOST}:17403", "TST1", secret),
-        "REDSYS_SENDMAIL": (f"{CALLBACK_HOST}:17404", "TST1", secret),
-        "REDSYS_SENDFILE": (f"{CALLBACK_HOST}:17405", "TST1", secret),
+        "REDSYS_DBLS": (f"{CALLBACK_HOST}:17402", "TST1", own["DBLS"]),
+        "REDSYS_JEXEC": (f"{CALLBACK_HOST}:17403", "TST1", own["JEXEC"]),
+        "REDSYS_SENDMAIL": (f"{CALLBACK_HOST}:17404", "TST1", own["SENDMAIL"]),
+        "REDSYS_SENDFILE": (f"{CALLBACK_HOST}:17405", "TST1", own["SENDFILE"]),
     }
+    assert len({secret, *own.values()}) == 5 and all(len(value) == 64 for value in own.values())
     out, err = capsys.readouterr()
     assert f"connection REDSYS_DBLS to {CALLBACK_HOST}:17402" in out
     for name in ("redpss.core.db", "redpss.devdb", "redpss.cli"):  # DEBUG was on for the client and the server
         assert logging.getLogger(name).isEnabledFor(logging.DEBUG)
     logged = caplog.text + "".join(str(record.args) for record in caplog.records)
-    assert secret not in logged and secret not in out and secret not in err
-    for log_file in instance.log.rglob("*"):  # redctl.log and any other file the commands wrote
-        assert not log_file.is_file() or secret not in log_file.read_text(errors="replace"), log_file
+    for value in (secret, *own.values()):
+        assert value not in logged and value not in out and value not in err
+        for log_file in instance.log.rglob("*"):  # redctl.log and any other file the commands wrote
+            assert not log_file.is_file() or value not in log_file.read_text(errors="replace"), log_file
 
 
 def test_a_failing_create_connection_shows_no_secret(devdb: InProcessDevDb, caplog: pytest.LogCaptureFixture) -> None:

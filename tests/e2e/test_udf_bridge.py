@@ -13,6 +13,7 @@ import pytest
 
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
+from redpss.sql.udf.pss_client import PssClient, PssError
 from tests.support.daemon_set import DaemonSet
 from tests.support.instance_runner import instance_config
 from tests.support.wait import wait_for
@@ -126,3 +127,27 @@ def test_pss_log_inside_a_writing_transaction_never_waits_on_its_own_database(da
         interval=0.2,
         what="the ERROR line in LOG_MESSAGES once the writing transaction ended",
     )
+
+
+def test_a_user_who_may_log_cannot_use_the_password_he_can_read_for_jexec(daemons: DaemonSet) -> None:
+    # Whoever may call PSS_LOG has ACCESS on REDSYS_DBLS, and a UDF of his can read that connection's password.
+    sql = _sql(daemons)
+    sql.execute(
+        "CREATE PYTHON3 SCALAR SCRIPT APP1.READ_PASSWORD (name VARCHAR(128)) RETURNS VARCHAR(200) AS\n"
+        "def run(ctx):\n"
+        "    return exa.get_connection(ctx.name).password\n"
+    )
+    dbls_password = sql.execute("SELECT APP1.READ_PASSWORD('REDSYS_DBLS')").fetchval()
+    jexec_password = sql.execute("SELECT APP1.READ_PASSWORD('REDSYS_JEXEC')").fetchval()
+    instance = instance_secret(daemons.paths, create=False)
+    assert len({dbls_password, jexec_password, instance}) == 3
+    redctl = daemons.inst.config.redctl
+    with PssClient("127.0.0.1", redctl.dbls_port, dbls_password, client="reader") as dbls:
+        assert dbls.ping()["ok"] is True  # it opens DBLS, what it is for
+    with pytest.raises(PssError) as refused:
+        PssClient("127.0.0.1", redctl.jexec_port, dbls_password, client="reader").ping()
+    assert refused.value.code == "AUTH_FAILED"
+    assert "the hello must carry the instance secret or JEXEC's own" in str(refused.value)
+    for secret in (jexec_password, instance):  # JEXEC's own CONNECTION (PSS_EXEC) and redsys's clients
+        with PssClient("127.0.0.1", redctl.jexec_port, secret, client="allowed") as jexec:
+            assert jexec.ping()["ok"] is True

@@ -6,7 +6,8 @@ refused rather than "downgraded". REDSYS registers itself as an application sche
 ALL_* views always unite at least one schema; they are rebuilt whenever the set of schemas changes.
 
 db_install also creates (or replaces) one CONNECTION object per service the database's scripts call: the address
-the Exasol nodes reach this server under, the service's port, and the instance's name and secret. The secret is in
+the Exasol nodes reach this server under, the service's port, the instance's name and that service's own secret
+(core.secret.service_secret: a user who may read one connection gets into that service only). The secret is in
 the statement text only: a failing statement's error names the connection and never carries the text. It also
 creates (or replaces) the scripts of redpss/sql/udf/scripts.py (PSS_LOG, PSS_EXEC), which read those connections.
 """
@@ -199,7 +200,10 @@ def registered_schemas(session: DbSession) -> list[str]:
 
 
 def service_connections(config: Config, paths: InstancePaths, secret: Secret) -> list[ServiceConnection]:
-    """The CONNECTION objects of the instance: [redctl] db_callback_host, each service's port, name and secret."""
+    """The CONNECTION objects of the instance: [redctl] db_callback_host, each service's port and name, and the
+    service's own secret derived from the instance `secret`."""
+    from redpss.core.config import Secret  # noqa: PLC0415 - as service_spec
+    from redpss.core.secret import service_secret  # noqa: PLC0415 - as service_spec
     from redpss.core.services import service_spec  # noqa: PLC0415 - the registry only for db_install
 
     connections = []
@@ -209,7 +213,14 @@ def service_connections(config: Config, paths: InstancePaths, secret: Secret) ->
             raise ContractError(f"{daemon} has no TCP port in {paths.config_file}; the database cannot reach it")
         tls = TlsFiles.of(paths, daemon) if getattr(config.redctl, f"{daemon}_tls", False) else None
         connections.append(
-            ServiceConnection(name, config.redctl.db_callback_host, address[1], paths.redenv, secret, tls)
+            ServiceConnection(
+                name,
+                config.redctl.db_callback_host,
+                address[1],
+                paths.redenv,
+                Secret(service_secret(secret.reveal(), daemon)),
+                tls,
+            )
         )
     redctl = config.redctl
     if redctl.cfi_enabled and redctl.cfi_password.reveal():

@@ -151,6 +151,13 @@ class _WireProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
         return payload
 
 
+def _one_of(secret: bytes, accepted: tuple[bytes, ...]) -> bool:
+    """Whether `secret` is one of `accepted`, compared in constant time with each (no early stop that would tell
+    which one came close)."""
+    matches = [hmac.compare_digest(secret, each) for each in accepted]
+    return any(matches)
+
+
 def describe_peer(writer: asyncio.StreamWriter) -> str:
     """host:port for TCP; pid and uid of the peer for a unix socket (from SO_PEERCRED)."""
     peer = writer.get_extra_info("peername")
@@ -276,6 +283,7 @@ Handler = Callable[[Message, Connection], Awaitable[Message]]
 class JsonLineServer:
     """Serves authenticated JSON-line requests on TCP (host, port), optionally over TLS, or on a unix socket path.
 
+    A hello must carry `secret`, or one of them when several are given (core.secret.accepted_secrets).
     `durable_ops` names the ops whose ok means "the data is safe": their handlers must answer with `durable(...)`.
     `versions` are the protocol versions spoken (a hello with another is refused, with `version_hint` saying what to
     do about it); from version 2 the requests of `payload_ops` may carry a raw payload after their line, which the
@@ -285,7 +293,7 @@ class JsonLineServer:
     def __init__(
         self,
         handler: Handler,
-        secret: str,
+        secret: str | Collection[str],
         name: str,
         limits: Limits | None = None,
         durable_ops: Collection[str] = (),
@@ -295,8 +303,12 @@ class JsonLineServer:
         payload_ops: Collection[str] = (),
     ) -> None:
         self.handler = handler
-        self.secret = secret.encode("utf-8", "surrogatepass")
+        # every secret a hello may carry (a database-facing service: the instance's and its own, core.secret)
+        accepted = [secret] if isinstance(secret, str) else list(secret)
+        self.secrets = tuple(each.encode("utf-8", "surrogatepass") for each in accepted)
         self.name = name
+        own = f" or {name}'s own (the password `redctl db_install` gives its CONNECTION object)"
+        self._secret_wanted = "the instance secret" + (own if len(accepted) > 1 else "")
         self.limits = limits or Limits()
         self.durable_ops = frozenset(durable_ops)
         self.versions = frozenset(versions)
@@ -504,8 +516,8 @@ class JsonLineServer:
                 Code.VERSION_UNSUPPORTED, f"protocol version {version!r:.20} is not spoken here ({spoken}){hint}"
             )
         secret = hello.get("secret")
-        if not isinstance(secret, str) or not hmac.compare_digest(secret.encode("utf-8", "surrogatepass"), self.secret):
-            raise _Refused(Code.AUTH_FAILED, "authentication failed: the hello must carry the instance secret")
+        if not isinstance(secret, str) or not _one_of(secret.encode("utf-8", "surrogatepass"), self.secrets):
+            raise _Refused(Code.AUTH_FAILED, f"authentication failed: the hello must carry {self._secret_wanted}")
         if len(self.connections) >= self.limits.max_clients:
             raise _Refused(Code.TOO_MANY_CONNECTIONS, f"{self.limits.max_clients} clients connected already")
         client = hello.get("client")
