@@ -95,14 +95,17 @@ class ConvertService(Service):
                 )
                 if removed:
                     log.info("removed %d archived source(s) older than %d days", removed, self.retention)
-            folders = watched_input_folders(self.paths)
+            unreadable: list[str] = []
+            folders = watched_input_folders(self.paths, unreadable=unreadable)
+            for problem in unreadable:
+                self._say_once(problem)
             for line in await asyncio.to_thread(publish_orphans, self.naming, self.paths, folders):
                 if line.startswith("cannot"):
                     self._say_once(line)
                 else:
                     log.info("%s", line)
             self.held = {source: until for source, until in self.held.items() if until > time.monotonic()}
-            for source in self.tracker.ready(self._candidates(), now):
+            for source in self.tracker.ready(self._candidates(folders), now):
                 if self.stopping:
                     break
                 if source not in self.held:
@@ -117,13 +120,13 @@ class ConvertService(Service):
         self.reported.add(problem)
         log.warning("%s", problem)
 
-    def _candidates(self) -> list[Path]:
+    def _candidates(self, folders: list[Path]) -> list[Path]:
         found: list[Path] = []
-        for folder in watched_input_folders(self.paths):
+        for folder in folders:
             try:
                 found.extend(p for p in folder.iterdir() if self.naming.is_source(p))
-            except OSError as exc:
-                log.warning("cannot list %s: %s", folder, exc)
+            except OSError as exc:  # gone or changed since the walk: the next pass sees it again
+                self._say_once(f"cannot list {folder}: {exc.strerror or exc}")
         return sorted(found)
 
     async def _take(self, source: Path) -> None:

@@ -86,23 +86,45 @@ def _real_folder(entry: Path) -> bool:
 WATCH_DEPTH = 8  # folder levels below data/input or a user's folder that are still watched
 
 
-def watched_input_folders(paths: InstancePaths, depth: int = WATCH_DEPTH) -> list[Path]:
+def watched_input_folders(
+    paths: InstancePaths, depth: int = WATCH_DEPTH, unreadable: list[str] | None = None
+) -> list[Path]:
     """`iter_input_folders` and the real folders below each, up to `depth` levels: where files to convert arrive.
 
     Other systems drop files into subfolders of data/input (a LOAD job's `files='orders/*.csv'`) and sFTP users may
     upload into folders they make; a file there is as much accepted as one at the top, so it is watched too. Links
     found below a top folder are not followed, and folders starting with "." (tools' work folders) are left out.
+    A folder this process may not list or not enter (a user's `chmod 700`, or 0740) is left out too, since no file in
+    it can be taken; each is described in `unreadable` (when given), for the caller to tell the operator.
     """
     found: list[Path] = []
+    problems: list[str] = []
+
+    def cannot_list(exc: OSError) -> None:
+        problems.append(_unreadable(Path(exc.filename or "?"), exc.strerror or str(exc)))
+
     for top in iter_input_folders(paths):
         below: list[Path] = []
-        for root, folders, _files in os.walk(top):  # an unreadable folder is skipped (os.walk's default)
+        for root, folders, _files in os.walk(top, onerror=cannot_list):
             here = Path(root)
             kept = [name for name in folders if not name.startswith(".") and _real_folder(here / name)]
             folders[:] = kept if len(here.relative_to(top).parts) + 1 < depth else []
             below.extend(here / name for name in kept)
-        found += [top, *sorted(below)]
+        for folder in [top, *sorted(below)]:
+            if os.access(folder, os.X_OK):
+                found.append(folder)
+            elif os.access(folder, os.R_OK):  # a folder not listable either was reported by os.walk already
+                problems.append(_unreadable(folder, "it may be listed but not entered"))
+    if unreadable is not None:
+        unreadable.extend(problems)
     return found
+
+
+def _unreadable(folder: Path, why: str) -> str:
+    return (
+        f"cannot read folder {folder} ({why}): files uploaded there are not taken; the instance user needs read and "
+        "enter rights on it (as group redftp: chmod g+rx)"
+    )
 
 
 def _open_dir(folder: Path) -> Dir:

@@ -150,14 +150,16 @@ def test_no_upload_stops_the_converter_or_makes_it_loop(
     converters: Converters, converter_instance: InstancePaths, user_folder: Path, tmp_path: Path
 ) -> None:
     """What an sFTP user can leave in its folder, seen by a converter bound by file modes as redsys is: entries under
-    the converter's own temporary names (it must still start), a folder it may list but not enter, a file it cannot
-    read, a name too long for the names a conversion needs, a source whose temporary name a folder takes (those three
-    to data/error with a reason), a bad file in a folder it cannot write (left in place, nothing left behind in
-    data/error, said once, not retried in a loop); the other files are converted all the same."""
+    the converter's own temporary names (it must still start), folders it may not enter or list (told once), a file
+    it cannot read, a name too long for the names a conversion needs, a source whose temporary name a folder takes
+    (those three to data/error with a reason), a bad file in a folder it cannot write (left in place, nothing left
+    behind in data/error, said once, not retried in a loop); the other files are converted all the same."""
     (user_folder / ".planted.json.json2csv.ready").mkdir()
     (user_folder / ".planted.json.json2csv.part").mkdir()
     (user_folder / "private" / "inner").mkdir(parents=True)
     owned_by_another_user(user_folder / "private", 0o740)  # its names can be listed, not looked at
+    (user_folder / "locked").mkdir()
+    owned_by_another_user(user_folder / "locked", 0o700)  # not even listed
     daemon = converters.start("json2csv", WITHOUT_FILE_ACCESS_OVERRIDE)
     daemon.wait_log(".planted.json.json2csv.ready left alone: named like a file of json2csv, but not a file it wrote")
     (user_folder / "secret.json").write_text('{"a": 1}\n')
@@ -193,9 +195,12 @@ def test_no_upload_stops_the_converter_or_makes_it_loop(
     (user_folder / "later.json").write_text('{"a": 2}\n')  # passes after bad.json was seen steady again
     wait_for((user_folder / "later.csv").exists, 30, what="later.csv")
     assert daemon.log.count("bad.json cannot be converted") == 1
+    for folder, why in (("private", "it may be listed but not entered"), ("locked", "Permission denied")):
+        told = f"cannot read folder {user_folder / folder} ({why}): files uploaded there are not taken"
+        assert daemon.log.count(told) == 1, daemon.log  # told once, though every pass meets it
     assert sorted(p.name for p in user_folder.iterdir()) == [
         ".blocked.json.json2csv.part", ".planted.json.json2csv.part", ".planted.json.json2csv.ready", "good.csv",
-        "later.csv", "private",
+        "later.csv", "locked", "private",
     ]  # fmt: skip
 
 
