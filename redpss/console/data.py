@@ -230,9 +230,25 @@ def state_of(entry: dict[str, Any] | None, active: bool) -> str:
     return "ACTIVE" if entry.get("active") else "INACTIVE"
 
 
+ROWS_PER_PAGE = 200  # one page of a table: 10,000 jobs on one page were megabytes, rendered again at every refresh
+
+
+def paged(rows: list[dict[str, Any]], number: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Page `number` (1 is the first; beyond the last is the last) of `rows`, and where it lies among them."""
+    pages = max(1, -(-len(rows) // ROWS_PER_PAGE))
+    number = min(max(1, number), pages)
+    first = (number - 1) * ROWS_PER_PAGE
+    shown = rows[first : first + ROWS_PER_PAGE]
+    return shown, {"number": number, "pages": pages, "first": first + 1 if shown else 0,
+                   "last": first + len(shown), "matching": len(rows)}  # fmt: skip
+
+
 @per_page
-def job_table(instance: Instance, schema: str | None, pool: str | None, state: str | None) -> dict[str, Any]:
-    """Jobs and watchers with state, last run, next run and lateness; filtered by schema, pool and state."""
+def job_table(
+    instance: Instance, schema: str | None, pool: str | None, state: str | None, *, page: int = 1, watcher_page: int = 1
+) -> dict[str, Any]:
+    """Jobs and watchers with state, last run, next run and lateness; filtered by schema, pool and state, one page
+    of each table."""
     now = time.time()
     entries = _entries(instance)
     last = _last_runs(instance)
@@ -261,9 +277,14 @@ def job_table(instance: Instance, schema: str | None, pool: str | None, state: s
             and (state is None or row["STATE"] == state)
         )
 
+    shown_jobs, jobs_page = paged([r for r in rows if keep(r)], page)
+    shown_watchers, watchers_page = paged([w for w in watchers if keep(w, with_pool=False) and pool is None],
+                                          watcher_page)  # fmt: skip
     return {
-        "jobs": [r for r in rows if keep(r)],
-        "watchers": [w for w in watchers if keep(w, with_pool=False) and pool is None],
+        "jobs": shown_jobs,
+        "jobs_page": jobs_page,
+        "watchers": shown_watchers,
+        "watchers_page": watchers_page,
         "total_jobs": len(rows),
         "choices": choices,
         "errors": {(e["SCHEMA_NAME"], int(e["WATCHER_ID"])) for e in jobs.list_errors(instance)},

@@ -196,8 +196,18 @@ class Console:
         schema = _choice(params.get("schema"))
         pool = _choice(params.get("pool"))
         state = _choice(params.get("state"))
-        found = await self.call(data.job_table, self.api.instance, schema, pool, state)
-        return self.render(request, "jobs.html", session, schema=schema, pool=pool, state=state, **found)
+        page, watcher_page = _page_number(params.get("page")), _page_number(params.get("wpage"))
+        found = await self.call(
+            data.job_table, self.api.instance, schema, pool, state, page=page, watcher_page=watcher_page
+        )
+
+        def page_link(name: str, number: int) -> str:
+            """This page's URL (its filters kept) showing page `number` of the table paged by `name`."""
+            url = request.url.include_query_params(**{name: number})
+            return f"{url.path}?{url.query}"
+
+        return self.render(request, "jobs.html", session, schema=schema, pool=pool, state=state,
+                           page_link=page_link, **found)  # fmt: skip
 
     async def runs(self, request: Request, session: Session) -> Response:
         params = request.query_params
@@ -266,6 +276,15 @@ def _choice(value: str | None) -> str | None:
     if not value.replace("_", "").isalnum() or len(value) > 128:
         raise ApiError(400, f"{value[:40]!r} is not a name (letters, digits and _)")
     return value.upper()
+
+
+def _page_number(value: str | None) -> int:
+    """A table's page number from the query (1 when absent)."""
+    if not value:
+        return 1
+    if not value.isdigit() or len(value) > 9:
+        raise ApiError(400, f"page {value[:20]!r} is not a page number (1, 2, ...)")
+    return int(value)
 
 
 def _key(request: Request) -> str:

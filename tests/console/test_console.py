@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from redpss.console.data import ROWS_PER_PAGE
 from redpss.core.config import load_config
+from redpss.core.db.sqltext import insert_statement
 from redpss.ops.instance import Instance
 from redpss.ops.status import daemons
 from tests.rest.rest_instance import OPERATOR, READER, RestApi
@@ -230,6 +232,32 @@ def test_operator_resets_a_watcher_executor_error_from_the_page(page_of: Any, ru
     assert running.rows("SELECT RESET_BY FROM APP1.ADM_WATCHER_EXEC_ERROR WHERE RUN_ID = 'r-console'") == [
         {"RESET_BY": f"console ({OPERATOR[0]})"}
     ]
+
+
+def test_a_long_job_list_is_shown_a_page_at_a_time_and_the_pages_keep_the_filter(
+    page_of: Any, api: RestApi, running: RunningInstance, artifacts: Path
+) -> None:
+    # 205 more inactive jobs (APP1.1000...): with APP1.3 and APP1.9, 207 match the filter INACTIVE
+    many = [{"JOB_ID": 1000 + n, "JOB_NAME": f"bulk {n}", "JOB_TYPE": "NOOP", "COMMAND": "-",
+             "INTERVAL_SECONDS": 60, "ACTIVE": False} for n in range(205)]  # fmt: skip
+    running.db().execute(insert_statement("APP1.ADM_JOBS", many))
+    page = page_of(READER)
+    page.goto(f"{api.base}/console/jobs?state=INACTIVE")
+    assert page.locator("table#jobs tbody tr").count() == ROWS_PER_PAGE
+    assert "(rows 1-200 of 207; " in page.locator("h2").first.inner_text()
+    assert page.locator("tr[data-job='APP1.3']").count() == 1 and page.get_by_text("page 1 of 2").count() == 1
+    page.get_by_role("link", name="Next jobs").click()
+    page.wait_for_url(re.compile(r"state=INACTIVE&page=2$"))
+    assert page.locator("table#jobs tbody tr").count() == 7
+    assert page.locator("tr[data-job='APP1.1204']").count() == 1 and page.locator("tr[data-job='APP1.3']").count() == 0
+    shoot(page, artifacts, "jobs-page-2")
+    page.get_by_role("link", name="Previous jobs").click()
+    page.wait_for_url(re.compile(r"state=INACTIVE&page=1$"))
+    assert page.locator("tr[data-job='APP1.3']").count() == 1
+    page.goto(f"{api.base}/console/jobs?page=9")  # beyond the last page: the last one
+    assert page.get_by_text("page 2 of 2").count() == 1
+    page.goto(f"{api.base}/console/jobs?page=two")
+    assert "page 'two' is not a page number (1, 2, ...)" in page.locator("#error").inner_text()
 
 
 def test_the_overview_shows_a_stopped_sched_as_down(page_of: Any, running: RunningInstance, artifacts: Path) -> None:
