@@ -370,6 +370,9 @@ class JmonService(Service):
             return {"ok": False, "error": why}
         if not reply.get("ok"):
             reason = str(reply.get("reason") or "REFUSED")
+            if reason == "LOGGED":  # handled before this JMON started, its row not yet in the database: no new row
+                log.info("%s %s.%s: %s", tick.key[0].lower(), tick.key[1], tick.definition.name, reply.get("error"))
+                return reply
             # EXPIRED: SCHED was stalled past the deadline, and took nothing: as unavailable as not answering at all
             self._skip(tick, "SCHED_UNAVAILABLE" if reason == "EXPIRED" else reason, str(reply.get("error", "")))
             return reply

@@ -19,6 +19,7 @@ from redpss.core.db import DbSession
 from redpss.core.db.rowwriter import RowWriter
 from redpss.core.db.sqltext import timestamp
 from redpss.sched.runs import SKIPPED, RunRequest, RunResult
+from redpss.sched.ticks import LoggedTicks
 
 log = logging.getLogger("redpss.sched.runlog")
 
@@ -134,8 +135,11 @@ def run_log_writer(spool: Path, session: DbSession) -> RowWriter:
     return RowWriter("run log", spool, session, keys=KEYS)
 
 
-def record(writer: RowWriter, rows: list[LogRow]) -> bool:
-    """Hand `rows` to the writer; True once they are on disk, False when held in memory (the spool failed)."""
+def record(writer: RowWriter, rows: list[LogRow], ticks: LoggedTicks | None = None) -> bool:
+    """Hand `rows` to the writer, their ticks to `ticks`; True once they are on disk, False when held in memory (the
+    spool failed)."""
+    if ticks is not None:
+        ticks.note((row.qualified_table, row.values) for row in rows)
     durable = True
     for table in dict.fromkeys(row.qualified_table for row in rows):
         durable &= writer.append(table, [row.values for row in rows if row.qualified_table == table])
@@ -150,8 +154,9 @@ class GroupRecorder:
     (a few hundred runs/s on a busy disk) and hold the next runs' ends back behind it.
     """
 
-    def __init__(self, writer: RowWriter) -> None:
+    def __init__(self, writer: RowWriter, ticks: LoggedTicks | None = None) -> None:
         self.writer = writer
+        self.ticks = ticks
         self._rows: list[LogRow] = []
         self._waiters: list[asyncio.Future[bool]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -176,7 +181,7 @@ class GroupRecorder:
                 rows, waiters = self._rows, self._waiters
                 self._rows, self._waiters = [], []
                 try:
-                    durable = await asyncio.to_thread(record, self.writer, rows)
+                    durable = await asyncio.to_thread(record, self.writer, rows, self.ticks)
                 except BaseException as exc:  # record never fails for the rows; a cancel at the end may
                     for waiter in waiters:
                         if not waiter.done():

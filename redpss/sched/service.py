@@ -34,10 +34,10 @@ from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
 from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes
 from redpss.sched.runlog import GroupRecorder, LogRow, record, run_log_writer, run_rows, skip_row
 from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunRequest, RunResult
+from redpss.sched.ticks import SAME_TICK, LoggedTicks
 
 log = logging.getLogger("redpss.sched")
 
-SAME_TICK = 0.5  # seconds within which two runs of a job are of one tick (a scheduled_at read back from the log)
 KILL_GRACE = 5.0  # seconds past a run's timeout before the master kills a worker that did not answer
 
 
@@ -64,7 +64,8 @@ class SchedService(Service):
         self.retries: dict[str, tuple[RunRequest, asyncio.TimerHandle]] = {}
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED run log"))
         self.runlog = run_log_writer(paths.tmp / "sched-runlog.spool", session)
-        self.recorder = GroupRecorder(self.runlog)
+        self.ticks = LoggedTicks()  # the newest logged tick of each job, also while its row waits in the spool
+        self.recorder = GroupRecorder(self.runlog, self.ticks)
         self.inflight = InFlight(paths.tmp / "sched-running")
         self.commits = CommitMarkers(DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED commits")))
         self.settling: set[asyncio.Task[None]] = set()  # leftover SQL runs waiting for their commit marker
@@ -77,6 +78,7 @@ class SchedService(Service):
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
         self.server = JsonLineServer(self.handle, instance_secret(self.paths), "SCHED")
+        self.ticks.note(self.runlog.waiting())  # rows a previous SCHED logged that the database does not hold yet
         self._reconcile_interrupted()
         starts = []
         for pool in self.pools.values():
@@ -182,7 +184,7 @@ class SchedService(Service):
                     time.time(),
                     left.worker,
                 )
-                record(self.runlog, run_rows(request, result))
+                record(self.runlog, run_rows(request, result), self.ticks)
                 _say_left_over(request, "was in flight", INTERRUPTED)
             self.inflight.finished(request.run_id)
 
@@ -192,7 +194,7 @@ class SchedService(Service):
             why = f"retry {request.attempt} not started: SCHED ended (killed?) while it waited for its time"
         else:
             why = "not started: SCHED ended (killed?) while this run waited in its queue"
-        record(self.runlog, run_rows(request, _result(request, INTERRUPTED, why)))
+        record(self.runlog, run_rows(request, _result(request, INTERRUPTED, why)), self.ticks)
         _say_left_over(request, "was waiting to start", INTERRUPTED)
 
     async def _settle(self, left: LeftOver) -> None:
@@ -335,6 +337,14 @@ class SchedService(Service):
             )
             state = "queued" if self.pools[same_tick.pool].queue.holds(same_tick.run_id) else "started"
             return {"ok": True, "run_id": same_tick.run_id, "state": state, "already": True}
+        logged = self.ticks.logged(request.key, request.scheduled_at) if request.trigger == "SCHEDULE" else None
+        if logged is not None:
+            # JMON restarted after this tick was logged, before the row reached the database it reads its schedule
+            # from: the tick is done, as it would have seen there (sched.ticks)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(request.scheduled_at))
+            why = f"the tick of {when} is logged already (run {logged[0]}, {logged[1]}); not started again"
+            log.info("%s %s.%s: %s", request.kind.lower(), request.schema, request.name, why)
+            return {"ok": False, "reason": "LOGGED", "error": why}
         pool = self.pools[request.pool]
         if len(pool.queue) >= MAX_QUEUE:
             return {"ok": False, "reason": "POOL_FULL", "error": f"pool {pool.name} has {MAX_QUEUE} runs waiting"}
@@ -367,6 +377,8 @@ class SchedService(Service):
             rows = [_skip_record_row(each) for each in records]
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             return {"ok": False, "code": Code.BAD_REQUEST, "error": f"bad skip record: {exc}"}
+        # a tick logged already (JMON restarted before its row reached the database) keeps its one row
+        rows = [row for row in rows if not self.ticks.logs(row.qualified_table, row.values)]
         await self.recorder.record(rows)  # on disk before the answer
         return {"ok": True}
 

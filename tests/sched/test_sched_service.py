@@ -24,6 +24,7 @@ import pytest
 from redpss.core.config import Secret, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.contract import install
+from redpss.core.db.sqltext import timestamp
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
@@ -335,11 +336,11 @@ def test_file_watcher_starts_its_target_job(sched: tuple[DaemonProcess, int], in
         assert finished(conn, watcher["run_id"])["message"] == "condition does not hold"
         arrived = instance.data_input / "orders" / "o1.csv"
         arrived.write_text("1,2\n")  # just written: it may still grow, so it does not count yet
-        watcher1 = {**watcher, "run_id": uuid.uuid4().hex}
+        watcher1 = {**watcher, "run_id": uuid.uuid4().hex, "scheduled_at": watcher["scheduled_at"] + 1}  # next check
         conn.request("submit", run=watcher1)
         assert finished(conn, watcher1["run_id"])["message"] == "condition does not hold"
         os.utime(arrived, (time.time() - 3600, time.time() - 3600))  # untouched for an hour: finished
-        watcher2 = {**watcher, "run_id": uuid.uuid4().hex}
+        watcher2 = {**watcher, "run_id": uuid.uuid4().hex, "scheduled_at": watcher["scheduled_at"] + 2}
         conn.request("submit", run=watcher2)
         ends: dict[int, dict[str, Any]] = {}  # the target may end before or after the watcher's own end event
         while set(ends) != {3, 7}:
@@ -662,3 +663,86 @@ def test_sighup_with_a_broken_config_keeps_the_running_settings_and_says_why(
     with client(instance, port) as conn:
         sizes = {p["pool"]: p["size"] for p in conn.request("status")["pools"]}
     assert sizes == {"DEFAULT": 2, "LOADER": 1, "ACTION": 1}
+
+
+def test_a_tick_whose_row_waits_in_the_spool_is_not_run_or_skipped_again_when_handed_over_again(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths, tmp_path: Path
+) -> None:
+    """A restarted JMON continues each schedule from the newest SCHEDULED_AT in the database; a tick whose row still
+    waits in SCHED's spool (here: no database at all) is found due again and handed over a second time. It was run
+    twice; now SCHED answers that it is logged, whether it kept running meanwhile or was restarted too."""
+    daemon, port = sched
+    hourly = run(id=7, name="HOURLY")
+    skipped = {"kind": "JOB", "schema": "APP1", "id": 8, "name": "SKIPPED", "scheduled_at": 1_700_100_000.0}
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        conn.request("submit", run=hourly)
+        assert finished(conn, hourly["run_id"])["status"] == "OK"
+        conn.request("skip", records=[skipped | {"reason": "OVERLAP", "message": "its previous run is running"}])
+
+        def hand_over_again(conn: BlockingClient) -> None:
+            with pytest.raises(WireError, match=r"is logged already \(run [0-9a-f]{32}, OK\); not started again"):
+                conn.request("submit", run=hourly | {"run_id": uuid.uuid4().hex})
+            with pytest.raises(WireError, match=r"is logged already \(run [0-9a-f]{32}, SKIPPED\)"):
+                conn.request("submit", run=run(id=8, name="SKIPPED", scheduled_at=skipped["scheduled_at"]))
+            conn.request("skip", records=[hourly | {"reason": "MISSED", "message": "JMON was down"}])  # no 2nd row
+
+        hand_over_again(conn)
+        # the next tick and a manual start of the same one are runs of their own
+        later = run(id=7, name="HOURLY", scheduled_at=hourly["scheduled_at"] + 3600)
+        manual = hourly | {"run_id": uuid.uuid4().hex, "trigger": "MANUAL"}
+        for request in (later, manual):
+            conn.request("submit", run=request)
+        finished_all(conn, {later["run_id"], manual["run_id"]})
+    assert _jmon_hands_over(instance, port, later)["reason"] == "LOGGED"  # and JMON adds no row of its own
+    assert daemon.stop() == 0
+    restarted = DaemonProcess("redpss.sched.service", instance, tmp_path / "sched-again")
+    try:
+        restarted.wait_ready()
+        with client(instance, port) as conn:  # the newest tick of each job, read back from the spool
+            with pytest.raises(WireError, match=r"is logged already \(run [0-9a-f]{32}, OK\)"):
+                conn.request("submit", run=later | {"run_id": uuid.uuid4().hex})
+            with pytest.raises(WireError, match=r"is logged already \(run [0-9a-f]{32}, SKIPPED\)"):
+                conn.request("submit", run=run(id=8, name="SKIPPED", scheduled_at=skipped["scheduled_at"]))
+    finally:
+        restarted.close()
+    logged = sorted(
+        (int(r["values"]["JOB_ID"]), r["values"]["SCHEDULED_AT"], r["values"]["STATUS"], r["values"]["RUN_TRIGGER"])
+        for r in spool_rows(instance)
+    )
+    stamp = [timestamp(at) for at in (hourly["scheduled_at"], later["scheduled_at"], skipped["scheduled_at"])]
+    assert logged == [
+        (7, stamp[0], "OK", "MANUAL"),
+        (7, stamp[0], "OK", "SCHEDULE"),
+        (7, stamp[1], "OK", "SCHEDULE"),
+        (8, stamp[2], "SKIPPED", "SCHEDULE"),
+    ]
+
+
+def _jmon_hands_over(instance: InstancePaths, port: int, request: dict[str, Any]) -> dict[str, Any]:
+    """JMON's hand-over of `request`'s tick to the real SCHED (only the attributes it uses); SCHED's answer. Asserts
+    that JMON queued no skipped tick for it."""
+    import asyncio  # noqa: PLC0415
+    from collections import deque  # noqa: PLC0415
+
+    from redpss.core.wire import AsyncClient  # noqa: PLC0415
+    from redpss.jmon.schedule import Definition, Tick  # noqa: PLC0415
+    from redpss.jmon.service import JmonService  # noqa: PLC0415
+    from redpss.jmon.stats import StatsCollector  # noqa: PLC0415
+
+    jmon = JmonService.__new__(JmonService)
+    jmon.clock, jmon.stats, jmon.waiting_skips = time.time, StatsCollector(), deque()
+    fields = {name: request[name] for name in ("kind", "schema", "id", "name", "job_type")}
+    definition = Definition("JOB", request["schema"], request["id"], request["name"], True, 3600.0, None,
+                            payload=fields)  # fmt: skip
+
+    async def hand_over() -> dict[str, Any]:
+        jmon.sched = await AsyncClient.connect_tcp("127.0.0.1", port, instance_secret(instance), "jmon-test")
+        try:
+            return await jmon._handle_tick(Tick(definition.key, definition, request["scheduled_at"], "RUN"))
+        finally:
+            await jmon.sched.close()
+
+    reply = asyncio.run(hand_over())
+    assert not jmon.waiting_skips
+    return reply
