@@ -673,7 +673,13 @@ def test_a_tick_whose_row_waits_in_the_spool_is_not_run_or_skipped_again_when_ha
     twice; now SCHED answers that it is logged, whether it kept running meanwhile or was restarted too."""
     daemon, port = sched
     hourly = run(id=7, name="HOURLY")
-    skipped = {"kind": "JOB", "schema": "APP1", "id": 8, "name": "SKIPPED", "scheduled_at": 1_700_100_000.0}
+    skipped: dict[str, Any] = {
+        "kind": "JOB",
+        "schema": "APP1",
+        "id": 8,
+        "name": "SKIPPED",
+        "scheduled_at": 1_700_100_000.0,
+    }
     with client(instance, port) as conn:
         conn.request("subscribe")
         conn.request("submit", run=hourly)
