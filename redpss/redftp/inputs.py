@@ -8,8 +8,9 @@ included, with `watched_input_folders`.
 
 from __future__ import annotations
 
+import glob
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from redpss.core.paths import InstancePaths
 from redpss.redftp.errors import RedftpError
@@ -118,6 +119,45 @@ def watched_input_folders(
     if unreadable is not None:
         unreadable.extend(problems)
     return found
+
+
+def folders_a_glob_cannot_search(root: Path, pattern: str) -> list[str]:
+    """The folders below `root` that a glob of `pattern` must list or enter but this process may not, each described
+    as `watched_input_folders` describes one.
+
+    `Path.glob` passes over such a folder without a word, so a LOAD job whose files lie in a folder an sFTP user made
+    private would load nothing and say nothing. A folder is entered to reach anything inside it, and listed only
+    when the next part of the pattern is a wildcard (`orders/*.csv` lists orders/, `orders/a.csv` does not).
+    """
+    parts = PurePosixPath(pattern).parts
+    problems: list[str] = []
+    level = [root]
+    for index, part in enumerate(parts):
+        needs = os.X_OK | (os.R_OK if glob.has_magic(part) else 0)
+        for folder in level:
+            why = _missing_rights(folder, needs)
+            if why:
+                problems.append(_unreadable(folder, why))
+        if index + 1 < len(parts):
+            level = [p for p in root.glob(str(PurePosixPath(*parts[: index + 1]))) if _searchable_folder(p)]
+    return list(dict.fromkeys(problems))
+
+
+def _missing_rights(folder: Path, needs: int) -> str | None:
+    if not os.access(folder, os.X_OK):
+        return "it may be listed but not entered" if os.access(folder, os.R_OK) else "it may not be entered"
+    if needs & os.R_OK and not os.access(folder, os.R_OK):
+        return "it may be entered but not listed"
+    return None
+
+
+def _searchable_folder(path: Path) -> bool:
+    """A folder (a link to one counts, as Path.glob follows it); one below a folder we may not enter is reported
+    through that folder."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _unreadable(folder: Path, why: str) -> str:

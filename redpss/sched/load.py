@@ -39,7 +39,7 @@ from redpss.core.db.sqltext import sql_literal
 from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import MAKE_READABLE, advice, move_file
-from redpss.redftp.inputs import reachable_below_data
+from redpss.redftp.inputs import folders_a_glob_cannot_search, reachable_below_data
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
 
@@ -204,6 +204,7 @@ class LoadReport:
     waiting: int = 0  # matching files not settled yet
     skipped: list[str] = dataclasses.field(default_factory=list)  # files reached through a link CFISRV does not follow
     stuck: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, why it could not be moved)
+    unsearchable: list[str] = dataclasses.field(default_factory=list)  # folders of the glob the user may not read
 
     @property
     def rows(self) -> int:
@@ -232,6 +233,8 @@ class LoadReport:
                 f"{len(self.skipped)} file(s) skipped, reached through a link CFISRV does not follow: "
                 + ", ".join(self.skipped[:5])
             )
+        if self.unsearchable:
+            parts.append(f"{len(self.unsearchable)} folder(s) not searched: " + "; ".join(self.unsearchable[:5]))
         return "; ".join(parts)
 
 
@@ -259,6 +262,9 @@ def load_files(
     report = LoadReport()
     _forget_old(session, config.redctl.log_retention)
     interval, now = config.redctl.ingest_stable_seconds, time.time()
+    for problem in folders_a_glob_cannot_search(paths.data_input, command.files):
+        report.unsearchable.append(problem)
+        log.warning("files=%r: %s", command.files, problem)
     for path in sorted(paths.data_input.glob(command.files)):
         if is_temporary_name(path.name) or regular_file_state(path) is None:
             continue  # an upload in progress, a folder or a link

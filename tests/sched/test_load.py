@@ -320,6 +320,43 @@ def test_a_file_that_cannot_be_read_or_moved_keeps_no_other_file_from_loading(si
     assert (site.paths.data_archive / "in" / "a-sub" / "x.csv").exists() and not stuck.exists()
 
 
+def test_a_folder_the_glob_cannot_search_is_named_in_the_message_and_the_others_load(site: Site) -> None:
+    """Path.glob passes over a folder it may not list or enter without a word: as the redsys user, the run names
+    each such folder with the fix, and loads the files it can reach."""
+    hidden = site.drop("in/private/a.csv", HEADER + "1,listed not entered,1,\n")
+    owned_by_another_user(hidden.parent, 0o740)
+    locked = site.drop("in/locked/b.csv", HEADER + "2,neither,1,\n")
+    owned_by_another_user(locked.parent, 0o700)
+    blind = site.drop("in/blind/c.csv", HEADER + "3,entered not listed,1,\n")
+    owned_by_another_user(blind.parent, 0o711)
+    site.drop("in/open/d.csv", HEADER + "4,good,1,\n")
+    outcome = site.load_as_instance_user("table=LOADS.ORDERS files='in/*/*.csv'")
+    input_folder = site.paths.data_input / "in"
+    assert (outcome["status"], outcome["message"]) == (
+        OK,
+        "1 row(s) from 1 file(s); in/open/d.csv: 1; 3 folder(s) not searched: "
+        + "; ".join(
+            f"cannot read folder {input_folder / name} ({why}): files uploaded there are not taken; the instance user "
+            "needs read and enter rights on it (as group redftp: chmod g+rx)"
+            for name, why in (
+                ("blind", "it may be entered but not listed"),
+                ("locked", "it may not be entered"),
+                ("private", "it may be listed but not entered"),
+            )
+        ),
+    )
+    assert [r[0] for r in site.rows()] == [4]
+    deep = site.load_as_instance_user("table=LOADS.ORDERS files='in/**/*.csv'")
+    assert str(deep["message"]).startswith("0 row(s) from 0 file(s); 3 folder(s) not searched: ")
+    named = site.load_as_instance_user("table=LOADS.ORDERS files='in/locked/b.csv'")  # entering is needed all the same
+    assert str(named["message"]).startswith(
+        "0 row(s) from 0 file(s); 1 folder(s) not searched: "
+        f"cannot read folder {input_folder / 'locked'} (it may not be entered)"
+    )
+    through = site.load_as_instance_user("table=LOADS.ORDERS files='in/blind/c.csv'")  # no listing needed: loaded
+    assert [r[0] for r in site.rows()] == [3, 4] and "not searched" not in str(through["message"])
+
+
 def test_a_file_uploaded_again_while_it_is_loaded_is_left_for_the_next_run(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
