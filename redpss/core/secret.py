@@ -10,10 +10,13 @@ SENDMAIL's relay (docs/decisions.md).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import stat
+import threading
+from pathlib import Path
 
 from redpss.core.errors import StartupError
 from redpss.core.paths import InstancePaths
@@ -25,13 +28,7 @@ def instance_secret(paths: InstancePaths, *, create: bool = True) -> str:
     if not path.exists():
         if not create:
             raise StartupError(f"{path} is missing: start the instance once (or run redsysctl create) to create it")
-        import secrets  # noqa: PLC0415 - only to create it; the CLIs that read it skip random and hashlib
-
-        token = secrets.token_hex(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
-        return token
+        _create(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise StartupError(f"{path} has mode {mode:04o}, readable by others; run: chmod 600 {path}")
@@ -39,6 +36,25 @@ def instance_secret(paths: InstancePaths, *, create: bool = True) -> str:
     if len(token) < 32:
         raise StartupError(f"{path} holds no usable secret; remove it and restart the instance to create a new one")
     return token
+
+
+def _create(path: Path) -> None:
+    """A new secret at `path`, whole or not at all: the daemons of an instance start together and each makes it
+    when missing, so it is written under a name of this process's own and linked into place; the first link wins
+    and the others read that one (never a file half written)."""
+    import secrets  # noqa: PLC0415 - only to create it; the CLIs that read it skip random and hashlib
+
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_native_id()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def service_secret(secret: str, service: str) -> str:
