@@ -137,6 +137,29 @@ def test_hello_without_version_is_version_one(server: WireServerThread) -> None:
         assert decode(sock.makefile("rb").readline())["ok"] is True
 
 
+def test_another_machine_opening_a_database_facing_service_with_the_instance_secret_is_told_once(
+    wire_log: pytest.LogCaptureFixture,
+) -> None:
+    """A service taking the instance secret and its own (core.secret.accepted_secrets) warns when a peer other than
+    this server itself uses the instance secret: the database's CONNECTION objects still hold it, or it was copied
+    from one. Once per address; the service's own secret, and local clients, are not worth a word."""
+    own = "derived-" + "d" * 56
+    with WireServerThread(secret=(SECRET, own)) as server:
+
+        def opened(secret: str, source: str | None) -> bool:
+            with server.raw(source) as sock:
+                sock.sendall(encode({"op": "hello", "version": PROTOCOL_VERSION, "secret": secret, "client": "t"}))
+                return bool(decode(sock.makefile("rb").readline())["ok"])
+
+        assert opened(own, "127.0.0.2") and opened(SECRET, None) and opened(own, None)
+        assert opened(SECRET, "127.0.0.2") and opened(SECRET, "127.0.0.2") and opened(SECRET, "127.0.0.3")
+        wait_for(lambda: len(warnings_of(wire_log)) == 2, what="a warning for each other address")
+        told = warnings_of(wire_log)
+    assert [line.split(" opened ")[0] for line in told] == ["TEST: 127.0.0.2", "TEST: 127.0.0.3"]
+    assert "the database's CONNECTION objects still carry it" in told[0] and "renew the instance secret" in told[0]
+    assert SECRET not in wire_log.text and own not in wire_log.text
+
+
 def test_blocking_client_reports_the_refusal_code(server: WireServerThread) -> None:
     assert isinstance(server.address, tuple)
     with pytest.raises(WireError, match="authentication failed") as caught:

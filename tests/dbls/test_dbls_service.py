@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from redpss.core.db.rowwriter import CLONE_CUTOFF_FILE
-from redpss.core.secret import instance_secret
+from redpss.core.secret import instance_secret, service_secret
 from redpss.sql.udf.pss_client import LogBuffer, PssError, log_line, log_request
 from tests.dbls.conftest import Dbls
 from tests.support.wait import wait_for
@@ -128,6 +128,10 @@ def test_bad_clients_are_refused_with_a_reply_and_a_log_line_while_a_good_one_ca
             dbls.client("intruder", secret="x" * 64)
         assert refused.value.code == "AUTH_FAILED"
         daemon.wait_log("[AUTH_FAILED]")
+        for other in ("JEXEC", "SENDMAIL", "SENDFILE"):  # another service's secret opens that service only
+            with pytest.raises(PssError, match="DBLS's own") as refused:
+                dbls.client("other", secret=service_secret(instance_secret(dbls.paths), other))
+        dbls.client("own", secret=service_secret(instance_secret(dbls.paths), "DBLS")).close()
 
         old_hello = {"op": "hello", "version": 1, "secret": instance_secret(dbls.paths), "client": "old"}
         old_log = {"op": "log", "lines": [["APP1", "INFO", STAMP, "old", "of protocol 1"]]}

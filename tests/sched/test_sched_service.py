@@ -27,8 +27,8 @@ from redpss.core.db.contract import install
 from redpss.core.db.sqltext import timestamp
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
-from redpss.core.secret import instance_secret
-from redpss.core.wire import BlockingClient, WireError
+from redpss.core.secret import instance_secret, service_secret
+from redpss.core.wire import BlockingClient, Code, WireError
 from redpss.devdb.scripts import ScriptContext, register_script, unregister_script
 from redpss.devdb.testing import InProcessDevDb
 from tests.support.daemons import DaemonProcess
@@ -278,6 +278,14 @@ def test_skipped_ticks_sent_together_are_all_logged_and_a_bad_record_refuses_the
     assert sorted(int(r["JOB_ID"]) for r in rows) == [*range(1, 501), 999]
     assert {r["SKIP_REASON"] for r in rows} == {"OVERLAP"}
     assert rows[0]["MESSAGE"] == "its previous run is still queued"
+
+
+def test_sched_takes_the_instance_secret_only(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
+    """The secrets derived for the services the database reaches (core.secret) do not open SCHED."""
+    for service in ("DBLS", "JEXEC", "SENDMAIL", "SENDFILE"):
+        with pytest.raises(WireError, match=r"must carry the instance secret$") as refused:
+            client(instance, sched[1], service_secret(instance_secret(instance), service))
+        assert refused.value.code == Code.AUTH_FAILED
 
 
 def test_bad_requests_get_errors_that_name_the_problem(

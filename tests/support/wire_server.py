@@ -33,7 +33,7 @@ class WireServerThread:
         limits: Limits | None = None,
         unix_path: Path | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        secret: str = SECRET,
+        secret: str | Collection[str] = SECRET,
         payload_ops: Collection[str] = (),
     ) -> None:
         self.limits = limits
@@ -163,12 +163,15 @@ class WireServerThread:
 
         return self.run(count)
 
-    def raw(self) -> socket.socket:
-        """A connected plain socket (no hello sent) with a 10 s timeout."""
+    def raw(self, source: str | None = None) -> socket.socket:
+        """A connected plain socket (no hello sent) with a 10 s timeout; from the loopback address `source` when
+        given (127.0.0.2 stands for another machine: the server listens on 127.0.0.1)."""
         address = self.address
         family = socket.AF_UNIX if isinstance(address, Path) else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(10)
+        if source is not None:
+            sock.bind((source, 0))
         sock.connect(str(address) if isinstance(address, Path) else address)
         return sock
 

@@ -151,11 +151,21 @@ class _WireProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
         return payload
 
 
-def _one_of(secret: bytes, accepted: tuple[bytes, ...]) -> bool:
-    """Whether `secret` is one of `accepted`, compared in constant time with each (no early stop that would tell
-    which one came close)."""
+def _one_of(secret: bytes, accepted: tuple[bytes, ...]) -> int | None:
+    """The index of `secret` among `accepted`, compared in constant time with each (no early stop that would tell
+    which one came close); None when it is none of them."""
     matches = [hmac.compare_digest(secret, each) for each in accepted]
-    return any(matches)
+    return matches.index(True) if any(matches) else None
+
+
+def _from_elsewhere(writer: asyncio.StreamWriter) -> str | None:
+    """The peer's address when it is not this server's own: a client on this machine connects to the address the
+    server listens on and the kernel gives it that address as its source, so a different one is another machine
+    (the database's nodes). None for such a local client or a unix socket."""
+    peer, own = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+    if not (isinstance(peer, tuple) and isinstance(own, tuple)) or peer[0] == own[0]:
+        return None
+    return str(peer[0])
 
 
 def describe_peer(writer: asyncio.StreamWriter) -> str:
@@ -309,6 +319,7 @@ class JsonLineServer:
         self.name = name
         own = f" or {name}'s own (the password `redctl db_install` gives its CONNECTION object)"
         self._secret_wanted = "the instance secret" + (own if len(accepted) > 1 else "")
+        self._warned_addresses: set[str] = set()  # of peers elsewhere that used the instance secret (told once each)
         self.limits = limits or Limits()
         self.durable_ops = frozenset(durable_ops)
         self.versions = frozenset(versions)
@@ -516,13 +527,33 @@ class JsonLineServer:
                 Code.VERSION_UNSUPPORTED, f"protocol version {version!r:.20} is not spoken here ({spoken}){hint}"
             )
         secret = hello.get("secret")
-        if not isinstance(secret, str) or not _one_of(secret.encode("utf-8", "surrogatepass"), self.secrets):
+        which = _one_of(secret.encode("utf-8", "surrogatepass"), self.secrets) if isinstance(secret, str) else None
+        if which is None:
             raise _Refused(Code.AUTH_FAILED, f"authentication failed: the hello must carry {self._secret_wanted}")
+        if which == 0 and len(self.secrets) > 1:
+            self._instance_secret_from_elsewhere(writer)
         if len(self.connections) >= self.limits.max_clients:
             raise _Refused(Code.TOO_MANY_CONNECTIONS, f"{self.limits.max_clients} clients connected already")
         client = hello.get("client")
         name = client[:100] if isinstance(client, str) else "?"
         return Connection(writer, name, peer, version, self.limits.send_timeout)
+
+    def _instance_secret_from_elsewhere(self, writer: asyncio.StreamWriter) -> None:
+        """A WARNING, once per address, when another machine opens a database-facing service with the instance
+        secret: only RED-PSS's own clients on this server should hold it, so the database's CONNECTION object still
+        carries it (made before each service had a secret of its own) or somebody copied it from one."""
+        address = _from_elsewhere(writer)
+        if address is None or address in self._warned_addresses or len(self._warned_addresses) >= 100:
+            return
+        self._warned_addresses.add(address)
+        log.warning(
+            "%s: %s opened a connection with the instance secret, which only RED-PSS's own clients on this server "
+            "should hold: the database's CONNECTION objects still carry it (made before each service had a secret "
+            "of its own), or it was copied from one. Run `redctl db_install`, then renew the instance secret "
+            '(docs/operations.md, "The instance secret")',
+            self.name,
+            address,
+        )
 
     async def _read_payload(self, reader: asyncio.StreamReader, request: Message, connection: Connection) -> bytearray:
         """The raw bytes a request declared with `"payload": N`; a refusal that closes when it cannot be read."""
