@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from redpss.console import data
 from redpss.console.session import COOKIE, SESSION_SECONDS, Session, SessionKeys
+from redpss.core.digits import is_decimal
 from redpss.core.errors import RedpssError
 from redpss.ops import history, jobs
 from redpss.rest import errors
@@ -282,7 +283,7 @@ def _page_number(value: str | None) -> int:
     """A table's page number from the query (1 when absent)."""
     if not value:
         return 1
-    if not value.isdigit() or len(value) > 9:
+    if not is_decimal(value) or len(value) > 9:
         raise ApiError(400, f"page {value[:20]!r} is not a page number (1, 2, ...)")
     return int(value)
 
@@ -303,7 +304,7 @@ async def _form(request: Request) -> dict[str, str]:
     """
     too_large = ApiError(413, f"the form is larger than {MAX_FORM_BYTES} bytes")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and len(declared) < 20 and int(declared) > MAX_FORM_BYTES:
+    if is_decimal(declared) and len(declared) < 20 and int(declared) > MAX_FORM_BYTES:
         raise too_large
     body = bytearray()
     async for chunk in request.stream():

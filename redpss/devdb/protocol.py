@@ -19,6 +19,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from redpss.core.digits import is_decimal
 from redpss.devdb import wsapi
 from redpss.devdb.errors import AUTH_FAILED, CONNECTION_EXCEPTION, INTERNAL, AuthFailed, DevDbError, Unsupported
 from redpss.devdb.wsconn import MessageTooBig, WebSocketChannel
@@ -302,7 +303,7 @@ def _protocol_version(value: object) -> int:
     """The protocol version to speak: the client's (1 when absent), capped at MAX_PROTOCOL."""
     if value is None:
         return 1
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_decimal(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad_request(f"protocolVersion must be a number from 1 to {MAX_PROTOCOL}, not {_shown(value)}")

@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+from redpss.core.digits import is_decimal
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
     from typing import Any
@@ -43,7 +45,7 @@ def dead_folder(paths: InstancePaths) -> Path:
 def accepted_at(mail_id: str) -> float | None:
     """The acceptance time (epoch seconds) an id starts with; None for a name that is not an id."""
     head = mail_id.split("-", 1)[0]
-    return int(head) / 1e6 if head.isdigit() else None
+    return int(head) / 1e6 if is_decimal(head) else None
 
 
 def _names(folder: Path, suffix: str) -> list[str]:

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from redpss.core.config import Config
+from redpss.core.digits import is_decimal
 from redpss.core.errors import RedpssError
 from redpss.core.paths import InstancePaths
 from redpss.ops import control, history, jobs, status
@@ -78,7 +79,7 @@ class Query:
         if text is None:
             return default
         # the length first: int() of a number past 4,300 digits raises (a 500 and a traceback, before any login)
-        if not text.isascii() or not text.isdigit() or len(text) > 30 or not low <= int(text) <= high:
+        if not is_decimal(text) or len(text) > 30 or not low <= int(text) <= high:
             raise ApiError(400, f"query parameter {name} must be an integer from {low} to {high}")
         return int(text)
 

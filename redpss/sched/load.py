@@ -36,6 +36,7 @@ from redpss.core.db import DbSession
 from redpss.core.db.contract import CFI_CONNECTION
 from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import sql_literal
+from redpss.core.digits import is_decimal
 from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import MAKE_READABLE, advice, move_file
@@ -164,7 +165,7 @@ def _checked_glob(value: str) -> str:
 
 
 def _checked_skip(value: str) -> int:
-    if not value.isdigit() or int(value) > 1000:
+    if not is_decimal(value) or int(value) > 1000:
         raise LoadCommandError(f"skip={value!r} must be the number of header lines, 0 to 1000")
     return int(value)
 

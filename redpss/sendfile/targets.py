@@ -22,6 +22,7 @@ import configparser
 from dataclasses import dataclass
 from pathlib import Path
 
+from redpss.core.digits import is_decimal
 from redpss.core.paths import InstancePaths
 
 CONFIG_NAME = "sendfile.conf"
@@ -112,7 +113,7 @@ def _target(paths: InstancePaths, path: Path, name: str, values: configparser.Se
     if missing:
         raise TargetError(f"{where}: missing {', '.join(missing)}")
     port_text = values.get("port", "22")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not is_decimal(port_text) or not 0 < int(port_text) < 65536:
         raise TargetError(f"{where}: port = {port_text!r} is not a port number")
     key = Path(values["key"])
     folder = values["folder"].rstrip("/") or "/"

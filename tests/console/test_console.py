@@ -256,8 +256,9 @@ def test_a_long_job_list_is_shown_a_page_at_a_time_and_the_pages_keep_the_filter
     assert page.locator("tr[data-job='APP1.3']").count() == 1
     page.goto(f"{api.base}/console/jobs?page=9")  # beyond the last page: the last one
     assert page.get_by_text("page 2 of 2").count() == 1
-    page.goto(f"{api.base}/console/jobs?page=two")
-    assert "page 'two' is not a page number (1, 2, ...)" in page.locator("#error").inner_text()
+    for bad in ("two", "²"):  # '²' is a digit to str.isdigit(), not to int()
+        page.goto(f"{api.base}/console/jobs?page={bad}")
+        assert f"page '{bad}' is not a page number (1, 2, ...)" in page.locator("#error").inner_text()
 
 
 def test_the_overview_shows_a_stopped_sched_as_down(page_of: Any, running: RunningInstance, artifacts: Path) -> None:

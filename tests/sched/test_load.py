@@ -56,6 +56,7 @@ ORDERS = "CREATE TABLE LOADS.ORDERS (ID DECIMAL(9,0), ITEM VARCHAR(40), QTY DECI
         ("table='T; DROP' files=a.csv", "table='T; DROP' is not a table name"),
         ("table=T files=a.csv column_separator=;;", "column_separator=';;' must be exactly one character"),
         ("table=T files=a.csv skip=-1", "skip='-1' must be the number of header lines"),
+        ("table=T files=a.csv skip=²", "skip='²' must be the number of header lines"),  # a digit to isdigit()
         ("table=T files=a.csv row_separator=NL", "row_separator='NL' must be one of LF, CRLF, CR"),
         ("table=T files=a.csv columns=A,B-C", "columns: 'B-C' is not a column name"),
         ("table=T files=a.csv skip=1 skip=2", "skip is given twice"),

@@ -392,7 +392,7 @@ def client_for_connection(connection: Any, client: str, timeout: float = 30.0) -
     if address.startswith("tls://"):
         address, context = _tls_address(address)
     host, separator, port = address.rpartition(":")
-    if not separator or not host or not port.isdigit():
+    if not separator or not host or not (port.isascii() and port.isdigit()):
         raise PssError(f"the connection's address {address[:80]!r} is not host:port: run redctl db_install again")
     return PssClient(
         host.strip("[]"), int(port), str(connection.password or ""), client=client, timeout=timeout, ssl_context=context
