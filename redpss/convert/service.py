@@ -29,6 +29,7 @@ from redpss.convert.files import (
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.filestable import StabilityTracker, regular_file_state
+from redpss.core.logging.recurring import RecurringProblems
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
 from redpss.core.setaside import MAKE_READABLE, SetAsideError, advice
@@ -40,7 +41,6 @@ RETENTION_INTERVAL = 3600.0  # archived sources are checked for expiry hourly
 STALL_LIMIT = 600.0  # a conversion that reads no block for this long is stuck: unhealthy, the watchdog restarts us
 HOLD_UNMOVABLE = 600.0  # a bad source that could not be moved to data/error is tried again after this long
 HOLD_FAILED = 60  # seconds before a conversion that failed for want of space or access is tried again
-REPORTED_LIMIT = 1000  # problems said once in the log, remembered up to this many
 
 
 class ConvertService(Service):
@@ -71,7 +71,7 @@ class ConvertService(Service):
         self.rows = 0
         self.waiting: set[Path] = set()  # sources whose CSV name is still taken (said once in the log)
         self.held: dict[Path, float] = {}  # sources that failed or could not be moved -> monotonic time to try again
-        self.reported: set[str] = set()  # repeated problems already in the log
+        self.problems = RecurringProblems(log)  # what each pass meets again, told when it appears
         self.next_retention = 0.0
         self.worker: asyncio.Task[None] | None = None
 
@@ -98,10 +98,10 @@ class ConvertService(Service):
             unreadable: list[str] = []
             folders = watched_input_folders(self.paths, unreadable=unreadable)
             for problem in unreadable:
-                self._say_once(problem)
+                self.problems.meet(problem)
             for line in await asyncio.to_thread(publish_orphans, self.naming, self.paths, folders):
                 if line.startswith("cannot"):
-                    self._say_once(line)
+                    self.problems.meet(line)
                 else:
                     log.info("%s", line)
             self.held = {source: until for source, until in self.held.items() if until > time.monotonic()}
@@ -110,23 +110,17 @@ class ConvertService(Service):
                     break
                 if source not in self.held:
                     await self._take(source)
-
-    def _say_once(self, problem: str) -> None:
-        """A WARNING for a problem that each pass meets again, logged the first time only."""
-        if problem in self.reported:
-            return
-        if len(self.reported) >= REPORTED_LIMIT:
-            self.reported.clear()
-        self.reported.add(problem)
-        log.warning("%s", problem)
+            self.problems.pass_done()
 
     def _candidates(self, folders: list[Path]) -> list[Path]:
         found: list[Path] = []
         for folder in folders:
             try:
                 found.extend(p for p in folder.iterdir() if self.naming.is_source(p))
-            except OSError as exc:  # gone or changed since the walk: the next pass sees it again
-                self._say_once(f"cannot list {folder}: {exc.strerror or exc}")
+            except FileNotFoundError:
+                continue  # removed since the walk
+            except OSError as exc:  # changed since the walk: the next pass sees it again
+                self.problems.meet(f"cannot list {folder}: {exc.strerror or exc}")
         return sorted(found)
 
     async def _take(self, source: Path) -> None:

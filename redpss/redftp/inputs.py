@@ -51,29 +51,27 @@ def reachable_below_data(data_root: Path, path: Path) -> bool:
     return inside(real, os.path.realpath(root)) or input_link_holding(root, logical, real) is not None
 
 
-def iter_input_folders(paths: InstancePaths) -> list[Path]:
+def iter_input_folders(paths: InstancePaths, unreadable: list[str] | None = None) -> list[Path]:
     """data/input first, then every folder reached through a symbolic link directly in it, sorted by name.
 
     The returned per-user paths go through the link (data/input/alice), so what a reader logs and moves names the
-    instance tree, not the chroot. Dangling links and links to files are skipped. Readers must still not follow
-    links found *inside* a user's folder: the sshd snippet forbids creating them, but defence in depth is cheap.
+    instance tree, not the chroot. Dangling links and links to files are skipped; a link whose folder this process
+    may not reach (a folder on its way it may not enter) is skipped too, and described in `unreadable` when given.
+    Readers must still not follow links found *inside* a user's folder: the sshd snippet forbids creating them,
+    but defence in depth is cheap.
     """
     top = paths.data_input
     if not top.is_dir():
         return []
     folders = [top]
     for entry in sorted(top.iterdir()):
-        if _link_to_folder(entry):
-            folders.append(entry)
+        try:
+            if entry.is_symlink() and entry.is_dir():
+                folders.append(entry)
+        except OSError as exc:
+            if unreadable is not None:
+                unreadable.append(_unreadable(entry, f"its folder cannot be reached: {exc.strerror or exc}"))
     return folders
-
-
-def _link_to_folder(entry: Path) -> bool:
-    """A symbolic link to a folder (one we may not look at counts as none: it is skipped, as an unreadable folder)."""
-    try:
-        return entry.is_symlink() and entry.is_dir()
-    except OSError:
-        return False
 
 
 def _real_folder(entry: Path) -> bool:
@@ -100,22 +98,19 @@ def watched_input_folders(
     """
     found: list[Path] = []
     problems: list[str] = []
-
-    def cannot_list(exc: OSError) -> None:
-        problems.append(_unreadable(Path(exc.filename or "?"), exc.strerror or str(exc)))
-
-    for top in iter_input_folders(paths):
+    for top in iter_input_folders(paths, problems):
         below: list[Path] = []
-        for root, folders, _files in os.walk(top, onerror=cannot_list):
+        for root, folders, _files in os.walk(top):  # a folder it cannot list is found below, with the others
             here = Path(root)
             kept = [name for name in folders if not name.startswith(".") and _real_folder(here / name)]
             folders[:] = kept if len(here.relative_to(top).parts) + 1 < depth else []
             below.extend(here / name for name in kept)
         for folder in [top, *sorted(below)]:
-            if os.access(folder, os.X_OK):
+            why = _missing_rights(folder, os.R_OK | os.X_OK)
+            if why is None:
                 found.append(folder)
-            elif os.access(folder, os.R_OK):  # a folder not listable either was reported by os.walk already
-                problems.append(_unreadable(folder, "it may be listed but not entered"))
+            elif os.path.lexists(folder):  # else removed since the walk: nothing to say
+                problems.append(_unreadable(folder, why))
     if unreadable is not None:
         unreadable.extend(problems)
     return found

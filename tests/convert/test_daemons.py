@@ -160,6 +160,15 @@ def test_no_upload_stops_the_converter_or_makes_it_loop(
     owned_by_another_user(user_folder / "private", 0o740)  # its names can be listed, not looked at
     (user_folder / "locked").mkdir()
     owned_by_another_user(user_folder / "locked", 0o700)  # not even listed
+    (user_folder / "blind").mkdir()
+    owned_by_another_user(user_folder / "blind", 0o711)  # entered, not listed
+    deepest = user_folder.joinpath(*[f"level{n}" for n in range(1, 9)])  # the last level watched, not walked
+    deepest.mkdir(parents=True)
+    owned_by_another_user(deepest, 0o700)
+    carol = tmp_path / "sftp" / "carol"  # a user's folder that cannot be reached: its chroot is not enterable
+    (carol / "upload").mkdir(parents=True)
+    owned_by_another_user(carol, 0o700)
+    (converter_instance.data_input / "carol").symlink_to(carol / "upload")
     daemon = converters.start("json2csv", WITHOUT_FILE_ACCESS_OVERRIDE)
     daemon.wait_log(".planted.json.json2csv.ready left alone: named like a file of json2csv, but not a file it wrote")
     (user_folder / "secret.json").write_text('{"a": 1}\n')
@@ -195,12 +204,25 @@ def test_no_upload_stops_the_converter_or_makes_it_loop(
     (user_folder / "later.json").write_text('{"a": 2}\n')  # passes after bad.json was seen steady again
     wait_for((user_folder / "later.csv").exists, 30, what="later.csv")
     assert daemon.log.count("bad.json cannot be converted") == 1
-    for folder, why in (("private", "it may be listed but not entered"), ("locked", "Permission denied")):
-        told = f"cannot read folder {user_folder / folder} ({why}): files uploaded there are not taken"
+    for folder, why in (
+        (user_folder / "private", "it may be listed but not entered"),
+        (user_folder / "locked", "it may not be entered"),
+        (user_folder / "blind", "it may be entered but not listed"),
+        (deepest, "it may not be entered"),
+        (converter_instance.data_input / "carol", "its folder cannot be reached: Permission denied"),
+    ):
+        told = f"cannot read folder {folder} ({why}): files uploaded there are not taken"
         assert daemon.log.count(told) == 1, daemon.log  # told once, though every pass meets it
+    assert "cannot list" not in daemon.log
+    private = f"cannot read folder {user_folder / 'private'} (it may be listed but not entered)"
+    (user_folder / "private").chmod(0o750)  # mended: its files are taken ...
+    (user_folder / "private" / "inner" / "mended.json").write_text('{"a": 3}\n')
+    wait_for((user_folder / "private" / "inner" / "mended.csv").exists, 30, what="mended.csv")
+    (user_folder / "private").chmod(0o740)  # ... and when it comes back, it is told again
+    wait_for(lambda: daemon.log.count(private) == 2, 30, what="the folder's problem told again")
     assert sorted(p.name for p in user_folder.iterdir()) == [
-        ".blocked.json.json2csv.part", ".planted.json.json2csv.part", ".planted.json.json2csv.ready", "good.csv",
-        "later.csv", "locked", "private",
+        ".blocked.json.json2csv.part", ".planted.json.json2csv.part", ".planted.json.json2csv.ready", "blind",
+        "good.csv", "later.csv", "level1", "locked", "private",
     ]  # fmt: skip
 
 
