@@ -8,7 +8,8 @@ per job and watcher, the newest tick among the rows it logged, counted as JMON's
 trigger but MANUAL and WATCHER, every watcher row), from every append and, at start, from the rows still waiting in
 the spool. A submit of that same tick is answered "already logged", as if JMON had read the row: the spool then
 stands for the database. One entry per job or watcher; nothing older is needed, since JMON hands over at most the
-newest tick due.
+newest tick due. An entry stays after its row reached the database: a tick that ran is not run again whatever the
+database holds (a clock set back past it, a database restored from a backup; docs/decisions.md).
 """
 
 from __future__ import annotations
