@@ -138,6 +138,11 @@ def folders_a_glob_cannot_search(root: Path, pattern: str) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def not_searched(problems: list[str], shown: int = 5) -> str:
+    """The part of a run's MESSAGE naming the folders a glob could not search (LOAD jobs, FILE watchers)."""
+    return f"{len(problems)} folder(s) not searched: " + "; ".join(problems[:shown])
+
+
 def _missing_rights(folder: Path, needs: int) -> str | None:
     if not os.access(folder, os.X_OK):
         return "it may be listed but not entered" if os.access(folder, os.R_OK) else "it may not be entered"

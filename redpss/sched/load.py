@@ -40,7 +40,7 @@ from redpss.core.digits import is_decimal
 from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import MAKE_READABLE, advice, move_file
-from redpss.redftp.inputs import folders_a_glob_cannot_search, reachable_below_data
+from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched, reachable_below_data
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
 
@@ -235,7 +235,7 @@ class LoadReport:
                 + ", ".join(self.skipped[:5])
             )
         if self.unsearchable:
-            parts.append(f"{len(self.unsearchable)} folder(s) not searched: " + "; ".join(self.unsearchable[:5]))
+            parts.append(not_searched(self.unsearchable))
         return "; ".join(parts)
 
 

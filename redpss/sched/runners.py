@@ -78,12 +78,12 @@ def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worke
 
     if request.kind == "WATCHER":
         try:
-            met = _condition_holds(request, session, paths)
+            met, note = _condition_holds(request, session, paths)
         except DatabaseQueryError as exc:
             return result(TIMEOUT if exc.timeout else FAILED, str(exc), exec_error=True)
         except (DatabaseError, OSError, ValueError) as exc:
             return result(FAILED, str(exc), exec_error=True)
-        return result(OK, "condition holds" if met else "condition does not hold", condition_met=met)
+        return result(OK, ("condition holds" if met else "condition does not hold") + note, condition_met=met)
     try:
         outcome = _run_job(request, session, paths)
     except (DatabaseQueryError, TimedOut) as exc:  # TimedOut: a handler's work ended at the run's timeout (JEXEC)
@@ -112,20 +112,26 @@ def _run_job(request: RunRequest, session: DbSession, paths: InstancePaths) -> s
     return handler(request, session, paths)
 
 
-def _condition_holds(request: RunRequest, session: DbSession, paths: InstancePaths) -> bool:
+def _condition_holds(request: RunRequest, session: DbSession, paths: InstancePaths) -> tuple[bool, str]:
+    """Whether the watcher's condition holds, and a note for its MESSAGE: for a FILE condition that does not,
+    the folders on its glob's way the instance user may not list or enter (files there can never count)."""
     if request.condition_type == "QUERY":
         _set_timeout(session, request.timeout)
-        return bool(session.execute(request.command).fetchmany(1))
+        return bool(session.execute(request.command).fetchmany(1)), ""
     pattern = request.command.strip()
     if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
         raise ValueError(f"file condition {pattern!r} must be a glob relative to data/input, e.g. orders/*.csv")
     # a file still being written does not count (core.filestable: the rule JSON2CSV and PARQ2CSV follow too)
     from redpss.core.config import load_config  # noqa: PLC0415 - FILE watchers only
     from redpss.core.filestable import is_stable_file  # noqa: PLC0415
+    from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched  # noqa: PLC0415
 
     interval = load_config(paths.config_file).redctl.ingest_stable_seconds
     now = time.time()
-    return any(is_stable_file(path, interval, now) for path in paths.data_input.glob(pattern))
+    if any(is_stable_file(path, interval, now) for path in paths.data_input.glob(pattern)):
+        return True, ""
+    problems = folders_a_glob_cannot_search(paths.data_input, pattern)
+    return False, ("; " + not_searched(problems)) if problems else ""
 
 
 def _set_timeout(session: DbSession, timeout: float) -> None:

@@ -1,5 +1,6 @@
-"""One LOAD run in a process of its own, as a SCHED LOADER worker carries it out (runners.execute), printing the
-run's outcome as JSON. Tests start it without root's file-access override to see what the redsys user would."""
+"""One LOAD run (or FILE watcher check) in a process of its own, as a SCHED worker carries it out
+(runners.execute), printing the run's outcome as JSON. Tests start it without root's file-access override to see
+what the redsys user would."""
 
 from __future__ import annotations
 
@@ -30,11 +31,27 @@ def load_request(command: str) -> RunRequest:
     )
 
 
-def main(redhome: str, redenv: str, dsn: str, command: str) -> None:
+def file_watcher_request(pattern: str) -> RunRequest:
+    """The request of a check of a FILE watcher (LOADS.CSVSRV, id 7) on `pattern`."""
+    return RunRequest(
+        run_id=f"check-{time.monotonic_ns()}",
+        kind="WATCHER",
+        schema="LOADS",
+        id=7,
+        name="CSVSRV",
+        pool="DEFAULT",
+        condition_type="FILE",
+        command=pattern,
+        timeout=60,
+    )
+
+
+def main(redhome: str, redenv: str, dsn: str, command: str, kind: str = "LOAD") -> None:
     paths = InstancePaths.for_instance(redenv, Path(redhome))
     session = DbSession(DbSettings(dsn=dsn, user="sys", password=Secret("exasol"), encryption=False))
+    request = load_request(command) if kind == "LOAD" else file_watcher_request(command)
     try:
-        result = execute(load_request(command), session, paths, "LOADER-0")
+        result = execute(request, session, paths, "LOADER-0")
     finally:
         session.close()
     print(json.dumps({"status": result.status, "message": result.message, "extra": result.extra}))

@@ -118,8 +118,9 @@ class Site:
     def load(self, command: str) -> object:
         return load_files(request(command), parse_command(command), self.session, self.paths, self.config)
 
-    def load_as_instance_user(self, command: str) -> dict[str, object]:
-        """The outcome of a LOAD run in a process bound by file modes, as the redsys user is (status, message)."""
+    def load_as_instance_user(self, command: str, kind: str = "LOAD") -> dict[str, object]:
+        """The outcome of a LOAD run (or, with kind FILE, a FILE watcher's check of the glob `command`) in a process
+        bound by file modes, as the redsys user is (status, message)."""
         done = subprocess.run(
             [
                 *WITHOUT_FILE_ACCESS_OVERRIDE,
@@ -130,6 +131,7 @@ class Site:
                 self.paths.redenv,
                 self.dsn,
                 command,
+                kind,
             ],
             cwd=Path(__file__).parents[2],
             capture_output=True,
@@ -354,6 +356,14 @@ def test_a_folder_the_glob_cannot_search_is_named_in_the_message_and_the_others_
         "0 row(s) from 0 file(s); 1 folder(s) not searched: "
         f"cannot read folder {input_folder / 'locked'} (it may not be entered)"
     )
+    check = site.load_as_instance_user("in/locked/*.csv", kind="FILE")  # a FILE watcher (CSVSRV) on that folder
+    assert check["message"] == (
+        f"condition does not hold; 1 folder(s) not searched: cannot read folder {input_folder / 'locked'} (it may not "
+        "be entered): files uploaded there are not taken; the instance user needs read and enter rights on it (as "
+        "group redftp: chmod g+rx)"
+    )
+    site.drop("in/open/e.csv", HEADER + "5,next,1,\n")
+    assert site.load_as_instance_user("in/*/*.csv", kind="FILE")["message"] == "condition holds"
     through = site.load_as_instance_user("table=LOADS.ORDERS files='in/blind/c.csv'")  # no listing needed: loaded
     assert [r[0] for r in site.rows()] == [3, 4] and "not searched" not in str(through["message"])
 
