@@ -2,9 +2,10 @@
 
 `SmtpRelay` is a real relay (aiosmtpd) on a loopback port, over STARTTLS, implicit TLS or plain, with SASL auth when
 a user is given, keeping every message it takes. It can be stopped and started again on the same port (a relay that
-is down for a while), refuse recipients for good (550) or for now (451), and hands SENDMAIL the config keys that
-point at it, its own CA file included. The tests use it too (tests/support/smtp_relay.py): it lives here because the
-demo ships in the package, and tests may import the package but not the other way round.
+is down for a while), refuse recipients for good (550) or for now (451) or the sender (553), offer SMTPUTF8 or
+not, and hands SENDMAIL the config keys that point at it, its own CA file included. The tests use it too
+(tests/support/smtp_relay.py): it lives here because the demo ships in the package, and tests may import the package
+but not the other way round.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ class _Handler:
     def __init__(self, relay: SmtpRelay) -> None:
         self.relay = relay
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.relay.refuse_senders:
+            return "553 5.7.1 sender address not owned by the authenticated user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -86,8 +96,11 @@ class SmtpRelay:
         refuse: Iterable[str] = (),
         defer: Iterable[str] = (),
         port: int | None = None,
+        utf8: bool = False,
     ) -> None:
         self.mode = mode
+        self.utf8 = utf8  # offers SMTPUTF8 (addresses beyond ASCII)
+        self.refuse_senders: set[str] = set()  # MAIL FROM refused (553), as a relay does for a sender not owned
         self.user = user
         self.password = password
         self.refuse = set(refuse)
@@ -116,7 +129,7 @@ class SmtpRelay:
         return AuthResult(success=ok)
 
     def start(self) -> None:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": self.utf8}
         if self.mode == "STARTTLS":
             kwargs.update(tls_context=server_context(self.cert_file, self.key_file), require_starttls=True)
         elif self.mode == "TLS":

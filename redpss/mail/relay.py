@@ -21,6 +21,7 @@ log = logging.getLogger("redpss.mail.relay")
 
 SMTP_TIMEOUT = 30.0  # seconds for connect and for each SMTP reply
 SENT, RETRY, DEAD = "SENT", "RETRY", "DEAD"
+MAIL_TOO_LARGE = frozenset({552, 555})  # MAIL FROM refused for this mail's SIZE, or a parameter of it
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,25 @@ class RelaySession:
 
     def send(self, sender: str, recipients: list[str], message: bytes) -> Outcome:
         assert self.smtp is not None
+        options: list[str] = []
+        if not all(address.isascii() for address in (sender, *recipients)):
+            if not self.smtp.has_extn("smtputf8"):
+                wide = next(address for address in (sender, *recipients) if not address.isascii())
+                return Outcome(DEAD, f"{wide} is not an ASCII address, and the relay does not offer SMTPUTF8")
+            options.append("SMTPUTF8")
         try:
-            refused = self.smtp.sendmail(sender, recipients, message)
+            refused = self.smtp.sendmail(sender, recipients, message, mail_options=options)
+        except smtplib.SMTPSenderRefused as exc:
+            if exc.smtp_code in MAIL_TOO_LARGE or not 500 <= exc.smtp_code < 600:
+                return Outcome(_classify(exc.smtp_code), _reply_text(exc.smtp_code, exc.smtp_error))
+            # the sender address (sendmail_smtp_from) or the login: the same for every mail, so a setting to
+            # fix, not a mail to bury; the rest of the round is tried later too
+            self.smtp = None
+            return Outcome(
+                RETRY,
+                f"the relay refused the sender {sender}: {_reply_text(exc.smtp_code, exc.smtp_error)}"
+                " (check [redctl] sendmail_smtp_from and sendmail_smtp_user)",
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             codes = {r: (code, _reply_text(code, text)) for r, (code, text) in exc.recipients.items()}
             worst = min(code for code, _ in codes.values())  # a 4xx among them: worth another try
@@ -157,6 +175,15 @@ def deliver_round(
             except (smtplib.SMTPException, OSError) as exc:
                 outcome = Outcome(RETRY, _describe_failure(settings, exc))
                 session.smtp = None
+            except Exception as exc:  # this mail cannot be sent; it must not end the relay, and with it SENDMAIL
+                log.exception("mail %s cannot be sent", mail_id)
+                outcome = Outcome(DEAD, f"cannot be sent: {type(exc).__name__}: {exc}")
+                session.close()  # in an unknown state: the next mail gets a new session
+                session = RelaySession(settings, context)
+                try:
+                    session.open()
+                except (smtplib.SMTPException, OSError, ssl.SSLError):
+                    session.smtp = None
             record(mail_id, outcome)
     finally:
         session.close()

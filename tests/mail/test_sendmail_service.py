@@ -120,6 +120,38 @@ def test_permanent_refusal_goes_to_dead_letters_with_an_alert_and_a_log_messages
         assert all(row["LOG_LEVEL"] == "ALERT" for row in rows)
 
 
+def test_a_mail_to_a_non_ascii_address_or_a_refused_sender_never_stops_sendmail(
+    mailer_for: MailerFor, tmp_path: Path
+) -> None:
+    """smtplib raises UnicodeEncodeError (no SMTPException) for an address beyond ASCII: that ended the relay task
+    and SENDMAIL, again at every restart. Now such a mail is dead, with the reason, unless the relay offers
+    SMTPUTF8. A relay refusing the sender (a setting, the same for every mail) buries nothing: all wait for the fix."""
+    with SmtpRelay(tmp_path, "PLAIN") as relay:
+        mailer = mailer_for(relay)
+        daemon = mailer.start()
+        with mailer.client() as client:
+            wide = client.send_mail("jörg@example.com", "umlaut", "x")["mail_id"]
+            client.send_mail("ops@example.com", "after it", "y")
+        assert [m.recipients for m in relay.wait_for(1, 30)] == [("ops@example.com",)]
+        reply = wait_for((dead_folder(mailer.paths) / f"{wide}.reply").read_text, 30, what="the dead letter's reply")
+        assert "jörg@example.com is not an ASCII address, and the relay does not offer SMTPUTF8" in reply
+        relay.refuse_senders.add(load_config(mailer.paths.config_file).redctl.sendmail_smtp_from)
+        with mailer.client() as client:
+            waiting = [client.send_mail("ops@example.com", f"while refused {n}", "z")["mail_id"] for n in range(2)]
+        wait_for(lambda: all(f"mail {m} not sent" in daemon.log for m in waiting), 30, what="both tried")
+        assert (
+            "the relay refused the sender redsys@test.example: 553 5.7.1" in spool_summary(mailer.paths)["last_error"]
+            and "check [redctl] sendmail_smtp_from" in spool_summary(mailer.paths)["last_error"]
+        )
+        assert spool_summary(mailer.paths)["dead"] == 1 and daemon.process.poll() is None
+        relay.refuse_senders.clear()
+        relay.wait_for(3, 30)
+    with SmtpRelay(tmp_path, "PLAIN", utf8=True, port=relay.port) as relay:
+        with mailer.client() as client:
+            client.send_mail("jörg@example.com", "umlaut again", "x")
+        assert relay.wait_for(1, 30)[0].recipients == ("jörg@example.com",)
+
+
 def test_temporary_refusal_is_retried_and_an_old_mail_raises_one_alert(mailer_for: MailerFor, tmp_path: Path) -> None:
     with SmtpRelay(tmp_path, "PLAIN", defer={"later@example.com"}) as relay:
         mailer = mailer_for(relay, sendmail_alert_age="1")
