@@ -31,6 +31,14 @@ class CloneGuard:
     def check(self, session: DbSession, config: Config) -> str:
         try:
             assessment = assess(session, self.paths, self.secret)
+        except DatabaseError as exc:
+            # a timeout, an abort, a lost session: whose the database is cannot be told, so nothing starts until
+            # the next poll tells it (never a restore on a guess); a passing trouble, no ALERT
+            reason = f"cannot tell whether the database is this instance's ({exc}); no job starts until it can"
+            log.warning("%s", reason)
+            block(self.paths, reason)
+            return reason
+        try:
             if assessment.verdict is Verdict.RESTORE:
                 log.warning("%s", assessment.message(self.paths))
                 restore(session, config, self.paths, self.secret)

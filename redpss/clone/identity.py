@@ -76,7 +76,9 @@ def database_identity(session: DbSession) -> InstanceIdentity | None:
         rows = session.fetch_dicts(
             f"SELECT INSTANCE_NAME, SERVER_NAME, INSTANCE_ID, SECRET_FINGERPRINT FROM {IDENTITY_TABLE}"  # noqa: S608
         )
-    except DatabaseQueryError:
+    except DatabaseQueryError as exc:
+        if not exc.missing_object:
+            raise  # a timeout or a missing privilege says nothing of the row: the caller holds back and tries again
         return None
     if not rows:
         return None

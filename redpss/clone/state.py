@@ -129,7 +129,7 @@ def clear_logs(session: DbSession) -> list[str]:
         try:
             session.execute(f"DELETE FROM {table}")  # noqa: S608 - contract names
         except DatabaseQueryError as exc:
-            if "not found" not in str(exc).lower():  # a table an older contract did not have yet
+            if not exc.missing_object:  # a table an older contract did not have yet is passed over
                 raise
             continue
         emptied.append(table)

@@ -11,9 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from redpss.clone.identity import database_identity
 from redpss.core.config import Secret
 from redpss.core.db import DbSession, DbSettings
-from redpss.core.db.contract import UNION_VIEWS, ContractError, install, split_statements, sql_files
+from redpss.core.db.contract import (
+    UNION_VIEWS,
+    ContractError,
+    current_version,
+    install,
+    split_statements,
+    sql_files,
+)
+from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.exitcodes import ExitCode
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
@@ -37,6 +46,27 @@ def db(tmp_path: Path) -> Iterator[DbSession]:
     yield session
     session.close()
     server.stop()
+
+
+def test_only_a_missing_object_reads_as_nothing_installed(db: DbSession) -> None:
+    """An empty database has no REDSYS: version 0, no identity. Other failures must not read so: with a clone
+    pending, "no identity" restores the saved state over the database (core.db.errors.missing_object)."""
+    assert current_version(db, "REDSYS") == 0 and database_identity(db) is None
+    with pytest.raises(DatabaseQueryError) as missing:
+        db.fetchall("SELECT VERSION FROM REDSYS.SCHEMA_VERSION")
+    assert missing.value.missing_object
+    db.execute('CREATE USER NOBODY IDENTIFIED BY "pw"')
+    db.execute("GRANT CREATE SESSION TO NOBODY")
+    db.commit()
+    nobody = DbSession(DbSettings(dsn=db.settings.dsn, user="NOBODY", password=Secret("pw"), encryption=False))
+    try:
+        with pytest.raises(DatabaseQueryError) as refused:
+            nobody.execute('CREATE USER OTHER IDENTIFIED BY "x"')
+    finally:
+        nobody.close()
+    assert "insufficient privileges" in refused.value.reason and not refused.value.missing_object
+    timed_out = DatabaseQueryError("statement timed out", reason="object X not found in a text", timeout=True)
+    assert not timed_out.missing_object
 
 
 def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession) -> None:

@@ -184,12 +184,15 @@ def sql_files(component: str) -> list[SqlFile]:
 
 
 def current_version(session: DbSession, component: str) -> int:
-    """The component's installed version; 0 when REDSYS (and so the version table) is not installed yet."""
+    """The component's installed version; 0 when REDSYS (and so the version table) is not installed yet. Any other
+    failure is raised: a timeout is no empty database (it would make a pending clone restore over our own logs)."""
     try:
         rows = session.fetchall(
             "SELECT MAX(VERSION) FROM REDSYS.SCHEMA_VERSION WHERE COMPONENT = {component}", {"component": component}
         )
-    except DatabaseQueryError:
+    except DatabaseQueryError as exc:
+        if not exc.missing_object:
+            raise
         return 0
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 

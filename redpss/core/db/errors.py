@@ -44,15 +44,35 @@ class DatabaseNameMismatch(DatabaseConfigMismatch):
     """The database reached is not the one exa_dbname names: another instance's database, never to be used."""
 
 
+_MISSING_OBJECT = re.compile(r"\bobject \S+ not found\b", re.IGNORECASE)
+
+
 class DatabaseQueryError(DatabaseError):
     """A statement failed in the database; `code` is Exasol's SQL code (e.g. 42000), `timeout`/`aborted` say why."""
 
-    def __init__(self, message: str, *, code: str = "", sql: str = "", timeout: bool = False, aborted: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        sql: str = "",
+        timeout: bool = False,
+        aborted: bool = False,
+        reason: str = "",
+    ):
         super().__init__(message)
         self.code = code
         self.sql = sql
         self.timeout = timeout
         self.aborted = aborted
+        self.reason = reason or message  # the database's own words, without the statement
+
+    @property
+    def missing_object(self) -> bool:
+        """The statement names a table, schema or column that does not exist (Exasol: "object X not found"): the
+        one failure that tells something of what the database holds. Any other (a timeout, an abort, a missing
+        privilege, a lost connection) tells nothing of it, and must not be taken for "not there"."""
+        return not (self.timeout or self.aborted) and _MISSING_OBJECT.search(self.reason) is not None
 
     @property
     def passing(self) -> bool:
@@ -85,6 +105,7 @@ def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> 
             sql=sql,
             timeout=timeout,
             aborted=aborted,
+            reason=text,
         )
     if isinstance(exc, (pyexasol.ExaConnectionError, pyexasol.ExaCommunicationError, OSError)):
         return _connection_error(exc, dsn, text)
