@@ -55,6 +55,36 @@ def _cell(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+def refuse_root_in_another_users_tree(prog: str) -> int:
+    """0; as root in an installation whose instance trees ($REDHOME/env) belong to another user (redsys), a
+    UsageError: root would run programs that user can replace (each instance's bin/redctl) and leave files behind
+    that the daemons, running as that user, cannot change. A tree of root's own (a test, a trial) is root's to run."""
+    import os  # noqa: PLC0415 - the check is cheap; keep the module's imports light for `-h`
+
+    if os.geteuid() != 0:
+        return 0
+    from redpss.core.errors import UsageError  # noqa: PLC0415
+    from redpss.core.paths import redhome_from_env  # noqa: PLC0415
+
+    env = redhome_from_env() / "env"
+    try:
+        owner = env.stat().st_uid
+    except OSError:
+        return 0
+    if owner == 0:
+        return 0
+    import pwd  # noqa: PLC0415
+
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    raise UsageError(
+        f"run {prog} as {name}, the owner of {env}, not as root: root would run programs {name} can replace and "
+        f"leave files {name}'s daemons cannot change (e.g. sudo -u {name} -i {prog} ...)"
+    )
+
+
 def run_command(prog: str, handler: Callable[[], int], *, status: bool = False) -> int:
     """Run a command's handler; RedpssError becomes its message on stderr and its exit code (LSB's 4, unknown,
     for a `status` command)."""

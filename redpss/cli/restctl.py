@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from redpss.cli import systemctl
-from redpss.cli.common import add_instance_argument, instance_paths, run_command
+from redpss.cli.common import add_instance_argument, instance_paths, refuse_root_in_another_users_tree, run_command
 from redpss.cli.redsysctl.instances import ensure_unit_link, rest_unit
 from redpss.core.config import Config, load_config
 from redpss.core.errors import ConfigError
@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command("restctl", lambda: _run(args), status=args.command == "status")
+    return run_command(
+        "restctl", lambda: refuse_root_in_another_users_tree("restctl") or _run(args), status=args.command == "status"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:

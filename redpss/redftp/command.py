@@ -58,7 +58,10 @@ def _read_key(source: str) -> PublicKey:
         label = f"key file {source}"
         try:
             # O_NONBLOCK: a FIFO or device named by mistake must not hang the command before the check below.
-            with os.fdopen(os.open(source, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            # with the rights of whoever ran sudo: root must not open a file for them that they may not read
+            with privilege.caller_rights():
+                fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as handle:
                 if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                     raise RedftpUsageError(f"{label} is not a regular file; give the public key file")
                 data = handle.read(KEY_TEXT_MAX + 1)

@@ -11,13 +11,16 @@ and the redpss package are owned by root and writable by nobody else, and refuse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import redpss
+from redpss.core.digits import is_decimal
 from redpss.core.paths import DEFAULT_REDHOME, redhome_from_env
 from redpss.redftp.errors import RedftpError
 
@@ -28,13 +31,36 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+@contextlib.contextmanager
+def caller_rights() -> Iterator[None]:
+    """Within: the effective user and groups of whoever ran this command through sudo (root's own otherwise), so
+    that a file they name is opened only if they may open it themselves (not /etc/shadow, not a device of root's).
+    sudo sets SUDO_UID and SUDO_GID itself; the rule's env_reset keeps the caller from setting them."""
+    uid, gid, user = (os.environ.get(name, "") for name in ("SUDO_UID", "SUDO_GID", "SUDO_USER"))
+    if not (is_root() and is_decimal(uid) and is_decimal(gid) and int(uid) != 0):
+        yield
+        return
+    own_groups = os.getgroups()
+    os.setgroups(os.getgrouplist(user, int(gid)) if user else [int(gid)])
+    os.setegid(int(gid))
+    os.seteuid(int(uid))
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(own_groups)
+
+
 def launcher(prog: str) -> Path:
-    """The installed command that is running; sudo rules name it, so `python -m` cannot be re-run through sudo."""
-    path = Path(sys.argv[0]).absolute()
-    if path.name != prog or not path.is_file():
+    """The installed command the sudo rule names, $REDHOME/bin/<prog> of the default REDHOME: what runs may be the
+    program of one installed series behind that launcher ($REDHOME/lib/<series>/bin/<prog>), which the rule does
+    not name, so sudo would ask for a password."""
+    path = DEFAULT_REDHOME / "bin" / prog
+    if Path(sys.argv[0]).name != prog or not path.is_file():
         raise RedftpError(
-            f"{prog} must run as root; to run it as another user, start the installed command {prog} "
-            f"(it re-runs itself through sudo), not {sys.argv[0]}"
+            f"{prog} must run as root; to run it as another user, install RED-PSS (it provides {path}, which "
+            f"the sudo rule names) and start the installed command {prog}, not {sys.argv[0]}"
         )
     return path
 
@@ -73,8 +99,10 @@ def check_trusted_code(prog: str) -> None:
     if "SUDO_USER" not in os.environ:
         return
     package = Path(redpss.__file__).parent
-    launcher_path = Path(sys.argv[0]).absolute()
-    candidates = [launcher_path, package]
+    launcher_path = Path(sys.argv[0]).absolute()  # the program behind the launcher the sudo rule names, if any
+    named = DEFAULT_REDHOME / "bin" / prog  # that launcher, and the script its link leads to
+    launchers = [named, named.resolve()] if os.path.lexists(named) else []
+    candidates = [launcher_path, *launchers, package]
     candidates += [p for p in package.rglob("*") if p.suffix == ".py" or p.is_dir()]
     for path in candidates:
         info = path.lstat()
@@ -83,7 +111,7 @@ def check_trusted_code(prog: str) -> None:
                 f"refusing to run {prog} as root through sudo: {path} is not owned by root or is writable by "
                 "group/others, so whoever can change it would get root. Install RED-PSS root-owned"
             )
-    for path in (launcher_path, package, Path(sys.executable)):
+    for path in (launcher_path, *launchers[:1], package, Path(sys.executable)):
         folder = _folder_others_can_change(path)
         if folder is not None:
             raise RedftpError(

@@ -39,6 +39,24 @@ def test_create_builds_instance_with_private_config_and_unit_link(redhome: Path)
     assert redsysctl(["create", "TST1"]) == ExitCode.CONFIG  # refuses an existing instance
 
 
+def test_root_does_not_run_the_clis_in_a_tree_another_user_owns(
+    redhome: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a server, $REDHOME/env belongs to redsys: root running redsysctl would run each instance's bin/redctl,
+    which redsys can replace, and leave root-owned files in the instance tree. A tree of root's own stays root's."""
+    assert redsysctl(["create", "TST1"]) == 0
+    redsysctl(["status", "TST1"])
+    assert "not as root" not in capsys.readouterr().err  # root's own tree
+    os.chown(redhome / "env", 65534, 65534)
+    paths = InstancePaths.for_instance("TST1", redhome)
+    before = sorted(p.name for p in paths.log.iterdir())
+    capsys.readouterr()
+    for cli, args in ((redsysctl, ["status", "TST1"]), (redctl, ["-i", "TST1", "suspend"]), (restctl.main, ["status"])):
+        assert cli(args) in (ExitCode.USAGE, LsbStatus.UNKNOWN)
+        assert "not as root: root would run programs nobody can replace" in capsys.readouterr().err
+    assert sorted(p.name for p in paths.log.iterdir()) == before and not paths.suspend_marker.exists()
+
+
 def test_create_rejects_bad_names(redhome: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert redsysctl(["create", "1bad"]) == ExitCode.CONFIG
     assert "not valid" in capsys.readouterr().err
@@ -201,6 +219,23 @@ def test_parse_show_and_lsb_status() -> None:
     assert systemctl.lsb_status([running, failed]) == LsbStatus.DEAD_WITH_PIDFILE
     assert systemctl.lsb_status([running, stopped]) == LsbStatus.NOT_RUNNING
     assert "result exit-code" in failed.describe()
+
+
+def test_profile_snippet_defines_instance_commands_for_the_owner_of_the_trees_only(redhome: Path) -> None:
+    """A folder under env/ named like a command (`ls`) must not hide it, and for a user who does not own env/ (root
+    on a server, where redsys owns it) no instance command is defined: redsys names the folders."""
+    redsysctl(["create", "TST1"])
+    (redhome / "env" / "ls").mkdir()
+    snippet = Path(__file__).resolve().parents[2] / "etc" / "profile.d" / "redpss.sh"
+
+    def kinds() -> str:
+        script = f'. "{snippet}"; echo "tst1=$(type -t tst1) ls=$(type -t ls)"'
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(redhome), "REDHOME": str(redhome)}
+        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+
+    assert kinds() == "tst1=function ls=file\n"
+    os.chown(redhome / "env", 65534, 65534)
+    assert kinds() == "tst1= ls=file\n"
 
 
 def test_profile_snippet_enters_an_instance(redhome: Path) -> None:

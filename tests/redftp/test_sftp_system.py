@@ -413,6 +413,10 @@ def test_redsys_works_through_the_shipped_sudo_rule_and_only_with_it(site: Site)
         redhome.chmod(0o755)
         moved = site.root.run(["mv", "/app/redsys/bin", "/app/redsys/bin.mine"], user="redsys")
         assert moved.returncode != 0 and "Permission denied" in moved.stderr
+        # sudo run directly with a key file: root opens it with redsys's rights only (not /etc/shadow's contents)
+        direct = site.root.run(["sudo", "-n", *useradd[:-1], "/tmp/root-only.pub"], user="redsys")
+        assert direct.returncode == 2, direct.stderr
+        assert "cannot read key file /tmp/root-only.pub: Permission denied" in direct.stderr
         done = site.root.run(useradd, user="redsys")
         assert done.returncode == 0, done.stderr
         assert "added redftp_tst1_frank" in done.stdout

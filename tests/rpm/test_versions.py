@@ -96,6 +96,26 @@ def test_a_bad_record_is_refused_by_launcher_and_cli(redhome: Path, capsys: pyte
     assert instance_version(tst1) == "? (bad .version)"
 
 
+def test_root_reads_no_record_it_does_not_own_and_follows_no_link(redhome: Path, tmp_path: Path) -> None:
+    """Through sudo's rule the launchers run as root: a .version redsys can write must not choose the code root
+    runs, nor be shown by root (a link to /etc/shadow); `..` must not make the launcher run itself for ever."""
+    tst1 = instance(redhome, "TST1", "0.1")
+    assert run(redhome / "bin/redctl", REDENV="TST1").stdout.startswith("0.1 ")  # root's own record is read
+    os.chown(tst1.version_record, 65534, 65534)  # as redsys owns it
+    assert run(redhome / "bin/redctl", REDENV="TST1").stdout.startswith("0.10 ")  # not by root: the newest
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret-hash:19000:0:99999:7:::\n")
+    tst1.version_record.unlink()
+    tst1.version_record.symlink_to(secret)
+    for program in (redhome / "bin/redctl", tst1.bin / "redctl"):
+        result = run(program, REDENV="TST1")
+        assert result.stdout.startswith("0.10 ") and "secret-hash" not in result.stdout + result.stderr
+    tst1.version_record.unlink()
+    tst1.version_record.write_text("..\n")
+    result = run(tst1.bin / "redctl")
+    assert result.returncode == 127 and "recorded: '..'" in result.stderr
+
+
 def test_move_to_a_series_not_installed_names_the_installed_ones(redhome: Path) -> None:
     tst1 = instance(redhome, "TST1", "0.1")
     with pytest.raises(InstanceError, match=r"version '0\.3' is not installed .*installed: 0\.1, 0\.9, 0\.10"):

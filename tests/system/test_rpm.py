@@ -133,6 +133,12 @@ def test_install_boot_upgrade_second_version_move_and_erase(box: Box) -> None:
     )
     assert box.check(f"cat {REDHOME}/env/tst1/.version").strip() == "0.1"
     assert box.check(f"readlink {REDHOME}/env/tst1/bin/redpss-jmon").strip() == f"{REDHOME}/bin/redpss-launch"
+    # redsys adds an sFTP user: the command re-runs itself through sudo as the rule names it ($REDHOME/bin/...),
+    # not as the series' own program the launcher started
+    added = box.check(
+        "ssh-keygen -q -t ed25519 -N '' -f /tmp/zoe && redftp_useradd TST1 zoe --key /tmp/zoe.pub", user="redsys"
+    )
+    assert "added redftp_tst1_zoe" in added
     # -- boot: multi-user.target's redsys.service starts the autostart instance on its version
     box.check("systemctl start redsys.service", timeout=240)
     first = wait_for(lambda: running(box, JMON, "0.1"), 120, 0.5, "JMON of TST1 on 0.1")

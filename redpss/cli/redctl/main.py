@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from redpss.cli.common import add_instance_argument, run_command
+from redpss.cli.common import add_instance_argument, refuse_root_in_another_users_tree, run_command
 from redpss.cli.redctl.commands import COMMANDS, command_module
 from redpss.core.exitcodes import ExitCode
 
@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="redctl: %(message)s")
     from redpss.core.logging.actions import RedctlAction  # noqa: PLC0415 - only once a command runs
 
+    refused = run_command("redctl", lambda: refuse_root_in_another_users_tree("redctl"))
+    if refused:
+        return refused
     action = RedctlAction.begin(args.instance, args.command, words)  # who did what, when: redctl.log
     code = run_command("redctl", lambda: int(args.handler(args)), status=args.command == "status")
     action.end(code)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.cli import systemctl
-from redpss.cli.common import print_json, print_table, run_command
+from redpss.cli.common import print_json, print_table, refuse_root_in_another_users_tree, run_command
 from redpss.cli.redsysctl import versions
 from redpss.cli.redsysctl.instances import (
     active_units,
@@ -70,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)  # options anywhere: `drop --yes TST3` as `drop TST3 --yes`
     dispatch = _dispatch_versions if args.command in ("versions", "move") else _dispatch
-    return run_command("redsysctl", lambda: dispatch(args), status=args.command in ("status", "status-all"))
+    status = args.command in ("status", "status-all")
+    return run_command(
+        "redsysctl", lambda: refuse_root_in_another_users_tree("redsysctl") or dispatch(args), status=status
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
