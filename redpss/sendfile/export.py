@@ -99,6 +99,7 @@ def export_parquet(connection: Any, query: str, path: Path, *, limit: int | None
                 column_types=schema,
                 true_values=["1", "TRUE", "true"],
                 false_values=["0", "FALSE", "false"],
+                null_values=[""],  # Exasol writes NULL as an empty field; "NA", "null", "nan" are text
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
                 timestamp_parsers=[pacsv.ISO8601],

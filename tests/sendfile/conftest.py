@@ -18,11 +18,12 @@ from tests.support.instance_runner import RunningInstance, instance_config
 MODULES = {"devdb": "redpss.devdb", "sendfile": "redpss.sendfile.service", "sendmail": "redpss.mail.service"}
 
 # A view of `rows` rows over a ten-row table, cross-joined: standard SQL that runs on Exasol and devdb alike. Every
-# type SENDFILE maps, NULLs, and text with the characters CSV has to quote.
+# type SENDFILE maps, NULLs, text with the characters CSV has to quote, and text that CSV readers take for NULL.
 DIGITS = "CREATE TABLE {schema}.DIGITS (N DECIMAL(1,0))"
 VIEW = """CREATE OR REPLACE VIEW {schema}.{name} AS
 SELECT ID,
-       CASE WHEN MOD(ID, 7) = 0 THEN NULL WHEN MOD(ID, 5) = 0 THEN 'say "hi", ok' ELSE 'name ' || ID END AS NAME,
+       CASE WHEN MOD(ID, 7) = 0 THEN NULL WHEN MOD(ID, 5) = 0 THEN 'say "hi", ok' WHEN MOD(ID, 13) = 0 THEN 'NA'
+            WHEN MOD(ID, 17) = 0 THEN 'null' ELSE 'name ' || ID END AS NAME,
        CAST(MOD(ID, 100000) / 100 AS DECIMAL(12,2)) AS AMOUNT,
        CASE WHEN MOD(ID, 11) = 0 THEN NULL ELSE ADD_DAYS(DATE '2024-01-01', MOD(ID, 365)) END AS DAY,
        CASE WHEN MOD(ID, 3) = 0 THEN TIMESTAMP '2024-02-29 23:59:58.123'

@@ -66,6 +66,8 @@ def test_mail_delivery_attaches_the_csv_and_parquet_files(sender_for: SenderFor,
         table = pq.read_table(io.BytesIO(payload))
         assert table.num_rows == 1000
         assert sorted(table.column("ID").to_pylist()) == list(range(1000))
+        names = dict(zip(table.column("ID").to_pylist(), table.column("NAME").to_pylist(), strict=True))
+        assert (names[13], names[17], names[35], names[5]) == ("NA", "null", None, 'say "hi", ok')  # text, not NULL
         # SENDFILE left nothing behind in data/work, and the schema's LOG_MESSAGES has both outcomes.
         assert not any((sender.paths.data_work / "sendfile").rglob("*.*"))
         wait_for(
