@@ -263,11 +263,17 @@ class Mail2CmdService(Service):
                 result = f"{work.command} failed inside MAIL2CMD ({type(exc).__name__}); see its log"
             self.ran += 1
             log.info("%s for %s: %s", work.command, entry.sender, result.splitlines()[0][:300])
+        subject = "".join(c if c.isprintable() else " " for c in entry.subject[:200])  # SENDMAIL takes one line
         try:
-            submit_mail(
-                self.config, self.paths, [entry.sender], f"Re: {entry.subject[:200]}", result + "\n", client="MAIL2CMD"
-            )
-        except (MailNotAccepted, RedpssError) as exc:  # SENDMAIL away, or this instance's secret unusable
+            submit_mail(self.config, self.paths, [entry.sender], f"Re: {subject}", result + "\n", client="MAIL2CMD")
+        except MailNotAccepted as exc:
+            if exc.permanent:  # SENDMAIL will never take this reply: offering it again would loop for good
+                log.error("the reply to %s for %r cannot be sent: %s; it is dropped", entry.sender, subject, exc)
+                self.spool.done(entry)
+                return
+            self._reply_later(entry, result, exc)  # SENDMAIL away
+            return
+        except RedpssError as exc:  # this instance's secret unusable
             self._reply_later(entry, result, exc)
             return
         self.spool.done(entry)

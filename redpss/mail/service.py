@@ -223,8 +223,8 @@ class SendmailService(Service):
                 except OSError as exc:
                     failure = exc
             if temporary:
-                mail.recipients = temporary
-                self._postpone(mail, "; ".join(f"{r}: {outcome.refused[r][1]}" for r in temporary))
+                mail.recipients = temporary  # the others have it: kept durably, or they would get it again
+                self._postpone(mail, "; ".join(f"{r}: {outcome.refused[r][1]}" for r in temporary), durable=True)
             else:
                 self.waiting.pop(mail.mail_id, None)
                 self.sent += 1
@@ -241,13 +241,13 @@ class SendmailService(Service):
             assert outcome.result == RETRY
             self._postpone(mail, outcome.reply)
 
-    def _postpone(self, mail: SpooledMail, why: str) -> None:
+    def _postpone(self, mail: SpooledMail, why: str, *, durable: bool = False) -> None:
         redctl = self.config.redctl
         delay = retry_delay(mail.attempts, redctl.sendmail_retry_delay, redctl.sendmail_retry_max_delay)
         mail.next_try = time.time() + delay
         mail.last_error = why
         log.info("mail %s not sent (try %d): %s; next try in %.0f s", mail.mail_id, mail.attempts, why, delay)
-        self.spool.save_state(mail)
+        self.spool.save_state(mail, durable=durable)
 
     def _bury(self, mail: SpooledMail, reply: str, partial: bool = False) -> None:
         if not partial:

@@ -4,7 +4,9 @@ Each mail is one file `spool/<id>.mail` (a JSON envelope line, then the message 
 name, fsync'd, renamed into place and the folder fsync'd: after `put` returns, a crash or kill -9 cannot lose it,
 and a half-written file never looks like a mail (temporary names are removed at start). Retry state lives beside
 it in `<id>.state`, replaced atomically on each failed try; it is not fsync'd, since losing it only means that the
-mail is tried again sooner. A mail the relay took is removed; one it refused for good moves to dead/ with the reply.
+mail is tried again sooner, except when it narrows the recipients (the relay took the mail for some of them): that
+one is fsync'd, or after a power cut the others would get it a second time. A mail the relay took is removed; one
+it refused for good moves to dead/ with the reply.
 
 Delivery is at least once: only a crash between the relay's "250 OK" and the removal of the file sends a mail twice.
 """
@@ -81,11 +83,12 @@ class Spool:
             file.readline()
             return file.read()
 
-    def save_state(self, mail: SpooledMail) -> None:
+    def save_state(self, mail: SpooledMail, *, durable: bool = False) -> None:
+        """The mail's retry state; `durable` when it names fewer recipients than before (see the module's text)."""
         with self.lock:
             if (self.folder / f"{mail.mail_id}{MAIL_SUFFIX}").exists():  # not sent or buried meanwhile
                 state = json.dumps(mail.state()).encode()
-                write_atomically(self.folder / f"{mail.mail_id}{STATE_SUFFIX}", [state], sync=False)
+                write_atomically(self.folder / f"{mail.mail_id}{STATE_SUFFIX}", [state], sync=durable)
 
     def remove(self, mail_id: str) -> None:
         """The relay took the mail: forget it (the folder is fsync'd, so a restart does not send it again)."""

@@ -167,6 +167,17 @@ def test_a_reply_that_cannot_be_sent_is_logged_and_the_next_command_is_served(
     wait_for(lambda: not any(commands_folder(inst.paths).iterdir()), 30, what="the sent replies removed")
 
 
+def test_a_subject_with_a_control_character_still_gets_its_reply(running: tuple[RunningInstance, SmtpRelay]) -> None:
+    """`status` followed by a vertical tab is the command status (words split at any blank), but "Re: status\\v" is
+    no subject SENDMAIL takes: the reply was refused for good and offered again every minute, for ever."""
+    inst, relay = running
+    send(inst, "status\x0b", f"secret: {SECRET}")
+    [reply] = relay.wait_for(1, 60)
+    assert reply.message()["Subject"].strip() == "Re: status"
+    wait_for(lambda: not any(commands_folder(inst.paths).iterdir()), 30, what="the command forgotten")
+    assert "offered again" not in mail2cmd_log(inst)
+
+
 def reply_text(relay: SmtpRelay, subject: str) -> str:
     [reply] = [r.message() for r in relay.received if r.message()["Subject"] == f"Re: {subject}"]
     body = reply.get_body()
