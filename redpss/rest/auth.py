@@ -29,6 +29,7 @@ import binascii
 import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
@@ -52,6 +53,10 @@ CACHE_SECONDS = 30.0  # how long a checked (user, password) is trusted without a
 CACHE_ENTRIES = 1024
 FAILURE_LIMIT = 5  # failed logins per client address within FAILURE_WINDOW before further attempts are refused
 FAILURE_WINDOW = 60.0
+# failed logins of one user, from any address, within FAILURE_WINDOW: a bound on how fast guesses from many addresses
+# can run a database's lockout policy down; higher than one address's, so that the user, from its own address,
+# still gets in while others guess its password
+USER_FAILURE_LIMIT = 20
 RUNNING_RETRY = 1.0  # seconds to wait when the logins still running from an address take its whole limit
 MAX_USER_LENGTH = 128  # Exasol identifiers are at most 128 characters
 LOGIN_TIMEOUT = 10.0
@@ -151,6 +156,18 @@ class _FailureCounter:
             times.popleft()
 
 
+def _address_key(host: str) -> str:
+    """What failed logins are counted by: the address, or for IPv6 its /64 (one host gets a whole /64 to pick
+    addresses from, so counting single IPv6 addresses would limit nobody)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return host
+
+
 def parse_basic(authorization: str | None) -> tuple[str, str]:
     """(user, password) from an Authorization header; AuthRefused saying what is wrong (never echoing the value)."""
     if authorization is None or not authorization.strip():
@@ -196,13 +213,18 @@ class Authenticator:
         cache_seconds: float = CACHE_SECONDS,
         failure_limit: int = FAILURE_LIMIT,
         failure_window: float = FAILURE_WINDOW,
+        user_failure_limit: int = USER_FAILURE_LIMIT,
     ) -> None:
         self.config = config
         self.cache_seconds = cache_seconds
         self._key = secrets.token_bytes(32)  # per process: cache keys mean nothing elsewhere
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}
-        self._failures = _FailureCounter(failure_limit, failure_window)
+        self._failures = _FailureCounter(failure_limit, failure_window)  # per client address (IPv6: per /64)
+        self._user_failures = _FailureCounter(user_failure_limit, failure_window)  # per user, from any address
+        # RED-PSS's own database users: a failed login counts towards the database's lockout of the user, and a
+        # locked REDSYS stops the instance; nobody logs in to the API as them
+        self._own_users = {config.default.exa_username.upper(), config.rest.exa_username.upper()}
         self.database_logins = 0  # logins made (cache misses), for tests and metrics
         self._unavailable_logged: tuple[str, float] = ("", 0.0)  # the last reason logged, and when
 
@@ -214,19 +236,29 @@ class Authenticator:
         except AuthRefused as refused:
             self._log_refusal("-", client_host, refused.reason)
             raise
+        if user.upper() in self._own_users:
+            own = AuthRefused(f"{user} is a database user of RED-PSS itself, not one to log in to the API with")
+            self._log_refusal(user, client_host, own.reason)
+            raise own
         now = time.monotonic()
         key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        wait = self._failures.retry_after(client_host, now)
+        address = _address_key(client_host)
+        wait = self._failures.retry_after(address, now)
         if wait:
-            limited = TooManyAttempts(f"too many failed logins from {client_host}; retry in {wait:.0f} s", wait)
+            limited = TooManyAttempts(f"too many failed logins from {address}; retry in {wait:.0f} s", wait)
+            self._log_refusal(user, client_host, limited.reason)
+            raise limited
+        wait = self._user_failures.retry_after(user.upper(), now)
+        if wait:
+            limited = TooManyAttempts(f"too many failed logins of user {user}; retry in {wait:.0f} s", wait)
             self._log_refusal(user, client_host, limited.reason)
             raise limited
         login = self._pending.get(key)
         if login is None:
-            wait = self._failures.start(client_host, now)
+            wait = self._failures.start(address, now)
             if wait:
                 limited = TooManyAttempts(f"too many logins at once from {client_host}; retry in {wait:.0f} s", wait)
                 self._log_refusal(user, client_host, limited.reason)
@@ -234,7 +266,7 @@ class Authenticator:
             # one login for every request with these credentials meanwhile; a caller that goes away does not end it
             login = asyncio.ensure_future(self._login(key, user, password, client_host))
             self._pending[key] = login
-            login.add_done_callback(functools.partial(self._login_done, key, client_host))
+            login.add_done_callback(functools.partial(self._login_done, key, address))
         return await asyncio.shield(login)
 
     def _login_done(self, key: bytes, client_host: str, login: asyncio.Future[Principal]) -> None:
@@ -248,7 +280,8 @@ class Authenticator:
         try:
             roles = await asyncio.to_thread(self._roles_by_login, user, password)
         except DatabaseAuthError:
-            self._failures.add(client_host, time.monotonic())
+            self._failures.add(_address_key(client_host), time.monotonic())
+            self._user_failures.add(user.upper(), time.monotonic())
             reason = "the database refused the login (wrong user or password, or no CREATE SESSION privilege)"
             self._log_refusal(user, client_host, reason)
             raise AuthRefused(reason) from None
