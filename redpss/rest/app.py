@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -141,6 +142,13 @@ class Api:
 
     # --- who calls -------------------------------------------------------------------------------------------
     async def principal(self, request: Request, operate: bool = False) -> Principal:
+        """The caller; with `operate`, one who may change things, in a request not made by another site's page."""
+        if operate and (site := _another_site(request)):
+            raise ApiError(
+                403,
+                f"a request from another site ({site}) may not change anything: a browser sends the Basic "
+                "credentials it remembers along with it; scripts and the console are not affected",
+            )
         client = request.client.host if request.client else "-"
         try:
             principal = await self.auth.authenticate(request.headers.get("authorization"), client)
@@ -369,6 +377,19 @@ async def get_openapi(request: Request) -> Response:
     from redpss.rest.openapi import document  # noqa: PLC0415
 
     return json_response(document())
+
+
+def _another_site(request: Request) -> str:
+    """What shows that a browser sends this request from another site's page ("" when nothing does): its
+    Sec-Fetch-Site, or an Origin that is not this server. Browsers remember Basic credentials and add them to a
+    form another site posts here; scripts send neither header."""
+    fetch_site = request.headers.get("sec-fetch-site", "")
+    if fetch_site in ("cross-site", "same-site"):
+        return f"Sec-Fetch-Site: {fetch_site}"
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+        return f"Origin: {origin[:100]}"
+    return ""
 
 
 def build_app(paths: InstancePaths, config: Config) -> Starlette:

@@ -153,6 +153,14 @@ def test_watcher_executor_errors_are_listed_and_reset_by_an_operator(api: RestAp
 
 
 def test_suspend_and_resume(api: RestApi, running: RunningInstance) -> None:
+    # a form another site's page posts here carries the Basic credentials the browser remembers: refused
+    for header in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+        forged = api.client.post("/api/v1/suspend", headers={**basic(OPERATOR), **header})
+        assert_error(forged, 403, "forbidden", "a request from another site")
+    assert not running.paths.suspend_marker.exists()
+    own_origin = {"Origin": str(api.client.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+    assert api.client.post("/api/v1/suspend", headers={**basic(OPERATOR), **own_origin}).status_code == 200
+    assert post(api, "/api/v1/resume").status_code == 200
     assert post(api, "/api/v1/suspend").json() == {"instance": "TST1", "suspended": True}
     assert "SUSPENDED" in running.redctl("show").stdout.splitlines()[0]
     assert get(api, "/api/v1/status").json()["suspended"] is True

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.redftp.sftpsite import ed25519_key
 from tests.rpm.build import CACHE, build, missing_tools
 from tests.support.wait import wait_for
 from tests.system.box import Box, host_ready
@@ -135,9 +136,8 @@ def test_install_boot_upgrade_second_version_move_and_erase(box: Box) -> None:
     assert box.check(f"readlink {REDHOME}/env/tst1/bin/redpss-jmon").strip() == f"{REDHOME}/bin/redpss-launch"
     # redsys adds an sFTP user: the command re-runs itself through sudo as the rule names it ($REDHOME/bin/...),
     # not as the series' own program the launcher started
-    added = box.check(
-        "ssh-keygen -q -t ed25519 -N '' -f /tmp/zoe && redftp_useradd TST1 zoe --key /tmp/zoe.pub", user="redsys"
-    )
+    key = ed25519_key("zoe").public_line.strip()
+    added = box.check(f"echo '{key}' > /tmp/zoe.pub && redftp_useradd TST1 zoe --key /tmp/zoe.pub", user="redsys")
     assert "added redftp_tst1_zoe" in added
     # -- boot: multi-user.target's redsys.service starts the autostart instance on its version
     box.check("systemctl start redsys.service", timeout=240)
