@@ -1,26 +1,78 @@
-"""The gunicorn worker of the REST API: uvicorn's, with our TLS floor and our log records.
+"""The gunicorn worker of the REST API: uvicorn's, with our TLS floor, a deadline for request heads and our log
+records.
 
 uvicorn builds the worker's TLS context from gunicorn's settings but has no minimum protocol version: the context is
 built first and then hardened (tls.harden), before the first connection is accepted. uvicorn's loggers get
 gunicorn's handlers without propagation; ours send them to the root logger, which the master set up (journald or
 stderr, and the daily file in log/REST/), like every other record of the process.
+
+uvicorn's h11 protocol starts no timer before a connection's first response: a connection that sends nothing, or
+half a request head, stays open for good, and a few thousand of them (no login needed) take every descriptor of
+the worker, then the master's probe gets no answer and the watchdog restarts the unit until its start limit.
+`HeadDeadlineProtocol` closes a connection that has not sent a whole request head REQUEST_HEAD_TIMEOUT seconds
+after it was made or after its last response; `limit_concurrency` answers 503 beyond LIMIT_CONCURRENCY
+connections instead of taking more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import ssl
 from typing import Any
 
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
 from redpss.rest.tls import harden
 
+REQUEST_HEAD_TIMEOUT = 10.0  # seconds a connection has to send a whole request head (after TLS, after a response)
+LIMIT_CONCURRENCY = 1000  # connections per worker before new requests get 503 (the unit's LimitNOFILE is 4096)
+
+
+class HeadDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol; a connection must send a whole request head within REQUEST_HEAD_TIMEOUT."""
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+        super().connection_lost(exc)
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        self._head_deadline = (
+            None if self.transport.is_closing() else (self.loop.call_later(REQUEST_HEAD_TIMEOUT, self._head_overdue))
+        )
+
+    def _head_overdue(self) -> None:
+        self._head_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():  # no whole request head yet
+            self.transport.close()
+
 
 class RestWorker(UvicornWorker):  # type: ignore[misc]
     # No access log: a line per request would cost more than a /health answer; refusals are logged by auth.
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "auto", "http": "auto", "lifespan": "on", "access_log": False}
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "auto",
+        "http": HeadDeadlineProtocol,
+        "lifespan": "on",
+        "access_log": False,
+        "limit_concurrency": LIMIT_CONCURRENCY,
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

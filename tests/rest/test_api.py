@@ -3,11 +3,13 @@ each role, driven over HTTPS with httpx; changes are checked in the database and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from redpss.rest.openapi import render
+from redpss.rest.worker import REQUEST_HEAD_TIMEOUT
 from tests.rest.rest_instance import NOBODY, OPERATOR, READER, RestApi, basic, client_context
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher
 from tests.support.wait import wait_for
@@ -213,6 +216,24 @@ def test_plain_http_and_old_tls_get_no_answer(api: RestApi) -> None:
     modern.maximum_version = ssl.TLSVersion.TLSv1_2
     with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw, modern.wrap_socket(raw) as tls:
         assert tls.version() == "TLSv1.2"
+
+
+def test_a_connection_that_sends_no_whole_request_head_is_closed(api: RestApi) -> None:
+    """Before any login: a connection that sends nothing, or half a request head, must not hold a descriptor of the
+    worker for good (a few thousand of them took the API down)."""
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    with contextlib.ExitStack() as stack:
+        idle, half = (
+            stack.enter_context(client.wrap_socket(socket.create_connection(("127.0.0.1", api.port), timeout=30)))
+            for _ in range(2)
+        )
+        half.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")  # the head's last line never comes
+        started = time.monotonic()
+        for connection in (idle, half):
+            assert connection.recv(1) == b""  # closed by the server (the socket's own timeout is 30 s)
+        assert time.monotonic() - started < REQUEST_HEAD_TIMEOUT + 5
+    assert api.client.get("/health").status_code == 200
 
 
 def _restctl(running: RunningInstance, *args: str) -> subprocess.CompletedProcess[str]:
