@@ -245,7 +245,8 @@ class Console:
         by = f"console ({session.user})"
         if kind in ("jobs", "watchers") and action == "toggle":
             noun = "job" if kind == "jobs" else "watcher"
-            toggled = await self.call(jobs.toggle, self.api.instance, noun.upper(), key)
+            wanted = {"true": True, "false": False}.get(form.get("active", ""))  # the state the page showed to set
+            toggled = await self.call(jobs.toggle, self.api.instance, noun.upper(), key, wanted)
             note = f"{noun} {key} is now {'active' if toggled.active else 'inactive'}{toggled.note}"
         elif kind == "jobs" and action == "start":
             started = await self.call(jobs.start, self.api.instance, key, by=by)

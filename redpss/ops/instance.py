@@ -94,10 +94,16 @@ class Instance(Record):
             ) from exc
 
     def tell_jmon(self, op: str, **fields: object) -> str:
-        """Ask a running JMON to act at once; when it is not running, say the change applies at its next start."""
+        """Ask a running JMON to act at once on a change already made; when it is not running, or does not confirm
+        (its poll failed or took too long), a note saying when the change applies: an error here would tell a
+        caller that a change which is committed failed, and one who tries again would undo a toggle."""
+        from redpss.core.wire import WireError  # noqa: PLC0415 - the wire only for daemon commands
+
         try:
             with self.jmon() as client:
                 client.request(op, **fields)
         except NotRunning:
             return " (JMON is not running; it applies this when it starts)"
+        except WireError as exc:
+            return f" (JMON did not confirm it: {exc}; it applies this at its next poll)"
         return ""

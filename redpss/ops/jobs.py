@@ -101,23 +101,26 @@ def detail(instance: Instance, kind: str, text: str) -> Row:
     return rows[0]
 
 
-def toggle(instance: Instance, kind: str, text: str) -> Toggled:
-    """Flip ACTIVE of a job or watcher and have a running JMON read its definitions at once."""
+def toggle(instance: Instance, kind: str, text: str, active: bool | None = None) -> Toggled:
+    """Set ACTIVE of a job or watcher to `active` (None: flip it, as redctl's toggle commands do) and have a running
+    JMON read its definitions at once. A client that knows the state it wants sends it: sent twice (a double click,
+    a page shown before someone else's change, a retry), a flip would undo itself."""
     session = instance.db()
     try:
         schema, id_, name = resolve(session, kind, text)
         _view, table, column = TABLES[kind]
+        new_state = "NOT ACTIVE" if active is None else "TRUE" if active else "FALSE"
         session.execute(
-            f"UPDATE {schema}.{table} SET ACTIVE = NOT ACTIVE, CHANGED_AT = CURRENT_TIMESTAMP "  # noqa: S608
+            f"UPDATE {schema}.{table} SET ACTIVE = {new_state}, CHANGED_AT = CURRENT_TIMESTAMP "  # noqa: S608
             f"WHERE {column} = {{id!d}}",
             {"id": id_},
         )
-        active = session.fetchall(f"SELECT ACTIVE FROM {schema}.{table} WHERE {column} = {{id!d}}", {"id": id_})  # noqa: S608
+        now = session.fetchall(f"SELECT ACTIVE FROM {schema}.{table} WHERE {column} = {{id!d}}", {"id": id_})  # noqa: S608
         session.commit()
     finally:
         session.close()
     note = instance.tell_jmon("poll")
-    return Toggled(kind, schema, id_, name, bool(active and active[0][0]), note)
+    return Toggled(kind, schema, id_, name, bool(now and now[0][0]), note)
 
 
 def start(instance: Instance, text: str, *, by: str, force: bool = False, scheduled_only: bool = False) -> Started:

@@ -281,9 +281,10 @@ class Api:
 
     # --- changing (operator role) --------------------------------------------------------------------------
     async def toggle(self, request: Request, kind: str) -> Response:
-        Query(request, ())
+        query = Query(request, ("active",))
+        wanted = query.flag("active") if "active" in query.params else None  # None: flip
         principal = await self.principal(request, operate=True)
-        outcome = await self.call(jobs.toggle, self.instance, kind, _key(request))
+        outcome = await self.call(jobs.toggle, self.instance, kind, _key(request), wanted)
         self.changed()
         errors.log.info(
             "%s %s.%s toggled to active=%s by %s", kind, outcome.schema, outcome.id, outcome.active, principal.user

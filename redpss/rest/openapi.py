@@ -49,6 +49,9 @@ KEY_PARAMETERS = [
         "description": "the id",
     },
 ]
+ACTIVE_PARAMETER = _query(
+    "active", {"type": "boolean"}, "the state wanted; sent twice it stays so (without it, the state is switched)"
+)
 TIME = {"type": "string", "format": "date-time"}
 NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,127}$"}
 PAGE = [
@@ -119,9 +122,9 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/jobs/{schema}/{id}/toggle": {
             "post": _operation(
-                "switch a job between active and inactive",
+                "set a job active or inactive (without `active`: switch it)",
                 _ok(_ref("Toggled"), "new state"),
-                parameters=KEY_PARAMETERS,
+                parameters=[*KEY_PARAMETERS, ACTIVE_PARAMETER],
                 tag=OPERATE,
             )
         },
@@ -149,9 +152,9 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/watchers/{schema}/{id}/toggle": {
             "post": _operation(
-                "switch a watcher between active and inactive",
+                "set a watcher active or inactive (without `active`: switch it)",
                 _ok(_ref("Toggled"), "new state"),
-                parameters=KEY_PARAMETERS,
+                parameters=[*KEY_PARAMETERS, ACTIVE_PARAMETER],
                 tag=OPERATE,
             )
         },

@@ -120,6 +120,11 @@ def test_toggle_is_in_the_database_and_in_redctl_show(api: RestApi, running: Run
     assert listed[2] is False  # the worker that toggled dropped its cached list
     assert post(api, "/api/v1/jobs/APP1/2/toggle").json()["active"] is True
     wait_for(lambda: _state_in_show(running, 2) == "ACTIVE", 30, what="APP1.2 ACTIVE again in redctl show")
+    # the state wanted, as the console sends it: a double click or a retry leaves it so instead of undoing it
+    for wanted, expected in (("false", False), ("false", False), ("true", True), ("1", True)):
+        assert post(api, "/api/v1/watchers/APP1/1/toggle", active=wanted).json()["active"] is expected
+    assert running.rows("SELECT ACTIVE FROM APP1.ADM_WATCHER WHERE WATCHER_ID = 1") == [{"ACTIVE": True}]
+    assert_error(post(api, "/api/v1/jobs/APP1/2/toggle", active="maybe"), 400, "bad_request", "true or false")
 
 
 def test_start_now_runs_the_job_and_the_run_is_listed(api: RestApi, running: RunningInstance) -> None:
