@@ -135,9 +135,11 @@ def _lateness(entry: dict[str, Any], now: float) -> float | None:
 
 def _shown(instance: Instance) -> dict[str, Any]:
     """JMON's `show` (entries, lateness) and SENDMAIL's spool; the spool alone while JMON is not running."""
+    from redpss.core.wire import WireError  # noqa: PLC0415 - loaded by control.show already
+
     try:
         return control.show(instance)
-    except NotRunning:
+    except (NotRunning, WireError):  # not running, or alive but not answering: the page shows the rest
         return {"mail": control.mail_spool(instance)}
 
 

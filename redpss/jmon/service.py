@@ -624,7 +624,13 @@ class JmonService(Service):
         reply = await self._handle_tick(tick)
         if reply.get("ok"):
             return {"ok": True, "run_id": reply.get("run_id"), "state": reply.get("state"), "suspended": self.suspended}
-        return {"ok": False, "error": str(reply.get("error") or reply.get("reason"))}
+        # SCHED declined it as things stand (a reason of its own), or was away, silent or stalled (none, EXPIRED)
+        away = reply.get("reason") in (None, "EXPIRED")
+        return {
+            "ok": False,
+            "code": Code.UNAVAILABLE if away else Code.REFUSED,
+            "error": str(reply.get("error") or reply.get("reason")),
+        }
 
     async def _show(self) -> Message:
         sched: Message | None = None

@@ -34,6 +34,11 @@ class Declined(RedpssError):
     message says what to do. The caller's request was well-formed: the API answers 409, not 500."""
 
 
+class OutcomeUnknown(RedpssError):
+    """The daemon did not answer in time: what it did is not known (a start may have happened). The API answers
+    504, and says to look before trying again."""
+
+
 class Instance(Record):
     paths: InstancePaths
     config: Config

@@ -8,8 +8,12 @@ running NotRunning.
 from __future__ import annotations
 
 from redpss.core.record import Record
-from redpss.ops.instance import Declined
+from redpss.ops.instance import Declined, NotRunning, OutcomeUnknown
 from redpss.ops.keys import resolve
+
+# how long a start may take: JMON waits up to jmon.service.SUBMIT_TIMEOUT (30 s) for SCHED's answer, and a caller
+# that gave up before JMON did would be told of a failure for a start that happened
+START_TIMEOUT = 45.0
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time (mypy treats the name as true)
 if TYPE_CHECKING:
@@ -133,12 +137,19 @@ def start(instance: Instance, text: str, *, by: str, force: bool = False, schedu
     op = "start_job" if scheduled_only else "start_db_job"
     from redpss.core.wire import Code, WireError  # noqa: PLC0415 - loaded by instance.jmon() already
 
-    with instance.jmon() as jmon:
+    with instance.connect("jmon", START_TIMEOUT) as jmon:
         try:
             reply = jmon.request(op, kind="JOB", schema=schema, id=id_, force=force, by=by)
         except WireError as exc:
             if exc.code == Code.REFUSED:  # JMON said no, and why
                 raise Declined(str(exc)) from None
+            if exc.code == Code.UNAVAILABLE:  # SCHED away or stalled: nothing was started
+                raise NotRunning(f"job {schema}.{id_} was not started: {exc}") from None
+            if isinstance(exc.__cause__, TimeoutError):
+                raise OutcomeUnknown(
+                    f"JMON did not answer within {START_TIMEOUT:.0f} s: job {schema}.{id_} may have been started; "
+                    "look at its runs before starting it again"
+                ) from None
             raise
     run_id = reply.get("run_id")
     return Started(

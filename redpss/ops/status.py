@@ -22,10 +22,12 @@ def instance_status(instance: Instance) -> dict[str, Any]:
     """Daemons, suspended, JMON's last successful poll (epoch seconds) and the run log rows waiting to be written."""
     found = daemons(instance)
     shown: dict[str, Any] = {}
+    from redpss.core.wire import WireError  # noqa: PLC0415 - loaded by instance.jmon() already
+
     try:
         with instance.jmon() as jmon:
             shown = jmon.request("show")
-    except NotRunning:
+    except (NotRunning, WireError):  # the status says what it can without JMON (its probe says how it is)
         pass
     sched = shown.get("sched") or {}
     runlog = sched.get("runlog") or {}

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from redpss.core.errors import RedpssError, UsageError
-from redpss.ops.instance import Declined, NotRunning
+from redpss.ops.instance import Declined, NotRunning, OutcomeUnknown
 from redpss.ops.keys import UnknownObject
 
 log = logging.getLogger("redpss.rest")
@@ -29,6 +29,7 @@ CODES = {
     429: "too_many_attempts",
     500: "internal_error",
     503: "unavailable",
+    504: "no_answer",  # a daemon did not answer in time: what it did is not known
 }
 
 
@@ -65,17 +66,22 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 def from_operation(exc: RedpssError) -> ApiError:
     """The answer to an operation's error: unknown object 404, bad input 400, declined as things stand 409, a daemon
-    or database away 503."""
+    or database away (or a daemon's failed answer) 503, a daemon that did not answer in time, with the outcome not
+    known, 504."""
     from redpss.core.db.errors import DatabaseUnavailable  # noqa: PLC0415
+    from redpss.core.wire import WireError  # noqa: PLC0415 - loaded by the operation already
 
-    if isinstance(exc, UnknownObject):
-        return ApiError(404, str(exc))
-    if isinstance(exc, UsageError):
-        return ApiError(400, str(exc))
-    if isinstance(exc, NotRunning | DatabaseUnavailable):
-        return ApiError(503, str(exc))
-    if isinstance(exc, Declined):
-        return ApiError(409, str(exc))
+    statuses: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
+        (UnknownObject, 404),
+        (UsageError, 400),
+        (Declined, 409),
+        (OutcomeUnknown, 504),
+        # a daemon away or breaking off: the server's side, not a bug here
+        ((NotRunning, DatabaseUnavailable, WireError), 503),
+    )
+    for kinds, status in statuses:
+        if isinstance(exc, kinds):
+            return ApiError(status, str(exc))
     log.error("operation failed: %s", exc)
     return ApiError(500, f"the operation failed: {exc}")
 

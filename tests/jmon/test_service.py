@@ -88,6 +88,9 @@ def test_unreachable_sched_makes_jmon_unhealthy_and_skipped_ticks_reach_the_log_
     assert jmon.notify.count("WATCHDOG") == pings  # systemd's watchdog would now restart JMON
     ping = daemons.jmon_request("ping")
     assert ping["healthy"] is False and "UNHEALTHY: SCHED unreachable" in ping["status"]
+    # a start now is refused as unavailable (the API's 503, nothing started), not as a failure without a code
+    start = daemons.jmon_request("start_db_job", kind="JOB", schema="APP1", id=1, by="test")
+    assert (start["ok"], start["code"], start["error"]) == (False, "UNAVAILABLE", "SCHED is not reachable")
     daemons.start("sched")
     wait_status(jmon.notify, "SCHED connected")
     jmon.notify.wait_for("WATCHDOG", "1", nth=pings + 1, timeout=10)  # healthy again: the pings resume

@@ -40,6 +40,7 @@ class Code(StrEnum):
     BAD_REQUEST = "BAD_REQUEST"  # the request lacks "op" or has fields of the wrong type (connection stays)
     UNKNOWN_OP = "UNKNOWN_OP"  # the service has no such operation (connection stays)
     REFUSED = "REFUSED"  # the service declined the request; "error" says why (connection stays)
+    UNAVAILABLE = "UNAVAILABLE"  # a daemon the service needs for it is away or stalled; try again later (stays)
     INTERNAL = "INTERNAL"  # the service failed unexpectedly (connection stays)
 
 
