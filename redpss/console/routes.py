@@ -95,12 +95,15 @@ class Console:
         self.api = api
         self.keys = SessionKeys(api.instance.paths)
         self.env = _environment()
+        # browsers match cookies by host, not port: the instances of one server each need names of their own
+        instance = api.instance.paths.redenv
+        self.session_cookie, self.note_cookie = f"{COOKIE}_{instance}", f"{NOTE_COOKIE}_{instance}"
 
     # --- rendering -----------------------------------------------------------------------------------------
     def render(self, request: Request, template: str, session: Session | None, status: int = 200,
                **context: Any) -> Response:  # fmt: skip
         partial = request.headers.get("x-console-partial") == "1"
-        note = request.cookies.get(NOTE_COOKIE)
+        note = request.cookies.get(self.note_cookie)
         html = self.env.get_template(template).render(
             prefix=PREFIX,
             session=session,
@@ -115,14 +118,14 @@ class Console:
         )
         response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
         if note and not partial:
-            response.delete_cookie(NOTE_COOKIE, path=PREFIX, secure=True, httponly=True, samesite="strict")
+            response.delete_cookie(self.note_cookie, path=PREFIX, secure=True, httponly=True, samesite="strict")
         return response
 
     def error_page(self, request: Request, session: Session | None, status: int, message: str) -> Response:
         return self.render(request, "error.html", session, status=status, status_code=status, message=message)
 
     def session_of(self, request: Request) -> Session | None:
-        return self.keys.read(request.cookies.get(COOKIE))
+        return self.keys.read(request.cookies.get(self.session_cookie))
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
         """A page for logged-in users; without a session: the login form (or 401 for the page's own refresh)."""
@@ -174,8 +177,8 @@ class Console:
         role = "operator" if session.may_operate else "reader"
         log.info("console login: %s from %s (%s)", session.user, client, role)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, path=PREFIX, secure=True, httponly=True,
-                            samesite="strict")  # fmt: skip
+        response.set_cookie(self.session_cookie, cookie, max_age=SESSION_SECONDS, path=PREFIX, secure=True,
+                            httponly=True, samesite="strict")  # fmt: skip
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -184,7 +187,7 @@ class Console:
         if session is not None and not self.keys.csrf_ok(session, form.get("csrf")):
             return self.error_page(request, session, 403, "the form is not one this console rendered (CSRF token)")
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
-        response.delete_cookie(COOKIE, path=PREFIX, secure=True, httponly=True, samesite="strict")
+        response.delete_cookie(self.session_cookie, path=PREFIX, secure=True, httponly=True, samesite="strict")
         return response
 
     # --- reading ---------------------------------------------------------------------------------------------
@@ -259,7 +262,7 @@ class Console:
         self.api.changed()
         log.info("console: %s by %s", note, session.user)
         response = RedirectResponse(_local(form.get("back"), f"{PREFIX}/jobs"), status_code=303)
-        response.set_cookie(NOTE_COOKIE, urllib.parse.quote(note), max_age=60, path=PREFIX, secure=True,
+        response.set_cookie(self.note_cookie, urllib.parse.quote(note), max_age=60, path=PREFIX, secure=True,
                             httponly=True, samesite="strict")  # fmt: skip
         return response
 

@@ -87,7 +87,7 @@ def test_the_login_cookie_is_secure_httponly_strict_and_a_wrong_password_is_refu
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(f"{api.base}/console/")
         (cookie,) = context.cookies()
-        assert cookie["name"] == "redpss_console" and cookie["path"] == "/console"
+        assert cookie["name"] == "redpss_console_TST1" and cookie["path"] == "/console"  # one per instance
         assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert READER[1] not in cookie["value"]
     finally:
