@@ -41,6 +41,9 @@ from redpss.ops.instance import Instance
 log = logging.getLogger("redpss.mail2cmd")
 
 MAX_MAIL_BYTES = 256 * 1024
+# a command mail's header is a few lines; the email package needs seconds for a header of thousands of encoded
+# words (14 s at 238 KB), before any sender is checked, so anyone could stall MAIL2CMD with a few such mails
+MAX_HEADER_BYTES = 16 * 1024
 SESSION_TIMEOUT = 30.0
 MAX_SESSIONS = 20
 REPLY_AGAIN_AFTER = 60.0  # seconds: a reply SENDMAIL did not take is offered again after this
@@ -55,6 +58,25 @@ class _Work:
     notice: str = ""
 
 
+def _header_size(content: bytes) -> int:
+    """Bytes before the blank line that ends a mail's header (the whole mail when there is none)."""
+    ends = [found for found in (content.find(b"\r\n\r\n"), content.find(b"\n\n")) if found >= 0]
+    return min(ends, default=len(content))
+
+
+def _judge(
+    senders: dict[str, Sender], envelope_from: str, content: bytes
+) -> tuple[str, tuple[Sender, Command] | Refused]:
+    """The mail's subject, and its sender and command or why it is refused (core of handle_DATA, in a thread)."""
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    subject = str(message.get("Subject", ""))
+    try:
+        return subject, authorise(senders, envelope_from, message)
+    except Refused as exc:
+        return subject, exc
+
+
 class _Handler:
     """aiosmtpd's hooks: every mail is judged in handle_DATA; what passes is kept on disk and queued for the worker."""
 
@@ -64,17 +86,20 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         peer = session.peer[0] if session.peer else "?"
         content = envelope.original_content or envelope.content or b""
-        message = email.message_from_bytes(content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        subject = str(message.get("Subject", ""))
-        try:
-            sender, command = authorise(self.service.senders, str(envelope.mail_from or ""), message)
-        except Refused as exc:
+        if _header_size(content) > MAX_HEADER_BYTES:  # before any parsing: see MAX_HEADER_BYTES
+            self.service.refused += 1
+            log.warning("refused a mail from %s (envelope %r): its header is over %d bytes", peer,
+                        envelope.mail_from, MAX_HEADER_BYTES)  # fmt: skip
+            return f"552 5.3.4 refused: the header is over {MAX_HEADER_BYTES} bytes; a command mail needs few lines"
+        # parsed and judged in a thread: the loop (sessions, the watchdog's pings) never waits for the email package
+        subject, judged = await asyncio.to_thread(_judge, self.service.senders, str(envelope.mail_from or ""), content)
+        if isinstance(judged, Refused):
             self.service.refused += 1
             log.warning(
-                "refused a mail from %s (envelope %r, subject %r): %s", peer, envelope.mail_from, subject[:200], exc
+                "refused a mail from %s (envelope %r, subject %r): %s", peer, envelope.mail_from, subject[:200], judged
             )
-            return f"550 5.7.1 refused: {exc}"[:500]
+            return f"550 5.7.1 refused: {judged}"[:500]
+        sender, command = judged
         keeping = asyncio.ensure_future(asyncio.to_thread(self.service.spool.accept, sender.address, subject))
         try:
             entry = await asyncio.shield(keeping)
