@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.mail.client import recipient_list
+from redpss.mail.spoolstat import MAIL_FOLDER
 
 MAX_SUBJECT = 998 - len("Subject: ")  # RFC 5322 line limit
 MAX_BODY = 4 * 1024 * 1024
@@ -46,9 +47,7 @@ class MailRequest:
     subject: str
     body: str
     attachments: tuple[Attachment, ...]
-    sources: tuple[Path, ...]  # the attachment files as resolved (removed after spooling when asked)
     schema: str | None  # the database schema that sent it: its LOG_MESSAGES gets the row if it dies
-    remove_sources: bool
 
 
 def _recipients(value: object) -> tuple[str, ...]:
@@ -89,6 +88,8 @@ def _confined(data_root: Path, name: object) -> Path:
     real = Path(os.path.realpath(candidate))
     if real != root and root not in real.parents:
         raise MailError(f"attachment {name[:200]!r} is not below {root}: only files of the data/ folder are sent")
+    if (root / MAIL_FOLDER) in (real, *real.parents):  # other senders' mails, dead letters, MAIL2CMD's commands
+        raise MailError(f"attachment {name[:200]!r} lies in data/{MAIL_FOLDER}, the mail daemons' own files: not sent")
     if not is_one_line(real.name):
         raise MailError(f"attachment {name[:200]!r}: its file name, shown to the recipient, has a control character")
     return real
@@ -133,22 +134,14 @@ def parse_request(request: dict[str, Any], data_root: Path) -> MailRequest:
     if not isinstance(names, list) or len(names) > MAX_ATTACHMENTS:
         raise MailError(f'"attachments" must be a list of at most {MAX_ATTACHMENTS} paths below data/')
     attachments: list[Attachment] = []
-    sources: list[Path] = []
     budget = MAX_ATTACHMENT_BYTES
     for name in names:
         path = _confined(data_root, name)
         data = _read_attachment(path, str(name)[:200], budget)
         budget -= len(data)
         attachments.append(Attachment(path.name, data))
-        sources.append(path)
     return MailRequest(
-        recipients,
-        subject,
-        body,
-        tuple(attachments),
-        tuple(sources),
-        schema.upper() if isinstance(schema, str) else None,
-        request.get("remove_attachments") is True,
+        recipients, subject, body, tuple(attachments), schema.upper() if isinstance(schema, str) else None
     )
 
 

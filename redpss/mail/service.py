@@ -1,7 +1,7 @@
 """The SENDMAIL daemon: accepts mails on sendmail_host:sendmail_port, spools them, relays them to the SMTP server.
 
-Requests (JSON lines, see redpss.core.wire and docs/mail.md): `mail` {to, subject, body, attachments?, schema?,
-remove_attachments?} answered with a durable acknowledgement once the mail is in the spool (file and folder
+Requests (JSON lines, see redpss.core.wire and docs/mail.md): `mail` {to, subject, body, attachments?, schema?}
+answered with a durable acknowledgement once the mail is in the spool (file and folder
 fsync'd); `ping`; `status` (the spool's figures). One long-lived task relays what is due, one SMTP session per
 round; a mail the relay could not take waits with a doubling delay (sendmail_retry_delay up to
 sendmail_retry_max_delay), across restarts; a 5xx moves it to dead/ with an ALERT line and a LOG_MESSAGES row of its
@@ -155,8 +155,6 @@ class SendmailService(Service):
             mail_id, self.relay.sender, list(parsed.recipients), parsed.schema, parsed.subject, time.time()
         )
         self.spool.put(mail, message)
-        for source in parsed.sources if parsed.remove_sources else ():
-            source.unlink(missing_ok=True)
         return mail, message
 
     def _spool_unwritable(self, exc: OSError, what: str) -> None:

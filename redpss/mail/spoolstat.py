@@ -25,13 +25,14 @@ if TYPE_CHECKING:
 
     from redpss.core.paths import InstancePaths
 
+MAIL_FOLDER = "mail"  # below data/: the spool, dead letters and MAIL2CMD's commands (never sent as attachments)
 MAIL_SUFFIX = ".mail"
 STATE_SUFFIX = ".state"
 REPLY_SUFFIX = ".reply"
 
 
 def mail_root(paths: InstancePaths) -> Path:
-    return paths.data / "mail"
+    return paths.data / MAIL_FOLDER
 
 
 def spool_folder(paths: InstancePaths) -> Path:

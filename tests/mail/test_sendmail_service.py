@@ -179,6 +179,9 @@ def test_temporary_refusal_is_retried_and_an_old_mail_raises_one_alert(mailer_fo
         ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work/missing.csv"]}, "does not exist"),
         ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work/link.csv"]}, "is not below"),
         ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work"]}, "not a regular file"),
+        # other senders' spooled mails and MAIL2CMD's commands are data/ too, but not to be mailed
+        ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["mail/spool"]}, "mail daemons' own"),
+        ({"to": "a@example.com", "subject": "s", "body": "b", "attachments": ["work/../mail/x"]}, "mail daemons' own"),
         ({"to": [], "subject": "s", "body": "b"}, "at least one recipient"),
         # characters the email library refuses in a header or a body (these were INTERNAL, with a traceback)
         ({"to": "a@example.com", "subject": "s\x0bt", "body": "b"}, "no line breaks or control characters"),

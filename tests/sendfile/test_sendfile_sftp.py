@@ -122,8 +122,8 @@ def test_a_million_rows_arrive_as_csv_and_parquet_equal_to_the_view(
     table = parquet.read().sort_by("ID")
     expected = pacsv.read_csv(
         reference,
-        convert_options=pacsv.ConvertOptions(
-            column_types=schema, true_values=["1"], false_values=["0"], strings_can_be_null=True
+        convert_options=pacsv.ConvertOptions(  # NULL is the empty field; "NA", "null" are text
+            column_types=schema, true_values=["1"], false_values=["0"], null_values=[""], strings_can_be_null=True
         ),
     ).sort_by("ID")
     assert table.equals(expected)
