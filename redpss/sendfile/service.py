@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Sequence
@@ -198,6 +199,8 @@ class SendfileService(Service):
             except (SendFailed, TryAgain, DatabaseError):
                 raise
             except Exception as exc:  # pyexasol's export errors carry the database's reason
+                if full := _out_of_space(exc):  # data/work full: space may come back, the request is not at fault
+                    raise TryAgain(f"no space to write the export: {full}") from None
                 cause = exc.__cause__ or exc
                 text = str(map_exa_error(cause, dsn=self.session.settings.dsn, user=self.session.settings.user))
                 if not self.session.connected:  # the session was lost under the export: a later try may do
@@ -285,6 +288,18 @@ def _schema(request: FileRequest) -> dict[str, str] | None:
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:
     return SendfileService(config, paths)
+
+
+def _out_of_space(exc: BaseException) -> str:
+    """The text of a full-disk error (ENOSPC, EDQUOT) in `exc`'s chain of causes; "" when there is none."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain and len(chain) < 20:  # a chain may loop back on itself
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return str(seen)
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ the file uploaded under a temporary name and renamed once complete, so the partn
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -78,7 +79,13 @@ def upload(target: SftpTarget, known_hosts: Path, local: Path, remote_name: str)
                 raise DeliveryError(
                     f"the host key of {target.host}:{target.port} is unknown (not in {known_hosts}); refused"
                 ) from None
-            raise DeliveryError(f"SSH to {target.describe()} failed: {exc}") from None
+            # no banner, a reset mid-handshake, no common algorithm: a partner's sshd throttling new connections
+            # (MaxStartups) or restarting says so; tried again, and given up after the tries like any outage
+            raise DeliveryError(f"SSH to {target.describe()} failed: {exc}", transient=True) from None
+        except EOFError:
+            raise DeliveryError(
+                f"SSH to {target.describe()} failed: the server closed the connection", transient=True
+            ) from None
         except OSError as exc:
             raise DeliveryError(
                 f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}", transient=True
@@ -113,10 +120,15 @@ def _put(client: object, target: SftpTarget, local: Path, remote_name: str) -> s
             f"[target {target.name}]); the server stalled",
             transient=True,
         ) from None
-    except (OSError, paramiko.SSHException) as exc:
-        with contextlib.suppress(OSError, paramiko.SSHException):
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             sftp.remove(partial)
-        raise DeliveryError(f"upload to {target.describe()} as {final} failed: {exc}") from None
+        # the server's refusal (no such folder, no permission: an errno of its answer) is for good; a connection
+        # lost on the way, or a full disk there, is tried again
+        refused = isinstance(exc, OSError) and exc.errno is not None and exc.errno not in (errno.ENOSPC, errno.EDQUOT)
+        raise DeliveryError(
+            f"upload to {target.describe()} as {final} failed: {exc or type(exc).__name__}", transient=not refused
+        ) from None
     finally:
         sftp.close()
     return final

@@ -237,3 +237,44 @@ def test_an_upload_to_a_server_that_stalls_gives_up_after_the_target_s_timeout_a
         assert "stalled.csv" not in landed(site)
     finally:
         proxy.close()
+
+
+def test_a_partner_whose_sshd_answers_no_banner_is_tried_again_not_given_up(sender_for: SenderFor) -> None:
+    """An sshd throttling new connections (MaxStartups) closes them before its banner: the request failed for good
+    at once, although the documents promise a retry while a partner is out of reach."""
+    sender = sender_for()
+    sender.start("devdb", "sendfile")
+    sender.make_view("APP1", "V_THROTTLED", 10)
+    with socket.create_server(("127.0.0.1", 0)) as throttling:
+        port = throttling.getsockname()[1]
+
+        def refuse_all() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    peer, _ = throttling.accept()
+                    with peer:
+                        peer.sendall(b"not now\r\n")  # no SSH banner, then closed
+
+        refusing = threading.Thread(target=refuse_all, daemon=True)
+        refusing.start()
+        key = ed25519.Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        write_private(sender.paths.etc / "ssh" / "partner_ed25519", pem.decode())
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        known_hosts_file(sender.paths).write_text(f"[127.0.0.1]:{port} {public.decode()}\n")  # never reached
+        write_private(
+            sender.paths.etc / "sendfile.conf",
+            f"[target partner]\nhost = 127.0.0.1\nport = {port}\nuser = u\nkey = etc/ssh/partner_ed25519\n"
+            "folder = /upload\n",
+        )
+        sender.send(source="APP1.V_THROTTLED", sftp="partner", file_name="later.csv")
+        wait_for(
+            lambda: re.search(r"not sent \(try 1\), tried again later: SSH to .* failed", sender.log),
+            60,
+            what="the failed handshake to be tried again",
+        )
+        assert "failed: SSH to" not in sender.log  # not given up
+        throttling.shutdown(socket.SHUT_RDWR)  # wakes the thread in accept
+    refusing.join(10)
