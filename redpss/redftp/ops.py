@@ -76,14 +76,17 @@ def _locked(layout: RedftpLayout) -> Iterator[None]:
         os.close(fd)
 
 
-def _ensure_base(layout: RedftpLayout, name: SftpUserName, gid: int) -> None:
+def _ensure_base(layout: RedftpLayout, name: SftpUserName, gid: int) -> bool:
+    """The folders above the user's; True when the instance's own sFTP tree was made now (its first user)."""
     if not layout.root.parent.exists():
         ensure_root_dir(layout.root.parent, PUBLIC_DIR_MODE)
     for folder in (layout.root, layout.env, layout.keys_dir.parent, layout.keys_dir):
         ensure_root_dir(folder, PUBLIC_DIR_MODE)
+    first = not layout.instance_dir(name).exists()
     ensure_root_dir(layout.instance_dir(name), GROUP_DIR_MODE, gid)
     ensure_root_dir(layout.unit_links, PUBLIC_DIR_MODE)
     _ensure_unit_link(layout, name)
+    return first
 
 
 def _ensure_unit_link(layout: RedftpLayout, name: SftpUserName) -> None:
@@ -101,7 +104,7 @@ def add_user(name: SftpUserName, key: PublicKey, paths: InstancePaths, layout: R
     layout = layout or RedftpLayout()
     paths = _instance(paths)
     gid = accounts.redftp_gid()
-    _ensure_base(layout, name, gid)
+    first = _ensure_base(layout, name, gid)
     with _locked(layout):
         existing = accounts.find_account(name.system)
         if existing is not None:
@@ -136,6 +139,12 @@ def add_user(name: SftpUserName, key: PublicKey, paths: InstancePaths, layout: R
                     step()
             raise
     added = Added(name=name, uid=uid, chroot=chroot, upload=upload, key_file=key_file, link=link)
+    if first:  # the units may write it only if it existed when they started (ReadWritePaths=-...)
+        added.warnings.append(
+            f"this is the first sFTP user of {name.instance}: its sFTP tree {layout.instance_dir(name)} was made now, "
+            "and the running CFISRV, JSON2CSV, PARQ2CSV and SCHED cannot move uploads out of it until they restart: "
+            f"redctl -i {name.instance} restart"
+        )
     if not accounts.redsys_in_group():
         added.warnings.append(
             f"{accounts.REDSYS_USER} is not a member of group {REDFTP_GROUP} and cannot read the uploads: "
