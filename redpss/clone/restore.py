@@ -115,6 +115,13 @@ def restore(
         if not folder.pending(paths):
             if not without_preclone:
                 raise folder.PrecloneError(f"nothing to restore: no preclone is pending in {folder.folder(paths)}")
+            # asked again under the lock: a restore that held it (JMON's) may have made the database ours meanwhile,
+            # and taking our own database over would set every job and watcher inactive
+            found = database_identity(session)
+            if found is not None and mine.owns(found):
+                raise folder.PrecloneError(
+                    f"the database is {paths.redenv}'s own ({found.describe()}), restored meanwhile: nothing taken over"
+                )
             _begin_takeover(paths)
         saved = folder.read(paths)
         owned = OwnedState.from_json(saved.files["owned.json"])

@@ -164,3 +164,19 @@ def test_a_preclone_without_a_restore_changes_nothing(pair: Pair) -> None:
     assert (pair.tst1_paths.tmp / "preclone" / "manifest.json").exists()  # still pending for the real restore
     forced = tst1.inst.redctl("preclone", "--force")
     assert "saved the state" in forced.stdout
+
+
+def test_a_takeover_that_waited_for_a_restore_takes_nothing_over(pair: Pair) -> None:
+    """`postclone --force` judges the database before it waits for the restore lock; a restore by JMON that held the
+    lock may make the database this instance's meanwhile. Run then, the takeover found no preclone pending and took
+    the instance's own database over: every job and watcher inactive. It now asks again under the lock."""
+    from redpss.clone.folder import PrecloneError  # noqa: PLC0415
+    from redpss.clone.restore import restore  # noqa: PLC0415
+    from redpss.core.secret import instance_secret  # noqa: PLC0415
+
+    tst1 = pair.tst1
+    states, own = activation(tst1), identity(tst1)
+    session = tst1.inst.db()
+    with pytest.raises(PrecloneError, match="restored meanwhile: nothing taken over"):
+        restore(session, tst1.inst.config, pair.tst1_paths, instance_secret(pair.tst1_paths), without_preclone=True)
+    assert (activation(tst1), identity(tst1)) == (states, own)
