@@ -550,6 +550,20 @@ def test_instance_without_devdb_and_stop_all(box: Box, app1: object) -> None:
     assert status_all.returncode == 0, status_all.stdout + status_all.stderr  # LSB: everything runs
     assert "running: DEV1, TST1" in status_all.stdout
     assert "redpss-rest" not in status_all.stdout  # a unit that is not installed is not listed
+    # restart-all (as start-all at boot) takes the instances side by side, each one's output shown whole, in order
+    restarted = redsys(box, "redsysctl restart-all", timeout=300)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    blocks = re.split(r"^--- (\w+) \(", restarted.stdout, flags=re.MULTILINE)[1:]
+    assert blocks[0::2] == ["DEV1", "TST1"], restarted.stdout
+    for name, block in zip(blocks[0::2], blocks[1::2], strict=True):
+        assert f"redpss-jmon@{name}.service" in block and "redpss-sched@" + name in block, restarted.stdout
+    assert "running: DEV1, TST1" in redsys(box, "redsysctl status-all").stdout
+
+    def when(unit: str, event: str) -> int:
+        return int(box.check(f"systemctl show -p {event}TimestampMonotonic --value {unit}"))
+
+    tst1_began = min(when(unit, "InactiveExit") for unit in units("TST1"))
+    assert tst1_began < when(unit_of("jmon", "DEV1"), "ActiveEnter")  # TST1 began before DEV1 was ready
     result = box.sh("systemctl stop redsys.service", timeout=300)
     assert result.returncode == 0, result.stderr
     for unit in units("TST1") + units("DEV1"):

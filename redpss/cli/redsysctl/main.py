@@ -115,19 +115,28 @@ def _instance_env(paths: InstancePaths) -> dict[str, str]:
     return {**os.environ, **paths.environment()}
 
 
-def _call(paths: InstancePaths, program: str, verb: str) -> int:
+def _call(paths: InstancePaths, program: str, verb: str, transcript: list[str] | None = None) -> int:
     """`program -i INSTANCE VERB`; a program that cannot be run is reported and counts as failed, so `start-all`
-    at boot goes on with the next instance."""
+    at boot goes on with the next instance. With `transcript`, what it prints is collected there, not shown."""
     argv = [instance_program(paths, program), "-i", paths.redenv, verb]
     sys.stdout.flush()
     try:
-        return subprocess.run(argv, check=False, env=_instance_env(paths)).returncode
-    except OSError as exc:
-        print(
-            f"redsysctl: {paths.redenv}: cannot run {argv[0]}: {exc.strerror or exc}; link the instance to an "
-            f"installed version with: redsysctl move {paths.redenv} <series> (see: redsysctl versions)",
-            file=sys.stderr,
+        if transcript is None:
+            return subprocess.run(argv, check=False, env=_instance_env(paths)).returncode
+        done = subprocess.run(
+            argv, check=False, env=_instance_env(paths), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        transcript.append(done.stdout)
+        return done.returncode
+    except OSError as exc:
+        message = (
+            f"redsysctl: {paths.redenv}: cannot run {argv[0]}: {exc.strerror or exc}; link the instance to an "
+            f"installed version with: redsysctl move {paths.redenv} <series> (see: redsysctl versions)"
+        )
+        if transcript is None:
+            print(message, file=sys.stderr)
+        else:
+            transcript.append(message + "\n")
         return int(LsbStatus.UNKNOWN if verb == "status" else ExitCode.FAILURE)
 
 
@@ -138,12 +147,12 @@ def _rest_enabled(paths: InstancePaths) -> bool:
         return False  # redctl reports the config problem itself
 
 
-def act(paths: InstancePaths, verb: str) -> int:
+def act(paths: InstancePaths, verb: str, transcript: list[str] | None = None) -> int:
     """One instance: redctl VERB, and restctl VERB where the REST API is enabled (stop/status: always)."""
     systemctl.require_systemd()
-    codes = [_call(paths, "redctl", verb)]
+    codes = [_call(paths, "redctl", verb, transcript)]
     if verb in ("stop", "status") or _rest_enabled(paths):
-        codes.append(_call(paths, "restctl", verb))
+        codes.append(_call(paths, "restctl", verb, transcript))
     if verb == "stop":
         systemctl.stop([u for u in all_units(paths) if u.endswith(".target")])
     if verb == "status":
@@ -163,9 +172,12 @@ def for_all(redhome: Path, verb: str) -> int:
     else:
         chosen = instances
     codes: dict[str, int] = {}
-    for paths in chosen:
-        print(f"--- {paths.redenv} ({paths.home})")
-        codes[paths.redenv] = act(paths, verb)
+    if verb in ("start", "restart") and len(chosen) > 1:
+        codes = _all_at_once(chosen, verb)
+    else:
+        for paths in chosen:
+            print(f"--- {paths.redenv} ({paths.home})")
+            codes[paths.redenv] = act(paths, verb)
     skipped = sorted({p.redenv for p in instances} - {p.redenv for p in chosen})
     if skipped and verb == "start":
         print(f"not started (no .autostart): {', '.join(skipped)}")
@@ -178,6 +190,25 @@ def for_all(redhome: Path, verb: str) -> int:
         print(f"redsysctl: {verb} did not succeed for: {', '.join(failed)}")
         return int(ExitCode.FAILURE)
     return int(ExitCode.OK)
+
+
+def _all_at_once(chosen: list[InstancePaths], verb: str) -> dict[str, int]:
+    """Start (restart) the instances side by side, each one's output shown whole once it is done, in order. One
+    after the other, each waiting for its daemons' READY (JMON waits up to a minute for a database still coming up
+    at boot), a few instances outlast redsys.service's TimeoutStartSec and the rest never start."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - start-all and restart-all only
+
+    def one(paths: InstancePaths) -> tuple[int, list[str]]:
+        transcript: list[str] = []
+        return act(paths, verb, transcript), transcript
+
+    codes: dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+        for paths, (code, transcript) in zip(chosen, pool.map(one, chosen), strict=True):
+            print(f"--- {paths.redenv} ({paths.home})")
+            print("".join(transcript), end="", flush=True)
+            codes[paths.redenv] = code
+    return codes
 
 
 def _status_summary(codes: dict[str, int]) -> LsbStatus:
