@@ -1,9 +1,12 @@
 """A value computed in a thread at most once per period, shared by the concurrent requests of one worker.
 
-Once there is a value, a request never waits for the next one: past its period the old value is answered while one
-refresh runs in the background (so /health and the job lists keep their latency while JMON is asked or the
-database read). drop() forgets the value, and the next request waits for a fresh one: a change made through this
-worker is visible in its next answer.
+Once there is a value, a request does not wait for the next one: past its period the old value is answered while
+one refresh runs in the background (so /health and the job lists keep their latency while JMON is asked or the
+database read), but only up to STALE_PERIODS periods old: a worker idle for an hour must not answer its first
+request with an hour-old "ok". drop() forgets the value, and the next request waits for a fresh one: a change made
+through this worker is visible in its next answer. A computation that failed is the answer of every request that
+waited for it (and of those within one period after), not one more computation each, one after the other (ten
+waiters on a database that does not answer would wait ten connect timeouts).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 log = logging.getLogger("redpss.rest.cache")
+STALE_PERIODS = 5  # a value older than this many periods is not answered: the request waits for a fresh one
 
 
 class Cached(Generic[T]):
@@ -26,20 +30,30 @@ class Cached(Generic[T]):
         self.compute = compute
         self._value: T | None = None
         self._until = 0.0
+        self._failed: tuple[float, Exception] | None = None  # the last computation's error, and until when it holds
         self._generation = 0  # bumped by drop(): a refresh begun before it must not store its older value
         self._refresh: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> T:
-        value = self._value
+        value, now = self._value, time.monotonic()
+        if value is not None and now - self._until >= self.seconds * (STALE_PERIODS - 1):
+            value = None  # too old to answer: wait for a fresh one below
         if value is not None:
-            if time.monotonic() >= self._until and self._refresh is None:
+            if now >= self._until and self._refresh is None:
                 self._refresh = asyncio.create_task(self._refresh_in_background())
             return value
-        async with self._lock:  # no value yet: one computation for all who wait
-            if self._value is None:
+        async with self._lock:  # no value to answer: one computation for all who wait
+            if self._failed is not None and time.monotonic() < self._failed[0]:
+                raise self._failed[1]  # what the computation they waited for ended with
+            if self._value is None or time.monotonic() - self._until >= self.seconds * (STALE_PERIODS - 1):
                 generation = self._generation
-                computed = await run_in_threadpool(self.compute)
+                try:
+                    computed = await run_in_threadpool(self.compute)
+                except Exception as exc:
+                    self._failed = (time.monotonic() + self.seconds, exc)
+                    raise
+                self._failed = None
                 self._store(computed, generation)
                 return computed
             return self._value
@@ -62,3 +76,4 @@ class Cached(Generic[T]):
     def drop(self) -> None:
         self._generation += 1
         self._value = None
+        self._failed = None
