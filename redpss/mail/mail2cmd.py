@@ -33,9 +33,18 @@ from redpss.core.errors import RedpssError, StartupError
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
 from redpss.mail.client import MailNotAccepted, submit_mail
-from redpss.mail.mail2cmd_rules import Command, Refused, RulesError, Sender, authorise, load_rules, parse_subject
+from redpss.mail.mail2cmd_rules import (
+    Command,
+    Refused,
+    RulesError,
+    Sender,
+    authorise,
+    load_rules,
+    parse_subject,
+    replay_key,
+)
 from redpss.mail.mail2cmd_run import run_command
-from redpss.mail.mail2cmd_spool import STALE_AFTER, CommandSpool, Entry, NotMarked, commands_folder
+from redpss.mail.mail2cmd_spool import REPLAY_WINDOW, STALE_AFTER, CommandSpool, Entry, NotMarked, commands_folder
 from redpss.ops.instance import Instance
 
 log = logging.getLogger("redpss.mail2cmd")
@@ -47,6 +56,7 @@ MAX_HEADER_BYTES = 16 * 1024
 SESSION_TIMEOUT = 30.0
 MAX_SESSIONS = 20
 REPLY_AGAIN_AFTER = 60.0  # seconds: a reply SENDMAIL did not take is offered again after this
+PRUNE_EVERY = 600.0  # seconds between removals of the `.done` files older than REPLAY_WINDOW
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,14 @@ def _header_size(content: bytes) -> int:
 
 def _judge(
     senders: dict[str, Sender], envelope_from: str, content: bytes
-) -> tuple[str, tuple[Sender, Command] | Refused]:
-    """The mail's subject, and its sender and command or why it is refused (core of handle_DATA, in a thread)."""
+) -> tuple[str, tuple[Sender, Command, str] | Refused]:
+    """The mail's subject, and its sender, command and replay key or why it is refused (handle_DATA, in a thread)."""
     message = email.message_from_bytes(content, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     subject = str(message.get("Subject", ""))
     try:
-        return subject, authorise(senders, envelope_from, message)
+        sender, command = authorise(senders, envelope_from, message)
+        return subject, (sender, command, replay_key(sender, message, time.time(), REPLAY_WINDOW))
     except Refused as exc:
         return subject, exc
 
@@ -99,14 +110,22 @@ class _Handler:
                 "refused a mail from %s (envelope %r, subject %r): %s", peer, envelope.mail_from, subject[:200], judged
             )
             return f"550 5.7.1 refused: {judged}"[:500]
-        sender, command = judged
-        keeping = asyncio.ensure_future(asyncio.to_thread(self.service.spool.accept, sender.address, subject))
+        sender, command, key = judged
+        seen = self.service.seen
+        if key in seen:  # its mail system did not see our 250 and sent it again, or a copy: taken, not run again
+            log.warning("mail from %s (%s) for %r accepted before (the same Message-ID): not run again",
+                        sender.address, peer, str(command))  # fmt: skip
+            return "250 2.0.0 accepted before (the same Message-ID); not run again"
+        seen[key] = time.time()  # reserved now, on the loop: the same mail in another session finds it at once
+        keeping = asyncio.ensure_future(asyncio.to_thread(self.service.spool.accept, sender.address, subject, key))
         try:
             entry = await asyncio.shield(keeping)
         except asyncio.CancelledError:  # the session ended (peer gone, its timeout) before the 250: not accepted
+            seen.pop(key, None)
             keeping.add_done_callback(self._forget)
             raise
         except OSError as exc:
+            seen.pop(key, None)
             log.error(
                 "cannot keep %r from %s in %s (%s); answered 451, its mail system sends it again later",
                 str(command),
@@ -141,6 +160,8 @@ class Mail2CmdService(Service):
         self.senders: dict[str, Sender] = {}
         self.queue: asyncio.Queue[_Work] = asyncio.Queue()
         self.spool = CommandSpool(commands_folder(paths))
+        self.seen: dict[str, float] = {}  # keys of the mails accepted within REPLAY_WINDOW -> when (spool's keys())
+        self.next_prune = time.time() + PRUNE_EVERY
         self.kept: dict[Path, Entry] = {}  # replies SENDMAIL did not take, waiting to be offered again
         self.offer_now = False
         self.next_offer = 0.0
@@ -155,6 +176,7 @@ class Mail2CmdService(Service):
         # aiosmtpd logs every SMTP command of every session (and each probe's connect) at INFO: our lines suffice.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         await self.reload_rules()
+        self.seen = await asyncio.to_thread(self.spool.keys, time.time())
         await self._take_left_over()
         redctl = self.config.redctl
         handler = _Handler(self)
@@ -322,7 +344,13 @@ class Mail2CmdService(Service):
         self.kept[entry.path] = entry
 
     async def tick(self, now: float) -> None:
-        """Offer the kept replies again: every REPLY_AGAIN_AFTER seconds, or at once after SENDMAIL took a mail."""
+        """Offer the kept replies again: every REPLY_AGAIN_AFTER seconds, or at once after SENDMAIL took a mail; forget
+        the keys of mails accepted before REPLAY_WINDOW, and their `.done` files every PRUNE_EVERY seconds."""
+        for key in [k for k, when in self.seen.items() if when < now - REPLAY_WINDOW]:
+            del self.seen[key]
+        if now >= self.next_prune:
+            self.next_prune = now + PRUNE_EVERY
+            await asyncio.to_thread(self.spool.keys, now)  # removes the old `.done` files
         if self.kept and (self.offer_now or now >= self.next_offer):
             self.offer_now = False
             self.next_offer = now + REPLY_AGAIN_AFTER

@@ -16,12 +16,14 @@ Arguments are data: a subject with shell syntax is refused before it is read, an
 from __future__ import annotations
 
 import configparser
+import datetime as dt
+import hashlib
 import hmac
 import re
 import stat
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import getaddresses
+from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
 from redpss.core.config.kinds import Secret
@@ -146,6 +148,29 @@ def authorise(senders: dict[str, Sender], envelope_from: str, message: EmailMess
     if command.name not in sender.commands:
         raise Refused(f"sender {sender.address}: command {command.name!r} is not on its list")
     return sender, command
+
+
+FUTURE_SKEW = 900.0  # seconds a command mail may be dated ahead of this server's clock (the sender's clock is off)
+
+
+def replay_key(sender: Sender, message: EmailMessage, now: float, window: float) -> str:
+    """The mail's key for telling it again (sender and Message-ID, hashed); Refused when it has no Message-ID or its
+    Date is more than `window` seconds old (or far ahead): a copy of a command mail, found in a mailbox or an
+    archive, must not run its command again whenever someone sends it."""
+    message_id = str(message.get("Message-ID", "")).strip()
+    if not message_id:
+        raise Refused(f"sender {sender.address}: the mail has no Message-ID; a command mail needs one")
+    try:
+        dated = parsedate_to_datetime(str(message.get("Date", "")))
+    except (TypeError, ValueError, IndexError):
+        raise Refused(f"sender {sender.address}: the mail has no Date a command can be judged by") from None
+    sent = dated.timestamp() if dated.tzinfo else dated.replace(tzinfo=dt.UTC).timestamp()
+    if sent < now - window:
+        raise Refused(f"sender {sender.address}: the mail is dated {dated}, over {window / 60:.0f} minutes ago; "
+                      "a command is taken fresh only (a copy sent again is refused)")  # fmt: skip
+    if sent > now + FUTURE_SKEW:
+        raise Refused(f"sender {sender.address}: the mail is dated {dated}, ahead of this server's clock")
+    return hashlib.sha256(f"{sender.address}\0{message_id}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def secret_lines(body: str) -> list[str]:

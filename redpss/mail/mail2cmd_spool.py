@@ -14,11 +14,14 @@ sort in the order the mails came and two never meet, whatever the pid after a re
   just before the kill), so it is not run again: the sender is told the outcome is unknown and how to look.
 - `<id>.reply`: done (or not run), its reply not yet taken by SENDMAIL: the reply text is kept and sent again
   until SENDMAIL takes it, also after a restart.
-The file is removed once SENDMAIL took the reply.
+Once SENDMAIL took the reply the file becomes `<id>.done`, which only remembers the mail's key (sender and
+Message-ID) for REPLAY_WINDOW seconds: a mail system that did not see the 250 (a connection lost after it) sends the
+mail again, and the same command must not run twice, also across a restart. Older `.done` files are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import secrets
@@ -30,8 +33,9 @@ from redpss.core.durable import TMP_PREFIX, fsync_folder, write_atomically
 from redpss.core.paths import InstancePaths
 from redpss.mail.spoolstat import mail_root
 
-QUEUED, RUNNING, REPLY = ".command", ".running", ".reply"
+QUEUED, RUNNING, REPLY, DONE = ".command", ".running", ".reply", ".done"
 STALE_AFTER = 3600.0  # seconds: a command older than this is not run at start-up (the sender may have acted since)
+REPLAY_WINDOW = 3600.0  # seconds: a command mail dated older is refused; the keys of those accepted are kept so long
 
 
 def commands_folder(paths: InstancePaths) -> Path:
@@ -47,6 +51,7 @@ class Entry:
     subject: str
     accepted: float
     reply: str = ""  # the text of a reply not yet taken by SENDMAIL (a `.reply` file)
+    key: str = ""  # the mail's sender and Message-ID, hashed: the same mail again is not run again
 
     @property
     def running(self) -> bool:
@@ -72,21 +77,21 @@ class CommandSpool:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def accept(self, sender: str, subject: str) -> Entry:
+    def accept(self, sender: str, subject: str, key: str = "") -> Entry:
         """Keep a command durably before its 250; OSError when it cannot be kept (the caller answers 451)."""
         self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
         now_ns = time.time_ns()
         path = self.folder / f"{now_ns:020d}-{secrets.token_hex(6)}{QUEUED}"
-        record = {"sender": sender, "subject": subject, "accepted": now_ns / 1e9}
+        record = {"sender": sender, "subject": subject, "accepted": now_ns / 1e9, "key": key}
         write_atomically(path, [json.dumps(record).encode()], sync=True, mode=0o640)
-        return Entry(path, sender, subject, now_ns / 1e9)
+        return Entry(path, sender, subject, now_ns / 1e9, key=key)
 
     def started(self, entry: Entry) -> Entry:
         """Mark the command as started, durably, before it acts: after a kill it is not run a second time. OSError
         when the file cannot be renamed; NotMarked (naming the renamed entry) when the rename may not last."""
         running = entry.path.with_suffix(RUNNING)
         entry.path.replace(running)
-        moved = Entry(running, entry.sender, entry.subject, entry.accepted)
+        moved = Entry(running, entry.sender, entry.subject, entry.accepted, key=entry.key)
         try:
             fsync_folder(self.folder)
         except OSError as exc:
@@ -99,13 +104,42 @@ class CommandSpool:
         if entry.answered:
             return entry
         path = entry.path.with_suffix(REPLY)
-        record = {"sender": entry.sender, "subject": entry.subject, "accepted": entry.accepted, "reply": text}
+        record = {
+            "sender": entry.sender,
+            "subject": entry.subject,
+            "accepted": entry.accepted,
+            "reply": text,
+            "key": entry.key,
+        }
         write_atomically(path, [json.dumps(record).encode()], sync=True, mode=0o640)
         entry.path.unlink(missing_ok=True)
-        return Entry(path, entry.sender, entry.subject, entry.accepted, text)
+        return Entry(path, entry.sender, entry.subject, entry.accepted, text, entry.key)
 
     def done(self, entry: Entry) -> None:
+        """The command is answered: only its key stays (as `.done`, see the module's text)."""
+        if entry.key and entry.path.suffix != DONE:
+            with contextlib.suppress(FileNotFoundError):
+                entry.path.replace(entry.path.with_suffix(DONE))
+                return
         entry.path.unlink(missing_ok=True)
+
+    def keys(self, now: float) -> dict[str, float]:
+        """key -> time of acceptance, of every command kept or done within REPLAY_WINDOW; older `.done` files go."""
+        found: dict[str, float] = {}
+        if not self.folder.is_dir():
+            return found
+        for path in self.folder.iterdir():
+            if path.suffix not in (QUEUED, RUNNING, REPLY, DONE):
+                continue
+            try:
+                entry = _read(path)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # left_over reports and sets aside what it cannot read
+            if path.suffix == DONE and entry.accepted < now - REPLAY_WINDOW:
+                path.unlink(missing_ok=True)
+            elif entry.key:
+                found[entry.key] = entry.accepted
+        return found
 
     def left_over(self) -> tuple[list[Entry], list[str]]:
         """The commands a previous MAIL2CMD left, oldest first, and a problem line for each file that cannot be
@@ -130,7 +164,10 @@ def _read(path: Path) -> Entry:
     accepted = float(record["accepted"])
     if not (math.isfinite(accepted) and 0 < accepted < 1e11):  # time.localtime() refuses what is beyond
         raise ValueError(f"time of acceptance {accepted} is not a time")
-    return Entry(path, str(record["sender"]), str(record["subject"]), accepted, str(record.get("reply", "")))
+    sender, subject, reply, key = (str(record.get(k, "")) for k in ("sender", "subject", "reply", "key"))
+    if not sender:
+        raise KeyError("sender")
+    return Entry(path, sender, subject, accepted, reply, key)
 
 
 def _set_aside(path: Path, exc: Exception) -> str:

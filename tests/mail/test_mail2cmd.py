@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import smtplib
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 import pytest
@@ -54,14 +56,38 @@ def running(instance: InstancePaths, tmp_path: Path) -> Iterator[tuple[RunningIn
             inst.close()
 
 
-def send(inst: RunningInstance, subject: str, body: str, sender: str = OPS, envelope: str | None = None) -> None:
+def command_mail(subject: str, body: str, sender: str = OPS, **headers: str) -> EmailMessage:
+    """A mail as a mail program writes it: Date and Message-ID included (`headers` replace them; "" leaves one out)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = "redpss@tst1.example"
     message["Subject"] = subject
+    given = {name.replace("_", "-"): value for name, value in headers.items()}
+    for name, value in {"Date": formatdate(localtime=True), "Message-ID": make_msgid(), **given}.items():
+        if value:
+            message[name] = value
     message.set_content(body)
+    return message
+
+
+def send(
+    inst: RunningInstance, subject: str, body: str, sender: str = OPS, envelope: str | None = None, **headers: str
+) -> str:
+    """Send a command mail; MAIL2CMD's answer to its DATA."""
+    message = command_mail(subject, body, sender, **headers)
     with smtplib.SMTP("127.0.0.1", int(inst.config.redctl.mail2cmd_port), timeout=30) as smtp:
-        smtp.send_message(message, from_addr=envelope or sender)
+        smtp.ehlo()
+        smtp.mail(envelope or sender)
+        smtp.rcpt("redpss@tst1.example")
+        code, answer = smtp.data(message.as_bytes())
+        if code != 250:
+            raise smtplib.SMTPDataError(code, answer)
+        return answer.decode()
+
+
+def waiting(paths: InstancePaths) -> list[str]:
+    """The commands kept and not yet answered (an answered one leaves only its `.done` key for an hour)."""
+    return [p.name for p in commands_folder(paths).iterdir() if p.suffix != ".done"]
 
 
 def mail2cmd_log(inst: RunningInstance) -> str:
@@ -171,7 +197,7 @@ def test_a_reply_that_cannot_be_sent_is_logged_and_the_next_command_is_served(
         assert '"instance": "TST1"' in reply.message().get_body().get_content()  # type: ignore[union-attr]
     assert "has mode 0644" in mail2cmd_log(inst)
     assert "it is kept and offered again" in mail2cmd_log(inst)
-    wait_for(lambda: not any(commands_folder(inst.paths).iterdir()), 30, what="the sent replies removed")
+    wait_for(lambda: not waiting(inst.paths), 30, what="the sent replies removed")
 
 
 def test_a_subject_with_a_control_character_still_gets_its_reply(running: tuple[RunningInstance, SmtpRelay]) -> None:
@@ -181,8 +207,36 @@ def test_a_subject_with_a_control_character_still_gets_its_reply(running: tuple[
     send(inst, "status\x0b", f"secret: {SECRET}")
     [reply] = relay.wait_for(1, 60)
     assert reply.message()["Subject"].strip() == "Re: status"
-    wait_for(lambda: not any(commands_folder(inst.paths).iterdir()), 30, what="the command forgotten")
+    wait_for(lambda: not waiting(inst.paths), 30, what="the command forgotten")
     assert "offered again" not in mail2cmd_log(inst)
+
+
+def test_a_command_mail_sent_again_or_replayed_is_not_run_again(running: tuple[RunningInstance, SmtpRelay]) -> None:
+    """A mail system that did not see the 250 sends the mail again, and a copy of a command mail lies in mailboxes
+    and archives: the same Message-ID is taken (250) but not run again, also after a restart; a mail dated over an
+    hour ago, or without Message-ID, is refused."""
+    inst, relay = running
+    message_id = make_msgid()
+    assert send(inst, "status", f"secret: {SECRET}", Message_ID=message_id).startswith("2.0.0 accepted, the result")
+    relay.wait_for(1, 60)
+    again = send(inst, "status", f"secret: {SECRET}", Message_ID=message_id)
+    assert "accepted before (the same Message-ID); not run again" in again
+    inst.stop()
+    inst.start()
+    assert "not run again" in send(inst, "status", f"secret: {SECRET}", Message_ID=message_id)
+    for headers, reason in (
+        ({"Date": formatdate(time.time() - 7200)}, "over 60 minutes ago; a command is taken fresh only"),
+        ({"Date": formatdate(time.time() + 7200)}, "ahead of this server's clock"),
+        ({"Message_ID": ""}, "has no Message-ID"),
+        ({"Date": ""}, "has no Date"),
+    ):
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            send(inst, "status", f"secret: {SECRET}", **headers)
+        error = refused.value.smtp_error
+        assert refused.value.smtp_code == 550, headers
+        assert reason in (error.decode() if isinstance(error, bytes) else error), headers
+    assert mail2cmd_log(inst).count("running 'status'") == 1  # the first mail only, before and after the restart
+    assert len(relay.received) == 1
 
 
 def reply_text(relay: SmtpRelay, subject: str) -> str:
@@ -209,7 +263,7 @@ def test_commands_accepted_before_a_restart_are_run_or_answered(running: tuple[R
     assert inst.paths.suspend_marker.exists()
     assert "whether it took effect is not known" in reply_text(relay, "status")
     assert "not run: it was accepted" in reply_text(relay, "resume")
-    wait_for(lambda: not any(spool.folder.iterdir()), 30, what="the answered commands removed from the spool")
+    wait_for(lambda: not waiting(inst.paths), 30, what="the answered commands removed from the spool")
     assert "running 'suspend' from dba@example.com, accepted before a restart" in mail2cmd_log(inst)
 
 
