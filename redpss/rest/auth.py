@@ -54,9 +54,10 @@ CACHE_ENTRIES = 1024
 FAILURE_LIMIT = 5  # failed logins per client address within FAILURE_WINDOW before further attempts are refused
 FAILURE_WINDOW = 60.0
 # failed logins of one user, from any address, within FAILURE_WINDOW: a bound on how fast guesses from many addresses
-# can run a database's lockout policy down; higher than one address's, so that the user, from its own address,
-# still gets in while others guess its password
+# can run a database's lockout policy down. An address the user logged in from (within TRUSTED_SECONDS) is not held
+# by it: others guessing the password must not lock the user out of the API
 USER_FAILURE_LIMIT = 20
+TRUSTED_SECONDS = 86400.0
 RUNNING_RETRY = 1.0  # seconds to wait when the logins still running from an address take its whole limit
 MAX_USER_LENGTH = 128  # Exasol identifiers are at most 128 characters
 LOGIN_TIMEOUT = 10.0
@@ -222,6 +223,7 @@ class Authenticator:
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}
         self._failures = _FailureCounter(failure_limit, failure_window)  # per client address (IPv6: per /64)
         self._user_failures = _FailureCounter(user_failure_limit, failure_window)  # per user, from any address
+        self._trusted: dict[tuple[str, str], float] = {}  # (USER, address key) of a successful login -> until when
         # RED-PSS's own database users: a failed login counts towards the database's lockout of the user, and a
         # locked REDSYS stops the instance; nobody logs in to the API as them
         self._own_users = {config.default.exa_username.upper(), config.rest.exa_username.upper()}
@@ -251,7 +253,8 @@ class Authenticator:
             limited = TooManyAttempts(f"too many failed logins from {address}; retry in {wait:.0f} s", wait)
             self._log_refusal(user, client_host, limited.reason)
             raise limited
-        wait = self._user_failures.retry_after(user.upper(), now)
+        trusted = self._trusted.get((user.upper(), address), 0.0) > now
+        wait = 0.0 if trusted else self._user_failures.retry_after(user.upper(), now)
         if wait:
             limited = TooManyAttempts(f"too many failed logins of user {user}; retry in {wait:.0f} s", wait)
             self._log_refusal(user, client_host, limited.reason)
@@ -294,7 +297,15 @@ class Authenticator:
             self._log_refusal(user, client_host, refused.reason)
             raise
         self._remember(key, principal, time.monotonic())
+        self._trust(user.upper(), _address_key(client_host), time.monotonic())
         return principal
+
+    def _trust(self, user: str, address: str, now: float) -> None:
+        """`user` logged in from `address`: the per-user limit does not hold that address back (for a day)."""
+        self._trusted.pop((user, address), None)
+        if len(self._trusted) >= CACHE_ENTRIES:
+            del self._trusted[next(iter(self._trusted))]  # the oldest
+        self._trusted[(user, address)] = now + TRUSTED_SECONDS
 
     def _roles_by_login(self, user: str, password: str) -> frozenset[str]:
         """Log in as the caller (blocking: runs in a thread) and read its roles, direct and indirect."""

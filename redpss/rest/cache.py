@@ -3,7 +3,9 @@
 Once there is a value, a request does not wait for the next one: past its period the old value is answered while
 one refresh runs in the background (so /health and the job lists keep their latency while JMON is asked or the
 database read), but only up to STALE_PERIODS periods old: a worker idle for an hour must not answer its first
-request with an hour-old "ok". drop() forgets the value, and the next request waits for a fresh one: a change made
+request with an hour-old "ok" while a fresh one comes within STALE_WAIT seconds (after that the old value is
+answered all the same: the master's probe of /health must not fail, and the watchdog restart the API, because a
+daemon that /health asks is slow). drop() forgets the value, and the next request waits for a fresh one: a change made
 through this worker is visible in its next answer. A computation that failed is the answer of every request that
 waited for it (and of those within one period after), not one more computation each, one after the other (ten
 waiters on a database that does not answer would wait ten connect timeouts).
@@ -12,6 +14,7 @@ waiters on a database that does not answer would wait ten connect timeouts).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 log = logging.getLogger("redpss.rest.cache")
-STALE_PERIODS = 5  # a value older than this many periods is not answered: the request waits for a fresh one
+STALE_PERIODS = 5  # a value older than this many periods is answered only if no fresh one comes within STALE_WAIT
+STALE_WAIT = 1.0
 
 
 class Cached(Generic[T]):
@@ -37,16 +41,19 @@ class Cached(Generic[T]):
 
     async def get(self) -> T:
         value, now = self._value, time.monotonic()
-        if value is not None and now - self._until >= self.seconds * (STALE_PERIODS - 1):
-            value = None  # too old to answer: wait for a fresh one below
         if value is not None:
             if now >= self._until and self._refresh is None:
                 self._refresh = asyncio.create_task(self._refresh_in_background())
+            refresh = self._refresh
+            if refresh is not None and now - self._until >= self.seconds * (STALE_PERIODS - 1):
+                with contextlib.suppress(TimeoutError):  # too old: a moment for the fresh one
+                    await asyncio.wait_for(asyncio.shield(refresh), STALE_WAIT)
+                return self._value if self._value is not None else value
             return value
         async with self._lock:  # no value to answer: one computation for all who wait
             if self._failed is not None and time.monotonic() < self._failed[0]:
                 raise self._failed[1]  # what the computation they waited for ended with
-            if self._value is None or time.monotonic() - self._until >= self.seconds * (STALE_PERIODS - 1):
+            if self._value is None:
                 generation = self._generation
                 try:
                     computed = await run_in_threadpool(self.compute)

@@ -69,7 +69,7 @@ def from_operation(exc: RedpssError) -> ApiError:
     or database away (or a daemon's failed answer) 503, a daemon that did not answer in time, with the outcome not
     known, 504."""
     from redpss.core.db.errors import DatabaseUnavailable  # noqa: PLC0415
-    from redpss.core.wire import WireError  # noqa: PLC0415 - loaded by the operation already
+    from redpss.core.wire import Code, WireError  # noqa: PLC0415 - loaded by the operation already
 
     statuses: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
         (UnknownObject, 404),
@@ -79,8 +79,9 @@ def from_operation(exc: RedpssError) -> ApiError:
         # a daemon away or breaking off: the server's side, not a bug here
         ((NotRunning, DatabaseUnavailable, WireError), 503),
     )
+    internal = isinstance(exc, WireError) and exc.code == Code.INTERNAL  # a daemon's bug: 500, logged here too
     for kinds, status in statuses:
-        if isinstance(exc, kinds):
+        if isinstance(exc, kinds) and not internal:
             return ApiError(status, str(exc))
     log.error("operation failed: %s", exc)
     return ApiError(500, f"the operation failed: {exc}")

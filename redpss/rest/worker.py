@@ -60,8 +60,15 @@ class HeadDeadlineProtocol(H11Protocol):
 
     def _head_overdue(self) -> None:
         self._head_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():  # no whole request head yet
+        if self.transport.is_closing():
+            return
+        answered = self.cycle is None or self.cycle.response_complete
+        # no whole request head yet, or a body still coming in for a request already answered (the answer needed
+        # none of it: a 401 or 404): either way the connection serves nobody
+        if self.conn.their_state is h11.IDLE or (answered and self.conn.their_state is h11.SEND_BODY):
             self.transport.close()
+        else:
+            self._arm_head_deadline()  # a request under way: looked at again later
 
 
 class RestWorker(UvicornWorker):  # type: ignore[misc]

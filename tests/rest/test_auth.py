@@ -161,7 +161,8 @@ def test_guesses_from_many_addresses_are_limited_per_user_and_ipv6_per_64(
     """A database may lock a user after some failed logins: guesses spread over addresses (an IPv6 /64 gives one
     host plenty) must not run that down unchecked. RED-PSS's own users are never tried at all: a locked REDSYS
     would stop the instance."""
-    auth = Authenticator(config, failure_limit=2, user_failure_limit=3)
+    auth = Authenticator(config, failure_limit=2, user_failure_limit=3, cache_seconds=0)  # each login asks
+    assert authenticate(auth, basic("api_reader", READER_PASSWORD), "192.0.2.60").user == "api_reader"  # its own
     for number in range(2):
         assert not isinstance(refusal(auth, basic("api_reader", "guess"), f"2001:db8::{number + 1}"), TooManyAttempts)
     limited = refusal(auth, basic("api_reader", "guess"), "2001:db8::99")  # the same /64
@@ -170,10 +171,11 @@ def test_guesses_from_many_addresses_are_limited_per_user_and_ipv6_per_64(
     made = auth.database_logins
     limited = refusal(auth, basic("api_reader", READER_PASSWORD), "192.0.2.50")
     assert isinstance(limited, TooManyAttempts) and "of user api_reader" in limited.reason
+    assert authenticate(auth, basic("api_reader", READER_PASSWORD), "192.0.2.60").user == "api_reader"  # not locked out
     assert authenticate(auth, basic("api_operator", OPERATOR_PASSWORD), "192.0.2.50").user == "api_operator"
     for own in ("REDSYS", "redsys", "redrest"):  # [DEFAULT] and [rest] exa_username, of any case
         assert "a database user of RED-PSS itself" in refusal(auth, basic(own, "exasol"), "192.0.2.51").reason
-    assert auth.database_logins == made + 1  # only the operator's login reached the database
+    assert auth.database_logins == made + 2  # only the operator's and the trusted address's logins
 
 
 def test_a_dropped_user_is_refused_once_the_cache_has_expired(devdb: InProcessDevDb, config: Config) -> None:

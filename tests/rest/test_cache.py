@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from redpss.rest.cache import STALE_PERIODS, Cached
+from redpss.rest.cache import STALE_PERIODS, STALE_WAIT, Cached
 
 PERIOD = 0.05
 
@@ -27,6 +27,30 @@ def test_a_value_too_old_is_not_answered_the_request_waits_for_a_fresh_one() -> 
         time.sleep(PERIOD * (STALE_PERIODS + 1))  # an idle worker: the time is what is tested, nothing to wait for
         assert await cache.get() > first  # not the old value while a refresh runs: a fresh one
         assert len(computed) == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_too_old_value_is_answered_when_no_fresh_one_comes_in_time() -> None:
+    """/health asks JMON and SCHED: one that hangs must not make the master's probe (5 s) wait for it."""
+    slow = threading.Event()
+    calls = 0
+
+    def compute() -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            slow.wait(10)
+        return calls
+
+    async def scenario() -> None:
+        cache = Cached(PERIOD, compute)
+        assert await cache.get() == 1
+        time.sleep(PERIOD * (STALE_PERIODS + 1))  # the time is what is tested, nothing to wait for
+        started = time.monotonic()
+        assert await cache.get() == 1  # the refresh hangs: the old value, after STALE_WAIT
+        assert STALE_WAIT <= time.monotonic() - started < STALE_WAIT + 2
+        slow.set()
 
     asyncio.run(scenario())
 
