@@ -106,25 +106,13 @@ class RelaySession:
 
     def send(self, sender: str, recipients: list[str], message: bytes) -> Outcome:
         assert self.smtp is not None
-        options: list[str] = []
-        if not all(address.isascii() for address in (sender, *recipients)):
-            if not self.smtp.has_extn("smtputf8"):
-                wide = next(address for address in (sender, *recipients) if not address.isascii())
-                return Outcome(DEAD, f"{wide} is not an ASCII address, and the relay does not offer SMTPUTF8")
-            options.append("SMTPUTF8")
+        options = self._utf8_options(sender, recipients)
+        if isinstance(options, Outcome):
+            return options
         try:
             refused = self.smtp.sendmail(sender, recipients, message, mail_options=options)
         except smtplib.SMTPSenderRefused as exc:
-            if exc.smtp_code in MAIL_TOO_LARGE or not 500 <= exc.smtp_code < 600:
-                return Outcome(_classify(exc.smtp_code), _reply_text(exc.smtp_code, exc.smtp_error))
-            # the sender address (sendmail_smtp_from) or the login: the same for every mail, so a setting to
-            # fix, not a mail to bury; the rest of the round is tried later too
-            self.smtp = None
-            return Outcome(
-                RETRY,
-                f"the relay refused the sender {sender}: {_reply_text(exc.smtp_code, exc.smtp_error)}"
-                " (check [redctl] sendmail_smtp_from and sendmail_smtp_user)",
-            )
+            return self._sender_refused(sender, exc)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = {r: (code, _reply_text(code, text)) for r, (code, text) in exc.recipients.items()}
             worst = min(code for code, _ in codes.values())  # a 4xx among them: worth another try
@@ -135,6 +123,34 @@ class RelaySession:
             return Outcome(_classify(exc.smtp_code), _reply_text(exc.smtp_code, exc.smtp_error))
         refusals = {r: (int(code), _reply_text(int(code), text)) for r, (code, text) in refused.items()}
         return Outcome(SENT, "250", refusals)
+
+    def _utf8_options(self, sender: str, recipients: list[str]) -> list[str] | Outcome:
+        """The MAIL FROM options addresses beyond ASCII need (SMTPUTF8), or the outcome when the relay lacks it: a
+        recipient's mail is dead, a sender beyond ASCII (the setting, the same for every mail) waits to be mended."""
+        assert self.smtp is not None
+        if all(address.isascii() for address in (sender, *recipients)):
+            return []
+        if self.smtp.has_extn("smtputf8"):
+            return ["SMTPUTF8"]
+        if not sender.isascii():
+            return Outcome(RETRY, f"the sender {sender} is not an ASCII address, and the relay does not offer "
+                                  "SMTPUTF8 (check [redctl] sendmail_smtp_from)")  # fmt: skip
+        wide = next(address for address in recipients if not address.isascii())
+        return Outcome(DEAD, f"{wide} is not an ASCII address, and the relay does not offer SMTPUTF8")
+
+    def _sender_refused(self, sender: str, exc: smtplib.SMTPSenderRefused) -> Outcome:
+        """MAIL FROM refused: for this mail's size (552, 555) it is dead, for a while (4xx) retried; any other 5xx is
+        about the sender address (sendmail_smtp_from) or the login, the same for every mail: a setting to mend, not
+        a mail to bury, and the rest of the round is tried later too."""
+        if exc.smtp_code == 421 or (500 <= exc.smtp_code < 600 and exc.smtp_code not in MAIL_TOO_LARGE):
+            self.smtp = None  # 421: the relay closes the session
+        if exc.smtp_code in MAIL_TOO_LARGE or not 500 <= exc.smtp_code < 600:
+            return Outcome(_classify(exc.smtp_code), _reply_text(exc.smtp_code, exc.smtp_error))
+        return Outcome(
+            RETRY,
+            f"the relay refused the sender {sender}: {_reply_text(exc.smtp_code, exc.smtp_error)}"
+            " (check [redctl] sendmail_smtp_from and sendmail_smtp_user)",
+        )
 
     def close(self) -> None:
         if self.smtp is not None:

@@ -183,7 +183,10 @@ class SendmailService(Service):
 
     def _round(self, due: list[SpooledMail]) -> None:
         by_id = {m.mail_id: m for m in due}
-        work = [(m.mail_id, m.sender, m.recipients, lambda i=m.mail_id: self.spool.message(i)) for m in due]
+        # the envelope sender is the one configured now: a relay that refused the old one (a setting mended since,
+        # then a restart) takes the mails that waited for it (their From: header stays as it was written)
+        sender = self.relay.sender
+        work = [(m.mail_id, sender, m.recipients, lambda i=m.mail_id: self.spool.message(i)) for m in due]
 
         def record(mail_id: str, outcome: Outcome) -> None:
             mail = by_id[mail_id]
