@@ -142,8 +142,9 @@ def add_user(name: SftpUserName, key: PublicKey, paths: InstancePaths, layout: R
     if first:  # the units may write it only if it existed when they started (ReadWritePaths=-...)
         added.warnings.append(
             f"this is the first sFTP user of {name.instance}: its sFTP tree {layout.instance_dir(name)} was made now, "
-            "and the running CFISRV, JSON2CSV, PARQ2CSV and SCHED cannot move uploads out of it until they restart: "
-            f"redctl -i {name.instance} restart"
+            "and the running CFISRV, JSON2CSV, PARQ2CSV and SCHED cannot move uploads out of it until they restart "
+            f"(as redsys: systemctl restart redpss-{{cfi,json2csv,parq2csv,sched}}@{name.instance}.service, or "
+            f"redctl -i {name.instance} restart, which also ends a suspension)"
         )
     if not accounts.redsys_in_group():
         added.warnings.append(

@@ -22,6 +22,7 @@ from pathlib import Path
 import redpss
 from redpss.core.digits import is_decimal
 from redpss.core.paths import DEFAULT_REDHOME, redhome_from_env
+from redpss.redftp.accounts import REDSYS_USER
 from redpss.redftp.errors import RedftpError
 
 SUDOERS_FILE = "/etc/sudoers.d/redpss-redftp"
@@ -37,14 +38,15 @@ def caller_rights() -> Iterator[None]:
     that a file they name is opened only if they may open it themselves (not /etc/shadow, not a device of root's).
     sudo sets SUDO_UID and SUDO_GID itself; the rule's env_reset keeps the caller from setting them."""
     uid, gid, user = (os.environ.get(name, "") for name in ("SUDO_UID", "SUDO_GID", "SUDO_USER"))
-    if not (is_root() and is_decimal(uid) and is_decimal(gid) and int(uid) != 0):
+    # only for the user the sudo rule lets in: an administrator in a `sudo -i` shell (SUDO_* set too) acts as root
+    if not (is_root() and user == REDSYS_USER and is_decimal(uid) and is_decimal(gid) and int(uid) != 0):
         yield
         return
     own_groups = os.getgroups()
-    os.setgroups(os.getgrouplist(user, int(gid)) if user else [int(gid)])
-    os.setegid(int(gid))
-    os.seteuid(int(uid))
     try:
+        os.setgroups(os.getgrouplist(user, int(gid)))
+        os.setegid(int(gid))
+        os.seteuid(int(uid))
         yield
     finally:
         os.seteuid(0)

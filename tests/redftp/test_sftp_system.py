@@ -50,7 +50,8 @@ def users(site: Site) -> dict[str, Key]:
     assert done.returncode == 0, done.stderr
     assert "added redftp_tst1_alice (UID 1200) for instance TST1" in done.stdout
     # the units that move uploads were started without this tree: they need a restart, and are told so once
-    assert "the first sFTP user of TST1" in done.stderr and "redctl -i TST1 restart" in done.stderr
+    assert "the first sFTP user of TST1" in done.stderr
+    assert "systemctl restart redpss-{cfi,json2csv,parq2csv,sched}@TST1.service" in done.stderr
     site.root.path("/tmp/bob.pub").write_text(keys["bob"].public_line)
     done = site.root.run([USERADD, "tst1", "bob", "--key", "/tmp/bob.pub"])
     assert done.returncode == 0, done.stderr

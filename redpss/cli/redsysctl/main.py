@@ -124,7 +124,13 @@ def _call(paths: InstancePaths, program: str, verb: str, transcript: list[str] |
         if transcript is None:
             return subprocess.run(argv, check=False, env=_instance_env(paths)).returncode
         done = subprocess.run(
-            argv, check=False, env=_instance_env(paths), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            argv,
+            check=False,
+            env=_instance_env(paths),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
         )
         transcript.append(done.stdout)
         return done.returncode
@@ -192,18 +198,27 @@ def for_all(redhome: Path, verb: str) -> int:
     return int(ExitCode.OK)
 
 
+PARALLEL_STARTS = 4  # instances start-all and restart-all take at once
+
+
 def _all_at_once(chosen: list[InstancePaths], verb: str) -> dict[str, int]:
-    """Start (restart) the instances side by side, each one's output shown whole once it is done, in order. One
-    after the other, each waiting for its daemons' READY (JMON waits up to a minute for a database still coming up
-    at boot), a few instances outlast redsys.service's TimeoutStartSec and the rest never start."""
+    """Start (restart) the instances side by side, PARALLEL_STARTS at a time, each one's output (stdout and stderr
+    together) shown whole once it is done, in order. One after the other, each waiting for its daemons' READY (JMON
+    waits up to a minute for a database still coming up at boot), a few instances outlast redsys.service's
+    TimeoutStartSec and the rest never start."""
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - start-all and restart-all only
 
     def one(paths: InstancePaths) -> tuple[int, list[str]]:
         transcript: list[str] = []
-        return act(paths, verb, transcript), transcript
+        try:
+            return act(paths, verb, transcript), transcript
+        except Exception as exc:  # this instance failed; the others' outcomes still count and are shown
+            transcript.append(f"redsysctl: {paths.redenv}: {verb} failed: {exc}\n")
+            return int(ExitCode.FAILURE), transcript
 
     codes: dict[str, int] = {}
-    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+    # a few at a time: each start has its daemons' start-up work, which on a small machine compete for the CPUs
+    with ThreadPoolExecutor(max_workers=min(len(chosen), PARALLEL_STARTS)) as pool:
         for paths, (code, transcript) in zip(chosen, pool.map(one, chosen), strict=True):
             print(f"--- {paths.redenv} ({paths.home})")
             print("".join(transcript), end="", flush=True)
