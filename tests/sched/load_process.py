@@ -18,30 +18,27 @@ from redpss.sched.runs import RunRequest
 
 def load_request(command: str) -> RunRequest:
     """The request of a run of the tests' LOAD job (LOADS.LOAD_ORDERS, id 7) with `command`."""
-    return RunRequest(
-        run_id=f"run-{time.monotonic_ns()}",
-        kind="JOB",
-        schema="LOADS",
-        id=7,
-        name="LOAD_ORDERS",
-        pool="LOADER",
-        job_type="LOAD",
-        command=command,
-        timeout=60,
-    )
+    return _request("JOB", "LOAD_ORDERS", command, pool="LOADER", job_type="LOAD")
 
 
 def file_watcher_request(pattern: str) -> RunRequest:
     """The request of a check of a FILE watcher (LOADS.CSVSRV, id 7) on `pattern`."""
+    return _request("WATCHER", "CSVSRV", pattern, pool="DEFAULT", condition_type="FILE")
+
+
+def _request(
+    kind: str, name: str, command: str, *, pool: str, job_type: str = "", condition_type: str = ""
+) -> RunRequest:
     return RunRequest(
-        run_id=f"check-{time.monotonic_ns()}",
-        kind="WATCHER",
+        run_id=f"{kind.lower()}-{time.monotonic_ns()}",
+        kind=kind,
         schema="LOADS",
         id=7,
-        name="CSVSRV",
-        pool="DEFAULT",
-        condition_type="FILE",
-        command=pattern,
+        name=name,
+        pool=pool,
+        job_type=job_type,
+        condition_type=condition_type,
+        command=command,
         timeout=60,
     )
 
