@@ -6,11 +6,15 @@ sync=True)` returns, a kill -9 or a power cut leaves either the whole new file o
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"  # a leftover with this prefix is an interrupted write: never acknowledged, safe to remove
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # the errnos of a full disk or quota: space may come back
 
 
 def fsync_folder(folder: Path) -> None:

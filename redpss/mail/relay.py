@@ -142,10 +142,11 @@ class RelaySession:
         """MAIL FROM refused: for this mail's size (552, 555) it is dead, for a while (4xx) retried; any other 5xx is
         about the sender address (sendmail_smtp_from) or the login, the same for every mail: a setting to mend, not
         a mail to bury, and the rest of the round is tried later too."""
-        if exc.smtp_code == 421 or (500 <= exc.smtp_code < 600 and exc.smtp_code not in MAIL_TOO_LARGE):
-            self.smtp = None  # 421: the relay closes the session
         if exc.smtp_code in MAIL_TOO_LARGE or not 500 <= exc.smtp_code < 600:
+            if exc.smtp_code == 421:  # the relay closes the session
+                self.smtp = None
             return Outcome(_classify(exc.smtp_code), _reply_text(exc.smtp_code, exc.smtp_error))
+        self.smtp = None
         return Outcome(
             RETRY,
             f"the relay refused the sender {sender}: {_reply_text(exc.smtp_code, exc.smtp_error)}"

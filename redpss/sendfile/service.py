@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import logging
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from redpss.core.db import DatabaseError, DbSession, DbSettings
 from redpss.core.db.errors import map_exa_error
 from redpss.core.db.rowwriter import RowWriter
 from redpss.core.db.sqltext import timestamp
+from redpss.core.durable import NO_SPACE
 from redpss.core.entry import run_instance_daemon
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import accepted_secrets
@@ -295,7 +295,7 @@ def _out_of_space(exc: BaseException) -> str:
     chain: list[BaseException] = []
     seen: BaseException | None = exc
     while seen is not None and seen not in chain and len(chain) < 20:  # a chain may loop back on itself
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(seen, OSError) and seen.errno in NO_SPACE:
             return str(seen)
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__

@@ -4,11 +4,11 @@ the file uploaded under a temporary name and renamed once complete, so the partn
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 from pathlib import Path
 
+from redpss.core.durable import NO_SPACE
 from redpss.sendfile.targets import SftpTarget
 
 CONNECT_TIMEOUT = 30.0
@@ -125,7 +125,7 @@ def _put(client: object, target: SftpTarget, local: Path, remote_name: str) -> s
             sftp.remove(partial)
         # the server's refusal (no such folder, no permission: an errno of its answer) is for good; a connection
         # lost on the way, or a full disk there, is tried again
-        refused = isinstance(exc, OSError) and exc.errno is not None and exc.errno not in (errno.ENOSPC, errno.EDQUOT)
+        refused = isinstance(exc, OSError) and exc.errno is not None and exc.errno not in NO_SPACE
         raise DeliveryError(
             f"upload to {target.describe()} as {final} failed: {exc or type(exc).__name__}", transient=not refused
         ) from None
