@@ -11,7 +11,9 @@ half a request head, stays open for good, and a few thousand of them (no login n
 the worker, then the master's probe gets no answer and the watchdog restarts the unit until its start limit.
 `HeadDeadlineProtocol` closes a connection that has not sent a whole request head REQUEST_HEAD_TIMEOUT seconds
 after it was made or after its last response; `limit_concurrency` answers 503 beyond LIMIT_CONCURRENCY
-connections instead of taking more.
+connections instead of taking more. Before either, the TLS handshake: asyncio gives a peer 60 seconds for it and
+uvicorn counts a connection only once it is done, so `HandshakeDeadlineLoop` (the worker's event loop) gives
+TLS_HANDSHAKE_TIMEOUT seconds instead.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ from redpss.rest.tls import harden
 
 REQUEST_HEAD_TIMEOUT = 10.0  # seconds a connection has to send a whole request head (after TLS, after a response)
 LIMIT_CONCURRENCY = 1000  # connections per worker before new requests get 503 (the unit's LimitNOFILE is 4096)
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a new connection has to finish its TLS handshake
+
+
+class HandshakeDeadlineLoop(asyncio.SelectorEventLoop):
+    """asyncio's event loop, whose TLS listeners close a connection that has not finished its handshake within
+    TLS_HANDSHAKE_TIMEOUT seconds (uvicorn passes no handshake timeout, so asyncio's 60 s applied)."""
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:
+        if kwargs.get("ssl") is not None:
+            kwargs.setdefault("ssl_handshake_timeout", TLS_HANDSHAKE_TIMEOUT)
+        return await super().create_server(*args, **kwargs)
 
 
 class HeadDeadlineProtocol(H11Protocol):
@@ -74,7 +87,7 @@ class HeadDeadlineProtocol(H11Protocol):
 class RestWorker(UvicornWorker):  # type: ignore[misc]
     # No access log: a line per request would cost more than a /health answer; refusals are logged by auth.
     CONFIG_KWARGS: dict[str, Any] = {
-        "loop": "auto",
+        "loop": f"{__name__}:HandshakeDeadlineLoop",
         "http": HeadDeadlineProtocol,
         "lifespan": "on",
         "access_log": False,

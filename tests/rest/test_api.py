@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from redpss.rest.openapi import render
-from redpss.rest.worker import REQUEST_HEAD_TIMEOUT
+from redpss.rest.worker import REQUEST_HEAD_TIMEOUT, TLS_HANDSHAKE_TIMEOUT
 from tests.rest.rest_instance import NOBODY, OPERATOR, READER, RestApi, basic, client_context
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher
 from tests.support.wait import wait_for
@@ -242,6 +242,23 @@ def test_a_connection_that_sends_no_whole_request_head_is_closed(api: RestApi) -
             while connection.recv(4096):  # closed by the server (the socket's own timeout is 30 s)
                 pass
         assert time.monotonic() - started < REQUEST_HEAD_TIMEOUT + 5
+    assert api.client.get("/health").status_code == 200
+
+
+def test_a_connection_that_does_not_finish_its_tls_handshake_is_closed(api: RestApi) -> None:
+    """asyncio gave a peer 60 s for the handshake and uvicorn does not count such a connection: a few thousand
+    connections that never say hello held the worker's descriptors without any limit taking effect."""
+    with contextlib.ExitStack() as stack:
+        silent, half = (
+            stack.enter_context(socket.create_connection(("127.0.0.1", api.port), timeout=30)) for _ in range(2)
+        )
+        half.sendall(bytes.fromhex("16030100c8"))  # the record header of a ClientHello whose body never comes
+        started = time.monotonic()
+        for connection in (silent, half):
+            with contextlib.suppress(ConnectionResetError):
+                while connection.recv(4096):  # closed by the server (the socket's own timeout is 30 s)
+                    pass
+        assert time.monotonic() - started < TLS_HANDSHAKE_TIMEOUT + 5
     assert api.client.get("/health").status_code == 200
 
 
