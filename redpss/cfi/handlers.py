@@ -164,7 +164,36 @@ class CfiHandler(TLS_FTPHandler):  # type: ignore[misc]
     max_login_attempts = 3
     auth_failed_timeout = 1  # seconds before a failed login is answered (pyftpdlib's brake on guessing)
     timeout = 300  # seconds a control connection may idle
+    # seconds from connect to a successful login: the idle timeout starts again at every command, so without this a
+    # peer that never logs in (silent in the TLS handshake, or sending NOOP) held one of max_cons slots for good
+    login_timeout = 30.0
     counters: Counters  # set per listener by handler_class
+    _login_deadline: Any = None
+
+    def __init__(self, conn: socket.socket, server: Any, ioloop: Any = None) -> None:
+        super().__init__(conn, server, ioloop)
+        if not self._closed:
+            self._login_deadline = self.ioloop.call_later(
+                self.login_timeout, self._login_overdue, _errback=self.handle_error
+            )
+
+    def _login_overdue(self) -> None:
+        self._login_deadline = None
+        if self.authenticated or self._closed or self._closing:
+            return
+        self.counters.refuse("no login in time")
+        log.warning("closed a connection from %s: no login within %g s", self.remote_ip, self.login_timeout)
+        if self._ssl_accepting:
+            self.close()  # in the TLS handshake: no reply can be sent
+        else:
+            self.respond(f"421 No login within {self.login_timeout:g} seconds; closing the connection.")
+            self.close_when_done()
+
+    def close(self) -> None:
+        if self._login_deadline is not None:
+            self._login_deadline.cancel()
+            self._login_deadline = None
+        super().close()
 
     def __repr__(self) -> str:
         # pyftpdlib formats the connection into every debug message, logged or not: keep that cheap.

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ftplib
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import pycurl  # type: ignore[import-untyped]
 import pytest
 
 from redpss.cfi.confine import Confinement
-from redpss.cfi.handlers import Counters, ListenerSettings, OneAccountAuthorizer
+from redpss.cfi.handlers import CfiHandler, Counters, ListenerSettings, OneAccountAuthorizer
 from redpss.cfi.server import CfiServer, Listener, serve_in_thread
 from redpss.cfi.tls import CertificateFiles, server_context
 from redpss.core.net import free_port, free_port_range
@@ -21,6 +25,12 @@ from tests.support.wait import wait_for
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[CfiServer, threading.Thread]]:
+    with serving(tmp_path, [Listener("127.0.0.1", free_port(), implicit=True, keys="test")]) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, listeners: list[Listener]) -> Iterator[tuple[CfiServer, threading.Thread]]:
     files = CertificateFiles(tmp_path / "cfi.crt", tmp_path / "cfi.key")
     self_signed(files.cert, files.key)
     (tmp_path / "data").mkdir()
@@ -33,7 +43,7 @@ def server(tmp_path: Path) -> Iterator[tuple[CfiServer, threading.Thread]]:
         passive_ports=range(pasv, pasv + 4),
         counters=Counters(),
     )
-    cfi = CfiServer([Listener("127.0.0.1", free_port(), implicit=True, keys="test")], settings, stalled_after=1.0)
+    cfi = CfiServer(listeners, settings, stalled_after=1.0)
     cfi.start()
     thread = serve_in_thread(cfi)
     try:
@@ -116,3 +126,26 @@ def test_libcurl_resumes_the_tls_session_on_every_data_connection(server: tuple[
     assert counters.logins == 1  # one control connection for all three
     assert counters.data_channels == 3
     assert counters.data_channels_resumed == 3
+
+
+def test_a_connection_that_does_not_log_in_in_time_is_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle timeout starts again at every command, so a peer that never logged in (silent in the handshake, or
+    sending NOOP) held one of the server's connection slots for good; a session that logged in stays."""
+    monkeypatch.setattr(CfiHandler, "login_timeout", 1.0)
+    implicit, explicit = (Listener("127.0.0.1", free_port(), implicit=flag, keys="test") for flag in (True, False))
+    with serving(tmp_path, [implicit, explicit]) as (cfi, _), contextlib.ExitStack() as stack:
+        silent = stack.enter_context(socket.create_connection(("127.0.0.1", implicit.port), timeout=10))
+        chatty = stack.enter_context(ftplib.FTP_TLS(context=client_context(), timeout=10))  # noqa: S321 - TLS
+        chatty.connect("127.0.0.1", explicit.port)
+        logged_in = stack.enter_context(ImplicitFtps(context=client_context(), timeout=10))
+        logged_in.connect("127.0.0.1", implicit.port)
+        logged_in.login("u", "pw")
+        started = time.monotonic()
+        with pytest.raises(ftplib.error_temp, match="421 No login within 1 seconds"):
+            while time.monotonic() - started < 10:
+                chatty.voidcmd("NOOP")  # a command keeps the idle timeout away, not the login deadline
+        with contextlib.suppress(ConnectionResetError):
+            assert silent.recv(4096) == b""  # closed in the handshake: no reply can be sent
+        assert time.monotonic() - started < 5
+        assert logged_in.voidcmd("NOOP").startswith("200")  # past the deadline, logged in: still served
+        assert cfi.counters.refused == {"no login in time": 2}
