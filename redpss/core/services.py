@@ -142,17 +142,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
         address=database_address,
         probe="tcp",
     ),
-    # SCHED waits for running jobs; two minutes covers a load finishing, longer ones are handed back as INTERRUPTED.
-    ServiceSpec(
-        "sched",
-        "scheduler master and worker pools",
-        _always,
-        "redpss.sched.service",
-        drain_timeout=120.0,
-        address=sched_address,
-        probe="ping",
-    ),
-    # DBLS and JEXEC start before JMON, so the first ACTION job JMON hands to SCHED finds JEXEC serving.
+    # The daemons SCHED's jobs use (JEXEC for ACTION, SENDMAIL for alerts, SENDFILE, CFISRV for LOAD) start before
+    # SCHED and so stop after it: runs that finish during SCHED's drain still find them serving.
     ServiceSpec(
         "dbls",
         "database log server",
@@ -194,19 +185,6 @@ SERVICES: tuple[ServiceSpec, ...] = (
         address=sendfile_address,
         probe="ping",
     ),
-    # MAIL2CMD (optional): operators' commands by mail; a command under way finishes when stopped.
-    ServiceSpec(
-        "mail2cmd",
-        "runs allow-listed commands mailed by allow-listed senders",
-        lambda c: c.redctl.mail2cmd_enabled,
-        "redpss.mail.mail2cmd",
-        drain_timeout=30.0,
-        address=mail2cmd_address,
-        probe="tcp",
-    ),
-    ServiceSpec(
-        "jmon", "job monitor", _always, "redpss.jmon.service", drain_timeout=15.0, address=jmon_address, probe="ping"
-    ),
     # CFISRV lets transfers under way finish when stopped; a database IMPORT of a large file may take a while.
     ServiceSpec(
         "cfi",
@@ -231,6 +209,29 @@ SERVICES: tuple[ServiceSpec, ...] = (
         lambda c: c.redctl.cfi_enabled,
         "redpss.convert.parq2csv",
         drain_timeout=120.0,
+    ),
+    # SCHED waits for running jobs; two minutes covers a load finishing, longer ones are handed back as INTERRUPTED.
+    ServiceSpec(
+        "sched",
+        "scheduler master and worker pools",
+        _always,
+        "redpss.sched.service",
+        drain_timeout=120.0,
+        address=sched_address,
+        probe="ping",
+    ),
+    ServiceSpec(
+        "jmon", "job monitor", _always, "redpss.jmon.service", drain_timeout=15.0, address=jmon_address, probe="ping"
+    ),
+    # MAIL2CMD (optional): operators' commands by mail; a command under way finishes when stopped.
+    ServiceSpec(
+        "mail2cmd",
+        "runs allow-listed commands mailed by allow-listed senders",
+        lambda c: c.redctl.mail2cmd_enabled,
+        "redpss.mail.mail2cmd",
+        drain_timeout=30.0,
+        address=mail2cmd_address,
+        probe="tcp",
     ),
     # The REST API (gunicorn): started and stopped by restctl where [rest] rest_enabled; requests drain for 15 s.
     ServiceSpec(
