@@ -81,7 +81,6 @@ def test_only_the_ingest_daemons_and_sched_may_write_the_instance_sftp_tree() ->
             assert not any("redftp" in path for path in paths), name
 
 
-
 def test_the_daemons_scheds_jobs_use_stop_after_sched() -> None:
     """systemd stops units in the reverse of their After= order: JEXEC, SENDMAIL, SENDFILE, CFISRV (and DBLS) are
     before SCHED, so the ACTION runs, alert mails, SENDFILE jobs and LOAD imports of SCHED's drain find them serving
@@ -94,6 +93,7 @@ def test_the_daemons_scheds_jobs_use_stop_after_sched() -> None:
     assert {"devdb", "dbls", "jexec", "sendmail", "sendfile", "cfi", "json2csv", "parq2csv"} <= before_sched
     for later in ("jmon", "mail2cmd", "rest"):
         assert "redpss-sched@%i.service" in units[f"redpss-{later}@.service"], later
+
 
 def test_unknown_directive_is_caught() -> None:
     """The check above can fail: a directive systemd 239 lacks (added in 240+) is not in the list."""
