@@ -27,6 +27,7 @@ def journal_forwarder(instance: str, queue_size: int = QUEUE_SIZE) -> JournalQue
         note=log,
         what="ERROR/ALERT line(s) from the database",
         kept="they are in log/DB and LOG_MESSAGES",
+        size=lambda line: len(line.text),
         queue_size=queue_size,
     )
 

@@ -34,7 +34,8 @@ def output_journal(instance: str) -> JournalQueue[OutputLine]:
         fallback=None,  # outside systemd the run's file is where the output is
         note=logging.getLogger("redpss.jexec"),
         what="output line(s) of actions",
-        kept="they are in log/JEXEC/<run_id>.log",
+        kept="the run's file log/JEXEC/<run_id>.log has them unless it had reached its size limit",
+        size=lambda line: len(line.text),
     )
 
 

@@ -235,7 +235,8 @@ class ActionRun:
                 return
             text = raw.decode("utf-8", "replace").rstrip("\n")
             self.lines += 1
-            self.tail.append(text if name == "stdout" else f"[stderr] {text}")
+            cut = text[-TAIL_CHARS:]  # the tail shows at most TAIL_CHARS: a line of a MiB is not kept whole for it
+            self.tail.append(cut if name == "stdout" else f"[stderr] {cut}")
             out.write(f"{name}: {text}\n")
             self.journal.submit((OutputLine(request.run_id, request.job_id, request.action, name, text),))
 

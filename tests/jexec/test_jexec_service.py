@@ -291,6 +291,36 @@ def test_a_journald_that_takes_nothing_holds_up_no_run(instance: InstancePaths, 
         stuck.close()
 
 
+def peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def test_output_without_line_breaks_for_a_stuck_journald_costs_bounded_memory(
+    instance: InstancePaths, tmp_path: Path
+) -> None:
+    """Output without line breaks is read in pieces of about 100 KiB, each an entry for journald: queued by count
+    only, 300 MB of it waited in JEXEC's memory for a journald that took nothing (2 GB for 4 GB of output)."""
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    stuck.bind(str(tmp_path / "stuck-journal.socket"))
+    try:
+        with running_jexec(
+            instance,
+            tmp_path,
+            env={"REDPSS_JOURNAL_SOCKET": str(tmp_path / "stuck-journal.socket")},
+            jexec_output_limit_mb="1",
+        ) as (daemon, port):
+            script(instance, "binary.sh", "head -c 300000000 /dev/zero | tr '\\000' x\necho\necho END\n")
+            with client(instance, port) as conn:
+                reply = conn.run_action("binary.sh", timeout=120, run_id="binary")
+            assert (reply["status"], reply["tail"][-4:], len(reply["tail"])) == ("OK", "\nEND", 4000)
+            assert peak_rss_mib(daemon.pid) < 150
+            daemon.stop()
+            assert "output line(s) of actions were not sent to journald" in daemon.log
+    finally:
+        stuck.close()
+
+
 def test_a_script_that_exits_while_a_child_it_left_runs_on_ends_with_its_own_exit(
     jexec: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:

@@ -3,7 +3,9 @@
 journald takes about 27k entries per second (docs: shared performance notes) and, when its queue is full, a send
 waits (JournalHandler gives up after 0.2 s). Lines that come faster than that (DBLS's ERROR lines from the database,
 the output of JEXEC's actions) are queued here and sent by a thread; when the queue is full they are counted as
-dropped and the count is logged once per burst. They are kept elsewhere all the same (log/DB, log/JEXEC).
+dropped and the count is logged once per burst. They are kept elsewhere all the same (log/DB, log/JEXEC). The
+queue is bounded by entries and by bytes (each item's `size`): a script printing a binary file without line breaks
+makes entries of a hundred KiB each, and 20,000 of them held JEXEC at 2 GB while journald was slow.
 
 The thread is woken at most once per PACING seconds and then sends everything queued: a thread woken for every line
 takes the GIL from the event loop at each of the loop's system calls, and with the cores busy it may be descheduled
@@ -28,6 +30,7 @@ from redpss.core.logging.setup import LogContext, journal_socket_path
 
 T = TypeVar("T")
 QUEUE_SIZE = 20000
+QUEUE_BYTES = 16 * 1024 * 1024  # text queued at most, by the items' `size`
 PACING = 0.1  # seconds the thread waits after a wake-up, so that what comes meanwhile goes in the same burst
 REPORT_EVERY = 10.0  # seconds between two counts of dropped entries while a burst lasts
 
@@ -44,7 +47,9 @@ class JournalQueue(Generic[T]):
         note: logging.Logger,
         what: str,
         kept: str,
+        size: Callable[[T], int],
         queue_size: int = QUEUE_SIZE,
+        queue_bytes: int = QUEUE_BYTES,
     ) -> None:
         """Entries dropped are counted in a WARNING to `note`: "<n> <what> were not sent to journald ...; <kept>"."""
         socket_path = journal_socket_path()
@@ -54,23 +59,40 @@ class JournalQueue(Generic[T]):
         self.render = render
         self.fallback = fallback
         self.note, self.what, self.kept = note, what, kept
+        self.size = size
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.dropped = 0  # entries the queue had no room for (counted by the submitting thread)
         self.unmade = 0  # entries that could not be made into a record (counted by the sending thread)
-        self._queue: collections.deque[T] = collections.deque()  # appended by the loop, taken by the thread
+        self.queued_bytes = 0  # the `size` of what is queued
+        self._lock = threading.Lock()  # the queue and queued_bytes change together, from both threads
+        self._queue: collections.deque[tuple[T, int]] = collections.deque()  # appended by the loop, taken by the thread
         self._wake = threading.Event()  # set when items wait and the thread has not been told yet
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{context.service}-journal", daemon=True)
         self._thread.start()
 
     def submit(self, items: Sequence[T]) -> None:
-        room = self.queue_size - len(self._queue)
-        if len(items) > room:
-            self.dropped += len(items) - max(room, 0)
-            items = items[: max(room, 0)]
-        self._queue.extend(items)
-        if items and not self._wake.is_set():
+        taken = 0
+        with self._lock:
+            for item in items:
+                size = self.size(item)
+                if len(self._queue) >= self.queue_size or self.queued_bytes + size > self.queue_bytes:
+                    self.dropped += 1
+                    continue
+                self._queue.append((item, size))
+                self.queued_bytes += size
+                taken += 1
+        if taken and not self._wake.is_set():
             self._wake.set()
+
+    def _take(self) -> T | None:
+        with self._lock:
+            if not self._queue:
+                return None
+            item, size = self._queue.popleft()
+            self.queued_bytes -= size
+            return item
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued (within `timeout`: journald may be stuck), then stop the thread."""
@@ -78,8 +100,10 @@ class JournalQueue(Generic[T]):
         self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():  # still waiting for journald: what is left is not sent
-            left = len(self._queue)
-            self._queue.clear()
+            with self._lock:
+                left = len(self._queue)
+                self._queue.clear()
+                self.queued_bytes = 0
             self.note.warning(
                 "%d %s were not sent to journald before the stop (it did not keep up); %s", left, self.what, self.kept
             )
@@ -93,8 +117,8 @@ class JournalQueue(Generic[T]):
             self._closing.wait(PACING)  # pacing: items submitted meanwhile go out in this burst (returns at close)
             self._wake.clear()
             self._reported_at = time.monotonic()  # a burst says its count at its end, or after REPORT_EVERY
-            while self._queue:
-                self._emit(self._queue.popleft())
+            while (item := self._take()) is not None:
+                self._emit(item)
                 self._report_dropped(final=False)
             self._report_dropped(final=True)
             if self._closing.is_set():
