@@ -25,6 +25,7 @@ from redpss.core.wire import (
     decode,
     encode,
 )
+from redpss.core.wire.blocking import HELD_EVENTS
 from redpss.devdb.tls import self_signed
 from tests.support.wait import wait_for
 from tests.support.wire_server import SECRET, WireServerThread, read_reply
@@ -286,6 +287,19 @@ def test_events_reach_subscribers_between_replies(server: WireServerThread) -> N
         assert sub.next_event(5)["n"] == 2
         with pytest.raises(WireError, match="no event"):
             pub.next_event(0.2)
+
+
+def test_a_client_awaiting_a_reply_keeps_only_the_latest_events(server: WireServerThread) -> None:
+    """A SCHED worker waits days for an ACTION run's reply while JEXEC pushes "running" events it never reads: all
+    of them were kept, hundreds of MB in a week."""
+    assert isinstance(server.address, tuple)
+    with BlockingClient(server.address, SECRET, "sub") as sub, BlockingClient(server.address, SECRET, "pub") as pub:
+        sub.request("subscribe")
+        for n in range(HELD_EVENTS + 500):
+            pub.request("push", n=n)
+        assert sub.request("echo")["ok"] is True  # every event arrives before this reply
+        assert len(sub.events) == HELD_EVENTS
+        assert sub.next_event(5)["n"] == 500
 
 
 def test_a_subscriber_that_does_not_read_never_stalls_the_server(wire_log: pytest.LogCaptureFixture) -> None:

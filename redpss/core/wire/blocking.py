@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import socket
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import ssl
     from typing import Any
 
+HELD_EVENTS = 1000  # events kept for next_event() that arrived while a reply was awaited
 SHED_RETRY_PAUSE = 0.2  # a client refused for a connection cap tries again after this, within its timeout
 
 
@@ -41,7 +43,9 @@ class BlockingClient:
     ) -> None:
         self.address = address
         self.max_message = max_message
-        self.events: list[Message] = []  # pushed events that arrived while waiting for replies
+        # pushed events that arrived while waiting for replies, the latest HELD_EVENTS: a SCHED worker waiting days
+        # for an ACTION run's reply gets JEXEC's "running" events all along and reads none of them
+        self.events: collections.deque[Message] = collections.deque(maxlen=HELD_EVENTS)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -103,7 +107,7 @@ class BlockingClient:
     def next_event(self, timeout: float) -> Message:
         """The next pushed event (after `subscribe`); WireError when none arrives within `timeout` seconds."""
         if self.events:
-            return self.events.pop(0)
+            return self.events.popleft()
         previous = self.sock.gettimeout()
         self.sock.settimeout(timeout)
         try:
