@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import logging
+import os
 import re
 import signal
 import time
@@ -105,6 +107,8 @@ def environment(paths: InstancePaths, request: ActionRequest) -> dict[str, str]:
         "REDPSS_RUN_ID": request.run_id,
         "REDPSS_JOB_ID": request.job_id,
         "REDPSS_ACTION": request.action,
+        # a `#!` script runs through the checked descriptor, so its $0 is /proc/self/fd/N: this names the file
+        "REDPSS_SCRIPT": str(paths.cmd / request.action),
     }
 
 
@@ -157,7 +161,9 @@ class ActionRun:
                     start_new_session=True,
                 )
             except OSError as exc:
-                raise ActionRefused(f"action {request.action!r} could not be started: {exc.strerror or exc}") from None
+                why = f"action {request.action!r} could not be started: {start_failure(exc, script)}"
+                out.write(f"# {why}\n")
+                raise ActionRefused(why) from None
             finally:
                 ActionRun.starting -= 1
                 close_quietly(script)
@@ -243,6 +249,34 @@ class ActionRun:
     def _tail_text(self) -> str:
         text = "\n".join(self.tail)
         return text[-TAIL_CHARS:]
+
+
+def start_failure(exc: OSError, script: int) -> str:
+    """Why exec failed, in words that lead to the fix: the file itself was checked and is open, so ENOENT means the
+    interpreter its `#!` line names, and ENOEXEC a file that is neither a program nor such a script."""
+    first = _first_line(script)
+    if exc.errno == errno.ENOENT and first.startswith(b"#!"):
+        line = first.decode("utf-8", "replace")
+        if line.endswith("\r"):
+            return f"its first line {line[:-1]!r} ends with a carriage return: save the script with Unix line ends"
+        return f"the interpreter its first line names ({line!r}) does not exist"
+    if exc.errno == errno.ENOEXEC:
+        return "it is neither a program nor a script whose first line names its interpreter (#!/bin/sh ...)"
+    return exc.strerror or str(exc)
+
+
+def _first_line(script: int) -> bytes:
+    """Up to 256 bytes of the script's first line, read through the checked descriptor; b"" when unreadable."""
+    try:
+        fd = os.open(f"/proc/self/fd/{script}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 256).split(b"\n", 1)[0]
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def reap_ended_orphans() -> int:

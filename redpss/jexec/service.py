@@ -103,6 +103,9 @@ class JexecService(Service):
         self.idle.clear()
         try:
             outcome = await self._watched(run, script, connection)
+        except ActionRefused as exc:  # the checked script could not be started
+            log.warning("run %s: %s", request.run_id, exc, extra={"RUN_ID": request.run_id})
+            raise RequestError(str(exc), Code.REFUSED) from None
         except RequesterGone:
             log.warning(
                 "run %s: the requester %s went away; the processes of cmd/%s were killed",

@@ -82,6 +82,7 @@ def test_runs_a_cmd_script_with_its_arguments_and_environment_without_a_shell(
         "reports/show.sh",
         'for a in "$@"; do echo "arg=$a"; done\n'
         'echo "env=$REDENV $REDENV_HOME $REDHOME $REDPSS_JOB_ID $REDPSS_RUN_ID"\n'
+        'echo "script=$REDPSS_SCRIPT"\n'
         'echo "secret=${REDPSS_TEST_SECRET:-none}" >&2\n'
         "exit 3\n",
     )
@@ -94,7 +95,8 @@ def test_runs_a_cmd_script_with_its_arguments_and_environment_without_a_shell(
     lines = reply["tail"].splitlines()
     assert lines[:4] == [f"arg={a}" for a in args]
     assert lines[4] == f"env=TST1 {instance.home} {instance.redhome} 7 run-1"
-    assert lines[5] == "[stderr] secret=none"  # JEXEC's own environment does not leak into the script
+    assert lines[5] == f"script={instance.cmd / 'reports/show.sh'}"  # $0 is /proc/self/fd/N for a `#!` script
+    assert lines[6] == "[stderr] secret=none"  # JEXEC's own environment does not leak into the script
     assert not Path("/tmp/jexec-injected").exists()
     log_file = Path(reply["log_file"])
     assert log_file == instance.log / "JEXEC" / "run-1.log"
@@ -209,6 +211,30 @@ def test_only_executable_scripts_of_our_user_inside_cmd_run(
     daemon.wait_log("refused to run for test at")
     assert "escaped" not in (instance.log / "jexec.log").read_text()
     assert not (instance.log / "JEXEC").exists()
+
+
+def test_a_script_that_cannot_be_started_is_refused_saying_why_and_logged(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """exec's own words ("No such file or directory" for a file that exists) led nowhere, and nothing was logged."""
+    daemon, port = jexec
+    (instance.cmd / "dos.sh").write_bytes(b"#!/bin/sh\r\necho hi\r\n")
+    script(instance, "missing-interpreter.sh", "echo hi\n").write_text("#!/usr/bin/no-such-shell\necho hi\n")
+    script(instance, "no-interpreter.sh", "").write_text("echo hi\n")
+    for name in ("dos.sh", "missing-interpreter.sh", "no-interpreter.sh"):
+        (instance.cmd / name).chmod(0o750)
+    expected = {
+        "dos.sh": "its first line '#!/bin/sh' ends with a carriage return: save the script with Unix line ends",
+        "missing-interpreter.sh": "the interpreter its first line names ('#!/usr/bin/no-such-shell') does not exist",
+        "no-interpreter.sh": "neither a program nor a script whose first line names its interpreter",
+    }
+    with client(instance, port) as conn:
+        for action, message in expected.items():
+            with pytest.raises(PssError) as refused:
+                conn.run_action(action, run_id=action.replace(".sh", ""))
+            assert refused.value.code == "REFUSED" and message in str(refused.value), action
+            assert message in (instance.log / "JEXEC" / action.replace(".sh", ".log")).read_text()
+    daemon.wait_log("run dos: action 'dos.sh' could not be started: its first line")
 
 
 def test_an_unauthenticated_peer_runs_nothing(jexec: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
