@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from redpss.core.logging.journal_queue import JournalQueue
 from redpss.core.paths import InstancePaths
 from redpss.jexec.journal import OutputLine
-from redpss.jexec.processes import kill_run, reap_orphans, signal_run
+from redpss.jexec.processes import KILL_WAIT, kill_run, reap_orphans, signal_run
 from redpss.jexec.resolve import ActionRefused, close_quietly, open_action
 from redpss.jexec.runfile import RunFile
 
@@ -129,6 +129,14 @@ class ActionRun:
         self.lines = 0
         self.log_path = paths.log / "JEXEC" / f"{request.run_id}.log"
         self.process: asyncio.subprocess.Process | None = None
+        self.interrupted = ""  # why JEXEC ended the run itself (a forced stop), "" otherwise
+
+    def interrupt(self, why: str) -> None:
+        """Kill the run's processes now (JEXEC is stopped by force); run() then returns FAILED saying `why`, so the
+        requester learns that the script ran and was killed, not that it was never run."""
+        self.interrupted = why
+        if self.process is not None and self.process.returncode is None:
+            signal_run(self.process.pid, self.request.run_id, signal.SIGKILL)
 
     def check(self) -> int:
         """The checked script's descriptor (ActionRefused when it may not run); the caller passes it to run()."""
@@ -183,15 +191,7 @@ class ActionRun:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
                     await readers
-            code = self.process.returncode
-            duration = time.monotonic() - started
-            message = _message(status, code, request.timeout)
-            out.write(f"# {message} after {duration:.3f} s\n")
-            if out.closed_because:
-                message += f"; {self.log_path.name} is incomplete: {out.closed_because}"
-            return RunOutcome(
-                status, code, duration, self._tail_text(), str(self.log_path), self.lines, message=message
-            )
+            return self._outcome(status, time.monotonic() - started, out)
         finally:
             if self.process is not None and self.process.returncode is None:  # cancelled: the requester is gone
                 await asyncio.shield(self._end_group(grace=0.0))
@@ -202,6 +202,20 @@ class ActionRun:
             if script >= 0:  # not started: the descriptor is still ours
                 close_quietly(script)
             out.close()
+
+    def _outcome(self, status: str, duration: float, out: RunFile) -> RunOutcome:
+        """The ended run's outcome, its end line written to the run's file."""
+        assert self.process is not None
+        code = self.process.returncode
+        message = _message(status, code, self.request.timeout)
+        if code is None:  # SIGKILL did not end it: it waits in the kernel (a hung mount), and so would we
+            status, message = FAILED, f"pid {self.process.pid} could not be killed (it waits in the kernel)"
+        elif self.interrupted:
+            status, message = FAILED, f"{self.interrupted} ({message})"
+        out.write(f"# {message} after {duration:.3f} s\n")
+        if out.closed_because:
+            message += f"; {self.log_path.name} is incomplete: {out.closed_because}"
+        return RunOutcome(status, code, duration, self._tail_text(), str(self.log_path), self.lines, message=message)
 
     async def _end_group(self, grace: float) -> None:
         """End every process of the run: SIGTERM first when `grace` > 0 (the script may clean up within it), then
@@ -214,7 +228,9 @@ class ActionRun:
                 async with asyncio.timeout(grace):
                     await self._exited()
         await kill_run(pid, run_id)
-        await self._exited()
+        with contextlib.suppress(TimeoutError):  # a process in uninterruptible sleep outlives SIGKILL: not waited for
+            async with asyncio.timeout(KILL_WAIT):
+                await self._exited()
         reap_ended_orphans()
 
     async def _exited(self) -> None:

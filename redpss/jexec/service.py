@@ -33,6 +33,7 @@ log = logging.getLogger("redpss.jexec")
 
 HEARTBEAT = 1.0  # seconds between `running` events (and checks that the requester is still there)
 OPS = ("run", "ping", "status")
+INTERRUPTED_REPLY_WAIT = 5.0  # seconds a forced stop waits for the killed runs' replies (within the 10 s abort)
 
 
 class RequesterGone(Exception):
@@ -170,6 +171,13 @@ class JexecService(Service):
 
     async def abort(self) -> None:
         self.accepting = False
+        if self.running:  # killed here, so each requester gets its run's outcome before the connections close
+            log.warning("stopped by force: killing %d running action(s)", len(self.running))
+            for run in self.running.values():
+                run.interrupt("killed: JEXEC was stopped before the action ended")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(INTERRUPTED_REPLY_WAIT):
+                    await self.idle.wait()
         if self.server is not None:
             await self.server.close()  # cancels the runs still going: their process groups are killed
         await asyncio.to_thread(self.journal.close, 1.0)

@@ -263,9 +263,13 @@ def test_a_forced_stop_kills_the_running_actions_with_their_children(
         daemon.process.send_signal(signal.SIGTERM)  # drains: the running action may finish ...
         daemon.wait_log("waiting for 1 running action(s) to finish")
         daemon.process.send_signal(signal.SIGTERM)  # ... until the second signal forces the stop
+        reply = conn.next_reply()  # the requester learns that the script ran and was killed
         assert daemon.process.wait(30) == 1
     finally:
         conn.close()
+    assert (reply["status"], reply["exit_code"]) == ("FAILED", -signal.SIGKILL)
+    assert reply["message"] == "killed: JEXEC was stopped before the action ended (killed by signal SIGKILL)"
+    assert "killed: JEXEC was stopped" in Path(reply["log_file"]).read_text()
     for pid in map(int, pids.read_text().split()):
         wait_for(lambda p=pid: not alive(p), 10, what=f"process {pid} gone after the forced stop")  # type: ignore[misc]
     assert "Traceback" not in daemon.log
