@@ -37,6 +37,9 @@ MAX_ARGS = 256
 MAX_ARG_CHARS = 64 * 1024
 MAX_TIMEOUT = 7 * 86400.0
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the group at a timeout
+# seconds to read what the ended run left in its pipes; only a process that escaped the run's kill can hold them
+# open longer, and the reply must stay within SCHED's wait (the run's timeout + 5 s) after TERM_GRACE
+OUTPUT_DRAIN = 1.0
 EXIT_POLL = 0.02  # seconds between looks at whether the script has exited (ActionRun._exited)
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -189,7 +192,7 @@ class ActionRun:
                 await self._end_group(grace=TERM_GRACE)
             await self._end_group(grace=0.0)  # children the script left behind end with it
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5.0):
+                async with asyncio.timeout(OUTPUT_DRAIN):
                     await readers
             return self._outcome(status, time.monotonic() - started, out)
         finally:
