@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.cfi.tls import ensure_certificate
+from redpss.cli.redctl.commands.trace import ALL_READY
 from redpss.core.config import load_config, render_config
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.db.sqltext import insert_statement
@@ -104,6 +105,7 @@ class RunningInstance:
         self.workdir = workdir
         self.trace: subprocess.Popen[bytes] | None = None
         self.trace_log = workdir / "start_trace.log"
+        self.starts = 0  # start() calls: each ends with start_trace's ALL_READY line in trace_log
         self._session: DbSession | None = None
 
     @property
@@ -119,6 +121,7 @@ class RunningInstance:
     def start(self, *args: str) -> None:
         """`redctl start_trace` until JMON answers on its control socket."""
         ensure_certificate(self.paths)  # CFISRV (on by default) needs one, as `redsysctl create` makes it
+        self.starts += 1
         with self.trace_log.open("ab") as out:
             self.trace = subprocess.Popen(
                 [*unit_limits(), sys.executable, "-m", "redpss.cli.redctl.main", "start_trace", *args],
@@ -132,6 +135,10 @@ class RunningInstance:
     def _jmon_answers(self) -> bool:
         if self.trace is not None and self.trace.poll() is not None:
             raise AssertionError(f"start_trace exited {self.trace.returncode}:\n{self.trace_log.read_text()}")
+        # the daemons after JMON in the start order (MAIL2CMD) are ready too once start_trace says so; the log
+        # holds the lines of earlier starts of this instance: count them
+        if self.trace_log.read_text(errors="replace").count(ALL_READY) < self.starts:
+            return False
         return self.redctl("show", "--json", check=False).returncode == 0
 
     def stop(self, timeout: float = 120) -> int:

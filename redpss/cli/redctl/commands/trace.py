@@ -114,6 +114,9 @@ class _Trace:
         self.notify_dir.rmdir()
 
 
+ALL_READY = "every daemon reported ready"
+
+
 def start_trace(args: argparse.Namespace) -> int:
     instance = Instance.from_args(args)
     if args.suspended:
@@ -128,6 +131,8 @@ def start_trace(args: argparse.Namespace) -> int:
                 trace.start(spec)
                 if trace.signals:
                     break
+            else:
+                print(f"redctl: {ALL_READY} ({len(trace.children)})", file=sys.stderr)
         except RedpssError as exc:
             print(f"redctl: {exc}", file=sys.stderr)
             trace.stop()
