@@ -56,6 +56,11 @@ MAX_MAIL_BYTES = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 SESSION_TIMEOUT = 30.0
 MAX_SESSIONS = 20
+# Commands per SMTP session, each counted apart: every command starts the idle timeout again, so without a limit a
+# peer sending NOOP every 29 s held one of the MAX_SESSIONS places for good. A gateway delivering many mails in one
+# session is answered 421 after COMMAND_LIMIT of them and goes on in a new one.
+NOOP_LIMIT = 10
+COMMAND_LIMIT = 100
 REPLY_AGAIN_AFTER = 60.0  # seconds: a reply SENDMAIL did not take is offered again after this
 PRUNE_EVERY = 600.0  # seconds between removals of the `.done` files older than REPLAY_WINDOW
 
@@ -197,6 +202,7 @@ class Mail2CmdService(Service):
                 hostname="mail2cmd",
                 ident="RED-PSS MAIL2CMD",
                 timeout=SESSION_TIMEOUT,
+                command_call_limit={"*": COMMAND_LIMIT, "NOOP": NOOP_LIMIT},
                 loop=loop,
             )
             original = smtp.connection_lost

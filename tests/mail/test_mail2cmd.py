@@ -20,6 +20,7 @@ import pytest
 
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
+from redpss.mail.mail2cmd import NOOP_LIMIT
 from redpss.mail.mail2cmd_spool import STALE_AFTER, CommandSpool, commands_folder
 from tests.support.instance_runner import RunningInstance, add_job, instance_config
 from tests.support.smtp_relay import SmtpRelay
@@ -176,6 +177,16 @@ def test_refused_mails_are_answered_550_logged_and_not_run(running: tuple[Runnin
     assert "running" not in log  # nothing was run
     assert not inst.paths.suspend_marker.exists()
     assert relay.received == []  # no reply: a forged sender must not turn MAIL2CMD into a source of backscatter
+
+
+def test_a_session_cannot_be_kept_open_with_noop(running: tuple[RunningInstance, SmtpRelay]) -> None:
+    """Every command starts the idle timeout again: NOOPs held one of MAX_SESSIONS places for as long as wanted."""
+    inst, _ = running
+    with smtplib.SMTP("127.0.0.1", int(inst.config.redctl.mail2cmd_port), timeout=30) as smtp:
+        answers = [smtp.noop()[0] for _ in range(NOOP_LIMIT + 1)]
+        assert answers == [250] * NOOP_LIMIT + [421]
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            smtp.noop()
 
 
 def test_a_reply_that_cannot_be_sent_is_logged_and_the_next_command_is_served(
