@@ -2,8 +2,15 @@
 
 The dialect (docs/convert.md): UTF-8, LF row ends, a header line, fields separated by commas, text fields and
 header names in double quotes with quotes doubled (RFC 4180), NULL as an empty field, BOOLEAN 1/0, DECIMAL with a
-dot, DATE YYYY-MM-DD, TIMESTAMP YYYY-MM-DD HH:MM:SS.ffffff (zoned values in UTC), binary as lower-case hex,
-lists, maps and structs inside lists as JSON text. Nested structs become columns named parent.child.
+dot and its scale, DATE YYYY-MM-DD, TIMESTAMP YYYY-MM-DD HH:MM:SS.ffffff (zoned values in UTC), binary as lower-case
+hex, lists, maps and structs inside lists as JSON text. Nested structs become columns named parent.child.
+
+A value no Exasol column can store (infinity; a date or timestamp outside the years 1 to 9999) is refused, naming its
+row and column, never written changed or dropped.
+
+Two paths of fields may give one column name (`{"a.b": 1}` and `{"a": {"b": 2}}`): `flatten` records the path of
+each name holding a NAME_SEPARATOR in the table's schema metadata, and `CsvSink` refuses a name that comes again by
+another path, also in a later block.
 
 Columns may appear part-way through a file (JSON): `CsvSink` starts a new segment when the column list grows and,
 at the end, pads the rows of earlier segments with empty fields, so the header names every column once and no value
@@ -27,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from redpss.convert.errors import BadInput
+from redpss.core.setaside import printable
 
 NAME_SEPARATOR = "."  # {"a": {"b": 1}} -> column "a.b"
 _BODY_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
@@ -39,7 +47,7 @@ def _json_default(value: object) -> object:
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return format(value, "f")  # fixed-point with its scale (str() gives 1E-8)
     if isinstance(value, dt.datetime):
         return value.isoformat(" ")
     if isinstance(value, dt.date | dt.time | dt.timedelta):
@@ -123,26 +131,61 @@ def _list_as_json(column: pa.Array) -> pa.Array | None:
     return pc.binary_join_element_wise("[", pc.binary_join(texts, ","), "]", "")
 
 
-class NotFinite(ValueError):
-    """A floating point column holds infinity, which no Exasol type stores; `row` counts from 0 in the column."""
+class Unloadable(ValueError):
+    """A column holds a value no Exasol type stores; `row` counts from 0 in the column, `what` says what the value is
+    and what to send instead."""
 
-    def __init__(self, row: int, value: float) -> None:
+    def __init__(self, row: int, what: str) -> None:
         self.row = row
-        self.value = value
-        super().__init__(f"{value} at row {row}")
+        self.what = what
+        super().__init__(f"row {row}: {what}")
 
 
 def _finite(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """NaN becomes NULL (pandas and numpy write NaN for a missing value; Exasol's DOUBLE has no NaN); infinity
-    raises NotFinite (a value Exasol cannot store, not a missing one). One vectorised check when all are finite."""
+    raises Unloadable (a value Exasol cannot store, not a missing one). One vectorised check when all are finite."""
     finite = pc.is_finite(column)
     if pc.all(finite).as_py() is not False:  # True, or None when every value is NULL
         return column
     infinite = pc.is_inf(column)
     if pc.any(infinite).as_py():
         row = pc.index(infinite, True).as_py()
-        raise NotFinite(row, column[row].as_py())
+        value = column[row].as_py()
+        raise Unloadable(
+            row, f"{value} cannot be loaded (Exasol's DOUBLE has no infinity); send NULL or a finite number instead"
+        )
     return pc.if_else(finite, column, pa.scalar(None, column.type))
+
+
+# Exasol's DATE and TIMESTAMP hold the years 1 to 9999: the days from 1970-01-01 to their first and last day
+_FIRST_DAY, _LAST_DAY = (
+    (dt.date(1, 1, 1) - dt.date(1970, 1, 1)).days,
+    (dt.date(9999, 12, 31) - dt.date(1970, 1, 1)).days,
+)
+_PER_DAY = {"day": 1, "s": 86_400, "ms": 86_400 * 10**3, "us": 86_400 * 10**6, "ns": 86_400 * 10**9}
+_UNIT_NAMES = {"day": "days", "s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _within_exasol_years(column: pa.ChunkedArray | pa.Array, unit: str, kind: str) -> None:
+    """Unloadable for the first date or timestamp (a count of `unit` from 1970-01-01) outside the years 1 to 9999.
+    Beyond them the CSV writer writes a year Exasol refuses (10000-01-01), or text (`<value out of range: ...>`),
+    and a cast to microseconds would wrap (2**62 ms became 1970-01-01). One vectorised check; nanoseconds (years
+    1677 to 2262) need none."""
+    low = max(_FIRST_DAY * _PER_DAY[unit], _INT64[0])
+    high = min((_LAST_DAY + 1) * _PER_DAY[unit] - 1, _INT64[1])
+    if (low, high) == _INT64:
+        return
+    counts = pc.cast(column, pa.int32() if pa.types.is_date32(column.type) else pa.int64())  # the stored counts
+    outside = pc.or_(pc.less(counts, low), pc.greater(counts, high))
+    if not pc.any(outside).as_py():  # False, or None when every value is NULL
+        return
+    row = pc.index(outside, True).as_py()
+    raise Unloadable(
+        row,
+        f"the {kind} {counts[row].as_py()} ({_UNIT_NAMES[unit]} from 1970-01-01) is outside the years 1 to 9999, "
+        f"all that Exasol's {kind.upper()} holds; send NULL or a {kind} within them instead",
+    )
 
 
 def _as_hex(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -151,11 +194,38 @@ def _as_hex(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 def _utc_microseconds(column: pa.ChunkedArray | pa.Array, unit: str) -> pa.ChunkedArray | pa.Array:
     """Zoned values are stored as UTC instants: dropping the zone keeps UTC. Nanoseconds are cut to micro, down (a
-    cast cuts toward zero, which moves an instant before 1970 up, even into the next day)."""
+    cast cuts toward zero, which moves an instant before 1970 up, even into the next day). Unloadable for a value
+    outside Exasol's years; within them the cast to microseconds is exact, and a safe cast would say if it was not."""
     utc = pc.cast(column, pa.timestamp(unit))
+    _within_exasol_years(utc, unit, "timestamp")
     if unit == "ns":
         utc = pc.floor_temporal(utc, unit="microsecond")
-    return pc.cast(utc, pa.timestamp("us"), safe=False)
+    return pc.cast(utc, pa.timestamp("us"))
+
+
+def _dated(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A TIMESTAMP column in UTC microseconds, a DATE column as it is; either refused beyond Exasol's years."""
+    t = column.type
+    if pa.types.is_timestamp(t):
+        return _utc_microseconds(column, t.unit)
+    _within_exasol_years(column, "day" if pa.types.is_date32(t) else "ms", "date")
+    return column
+
+
+def _fixed_point(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Decimals as digits with a dot and their scale (0.00000001, 100). Arrow's text of a decimal is in E-notation
+    when its exponent is below -6 (1E-8, 0E-8: a scale of 7 or more) or its scale negative (1E+2): those values are
+    written by Python's fixed-point format, the others as Arrow writes them."""
+    if isinstance(column, pa.ChunkedArray):
+        return pa.chunked_array([_fixed_point(chunk) for chunk in column.chunks], pa.string())
+    text = pc.cast(column, pa.string())
+    if 0 <= column.type.scale < 7:  # never in E-notation
+        return text
+    exponent = pc.match_substring(text, "E")
+    if not pc.any(exponent).as_py():
+        return text
+    fixed = [format(value, "f") for value in column.filter(exponent).to_pylist()]
+    return pc.replace_with_mask(text, exponent, pa.array(fixed, pa.string()))
 
 
 def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:  # noqa: PLR0911 - one per type
@@ -172,8 +242,10 @@ def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array: 
         return writable(storage)
     if pa.types.is_boolean(t):
         return pc.cast(column, pa.int8())
-    if pa.types.is_timestamp(t):
-        return _utc_microseconds(column, t.unit)
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return _dated(column)
+    if pa.types.is_decimal(t):
+        return _fixed_point(column)
     if pa.types.is_time(t):  # HH:MM:SS.ffffff whatever the unit (nanoseconds cut; a time of day is never negative)
         return pc.cast(column, pa.time64("us"), safe=False)
     if pa.types.is_float16(t):
@@ -182,9 +254,12 @@ def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array: 
         return _finite(column)
     if pa.types.is_duration(t):
         return pc.cast(column, pa.int64())  # a count of the type's unit (the header says which column, docs say unit)
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return _as_hex(column)
-    if pa.types.is_binary_view(t):
+    if (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+        or pa.types.is_binary_view(t)
+    ):
         return _as_hex(column)
     if pa.types.is_string_view(t):
         return pc.cast(column, pa.string())
@@ -193,24 +268,55 @@ def writable(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array: 
     return column
 
 
+def same_name(name: str, where: str = "") -> BadInput:
+    """The refusal of a file where two paths of fields become one column name."""
+    return BadInput(
+        f"{where}, column {printable(name)}" if where else f"column {printable(name)}",
+        f"two fields become the column name {name!r} (a field named with a {NAME_SEPARATOR!r} beside a nested "
+        "record of the same path); rename one of them",
+    )
+
+
+PATHS_KEY = b"redpss.paths"  # schema metadata: {column name: its path of field names}, for names holding a "."
+
+
+def with_paths(table: pa.Table, paths: dict[str, list[str]]) -> pa.Table:
+    """The table with the paths its column names were made of (only those holding a NAME_SEPARATOR: a name without
+    one has one path only), for CsvSink to compare with the names of other blocks."""
+    if not paths:
+        return table
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), PATHS_KEY: json.dumps(paths).encode()})
+
+
+def column_paths(table: pa.Table) -> dict[str, list[str]]:
+    metadata = table.schema.metadata
+    return json.loads(metadata[PATHS_KEY]) if metadata and PATHS_KEY in metadata else {}
+
+
+def _leaf_paths(field: pa.Field, parents: list[str]) -> list[list[str]]:
+    """The field paths of the columns a field becomes, in the order Table.flatten gives them."""
+    path = [*parents, field.name]
+    if not pa.types.is_struct(field.type):
+        return [path]
+    return [leaf for child in field.type for leaf in _leaf_paths(child, path)]
+
+
 def flatten(table: pa.Table) -> pa.Table:
-    """Struct columns become one column per field, named parent.child, to any depth; names must stay unique."""
+    """Struct columns become one column per field, named parent.child, to any depth; names must stay unique. The
+    paths of names holding a NAME_SEPARATOR go with the table (`with_paths`)."""
+    paths = [leaf for field in table.schema for leaf in _leaf_paths(field, [])]
     while any(pa.types.is_struct(f.type) for f in table.schema):
         table = table.flatten()
     names = table.column_names
     if len(set(names)) != len(names):
         seen: set[str] = set()
         twice = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
-        raise BadInput(
-            f"column {twice}",
-            f"two fields become the column name {twice!r} (a field named with a {NAME_SEPARATOR!r} beside a nested "
-            "record of the same path); rename one of them",
-        )
-    return table
+        raise same_name(twice)
+    return with_paths(table, {name: path for name, path in zip(names, paths, strict=True) if NAME_SEPARATOR in name})
 
 
 class _InColumn(Exception):
-    def __init__(self, name: str, error: NotFinite) -> None:
+    def __init__(self, name: str, error: Unloadable) -> None:
         self.name = name
         self.error = error
 
@@ -218,7 +324,7 @@ class _InColumn(Exception):
 def _writable_named(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
     try:
         return writable(table[name])
-    except NotFinite as exc:
+    except Unloadable as exc:
         raise _InColumn(name, exc) from None
 
 
@@ -302,13 +408,18 @@ class CsvSink:
         self._arranged_rows = 0
         self._header_bytes = 0
         self._fieldless = 0  # records without any field ({}) seen before the first column: rows of NULLs once known
+        self._paths: dict[str, list[str]] = {}  # column name -> the path of fields it was first made of
 
     def arrange(self, table: pa.Table) -> list[Arranged]:
         """The table in the sink's columns: none while no record had a field yet, two when the rows of such records
-        are known to need the first columns."""
+        are known to need the first columns. BadInput when a column name comes by another path of fields than
+        before."""
         if not table.num_columns and not self.columns:
             self._fieldless += table.num_rows  # no column to write them in yet
             return []
+        for name, path in column_paths(table).items():
+            if self._paths.setdefault(name, path) != path:
+                raise same_name(name)
         new = [n for n in table.column_names if n not in self._index]
         if new or not self._segments:
             for name in new:
@@ -339,9 +450,7 @@ class CsvSink:
             table = pa.table([_writable_named(table, n) for n in table.column_names], names=table.column_names)
         except _InColumn as exc:
             raise BadInput(
-                f"row {arranged.first_row + exc.error.row + 1}, column {exc.name}",
-                f"{exc.error.value} cannot be loaded (Exasol's DOUBLE has no infinity); send NULL or a finite "
-                "number instead",
+                f"row {arranged.first_row + exc.error.row + 1}, column {printable(exc.name)}", exc.error.what
             ) from None
         if table.num_columns == 1 and table.column(0).null_count:
             table = _nulls_quoted(table)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from redpss.core.durable import fsync_folder
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import NAME_MAX, move_file
+from redpss.core.setaside import NAME_MAX, move_file, printable
 
 log = logging.getLogger("redpss.convert.files")
 
@@ -84,7 +84,9 @@ class Naming:
             return None  # not listable: the conversion's own error says so
         for entry in sorted(taken):
             if not written_by_us(entry):
-                return f"{entry.name} is in the way (not a file {self.tag} wrote): remove it, then upload again"
+                return (
+                    f"{printable(entry.name)} is in the way (not a file {self.tag} wrote): remove it, then upload again"
+                )
         return None
 
 
@@ -107,8 +109,10 @@ def archive(paths: InstancePaths, source: Path) -> Path:
 
 
 def reject(paths: InstancePaths, source: Path, reason: str) -> Path:
-    """Put a bad source in data/error/<folder>/ with <name>.reason; the path it went to."""
-    return move_file(source, paths.data_error / relative_folder(paths, source), f"{source}: {reason}\n")
+    """Put a bad source in data/error/<folder>/ with <name>.reason; the path it went to. The reason is one line: the
+    name made printable, and a message of several lines (a library's error) joined."""
+    line = f"{printable(source)}: {' '.join(reason.splitlines())}\n"
+    return move_file(source, paths.data_error / relative_folder(paths, source), line)
 
 
 class SourceChanged(Exception):
@@ -122,7 +126,7 @@ def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
     ready = naming.ready(source)
     target = naming.target(source)
     if target.exists() and not ready.samefile(target):
-        raise FileExistsError(errno.EEXIST, f"{target.name} is still there (not yet loaded)", str(target))
+        raise FileExistsError(errno.EEXIST, f"{printable(target.name)} is still there (not yet loaded)", str(target))
     if source.exists():
         archive(paths, source)
     _link_once(ready, target)
@@ -140,9 +144,10 @@ def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -
         try:
             publish(naming, paths, source)
         except OSError as exc:
-            done.append(f"cannot publish {ready} as {naming.target(source).name} yet: {exc}; tried again")
+            target = printable(naming.target(source).name)
+            done.append(f"cannot publish {printable(ready)} as {target} yet: {exc}; tried again")
             continue
-        done.append(f"published {naming.target(source)}, converted before while its name was taken")
+        done.append(f"published {printable(naming.target(source))}, converted before while its name was taken")
     return done
 
 
@@ -184,12 +189,12 @@ def recover(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[s
         if not (ready or part):
             continue
         if not written_by_us(entry):
-            done.append(f"{entry} left alone: named like a file of {naming.tag}, but not a file it wrote")
+            done.append(f"{printable(entry)} left alone: named like a file of {naming.tag}, but not a file it wrote")
             continue
         try:
             done.append(_finish(naming, paths, entry) if ready else _undo(entry))
         except OSError as exc:
-            done.append(f"could not recover {entry}: {exc}; its source's next turn tries again")
+            done.append(f"could not recover {printable(entry)}: {exc}; its source's next turn tries again")
     return done
 
 
@@ -197,14 +202,14 @@ def _finish(naming: Naming, paths: InstancePaths, ready: Path) -> str:
     source = naming.source_of(ready)
     target = naming.target(source)
     if target.exists() and not ready.samefile(target):
-        return f"{ready} waits: {target.name} is still there"
+        return f"{printable(ready)} waits: {printable(target.name)} is still there"
     publish(naming, paths, source)
-    return f"finished the conversion of {source} (stopped before it was published)"
+    return f"finished the conversion of {printable(source)} (stopped before it was published)"
 
 
 def _undo(part: Path) -> str:
     part.unlink(missing_ok=True)
-    return f"removed {part}, left by a conversion that was stopped; its source is converted again"
+    return f"removed {printable(part)}, left by a conversion that was stopped; its source is converted again"
 
 
 def expire_archive(paths: InstancePaths, suffix: str, days: int, now: float | None = None) -> int:

@@ -8,8 +8,10 @@ Both forms are cut into blocks of whole records, each parsed by pyarrow's multi-
   becomes NDJSON byte for byte: offsets in a block are offsets in the file, and error positions stay exact.
 
 A block pyarrow refuses is parsed again record by record with Python's json module: a syntax error becomes BadInput
-naming the line and character; records whose fields change type (a number here, text there) are converted as text.
-Records must be JSON objects; nested objects become columns named parent.child, arrays become JSON text.
+naming the line and character; records whose fields change type (a number here, text there) are converted as text,
+numbers in the text they were sent in. Records must be JSON objects; nested objects become columns named
+parent.child, arrays become JSON text. Two paths of fields that give one name (`{"a.b": 1, "a": {"b": 2}}`) are
+refused, within a block and (csvout.CsvSink) between blocks.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from redpss.convert.csvout import NAME_SEPARATOR, flatten, json_text
+from redpss.convert.csvout import NAME_SEPARATOR, flatten, json_text, same_name, with_paths
 from redpss.convert.errors import BadInput
 from redpss.convert.pipeline import mapped_in_order, prefetched
 
@@ -377,13 +379,34 @@ def _has_timestamp_field(schema: pa.Schema) -> bool:
     return any(_has_timestamp(f.type) for f in schema)
 
 
-def _flat_into(record: dict[str, object], prefix: str, row: dict[str, object]) -> None:
+class _SameName(ValueError):
+    """Two paths of fields give the column name `name`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _flat_into(
+    record: dict[str, object], parents: tuple[str, ...], row: dict[str, object], paths: dict[str, tuple[str, ...]]
+) -> None:
+    """The record's fields into `row` by their flattened names; `paths` holds the path of each name the block has
+    met, so a name made by another path (in this record or an earlier one) raises _SameName instead of taking the
+    other's place."""
     for key, value in record.items():
-        name = prefix + key
+        path = (*parents, key)
         if isinstance(value, dict):
-            _flat_into(value, name + NAME_SEPARATOR, row)
-        else:
-            row[name] = value
+            _flat_into(value, path, row, paths)
+            continue
+        name = NAME_SEPARATOR.join(path)
+        if paths.setdefault(name, path) != path:
+            raise _SameName(name)
+        row[name] = value
+
+
+class _Number(str):
+    """A JSON number with a fraction or an exponent, in the text it was sent in: as a float it would be written
+    otherwise (12345678901234567.25 as 1.2345678901234568e+16, 1.50 as 1.5, 1E2 as 100.0)."""
 
 
 def _text(value: object) -> str | None:
@@ -396,8 +419,19 @@ def _text(value: object) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return json_text(value)
+        return _json_as_sent(value)
     return json.dumps(value)
+
+
+def _json_as_sent(value: object) -> str:
+    """Compact JSON text of a parsed value (as csvout.json_text), its numbers in the text they were sent in."""
+    if isinstance(value, _Number):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_json_as_sent(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json_text(key)}:{_json_as_sent(item)}" for key, item in value.items()) + "}"
+    return json_text(value)
 
 
 class _NotFinite(ValueError):
@@ -410,18 +444,19 @@ def _constant(name: str) -> None:
         raise _NotFinite(f"the record holds {name}, which")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
+def _finite_number(text: str) -> _Number:
+    """The number as sent, once it is known to fit a DOUBLE (1e400 does not: refused like infinity)."""
+    if not math.isfinite(float(text)):
         raise _NotFinite(f"the record holds {text}, a number beyond DOUBLE's range, which")
-    return value
+    return _Number(text)
 
 
 def _parse_by_python(path: Path, block: Block) -> pa.Table:
     """The slow path for a block pyarrow refused: find the bad record, or convert records of mixed types as text."""
     columns: dict[str, list[str | None]] = {}
+    paths: dict[str, tuple[str, ...]] = {}
     count = 0
-    decoder = json.JSONDecoder(parse_constant=_constant, parse_float=_finite_float)
+    decoder = json.JSONDecoder(parse_constant=_constant, parse_float=_finite_number)
     position_in_block = 0
     for line in bytes(block.data).split(b"\n"):
         start = position_in_block
@@ -448,7 +483,10 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
         if not isinstance(record, dict):
             raise BadInput(position(path, at), f"a record must be a JSON object, found {type(record).__name__}")
         row: dict[str, object] = {}
-        _flat_into(record, "", row)
+        try:
+            _flat_into(record, (), row, paths)
+        except _SameName as exc:
+            raise same_name(exc.name, position(path, at)) from None
         for name, value in row.items():
             values = columns.get(name)
             if values is None:
@@ -458,7 +496,8 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
         for values in columns.values():
             if len(values) < count:
                 values.append(None)
-    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    return with_paths(table, {name: list(keys) for name, keys in paths.items() if NAME_SEPARATOR in name})
 
 
 def json_tables(path: Path, source: io.BufferedIOBase) -> Iterator[pa.Table]:

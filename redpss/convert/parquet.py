@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from redpss.convert.csvout import flatten
 from redpss.convert.errors import BadInput
+from redpss.core.setaside import printable
 
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, IndexError)
 BATCH_ROWS = 8192  # decoded and formatted at a time, within one row group
@@ -61,5 +62,5 @@ def _where(parquet: pq.ParquetFile, group: int, rows_before: int) -> str:
         try:
             parquet.read_row_group(group, columns=[name], use_threads=False)
         except _READ_ERRORS:
-            return f"{where}, column {name}"
+            return f"{where}, column {printable(name)}"
     return where

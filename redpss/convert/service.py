@@ -4,6 +4,11 @@ One class, two daemons (each its own unit and process, so a Parquet file never w
 the kind decides the suffixes, the reader and the tag of temporary names. Files are taken when they are finished
 (core.filestable), converted one at a time in a worker thread (the event loop keeps the watchdog fed), and moved as
 redpss.convert.files describes, so each is converted exactly once even when the daemon is killed.
+
+Which files are finished is found once per pass, but a pass converts them one after another, for minutes when one is
+big: each is looked at again just before it is taken, and one written to meanwhile waits for a later pass. A fault
+of the converter's own with one file (any unexpected exception) holds that file, logged once; it never ends the
+daemon, which would meet the same file first at every start and convert nothing after it.
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ from redpss.convert.files import (
 )
 from redpss.core.config import Config
 from redpss.core.daemon import Service
-from redpss.core.filestable import StabilityTracker, regular_file_state
+from redpss.core.filestable import FileState, StabilityTracker, regular_file_state
 from redpss.core.logging.recurring import RecurringProblems
 from redpss.core.paths import InstancePaths
 from redpss.core.services import service_spec
-from redpss.core.setaside import MAKE_READABLE, SetAsideError, advice
+from redpss.core.setaside import MAKE_READABLE, SetAsideError, advice, printable
 from redpss.redftp.inputs import watched_input_folders
 
 log = logging.getLogger("redpss.convert")
@@ -71,6 +76,7 @@ class ConvertService(Service):
         self.rows = 0
         self.waiting: set[Path] = set()  # sources whose CSV name is still taken (said once in the log)
         self.held: dict[Path, float] = {}  # sources that failed or could not be moved -> monotonic time to try again
+        self.broken: dict[Path, FileState | None] = {}  # sources the converter failed on -> the version it failed on
         self.problems = RecurringProblems(log)  # what each pass meets again, told when it appears
         self.next_retention = 0.0
         self.worker: asyncio.Task[None] | None = None
@@ -105,12 +111,30 @@ class ConvertService(Service):
                 else:
                     log.info("%s", line)
             self.held = {source: until for source, until in self.held.items() if until > time.monotonic()}
+            self.broken = {
+                source: state for source, state in self.broken.items() if regular_file_state(source) == state
+            }
             for source in self.tracker.ready(self._candidates(folders), now):
                 if self.stopping:
                     break
-                if source not in self.held:
-                    await self._take(source)
+                if source not in self.held and source not in self.broken:
+                    await self._take_one(source)
             self.problems.pass_done()
+
+    async def _take_one(self, source: Path) -> None:
+        """Take one source; a fault of the converter's own with it holds that source (until it is replaced or
+        written to) and the pass goes on with the others."""
+        try:
+            await self._take(source)
+        except Exception as exc:
+            self.broken[source] = regular_file_state(source)
+            log.exception(
+                "%s could not be handled (%s: %s); it is left in place and taken again once it is replaced or "
+                "written to, or at the next start",
+                printable(source),
+                type(exc).__name__,
+                exc,
+            )
 
     def _candidates(self, folders: list[Path]) -> list[Path]:
         found: list[Path] = []
@@ -120,10 +144,13 @@ class ConvertService(Service):
             except FileNotFoundError:
                 continue  # removed since the walk
             except OSError as exc:  # changed since the walk: the next pass sees it again
-                self.problems.meet(f"cannot list {folder}: {exc.strerror or exc}")
+                self.problems.meet(f"cannot list {printable(folder)}: {exc.strerror or exc}")
         return sorted(found)
 
     async def _take(self, source: Path) -> None:
+        state = self.tracker.still_ready(source, time.time())
+        if state is None:
+            return  # written to (or replaced) while the files before it were converted: a later pass takes it
         if (problem := self.naming.too_long(source) or self.naming.in_the_way(source)) is not None:
             await self._set_aside(source, problem)
             return
@@ -133,8 +160,8 @@ class ConvertService(Service):
                 self.waiting.add(source)
                 log.warning(
                     "%s waits: %s is still there (not yet loaded); it is converted once that is gone",
-                    source,
-                    target.name,
+                    printable(source),
+                    printable(target.name),
                 )
             return
         self.waiting.discard(source)
@@ -143,31 +170,35 @@ class ConvertService(Service):
         self.last_progress = time.monotonic()
         started = time.monotonic()
         try:
-            await asyncio.to_thread(self._convert, source)
+            await asyncio.to_thread(self._convert, source, state)
         except BadInput as exc:
             await self._set_aside(source, str(exc))
         except Cancelled:
-            log.info("conversion of %s stopped; it is converted again at the next start", source)
+            log.info("conversion of %s stopped; it is converted again at the next start", printable(source))
         except SourceChanged:
-            log.warning("%s changed while it was converted; it is converted again once it stays unchanged", source)
+            log.warning(
+                "%s changed while it was converted; it is converted again once it stays unchanged", printable(source)
+            )
         except SetAsideError as exc:  # converted, but the source cannot be archived: its folder is not ours to change
             self.held[source] = time.monotonic() + HOLD_UNMOVABLE
             log.error(
                 "%s is converted but cannot be moved to data/archive (%s); the CSV waits, tried again in %d minutes%s",
-                source,
+                printable(source),
                 exc,
                 HOLD_UNMOVABLE // 60,
                 advice(exc),
             )
         except OSError as exc:
             self.held[source] = time.monotonic() + HOLD_FAILED
-            log.error("conversion of %s failed: %s; it is tried again in %d s", source, exc, HOLD_FAILED)
+            log.error("conversion of %s failed: %s; it is tried again in %d s", printable(source), exc, HOLD_FAILED)
         except Exception as exc:  # a file this converter cannot handle: set aside, never retried in a loop
-            log.exception("conversion of %s failed unexpectedly", source)
+            log.exception("conversion of %s failed unexpectedly", printable(source))
             reason = f"could not be converted ({type(exc).__name__}: {exc}); the converter's log has the details"
             await self._set_aside(source, reason)
         else:
-            log.info("converted %s to %s in %.1f s", source, target.name, time.monotonic() - started)
+            log.info(
+                "converted %s to %s in %.1f s", printable(source), printable(target.name), time.monotonic() - started
+            )
         finally:
             self.current = None
             self.tracker.forget(source)
@@ -182,7 +213,7 @@ class ConvertService(Service):
             log.error(
                 "%s cannot be converted (%s) and cannot be moved to data/error (%s); left in place, tried again in "
                 "%d minutes%s",
-                source,
+                printable(source),
                 reason,
                 exc,
                 HOLD_UNMOVABLE // 60,
@@ -190,9 +221,16 @@ class ConvertService(Service):
             )
             return
         self.rejected += 1
-        log.error("%s cannot be converted (%s); moved to %s with the reason beside it", source, reason, moved)
+        log.error(
+            "%s cannot be converted (%s); moved to %s with the reason beside it",
+            printable(source),
+            reason,
+            printable(moved),
+        )
 
-    def _convert(self, source: Path) -> None:
+    def _convert(self, source: Path, taken: FileState) -> None:
+        """Convert `source`, as it was when it was found steady (`taken`): a change after that, even before the
+        first block was read, drops the output."""
         if written_by_us(self.naming.ready(source)):  # converted before, but archiving or publishing failed: finish
             publish(self.naming, self.paths, source)
             return
@@ -201,11 +239,10 @@ class ConvertService(Service):
         except PermissionError as exc:
             raise BadInput("", f"the converter cannot read the file ({exc.strerror}); {MAKE_READABLE}") from None
         part = self.naming.part(source)
-        taken = regular_file_state(source)
         rows = convert_file(self.kind, source, part, self.cancel, self._progress)
         if regular_file_state(source) != taken:  # replaced or rewritten meanwhile: what was read is gone
             part.unlink(missing_ok=True)
-            raise SourceChanged(f"{source} changed while it was converted")
+            raise SourceChanged(f"{printable(source)} changed while it was converted")
         part.rename(self.naming.ready(source))  # the commit point (see redpss.convert.files)
         publish(self.naming, self.paths, source)
         self.converted += 1
@@ -217,7 +254,7 @@ class ConvertService(Service):
     def status(self) -> str:
         text = f"{self.converted} file(s) converted ({self.rows} rows), {self.rejected} to data/error"
         if self.current is not None:
-            text += f"; converting {self.current.name}"
+            text += f"; converting {printable(self.current.name)}"
         return text
 
     def healthy(self) -> bool:

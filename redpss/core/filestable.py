@@ -89,5 +89,17 @@ class StabilityTracker:
         self._seen = seen
         return ready
 
+    def still_ready(self, path: Path, now: float) -> FileState | None:
+        """The file's state if it is still the one seen unchanged for the interval at the last scan, with an mtime
+        that old; None when it was written to, replaced or removed since. For a caller that takes the ready files
+        one after another over minutes: a file written to meanwhile waits for a later scan."""
+        seen = self._seen.get(path)
+        state = regular_file_state(path)
+        if seen is None or state is None or state != seen[0]:
+            return None
+        if now - seen[1] < self.interval or not settled(state, self.interval, now):
+            return None
+        return state
+
     def forget(self, path: Path) -> None:
         self._seen.pop(path, None)

@@ -12,6 +12,9 @@ share this module:
   fsynced, renamed and only then removed from its source: a kill -9 leaves the source or a complete copy;
 - a move that fails is undone (its reason and any copy removed) and raises SetAsideError saying what would let it
   work, so a move tried again and again (each LOAD run) leaves nothing behind.
+
+A file name is whatever bytes an uploader chose: `printable` is how one goes into a reason or a log line (one line,
+text any file or journal can hold).
 """
 
 from __future__ import annotations
@@ -30,6 +33,31 @@ NAME_MAX = 255  # bytes in one name on Linux file systems (ext4, xfs, tmpfs)
 RESERVED = max(len(TMP_PREFIX) + len(".reason"), len(".") + len(".moving"))
 KEPT_EXTENSION = 32  # bytes of a name's extension kept when the name is cut
 MAKE_READABLE = "make it readable by group redftp (chmod g+r)"  # the fix for an upload the instance user cannot read
+
+
+def printable(name: str | os.PathLike[str]) -> str:
+    """A file name (or path) as it may go into a reason or a log line: like repr without the quotes.
+
+    A name is bytes to the kernel. One that is not UTF-8 holds bytes Python keeps as lone surrogates, which UTF-8
+    cannot encode (a reason holding one could not be written); a line break in a name would split a one-line
+    `.reason` and forge a line of its own in a log. Such characters are escaped as repr escapes them (an
+    undecodable byte as the byte it was, `\\xff`; a line break `\\n`), a backslash doubled so that an escape is
+    never ambiguous; every other name is shown as it is."""
+    text = os.fspath(name)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of the name (os.fsdecode's surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return repr(char)[1:-1]
 
 
 def free_name(folder: Path, name: str) -> Path:
@@ -87,7 +115,7 @@ def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:
     target = free_name(folder, source.name)
     reason_file = target.with_name(target.name + REASON_SUFFIX)
     if reason is not None:
-        write_atomically(reason_file, [reason.encode()])
+        write_atomically(reason_file, [reason.encode("utf-8", "surrogateescape")])
     try:
         try:
             source.rename(target)

@@ -4,6 +4,7 @@ only, bad ones to data/error with a reason, a daemon killed with SIGKILL mid-fil
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,6 +122,70 @@ def test_a_file_still_being_written_waits(converters: Converters, user_folder: P
             assert not (user_folder / "slow.csv").exists(), f"converted while being written (after {i + 1} lines)"
     wait_for((user_folder / "slow.csv").exists, 30, what="slow.csv")
     assert [r[0] for r in csv_rows(user_folder / "slow.csv")] == ["id", *map(str, range(40))]
+
+
+def test_a_file_written_to_while_another_is_converted_waits(
+    converters: Converters, converter_instance: InstancePaths, tmp_path: Path
+) -> None:
+    """Both files are finished when a pass begins; the pass converts first.json (seconds: every block goes to
+    Python's parser) while second.json is written to again, from the moment first.json's output appears.
+    second.json must wait until it is steady once more: taken at once, the rows written after the take would go to
+    data/archive with it and never be loaded."""
+    folder = converter_instance.data_input
+    _mixed_ndjson(tmp_path / "first.json", 700_000)  # ~40 MB: ~3 s, the first block's output after ~0.2 s
+    (tmp_path / "first.json").rename(folder / "first.json")
+    second = folder / "second.json"
+    second.write_text('{"id": 0}\n')
+    converters.start("json2csv")  # its first pass sees both files at once
+    wait_for(
+        (folder / ".first.json.json2csv.part").exists, 60, interval=0.005, what="the conversion of first.json under way"
+    )
+    lines = 1
+    with second.open("a") as upload:
+        writes_after = 10  # the upload goes on for a while after first.json is done, when second.json comes next
+        while writes_after:
+            upload.write(json.dumps({"id": lines}) + "\n")
+            upload.flush()
+            lines += 1
+            # the pace of this upload, shorter than STABLE: no synchronisation
+            _pause(STABLE / 3)
+            assert not (folder / "second.csv").exists(), f"second.json converted while written (after {lines} lines)"
+            if (folder / "first.csv").exists():
+                writes_after -= 1
+    wait_for((folder / "second.csv").exists, 30, what="second.csv")
+    assert [r[0] for r in csv_rows(folder / "second.csv")] == ["id", *map(str, range(lines))]
+    assert csv_rows(folder / "first.csv")[-1] == ["699999", "699999", "lorem ipsum dolor sit amet"]
+
+
+def _mixed_ndjson(path: Path, rows: int) -> None:
+    """Records whose field v is a number in one and text in the next: every block goes to Python's parser."""
+    text = ',"t":"lorem ipsum dolor sit amet"}\n'
+    with path.open("w") as out:
+        for i in range(rows):
+            out.write(f'{{"id":{i},"v":{i}' + text if i % 2 else f'{{"id":{i},"v":"{i}"' + text)
+
+
+def test_names_that_are_not_utf8_or_hold_a_line_break_are_shown_escaped_and_stop_nothing(
+    converters: Converters, converter_instance: InstancePaths
+) -> None:
+    """A file name is bytes: one that is not UTF-8 or holds a line break goes into reasons and log lines escaped
+    (one line, as repr shows it), and the files after it are converted all the same."""
+    folder = converter_instance.data_input
+    bad_name = os.fsdecode(b"bad\xff\nname.json")
+    (folder / bad_name).write_text('{"a": 1}\n{"a": 2\n')
+    (folder / os.fsdecode(b"ok\xfe.json")).write_text('{"a": 1}\n')
+    (folder / "zz.json").write_text('{"a": 2}\n')
+    daemon = converters.start("json2csv")
+    wait_for(lambda: (folder / "zz.csv").exists() or daemon.process.poll() is not None, 30, what="zz.csv or an exit")
+    assert daemon.process.poll() is None, daemon.stderr
+    assert csv_rows(folder / os.fsdecode(b"ok\xfe.csv")) == [["a"], ["1"]]
+    reason = (converter_instance.data_error / (bad_name + ".reason")).read_bytes()
+    assert reason == (
+        f"{folder}/bad\\xff\\nname.json: line 2, character 8: invalid JSON: Expecting ',' delimiter\n".encode()
+    )
+    daemon.wait_log("converted " + str(folder) + "/ok\\xfe.json to ok\\xfe.csv")
+    daemon.wait_log(str(folder) + "/bad\\xff\\nname.json cannot be converted (line 2")
+    assert "\nname.json" not in daemon.log and "bad?" not in daemon.log  # no line forged, no byte lost
 
 
 def _pause(seconds: float) -> None:

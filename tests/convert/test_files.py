@@ -9,7 +9,7 @@ from pathlib import Path
 
 from redpss.convert.files import Naming, expire_archive, publish, publish_orphans, recover, reject
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import NAME_MAX, move_file
+from redpss.core.setaside import NAME_MAX, move_file, printable
 from tests.convert.roundtrip import user_link
 from tests.support.file_access import owned_by_another_user
 
@@ -79,6 +79,24 @@ def test_a_rejected_source_has_its_reason_beside_it_and_keeps_earlier_ones(insta
     assert sorted(p.name for p in instance.data_error.iterdir()) == [
         "bad.json", "bad.json.1", "bad.json.1.reason", "bad.json.reason"
     ]  # fmt: skip
+
+
+def test_a_name_not_utf8_or_with_a_line_break_is_shown_escaped_in_its_one_line_reason(instance: InstancePaths) -> None:
+    name = os.fsdecode(b"caf\xe9\nlog line.json")  # Latin-1, and a line break an uploader put in
+    source = instance.data_input / name
+    source.write_text("x")
+    moved = reject(instance, source, "invalid JSON\nsecond line of a library's message")
+    assert moved.name == name and moved.read_text() == "x"
+    reason = moved.with_name(moved.name + ".reason").read_bytes()
+    expected = f"{instance.data_input}/caf\\xe9\\nlog line.json: invalid JSON second line of a library's message\n"
+    assert reason == expected.encode()
+
+
+def test_printable_names_escape_only_what_a_line_of_text_cannot_hold() -> None:
+    assert printable(Path("/in/alice/Überweisung 2026 (1).json")) == "/in/alice/Überweisung 2026 (1).json"
+    assert printable(os.fsdecode(b"a\xff\x00\tb\r\n.json")) == "a\\xff\\x00\\tb\\r\\n.json"
+    assert printable("a\\n.json") == "a\\\\n.json"  # a backslash in the name: told apart from an escape
+    assert printable("\x1b[31mred\u2028.json") == "\\x1b[31mred\\u2028.json"  # terminal escapes, line separators
 
 
 def test_archived_sources_expire_after_their_retention(instance: InstancePaths) -> None:

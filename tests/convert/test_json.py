@@ -262,6 +262,42 @@ def test_read_buffers_used_again_keep_every_record(tmp_path: Path, monkeypatch: 
     assert rows == [["id", "s", "t"]] + [[str(r["id"]), r["s"], r["t"]] for r in records]
 
 
+def test_numbers_in_a_block_python_parses_are_written_as_sent(tmp_path: Path) -> None:
+    """A fraction beyond DOUBLE's exact integers sends its block to Python's parser, whose floats would write
+    1.2345678901234568e+16 (the DECIMAL column loses its cents), 1.5 and 100.0."""
+    text = '{"x": 12345678901234567.25, "y": 1.50, "z": 1E2, "l": [1.50, {"k": -0.0e-5}], "n": 7}\n'
+    rows = convert(tmp_path, text + '{"x": 0.1, "y": null, "z": -2.5e-3, "l": [], "n": -12}\n')
+    assert rows == [
+        ["x", "y", "z", "l", "n"],
+        ["12345678901234567.25", "1.50", "1E2", '[1.50,{"k":-0.0e-5}]', "7"],
+        ["0.1", "", "-2.5e-3", "[]", "-12"],
+    ]
+    columns = {"x": "DECIMAL(20,2)", "y": "DECIMAL(3,2)", "z": "DOUBLE", "l": "VARCHAR", "n": "BIGINT"}
+    assert imported(tmp_path / "out.csv", columns)[0][:3] == (
+        decimal.Decimal("12345678901234567.25"),
+        decimal.Decimal("1.50"),
+        100.0,
+    )
+
+
+def test_two_paths_giving_one_column_name_are_refused_across_records_and_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within one record pyarrow's table has the name twice; across records of a block Python parses, or across
+    blocks, one value would silently take the other's place (or share its column)."""
+    python_block = '{"v": 1, "a.b": 1, "a": {"b": 2}}\n{"v": "x"}\n'  # v's changing type: Python's parser
+    assert "line 1, character 1, column a.b: two fields become the column name 'a.b'" in bad(tmp_path, python_block)
+    records = '{"v": "x", "a.b": 1}\n{"v": 2, "a": {"b": 2}}\n'
+    assert "line 2, character 1, column a.b: two fields become the column name 'a.b'" in bad(tmp_path, records)
+    monkeypatch.setattr(jsonread, "READ_BYTES", 64)  # the two paths in different blocks
+    nested_first = "".join(f'{{"id": {i}, "a": {{"b": {i}}}}}\n' for i in range(10)) + '{"id": 10, "a.b": 1}\n'
+    assert "column a.b: two fields become the column name 'a.b'" in bad(tmp_path, nested_first)
+    dotted_first = "".join(f'{{"id": {i}, "a.b": {i}}}\n' for i in range(10)) + '{"id": 10, "a": {"b": 1}}\n'
+    assert "column a.b: two fields become the column name 'a.b'" in bad(tmp_path, dotted_first)
+    same_path = "".join(f'{{"id": {i}, "a": {{"b": {i}}}, "x.y": {i}}}\n' for i in range(10))
+    assert convert(tmp_path, same_path + '{"id": 10, "a": {"b": "text"}}\n')[-1] == ["10", "text", ""]
+
+
 @pytest.mark.parametrize(
     ("records", "expected"),
     [

@@ -138,6 +138,66 @@ def test_nan_is_null_and_infinity_is_refused_with_its_row_and_column(tmp_path: P
     assert "row 11, column x: inf cannot be loaded (Exasol's DOUBLE has no infinity)" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("column", "reason"),
+    [
+        (
+            pa.array([0, 2**62], pa.timestamp("ms")),  # a cast to microseconds would wrap it to 1970-01-01
+            "row 2, column t: the timestamp 4611686018427387904 (milliseconds from 1970-01-01) is outside the years "
+            "1 to 9999, all that Exasol's TIMESTAMP holds; send NULL or a timestamp within them instead",
+        ),
+        (
+            pa.array([None, 253_402_300_800 * 10**6], pa.timestamp("us", tz="UTC")),  # 10000-01-01 00:00:00
+            "row 2, column t: the timestamp 253402300800000000 (microseconds from 1970-01-01) is outside",
+        ),
+        (
+            pa.array([-62_135_596_800_001], pa.timestamp("ms")),  # 0000-12-31 23:59:59.999
+            "row 1, column t: the timestamp -62135596800001 (milliseconds from 1970-01-01) is outside",
+        ),
+        (
+            pa.array([0, None, 3_000_000], pa.date32()),  # the year 10183
+            "row 3, column t: the date 3000000 (days from 1970-01-01) is outside the years 1 to 9999, all that "
+            "Exasol's DATE holds",
+        ),
+    ],
+    ids=["ms-2**62", "us-year-10000", "ms-year-0", "date-year-10183"],
+)
+def test_dates_and_timestamps_beyond_exasols_years_are_refused_with_row_and_column(
+    tmp_path: Path, column: pa.Array, reason: str
+) -> None:
+    with pytest.raises(BadInput) as caught:
+        convert(tmp_path, pa.table({"id": range(len(column)), "t": column}))
+    assert reason in str(caught.value)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_first_and_last_moments_exasol_holds_are_written(tmp_path: Path) -> None:
+    first, last = dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999000)
+    table = pa.table(
+        {"ms": pa.array([first, last], pa.timestamp("ms")), "day": pa.array([first.date(), last.date()], pa.date64())}
+    )
+    assert csv_rows(convert(tmp_path, table))[1:] == [
+        ["0001-01-01 00:00:00.000000", "0001-01-01"],
+        ["9999-12-31 23:59:59.999000", "9999-12-31"],
+    ]
+
+
+def test_decimals_of_any_scale_are_written_fixed_point_with_their_scale(tmp_path: Path) -> None:
+    small = [decimal.Decimal(v) for v in ("0E-8", "1E-8", "-5E-8", "123.45678901")]  # Arrow's own text: 1E-8, ...
+    tiny = [decimal.Decimal(v) for v in ("1E-30", "0E-30", "-12345.000000000000000000000000000001", "1")]
+    table = pa.table({"d": pa.array(small, pa.decimal128(20, 8)), "w": pa.array(tiny, pa.decimal256(60, 30))})
+    output = convert(tmp_path, table)
+    assert csv_rows(output)[1:] == [
+        ["0.00000000", "0.000000000000000000000000000001"],
+        ["0.00000001", "0.000000000000000000000000000000"],
+        ["-0.00000005", "-12345.000000000000000000000000000001"],
+        ["123.45678901", "1.000000000000000000000000000000"],
+    ]
+    assert [row[0] for row in imported(output, {"d": "DECIMAL(20,8)", "w": "VARCHAR"})] == small
+    negative_scale = pa.array([decimal.Decimal("1E+2"), decimal.Decimal("0")], pa.decimal128(5, -2))  # not in Parquet
+    assert csvout.writable(negative_scale).to_pylist() == ["100", "0"]
+
+
 def test_a_row_holding_only_null_is_a_quoted_empty_field_not_an_empty_line(tmp_path: Path) -> None:
     table = pa.table({"day": pa.array([dt.date(2024, 2, 29), None, dt.date(2024, 3, 1)])})
     output = convert(tmp_path, table)
