@@ -28,6 +28,7 @@ from redpss.core.db import (
     DbSettings,
 )
 from redpss.core.net import free_port
+from redpss.devdb.limits import FREE_FAILED_LOGINS
 from redpss.devdb.testing import InProcessDevDb
 
 
@@ -196,6 +197,20 @@ def test_the_backoff_holds_across_short_waits(devdb: InProcessDevDb, caplog: pyt
     # 0.1, 0.2, 0.4, 0.4, ...: about 9 attempts in 3 s; restarting at each of the ~150 calls would make ~40
     assert calls > 50 and 5 <= len(attempts) <= 12, (calls, len(attempts))
     assert isinstance(db.last_error, DatabaseAuthError)
+
+
+def test_a_refused_login_is_not_tried_again_by_queries_before_the_backoff_pause(
+    devdb: InProcessDevDb, caplog: pytest.LogCaptureFixture
+) -> None:
+    """JMON queries every poll without wait_connected: each query tried a login, and refused logins count against
+    the account's limit in Exasol (18 a minute locked it out)."""
+    db = DbSession(settings(devdb, password=Secret("wrong")), backoff=Backoff(initial=30.0, cap=30.0))
+    caplog.set_level(logging.WARNING)
+    for _ in range(FREE_FAILED_LOGINS + 1):
+        with pytest.raises(DatabaseAuthError, match="login refused"):
+            db.fetchall("SELECT 1 FROM DUAL")
+    # devdb says so when one address has failed FREE_FAILED_LOGINS times: only the first query tried a login
+    assert not [r for r in caplog.records if "failed logins from" in r.getMessage()]
 
 
 def test_a_refused_login_is_final_for_wait_connected_when_asked(devdb: InProcessDevDb) -> None:

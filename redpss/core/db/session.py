@@ -53,6 +53,7 @@ class DbSession:
         self._connection: Any = None
         self._down_since: float | None = None
         self._failed_attempts = 0
+        self._outage_said = False  # the current outage was logged (by a caller that retries)
         self._retry_at = 0.0  # while the database is away: no attempt of wait_connected before this (monotonic)
         self.last_error: DatabaseError | None = None  # of the last failed attempt, while the database is away
         self.reconnects = 0  # how often the session came back after being lost
@@ -62,9 +63,16 @@ class DbSession:
         return self._connection is not None and not self._connection.is_closed
 
     def connection(self) -> Any:
-        """The open pyexasol connection, connecting once if needed; DatabaseError when that fails."""
+        """The open pyexasol connection, connecting once if needed; DatabaseError when that fails.
+
+        After a refused login (or another database than exa_dbname) no new attempt is made before the backoff's
+        pause has passed, whoever asks: each refused login counts against the account's failed-login limit in
+        Exasol, and a daemon querying every few seconds (JMON's poll) locked the account out."""
         if self.connected:
             return self._connection
+        refused = self.last_error
+        if isinstance(refused, DatabaseConfigMismatch) and time.monotonic() < self._retry_at:
+            raise refused
         import pyexasol  # noqa: PLC0415 - lazy: see package docstring
 
         try:
@@ -76,8 +84,15 @@ class DbSession:
             if half_open is not None:
                 with contextlib.suppress(Exception):
                     half_open.close(disconnect=False)
-            raise map_exa_error(exc, dsn=self.settings.dsn, user=self.settings.user) from exc
-        self._check_database_name()
+            error = map_exa_error(exc, dsn=self.settings.dsn, user=self.settings.user)
+            self._note_failure(error)
+            raise error from exc
+        try:
+            self._check_database_name()
+        except DatabaseConfigMismatch as exc:
+            self._note_failure(exc)
+            raise
+        self._note_success()
         return self._connection
 
     def _check_database_name(self) -> None:
@@ -138,15 +153,14 @@ class DbSession:
             if attempt_at > now and self._pause(stop, attempt_at - now):
                 return False
             try:
-                self.connection()
+                self.connection()  # notes the failure (and the backoff's next pause) or the success itself
             except DatabaseConfigMismatch as exc:
                 if refusal_is_final:
                     raise
-                self._note_failure(exc)
+                self._say_failure(exc)
             except DatabaseError as exc:
-                self._note_failure(exc)
+                self._say_failure(exc)
             else:
-                self._note_success()
                 return True
             if stop is not None and stop.is_set():
                 return False
@@ -169,14 +183,23 @@ class DbSession:
                 return work(self)
             except DatabaseUnavailable as exc:
                 self._note_failure(exc)
+                self._say_failure(exc)
         return None
 
     def _note_failure(self, exc: DatabaseError) -> None:
+        """Count a failed attempt and set the backoff's next pause; said by `_say_failure`, only where a caller
+        retries (a one-shot session, a REST login or a CLI, reports its own failure)."""
         self._failed_attempts += 1
         self._retry_at = time.monotonic() + self.backoff.after(self._failed_attempts)
         self.last_error = exc
         if self._down_since is None:
             self._down_since = time.monotonic()
+
+    def _say_failure(self, exc: DatabaseError) -> None:
+        """The outage once, at WARNING (ERROR for a configuration that does not fit), each further attempt at
+        DEBUG."""
+        if not self._outage_said:
+            self._outage_said = True
             level = logging.ERROR if isinstance(exc, DatabaseConfigMismatch) else logging.WARNING
             log.log(level, "%s; reconnecting with backoff (every %.0f s at most)", exc, self.backoff.cap)
         else:
@@ -192,6 +215,7 @@ class DbSession:
             )
             self.reconnects += 1
         self._down_since = None
+        self._outage_said = False
         self._failed_attempts = 0
         self._retry_at = 0.0
         self.last_error = None
