@@ -25,7 +25,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from redpss.devdb.errors import DevDbError, Unsupported
 from redpss.devdb.functions import add_call, widen_timestamp_arguments
-from redpss.devdb.systables import SYSTEM_SCHEMA, SYSTEM_TABLES
+from redpss.devdb.systables import KEYWORDS, SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
 from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
 from redpss.devdb.udf_calls import rewrite_script_calls, script_columns
@@ -96,6 +96,9 @@ class SessionInfo:
     session_id: int
 
 
+RESERVED_WORDS = frozenset(KEYWORDS)
+
+
 def object_name(table: exp.Table, schema: str | None) -> ObjectName:
     return ObjectName(table.db or schema or DEFAULT_SCHEMA, table.name)
 
@@ -109,6 +112,7 @@ def translate(sql: str, info: SessionInfo) -> Translated:
         raise DevDbError(f"syntax error: {_first_error(exc)}") from exc
     if isinstance(tree, exp.Command):
         raise Unsupported(f"the statement {_leading_words(sql)}")
+    _refuse_reserved_names(tree)
     tree = normalize_identifiers(tree, dialect="exasol")
     _qualify_system_tables(tree)
     result = _classify(tree, info)
@@ -447,6 +451,43 @@ _SPECIAL_WORDS = (
     "NOW",
     "CURRENT_SESSION",
 )
+
+
+# Reserved words that SQL uses as values without quotes (functions without parentheses, pseudo-columns): a bare
+# column of this name is the word's meaning, not a name.
+_BARE_VALUE_WORDS = frozenset(
+    {
+        *_SPECIAL_WORDS,
+        "CURRENT_USER",
+        "CURRENT_SCHEMA",
+        "CURRENT_STATEMENT",
+        "CURRENT_CLUSTER",
+        "CURRENT_CLUSTER_UID",
+        "USER",
+        "DBTIMEZONE",
+        "SESSIONTIMEZONE",
+        "LEVEL",
+        "ROWNUM",
+        "ROWID",
+        "CONNECT_BY_ISCYCLE",
+        "CONNECT_BY_ISLEAF",
+    }
+)
+
+
+def _refuse_reserved_names(tree: exp.Expr) -> None:
+    """Exasol refuses a reserved word as an unquoted name (`CREATE TABLE t (STATE ...)`, `SELECT x AS VALUE`): a
+    syntax error there, which devdb answered with success, so SQL written against devdb failed on Exasol."""
+    for identifier in tree.find_all(exp.Identifier):
+        word = identifier.this.upper()
+        if identifier.quoted or word not in RESERVED_WORDS:
+            continue
+        column = identifier.parent
+        if isinstance(column, exp.Column) and not column.table and word in _BARE_VALUE_WORDS:
+            continue
+        raise DevDbError(
+            f'syntax error, unexpected {word}_: {word} is a reserved word; as a name it must be quoted: "{word}"'
+        )
 
 
 def _leftmost_select(tree: exp.Expr) -> exp.Select | None:

@@ -187,14 +187,14 @@ class DaemonStatusWriter:
                     "status": s.status[:2000],
                 }
                 updated = self.session.execute(
-                    f"UPDATE {TABLE} SET STATE = {{state}}, PID = {{pid!d}}, VERSION = {{version}}, "  # noqa: S608
+                    f'UPDATE {TABLE} SET "STATE" = {{state}}, PID = {{pid!d}}, VERSION = {{version}}, '  # noqa: S608
                     "STARTED_AT = {started}, LAST_HEARTBEAT = {heartbeat}, STATUS_TEXT = {status}, "
-                    "UPDATED_AT = CURRENT_TIMESTAMP WHERE INSTANCE = {instance} AND DAEMON = {daemon}",
+                    'UPDATED_AT = CURRENT_TIMESTAMP WHERE "INSTANCE" = {instance} AND DAEMON = {daemon}',
                     values,
                 )
                 if int(updated.rowcount()) == 0:
                     self.session.execute(
-                        f"INSERT INTO {TABLE} (INSTANCE, DAEMON, STATE, PID, VERSION, STARTED_AT, "  # noqa: S608
+                        f'INSERT INTO {TABLE} ("INSTANCE", DAEMON, "STATE", PID, VERSION, STARTED_AT, '  # noqa: S608
                         "LAST_HEARTBEAT, STATUS_TEXT, UPDATED_AT) VALUES ({instance}, {daemon}, {state}, {pid!d}, "
                         "{version}, {started}, {heartbeat}, {status}, CURRENT_TIMESTAMP)",
                         values,
@@ -202,7 +202,7 @@ class DaemonStatusWriter:
             names = {f"daemon{n}": s.daemon for n, s in enumerate(states)}
             enabled = ", ".join(f"{{{name}}}" for name in names) or "''"
             self.session.execute(
-                f"DELETE FROM {TABLE} WHERE INSTANCE = {{instance}} AND DAEMON NOT IN ({enabled})",  # noqa: S608
+                f'DELETE FROM {TABLE} WHERE "INSTANCE" = {{instance}} AND DAEMON NOT IN ({enabled})',  # noqa: S608
                 {"instance": instance, **names},
             )
             self.session.commit()
@@ -243,8 +243,8 @@ class DaemonStatusWriter:
         assert self.session is not None
         with contextlib.suppress(DatabaseError):
             self.session.execute(
-                f"UPDATE {TABLE} SET STATE = {{state}}, STATUS_TEXT = {{status}}, UPDATED_AT = CURRENT_TIMESTAMP "  # noqa: S608
-                "WHERE INSTANCE = {instance} AND DAEMON = 'jmon'",
+                f'UPDATE {TABLE} SET "STATE" = {{state}}, STATUS_TEXT = {{status}}, UPDATED_AT = CURRENT_TIMESTAMP '  # noqa: S608
+                "WHERE \"INSTANCE\" = {instance} AND DAEMON = 'jmon'",
                 {"state": state.state, "status": state.status, "instance": self.paths.redenv},
             )
             self.session.commit()

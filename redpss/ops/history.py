@@ -105,7 +105,7 @@ def log_messages(instance: Instance, where: LogFilter, page: Page) -> list[Row]:
         conditions.append("JOB_ID = {job_id!d}")
     conditions += _time_window("LOG_TIME", where.since, where.until, params)
     sql = _select(
-        "SCHEMA_NAME, LOG_TIME, LOG_LEVEL, SOURCE, JOB_ID, RUN_ID, MESSAGE",
+        'SCHEMA_NAME, LOG_TIME, LOG_LEVEL, "SOURCE", JOB_ID, RUN_ID, MESSAGE',
         "REDSYS.ALL_LOG_MESSAGES",
         conditions,
         "LOG_TIME DESC",

@@ -82,7 +82,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
         "APP:REDSYS 003_job_alert_mail.sql",
     ]
     assert report.schemas == ["REDSYS"]
-    versions = db.fetchall("SELECT COMPONENT, VERSION, SCRIPT FROM REDSYS.SCHEMA_VERSION ORDER BY COMPONENT, VERSION")
+    versions = db.fetchall('SELECT COMPONENT, VERSION, "SCRIPT" FROM REDSYS.SCHEMA_VERSION ORDER BY COMPONENT, VERSION')
     assert versions == [
         ("APP:REDSYS", 1, "001_app_schema.sql"),
         ("APP:REDSYS", 2, "002_rows_loaded.sql"),
@@ -126,7 +126,9 @@ def test_registered_schemas_get_their_tables_and_are_united_in_the_views(db: DbS
 
 def test_a_database_newer_than_this_redpss_is_refused(db: DbSession) -> None:
     install(db)
-    db.execute("INSERT INTO REDSYS.SCHEMA_VERSION (COMPONENT, VERSION, SCRIPT) VALUES ('REDSYS', 7, '007_future.sql')")
+    db.execute(
+        """INSERT INTO REDSYS.SCHEMA_VERSION (COMPONENT, VERSION, "SCRIPT") VALUES ('REDSYS', 7, '007_future.sql')"""
+    )
     with pytest.raises(ContractError) as caught:
         install(db)
     assert "REDSYS is at schema version 7, newer than RED-PSS" in str(caught.value)
@@ -181,10 +183,10 @@ def test_db_register_with_a_bad_name_is_a_usage_error_before_the_database_is_rea
 def test_the_daemon_status_view_calls_a_row_not_rewritten_for_30_s_unknown(db: DbSession) -> None:
     install(db)
     insert = (
-        "INSERT INTO REDSYS.ADM_DAEMON_STATUS (INSTANCE, DAEMON, STATE, PID, UPDATED_AT) "
+        'INSERT INTO REDSYS.ADM_DAEMON_STATUS ("INSTANCE", DAEMON, "STATE", PID, UPDATED_AT) '
         "VALUES ('TST1', '{daemon}', 'RUNNING', 42, ADD_SECONDS(CURRENT_TIMESTAMP, {age}))"
     )
     db.execute(insert.format(daemon="jmon", age=-2))
     db.execute(insert.format(daemon="sched", age=-31))
-    rows = db.fetchall("SELECT DAEMON, STATE, PID FROM REDSYS.DAEMON_STATUS ORDER BY DAEMON")
+    rows = db.fetchall('SELECT DAEMON, "STATE", PID FROM REDSYS.DAEMON_STATUS ORDER BY DAEMON')
     assert rows == [("jmon", "RUNNING", 42), ("sched", "UNKNOWN", 42)]

@@ -134,7 +134,7 @@ def test_jmon_housekeeping_purges_once_a_day_and_keeps_the_daemon_rows(
         housekeeping.tick(NOW.timestamp() + 3600, config, "3 definitions, 1 running")  # the same day: no purge
         assert housekeeping.retention.task is first
         await housekeeping.daemon_status.task
-        rows = {r[0]: r[1:] for r in db.fetchall("SELECT DAEMON, STATE, STATUS_TEXT FROM REDSYS.DAEMON_STATUS")}
+        rows = {r[0]: r[1:] for r in db.fetchall('SELECT DAEMON, "STATE", STATUS_TEXT FROM REDSYS.DAEMON_STATUS')}
         assert rows.pop("jmon") == ("RUNNING", "3 definitions, 1 running")
         assert rows.pop("sched")[0] == "NOT_RUNNING"  # nothing runs but JMON's housekeeping here
         assert all(state == "NOT_RUNNING" and text for state, text in rows.values())  # any other daemon alike
@@ -144,4 +144,4 @@ def test_jmon_housekeeping_purges_once_a_day_and_keeps_the_daemon_rows(
     housekeeping = asyncio.run(two_ticks_and_stop())
     assert _count(db, "APP1.LOG_MESSAGES") == 2  # the 31-day-old row went at the first tick, not the newer one
     assert housekeeping.retention.next_run == NOW.timestamp() + 86400
-    assert db.fetchall("SELECT STATE FROM REDSYS.DAEMON_STATUS WHERE DAEMON = 'jmon'") == [("STOPPED",)]
+    assert db.fetchall("""SELECT "STATE" FROM REDSYS.DAEMON_STATUS WHERE DAEMON = 'jmon'""") == [("STOPPED",)]

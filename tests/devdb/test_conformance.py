@@ -204,3 +204,26 @@ def test_unqualified_names_need_an_open_schema(devdb: InProcessDevDb, statement:
             connection.execute(statement)
         assert caught.value.message == "no schema specified or opened or current schema has been dropped"
         assert connection.execute("SELECT 1 FROM DUAL").fetchval() == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLE r (STATE VARCHAR(10))",
+        "CREATE TABLE r (source VARCHAR(10))",
+        "SELECT 1 AS VALUE FROM DUAL",
+        "SELECT x.script FROM (SELECT 1 AS a) x",
+    ],
+)
+def test_a_reserved_word_as_an_unquoted_name_is_a_syntax_error(conn: Any, statement: str) -> None:
+    """Exasol refuses these (SYS.EXA_SQL_KEYWORDS, RESERVED); devdb took them, so SQL that passed here failed there."""
+    with pytest.raises(pyexasol.ExaQueryError) as refused:
+        conn.execute(statement)
+    assert refused.value.code == "42000" and "is a reserved word; as a name it must be quoted" in refused.value.message
+
+
+def test_a_reserved_word_quoted_is_a_name_and_value_words_keep_their_meaning(conn: Any) -> None:
+    conn.execute('CREATE TABLE r ("STATE" VARCHAR(10), "SOURCE" VARCHAR(10))')
+    conn.execute("INSERT INTO r VALUES ('RUNNING', 'x')")
+    assert conn.execute('SELECT "STATE", "SOURCE" AS "VALUE" FROM r').fetchall() == [("RUNNING", "x")]
+    assert conn.execute("SELECT CURRENT_USER, SYSDATE IS NOT NULL FROM DUAL").fetchone()[1] is True

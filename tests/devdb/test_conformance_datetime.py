@@ -27,9 +27,9 @@ _MILLIS = "2024-02-28 10:11:12.123000"  # Exasol's fetch and EXPORT format (NLS_
     ],
 )
 def test_adding_to_a_date_gives_a_date(conn: Any, function: str, expected: str) -> None:
-    conn.execute("CREATE TABLE d (day DATE, ts TIMESTAMP)")
+    conn.execute("CREATE TABLE d (dt DATE, ts TIMESTAMP)")
     conn.execute("INSERT INTO d VALUES (DATE '2024-02-28', TIMESTAMP '2024-02-28 10:11:12.500')")
-    statement = conn.execute(f"SELECT {function}(day, 1) AS on_date, {function}(ts, 1) AS on_ts FROM d")
+    statement = conn.execute(f"SELECT {function}(dt, 1) AS on_date, {function}(ts, 1) AS on_ts FROM d")
     assert statement.columns()["ON_DATE"]["type"] == "DATE"
     assert statement.columns()["ON_TS"]["type"] == "TIMESTAMP"
     assert statement.fetchone() == (expected, f"{expected} 10:11:12.500000")

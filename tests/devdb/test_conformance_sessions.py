@@ -16,7 +16,7 @@ from redpss.devdb.session import Session
 from redpss.devdb.testing import InProcessDevDb
 from tests.support.wait import wait_for
 
-LONG_QUERY = "SELECT SUM(a.range * b.range) FROM range(1000000) a, range(1000000) b"
+LONG_QUERY = 'SELECT SUM(a."RANGE" * b."RANGE") FROM range(1000000) a, range(1000000) b'
 
 
 class Running:

@@ -84,5 +84,5 @@ def test_query_timeout(devdb: InProcessDevDb) -> None:
         with pytest.raises(pyexasol.ExaQueryTimeoutError):
             connection.execute("EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(30)")
         with pytest.raises(pyexasol.ExaQueryTimeoutError):
-            connection.execute("SELECT SUM(a.range * b.range) FROM range(1000000) a, range(1000000) b")
+            connection.execute('SELECT SUM(a."RANGE" * b."RANGE") FROM range(1000000) a, range(1000000) b')
         assert connection.execute("SELECT 1 FROM DUAL").fetchval() == 1

@@ -11,7 +11,7 @@ import pytest
 def test_every_type_value_and_metadata(conn: Any) -> None:
     conn.execute(
         "CREATE TABLE t (i INTEGER, d18 DECIMAL(18,0), amount DECIMAL(10,2), big DECIMAL(36,0), f DOUBLE, "
-        "day DATE, ts TIMESTAMP, ok BOOLEAN, name VARCHAR(20) UTF8, code CHAR(3) ASCII, note VARCHAR(100))"
+        "dt DATE, ts TIMESTAMP, ok BOOLEAN, name VARCHAR(20) UTF8, code CHAR(3) ASCII, note VARCHAR(100))"
     )
     conn.execute(
         "INSERT INTO t VALUES (7, 123456789012345678, 0.70, 123456789012345678901234567890, 1.25, "
@@ -25,7 +25,7 @@ def test_every_type_value_and_metadata(conn: Any) -> None:
         "AMOUNT": {"type": "DECIMAL", "precision": 10, "scale": 2},
         "BIG": {"type": "DECIMAL", "precision": 36, "scale": 0},
         "F": {"type": "DOUBLE"},
-        "DAY": {"type": "DATE", "size": 4},
+        "DT": {"type": "DATE", "size": 4},
         "TS": {"type": "TIMESTAMP", "size": 16, "withLocalTimeZone": False},
         "OK": {"type": "BOOLEAN"},
         "NAME": {"type": "VARCHAR", "size": 20, "characterSet": "UTF8"},

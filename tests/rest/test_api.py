@@ -186,7 +186,7 @@ def test_load_statistics_log_messages_and_metrics(api: RestApi, running: Running
     assert {row["POOL"] for row in load} == {"DEFAULT"} and load[0]["POOL_SIZE"] == 2
     db = running.db()
     db.execute(
-        "INSERT INTO APP1.LOG_MESSAGES (LOG_TIME, LOG_LEVEL, SOURCE, JOB_ID, MESSAGE) "
+        'INSERT INTO APP1.LOG_MESSAGES (LOG_TIME, LOG_LEVEL, "SOURCE", JOB_ID, MESSAGE) '
         "VALUES (CURRENT_TIMESTAMP, 'ERROR', 'test', 7, 'disk on fire')"
     )
     db.commit()

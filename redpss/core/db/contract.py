@@ -308,7 +308,7 @@ def _upgrade(session: DbSession, component: str, files: list[SqlFile], schema: s
         for statement in sql_file.statements(schema):
             session.execute(statement)
         session.execute(
-            "INSERT INTO REDSYS.SCHEMA_VERSION (COMPONENT, VERSION, SCRIPT, REDPSS_VERSION, APPLIED_AT) "
+            'INSERT INTO REDSYS.SCHEMA_VERSION (COMPONENT, VERSION, "SCRIPT", REDPSS_VERSION, APPLIED_AT) '
             "VALUES ({component}, {version!d}, {script}, {redpss_version}, CURRENT_TIMESTAMP)",
             {
                 "component": component,

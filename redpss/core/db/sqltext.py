@@ -34,11 +34,17 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def column_name(name: str) -> str:
+    """A column name of ours in SQL text: quoted when it is upper case (as stored), so that a name that is a
+    reserved word in Exasol (SOURCE, STATE, SCRIPT, INSTANCE) is a name there too, not a syntax error."""
+    return f'"{name}"' if name.isupper() and '"' not in name else name
+
+
 def insert_statement(table: str, rows: list[dict[str, Any]]) -> str:
     """One INSERT of all `rows` into `table` (schema-qualified), columns the union of the rows' keys."""
     columns = sorted({column for row in rows for column in row})
     values = ",\n".join("(" + ", ".join(sql_literal(row.get(c)) for c in columns) + ")" for row in rows)
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES\n{values}"
+    return f"INSERT INTO {table} ({', '.join(map(column_name, columns))}) VALUES\n{values}"
 
 
 def delete_matching(table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
@@ -46,7 +52,8 @@ def delete_matching(table: str, columns: Sequence[str], rows: Sequence[Mapping[s
 
     def equal(column: str, value: Any) -> str:
         literal = sql_literal(value)
-        return f"{column} IS NULL" if literal == "NULL" else f"{column} = {literal}"
+        name = column_name(column)
+        return f"{name} IS NULL" if literal == "NULL" else f"{name} = {literal}"
 
     keys = dict.fromkeys(" AND ".join(equal(c, row.get(c)) for c in columns) for row in rows)
     condition = " OR ".join(f"({key})" for key in keys)
@@ -54,5 +61,5 @@ def delete_matching(table: str, columns: Sequence[str], rows: Sequence[Mapping[s
     if len(columns) > 1 and "NULL" not in first:
         # an IN list on the first key column first: it narrows the table to a few rows, so the chain of ORs is
         # checked on those only instead of on every row of the table
-        condition = f"{columns[0]} IN ({', '.join(first)}) AND ({condition})"
+        condition = f"{column_name(columns[0])} IN ({', '.join(first)}) AND ({condition})"
     return f"DELETE FROM {table} WHERE {condition}"  # noqa: S608 - values quoted by sql_literal, names our own
