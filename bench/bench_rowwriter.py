@@ -32,7 +32,7 @@ from redpss.core.db.sqltext import insert_statement  # noqa: E402
 from redpss.core.net import free_port  # noqa: E402
 from redpss.devdb.testing import InProcessDevDb  # noqa: E402
 
-TABLE = "BENCH.ROWS"
+TABLE = "BENCH.ROWS_WRITTEN"
 
 
 def row(index: int) -> dict[str, object]:
@@ -124,7 +124,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, InProcessDevDb(Path(tmp) / "devdb", port=free_port()) as devdb:
         with devdb.connect() as connection:
             connection.execute("CREATE SCHEMA BENCH")
-            connection.execute("CREATE TABLE BENCH.ROWS (ID DECIMAL(18,0), LEVEL VARCHAR(10), TEXT VARCHAR(2000))")
+            connection.execute(
+                'CREATE TABLE BENCH.ROWS_WRITTEN (ID DECIMAL(18,0), "LEVEL" VARCHAR(10), "TEXT" VARCHAR(2000))'
+            )
         folder = Path(tmp)
         for per_call in (1, 100):
             ours, anchor = bench_append(folder, devdb, args.calls if per_call == 1 else args.calls // 10, per_call)

@@ -81,7 +81,7 @@ def seed_dev1(daemons: DaemonSet) -> None:
         "INSERT INTO REDSYS.ADM_LOAD_FILE (FILE_PATH, FILE_KEY, TARGET_TABLE, RUN_ID, ROWS_LOADED, LOADED_AT) "
         f"VALUES ('/dev1/orders.csv', 'k1', 'APP1.ORDERS', 'dev1-load', 5, {stamp})"
     )
-    db.execute("CREATE TABLE APP1.AUDIT_TRAIL (AT TIMESTAMP, WHO VARCHAR(64), WHAT VARCHAR(200))")
+    db.execute('CREATE TABLE APP1.AUDIT_TRAIL ("AT" TIMESTAMP, WHO VARCHAR(64), WHAT VARCHAR(200))')
     db.execute(f"INSERT INTO APP1.AUDIT_TRAIL VALUES ({stamp}, 'SYS', 'dev1 audit 1'), ({stamp}, 'SYS', 'audit 2')")
     db.commit()
 

@@ -111,12 +111,14 @@ def test_permanent_refusal_goes_to_dead_letters_with_an_alert_and_a_log_messages
         wait_for(lambda: alert in daemon.log, 10, what="the ALERT line")
         assert any(" ALERT " in line and alert in line for line in daemon.log.splitlines())
         rows = wait_for(
-            lambda: mailer.rows("SELECT LOG_LEVEL, SOURCE, MESSAGE FROM APP1.LOG_MESSAGES WHERE SOURCE = 'SENDMAIL'"),
+            lambda: mailer.rows(
+                'SELECT LOG_LEVEL, "SOURCE", MESSAGE FROM APP1.LOG_MESSAGES WHERE "SOURCE" = \'SENDMAIL\''
+            ),
             60,
             interval=0.5,
             what="the LOG_MESSAGES rows",
         )
-        wait_for(lambda: len(mailer.rows("SELECT * FROM APP1.LOG_MESSAGES WHERE SOURCE = 'SENDMAIL'")) == 2, 30)
+        wait_for(lambda: len(mailer.rows("SELECT * FROM APP1.LOG_MESSAGES WHERE \"SOURCE\" = 'SENDMAIL'")) == 2, 30)
         assert all(row["LOG_LEVEL"] == "ALERT" for row in rows)
 
 

@@ -41,7 +41,7 @@ from tests.sched.load_process import load_request as request
 from tests.support.daemons import DaemonProcess
 from tests.support.file_access import WITHOUT_FILE_ACCESS_OVERRIDE, owned_by_another_user
 
-ORDERS = "CREATE TABLE LOADS.ORDERS (ID DECIMAL(9,0), ITEM VARCHAR(40), QTY DECIMAL(9,0), AT TIMESTAMP)"
+ORDERS = 'CREATE TABLE LOADS.ORDERS (ID DECIMAL(9,0), ITEM VARCHAR(40), QTY DECIMAL(9,0), "AT" TIMESTAMP)'
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ class Site:
         return path
 
     def rows(self) -> list[tuple[object, ...]]:
-        return self.session.fetchall("SELECT ID, ITEM, QTY, AT FROM LOADS.ORDERS ORDER BY ID")
+        return self.session.fetchall('SELECT ID, ITEM, QTY, "AT" FROM LOADS.ORDERS ORDER BY ID')
 
     def load(self, command: str) -> object:
         return load_files(request(command), parse_command(command), self.session, self.paths, self.config)

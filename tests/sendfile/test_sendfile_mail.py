@@ -71,7 +71,7 @@ def test_mail_delivery_attaches_the_csv_and_parquet_files(sender_for: SenderFor,
         # SENDFILE left nothing behind in data/work, and the schema's LOG_MESSAGES has both outcomes.
         assert not any((sender.paths.data_work / "sendfile").rglob("*.*"))
         wait_for(
-            lambda: len(sender.rows("SELECT * FROM APP1.LOG_MESSAGES WHERE SOURCE = 'SENDFILE'")) == 2,
+            lambda: len(sender.rows("SELECT * FROM APP1.LOG_MESSAGES WHERE \"SOURCE\" = 'SENDFILE'")) == 2,
             30,
             what="two LOG_MESSAGES rows",
         )
@@ -129,7 +129,7 @@ def test_pss_sendfile_from_sql_is_delivered_and_reported(sender_for: SenderFor, 
         assert payload.count(b"\n") == 11  # the header and ten rows
         wait_for(
             lambda: sender.rows(
-                f"SELECT * FROM APP1.LOG_MESSAGES WHERE SOURCE = 'SENDFILE' AND MESSAGE LIKE '%{request_id}: sent%'"
+                f"SELECT * FROM APP1.LOG_MESSAGES WHERE \"SOURCE\" = 'SENDFILE' AND MESSAGE LIKE '%{request_id}: sent%'"
             ),
             30,
             what="the outcome in LOG_MESSAGES",
