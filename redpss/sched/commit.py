@@ -11,6 +11,11 @@ open on the table (Exasol's transaction conflict, devdb's write lock), so the an
 a dying worker's COMMIT is still under way; rolling it back makes asking idempotent, so a question interrupted by a
 dropped connection is simply asked again. Markers of runs whose log row is spooled are deleted in batches
 (`forget`, `purge`); one left behind by a killed SCHED goes after a day.
+
+Questions are asked one at a time on a thread of the markers' own: while the database is away a question waits
+without end, and runs waiting to be decided wait on the event loop for their turn, not as threads. Asked from
+asyncio's shared thread pool, a handful of such waits (runs a killed SCHED left in flight) took every thread of it,
+and everything else SCHED does there stopped with them.
 """
 
 # SQL built here holds only run ids SCHED made, quoted by sqltext.sql_literal.
@@ -19,6 +24,7 @@ dropped connection is simply asked again. Markers of runs whose log row is spool
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
 import threading
@@ -142,7 +148,9 @@ class CommitMarkers:
     def __init__(self, session: DbSession) -> None:
         self.session = session
         self.stop = threading.Event()
-        self._lock = threading.Lock()  # one pyexasol connection, used from worker threads of asyncio.to_thread
+        self._lock = threading.Lock()  # the session: held while the markers' thread uses it, taken by close()
+        self._asking = asyncio.Lock()  # one question (or purge) at a time; the others wait on the event loop
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sched-commits")
         self._logged: set[str] = set()  # runs whose row is spooled: their markers can go
         self._deciding = 0
         self._last_age_purge = -1e9
@@ -178,19 +186,41 @@ class CommitMarkers:
         finally:
             self._lock.release()
 
+    @property
+    def undecided(self) -> int:
+        """Runs whose outcome waits for their marker to be read (asked now, or waiting for their turn)."""
+        return self._deciding
+
     async def decide(self, request: RunRequest, result: RunResult, timeout: float | None = None) -> RunResult | None:
-        """`result`, or OK when the SQL job committed after all; None when it cannot be known yet (stopping)."""
+        """`result`, or OK when the SQL job committed after all; None when it cannot be known yet (stopping, or
+        `timeout` seconds passed, waiting for the turn included)."""
         if not is_sql_job(request):
             return result
-        self._deciding += 1  # counted before the thread runs: purge keeps old markers while any run is undecided
+        self._deciding += 1  # counted before its turn: purge keeps old markers while any run is undecided
         try:
-            found = await asyncio.to_thread(self.committed, request.run_id, timeout)
+            found = await self._ask(request.run_id, timeout)
         except MarkerUnreadable as exc:
             log.error("cannot read the commit marker of run %s: %s", request.run_id, exc)
             return not_known(result, str(exc))
         finally:
             self._deciding -= 1
         return None if found is None else decided(request, result, found)
+
+    async def _ask(self, run_id: str, timeout: float | None) -> bool | None:
+        """`committed` on the markers' thread once the questions before it are answered; None after `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self._asking.acquire()
+        except TimeoutError:
+            return None
+        try:
+            if self.stop.is_set():
+                return None  # closed: the thread takes no more questions
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return await asyncio.wrap_future(self._thread.submit(self.committed, run_id, remaining))
+        finally:
+            self._asking.release()
 
     def _probe(self, run_id: str, wait: int) -> bool:
         set_query_timeout(self.session, wait)  # the DELETE waits for an open transaction at most this long
@@ -216,7 +246,14 @@ class CommitMarkers:
         """The run's log row is spooled: its marker is no longer needed."""
         self._logged.add(run_id)
 
-    def purge(self) -> None:
+    async def purge(self) -> None:
+        """`purge_now` on the markers' thread; nothing when a question is being asked (the next purge catches up)."""
+        if self._asking.locked():
+            return
+        async with self._asking:
+            await asyncio.wrap_future(self._thread.submit(self.purge_now))
+
+    def purge_now(self) -> None:
         """Delete the markers of logged runs and those older than a day; left for later when the database is away."""
         if self.stop.is_set() or not self._lock.acquire(blocking=False):
             return
@@ -241,13 +278,15 @@ class CommitMarkers:
             self._lock.release()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop asking; close the session unless a DELETE still waits for the database (it ends with the process)."""
+        """Stop asking; close the session unless a DELETE still waits for the database (it ends with the process,
+        within LOCK_WAIT seconds); questions not yet asked are dropped."""
         self.stop.set()
         if self._lock.acquire(timeout=timeout):
             try:
                 self.session.close()
             finally:
                 self._lock.release()
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
 
 def _lasting(exc: DatabaseError) -> bool:

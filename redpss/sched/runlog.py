@@ -8,10 +8,11 @@ aside with the reason. A spool from before the writer existed is converted at st
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,25 @@ def skip_row(
     return LogRow(schema, "ADM_WATCHER_LOG", {**values, "WATCHER_ID": id_, "WATCHER_NAME": name})
 
 
+def unstarted_row(request: RunRequest, reason: str, message: str) -> LogRow:
+    """The SKIPPED row of a run SCHED accepted and then did not start (`reason`, e.g. SUSPENDED); a job's row names
+    the run's trigger, pool and attempt, so a retry's row is told apart from the attempts before it."""
+    row = skip_row(
+        request.kind,
+        request.schema,
+        request.id,
+        request.name,
+        scheduled_at=request.scheduled_at,
+        reason=reason,
+        message=message,
+        run_id=request.run_id,
+        trigger=request.trigger,
+    )
+    if request.kind != "JOB":
+        return row
+    return replace(row, values={**row.values, "POOL": request.pool, "ATTEMPT": request.attempt})
+
+
 def run_log_writer(spool: Path, session: DbSession) -> RowWriter:
     """The run log's writer on `spool` (a spool in the format before the shared writer is converted first)."""
     _convert_old_spool(spool)
@@ -152,11 +172,15 @@ class GroupRecorder:
     Each caller waits until its rows are on disk, as with `record`; rows that arrive while a batch is being written
     form the next batch. A thread per caller (asyncio.to_thread) would cap SCHED at the thread pool's size per fsync
     (a few hundred runs/s on a busy disk) and hold the next runs' ends back behind it.
+
+    The appends run on a thread of the recorder's own: in asyncio's shared pool they waited behind whatever else
+    held its threads (questions to a database that is away), and then no run could end.
     """
 
     def __init__(self, writer: RowWriter, ticks: LoggedTicks | None = None) -> None:
         self.writer = writer
         self.ticks = ticks
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sched-runlog")
         self._rows: list[LogRow] = []
         self._waiters: list[asyncio.Future[bool]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -175,13 +199,17 @@ class GroupRecorder:
         while self._flushing is not None:
             await asyncio.shield(self._flushing)
 
+    def close(self) -> None:
+        """End the recorder's thread (after `flushed`: nothing is left to write)."""
+        self._thread.shutdown(wait=True)
+
     async def _flush(self) -> None:
         try:
             while self._waiters:
                 rows, waiters = self._rows, self._waiters
                 self._rows, self._waiters = [], []
                 try:
-                    durable = await asyncio.to_thread(record, self.writer, rows, self.ticks)
+                    durable = await asyncio.wrap_future(self._thread.submit(record, self.writer, rows, self.ticks))
                 except BaseException as exc:  # record never fails for the rows; a cancel at the end may
                     for waiter in waiters:
                         if not waiter.done():

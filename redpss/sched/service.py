@@ -32,8 +32,8 @@ from redpss.sched.commit import UNKNOWN, UNREADABLE, CommitMarkers, is_sql_job
 from redpss.sched.inflight import InFlight, LeftOver
 from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
 from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes
-from redpss.sched.runlog import GroupRecorder, LogRow, record, run_log_writer, run_rows, skip_row
-from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, TIMEOUT, RunRequest, RunResult
+from redpss.sched.runlog import GroupRecorder, LogRow, record, run_log_writer, run_rows, skip_row, unstarted_row
+from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, SKIPPED, TIMEOUT, RunRequest, RunResult
 from redpss.sched.ticks import SAME_TICK, LoggedTicks
 
 log = logging.getLogger("redpss.sched")
@@ -74,6 +74,7 @@ class SchedService(Service):
         self.started_runs = 0
         self.finished_runs = 0
         self.alerts: set[asyncio.Task[None]] = set()  # failure mails being handed to SENDMAIL
+        self.skipping: set[asyncio.Task[None]] = set()  # accepted runs not started (suspended) being logged
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -104,7 +105,7 @@ class SchedService(Service):
             self._dispatch(pool)
         if self.commits.pending_purge() and (self.purging is None or self.purging.done()):
             # in the background: its DELETE may wait for a long transaction of a job, the loop must not
-            self.purging = asyncio.create_task(asyncio.to_thread(self.commits.purge))
+            self.purging = asyncio.create_task(self.commits.purge())
 
     async def drain(self) -> None:
         self.accepting = False
@@ -142,6 +143,8 @@ class SchedService(Service):
         await self._shutdown(kill=True)
 
     async def _shutdown(self, kill: bool) -> None:
+        if self.skipping:  # runs not started (suspended): one append each, and their end told before the port closes
+            await asyncio.wait(set(self.skipping))
         if self.server is not None:
             await self.server.close()
         for pool in self.pools.values():
@@ -153,6 +156,7 @@ class SchedService(Service):
             task.cancel()  # undecided runs keep their in-flight record: the next start decides them
         await asyncio.to_thread(self.commits.close)
         await self.recorder.flushed()
+        self.recorder.close()
         await asyncio.to_thread(self.runlog.stop, 5.0 if kill else 15.0)
         await asyncio.to_thread(self.inflight.close)  # the records' last writes and removals
 
@@ -276,6 +280,8 @@ class SchedService(Service):
         queued = sum(len(p.queue) for p in self.pools.values())
         backlog = self.runlog.backlog()
         text = f"pools {pools}; {queued} queued; {backlog.rows} log rows waiting"
+        if self.commits.undecided:  # logged once the database answers (check exa_connection if this stays)
+            text += f"; {self.commits.undecided} run(s) wait for the database to read their commit marker"
         if backlog.spool_error:
             text += f" ({backlog.memory_only} in memory only: spool failing: {backlog.spool_error})"
         return text
@@ -410,6 +416,10 @@ class SchedService(Service):
             request = self._next_startable(pool)
             if request is None:
                 return
+            if request.trigger != "MANUAL" and self._suspended():
+                # a manual start is the operator's own (JMON takes one while suspended only with --force)
+                self._skip_suspended(request, "not started: the instance was suspended while this run waited")
+                continue
             worker = idle[0]
             worker.current = request  # taken now, so the next loop round does not pick it again
             task = asyncio.create_task(self._execute(pool, worker, request))
@@ -583,8 +593,9 @@ class SchedService(Service):
         a second run would find nothing left to load. So the job's OVERLAP_POLICY decides, as JMON's does for
         scheduled ticks: SKIP starts nothing (the job's log gets a SKIPPED row, reason OVERLAP, trigger WATCHER);
         QUEUE lets the run wait in its pool until the job's run has ended. A run of the job already waiting to start
-        makes a further one pointless under either policy. Returns the target's request (None: nothing started), a
-        note for the watcher's message, and the rows to log with the watcher's.
+        makes a further one pointless under either policy, and nothing starts while the instance is suspended (reason
+        SUSPENDED). Returns the target's request (None: nothing started), a note for the watcher's message, and the
+        rows to log with the watcher's.
         """
         try:
             target = RunRequest.from_dict(
@@ -594,7 +605,9 @@ class SchedService(Service):
             return None, f"the target job was not started: {exc}", []
         running, waiting = self._runs_in_flight(target.key)
         reason, why = "", ""
-        if waiting:
+        if self._suspended():
+            reason, why = "SUSPENDED", "the instance is suspended"
+        elif waiting:
             reason, why = "OVERLAP", f"its run {waiting[0]} is waiting to start"
         elif running and target.overlap_policy == "SKIP":
             reason, why = "OVERLAP", f"its run {running[0]} is still in flight (OVERLAP_POLICY SKIP)"
@@ -632,9 +645,50 @@ class SchedService(Service):
 
     def _start_retry(self, request: RunRequest) -> None:
         self.retries.pop(request.run_id, None)
-        if self.accepting:
-            self.pools[request.pool].queue.append(request)
-            self._dispatch(self.pools[request.pool])
+        if not self.accepting:
+            return
+        if self._suspended():
+            retry = f"retry {request.attempt - 1} of {request.max_retries}"
+            self._skip_suspended(request, f"{retry} not started: the instance is suspended")
+            return
+        self.pools[request.pool].queue.append(request)
+        self._dispatch(self.pools[request.pool])
+
+    def _suspended(self) -> bool:
+        """Whether the instance is suspended (`redctl suspend`): then no run starts, not even one SCHED holds already
+        (a retry, a watcher's target, a run waiting in its queue); JMON submits nothing new meanwhile."""
+        return self.paths.suspend_marker.exists()
+
+    def _skip_suspended(self, request: RunRequest, why: str) -> None:
+        """Log `request`, accepted but not started as the instance is suspended, as SKIPPED (SUSPENDED) and tell its
+        end; its job counts as in flight until then, as for a run that ended."""
+        self.finishing[request.run_id] = request
+        task = asyncio.create_task(self._end_unstarted(request, "SUSPENDED", why))
+        self.skipping.add(task)
+        task.add_done_callback(self.skipping.discard)
+
+    async def _end_unstarted(self, request: RunRequest, reason: str, why: str) -> None:
+        """The SKIPPED row of a run that will not start, its records removed, its `finished` event (JMON counts its
+        job in flight until then)."""
+        try:
+            await self.recorder.record([unstarted_row(request, reason, why)])
+        finally:
+            self.finishing.pop(request.run_id, None)
+        self.inflight.finished(request.run_id)
+        log.warning(
+            "%s %s.%s run %s: %s; `redctl resume` lets runs start again",
+            request.kind.lower(),
+            request.schema,
+            request.name,
+            request.run_id,
+            why,
+            extra={
+                "SCHEMA": request.schema,
+                "JOB_ID" if request.kind == "JOB" else "WATCHER_ID": request.id,
+                "RUN_ID": request.run_id,
+            },
+        )
+        await self._publish("finished", request, RunResult(request.run_id, SKIPPED, why))
 
     async def _publish(self, event: str, request: RunRequest, result: RunResult | None = None) -> None:
         if self.server is None:

@@ -43,6 +43,7 @@ def test_rows_of_many_callers_are_on_disk_in_order_when_each_caller_is_answered(
     try:
         answers, on_answer, at_the_end = asyncio.run(scenario())
     finally:
+        recorder.close()
         writer.stop(1.0)
     assert answers == [True] * 303
     assert on_answer == [f"run-{n}" for n in range(301)]  # every answered caller's row is there, in order

@@ -218,6 +218,45 @@ def test_noop_runs_finish_and_are_logged_in_the_spool_while_the_database_is_away
     assert daemon.stop() == 0
 
 
+LEFT_IN_FLIGHT = 40  # more than asyncio's default thread pool has threads on any machine (at most 32)
+
+
+@pytest.fixture
+def sql_runs_left_in_flight(instance: InstancePaths) -> list[str]:
+    """In-flight records of SQL runs a killed SCHED left behind: the next start decides each by its commit marker."""
+    folder = instance.tmp / "sched-running"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    run_ids = []
+    for number in range(LEFT_IN_FLIGHT):
+        request = run(id=100 + number, name=f"LEFT_{number}", job_type="SQL", command="SELECT 1 FROM DUAL")
+        record = {"request": request, "started_at": time.time() - 60, "worker": "DEFAULT-1"}
+        (folder / f"{request['run_id']}.run").write_text(json.dumps(record))
+        run_ids.append(request["run_id"])
+    return run_ids
+
+
+def test_runs_finish_and_are_logged_while_left_over_sql_runs_wait_for_an_absent_database(
+    sql_runs_left_in_flight: list[str], sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """Each left-over SQL run waits for the database to read its commit marker. Those waits took every thread of
+    the pool the run log writes from: new runs started, and never ended."""
+    daemon, port = sched
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        undecided = f"{LEFT_IN_FLIGHT} run(s) wait for the database to read their commit marker"
+        wait_for(lambda: undecided in str(conn.request("ping")["status"]), 10, what="the undecided runs in the status")
+        runs = [run(id=i, pool=pool) for i, pool in enumerate(["DEFAULT", "LOADER", "ACTION"] * 3)]
+        for request in runs:
+            conn.request("submit", run=request)
+        events = finished_all(conn, {r["run_id"] for r in runs}, timeout=15)
+    assert {e["status"] for e in events.values()} == {"OK"}
+    logged = {r["values"]["RUN_ID"] for r in spool_rows(instance)}
+    assert {r["run_id"] for r in runs} <= logged  # on disk before their end was told
+    assert not logged & set(sql_runs_left_in_flight)  # undecided: no row, and their records stay for the next start
+    assert daemon.stop() == 0
+    assert len(list((instance.tmp / "sched-running").glob("*.run"))) == LEFT_IN_FLIGHT
+
+
 def test_jmon_logs_a_refused_batch_of_skipped_ticks_and_sends_the_next_one(
     sched: tuple[DaemonProcess, int], instance: InstancePaths, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -361,6 +400,87 @@ def test_file_watcher_starts_its_target_job(sched: tuple[DaemonProcess, int], in
     row = next(r for r in spool_rows(instance) if r["values"].get("TARGET_RUN_ID"))
     assert row["table"] == "ADM_WATCHER_LOG" and row["values"]["CONDITION_MET"] is True
     assert row["values"]["TARGET_RUN_ID"] == event["run_id"]
+
+
+def test_a_suspended_instance_starts_no_retry_and_the_run_log_says_why(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    daemon, port = sched
+    failing = run(pool="LOADER", job_type="LOAD", command="orders", max_retries=2, retry_delay=0.1)
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        worker = loader_pid(conn)
+        os.kill(worker, signal.SIGSTOP)  # holds the first attempt until the instance is suspended
+        try:
+            conn.request("submit", run=failing)
+            wait_for(lambda: loader_worker(conn, failing["run_id"]), 20, what="the first attempt in the LOADER worker")
+            instance.suspend_marker.touch()
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        event = finished(conn, failing["run_id"])
+    assert (event["status"], event["attempt"], event["trigger"]) == ("SKIPPED", 2, "RETRY")
+    assert event["message"] == "retry 1 of 2 not started: the instance is suspended"
+
+    def attempts() -> list[dict[str, Any]]:
+        logged = [r["values"] for r in spool_rows(instance) if r["values"]["RUN_ID"] == failing["run_id"]]
+        return sorted(logged, key=lambda values: values["ATTEMPT"]) if len(logged) == 2 else []
+
+    first, retry = wait_for(attempts, 10, what="both attempts in the spool")
+    assert (first["ATTEMPT"], first["STATUS"]) == (1, "FAILED")
+    assert (retry["ATTEMPT"], retry["STATUS"], retry["SKIP_REASON"]) == (2, "SKIPPED", "SUSPENDED")
+    assert (retry["RUN_TRIGGER"], retry["POOL"], retry["MESSAGE"]) == ("RETRY", "LOADER", event["message"])
+    assert "STARTED_AT" not in retry  # it never began
+    assert daemon.stop() == 0
+    assert "retry 2 of 2" not in daemon.log
+    assert "retry 1 of 2 not started: the instance is suspended; `redctl resume` lets runs start again" in daemon.log
+    assert not list((instance.tmp / "sched-running").glob("*.run"))
+
+
+def test_a_suspended_instance_starts_no_watcher_target_nor_queued_run_but_a_manual_start(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """A watcher that ends while the instance is suspended starts no target; runs waiting in a queue do not start
+    either, except a manual one (JMON submits it while suspended only when the operator forced it)."""
+    daemon, port = sched
+    (instance.data_input / "orders").mkdir()
+    arrived = instance.data_input / "orders" / "o1.csv"
+    arrived.write_text("1,2\n")
+    os.utime(arrived, (time.time() - 3600, time.time() - 3600))  # complete: the watcher's condition holds
+    target = {"kind": "JOB", "schema": "APP1", "id": 7, "name": "LOAD_ORDERS", "job_type": "NOOP"}
+    watcher = run(
+        kind="WATCHER", id=3, name="ORDERS", pool="LOADER", condition_type="FILE", command="orders/*.csv", target=target
+    )
+    scheduled = run(id=8, name="SCHEDULED", pool="LOADER")
+    manual = run(id=9, name="MANUAL", pool="LOADER", trigger="MANUAL")
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        worker = loader_pid(conn)
+        os.kill(worker, signal.SIGSTOP)  # the watcher runs, the other two wait in the queue, until suspended
+        try:
+            conn.request("submit", run=watcher)
+            wait_for(lambda: loader_worker(conn, watcher["run_id"]), 20, what="the watcher in the LOADER worker")
+            assert conn.request("submit", run=scheduled)["state"] == "queued"
+            assert conn.request("submit", run=manual)["state"] == "queued"
+            instance.suspend_marker.touch()
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        events = finished_all(conn, {watcher["run_id"], scheduled["run_id"], manual["run_id"]})
+    assert events[watcher["run_id"]]["message"] == (
+        "condition holds; target APP1.LOAD_ORDERS not started: the instance is suspended"
+    )
+    assert events[scheduled["run_id"]]["status"] == "SKIPPED"
+    assert events[scheduled["run_id"]]["message"] == "not started: the instance was suspended while this run waited"
+    assert events[manual["run_id"]]["status"] == "OK"
+
+    def skipped() -> list[dict[str, Any]]:
+        rows = [r["values"] for r in spool_rows(instance) if r["values"].get("STATUS") == "SKIPPED"]
+        return sorted(rows, key=lambda values: values["JOB_ID"]) if len(rows) == 2 else []
+
+    target_row, queued_row = wait_for(skipped, 10, what="two SKIPPED rows in the spool")
+    assert (target_row["JOB_ID"], target_row["RUN_TRIGGER"], target_row["SKIP_REASON"]) == (7, "WATCHER", "SUSPENDED")
+    assert "watcher APP1.ORDERS" in target_row["MESSAGE"]
+    assert (queued_row["RUN_ID"], queued_row["SKIP_REASON"]) == (scheduled["run_id"], "SUSPENDED")
+    assert daemon.stop() == 0
 
 
 def test_a_watcher_starts_no_second_run_of_a_job_in_flight_and_a_queued_one_waits_for_its_end(
