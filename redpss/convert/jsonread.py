@@ -37,6 +37,9 @@ from redpss.convert.pipeline import mapped_in_order, prefetched
 # (200 MB of NDJSON): 2 MiB blocks and 3 parsers 114 MiB peak; 4 MiB and 2 parsers 126 MiB; 8 MiB 180 MiB and 16 MiB
 # 275 MiB, all within 10% of the same CPU seconds (bigger blocks gain nothing: pyarrow's parser is the cost).
 READ_BYTES = 2 << 20
+# A record (an NDJSON line, an element of an array) is held whole until it ends: beyond this it is refused, or one
+# line of gigabytes (a whole API response on one line) took memory without bound, and seconds squared to find its end.
+MAX_RECORD_BYTES = 64 << 20
 PARSERS = 3  # blocks parsed at once, each by one thread (pyarrow's own threads cost more than they gain on a block)
 _BACKSLASH, _QUOTE, _COMMA = ord("\\"), ord('"'), ord(",")
 _OPEN_BRACE, _CLOSE_BRACE, _OPEN_BRACKET, _CLOSE_BRACKET = ord("{"), ord("}"), ord("["), ord("]")
@@ -111,11 +114,15 @@ class ReadBuffers:
 
 
 def ndjson_blocks(
-    source: io.BufferedIOBase, start: int = 0, read_bytes: int = 0, buffers: ReadBuffers | None = None
+    path: Path,
+    source: io.BufferedIOBase,
+    start: int = 0,
+    read_bytes: int = 0,
+    buffers: ReadBuffers | None = None,
 ) -> Generator[Block, None, None]:
     """Blocks of whole lines. Each read goes straight into a buffer behind the part of a line left from the read
     before (joining `rest + data` copied every block once more); a block is a view of its buffer, which the
-    caller may hand back to `buffers` once the block is parsed."""
+    caller may hand back to `buffers` once the block is parsed. BadInput for a line over MAX_RECORD_BYTES."""
     read_bytes = read_bytes or READ_BYTES  # looked up at the call: tests make blocks small
     buffers = buffers or ReadBuffers()
     offset = start
@@ -127,15 +134,27 @@ def ndjson_blocks(
         if not got:
             break
         end = len(rest) + got
-        cut = buffer.rfind(b"\n", 0, end) + 1
+        cut = buffer.rfind(b"\n", len(rest), end) + 1  # `rest` holds no line break: only the new bytes are searched
         if cut:
             yield Block(memoryview(buffer)[:cut], offset)
             offset += cut
             rest = bytes(buffer[cut:end])
         else:
             rest = bytes(buffer[:end])
+        if len(rest) > MAX_RECORD_BYTES:
+            raise record_too_long(path, offset, "a line")
     if rest.strip():
         yield Block(rest, offset)
+
+
+def record_too_long(path: Path, offset: int, what: str) -> BadInput:
+    """The refusal of a record (`what`: a line, an element of the array) over MAX_RECORD_BYTES starting at `offset`."""
+    mib, odd = divmod(MAX_RECORD_BYTES, 1 << 20)
+    limit = f"{MAX_RECORD_BYTES:,} bytes" if odd else f"{mib} MiB"
+    return BadInput(
+        position(path, offset),
+        f"{what} is longer than {limit}, more than one record may be; split it into records of that size at most",
+    )
 
 
 class ArrayScanner:
@@ -159,6 +178,8 @@ class ArrayScanner:
                 )
             scanned = self._scan(buffer, offset, depth)
             if scanned is None:  # no element ends in the buffer yet: read on
+                if len(buffer) > MAX_RECORD_BYTES:
+                    raise record_too_long(self.path, offset, "an element of the array")
                 rest = buffer
                 continue
             block, cut, closed = scanned
@@ -509,7 +530,7 @@ def json_tables(path: Path, source: io.BufferedIOBase) -> Iterator[pa.Table]:
     # an array's scan (about as much CPU as parsing) runs in a thread of its own, one block ahead of the parsers
     buffers = ReadBuffers()
     blocks = (
-        ndjson_blocks(source, start, buffers=buffers)
+        ndjson_blocks(path, source, start, buffers=buffers)
         if form == "ndjson"
         else prefetched(ArrayScanner(path).blocks(source, start))
     )

@@ -311,3 +311,19 @@ def test_an_integer_a_double_cannot_hold_keeps_its_digits_in_any_block(
 ) -> None:
     rows = convert(tmp_path, "\n".join(records) + "\n")
     assert [row[0] for row in rows[1:]] == expected
+
+
+@pytest.mark.parametrize("form", ["ndjson", "array"])
+def test_a_record_longer_than_the_limit_is_refused_where_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """One line of gigabytes (a whole API response on one line) was held whole, read again at every block and never
+    refused: the converter's memory grew with it until it was killed, and took the same file again at its start."""
+    monkeypatch.setattr(jsonread, "READ_BYTES", 64)
+    monkeypatch.setattr(jsonread, "MAX_RECORD_BYTES", 1000)
+    short, long = {"id": 1, "s": "x"}, {"id": 2, "s": "y" * 2000}
+    text = f"{json.dumps(short)}\n{json.dumps(long)}\n" if form == "ndjson" else json.dumps([short, long])
+    reason = bad(tmp_path, text)
+    what = "a line" if form == "ndjson" else "an element of the array"
+    assert f"{what} is longer than 1,000 bytes, more than one record may be" in reason
+    assert reason.startswith("line 2, character 1" if form == "ndjson" else "line 1, character ")
