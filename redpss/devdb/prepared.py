@@ -24,6 +24,7 @@ from sqlglot.errors import ErrorLevel, ParseError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from redpss.devdb import catalog
+from redpss.devdb.dialect import ExasolAsRead
 from redpss.devdb.errors import DATA_EXCEPTION, DevDbError
 from redpss.devdb.names import require_object
 from redpss.devdb.tokens import strip_charset_suffixes
@@ -65,7 +66,7 @@ def create(session: Session, sql: str) -> dict[str, Any]:
     """The responseData of createPreparedStatement."""
     sql = sql.strip().rstrip(";")
     try:
-        tree = sqlglot.parse_one(strip_charset_suffixes(sql), read="exasol", error_level=ErrorLevel.RAISE)
+        tree = sqlglot.parse_one(strip_charset_suffixes(sql), read=ExasolAsRead, error_level=ErrorLevel.RAISE)
     except ParseError as exc:
         raise DevDbError(f"syntax error in the prepared statement: {str(exc).splitlines()[0]}") from exc
     placeholders = list(tree.find_all(exp.Placeholder))

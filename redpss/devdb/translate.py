@@ -23,6 +23,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
+from redpss.devdb.dialect import ExasolAsRead
 from redpss.devdb.errors import DevDbError, Unsupported
 from redpss.devdb.functions import add_call, widen_timestamp_arguments
 from redpss.devdb.systables import KEYWORDS, SYSTEM_SCHEMA, SYSTEM_TABLES
@@ -107,7 +108,7 @@ def translate(sql: str, info: SessionInfo) -> Translated:
     """Translate one Exasol statement; DevDbError (or Unsupported) says why it cannot run."""
     cleaned = strip_charset_suffixes(sql)
     try:
-        tree = sqlglot.parse_one(cleaned, read="exasol", error_level=ErrorLevel.RAISE)
+        tree = sqlglot.parse_one(cleaned, read=ExasolAsRead, error_level=ErrorLevel.RAISE)
     except ParseError as exc:
         raise DevDbError(f"syntax error: {_first_error(exc)}") from exc
     if isinstance(tree, exp.Command):

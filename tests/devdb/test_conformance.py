@@ -227,3 +227,14 @@ def test_a_reserved_word_quoted_is_a_name_and_value_words_keep_their_meaning(con
     conn.execute("INSERT INTO r VALUES ('RUNNING', 'x')")
     assert conn.execute('SELECT "STATE", "SOURCE" AS "VALUE" FROM r').fetchall() == [("RUNNING", "x")]
     assert conn.execute("SELECT CURRENT_USER, SYSDATE IS NOT NULL FROM DUAL").fetchone()[1] is True
+
+
+def test_null_sorts_as_the_largest_value(conn: Any) -> None:
+    """Exasol puts NULLs last ascending and first descending; devdb put them last both ways."""
+    conn.execute("CREATE TABLE n (x DECIMAL(3,0))")
+    conn.execute("INSERT INTO n VALUES (1), (NULL), (2)")
+    column = [row[0] for row in conn.execute("SELECT x FROM n ORDER BY x DESC").fetchall()]
+    assert column == [None, 2, 1]
+    assert [row[0] for row in conn.execute("SELECT x FROM n ORDER BY x").fetchall()] == [1, 2, None]
+    assert [row[0] for row in conn.execute("SELECT x FROM n ORDER BY x DESC NULLS LAST").fetchall()] == [2, 1, None]
+    assert conn.execute("SELECT x FROM n ORDER BY x DESC LIMIT 1").fetchall() == [(None,)]
