@@ -120,6 +120,7 @@ class JmonService(Service):
         self.tasks: list[asyncio.Task[None]] = []
         self.side_tasks: set[asyncio.Task[Message]] = set()
         self.stats_task: asyncio.Task[None] | None = None
+        self.poll_task: asyncio.Task[dict[str, Any]] | None = None  # the tick's poll of the definitions
         self.housekeeping = Housekeeping(config, paths)  # the daemons' state in REDSYS; the DB logs' retention
         self.clone_guard: CloneGuard | None = None  # is the database ours (redpss.clone)? set once the secret is read
         self.clone_hold = ""  # why no job starts (a foreign database), "" when the database is this instance's
@@ -177,8 +178,15 @@ class JmonService(Service):
             log.warning("instance is suspended: no new runs until `redctl resume`")
 
     async def tick(self, now: float) -> None:
-        if now >= self.next_poll:
-            await self._poll(apply_timing=False)
+        # The poll runs beside the tick, not in it: the main loop pings the watchdog after each tick, and a database
+        # that stops answering on an open connection holds a query for the socket timeout (30 s, the watchdog's
+        # interval), so systemd killed a JMON that was only waiting. An unexpected failure of the last poll still
+        # surfaces here, as it did when the tick awaited it.
+        if self.poll_task is not None and self.poll_task.done():
+            task, self.poll_task = self.poll_task, None
+            task.result()
+        if now >= self.next_poll and self.poll_task is None:
+            self.poll_task = asyncio.create_task(self._poll(apply_timing=False))
         if now >= self.next_stats and (self.stats_task is None or self.stats_task.done()):
             self.next_stats = now + self.config.redctl.jmon_stats_interval
             self.stats_task = asyncio.create_task(self._write_stats(now))
@@ -198,9 +206,10 @@ class JmonService(Service):
     async def abort(self) -> None:
         self.stopping = True
         self.stop_event.set()  # ends a wait for the database that start-up may still be in
-        for task in self.tasks:
+        tasks = [*self.tasks, *([self.poll_task] if self.poll_task is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self.tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.control is not None:

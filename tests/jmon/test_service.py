@@ -104,6 +104,23 @@ def test_unreachable_sched_makes_jmon_unhealthy_and_skipped_ticks_reach_the_log_
     wait_for(lambda: [r for r in daemons.job_log(1) if r["STATUS"] == "OK"], 30, what="job 1 running again")
 
 
+def test_a_database_that_stops_answering_does_not_stop_the_watchdog_pings(daemons: Daemons) -> None:
+    """The poll ran inside the tick, and the main loop pings after each tick: a database that stops answering on an
+    open connection held a query for the socket timeout (30 s, the watchdog's interval) and systemd killed JMON."""
+    registered(daemons)
+    daemons.start("sched")
+    jmon = daemons.start("jmon", env={"WATCHDOG_USEC": "400000"})  # a ping due every 0.2 s
+    devdb = daemons.procs["devdb"]
+    os.kill(devdb.pid, signal.SIGSTOP)  # connections stay open; nothing is answered
+    try:
+        pings = jmon.notify.count("WATCHDOG")
+        # polls are due every 0.5 s: for most of these 3 s one waits on the database
+        jmon.notify.wait_for("WATCHDOG", "1", nth=pings + 12, timeout=3.0)
+    finally:
+        os.kill(devdb.pid, signal.SIGCONT)
+    assert daemons.jmon_request("ping")["healthy"] is True
+
+
 def test_a_start_logs_no_sched_unavailable_skip(daemons: Daemons) -> None:
     registered(daemons)
     # Due at once when JMON starts: its last scheduled run was an hour ago; the missed run is made up once.
