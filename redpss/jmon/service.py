@@ -479,9 +479,18 @@ class JmonService(Service):
                 log.warning("connection to SCHED lost; reconnecting")
 
     def _forget_lost_runs(self, status: Message) -> None:
-        """Runs we handed to a SCHED that no longer knows them (it restarted): free their jobs for the schedule."""
+        """Runs we handed to a SCHED that no longer knows them (it restarted): free their jobs for the schedule.
+        Runs SCHED has that we do not know (JMON restarted while they ran) hold their jobs as our own would: else a
+        job with OVERLAP_POLICY SKIP got a second run beside the one still going."""
         known = {w["run_id"] for p in status.get("pools", []) for w in p["workers"] if w["run_id"]}
         known |= set(status.get("queued_run_ids", [])) | {r["run_id"] for r in status.get("retries_waiting", [])}
+        ours = {run_id for run_ids in self.schedule.in_flight().values() for run_id in run_ids}
+        for run in status.get("in_flight", []):
+            known.add(run["run_id"])
+            if run["run_id"] not in ours:
+                key = (str(run["kind"]), str(run["schema"]), int(run["id"]))
+                self.schedule.run_started(key, str(run["run_id"]))
+                log.info("run %s of %s.%s is in flight in SCHED; its job waits for it", run["run_id"], key[1], key[2])
         for key, run_ids in self.schedule.in_flight().items():
             for run_id in run_ids:
                 if run_id not in known:

@@ -397,6 +397,12 @@ class SchedService(Service):
                 for r, _ in self.retries.values()
             ],
             "queued_run_ids": [r.run_id for p in self.pools.values() for r in p.queue],
+            # every run that holds its job (running, ending, waiting for a retry, queued): a JMON started anew learns
+            # from these which jobs are busy, as it would have from its own submissions
+            "in_flight": [
+                {"run_id": r.run_id, "kind": r.kind, "schema": r.schema, "id": r.id}
+                for r in (*self._in_flight(), *(r for p in self.pools.values() for r in p.queue))
+            ],
             "runlog_backlog": self.runlog.backlog().rows,
             "runlog": self.runlog.backlog().to_dict(),
             "runs_started": self.started_runs,

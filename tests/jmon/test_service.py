@@ -61,6 +61,10 @@ def registered(daemons: Daemons) -> Daemons:
     return daemons
 
 
+def secret(daemons: Daemons) -> str:
+    return instance_secret(daemons.paths, create=False)
+
+
 def wait_status(notify: NotifyListener, fragment: str, timeout: float = 30.0) -> dict[str, str]:
     """The first STATUS notification containing `fragment` (received so far or arriving within `timeout`)."""
 
@@ -119,6 +123,33 @@ def test_a_database_that_stops_answering_does_not_stop_the_watchdog_pings(daemon
     finally:
         os.kill(devdb.pid, signal.SIGCONT)
     assert daemons.jmon_request("ping")["healthy"] is True
+
+
+def test_a_restarted_jmon_starts_no_second_run_beside_one_still_running(daemons: Daemons) -> None:
+    """JMON learned which jobs are busy only from its own submissions: started anew while a run went on in SCHED,
+    it handed the job's next tick over as free, and a job with OVERLAP_POLICY SKIP ran twice at once."""
+    registered(daemons)
+    forever = 'SELECT SUM(a."RANGE" * b."RANGE") FROM range(1000000) a, range(1000000) b'
+    add_job(daemons.inst, "APP1", 5, "LONG", JOB_TYPE="SQL", COMMAND=forever, INTERVAL_SECONDS=1, TIMEOUT_SECONDS=20)
+    sched = daemons.start("sched")
+    first = daemons.start("jmon")
+
+    def running() -> list[str]:
+        with BlockingClient(("127.0.0.1", daemons.inst.config.redctl.sched_service_port), secret(daemons), "t") as c:
+            status = c.request("status")
+        return [w["run_id"] for pool in status["pools"] for w in pool["workers"] if w["run_id"]]
+
+    def overlaps() -> int:
+        return len([r for r in daemons.job_log(5) if r["SKIP_REASON"] == "OVERLAP"])
+
+    [run_id] = wait_for(running, 30, what="job 5 running")
+    first.close()  # SIGKILL
+    before = overlaps()
+    restarted = daemons.start("jmon")
+    wait_for(lambda: overlaps() >= before + 3, 30, what="ticks skipped for the run still going")
+    assert running() == [run_id]  # no second run beside it
+    assert f"run {run_id} of APP1.5 is in flight in SCHED; its job waits for it" in restarted.log
+    os.kill(sched.pid, signal.SIGTERM)  # SCHED hands the endless run back at its stop
 
 
 def test_a_start_logs_no_sched_unavailable_skip(daemons: Daemons) -> None:
