@@ -18,7 +18,9 @@ for one entry is reported for it while the others go on, so no file in a user's 
 
 A source replaced or rewritten while it was converted (its inode, size or mtime differ after the last block) loses
 its `.part` and is converted again once steady. Steps 3 and 4 wait, the source left in place, while another file
-holds the CSV's name; a `.ready` whose source is already archived is published as soon as the name is free.
+holds the CSV's name; a `.ready` whose source is already archived is published as soon as the name is free. A source
+written to or replaced while its `.ready` waited (its ctime newer than the `.ready`) loses that `.ready` and is
+converted again: the waiting CSV is of the version before.
 """
 
 from __future__ import annotations
@@ -119,18 +121,37 @@ class SourceChanged(Exception):
     """The source was replaced or rewritten while it was converted: the CSV is dropped, the source converted again."""
 
 
+class ReplacedSince(Exception):
+    """The source was written to or replaced after it was converted: its `.ready` CSV, of the version before, was
+    removed, and the source is converted again."""
+
+
 def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
     """Steps 3 and 4 for a committed conversion: archive the source (if still there), then show the CSV.
     FileExistsError, with the source left in place, while another file holds the CSV's name: archived first, a
-    source whose CSV cannot be shown yet would be gone, and a new source of that name taken for it."""
+    source whose CSV cannot be shown yet would be gone, and a new source of that name taken for it. ReplacedSince
+    when the source changed after the conversion (a corrected upload while the CSV waited for its name): archiving
+    it and showing the older CSV would load the old rows and put the new ones away unread."""
     ready = naming.ready(source)
     target = naming.target(source)
     if target.exists() and not ready.samefile(target):
         raise FileExistsError(errno.EEXIST, f"{printable(target.name)} is still there (not yet loaded)", str(target))
+    if _changed_after(source, ready):
+        ready.unlink()
+        raise ReplacedSince(f"{printable(source)} was written to or replaced after it was converted")
     if source.exists():
         archive(paths, source)
     _link_once(ready, target)
     return target
+
+
+def _changed_after(source: Path, ready: Path) -> bool:
+    """The source changed (written, replaced, renamed onto) after the CSV's last write: its ctime, which no writer
+    can set back, is newer than the `.ready` file's mtime."""
+    try:
+        return source.stat().st_ctime_ns > ready.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
 
 
 def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:
@@ -203,7 +224,10 @@ def _finish(naming: Naming, paths: InstancePaths, ready: Path) -> str:
     target = naming.target(source)
     if target.exists() and not ready.samefile(target):
         return f"{printable(ready)} waits: {printable(target.name)} is still there"
-    publish(naming, paths, source)
+    try:
+        publish(naming, paths, source)
+    except ReplacedSince as exc:
+        return f"{exc}; its older CSV was removed, and it is converted again"
     return f"finished the conversion of {printable(source)} (stopped before it was published)"
 
 

@@ -23,6 +23,7 @@ from redpss.convert.convert import convert_file, use_memory_pool
 from redpss.convert.errors import BadInput, Cancelled
 from redpss.convert.files import (
     Naming,
+    ReplacedSince,
     SourceChanged,
     expire_archive,
     publish,
@@ -232,8 +233,11 @@ class ConvertService(Service):
         """Convert `source`, as it was when it was found steady (`taken`): a change after that, even before the
         first block was read, drops the output."""
         if written_by_us(self.naming.ready(source)):  # converted before, but archiving or publishing failed: finish
-            publish(self.naming, self.paths, source)
-            return
+            try:
+                publish(self.naming, self.paths, source)
+                return
+            except ReplacedSince as exc:  # a new version came while the CSV waited: it is converted now
+                log.info("%s; its older CSV was removed, and it is converted again", exc)
         try:
             source.open("rb").close()
         except PermissionError as exc:
@@ -244,7 +248,10 @@ class ConvertService(Service):
             part.unlink(missing_ok=True)
             raise SourceChanged(f"{printable(source)} changed while it was converted")
         part.rename(self.naming.ready(source))  # the commit point (see redpss.convert.files)
-        publish(self.naming, self.paths, source)
+        try:
+            publish(self.naming, self.paths, source)
+        except ReplacedSince as exc:  # replaced between the last look and the commit: converted again once steady
+            raise SourceChanged(str(exc)) from None
         self.converted += 1
         self.rows += rows
 

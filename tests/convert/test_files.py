@@ -7,7 +7,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from redpss.convert.files import Naming, expire_archive, publish, publish_orphans, recover, reject
+import pytest
+
+from redpss.convert.files import (
+    Naming,
+    ReplacedSince,
+    expire_archive,
+    publish,
+    publish_orphans,
+    recover,
+    reject,
+)
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import NAME_MAX, move_file, printable
 from tests.convert.roundtrip import user_link
@@ -66,6 +76,24 @@ def test_publish_never_replaces_a_csv_of_that_name(instance: InstancePaths) -> N
     (instance.data_input / "o.csv").unlink()
     publish(NAMING, instance, source)
     assert (instance.data_input / "o.csv").read_text() == "new"
+
+
+def test_a_source_uploaded_again_while_its_csv_waited_is_converted_again(instance: InstancePaths) -> None:
+    """The CSV of o.json waited for o.csv to be loaded; a corrected o.json came meanwhile. Publishing archived the
+    new source unread and showed the CSV of the old one."""
+    source = instance.data_input / "o.json"
+    source.write_text('{"id": 1}\n')
+    ready = NAMING.ready(source)
+    ready.write_text('"id"\n1\n')
+    os.utime(ready, ns=(time.time_ns() - 10**10,) * 2)  # written 10 s ago, before the upload below
+    (instance.data_input / "o.csv").write_text("not yet loaded")
+    assert "waits: o.csv is still there" in recover(NAMING, instance, [instance.data_input])[0]
+    source.write_text('{"id": 2}\n')  # the corrected upload
+    (instance.data_input / "o.csv").unlink()
+    with pytest.raises(ReplacedSince, match=r"o\.json was written to or replaced after it was converted"):
+        publish(NAMING, instance, source)
+    assert not ready.exists() and not (instance.data_input / "o.csv").exists()
+    assert source.read_text() == '{"id": 2}\n' and not (instance.data_archive / "o.json").exists()
 
 
 def test_a_rejected_source_has_its_reason_beside_it_and_keeps_earlier_ones(instance: InstancePaths) -> None:
