@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -403,6 +404,8 @@ class JmonService(Service):
                 "scheduled_at": tick.scheduled_at,
                 "reason": reason,
                 "message": message,
+                # the row's run id, made here: a record sent again (SCHED's answer came too late) is known by it
+                "run_id": uuid.uuid4().hex,
             }
         )
         log.info(

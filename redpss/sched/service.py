@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -38,6 +39,7 @@ from redpss.sched.ticks import SAME_TICK, LoggedTicks
 
 log = logging.getLogger("redpss.sched")
 
+SKIPS_REMEMBERED = 10000  # skip records known by run id: JMON sends a record again within seconds, if at all
 KILL_GRACE = 5.0  # seconds past a run's timeout before the master kills a worker that did not answer
 
 
@@ -75,6 +77,8 @@ class SchedService(Service):
         self.finished_runs = 0
         self.alerts: set[asyncio.Task[None]] = set()  # failure mails being handed to SENDMAIL
         self.skipping: set[asyncio.Task[None]] = set()  # accepted runs not started (suspended) being logged
+        # run ids of JMON's skip records taken, the newest SKIPS_REMEMBERED, with the delivery that logs them
+        self.skips_taken: collections.OrderedDict[str, asyncio.Future[bool]] = collections.OrderedDict()
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -385,7 +389,17 @@ class SchedService(Service):
             return {"ok": False, "code": Code.BAD_REQUEST, "error": f"bad skip record: {exc}"}
         # a tick logged already (JMON restarted before its row reached the database) keeps its one row
         rows = [row for row in rows if not self.ticks.logs(row.qualified_table, row.values)]
-        await self.recorder.record(rows)  # on disk before the answer
+        # a record sent again (JMON gave up waiting for the answer) is one taken already: answered once its first
+        # delivery is on disk, not logged twice
+        earlier = {self.skips_taken[r.values["RUN_ID"]] for r in rows if r.values["RUN_ID"] in self.skips_taken}
+        fresh = [row for row in rows if row.values["RUN_ID"] not in self.skips_taken]
+        recording = asyncio.ensure_future(self.recorder.record(fresh))
+        for row in fresh:
+            self.skips_taken[row.values["RUN_ID"]] = recording
+        while len(self.skips_taken) > SKIPS_REMEMBERED:
+            self.skips_taken.popitem(last=False)
+        for delivery in (recording, *earlier):
+            await asyncio.shield(delivery)  # on disk before the answer
         return {"ok": True}
 
     def describe(self) -> dict[str, Any]:

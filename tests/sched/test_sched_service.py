@@ -319,6 +319,22 @@ def test_skipped_ticks_sent_together_are_all_logged_and_a_bad_record_refuses_the
     assert rows[0]["MESSAGE"] == "its previous run is still queued"
 
 
+def test_skip_records_sent_again_are_logged_once(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
+    """JMON sends what waited again when SCHED answered too late (5 s). Only the newest tick of a job was known as
+    logged, so the earlier ticks of the batch got a second SKIPPED row each."""
+    _, port = sched
+    records = [
+        {"kind": "JOB", "schema": "APP1", "id": 7, "name": "J7", "scheduled_at": 1_700_000_000.0 + 60 * n}
+        | {"reason": "OVERLAP", "message": "its previous run is still running", "run_id": f"skip-{n}"}
+        for n in range(3)
+    ]
+    with client(instance, port) as conn:
+        conn.request("skip", records=records)
+        conn.request("skip", records=records)  # the same records again
+    rows = [r["values"] for r in spool_rows(instance) if r["values"].get("JOB_ID") == 7]
+    assert sorted(r["RUN_ID"] for r in rows) == ["skip-0", "skip-1", "skip-2"]
+
+
 def test_sched_takes_the_instance_secret_only(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
     """The secrets derived for the services the database reaches (core.secret) do not open SCHED."""
     for service in ("DBLS", "JEXEC", "SENDMAIL", "SENDFILE"):
