@@ -164,6 +164,9 @@ def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -
             continue  # the source's own turn publishes it; or the name is still taken
         try:
             publish(naming, paths, source)
+        except ReplacedSince as exc:  # a source of that name arrived since the look above: its own turn comes
+            done.append(f"{exc}; it is converted again")
+            continue
         except OSError as exc:
             target = printable(naming.target(source).name)
             done.append(f"cannot publish {printable(ready)} as {target} yet: {exc}; tried again")

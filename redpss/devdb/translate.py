@@ -472,6 +472,8 @@ _BARE_VALUE_WORDS = frozenset(
         "ROWID",
         "CONNECT_BY_ISCYCLE",
         "CONNECT_BY_ISLEAF",
+        "LOCALTIME",
+        "DEFAULT",  # UPDATE t SET a = DEFAULT
     }
 )
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from redpss.core.logging.journal_queue import JournalQueue
 from redpss.core.paths import InstancePaths
 from redpss.jexec.journal import OutputLine
-from redpss.jexec.processes import KILL_WAIT, kill_run, reap_orphans, signal_run
+from redpss.jexec.processes import kill_run, reap_orphans, signal_run
 from redpss.jexec.resolve import ActionRefused, close_quietly, open_action
 from redpss.jexec.runfile import RunFile
 
@@ -40,6 +40,7 @@ TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the group at a timeou
 # seconds to read what the ended run left in its pipes; only a process that escaped the run's kill can hold them
 # open longer, and the reply must stay within SCHED's wait (the run's timeout + 5 s) after TERM_GRACE
 OUTPUT_DRAIN = 1.0
+EXIT_SEEN = 1.0  # seconds after the kill for the script's exit to be seen; longer: it outlived SIGKILL
 EXIT_POLL = 0.02  # seconds between looks at whether the script has exited (ActionRun._exited)
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -133,6 +134,7 @@ class ActionRun:
         self.log_path = paths.log / "JEXEC" / f"{request.run_id}.log"
         self.process: asyncio.subprocess.Process | None = None
         self.interrupted = ""  # why JEXEC ended the run itself (a forced stop), "" otherwise
+        self.unkillable = False  # the script outlived SIGKILL: the run ends without waiting for it
 
     def interrupt(self, why: str) -> None:
         """Kill the run's processes now (JEXEC is stopped by force); run() then returns FAILED saying `why`, so the
@@ -224,16 +226,20 @@ class ActionRun:
         """End every process of the run: SIGTERM first when `grace` > 0 (the script may clean up within it), then
         SIGKILL, and reap those that JEXEC inherited as orphans."""
         assert self.process is not None
+        if self.unkillable:
+            return  # tried once: the script outlived SIGKILL, and trying again would hold the reply as long again
         pid, run_id = self.process.pid, self.request.run_id
         if grace and self.process.returncode is None:
             signal_run(pid, run_id, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await self._exited()
-        await kill_run(pid, run_id)
-        with contextlib.suppress(TimeoutError):  # a process in uninterruptible sleep outlives SIGKILL: not waited for
-            async with asyncio.timeout(KILL_WAIT):
+        await kill_run(pid, run_id)  # up to KILL_WAIT seconds until none is alive
+        try:  # the script's exit is seen within a poll or two once it is dead
+            async with asyncio.timeout(EXIT_SEEN):
                 await self._exited()
+        except TimeoutError:
+            self.unkillable = True  # in uninterruptible sleep (a hung mount): not waited for
         reap_ended_orphans()
 
     async def _exited(self) -> None:

@@ -64,6 +64,7 @@ MAX_WAITING_SKIPS = 100_000
 SKIPS_PER_REQUEST = 500  # one request and one fsync in SCHED for many skipped ticks (a backlog can hold thousands)
 # seconds JMON waits for SCHED's answer to a submit; SCHED starts nothing that reaches it after half of it
 SUBMIT_TIMEOUT = 30.0
+POLL_WAIT_AT_STOP = 3.0  # seconds a stop lets a poll under way finish before it leaves the session to it
 FULL_SYNC_PERIOD = 60.0  # seconds: unchanged definitions are still synced this often (cron validity over time)
 
 
@@ -207,6 +208,11 @@ class JmonService(Service):
     async def abort(self) -> None:
         self.stopping = True
         self.stop_event.set()  # ends a wait for the database that start-up may still be in
+        # a poll is let finish (briefly): cancelled, its query would go on in its thread while the session closes
+        polling = self.poll_task is not None and not self.poll_task.done()
+        if polling and self.poll_task is not None:
+            done, _ = await asyncio.wait({self.poll_task}, timeout=POLL_WAIT_AT_STOP)
+            polling = not done
         tasks = [*self.tasks, *([self.poll_task] if self.poll_task is not None else [])]
         for task in tasks:
             task.cancel()
@@ -220,7 +226,8 @@ class JmonService(Service):
         if self.waiting_skips:
             log.warning("%d skipped tick(s) could not be handed to SCHED for logging", len(self.waiting_skips))
         await self.housekeeping.close()
-        await asyncio.to_thread(self.session.close)
+        if not polling:  # else the query still holds the session: it ends with the process
+            await asyncio.to_thread(self.session.close)
         await asyncio.to_thread(self.stats_writer.close)
 
     def status(self) -> str:

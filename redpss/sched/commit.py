@@ -215,12 +215,20 @@ class CommitMarkers:
         except TimeoutError:
             return None
         try:
-            if self.stop.is_set():
-                return None  # closed: the thread takes no more questions
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return await asyncio.wrap_future(self._thread.submit(self.committed, run_id, remaining))
+            asked = self._submit(self.committed, run_id, remaining)
+            return None if asked is None else await asked
         finally:
             self._asking.release()
+
+    def _submit(self, call: Callable[..., T], *args: Any) -> asyncio.Future[T] | None:
+        """`call` on the markers' thread; None once closed (close() may shut the thread down at any moment)."""
+        if self.stop.is_set():
+            return None
+        try:
+            return asyncio.wrap_future(self._thread.submit(call, *args))
+        except RuntimeError:  # shut down between the look and the submit
+            return None
 
     def _probe(self, run_id: str, wait: int) -> bool:
         set_query_timeout(self.session, wait)  # the DELETE waits for an open transaction at most this long
@@ -251,7 +259,9 @@ class CommitMarkers:
         if self._asking.locked():
             return
         async with self._asking:
-            await asyncio.wrap_future(self._thread.submit(self.purge_now))
+            purging = self._submit(self.purge_now)
+            if purging is not None:
+                await purging
 
     def purge_now(self) -> None:
         """Delete the markers of logged runs and those older than a day; left for later when the database is away."""

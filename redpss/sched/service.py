@@ -394,13 +394,22 @@ class SchedService(Service):
         earlier = {self.skips_taken[r.values["RUN_ID"]] for r in rows if r.values["RUN_ID"] in self.skips_taken}
         fresh = [row for row in rows if row.values["RUN_ID"] not in self.skips_taken]
         recording = asyncio.ensure_future(self.recorder.record(fresh))
-        for row in fresh:
-            self.skips_taken[row.values["RUN_ID"]] = recording
+        taken = [row.values["RUN_ID"] for row in fresh]
+        for run_id in taken:
+            self.skips_taken[run_id] = recording
+        recording.add_done_callback(lambda task: self._forget_failed_skips(task, taken))
         while len(self.skips_taken) > SKIPS_REMEMBERED:
             self.skips_taken.popitem(last=False)
         for delivery in (recording, *earlier):
             await asyncio.shield(delivery)  # on disk before the answer
         return {"ok": True}
+
+    def _forget_failed_skips(self, delivery: asyncio.Future[bool], run_ids: list[str]) -> None:
+        """A delivery of skip records that failed (or was cancelled) does not count: JMON's next sending logs them."""
+        if delivery.cancelled() or delivery.exception() is not None:
+            for run_id in run_ids:
+                if self.skips_taken.get(run_id) is delivery:
+                    del self.skips_taken[run_id]
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -132,6 +132,10 @@ def test_a_file_written_to_while_another_is_converted_waits(
     second.json must wait until it is steady once more: taken at once, the rows written after the take would go to
     data/archive with it and never be loaded."""
     folder = converter_instance.data_input
+    # steady for 2 s: a writer paused by a busy machine for STABLE (0.3 s) would rightly make its file steady
+    converter_instance.config_file.write_text(
+        render_config({"DEFAULT": {"exa_password": "secret-pw"}, "redctl": {"ingest_stable_seconds": "2"}})
+    )
     _mixed_ndjson(tmp_path / "first.json", 700_000)  # ~40 MB: ~3 s, the first block's output after ~0.2 s
     (tmp_path / "first.json").rename(folder / "first.json")
     second = folder / "second.json"
@@ -147,8 +151,8 @@ def test_a_file_written_to_while_another_is_converted_waits(
             upload.write(json.dumps({"id": lines}) + "\n")
             upload.flush()
             lines += 1
-            # the pace of this upload, shorter than STABLE: no synchronisation
-            _pause(STABLE / 3)
+            # the pace of this upload, far shorter than the 2 s: no synchronisation
+            _pause(0.1)
             assert not (folder / "second.csv").exists(), f"second.json converted while written (after {lines} lines)"
             if (folder / "first.csv").exists():
                 writes_after -= 1

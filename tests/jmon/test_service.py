@@ -118,8 +118,9 @@ def test_a_database_that_stops_answering_does_not_stop_the_watchdog_pings(daemon
     os.kill(devdb.pid, signal.SIGSTOP)  # connections stay open; nothing is answered
     try:
         pings = jmon.notify.count("WATCHDOG")
-        # polls are due every 0.5 s: for most of these 3 s one waits on the database
-        jmon.notify.wait_for("WATCHDOG", "1", nth=pings + 12, timeout=3.0)
+        # polls are due every 0.5 s, so one waits on the database from the first second on: 8 of the 30 pings due in
+        # these 6 s must come (a poll in the tick would hold them all, for the 30 s of the socket timeout)
+        jmon.notify.wait_for("WATCHDOG", "1", nth=pings + 8, timeout=6.0)
     finally:
         os.kill(devdb.pid, signal.SIGCONT)
     assert daemons.jmon_request("ping")["healthy"] is True

@@ -72,7 +72,7 @@ class DbSession:
             return self._connection
         refused = self.last_error
         if isinstance(refused, DatabaseConfigMismatch) and time.monotonic() < self._retry_at:
-            raise refused
+            raise refused.with_traceback(None)  # raised again and again: its traceback must not grow each time
         import pyexasol  # noqa: PLC0415 - lazy: see package docstring
 
         try:
@@ -182,7 +182,8 @@ class DbSession:
             try:
                 return work(self)
             except DatabaseUnavailable as exc:
-                self._note_failure(exc)
+                if exc is not self.last_error:  # a session lost during `work` (a failed connect counted itself)
+                    self._note_failure(exc)
                 self._say_failure(exc)
         return None
 
