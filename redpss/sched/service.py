@@ -64,6 +64,8 @@ class SchedService(Service):
         # for the overlap rules, so a run waiting for their job does not start in between
         self.finishing: dict[str, RunRequest] = {}
         self.retries: dict[str, tuple[RunRequest, asyncio.TimerHandle]] = {}
+        # retry run id -> the failed attempt and its result: the owner's alert if the retry never starts (suspended)
+        self.retry_causes: dict[str, tuple[RunRequest, RunResult]] = {}
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SCHED run log"))
         self.runlog = run_log_writer(paths.tmp / "sched-runlog.spool", session)
         self.ticks = LoggedTicks()  # the newest logged tick of each job, also while its row waits in the spool
@@ -123,6 +125,7 @@ class SchedService(Service):
             message = f"retry {request.attempt} not started: SCHED stopped"
             unstarted.append((request, _result(request, INTERRUPTED, message)))
         self.retries.clear()
+        self.retry_causes.clear()
         # one append (one fsync) for them all: a queue of thousands must not cost thousands of fsyncs
         await self.recorder.record([row for r, result in unstarted for row in run_rows(r, result)])
         for request, result in unstarted:
@@ -596,6 +599,7 @@ class SchedService(Service):
             delay = retry_delay(request)
             handle = asyncio.get_running_loop().call_later(delay, self._start_retry, retry)
             self.retries[retry.run_id] = (retry, handle)
+            self.retry_causes[retry.run_id] = (request, result)
             self.inflight.waiting(retry, time.time())
             log.info(
                 "%s.%s run %s: retry %d of %d in %.1f s",
@@ -674,11 +678,14 @@ class SchedService(Service):
 
     def _start_retry(self, request: RunRequest) -> None:
         self.retries.pop(request.run_id, None)
+        cause = self.retry_causes.pop(request.run_id, None)
         if not self.accepting:
             return
         if self._suspended():
             retry = f"retry {request.attempt - 1} of {request.max_retries}"
             self._skip_suspended(request, f"{retry} not started: the instance is suspended")
+            if cause is not None and wants_alert(*cause):  # the failure is final now: its owner is told, as always
+                self._spawn_alert(*cause)
             return
         self.pools[request.pool].queue.append(request)
         self._dispatch(self.pools[request.pool])

@@ -98,3 +98,44 @@ def test_owner_is_mailed_after_the_last_retry_only(instance: InstancePaths, tmp_
             assert row
         finally:
             inst.close()
+
+
+def test_owner_is_mailed_when_a_retry_does_not_start_because_the_instance_is_suspended(
+    instance: InstancePaths, tmp_path: Path
+) -> None:
+    """The retry was the run's last word: skipped while suspended, it ended the job's failure without the mail a
+    failure without retries gets."""
+    with SmtpRelay(tmp_path, "STARTTLS", user="sched", password="relay-pw") as relay:
+        keys = {**relay.config(), **FAST_RETRIES, "cfi_enabled": "false"}
+        instance.config_file.write_text(instance_config({"redctl": keys}))
+        inst = RunningInstance(instance, tmp_path)
+        try:
+            inst.start()
+            inst.redctl("db_register", "APP1")
+            add_job(
+                inst,
+                "APP1",
+                4,
+                "FAILS_THEN_SUSPENDED",
+                JOB_TYPE="SQL",
+                COMMAND="SELECT * FROM APP1.NO_SUCH_TABLE",
+                INTERVAL_SECONDS=3600,
+                MAX_RETRIES=1,
+                RETRY_DELAY_SECONDS=3,
+                ALERT_MAIL="owner@example.com",
+            )
+            inst.redctl("reload")
+            inst.redctl("start_job", "APP1.4")
+            wait_for(lambda: job_log(inst, 4), 30, interval=0.2, what="job 4's first attempt logged")
+            inst.redctl("suspend")  # before the retry is due (3 s after the failure)
+            skipped = "SELECT STATUS, SKIP_REASON FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 4 AND ATTEMPT = 2"
+            assert wait_for(lambda: inst.rows(skipped), 30, interval=0.3, what="the retry skipped") == [
+                {"STATUS": "SKIPPED", "SKIP_REASON": "SUSPENDED"}
+            ]
+            [mail] = relay.wait_for(1, 30)
+            assert mail.recipients == ("owner@example.com",)
+            assert mail.message()["Subject"] == (
+                "[TST1] job APP1.FAILS_THEN_SUSPENDED (4) FAILED after 1 attempt(s), 1 retry(ies) allowed"
+            )
+        finally:
+            inst.close()
