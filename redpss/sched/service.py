@@ -557,7 +557,11 @@ class SchedService(Service):
         """Log the run's rows (unless `recorded` already), then its line, a retry if due, and its end event."""
         target_run_id = None
         rows: list[LogRow] = []
-        if request.kind == "WATCHER" and result.condition_met and request.target and self.accepting:
+        if request.kind == "WATCHER" and result.condition_met and request.target and not self.accepting:
+            target_name = f"{request.target.get('schema', '')}.{request.target.get('name', '')}"
+            note = f"target {target_name} not started: SCHED is stopping (the condition is checked again after it)"
+            result = dataclasses.replace(result, message=f"{result.message}; {note}")
+        elif request.kind == "WATCHER" and result.condition_met and request.target:
             target, note, rows = self._start_target(request, request.target)
             if note:
                 result = dataclasses.replace(result, message=f"{result.message}; {note}")

@@ -452,6 +452,38 @@ def test_a_suspended_instance_starts_no_retry_and_the_run_log_says_why(
     assert not list((instance.tmp / "sched-running").glob("*.run"))
 
 
+def test_a_watcher_that_ends_while_sched_stops_says_its_target_was_not_started(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """Its condition held, but a stopping SCHED starts nothing: the watcher's message said only "condition holds"."""
+    daemon, port = sched
+    (instance.data_input / "orders").mkdir()
+    arrived = instance.data_input / "orders" / "o1.csv"
+    arrived.write_text("1,2\n")
+    os.utime(arrived, (time.time() - 3600, time.time() - 3600))  # complete: the watcher's condition holds
+    target = {"kind": "JOB", "schema": "APP1", "id": 7, "name": "LOAD_ORDERS", "job_type": "NOOP"}
+    watcher = run(
+        kind="WATCHER", id=3, name="ORDERS", pool="LOADER", condition_type="FILE", command="orders/*.csv", target=target
+    )
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        worker = loader_pid(conn)
+        os.kill(worker, signal.SIGSTOP)  # the watcher runs until SCHED is stopping
+        try:
+            conn.request("submit", run=watcher)
+            wait_for(lambda: loader_worker(conn, watcher["run_id"]), 20, what="the watcher in the LOADER worker")
+            daemon.process.send_signal(signal.SIGTERM)
+            daemon.wait_log("waiting for 1 running")
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        event = finished(conn, watcher["run_id"])
+    assert event["message"] == (
+        "condition holds; target APP1.LOAD_ORDERS not started: SCHED is stopping (the condition is checked again "
+        "after it)"
+    )
+    assert daemon.process.wait(60) == 0
+
+
 def test_a_suspended_instance_starts_no_watcher_target_nor_queued_run_but_a_manual_start(
     sched: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
