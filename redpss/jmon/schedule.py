@@ -78,6 +78,8 @@ from typing import Any
 from redpss.jmon.timing import CronCalendar, CronInvalid, grid_after, interval_due_times, local_zone, spread_phase
 from redpss.sched.runs import OVERLAP_POLICIES
 
+SAME_TICK = 1.0  # seconds within which two scheduled times are one tick (SCHEDULED_AT is read back in milliseconds)
+
 Key = tuple[str, str, int]  # (kind "JOB"|"WATCHER", schema upper case, id)
 
 KINDS = ("JOB", "WATCHER")
@@ -249,6 +251,7 @@ class Schedule:
         self._last_started: dict[Key, float] = {}
         self._queued: set[Key] = set()
         self._clock_high: float | None = None
+        self._adopted: dict[Key, float] = {}  # ticks of runs in flight in SCHED, for entries not read yet
 
     # -- definitions ---------------------------------------------------------------------------------------------
     def sync(
@@ -270,7 +273,12 @@ class Schedule:
                 duplicates[key] = duplicates.get(key, 1) + 1
             else:
                 by_key[key] = definition
-        run = _SyncRun(now, apply_timing, last_scheduled or {}, report)
+        last = dict(last_scheduled or {})
+        for key, adopted in self._adopted.items():  # runs in flight in SCHED, learnt before the definitions were
+            if adopted > last.get(key, -math.inf):
+                last[key] = adopted
+        self._adopted.clear()
+        run = _SyncRun(now, apply_timing, last, report)
         for key in [k for k in self._entries if k not in by_key]:
             self._unschedule(self._entries.pop(key))
             report.removed.append(key)
@@ -456,6 +464,27 @@ class Schedule:
         runs = self._running.setdefault(key, [])
         if run_id not in runs:
             runs.append(run_id)
+
+    def run_adopted(self, key: Key, run_id: str, scheduled_at: float | None) -> None:
+        """A run in flight in SCHED that this JMON did not submit (it started while the run went on): the run holds
+        its job like one of ours, and the tick it runs (`scheduled_at`, for a scheduled run) is done, not due again,
+        else it would come due now and be skipped as OVERLAP beside its own run."""
+        self.run_started(key, run_id)
+        entry = self._entries.get(key)
+        if scheduled_at is not None and entry is None:  # not read yet (JMON's first poll): its sync starts after it
+            self._adopted[key] = max(self._adopted.get(key, scheduled_at), scheduled_at)
+        if scheduled_at is None or entry is None or entry.due is None or entry.due > scheduled_at + SAME_TICK:
+            return
+        interval, cron = entry.timing
+        try:
+            if interval is not None:
+                following = scheduled_at + interval
+            else:
+                following = self.calendar.next_after(str(cron), scheduled_at)
+        except ValueError:
+            return  # a cron expression without a further time: the entry's own firing says so
+        entry.last_scheduled = max(entry.last_scheduled or scheduled_at, scheduled_at)
+        heapq.heappush(self._heap, self._set_due(entry, following))
 
     def run_began(self, key: Key, when: float) -> None:
         """A run of ``key`` actually began at ``when`` (any trigger); an older time never replaces a newer one."""

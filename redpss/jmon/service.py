@@ -499,7 +499,8 @@ class JmonService(Service):
             known.add(run["run_id"])
             if run["run_id"] not in ours:
                 key = (str(run["kind"]), str(run["schema"]), int(run["id"]))
-                self.schedule.run_started(key, str(run["run_id"]))
+                scheduled = float(run["scheduled_at"]) if run.get("trigger") == "SCHEDULE" else None
+                self.schedule.run_adopted(key, str(run["run_id"]), scheduled)
                 log.info("run %s of %s.%s is in flight in SCHED; its job waits for it", run["run_id"], key[1], key[2])
         for key, run_ids in self.schedule.in_flight().items():
             for run_id in run_ids:

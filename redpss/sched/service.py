@@ -427,6 +427,7 @@ class SchedService(Service):
             # from these which jobs are busy, as it would have from its own submissions
             "in_flight": [
                 {"run_id": r.run_id, "kind": r.kind, "schema": r.schema, "id": r.id}
+                | {"trigger": r.trigger, "scheduled_at": r.scheduled_at}
                 for r in (*self._in_flight(), *(r for p in self.pools.values() for r in p.queue))
             ],
             "runlog_backlog": self.runlog.backlog().rows,

@@ -350,13 +350,16 @@ def test_a_jmon_restarted_while_a_tick_runs_does_not_start_that_tick_again(daemo
     restart_jmon()
     first = wait_for(running_ids, 30, what="the tick's run in flight")[0]
     restart_jmon()
-    daemons.procs["sched"].wait_log(f"is already in flight as run {first}; not started twice")
-    assert running_ids() == [first]  # the restarted JMON follows the run in flight
+    # the restarted JMON learns the run in flight from SCHED and counts its tick as done: the tick neither runs
+    # again nor is skipped as OVERLAP beside its own run (SCHED would also refuse to start it twice)
+    daemons.procs["jmon"].wait_log(f"run {first} of APP1.5 is in flight in SCHED; its job waits for it")
+    assert running_ids() == [first]
     logged = wait_for(
         lambda: rows(daemons, "SELECT * FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 5 AND RUN_ID <> 'before'"),
         60,
         what="the run's row",
     )
-    assert [(r["RUN_ID"], r["STATUS"]) for r in logged] == [(first, "OK")]
+    seen = [(r["RUN_ID"], r["STATUS"], r["SKIP_REASON"]) for r in logged]
+    assert seen == [(first, "OK", None)], seen  # no OVERLAP row for the tick beside its own run
     assert daemons.procs["sched"].log.count("job APP1.HOURLY_LOAD run") == 1  # one run of the tick, not two
     wait_for(lambda: not running_ids(), 30, what="the job free once its run ended")

@@ -515,3 +515,17 @@ def test_keys_are_normalised() -> None:
     assert definition.key == ("JOB", "APP1", 7)
     assert definition.timing() == (60.0, None)
     assert Definition("JOB", "A", 1, "X", True, None, "  ").timing() == (None, None)
+
+
+def test_a_run_adopted_from_sched_holds_its_job_and_its_tick_is_done() -> None:
+    """JMON restarted while a scheduled run went on: the run's tick came due again from the log (the run has no row
+    yet) and was skipped as OVERLAP beside its own run; the next tick is skipped as usual while it runs."""
+    before_read = Schedule(tz=dt.UTC)
+    before_read.run_adopted(key(), "in-sched", T0 + 60)  # learnt from SCHED before the first poll
+    before_read.sync([job(interval=60)], T0 + 65, last_scheduled={key(): T0})
+    after_read = scheduled(job(interval=60))  # read first, then learnt from SCHED
+    after_read.run_adopted(key(), "in-sched", T0 + 60)
+    for schedule in (before_read, after_read):
+        assert schedule.in_flight() == {key(): ["in-sched"]}
+        assert schedule.pop_due(T0 + 70) == []  # T0 + 60 is the adopted run's own tick
+        assert schedule.pop_due(T0 + 120) == [Tick(key(), job(interval=60), T0 + 120, "SKIP", "OVERLAP")]
