@@ -215,12 +215,14 @@ def _dated(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
 def _fixed_point(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Decimals as digits with a dot and their scale (0.00000001, 100). Arrow's text of a decimal is in E-notation
     when its exponent is below -6 (1E-8, 0E-8: a scale of 7 or more) or its scale negative (1E+2): those values are
-    written by Python's fixed-point format, the others as Arrow writes them."""
+    written by Python's fixed-point format, the others as Arrow writes them. A column of a scale from 0 to 6 is
+    never in E-notation: it stays a decimal column, which the CSV writer formats itself, unquoted; the others become
+    text (quoted in the CSV, which IMPORT reads into a DECIMAL all the same)."""
+    if 0 <= column.type.scale < 7:
+        return column
     if isinstance(column, pa.ChunkedArray):
         return pa.chunked_array([_fixed_point(chunk) for chunk in column.chunks], pa.string())
     text = pc.cast(column, pa.string())
-    if 0 <= column.type.scale < 7:  # never in E-notation
-        return text
     exponent = pc.match_substring(text, "E")
     if not pc.any(exponent).as_py():
         return text
