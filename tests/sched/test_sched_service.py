@@ -452,19 +452,25 @@ def test_a_suspended_instance_starts_no_retry_and_the_run_log_says_why(
     assert not list((instance.tmp / "sched-running").glob("*.run"))
 
 
-def test_a_watcher_that_ends_while_sched_stops_says_its_target_was_not_started(
-    sched: tuple[DaemonProcess, int], instance: InstancePaths
-) -> None:
-    """Its condition held, but a stopping SCHED starts nothing: the watcher's message said only "condition holds"."""
-    daemon, port = sched
+def orders_watcher(instance: InstancePaths) -> dict[str, Any]:
+    """A FILE watcher run for the LOADER pool whose condition holds (a complete file in input/orders/); its target is
+    APP1.LOAD_ORDERS (7), a NOOP job."""
     (instance.data_input / "orders").mkdir()
     arrived = instance.data_input / "orders" / "o1.csv"
     arrived.write_text("1,2\n")
     os.utime(arrived, (time.time() - 3600, time.time() - 3600))  # complete: the watcher's condition holds
     target = {"kind": "JOB", "schema": "APP1", "id": 7, "name": "LOAD_ORDERS", "job_type": "NOOP"}
-    watcher = run(
+    return run(
         kind="WATCHER", id=3, name="ORDERS", pool="LOADER", condition_type="FILE", command="orders/*.csv", target=target
     )
+
+
+def test_a_watcher_that_ends_while_sched_stops_says_its_target_was_not_started(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """Its condition held, but a stopping SCHED starts nothing: the watcher's message said only "condition holds"."""
+    daemon, port = sched
+    watcher = orders_watcher(instance)
     with client(instance, port) as conn:
         conn.request("subscribe")
         worker = loader_pid(conn)
@@ -490,14 +496,7 @@ def test_a_suspended_instance_starts_no_watcher_target_nor_queued_run_but_a_manu
     """A watcher that ends while the instance is suspended starts no target; runs waiting in a queue do not start
     either, except a manual one (JMON submits it while suspended only when the operator forced it)."""
     daemon, port = sched
-    (instance.data_input / "orders").mkdir()
-    arrived = instance.data_input / "orders" / "o1.csv"
-    arrived.write_text("1,2\n")
-    os.utime(arrived, (time.time() - 3600, time.time() - 3600))  # complete: the watcher's condition holds
-    target = {"kind": "JOB", "schema": "APP1", "id": 7, "name": "LOAD_ORDERS", "job_type": "NOOP"}
-    watcher = run(
-        kind="WATCHER", id=3, name="ORDERS", pool="LOADER", condition_type="FILE", command="orders/*.csv", target=target
-    )
+    watcher = orders_watcher(instance)
     scheduled = run(id=8, name="SCHEDULED", pool="LOADER")
     manual = run(id=9, name="MANUAL", pool="LOADER", trigger="MANUAL")
     with client(instance, port) as conn:
