@@ -84,7 +84,7 @@ class StabilityTracker:
             previous = self._seen.get(path)
             first = previous[1] if previous is not None and previous[0] == state else now
             seen[path] = (state, first)
-            if now - first >= self.interval and settled(state, self.interval, now):
+            if self._steady(state, first, now):
                 ready.append(path)
         self._seen = seen
         return ready
@@ -95,11 +95,13 @@ class StabilityTracker:
         one after another over minutes: a file written to meanwhile waits for a later scan."""
         seen = self._seen.get(path)
         state = regular_file_state(path)
-        if seen is None or state is None or state != seen[0]:
-            return None
-        if now - seen[1] < self.interval or not settled(state, self.interval, now):
+        if seen is None or state is None or state != seen[0] or not self._steady(state, seen[1], now):
             return None
         return state
+
+    def _steady(self, state: FileState, first_seen: float, now: float) -> bool:
+        """Seen in `state` since `first_seen` for the interval, and not written to for as long."""
+        return now - first_seen >= self.interval and settled(state, self.interval, now)
 
     def forget(self, path: Path) -> None:
         self._seen.pop(path, None)

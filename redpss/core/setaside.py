@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 
 from redpss.core.durable import TMP_PREFIX, fsync_folder, write_atomically
+from redpss.core.escape import escaped_char
 
 REASON_SUFFIX = ".reason"
 NAME_MAX = 255  # bytes in one name on Linux file systems (ext4, xfs, tmpfs)
@@ -52,12 +53,7 @@ def printable(name: str | os.PathLike[str]) -> str:
 def _escaped(char: str) -> str:
     if char == "\\":
         return "\\\\"
-    if char.isprintable():
-        return char
-    code = ord(char)
-    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of the name (os.fsdecode's surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    return repr(char)[1:-1]
+    return char if char.isprintable() else escaped_char(char)
 
 
 def free_name(folder: Path, name: str) -> Path:

@@ -77,8 +77,7 @@ from typing import Any
 
 from redpss.jmon.timing import CronCalendar, CronInvalid, grid_after, interval_due_times, local_zone, spread_phase
 from redpss.sched.runs import OVERLAP_POLICIES
-
-SAME_TICK = 1.0  # seconds within which two scheduled times are one tick (SCHEDULED_AT is read back in milliseconds)
+from redpss.sched.ticks import SAME_TICK
 
 Key = tuple[str, str, int]  # (kind "JOB"|"WATCHER", schema upper case, id)
 

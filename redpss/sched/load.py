@@ -35,7 +35,7 @@ from redpss.core.config import Config, load_config
 from redpss.core.db import DbSession
 from redpss.core.db.contract import CFI_CONNECTION
 from redpss.core.db.errors import DatabaseQueryError
-from redpss.core.db.sqltext import sql_literal
+from redpss.core.db.sqltext import quoted_name, sql_literal
 from redpss.core.digits import is_decimal
 from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
@@ -88,7 +88,7 @@ class LoadCommand:
     def import_statement(self, remote: str, header: Sequence[str] = ()) -> str:
         """The IMPORT of one file, `remote` being its path as CFISRV serves it (below data/); `header`: the names
         of the file's header line (columns=header), as quoted identifiers in upper case."""
-        names = [_quoted(name.upper()) for name in header] if header else list(self.columns)
+        names = [quoted_name(name.upper()) for name in header] if header else list(self.columns)
         columns = f" ({', '.join(names)})" if names else ""
         options = [
             f"ENCODING = {sql_literal(self.encoding)}",
@@ -145,10 +145,6 @@ def _header_columns(given: dict[str, str]) -> bool:
     if given.get("skip", "1") == "0":
         raise LoadCommandError("columns=header reads the names from the header line: it needs skip=1 or more")
     return True
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _checked_table(value: str) -> str:

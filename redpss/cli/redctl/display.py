@@ -7,7 +7,7 @@ break a table's rows apart, an escape sequence would steer the operator's termin
 
 from __future__ import annotations
 
-import unicodedata
+from redpss.core.escape import escaped_char
 
 DISPLAY_WIDTH = 60
 
@@ -19,9 +19,4 @@ def display_text(value: str, width: int = DISPLAY_WIDTH) -> str:
 
 
 def _escaped(char: str) -> str:
-    if char.isprintable() and unicodedata.category(char) not in ("Zl", "Zp"):
-        return char
-    if char in "\n\r\t":
-        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return char if char.isprintable() else escaped_char(char)  # line and paragraph separators are not printable

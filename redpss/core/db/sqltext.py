@@ -34,10 +34,15 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def quoted_name(name: str) -> str:
+    """`name` as a delimited identifier: kept exactly (case, reserved words), a double quote doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def column_name(name: str) -> str:
     """A column name of ours in SQL text: quoted when it is upper case (as stored), so that a name that is a
     reserved word in Exasol (SOURCE, STATE, SCRIPT, INSTANCE) is a name there too, not a syntax error."""
-    return f'"{name}"' if name.isupper() and '"' not in name else name
+    return quoted_name(name) if name.isupper() else name
 
 
 def insert_statement(table: str, rows: list[dict[str, Any]]) -> str:
