@@ -102,13 +102,13 @@ def advice(exc: OSError) -> str:
     return f" (fix: {exc.fix})" if isinstance(exc, SetAsideError) and exc.fix else ""
 
 
-def move_file(source: Path, folder: Path, reason: str | None = None) -> Path:
-    """Move `source` into `folder` (created if needed) under a free name; the path it went to.
+def move_file(source: Path, folder: Path, reason: str | None = None, name: str | None = None) -> Path:
+    """Move `source` into `folder` (created if needed) under a free name (its own, or `name`); the path it went to.
 
     With `reason`, `<target>.reason` holding that text is written first, so the moved file is never without it.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    target = free_name(folder, source.name)
+    target = free_name(folder, name or source.name)
     reason_file = target.with_name(target.name + REASON_SUFFIX)
     if reason is not None:
         write_atomically(reason_file, [reason.encode("utf-8", "surrogateescape")])

@@ -9,9 +9,12 @@ failure that is not the file's fault (database or CFISRV away, table missing, ti
 for the next run and ends the run. One file that cannot be moved (its folder not writable by the instance user) is
 left in place and named in the run's message; the files after it are loaded all the same.
 
+The database reads the file under a name of the run's own: the run first renames it in its folder to
+`.redpss-loading.<name>` (CLAIM_PREFIX), so a new version uploaded under the name meanwhile is a new file, left for
+the next run, and never read by an IMPORT recorded as the old one (which the next run then loaded a second time).
 Exactly once: the IMPORT and a row in REDSYS.ADM_LOAD_FILE commit together. A run that ends between that COMMIT and
-the move (worker killed, disk error) leaves the file in place; the next run finds its row and archives the file
-without importing it again. Two runs that match the same file (a second run of the job, another job whose glob
+the move (worker killed, disk error) leaves the file in place (or aside); the next run finds its row and archives
+the file without importing it again. Two runs that match the same file (a second run of the job, another job whose glob
 overlaps) never both load it: each file is loaded under an exclusive flock, and a run that cannot have it leaves it
 to the one that has.
 """
@@ -48,6 +51,8 @@ log = logging.getLogger("redpss.sched.load")
 
 CONNECTION = CFI_CONNECTION  # REDSYS_CFI, which db_install creates: ftps://<db_callback_host>:<cfi_port>/
 LEDGER = "REDSYS.ADM_LOAD_FILE"
+CLAIM_PREFIX = ".redpss-loading."  # a file taken aside while it loads: a dot name, which every glob of ours skips
+_NAME_MAX = 255  # bytes in a file name (NAME_MAX)
 EXAMPLE = "table=APP1.ORDERS files='orders/*.csv' skip=1 column_separator=';'"
 HEADER_MAX_CHARS = 1024 * 1024  # columns=header: the longest header line read (a table has at most 10,000 columns)
 ROW_SEPARATORS = ("LF", "CRLF", "CR")
@@ -262,13 +267,16 @@ def load_files(
     for problem in folders_a_glob_cannot_search(paths.data_input, command.files):
         report.unsearchable.append(problem)
         log.warning("files=%r: %s", command.files, problem)
-    for path in sorted(paths.data_input.glob(command.files)):
-        if is_temporary_name(path.name) or regular_file_state(path) is None:
+    # files an earlier run took aside and did not finish with first: they were settled when it took them
+    leftovers = sorted(paths.data_input.glob(_claimed_glob(command.files)))
+    for path in [*leftovers, *sorted(paths.data_input.glob(command.files))]:
+        claimed_before = path.name.startswith(CLAIM_PREFIX)
+        if (is_temporary_name(path.name) and not claimed_before) or regular_file_state(path) is None:
             continue  # an upload in progress, a folder or a link
         if not reachable_below_data(paths.data, path):
             _skip_unreachable(path, paths, report)
             continue
-        if not is_stable_file(path, interval, now):  # the rule of core.filestable, as CONVERT and FILE watchers
+        if not claimed_before and not is_stable_file(path, interval, now):  # core.filestable's rule, as everywhere
             report.waiting += 1
             continue
         try:
@@ -290,6 +298,50 @@ class Unreadable(Exception):
             f"the instance user cannot read the file ({exc.strerror}), nor can CFISRV for the database; "
             f"{MAKE_READABLE}, then move it back to data/input"
         )
+
+
+def _claimed_glob(files: str) -> str:
+    """The glob of the files of `files` that a run took aside (CLAIM_PREFIX) and did not finish with."""
+    pattern = PurePosixPath(files)
+    return str(pattern.with_name(CLAIM_PREFIX + pattern.name))
+
+
+def _original(path: Path) -> Path:
+    """The name a file had before a run took it aside (CLAIM_PREFIX): the one it is known, logged and moved by."""
+    return path.with_name(path.name.removeprefix(CLAIM_PREFIX))
+
+
+def _taken_aside(path: Path) -> Path | None:
+    """`path` renamed within its folder to its CLAIM_PREFIX name, the flock held on it staying with it: the database
+    then reads exactly this file, also when its sender uploads a new version under the name meanwhile (a new file,
+    left for the next run). The path as it is for a name too long to take the prefix (loaded in place); None when
+    another run holds a file taken aside under that name (this one waits for the next run). OSError when the folder
+    does not let us rename it."""
+    if path.name.startswith(CLAIM_PREFIX):
+        return path
+    aside = path.with_name(CLAIM_PREFIX + path.name)
+    if len(os.fsencode(aside.name)) > _NAME_MAX:
+        return path
+    if os.path.lexists(aside):
+        # only a run holding a file of this name takes it aside, and we hold the one file of this name: the name
+        # stays taken until that other run has moved its file out
+        return None
+    path.rename(aside)
+    return aside
+
+
+def _put_back(path: Path) -> None:
+    """A file taken aside and not moved out goes back to its own name, unless a new version was uploaded under that
+    name meanwhile (a link fails rather than replace it; so does a link the kernel refuses, protected_hardlinks):
+    it then stays aside, and the next run loads it from there."""
+    original = _original(path)
+    if original == path:
+        return
+    try:
+        os.link(path, original)
+    except OSError:
+        return
+    path.unlink()
 
 
 @contextlib.contextmanager
@@ -325,10 +377,37 @@ def _load_file(
     path: Path,
     report: LoadReport,
 ) -> None:
-    relative = path.relative_to(paths.data_input)
-    remote = str(PurePosixPath("input", *relative.parts))
+    """Take the file aside (`_taken_aside`), load it from there; a failure that is not the file's fault puts it back
+    under its name for the next run. In a folder that does not let us rename it, it is loaded in place (as before
+    that protection): it cannot be archived either, which the run's message names with the fix."""
+    try:
+        aside = _taken_aside(path)
+    except OSError:
+        aside = path
+    if aside is None:
+        report.waiting += 1
+        return
+    try:
+        _load_aside(request, session, paths, command, path=aside, report=report)
+    except BaseException:
+        _put_back(aside)
+        raise
+
+
+def _load_aside(
+    request: RunRequest,
+    session: DbSession,
+    paths: InstancePaths,
+    command: LoadCommand,
+    *,
+    path: Path,
+    report: LoadReport,
+) -> None:
+    relative = _original(path).relative_to(paths.data_input)
+    remote = str(PurePosixPath("input", *relative.parts))  # the file's name, in the ledger and the messages
+    read_from = str(PurePosixPath("input", *path.relative_to(paths.data_input).parts))  # what the database fetches
     stat = path.stat()
-    key = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    key = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"  # a rename changes none of them
     loaded_version = FileState.of(stat)
     done = session.fetchall(
         f"SELECT ROWS_LOADED, RUN_ID FROM {LEDGER} WHERE FILE_PATH = {{path}} AND FILE_KEY = {{key}}",  # noqa: S608
@@ -346,7 +425,7 @@ def _load_file(
             header = header_names(path, command) if command.header_columns else ()
             _check_header(session, command.table, header)
             rows = _import(
-                request, session, command.import_statement(remote, header), key, remote=remote, table=command.table
+                request, session, command.import_statement(read_from, header), key, remote=remote, table=command.table
             )
         except BadHeader as exc:
             _reject(path, paths, report, str(exc))
@@ -357,8 +436,9 @@ def _load_file(
             _reject(path, paths, report, str(exc))
             return
     report.loaded.append((str(relative), rows))
-    if regular_file_state(path) != loaded_version:  # uploaded again under its name meanwhile: not what was loaded
+    if regular_file_state(path) != loaded_version:  # written again in place (a writer that had it open before)
         log.warning("input/%s was written again while it was loaded; its new version waits for the next run", relative)
+        _put_back(path)
         return
     try:
         _set_aside(path, paths.data_input, paths.data_archive, None)
@@ -366,6 +446,7 @@ def _load_file(
         _cannot_move(
             path, paths, report, exc, to="data/archive", then="the next run archives it without loading it again"
         )
+        _put_back(path)
         return
     log.info("%s: %d row(s) into %s, file archived", remote, rows, command.table)
 
@@ -374,7 +455,7 @@ def _skip_unreachable(path: Path, paths: InstancePaths, report: LoadReport) -> N
     """A file the glob reached through a link that leads out of the data tree or out of a user's upload folder:
     CFISRV would refuse it to the database, and it is not ours to move (it may be another user's file, loaded in its
     own right through that user's folder). Left where it is, with a WARNING; the run goes on with the other files."""
-    relative = path.relative_to(paths.data_input)
+    relative = _original(path).relative_to(paths.data_input)
     report.skipped.append(str(relative))
     log.warning(
         "input/%s skipped: it is reached through a link leading out of %s; CFISRV does not serve such paths "
@@ -385,7 +466,7 @@ def _skip_unreachable(path: Path, paths: InstancePaths, report: LoadReport) -> N
 
 
 def _reject(path: Path, paths: InstancePaths, report: LoadReport, reason: str) -> None:
-    relative = path.relative_to(paths.data_input)
+    relative = _original(path).relative_to(paths.data_input)
     try:
         _set_aside(path, paths.data_input, paths.data_error, reason)
     except OSError as exc:
@@ -400,7 +481,7 @@ def _reject(path: Path, paths: InstancePaths, report: LoadReport, reason: str) -
 def _cannot_move(path: Path, paths: InstancePaths, report: LoadReport, exc: OSError, *, to: str, then: str) -> None:
     """A file that stays in data/input because it cannot be moved to `to`: named in the run's message and logged at
     ERROR with what to do; `then` says what happens to it."""
-    relative = path.relative_to(paths.data_input)
+    relative = _original(path).relative_to(paths.data_input)
     why = f"cannot be moved to {to} ({exc}){advice(exc)}; {then}"
     report.stuck.append((str(relative), why))
     log.error("input/%s %s", relative, why)
@@ -471,6 +552,8 @@ def _forget_old(session: DbSession, retention_days: int) -> None:
 
 def _set_aside(path: Path, source_root: Path, target_root: Path, reason: str | None) -> Path:
     """Move `path` to the same relative place below `target_root`, named as JSON2CSV and PARQ2CSV name their
-    sources (core.setaside); with a reason, `<file>.reason` beside it, written first."""
-    folder = target_root / path.relative_to(source_root).parent
-    return move_file(path, folder, None if reason is None else reason.rstrip() + "\n")
+    sources (core.setaside), by the name it had before it was taken aside; with a reason, `<file>.reason` beside
+    it, written first."""
+    original = _original(path)
+    folder = target_root / original.relative_to(source_root).parent
+    return move_file(path, folder, None if reason is None else reason.rstrip() + "\n", name=original.name)

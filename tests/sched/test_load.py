@@ -371,26 +371,109 @@ def test_a_folder_the_glob_cannot_search_is_named_in_the_message_and_the_others_
 def test_a_file_uploaded_again_while_it_is_loaded_is_left_for_the_next_run(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The sender writes a new version under the same name while the database imports the first: the new version
-    is not archived unloaded, the next run loads it."""
+    """The sender writes a new version under the same name while the database imports the first: the run took the
+    first aside, so the new version is a new file, loaded by the next run; each version is archived."""
     path = site.drop("r/orders.csv", HEADER + "1,first,1,\n")
     original = load_module._import
 
     def import_then_upload_again(*args: object, **kwargs: object) -> int:
         rows = original(*args, **kwargs)  # type: ignore[arg-type]
-        path.write_text(HEADER + "2,second,1,\n")
-        past = time.time() - 60
-        os.utime(path, (past, past))
+        site.drop("r/orders.csv", HEADER + "2,second,1,\n")
         return rows
 
     monkeypatch.setattr(load_module, "_import", import_then_upload_again)
     first = site.load("table=LOADS.ORDERS files='r/*.csv'")
     monkeypatch.undo()
-    assert first.rows == 1 and path.exists()  # type: ignore[attr-defined]
+    assert first.rows == 1 and path.read_text().endswith("2,second,1,\n")  # type: ignore[attr-defined]
     second = site.load("table=LOADS.ORDERS files='r/*.csv'")
     assert second.rows == 1  # type: ignore[attr-defined]
     assert [r[:2] for r in site.rows()] == [(1, "first"), (2, "second")]
-    assert (site.paths.data_archive / "r" / "orders.csv").read_text().endswith("2,second,1,\n")
+    archive = site.paths.data_archive / "r"
+    assert (archive / "orders.csv").read_text().endswith("1,first,1,\n")
+    assert (archive / "orders.csv.1").read_text().endswith("2,second,1,\n")
+
+
+def test_a_file_written_in_place_while_it_is_loaded_goes_back_under_its_name_for_the_next_run(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that had the file open before the run took it aside writes a new version into it while the database
+    imports the first: it is not archived unloaded; it goes back under its name and the next run loads it."""
+    path = site.drop("s/orders.csv", HEADER + "1,first,1,\n")
+    original = load_module._import
+
+    def import_then_write_in_place(*args: object, **kwargs: object) -> int:
+        rows = original(*args, **kwargs)  # type: ignore[arg-type]
+        aside = path.with_name(load_module.CLAIM_PREFIX + path.name)
+        with aside.open("r+") as same_file:
+            same_file.truncate()
+            same_file.write(HEADER + "2,second,1,\n")
+        past = time.time() - 60
+        os.utime(aside, (past, past))
+        return rows
+
+    monkeypatch.setattr(load_module, "_import", import_then_write_in_place)
+    first = site.load("table=LOADS.ORDERS files='s/*.csv'")
+    monkeypatch.undo()
+    assert first.rows == 1 and sorted(p.name for p in path.parent.iterdir()) == ["orders.csv"]  # type: ignore[attr-defined]
+    second = site.load("table=LOADS.ORDERS files='s/*.csv'")
+    assert second.rows == 1  # type: ignore[attr-defined]
+    assert [r[:2] for r in site.rows()] == [(1, "first"), (2, "second")]
+    assert (site.paths.data_archive / "s" / "orders.csv").read_text().endswith("2,second,1,\n")
+
+
+def test_a_file_replaced_under_its_name_before_the_database_reads_it_loads_each_version_once(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender renames a new version over the name after the run chose the file, before the database fetches it:
+    the database reads the version the run chose, and the next run loads the new one. Before, it read the new one,
+    recorded it as the old, and the next run loaded it a second time (the old one never)."""
+    path = site.drop("q/orders.csv", HEADER + "1,first,1,\n")
+    original = load_module._import
+
+    def replace_then_import(*args: object, **kwargs: object) -> int:
+        newer = site.drop("q/.orders.csv.upload", HEADER + "2,second,1,\n")  # uploaded under a temporary name
+        newer.replace(path)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load_module, "_import", replace_then_import)
+    first = site.load("table=LOADS.ORDERS files='q/*.csv'")
+    monkeypatch.undo()
+    assert first.message == "1 row(s) from 1 file(s); q/orders.csv: 1"  # type: ignore[attr-defined]
+    assert [r[:2] for r in site.rows()] == [(1, "first")]
+    assert path.read_text().endswith("2,second,1,\n")  # the new version waits under its name
+    second = site.load("table=LOADS.ORDERS files='q/*.csv'")
+    assert second.message == "1 row(s) from 1 file(s); q/orders.csv: 1"  # type: ignore[attr-defined]
+    assert [r[:2] for r in site.rows()] == [(1, "first"), (2, "second")]
+    archive = site.paths.data_archive / "q"
+    assert sorted(p.read_text()[len(HEADER) :] for p in archive.iterdir()) == ["1,first,1,\n", "2,second,1,\n"]
+    assert sorted(p.name for p in (site.paths.data_input / "q").iterdir()) == []
+
+
+def test_a_file_a_run_claimed_before_it_ended_is_loaded_once_by_the_next(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ends after it took the file aside for loading (killed, database away) leaves it under the claimed
+    name; the next run of the job loads it (or, if its IMPORT had committed, only archives it), under its own name."""
+    path = site.drop("k/orders.csv", HEADER + "1,first,1,\n")
+
+    def database_away(*args: object, **kwargs: object) -> int:
+        raise DatabaseQueryError("the statement timed out", timeout=True)
+
+    monkeypatch.setattr(load_module, "_import", database_away)
+    with pytest.raises(DatabaseQueryError):
+        site.load("table=LOADS.ORDERS files='k/*.csv'")
+    monkeypatch.undo()
+    assert path.exists() and sorted(p.name for p in path.parent.iterdir()) == ["orders.csv"]  # put back
+
+    claimed = path.with_name(load_module.CLAIM_PREFIX + path.name)  # as a run killed while loading leaves it
+    path.rename(claimed)
+    site.drop("k/orders.csv", HEADER + "2,second,1,\n")  # and a new version uploaded meanwhile
+    report = site.load("table=LOADS.ORDERS files='k/*.csv'")
+    assert report.message == "2 row(s) from 2 file(s); k/orders.csv: 1, k/orders.csv: 1"  # type: ignore[attr-defined]
+    assert [r[:2] for r in site.rows()] == [(1, "first"), (2, "second")]
+    assert not list(path.parent.iterdir())
+    ledger = site.session.fetchall("SELECT FILE_PATH FROM REDSYS.ADM_LOAD_FILE")
+    assert ledger == [("input/k/orders.csv",), ("input/k/orders.csv",)]
 
 
 def test_the_worker_logs_rows_loaded_and_a_bad_command_or_a_disabled_cfisrv_fails_clearly(site: Site) -> None:
