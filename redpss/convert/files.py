@@ -4,23 +4,28 @@ For data/input/<folder>/orders.json (JSON2CSV; PARQ2CSV alike with its own tag):
 
 1. the CSV is written to `.orders.json.json2csv.part` beside the source and fsynced;
 2. it is renamed to `.orders.json.json2csv.ready` (the commit point: the conversion is done and durable);
-3. the source is moved to data/archive/<folder>/orders.json;
-4. the CSV is renamed to `orders.csv`, where loaders see it.
+3. once the name orders.csv is free, it is renamed to `.orders.json.json2csv.archiving`: from here on this CSV is
+   shown whatever comes under the source's name later;
+4. the source is moved to data/archive/<folder>/orders.json;
+5. the CSV is renamed to `orders.csv`, where loaders see it.
 
 Names starting with a dot are never taken by a watcher (core.filestable), so a half-written CSV is never loaded.
-At start-up `recover()` finishes what a killed run left: a `.ready` file gets steps 3 and 4 (step 3 only if the source
-is still there), a `.part` file is removed and its source converted anew. A bad source goes to data/error/<folder>/
-with `<name>.reason` beside it (written first, so a source in error/ always has its reason).
+At start-up `recover()` finishes what a killed run left: a `.ready` file gets steps 3 to 5 (step 4 only if the source
+is still there), an `.archiving` file steps 4 and 5 (step 4 only if the source is still the version converted: not
+changed since step 3, by its ctime), a `.part` file is removed and its source converted anew. A bad source goes to
+data/error/<folder>/ with `<name>.reason` beside it (written first, so a source in error/ always has its reason).
 
 Only entries this converter wrote are acted on: a regular file owned by the daemon's user. Anything else under
 such a name (an sFTP user's file or folder called `.orders.json.json2csv.ready`) is left alone, and a step that fails
 for one entry is reported for it while the others go on, so no file in a user's folder can stop the converter.
 
 A source replaced or rewritten while it was converted (its inode, size or mtime differ after the last block) loses
-its `.part` and is converted again once steady. Steps 3 and 4 wait, the source left in place, while another file
-holds the CSV's name; a `.ready` whose source is already archived is published as soon as the name is free. A source
-written to or replaced while its `.ready` waited (its ctime newer than the `.ready`) loses that `.ready` and is
-converted again: the waiting CSV is of the version before.
+its `.part` and is converted again once steady. Steps 3 to 5 wait, the source left in place, while another file
+holds the CSV's name; an `.archiving` CSV (or a `.ready` one whose source is gone) is shown as soon as the name is
+free, before a newer CSV of that name. A source written to or replaced while its `.ready` waited (its ctime newer than
+the `.ready`) loses that `.ready` and is converted again: the waiting CSV is of the version before, which its sender
+corrected. A new upload under the name of a source already archived (a stop between steps 4 and 5) is no such
+correction: the `.archiving` CSV is shown, the new upload converted on its own turn.
 """
 
 from __future__ import annotations
@@ -61,8 +66,13 @@ class Naming:
     def ready(self, source: Path) -> Path:
         return source.with_name(f".{source.name}.{self.tag}.ready")
 
-    def source_of(self, ready: Path) -> Path:
-        return ready.with_name(ready.name[1 : -len(f".{self.tag}.ready")])
+    def archiving(self, source: Path) -> Path:
+        return source.with_name(f".{source.name}.{self.tag}.archiving")
+
+    def source_of(self, committed: Path) -> Path:
+        """The source of a `.ready` or `.archiving` file."""
+        ending = f".{self.tag}.ready" if committed.name.endswith(".ready") else f".{self.tag}.archiving"
+        return committed.with_name(committed.name[1 : -len(ending)])
 
     def too_long(self, source: Path) -> str | None:
         """Why the names this conversion needs do not fit the file system (255 bytes per name); None when they do.
@@ -79,8 +89,8 @@ class Naming:
         """Why the conversion cannot write its temporary names: one is taken by something it did not write (a
         user's file or folder); None when both are free or its own."""
         part = self.part(source).name
-        try:  # the output's pieces too: .part, .part.1, ..., .part.joined (csvout.CsvSink), and .ready
-            names = {part, self.ready(source).name}
+        try:  # the output's pieces too: .part, .part.1, ..., .part.joined (csvout.CsvSink), .ready and .archiving
+            names = {part, self.ready(source).name, self.archiving(source).name}
             taken = [e for e in source.parent.iterdir() if e.name in names or e.name.startswith(part + ".")]
         except OSError:
             return None  # not listable: the conversion's own error says so
@@ -127,11 +137,15 @@ class ReplacedSince(Exception):
 
 
 def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
-    """Steps 3 and 4 for a committed conversion: archive the source (if still there), then show the CSV.
-    FileExistsError, with the source left in place, while another file holds the CSV's name: archived first, a
-    source whose CSV cannot be shown yet would be gone, and a new source of that name taken for it. ReplacedSince
-    when the source changed after the conversion (a corrected upload while the CSV waited for its name): archiving
-    it and showing the older CSV would load the old rows and put the new ones away unread."""
+    """Steps 3 to 5 for a committed conversion: take the CSV aside, archive the source (if still there), show the CSV.
+    An `.archiving` CSV of an earlier version of the source is shown first. FileExistsError, with the source left in
+    place, while another file holds the CSV's name: archived first, a source whose CSV cannot be shown yet would be
+    gone, and a new source of that name taken for it. ReplacedSince when the source changed after the conversion (a
+    corrected upload while the CSV waited for its name): archiving it and showing the older CSV would load the old
+    rows and put the new ones away unread."""
+    earlier = naming.archiving(source)
+    if written_by_us(earlier):
+        show(naming, paths, earlier)
     ready = naming.ready(source)
     target = naming.target(source)
     if target.exists() and not ready.samefile(target):
@@ -139,9 +153,23 @@ def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
     if _changed_after(source, ready):
         ready.unlink()
         raise ReplacedSince(f"{printable(source)} was written to or replaced after it was converted")
-    if source.exists():
+    aside = naming.archiving(source)
+    ready.rename(aside)
+    fsync_folder(aside.parent)
+    return show(naming, paths, aside)
+
+
+def show(naming: Naming, paths: InstancePaths, aside: Path) -> Path:
+    """Steps 4 and 5 for an `.archiving` CSV: archive its source if that is still the version converted (unchanged
+    since the CSV was taken aside, which set the `.archiving` file's ctime), then show the CSV under its name.
+    FileExistsError while another file holds that name."""
+    source = naming.source_of(aside)
+    target = naming.target(source)
+    if target.exists() and not aside.samefile(target):
+        raise FileExistsError(errno.EEXIST, f"{printable(target.name)} is still there (not yet loaded)", str(target))
+    if _unchanged_before(source, aside):
         archive(paths, source)
-    _link_once(ready, target)
+    _link_once(aside, target)
     return target
 
 
@@ -154,31 +182,43 @@ def _changed_after(source: Path, ready: Path) -> bool:
         return False
 
 
+def _unchanged_before(source: Path, aside: Path) -> bool:
+    """The source is there and did not change since `aside` was renamed (its ctime is older): the version converted.
+    A source uploaded or written to since, or in the same clock tick, is a new version: it gets its own turn."""
+    try:
+        return source.stat().st_ctime_ns < aside.stat().st_ctime_ns
+    except FileNotFoundError:
+        return False
+
+
 def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:
-    """Publish committed conversions whose source is already archived (their CSV's name was taken when they were
-    done), once the name is free; what was done, for the log."""
+    """Show committed conversions whose source is already archived or gone (their CSV's name was taken when they were
+    done, or a stop came before it was shown), once the name is free; what was done, for the log."""
     done = []
-    for ready in _committed(naming, folders):
-        source = naming.source_of(ready)
-        if source.exists() or naming.target(source).exists():
-            continue  # the source's own turn publishes it; or the name is still taken
+    for committed in _committed(naming, folders):
+        source = naming.source_of(committed)
+        target = naming.target(source)
+        aside = committed.name.endswith(".archiving")
+        if target.exists() or (source.exists() and not aside):
+            continue  # the name is still taken; or the source's own turn publishes it
         try:
-            publish(naming, paths, source)
+            show(naming, paths, committed) if aside else publish(naming, paths, source)
         except ReplacedSince as exc:  # a source of that name arrived since the look above: its own turn comes
             done.append(f"{exc}; it is converted again")
             continue
         except OSError as exc:
-            target = printable(naming.target(source).name)
-            done.append(f"cannot publish {printable(ready)} as {target} yet: {exc}; tried again")
+            done.append(f"cannot publish {printable(committed)} as {printable(target.name)} yet: {exc}; tried again")
             continue
-        done.append(f"published {printable(naming.target(source))}, converted before while its name was taken")
+        done.append(f"published {printable(target)}, converted before while its name was taken")
     return done
 
 
 def _committed(naming: Naming, folders: list[Path]) -> list[Path]:
-    """The `.ready` files this converter wrote in `folders` (a folder that cannot be listed is skipped)."""
-    ending = f".{naming.tag}.ready"
-    return [entry for entry in _hidden_entries(folders) if entry.name.endswith(ending) and written_by_us(entry)]
+    """The `.ready` and `.archiving` files this converter wrote in `folders` (a folder that cannot be listed is
+    skipped), the `.archiving` ones first: an earlier version's CSV is shown before a newer one of its name."""
+    endings = (f".{naming.tag}.archiving", f".{naming.tag}.ready")
+    found = [entry for entry in _hidden_entries(folders) if entry.name.endswith(endings) and written_by_us(entry)]
+    return sorted(found, key=lambda entry: not entry.name.endswith(endings[0]))
 
 
 def _hidden_entries(folders: list[Path]) -> list[Path]:
@@ -208,27 +248,32 @@ def _link_once(ready: Path, target: Path) -> None:
 def recover(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:
     """Finish or undo what a killed run left in `folders`; what was done, for the log."""
     done = []
-    for entry in _hidden_entries(folders):
-        ready, part = entry.name.endswith(f".{naming.tag}.ready"), f".{naming.tag}.part" in entry.name
-        if not (ready or part):
+    endings = (f".{naming.tag}.ready", f".{naming.tag}.archiving")
+    # .archiving first: the CSV of an archived version is shown before a newer one of the same name
+    for entry in sorted(_hidden_entries(folders), key=lambda entry: not entry.name.endswith(endings[1])):
+        committed, part = entry.name.endswith(endings), f".{naming.tag}.part" in entry.name
+        if not (committed or part):
             continue
         if not written_by_us(entry):
             done.append(f"{printable(entry)} left alone: named like a file of {naming.tag}, but not a file it wrote")
             continue
         try:
-            done.append(_finish(naming, paths, entry) if ready else _undo(entry))
+            done.append(_finish(naming, paths, entry) if committed else _undo(entry))
         except OSError as exc:
             done.append(f"could not recover {printable(entry)}: {exc}; its source's next turn tries again")
     return done
 
 
-def _finish(naming: Naming, paths: InstancePaths, ready: Path) -> str:
-    source = naming.source_of(ready)
+def _finish(naming: Naming, paths: InstancePaths, committed: Path) -> str:
+    source = naming.source_of(committed)
     target = naming.target(source)
-    if target.exists() and not ready.samefile(target):
-        return f"{printable(ready)} waits: {printable(target.name)} is still there"
+    if target.exists() and not committed.samefile(target):
+        return f"{printable(committed)} waits: {printable(target.name)} is still there"
     try:
-        publish(naming, paths, source)
+        if committed.name.endswith(".archiving"):
+            show(naming, paths, committed)
+        else:
+            publish(naming, paths, source)
     except ReplacedSince as exc:
         return f"{exc}; its older CSV was removed, and it is converted again"
     return f"finished the conversion of {printable(source)} (stopped before it was published)"

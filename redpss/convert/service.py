@@ -30,6 +30,7 @@ from redpss.convert.files import (
     publish_orphans,
     recover,
     reject,
+    show,
     written_by_us,
 )
 from redpss.core.config import Config
@@ -232,6 +233,9 @@ class ConvertService(Service):
     def _convert(self, source: Path, taken: FileState) -> None:
         """Convert `source`, as it was when it was found steady (`taken`): a change after that, even before the
         first block was read, drops the output."""
+        if written_by_us(self.naming.archiving(source)):  # converted, taken aside; archiving or showing it failed
+            show(self.naming, self.paths, self.naming.archiving(source))  # a newer source waits for the CSV's name
+            return
         if written_by_us(self.naming.ready(source)):  # converted before, but archiving or publishing failed: finish
             try:
                 publish(self.naming, self.paths, source)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from redpss.convert import files as files_module
 from redpss.convert.files import (
     Naming,
     ReplacedSince,
@@ -18,6 +19,9 @@ from redpss.convert.files import (
     recover,
     reject,
 )
+from redpss.convert.service import ConvertService
+from redpss.core.config import load_config, render_config
+from redpss.core.filestable import regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import NAME_MAX, move_file, printable
 from tests.convert.roundtrip import user_link
@@ -94,6 +98,62 @@ def test_a_source_uploaded_again_while_its_csv_waited_is_converted_again(instanc
         publish(NAMING, instance, source)
     assert not ready.exists() and not (instance.data_input / "o.csv").exists()
     assert source.read_text() == '{"id": 2}\n' and not (instance.data_archive / "o.json").exists()
+
+
+def test_a_source_uploaded_again_after_a_stop_between_archiving_and_showing_keeps_the_waiting_csv(
+    instance: InstancePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the source was archived, before its CSV was shown; the sender uploads a new version under the
+    same name before the converter is back. The waiting CSV is of the archived version: it is shown, and the new
+    version waits for its own conversion. Before, the new upload counted as a correction of the archived one and
+    the waiting CSV was deleted: the archived version's rows were never loaded."""
+    source = instance.data_input / "o.json"
+    source.write_text('{"id": 1}\n')
+    os.utime(source, ns=(time.time_ns() - 10**10,) * 2)
+    NAMING.ready(source).write_text('"id"\n1\n')  # committed
+
+    def killed(*_: object) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(files_module, "_link_once", killed)
+    with pytest.raises(SystemExit):
+        publish(NAMING, instance, source)
+    monkeypatch.undo()
+    assert (instance.data_archive / "o.json").read_text() == '{"id": 1}\n' and not source.exists()
+    source.write_text('{"id": 2}\n')  # the next upload, before the converter is back
+    recover(NAMING, instance, [instance.data_input])
+    assert (instance.data_input / "o.csv").read_text() == '"id"\n1\n'
+    assert source.read_text() == '{"id": 2}\n'  # not archived: converted on its own turn
+    assert sorted(p.name for p in instance.data_archive.iterdir()) == ["o.json"]
+    assert sorted(p.name for p in instance.data_input.iterdir()) == ["o.csv", "o.json"]
+    NAMING.ready(source).write_text('"id"\n2\n')  # its conversion: shown once the first CSV is loaded
+    with pytest.raises(FileExistsError, match=r"o\.csv is still there"):
+        publish(NAMING, instance, source)
+    (instance.data_input / "o.csv").unlink()
+    publish(NAMING, instance, source)
+    assert (instance.data_input / "o.csv").read_text() == '"id"\n2\n'
+    assert sorted(p.name for p in instance.data_archive.iterdir()) == ["o.json", "o.json.1"]
+
+
+def test_killed_after_taking_the_csv_aside_before_archiving_the_source_finishes_both(
+    instance: InstancePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = instance.data_input / "o.json"
+    source.write_text('{"id": 1}\n')
+    os.utime(source, ns=(time.time_ns() - 10**10,) * 2)
+    NAMING.ready(source).write_text('"id"\n1\n')
+
+    def killed(*_: object) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(files_module, "archive", killed)
+    with pytest.raises(SystemExit):
+        publish(NAMING, instance, source)
+    monkeypatch.undo()
+    assert source.exists() and not (instance.data_input / "o.csv").exists()
+    recover(NAMING, instance, [instance.data_input])
+    assert sorted(p.name for p in instance.data_input.iterdir()) == ["o.csv"]
+    assert (instance.data_archive / "o.json").read_text() == '{"id": 1}\n'
 
 
 def test_a_rejected_source_has_its_reason_beside_it_and_keeps_earlier_ones(instance: InstancePaths) -> None:
@@ -208,3 +268,30 @@ def test_a_step_of_recovery_that_fails_is_reported_and_the_others_go_on(instance
     assert sorted(line.split(": ")[0] for line in done) == [
         f"could not recover {NAMING.ready(data / f'{n}.json')}" for n in "ab"
     ]
+
+
+def test_a_conversion_whose_source_could_not_be_archived_is_finished_on_its_next_turn_not_converted_again(
+    instance: InstancePaths,
+) -> None:
+    """The converter's own path (ConvertService._convert): the CSV was taken aside but archiving the source failed
+    (its folder not writable, held for a while). The source's next turn archives it and shows that CSV; a second
+    conversion would have shown the same rows twice."""
+    instance.config_file.write_text(render_config({"DEFAULT": {"exa_password": "secret-pw"}}))
+    service = ConvertService("json", load_config(instance.config_file), instance)
+    source = instance.data_input / "o.json"
+    source.write_text('{"id": 1}\n')
+    os.utime(source, ns=(time.time_ns() - 10**10,) * 2)
+    NAMING.ready(source).write_text('"id"\n1\n')
+    instance.data_archive.rmdir()
+    instance.data_archive.write_text("a file where the archive folder should be")
+    with pytest.raises(OSError):
+        publish(NAMING, instance, source)
+    assert sorted(p.name for p in instance.data_input.iterdir()) == [".o.json.json2csv.archiving", "o.json"]
+    instance.data_archive.unlink()
+    instance.data_archive.mkdir()
+    state = regular_file_state(source)
+    assert state is not None
+    service._convert(source, state)
+    assert sorted(p.name for p in instance.data_input.iterdir()) == ["o.csv"]
+    assert (instance.data_input / "o.csv").read_text() == '"id"\n1\n'  # the CSV converted before, shown once
+    assert (instance.data_archive / "o.json").read_text() == '{"id": 1}\n'
