@@ -159,6 +159,8 @@ class Console:
         return self.render(request, "login.html", None, next=_local(request.query_params.get("next")))
 
     async def login(self, request: Request) -> Response:
+        if _cross_site(request):
+            return self.error_page(request, None, 403, CROSS_SITE)
         form = await _form(request)
         user, password, target = form.get("user", "").strip(), form.get("password", ""), _local(form.get("next"))
         if not user or not password:
@@ -183,6 +185,8 @@ class Console:
 
     async def logout(self, request: Request) -> Response:
         session = self.session_of(request)
+        if _cross_site(request):
+            return self.error_page(request, session, 403, CROSS_SITE)
         form = await _form(request)
         if session is not None and not self.keys.csrf_ok(session, form.get("csrf")):
             return self.error_page(request, session, 403, "the form is not one this console rendered (CSRF token)")
@@ -265,6 +269,22 @@ class Console:
         response.set_cookie(self.note_cookie, urllib.parse.quote(note), max_age=60, path=PREFIX, secure=True,
                             httponly=True, samesite="strict")  # fmt: skip
         return response
+
+
+CROSS_SITE = "the form was sent from a page of another site; log in and out from the console's own pages"
+
+
+def _cross_site(request: Request) -> bool:
+    """A form posted to the login or logout from another site's page. Neither has a session's CSRF token to check:
+    a login posted from elsewhere would log the browser in as the user the other site chose (login CSRF), and what
+    the person then does in the console happens under that user's name. Browsers say where a request comes from in
+    Sec-Fetch-Site (same-origin, or none for a typed address), else in Origin; a client that says neither is not a
+    browser another site could lead."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    return origin is not None and origin != f"https://{request.headers.get('host', '')}"
 
 
 def _local(target: str | None, default: str = f"{PREFIX}/") -> str:

@@ -268,7 +268,8 @@ def load_files(
         report.unsearchable.append(problem)
         log.warning("files=%r: %s", command.files, problem)
     # files an earlier run took aside and did not finish with first: they were settled when it took them
-    leftovers = sorted(paths.data_input.glob(_claimed_glob(command.files)))
+    claimed_glob = _claimed_glob(command.files)
+    leftovers = sorted(paths.data_input.glob(claimed_glob)) if claimed_glob else []
     for path in [*leftovers, *sorted(paths.data_input.glob(command.files))]:
         claimed_before = path.name.startswith(CLAIM_PREFIX)
         if (is_temporary_name(path.name) and not claimed_before) or regular_file_state(path) is None:
@@ -300,10 +301,11 @@ class Unreadable(Exception):
         )
 
 
-def _claimed_glob(files: str) -> str:
-    """The glob of the files of `files` that a run took aside (CLAIM_PREFIX) and did not finish with."""
+def _claimed_glob(files: str) -> str | None:
+    """The glob of the files of `files` that a run took aside (CLAIM_PREFIX) and did not finish with; None when the
+    last part is `**` (folders, no files: pathlib refuses `**` beside other characters)."""
     pattern = PurePosixPath(files)
-    return str(pattern.with_name(CLAIM_PREFIX + pattern.name))
+    return None if "**" in pattern.name else str(pattern.with_name(CLAIM_PREFIX + pattern.name))
 
 
 def _original(path: Path) -> Path:

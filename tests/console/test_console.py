@@ -273,3 +273,35 @@ def test_the_overview_shows_a_stopped_sched_as_down(page_of: Any, running: Runni
     assert page.locator("tr[data-daemon='redpss-sched'] .badge").inner_text() == "down"
     assert "redpss-sched is down" in page.locator("#problems").inner_text()
     shoot(page, artifacts, "overview-sched-down")
+
+
+def test_a_login_or_logout_posted_from_another_sites_page_is_refused(browser: Any, api: RestApi) -> None:
+    """Login CSRF: a page of another site posts the login form with its own user's credentials, which would log
+    this browser in as that user. The login and the logout carry no session's CSRF token, so the browser's word on
+    where the form comes from decides."""
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        for action in ("login", "logout"):
+            page.set_content(  # about:blank: another origin than the console
+                f'<form method="post" action="{api.base}/console/{action}">'
+                f'<input name="user" value="{READER[0]}"><input name="password" value="{READER[1]}">'
+                "<button>go</button></form>"
+            )
+            with page.expect_navigation():
+                page.get_by_role("button", name="go").click()
+            assert "sent from a page of another site" in page.locator("#error").inner_text()
+            assert not context.cookies()
+        refused = context.request.post(
+            f"{api.base}/console/login", form={"user": READER[0], "password": READER[1]},
+            headers={"Origin": "https://elsewhere.example"}, max_redirects=0,
+        )  # fmt: skip
+        assert refused.status == 403
+        page.goto(f"{api.base}/console/login")  # the console's own form still logs in
+        page.get_by_label("User").fill(READER[0])
+        page.get_by_label("Password").fill(READER[1])
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{api.base}/console/")
+        assert [c["name"] for c in context.cookies()] == ["redpss_console_TST1"]
+    finally:
+        context.close()

@@ -476,6 +476,12 @@ def test_a_file_a_run_claimed_before_it_ended_is_loaded_once_by_the_next(
     assert ledger == [("input/k/orders.csv",), ("input/k/orders.csv",)]
 
 
+def test_a_glob_ending_in_two_stars_names_folders_only_and_loads_nothing(site: Site) -> None:
+    site.drop("t/orders.csv", HEADER + "1,first,1,\n")
+    report = site.load("table=LOADS.ORDERS files='t/**'")  # pathlib: folders; the files taken aside are not looked for
+    assert report.message == "0 row(s) from 0 file(s)"  # type: ignore[attr-defined]
+
+
 def test_the_worker_logs_rows_loaded_and_a_bad_command_or_a_disabled_cfisrv_fails_clearly(site: Site) -> None:
     site.drop("z/orders.csv", HEADER + "1,widget,3,\n2,nut,4,\n")
     result = execute(request("table=LOADS.ORDERS files=z/*.csv"), site.session, site.paths, "LOADER-0")
