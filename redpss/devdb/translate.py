@@ -7,7 +7,8 @@ sqlglot transpiles with unsupported_level=RAISE, and on top of that this module:
   their size, as Exasol's do;
 - gives Exasol meaning to SYSDATE, SYSTIMESTAMP, CURRENT_TIMESTAMP, CURRENT_USER/SCHEMA/SESSION and FROM DUAL;
 - keeps ADD_DAYS/WEEKS/MONTHS/YEARS of a DATE a DATE (functions.py);
-- makes '' a NULL (Exasol has no empty string) and `a || b` skip NULLs (as Exasol's concatenation does);
+- makes '' a NULL (Exasol has no empty string), also the empty text a function makes (TRIM('  ')), and
+  `a || b` skip NULLs (as Exasol's concatenation does);
 - names unaliased result expressions after their Exasol text (COUNT(*) rather than DuckDB's count_star());
 - turns a call of a scalar script, SCHEMA.NAME(...), into a call of its DuckDB function (udf_calls.py).
 Only statement kinds listed here are passed on; anything else is refused by name.
@@ -351,7 +352,40 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
         replacement = _replacement(node, info)
         if replacement is not None and node is not tree:
             node.replace(replacement)
+    for text in list(tree.find_all(*_TEXT_FUNCTIONS)):  # after the replacements: `a || b` is a Concat by now
+        _empty_as_null(text)
     widen_timestamp_arguments(tree)
+
+
+# Functions whose text result may be empty (TRIM('  '), SUBSTR('abc', 5), REPLACE('x', 'x', '')): in Exasol that
+# is NULL, as a literal '' is. LTRIM/RTRIM are Trim, LPAD/RPAD Pad, INSERT Stuff, `||` a Concat.
+_TEXT_FUNCTIONS = (
+    exp.Concat,
+    exp.Initcap,
+    exp.Left,
+    exp.Lower,
+    exp.Pad,
+    exp.RegexpReplace,
+    exp.Repeat,
+    exp.Replace,
+    exp.Reverse,
+    exp.Right,
+    exp.Stuff,
+    exp.Substring,
+    exp.Translate,
+    exp.Trim,
+    exp.Upper,
+)
+
+
+def _empty_as_null(text: exp.Expr) -> None:
+    """Wrap `text` in NULLIF(text, ''), in place; the node itself moves into the wrapper, so text functions inside
+    it, found in the same walk, are wrapped too."""
+    if text.parent is None:
+        return
+    wrapper = exp.Nullif(expression=exp.Literal.string(""))
+    text.replace(wrapper)
+    wrapper.set("this", text)
 
 
 def _fail_on_zero_divisor(division: exp.Div) -> None:

@@ -64,6 +64,33 @@ def test_empty_string_is_null(conn: Any) -> None:
     assert conn.execute("SELECT REPLACE('abc', 'b', '') FROM DUAL").fetchval() == "ac"
 
 
+def test_an_empty_text_made_by_a_function_is_null_too(conn: Any) -> None:
+    """Exasol has no empty string also where a function makes one: TRIM('  ') is NULL, so IS NULL, COALESCE and
+    LENGTH see a NULL, and so does the row an INSERT ... SELECT stores."""
+    made = (
+        "TRIM('  ')",
+        "LTRIM(' ')",
+        "SUBSTR('abc', 5)",
+        "REPLACE('x', 'x', '')",
+        "REGEXP_REPLACE('aa', 'a', '')",
+        "LEFT('abc', 0)",
+        "RPAD('x', 0, 'y')",
+        "CONCAT(TRIM(' '), TRIM(' '))",
+        "TRIM(' ') || TRIM(' ')",
+        "LOWER(SUBSTR('a', 2))",
+        "TRANSLATE('a', 'a', '')",
+    )
+    for text in made:
+        row = conn.execute(f"SELECT {text} IS NULL, COALESCE({text}, 'none'), LENGTH({text}) FROM DUAL").fetchone()
+        assert row == (True, "none", None), text
+    assert conn.execute("SELECT TRIM(' a ') || '' || SUBSTR('xyz', 2) FROM DUAL").fetchval() == "ayz"
+    conn.execute("CREATE TABLE made (v VARCHAR(10))")
+    conn.execute("INSERT INTO made SELECT TRIM('   ') FROM DUAL")
+    assert conn.execute("SELECT COUNT(*) FROM made WHERE v IS NULL").fetchval() == 1
+    named = conn.execute("SELECT TRIM(' a ') FROM DUAL")
+    assert list(named.columns()) == ["TRIM(' a ')"] and named.fetchval() == "a"
+
+
 def test_views_keep_declared_types(conn: Any) -> None:
     conn.execute("CREATE TABLE a (k VARCHAR(12), n DECIMAL(5,1))")
     conn.execute("CREATE TABLE b (k VARCHAR(12), n DECIMAL(5,1))")
