@@ -61,6 +61,27 @@ def widen_timestamp_arguments(tree: exp.Expr) -> None:
                 node.set(key, call)
 
 
+# SECONDS_, MINUTES_ and HOURS_BETWEEN are fractional in Exasol (62.345 seconds; 0.9667 minutes between 12:00:02
+# and 12:01:00); DuckDB's date_diff counts the boundaries crossed (1 minute there), so they are the difference in
+# microseconds divided by the unit. DAYS_BETWEEN (whole days between the dates) is date_diff's meaning already.
+_FRACTIONAL_UNITS = {"SECOND": 1_000_000, "MINUTE": 60_000_000, "HOUR": 3_600_000_000}
+
+
+def between_call(node: exp.DateDiff) -> exp.Expr | None:
+    """SECONDS/MINUTES/HOURS_BETWEEN(a, b) as the fractional difference a - b in that unit; None for other units."""
+    unit = node.args.get("unit")
+    divisor = _FRACTIONAL_UNITS.get(unit.name.upper() if isinstance(unit, exp.Expr) else "")
+    if divisor is None:
+        return None
+    call = sqlglot.parse_one(
+        f"(epoch_us(CAST(NULL AS TIMESTAMP)) - epoch_us(CAST(NULL AS TIMESTAMP))) / {divisor}.0", read="duckdb"
+    )
+    later, earlier = (cast.this for cast in call.find_all(exp.Cast))
+    later.replace(node.this)
+    earlier.replace(node.expression)
+    return call
+
+
 def add_call(node: exp.DateAdd) -> exp.Expr | None:
     """ADD_DAYS/WEEKS/MONTHS/YEARS(d, n) as a call of its macro, or None for another unit (HOUR: TIMESTAMP anyway)."""
     unit = node.args.get("unit")

@@ -6,7 +6,7 @@ sqlglot transpiles with unsupported_level=RAISE, and on top of that this module:
   hands the declared Exasol types to the shadow catalog; a CREATE TABLE's text columns refuse values longer than
   their size, as Exasol's do;
 - gives Exasol meaning to SYSDATE, SYSTIMESTAMP, CURRENT_TIMESTAMP, CURRENT_USER/SCHEMA/SESSION and FROM DUAL;
-- keeps ADD_DAYS/WEEKS/MONTHS/YEARS of a DATE a DATE (functions.py);
+- keeps ADD_DAYS/WEEKS/MONTHS/YEARS of a DATE a DATE, and SECONDS/MINUTES/HOURS_BETWEEN fractional (functions.py);
 - makes '' a NULL (Exasol has no empty string), also the empty text a function makes (TRIM('  ')), and
   `a || b` skip NULLs (as Exasol's concatenation does);
 - names unaliased result expressions after their Exasol text (COUNT(*) rather than DuckDB's count_star());
@@ -26,7 +26,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from redpss.devdb.dialect import ExasolAsRead
 from redpss.devdb.errors import DevDbError, Unsupported
-from redpss.devdb.functions import add_call, widen_timestamp_arguments
+from redpss.devdb.functions import add_call, between_call, widen_timestamp_arguments
 from redpss.devdb.systables import KEYWORDS, SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
 from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
@@ -440,6 +440,8 @@ def _replacement(node: exp.Expr, info: SessionInfo) -> exp.Expr | None:  # noqa:
             return exp.Literal.number(info.session_id)
     if isinstance(node, exp.DateAdd):
         return add_call(node)
+    if isinstance(node, exp.DateDiff):
+        return between_call(node)
     if isinstance(node, exp.DPipe):
         return exp.Concat(expressions=[node.this, node.expression], safe=True, coalesce=True)
     if isinstance(node, exp.Literal) and node.is_string and node.this == "" and _empty_means_null(node):

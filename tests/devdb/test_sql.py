@@ -23,6 +23,22 @@ def test_common_exasol_functions(conn: Any) -> None:
     assert len(row[4]) == 26 and len(row[5]) == 10 and len(row[6]) == 26
 
 
+def test_seconds_minutes_and_hours_between_are_fractional_days_between_whole(conn: Any) -> None:
+    """As Exasol's own examples: the difference in the unit, fractions kept (DuckDB's date_diff counted the unit's
+    boundaries crossed: 1 minute between 12:00:02 and 12:01:00)."""
+    row = conn.execute(
+        "SELECT SECONDS_BETWEEN(TIMESTAMP '2000-01-01 12:01:02.345', TIMESTAMP '2000-01-01 12:00:00'), "
+        "MINUTES_BETWEEN(TIMESTAMP '2000-01-01 12:01:00', TIMESTAMP '2000-01-01 12:00:02'), "
+        "HOURS_BETWEEN(TIMESTAMP '2000-01-01 12:00:00', TIMESTAMP '2000-01-01 11:01:05.1'), "
+        "SECONDS_BETWEEN(TIMESTAMP '2000-01-01 00:00:00', TIMESTAMP '2000-01-01 00:00:01'), "
+        "SECONDS_BETWEEN(DATE '2000-01-02', DATE '2000-01-01'), SECONDS_BETWEEN(NULL, DATE '2000-01-01'), "
+        "DAYS_BETWEEN(TIMESTAMP '2000-01-02 00:00:01', TIMESTAMP '2000-01-01 23:59:59') FROM DUAL"
+    ).fetchone()
+    assert row[:3] == pytest.approx((62.345, 0.9666666666666667, 0.9819166666666667))
+    assert row[3:6] == (-1.0, 86400.0, None)
+    assert row[6] == 1
+
+
 def test_ddl_dml_and_merge(conn: Any) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0), name VARCHAR(40) UTF8, active BOOLEAN)")
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0))")  # kept as it was
