@@ -283,7 +283,8 @@ def test_a_login_or_logout_posted_from_another_sites_page_is_refused(browser: An
     try:
         page = context.new_page()
         for action in ("login", "logout"):
-            page.set_content(  # about:blank: another origin than the console
+            page.goto("about:blank")  # a page of another origin than the console's
+            page.set_content(
                 f'<form method="post" action="{api.base}/console/{action}">'
                 f'<input name="user" value="{READER[0]}"><input name="password" value="{READER[1]}">'
                 "<button>go</button></form>"
