@@ -282,8 +282,8 @@ def load_files(
             continue
         try:
             with _claimed(path) as claimed:
-                if claimed:  # else another LOAD run has it (two jobs' globs overlap, or a second run of this one)
-                    _load_file(request, session, paths, command, path=path, report=report)
+                if claimed is not None:  # else another LOAD run has it (globs overlap, or a second run of this one)
+                    _load_file(request, session, paths, command, path=claimed, report=report)
         except Unreadable as exc:  # the database, through CFISRV, could not read it either
             _reject(path, paths, report, str(exc))
     if report.rejected or report.stuck:
@@ -317,8 +317,8 @@ def _taken_aside(path: Path) -> Path | None:
     """`path` renamed within its folder to its CLAIM_PREFIX name, the flock held on it staying with it: the database
     then reads exactly this file, also when its sender uploads a new version under the name meanwhile (a new file,
     left for the next run). The path as it is for a name too long to take the prefix (loaded in place); None when
-    another run holds a file taken aside under that name (this one waits for the next run). OSError when the folder
-    does not let us rename it."""
+    another run holds a file taken aside under that name (this one is left for the next run). OSError when the
+    folder does not let us rename it."""
     if path.name.startswith(CLAIM_PREFIX):
         return path
     aside = path.with_name(CLAIM_PREFIX + path.name)
@@ -347,12 +347,15 @@ def _put_back(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _claimed(path: Path) -> Iterator[bool]:
-    """An exclusive flock on the file while this run loads it: True when held and `path` is still that file."""
+def _claimed(path: Path) -> Iterator[Path | None]:
+    """An exclusive flock on the file while this run loads it, and the file taken aside (`_taken_aside`): where it
+    lies now, or None when another run has it. A failure that is not the file's fault puts it back under its name
+    (`_put_back`). In a folder that does not let us rename it, it is loaded in place (as before that protection):
+    it cannot be archived either, which the run's message names with the fix."""
     try:
         handle = path.open("rb")
     except FileNotFoundError:
-        yield False  # loaded and moved by another run since the glob
+        yield None  # loaded and moved by another run since the glob
         return
     except PermissionError as exc:
         raise Unreadable(exc) from exc
@@ -360,14 +363,25 @@ def _claimed(path: Path) -> Iterator[bool]:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
+            yield None
             return
         try:
             mine = os.fstat(handle.fileno())
             still = (path.stat().st_dev, path.stat().st_ino) == (mine.st_dev, mine.st_ino)
         except FileNotFoundError:
             still = False  # moved by the run that held the lock before us
-        yield still
+        try:
+            aside = _taken_aside(path) if still else None
+        except OSError:
+            aside = path
+        if aside is None:
+            yield None
+            return
+        try:
+            yield aside
+        except BaseException:
+            _put_back(aside)
+            raise
 
 
 def _load_file(
@@ -379,32 +393,7 @@ def _load_file(
     path: Path,
     report: LoadReport,
 ) -> None:
-    """Take the file aside (`_taken_aside`), load it from there; a failure that is not the file's fault puts it back
-    under its name for the next run. In a folder that does not let us rename it, it is loaded in place (as before
-    that protection): it cannot be archived either, which the run's message names with the fix."""
-    try:
-        aside = _taken_aside(path)
-    except OSError:
-        aside = path
-    if aside is None:
-        report.waiting += 1
-        return
-    try:
-        _load_aside(request, session, paths, command, path=aside, report=report)
-    except BaseException:
-        _put_back(aside)
-        raise
-
-
-def _load_aside(
-    request: RunRequest,
-    session: DbSession,
-    paths: InstancePaths,
-    command: LoadCommand,
-    *,
-    path: Path,
-    report: LoadReport,
-) -> None:
+    """Load the file lying at `path` (taken aside, or in place) and archive it, or reject it to data/error."""
     relative = _original(path).relative_to(paths.data_input)
     remote = str(PurePosixPath("input", *relative.parts))  # the file's name, in the ledger and the messages
     read_from = str(PurePosixPath("input", *path.relative_to(paths.data_input).parts))  # what the database fetches

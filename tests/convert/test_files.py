@@ -100,6 +100,27 @@ def test_a_source_uploaded_again_while_its_csv_waited_is_converted_again(instanc
     assert source.read_text() == '{"id": 2}\n' and not (instance.data_archive / "o.json").exists()
 
 
+def _committed_conversion(instance: InstancePaths) -> Path:
+    """o.json, unchanged for 10 s, and its committed CSV (`.ready`)."""
+    source = instance.data_input / "o.json"
+    source.write_text('{"id": 1}\n')
+    os.utime(source, ns=(time.time_ns() - 10**10,) * 2)
+    NAMING.ready(source).write_text('"id"\n1\n')
+    return source
+
+
+def _publish_killed_at(monkeypatch: pytest.MonkeyPatch, step: str, instance: InstancePaths, source: Path) -> None:
+    """publish() stopped as by kill -9 when it comes to `step` (a function of redpss.convert.files)."""
+
+    def killed(*_: object) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(files_module, step, killed)
+    with pytest.raises(SystemExit):
+        publish(NAMING, instance, source)
+    monkeypatch.undo()
+
+
 def test_a_source_uploaded_again_after_a_stop_between_archiving_and_showing_keeps_the_waiting_csv(
     instance: InstancePaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,18 +128,8 @@ def test_a_source_uploaded_again_after_a_stop_between_archiving_and_showing_keep
     same name before the converter is back. The waiting CSV is of the archived version: it is shown, and the new
     version waits for its own conversion. Before, the new upload counted as a correction of the archived one and
     the waiting CSV was deleted: the archived version's rows were never loaded."""
-    source = instance.data_input / "o.json"
-    source.write_text('{"id": 1}\n')
-    os.utime(source, ns=(time.time_ns() - 10**10,) * 2)
-    NAMING.ready(source).write_text('"id"\n1\n')  # committed
-
-    def killed(*_: object) -> None:
-        raise SystemExit("killed")
-
-    monkeypatch.setattr(files_module, "_link_once", killed)
-    with pytest.raises(SystemExit):
-        publish(NAMING, instance, source)
-    monkeypatch.undo()
+    source = _committed_conversion(instance)
+    _publish_killed_at(monkeypatch, "_link_once", instance, source)
     assert (instance.data_archive / "o.json").read_text() == '{"id": 1}\n' and not source.exists()
     source.write_text('{"id": 2}\n')  # the next upload, before the converter is back
     recover(NAMING, instance, [instance.data_input])
@@ -138,18 +149,8 @@ def test_a_source_uploaded_again_after_a_stop_between_archiving_and_showing_keep
 def test_killed_after_taking_the_csv_aside_before_archiving_the_source_finishes_both(
     instance: InstancePaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = instance.data_input / "o.json"
-    source.write_text('{"id": 1}\n')
-    os.utime(source, ns=(time.time_ns() - 10**10,) * 2)
-    NAMING.ready(source).write_text('"id"\n1\n')
-
-    def killed(*_: object) -> None:
-        raise SystemExit("killed")
-
-    monkeypatch.setattr(files_module, "archive", killed)
-    with pytest.raises(SystemExit):
-        publish(NAMING, instance, source)
-    monkeypatch.undo()
+    source = _committed_conversion(instance)
+    _publish_killed_at(monkeypatch, "archive", instance, source)
     assert source.exists() and not (instance.data_input / "o.csv").exists()
     recover(NAMING, instance, [instance.data_input])
     assert sorted(p.name for p in instance.data_input.iterdir()) == ["o.csv"]
