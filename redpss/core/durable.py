@@ -46,3 +46,26 @@ def write_atomically(path: Path, chunks: Iterable[bytes], *, sync: bool = True, 
     temporary.replace(path)
     if sync:
         fsync_folder(path.parent)
+
+
+_RENAME_NOREPLACE = 1  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def rename_without_replacing(source: Path, target: Path) -> None:
+    """Rename `source` to `target`; FileExistsError, and nothing renamed, when `target` exists. One atomic step
+    (renameat2 with RENAME_NOREPLACE: glibc 2.28, RHEL 8's), so a file that appears under `target` at the same moment
+    (an upload) is never replaced; on a file system without it, a link and an unlink, which the kernel may refuse
+    for a file of another user (protected_hardlinks): then OSError, and nothing renamed either."""
+    import ctypes  # noqa: PLC0415 - loaded by the few callers only
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = libc.renameat2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+        return
+    code = ctypes.get_errno()
+    if code not in (errno.EINVAL, errno.ENOSYS):  # EINVAL: the file system cannot rename without replacing
+        raise OSError(code, os.strerror(code), str(source), None, str(target))
+    os.link(source, target)
+    source.unlink()

@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from redpss.core.config import Config, load_config
 from redpss.core.db import DbSession
@@ -40,7 +41,8 @@ from redpss.core.db.contract import CFI_CONNECTION
 from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import quoted_name, sql_literal
 from redpss.core.digits import is_decimal
-from redpss.core.filestable import FileState, is_stable_file, is_temporary_name, regular_file_state
+from redpss.core.durable import rename_without_replacing
+from redpss.core.filestable import FileState, is_temporary_name, regular_file_state, settled
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import MAKE_READABLE, advice, move_file
 from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched, reachable_below_data
@@ -267,17 +269,17 @@ def load_files(
     for problem in folders_a_glob_cannot_search(paths.data_input, command.files):
         report.unsearchable.append(problem)
         log.warning("files=%r: %s", command.files, problem)
-    # files an earlier run took aside and did not finish with first: they were settled when it took them
-    claimed_glob = _claimed_glob(command.files)
-    leftovers = sorted(paths.data_input.glob(claimed_glob)) if claimed_glob else []
+    # first the files an earlier run took aside and did not finish with (the same rule: nothing written for the
+    # interval), then those under their own names (pathlib's glob also gives hidden names: skipped as uploads are)
+    leftovers = taken_aside(paths.data_input, command.files)
     for path in [*leftovers, *sorted(paths.data_input.glob(command.files))]:
-        claimed_before = path.name.startswith(CLAIM_PREFIX)
-        if (is_temporary_name(path.name) and not claimed_before) or regular_file_state(path) is None:
-            continue  # an upload in progress, a folder or a link
+        state = regular_file_state(path)
+        if state is None or (is_temporary_name(path.name) and path not in leftovers):
+            continue  # an upload in progress (or a file taken aside by another job's run), a folder or a link
         if not reachable_below_data(paths.data, path):
             _skip_unreachable(path, paths, report)
             continue
-        if not claimed_before and not is_stable_file(path, interval, now):  # core.filestable's rule, as everywhere
+        if not settled(state, interval, now):  # core.filestable's rule, as everywhere
             report.waiting += 1
             continue
         try:
@@ -308,42 +310,51 @@ def _claimed_glob(files: str) -> str | None:
     return None if "**" in pattern.name else str(pattern.with_name(CLAIM_PREFIX + pattern.name))
 
 
+def taken_aside(data_input: Path, files: str) -> list[Path]:
+    """The files of the glob `files` below `data_input` that a LOAD run took aside and did not finish with (killed,
+    or a failure it could not put back under the name): the next run of a job whose glob names them loads them, and
+    a FILE watcher of that glob counts them, as it would have counted them under their own names."""
+    claimed = _claimed_glob(files)
+    return [p for p in sorted(data_input.glob(claimed)) if regular_file_state(p) is not None] if claimed else []
+
+
 def _original(path: Path) -> Path:
     """The name a file had before a run took it aside (CLAIM_PREFIX): the one it is known, logged and moved by."""
     return path.with_name(path.name.removeprefix(CLAIM_PREFIX))
 
 
-def _taken_aside(path: Path) -> Path | None:
-    """`path` renamed within its folder to its CLAIM_PREFIX name, the flock held on it staying with it: the database
-    then reads exactly this file, also when its sender uploads a new version under the name meanwhile (a new file,
-    left for the next run). The path as it is for a name too long to take the prefix (loaded in place); None when
-    another run holds a file taken aside under that name (this one is left for the next run). OSError when the
-    folder does not let us rename it."""
+def _taken_aside(path: Path, handle: IO[bytes]) -> Path | None:
+    """`path`, the file open as `handle` (flock held), renamed within its folder to its CLAIM_PREFIX name: the
+    database then reads exactly this file, also when its sender uploads a new version under the name meanwhile (a
+    new file, left for the next run). The path as it is for a name too long to take the prefix (loaded in place).
+    None when the file is not ours to load: another run holds a file taken aside under that name (this one is left
+    for the next run), the name is gone, or what was renamed is not the file we hold (a new version renamed over the
+    name just before: put back). OSError when the folder does not let us rename it."""
     if path.name.startswith(CLAIM_PREFIX):
         return path
     aside = path.with_name(CLAIM_PREFIX + path.name)
     if len(os.fsencode(aside.name)) > _NAME_MAX:
         return path
-    if os.path.lexists(aside):
-        # only a run holding a file of this name takes it aside, and we hold the one file of this name: the name
-        # stays taken until that other run has moved its file out
+    try:
+        rename_without_replacing(path, aside)
+    except (FileExistsError, FileNotFoundError):
         return None
-    path.rename(aside)
+    held, renamed = os.fstat(handle.fileno()), aside.lstat()
+    if (held.st_dev, held.st_ino) != (renamed.st_dev, renamed.st_ino):
+        _put_back(aside)
+        return None
     return aside
 
 
 def _put_back(path: Path) -> None:
     """A file taken aside and not moved out goes back to its own name, unless a new version was uploaded under that
-    name meanwhile (a link fails rather than replace it; so does a link the kernel refuses, protected_hardlinks):
-    it then stays aside, and the next run loads it from there."""
+    name meanwhile (never replaced: `rename_without_replacing`): it then stays aside, and the next run of the job
+    (or of a job a FILE watcher of its glob starts: `taken_aside`) loads it from there."""
     original = _original(path)
     if original == path:
         return
-    try:
-        os.link(path, original)
-    except OSError:
-        return
-    path.unlink()
+    with contextlib.suppress(OSError):
+        rename_without_replacing(path, original)
 
 
 @contextlib.contextmanager
@@ -371,7 +382,7 @@ def _claimed(path: Path) -> Iterator[Path | None]:
         except FileNotFoundError:
             still = False  # moved by the run that held the lock before us
         try:
-            aside = _taken_aside(path) if still else None
+            aside = _taken_aside(path, handle) if still else None
         except OSError:
             aside = path
         if aside is None:
@@ -424,7 +435,7 @@ def _load_file(
         except DatabaseQueryError as exc:
             if exc.passing or _NOT_THE_FILE.search(str(exc)):
                 raise
-            _reject(path, paths, report, str(exc))
+            _reject(path, paths, report, str(exc).replace(read_from, remote))  # the reason names the file's own name
             return
     report.loaded.append((str(relative), rows))
     if regular_file_state(path) != loaded_version:  # written again in place (a writer that had it open before)
@@ -437,7 +448,6 @@ def _load_file(
         _cannot_move(
             path, paths, report, exc, to="data/archive", then="the next run archives it without loading it again"
         )
-        _put_back(path)
         return
     log.info("%s: %d row(s) into %s, file archived", remote, rows, command.table)
 
@@ -471,7 +481,8 @@ def _reject(path: Path, paths: InstancePaths, report: LoadReport, reason: str) -
 
 def _cannot_move(path: Path, paths: InstancePaths, report: LoadReport, exc: OSError, *, to: str, then: str) -> None:
     """A file that stays in data/input because it cannot be moved to `to`: named in the run's message and logged at
-    ERROR with what to do; `then` says what happens to it."""
+    ERROR with what to do; `then` says what happens to it. A file taken aside goes back under its name."""
+    _put_back(path)
     relative = _original(path).relative_to(paths.data_input)
     why = f"cannot be moved to {to} ({exc}){advice(exc)}; {then}"
     report.stuck.append((str(relative), why))

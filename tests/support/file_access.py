@@ -17,6 +17,14 @@ WITHOUT_FILE_ACCESS_OVERRIDE = (
     "--bounding-set=-dac_override,-dac_read_search",
     "--",
 )
+# also without CAP_FOWNER, which the redsys user lacks too: the kernel then refuses a hard link to another user's
+# file it may not write (fs.protected_hardlinks)
+WITHOUT_FILE_ACCESS_OR_OWNER_OVERRIDE = (
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search,-fowner",
+    "--bounding-set=-dac_override,-dac_read_search,-fowner",
+    "--",
+)
 ANOTHER_USER = 1234  # an sFTP user's uid; the group stays root's, standing in for redftp
 
 
