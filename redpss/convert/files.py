@@ -4,15 +4,16 @@ For data/input/<folder>/orders.json (JSON2CSV; PARQ2CSV alike with its own tag):
 
 1. the CSV is written to `.orders.json.json2csv.part` beside the source and fsynced;
 2. it is renamed to `.orders.json.json2csv.ready` (the commit point: the conversion is done and durable);
-3. once the name orders.csv is free, it is renamed to `.orders.json.json2csv.archiving`: from here on this CSV is
-   shown whatever comes under the source's name later;
+3. once the name orders.csv is free, it is renamed to `.orders.json.json2csv.<key>.archiving`, the key naming the
+   version of the source converted (inode, size, mtime): from here on this CSV is shown whatever comes under the
+   source's name later;
 4. the source is moved to data/archive/<folder>/orders.json;
 5. the CSV is renamed to `orders.csv`, where loaders see it.
 
 Names starting with a dot are never taken by a watcher (core.filestable), so a half-written CSV is never loaded.
 At start-up `recover()` finishes what a killed run left: a `.ready` file gets steps 3 to 5 (step 4 only if the source
-is still there), an `.archiving` file steps 4 and 5 (step 4 only if the source is still the version converted: not
-changed since step 3, by its ctime), a `.part` file is removed and its source converted anew. A bad source goes to
+is still there), an `.archiving` file steps 4 and 5 (step 4 only if the source is still the version its key names),
+a `.part` file is removed and its source converted anew. A bad source goes to
 data/error/<folder>/ with `<name>.reason` beside it (written first, so a source in error/ always has its reason).
 
 Only entries this converter wrote are acted on: a regular file owned by the daemon's user. Anything else under
@@ -31,6 +32,7 @@ correction: the `.archiving` CSV is shown, the new upload converted on its own t
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import stat
@@ -39,10 +41,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redpss.core.durable import fsync_folder
+from redpss.core.filestable import FileState, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import NAME_MAX, move_file, printable
 
 log = logging.getLogger("redpss.convert.files")
+
+ARCHIVING = ".archiving"
+_KEY_DIGITS = 12  # hex digits of a version's key in an `.archiving` name
+_HEX = frozenset("0123456789abcdef")
+
+
+def version_key(version: FileState) -> str:
+    """A short key of one version of a source (inode, size, mtime: a replacement, or any write, changes it; a chmod
+    or a chown does not), for the name of its `.archiving` CSV."""
+    text = f"{version.inode}:{version.size}:{version.mtime_ns}".encode()
+    return hashlib.blake2b(text, digest_size=_KEY_DIGITS // 2).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -66,19 +80,40 @@ class Naming:
     def ready(self, source: Path) -> Path:
         return source.with_name(f".{source.name}.{self.tag}.ready")
 
-    def archiving(self, source: Path) -> Path:
-        return source.with_name(f".{source.name}.{self.tag}.archiving")
+    def archiving(self, source: Path, version: FileState) -> Path:
+        """The CSV of `source` taken aside before `version` of it is archived: the name says which version."""
+        return source.with_name(f".{source.name}.{self.tag}.{version_key(version)}{ARCHIVING}")
+
+    def is_archiving(self, name: str) -> bool:
+        """Whether `name` is that of an `.archiving` CSV of this converter: `.<source>.<tag>.<key>.archiving`."""
+        tail_length = len(self.tag) + _KEY_DIGITS + len(ARCHIVING) + 2
+        if not (name.startswith(".") and name.endswith(ARCHIVING) and len(name) > tail_length + 1):
+            return False
+        tail = name[-tail_length:]
+        key = tail[len(self.tag) + 2 : len(self.tag) + 2 + _KEY_DIGITS]
+        return tail.startswith(f".{self.tag}.") and all(c in _HEX for c in key)
+
+    def archiving_of(self, source: Path) -> list[Path]:
+        """The `.archiving` CSVs of `source` this converter wrote (any version; normally none or one)."""
+        prefix = f".{source.name}.{self.tag}."
+        try:
+            entries = [e for e in source.parent.iterdir() if e.name.startswith(prefix) and self.is_archiving(e.name)]
+        except OSError:
+            return []
+        return [entry for entry in sorted(entries) if written_by_us(entry)]
 
     def source_of(self, committed: Path) -> Path:
         """The source of a `.ready` or `.archiving` file."""
-        ending = f".{self.tag}.ready" if committed.name.endswith(".ready") else f".{self.tag}.archiving"
-        return committed.with_name(committed.name[1 : -len(ending)])
+        if committed.name.endswith(".ready"):
+            return committed.with_name(committed.name[1 : -len(f".{self.tag}.ready")])
+        return committed.with_name(committed.name[1 : -len(f".{self.tag}.{'0' * _KEY_DIGITS}{ARCHIVING}")])
 
     def too_long(self, source: Path) -> str | None:
         """Why the names this conversion needs do not fit the file system (255 bytes per name); None when they do.
-        The longest is that of the output's last part (`.<name>.<tag>.part.joined`, see csvout.CsvSink), which also
-        leaves room for its numbered segments."""
-        names = (self.part(source).name + ".joined", self.ready(source).name, self.target(source).name)
+        The longest is that of the CSV taken aside (`.<name>.<tag>.<key>.archiving`); the output's last part
+        (`.<name>.<tag>.part.joined`, see csvout.CsvSink) leaves room for its numbered segments."""
+        aside = self.archiving(source, FileState(0, 0, 0))
+        names = (self.part(source).name + ".joined", self.ready(source).name, aside.name, self.target(source).name)
         longest = max(len(os.fsencode(name)) for name in names)
         if longest <= NAME_MAX:
             return None
@@ -90,8 +125,15 @@ class Naming:
         user's file or folder); None when both are free or its own."""
         part = self.part(source).name
         try:  # the output's pieces too: .part, .part.1, ..., .part.joined (csvout.CsvSink), .ready and .archiving
-            names = {part, self.ready(source).name, self.archiving(source).name}
-            taken = [e for e in source.parent.iterdir() if e.name in names or e.name.startswith(part + ".")]
+            names = {part, self.ready(source).name}
+            aside = f".{source.name}.{self.tag}."
+            taken = [
+                e
+                for e in source.parent.iterdir()
+                if e.name in names
+                or e.name.startswith(part + ".")
+                or (e.name.startswith(aside) and self.is_archiving(e.name))
+            ]
         except OSError:
             return None  # not listable: the conversion's own error says so
         for entry in sorted(taken):
@@ -143,31 +185,32 @@ def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
     gone, and a new source of that name taken for it. ReplacedSince when the source changed after the conversion (a
     corrected upload while the CSV waited for its name): archiving it and showing the older CSV would load the old
     rows and put the new ones away unread."""
-    earlier = naming.archiving(source)
-    if written_by_us(earlier):
+    for earlier in naming.archiving_of(source):
         show(naming, paths, earlier)
     ready = naming.ready(source)
     target = naming.target(source)
     if target.exists() and not ready.samefile(target):
         raise FileExistsError(errno.EEXIST, f"{printable(target.name)} is still there (not yet loaded)", str(target))
+    version = regular_file_state(source)
     if _changed_after(source, ready):
         ready.unlink()
         raise ReplacedSince(f"{printable(source)} was written to or replaced after it was converted")
-    aside = naming.archiving(source)
+    aside = naming.archiving(source, version or FileState(0, 0, 0))  # a source already gone: no version to archive
     ready.rename(aside)
     fsync_folder(aside.parent)
     return show(naming, paths, aside)
 
 
 def show(naming: Naming, paths: InstancePaths, aside: Path) -> Path:
-    """Steps 4 and 5 for an `.archiving` CSV: archive its source if that is still the version converted (unchanged
-    since the CSV was taken aside, which set the `.archiving` file's ctime), then show the CSV under its name.
+    """Steps 4 and 5 for an `.archiving` CSV: archive its source if that is still the version converted (the one
+    the name says: the same inode, size and mtime; a chmod changes none of them), then show the CSV under its name.
     FileExistsError while another file holds that name."""
     source = naming.source_of(aside)
     target = naming.target(source)
     if target.exists() and not aside.samefile(target):
         raise FileExistsError(errno.EEXIST, f"{printable(target.name)} is still there (not yet loaded)", str(target))
-    if _unchanged_before(source, aside):
+    version = regular_file_state(source)
+    if version is not None and naming.archiving(source, version).name == aside.name:
         archive(paths, source)
     _link_once(aside, target)
     return target
@@ -182,27 +225,18 @@ def _changed_after(source: Path, ready: Path) -> bool:
         return False
 
 
-def _unchanged_before(source: Path, aside: Path) -> bool:
-    """The source is there and did not change since `aside` was renamed (its ctime is older): the version converted.
-    A source uploaded or written to since, or in the same clock tick, is a new version: it gets its own turn."""
-    try:
-        return source.stat().st_ctime_ns < aside.stat().st_ctime_ns
-    except FileNotFoundError:
-        return False
-
-
 def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:
     """Show committed conversions whose source is already archived or gone (their CSV's name was taken when they were
-    done, or a stop came before it was shown), once the name is free; what was done, for the log."""
+    done, or a stop came before it was shown), once the name is free; what was done, for the log. Those whose source
+    is there are left to the source's own turn, which keeps to its holds after a failure."""
     done = []
     for committed in _committed(naming, folders):
         source = naming.source_of(committed)
         target = naming.target(source)
-        aside = committed.name.endswith(".archiving")
-        if target.exists() or (source.exists() and not aside):
+        if target.exists() or source.exists():
             continue  # the name is still taken; or the source's own turn publishes it
         try:
-            show(naming, paths, committed) if aside else publish(naming, paths, source)
+            show(naming, paths, committed) if naming.is_archiving(committed.name) else publish(naming, paths, source)
         except ReplacedSince as exc:  # a source of that name arrived since the look above: its own turn comes
             done.append(f"{exc}; it is converted again")
             continue
@@ -216,9 +250,12 @@ def publish_orphans(naming: Naming, paths: InstancePaths, folders: list[Path]) -
 def _committed(naming: Naming, folders: list[Path]) -> list[Path]:
     """The `.ready` and `.archiving` files this converter wrote in `folders` (a folder that cannot be listed is
     skipped), the `.archiving` ones first: an earlier version's CSV is shown before a newer one of its name."""
-    endings = (f".{naming.tag}.archiving", f".{naming.tag}.ready")
-    found = [entry for entry in _hidden_entries(folders) if entry.name.endswith(endings) and written_by_us(entry)]
-    return sorted(found, key=lambda entry: not entry.name.endswith(endings[0]))
+    found = [entry for entry in _hidden_entries(folders) if _is_committed(naming, entry.name) and written_by_us(entry)]
+    return sorted(found, key=lambda entry: not naming.is_archiving(entry.name))
+
+
+def _is_committed(naming: Naming, name: str) -> bool:
+    return name.endswith(f".{naming.tag}.ready") or naming.is_archiving(name)
 
 
 def _hidden_entries(folders: list[Path]) -> list[Path]:
@@ -248,10 +285,9 @@ def _link_once(ready: Path, target: Path) -> None:
 def recover(naming: Naming, paths: InstancePaths, folders: list[Path]) -> list[str]:
     """Finish or undo what a killed run left in `folders`; what was done, for the log."""
     done = []
-    endings = (f".{naming.tag}.ready", f".{naming.tag}.archiving")
     # .archiving first: the CSV of an archived version is shown before a newer one of the same name
-    for entry in sorted(_hidden_entries(folders), key=lambda entry: not entry.name.endswith(endings[1])):
-        committed, part = entry.name.endswith(endings), f".{naming.tag}.part" in entry.name
+    for entry in sorted(_hidden_entries(folders), key=lambda entry: not naming.is_archiving(entry.name)):
+        committed, part = _is_committed(naming, entry.name), f".{naming.tag}.part" in entry.name
         if not (committed or part):
             continue
         if not written_by_us(entry):
@@ -270,7 +306,7 @@ def _finish(naming: Naming, paths: InstancePaths, committed: Path) -> str:
     if target.exists() and not committed.samefile(target):
         return f"{printable(committed)} waits: {printable(target.name)} is still there"
     try:
-        if committed.name.endswith(".archiving"):
+        if naming.is_archiving(committed.name):
             show(naming, paths, committed)
         else:
             publish(naming, paths, source)

@@ -172,7 +172,7 @@ class ConvertService(Service):
         self.last_progress = time.monotonic()
         started = time.monotonic()
         try:
-            await asyncio.to_thread(self._convert, source, state)
+            converted = await asyncio.to_thread(self._convert, source, state)
         except BadInput as exc:
             await self._set_aside(source, str(exc))
         except Cancelled:
@@ -198,9 +198,7 @@ class ConvertService(Service):
             reason = f"could not be converted ({type(exc).__name__}: {exc}); the converter's log has the details"
             await self._set_aside(source, reason)
         else:
-            log.info(
-                "converted %s to %s in %.1f s", printable(source), printable(target.name), time.monotonic() - started
-            )
+            _log_done(source, target, time.monotonic() - started if converted else None)
         finally:
             self.current = None
             self.tracker.forget(source)
@@ -230,16 +228,19 @@ class ConvertService(Service):
             printable(moved),
         )
 
-    def _convert(self, source: Path, taken: FileState) -> None:
+    def _convert(self, source: Path, taken: FileState) -> bool:
         """Convert `source`, as it was when it was found steady (`taken`): a change after that, even before the
-        first block was read, drops the output."""
-        if written_by_us(self.naming.archiving(source)):  # converted, taken aside; archiving or showing it failed
-            show(self.naming, self.paths, self.naming.archiving(source))  # a newer source waits for the CSV's name
-            return
+        first block was read, drops the output. False when only a CSV converted before was shown (its publishing
+        had failed or been stopped), and a newer version of the source, if any, waits for its own turn."""
+        earlier = self.naming.archiving_of(source)
+        if earlier:  # converted and taken aside, but archiving or showing failed; or a newer upload came since
+            for aside in earlier:
+                show(self.naming, self.paths, aside)
+            return False  # a newer source waits until the CSV shown is loaded
         if written_by_us(self.naming.ready(source)):  # converted before, but archiving or publishing failed: finish
             try:
                 publish(self.naming, self.paths, source)
-                return
+                return False
             except ReplacedSince as exc:  # a new version came while the CSV waited: it is converted now
                 log.info("%s; its older CSV was removed, and it is converted again", exc)
         try:
@@ -258,6 +259,7 @@ class ConvertService(Service):
             raise SourceChanged(str(exc)) from None
         self.converted += 1
         self.rows += rows
+        return True
 
     def _progress(self, rows: int) -> None:
         self.last_progress = time.monotonic()
@@ -285,3 +287,11 @@ class ConvertService(Service):
         self.wake.set()
         if self.worker is not None:
             await asyncio.wait({self.worker}, timeout=5.0)
+
+
+def _log_done(source: Path, target: Path, seconds: float | None) -> None:
+    """The INFO line of a source taken: converted in `seconds`, or (None) only its CSV converted before shown."""
+    if seconds is None:
+        log.info("showed %s, converted before from %s", printable(target.name), printable(source))
+    else:
+        log.info("converted %s to %s in %.1f s", printable(source), printable(target.name), seconds)
