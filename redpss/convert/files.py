@@ -178,8 +178,9 @@ class ReplacedSince(Exception):
     removed, and the source is converted again."""
 
 
-def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
-    """Steps 3 to 5 for a committed conversion: take the CSV aside, archive the source (if still there), show the CSV.
+def publish(naming: Naming, paths: InstancePaths, source: Path, converted: FileState | None = None) -> Path:
+    """Steps 3 to 5 for a committed conversion of `converted` (the version read; by default the source as it is now,
+    unchanged since the CSV was written): take the CSV aside, archive the source (if still that version), show it.
     An `.archiving` CSV of an earlier version of the source is shown first. FileExistsError, with the source left in
     place, while another file holds the CSV's name: archived first, a source whose CSV cannot be shown yet would be
     gone, and a new source of that name taken for it. ReplacedSince when the source changed after the conversion (a
@@ -191,11 +192,16 @@ def publish(naming: Naming, paths: InstancePaths, source: Path) -> Path:
     target = naming.target(source)
     if target.exists() and not ready.samefile(target):
         raise FileExistsError(errno.EEXIST, f"{printable(target.name)} is still there (not yet loaded)", str(target))
-    version = regular_file_state(source)
     if _changed_after(source, ready):
         ready.unlink()
         raise ReplacedSince(f"{printable(source)} was written to or replaced after it was converted")
-    aside = naming.archiving(source, version or FileState(0, 0, 0))  # a source already gone: no version to archive
+    version = converted or regular_file_state(source) or FileState(0, 0, 0)  # a source gone: no version to archive
+    aside = naming.archiving(source, version)
+    if len(os.fsencode(aside.name)) > NAME_MAX:  # committed before this step existed, for a name too long for it
+        if regular_file_state(source) == version:
+            archive(paths, source)
+        _link_once(ready, target)
+        return target
     ready.rename(aside)
     fsync_folder(aside.parent)
     return show(naming, paths, aside)

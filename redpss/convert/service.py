@@ -254,7 +254,7 @@ class ConvertService(Service):
             raise SourceChanged(f"{printable(source)} changed while it was converted")
         part.rename(self.naming.ready(source))  # the commit point (see redpss.convert.files)
         try:
-            publish(self.naming, self.paths, source)
+            publish(self.naming, self.paths, source, taken)
         except ReplacedSince as exc:  # replaced between the last look and the commit: converted again once steady
             raise SourceChanged(str(exc)) from None
         self.converted += 1

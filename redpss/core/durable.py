@@ -55,8 +55,9 @@ _AT_FDCWD = -100
 def rename_without_replacing(source: Path, target: Path) -> None:
     """Rename `source` to `target`; FileExistsError, and nothing renamed, when `target` exists. One atomic step
     (renameat2 with RENAME_NOREPLACE: glibc 2.28, RHEL 8's), so a file that appears under `target` at the same moment
-    (an upload) is never replaced; on a file system without it, a link and an unlink, which the kernel may refuse
-    for a file of another user (protected_hardlinks): then OSError, and nothing renamed either."""
+    (an upload) is never replaced. On a file system without it (NFS), a link and an unlink: the kernel may refuse the
+    link to a file of another user (protected_hardlinks; OSError, nothing renamed), and a stop between the two leaves
+    the file under both names."""
     import ctypes  # noqa: PLC0415 - loaded by the few callers only
 
     libc = ctypes.CDLL(None, use_errno=True)

@@ -129,7 +129,12 @@ def move_file(source: Path, folder: Path, reason: str | None = None, name: str |
 
 
 def _copy_then_remove(source: Path, target: Path) -> None:
-    """The move across file systems; whatever fails, the file is in one place only (its source) afterwards."""
+    """The move across file systems; whatever fails, the file is in one place only (its source) afterwards.
+
+    The copy takes as long as the file is large, and a sender may upload a new version under the name meanwhile:
+    the name is removed only if it still holds the file copied, unchanged. A new file on the name (renamed over it)
+    stays where it is, for its own turn, and the copy, of the file that was there before, is the move done; the file
+    copied written to meanwhile stays too, and the copy, which may hold half of each, goes (SetAsideError)."""
     if not os.access(source.parent, os.W_OK | os.X_OK):  # known before copying what could not be removed after
         denied = PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(source.parent))
         raise SetAsideError(denied, _fix(denied, source, "g+w"))
@@ -140,15 +145,23 @@ def _copy_then_remove(source: Path, target: Path) -> None:
         raise SetAsideError(exc, _fix(exc, source, "g+r")) from exc
     try:
         with src, partial.open("wb") as dst:
+            copied = os.fstat(src.fileno())
             shutil.copyfileobj(src, dst, 1 << 20)
             dst.flush()
             os.fsync(dst.fileno())
+            after = os.fstat(src.fileno())
+        if (after.st_size, after.st_mtime_ns) != (copied.st_size, copied.st_mtime_ns):
+            written = OSError(errno.EBUSY, "the file was written to while it was copied", str(source))
+            raise SetAsideError(written, "")
         partial.rename(target)
     except OSError:
-        partial.unlink(missing_ok=True)  # a full disk: no half copy left behind
+        partial.unlink(missing_ok=True)  # a full disk, or a file written meanwhile: no copy left behind
         raise
     try:
         fsync_folder(target.parent)
+        named = source.lstat()
+        if (named.st_dev, named.st_ino) != (copied.st_dev, copied.st_ino):
+            return  # a new file took the name while the one before was copied: it stays, for its own turn
         source.unlink()
     except FileNotFoundError:
         return  # removed meanwhile by someone else: the copy is the file now

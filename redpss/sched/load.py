@@ -44,7 +44,7 @@ from redpss.core.digits import is_decimal
 from redpss.core.durable import rename_without_replacing
 from redpss.core.filestable import FileState, is_temporary_name, regular_file_state, settled
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import MAKE_READABLE, advice, move_file
+from redpss.core.setaside import MAKE_READABLE, advice, move_file, printable
 from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched, reachable_below_data
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
@@ -53,7 +53,7 @@ log = logging.getLogger("redpss.sched.load")
 
 CONNECTION = CFI_CONNECTION  # REDSYS_CFI, which db_install creates: ftps://<db_callback_host>:<cfi_port>/
 LEDGER = "REDSYS.ADM_LOAD_FILE"
-CLAIM_PREFIX = ".redpss-loading."  # a file taken aside while it loads: a dot name, which every glob of ours skips
+CLAIM_PREFIX = ".redpss-loading."  # a file taken aside while it loads: a hidden name, passed over as uploads' are
 _NAME_MAX = 255  # bytes in a file name (NAME_MAX)
 EXAMPLE = "table=APP1.ORDERS files='orders/*.csv' skip=1 column_separator=';'"
 HEADER_MAX_CHARS = 1024 * 1024  # columns=header: the longest header line read (a table has at most 10,000 columns)
@@ -271,11 +271,11 @@ def load_files(
         log.warning("files=%r: %s", command.files, problem)
     # first the files an earlier run took aside and did not finish with (the same rule: nothing written for the
     # interval), then those under their own names (pathlib's glob also gives hidden names: skipped as uploads are)
-    leftovers = taken_aside(paths.data_input, command.files)
-    for path in [*leftovers, *sorted(paths.data_input.glob(command.files))]:
+    fresh = [p for p in sorted(paths.data_input.glob(command.files)) if not is_temporary_name(p.name)]
+    for path in [*taken_aside(paths.data_input, command.files), *fresh]:
         state = regular_file_state(path)
-        if state is None or (is_temporary_name(path.name) and path not in leftovers):
-            continue  # an upload in progress (or a file taken aside by another job's run), a folder or a link
+        if state is None:
+            continue  # a folder or a link
         if not reachable_below_data(paths.data, path):
             _skip_unreachable(path, paths, report)
             continue
@@ -383,7 +383,8 @@ def _claimed(path: Path) -> Iterator[Path | None]:
             still = False  # moved by the run that held the lock before us
         try:
             aside = _taken_aside(path, handle) if still else None
-        except OSError:
+        except OSError as exc:
+            log.info("%s is loaded in place: it cannot be taken aside (%s)", printable(path), exc)
             aside = path
         if aside is None:
             yield None

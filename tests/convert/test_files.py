@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +27,7 @@ from redpss.convert.service import ConvertService
 from redpss.core.config import load_config, render_config
 from redpss.core.filestable import regular_file_state
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import NAME_MAX, move_file, printable
+from redpss.core.setaside import NAME_MAX, SetAsideError, move_file, printable
 from tests.convert.roundtrip import user_link
 from tests.support.file_access import owned_by_another_user
 
@@ -235,6 +237,38 @@ def test_a_long_name_moves_across_file_systems(tmp_path: Path) -> None:
         assert moved.name == "a" * (NAME_MAX - 12 - 1 - 4) + "~.csv"  # room for `.tmp-` and `.reason`, `~` and `.csv`
 
 
+@pytest.mark.parametrize("how", ["renamed over", "written in place"])
+def test_a_move_across_file_systems_removes_the_name_only_while_it_holds_the_file_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The sender uploads a new version under the name while the old one is copied to the archive (seconds for a
+    large file): removing the name afterwards deleted the new version unread."""
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
+        source = Path(elsewhere) / "orders.json"
+        source.write_text("version 1\n")
+        copy = shutil.copyfileobj
+
+        def copy_while_uploaded(src: Any, dst: Any, length: int) -> None:
+            copy(src, dst, length)
+            if how == "renamed over":
+                (Path(elsewhere) / "orders.json.filepart").write_text("version 2\n")
+                (Path(elsewhere) / "orders.json.filepart").replace(source)
+            else:
+                with source.open("a") as same_file:
+                    same_file.write("more of version 1\n")
+
+        monkeypatch.setattr(shutil, "copyfileobj", copy_while_uploaded)  # what core.setaside copies with
+        if how == "renamed over":
+            moved = move_file(source, tmp_path / "archive")
+            assert moved.read_text() == "version 1\n"  # the file that was there is archived
+            assert source.read_text() == "version 2\n"  # the new one stays for its own turn
+        else:
+            with pytest.raises(SetAsideError, match="written to while it was copied"):
+                move_file(source, tmp_path / "archive")
+            assert source.read_text() == "version 1\nmore of version 1\n"
+            assert not list((tmp_path / "archive").iterdir())  # no copy that may hold half of each
+
+
 def test_recovery_leaves_entries_it_did_not_write_alone_and_goes_on(instance: InstancePaths) -> None:
     """An sFTP user's folder or file named like the converter's own: recovery (at every start) must neither act on
     it nor stop at it, so that no upload can keep the converter from starting."""
@@ -271,6 +305,37 @@ def test_a_step_of_recovery_that_fails_is_reported_and_the_others_go_on(instance
     assert sorted(line.split(": ")[0] for line in done) == [
         f"could not recover {NAMING.ready(data / f'{n}.json')}" for n in "ab"
     ]
+
+
+def test_the_version_converted_is_the_one_archived_even_when_the_clock_cannot_tell_a_replacement(
+    instance: InstancePaths,
+) -> None:
+    """The source is replaced between the conversion's last look and the commit, in the same tick of the file
+    system's clock as the CSV's last write (its ctime is then not newer): the version converted decides, so the new
+    upload is not archived unread."""
+    source = instance.data_input / "o.json"
+    source.write_text('{"id": 1}\n')
+    converted = regular_file_state(source)
+    (instance.data_input / "o.json.upload").write_text('{"id": 2}\n')
+    (instance.data_input / "o.json.upload").replace(source)
+    NAMING.ready(source).write_text('"id"\n1\n')  # written after the replacement: ctime cannot tell
+    publish(NAMING, instance, source, converted)
+    assert (instance.data_input / "o.csv").read_text() == '"id"\n1\n'
+    assert source.read_text() == '{"id": 2}\n' and not (instance.data_archive / "o.json").exists()
+
+
+def test_a_conversion_committed_before_the_archiving_step_existed_is_published_with_a_name_too_long_for_it(
+    instance: InstancePaths,
+) -> None:
+    """Names of 223 to 239 bytes fit `.ready` but not the `.archiving` name: a `.ready` left by the version before
+    (an upgrade) is published the way it was then."""
+    source = instance.data_input / ("a" * 225 + ".json")
+    source.write_text('{"id": 1}\n')
+    NAMING.ready(source).write_text('"id"\n1\n')
+    publish(NAMING, instance, source)
+    assert NAMING.target(source).read_text() == '"id"\n1\n'
+    assert (instance.data_archive / source.name).exists() and not source.exists()
+    assert sorted(p.name for p in instance.data_input.iterdir()) == [NAMING.target(source).name]
 
 
 def test_a_conversion_whose_source_could_not_be_archived_is_finished_on_its_next_turn_not_converted_again(
