@@ -278,13 +278,14 @@ def _cross_site(request: Request) -> bool:
     """A form posted to the login or logout from another site's page. Neither has a session's CSRF token to check:
     a login posted from elsewhere would log the browser in as the user the other site chose (login CSRF), and what
     the person then does in the console happens under that user's name. Browsers say where a request comes from in
-    Sec-Fetch-Site (same-origin, or none for a typed address), else in Origin; a client that says neither is not a
-    browser another site could lead."""
+    Sec-Fetch-Site (same-origin, or none for a typed address); older ones (Chromium before 76, Firefox before 90)
+    only in Origin, which they send as "null" from the console's own pages too (their Referrer-Policy is
+    no-referrer), so "null" passes there. A client that says neither is not a browser another site could lead."""
     site = request.headers.get("sec-fetch-site")
     if site is not None:
         return site not in ("same-origin", "none")
     origin = request.headers.get("origin")
-    return origin is not None and origin != f"https://{request.headers.get('host', '')}"
+    return origin not in (None, "null", f"https://{request.headers.get('host', '')}")
 
 
 def _local(target: str | None, default: str = f"{PREFIX}/") -> str:

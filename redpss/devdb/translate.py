@@ -357,35 +357,48 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
     widen_timestamp_arguments(tree)
 
 
-# Functions whose text result may be empty (TRIM('  '), SUBSTR('abc', 5), REPLACE('x', 'x', '')): in Exasol that
-# is NULL, as a literal '' is. LTRIM/RTRIM are Trim, LPAD/RPAD Pad, INSERT Stuff, `||` a Concat.
+# Functions whose text result may be empty (TRIM('  '), SUBSTR('abc', 5), REPLACE('x', 'x', ''), REGEXP_SUBSTR
+# without a match): in Exasol that is NULL, as a literal '' is. LTRIM/RTRIM are Trim, LPAD/RPAD Pad, INSERT Stuff,
+# REGEXP_SUBSTR RegexpExtract, `||` a Concat.
 _TEXT_FUNCTIONS = (
     exp.Concat,
     exp.Initcap,
     exp.Left,
     exp.Lower,
+    exp.Overlay,
     exp.Pad,
+    exp.RegexpExtract,
     exp.RegexpReplace,
     exp.Repeat,
     exp.Replace,
     exp.Reverse,
     exp.Right,
+    exp.Space,
     exp.Stuff,
     exp.Substring,
     exp.Translate,
     exp.Trim,
     exp.Upper,
 )
+# Functions whose other arguments than the first mean something else as NULL than as '' in Exasol (REPLACE(a, 'x',
+# NULL) deletes the matches, DuckDB's gives NULL): an empty text made there stays '', as the literal does
+_TEXT_ARGUMENTS = (exp.Replace, exp.RegexpReplace, exp.Translate, exp.Pad, exp.Stuff, exp.Overlay)
 
 
 def _empty_as_null(text: exp.Expr) -> None:
     """Wrap `text` in NULLIF(text, ''), in place; the node itself moves into the wrapper, so text functions inside
-    it, found in the same walk, are wrapped too."""
-    if text.parent is None:
+    it, found in the same walk, are wrapped too. A result column keeps its name (the Exasol text, as a query's own
+    columns are named), also in a derived table or a CREATE TABLE AS."""
+    parent = text.parent
+    if parent is None or (isinstance(parent, _TEXT_ARGUMENTS) and text.arg_key != "this"):
         return
     wrapper = exp.Nullif(expression=exp.Literal.string(""))
+    named = isinstance(parent, exp.Select) and text.arg_key == "expressions"
+    name = text.sql(dialect="exasol") if named else ""
     text.replace(wrapper)
     wrapper.set("this", text)
+    if named:
+        wrapper.replace(exp.alias_(wrapper.copy(), exp.to_identifier(name, quoted=True)))
 
 
 def _fail_on_zero_divisor(division: exp.Div) -> None:

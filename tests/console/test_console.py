@@ -306,3 +306,12 @@ def test_a_login_or_logout_posted_from_another_sites_page_is_refused(browser: An
         assert [c["name"] for c in context.cookies()] == ["redpss_console_TST1"]
     finally:
         context.close()
+    old_browser = browser.new_context(ignore_https_errors=True)
+    try:  # a browser without Sec-Fetch-Site posts the console's own form with Origin: null (no-referrer pages)
+        answer = old_browser.request.post(
+            f"{api.base}/console/login", form={"user": READER[0], "password": READER[1]},
+            headers={"Origin": "null"}, max_redirects=0,
+        )  # fmt: skip
+        assert answer.status == 303 and answer.headers["location"] == "/console/"
+    finally:
+        old_browser.close()

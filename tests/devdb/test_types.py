@@ -79,6 +79,7 @@ def test_an_empty_text_made_by_a_function_is_null_too(conn: Any) -> None:
         "TRIM(' ') || TRIM(' ')",
         "LOWER(SUBSTR('a', 2))",
         "TRANSLATE('a', 'a', '')",
+        "REGEXP_SUBSTR('abc', '[0-9]+')",
     )
     for text in made:
         row = conn.execute(f"SELECT {text} IS NULL, COALESCE({text}, 'none'), LENGTH({text}) FROM DUAL").fetchone()
@@ -89,6 +90,13 @@ def test_an_empty_text_made_by_a_function_is_null_too(conn: Any) -> None:
     assert conn.execute("SELECT COUNT(*) FROM made WHERE v IS NULL").fetchval() == 1
     named = conn.execute("SELECT TRIM(' a ') FROM DUAL")
     assert list(named.columns()) == ["TRIM(' a ')"] and named.fetchval() == "a"
+    conn.execute("CREATE TABLE trimmed AS SELECT TRIM(v) FROM made")  # a column named by its expression
+    assert list(conn.execute("SELECT * FROM trimmed").columns()) == ["TRIM(V)"]
+    assert list(conn.execute("SELECT * FROM (SELECT LOWER(v) FROM made)").columns()) == ["LOWER(V)"]
+    # where '' and NULL mean different things as an argument (REPLACE deletes the matches with either), an empty
+    # text made there stays what the literal '' is there
+    replaced = conn.execute("SELECT REPLACE('axb', 'x', TRIM('  ')), REPLACE('axb', TRIM('  '), 'y') FROM DUAL")
+    assert replaced.fetchone() == ("ab", "axb")
 
 
 def test_views_keep_declared_types(conn: Any) -> None:
