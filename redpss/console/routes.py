@@ -33,6 +33,7 @@ from redpss.rest import errors
 from redpss.rest.auth import AuthRefused, CannotCheck, TooManyAttempts
 from redpss.rest.errors import ApiError
 from redpss.rest.routekeys import JOB_KEY, MAX_ID
+from redpss.rest.sameorigin import another_site
 
 log = logging.getLogger("redpss.console")
 
@@ -159,7 +160,7 @@ class Console:
         return self.render(request, "login.html", None, next=_local(request.query_params.get("next")))
 
     async def login(self, request: Request) -> Response:
-        if _cross_site(request):
+        if another_site(request, null_origin_is_ours=True):
             return self.error_page(request, None, 403, CROSS_SITE)
         form = await _form(request)
         user, password, target = form.get("user", "").strip(), form.get("password", ""), _local(form.get("next"))
@@ -185,7 +186,7 @@ class Console:
 
     async def logout(self, request: Request) -> Response:
         session = self.session_of(request)
-        if _cross_site(request):
+        if another_site(request, null_origin_is_ours=True):
             return self.error_page(request, session, 403, CROSS_SITE)
         form = await _form(request)
         if session is not None and not self.keys.csrf_ok(session, form.get("csrf")):
@@ -272,20 +273,6 @@ class Console:
 
 
 CROSS_SITE = "the form was sent from a page of another site; log in and out from the console's own pages"
-
-
-def _cross_site(request: Request) -> bool:
-    """A form posted to the login or logout from another site's page. Neither has a session's CSRF token to check:
-    a login posted from elsewhere would log the browser in as the user the other site chose (login CSRF), and what
-    the person then does in the console happens under that user's name. Browsers say where a request comes from in
-    Sec-Fetch-Site (same-origin, or none for a typed address); older ones (Chromium before 76, Firefox before 90)
-    only in Origin, which they send as "null" from the console's own pages too (their Referrer-Policy is
-    no-referrer), so "null" passes there. A client that says neither is not a browser another site could lead."""
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        return site not in ("same-origin", "none")
-    origin = request.headers.get("origin")
-    return origin not in (None, "null", f"https://{request.headers.get('host', '')}")
 
 
 def _local(target: str | None, default: str = f"{PREFIX}/") -> str:

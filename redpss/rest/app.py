@@ -14,7 +14,6 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +34,7 @@ from redpss.rest.cache import Cached
 from redpss.rest.errors import ApiError
 from redpss.rest.metrics import render_metrics
 from redpss.rest.routekeys import JOB_KEY, MAX_ID
+from redpss.rest.sameorigin import another_site
 
 HEALTH_SECONDS = 1.0  # /health asks JMON and SCHED at most once a second per worker; load balancers poll often
 HEALTH_DAEMONS = frozenset({"jmon", "sched"})  # the API is healthy while these two serve
@@ -143,7 +143,7 @@ class Api:
     # --- who calls -------------------------------------------------------------------------------------------
     async def principal(self, request: Request, operate: bool = False) -> Principal:
         """The caller; with `operate`, one who may change things, in a request not made by another site's page."""
-        if operate and (site := _another_site(request)):
+        if operate and (site := another_site(request)):
             raise ApiError(
                 403,
                 f"a request from another site ({site}) may not change anything: a browser sends the Basic "
@@ -378,19 +378,6 @@ async def get_openapi(request: Request) -> Response:
     from redpss.rest.openapi import document  # noqa: PLC0415
 
     return json_response(document())
-
-
-def _another_site(request: Request) -> str:
-    """What shows that a browser sends this request from another site's page ("" when nothing does): its
-    Sec-Fetch-Site, or an Origin that is not this server. Browsers remember Basic credentials and add them to a
-    form another site posts here; scripts send neither header."""
-    fetch_site = request.headers.get("sec-fetch-site", "")
-    if fetch_site in ("cross-site", "same-site"):
-        return f"Sec-Fetch-Site: {fetch_site}"
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
-        return f"Origin: {origin[:100]}"
-    return ""
 
 
 def build_app(paths: InstancePaths, config: Config) -> Starlette:

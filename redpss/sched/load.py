@@ -44,7 +44,7 @@ from redpss.core.digits import is_decimal
 from redpss.core.durable import rename_without_replacing
 from redpss.core.filestable import FileState, is_temporary_name, regular_file_state, settled
 from redpss.core.paths import InstancePaths
-from redpss.core.setaside import MAKE_READABLE, advice, move_file, printable
+from redpss.core.setaside import MAKE_READABLE, NAME_MAX, advice, move_file, printable
 from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched, reachable_below_data
 from redpss.sched.commit import in_one_transaction
 from redpss.sched.runs import RunRequest
@@ -54,7 +54,6 @@ log = logging.getLogger("redpss.sched.load")
 CONNECTION = CFI_CONNECTION  # REDSYS_CFI, which db_install creates: ftps://<db_callback_host>:<cfi_port>/
 LEDGER = "REDSYS.ADM_LOAD_FILE"
 CLAIM_PREFIX = ".redpss-loading."  # a file taken aside while it loads: a hidden name, passed over as uploads' are
-_NAME_MAX = 255  # bytes in a file name (NAME_MAX)
 EXAMPLE = "table=APP1.ORDERS files='orders/*.csv' skip=1 column_separator=';'"
 HEADER_MAX_CHARS = 1024 * 1024  # columns=header: the longest header line read (a table has at most 10,000 columns)
 ROW_SEPARATORS = ("LF", "CRLF", "CR")
@@ -333,7 +332,7 @@ def _taken_aside(path: Path, handle: IO[bytes]) -> Path | None:
     if path.name.startswith(CLAIM_PREFIX):
         return path
     aside = path.with_name(CLAIM_PREFIX + path.name)
-    if len(os.fsencode(aside.name)) > _NAME_MAX:
+    if len(os.fsencode(aside.name)) > NAME_MAX:
         return path
     try:
         rename_without_replacing(path, aside)
