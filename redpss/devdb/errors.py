@@ -100,6 +100,8 @@ _EXASOL_WORDING: tuple[tuple[re.Pattern[str], str, str], ...] = (
         CONSTRAINT_VIOLATION,
     ),
     (re.compile(r"^Invalid Input Error: Division by zero"), "data exception - division by zero", "22012"),
+    # a refusal raised by error() in one of devdb's macros (functions.py)
+    (re.compile(r"^Invalid Input Error: (devdb does not support .*)"), "{0}", FEATURE_NOT_SUPPORTED),
     (  # the CHECK translate.py gives every VARCHAR(n)/CHAR(n) column of a CREATE TABLE
         re.compile(
             r'^Constraint Error: CHECK constraint failed on table "?([^"]+?)"? with expression '

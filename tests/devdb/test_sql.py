@@ -39,6 +39,34 @@ def test_seconds_minutes_and_hours_between_are_fractional_days_between_whole(con
     assert row[6] == 1
 
 
+def test_months_between_is_fractional_as_exasol_documents_it(conn: Any) -> None:
+    """Exasol's own examples (0.548387096774194 and 7); equal days and two last days of a month give whole months;
+    a timestamp's time is ignored. DuckDB's date_diff counted month boundaries: 1 for the first example."""
+    row = conn.execute(
+        "SELECT MONTHS_BETWEEN(DATE '2000-01-01', DATE '1999-12-15'), "
+        "MONTHS_BETWEEN(TIMESTAMP '2000-01-01 12:00:00', TIMESTAMP '1999-06-01 00:00:00'), "
+        "MONTHS_BETWEEN(DATE '2000-02-29', DATE '2000-01-31'), MONTHS_BETWEEN(DATE '2000-01-31', DATE '2000-03-02'), "
+        "MONTHS_BETWEEN(TIMESTAMP '2000-01-02 00:00:00', TIMESTAMP '2000-01-01 23:59:59'), "
+        "MONTHS_BETWEEN(NULL, DATE '2000-01-01') FROM DUAL"
+    ).fetchone()
+    assert row[:5] == pytest.approx((0.548387096774194, 7.0, 1.0, -2 + 29 / 31, 1 / 31))
+    assert row[5] is None
+
+
+def test_years_between_gives_whole_years_and_refuses_a_fraction_it_cannot_know(conn: Any) -> None:
+    """Whole years when month and day are equal (Exasol's example: 1); otherwise a clear refusal naming the
+    documented alternative, never DuckDB's count of year boundaries (1 between 2000-12-31 and 2001-01-01)."""
+    row = conn.execute(
+        "SELECT YEARS_BETWEEN(TIMESTAMP '2001-01-01 12:00:00', TIMESTAMP '2000-01-01 00:00:00'), "
+        "YEARS_BETWEEN(DATE '1990-05-17', DATE '2024-05-17'), YEARS_BETWEEN(NULL, DATE '2000-01-01') FROM DUAL"
+    ).fetchone()
+    assert row == (1.0, -34.0, None)
+    with pytest.raises(pyexasol.ExaQueryError) as refused:
+        conn.execute("SELECT YEARS_BETWEEN(DATE '2001-01-01', DATE '2000-12-31') FROM DUAL")
+    assert refused.value.code == "0A000"
+    assert "YEARS_BETWEEN" in refused.value.message and "MONTHS_BETWEEN(a, b) / 12" in refused.value.message
+
+
 def test_ddl_dml_and_merge(conn: Any) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0), name VARCHAR(40) UTF8, active BOOLEAN)")
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0))")  # kept as it was
