@@ -46,10 +46,34 @@ def setup(cursor: Any) -> None:
     cursor.execute(
         f"CREATE OR REPLACE MACRO {_SCHEMA}.{_MICROSECOND_TIMESTAMP}(a TIMESTAMP_MS) AS CAST(a AS TIMESTAMP), (a) AS a"
     )
+    cursor.execute(
+        f"CREATE OR REPLACE MACRO {_SCHEMA}.{_TEXT}(a DATE) AS CAST(a AS VARCHAR), "
+        f"(a TIMESTAMP) AS strftime(a, '{_TIMESTAMP_TEXT}'), (a) AS CAST(a AS VARCHAR)"
+    )
     for name, body in _CALENDAR_BETWEEN.items():
         cursor.execute(f"CREATE OR REPLACE MACRO {_SCHEMA}.{name}_dates(a, b) AS {body}")
         dates = f"{_SCHEMA}.{name}_dates(CAST(a AS DATE), CAST(b AS DATE))"
         cursor.execute(f"CREATE OR REPLACE MACRO {_SCHEMA}.{name}(a, b) AS {dates}")
+
+
+# A TIMESTAMP made text (CAST to CHAR/VARCHAR, TO_CHAR without a format, `||`) is written in Exasol's default
+# NLS_TIMESTAMP_FORMAT, YYYY-MM-DD HH24:MI:SS.FF6 (six digits always, as rows are fetched), where DuckDB's cast drops
+# a zero fraction and trailing zeros ('... 03:04:05', '... 03:04:05.12'). The macro is overloaded so that a DATE stays
+# YYYY-MM-DD (NLS_DATE_FORMAT) and every other type is cast as before.
+_TEXT = "exa_text"
+_TIMESTAMP_TEXT = "%Y-%m-%d %H:%M:%S.%f"
+_AS_GIVEN = (exp.Literal, exp.Null, exp.Placeholder, exp.Parameter)  # nothing to convert, or no type to choose by
+
+
+def as_exasol_text(value: exp.Expr) -> None:
+    """Replace `value`, in place, by the call that makes it text as Exasol does; literals and parameters stay."""
+    if isinstance(value, _AS_GIVEN):
+        return
+    call = sqlglot.parse_one(f"{_SCHEMA}.{_TEXT}(NULL)", read="duckdb")
+    value.replace(call)
+    function = call.find(exp.Anonymous)
+    if function is not None:
+        function.set("expressions", [value])
 
 
 def widen_timestamp_arguments(tree: exp.Expr) -> None:

@@ -26,7 +26,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from redpss.devdb.dialect import ExasolAsRead
 from redpss.devdb.errors import DevDbError, Unsupported
-from redpss.devdb.functions import add_call, between_call, widen_timestamp_arguments
+from redpss.devdb.functions import add_call, as_exasol_text, between_call, widen_timestamp_arguments
 from redpss.devdb.systables import KEYWORDS, SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
 from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
@@ -354,7 +354,33 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
             node.replace(replacement)
     for text in list(tree.find_all(*_TEXT_FUNCTIONS)):  # after the replacements: `a || b` is a Concat by now
         _empty_as_null(text)
+    _timestamps_as_exasol_text(tree)
     widen_timestamp_arguments(tree)
+
+
+def _timestamps_as_exasol_text(tree: exp.Expr) -> None:
+    """The values that CAST to CHAR/VARCHAR, TO_CHAR without a format and `||` make text, made text as Exasol does
+    (functions.as_exasol_text); a result column keeps the name it had."""
+    for node in list(tree.find_all(exp.Cast, exp.ToChar, exp.Concat)):
+        if isinstance(node, exp.Cast) and not _is_text_type(node.args.get("to")):
+            continue
+        if isinstance(node, exp.ToChar) and node.args.get("format") is not None:
+            continue
+        _keep_projection_name(node)
+        values = node.expressions if isinstance(node, exp.Concat) else [node.this]
+        for value in list(values):
+            if isinstance(value, exp.Expr):
+                as_exasol_text(value)
+
+
+def _is_text_type(target: object) -> bool:
+    return isinstance(target, exp.DataType) and target.is_type(*exp.DataType.TEXT_TYPES)
+
+
+def _keep_projection_name(node: exp.Expr) -> None:
+    """Alias a projection by its text before it is rewritten further, so its column is named as before."""
+    if isinstance(node.parent, exp.Select) and node.arg_key == "expressions":
+        node.replace(exp.alias_(node.copy(), exp.to_identifier(node.sql(dialect="exasol"), quoted=True)))
 
 
 # Functions whose text result may be empty (TRIM('  '), SUBSTR('abc', 5), REPLACE('x', 'x', ''), REGEXP_SUBSTR

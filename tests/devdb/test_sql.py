@@ -67,6 +67,35 @@ def test_years_between_gives_whole_years_and_refuses_a_fraction_it_cannot_know(c
     assert "YEARS_BETWEEN" in refused.value.message and "MONTHS_BETWEEN(a, b) / 12" in refused.value.message
 
 
+def test_a_timestamp_made_text_has_six_fraction_digits_as_exasol_writes_it(conn: Any) -> None:
+    """Exasol's default NLS_TIMESTAMP_FORMAT is YYYY-MM-DD HH24:MI:SS.FF6; DuckDB's cast wrote '... 03:04:05' for a
+    whole second and '... 03:04:05.12' for 120 ms. Dates stay YYYY-MM-DD; result columns keep their names."""
+    conn.execute("CREATE TABLE stamps (ts TIMESTAMP, note VARCHAR(40))")
+    conn.execute(
+        "INSERT INTO stamps VALUES (TIMESTAMP '2026-01-02 03:04:05', 'at '), "
+        "(TIMESTAMP '2026-01-02 03:04:05.12', 'at ')"
+    )
+    statement = conn.execute(
+        "SELECT TO_CHAR(ts), CAST(ts AS VARCHAR(30)), note || ts, CAST(ts AS CHAR(27)), "
+        "'day ' || DATE '2026-01-02', CAST(DATE '2026-01-02' AS VARCHAR(10)), 1 || 'x' FROM stamps ORDER BY ts"
+    )
+    assert list(statement.columns()) == [
+        "TO_CHAR(TS)",
+        "CAST(TS AS VARCHAR(30))",
+        "NOTE || TS",
+        "CAST(TS AS CHAR(27))",
+        "'day ' || CAST('2026-01-02' AS DATE)",
+        "CAST(CAST('2026-01-02' AS DATE) AS VARCHAR(10))",
+        "1 || 'x'",
+    ]
+    rows = statement.fetchall()
+    whole, fraction = "2026-01-02 03:04:05.000000", "2026-01-02 03:04:05.120000"
+    assert rows[0] == (whole, whole, "at " + whole, whole + " ", "day 2026-01-02", "2026-01-02", "1x")
+    assert rows[1][:3] == (fraction, fraction, "at " + fraction)
+    named = conn.execute("SELECT x FROM (SELECT 'a' || ts AS x FROM stamps) ORDER BY x").fetchall()
+    assert named == [("a" + whole,), ("a" + fraction,)]
+
+
 def test_ddl_dml_and_merge(conn: Any) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0), name VARCHAR(40) UTF8, active BOOLEAN)")
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0))")  # kept as it was
