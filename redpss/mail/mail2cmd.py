@@ -150,7 +150,7 @@ class _Handler:
         if not keeping.cancelled() and keeping.exception() is None:
             entry = keeping.result()
             try:
-                self.service.spool.done(entry)
+                self.service.spool.forget(entry)
             except OSError as exc:
                 log.error("cannot remove %s, kept for a session that ended before its 250: %s", entry.path, exc)
 

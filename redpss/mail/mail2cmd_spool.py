@@ -123,6 +123,14 @@ class CommandSpool:
                 return
         entry.path.unlink(missing_ok=True)
 
+    def forget(self, entry: Entry) -> None:
+        """Remove a command kept for a session that ended before its 250, key and all: its mail system sends the mail
+        again, and that copy must run (a `.done` would answer it "accepted before" after a restart, unrun). OSError
+        when the file cannot be removed; a removal the folder's fsync could not make durable may bring the command
+        back after a crash, to run once at the start, its copy then refused by its key."""
+        entry.path.unlink(missing_ok=True)
+        fsync_folder(self.folder)
+
     def keys(self, now: float) -> dict[str, float]:
         """key -> time of acceptance, of every command kept or done within REPLAY_WINDOW; older `.done` files go."""
         found: dict[str, float] = {}

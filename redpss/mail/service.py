@@ -225,7 +225,8 @@ class SendmailService(Service):
                     failure = exc
             if temporary:
                 mail.recipients = temporary  # the others have it: kept durably, or they would get it again
-                self._postpone(mail, "; ".join(f"{r}: {outcome.refused[r][1]}" for r in temporary), durable=True)
+                mail.narrowed = True
+                self._postpone(mail, "; ".join(f"{r}: {outcome.refused[r][1]}" for r in temporary))
             else:
                 self.waiting.pop(mail.mail_id, None)
                 self.sent += 1
@@ -242,13 +243,13 @@ class SendmailService(Service):
             assert outcome.result == RETRY
             self._postpone(mail, outcome.reply)
 
-    def _postpone(self, mail: SpooledMail, why: str, *, durable: bool = False) -> None:
+    def _postpone(self, mail: SpooledMail, why: str) -> None:
         redctl = self.config.redctl
         delay = retry_delay(mail.attempts, redctl.sendmail_retry_delay, redctl.sendmail_retry_max_delay)
         mail.next_try = time.time() + delay
         mail.last_error = why
         log.info("mail %s not sent (try %d): %s; next try in %.0f s", mail.mail_id, mail.attempts, why, delay)
-        self.spool.save_state(mail, durable=durable)
+        self.spool.save_state(mail)
 
     def _bury(self, mail: SpooledMail, reply: str, partial: bool = False) -> None:
         if not partial:
@@ -276,8 +277,7 @@ class SendmailService(Service):
         limit = self.config.redctl.sendmail_alert_age
         for mail in list(self.waiting.values()):
             if not mail.alerted and now - mail.accepted > limit:
-                mail.alerted = True
-                await asyncio.to_thread(self.spool.save_state, mail)
+                mail.alerted = True  # the ALERT first: a full disk must not keep it back (it is the only sign)
                 log.log(
                     ALERT,
                     "SENDMAIL: mail %s to %s has waited %.0f s (more than sendmail_alert_age = %.0f s) after %d "
@@ -290,6 +290,11 @@ class SendmailService(Service):
                     mail.last_error or "not tried yet",
                     extra={"SCHEMA": mail.schema} if mail.schema else None,
                 )
+                try:
+                    await asyncio.to_thread(self.spool.save_state, mail)
+                except OSError as exc:
+                    log.warning("mail %s: cannot note that its ALERT was given (%s); a restart gives it again",
+                                mail.mail_id, exc)  # fmt: skip
 
     def figures(self) -> dict[str, Any]:
         waiting = list(self.waiting.values())

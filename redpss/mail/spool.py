@@ -4,9 +4,9 @@ Each mail is one file `spool/<id>.mail` (a JSON envelope line, then the message 
 name, fsync'd, renamed into place and the folder fsync'd: after `put` returns, a crash or kill -9 cannot lose it,
 and a half-written file never looks like a mail (temporary names are removed at start). Retry state lives beside
 it in `<id>.state`, replaced atomically on each failed try; it is not fsync'd, since losing it only means that the
-mail is tried again sooner, except when it narrows the recipients (the relay took the mail for some of them): that
-one is fsync'd, or after a power cut the others would get it a second time. A mail the relay took is removed; one
-it refused for good moves to dead/ with the reply.
+mail is tried again sooner, except once it narrows the recipients (the relay took the mail for some of them): from
+then on every state of that mail is fsync'd, or after a power cut the others would get it a second time. A mail
+the relay took is removed; one it refused for good moves to dead/ with the reply.
 
 Delivery is at least once: only a crash between the relay's "250 OK" and the removal of the file sends a mail twice.
 """
@@ -40,6 +40,7 @@ class SpooledMail:
     next_try: float = 0.0
     last_error: str = ""
     alerted: bool = False
+    narrowed: bool = False  # the relay took it for some recipients: every later state is fsync'd (module's text)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def state(self) -> dict[str, Any]:
@@ -83,12 +84,14 @@ class Spool:
             file.readline()
             return file.read()
 
-    def save_state(self, mail: SpooledMail, *, durable: bool = False) -> None:
-        """The mail's retry state; `durable` when it names fewer recipients than before (see the module's text)."""
+    def save_state(self, mail: SpooledMail) -> None:
+        """The mail's retry state, fsync'd once it names fewer recipients than the envelope (see the module's text):
+        a later state written without fsync could come back empty after a power cut, and the envelope's recipients
+        that have the mail already would get it again."""
         with self.lock:
             if (self.folder / f"{mail.mail_id}{MAIL_SUFFIX}").exists():  # not sent or buried meanwhile
                 state = json.dumps(mail.state()).encode()
-                write_atomically(self.folder / f"{mail.mail_id}{STATE_SUFFIX}", [state], sync=durable)
+                write_atomically(self.folder / f"{mail.mail_id}{STATE_SUFFIX}", [state], sync=mail.narrowed)
 
     def remove(self, mail_id: str) -> None:
         """The relay took the mail: forget it (the folder is fsync'd, so a restart does not send it again)."""
@@ -147,10 +150,11 @@ class Spool:
                 path.replace(self.dead / path.name)
             return None
         state = read_state(path.with_suffix(STATE_SUFFIX))
+        recipients = list(state.get("recipients") or envelope["recipients"])
         return SpooledMail(
             mail_id,
             str(envelope["sender"]),
-            list(state.get("recipients") or envelope["recipients"]),
+            recipients,
             envelope.get("schema"),
             str(envelope.get("subject", "")),
             accepted_at(mail_id) or path.stat().st_mtime,
@@ -158,4 +162,5 @@ class Spool:
             next_try=float(state.get("next_try", 0.0)),
             last_error=str(state.get("last_error", "")),
             alerted=bool(state.get("alerted", False)),
+            narrowed=recipients != list(envelope["recipients"]),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from redpss.core.durable import TMP_PREFIX
@@ -43,3 +44,15 @@ def test_a_file_that_cannot_be_used_is_set_aside_once_and_named(tmp_path: Path) 
     assert len(problems) == 2 and all("kept as" in p and ".unreadable" in p for p in problems), problems
     assert any("is not a time" in p for p in problems)
     assert spool.left_over() == ([good], [])  # reported once
+
+
+def test_a_command_forgotten_before_its_250_leaves_no_key_behind(tmp_path: Path) -> None:
+    """A session that ended before the 250: the sender's mail system sends the mail again, so after a restart its
+    key must not answer that copy "accepted before" (a `.done` file kept it), and the command must not run."""
+    spool = CommandSpool(tmp_path / "commands")
+    kept = spool.accept("ops@example.com", "suspend", key="k-forgotten")
+    answered = spool.accept("ops@example.com", "status", key="k-answered")
+    spool.done(answered)
+    spool.forget(kept)
+    assert spool.keys(time.time()) == {"k-answered": answered.accepted}
+    assert spool.left_over() == ([], [])

@@ -288,9 +288,10 @@ def test_a_full_disk_while_relaying_keeps_the_relay_going_and_sends_the_mail_onc
 ) -> None:
     """The spool on a full tmpfs (a private mount namespace: a real ENOSPC for SENDMAIL alone). Before, the first
     state the relay loop could not write ended that loop with a traceback, and SENDMAIL with it. SENDMAIL keeps
-    pinging the watchdog meanwhile: restarts would free no space, only use up the unit's start limit."""
+    pinging the watchdog meanwhile: restarts would free no space, only use up the unit's start limit. The mail
+    passes sendmail_alert_age while the disk is full: its ALERT was lost (its mark could not be saved first)."""
     with SmtpRelay(tmp_path, "PLAIN", defer={"later@example.com"}) as relay:
-        mailer = mailer_for(relay)
+        mailer = mailer_for(relay, sendmail_alert_age="3")
         folder = spool_folder(mailer.paths)
         folder.mkdir(parents=True, exist_ok=True)
         private = PrivateTmp(folder, "4m")
@@ -309,6 +310,7 @@ def test_a_full_disk_while_relaying_keeps_the_relay_going_and_sends_the_mail_onc
             daemon.notify.wait_for("WATCHDOG", "1", nth=pings + 3, timeout=10)
             tries = daemon.log.count(f"mail {mail_id} not sent")
             wait_for(lambda: daemon.log.count(f"mail {mail_id} not sent") >= tries + 2, 30, what="tries going on")
+            wait_for(lambda: f"mail {mail_id} to later@example.com has waited" in daemon.log, 30, what="the ALERT")
             private.free()
             relay.defer.clear()
             relay.wait_for(1, 30)

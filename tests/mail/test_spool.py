@@ -37,6 +37,21 @@ def test_a_spooled_mail_is_loaded_again_with_its_state_and_leftovers_are_removed
     assert spool.message(first.mail_id) == b"Subject: first\r\n\r\nbody\r\n"
 
 
+def test_a_mail_whose_recipients_were_narrowed_is_known_as_such_after_a_restart(tmp_path: Path) -> None:
+    """Its later states are fsync'd too (a state written without could come back empty after a power cut, and the
+    recipients that have the mail would get it again): the restarted SENDMAIL must know it was narrowed."""
+    spool = Spool(tmp_path / "spool", tmp_path / "dead")
+    mail = SpooledMail(spool.new_id(), "redsys@x.example", ["a@example.com", "b@example.com"], None, "s", time.time())
+    spool.put(mail, b"Subject: s\r\n\r\nbody\r\n")
+    plain = new_mail(spool)
+    spool.save_state(plain)
+    mail.recipients, mail.narrowed = ["b@example.com"], True
+    spool.save_state(mail)
+    loaded = {m.mail_id: m for m in Spool(tmp_path / "spool", tmp_path / "dead").load()}
+    assert (loaded[mail.mail_id].recipients, loaded[mail.mail_id].narrowed) == (["b@example.com"], True)
+    assert loaded[plain.mail_id].narrowed is False
+
+
 def test_state_of_a_mail_already_sent_is_not_written_back(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", tmp_path / "dead")
     mail = new_mail(spool)
