@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -319,10 +319,13 @@ async def _form(request: Request) -> dict[str, str]:
     if is_decimal(declared) and len(declared) < 20 and int(declared) > MAX_FORM_BYTES:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise too_large
+    except ClientDisconnect:  # gone, or closed by the worker because the body did not come (rest/worker.py)
+        raise ApiError(408, "the form did not arrive in time") from None
     pairs = urllib.parse.parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
     return dict(pairs)
 

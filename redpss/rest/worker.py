@@ -10,7 +10,10 @@ uvicorn's h11 protocol starts no timer before a connection's first response: a c
 half a request head, stays open for good, and a few thousand of them (no login needed) take every descriptor of
 the worker, then the master's probe gets no answer and the watchdog restarts the unit until its start limit.
 `HeadDeadlineProtocol` closes a connection that has not sent a whole request head REQUEST_HEAD_TIMEOUT seconds
-after it was made or after its last response; `limit_concurrency` answers 503 beyond LIMIT_CONCURRENCY
+after it was made or after its last response, and one whose request body is still coming in at two looks in a row
+(10-20 s: the console's forms, the only bodies read, come with their head; a login POST whose body never came held
+its connection, and a thousand of them answered every request 503 while the probe still counted that an answer);
+`limit_concurrency` answers 503 beyond LIMIT_CONCURRENCY
 connections instead of taking more. Before either, the TLS handshake: asyncio gives a peer 60 seconds for it and
 uvicorn counts a connection only once it is done, so `HandshakeDeadlineLoop` (the worker's event loop) gives
 TLS_HANDSHAKE_TIMEOUT seconds instead.
@@ -49,6 +52,7 @@ class HeadDeadlineProtocol(H11Protocol):
     """uvicorn's h11 protocol; a connection must send a whole request head within REQUEST_HEAD_TIMEOUT."""
 
     _head_deadline: asyncio.TimerHandle | None = None
+    _body_cycle: object = None  # the request whose body was still coming in at the last look
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,11 +80,13 @@ class HeadDeadlineProtocol(H11Protocol):
         if self.transport.is_closing():
             return
         answered = self.cycle is None or self.cycle.response_complete
-        # no whole request head yet, or a body still coming in for a request already answered (the answer needed
-        # none of it: a 401 or 404): either way the connection serves nobody
-        if self.conn.their_state is h11.IDLE or (answered and self.conn.their_state is h11.SEND_BODY):
+        sending_body = self.conn.their_state is h11.SEND_BODY
+        # no whole request head yet, a body still coming in for a request already answered (the answer needed none
+        # of it: a 401 or 404), or a body still coming in at the second look: the connection serves nobody
+        if self.conn.their_state is h11.IDLE or (sending_body and (answered or self.cycle is self._body_cycle)):
             self.transport.close()
         else:
+            self._body_cycle = self.cycle if sending_body else None
             self._arm_head_deadline()  # a request under way: looked at again later
 
 
