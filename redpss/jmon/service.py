@@ -126,6 +126,9 @@ class JmonService(Service):
         self.housekeeping = Housekeeping(config, paths)  # the daemons' state in REDSYS; the DB logs' retention
         self.clone_guard: CloneGuard | None = None  # is the database ours (redpss.clone)? set once the secret is read
         self.clone_hold = ""  # why no job starts (a foreign database), "" when the database is this instance's
+        # the newest scheduled tick per job/watcher read from the run logs at start, kept until the first sync takes
+        # it: a first poll that fails (the database just back) must not lose the missed ticks' MISSED_POLICY
+        self.last_at_start: dict[Key, float] | None = None
 
     @property
     def suspended(self) -> bool:
@@ -162,7 +165,8 @@ class JmonService(Service):
         except DatabaseError as exc:
             await self._explain_db_failure(exc, "cannot read the run logs")
             last = {}
-        await self._poll(apply_timing=False, last_scheduled=last)
+        self.last_at_start = last
+        await self._poll(apply_timing=False)
         self.next_stats = self.clock() + self.config.redctl.jmon_stats_interval
         # Dispatching before the link is up would only log SCHED_UNAVAILABLE skips for ticks due at start.
         remaining = min(SCHED_WAIT_AT_START, self.sched_outage_limit) - (time.monotonic() - began)
@@ -300,9 +304,10 @@ class JmonService(Service):
     def _clone_check(self, session: DbSession) -> str:
         return self.clone_guard.check(session, self.config) if self.clone_guard is not None else ""
 
-    async def _poll(self, apply_timing: bool, last_scheduled: dict[Key, float] | None = None) -> dict[str, Any]:
+    async def _poll(self, apply_timing: bool) -> dict[str, Any]:
         self.next_poll = self.clock() + self.config.redctl.jmon_poll_interval
         if self.clone_hold:  # checked again at every poll: `redctl postclone` (or a fixed folder) ends it
+            self.last_at_start = None  # the run logs read at start were a foreign database's
             self.clone_hold = await self._db(self._clone_check)
             if self.clone_hold:
                 return {"ok": False, "error": self.clone_hold}
@@ -323,7 +328,8 @@ class JmonService(Service):
                 "invalid": len(self.invalid),
             }
         self.fingerprint, self.last_full_sync = fingerprint, now
-        report = self.schedule.sync(definitions, now, apply_timing=apply_timing, last_scheduled=last_scheduled)
+        report = self.schedule.sync(definitions, now, apply_timing=apply_timing, last_scheduled=self.last_at_start)
+        self.last_at_start = None
         self.definitions = {d.key: d for d in definitions}
         for key, reason in report.invalid.items():
             if self.invalid.get(key) != reason:

@@ -155,14 +155,17 @@ def run_log_writer(spool: Path, session: DbSession) -> RowWriter:
     return RowWriter("run log", spool, session, keys=KEYS)
 
 
-def record(writer: RowWriter, rows: list[LogRow], ticks: LoggedTicks | None = None) -> bool:
+def record(writer: RowWriter, rows: list[LogRow], ticks: LoggedTicks | None = None, *, if_absent: bool = False) -> bool:
     """Hand `rows` to the writer, their ticks to `ticks`; True once they are on disk, False when held in memory (the
-    spool failed)."""
+    spool failed). `if_absent`: a row is written only if its run (and attempt) has no row yet: the rows a restarted
+    SCHED writes for runs a killed one left, whose own rows may have reached the database just before the kill."""
     if ticks is not None:
         ticks.note((row.qualified_table, row.values) for row in rows)
     durable = True
     for table in dict.fromkeys(row.qualified_table for row in rows):
-        durable &= writer.append(table, [row.values for row in rows if row.qualified_table == table])
+        values = [row.values for row in rows if row.qualified_table == table]
+        keyed = table.rsplit(".", 1)[-1] in KEYS  # ADM_WATCHER_EXEC_ERROR has none: its rows are only ever added
+        durable &= writer.append(table, values, if_absent=if_absent and keyed)
     return durable
 
 

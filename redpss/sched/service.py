@@ -164,8 +164,10 @@ class SchedService(Service):
         await asyncio.to_thread(self.commits.close)
         await self.recorder.flushed()
         self.recorder.close()
+        # the records' last writes and removals first (every row is spooled by now): a stop forced before the writer
+        # is done then leaves no record of a run whose row is in the database
+        await asyncio.to_thread(self.inflight.close)
         await asyncio.to_thread(self.runlog.stop, 5.0 if kill else 15.0)
-        await asyncio.to_thread(self.inflight.close)  # the records' last writes and removals
 
     def _reconcile_interrupted(self) -> None:
         """Log the runs a previous SCHED accepted and never saw finish (it was killed) as INTERRUPTED: those it had
@@ -195,7 +197,7 @@ class SchedService(Service):
                     time.time(),
                     left.worker,
                 )
-                record(self.runlog, run_rows(request, result), self.ticks)
+                record(self.runlog, run_rows(request, result), self.ticks, if_absent=True)
                 _say_left_over(request, "was in flight", INTERRUPTED)
             self.inflight.finished(request.run_id)
 
@@ -205,7 +207,7 @@ class SchedService(Service):
             why = f"retry {request.attempt} not started: SCHED ended (killed?) while it waited for its time"
         else:
             why = "not started: SCHED ended (killed?) while this run waited in its queue"
-        record(self.runlog, run_rows(request, _result(request, INTERRUPTED, why)), self.ticks)
+        record(self.runlog, run_rows(request, _result(request, INTERRUPTED, why)), self.ticks, if_absent=True)
         _say_left_over(request, "was waiting to start", INTERRUPTED)
 
     async def _settle(self, left: LeftOver) -> None:
@@ -223,7 +225,7 @@ class SchedService(Service):
         result = await self.commits.decide(request, interrupted)
         if result is None:
             return  # stopping before the database answered: the next start decides
-        durable = await self.recorder.record(run_rows(request, result))
+        durable = await asyncio.to_thread(record, self.runlog, run_rows(request, result), self.ticks, if_absent=True)
         if durable and result.status == OK:
             self.commits.forget(request.run_id)
         self.inflight.finished(request.run_id)
@@ -361,11 +363,12 @@ class SchedService(Service):
         pool = self.pools[request.pool]
         if len(pool.queue) >= MAX_QUEUE:
             return {"ok": False, "reason": "POOL_FULL", "error": f"pool {pool.name} has {MAX_QUEUE} runs waiting"}
+        # on disk before the answer, so a kill -9 cannot lose it without a row: also a run started at once, whose
+        # in-flight record is written on the disk thread before a worker gets it (that write removes this line)
+        self.inflight.waiting(request, time.time())
         pool.queue.append(request)
         self._dispatch(pool)
         state = "started" if request.run_id in self.running else "queued"
-        if state == "queued":  # on disk before the answer, so a kill -9 cannot lose it without a row
-            self.inflight.waiting(request, time.time())
         log.debug(
             "%s %s.%s run %s from %s: %s",
             request.kind.lower(),

@@ -197,3 +197,27 @@ def test_appends_from_many_threads_are_all_on_disk_once(
     writer.start()
     wait_for(lambda: len(ids_in_table(devdb)) == 400, 30, what="400 rows in S1.T")
     assert ids_in_table(devdb) == sorted(on_disk)
+
+
+def test_rows_appended_if_absent_never_replace_or_repeat_a_row_of_their_keys(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    """What a restarted SCHED writes for a run a killed one left (INTERRUPTED) must not add a second row, nor replace
+    the row the run got just before the kill; rows of keys not yet in the table are written. Also when they were
+    read back from the spool (a restart before they reached the database)."""
+    with devdb.connect() as connection:
+        connection.execute("INSERT INTO S1.T VALUES (1, 'the run''s own row'), (2, 'another')")
+    spool = tmp_path / "rows.spool"
+    keyed = RowWriter("test rows", spool, session(devdb), flush_interval=0.05, keys={"T": ("ID",)})
+    writers.append(keyed)  # never started: a SCHED killed right after its append
+    assert keyed.append(TABLE, [{"ID": 1, "NAME": "interrupted"}, {"ID": 3, "NAME": "interrupted"}], if_absent=True)
+    restarted = RowWriter("test rows", spool, session(devdb), flush_interval=0.05, keys={"T": ("ID",)})
+    writers.append(restarted)
+    restarted.append(TABLE, [{"ID": 2, "NAME": "interrupted"}], if_absent=True)
+    restarted.start()
+    wait_for(lambda: restarted.backlog().rows == 0, 20, what="every row dealt with")
+    with devdb.connect() as connection:
+        rows = connection.execute("SELECT ID, NAME FROM S1.T ORDER BY ID").fetchall()
+    assert [(int(id_), name) for id_, name in rows] == [(1, "the run's own row"), (2, "another"), (3, "interrupted")]
+    with pytest.raises(ValueError, match="has no keys"):
+        make(writers, devdb, tmp_path / "other.spool").append(TABLE, [{"ID": 4}], if_absent=True)

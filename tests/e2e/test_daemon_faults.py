@@ -363,3 +363,36 @@ def test_a_jmon_restarted_while_a_tick_runs_does_not_start_that_tick_again(daemo
     assert seen == [(first, "OK", None)], seen  # no OVERLAP row for the tick beside its own run
     assert daemons.procs["sched"].log.count("job APP1.HOURLY_LOAD run") == 1  # one run of the tick, not two
     wait_for(lambda: not running_ids(), 30, what="the job free once its run ended")
+
+
+def test_a_run_whose_row_reached_the_database_before_sched_was_killed_is_not_logged_again(daemons: DaemonSet) -> None:
+    """The run log's writer inserts a row as soon as it is spooled; the run's in-flight record is removed after. A
+    kill -9 in between left the record of a run whose row was in ADM_JOB_LOG, and the next start logged it again:
+    INTERRUPTED beside its OK row. That state is made here by hand: the row there, the record left."""
+    add_job(daemons.inst, "APP1", 9, "QUICK", INTERVAL_SECONDS=3600)
+    daemons.inst.redctl("reload")
+    daemons.inst.redctl("start_job", "APP1.9")
+    done = rows_once_there(
+        daemons, "SELECT RUN_ID, STATUS FROM APP1.ADM_JOB_LOG WHERE JOB_ID = 9", 1, "the run's row in ADM_JOB_LOG"
+    )
+    run_id = str(done[0]["RUN_ID"])
+    assert done[0]["STATUS"] == "OK"
+    assert daemons.procs["sched"].stop() == 0
+    request = {
+        "run_id": run_id,
+        "kind": "JOB",
+        "schema": "APP1",
+        "id": 9,
+        "name": "QUICK",
+        "job_type": "NOOP",
+        "scheduled_at": time.time() - 5,
+    }
+    record = {"request": request, "started_at": time.time() - 5, "worker": "DEFAULT-1"}
+    (daemons.paths.tmp / "sched-running" / f"{run_id}.run").write_text(json.dumps(record))
+    daemons.procs["sched"].close()
+    daemons.start("sched")
+    sched = daemons.procs["sched"]
+    sched.wait_log(f"run {run_id} was in flight when SCHED ended")
+    sched.wait_log("1 row(s) for APP1.ADM_JOB_LOG not written: the table has a row of their keys already")
+    logged = rows(daemons, f"SELECT STATUS FROM APP1.ADM_JOB_LOG WHERE RUN_ID = '{run_id}'")
+    assert [r["STATUS"] for r in logged] == ["OK"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import redpss.sql
 from redpss.core.paths import InstancePaths
 from tests.support.daemons import DaemonProcess
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher, instance_config, started_instance
@@ -202,6 +203,37 @@ def test_missed_runs_across_a_jmon_restart_follow_each_jobs_policy(inst: Running
     assert "18 run(s) missed" in skipped[0]["MESSAGE"]
     assert len([r for r in job_log(inst, 11) if r["RUN_ID"] != "old-11"]) == 1
     assert ran[-1]["STATUS"] == "OK"
+
+
+def test_missed_runs_still_follow_their_policy_when_jmons_first_read_of_the_definitions_fails(
+    inst: RunningInstance, tmp_path: Path
+) -> None:
+    """JMON reads the run logs at start, then the definitions. When that first read failed (the database just back,
+    a view that cannot be read), the run logs' times were dropped and the next poll scheduled every job from now:
+    the ticks missed while RED-PSS was down were neither skipped (SKIP) nor made up (RUN_ONCE), without a row."""
+    assert inst.stop() == 0
+    database = DaemonProcess("redpss.devdb", inst.paths, tmp_path / "devdb-alone")
+    try:
+        database.wait_ready()
+        add_job(inst, "APP1", 10, "SKIP_MISSED", INTERVAL_SECONDS=600, MISSED_POLICY="SKIP", GRACE_SECONDS=60)
+        inst.db().execute(
+            "INSERT INTO APP1.ADM_JOB_LOG (RUN_ID, JOB_ID, SCHEDULED_AT, STATUS) VALUES "
+            "('old-10', 10, ADD_SECONDS(CURRENT_TIMESTAMP, -10800), 'OK')"
+        )
+        inst.db().execute("DROP TABLE APP1.ADM_WATCHER")  # REDSYS.ALL_ADM_WATCHER cannot be read: the first poll fails
+        inst.db().commit()
+        inst.db().close()
+        assert database.stop() == 0
+    finally:
+        database.close()
+    inst.start()
+    wait_for(lambda: "reading job definitions failed" in inst.output, 30, what="JMON's first poll failing")
+    schema = (Path(redpss.sql.__file__).parent / "app" / "001_app_schema.sql").read_text()
+    create = next(part for part in schema.split(";") if "{{SCHEMA}}.ADM_WATCHER (" in part)
+    inst.db().execute(create.replace("{{SCHEMA}}", "APP1"))
+    inst.db().commit()
+    skipped = wait_for(lambda: runs(inst, 10, "SKIPPED"), 60, what="job 10's missed runs recorded as one skip")
+    assert skipped[0]["SKIP_REASON"] == "MISSED" and "18 run(s) missed" in skipped[0]["MESSAGE"]
 
 
 def test_watcher_error_blocks_until_reset(inst: RunningInstance) -> None:

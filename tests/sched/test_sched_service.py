@@ -218,6 +218,23 @@ def test_noop_runs_finish_and_are_logged_in_the_spool_while_the_database_is_away
     assert daemon.stop() == 0
 
 
+def test_a_run_started_at_once_is_on_disk_before_its_answer(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """A run started at once got its in-flight record later, on SCHED's disk thread: a kill -9 right after the answer
+    "started" lost it without a row (JMON was told it started). Every accepted run is now a line of the waiting
+    journal before the answer; the journal is append-only, so the line is still there once the run has ended."""
+    _daemon, port = sched
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        request = run(id=7)
+        assert conn.request("submit", run=request)["state"] == "started"
+        finished_all(conn, {request["run_id"]})
+    lines = [json.loads(line) for line in (instance.tmp / "sched-waiting.journal").read_text().splitlines()]
+    assert [line.get("request", {}).get("run_id") for line in lines].count(request["run_id"]) == 1
+    assert {"done": request["run_id"]} in lines  # and no longer waiting once a worker got it
+
+
 LEFT_IN_FLIGHT = 40  # more than asyncio's default thread pool has threads on any machine (at most 32)
 
 

@@ -15,6 +15,9 @@ Delivery is at-least-once: a crash between a commit and its "done" line writes t
 For tables with key columns, a batch that may be such a second delivery (rows read back from the spool at start, or
 a batch whose INSERT lost the database, so that it may have committed) first deletes the rows of the same keys; a
 batch sent for the first time does not (that DELETE scans the table, each batch would cost more as the table grows).
+Rows appended `if_absent` (what a restarted daemon writes for work whose own row it cannot know was written, such as
+SCHED's INTERRUPTED row of a run a killed SCHED left) are written only where no row of the same keys exists yet, and
+never replace one.
 
 When the spool cannot be written (a full disk, no file descriptors left) nothing is dropped: the rows stay in
 memory and still go to the database, the writer retries the spool every round and says so at ERROR once per
@@ -38,7 +41,7 @@ from typing import IO, Any
 
 from redpss.core.db.errors import DatabaseError, DatabaseQueryError
 from redpss.core.db.session import DbSession
-from redpss.core.db.sqltext import delete_matching, insert_statement
+from redpss.core.db.sqltext import delete_matching, insert_statement, select_matching
 
 log = logging.getLogger("redpss.core.db.rowwriter")
 
@@ -80,9 +83,12 @@ class _Entry:
     table: str
     row: Mapping[str, Any]
     appended_at: float
+    if_absent: bool = False  # written only if no row of the same keys is in the table (see the module's text)
 
     def to_json(self) -> str:
         record = {"seq": self.seq, "at": self.appended_at, "table": self.table, "row": self.row}
+        if self.if_absent:
+            record["if_absent"] = True
         return json.dumps(record, default=str) + "\n"
 
 
@@ -128,15 +134,18 @@ class RowWriter:
         self._apply_cutoff()
 
     # -- the caller's side ----------------------------------------------------------------------------------------
-    def append(self, table: str, rows: Iterable[Mapping[str, Any]]) -> bool:
+    def append(self, table: str, rows: Iterable[Mapping[str, Any]], *, if_absent: bool = False) -> bool:
         """Queue `rows` for `table` (schema-qualified); True once they are on disk, False when they are held in
-        memory only because the spool cannot be written (they are still written to the database)."""
+        memory only because the spool cannot be written (they are still written to the database). `if_absent`: a
+        row is written only if the table has no row of its keys yet (the table must have keys)."""
+        if if_absent and not self._keys_of(table):
+            raise ValueError(f"{self.name}: rows for {table} cannot be written if absent: the table has no keys")
         now = time.time()
         with self._lock:
             entries = []
             for row in rows:
                 self._seq += 1
-                entries.append(_Entry(self._seq, table, dict(row), now))
+                entries.append(_Entry(self._seq, table, dict(row), now, if_absent))
             if not entries:
                 return True
             for entry in entries:
@@ -253,7 +262,13 @@ class RowWriter:
                         done.update(int(seq) for seq in record["done"])
                     else:
                         entries.append(
-                            _Entry(int(record["seq"]), str(record["table"]), dict(record["row"]), float(record["at"]))
+                            _Entry(
+                                int(record["seq"]),
+                                str(record["table"]),
+                                dict(record["row"]),
+                                float(record["at"]),
+                                bool(record.get("if_absent", False)),
+                            )
                         )
                 except (ValueError, KeyError, TypeError):
                     bad += 1
@@ -500,11 +515,19 @@ class RowWriter:
         fails. The sequence numbers of the rows dealt with; DatabaseError (not a refusal) when the database is away
         or the statement failed for a passing reason (timed out, aborted, a transaction collision)."""
         try:
-            columns = self.keys.get(table.rsplit(".", 1)[-1])
-            again = [e.row for e in entries if e.seq in self._maybe_sent] if columns else []
-            if columns and again:  # delivery is at least once: rows of an earlier delivery of this batch go first
+            columns = self._keys_of(table)
+            present = self._present(table, columns, entries)
+            if present:
+                log.info("%s: %d row(s) for %s not written: the table has a row of their keys already",
+                         self.name, len(present), table)  # fmt: skip
+            fresh = [e for e in entries if e.seq not in present]
+            # delivery is at least once: rows of an earlier delivery of this batch go first (never a row written
+            # only if absent: the row found there may be another's, which it must not replace)
+            again = [e.row for e in fresh if e.seq in self._maybe_sent and not e.if_absent] if columns else []
+            if columns and again:
                 self.session.execute(delete_matching(table, columns, again))
-            self.session.execute(insert_statement(table, [dict(e.row) for e in entries]))
+            if fresh:
+                self.session.execute(insert_statement(table, [dict(e.row) for e in fresh]))
             return [e.seq for e in entries]
         except DatabaseQueryError as exc:
             if exc.passing:
@@ -522,6 +545,20 @@ class RowWriter:
                     self._maybe_sent.add(entry.seq)  # as _write_batch marks a batch whose connection died
                 break  # the rows inserted so far are done; this one and the rest wait for the next batch
         return dealt
+
+    def _keys_of(self, table: str) -> Sequence[str] | None:
+        return self.keys.get(table.rsplit(".", 1)[-1])
+
+    def _present(self, table: str, columns: Sequence[str] | None, entries: list[_Entry]) -> set[int]:
+        """The sequence numbers of the `if_absent` entries whose keys the table holds already."""
+        asked = [e for e in entries if e.if_absent]
+        if not asked or not columns:
+            return set()
+        found = {
+            tuple(map(_key_text, row))
+            for row in self.session.fetchall(select_matching(table, columns, [e.row for e in asked]))
+        }
+        return {e.seq for e in asked if tuple(_key_text(e.row.get(c)) for c in columns) in found}
 
     def _reject(self, table: str, entries: list[_Entry], reason: str) -> list[_Entry]:
         """Set refused rows aside with the reason; the ones set aside (none when the file cannot be written)."""
@@ -573,3 +610,12 @@ def _end_of_last_line(handle: IO[bytes], size: int, block: int = 1 << 16) -> int
             return start + found + 1
         end = start
     return 0
+
+
+def _key_text(value: Any) -> str:
+    """A key value as text, so that a value read back (a DECIMAL as int or Decimal, a text) compares equal to the
+    one appended (an int, a str)."""
+    if value is None:
+        return ""
+    number = str(value)
+    return number[:-2] if number.endswith(".0") and number[:-2].lstrip("-").isdigit() else number

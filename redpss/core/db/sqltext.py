@@ -54,6 +54,17 @@ def insert_statement(table: str, rows: list[dict[str, Any]]) -> str:
 
 def delete_matching(table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     """One DELETE of the rows of `table` whose `columns` equal those of any of `rows` (NULL matches NULL)."""
+    return f"DELETE FROM {table} WHERE {_matching(columns, rows)}"  # noqa: S608 - values quoted, names our own
+
+
+def select_matching(table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """One SELECT of `columns` of the rows of `table` whose `columns` equal those of any of `rows`."""
+    names = ", ".join(map(column_name, columns))
+    return f"SELECT {names} FROM {table} WHERE {_matching(columns, rows)}"  # noqa: S608 - values quoted, names ours
+
+
+def _matching(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """The condition that `columns` equal those of any of `rows` (NULL matches NULL)."""
 
     def equal(column: str, value: Any) -> str:
         literal = sql_literal(value)
@@ -67,4 +78,4 @@ def delete_matching(table: str, columns: Sequence[str], rows: Sequence[Mapping[s
         # an IN list on the first key column first: it narrows the table to a few rows, so the chain of ORs is
         # checked on those only instead of on every row of the table
         condition = f"{column_name(columns[0])} IN ({', '.join(first)}) AND ({condition})"
-    return f"DELETE FROM {table} WHERE {condition}"  # noqa: S608 - values quoted by sql_literal, names our own
+    return condition
