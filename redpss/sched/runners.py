@@ -124,16 +124,21 @@ def _condition_holds(request: RunRequest, session: DbSession, paths: InstancePat
     # a file still being written does not count (core.filestable: the rule JSON2CSV and PARQ2CSV follow too)
     from redpss.core.config import load_config  # noqa: PLC0415 - FILE watchers only
     from redpss.core.filestable import is_stable_file, regular_file_state, settled  # noqa: PLC0415
-    from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched  # noqa: PLC0415
+    from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched, reachable_below_data  # noqa: PLC0415
     from redpss.sched.load import taken_aside  # noqa: PLC0415
 
     interval = load_config(paths.config_file).redctl.ingest_stable_seconds
     now = time.time()
-    if any(is_stable_file(path, interval, now) for path in paths.data_input.glob(pattern)):
+    # a file LOAD would not take (reached through a link leading out of the data tree) does not count either, or
+    # the watcher would start a LOAD that loads nothing at every check
+    if any(
+        is_stable_file(path, interval, now) and reachable_below_data(paths.data, path)
+        for path in paths.data_input.glob(pattern)
+    ):
         return True, ""
     for path in taken_aside(paths.data_input, pattern):  # left by a LOAD run that could not finish: still to load
         state = regular_file_state(path)
-        if state is not None and settled(state, interval, now):
+        if state is not None and settled(state, interval, now) and reachable_below_data(paths.data, path):
             return True, ""
     problems = folders_a_glob_cannot_search(paths.data_input, pattern)
     return False, ("; " + not_searched(problems)) if problems else ""

@@ -435,6 +435,28 @@ def test_file_watcher_starts_its_target_job(sched: tuple[DaemonProcess, int], in
     assert row["values"]["TARGET_RUN_ID"] == event["run_id"]
 
 
+def test_a_file_reached_through_a_link_leading_out_of_the_data_tree_does_not_hold_a_file_condition(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths, tmp_path: Path
+) -> None:
+    """A link made inside a user's folder (data/input/alice/to-carol leading to another user's folder): LOAD refuses
+    the files reached through it (they stay, with a WARNING). Counted by the watcher, such a file started a LOAD that
+    loaded nothing at every check, for good."""
+    _, port = sched
+    alice, carol = tmp_path / "alice", tmp_path / "carol"
+    alice.mkdir()
+    carol.mkdir()
+    (carol / "o1.csv").write_text("1,2\n")
+    os.utime(carol / "o1.csv", (time.time() - 3600, time.time() - 3600))  # settled
+    (instance.data_input / "alice").symlink_to(alice)  # a user's link, as redftp_useradd makes it
+    (alice / "to-carol").symlink_to(carol)
+    target = {"kind": "JOB", "schema": "APP1", "id": 7, "name": "LOAD_ORDERS", "job_type": "NOOP"}
+    watcher = run(kind="WATCHER", id=4, name="LINKED", condition_type="FILE", command="alice/*/*.csv", target=target)
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        conn.request("submit", run=watcher)
+        assert finished(conn, watcher["run_id"])["message"] == "condition does not hold"
+
+
 def test_a_suspended_instance_starts_no_retry_and_the_run_log_says_why(
     sched: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
