@@ -3,7 +3,8 @@
 Fields (JSON on the wire, in a SENDFILE job's COMMAND and in PSS_SENDFILE's arguments): `source` (SCHEMA.NAME of a
 table or view; unquoted names are upper-cased as in Exasol, "quoted" ones kept), `where` (optional SQL condition),
 `format` (CSV or PARQUET), exactly one destination: `to` (mail recipients) or `sftp` (a target's name from
-etc/sendfile.conf), and optionally `file_name`, `subject`, `body`, `schema` (whose LOG_MESSAGES gets the outcome).
+etc/sendfile.conf), and optionally `file_name`, `subject`, `body`, `schema` (whose LOG_MESSAGES gets the outcome) and
+`key` (the caller's name for the request: the same key again gets the first request's outcome, see outcomes.py).
 
 The condition is SQL run with RED-PSS's database user, as the database's own scripts and job definitions are: it may
 hold any expression, but neither a second statement, a comment, nor a parenthesis that would close the EXPORT's
@@ -28,7 +29,8 @@ _QUOTED_NAME = re.compile(r'"[^"\x00-\x1f]{1,128}"')
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
 _TARGET = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
 _SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
-_KNOWN = {"source", "where", "format", "to", "sftp", "file_name", "subject", "body", "schema", "column_names"}
+_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+_KNOWN = {"source", "where", "format", "to", "sftp", "file_name", "subject", "body", "schema", "column_names", "key"}
 
 
 class RequestInvalid(ValueError):
@@ -48,6 +50,7 @@ class FileRequest:
     body: str
     schema: str | None  # the application schema to report to (LOG_MESSAGES)
     column_names: bool  # CSV: the first line names the columns (Exasol's WITH COLUMN NAMES)
+    key: str = ""  # the caller's name for the request, "" for none (requests spooled before keys have none)
 
     @property
     def source(self) -> str:
@@ -179,6 +182,9 @@ def parse_request(request: dict[str, Any], now: dt.datetime | None = None) -> Fi
     column_names = request.get("column_names", True)
     if not isinstance(column_names, bool):
         raise RequestInvalid('"column_names" must be true or false')
+    key = request.get("key") or ""
+    if not (isinstance(key, str) and (not key or _KEY.fullmatch(key))):
+        raise RequestInvalid('"key" must be 1 to 128 letters, digits, _ . : - or absent')
     body = request.get("body") or f"{schema_name}.{object_name} as {kind}, attached."
     if not isinstance(body, str) or len(body) > 100_000:
         raise RequestInvalid('"body" must be text of at most 100000 characters')
@@ -194,4 +200,5 @@ def parse_request(request: dict[str, Any], now: dt.datetime | None = None) -> Fi
         body=body,
         schema=schema.upper() if isinstance(schema, str) else None,
         column_names=column_names,
+        key=key,
     )

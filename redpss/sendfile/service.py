@@ -1,9 +1,10 @@
 """The SENDFILE daemon: accepts export requests on sendfile_host:sendfile_port and carries them out one at a time.
 
 Requests (JSON lines, redpss.core.wire; docs/sendfile.md): `sendfile` {source, where?, format, to | sftp, file_name?,
-subject?, body?, schema?, wait?} is checked whole, spooled (file and folder fsync'd) and acknowledged durably; with
-`wait` the acknowledgement comes once the file is delivered (a SENDFILE job waits so its log row carries the
-outcome), or the refusal says why it failed. `ping`, `status`. Exports run one at a time in a worker thread, so
+subject?, body?, schema?, key?, wait?} is checked whole, spooled (file and folder fsync'd) and acknowledged durably;
+with `wait` the acknowledgement comes once the file is delivered (a SENDFILE job waits so its log row carries the
+outcome), or the refusal says why it failed. A request sent again under the `key` of one held or ended within a day
+gets that one's outcome (outcomes.py). `ping`, `status`. Exports run one at a time in a worker thread, so
 memory and the database's load stay bounded whatever arrives. Every outcome is a log line, and a LOG_MESSAGES row of
 the request's `schema` when it names one.
 """
@@ -42,6 +43,7 @@ from redpss.core.wire import (
     durable,
     unknown_op,
 )
+from redpss.sendfile.outcomes import Outcome, OutcomeStore
 from redpss.sendfile.queuestat import spool_folder
 from redpss.sendfile.request import FileRequest, RequestInvalid, parse_request
 from redpss.sendfile.spool import RequestSpool
@@ -74,6 +76,8 @@ class SendfileService(Service):
         self.config = config
         self.paths = paths
         self.spool = RequestSpool(spool_folder(paths))
+        self.outcomes = OutcomeStore(spool_folder(paths) / "outcomes")
+        self.keyed: dict[str, Job] = {}  # the requests held (queued or in progress) by their caller's key
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SENDFILE"))
         self.rows = RowWriter("SENDFILE outcomes", paths.tmp / "sendfile-messages.spool", self.session_for_rows())
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
@@ -81,7 +85,7 @@ class SendfileService(Service):
         self.current: Job | None = None
         self.idle = asyncio.Event()  # set while no request is being carried out
         self.idle.set()
-        self.closing = False  # draining: queued requests stay spooled for the next start
+        self.closing = False  # draining: no new request, queued ones stay spooled for the next start
         self.done = self.failed = 0
         self.last_error = ""
 
@@ -90,9 +94,15 @@ class SendfileService(Service):
         return DbSession(DbSettings.from_config(self.config, client_name="RED-PSS SENDFILE log"))
 
     async def start(self) -> None:
+        await asyncio.to_thread(self.outcomes.prune, time.time())
         for request_id, request in await asyncio.to_thread(self.spool.load):
+            ended = await asyncio.to_thread(self.outcomes.get, request.key, time.time()) if request.key else None
+            if ended is not None:
+                log.info("request %s had ended just before the last stop; not run again", request_id)
+                await asyncio.to_thread(self.spool.remove, request_id)
+                continue
             log.info("request %s from before the start runs again: %s", request_id, request.destination())
-            self.queue.put_nowait(Job(request_id, request))
+            self._enqueue(Job(request_id, request))
         self.server = JsonLineServer(
             self.handle,
             accepted_secrets(self.paths, "SENDFILE"),
@@ -117,6 +127,8 @@ class SendfileService(Service):
         return unknown_op(op, OPS)
 
     async def _accept(self, fields: Message, connection: Connection) -> Message:
+        if self.closing:
+            raise RequestError("SENDFILE is stopping; send the request again once it is back", Code.UNAVAILABLE)
         try:
             request = parse_request(fields)
             if request.sftp:
@@ -124,6 +136,11 @@ class SendfileService(Service):
         except (RequestInvalid, TargetError) as exc:
             log.warning("refused a request from %s at %s: %s", connection.client, connection.peer, exc)
             raise RequestError(f"SENDFILE refused the request: {exc}") from None
+        wait = fields.get("wait") is True
+        if request.key:
+            answer = await self._same_key(request.key, wait, connection)
+            if answer is not None:
+                return answer
         request_id = self.spool.new_id()
         try:
             await asyncio.to_thread(self.spool.put, request_id, request)
@@ -142,24 +159,41 @@ class SendfileService(Service):
             request.destination(),
             extra=_schema(request),
         )
-        waiter: asyncio.Future[Delivered] | None = None
-        if fields.get("wait") is True:
-            waiter = asyncio.get_running_loop().create_future()
-            job.waiters.append(waiter)
+        self._enqueue(job)
+        return await self._answer(job, wait)
+
+    def _enqueue(self, job: Job) -> None:
+        if job.request.key:
+            self.keyed[job.request.key] = job
         self.queue.put_nowait(job)
-        if waiter is None:
-            return durable(id=request_id)
+
+    async def _same_key(self, key: str, wait: bool, connection: Connection) -> Message | None:
+        """The answer to a request sent again under the key of one held or ended; None for a key not seen."""
+        held = self.keyed.get(key)
+        if held is not None:
+            log.info("request with key %s from %s is request %s, held already: not taken twice", key,
+                     connection.client, held.request_id)  # fmt: skip
+            return await self._answer(held, wait)
+        ended = await asyncio.to_thread(self.outcomes.get, key, time.time())
+        if ended is None:
+            return None
+        log.info("request with key %s from %s is request %s, which has ended: its outcome again", key,
+                 connection.client, ended.request_id)  # fmt: skip
+        if ended.error:
+            raise RequestError(f"SENDFILE request {ended.request_id} failed: {ended.error}", Code.REFUSED)
+        return durable(**ended.reply())
+
+    async def _answer(self, job: Job, wait: bool) -> Message:
+        """The durable acknowledgement of `job`: at once, or with `wait` once it is delivered (or its failure)."""
+        if not wait:
+            return durable(id=job.request_id)
+        waiter: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        job.waiters.append(waiter)
         try:
             delivered = await waiter
         except SendFailed as exc:
-            raise RequestError(f"SENDFILE request {request_id} failed: {exc}", Code.REFUSED) from None
-        return durable(
-            id=request_id,
-            rows=delivered.rows,
-            bytes=delivered.bytes,
-            delivered=delivered.where,
-            message=delivered.message(request),
-        )
+            raise RequestError(f"SENDFILE request {job.request_id} failed: {exc}", Code.REFUSED) from None
+        return durable(**_outcome(job, delivered).reply())
 
     async def _work_loop(self) -> None:
         while True:
@@ -177,6 +211,8 @@ class SendfileService(Service):
                 delay = min(LONGEST_RETRY, FIRST_RETRY * 2 ** min(job.tries - 1, 20))
                 asyncio.get_running_loop().call_later(delay, self.queue.put_nowait, job)
                 continue
+            if self.keyed.get(job.request.key) is job:
+                del self.keyed[job.request.key]
             for waiter in job.waiters:
                 if not waiter.done():
                     if isinstance(outcome, SendFailed):
@@ -223,6 +259,7 @@ class SendfileService(Service):
             return self._failed(job, str(exc))
         except DatabaseError as exc:
             return self._failed(job, f"the database: {exc}")
+        self._keep_outcome(job, _outcome(job, delivered))
         self.spool.remove(job.request_id)
         self.done += 1
         text = f"SENDFILE request {job.request_id}: sent {delivered.message(request)}"
@@ -234,6 +271,7 @@ class SendfileService(Service):
         return self.session.connection()
 
     def _failed(self, job: Job, reason: str) -> SendFailed:
+        self._keep_outcome(job, Outcome(job.request_id, error=reason))
         self.spool.remove(job.request_id)
         self.failed += 1
         self.last_error = reason
@@ -244,6 +282,16 @@ class SendfileService(Service):
         log.error("%s", text, extra=_schema(job.request))
         self._report(job.request, "ERROR", text)
         return SendFailed(reason)
+
+    def _keep_outcome(self, job: Job, outcome: Outcome) -> None:
+        """Keep a keyed request's outcome before it leaves the spool (outcomes.py)."""
+        if not job.request.key:
+            return
+        try:
+            self.outcomes.put(job.request.key, outcome)
+        except OSError as exc:
+            log.error("cannot keep the outcome of request %s (key %s) in %s: %s; the same request sent again is "
+                      "carried out again", job.request_id, job.request.key, self.outcomes.folder, exc)  # fmt: skip
 
     def _report(self, request: FileRequest, level: str, text: str) -> None:
         if request.schema:
@@ -267,11 +315,13 @@ class SendfileService(Service):
         return self.server is not None
 
     async def drain(self) -> None:
-        """Stop accepting; the request in progress finishes, queued ones stay spooled for the next start."""
+        """Stop accepting; the request in progress finishes and its caller gets the answer before the connections
+        close (cut off, it failed the caller's run, whose retry sent the file again); queued ones stay spooled for
+        the next start."""
         self.closing = True
+        await self.idle.wait()
         if self.server is not None:
             await self.server.close()
-        await self.idle.wait()
         await asyncio.to_thread(self.rows.stop, 10.0)
 
     async def abort(self) -> None:
@@ -280,6 +330,10 @@ class SendfileService(Service):
             with contextlib.suppress(Exception):
                 await self.server.close()
         await asyncio.to_thread(self.rows.stop, 3.0)
+
+
+def _outcome(job: Job, delivered: Delivered) -> Outcome:
+    return Outcome(job.request_id, "", delivered.rows, delivered.bytes, delivered.where, delivered.message(job.request))
 
 
 def _schema(request: FileRequest) -> dict[str, str] | None:

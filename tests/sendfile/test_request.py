@@ -68,6 +68,8 @@ def test_conditions_that_could_change_the_statement_are_refused(condition: str, 
         ({"source": "A.B", "to": "a@x.example", "file_name": "../../etc/passwd"}, '"file_name"'),
         ({"source": "A.B", "to": "a@x.example", "file_name": ".hidden"}, '"file_name"'),
         ({"source": "A.B", "to": "a@x.example", "column_names": "yes"}, '"column_names" must be true or false'),
+        ({"source": "A.B", "to": "a@x.example", "key": "run 1"}, '"key" must be 1 to 128 letters'),
+        ({"source": "A.B", "to": "a@x.example", "key": 17}, '"key" must be 1 to 128 letters'),
     ],
 )
 def test_bad_requests_name_the_field(fields: dict[str, object], reason: str) -> None:

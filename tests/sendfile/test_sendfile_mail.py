@@ -173,3 +173,31 @@ def test_a_request_accepted_before_a_kill_9_is_delivered_after_the_restart(
         assert f"request {reply['id']} from before the start runs again" in sender.log
         sender.procs["sendfile"].wait_log(f"SENDFILE request {reply['id']}: sent")
         assert len(relay.received) == 1
+
+
+def test_a_request_sent_again_under_its_key_is_delivered_once_also_across_a_stop(
+    sender_for: SenderFor, tmp_path: Path
+) -> None:
+    """A SENDFILE job waits for its delivery on one connection. A stop of SENDFILE cut that wait off with the
+    request still spooled: the run failed, its retry sent the request again, and the partner got the file twice.
+    A job's requests carry the run's id as their key (a retry keeps it): sent again, the request is the one held,
+    or, once that has ended, gets its outcome."""
+    with SmtpRelay(tmp_path, "PLAIN") as relay:
+        sender = sender_for(**relay.config())
+        sender.start("devdb", "sendfile")  # SENDMAIL away: the request waits in SENDFILE's spool
+        sender.make_view("APP1", "V_ONCE", 20)
+        request = {"source": "APP1.V_ONCE", "to": "ops@example.com", "file_name": "once.csv", "key": "run:0123abc"}
+        first = sender.send(**request, wait=False)
+        assert sender.send(**request, wait=False)["id"] == first["id"]  # held: not taken twice
+        stopped = sender.procs.pop("sendfile")
+        stopped.wait_log(f"request {first['id']} not sent (try 1)")
+        assert stopped.stop() == 0  # the request stays spooled for the next start
+        stopped.close()
+        sender.start("sendmail", "sendfile")
+        [received] = relay.wait_for(1, 60)
+        assert [a.get_filename() for a in received.message().iter_attachments()] == ["once.csv"]
+        sender.procs["sendfile"].wait_log(f"SENDFILE request {first['id']}: sent")
+        retried = sender.send(**request, wait=True)  # the job's retry, after the first request has ended
+        assert retried["id"] == first["id"] and "20 rows" in retried["message"]
+        assert len(relay.received) == 1
+        assert f"request with key run:0123abc from test is request {first['id']}, which has ended" in sender.log
