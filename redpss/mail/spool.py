@@ -106,7 +106,8 @@ class Spool:
     def bury(self, mail: SpooledMail, reply: str, partial: bool = False) -> Path:
         """Move the mail (or, when `partial`, a copy for the refused recipients) to dead/ with the relay's reply."""
         source = self.folder / f"{mail.mail_id}{MAIL_SUFFIX}"
-        name = f"{mail.mail_id}-refused" if partial else mail.mail_id
+        # a copy per try that refused some recipients: a later try refusing others must not replace the first copy
+        name = f"{mail.mail_id}-refused-{mail.attempts}" if partial else mail.mail_id
         target = self.dead / f"{name}{MAIL_SUFFIX}"
         text = (
             f"recipients: {', '.join(mail.recipients)}\nsubject: {mail.subject}\nschema: {mail.schema or '-'}\n"

@@ -104,7 +104,7 @@ def test_permanent_refusal_goes_to_dead_letters_with_an_alert_and_a_log_messages
         dead = dead_folder(mailer.paths)
         wait_for((dead / f"{dead_id}.mail").exists, 30, what="the dead letter")
         assert "550 5.1.1 no such user here" in (dead / f"{dead_id}.reply").read_text()
-        wait_for((dead / f"{both_id}-refused.mail").exists, 10, what="the refused recipient's copy")
+        wait_for((dead / f"{both_id}-refused-1.mail").exists, 10, what="the refused recipient's copy")
         wait_for(lambda: spool_summary(mailer.paths)["count"] == 0, 10, what="the spool to be empty")
         assert spool_summary(mailer.paths)["dead"] == 2
         alert = f"mail {dead_id} to nobody@example.com ('to nobody') refused by the relay for good"

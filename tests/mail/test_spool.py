@@ -64,10 +64,15 @@ def test_bury_moves_the_mail_or_copies_it_for_refused_recipients(tmp_path: Path)
     spool = Spool(tmp_path / "spool", tmp_path / "dead")
     whole, half = new_mail(spool), new_mail(spool)
     spool.bury(whole, "550 no such user")
+    half.attempts = 1
     spool.bury(half, "550 no such user", partial=True)
+    half.attempts = 2  # a later try refuses another recipient: a copy of its own, the first one kept
+    spool.bury(half, "550 mailbox closed", partial=True)
     assert not (spool.folder / f"{whole.mail_id}.mail").exists()
     assert (spool.folder / f"{half.mail_id}.mail").exists()  # still waiting for the other recipients
-    assert (spool.dead / f"{half.mail_id}-refused.mail").exists()
+    assert (spool.dead / f"{half.mail_id}-refused-1.mail").exists()
+    assert "550 no such user" in (spool.dead / f"{half.mail_id}-refused-1.reply").read_text()
+    assert "550 mailbox closed" in (spool.dead / f"{half.mail_id}-refused-2.reply").read_text()
     assert "relay reply: 550 no such user" in (spool.dead / f"{whole.mail_id}.reply").read_text()
 
 
