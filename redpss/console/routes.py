@@ -9,6 +9,7 @@ session's CSRF token, and every change the operator role, checked here whatever 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import logging
@@ -25,7 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redpss.console import data
-from redpss.console.session import COOKIE, SESSION_SECONDS, Session, SessionKeys
+from redpss.console.session import COOKIE, SESSION_SECONDS, RevokedSessions, Session, SessionKeys
 from redpss.core.digits import is_decimal
 from redpss.core.errors import RedpssError
 from redpss.ops import history, jobs
@@ -95,6 +96,7 @@ class Console:
     def __init__(self, api: Any) -> None:
         self.api = api
         self.keys = SessionKeys(api.instance.paths)
+        self.revoked = RevokedSessions(api.instance.paths.tmp / "console-sessions.revoked")
         self.env = _environment()
         # browsers match cookies by host, not port: the instances of one server each need names of their own
         instance = api.instance.paths.redenv
@@ -126,7 +128,8 @@ class Console:
         return self.render(request, "error.html", session, status=status, status_code=status, message=message)
 
     def session_of(self, request: Request) -> Session | None:
-        return self.keys.read(request.cookies.get(self.session_cookie))
+        session = self.keys.read(request.cookies.get(self.session_cookie))
+        return None if session is None or self.revoked.revoked(session.sid) else session
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
         """A page for logged-in users; without a session: the login form (or 401 for the page's own refresh)."""
@@ -191,6 +194,12 @@ class Console:
         form = await _form(request)
         if session is not None and not self.keys.csrf_ok(session, form.get("csrf")):
             return self.error_page(request, session, 403, "the form is not one this console rendered (CSRF token)")
+        if session is not None:  # on the server too: a copy of the cookie must not outlive the logout
+            try:
+                await asyncio.to_thread(self.revoked.revoke, session)
+            except OSError as exc:
+                log.error("the logout of %s cannot end its session on the server (%s): its cookie stays valid "
+                          "until it expires", session.user, exc)  # fmt: skip
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         response.delete_cookie(self.session_cookie, path=PREFIX, secure=True, httponly=True, samesite="strict")
         return response

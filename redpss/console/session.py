@@ -11,17 +11,24 @@ failure limits); what the login found is kept in a cookie instead of sending the
 - CSRF: the token is an HMAC of the session's random id under the same key (nothing to store); every POST carries
   it in a hidden field, compared in constant time. SameSite=Strict already keeps the cookie off cross-site requests;
   the token also refuses a form posted from a page of the same site that the console did not render.
+- A logout ends the session on the server too (RevokedSessions): a copy of the cookie taken before is refused.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+from redpss.core.durable import write_atomically
 from redpss.core.paths import InstancePaths
 from redpss.core.record import Record
 from redpss.core.secret import instance_secret
@@ -81,6 +88,64 @@ class SessionKeys:
         # as bytes: compare_digest refuses str with non-ASCII characters (TypeError), which a form may carry
         expected = self.csrf_token(session).encode()
         return bool(token) and hmac.compare_digest(str(token).encode("utf-8", "replace"), expected)
+
+
+class RevokedSessions:
+    """The sessions a logout ended before their cookie expires, which the signature alone would still accept.
+
+    One file per instance in its tmp/ (a line `sid expires` per logout), shared by every gunicorn worker: each reads
+    it again only when its size or mtime changed, so a request with a cookie costs one stat. Appends and the rewrite
+    that drops expired lines hold a lock file, so a rewrite never loses another worker's append; a logout is fsync'd
+    (rare, and a machine's restart must not bring a revoked cookie back).
+    """
+
+    PRUNE_AFTER = 1000  # expired lines kept before a logout rewrites the file without them
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int] | None = None  # (mtime_ns, size) of the file as last read
+        self._until: dict[str, float] = {}  # sid -> when its cookie expires anyway
+
+    def revoke(self, session: Session) -> None:
+        """End `session` for every worker (OSError when it cannot be written)."""
+        with self._locked():
+            with self.path.open("a", encoding="ascii") as handle:
+                handle.write(f"{session.sid} {int(session.expires)}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            now = time.time()
+            lines = self._read()
+            if sum(1 for expires in lines.values() if expires <= now) > self.PRUNE_AFTER:
+                live = "".join(f"{sid} {int(expires)}\n" for sid, expires in lines.items() if expires > now)
+                write_atomically(self.path, [live.encode()], sync=True, mode=0o600)
+
+    def revoked(self, sid: str) -> bool:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return False
+        seen = (stat.st_mtime_ns, stat.st_size)
+        if seen != self._seen:
+            self._until, self._seen = self._read(), seen
+        return sid in self._until
+
+    def _read(self) -> dict[str, float]:
+        until: dict[str, float] = {}
+        with contextlib.suppress(FileNotFoundError):
+            for line in self.path.read_text(encoding="ascii", errors="replace").splitlines():
+                sid, _, expires = line.partition(" ")
+                with contextlib.suppress(ValueError):
+                    until[sid] = float(expires)
+        return until
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
 
 def _b64(data: bytes) -> str:

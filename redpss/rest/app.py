@@ -194,12 +194,21 @@ class Api:
         code, body = await self.health.get()
         return Response(body, status_code=code, media_type="application/json")
 
+    def _metrics_without_login(self, request: Request) -> bool:
+        """On a loopback listener, a local client needs no login for /metrics; a request a reverse proxy passed on
+        (one that names its client, or comes from a declared proxy) does, or the proxy would open it to anyone."""
+        if not self.metrics_open:
+            return False
+        client = request.client.host if request.client else ""
+        forwarded = any(name in request.headers for name in ("forwarded", "x-forwarded-for", "x-real-ip"))
+        return is_loopback(client) and not forwarded
+
     def _metrics(self) -> str:
         return render_metrics(self.instance)
 
     async def get_metrics(self, request: Request) -> Response:
         Query(request, ())
-        if not self.metrics_open:
+        if not self._metrics_without_login(request):
             await self.principal(request)
         try:
             text = await self.metrics.get()

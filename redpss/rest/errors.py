@@ -24,6 +24,7 @@ CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",  # a console form whose body did not arrive in time
     409: "conflict",
     413: "too_large",
     429: "too_many_attempts",
@@ -67,10 +68,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def from_operation(exc: RedpssError) -> ApiError:
     """The answer to an operation's error: unknown object 404, bad input 400, declined as things stand 409, a daemon
     or database away (or a daemon's failed answer) 503, a daemon that did not answer in time, with the outcome not
-    known, 504."""
-    from redpss.core.db.errors import DatabaseUnavailable  # noqa: PLC0415
+    known, 504. A database that refuses the API's settings, or a statement that timed out or collided, is 503 as
+    well: the operator fixes the configuration or the caller tries again; neither is a bug of the API, and the
+    configuration's details (the DSN, the technical user) stay in the API's log."""
+    from redpss.core.db.errors import DatabaseConfigMismatch, DatabaseQueryError, DatabaseUnavailable  # noqa: PLC0415
     from redpss.core.wire import Code, WireError  # noqa: PLC0415 - loaded by the operation already
 
+    if isinstance(exc, DatabaseConfigMismatch):
+        log.error("the database refuses the API's settings: %s", exc)
+        return ApiError(503, "the API cannot use the database: its settings do not fit it (the API's log says why)")
+    if isinstance(exc, DatabaseQueryError) and exc.passing:
+        return ApiError(503, f"the database did not complete the query now ({exc.reason[:200]}); try again")
     statuses: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
         (UnknownObject, 404),
         (UsageError, 400),

@@ -113,7 +113,8 @@ def gunicorn_options(paths: InstancePaths, config: Config, files: CertificateFil
         "accesslog": None,
         "proc_name": f"redpss-rest {paths.redenv}",
         "worker_tmp_dir": str(paths.tmp),
-        "forwarded_allow_ips": "",
+        # only a declared proxy's X-Forwarded-For names the client (login limits per address, /metrics)
+        "forwarded_allow_ips": rest.trusted_proxies,
         "control_socket_disable": True,  # gunicorn's control socket would land in $HOME; restctl and systemd steer
     }
 

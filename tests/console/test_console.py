@@ -315,3 +315,26 @@ def test_a_login_or_logout_posted_from_another_sites_page_is_refused(browser: An
         assert answer.status == 303 and answer.headers["location"] == "/console/"
     finally:
         old_browser.close()
+
+
+def test_a_copy_of_a_session_cookie_taken_before_its_logout_is_refused(browser: Any, api: RestApi) -> None:
+    """The cookie is checked by its signature; a logout only asked the browser to forget it, so a copy (a shared
+    machine, a leaked header) kept the session, and an operator's kept starting jobs, for up to eight hours."""
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{api.base}/console/login")
+        page.get_by_label("User").fill(READER[0])
+        page.get_by_label("Password").fill(READER[1])
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{api.base}/console/")
+        [copied] = context.cookies()
+        partial = {"x-console-partial": "1", "cookie": f"{copied['name']}={copied['value']}"}
+        # the page itself may answer 503 (a test before stopped SCHED): only 401 means "no session"
+        assert api.client.get("/console/jobs", headers=partial).status_code != 401
+        with page.expect_navigation():
+            page.get_by_role("button", name="Log out").click()
+        assert "/console/login" in page.url
+        assert api.client.get("/console/jobs", headers=partial).status_code == 401  # the copy: no session
+    finally:
+        context.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from redpss.console.routes import _local
-from redpss.console.session import SESSION_SECONDS, SessionKeys
+from redpss.console.session import SESSION_SECONDS, RevokedSessions, SessionKeys
 from redpss.core.paths import InstancePaths, create_instance_tree
 from redpss.core.secret import instance_secret
 
@@ -64,3 +64,22 @@ def test_the_csrf_token_belongs_to_one_session(keys: SessionKeys) -> None:
 )
 def test_redirects_stay_inside_the_console(target: str | None, expected: str) -> None:
     assert _local(target) == expected
+
+
+def test_a_logout_ends_the_session_for_every_worker_and_old_lines_are_dropped(
+    keys: SessionKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cookie is checked by its signature: without the list a copy taken before the logout stayed good for up to
+    SESSION_SECONDS. Each gunicorn worker has its own RevokedSessions over the one file."""
+    path = tmp_path / "console-sessions.revoked"
+    one, other = RevokedSessions(path), RevokedSessions(path)
+    session, _ = keys.issue("API_OPERATOR", True)
+    kept, _ = keys.issue("API_READER", False)
+    assert not other.revoked(session.sid)
+    one.revoke(session)
+    assert other.revoked(session.sid) and not other.revoked(kept.sid)
+    monkeypatch.setattr(RevokedSessions, "PRUNE_AFTER", 2)
+    for _ in range(3):
+        one.revoke(keys.issue("API_READER", False, now=1000.0)[0])  # long expired
+    assert len(path.read_text().splitlines()) == 1  # the expired ones went at the rewrite
+    assert other.revoked(session.sid)

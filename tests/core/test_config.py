@@ -24,6 +24,7 @@ MINIMAL = "[DEFAULT]\nexa_password = pw\n"
 KIND_CASES: dict[str, tuple[str, Any, str, str]] = {
     "text": ("some text", "some text", "", ""),
     "host": ("10.1.2.3", "10.1.2.3", "bad host!", "host name or IP address"),
+    "IP addresses": ("10.0.0.5, ::1", "10.0.0.5,::1", "10.0.0.5, proxy", "is not an IP address"),
     "port": ("8563", 8563, "80", "from 1024 to 65535"),
     "port or 0 (off)": ("0", 0, "80", "0 (off) or a port number from 1024 to 65535"),
     "boolean": ("yes", True, "maybe", "true or false"),

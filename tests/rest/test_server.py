@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from redpss.core.errors import ConfigError
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.rest.openapi import render
@@ -160,3 +161,45 @@ def test_metrics_need_credentials_unless_the_listener_is_loopback(
         assert answer.status_code == 200 and "redpss_daemon_up" in answer.text, answer.text
     else:
         assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthorized", answer.text
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_metrics_passed_on_by_a_reverse_proxy_need_credentials_on_a_loopback_listener(
+    api_instance: InstancePaths, header: str
+) -> None:
+    """A proxy on the same server reaches the loopback listener as a local client: /metrics was open to anyone who
+    could reach the proxy. A request that names a client it was forwarded for needs a login."""
+    import asyncio  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from redpss.core.config import load_config  # noqa: PLC0415
+    from redpss.rest.app import build_app  # noqa: PLC0415
+
+    app = build_app(api_instance, load_config(api_instance.config_file))
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)  # its client is 127.0.0.1
+        async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as client:
+            return await client.get("/metrics", headers={header: "203.0.113.7"})
+
+    answer = asyncio.run(ask())
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthorized", answer.text
+
+
+def test_only_declared_proxies_name_the_client(api_instance: InstancePaths) -> None:
+    """gunicorn's forwarded_allow_ips: empty unless [rest] trusted_proxies names the proxies, so the limits per
+    address count the clients behind a declared proxy, not the proxy as one client of everybody's logins."""
+    from redpss.core.config import load_config  # noqa: PLC0415
+    from redpss.rest.server import gunicorn_options  # noqa: PLC0415
+
+    config = load_config(api_instance.config_file)
+    files = CertificateFiles.of(api_instance)
+    assert gunicorn_options(api_instance, config, files)["forwarded_allow_ips"] == ""
+    text = api_instance.config_file.read_text()
+    api_instance.config_file.write_text(text.replace("[rest]", "[rest]\ntrusted_proxies = 10.0.0.5, ::1", 1))
+    declared = load_config(api_instance.config_file)
+    assert gunicorn_options(api_instance, declared, files)["forwarded_allow_ips"] == "10.0.0.5,::1"
+    api_instance.config_file.write_text(text.replace("[rest]", "[rest]\ntrusted_proxies = proxy.example", 1))
+    with pytest.raises(ConfigError, match=r"'proxy\.example' is not an IP address"):
+        load_config(api_instance.config_file)

@@ -65,6 +65,19 @@ def _host(raw: str) -> str:
     return value
 
 
+def _addresses(raw: str) -> str:
+    """Comma-separated IP addresses (or empty), given back joined by commas without blanks."""
+    import ipaddress  # noqa: PLC0415 - only a config with the key parses it
+
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    for part in parts:
+        try:
+            ipaddress.ip_address(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address; give IP addresses separated by commas") from None
+    return ",".join(parts)
+
+
 def _port(raw: str) -> int:
     value = raw.strip()
     if not value.isdigit() or not MIN_PORT <= int(value) <= 65535:
@@ -160,6 +173,7 @@ def _render_secret(value: Any) -> str:
 
 TEXT = Kind("text", _text)
 HOST = Kind("host", _host)
+ADDRESSES = Kind("IP addresses", _addresses)
 PORT = Kind("port", _port)
 OPTIONAL_PORT = Kind("port or 0 (off)", _optional_port)
 BOOLEAN = Kind("boolean", _boolean, _render_bool)

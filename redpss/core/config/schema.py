@@ -8,6 +8,7 @@ importing dataclasses and building the sections with it was a large share of `re
 from __future__ import annotations
 
 from redpss.core.config.kinds import (
+    ADDRESSES,
     BOOLEAN,
     DAYS,
     DSN,
@@ -158,6 +159,9 @@ class RestSettings(Record):
     gu_host: str = setting(HOST, "127.0.0.1", "gunicorn listener interface")
     gu_port: int = setting(PORT, 7443, "gunicorn listener port (HTTPS)")
     gu_workers: int = setting(WORKERS, 2, "number of gunicorn workers")
+    trusted_proxies: str = setting(
+        ADDRESSES, "", "reverse proxies (IP addresses, comma separated) whose X-Forwarded-For names the client"
+    )
 
 
 SECTIONS: dict[str, type[Record]] = {
