@@ -28,10 +28,14 @@ class CloneGuard:
         self.secret = secret
         self.said = ""  # the hold last raised as an ALERT: said once, not at every poll
 
-    def check(self, session: DbSession, config: Config) -> str:
+    def check(self, session: DbSession, config: Config, *, routine: bool = False) -> str:
+        """`routine`: the look JMON takes at every poll while the database is its own (a database restored under a
+        running instance is found there); a passing database trouble then changes nothing."""
         try:
             assessment = assess(session, self.paths, self.secret)
         except DatabaseError as exc:
+            if routine:
+                return ""
             # a timeout, an abort, a lost session: whose the database is cannot be told, so nothing starts until
             # the next poll tells it (never a restore on a guess); a passing trouble, no ALERT
             reason = f"cannot tell whether the database is this instance's ({exc}); no job starts until it can"

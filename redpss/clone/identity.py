@@ -98,17 +98,24 @@ def write_identity(session: DbSession, identity: InstanceIdentity) -> None:
     )
 
 
-def claim_for_install(session: DbSession, mine: InstanceIdentity) -> str:
+def claim_for_install(session: DbSession, mine: InstanceIdentity, *, preclone_pending: bool) -> tuple[bool, str]:
     """db_install's part: write this instance's row where the database has none or has ours (a renewed secret or
-    server name is brought up to date); a row of another instance is left for the restore. Says what it did."""
+    server name is brought up to date); a row of another instance is left for the restore, and so is a database
+    without a row while a preclone is pending (a clone of a database that had none: claimed, it looked like this
+    instance's own, and the saved state was never put back). (claimed or ours, what it did or why not)."""
     found = database_identity(session)
     if found is not None and not mine.owns(found):
-        return (
+        return False, (
             f"identity: the database belongs to {found.describe()}, not to this instance: it is a clone; "
             "run `redctl postclone` (see docs/operations.md, Cloning a database)"
         )
+    if found is None and preclone_pending:
+        return False, (
+            "identity: not written: a preclone is pending and the database names no instance, so it may be the clone "
+            "the preclone was made for; start the instance (JMON restores the saved state) or run `redctl postclone`"
+        )
     if found == mine:
-        return f"identity: {mine.describe()}"
+        return True, f"identity: {mine.describe()}"
     write_identity(session, mine)
     session.commit()
-    return f"identity: written, {mine.describe()}"
+    return True, f"identity: written, {mine.describe()}"

@@ -3,7 +3,8 @@
 JMON runs this before its first poll (so nothing of the other database's schedule starts), `redctl postclone` runs
 it explicitly. The steps run in a fixed order, each recorded in tmp/preclone/restore.json once done and in
 redctl.log and the journal; each is idempotent, so a restore killed at any point and run again ends in the state an
-uninterrupted one reaches. The identity is written last among the database steps: until then the database still
+uninterrupted one reaches. A resumed restore does the database steps again (DATABASE_STEPS): the database may have
+been restored once more meanwhile. The identity is written last among the database steps: until then the database still
 names the other instance, so a start after a crash sees the clone again and finishes the work.
 
 A foreign database with no saved state is not touched by JMON: it starts no job and raises an ALERT that names the
@@ -48,6 +49,9 @@ STEPS = (
     "archive",
 )
 Hook = Callable[[str, str], None]
+# The steps whose work is in the database: a resumed restore does them again (each is idempotent), since the database
+# may have been restored once more since the interrupted run did them; only the file steps count as done for good.
+DATABASE_STEPS = frozenset({"connections", "activation", "roles", "database_logs", "identity"})
 
 
 class Verdict(enum.Enum):
@@ -140,14 +144,14 @@ def restore(
             )
         report = []
         for step in STEPS:
-            if step in progress["done"]:
+            if step in progress["done"] and step not in DATABASE_STEPS:
                 continue
             if hook is not None:
                 hook(step, "before")
             said = _STEP_WORK[step](context, float(progress["cutoff"]))
             if hook is not None:
                 hook(step, "after")
-            if step != "archive":  # archived, the progress file went with the folder
+            if step != "archive" and step not in progress["done"]:  # archived, the progress file went with the folder
                 progress["done"].append(step)
                 folder.save_progress(paths, progress)
             log.warning("clone restore step %s done: %s", step, said)

@@ -301,16 +301,18 @@ class JmonService(Service):
                 INSTALL_HINT_PERIOD,
             )
 
-    def _clone_check(self, session: DbSession) -> str:
-        return self.clone_guard.check(session, self.config) if self.clone_guard is not None else ""
+    def _clone_check(self, session: DbSession, routine: bool = False) -> str:
+        return self.clone_guard.check(session, self.config, routine=routine) if self.clone_guard is not None else ""
 
     async def _poll(self, apply_timing: bool) -> dict[str, Any]:
         self.next_poll = self.clock() + self.config.redctl.jmon_poll_interval
         if self.clone_hold:  # checked again at every poll: `redctl postclone` (or a fixed folder) ends it
             self.last_at_start = None  # the run logs read at start were a foreign database's
             self.clone_hold = await self._db(self._clone_check)
-            if self.clone_hold:
-                return {"ok": False, "error": self.clone_hold}
+        else:  # a database restored under the running instance (no stop, no preclone) is found at the next poll
+            self.clone_hold = await self._db(lambda session: self._clone_check(session, routine=True))
+        if self.clone_hold:
+            return {"ok": False, "error": self.clone_hold}
         try:
             definitions, fingerprint = await self._db(read_definitions)
             self.blocked = await self._db(read_blocked_watchers)
@@ -363,13 +365,15 @@ class JmonService(Service):
     async def _dispatcher(self) -> None:
         while not self.stopping:
             due = self.schedule.next_due()
-            wait = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+            wait = 1.0 if due is None or self.clone_hold else min(1.0, max(0.0, due - self.clock()))
             self.wake.clear()
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), wait)
             if self.stopping:
                 return
+            if self.clone_hold:  # found at a poll: another instance's database under us; nothing starts on it
+                continue
             ticks = self.schedule.pop_due(self.clock(), suspended=self.suspended, blocked=self.blocked)
             if ticks:
                 await asyncio.gather(*(self._handle_tick(tick) for tick in ticks))

@@ -180,3 +180,41 @@ def test_a_takeover_that_waited_for_a_restore_takes_nothing_over(pair: Pair) -> 
     with pytest.raises(PrecloneError, match="restored meanwhile: nothing taken over"):
         restore(session, tst1.inst.config, pair.tst1_paths, instance_secret(pair.tst1_paths), without_preclone=True)
     assert (activation(tst1), identity(tst1)) == (states, own)
+
+
+def test_db_install_on_a_clone_without_an_identity_leaves_it_to_the_restore(pair: Pair) -> None:
+    """A clone of a database that names no instance (an older series, never db_install'ed since): `redctl
+    db_install` before the start, as after an upgrade, wrote TST1's identity, so JMON took the clone for TST1's own
+    database, restored nothing, and ran DEV1's schedule."""
+    tst1 = pair.tst1
+    before = activation(tst1)
+    tst1.inst.redctl("preclone")
+    pair.clone_dev1_into_tst1()
+    tst1.start("devdb")
+    db = tst1.inst.db()
+    db.execute("DELETE FROM REDSYS.INSTANCE_IDENTITY")
+    db.commit()
+    tst1.inst.close()
+    installed = tst1.inst.redctl("db_install", check=False)
+    assert installed.returncode == 1, installed
+    assert "not written: a preclone is pending" in installed.stdout
+    assert tst1.inst.rows("SELECT * FROM REDSYS.INSTANCE_IDENTITY") == []
+    tst1.inst.close()
+    tst1.start("sched")
+    tst1.start("jmon")  # READY only after the restore
+    after = activation(tst1)
+    assert {key: after[key] for key in before if key[0] == "JOB"} == {k: v for k, v in before.items() if k[0] == "JOB"}
+    assert not (pair.tst1_paths.tmp / "preclone").exists()  # restored and archived
+
+
+def test_a_database_restored_under_the_running_instance_starts_no_job_of_it(pair: Pair) -> None:
+    """DEV1's backup restored over TST1's database while TST1 ran on (the daemons ride out a database outage): the
+    clone guard looked only at JMON's start, so JMON took DEV1's definitions and ran its active jobs 2 and 3."""
+    tst1 = pair.tst1
+    stop_daemon(tst1, "devdb")  # the restore: the database goes away ...
+    replace_database(pair.tst1_paths, pair.dev1_paths)
+    tst1.start("devdb")  # ... and comes back as DEV1's, under the running JMON and SCHED
+    tst1.procs["jmon"].wait_log("belongs to instance DEV1", timeout=60)
+    status = tst1.inst.redctl("status", check=False)
+    assert "starts no job" in status.stdout, status.stdout
+    assert count(tst1, "APP1.ADM_JOB_LOG", "JOB_ID IN (2, 3) AND RUN_ID NOT LIKE 'dev1%'") == 0

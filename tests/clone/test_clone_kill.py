@@ -36,6 +36,18 @@ class Clones:
         shutil.copytree(paths.tmp / "preclone", self.template)
 
     def make_clone(self) -> None:
+        self.clone_database()
+        for leftover in (self.paths.tmp / "preclone", self.paths.tmp / "preclone-archive"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        (self.paths.tmp / "clone.cutoff").unlink(missing_ok=True)
+        shutil.copytree(self.template, self.paths.tmp / "preclone")
+        self.paths.suspend_marker.touch()  # saved: not suspended
+        for path in (self.paths.log / "old.log", self.paths.db_log_dir("APP1") / "APP1-old.log"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("before the clone\n")
+
+    def clone_database(self) -> None:
+        """The database made DEV1's clone (as a restore of DEV1's backup makes it); the files are left alone."""
         db = self.daemons.inst.db()
         db.execute("DELETE FROM REDSYS.INSTANCE_IDENTITY")
         db.execute(
@@ -56,14 +68,6 @@ class Clones:
             db.execute(grant)
         db.execute("CREATE OR REPLACE CONNECTION REDSYS_DBLS TO '10.9.9.9:7402' USER 'DEV1' IDENTIFIED BY 'other'")
         db.commit()
-        for leftover in (self.paths.tmp / "preclone", self.paths.tmp / "preclone-archive"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        (self.paths.tmp / "clone.cutoff").unlink(missing_ok=True)
-        shutil.copytree(self.template, self.paths.tmp / "preclone")
-        self.paths.suspend_marker.touch()  # saved: not suspended
-        for path in (self.paths.log / "old.log", self.paths.db_log_dir("APP1") / "APP1-old.log"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("before the clone\n")
 
     def drive(self, step: str, point: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -128,3 +132,19 @@ def test_a_restore_killed_at_any_step_and_run_again_ends_as_an_uninterrupted_one
         assert clones.state() == expected, at
 
     killed_then_rerun()
+
+
+def test_a_restore_interrupted_and_the_backup_restored_again_ends_as_an_uninterrupted_one(clones: Clones) -> None:
+    """The restore's progress named the database steps done, and a rerun skipped them: after the DBA restored the
+    other instance's backup once more, the instance ran on with its job flags, role members and connections, under
+    this instance's identity, without a word. The database steps run again at every resume."""
+    clones.make_clone()
+    assert clones.drive("-", "-").returncode == 0
+    expected = clones.state()
+    clones.make_clone()
+    killed = clones.drive("database_logs", "before")  # connections, activation and roles done
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    clones.clone_database()  # the backup restored once more
+    rerun = clones.drive("-", "-")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert clones.state() == expected

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace, schemas: list[str]) -> int:
     # The database layer (and the secret file) only when a command runs, not to print the help.
+    from redpss.clone.folder import pending  # noqa: PLC0415
     from redpss.clone.identity import claim_for_install, local_identity  # noqa: PLC0415
     from redpss.core.config import Secret  # noqa: PLC0415
     from redpss.core.db.contract import install, service_connections  # noqa: PLC0415
@@ -35,12 +36,13 @@ def _run(args: argparse.Namespace, schemas: list[str]) -> int:
     try:
         report = install(session, schemas, connections)
         # the database's instance identity (REDSYS.INSTANCE_IDENTITY), by which a clone of it is recognised
-        identity = claim_for_install(session, local_identity(instance.paths, secret.reveal(), create_id=True))
+        mine = local_identity(instance.paths, secret.reveal(), create_id=True)
+        claimed, identity = claim_for_install(session, mine, preclone_pending=pending(instance.paths))
     finally:
         session.close()
     print(report.summary())
     print(identity)
-    return 0
+    return 0 if claimed else 1  # a clone: the contract is installed, but the instance must not run on it as it is
 
 
 def db_install(args: argparse.Namespace) -> int:
