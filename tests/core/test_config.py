@@ -332,3 +332,11 @@ def test_another_instance_s_ports_are_read_as_load_config_reads_them(instance: I
     other.config_file.write_bytes(b"\xef\xbb\xbf[DEFAULT]\n[redctl]\nsched_service_port = 7401  # as TST1's default\n")
     with pytest.raises(ConfigError, match=r"collides with instance TST2's \[redctl\] sched_service_port"):
         load_instance_config(instance)
+
+
+def test_a_dsn_port_beyond_65535_is_refused_naming_it() -> None:
+    """Five digits passed the pattern: devdb's bind then failed with OverflowError (exit 1, restarted five times)
+    and the other daemons connected to the port modulo 65536."""
+    with pytest.raises(ConfigError, match=r"port 99999 in '127\.0\.0\.1:99999' is not a port number"):
+        parse_config("[DEFAULT]\nexa_password = pw\nexa_connection = 127.0.0.1:99999\n", "c")
+    assert parse_config("[DEFAULT]\nexa_password = pw\nexa_connection = a:8563,b:65535\n", "c") is not None

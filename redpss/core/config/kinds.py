@@ -155,6 +155,10 @@ def _dsn(raw: str) -> str:
     value = raw.strip()
     if not value or not all(_DSN_PART.fullmatch(part) for part in value.split(",")):
         raise ValueError("must be an Exasol DSN host[/FINGERPRINT|/nocertcheck][:port][,host2...], e.g. exadb01:8563")
+    for part in value.split(","):
+        port = part.rpartition(":")[2] if ":" in part else ""
+        if port and not 1 <= int(port) <= 65535:  # five digits pass the pattern; 99999 crashed devdb's bind
+            raise ValueError(f"port {port} in {part!r} is not a port number (1 to 65535)")
     return value
 
 
