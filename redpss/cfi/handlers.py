@@ -39,6 +39,11 @@ LOGIN_FAILED = "Login incorrect."
 # Bytes read from a file and handed to TLS per step: larger steps mean fewer trips through the IO loop per GiB
 # (bench/bench_ftps.py measured 64 KiB, pyftpdlib's default, against this).
 TRANSFER_CHUNK = 256 * 1024
+# Replies queued for a control connection that does not read them: pyftpdlib answers every command into an unbounded
+# queue and keeps reading, so a peer sending NOOP without reading grew the server's memory without end, before any
+# login. An FTP client reads each reply before its next command; a few queued at most.
+MAX_QUEUED_REPLIES = 256
+CLOSE_GRACE = 5.0  # seconds a connection told 421 has to take the reply before it is closed regardless
 
 
 @dataclass
@@ -187,7 +192,31 @@ class CfiHandler(TLS_FTPHandler):  # type: ignore[misc]
             self.close()  # in the TLS handshake: no reply can be sent
         else:
             self.respond(f"421 No login within {self.login_timeout:g} seconds; closing the connection.")
-            self.close_when_done()
+            self._close_after_reply()
+
+    def handle_timeout(self) -> None:
+        super().handle_timeout()  # 421, then close once the reply is out ...
+        self._close_after_reply()
+
+    def _close_after_reply(self) -> None:
+        """Close once the last reply is sent, or after CLOSE_GRACE seconds: a peer that does not read would keep a
+        connection waiting for its queue to drain (pyftpdlib's close_when_done) open, and its slot taken, for good."""
+        self.close_when_done()
+        if not self._closed:
+            self.ioloop.call_later(CLOSE_GRACE, self._close_now, _errback=self.handle_error)
+
+    def _close_now(self) -> None:
+        if not self._closed:
+            self.close()
+
+    def push(self, data: Any) -> None:
+        if len(self.producer_fifo) >= MAX_QUEUED_REPLIES:
+            if not self._closed:
+                self.counters.refuse("replies not read")
+                log.warning("closed a connection from %s: it sends commands without reading replies", self.remote_ip)
+                self.close()
+            return
+        super().push(data)
 
     def close(self) -> None:
         if self._login_deadline is not None:

@@ -149,3 +149,26 @@ def test_a_connection_that_does_not_log_in_in_time_is_closed(tmp_path: Path, mon
         assert time.monotonic() - started < 5
         assert logged_in.voidcmd("NOOP").startswith("200")  # past the deadline, logged in: still served
         assert cfi.counters.refused == {"no login in time": 2}
+
+
+def test_a_peer_that_sends_commands_without_reading_the_replies_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyftpdlib answers every command into an unbounded queue and keeps reading: a peer sending NOOP without reading
+    grew CFISRV's memory without end, before any login, and the login deadline's 421 waited for the queue to drain,
+    so the connection (one of the server's slots) stayed open for good."""
+    monkeypatch.setattr(CfiHandler, "login_timeout", 1.0)
+    explicit = Listener("127.0.0.1", free_port(), implicit=False, keys="test")
+    with serving(tmp_path, [explicit]) as (cfi, _):
+        peer = socket.socket()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # reads nothing: the replies pile up
+        peer.settimeout(10)
+        peer.connect(("127.0.0.1", explicit.port))
+        started = time.monotonic()
+        burst = b"NOOP\r\n" * 1000
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):  # closed by the server (not a send timeout)
+            while time.monotonic() - started < 30:
+                peer.sendall(burst)
+        peer.close()
+        assert time.monotonic() - started < 15
+        wait_for(lambda: cfi.counters.refused.get("replies not read") == 1, 5, what="the refusal counted")
