@@ -44,6 +44,7 @@ from redpss.core.durable import fsync_folder
 from redpss.core.filestable import FileState, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import NAME_MAX, move_file, printable
+from redpss.redftp.layout import kept_uploads_folder
 
 log = logging.getLogger("redpss.convert.files")
 
@@ -328,12 +329,15 @@ def _undo(part: Path) -> str:
 
 def expire_archive(paths: InstancePaths, suffix: str, days: int, now: float | None = None) -> int:
     """Delete archived sources (`*<suffix>` and `*<suffix>.N`) moved there more than `days` days ago (the ctime is
-    the time of the move); 0 days keeps everything. The number deleted."""
+    the time of the move); 0 days keeps everything. The uploads `redftp_userdel --keep-data` kept there are not
+    sources converted: they stay. The number deleted."""
     if days <= 0 or not paths.data_archive.is_dir():
         return 0
     limit = (now if now is not None else time.time()) - days * 86400
     removed = 0
-    for root, _dirs, files in os.walk(paths.data_archive):
+    for root, dirs, files in os.walk(paths.data_archive):
+        if root == str(paths.data_archive):
+            dirs[:] = [name for name in dirs if not kept_uploads_folder(name)]
         for name in files:
             base = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[-1].isdigit() else name
             if not base.endswith(suffix):

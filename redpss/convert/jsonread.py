@@ -225,8 +225,16 @@ class ArrayScanner:
             cut = int(separators[-1]) + 1
         else:
             return None
+        line_breaks = np.flatnonzero((data[:cut] == 10) | (data[:cut] == 13))
+        if len(line_breaks):
+            # one inside a string is not JSON (it is written \n there); made a blank like those between the values,
+            # it would have changed the text without a word
+            inside = (np.searchsorted(marks[quotes], line_breaks) & 1).astype(bool)
+            if inside.any():
+                at = offset + int(line_breaks[int(np.argmax(inside))])
+                raise BadInput(position(self.path, at), "a line break inside a string; JSON writes it as \\n")
         out = data[:cut].copy()
-        out[(out == 10) | (out == 13)] = 32
+        out[line_breaks] = 32
         out[separators] = 10
         if depth == 0:
             out[int(marks[0])] = 32  # the opening bracket (detect_form saw it first)

@@ -9,6 +9,7 @@ The sshd snippet (etc/sshd_config.d/redpss-redftp.conf) names these same places.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,17 @@ UPLOAD_DIR = "upload"
 # env/.units/<INSTANCE> -> ../<instance>: systemd 239 has no lower-case specifier, so the units that may write an
 # instance's sFTP tree (redpss.cli.redsysctl.units) reach it through this root-owned link, made with the tree.
 UNIT_LINKS = ".units"
+
+# `redftp_userdel --keep-data` moves a user's uploads to data/archive/<this>: uploads never converted or loaded,
+# which the converters' expiry of archived sources must leave alone (convert.files.expire_archive)
+KEPT_UPLOADS = "redftp_{user}_{stamp}"
+_KEPT_UPLOADS_NAME = re.compile(r"redftp_.+_[0-9]{8}T[0-9]{6}(-[0-9]+)?")
+
+
+def kept_uploads_folder(name: str) -> bool:
+    """Whether `name` (an entry of data/archive) is a folder of uploads kept by `redftp_userdel --keep-data`."""
+    return _KEPT_UPLOADS_NAME.fullmatch(name) is not None
+
 
 # Modes: public folders 0755; per-instance folder and chroot 0750 root:redftp, so accounts outside the group cannot
 # even list who delivers files; upload 2770 user:redftp (setgid keeps the group on new files for redsys to read).

@@ -24,6 +24,7 @@ from redpss.redftp.errors import RedftpError
 from redpss.redftp.keys import PublicKey
 from redpss.redftp.layout import (
     GROUP_DIR_MODE,
+    KEPT_UPLOADS,
     KEY_FILE_MODE,
     PUBLIC_DIR_MODE,
     UPLOAD_MODE,
@@ -230,7 +231,7 @@ def _archive(upload: Path, paths: InstancePaths, name: SftpUserName, now: float 
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
     with Dir.open(paths.data_archive) as archive:
         owner = archive.stat()
-        target_name, made = new_archive_folder(archive, f"redftp_{name.user}_{stamp}")
+        target_name, made = new_archive_folder(archive, KEPT_UPLOADS.format(user=name.user, stamp=stamp))
         removed.archived_to = archive.path / target_name
         with made as target:
             try:

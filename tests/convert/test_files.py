@@ -202,6 +202,18 @@ def test_archived_sources_expire_after_their_retention(instance: InstancePaths) 
     assert sorted(p.name for p in instance.data_archive.rglob("*") if p.is_file()) == ["o.csv", "o.parquet"]
 
 
+def test_uploads_kept_by_redftp_userdel_never_expire(instance: InstancePaths) -> None:
+    """`redftp_userdel --keep-data` moves what is still in the user's upload folder (never converted, never loaded)
+    to data/archive/redftp_<user>_<time>: the expiry of archived sources deleted those after the retention."""
+    kept = instance.data_archive / "redftp_alice_20261201T101500"
+    again = instance.data_archive / "redftp_alice_20261201T101500-2"
+    for folder in (kept, again, instance.data_archive / "bob"):
+        folder.mkdir()
+        (folder / "orders.json").write_text("x")
+    assert expire_archive(instance, ".json", 7, now=time.time() + 8 * 86400) == 1  # bob's, archived by a converter
+    assert (kept / "orders.json").exists() and (again / "orders.json").exists()
+
+
 def test_a_reason_left_alone_is_never_given_to_another_file(instance: InstancePaths) -> None:
     (instance.data_error / "bad.json.reason").write_text("the reason of a file the operator took away\n")
     source = instance.data_input / "bad.json"

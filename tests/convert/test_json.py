@@ -42,6 +42,19 @@ def test_ndjson_and_array_give_the_same_csv(tmp_path: Path) -> None:
     assert ndjson == array == [["id", "name", "ok"], ["1", 'say "hi", then\nleave', "1"], ["2", "ünï €", "0"]]
 
 
+@pytest.mark.parametrize("line_break", ["\n", "\r\n", "\r"])
+def test_a_raw_line_break_inside_a_string_of_an_array_is_refused_with_its_position(
+    tmp_path: Path, line_break: str
+) -> None:
+    """Not JSON (a string writes it as \\n), and refused in NDJSON; in an array the scan made every line break a
+    blank, the ones inside strings too, so `Main St 1<LF>Berlin` was loaded as `Main St 1 Berlin` without a word.
+    Line breaks between the values (pretty-printed arrays) stay fine."""
+    text = f'[\n  {{"id": 1, "addr": "ok"}},\n  {{"id": 2, "addr": "Main St 1{line_break}Berlin"}}\n]'
+    reason = bad(tmp_path, text)
+    assert "a line break inside a string" in reason and "line 3" in reason, reason
+    assert convert(tmp_path, '[\n {"id": 1, "addr": "a\\nb"}\n]') == [["id", "addr"], ["1", "a\nb"]]
+
+
 def test_nested_objects_become_dotted_columns_and_arrays_json_text(tmp_path: Path) -> None:
     rows = convert(tmp_path, '{"a": {"b": {"c": 1}, "d": "x"}, "tags": ["p", "q"], "n": null}\n')
     assert rows == [["a.b.c", "a.d", "tags", "n"], ["1", "x", '["p","q"]', ""]]
