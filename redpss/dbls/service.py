@@ -100,6 +100,16 @@ class DblsService(Service):
         except BatchError as exc:
             log.warning("refused a log buffer from %s at %s: %s", connection.client, connection.peer, exc)
             raise RequestError(f"log buffer refused, nothing was written: {exc}") from None
+        if batch.to_database and self.rows.spool_failing:
+            # its ERROR/ALERT rows could be held in memory only, lost with DBLS: no acknowledgement may say "durable"
+            # (the writer tries the spool again every round; once it works, buffers are taken again)
+            log.error("refused a log buffer with ERROR/ALERT lines from %s: the row spool cannot be written (%s)",
+                      connection.client, self.rows.spool_failing)  # fmt: skip
+            raise RequestError(
+                f"DBLS cannot keep ERROR/ALERT rows on disk now ({self.rows.spool_failing}); nothing was written, "
+                "send the buffer again",
+                Code.REFUSED,
+            )
         try:
             self.files.write(batch.files)
         except OSError as exc:

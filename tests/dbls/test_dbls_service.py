@@ -21,6 +21,7 @@ from redpss.core.db.rowwriter import CLONE_CUTOFF_FILE
 from redpss.core.secret import instance_secret, service_secret
 from redpss.sql.udf.pss_client import LogBuffer, PssError, log_line, log_request
 from tests.dbls.conftest import Dbls
+from tests.support.private_tmp import PrivateTmp
 from tests.support.wait import wait_for
 
 STAMP = "2026-11-30 01:02:03.456789"
@@ -379,3 +380,49 @@ def test_a_payload_is_read_exactly_however_the_wire_cuts_it(dbls: Dbls) -> None:
     assert texts == [*expected, "after"]
     daemon = dbls.procs["dbls"]
     assert "Traceback" not in daemon.log and "Traceback" not in daemon.stderr
+
+
+@pytest.mark.root  # a tmpfs in a mount namespace of its own: a real ENOSPC for DBLS's row spool alone
+def test_while_the_row_spool_cannot_be_written_a_buffer_with_error_lines_is_refused_not_acknowledged(
+    dbls: Dbls,
+) -> None:
+    """Once the spool had failed, every later ERROR row was held in memory only, until the writer's next retry
+    worked, and acknowledged as durable all the same: a stop or a crash then lost acknowledged rows. Such a buffer
+    is now refused, nothing of it written; lines without a database row are still taken."""
+    daemon = dbls.procs.pop("dbls")
+    daemon.stop()
+    daemon.close()
+    private = PrivateTmp(dbls.paths.tmp, "4m")
+    try:
+        limited = dbls.start("dbls", launcher=private.launcher())
+
+        def buffer(tag: str, level: str, count: int = 3) -> list[list[str]]:
+            return [["APP1", level, STAMP, "s", f"{tag} {n} " + "z" * 200] for n in range(count)]
+
+        with dbls.client("full") as client:
+            client.send_log(buffer("before", "ERROR"))
+            private.fill()
+            client.send_log(buffer("finds it full", "ERROR", 100))  # more than the spool's last page holds
+            limited.wait_log("cannot write the spool")
+            with pytest.raises(PssError, match="cannot keep ERROR/ALERT rows on disk now") as refused:
+                client.send_log(buffer("refused", "ERROR"))
+            assert refused.value.code == "REFUSED"
+            client.send_log(buffer("info only", "INFO"))  # the files can be written: taken
+            private.free()
+
+            def taken() -> bool:
+                try:
+                    client.send_log(buffer("after", "ERROR"))
+                except PssError:
+                    return False
+                return True
+
+            wait_for(taken, 30, what="an ERROR buffer taken once the spool can be written again")
+        texts = [line.split(": ", 1)[1] for line in dbls.schema_lines("APP1")]
+        assert not any(text.startswith("refused") for text in texts)
+        assert sum(text.startswith("info only") for text in texts) == 3
+    finally:
+        stopped = dbls.procs.pop("dbls")
+        stopped.stop()
+        stopped.close()
+        private.close()

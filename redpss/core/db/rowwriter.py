@@ -202,6 +202,11 @@ class RowWriter:
                 spool_error=self._spool_error,
             )
 
+    @property
+    def spool_failing(self) -> str:
+        """The current spool problem ("" when the spool works): rows appended now would be held in memory only."""
+        return self._spool_error
+
     def waiting(self) -> list[tuple[str, Mapping[str, Any]]]:
         """(table, row) of every row not yet in the database, oldest first."""
         with self._lock:
@@ -384,10 +389,16 @@ class RowWriter:
         if not self._spool_error:
             return
         if not self._pending:
-            # Nothing at risk; empty the spool of rows written meanwhile (needs no space, proves nothing).
+            # Nothing at risk; empty the spool of rows written meanwhile (needs no space, proves nothing). Appends
+            # skip the disk while the error stands, so a probe tells when it can go: else, with the database there
+            # to take every row at once, the spool stayed "failing" for good and every row was held in memory only.
             with contextlib.suppress(OSError):
                 os.truncate(self.spool, 0)
             self._replaced()
+            if self._probe_spool():
+                log.warning("%s: the spool can be written again", self.name)
+                self._unspooled.clear()
+                self._spool_error = ""
             return
         if self._rewrite_spool():
             log.warning(
@@ -397,6 +408,23 @@ class RowWriter:
             )
             self._unspooled.clear()
             self._spool_error = ""
+
+    def _probe_spool(self) -> bool:
+        """Whether a page can be written and synced beside the spool now (a full disk, no descriptors: False)."""
+        probe = self.spool.with_suffix(".probe")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                written = os.write(fd, b"\0" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return written == 4096
+        except OSError:
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
 
     def _rewrite_spool(self) -> bool:
         """Replace the spool with the rows still waiting (atomic); False when that cannot be written. Lock held."""
