@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import threading
@@ -426,3 +427,17 @@ def test_while_the_row_spool_cannot_be_written_a_buffer_with_error_lines_is_refu
         stopped.stop()
         stopped.close()
         private.close()
+
+
+def test_a_schema_folder_removed_by_hand_is_made_again(dbls: Dbls) -> None:
+    """`rm -rf log/DB/APP1` while DBLS ran: its file was opened again in the missing folder (ENOENT), so every
+    buffer for APP1 was refused until a restart, while the watchdog went on being fed."""
+    with dbls.client("removed") as client:
+        client.send_log([["APP1", "INFO", STAMP, "s", "before"]])
+        shutil.rmtree(dbls.paths.log_db / "APP1")
+
+        def written_again() -> bool:
+            client.send_log([["APP1", "INFO", STAMP, "s", "again"]])  # a refusal raises: the test fails
+            return (dbls.paths.log_db / "APP1").is_dir() and any("again" in line for line in dbls.schema_lines("APP1"))
+
+        wait_for(written_again, 15, what="APP1's folder and file made again")

@@ -75,7 +75,12 @@ class DailyFileHandler(logging.Handler):
         if newest:
             self._adopt_legacy_file()
         path = self.link.with_name(dated_name(self.link, day))
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            self._fd = os.open(path, flags, FILE_MODE)
+        except FileNotFoundError:  # its folder removed by hand (rm -rf log/DB/APP1): made again, as at the start
+            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+            self._fd = os.open(path, flags, FILE_MODE)
         self._path, self._day = path, day
         if newest:
             self._newest = day
