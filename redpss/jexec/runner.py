@@ -135,6 +135,7 @@ class ActionRun:
         self.process: asyncio.subprocess.Process | None = None
         self.interrupted = ""  # why JEXEC ended the run itself (a forced stop), "" otherwise
         self.unkillable = False  # the script outlived SIGKILL: the run ends without waiting for it
+        self.group_ended = False  # _end_group ran to its end: no process of the run is left
 
     def interrupt(self, why: str) -> None:
         """Kill the run's processes now (JEXEC is stopped by force); run() then returns FAILED saying `why`, so the
@@ -198,7 +199,9 @@ class ActionRun:
                     await readers
             return self._outcome(status, time.monotonic() - started, out)
         finally:
-            if self.process is not None and self.process.returncode is None:  # cancelled: the requester is gone
+            # cancelled (the requester is gone, a stop): also when the script had exited and its children had not
+            # been ended yet (the cancel landed in the poll that notices the exit), or a `cmd &` outlived the run
+            if self.process is not None and not self.group_ended:
                 await asyncio.shield(self._end_group(grace=0.0))
             if self.process is not None:
                 ActionRun.scripts.discard(self.process.pid)
@@ -241,6 +244,7 @@ class ActionRun:
         except TimeoutError:
             self.unkillable = True  # in uninterruptible sleep (a hung mount): not waited for
         reap_ended_orphans()
+        self.group_ended = True
 
     async def _exited(self) -> None:
         """Return once the script has exited. Process.wait() of Python 3.11 may return only once the script's pipes
