@@ -120,6 +120,7 @@ class DblsService(Service):
                 Code.REFUSED,
             ) from None
         self.write_error = ""
+        connection.committed = True  # the lines are in the files: a stop must let the reply go out (core.wire)
         held = 0
         if batch.to_database:
             if not await asyncio.to_thread(self._spool, batch.to_database):

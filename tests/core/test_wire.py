@@ -18,6 +18,7 @@ from redpss.core.wire import (
     AsyncClient,
     BlockingClient,
     Code,
+    Connection,
     JsonLineServer,
     Limits,
     Message,
@@ -25,6 +26,7 @@ from redpss.core.wire import (
     decode,
     encode,
 )
+from redpss.core.wire.aio import CLOSE_GRACE, COMMITTED_GRACE
 from redpss.core.wire.blocking import HELD_EVENTS
 from redpss.devdb.tls import self_signed
 from tests.support.wait import wait_for
@@ -500,6 +502,47 @@ def test_close_lets_a_reply_under_way_go_out_and_ends_idle_connections_at_once()
         finally:
             await busy.close()
             await idle.close()
+
+    asyncio.run(scenario())
+
+
+def test_close_waits_longer_for_the_reply_of_a_request_whose_effect_is_made() -> None:
+    """DBLS writes a buffer's lines, then spools its ERROR rows (an fsync that may take seconds while the log files
+    are written back): cut off after CLOSE_GRACE, its client sent the buffer again, and the lines were in the
+    files twice. A handler marks the request committed; close() then waits up to COMMITTED_GRACE for its reply,
+    and still cancels a request that is not."""
+
+    async def scenario() -> None:
+        release, never = asyncio.Event(), asyncio.Event()
+
+        async def handle(request: Message, connection: Connection) -> Message:
+            if request["op"] == "committed":
+                connection.committed = True
+                await release.wait()  # the slow fsync
+            else:
+                await never.wait()
+            return {"ok": True}
+
+        server = JsonLineServer(handle, SECRET, "TEST")
+        await server.start_tcp("127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        made = await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "made")
+        plain = await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "plain")
+        try:
+            answered = asyncio.create_task(made.request("committed", timeout=20))
+            unanswered = asyncio.create_task(plain.request("plain", timeout=20))
+            async with asyncio.timeout(5):
+                while sum(c.busy for c in server.connections) < 2:
+                    await asyncio.sleep(0.01)
+            asyncio.get_running_loop().call_later(CLOSE_GRACE + 1.0, release.set)  # past the usual grace
+            async with asyncio.timeout(COMMITTED_GRACE + 5):
+                await server.close()
+            assert (await answered) == {"ok": True, "seq": 1}
+            with pytest.raises((ConnectionError, WireError)):
+                await unanswered
+        finally:
+            await made.close()
+            await plain.close()
 
     asyncio.run(scenario())
 

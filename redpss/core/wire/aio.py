@@ -38,6 +38,9 @@ from redpss.core.wire.framing import (
 log = logging.getLogger("redpss.core.wire")  # one logger for the whole protocol, whichever module logs
 
 CLOSE_GRACE = 2.0  # seconds close() lets requests in progress finish before cancelling them
+# ... and the longer time it gives a request whose handler marked it committed (its effect is made, its reply is all
+# that is left: cut off, the client would send it again and the effect would happen twice)
+COMMITTED_GRACE = 5.0
 LINGER_SECONDS = 1.0  # after a refusal, input is read and discarded this long so the reply is not lost to a reset
 READ_CHUNK = 256 * 1024  # bytes one read of a connection takes (asyncio's own size)
 LINE_CHUNK = 16 * 1024  # the same for a server whose requests carry payloads, while it reads a request line
@@ -263,6 +266,9 @@ class Connection:
         self.subscribed = False
         self.send_timeout = send_timeout
         self.busy = False  # a request of it is being handled or answered: close() lets its reply go out first
+        # set by a handler once the request's effect is made (DBLS: the lines are in the files): close() then waits
+        # up to COMMITTED_GRACE for its reply; cleared when the reply is sent
+        self.committed = False
 
     async def send(self, message: Message) -> None:
         """Write one message; ConnectionResetError (the connection closed, with a WARNING) when the client has read
@@ -375,6 +381,8 @@ class JsonLineServer:
                 writer.close()
             if self._tasks:
                 _, running = await asyncio.wait(self._tasks, timeout=CLOSE_GRACE)
+                if running and any(c.committed for c in self.connections):
+                    _, running = await asyncio.wait(running, timeout=COMMITTED_GRACE - CLOSE_GRACE)
                 for task in running:
                     task.cancel()
                 await asyncio.gather(*running, return_exceptions=True)
@@ -439,7 +447,7 @@ class JsonLineServer:
                     break  # read while close() ran: not started, so its client sends it again elsewhere
                 connection.busy = True
                 await self._handle(reader, request, connection)
-                connection.busy = False
+                connection.busy = connection.committed = False
             if self._closing:
                 await self._linger(reader, writer)  # so the last reply is not lost to a reset
         except _Refused as exc:
