@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from redpss.core.durable import fsync_folder
+from redpss.core.durable import fsync_folder, rename_without_replacing
 from redpss.core.filestable import FileState, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import NAME_MAX, move_file, printable
@@ -278,14 +278,15 @@ def _hidden_entries(folders: list[Path]) -> list[Path]:
 
 
 def _link_once(ready: Path, target: Path) -> None:
-    """Show `ready` as `target` without ever replacing another file of that name (a link fails if it exists);
-    a link left by a stop between the two steps is recognised by its inode."""
-    try:
-        os.link(ready, target)
-    except FileExistsError:
-        if not ready.samefile(target):
-            raise
-    ready.unlink()
+    """Show `ready` as `target` in one step that never replaces another file of that name (core.durable's rename
+    without replacing). A link a stop left between the two steps of an earlier publish (or of the link-and-unlink
+    fallback, on a file system without that rename) is recognised by the file's link count: the CSV was shown then,
+    and may have been loaded and archived since (a LOAD moves it by rename, the inode with it), so it is not shown
+    a second time."""
+    if ready.stat().st_nlink > 1:
+        ready.unlink()  # shown already: under `target` still, or loaded and archived meanwhile
+    else:
+        rename_without_replacing(ready, target)
     fsync_folder(target.parent)
 
 

@@ -65,6 +65,21 @@ def test_killed_between_link_and_unlink_is_recognised(instance: InstancePaths) -
     assert sorted(p.name for p in instance.data_input.iterdir()) == ["o.csv"]
 
 
+def test_a_csv_shown_and_loaded_after_a_stop_between_link_and_unlink_is_not_shown_again(
+    instance: InstancePaths,
+) -> None:
+    """Stopped between the two steps of an earlier publish (a link, then an unlink of the committed file), a LOAD
+    took the CSV, loaded it and archived it before the converter was back: the recovery linked the committed file
+    again, and the same rows were loaded twice."""
+    source = instance.data_input / "o.json"
+    ready = NAMING.ready(source)
+    ready.write_text('"a"\n1\n')
+    os.link(ready, instance.data_input / "o.csv")
+    (instance.data_input / "o.csv").rename(instance.data_archive / "o.csv")  # loaded and archived
+    recover(NAMING, instance, [instance.data_input])
+    assert sorted(p.name for p in instance.data_input.iterdir()) == []
+
+
 def test_a_half_written_output_is_removed(instance: InstancePaths) -> None:
     source = instance.data_input / "o.json"
     source.write_text("{}\n")
