@@ -64,8 +64,9 @@ def _run_sendfile(request: RunRequest, session: DbSession, paths: InstancePaths)
 
     fields = job_request(request.command, request.schema)  # a bad COMMAND fails before SENDFILE is asked
     # a retry keeps the run's id: SENDFILE answers it with the first request's outcome or waits for that request,
-    # which may still be spooled (a stop cut the first answer off), instead of delivering the file a second time
-    fields.setdefault("key", f"run:{request.run_id}")
+    # which may still be spooled (a stop cut the first answer off), instead of delivering the file a second time.
+    # Always the run's: a key in the COMMAND would be every run's, and later runs would deliver nothing.
+    fields["key"] = f"run:{request.run_id}"
     return str(send_file(paths, fields, timeout=request.timeout)["message"])
 
 

@@ -5,8 +5,9 @@ A SENDFILE job waits for its delivery on one connection. When that connection en
 stopped with the request queued, or the answer was lost), the job's run fails and SCHED retries it, while the first
 request is still spooled and runs at SENDFILE's next start: the partner got the file twice. A job's requests carry
 the run's id as their key (a retry keeps it): a request sent again under a key SENDFILE holds waits for that request,
-and one whose request has ended gets its outcome from here. One small file per key (its name a hash of the key),
-written and fsync'd before the request leaves the spool, so a crash in between never runs it a second time.
+and one whose request was delivered gets that answer from here (a failed one is carried out again: that is what a
+retry is for). One small file per key (its name a hash of the key), written and fsync'd before the request leaves
+the spool, so a crash in between never delivers it a second time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redpss.core.durable import write_atomically
+from redpss.core.durable import fsync_folder, write_atomically
 
 KEPT_FOR = 24 * 3600.0  # seconds an outcome is kept: longer than any retry schedule of a job
 
@@ -52,7 +53,9 @@ class OutcomeStore:
 
     def put(self, key: str, outcome: Outcome) -> None:
         """Keep `outcome` durably (OSError when it cannot be kept)."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.folder.is_dir():
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fsync_folder(self.folder.parent)
         record = {"key": key, "at": time.time(), **outcome.__dict__}
         write_atomically(self._path(key), [json.dumps(record).encode()], sync=True, mode=0o600)
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,8 @@ class SendfileService(Service):
         self.spool = RequestSpool(spool_folder(paths))
         self.outcomes = OutcomeStore(spool_folder(paths) / "outcomes")
         self.keyed: dict[str, Job] = {}  # the requests held (queued or in progress) by their caller's key
+        # one request of a key at a time from its look to its spooling: (lock, requests using it)
+        self.key_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SENDFILE"))
         self.rows = RowWriter("SENDFILE outcomes", paths.tmp / "sendfile-messages.spool", self.session_for_rows())
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
@@ -137,10 +139,34 @@ class SendfileService(Service):
             log.warning("refused a request from %s at %s: %s", connection.client, connection.peer, exc)
             raise RequestError(f"SENDFILE refused the request: {exc}") from None
         wait = fields.get("wait") is True
-        if request.key:
-            answer = await self._same_key(request.key, wait, connection)
-            if answer is not None:
+        if not request.key:
+            return await self._answer(await self._spool_new(request, connection), wait)
+        async with self._one_at_a_time(request.key):  # two requests of one key at once: the second finds the first
+            answer = await self._same_key(request.key, connection)
+            if answer is None:
+                job = await self._spool_new(request, connection)
+            elif isinstance(answer, Job):
+                job = answer
+            else:
                 return answer
+        return await self._answer(job, wait)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, key: str) -> AsyncIterator[None]:
+        lock, users = self.key_locks.get(key, (asyncio.Lock(), 0))
+        self.key_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self.key_locks[key]
+            if users == 1:
+                del self.key_locks[key]
+            else:
+                self.key_locks[key] = (lock, users - 1)
+
+    async def _spool_new(self, request: FileRequest, connection: Connection) -> Job:
+        """Spool `request` durably and queue it (RequestError when it cannot be kept)."""
         request_id = self.spool.new_id()
         try:
             await asyncio.to_thread(self.spool.put, request_id, request)
@@ -160,27 +186,26 @@ class SendfileService(Service):
             extra=_schema(request),
         )
         self._enqueue(job)
-        return await self._answer(job, wait)
+        return job
 
     def _enqueue(self, job: Job) -> None:
         if job.request.key:
             self.keyed[job.request.key] = job
         self.queue.put_nowait(job)
 
-    async def _same_key(self, key: str, wait: bool, connection: Connection) -> Message | None:
-        """The answer to a request sent again under the key of one held or ended; None for a key not seen."""
+    async def _same_key(self, key: str, connection: Connection) -> Job | Message | None:
+        """For a request sent again under the key of one held: that job; of one delivered: its answer; None for a
+        key not seen (or one whose request failed: sent again, it is carried out again, as a retry means)."""
         held = self.keyed.get(key)
         if held is not None:
             log.info("request with key %s from %s is request %s, held already: not taken twice", key,
                      connection.client, held.request_id)  # fmt: skip
-            return await self._answer(held, wait)
+            return held
         ended = await asyncio.to_thread(self.outcomes.get, key, time.time())
         if ended is None:
             return None
-        log.info("request with key %s from %s is request %s, which has ended: its outcome again", key,
+        log.info("request with key %s from %s is request %s, delivered before: its outcome again", key,
                  connection.client, ended.request_id)  # fmt: skip
-        if ended.error:
-            raise RequestError(f"SENDFILE request {ended.request_id} failed: {ended.error}", Code.REFUSED)
         return durable(**ended.reply())
 
     async def _answer(self, job: Job, wait: bool) -> Message:
@@ -271,7 +296,6 @@ class SendfileService(Service):
         return self.session.connection()
 
     def _failed(self, job: Job, reason: str) -> SendFailed:
-        self._keep_outcome(job, Outcome(job.request_id, error=reason))
         self.spool.remove(job.request_id)
         self.failed += 1
         self.last_error = reason

@@ -200,4 +200,13 @@ def test_a_request_sent_again_under_its_key_is_delivered_once_also_across_a_stop
         retried = sender.send(**request, wait=True)  # the job's retry, after the first request has ended
         assert retried["id"] == first["id"] and "20 rows" in retried["message"]
         assert len(relay.received) == 1
-        assert f"request with key run:0123abc from test is request {first['id']}, which has ended" in sender.log
+        assert f"request with key run:0123abc from test is request {first['id']}, delivered before" in sender.log
+        # a request that failed keeps no outcome: sent again under its key (a retry), it is carried out again
+        failing = {"source": "APP1.NO_SUCH_VIEW", "to": "ops@example.com", "key": "run:4567def", "wait": True}
+        failures = []
+        for _ in range(2):
+            with pytest.raises(WireError, match=r"SENDFILE request (\S+) failed") as failed:
+                sender.send(**failing)
+            failures.append(str(failed.value))
+        ids = [re.search(r"SENDFILE request (\S+) failed", text).group(1) for text in failures]  # type: ignore[union-attr]
+        assert ids[0] != ids[1]
