@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from redpss.clone import folder
@@ -49,8 +50,10 @@ STEPS = (
     "archive",
 )
 Hook = Callable[[str, str], None]
-# The steps whose work is in the database: a resumed restore does them again (each is idempotent), since the database
-# may have been restored once more since the interrupted run did them; only the file steps count as done for good.
+# The steps whose work is in the database: a restore resumed by another process (after a kill, a crash, a restart)
+# does them again (each is idempotent), since the database may have been restored once more meanwhile; only the
+# file steps count as done for good. The same process trying again (JMON at every poll, after a step failed) does
+# not: it would empty the log tables at every poll.
 DATABASE_STEPS = frozenset({"connections", "activation", "roles", "database_logs", "identity"})
 
 
@@ -137,14 +140,16 @@ def restore(
             owned_state = owned
         context = Context(session, config, paths, secret, mine, owned_state, suspended)
         progress = folder.progress(paths) or {"cutoff": time.time(), "done": []}
+        resumed = bool(progress["done"]) and progress.get("by") != _this_process()
         if not progress["done"]:
-            folder.save_progress(paths, progress)
             log.warning(
                 "clone restore of %s began (the database was replaced; cut-off %s)", paths.redenv, _when(progress)
             )
+        progress["by"] = _this_process()
+        folder.save_progress(paths, progress)
         report = []
         for step in STEPS:
-            if step in progress["done"] and step not in DATABASE_STEPS:
+            if step in progress["done"] and not (resumed and step in DATABASE_STEPS):
                 continue
             if hook is not None:
                 hook(step, "before")
@@ -159,6 +164,15 @@ def restore(
         unblock(paths)
         log.warning("clone restore of %s complete: the database is this instance's now", paths.redenv)
         return report
+
+
+def _this_process() -> str:
+    """This process, told apart from any other that ever ran on the machine (pid and start time: pids are reused)."""
+    try:
+        started = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = "?"
+    return f"{os.getpid()}@{started}"
 
 
 # -- the steps ------------------------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """A child process that does what JMON does before its first poll (redpss.clone.guard.CloneGuard.check), and kills
 itself with SIGKILL at one chosen point of the restore: `python -m tests.clone.restore_driver TST1 STEP POINT`
-(POINT before|after; STEP "-" runs to the end). A real process, a real kill -9, the real database."""
+(POINT before|after; STEP "-" runs to the end). A real process, a real kill -9, the real database.
+
+POINT `fail` makes STEP fail once instead, writes a LOG_MESSAGES row (as DBLS does while JMON holds), and tries
+again in the same process, as JMON does at its next poll."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -27,9 +31,25 @@ def main(argv: list[str]) -> int:
         if (at_step, at_point) == (step, point):
             os.kill(os.getpid(), signal.SIGKILL)
 
+    failed: list[str] = []
+
+    def fail_once_at(at_step: str, at_point: str) -> None:
+        if (at_step, at_point) == (step, "before") and not failed:
+            failed.append(at_step)
+            raise RuntimeError(f"step {at_step} failed")
+
     guard = CloneGuard(paths, secret)
     try:
-        if step == "-":
+        if point == "fail":
+            with contextlib.suppress(RuntimeError):  # the failed try, as JMON's poll logs it
+                restore(session, config, paths, secret, hook=fail_once_at)
+            session.execute(
+                "INSERT INTO APP1.LOG_MESSAGES (LOG_TIME, LOG_LEVEL, MESSAGE) "
+                "VALUES (CURRENT_TIMESTAMP, 'ERROR', 'written while held')"
+            )
+            session.commit()
+            hold = guard.check(session, config)
+        elif step == "-":
             hold = guard.check(session, config)
         else:
             restore(session, config, paths, secret, hook=die_at)

@@ -148,3 +148,13 @@ def test_a_restore_interrupted_and_the_backup_restored_again_ends_as_an_uninterr
     rerun = clones.drive("-", "-")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert clones.state() == expected
+
+
+def test_a_restore_tried_again_by_the_same_process_does_not_empty_the_logs_again(clones: Clones) -> None:
+    """JMON tries a failed restore again at every poll. Were the database steps done again each time, the log
+    tables would be emptied at every poll, with the rows written meanwhile."""
+    clones.make_clone()
+    tried = clones.drive("suspend_state", "fail")
+    assert tried.returncode == 0, tried.stdout + tried.stderr
+    assert count(clones.daemons, "APP1.LOG_MESSAGES", "MESSAGE = 'written while held'") == 1
+    assert clones.state()["identity"][0]["INSTANCE_NAME"] == "TST1"
