@@ -378,9 +378,12 @@ def _is_text_type(target: object) -> bool:
 
 
 def _keep_projection_name(node: exp.Expr) -> None:
-    """Alias a projection by its text before it is rewritten further, so its column is named as before."""
+    """Alias a projection by its text before it is rewritten further, so its column is named as before. The node
+    itself moves into the alias (a copy there would leave the rewrite to the detached original)."""
     if isinstance(node.parent, exp.Select) and node.arg_key == "expressions":
-        node.replace(exp.alias_(node.copy(), exp.to_identifier(node.sql(dialect="exasol"), quoted=True)))
+        alias = exp.Alias(alias=exp.to_identifier(node.sql(dialect="exasol"), quoted=True))
+        node.replace(alias)
+        alias.set("this", node)
 
 
 # Functions whose text result may be empty (TRIM('  '), SUBSTR('abc', 5), REPLACE('x', 'x', ''), REGEXP_SUBSTR

@@ -94,6 +94,11 @@ def test_a_timestamp_made_text_has_six_fraction_digits_as_exasol_writes_it(conn:
     assert rows[1][:3] == (fraction, fraction, "at " + fraction)
     named = conn.execute("SELECT x FROM (SELECT 'a' || ts AS x FROM stamps) ORDER BY x").fetchall()
     assert named == [("a" + whole,), ("a" + fraction,)]
+    # not only in the first SELECT: an INSERT's query and a later branch of a UNION too
+    conn.execute("CREATE TABLE stamp_texts (s VARCHAR(40))")
+    conn.execute("INSERT INTO stamp_texts SELECT TO_CHAR(ts) FROM stamps")
+    union = "SELECT s FROM stamp_texts UNION ALL SELECT CAST(ts AS VARCHAR(30)) FROM stamps ORDER BY 1"
+    assert conn.execute(union).fetchall() == [(whole,), (whole,), (fraction,), (fraction,)]
 
 
 def test_ddl_dml_and_merge(conn: Any) -> None:
