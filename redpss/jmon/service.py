@@ -127,8 +127,10 @@ class JmonService(Service):
         self.clone_guard: CloneGuard | None = None  # is the database ours (redpss.clone)? set once the secret is read
         self.clone_hold = ""  # why no job starts (a foreign database), "" when the database is this instance's
         # the newest scheduled tick per job/watcher read from the run logs at start, kept until the first sync takes
-        # it: a first poll that fails (the database just back) must not lose the missed ticks' MISSED_POLICY
+        # it: a first poll that fails (the database just back) must not lose the missed ticks' MISSED_POLICY. None
+        # before that sync: read (again) then, when the read at start failed or the database was held meanwhile.
         self.last_at_start: dict[Key, float] | None = None
+        self.synced = False  # the schedule has taken the definitions once
 
     @property
     def suspended(self) -> bool:
@@ -160,12 +162,10 @@ class JmonService(Service):
         self.clone_guard = CloneGuard(self.paths, self.secret)
         self.clone_hold = await self._db(self._clone_check)
         try:
-            last = await self._db(read_last_scheduled)
+            self.last_at_start = await self._db(read_last_scheduled)
             self.schedule.runs_began(await self._db(read_last_started))
         except DatabaseError as exc:
             await self._explain_db_failure(exc, "cannot read the run logs")
-            last = {}
-        self.last_at_start = last
         await self._poll(apply_timing=False)
         self.next_stats = self.clock() + self.config.redctl.jmon_stats_interval
         # Dispatching before the link is up would only log SCHED_UNAVAILABLE skips for ticks due at start.
@@ -304,13 +304,29 @@ class JmonService(Service):
     def _clone_check(self, session: DbSession, routine: bool = False) -> str:
         return self.clone_guard.check(session, self.config, routine=routine) if self.clone_guard is not None else ""
 
+    async def _clone_hold_now(self) -> str:
+        """Why no job may start ("" when the database is this instance's), looked at again at every poll."""
+        if self.clone_hold:  # `redctl postclone` (or a fixed folder) ends it
+            hold = str(await self._db(self._clone_check))
+            if not hold:  # the run logs read while held may have been another database's: read again
+                self.last_at_start = None
+            return hold
+        # a database restored under the running instance (no stop, no preclone) is found at the next poll
+        return str(await self._db(lambda session: self._clone_check(session, routine=True)))
+
+    async def _last_scheduled_for_sync(self) -> dict[Key, float] | None:
+        """The run logs' newest scheduled ticks for the first sync (read now if they could not be before); None
+        after it."""
+        if not self.synced and self.last_at_start is None:
+            try:
+                self.last_at_start = await self._db(read_last_scheduled)
+            except DatabaseError as exc:  # scheduled from now, as when the run logs cannot be read at all
+                await self._explain_db_failure(exc, "cannot read the run logs")
+        return self.last_at_start
+
     async def _poll(self, apply_timing: bool) -> dict[str, Any]:
         self.next_poll = self.clock() + self.config.redctl.jmon_poll_interval
-        if self.clone_hold:  # checked again at every poll: `redctl postclone` (or a fixed folder) ends it
-            self.last_at_start = None  # the run logs read at start were a foreign database's
-            self.clone_hold = await self._db(self._clone_check)
-        else:  # a database restored under the running instance (no stop, no preclone) is found at the next poll
-            self.clone_hold = await self._db(lambda session: self._clone_check(session, routine=True))
+        self.clone_hold = await self._clone_hold_now()
         if self.clone_hold:
             return {"ok": False, "error": self.clone_hold}
         try:
@@ -329,9 +345,10 @@ class JmonService(Service):
                 "pending_timing_changes": len(self.pending_timing),
                 "invalid": len(self.invalid),
             }
+        last_scheduled = await self._last_scheduled_for_sync()
         self.fingerprint, self.last_full_sync = fingerprint, now
-        report = self.schedule.sync(definitions, now, apply_timing=apply_timing, last_scheduled=self.last_at_start)
-        self.last_at_start = None
+        report = self.schedule.sync(definitions, now, apply_timing=apply_timing, last_scheduled=last_scheduled)
+        self.last_at_start, self.synced = None, True
         self.definitions = {d.key: d for d in definitions}
         for key, reason in report.invalid.items():
             if self.invalid.get(key) != reason:
