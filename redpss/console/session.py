@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from redpss.core.durable import write_atomically
+from redpss.core.durable import fsync_folder, write_atomically
 from redpss.core.paths import InstancePaths
 from redpss.core.record import Record
 from redpss.core.secret import instance_secret
@@ -109,10 +109,13 @@ class RevokedSessions:
     def revoke(self, session: Session) -> None:
         """End `session` for every worker (OSError when it cannot be written)."""
         with self._locked():
+            created = not self.path.exists()
             with self.path.open("a", encoding="ascii") as handle:
                 handle.write(f"{session.sid} {int(session.expires)}\n")
                 handle.flush()
                 os.fsync(handle.fileno())
+            if created:  # the new file's name, too, must outlive a power cut
+                fsync_folder(self.path.parent)
             now = time.time()
             lines = self._read()
             if sum(1 for expires in lines.values() if expires <= now) > self.PRUNE_AFTER:

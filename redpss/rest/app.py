@@ -133,6 +133,7 @@ class Api:
         )
         self.auth = Authenticator(config)
         self.metrics_open = is_loopback(config.rest.gu_host)
+        self.proxies = frozenset(filter(None, config.rest.trusted_proxies.split(",")))
         self.health = Cached(HEALTH_SECONDS, self._health)
         self.metrics = Cached(METRICS_SECONDS, self._metrics)
         self.lists: dict[str, Cached[bytes]] = {
@@ -201,7 +202,7 @@ class Api:
             return False
         client = request.client.host if request.client else ""
         forwarded = any(name in request.headers for name in ("forwarded", "x-forwarded-for", "x-real-ip"))
-        return is_loopback(client) and not forwarded
+        return is_loopback(client) and not forwarded and client not in self.proxies
 
     def _metrics(self) -> str:
         return render_metrics(self.instance)

@@ -203,3 +203,27 @@ def test_only_declared_proxies_name_the_client(api_instance: InstancePaths) -> N
     api_instance.config_file.write_text(text.replace("[rest]", "[rest]\ntrusted_proxies = proxy.example", 1))
     with pytest.raises(ConfigError, match=r"'proxy\.example' is not an IP address"):
         load_config(api_instance.config_file)
+
+
+def test_metrics_from_a_declared_proxy_need_credentials_even_without_forwarding_headers(
+    api_instance: InstancePaths,
+) -> None:
+    """A proxy that names no client (stunnel, nginx without proxy_set_header) reached /metrics as a local client."""
+    import asyncio  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from redpss.core.config import load_config  # noqa: PLC0415
+    from redpss.rest.app import build_app  # noqa: PLC0415
+
+    text = api_instance.config_file.read_text()
+    api_instance.config_file.write_text(text.replace("[rest]", "[rest]\ntrusted_proxies = 127.0.0.1", 1))
+    app = build_app(api_instance, load_config(api_instance.config_file))
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)  # its client is 127.0.0.1: the declared proxy
+        async with httpx.AsyncClient(transport=transport, base_url="https://api.test") as client:
+            return await client.get("/metrics")
+
+    answer = asyncio.run(ask())
+    assert answer.status_code == 401, answer.text

@@ -389,16 +389,11 @@ class RowWriter:
         if not self._spool_error:
             return
         if not self._pending:
-            # Nothing at risk; empty the spool of rows written meanwhile (needs no space, proves nothing). Appends
-            # skip the disk while the error stands, so a probe tells when it can go: else, with the database there
-            # to take every row at once, the spool stayed "failing" for good and every row was held in memory only.
+            # Nothing at risk; empty the spool of rows written meanwhile (needs no space, proves nothing: _round
+            # probes the disk)
             with contextlib.suppress(OSError):
                 os.truncate(self.spool, 0)
             self._replaced()
-            if self._probe_spool():
-                log.warning("%s: the spool can be written again", self.name)
-                self._unspooled.clear()
-                self._spool_error = ""
             return
         if self._rewrite_spool():
             log.warning(
@@ -490,6 +485,16 @@ class RowWriter:
         self._apply_cutoff()
         with self._lock:
             self._retry_spool()
+            nothing_held = bool(self._spool_error) and not self._pending
+        # Appends skip the disk while the error stands, so with nothing held a probe tells when it can go: else, with
+        # the database there to take every row at once, the spool stayed "failing" for good and every row was held
+        # in memory only. Outside the lock: its fsync may be slow on the disk that failed, and appends wait for it.
+        if nothing_held and self._probe_spool():
+            with self._lock:
+                if self._spool_error and not self._pending:
+                    log.warning("%s: the spool can be written again", self.name)
+                    self._unspooled.clear()
+                    self._spool_error = ""
         while self._pending:
             if not self._write_batch():
                 break
