@@ -69,11 +69,18 @@ def as_exasol_text(value: exp.Expr) -> None:
     """Replace `value`, in place, by the call that makes it text as Exasol does; literals and parameters stay."""
     if isinstance(value, _AS_GIVEN):
         return
-    call = sqlglot.parse_one(f"{_SCHEMA}.{_TEXT}(NULL)", read="duckdb")
-    value.replace(call)
+    placeholder = exp.Null()
+    value.replace(placeholder)
+    placeholder.replace(macro_call(_TEXT, value))
+
+
+def macro_call(name: str, *arguments: exp.Expr) -> exp.Expr:
+    """A call of one of the macros here (in the live database's schema) with `arguments`."""
+    call = sqlglot.parse_one(f"{_SCHEMA}.{name}()", read="duckdb")
     function = call.find(exp.Anonymous)
-    if function is not None:
-        function.set("expressions", [value])
+    assert function is not None  # the text above always parses to a call
+    function.set("expressions", list(arguments))
+    return call
 
 
 def widen_timestamp_arguments(tree: exp.Expr) -> None:
@@ -82,11 +89,7 @@ def widen_timestamp_arguments(tree: exp.Expr) -> None:
         key = "expression" if isinstance(node, exp.Extract) else "this"
         argument = node.args.get(key)
         if isinstance(argument, exp.Expr):
-            call = sqlglot.parse_one(f"{_SCHEMA}.{_MICROSECOND_TIMESTAMP}(NULL)", read="duckdb")
-            function = call.find(exp.Anonymous)
-            if function is not None:
-                function.set("expressions", [argument])
-                node.set(key, call)
+            node.set(key, macro_call(_MICROSECOND_TIMESTAMP, argument))
 
 
 # SECONDS_, MINUTES_ and HOURS_BETWEEN are fractional in Exasol (62.345 seconds; 0.9667 minutes between 12:00:02
@@ -124,12 +127,7 @@ def between_call(node: exp.DateDiff) -> exp.Expr | None:
     unit = node.args.get("unit")
     unit_name = unit.name.upper() if isinstance(unit, exp.Expr) else ""
     if unit_name in ("MONTH", "YEAR"):
-        call = sqlglot.parse_one(f"{_SCHEMA}.exa_{unit_name.lower()}s_between(NULL, NULL)", read="duckdb")
-        function = call.find(exp.Anonymous)
-        if function is None:  # pragma: no cover - the text above always parses to a call
-            return None
-        function.set("expressions", [node.this, node.expression])
-        return call
+        return macro_call(f"exa_{unit_name.lower()}s_between", node.this, node.expression)
     divisor = _FRACTIONAL_UNITS.get(unit_name)
     if divisor is None:
         return None
@@ -148,9 +146,4 @@ def add_call(node: exp.DateAdd) -> exp.Expr | None:
     name = unit.name.upper() if isinstance(unit, exp.Expr) else "DAY"
     if name not in _STEPS:
         return None
-    call = sqlglot.parse_one(f"{_SCHEMA}.{_macro_name(name)}(NULL, NULL)", read="duckdb")
-    function = call.find(exp.Anonymous)
-    if function is None:  # pragma: no cover - the text above always parses to a call
-        return None
-    function.set("expressions", [node.this, node.expression])
-    return call
+    return macro_call(_macro_name(name), node.this, node.expression)
