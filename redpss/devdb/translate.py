@@ -510,15 +510,22 @@ def _empty_means_null(literal: exp.Literal) -> bool:
 
 
 def _unqualify_set_targets(owner: exp.Expr) -> None:
-    """Exasol allows `UPDATE t SET t.col = ...`; DuckDB wants the bare column name."""
+    """Exasol allows `UPDATE t SET t.col = ...`; DuckDB wants the bare column name. `SET col = DEFAULT` (the
+    column's default) is the keyword, not a column named DEFAULT (which was "object DEFAULT not found")."""
     if isinstance(owner, exp.When):
         then = owner.args.get("then")
         assignments = then.expressions if isinstance(then, exp.Update) else []
     else:
         assignments = owner.expressions
     for assignment in assignments:
-        if isinstance(assignment, exp.EQ) and isinstance(assignment.this, exp.Column) and assignment.this.table:
+        if not isinstance(assignment, exp.EQ):
+            continue
+        if isinstance(assignment.this, exp.Column) and assignment.this.table:
             assignment.this.replace(exp.column(assignment.this.this.copy()))
+        value = assignment.expression
+        bare = isinstance(value, exp.Column) and not value.table and not value.this.quoted
+        if bare and value.name.upper() == "DEFAULT":
+            value.replace(exp.var("DEFAULT"))
 
 
 _SPECIAL_WORDS = (

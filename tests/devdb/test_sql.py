@@ -101,6 +101,17 @@ def test_a_timestamp_made_text_has_six_fraction_digits_as_exasol_writes_it(conn:
     assert conn.execute(union).fetchall() == [(whole,), (whole,), (fraction,), (fraction,)]
 
 
+def test_set_to_default_in_update_and_merge(conn: Any) -> None:
+    """`SET col = DEFAULT` is the column's default in Exasol; devdb took DEFAULT for a column and refused it."""
+    conn.execute("CREATE TABLE defaults (a DECIMAL(9,0), b DECIMAL(9,0) DEFAULT 3)")
+    conn.execute("INSERT INTO defaults VALUES (1, 7), (2, 8)")
+    assert conn.execute("UPDATE defaults SET b = DEFAULT WHERE a = 1").rowcount() == 1
+    conn.execute("CREATE TABLE picked (a DECIMAL(9,0))")
+    conn.execute("INSERT INTO picked VALUES (2)")
+    conn.execute("MERGE INTO defaults d USING picked p ON d.a = p.a WHEN MATCHED THEN UPDATE SET b = DEFAULT")
+    assert conn.execute("SELECT a, b FROM defaults ORDER BY a").fetchall() == [(1, 3), (2, 3)]
+
+
 def test_ddl_dml_and_merge(conn: Any) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0), name VARCHAR(40) UTF8, active BOOLEAN)")
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id DECIMAL(9,0))")  # kept as it was
