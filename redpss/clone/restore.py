@@ -14,7 +14,6 @@ fix; tmp/clone.blocked carries the same words for `redctl status`.
 from __future__ import annotations
 
 import enum
-import fcntl
 import logging
 import os
 import time
@@ -32,7 +31,7 @@ from redpss.core.config import Config, Secret
 from redpss.core.db import DbSession
 from redpss.core.db.contract import install, service_connections
 from redpss.core.db.rowwriter import CLONE_CUTOFF_FILE
-from redpss.core.durable import write_atomically
+from redpss.core.durable import exclusive_lock, write_atomically
 from redpss.core.paths import InstancePaths
 
 log = logging.getLogger("redpss.clone")
@@ -270,12 +269,8 @@ def _begin_takeover(paths: InstancePaths) -> None:
 @contextmanager
 def _locked(paths: InstancePaths) -> Iterator[None]:
     """One restore at a time (JMON's and an operator's postclone)."""
-    fd = os.open(paths.tmp / "preclone.lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(paths.tmp / "preclone.lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _describe(identity: InstanceIdentity | None) -> str:

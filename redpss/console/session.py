@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from redpss.core.durable import fsync_folder, write_atomically
+from redpss.core.durable import exclusive_lock, fsync_folder, write_atomically
 from redpss.core.paths import InstancePaths
 from redpss.core.record import Record
 from redpss.core.secret import instance_secret
@@ -141,14 +139,8 @@ class RevokedSessions:
                     until[sid] = float(expires)
         return until
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive_lock(self.path.with_name(self.path.name + ".lock"))
 
 
 def _b64(data: bytes) -> str:

@@ -6,9 +6,11 @@ sync=True)` returns, a kill -9 or a power cut leaves either the whole new file o
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"  # a leftover with this prefix is an interrupted write: never acknowledged, safe to remove
@@ -70,3 +72,15 @@ def rename_without_replacing(source: Path, target: Path) -> None:
         raise OSError(code, os.strerror(code), str(source), None, str(target))
     os.link(source, target)
     source.unlink()
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `lock_file` (made if missing, 0600) for the block: one holder at a time across
+    processes (a restore's steps, the console's workers rewriting one file)."""
+    fd = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
