@@ -8,6 +8,8 @@ import json
 import logging
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -657,3 +659,22 @@ def test_connect_refused_is_a_wire_error() -> None:
                 await AsyncClient.connect_tcp("127.0.0.1", port, SECRET, "t")
 
         asyncio.run(scenario())
+
+
+# -- a peer that stops answering ---------------------------------------------------------------------------------------
+def test_a_peer_that_stops_answering_is_dropped_even_on_an_idle_connection() -> None:
+    """The peer's machine loses power: nothing closes the connection, the loopback of a namespace of our own just
+    stops carrying packets. The server must drop the connection within its dead_peer_timeout (plus the probes'
+    rounding), though nothing was being sent; without keepalive it waits for ever."""
+    timeout = 3.0
+    done = subprocess.run(
+        ["unshare", "--net", sys.executable, "-m", "tests.support.dead_peer", "--timeout", str(timeout)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    state, seconds = done.stdout.rsplit(" after ", 1)
+    assert state == "gone", done.stdout
+    assert float(seconds) < timeout + 5

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -423,3 +424,19 @@ def test_an_orphan_that_ends_on_its_own_does_not_stay_a_zombie(
         wait_for(lambda: gone(pid), 15, what=f"the ended orphan {pid} reaped while its run goes on")
         proceed.touch()
         assert conn.next_reply()["status"] == "OK"
+
+
+def test_a_requester_that_stops_answering_is_noticed_by_keepalive(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """A database node that loses power closes nothing: JEXEC's side of the connection carries keepalive probes, so
+    the run is killed within a minute rather than when TCP gives up (~15 min). `ss` shows what the kernel does."""
+    _, port = jexec
+    with client(instance, port):
+        shown = subprocess.run(
+            ["ss", "-tnoH", "state", "established", f"( sport = :{port} )"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    assert "timer:(keepalive," in shown, shown

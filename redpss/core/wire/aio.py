@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss.core.errors import RedpssError
-from redpss.core.net import explain_bind_error
+from redpss.core.net import explain_bind_error, notice_dead_peer
 from redpss.core.wire.framing import (
     MAX_LINE,
     PAYLOAD_VERSION,
@@ -93,10 +93,13 @@ class _WireProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
     wakes once, when it is complete.
     """
 
-    def __init__(self, reader: _LineReader, connected: Any, chunk: memoryview, tls_first: bool = False) -> None:
+    def __init__(
+        self, reader: _LineReader, connected: Any, chunk: memoryview, limits: Limits, tls_first: bool = False
+    ) -> None:
         super().__init__(reader, connected)
         self._line_reader = reader
         self._chunk = chunk
+        self._dead_peer_timeout = limits.dead_peer_timeout
         self._tls_first = tls_first  # nothing is read until the connection's task starts TLS on it
         self._payload: memoryview | None = None  # the payload being read, and how much of it is in
         self._filled = 0
@@ -104,6 +107,10 @@ class _WireProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # a connection reset before this point ends in its task anyway
+                notice_dead_peer(sock, self._dead_peer_timeout)
         if self._tls_first:  # the client's first TLS bytes must reach the TLS layer, not the line reader
             transport.pause_reading()  # type: ignore[attr-defined]
 
@@ -420,7 +427,7 @@ class JsonLineServer:
 
     def _protocol(self) -> _WireProtocol:
         reader = _LineReader(limit=self.limits.hello_line)
-        return _WireProtocol(reader, self._accepted, self._chunk, tls_first=self._tls is not None)
+        return _WireProtocol(reader, self._accepted, self._chunk, self.limits, tls_first=self._tls is not None)
 
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve the connection in a task of our own, so close() can end it (asyncio's would log its cancellation)."""

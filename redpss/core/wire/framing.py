@@ -73,6 +73,9 @@ class Limits(Record):
     send_timeout: float = 60.0  # seconds a reply or event may wait for a client that reads nothing; then it is closed
     payload_timeout: float = 30.0  # seconds a declared payload may take to arrive (its buffer is held meanwhile)
     payload_budget: int = 64 * 1024 * 1024  # bytes of payloads read or handled at once, all connections together
+    # seconds after which a TCP peer that stopped answering (power lost, network gone) counts as gone, even on an
+    # idle connection, such as JEXEC's requester waiting for a long script (core.net.notice_dead_peer)
+    dead_peer_timeout: float = 60.0
 
 
 def encode(message: Message) -> bytes:
