@@ -100,19 +100,26 @@ class DblsService(Service):
         except BatchError as exc:
             log.warning("refused a log buffer from %s at %s: %s", connection.client, connection.peer, exc)
             raise RequestError(f"log buffer refused, nothing was written: {exc}") from None
-        if batch.to_database and self.rows.spool_failing:
-            # its ERROR/ALERT rows could be held in memory only, lost with DBLS: no acknowledgement may say "durable"
-            # (the writer tries the spool again every round; once it works, buffers are taken again)
-            log.error("refused a log buffer with ERROR/ALERT lines from %s: the row spool cannot be written (%s)",
-                      connection.client, self.rows.spool_failing)  # fmt: skip
-            raise RequestError(
-                f"DBLS cannot keep ERROR/ALERT rows on disk now ({self.rows.spool_failing}); nothing was written, "
-                "send the buffer again",
-                Code.REFUSED,
-            )
+        held: list[int] = []
+        if batch.to_database:
+            # The ERROR/ALERT rows go on disk first, held back from the database until the lines are in the files:
+            # so a refusal leaves nothing behind that the client's resend would duplicate, and an acknowledgement
+            # never covers rows in memory only (lost with DBLS).
+            spooled = await self._spooled(batch.to_database)
+            if spooled is None:
+                problem = self.rows.spool_failing or "the spool could not be written"
+                log.error("refused a log buffer with ERROR/ALERT lines from %s: the row spool cannot be written (%s)",
+                          connection.client, problem)  # fmt: skip
+                raise RequestError(
+                    f"DBLS cannot keep ERROR/ALERT rows on disk now ({problem}); nothing was written, "
+                    "send the buffer again",
+                    Code.REFUSED,
+                )
+            held = spooled
         try:
             self.files.write(batch.files)
         except OSError as exc:
+            self.rows.cancel(held)
             self.write_error = str(exc)
             log.error("cannot write the DB log files below %s: %s", self.paths.log_db, exc)
             raise RequestError(
@@ -121,28 +128,41 @@ class DblsService(Service):
             ) from None
         self.write_error = ""
         connection.committed = True  # the lines are in the files: a stop must let the reply go out (core.wire)
-        held = 0
         if batch.to_database:
-            if not await asyncio.to_thread(self._spool, batch.to_database):
-                held = len(batch.to_database)  # in memory and on their way to the database; the writer says so
+            self.rows.release(held)
             assert self.journal is not None
             self.journal.submit(batch.to_database)
         self.lines += batch.lines
         self.batches += 1
-        reply = durable(lines=batch.lines)
-        if held:
-            reply["rows_in_memory_only"] = held
-        return reply
+        return durable(lines=batch.lines)
 
-    def _spool(self, lines: list[DbLine]) -> bool:
-        """Hand the ERROR/ALERT rows to the row writer (on disk when this returns True), grouped by schema."""
+    async def _spooled(self, lines: list[DbLine]) -> list[int] | None:
+        """_spool in a thread. A stop that cancels the request meanwhile withdraws the rows once the thread is done:
+        the client got no acknowledgement and sends the buffer again, which must not find them in LOG_MESSAGES."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._spool, lines))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(self._withdraw)
+            raise
+
+    def _withdraw(self, work: asyncio.Future[list[int] | None]) -> None:
+        if not work.cancelled() and work.exception() is None:
+            self.rows.cancel(work.result() or [])
+
+    def _spool(self, lines: list[DbLine]) -> list[int] | None:
+        """The ERROR/ALERT rows on disk, held, grouped by schema: their sequence numbers, or None with nothing kept."""
         by_table: dict[str, list[DbLine]] = {}
         for line in lines:
             by_table.setdefault(f"{line.schema}.LOG_MESSAGES", []).append(line)
-        safe = True
+        held: list[int] = []
         for table, group in by_table.items():
-            safe &= self.rows.append(table, [line.row() for line in group])
-        return safe
+            seqs = self.rows.append_held(table, [line.row() for line in group])
+            if seqs is None:
+                self.rows.cancel(held)
+                return None
+            held += seqs
+        return held
 
     def status(self) -> str:
         backlog = self.rows.backlog()

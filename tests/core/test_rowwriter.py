@@ -175,6 +175,50 @@ def test_an_unwritable_spool_holds_rows_in_memory_says_so_once_and_recovers(
     assert not spool.is_symlink()
 
 
+def test_held_rows_wait_for_release_and_cancelled_ones_never_arrive_not_even_after_a_restart(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    spool = tmp_path / "rows.spool"
+    writer = make(writers, devdb, spool)
+    writer.start()
+    kept = writer.append_held(TABLE, [{"ID": 1}, {"ID": 2}])
+    withdrawn = writer.append_held(TABLE, [{"ID": 3}])
+    assert kept and withdrawn
+    assert [json.loads(line)["row"]["ID"] for line in spool.read_text().splitlines()] == [1, 2, 3]  # on disk
+    writer.append(TABLE, [{"ID": 4}])  # a row not held goes on: held ones hold up nobody
+    wait_for(lambda: ids_in_table(devdb) == [4], 20, what="the row not held in S1.T")
+    assert writer.backlog().rows == 3
+    writer.cancel(withdrawn)
+    writer.release(kept)
+    wait_for(lambda: ids_in_table(devdb) == [1, 2, 4], 20, what="the released rows in S1.T")
+    writer.stop(timeout=5)
+    again = make(writers, devdb, spool)  # a restart does not bring back the withdrawn row
+    assert again.backlog().rows == 0
+    again.start()
+    again.append(TABLE, [{"ID": 5}])
+    wait_for(lambda: ids_in_table(devdb) == [1, 2, 4, 5], 20, what="a later row, and not the withdrawn one")
+
+
+def test_rows_that_cannot_be_held_on_disk_are_not_kept_at_all(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    """append_held is for callers that refuse their request when the rows cannot be made safe: the rows must then
+    not go to the database either, or the caller's resend would put them there twice."""
+    spool = tmp_path / "rows.spool"
+    writer = make(writers, devdb, spool)
+    spool.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
+    assert writer.append_held(TABLE, [{"ID": 1}]) is None
+    assert writer.append_held(TABLE, [{"ID": 2}]) is None  # the spool is known to fail: refused at once
+    assert writer.backlog().rows == 0
+    spool.unlink()
+    writer.start()  # the writer's probe finds the disk writable again
+    wait_for(lambda: writer.backlog().spool_error == "", 10, what="the spool problem cleared")
+    seqs = writer.append_held(TABLE, [{"ID": 3}])
+    assert seqs is not None
+    writer.release(seqs)
+    wait_for(lambda: ids_in_table(devdb) == [3], 20, what="only the row held once the spool works")
+
+
 def test_appends_from_many_threads_are_all_on_disk_once(
     devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
 ) -> None:

@@ -389,7 +389,8 @@ def test_while_the_row_spool_cannot_be_written_a_buffer_with_error_lines_is_refu
 ) -> None:
     """Once the spool had failed, every later ERROR row was held in memory only, until the writer's next retry
     worked, and acknowledged as durable all the same: a stop or a crash then lost acknowledged rows. Such a buffer
-    is now refused, nothing of it written; lines without a database row are still taken."""
+    is now refused, nothing of it written, the first one to find the disk full included (its rows are not kept in
+    memory either, so its resend is in LOG_MESSAGES once); lines without a database row are still taken."""
     daemon = dbls.procs.pop("dbls")
     daemon.stop()
     daemon.close()
@@ -403,7 +404,9 @@ def test_while_the_row_spool_cannot_be_written_a_buffer_with_error_lines_is_refu
         with dbls.client("full") as client:
             client.send_log(buffer("before", "ERROR"))
             private.fill()
-            client.send_log(buffer("finds it full", "ERROR", 100))  # more than the spool's last page holds
+            with pytest.raises(PssError, match="cannot keep ERROR/ALERT rows on disk now") as first:
+                client.send_log(buffer("finds it full", "ERROR", 100))  # more than the spool's last page holds
+            assert first.value.code == "REFUSED"
             limited.wait_log("cannot write the spool")
             with pytest.raises(PssError, match="cannot keep ERROR/ALERT rows on disk now") as refused:
                 client.send_log(buffer("refused", "ERROR"))
@@ -419,9 +422,19 @@ def test_while_the_row_spool_cannot_be_written_a_buffer_with_error_lines_is_refu
                 return True
 
             wait_for(taken, 30, what="an ERROR buffer taken once the spool can be written again")
+            client.send_log(buffer("finds it full", "ERROR", 100))  # the client sends the refused buffer again
         texts = [line.split(": ", 1)[1] for line in dbls.schema_lines("APP1")]
         assert not any(text.startswith("refused") for text in texts)
         assert sum(text.startswith("info only") for text in texts) == 3
+        assert sum(text.startswith("finds it full") for text in texts) == 100
+
+        def resent_rows() -> list[dict[str, Any]]:
+            rows = dbls.rows("SELECT MESSAGE FROM APP1.LOG_MESSAGES WHERE MESSAGE LIKE 'finds it full%'")
+            return rows if len(rows) >= 100 else []
+
+        # rows go in the order appended: once the resend's are in, a copy kept from the refusal would be too
+        wait_for(resent_rows, 30, interval=0.5, what="the resent buffer's ERROR rows in APP1.LOG_MESSAGES")
+        assert len(dbls.rows("SELECT MESSAGE FROM APP1.LOG_MESSAGES WHERE MESSAGE LIKE 'finds it full%'")) == 100
     finally:
         stopped = dbls.procs.pop("dbls")
         stopped.stop()

@@ -22,6 +22,11 @@ never replace one.
 When the spool cannot be written (a full disk, no file descriptors left) nothing is dropped: the rows stay in
 memory and still go to the database, the writer retries the spool every round and says so at ERROR once per
 episode; `backlog()` shows it, so an operator sees that rows are held in memory only.
+
+A caller that acknowledges its rows together with another write (DBLS: the log files, then LOG_MESSAGES) uses
+`append_held`: the rows are on disk when it returns, or not kept at all, and the writer leaves them alone until
+`release`; `cancel` withdraws them when the other write failed. So a refused request leaves nothing behind that a
+resend would duplicate, and no acknowledgement covers rows held in memory only.
 """
 
 from __future__ import annotations
@@ -120,6 +125,7 @@ class RowWriter:
         self._pending: dict[int, _Entry] = {}  # in append order
         self._unspooled: set[int] = set()  # pending rows only in memory (the spool failed)
         self._maybe_sent: set[int] = set()  # pending rows whose earlier INSERT may have committed (see the docstring)
+        self._held: set[int] = set()  # pending rows appended held: not written until released (append_held)
         self._seq = 0
         self._rejected = 0
         self._spool_error = ""
@@ -158,6 +164,45 @@ class RowWriter:
             generation = self._generation
         self._wake.set()
         return end is not None and self._sync(generation, end, [entry.seq for entry in entries])
+
+    def append_held(self, table: str, rows: Iterable[Mapping[str, Any]]) -> list[int] | None:
+        """Put `rows` for `table` on disk, held back from the database until `release`: their sequence numbers, or
+        None when they cannot be made durable now (a full disk, a failed fsync), and then nothing is kept."""
+        now = time.time()
+        with self._lock:
+            if self._spool_error:
+                return None
+            entries = []
+            for row in rows:
+                self._seq += 1
+                entries.append(_Entry(self._seq, table, dict(row), now))
+            seqs = [entry.seq for entry in entries]
+            if not entries:
+                return seqs
+            end = self._append_to_spool(entries)
+            if end is None:
+                return None  # cut back out of the spool, never in memory: nothing to undo
+            for entry in entries:
+                self._pending[entry.seq] = entry
+            self._held.update(seqs)
+            generation = self._generation
+        if not self._sync(generation, end, seqs):
+            self.cancel(seqs)
+            return None
+        return seqs
+
+    def release(self, seqs: Iterable[int]) -> None:
+        """Let held rows go to the database."""
+        with self._lock:
+            self._held.difference_update(seqs)
+        self._wake.set()
+
+    def cancel(self, seqs: Iterable[int]) -> None:
+        """Withdraw held rows (the write they belonged to failed): never written, noted as done in the spool."""
+        with self._lock:
+            withdrawn = [seq for seq in seqs if seq in self._held]
+            self._held.difference_update(withdrawn)
+            self._mark_done(withdrawn)
 
     def _sync(self, generation: int, end: int, seqs: list[int]) -> bool:
         """fsync the spool unless an fsync since our write (or a rewrite, which fsyncs) covered it already.
@@ -327,6 +372,7 @@ class RowWriter:
                 del self._pending[seq]
                 self._unspooled.discard(seq)
                 self._maybe_sent.discard(seq)
+                self._held.discard(seq)
             if old:
                 self._rewrite_spool()
         self._cutoff_seen = changed
@@ -452,6 +498,9 @@ class RowWriter:
             self._pending.pop(seq, None)
             self._unspooled.discard(seq)
             self._maybe_sent.discard(seq)
+            self._held.discard(seq)
+        if not seqs:
+            return
         if self._spool_error:
             return  # the spool is rewritten as a whole once it works again
         if not self._pending or self._spool_oversized():
@@ -503,7 +552,10 @@ class RowWriter:
         """Insert up to `batch_rows` rows, one INSERT per table; False when the database is away or nothing could
         be dealt with (the next round tries again)."""
         with self._lock:
-            batch = list(itertools.islice(self._pending.values(), self.batch_rows))
+            free = (entry for entry in self._pending.values() if entry.seq not in self._held)
+            batch = list(itertools.islice(free, self.batch_rows))
+        if not batch:
+            return False  # only held rows wait: their caller releases them
         if not self._connected():
             return False
         groups: dict[str, list[_Entry]] = {}
