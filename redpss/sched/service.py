@@ -320,24 +320,56 @@ class SchedService(Service):
             request = RunRequest.from_dict(dict(message.get("run") or {}))
         except ValueError as exc:
             return {"ok": False, "error": f"bad run request: {exc}"}
-        expired = _expired(message.get("expires_at"))
-        if expired:
-            log.warning(
-                "%s %s.%s run %s not started: %s",
-                request.kind.lower(),
-                request.schema,
-                request.name,
-                request.run_id,
-                expired,
-            )
-            return {"ok": False, "reason": "EXPIRED", "error": expired}
-        return self.submit(request)
+        return self.submit(request, message.get("expires_at"))
 
-    def submit(self, request: RunRequest) -> Message:
+    def submit(self, request: RunRequest, expires_at: object = None) -> Message:
+        """Queue (or start) the run; `expires_at`: JMON's deadline for the answer (monotonic seconds), see _expired.
+        It is looked at before and after the waiting journal's write, which may outlast it on a stalled disk."""
+        answer = self._answer_without_a_run(request, expires_at)
+        if answer is not None:
+            return answer
+        pool = self.pools[request.pool]
+        # on disk before the answer, so a kill -9 cannot lose it without a row: also a run started at once, whose
+        # in-flight record is written on the disk thread before a worker gets it (that write removes this line)
+        self.inflight.waiting(request, time.time())
+        if _expired(expires_at):  # JMON has logged the tick as skipped meanwhile: the record goes again
+            self.inflight.finished(request.run_id)
+            return self._refuse_expired(request, expires_at)
+        pool.queue.append(request)
+        self._dispatch(pool)
+        state = "started" if request.run_id in self.running else "queued"
+        log.debug(
+            "%s %s.%s run %s from %s: %s",
+            request.kind.lower(),
+            request.schema,
+            request.name,
+            request.run_id,
+            request.origin,
+            state,
+        )
+        return {
+            "ok": True,
+            "run_id": request.run_id,
+            "state": state,
+        }
+
+    def _answer_without_a_run(self, request: RunRequest, expires_at: object) -> Message | None:
+        """The answer to a submit that starts no new run (refused, or the tick's run in flight); None: start it."""
+        if _expired(expires_at):
+            return self._refuse_expired(request, expires_at)
         if not self.accepting:
             return {"ok": False, "reason": "STOPPING", "error": "SCHED is stopping and takes no new runs"}
         if request.run_id in self.running or self.pools[request.pool].queue.holds(request.run_id):
             return {"ok": False, "reason": "DUPLICATE", "error": f"run {request.run_id} is already here"}
+        tick = self._answer_for_tick(request)
+        if tick is not None:
+            return tick
+        if len(self.pools[request.pool].queue) >= MAX_QUEUE:
+            return {"ok": False, "reason": "POOL_FULL", "error": f"pool {request.pool} has {MAX_QUEUE} runs waiting"}
+        return None
+
+    def _answer_for_tick(self, request: RunRequest) -> Message | None:
+        """For a scheduled tick that has its run already (in flight, or logged): the answer; None otherwise."""
         same_tick = self._run_of_tick(request)
         if same_tick is not None:
             # JMON restarted while this tick's run was in flight (its row is written when it ends, so JMON found the
@@ -360,29 +392,14 @@ class SchedService(Service):
             why = f"the tick of {when} is logged already (run {logged[0]}, {logged[1]}); not started again"
             log.info("%s %s.%s: %s", request.kind.lower(), request.schema, request.name, why)
             return {"ok": False, "reason": "LOGGED", "error": why}
-        pool = self.pools[request.pool]
-        if len(pool.queue) >= MAX_QUEUE:
-            return {"ok": False, "reason": "POOL_FULL", "error": f"pool {pool.name} has {MAX_QUEUE} runs waiting"}
-        # on disk before the answer, so a kill -9 cannot lose it without a row: also a run started at once, whose
-        # in-flight record is written on the disk thread before a worker gets it (that write removes this line)
-        self.inflight.waiting(request, time.time())
-        pool.queue.append(request)
-        self._dispatch(pool)
-        state = "started" if request.run_id in self.running else "queued"
-        log.debug(
-            "%s %s.%s run %s from %s: %s",
-            request.kind.lower(),
-            request.schema,
-            request.name,
-            request.run_id,
-            request.origin,
-            state,
-        )
-        return {
-            "ok": True,
-            "run_id": request.run_id,
-            "state": state,
-        }
+        return None
+
+    @staticmethod
+    def _refuse_expired(request: RunRequest, expires_at: object) -> Message:
+        expired = _expired(expires_at)
+        log.warning("%s %s.%s run %s not started: %s", request.kind.lower(), request.schema, request.name,
+                    request.run_id, expired)  # fmt: skip
+        return {"ok": False, "reason": "EXPIRED", "error": expired}
 
     async def _record_skip(self, message: Message) -> Message:
         """Log skipped ticks: `records` (a list, as JMON sends what waited) or the message itself as one record."""
