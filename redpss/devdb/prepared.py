@@ -170,7 +170,7 @@ def _query_header(session: Session, statement: Prepared) -> dict[str, Any]:
     else:
         probe = exp.select("*").from_(exp.Subquery(this=probe, alias=exp.TableAlias(this=exp.to_identifier("q"))))
         probe = probe.where(exp.false())
-    result = session.execute(probe.sql(dialect="exasol"))
+    result = session.execute(probe.sql(dialect=ExasolAsRead))
     body = result.get("resultSet", {})
     body.update({"numRows": 0, "numRowsInMessage": 0, "data": [[] for _ in body.get("columns", [])]})
     body.pop("resultSetHandle", None)
@@ -215,7 +215,7 @@ def _bind(statement: Prepared, rows: list[list[Any]]) -> str:
         tree.expression.set("expressions", tuples)
     else:
         _fill(tree, rows[0], statement.parameters)
-    return tree.sql(dialect="exasol")
+    return tree.sql(dialect=ExasolAsRead)  # read back by the same dialect (USER stays USER)
 
 
 def _fill(node: exp.Expr, row: list[Any], types: list[ExaType]) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from redpss.devdb import catalog, commands, errors, names, users
+from redpss.devdb import catalog, chars, commands, errors, names, users
 from redpss.devdb.bulk_insert import translate_bulk_insert
 from redpss.devdb.errors import DevDbError, QueryAborted, QueryTimeout, Unsupported
 from redpss.devdb.results import INLINE_ROWS, ResultSet, open_stream
@@ -53,6 +53,7 @@ class Session:
         self._failed: str | None = None
         self._catalog_touched = False  # this transaction ran DDL: its end changes the catalog for every session
         self._verified: dict[tuple[object, ...], int] = {}  # name checks passed, at which catalog generation
+        self._char_sizes: dict[ObjectName, tuple[int, dict[str, int]]] = {}  # CHAR columns, at which generation
         self._in_script = False
         self._results: dict[int, ResultSet] = {}
         self._next_handle = 1
@@ -339,7 +340,22 @@ class Session:
         self.cursor.execute(statement.sql)
         row = self.cursor.fetchone()
         self.scripts.finish()
+        self.pad_chars(chars.written_table(statement.ast, self.schema))
         return int(row[0]) if row and row[0] is not None else 0
+
+    def pad_chars(self, table: ObjectName | None) -> None:
+        """Pad the CHAR values just written into `table` to their size, as Exasol stores them (chars.py). Which
+        columns are CHAR is remembered until the catalog changes, as the name checks are: a catalog query per
+        INSERT would cost the row writers about as much as those checks did."""
+        if table is None:
+            return
+        generation = self.database.catalog_generation  # read first: DDL starting meanwhile makes this entry stale
+        known = self._char_sizes.get(table)
+        if known is None or known[0] != generation:
+            if len(self._char_sizes) >= VERIFIED_KEPT:
+                self._char_sizes.clear()
+            known = self._char_sizes[table] = (generation, chars.char_sizes(self.cursor, table))
+        chars.pad_stored(self.cursor, table, known[1])
 
     def _ddl(self, statement: Translated) -> int:
         self._catalog_touched = True
@@ -357,6 +373,8 @@ class Session:
                 catalog.record(self.cursor, created, {name: t for (name, _), t in zip(described, types, strict=True)})
         if created is not None and statement.added_columns:
             catalog.add_columns(self.cursor, created, statement.added_columns)
+        if created is not None and not keep_existing and _fills_table(statement):
+            self.pad_chars(created)
         if statement.dropped is not None:
             catalog.forget(self.cursor, statement.dropped)
         if statement.dropped_schema is not None:
@@ -558,6 +576,12 @@ class Session:
         self.close_results(list(self._results))
         self.scripts.close()
         self.cursor.close()
+
+
+def _fills_table(statement: Translated) -> bool:
+    """CREATE TABLE AS and ALTER TABLE ADD COLUMN (whose DEFAULT fills the rows) write values into a table."""
+    kind = (statement.ast.args.get("kind") or "").upper()
+    return kind == "TABLE" and (statement.query is not None or bool(statement.added_columns))
 
 
 def _row_count(count: int) -> dict[str, Any]:

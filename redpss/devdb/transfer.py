@@ -52,6 +52,7 @@ class Transfers:
                     count += load_csv(
                         session.cursor, target, command.columns, _plain(path, Path(scratch)), command.options
                     )
+        session.pad_chars(target)  # CHAR values as Exasol stores them (chars.py)
         return count
 
     def run_export(self, session: Session, command: Export) -> int:

@@ -6,6 +6,8 @@ sqlglot transpiles with unsupported_level=RAISE, and on top of that this module:
   hands the declared Exasol types to the shadow catalog; a CREATE TABLE's text columns refuse values longer than
   their size, as Exasol's do;
 - gives Exasol meaning to SYSDATE, SYSTIMESTAMP, CURRENT_TIMESTAMP, CURRENT_USER/SCHEMA/SESSION and FROM DUAL;
+- names a result column USER or CURRENT_USER as written (dialect.py), also in a derived table;
+- pads a CAST to CHAR(n) with blanks to n characters, as a CHAR(n) column's value is (chars.py);
 - keeps ADD_DAYS/WEEKS/MONTHS/YEARS of a DATE a DATE, and SECONDS/MINUTES/HOURS_BETWEEN fractional (functions.py);
 - makes '' a NULL (Exasol has no empty string), also the empty text a function makes (TRIM('  ')), and
   `a || b` skip NULLs (as Exasol's concatenation does);
@@ -26,7 +28,13 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from redpss.devdb.dialect import ExasolAsRead
 from redpss.devdb.errors import DevDbError, Unsupported
-from redpss.devdb.functions import add_call, as_exasol_text, between_call, widen_timestamp_arguments
+from redpss.devdb.functions import (
+    add_call,
+    as_exasol_text,
+    between_call,
+    char_padded,
+    widen_timestamp_arguments,
+)
 from redpss.devdb.systables import KEYWORDS, SYSTEM_SCHEMA, SYSTEM_TABLES
 from redpss.devdb.tokens import ascii_columns, strip_charset_suffixes
 from redpss.devdb.types import MAX_PRECISION, ExaType, from_declared
@@ -340,14 +348,14 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
             kind.replace(exp.DataType.build(declared.duckdb_type(), dialect="duckdb"))
             if isinstance(tree, exp.Create):  # DuckDB cannot add a column with a CHECK (ALTER TABLE ADD)
                 _check_length(column_def, declared)
-    for cast in tree.find_all(exp.Cast):
-        target = cast.args.get("to")
-        if isinstance(target, exp.DataType):
-            target.replace(exp.DataType.build(from_declared(target).duckdb_type(), dialect="duckdb"))
+    for cast in list(tree.find_all(exp.Cast)):
+        _cast_to_duckdb_type(cast)
     for assignment_owner in (*tree.find_all(exp.Update), *tree.find_all(exp.When)):
         _unqualify_set_targets(assignment_owner)
     for division in list(tree.find_all(exp.Div)):
         _fail_on_zero_divisor(division)
+    for user in list(tree.find_all(exp.CurrentUser)):  # also a derived table's column is USER or CURRENT_USER
+        _keep_projection_name(user)
     for node in list(tree.walk()):
         replacement = _replacement(node, info)
         if replacement is not None and node is not tree:
@@ -356,6 +364,23 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
         _empty_as_null(text)
     _timestamps_as_exasol_text(tree)
     widen_timestamp_arguments(tree)
+
+
+def _cast_to_duckdb_type(cast: exp.Cast) -> None:
+    """A CAST to the DuckDB type that keeps the declared type's values. A CAST to CHAR(n) is blank-padded to n
+    characters, as a CHAR(n) column's value is (chars.py), and named while it still says CHAR(n); the cast moves
+    into the padding call, so the rewrites that follow still find it."""
+    target = cast.args.get("to")
+    if not isinstance(target, exp.DataType):
+        return
+    declared = from_declared(target)
+    if declared.kind == "CHAR":
+        _keep_projection_name(cast)
+    target.replace(exp.DataType.build(declared.duckdb_type(), dialect="duckdb"))
+    if declared.kind == "CHAR":
+        placeholder = exp.Null()
+        cast.replace(placeholder)
+        placeholder.replace(char_padded(cast, declared.size))
 
 
 def _timestamps_as_exasol_text(tree: exp.Expr) -> None:
@@ -381,7 +406,7 @@ def _keep_projection_name(node: exp.Expr) -> None:
     """Alias a projection by its text before it is rewritten further, so its column is named as before. The node
     itself moves into the alias (a copy there would leave the rewrite to the detached original)."""
     if isinstance(node.parent, exp.Select) and node.arg_key == "expressions":
-        alias = exp.Alias(alias=exp.to_identifier(node.sql(dialect="exasol"), quoted=True))
+        alias = exp.Alias(alias=exp.to_identifier(node.sql(dialect=ExasolAsRead), quoted=True))
         node.replace(alias)
         alias.set("this", node)
 
@@ -423,7 +448,7 @@ def _empty_as_null(text: exp.Expr) -> None:
         return
     wrapper = exp.Nullif(expression=exp.Literal.string(""))
     named = isinstance(parent, exp.Select) and text.arg_key == "expressions"
-    name = text.sql(dialect="exasol") if named else ""
+    name = text.sql(dialect=ExasolAsRead) if named else ""
     text.replace(wrapper)
     wrapper.set("this", text)
     if named:
@@ -597,7 +622,7 @@ def _name_expressions(tree: exp.Expr) -> None:
         if isinstance(projection, (exp.Column, exp.Star, exp.Alias)) and not special:
             names.append(projection)
             continue
-        text = projection.sql(dialect="exasol")
+        text = projection.sql(dialect=ExasolAsRead)  # as written: USER stays USER, DESC gains no NULLS FIRST
         if isinstance(projection, (exp.Systimestamp, exp.CurrentTimestamp, exp.CurrentDate)) and text.endswith("()"):
             text = text[:-2]
         names.append(exp.alias_(projection.copy(), exp.to_identifier(text, quoted=True)))

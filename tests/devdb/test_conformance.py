@@ -229,6 +229,24 @@ def test_a_reserved_word_quoted_is_a_name_and_value_words_keep_their_meaning(con
     assert conn.execute("SELECT CURRENT_USER, SYSDATE IS NOT NULL FROM DUAL").fetchone()[1] is True
 
 
+def test_user_and_current_user_are_both_the_user_and_named_as_written(devdb: InProcessDevDb, conn: Any) -> None:
+    """USER is equivalent to CURRENT_USER in Exasol, and a result column is named after the word written. sqlglot
+    read both as CURRENT_USER, so `SELECT USER, CURRENT_USER` had two columns of one name (pyexasol refused it)."""
+    user = devdb.user.upper()
+    both = conn.execute("SELECT USER, CURRENT_USER FROM DUAL")
+    assert list(both.columns()) == ["USER", "CURRENT_USER"] and both.fetchall() == [(user, user)]
+    for word in ("USER", "CURRENT_USER", "user"):
+        alone = conn.execute(f"SELECT {word} FROM DUAL")
+        assert list(alone.columns()) == [word.upper()] and alone.fetchval() == user
+    expression = conn.execute("SELECT LOWER(USER), USER || '!' FROM DUAL")
+    assert list(expression.columns()) == ["LOWER(USER)", "USER || '!'"]
+    assert expression.fetchone() == (user.lower(), user + "!")
+    derived = conn.execute("SELECT * FROM (SELECT USER, CURRENT_USER FROM DUAL)")
+    assert list(derived.columns()) == ["USER", "CURRENT_USER"] and derived.fetchall() == [(user, user)]
+    assert conn.execute("SELECT COUNT(*) FROM DUAL WHERE USER = CURRENT_USER").fetchval() == 1
+    assert list(conn.meta.sql_columns("SELECT USER, CURRENT_USER FROM DUAL")) == ["USER", "CURRENT_USER"]  # prepared
+
+
 def test_null_sorts_as_the_largest_value(conn: Any) -> None:
     """Exasol puts NULLs last ascending and first descending; devdb put them last both ways."""
     conn.execute("CREATE TABLE n (x DECIMAL(3,0))")

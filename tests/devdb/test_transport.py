@@ -64,3 +64,14 @@ def test_failed_import_keeps_nothing(transport_conn: Any) -> None:
     with pytest.raises(Exception, match="not-a-number"):
         conn.import_from_file(io.BytesIO(b"1\nnot-a-number\n"), "strict_t")
     assert conn.execute("SELECT COUNT(*) FROM strict_t").fetchval() == 0
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_imported_char_values_are_blank_padded(transport_conn: Any) -> None:
+    """An IMPORT pads a value shorter than its CHAR(n) column, as Exasol stores it (see test_types)."""
+    conn = transport_conn
+    conn.execute("CREATE TABLE codes (id DECIMAL(9,0), code CHAR(4))")
+    conn.import_from_iterable([(1, "ab"), (2, "abcd"), (3, None)], "codes")
+    gc.collect()  # pyexasol's import_from_iterable leaves its text wrapper of the pipe to the garbage collector
+    rows = conn.execute("SELECT code, LENGTH(code), code || '|' FROM codes ORDER BY id").fetchall()
+    assert rows == [("ab  ", 4, "ab  |"), ("abcd", 4, "abcd|"), (None, None, "|")]

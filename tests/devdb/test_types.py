@@ -130,3 +130,53 @@ def test_text_longer_than_its_column_is_refused_in_characters(conn: Any) -> None
         assert named in refused.value.message
     rows = conn.execute('SELECT name, "code x", n, "NOW" FROM short_text').fetchall()
     assert rows == [("äöü", "ab", 1, "yesterday")]
+
+
+def test_char_values_are_blank_padded_to_their_size_in_expressions(conn: Any) -> None:
+    """Exasol pads a value shorter than its CHAR(n) column with spaces (docs.exasol.com, Data Type Details): LENGTH
+    is n and `||` keeps the blanks. devdb stored 'ab' unpadded and padded only the fetched value, so LENGTH was 2
+    and `c || '|'` was 'ab|'. Every way a value enters the column pads it: INSERT (one row and many), UPDATE,
+    MERGE, a DEFAULT, ALTER TABLE ADD COLUMN, CREATE TABLE AS, a prepared INSERT."""
+    conn.execute("CREATE TABLE fixed (id DECIMAL(3,0), c CHAR(5), a CHAR(3) ASCII DEFAULT 'd', v VARCHAR(5))")
+    conn.execute("INSERT INTO fixed VALUES (1, 'ab', 'x', 'ab')")
+    conn.execute("INSERT INTO fixed (id, c, v) VALUES (2, 'abcde', 'z'), (3, NULL, NULL), (4, 'q', NULL)")
+    rows = conn.execute("SELECT c, LENGTH(c), c || '|', a || '|', LENGTH(v), v || '|' FROM fixed ORDER BY id")
+    assert rows.fetchall() == [
+        ("ab   ", 5, "ab   |", "x  |", 2, "ab|"),
+        ("abcde", 5, "abcde|", "d  |", 1, "z|"),
+        (None, None, "|", "d  |", None, "|"),
+        ("q    ", 5, "q    |", "d  |", None, "|"),
+    ]
+    conn.execute("UPDATE fixed SET c = 'u' WHERE id = 3")
+    conn.execute(
+        "MERGE INTO fixed f USING (SELECT 4 AS id FROM DUAL) s ON f.id = s.id WHEN MATCHED THEN UPDATE SET a = 'm'"
+    )
+    conn.execute("ALTER TABLE fixed ADD COLUMN added CHAR(4) DEFAULT 'n'")
+    assert conn.execute("SELECT c || '|', a || '|', added || '|' FROM fixed WHERE id >= 3 ORDER BY id").fetchall() == [
+        ("u    |", "d  |", "n   |"),
+        ("q    |", "m  |", "n   |"),
+    ]
+    conn.execute("CREATE TABLE copied AS SELECT c, CAST('k' AS CHAR(4)) AS k FROM fixed WHERE id = 1")
+    copied = conn.execute("SELECT c, LENGTH(c), k, k || '|' FROM copied")
+    assert copied.columns()["K"] == {"type": "CHAR", "size": 4, "characterSet": "UTF8"}
+    assert copied.fetchall() == [("ab   ", 5, "k   ", "k   |")]
+    conn.ext.insert_multi("fixed", [(5, "p", "y", "w")], columns=["id", "c", "a", "v"])
+    assert conn.execute("SELECT c || '|', LENGTH(a) FROM fixed WHERE id = 5").fetchone() == ("p    |", 3)
+    # the stored value is the padded one: it equals the padded text (how Exasol compares a CHAR with a shorter
+    # VARCHAR is not documented)
+    assert conn.execute("SELECT id FROM fixed WHERE c = 'ab   '").fetchall() == [(1,)]
+
+
+def test_a_cast_to_char_is_blank_padded_and_keeps_its_name(conn: Any) -> None:
+    statement = conn.execute(
+        "SELECT CAST('ab' AS CHAR(5)), LENGTH(CAST('ab' AS CHAR(5))), CAST('ab' AS CHAR(3)) || '|' FROM DUAL"
+    )
+    assert list(statement.columns()) == [
+        "CAST('ab' AS CHAR(5))",
+        "LENGTH(CAST('ab' AS CHAR(5)))",
+        "CAST('ab' AS CHAR(3)) || '|'",
+    ]
+    assert statement.fetchone() == ("ab   ", 5, "ab |")
+    derived = conn.execute("SELECT * FROM (SELECT CAST('ab' AS CHAR(5)) FROM DUAL)")
+    assert list(derived.columns()) == ["CAST('ab' AS CHAR(5))"]
+    assert derived.fetchall() == [("ab   ",)]
