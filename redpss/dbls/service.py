@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
-from redpss.core.db.rowwriter import RowWriter
+from redpss.core.db.rowwriter import LOG_MESSAGE_IDS, RowWriter
 from redpss.core.entry import run_instance_daemon
 from redpss.core.logging.journal_queue import JournalQueue
 from redpss.core.paths import InstancePaths
@@ -59,7 +59,7 @@ class DblsService(Service):
         self.paths = paths
         self.files = SchemaFiles(paths.log_db)
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS DBLS"))
-        self.rows = RowWriter("DB log messages", paths.tmp / "dbls-messages.spool", session)
+        self.rows = RowWriter("DB log messages", paths.tmp / "dbls-messages.spool", session, row_ids=LOG_MESSAGE_IDS)
         self.journal: JournalQueue[DbLine] | None = None
         self.server: JsonLineServer | None = None
         self.lines = 0

@@ -23,7 +23,7 @@ from typing import Any
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
-from redpss.core.db.rowwriter import RowWriter
+from redpss.core.db.rowwriter import LOG_MESSAGE_IDS, RowWriter
 from redpss.core.db.sqltext import timestamp
 from redpss.core.entry import run_instance_daemon
 from redpss.core.logging import ALERT
@@ -68,7 +68,9 @@ class SendmailService(Service):
         self.relay = RelaySettings.from_config(config)
         self.spool = Spool(spool_folder(paths), dead_folder(paths))
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SENDMAIL"))
-        self.rows = RowWriter("SENDMAIL dead letters", paths.tmp / "sendmail-messages.spool", session)
+        self.rows = RowWriter(
+            "SENDMAIL dead letters", paths.tmp / "sendmail-messages.spool", session, row_ids=LOG_MESSAGE_IDS
+        )
         self.server: JsonLineServer | None = None
         self.waiting: dict[str, SpooledMail] = {}
         self.wake = asyncio.Event()

@@ -24,7 +24,7 @@ from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DatabaseError, DbSession, DbSettings
 from redpss.core.db.errors import map_exa_error
-from redpss.core.db.rowwriter import RowWriter
+from redpss.core.db.rowwriter import LOG_MESSAGE_IDS, RowWriter
 from redpss.core.db.sqltext import timestamp
 from redpss.core.durable import NO_SPACE
 from redpss.core.entry import run_instance_daemon
@@ -81,7 +81,9 @@ class SendfileService(Service):
         # one request of a key at a time from its look to its spooling: (lock, requests using it)
         self.key_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.session = DbSession(DbSettings.from_config(config, client_name="RED-PSS SENDFILE"))
-        self.rows = RowWriter("SENDFILE outcomes", paths.tmp / "sendfile-messages.spool", self.session_for_rows())
+        self.rows = RowWriter(
+            "SENDFILE outcomes", paths.tmp / "sendfile-messages.spool", self.session_for_rows(), row_ids=LOG_MESSAGE_IDS
+        )
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.server: JsonLineServer | None = None
         self.current: Job | None = None

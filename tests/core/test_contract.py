@@ -80,6 +80,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
         "APP:REDSYS 001_app_schema.sql",
         "APP:REDSYS 002_rows_loaded.sql",
         "APP:REDSYS 003_job_alert_mail.sql",
+        "APP:REDSYS 004_log_message_key.sql",
     ]
     assert report.schemas == ["REDSYS"]
     versions = db.fetchall('SELECT COMPONENT, VERSION, "SCRIPT" FROM REDSYS.SCHEMA_VERSION ORDER BY COMPONENT, VERSION')
@@ -87,6 +88,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
         ("APP:REDSYS", 1, "001_app_schema.sql"),
         ("APP:REDSYS", 2, "002_rows_loaded.sql"),
         ("APP:REDSYS", 3, "003_job_alert_mail.sql"),
+        ("APP:REDSYS", 4, "004_log_message_key.sql"),
         ("REDSYS", 1, "001_redsys_core.sql"),
         ("REDSYS", 2, "002_daemon_status.sql"),
         ("REDSYS", 3, "003_run_commit.sql"),
@@ -96,7 +98,7 @@ def test_first_install_applies_every_file_and_a_second_is_a_no_op(db: DbSession)
     again = install(db)
     assert again.applied == [] and again.registered == []
     assert again.summary() == "REDSYS is up to date; application schemas: REDSYS"
-    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 8
+    assert len(db.fetchall("SELECT * FROM REDSYS.SCHEMA_VERSION")) == 9
 
 
 def test_registered_schemas_get_their_tables_and_are_united_in_the_views(db: DbSession) -> None:

@@ -219,6 +219,65 @@ def test_rows_that_cannot_be_held_on_disk_are_not_kept_at_all(
     wait_for(lambda: ids_in_table(devdb) == [3], 20, what="only the row held once the spool works")
 
 
+def test_rows_given_an_id_by_the_writer_arrive_once_when_a_batch_is_sent_again(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    """A table without a natural key (LOG_MESSAGES): a batch that committed, but whose "done" note never reached the
+    spool (a crash, or the COMMIT's answer lost with the connection), is read back and sent again at the next start.
+    The ids the writer gave the rows let it replace the first copy instead of adding a second."""
+    with devdb.connect() as connection:
+        connection.execute("CREATE TABLE S1.M (MESSAGE VARCHAR(50), MESSAGE_KEY VARCHAR(64))")
+    spool = tmp_path / "rows.spool"
+    first = RowWriter("test rows", spool, session(devdb), row_ids={"M": "MESSAGE_KEY"})
+    writers.append(first)  # never started: killed right after its append
+    assert first.append("S1.M", [{"MESSAGE": "one"}, {"MESSAGE": "two"}, {"MESSAGE": "two"}])
+    appended = [row for _, row in first.waiting()]
+    keys = [row["MESSAGE_KEY"] for row in appended]
+    assert len(set(keys)) == 3  # two equal messages are still two rows
+    with devdb.connect() as connection:  # the first delivery, committed without its note in the spool
+        for row in appended:
+            connection.execute(
+                "INSERT INTO S1.M VALUES ({message}, {key})", {"message": row["MESSAGE"], "key": row["MESSAGE_KEY"]}
+            )
+    again = RowWriter("test rows", spool, session(devdb), flush_interval=0.05, row_ids={"M": "MESSAGE_KEY"})
+    writers.append(again)
+    again.start()
+    wait_for(lambda: again.backlog().rows == 0, 20, what="the batch sent again")
+    with devdb.connect() as connection:
+        rows = connection.execute("SELECT MESSAGE, MESSAGE_KEY FROM S1.M ORDER BY MESSAGE_KEY").fetchall()
+    assert sorted(rows) == sorted((row["MESSAGE"], row["MESSAGE_KEY"]) for row in appended)
+    again.append("S1.M", [{"MESSAGE": "later"}])  # ids stay unique after a restart
+    wait_for(lambda: again.backlog().rows == 0, 20, what="a later row")
+    with devdb.connect() as connection:
+        later = connection.execute("SELECT MESSAGE_KEY FROM S1.M WHERE MESSAGE = 'later'").fetchall()
+    assert len(later) == 1 and later[0][0] not in keys
+
+
+def test_a_table_without_the_id_column_keeps_the_rows_waiting_until_the_schema_is_upgraded(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RED-PSS upgraded before `redctl db_install` ran: the INSERT names a column the table lacks. That is no row's
+    fault: the rows wait (they were set aside as refused before), and arrive once the column is there."""
+    with devdb.connect() as connection:
+        connection.execute("CREATE TABLE S1.M (MESSAGE VARCHAR(50))")
+    writer = RowWriter("test rows", tmp_path / "rows.spool", session(devdb), flush_interval=0.05,
+                       row_ids={"M": "MESSAGE_KEY"})  # fmt: skip
+    writers.append(writer)
+    with caplog.at_level(logging.WARNING, logger="redpss.core.db.rowwriter"):
+        writer.start()
+        writer.append("S1.M", [{"MESSAGE": "one"}, {"MESSAGE": "two"}])
+        wait_for(lambda: writer.backlog().last_error, 20, what="the writer's first attempt")
+    assert "S1.M has no column MESSAGE_KEY yet: run `redctl db_install`" in writer.backlog().last_error
+    assert any("schema is older than RED-PSS" in r.getMessage() for r in caplog.records)
+    assert writer.backlog().rows == 2 and writer.backlog().rejected == 0
+    with devdb.connect() as connection:
+        connection.execute("ALTER TABLE S1.M ADD COLUMN MESSAGE_KEY VARCHAR(64)")
+    wait_for(lambda: writer.backlog().rows == 0, 20, what="the rows written once the column is there")
+    with devdb.connect() as connection:
+        assert sorted(connection.execute("SELECT MESSAGE FROM S1.M").fetchall()) == [("one",), ("two",)]
+    assert not writer.rejected_file.exists()
+
+
 def test_appends_from_many_threads_are_all_on_disk_once(
     devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
 ) -> None:

@@ -15,6 +15,10 @@ Delivery is at-least-once: a crash between a commit and its "done" line writes t
 For tables with key columns, a batch that may be such a second delivery (rows read back from the spool at start, or
 a batch whose INSERT lost the database, so that it may have committed) first deletes the rows of the same keys; a
 batch sent for the first time does not (that DELETE scans the table, each batch would cost more as the table grows).
+A table without a natural key gets one from the writer (`row_ids`: table -> column): each row appended is given a
+unique id there (random per writer, then its sequence number), kept in the spool, so a batch sent again replaces its
+first copy as a keyed table's does (LOG_MESSAGES.MESSAGE_KEY). A database whose table lacks that column (RED-PSS
+upgraded, `redctl db_install` not run yet) keeps the rows waiting in the spool, saying so, instead of refusing them.
 Rows appended `if_absent` (what a restarted daemon writes for work whose own row it cannot know was written, such as
 SCHED's INTERRUPTED row of a run a killed SCHED left) are written only where no row of the same keys exists yet, and
 never replace one.
@@ -37,6 +41,8 @@ import itertools
 import json
 import logging
 import os
+import re
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,6 +64,12 @@ COMPACT_FACTOR = 4  # ... and when it is this many times larger than the rows st
 # whose spool is in that folder (each daemon's, in the instance's tmp/) drops the rows appended before that time:
 # they belong to the database that is gone (run log, statistics, LOG_MESSAGES rows of DBLS, SENDMAIL, SENDFILE).
 CLONE_CUTOFF_FILE = "clone.cutoff"
+# The writers of LOG_MESSAGES rows (DBLS, SENDMAIL, SENDFILE) give each row its id there (app migration 004)
+LOG_MESSAGE_IDS = {"LOG_MESSAGES": "MESSAGE_KEY"}
+
+
+class _SchemaBehind(DatabaseQueryError):
+    """The table lacks a key column the writer fills: not the rows' fault, they wait (see the module's text)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,7 @@ class RowWriter:
         batch_rows: int = BATCH_ROWS,
         flush_interval: float = FLUSH_INTERVAL,
         keys: Mapping[str, Sequence[str]] | None = None,
+        row_ids: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.discard_before = spool.with_name(CLONE_CUTOFF_FILE)  # read at start and before every round
@@ -120,6 +133,10 @@ class RowWriter:
         self.flush_interval = flush_interval
         # table name (without schema) -> columns that identify a row: a batch sent again replaces its earlier copy
         self.keys = dict(keys or {})
+        # table name (without schema) -> the column this writer fills with a unique id, which is then its key
+        self.row_ids = dict(row_ids or {})
+        self.keys.update({table: (column,) for table, column in self.row_ids.items()})
+        self._id_prefix = secrets.token_hex(8)  # unique per writer, so ids stay unique across restarts
         self.written = 0
         self._lock = threading.Lock()
         self._pending: dict[int, _Entry] = {}  # in append order
@@ -151,7 +168,7 @@ class RowWriter:
             entries = []
             for row in rows:
                 self._seq += 1
-                entries.append(_Entry(self._seq, table, dict(row), now, if_absent))
+                entries.append(_Entry(self._seq, table, self._with_id(table, row), now, if_absent))
             if not entries:
                 return True
             for entry in entries:
@@ -175,7 +192,7 @@ class RowWriter:
             entries = []
             for row in rows:
                 self._seq += 1
-                entries.append(_Entry(self._seq, table, dict(row), now))
+                entries.append(_Entry(self._seq, table, self._with_id(table, row), now))
             seqs = [entry.seq for entry in entries]
             if not entries:
                 return seqs
@@ -190,6 +207,14 @@ class RowWriter:
             self.cancel(seqs)
             return None
         return seqs
+
+    def _with_id(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of `row`, with its unique id when the writer gives the table's rows one. Lock held (uses _seq)."""
+        copy = dict(row)
+        column = self.row_ids.get(table.rsplit(".", 1)[-1])
+        if column is not None:
+            copy[column] = f"{self._id_prefix}-{self._seq}"
+        return copy
 
     def release(self, seqs: Iterable[int]) -> None:
         """Let held rows go to the database."""
@@ -592,7 +617,9 @@ class RowWriter:
 
     def _database_away(self, exc: DatabaseError) -> None:
         if not self._db_error:
-            log.warning("%s: database unavailable, %d row(s) wait in the spool: %s", self.name, len(self._pending), exc)
+            behind = isinstance(exc, _SchemaBehind)
+            why = "the database's schema is older than RED-PSS" if behind else "database unavailable"
+            log.warning("%s: %s, %d row(s) wait in the spool: %s", self.name, why, len(self._pending), exc)
         self._db_error = str(exc)
 
     def _insert(self, table: str, entries: list[_Entry]) -> list[int]:
@@ -617,6 +644,15 @@ class RowWriter:
         except DatabaseQueryError as exc:
             if exc.passing:
                 raise  # not the rows' fault: the batch waits for the next round, as while the database is away
+            missing = self._missing_key_column(table, exc)
+            if missing:
+                raise _SchemaBehind(
+                    f"{table} has no column {missing} yet: run `redctl db_install` to upgrade the schema "
+                    f"(the rows wait in {self.spool})",
+                    code=exc.code,
+                    sql=exc.sql,
+                    reason=exc.reason,
+                ) from None
             if len(entries) == 1:
                 return [e.seq for e in self._reject(table, entries, str(exc))]
         dealt: list[int] = []
@@ -630,6 +666,14 @@ class RowWriter:
                     self._maybe_sent.add(entry.seq)  # as _write_batch marks a batch whose connection died
                 break  # the rows inserted so far are done; this one and the rest wait for the next batch
         return dealt
+
+    def _missing_key_column(self, table: str, exc: DatabaseQueryError) -> str:
+        """The key column the database says the table lacks ("" if none): the schema predates the writer, which no
+        row is to blame for, so the rows wait rather than going to the .rejected file."""
+        for column in self._keys_of(table) or ():
+            if exc.missing_object and re.search(rf'\bobject "?{re.escape(column)}"? not found', exc.reason, re.I):
+                return column
+        return ""
 
     def _keys_of(self, table: str) -> Sequence[str] | None:
         return self.keys.get(table.rsplit(".", 1)[-1])
