@@ -4,7 +4,6 @@ the file uploaded under a temporary name and renamed once complete, so the partn
 from __future__ import annotations
 
 import contextlib
-import os
 import stat
 from pathlib import Path
 
@@ -40,8 +39,10 @@ def _private_key(path: Path) -> object:
         raise DeliveryError(f"the key file {path} holds no usable private key: {exc}") from None
 
 
-def upload(target: SftpTarget, known_hosts: Path, local: Path, remote_name: str) -> str:
-    """Upload `local` as folder/remote_name on `target`; the remote path, or DeliveryError."""
+def upload(target: SftpTarget, known_hosts: Path, local: Path, remote_name: str, request_id: str) -> str:
+    """Upload `local` as folder/remote_name on `target`; the remote path, or DeliveryError. The temporary name on the
+    server is the request's own, so a try that could not clean up after itself (a stalled or lost connection) is
+    overwritten and renamed by the request's next try, also after a restart of SENDFILE."""
     import paramiko  # noqa: PLC0415
 
     key = _private_key(target.key)
@@ -90,17 +91,17 @@ def upload(target: SftpTarget, known_hosts: Path, local: Path, remote_name: str)
             raise DeliveryError(
                 f"cannot reach {target.host}:{target.port}: {exc.strerror or exc}", transient=True
             ) from None
-        return _put(client, target, local, remote_name)
+        return _put(client, target, local, remote_name, request_id)
     finally:
         client.close()
 
 
-def _put(client: object, target: SftpTarget, local: Path, remote_name: str) -> str:
+def _put(client: object, target: SftpTarget, local: Path, remote_name: str, request_id: str) -> str:
     import paramiko  # noqa: PLC0415
 
     assert isinstance(client, paramiko.SSHClient)
     final = f"{target.folder.rstrip('/')}/{remote_name}"
-    partial = f"{target.folder.rstrip('/')}/.{remote_name}.{os.getpid()}.part"
+    partial = f"{target.folder.rstrip('/')}/.{remote_name}.{request_id}.part"
     try:
         sftp = client.open_sftp()
     except paramiko.SSHException as exc:

@@ -62,7 +62,7 @@ def carry_out(
         exported = _export(connection, request, folder / request.file_name, settings)
         if sftp_target is not None:
             try:
-                remote = upload(sftp_target, settings.known_hosts, exported.path, request.file_name)
+                remote = upload(sftp_target, settings.known_hosts, exported.path, request.file_name, request_id)
             except DeliveryError as exc:
                 raise (TryAgain if exc.transient else SendFailed)(str(exc)) from None
             return Delivered(exported.rows, exported.bytes, f"{sftp_target.host}:{remote}")

@@ -215,7 +215,8 @@ def test_an_upload_to_a_server_that_stalls_gives_up_after_the_target_s_timeout_a
     sender_for: SenderFor, site: Site, alice: ClientKey
 ) -> None:
     """Before, the channel had no timeout of its own: the upload waited for good, and every later request of
-    SENDFILE (one at a time) with it."""
+    SENDFILE (one at a time) with it. The stalled try cannot remove its partial file (its connection is dead); the
+    request's next try, here by a restarted SENDFILE, writes the same temporary name, so nothing is left behind."""
     sender = sender_for()
     sender.start("devdb", "sendfile")
     sender.make_view("APP1", "V_STALL", 50_000)
@@ -236,6 +237,19 @@ def test_an_upload_to_a_server_that_stalls_gives_up_after_the_target_s_timeout_a
             what="the upload given up, to be tried again",
         )
         assert "stalled.csv" not in landed(site)
+        assert [name for name in landed(site) if name.endswith(".part")]  # the stalled try's, left there
+        stopped = sender.procs["sendfile"]
+        stopped.stop()
+        stopped.close()
+        write_private(  # the partner is healthy again, reached directly
+            sender.paths.etc / "sendfile.conf",
+            f"[target partner]\nhost = 127.0.0.1\nport = {site.port}\nuser = redftp_tst1_alice\n"
+            "key = etc/ssh/partner_ed25519\nfolder = /upload\n",
+        )
+        known_hosts_file(sender.paths).write_text(f"[127.0.0.1]:{site.port} ssh-ed25519 {site.host_key}\n")
+        sender.start("sendfile")  # the request is still spooled: it runs again at the start
+        wait_for(lambda: "stalled.csv" in landed(site), 60, what="the request delivered by its next try")
+        assert not [name for name in landed(site) if name.endswith(".part")]  # the stalled try's was replaced
     finally:
         proxy.close()
 
