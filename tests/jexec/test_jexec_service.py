@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -440,3 +442,43 @@ def test_a_requester_that_stops_answering_is_noticed_by_keepalive(
             check=True,
         ).stdout
     assert "timer:(keepalive," in shown, shown
+
+
+def test_a_run_longer_than_the_silence_limit_is_kept_alive_by_jexec_s_signs_of_life(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    _, port = jexec
+    script(instance, "slow.sh", "sleep 4\necho done\n")
+    with client(instance, port) as conn:
+        reply = conn.run_action("slow.sh", timeout=30, silence=2)
+    assert (reply["status"], reply["tail"]) == ("OK", "done")
+    assert reply["duration"] >= 4
+
+
+def test_a_jexec_that_goes_silent_mid_run_fails_the_caller_after_the_silence_limit(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """JEXEC's server hangs or its network goes (here: JEXEC stopped with SIGSTOP, its connections left open). The
+    database's statement waited for the action's whole timeout (an hour by default); it now fails once JEXEC's
+    signs of life stop, saying that the action's outcome is not known."""
+    daemon, port = jexec
+    pids = instance.tmp / "pids"
+    script(instance, "long.sh", f"echo $$ > {pids}\nsleep 300\n")
+
+    def stop_jexec_once_running() -> None:
+        wait_for(lambda: pids.exists() and pids.read_text().strip(), 10, what="the script running")
+        os.kill(daemon.pid, signal.SIGSTOP)
+
+    stopper = threading.Thread(target=stop_jexec_once_running)
+    stopper.start()
+    try:
+        with client(instance, port) as conn:
+            began = time.monotonic()
+            with pytest.raises(PssError, match=r"sent nothing for 2 s while cmd/long.sh ran .* is not known"):
+                conn.run_action("long.sh", timeout=600, silence=2)
+        assert time.monotonic() - began < 20
+    finally:
+        stopper.join()
+        os.kill(daemon.pid, signal.SIGCONT)
+    pid = int(pids.read_text())
+    wait_for(lambda: not alive(pid), 15, what="the run killed once JEXEC saw its requester gone")

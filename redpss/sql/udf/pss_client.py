@@ -39,6 +39,9 @@ MAX_BUFFER_CHARS = 1024 * 1024
 # How long a client waits for a service that serves as many clients as it takes (TOO_MANY_CONNECTIONS): a big
 # cluster may run more UDF instances at once; each waits its turn instead of failing its statement.
 BUSY_WAIT = 60.0
+# Seconds without a byte from JEXEC after which a running action's connection counts as dead: JEXEC sends a `running`
+# event every second while the script runs (docs/jexec.md).
+RUN_SILENCE = 60.0
 _LEVEL_SET = frozenset(LEVELS)
 
 
@@ -187,20 +190,35 @@ class PssClient:
         self,
         action: str,
         args: list[str] | tuple[str, ...] = (),
+        *,
         timeout: float = 3600.0,
         job_id: object = None,
         run_id: str | None = None,
+        silence: float = RUN_SILENCE,
     ) -> dict[str, Any]:
-        """Ask JEXEC to run the cmd/ script `action` with `args`; the reply has status, exit_code, duration, tail."""
+        """Ask JEXEC to run the cmd/ script `action` with `args`; the reply has status, exit_code, duration, tail.
+
+        While the script runs JEXEC sends a `running` event every second, so `silence` seconds without a byte mean
+        that JEXEC, its machine or the network to it is gone: PssError then, instead of waiting up to `timeout`
+        (an hour by default) for a reply that cannot come."""
         fields: dict[str, Any] = {"action": action, "args": list(args), "timeout": timeout}
         if job_id is not None:
             fields["job_id"] = job_id
         if run_id is not None:
             fields["run_id"] = run_id
         usual = self.sock.gettimeout()
-        self.sock.settimeout(timeout + 30.0)  # JEXEC answers by then at the latest (it kills the run at `timeout`)
+        # JEXEC answers within `timeout` (it kills the run then); its events keep a longer run's connection busy
+        self.sock.settimeout(min(timeout + 30.0, silence))
         try:
             return self.request("run", **fields)
+        except PssError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                raise PssError(
+                    f"{self.address} sent nothing for {min(timeout + 30.0, silence):g} s while cmd/{action} ran "
+                    "(JEXEC sends a sign of life every second): JEXEC, its server or the network to it is gone; "
+                    "whether the action finished is not known"
+                ) from exc
+            raise
         finally:
             self.sock.settimeout(usual)  # the connection's next requests wait as long as it was made to
 
