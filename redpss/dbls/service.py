@@ -118,8 +118,10 @@ class DblsService(Service):
             held = spooled
         try:
             self.files.write(batch.files)
-        except OSError as exc:
-            self.rows.cancel(held)
+        except BaseException as exc:
+            self.rows.cancel(held)  # no acknowledgement: the client sends the buffer again
+            if not isinstance(exc, OSError):
+                raise
             self.write_error = str(exc)
             log.error("cannot write the DB log files below %s: %s", self.paths.log_db, exc)
             raise RequestError(
@@ -156,12 +158,16 @@ class DblsService(Service):
         for line in lines:
             by_table.setdefault(f"{line.schema}.LOG_MESSAGES", []).append(line)
         held: list[int] = []
-        for table, group in by_table.items():
-            seqs = self.rows.append_held(table, [line.row() for line in group])
-            if seqs is None:
-                self.rows.cancel(held)
-                return None
-            held += seqs
+        try:
+            for table, group in by_table.items():
+                seqs = self.rows.append_held(table, [line.row() for line in group])
+                if seqs is None:
+                    self.rows.cancel(held)
+                    return None
+                held += seqs
+        except BaseException:
+            self.rows.cancel(held)
+            raise
         return held
 
     def status(self) -> str:

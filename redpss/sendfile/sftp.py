@@ -113,6 +113,10 @@ def _put(client: object, target: SftpTarget, local: Path, remote_name: str, requ
     if channel is not None:  # an open session always has one
         channel.settimeout(target.timeout)
     try:
+        # a stalled earlier try of this request may still hold its partial file open on the server: removed first,
+        # its late writes go to a deleted file rather than into this upload
+        with contextlib.suppress(OSError):
+            sftp.remove(partial)
         sftp.put(str(local), partial, confirm=True)
         sftp.posix_rename(partial, final)
     except TimeoutError:

@@ -261,14 +261,16 @@ def test_a_table_without_the_id_column_keeps_the_rows_waiting_until_the_schema_i
     with devdb.connect() as connection:
         connection.execute("CREATE TABLE S1.M (MESSAGE VARCHAR(50))")
     writer = RowWriter("test rows", tmp_path / "rows.spool", session(devdb), flush_interval=0.05,
-                       row_ids={"M": "MESSAGE_KEY"})  # fmt: skip
+                       row_ids={"M": "MESSAGE_KEY"}, behind_retry=0.5)  # fmt: skip
     writers.append(writer)
     with caplog.at_level(logging.WARNING, logger="redpss.core.db.rowwriter"):
         writer.start()
         writer.append("S1.M", [{"MESSAGE": "one"}, {"MESSAGE": "two"}])
         wait_for(lambda: writer.backlog().last_error, 20, what="the writer's first attempt")
+        writer.append(TABLE, [{"ID": 7}])  # another table's rows do not wait behind them
+        wait_for(lambda: ids_in_table(devdb) == [7], 20, what="the other table's row")
     assert "S1.M has no column MESSAGE_KEY yet: run `redctl db_install`" in writer.backlog().last_error
-    assert any("schema is older than RED-PSS" in r.getMessage() for r in caplog.records)
+    assert sum("schema is older than RED-PSS" in r.getMessage() for r in caplog.records) == 1  # said once
     assert writer.backlog().rows == 2 and writer.backlog().rejected == 0
     with devdb.connect() as connection:
         connection.execute("ALTER TABLE S1.M ADD COLUMN MESSAGE_KEY VARCHAR(64)")
@@ -276,6 +278,45 @@ def test_a_table_without_the_id_column_keeps_the_rows_waiting_until_the_schema_i
     with devdb.connect() as connection:
         assert sorted(connection.execute("SELECT MESSAGE FROM S1.M").fetchall()) == [("one",), ("two",)]
     assert not writer.rejected_file.exists()
+
+
+def test_rows_spooled_without_their_id_by_an_older_version_delete_nothing_when_sent(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    """After an upgrade, rows an older version spooled have no MESSAGE_KEY. Sent again at start, their "earlier copy"
+    was looked for as MESSAGE_KEY IS NULL: every row written before the migration, or by anyone else, was deleted."""
+    with devdb.connect() as connection:
+        connection.execute("CREATE TABLE S1.M (MESSAGE VARCHAR(50), MESSAGE_KEY VARCHAR(64))")
+        connection.execute("INSERT INTO S1.M (MESSAGE) VALUES ('history 1'), ('history 2')")
+    spool = tmp_path / "rows.spool"
+    older = RowWriter("test rows", spool, session(devdb))  # no ids: what the older version spooled
+    writers.append(older)
+    older.append("S1.M", [{"MESSAGE": "spooled"}])
+    upgraded = RowWriter("test rows", spool, session(devdb), flush_interval=0.05, row_ids={"M": "MESSAGE_KEY"})
+    writers.append(upgraded)
+    upgraded.start()
+    wait_for(lambda: upgraded.backlog().rows == 0, 20, what="the spooled row written")
+    with devdb.connect() as connection:
+        messages = sorted(row[0] for row in connection.execute("SELECT MESSAGE FROM S1.M").fetchall())
+    assert messages == ["history 1", "history 2", "spooled"]
+
+
+def test_rows_still_held_at_a_stop_do_not_come_back(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    """A request cut off by a stop between its rows' spooling and their release was never acknowledged: its client
+    sends it again, so the held rows must not be delivered by the next start as well."""
+    spool = tmp_path / "rows.spool"
+    writer = make(writers, devdb, spool)
+    writer.start()
+    assert writer.append_held(TABLE, [{"ID": 1}])
+    writer.append(TABLE, [{"ID": 2}])
+    writer.stop(timeout=5)
+    assert writer.append_held(TABLE, [{"ID": 3}]) is None  # after the stop: nothing is taken
+    again = make(writers, devdb, spool)
+    again.start()
+    wait_for(lambda: again.backlog().rows == 0, 20, what="the restarted writer idle")
+    assert ids_in_table(devdb) == [2]
 
 
 def test_appends_from_many_threads_are_all_on_disk_once(

@@ -60,6 +60,7 @@ BATCH_ROWS = 1000
 FLUSH_INTERVAL = 0.5  # seconds between rounds when nothing wakes the writer
 COMPACT_MIN_BYTES = 1 << 20  # the spool is rewritten only beyond this size ...
 COMPACT_FACTOR = 4  # ... and when it is this many times larger than the rows still waiting
+BEHIND_RETRY = 60.0  # seconds before the rows of a table lacking a key column (schema not upgraded) are tried again
 # In a spool's folder: the time (epoch seconds) the database was replaced by a clone (redpss.clone). Every writer
 # whose spool is in that folder (each daemon's, in the instance's tmp/) drops the rows appended before that time:
 # they belong to the database that is gone (run log, statistics, LOG_MESSAGES rows of DBLS, SENDMAIL, SENDFILE).
@@ -122,6 +123,7 @@ class RowWriter:
         flush_interval: float = FLUSH_INTERVAL,
         keys: Mapping[str, Sequence[str]] | None = None,
         row_ids: Mapping[str, str] | None = None,
+        behind_retry: float = BEHIND_RETRY,
     ) -> None:
         self.name = name
         self.discard_before = spool.with_name(CLONE_CUTOFF_FILE)  # read at start and before every round
@@ -131,6 +133,7 @@ class RowWriter:
         self.session = session
         self.batch_rows = batch_rows
         self.flush_interval = flush_interval
+        self.behind_retry = behind_retry
         # table name (without schema) -> columns that identify a row: a batch sent again replaces its earlier copy
         self.keys = dict(keys or {})
         # table name (without schema) -> the column this writer fills with a unique id, which is then its key
@@ -143,6 +146,9 @@ class RowWriter:
         self._unspooled: set[int] = set()  # pending rows only in memory (the spool failed)
         self._maybe_sent: set[int] = set()  # pending rows whose earlier INSERT may have committed (see the docstring)
         self._held: set[int] = set()  # pending rows appended held: not written until released (append_held)
+        # table -> (monotonic time of the next try, why): tables lacking a key column the writer fills; their rows
+        # wait, the other tables' go on
+        self._behind: dict[str, tuple[float, str]] = {}
         self._seq = 0
         self._rejected = 0
         self._spool_error = ""
@@ -187,7 +193,7 @@ class RowWriter:
         None when they cannot be made durable now (a full disk, a failed fsync), and then nothing is kept."""
         now = time.time()
         with self._lock:
-            if self._spool_error:
+            if self._spool_error or self._stop.is_set():  # stopping: the spool is closed, or about to be
                 return None
             entries = []
             for row in rows:
@@ -228,6 +234,9 @@ class RowWriter:
             withdrawn = [seq for seq in seqs if seq in self._held]
             self._held.difference_update(withdrawn)
             self._mark_done(withdrawn)
+            if withdrawn and self._fd is not None and not self._spool_error:
+                with contextlib.suppress(OSError):  # else a crash could bring them back (rare: a failed request)
+                    os.fsync(self._fd)
 
     def _sync(self, generation: int, end: int, seqs: list[int]) -> bool:
         """fsync the spool unless an fsync since our write (or a rewrite, which fsyncs) covered it already.
@@ -268,7 +277,7 @@ class RowWriter:
                 oldest=first.appended_at if first else None,
                 memory_only=len(self._unspooled),
                 rejected=self._rejected,
-                last_error=self._spool_error or self._db_error,
+                last_error=self._spool_error or self._db_error or next((why for _, why in self._behind.values()), ""),
                 spool_error=self._spool_error,
             )
 
@@ -292,6 +301,12 @@ class RowWriter:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        with self._lock:
+            # rows still held belong to requests never acknowledged (release comes before the answer): their
+            # caller sends them again, so they must not come back at the next start
+            held = sorted(self._held)
+            self._held.clear()
+            self._mark_done(held)
         backlog = self.backlog()
         if backlog.memory_only:
             log.error(
@@ -576,11 +591,13 @@ class RowWriter:
     def _write_batch(self) -> bool:
         """Insert up to `batch_rows` rows, one INSERT per table; False when the database is away or nothing could
         be dealt with (the next round tries again)."""
+        now = time.monotonic()
         with self._lock:
-            free = (entry for entry in self._pending.values() if entry.seq not in self._held)
+            behind = {table for table, (retry_at, _) in self._behind.items() if retry_at > now}
+            free = (e for e in self._pending.values() if e.seq not in self._held and e.table not in behind)
             batch = list(itertools.islice(free, self.batch_rows))
         if not batch:
-            return False  # only held rows wait: their caller releases them
+            return False  # only held rows wait (their caller releases them), or rows of tables not upgraded yet
         if not self._connected():
             return False
         groups: dict[str, list[_Entry]] = {}
@@ -591,6 +608,9 @@ class RowWriter:
         for table, entries in groups.items():
             try:
                 done += self._insert(table, entries)
+                self._caught_up(table)
+            except _SchemaBehind as exc:
+                self._fell_behind(table, exc)
             except DatabaseError as exc:
                 if not isinstance(exc, DatabaseQueryError):  # the connection may have died after COMMIT; a
                     self._maybe_sent.update(entry.seq for entry in entries)  # statement that failed did not commit
@@ -606,6 +626,22 @@ class RowWriter:
                 self._db_error = ""
         return reachable and bool(done)
 
+    def _fell_behind(self, table: str, exc: DatabaseError) -> None:
+        """The table lacks a key column this writer fills: its rows wait BEHIND_RETRY seconds, the others go on."""
+        with self._lock:
+            new = table not in self._behind
+            self._behind[table] = (time.monotonic() + self.behind_retry, str(exc))
+            rows = sum(1 for entry in self._pending.values() if entry.table == table)
+        if new:
+            log.warning("%s: the database's schema is older than RED-PSS, %d row(s) for %s wait in the spool: %s",
+                        self.name, rows, table, exc)  # fmt: skip
+
+    def _caught_up(self, table: str) -> None:
+        with self._lock:
+            was_behind = self._behind.pop(table, None) is not None
+        if was_behind:
+            log.info("%s: writing the rows for %s again", self.name, table)
+
     def _connected(self) -> bool:
         """Connected now, or within a few seconds (short, so the spool is retried while the database is away); the
         session's backoff paces the attempts across these calls."""
@@ -617,9 +653,7 @@ class RowWriter:
 
     def _database_away(self, exc: DatabaseError) -> None:
         if not self._db_error:
-            behind = isinstance(exc, _SchemaBehind)
-            why = "the database's schema is older than RED-PSS" if behind else "database unavailable"
-            log.warning("%s: %s, %d row(s) wait in the spool: %s", self.name, why, len(self._pending), exc)
+            log.warning("%s: database unavailable, %d row(s) wait in the spool: %s", self.name, len(self._pending), exc)
         self._db_error = str(exc)
 
     def _insert(self, table: str, entries: list[_Entry]) -> list[int]:
@@ -636,6 +670,9 @@ class RowWriter:
             # delivery is at least once: rows of an earlier delivery of this batch go first (never a row written
             # only if absent: the row found there may be another's, which it must not replace)
             again = [e.row for e in fresh if e.seq in self._maybe_sent and not e.if_absent] if columns else []
+            # a row without its key (one spooled before the writer gave ids) identifies no earlier copy: matching
+            # NULL would delete every row others wrote without one
+            again = [row for row in again if all(row.get(column) is not None for column in columns or ())]
             if columns and again:
                 self.session.execute(delete_matching(table, columns, again))
             if fresh:
@@ -671,7 +708,8 @@ class RowWriter:
         """The key column the database says the table lacks ("" if none): the schema predates the writer, which no
         row is to blame for, so the rows wait rather than going to the .rejected file."""
         for column in self._keys_of(table) or ():
-            if exc.missing_object and re.search(rf'\bobject "?{re.escape(column)}"? not found', exc.reason, re.I):
+            pattern = rf'\bobject (?:"?[^\s".]+"?\.)*"?{re.escape(column)}"? not found'
+            if exc.missing_object and re.search(pattern, exc.reason, re.IGNORECASE):
                 return column
         return ""
 
