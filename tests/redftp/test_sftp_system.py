@@ -18,6 +18,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from paramiko.sftp import CMD_EXTENDED
 
 from tests.redftp.scratchroot import PROJECT
 from tests.redftp.sftpsite import (
@@ -200,6 +201,14 @@ def test_chroot_cannot_be_left_and_links_cannot_be_made(site: Site, users: dict[
             sftp.symlink("/app/redsys/env/tst1/etc/red_params.conf", "/upload/config.csv")
         with pytest.raises(FileNotFoundError):
             sftp.lstat("/upload/config.csv")
+        # a hard link to an upload would let the user rewrite it after it was taken in and archived (same file
+        # system): OpenSSH's `ln` sends the hardlink@openssh.com extension, which paramiko has no method for
+        put(session, "/upload/linked.csv", b"a\n")
+        with pytest.raises(OSError):
+            sftp._request(CMD_EXTENDED, "hardlink@openssh.com", "/upload/linked.csv", "/upload/second.csv")
+        with pytest.raises(FileNotFoundError):
+            sftp.lstat("/upload/second.csv")
+        sftp.remove("/upload/linked.csv")
 
 
 def test_users_cannot_see_each_other(site: Site, users: dict[str, Key]) -> None:
