@@ -38,7 +38,7 @@ from collections import Counter, deque
 
 from redpss.core.config import Config, Secret
 from redpss.core.db.contract import API_OPERATOR_ROLE, API_READER_ROLE
-from redpss.core.db.errors import DatabaseAuthError, DatabaseConfigMismatch, DatabaseUnavailable
+from redpss.core.db.errors import DatabaseAuthError, DatabaseError
 from redpss.core.record import Record
 
 os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")  # pyexasol is imported by the logins below
@@ -288,7 +288,7 @@ class Authenticator:
             reason = "the database refused the login (wrong user or password, or no CREATE SESSION privilege)"
             self._log_refusal(user, client_host, reason)
             raise AuthRefused(reason) from None
-        except (DatabaseUnavailable, DatabaseConfigMismatch) as exc:  # the server's problem, not the caller's
+        except DatabaseError as exc:  # away, misconfigured, or a statement of the check failed: not the caller's
             self._log_unavailable(str(exc))
             raise CannotCheck from None
         try:

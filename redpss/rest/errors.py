@@ -71,7 +71,12 @@ def from_operation(exc: RedpssError) -> ApiError:
     known, 504. A database that refuses the API's settings, or a statement that timed out or collided, is 503 as
     well: the operator fixes the configuration or the caller tries again; neither is a bug of the API, and the
     configuration's details (the DSN, the technical user) stay in the API's log."""
-    from redpss.core.db.errors import DatabaseConfigMismatch, DatabaseQueryError, DatabaseUnavailable  # noqa: PLC0415
+    from redpss.core.db.errors import (  # noqa: PLC0415
+        DatabaseConfigMismatch,
+        DatabaseError,
+        DatabaseQueryError,
+        DatabaseUnavailable,
+    )
     from redpss.core.wire import Code, WireError  # noqa: PLC0415 - loaded by the operation already
 
     if isinstance(exc, DatabaseConfigMismatch):
@@ -79,19 +84,29 @@ def from_operation(exc: RedpssError) -> ApiError:
         return ApiError(503, "the API cannot use the database: its settings do not fit it (the API's log says why)")
     if isinstance(exc, DatabaseQueryError) and exc.passing:
         return ApiError(503, f"the database did not complete the query now ({exc.reason[:200]}); try again")
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("the database is not available to the API: %s", exc)
+        return ApiError(503, "the database is not available now; try again (the API's log says why)")
     statuses: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
         (UnknownObject, 404),
         (UsageError, 400),
         (Declined, 409),
         (OutcomeUnknown, 504),
         # a daemon away or breaking off: the server's side, not a bug here
-        ((NotRunning, DatabaseUnavailable, WireError), 503),
+        ((NotRunning, WireError), 503),
     )
     internal = isinstance(exc, WireError) and exc.code == Code.INTERNAL  # a daemon's bug: 500, logged here too
     for kinds, status in statuses:
         if isinstance(exc, kinds) and not internal:
             return ApiError(status, str(exc))
     log.error("operation failed: %s", exc)
+    if isinstance(exc, DatabaseError):  # its text holds the statement and the DSN: those stay in the log
+        return ApiError(
+            500,
+            f"the operation failed in the database ({exc.reason[:200]})"
+            if isinstance(exc, DatabaseQueryError)
+            else "the operation failed in the database; the API's log has the details",
+        )
     return ApiError(500, f"the operation failed: {exc}")
 
 
