@@ -21,6 +21,7 @@ import email.policy
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -54,6 +55,12 @@ MAX_MAIL_BYTES = 256 * 1024
 # seconds for a header of thousands of encoded words (14 s at 238 KB), before any sender is checked: parsed in a
 # thread, 64 KiB (0.2 s) keeps a few such mails from costing much
 MAX_HEADER_BYTES = 64 * 1024
+# The same cost hides in a MIME part's header (a parameter list or encoded words of 250 KB: 20-40 s of CPU) and in
+# thousands of parts or deep nesting. Before the full parse, a cheap one (compat32 decodes nothing) outlines the mail,
+# and one beyond these limits is refused; a command mail is a text, maybe beside its HTML and a signature's images.
+MAX_PART_HEADER_BYTES = 8 * 1024
+MAX_PARTS = 50
+MAX_ENCODED_WORDS = 200  # "=?charset?...?=" in the whole mail: a few in a Subject or a From name
 SESSION_TIMEOUT = 30.0
 MAX_SESSIONS = 20
 # Commands per SMTP session, each counted apart: every command starts the idle timeout again, so without a limit a
@@ -61,6 +68,7 @@ MAX_SESSIONS = 20
 # session is answered 421 after COMMAND_LIMIT of them and goes on in a new one.
 NOOP_LIMIT = 10
 COMMAND_LIMIT = 100
+REFUSED_REPLY = "550 5.7.1 refused; the reason is in MAIL2CMD's log"
 REPLY_AGAIN_AFTER = 60.0  # seconds: a reply SENDMAIL did not take is offered again after this
 PRUNE_EVERY = 600.0  # seconds between removals of the `.done` files older than REPLAY_WINDOW
 
@@ -80,10 +88,31 @@ def _header_size(content: bytes) -> int:
     return min(ends, default=len(content))
 
 
+def _too_costly(content: bytes) -> str:
+    """Why the mail is refused before the email package's full parse, which could take minutes of CPU on it ("": it
+    may be parsed). Its outline comes from a compat32 parse, which decodes no header: milliseconds for any mail."""
+    if content.count(b"=?") > MAX_ENCODED_WORDS:
+        return f"it holds over {MAX_ENCODED_WORDS} encoded words"
+    try:
+        outline = email.message_from_bytes(content, policy=email.policy.compat32)
+        for number, part in enumerate(outline.walk(), 1):
+            if number > MAX_PARTS:
+                return f"it has over {MAX_PARTS} MIME parts"
+            if sum(len(name) + len(str(value)) for name, value in part.items()) > MAX_PART_HEADER_BYTES:
+                return f"a MIME part's header is over {MAX_PART_HEADER_BYTES} bytes"
+    except RecursionError:
+        return "its MIME parts are nested too deeply"
+    return ""
+
+
 def _judge(
     senders: dict[str, Sender], envelope_from: str, content: bytes
 ) -> tuple[str, tuple[Sender, Command, str] | Refused]:
-    """The mail's subject, and its sender, command and replay key or why it is refused (handle_DATA, in a thread)."""
+    """The mail's subject, and its sender, command and replay key or why it is refused (handle_DATA, in the judge's
+    thread)."""
+    costly = _too_costly(content)
+    if costly:
+        return "", Refused(f"{costly}; a command mail is a short text")
     message = email.message_from_bytes(content, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     subject = str(message.get("Subject", ""))
@@ -100,6 +129,17 @@ class _Handler:
     def __init__(self, service: Mail2CmdService) -> None:
         self.service = service
 
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        """A sender not on the allow list is refused before its mail is even sent, so it costs no parsing."""
+        if address.strip().lower() not in self.service.senders:
+            self.service.refused += 1
+            peer = session.peer[0] if session.peer else "?"
+            log.warning("refused a mail from %s: envelope sender %r is not allow-listed", peer, address[:200])
+            return REFUSED_REPLY
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         peer = session.peer[0] if session.peer else "?"
         content = envelope.original_content or envelope.content or b""
@@ -108,14 +148,18 @@ class _Handler:
             log.warning("refused a mail from %s (envelope %r): its header is over %d bytes", peer,
                         envelope.mail_from, MAX_HEADER_BYTES)  # fmt: skip
             return f"552 5.3.4 refused: the header is over {MAX_HEADER_BYTES} bytes; a command mail needs few lines"
-        # parsed and judged in a thread: the loop (sessions, the watchdog's pings) never waits for the email package
-        subject, judged = await asyncio.to_thread(_judge, self.service.senders, str(envelope.mail_from or ""), content)
+        # parsed and judged in a thread of its own: the loop (sessions, the watchdog's pings) never waits for the
+        # email package, and mails that take long to judge hold up neither the spool's nor the ticks' threads
+        subject, judged = await asyncio.get_running_loop().run_in_executor(
+            self.service.judge, _judge, self.service.senders, str(envelope.mail_from or ""), content
+        )
         if isinstance(judged, Refused):
             self.service.refused += 1
             log.warning(
                 "refused a mail from %s (envelope %r, subject %r): %s", peer, envelope.mail_from, subject[:200], judged
             )
-            return f"550 5.7.1 refused: {judged}"[:500]
+            # the reason stays in the log: told to the peer, it showed who is allow-listed and which guess failed
+            return REFUSED_REPLY
         sender, command, key = judged
         seen = self.service.seen
         if key in seen:  # its mail system did not see our 250 and sent it again, or a copy: taken, not run again
@@ -177,6 +221,8 @@ class Mail2CmdService(Service):
         self.idle = asyncio.Event()  # set while no command runs and none waits
         self.idle.set()
         self.instance = Instance(paths, config, client="MAIL2CMD")
+        # one thread judges mails, one at a time: a peer sending costly mails can use one CPU, not every thread
+        self.judge = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail2cmd-judge")
 
     async def start(self) -> None:
         # aiosmtpd logs every SMTP command of every session (and each probe's connect) at INFO: our lines suffice.
@@ -385,6 +431,7 @@ class Mail2CmdService(Service):
             self.server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 5.0)
+        self.judge.shutdown(wait=False, cancel_futures=True)
 
 
 class _Closing(asyncio.Protocol):
