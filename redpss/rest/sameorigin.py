@@ -16,6 +16,10 @@ def another_site(request: Request, *, null_origin_is_ours: bool = False) -> str:
     fetch_site = request.headers.get("sec-fetch-site", "")
     if fetch_site in ("cross-site", "same-site"):
         return f"Sec-Fetch-Site: {fetch_site}"
+    if fetch_site == "same-origin":
+        # the browser's own word, which no page can set; behind a proxy that rewrites Host, Origin and Host differ
+        # for this server's own pages
+        return ""
     origin = request.headers.get("origin")
     if origin is None or (null_origin_is_ours and origin == "null"):
         return ""
