@@ -31,7 +31,7 @@ from redpss.core.digits import is_decimal
 from redpss.core.errors import RedpssError
 from redpss.ops import history, jobs
 from redpss.rest import errors
-from redpss.rest.auth import AuthRefused, CannotCheck, TooManyAttempts
+from redpss.rest.auth import AuthRefused, CannotCheck, Principal, TooManyAttempts
 from redpss.rest.errors import ApiError
 from redpss.rest.routekeys import JOB_KEY, MAX_ID
 from redpss.rest.sameorigin import another_site
@@ -165,20 +165,17 @@ class Console:
     async def login(self, request: Request) -> Response:
         if another_site(request, null_origin_is_ours=True):
             return self.error_page(request, None, 403, CROSS_SITE)
-        form = await _form(request)
+        try:
+            form = await _form(request)
+        except ApiError as exc:  # too large, or too slow: the login page says so, not a JSON body
+            return self.render(request, "login.html", None, exc.status, next=f"{PREFIX}/", failure=exc.message)
         user, password, target = form.get("user", "").strip(), form.get("password", ""), _local(form.get("next"))
         if not user or not password:
             return self.render(request, "login.html", None, 400, next=target, failure="Enter a user and a password.")
         client = request.client.host if request.client else "-"
-        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        try:
-            principal = await self.api.auth.authenticate(basic, client)
-        except TooManyAttempts as exc:
-            return self.render(request, "login.html", None, 429, next=target, failure=exc.reason)
-        except AuthRefused as exc:
-            return self.render(request, "login.html", None, 401, next=target, failure=exc.reason)
-        except CannotCheck as exc:
-            return self.render(request, "login.html", None, 503, next=target, failure=exc.reason)
+        principal = await self._logged_in(request, user, password, client, target)
+        if isinstance(principal, Response):
+            return principal
         session, cookie = self.keys.issue(principal.user, principal.may_operate)
         role = "operator" if session.may_operate else "reader"
         log.info("console login: %s from %s (%s)", session.user, client, role)
@@ -187,11 +184,30 @@ class Console:
                             httponly=True, samesite="strict")  # fmt: skip
         return response
 
+    async def _logged_in(
+        self, request: Request, user: str, password: str, client: str, target: str
+    ) -> Principal | Response:
+        """The principal the database's login gives, or the login page saying why there is none."""
+        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        try:
+            principal: Principal = await self.api.auth.authenticate(basic, client)
+            return principal
+        except TooManyAttempts as exc:
+            status, reason = 429, exc.reason
+        except AuthRefused as exc:
+            status, reason = 401, exc.reason
+        except CannotCheck as exc:
+            status, reason = 503, exc.reason
+        return self.render(request, "login.html", None, status, next=target, failure=reason)
+
     async def logout(self, request: Request) -> Response:
         session = self.session_of(request)
         if another_site(request, null_origin_is_ours=True):
             return self.error_page(request, session, 403, CROSS_SITE)
-        form = await _form(request)
+        try:
+            form = await _form(request)
+        except ApiError as exc:
+            return self.error_page(request, session, exc.status, exc.message)
         if session is not None and not self.keys.csrf_ok(session, form.get("csrf")):
             return self.error_page(request, session, 403, "the form is not one this console rendered (CSRF token)")
         if session is not None:  # on the server too: a copy of the cookie must not outlive the logout

@@ -343,3 +343,12 @@ def test_a_copy_of_a_session_cookie_taken_before_its_logout_is_refused(browser: 
         assert api.client.get("/console/jobs", headers=partial).status_code == 401  # the copy: no session
     finally:
         context.close()
+
+
+def test_a_login_form_too_large_is_answered_by_the_login_page_not_json(api: RestApi) -> None:
+    """The console's forms are read with a size limit (the login form is posted before any login); over it, the
+    browser showed the API's JSON error body instead of a page."""
+    answer = api.client.post("/console/login", data={"user": "x", "password": "p" * 40_000})
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "the form is larger than 16384 bytes" in answer.text and 'name="password"' in answer.text
