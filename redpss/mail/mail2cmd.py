@@ -93,12 +93,15 @@ def _too_costly(content: bytes) -> str:
     may be parsed). Its outline comes from a compat32 parse, which decodes no header: milliseconds for any mail."""
     if content.count(b"=?") > MAX_ENCODED_WORDS:
         return f"it holds over {MAX_ENCODED_WORDS} encoded words"
+    if content.lower().count(b"boundary=") > MAX_PARTS:  # the outline's own parse slows down with nesting
+        return f"it has over {MAX_PARTS} MIME parts"
     try:
         outline = email.message_from_bytes(content, policy=email.policy.compat32)
         for number, part in enumerate(outline.walk(), 1):
             if number > MAX_PARTS:
                 return f"it has over {MAX_PARTS} MIME parts"
-            if sum(len(name) + len(str(value)) for name, value in part.items()) > MAX_PART_HEADER_BYTES:
+            # the first is the mail itself, whose header has its own limit (MAX_HEADER_BYTES, for gateways' lines)
+            if number > 1 and sum(len(k) + len(str(v)) for k, v in part.items()) > MAX_PART_HEADER_BYTES:
                 return f"a MIME part's header is over {MAX_PART_HEADER_BYTES} bytes"
     except RecursionError:
         return "its MIME parts are nested too deeply"
@@ -110,17 +113,22 @@ def _judge(
 ) -> tuple[str, tuple[Sender, Command, str] | Refused]:
     """The mail's subject, and its sender, command and replay key or why it is refused (handle_DATA, in the judge's
     thread)."""
+    if envelope_from.strip().lower() not in senders:  # before any parsing: a stranger's mail costs nothing
+        return "", Refused(f"envelope sender {envelope_from[:200]!r} is not allow-listed")
     costly = _too_costly(content)
     if costly:
         return "", Refused(f"{costly}; a command mail is a short text")
-    message = email.message_from_bytes(content, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    subject = str(message.get("Subject", ""))
+    subject = ""
     try:
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        subject = str(message.get("Subject", ""))
         sender, command = authorise(senders, envelope_from, message)
         return subject, (sender, command, replay_key(sender, message, time.time(), REPLAY_WINDOW))
     except Refused as exc:
         return subject, exc
+    except Exception as exc:  # the email package's own failures on a crafted mail (RecursionError)
+        return subject, Refused(f"the mail cannot be read ({type(exc).__name__})")
 
 
 class _Handler:
@@ -128,17 +136,6 @@ class _Handler:
 
     def __init__(self, service: Mail2CmdService) -> None:
         self.service = service
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        """A sender not on the allow list is refused before its mail is even sent, so it costs no parsing."""
-        if address.strip().lower() not in self.service.senders:
-            self.service.refused += 1
-            peer = session.peer[0] if session.peer else "?"
-            log.warning("refused a mail from %s: envelope sender %r is not allow-listed", peer, address[:200])
-            return REFUSED_REPLY
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         peer = session.peer[0] if session.peer else "?"
@@ -150,9 +147,12 @@ class _Handler:
             return f"552 5.3.4 refused: the header is over {MAX_HEADER_BYTES} bytes; a command mail needs few lines"
         # parsed and judged in a thread of its own: the loop (sessions, the watchdog's pings) never waits for the
         # email package, and mails that take long to judge hold up neither the spool's nor the ticks' threads
-        subject, judged = await asyncio.get_running_loop().run_in_executor(
-            self.service.judge, _judge, self.service.senders, str(envelope.mail_from or ""), content
-        )
+        try:
+            subject, judged = await asyncio.get_running_loop().run_in_executor(
+                self.service.judge, _judge, self.service.senders, str(envelope.mail_from or ""), content
+            )
+        except RuntimeError:  # stopped meanwhile (the judge takes no more): its mail system sends it again later
+            return "421 4.3.2 MAIL2CMD is stopping; try again later"
         if isinstance(judged, Refused):
             self.service.refused += 1
             log.warning(
@@ -422,16 +422,17 @@ class Mail2CmdService(Service):
         """Stop listening; the command under way and those queued finish and are answered."""
         await self._close()
         await self.idle.wait()
+        self.judge.shutdown(wait=False)  # a session still open meanwhile is told 421 for a mail it sends now
 
     async def abort(self) -> None:
         await self._close()
+        self.judge.shutdown(wait=False, cancel_futures=True)
 
     async def _close(self) -> None:
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 5.0)
-        self.judge.shutdown(wait=False, cancel_futures=True)
 
 
 class _Closing(asyncio.Protocol):

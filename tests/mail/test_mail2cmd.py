@@ -7,6 +7,7 @@ reply mail; the secret never appears in the log.
 
 from __future__ import annotations
 
+import email.policy
 import json
 import shutil
 import smtplib
@@ -82,7 +83,7 @@ def send(
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, answer, envelope or sender)
         smtp.rcpt("redpss@tst1.example")
-        code, answer = smtp.data(message.as_bytes())
+        code, answer = smtp.data(message.as_bytes(policy=email.policy.SMTP))  # CRLF: smtplib sends bytes as they are
         if code != 250:
             raise smtplib.SMTPDataError(code, answer)
         return answer.decode()
@@ -211,6 +212,28 @@ def test_mails_too_costly_to_parse_are_refused_before_the_full_parse(
         assert refused.value.smtp_code == 550
         wait_for(lambda: reason in mail2cmd_log(inst), 10, what=f"{reason!r} in MAIL2CMD's log")  # noqa: B023
     assert send(inst, "status", f"secret: {SECRET}").startswith("2.0.0 accepted")  # served at once after them
+    # a From: nested a thousand parentheses deep made the email package raise RecursionError: a 500 and a traceback
+    deep = "\r\n ".join(["(" * 500] * 3 + [")" * 500] * 3)  # folded: SMTP takes lines of at most 1,000 bytes
+    nested = f"From: {deep} <{OPS}>\r\nTo: redpss@tst1.example\r\nSubject: status\r\n\r\n"
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp, pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp.sendmail(OPS, ["redpss@tst1.example"], (nested + f"secret: {SECRET}\r\n").encode())
+    assert refused.value.smtp_code == 550
+    wait_for(lambda: "the mail cannot be read (RecursionError)" in mail2cmd_log(inst), 10, what="the refusal logged")
+    assert "Traceback" not in mail2cmd_log(inst)
+
+
+def test_a_command_mail_with_a_gateway_s_long_header_is_taken_and_strangers_learn_nothing_at_mail_from(
+    running: tuple[RunningInstance, SmtpRelay],
+) -> None:
+    """Gateways add DKIM, ARC and Received lines (8-20 KB): the limit of a MIME part's header must not apply to the
+    mail's own. And MAIL FROM is answered alike for every sender: a 550 there told a prober who is allow-listed."""
+    inst, _ = running
+    gateway = {f"X_Gateway_{n}": " ".join(["d=example.com;"] * 14) for n in range(60)}  # 12 KB of header lines
+    assert send(inst, "status", f"secret: {SECRET}", **gateway).startswith("2.0.0 accepted")
+    for sender in ("mallory@evil.example", OPS):
+        with smtplib.SMTP("127.0.0.1", int(inst.config.redctl.mail2cmd_port), timeout=30) as smtp:
+            smtp.ehlo()
+            assert smtp.mail(sender)[0] == 250, sender
 
 
 def test_a_session_cannot_be_kept_open_with_noop(running: tuple[RunningInstance, SmtpRelay]) -> None:
