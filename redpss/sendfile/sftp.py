@@ -115,7 +115,7 @@ def _put(client: object, target: SftpTarget, local: Path, remote_name: str, requ
     try:
         # a stalled earlier try of this request may still hold its partial file open on the server: removed first,
         # its late writes go to a deleted file rather than into this upload
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # a stall (TimeoutError) goes on below
             sftp.remove(partial)
         sftp.put(str(local), partial, confirm=True)
         sftp.posix_rename(partial, final)

@@ -27,7 +27,6 @@ from redpss.core.db import (
     DbSession,
     DbSettings,
 )
-from redpss.core.db.errors import map_exa_error
 from redpss.core.net import free_port
 from redpss.devdb.limits import FREE_FAILED_LOGINS
 from redpss.devdb.testing import InProcessDevDb
@@ -250,17 +249,3 @@ def test_the_database_name_is_checked_on_connect(devdb: InProcessDevDb) -> None:
     assert not other.connected  # the session to the wrong database is not kept
     with pytest.raises(DatabaseNameMismatch):
         other.wait_connected(timeout=5, refusal_is_final=True)
-
-
-def test_only_a_refused_login_is_an_authentication_error() -> None:
-    """pyexasol raises ExaAuthError for any error answer to the login. Only Exasol's 08004 is the user refused (wrong
-    password, no CREATE SESSION): another code said "check exa_password" to the daemons and counted as a failed
-    login in the REST API, locking callers out for what was the database's own state."""
-    import pyexasol  # noqa: PLC0415 - as the package does, lazily
-
-    failed = pyexasol.ExaAuthError(None, "08004", "Connection exception - authentication failed.")  # type: ignore[no-untyped-call]
-    refused = map_exa_error(failed, dsn="db:8563", user="U")
-    other = map_exa_error(pyexasol.ExaAuthError(None, "42000", "not now"), dsn="db:8563", user="U")  # type: ignore[no-untyped-call]
-    assert isinstance(refused, DatabaseAuthError) and "check exa_username and exa_password" in str(refused)
-    assert isinstance(other, DatabaseUnavailable) and not isinstance(other, DatabaseAuthError)
-    assert str(other) == "the database at db:8563 did not let user U log in [42000]: not now"

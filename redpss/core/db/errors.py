@@ -44,7 +44,6 @@ class DatabaseNameMismatch(DatabaseConfigMismatch):
     """The database reached is not the one exa_dbname names: another instance's database, never to be used."""
 
 
-LOGIN_REFUSED = "08004"  # Exasol's SQL state for a refused login ("Connection exception - authentication failed.")
 _MISSING_OBJECT = re.compile(r"\bobject \S+ not found\b", re.IGNORECASE)
 
 
@@ -87,13 +86,10 @@ def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> 
     import pyexasol  # noqa: PLC0415 - lazy: see package docstring
 
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    login_code = str(getattr(exc, "code", "") or "")
-    if isinstance(exc, pyexasol.ExaAuthError) and login_code not in ("", LOGIN_REFUSED):
-        # pyexasol raises ExaAuthError for any error answer to the login; only 08004 is the database refusing this
-        # user (wrong password, no CREATE SESSION). Another (the database's own state) says nothing of the user's
-        # credentials: it must not count as a failed login, nor ask the operator to check the password.
-        return DatabaseUnavailable(f"the database at {dsn} did not let user {user} log in [{login_code}]: {text}")
     if isinstance(exc, pyexasol.ExaAuthError):
+        # pyexasol raises it for any error answer to the login. Exasol's codes for the ways a login is refused are
+        # not documented where we could read them, so every one counts as refused: a wrong password must never
+        # escape the REST API's count of failed logins (docs/decisions.md)
         return DatabaseAuthError(
             f"login refused: the database at {dsn} refused the login of user {user}: {text} "
             "(check exa_username and exa_password in red_params.conf)"

@@ -234,9 +234,13 @@ class RowWriter:
             withdrawn = [seq for seq in seqs if seq in self._held]
             self._held.difference_update(withdrawn)
             self._mark_done(withdrawn)
-            if withdrawn and self._fd is not None and not self._spool_error:
-                with contextlib.suppress(OSError):  # else a crash could bring them back (rare: a failed request)
-                    os.fsync(self._fd)
+            fd = os.dup(self._fd) if withdrawn and self._fd is not None and not self._spool_error else None
+        if fd is not None:  # else a crash could bring them back (rare: a failed request); outside the lock, as _sync
+            try:
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _sync(self, generation: int, end: int, seqs: list[int]) -> bool:
         """fsync the spool unless an fsync since our write (or a rewrite, which fsyncs) covered it already.
@@ -587,6 +591,11 @@ class RowWriter:
         while self._pending:
             if not self._write_batch():
                 break
+        if self._behind:  # a table whose rows went otherwise (a clone's cut-off, withdrawn) is no longer behind
+            with self._lock:
+                waiting = {entry.table for entry in self._pending.values()}
+                for table in set(self._behind) - waiting:
+                    del self._behind[table]
 
     def _write_batch(self) -> bool:
         """Insert up to `batch_rows` rows, one INSERT per table; False when the database is away or nothing could
