@@ -105,7 +105,8 @@ class DblsService(Service):
             # The ERROR/ALERT rows go on disk first, held back from the database until the lines are in the files:
             # so a refusal leaves nothing behind that the client's resend would duplicate, and an acknowledgement
             # never covers rows in memory only (lost with DBLS).
-            spooled = await self._spooled(batch.to_database)
+            # (a stop that cuts the request off meanwhile: the row writer's stop withdraws what is still held)
+            spooled = await asyncio.to_thread(self._spool, batch.to_database)
             if spooled is None:
                 problem = self.rows.spool_failing or "the spool could not be written"
                 log.error("refused a log buffer with ERROR/ALERT lines from %s: the row spool cannot be written (%s)",
@@ -137,20 +138,6 @@ class DblsService(Service):
         self.lines += batch.lines
         self.batches += 1
         return durable(lines=batch.lines)
-
-    async def _spooled(self, lines: list[DbLine]) -> list[int] | None:
-        """_spool in a thread. A stop that cancels the request meanwhile withdraws the rows once the thread is done:
-        the client got no acknowledgement and sends the buffer again, which must not find them in LOG_MESSAGES."""
-        work = asyncio.ensure_future(asyncio.to_thread(self._spool, lines))
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            work.add_done_callback(self._withdraw)
-            raise
-
-    def _withdraw(self, work: asyncio.Future[list[int] | None]) -> None:
-        if not work.cancelled() and work.exception() is None:
-            self.rows.cancel(work.result() or [])
 
     def _spool(self, lines: list[DbLine]) -> list[int] | None:
         """The ERROR/ALERT rows on disk, held, grouped by schema: their sequence numbers, or None with nothing kept."""

@@ -169,12 +169,8 @@ class RowWriter:
         row is written only if the table has no row of its keys yet (the table must have keys)."""
         if if_absent and not self._keys_of(table):
             raise ValueError(f"{self.name}: rows for {table} cannot be written if absent: the table has no keys")
-        now = time.time()
         with self._lock:
-            entries = []
-            for row in rows:
-                self._seq += 1
-                entries.append(_Entry(self._seq, table, self._with_id(table, row), now, if_absent))
+            entries = self._new_entries(table, rows, if_absent)
             if not entries:
                 return True
             for entry in entries:
@@ -191,14 +187,10 @@ class RowWriter:
     def append_held(self, table: str, rows: Iterable[Mapping[str, Any]]) -> list[int] | None:
         """Put `rows` for `table` on disk, held back from the database until `release`: their sequence numbers, or
         None when they cannot be made durable now (a full disk, a failed fsync), and then nothing is kept."""
-        now = time.time()
         with self._lock:
             if self._spool_error or self._stop.is_set():  # stopping: the spool is closed, or about to be
                 return None
-            entries = []
-            for row in rows:
-                self._seq += 1
-                entries.append(_Entry(self._seq, table, self._with_id(table, row), now))
+            entries = self._new_entries(table, rows)
             seqs = [entry.seq for entry in entries]
             if not entries:
                 return seqs
@@ -214,13 +206,19 @@ class RowWriter:
             return None
         return seqs
 
-    def _with_id(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of `row`, with its unique id when the writer gives the table's rows one. Lock held (uses _seq)."""
-        copy = dict(row)
-        column = self.row_ids.get(table.rsplit(".", 1)[-1])
-        if column is not None:
-            copy[column] = f"{self._id_prefix}-{self._seq}"
-        return copy
+    def _new_entries(self, table: str, rows: Iterable[Mapping[str, Any]], if_absent: bool = False) -> list[_Entry]:
+        """The rows as entries with their sequence numbers, and their ids where the writer gives the table's rows
+        one (a copy of each row: the caller's stays as it is). Lock held."""
+        now = time.time()
+        column = self.row_ids.get(_bare(table))
+        entries = []
+        for row in rows:
+            self._seq += 1
+            copy = dict(row)
+            if column is not None:
+                copy[column] = f"{self._id_prefix}-{self._seq}"
+            entries.append(_Entry(self._seq, table, copy, now, if_absent))
+        return entries
 
     def release(self, seqs: Iterable[int]) -> None:
         """Let held rows go to the database."""
@@ -723,7 +721,7 @@ class RowWriter:
         return ""
 
     def _keys_of(self, table: str) -> Sequence[str] | None:
-        return self.keys.get(table.rsplit(".", 1)[-1])
+        return self.keys.get(_bare(table))
 
     def _present(self, table: str, columns: Sequence[str] | None, entries: list[_Entry]) -> set[int]:
         """The sequence numbers of the `if_absent` entries whose keys the table holds already."""
@@ -773,6 +771,11 @@ class RowWriter:
             held = [self._pending[seq] for seq in sorted(self._unspooled) if seq in self._pending]
         shown = "; ".join(f"{e.table} {json.dumps(e.row, default=str)}" for e in held[:20])
         return shown + (f"; ... and {len(held) - 20} more" if len(held) > 20 else "")
+
+
+def _bare(table: str) -> str:
+    """A table's name without its schema: what `keys` and `row_ids` are given by."""
+    return table.rsplit(".", 1)[-1]
 
 
 def _end_of_last_line(handle: IO[bytes], size: int, block: int = 1 << 16) -> int:

@@ -208,13 +208,14 @@ class PssClient:
             fields["run_id"] = run_id
         usual = self.sock.gettimeout()
         # JEXEC answers within `timeout` (it kills the run then); its events keep a longer run's connection busy
-        self.sock.settimeout(min(timeout + 30.0, silence))
+        wait = min(timeout + 30.0, silence)
+        self.sock.settimeout(wait)
         try:
             return self.request("run", **fields)
         except PssError as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 raise PssError(
-                    f"{self.address} sent nothing for {min(timeout + 30.0, silence):g} s while cmd/{action} ran "
+                    f"{self.address} sent nothing for {wait:g} s while cmd/{action} ran "
                     "(JEXEC sends a sign of life every second): JEXEC, its server or the network to it is gone; "
                     "whether the action finished is not known"
                 ) from exc
