@@ -368,11 +368,36 @@ def _copy_entry(source: Dir, target: Dir, name: str, depth: int) -> None:
                 return
             writer = target.open_file(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
-                while os.sendfile(writer, reader, None, 1 << 20):
-                    pass
+                _copy_data(reader, writer)
                 os.fchown(writer, info.st_uid, info.st_gid)
                 os.fchmod(writer, stat.S_IMODE(info.st_mode))
             finally:
                 os.close(writer)
         finally:
             os.close(reader)
+
+
+def _copy_data(reader: int, writer: int) -> None:
+    """Copy a file's data extents only, its holes staying holes (SEEK_DATA/SEEK_HOLE), then set its size.
+
+    A user can write a few bytes far into a file: copied byte by byte, an upload taking a few KiB of disk would take
+    its whole length on the target (as root, which the disk's reserve does not stop).
+    """
+    size = os.fstat(reader).st_size
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(reader, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                break  # nothing but a hole up to the end
+            raise
+        end = min(os.lseek(reader, start, os.SEEK_HOLE), size)
+        os.lseek(writer, start, os.SEEK_SET)
+        while start < end:
+            sent = os.sendfile(writer, reader, start, min(end - start, 1 << 20))
+            if not sent:
+                return  # the file was cut short meanwhile: its size is where the copy ended
+            start += sent
+        offset = end
+    os.ftruncate(writer, size)

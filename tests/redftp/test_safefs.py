@@ -142,6 +142,30 @@ def test_moving_entries_keeps_links_as_links_and_loses_nothing(
     assert (target / "etc").readlink() == Path("/etc")
 
 
+def test_a_sparse_upload_moved_across_filesystems_stays_sparse(tmp_path: Path, other_filesystem: Path) -> None:
+    """An sFTP user can write at any offset: a few bytes at 256 MiB make a file that takes a few KiB of disk. The copy
+    (as root, at `redftp_userdel --keep-data`) must not write its holes out as zeros, or a small upload fills the
+    disk of the archive."""
+    size = 256 * 1024 * 1024
+    source = tmp_path / "upload"
+    source.mkdir()
+    with (source / "sparse.bin").open("wb") as handle:
+        for offset in (0, size // 2, size - 5):
+            handle.seek(offset)
+            handle.write(b"data!")
+    with Dir.open(source) as uploads, Dir.open(other_filesystem) as archive:
+        uploads.move_entries_to(archive)
+    copy = other_filesystem / "sparse.bin"
+    assert copy.stat().st_size == size
+    assert copy.stat().st_blocks * 512 < 1024 * 1024, "the holes were written out"
+    with copy.open("rb") as handle:
+        for offset in (0, size // 2, size - 5):
+            handle.seek(offset)
+            assert handle.read(5) == b"data!"
+        handle.seek(4096)
+        assert handle.read(65536) == bytes(65536)
+
+
 def test_hand_over_changes_only_what_the_named_owners_had(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("changing owners needs root")
