@@ -20,7 +20,7 @@ from redpss.core.db.contract import install
 from redpss.core.db.sqltext import insert_statement
 from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
-from redpss.sched.runlog import record, run_log_writer, run_rows
+from redpss.sched.runlog import record, run_log_writer, run_rows, skip_row
 from redpss.sched.runs import FAILED, OK, RunRequest, RunResult
 from tests.support.wait import wait_for
 
@@ -73,6 +73,8 @@ def test_a_batch_whose_reply_was_lost_after_its_commit_is_sent_again_and_leaves_
             for run_id in runs
             for row in run_rows(RunRequest(run_id, "JOB", "APP1", 1, "J"), RunResult(run_id, OK, "", now, now, "w"))
         ]
+        skipped = uuid.uuid4().hex  # a tick that started no run: its row has no ATTEMPT (one of the key columns)
+        rows.append(skip_row("JOB", "APP1", 1, "J", scheduled_at=now, reason="OVERLAP", message="", run_id=skipped))
         devdb.lose_next_reply("INSERT INTO APP1.ADM_JOB_LOG")  # committed, then the connection is cut
         writer = run_log_writer(tmp_path / "sched-runlog.spool", session(devdb))
         writer.start()
@@ -83,4 +85,4 @@ def test_a_batch_whose_reply_was_lost_after_its_commit_is_sent_again_and_leaves_
             writer.stop(timeout=5)
         logged = db.fetchall("SELECT RUN_ID FROM APP1.ADM_JOB_LOG")
         db.close()
-    assert sorted(run_id for (run_id,) in logged) == sorted(runs)
+    assert sorted(run_id for (run_id,) in logged) == sorted([*runs, skipped])

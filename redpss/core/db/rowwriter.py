@@ -677,9 +677,10 @@ class RowWriter:
             # delivery is at least once: rows of an earlier delivery of this batch go first (never a row written
             # only if absent: the row found there may be another's, which it must not replace)
             again = [e.row for e in fresh if e.seq in self._maybe_sent and not e.if_absent] if columns else []
-            # a row without its key (one spooled before the writer gave ids) identifies no earlier copy: matching
-            # NULL would delete every row others wrote without one
-            again = [row for row in again if all(row.get(column) is not None for column in columns or ())]
+            # a row without any of its key (one spooled before the writer gave ids) identifies no earlier copy:
+            # matching NULL would delete every row others wrote without one. A key in part NULL (a skipped tick's
+            # row has a run id but no attempt) does: NULL matches NULL in the rest of it
+            again = [row for row in again if any(row.get(column) is not None for column in columns or ())]
             if columns and again:
                 self.session.execute(delete_matching(table, columns, again))
             if fresh:
