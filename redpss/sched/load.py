@@ -62,11 +62,15 @@ _TABLE = re.compile(rf"{_NAME}(\.{_NAME})?")
 _COLUMN = re.compile(_NAME)
 _ENCODING = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # Database messages that say the file could not be fetched or the statement cannot work at all: not the file's fault.
+# They are looked for in the message without its quoted parts: a value of the file it quotes ("Value: 'item does not
+# exist'") must not decide the file's fate.
 _NOT_THE_FILE = re.compile(
     r"IMPORT from ftps?://|external connection|ETL-5\d\d\d|connection \S+ not found|"
     r"object \S+ not found|table \S+ not found|not found in|insufficient privileges|does not exist",
     re.IGNORECASE,
 )
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_DATA_ERRORS = ("22", "23")  # SQL classes: data exception, integrity constraint violation (a value of the file)
 
 
 class LoadCommandError(ValueError):
@@ -281,6 +285,10 @@ def load_files(
         if not settled(state, interval, now):  # core.filestable's rule, as everywhere
             report.waiting += 1
             continue
+        problem = _unnameable(str(_original(path).relative_to(paths.data_input)))
+        if problem:
+            _reject(path, paths, report, problem)
+            continue
         try:
             with _claimed(path) as claimed:
                 if claimed is not None:  # else another LOAD run has it (globs overlap, or a second run of this one)
@@ -433,7 +441,7 @@ def _load_file(
             _reject(path, paths, report, str(exc))
             return
         except DatabaseQueryError as exc:
-            if exc.passing or _NOT_THE_FILE.search(str(exc)):
+            if not _the_files_fault(exc):
                 raise
             _reject(path, paths, report, str(exc).replace(read_from, remote))  # the reason names the file's own name
             return
@@ -452,17 +460,45 @@ def _load_file(
     log.info("%s: %d row(s) into %s, file archived", remote, rows, command.table)
 
 
+def _the_files_fault(exc: DatabaseQueryError) -> bool:
+    """Whether an IMPORT failed because of what the file holds (it goes to data/error), not because the database
+    could not fetch it or cannot run the statement at all (it stays in data/input for the next run)."""
+    if exc.passing:
+        return False
+    if exc.code[:2] in _DATA_ERRORS:
+        return True
+    return _NOT_THE_FILE.search(_QUOTED.sub("''", exc.reason)) is None
+
+
+def _unnameable(relative: str) -> str:
+    """Why the database cannot ask CFISRV for a file by this name ("" when it can): IMPORT names the file in SQL
+    text, which is UTF-8, and in an FTP command, which a line break would end."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            "its name is not UTF-8 (written by a client using another character set), so IMPORT cannot name it; "
+            "rename it in UTF-8 and move it back to data/input"
+        )
+    if not relative.isprintable():
+        return (
+            "its name holds a control character (a line break, a tab), which IMPORT cannot pass on to CFISRV; "
+            "rename it and move it back to data/input"
+        )
+    return ""
+
+
 def _skip_unreachable(path: Path, paths: InstancePaths, report: LoadReport) -> None:
     """A file the glob reached through a link that leads out of the data tree or out of a user's upload folder:
     CFISRV would refuse it to the database, and it is not ours to move (it may be another user's file, loaded in its
     own right through that user's folder). Left where it is, with a WARNING; the run goes on with the other files."""
     relative = _original(path).relative_to(paths.data_input)
-    report.skipped.append(str(relative))
+    report.skipped.append(printable(relative))
     log.warning(
         "input/%s skipped: it is reached through a link leading out of %s; CFISRV does not serve such paths "
         "(remove the link, or load the file where it lies)",
-        relative,
-        "the data tree" if len(relative.parts) < 2 else f"data/input/{relative.parts[0]}",
+        printable(relative),
+        "the data tree" if len(relative.parts) < 2 else f"data/input/{printable(relative.parts[0])}",
     )
 
 
@@ -475,8 +511,8 @@ def _reject(path: Path, paths: InstancePaths, report: LoadReport, reason: str) -
             path, paths, report, exc, to="data/error", then=f"it was rejected ({reason}); the next run tries again"
         )
         return
-    report.rejected.append((str(relative), reason))
-    log.warning("input/%s rejected, moved to data/error: %s", relative, reason)
+    report.rejected.append((printable(relative), reason))
+    log.warning("input/%s rejected, moved to data/error: %s", printable(relative), reason)
 
 
 def _cannot_move(path: Path, paths: InstancePaths, report: LoadReport, exc: OSError, *, to: str, then: str) -> None:
@@ -485,8 +521,8 @@ def _cannot_move(path: Path, paths: InstancePaths, report: LoadReport, exc: OSEr
     _put_back(path)
     relative = _original(path).relative_to(paths.data_input)
     why = f"cannot be moved to {to} ({exc}){advice(exc)}; {then}"
-    report.stuck.append((str(relative), why))
-    log.error("input/%s %s", relative, why)
+    report.stuck.append((printable(relative), why))
+    log.error("input/%s %s", printable(relative), why)
 
 
 class BadHeader(ValueError):

@@ -254,6 +254,36 @@ def test_a_rejected_file_goes_to_error_with_the_databases_reason_and_the_others_
     assert not (site.paths.data_input / "in" / "b-bad.csv").exists()
 
 
+def test_a_bad_value_whose_text_reads_like_a_missing_object_still_rejects_only_its_file(site: Site) -> None:
+    """The database quotes the value it could not take; what the value says must not make the file look blameless
+    (left in place, it would stop every later run at the same file)."""
+    site.drop("v/a-bad.csv", HEADER + "1,widget,item does not exist,\n")
+    site.drop("v/b-good.csv", HEADER + "2,gear,2,\n")
+    with pytest.raises(LoadRejected, match=r"1 file\(s\) rejected to data/error: v/a-bad.csv:"):
+        site.load("table=LOADS.ORDERS files='v/*.csv'")
+    assert [r[:3] for r in site.rows()] == [(2, "gear", 2)]
+    assert (site.paths.data_error / "v" / "a-bad.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "shown", "why"),
+    [("caf\udcff.csv", "caf\\xff.csv", "not UTF-8"), ("a\nb.csv", "a\\nb.csv", "control character")],
+    ids=["latin-1", "line-break"],
+)
+def test_a_file_whose_name_import_cannot_use_is_rejected_and_the_others_load(
+    site: Site, name: str, shown: str, why: str
+) -> None:
+    site.drop(f"n/{name}", HEADER + "1,widget,3,\n")
+    site.drop("n/zz-normal.csv", HEADER + "2,gear,2,\n")
+    with pytest.raises(LoadRejected) as caught:
+        site.load("table=LOADS.ORDERS files='n/*.csv'")
+    assert f"1 file(s) rejected to data/error: n/{shown}: its name" in str(caught.value)
+    assert why in str(caught.value)
+    assert [r[:3] for r in site.rows()] == [(2, "gear", 2)]
+    assert (site.paths.data_error / "n" / name).exists()
+    assert why in (site.paths.data_error / "n" / f"{name}.reason").read_text()
+
+
 def test_a_file_still_being_written_waits_for_the_next_run(site: Site) -> None:
     site.drop("w/part.csv", HEADER + "1,widget,3,\n", age=0)
     site.drop("w/upload.csv.part", HEADER + "2,widget,3,\n")
