@@ -65,7 +65,9 @@ def _plain(value: object, arrow_type: pa.DataType) -> object:
     if value is None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has neither NaN nor infinity (docs/convert.md)
+        if math.isnan(value):
+            return None  # a missing number, as at the top level (docs/convert.md)
+        raise _Infinite(value)  # not a missing value: refused, as at the top level
     if pa.types.is_map(arrow_type):
         return {str(k): _plain(v, arrow_type.item_type) for k, v in value}  # type: ignore[attr-defined]
     if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
@@ -75,16 +77,37 @@ def _plain(value: object, arrow_type: pa.DataType) -> object:
     return value
 
 
+class _Infinite(ValueError):
+    """An infinity inside a nested value: JSON text has none, and writing null would drop a value."""
+
+
 def _as_json_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Nested values as JSON text: lists of text, numbers and booleans by Arrow's compute functions, the rest
-    (and text with rare control characters) value by value in Python."""
+    (and text with rare control characters) value by value in Python. Unloadable for an infinity inside one."""
     if isinstance(column, pa.ChunkedArray):
-        return pa.chunked_array([_as_json_text(chunk) for chunk in column.chunks], pa.string())
+        chunks, offset = [], 0
+        for chunk in column.chunks:
+            try:
+                chunks.append(_as_json_text(chunk))
+            except Unloadable as exc:
+                raise Unloadable(offset + exc.row, exc.what) from None
+            offset += len(chunk)
+        return pa.chunked_array(chunks, pa.string())
     fast = _list_as_json(column)
     if fast is not None:
         return fast
     arrow_type = column.type
-    return pa.array([None if v is None else json_text(_plain(v, arrow_type)) for v in column.to_pylist()], pa.string())
+    texts: list[str | None] = []
+    for row, value in enumerate(column.to_pylist()):
+        try:
+            texts.append(None if value is None else json_text(_plain(value, arrow_type)))
+        except _Infinite as exc:
+            raise Unloadable(
+                row,
+                f"{exc.args[0]} inside a nested value cannot be loaded (JSON text has no infinity); send null or a "
+                "finite number instead",
+            ) from None
+    return pa.array(texts, pa.string())
 
 
 _JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))

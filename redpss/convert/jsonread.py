@@ -393,14 +393,23 @@ _EXACT_IN_DOUBLE = float(2**53)  # every integer up to this has a DOUBLE of its 
 
 
 def _beyond_exact_doubles(table: pa.Table) -> bool:
-    for column in table.columns:
-        if pa.types.is_floating(column.type):
-            extremes = pc.min_max(column).as_py()
-            low, high = extremes["min"], extremes["max"]
-            if low is None or not (math.isfinite(low) and math.isfinite(high)):
-                continue  # all NULL, or an infinity: refused by the CSV writer, naming row and column
-            if low <= -_EXACT_IN_DOUBLE or high >= _EXACT_IN_DOUBLE:
-                return True
+    """Whether a DOUBLE of the table, also one inside a list or a nested record, is 2^53 or more: pyarrow made an
+    integer a DOUBLE there (beside a fraction, or beyond int64), and it may have lost digits."""
+    return any(_holds_inexact_double(chunk) for column in table.columns for chunk in column.chunks)
+
+
+def _holds_inexact_double(values: pa.Array) -> bool:
+    kind = values.type
+    if pa.types.is_floating(kind):
+        extremes = pc.min_max(values).as_py()
+        low, high = extremes["min"], extremes["max"]
+        if low is None or not (math.isfinite(low) and math.isfinite(high)):
+            return False  # all NULL, or an infinity: refused by the CSV writer, naming row and column
+        return bool(low <= -_EXACT_IN_DOUBLE or high >= _EXACT_IN_DOUBLE)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _holds_inexact_double(values.flatten())
+    if pa.types.is_struct(kind):
+        return any(_holds_inexact_double(field) for field in values.flatten())
     return False
 
 

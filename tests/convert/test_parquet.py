@@ -136,6 +136,11 @@ def test_nan_is_null_and_infinity_is_refused_with_its_row_and_column(tmp_path: P
     with pytest.raises(BadInput) as caught:
         convert(tmp_path, pa.table({"id": range(11), "x": values}), row_group_size=4)
     assert "row 11, column x: inf cannot be loaded (Exasol's DOUBLE has no infinity)" in str(caught.value)
+    lists = pa.table({"l": pa.array([[1.0, float("nan")], [2.0], [2.5, float("-inf")]], pa.list_(pa.float64()))})
+    with pytest.raises(BadInput) as caught:  # inside a nested value too: written as null it would be a value lost
+        convert(tmp_path, lists, row_group_size=2)
+    assert "row 3, column l: -inf inside a nested value cannot be loaded" in str(caught.value)
+    assert csv_rows(convert(tmp_path, lists.slice(0, 2))) == [["l"], ["[1.0,null]"], ["[2.0]"]]
 
 
 @pytest.mark.parametrize(
