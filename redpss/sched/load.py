@@ -432,8 +432,7 @@ def _load_file(
         )
     else:
         try:
-            header = header_names(path, command) if command.header_columns else ()
-            _check_header(session, command.table, header)
+            header = _file_columns(session, command, path)
             rows = _import(
                 request, session, command.import_statement(read_from, header), key, remote=remote, table=command.table
             )
@@ -548,15 +547,35 @@ def header_names(path: Path, command: LoadCommand) -> list[str]:
     return names
 
 
-def _check_header(session: DbSession, table: str, header: Sequence[str]) -> None:
-    """BadHeader when the header names a column the table lacks: the file's fault, so it goes to data/error (the
-    database's own message for that would read like a missing table, which leaves a file in place)."""
-    if not header:
-        return
-    present = {str(name).upper() for name in session.execute(f"SELECT * FROM {table} WHERE 1 = 0").column_names()}  # noqa: S608
-    unknown = [name for name in header if name.upper() not in present]
-    if unknown:
-        raise BadHeader(f"line 1: the header names column(s) {', '.join(unknown)} that {table} does not have")
+def _file_columns(session: DbSession, command: LoadCommand, path: Path) -> Sequence[str]:
+    """The columns the file's values go to by its header line, () for the COMMAND's columns or the table's order.
+
+    columns=header: the header must name columns of the table (BadHeader: the file goes to data/error). Without
+    `columns`, a file with a header line that names only columns of the table is loaded by those names too: a
+    converted JSON file has its fields in the order they came (another file, another order; a field first seen late
+    last), and loaded by position its values would land in other columns without a word. A header naming anything
+    else is another system's: its file is loaded by position, as documented.
+    """
+    if command.header_columns:
+        header = header_names(path, command)
+        unknown = [name for name in header if name.upper() not in _table_columns(session, command.table)]
+        if unknown:
+            raise BadHeader(
+                f"line 1: the header names column(s) {', '.join(unknown)} that {command.table} does not have"
+            )
+        return header
+    if command.columns or command.skip < 1:
+        return ()
+    try:
+        header = header_names(path, command)
+    except BadHeader:
+        return ()
+    present = _table_columns(session, command.table)
+    return header if all(name.upper() in present for name in header) else ()
+
+
+def _table_columns(session: DbSession, table: str) -> set[str]:
+    return {str(name).upper() for name in session.execute(f"SELECT * FROM {table} WHERE 1 = 0").column_names()}  # noqa: S608
 
 
 def _import(request: RunRequest, session: DbSession, statement: str, key: str, *, remote: str, table: str) -> int:

@@ -629,6 +629,15 @@ def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site
     assert reason == "line 1: the header line is longer than 1048576 characters; is it a CSV file?\n"
 
 
+def test_without_columns_a_header_naming_the_tables_columns_decides_where_values_go(site: Site) -> None:
+    """Converted JSON files list their fields in the order they came: loaded by position, a file whose records
+    start with another key would put its values into other columns without a word."""
+    site.drop("d/a-converted.csv", '"QTY","ID","ITEM"\n3,1,"widget"\n')  # another order, and no AT
+    site.drop("d/b-foreign.csv", "Nr,Article,Count,When\n2,gear,5,\n")  # another system's header: by position
+    site.load("table=LOADS.ORDERS files='d/*.csv'")
+    assert [r[:3] for r in site.rows()] == [(1, "widget", 3), (2, "gear", 5)]
+
+
 def test_a_file_another_load_run_holds_is_left_to_it(site: Site) -> None:
     path = site.drop("c/orders.csv", HEADER + "1,widget,3,\n")
     with path.open("rb") as other:  # a second run of the job, or another job whose glob matches, loading it now
