@@ -22,6 +22,9 @@ log = logging.getLogger("redpss.jmon.stats")
 
 LOAD_TABLE = "REDSYS.ADM_JMON_LOAD"
 JOBLOG_TABLE = "REDSYS.ADM_JMON_JOBLOG"
+# What identifies a row, so a batch the writer sends again (its commit's answer lost) replaces its earlier copy: a
+# pool's row of one interval; a run's end (a retry shares the run id with the attempt before it, not its end)
+KEYS = {"ADM_JMON_LOAD": ("LOG_TIME", "POOL"), "ADM_JMON_JOBLOG": ("RUN_ID", "ENDED_AT")}
 RECENT = 100_000  # dispatches `redctl show` summarises
 
 
@@ -113,7 +116,7 @@ class StatsWriter:
 
     def __init__(self, session: DbSession, spool: Path) -> None:
         # statistics from before a clone belong to the database that was replaced (redpss.clone)
-        self.writer = RowWriter("statistics", spool, session)
+        self.writer = RowWriter("statistics", spool, session, keys=KEYS)
         self._started = False
 
     def add(self, load: list[dict[str, Any]], joblog: list[dict[str, Any]]) -> None:
