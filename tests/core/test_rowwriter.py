@@ -18,6 +18,7 @@ from redpss.core.db import Backoff, DbSession, DbSettings
 from redpss.core.db.rowwriter import RowWriter
 from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
+from tests.support.private_tmp import PrivateTmp
 from tests.support.wait import wait_for
 
 TABLE = "S1.T"
@@ -365,3 +366,30 @@ def test_rows_appended_if_absent_never_replace_or_repeat_a_row_of_their_keys(
     assert [(int(id_), name) for id_, name in rows] == [(1, "the run's own row"), (2, "another"), (3, "interrupted")]
     with pytest.raises(ValueError, match="has no keys"):
         make(writers, devdb, tmp_path / "other.spool").append(TABLE, [{"ID": 4}], if_absent=True)
+
+
+@pytest.mark.root  # a tmpfs in a mount namespace of its own: a real full disk under the spool
+def test_rows_withdrawn_while_the_disk_is_full_do_not_come_back_after_a_restart(tmp_path: Path) -> None:
+    """DBLS withdraws a request's held rows when its log files cannot be written: a full disk, which the spool is
+    often on too, so no note of the withdrawal can be appended. The rows then came back at the next start although
+    the request was refused and sent again: twice in LOG_MESSAGES."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    private = PrivateTmp(folder, "1m")
+    away = DbSettings(dsn=f"127.0.0.1:{free_port()}", user="sys", password=Secret("x"), encryption=False)
+    try:
+        spool = private.inside(folder / "rows.spool")
+        writer = RowWriter("test rows", spool, DbSession(away, backoff=Backoff(initial=0.05, cap=0.2)))
+        writer.append(TABLE, [{"ID": 1, "NAME": "acknowledged"}])
+        held = writer.append_held(TABLE, [{"ID": 2, "NAME": "refused"}, {"ID": 3, "NAME": "refused"}])
+        assert held
+        writer.append(TABLE, [{"ID": 4, "NAME": "acknowledged after"}])
+        private.fill()
+        assert writer.append(TABLE, [{"ID": 9, "NAME": "x" * 8000}]) is False  # the spool's disk is full
+        writer.cancel(held)
+        writer.stop(timeout=1)
+        again = RowWriter("test rows", spool, DbSession(away))
+        assert [row["ID"] for _, row in again.waiting()] == [1, 4]
+        again.stop(timeout=0.1)
+    finally:
+        private.close()

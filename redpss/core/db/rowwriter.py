@@ -48,11 +48,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from redpss.core.db.errors import DatabaseError, DatabaseQueryError
 from redpss.core.db.session import DbSession
 from redpss.core.db.sqltext import delete_matching, insert_statement, select_matching
+from redpss.core.durable import fsync_folder
 
 log = logging.getLogger("redpss.core.db.rowwriter")
 
@@ -146,6 +147,8 @@ class RowWriter:
         self._unspooled: set[int] = set()  # pending rows only in memory (the spool failed)
         self._maybe_sent: set[int] = set()  # pending rows whose earlier INSERT may have committed (see the docstring)
         self._held: set[int] = set()  # pending rows appended held: not written until released (append_held)
+        # held row -> where its append lies in the spool (generation, start, end): a withdrawal erases it in place
+        self._held_at: dict[int, _Region] = {}
         # table -> (monotonic time of the next try, why): tables lacking a key column the writer fills; their rows
         # wait, the other tables' go on
         self._behind: dict[str, tuple[float, str]] = {}
@@ -194,13 +197,16 @@ class RowWriter:
             seqs = [entry.seq for entry in entries]
             if not entries:
                 return seqs
-            end = self._append_to_spool(entries)
+            data = _spool_lines(entries)
+            end = self._spool_write(data, what=f"{len(entries)} row(s)")
             if end is None:
                 return None  # cut back out of the spool, never in memory: nothing to undo
             for entry in entries:
                 self._pending[entry.seq] = entry
             self._held.update(seqs)
             generation = self._generation
+            region = _Region(generation, end - len(data), end, frozenset(seqs))
+            self._held_at.update(dict.fromkeys(seqs, region))
         if not self._sync(generation, end, seqs):
             self.cancel(seqs)
             return None
@@ -223,22 +229,68 @@ class RowWriter:
     def release(self, seqs: Iterable[int]) -> None:
         """Let held rows go to the database."""
         with self._lock:
-            self._held.difference_update(seqs)
+            for seq in seqs:
+                self._held.discard(seq)
+                self._held_at.pop(seq, None)
         self._wake.set()
 
     def cancel(self, seqs: Iterable[int]) -> None:
-        """Withdraw held rows (the write they belonged to failed): never written, noted as done in the spool."""
+        """Withdraw held rows (the write they belonged to failed): never written, and never back after a restart."""
         with self._lock:
-            withdrawn = [seq for seq in seqs if seq in self._held]
-            self._held.difference_update(withdrawn)
-            self._mark_done(withdrawn)
-            fd = os.dup(self._fd) if withdrawn and self._fd is not None and not self._spool_error else None
-        if fd is not None:  # else a crash could bring them back (rare: a failed request); outside the lock, as _sync
+            synced = self._withdraw([seq for seq in seqs if seq in self._held])
+        if synced is not None:  # outside the lock, as _sync
             try:
                 with contextlib.suppress(OSError):
-                    os.fsync(fd)
+                    os.fsync(synced)
+            finally:
+                os.close(synced)
+
+    def _withdraw(self, seqs: list[int]) -> int | None:
+        """Forget held rows and make that last in the spool; a descriptor for the caller to fsync, or None. Lock held.
+
+        Their lines are overwritten in place by a note naming them as done, of the same length: that needs no room
+        on the disk, and a withdrawal is usually for a write that failed on a full disk (DBLS's log files), which the
+        spool may share, so a note appended to the spool would fail as well. Lines the spool no longer has where they
+        were written (it was rewritten since) get a note appended, as written rows do.
+        """
+        if not seqs:
+            return None
+        regions = {self._held_at.pop(seq) for seq in seqs if seq in self._held_at}
+        erased = {seq for region in regions if self._erase(region, seqs) for seq in region.seqs}
+        self._held.difference_update(seqs)
+        for seq in erased:
+            self._pending.pop(seq, None)
+            self._unspooled.discard(seq)
+            self._maybe_sent.discard(seq)
+        rest = [seq for seq in seqs if seq not in erased]
+        self._mark_done(rest)
+        if not rest or self._fd is None or self._spool_error:
+            return None  # erased: fsync'd already; else a crash could bring them back (rare: a failed request)
+        return os.dup(self._fd)
+
+    def _erase(self, region: _Region, withdrawn: list[int]) -> bool:
+        """Overwrite the lines of `region` with a note of the same length that they are done, and fsync it; False when
+        that cannot be done (the spool was rewritten since, not all of the region is withdrawn, an I/O error)."""
+        if region.generation != self._generation or self._fd is None or not region.seqs <= set(withdrawn):
+            return False
+        note = json.dumps({"done": sorted(region.seqs)}).encode()
+        length = region.end - region.start
+        if len(note) + 1 > length:
+            return False
+        try:
+            fd = os.open(self.spool, os.O_WRONLY)  # not O_APPEND: Linux appends every pwrite on such a descriptor
+            try:
+                if not os.path.samestat(os.fstat(fd), os.fstat(self._fd)):
+                    return False
+                os.pwrite(fd, note + b" " * (length - len(note) - 1) + b"\n", region.start)
+                os.fsync(fd)
             finally:
                 os.close(fd)
+        except OSError as exc:
+            log.warning("%s: cannot withdraw %d row(s) in %s (%s); a note is appended instead", self.name,
+                        len(region.seqs), self.spool, exc.strerror or exc)  # fmt: skip
+            return False
+        return True
 
     def _sync(self, generation: int, end: int, seqs: list[int]) -> bool:
         """fsync the spool unless an fsync since our write (or a rewrite, which fsyncs) covered it already.
@@ -305,10 +357,10 @@ class RowWriter:
             self._thread.join(timeout)
         with self._lock:
             # rows still held belong to requests never acknowledged (release comes before the answer): their
-            # caller sends them again, so they must not come back at the next start
-            held = sorted(self._held)
-            self._held.clear()
-            self._mark_done(held)
+            # caller sends them again, so they must not come back at the next start (the fsync below covers a note)
+            synced = self._withdraw(sorted(self._held))
+        if synced is not None:
+            os.close(synced)
         backlog = self.backlog()
         if backlog.memory_only:
             log.error(
@@ -368,6 +420,8 @@ class RowWriter:
             if entry.seq not in done:
                 self._pending[entry.seq] = entry
             self._seq = max(self._seq, entry.seq)
+        # a withdrawn row's note outlives its line (erased in place): a new row taking its number would count as done
+        self._seq = max(self._seq, *done, 0)
         self._maybe_sent = set(self._pending)  # a crash may have come between their commit and their "done" line
         if self._pending:
             log.info("%s: %d row(s) from the spool %s wait to be written", self.name, len(self._pending), self.spool)
@@ -428,10 +482,10 @@ class RowWriter:
 
     def _append_to_spool(self, entries: Sequence[_Entry]) -> int | None:
         """Append (the caller fsyncs); the spool's size after it, None on failure. Lock held."""
-        return self._spool_write("".join(entry.to_json() for entry in entries), what=f"{len(entries)} row(s)")
+        return self._spool_write(_spool_lines(entries), what=f"{len(entries)} row(s)")
 
-    def _spool_write(self, text: str, what: str) -> int | None:
-        """Append `text` without fsync; on failure the file is cut back to where it was, so no torn line stays."""
+    def _spool_write(self, data: bytes, what: str) -> int | None:
+        """Append `data` without fsync; on failure the file is cut back to where it was, so no torn line stays."""
         try:
             if self._fd is None:
                 self._fd = os.open(self.spool, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -440,7 +494,6 @@ class RowWriter:
         except OSError as exc:
             self._spool_failed(exc, what)
             return None
-        data = text.encode()
         try:
             view = memoryview(data)
             while view:
@@ -527,6 +580,7 @@ class RowWriter:
                 os.close(fd)
             temporary.replace(self.spool)
             self._replaced()
+            fsync_folder(self.spool.parent)  # the rename too: appends after it are fsync'd into the new file
         except OSError as exc:
             with contextlib.suppress(OSError):
                 temporary.unlink()
@@ -549,7 +603,7 @@ class RowWriter:
             self._rewrite_spool()
             return
         # not fsync'd: the next append's fsync takes it along; lost, it means the batch is written again (at least once)
-        self._spool_write(json.dumps({"done": seqs}) + "\n", what="a note of written rows")
+        self._spool_write((json.dumps({"done": seqs}) + "\n").encode(), what="a note of written rows")
 
     def _spool_oversized(self) -> bool:
         try:
@@ -772,6 +826,19 @@ class RowWriter:
             held = [self._pending[seq] for seq in sorted(self._unspooled) if seq in self._pending]
         shown = "; ".join(f"{e.table} {json.dumps(e.row, default=str)}" for e in held[:20])
         return shown + (f"; ... and {len(held) - 20} more" if len(held) > 20 else "")
+
+
+class _Region(NamedTuple):
+    """Where one append of held rows lies in the spool."""
+
+    generation: int
+    start: int
+    end: int
+    seqs: frozenset[int]
+
+
+def _spool_lines(entries: Sequence[_Entry]) -> bytes:
+    return "".join(entry.to_json() for entry in entries).encode()
 
 
 def _bare(table: str) -> str:
