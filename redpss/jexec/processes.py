@@ -9,6 +9,10 @@ the script and everything it starts inherit) and the trees below those. They are
 looked for again until none is left alive (a process may fork between a look and the kill; its child keeps the
 id and is found the next time).
 
+An orphan whose environment does not name its run (cleared, or hidden by a process that made itself non-dumpable,
+which a JEXEC that is not root may not read) is not found at its run's end. It is killed once no action runs: every
+child of JEXEC that is not a script is then left over from a run that ended (`kill_strays`).
+
 Orphans that ended become zombies of JEXEC, which must reap them. asyncio's child watcher waits for the scripts
 themselves by pid, so JEXEC reaps only pids that are not a script of a running action, and not while a script is
 being started (asyncio knows that pid before JEXEC does).
@@ -112,6 +116,44 @@ async def kill_run(script: int, run_id: str) -> None:
             log.warning("run %s: %d process(es) still alive %g s after SIGKILL", run_id, len(alive), KILL_WAIT)
             return
         await asyncio.sleep(KILL_POLL)
+
+
+def kill_strays(scripts: set[int]) -> set[int]:
+    """SIGKILL the live children of this process that are no script, with their trees; the pids killed.
+
+    Called only while no action runs: every child of JEXEC is then an orphan of a run that ended and that its end
+    could not tell as its own, because its environment does not say so: cleared (`setsid env -i cmd &`), or hidden
+    from a JEXEC that is not root by a process that made itself non-dumpable (ssh-agent, `eval $(ssh-agent -s)`).
+    """
+    table = process_table()
+    me = os.getpid()
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, entry in table.items():
+        children[entry.parent].append(pid)
+    found: set[int] = set()
+    pending = [pid for pid in children[me] if pid not in scripts]
+    while pending:
+        pid = pending.pop()
+        if pid not in found:
+            found.add(pid)
+            pending.extend(children[pid])
+    killed = set()
+    for pid in sorted(found):
+        if table[pid].zombie:
+            continue
+        name = _name(pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+            log.warning("killed process %d (%s): left behind by an action, it no longer named its run", pid, name)
+    return killed
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
 
 
 def reap_orphans(watched: set[int]) -> int:

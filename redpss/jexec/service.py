@@ -25,7 +25,7 @@ from redpss.core.services import service_spec
 from redpss.core.wire import Code, Connection, JsonLineServer, Limits, Message, RequestError, unknown_op
 from redpss.core.wire.tls import TlsFiles, server_context
 from redpss.jexec.journal import output_journal
-from redpss.jexec.processes import become_subreaper
+from redpss.jexec.processes import become_subreaper, kill_strays
 from redpss.jexec.resolve import ActionRefused
 from redpss.jexec.runner import ActionRequest, ActionRun, RunOutcome, reap_ended_orphans
 
@@ -52,6 +52,7 @@ class JexecService(Service):
         self.accepting = True
         self.running: dict[str, ActionRun] = {}
         self.finished_runs = 0
+        self.runs_ended_since_strays_killed = False  # then a tick with no action running kills what is left
         self.idle = asyncio.Event()
         self.journal = output_journal(paths.redenv)
 
@@ -119,6 +120,7 @@ class JexecService(Service):
         finally:
             self.running.pop(request.run_id, None)
             self.finished_runs += 1
+            self.runs_ended_since_strays_killed = True
             if not self.running:
                 self.idle.set()
         log.log(
@@ -156,6 +158,9 @@ class JexecService(Service):
 
     async def tick(self, now: float) -> None:
         reap_ended_orphans()  # the orphans of a running action that ended on their own
+        if self.runs_ended_since_strays_killed and not self.running and not ActionRun.starting:
+            self.runs_ended_since_strays_killed = False
+            kill_strays(ActionRun.scripts)  # no action runs: a child left is an orphan its run did not find
 
     def status(self) -> str:
         return f"{len(self.running)} action(s) running, {self.finished_runs} finished"

@@ -409,6 +409,23 @@ def test_processes_that_left_the_run_s_group_end_with_the_run(
             wait_for(lambda p=pid: gone(p), 10, what=f"{name}: process {pid} of the run gone")  # type: ignore[misc]
 
 
+def test_an_orphan_that_no_longer_names_its_run_is_killed_once_no_action_runs(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """An orphan is found at its run's end by REDPSS_RUN_ID in its environment; `env -i` clears it, and a process
+    that makes itself non-dumpable (ssh-agent) hides it from a JEXEC that is not root. Such a process outlived its
+    run (one ssh-agent per run of `eval $(ssh-agent -s)`); it is killed once no action runs."""
+    daemon, port = jexec
+    orphan = instance.tmp / "orphan"
+    script(instance, "cleared.sh", f"(setsid env -i sh -c 'echo $$ > {orphan}; exec sleep 300' &)\n")
+    with client(instance, port) as conn:
+        assert conn.run_action("cleared.sh", timeout=10)["status"] == "OK"
+    wait_for(lambda: orphan.exists() and orphan.read_text().strip(), 10, what="the orphan's pid written")
+    pid = int(orphan.read_text())
+    wait_for(lambda: gone(pid), 10, what=f"the orphan {pid} that no longer named its run killed and reaped")
+    assert "left behind by an action, it no longer named its run" in daemon.log
+
+
 def test_an_orphan_that_ends_on_its_own_does_not_stay_a_zombie(
     jexec: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
