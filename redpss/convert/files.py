@@ -69,8 +69,10 @@ class Naming:
     csv_suffix: str  # ".csv"
 
     def is_source(self, path: Path) -> bool:
+        """Whether the converter takes this file: its suffix in any case (`ORDERS.JSON`, as Windows clients name
+        files, stayed in data/input without a word), and not a hidden name (temporary, or taken aside)."""
         name = path.name
-        return name.endswith(self.source_suffix) and len(name) > len(self.source_suffix) and not name.startswith(".")
+        return has_suffix(name, self.source_suffix) and len(name) > len(self.source_suffix) and not name.startswith(".")
 
     def target(self, source: Path) -> Path:
         return source.with_name(source.name[: -len(self.source_suffix)] + self.csv_suffix)
@@ -328,6 +330,11 @@ def _undo(part: Path) -> str:
     return f"removed {printable(part)}, left by a conversion that was stopped; its source is converted again"
 
 
+def has_suffix(name: str, suffix: str) -> bool:
+    """`name` ends with `suffix`, upper or lower case alike."""
+    return name[-len(suffix) :].casefold() == suffix.casefold() if suffix else True
+
+
 def expire_archive(paths: InstancePaths, suffix: str, days: int, now: float | None = None) -> int:
     """Delete archived sources (`*<suffix>` and `*<suffix>.N`) moved there more than `days` days ago (the ctime is
     the time of the move); 0 days keeps everything. The uploads `redftp_userdel --keep-data` kept there are not
@@ -341,7 +348,7 @@ def expire_archive(paths: InstancePaths, suffix: str, days: int, now: float | No
             dirs[:] = [name for name in dirs if not kept_uploads_folder(name)]
         for name in files:
             base = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[-1].isdigit() else name
-            if not base.endswith(suffix):
+            if not has_suffix(base, suffix):
                 continue
             path = Path(root) / name
             try:

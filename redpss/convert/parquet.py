@@ -53,6 +53,8 @@ def parquet_tables(path: Path) -> Iterator[pa.Table]:
                     break
                 yield flatten(pa.Table.from_batches([batch]))
             rows_before += parquet.metadata.row_group(group).num_rows
+        if rows_before == 0:  # no rows, but the columns are known: the CSV has its header line, as any other
+            yield flatten(parquet.schema_arrow.empty_table())
 
 
 def _where(parquet: pq.ParquetFile, group: int, rows_before: int) -> str:

@@ -530,7 +530,7 @@ class BadHeader(ValueError):
 
 def header_names(path: Path, command: LoadCommand) -> list[str]:
     """The column names of the file's header line, read with the COMMAND's separator, delimiter and encoding."""
-    codec = {"UTF8": "utf-8"}.get(command.encoding, command.encoding)
+    codec = {"UTF8": "utf-8-sig"}.get(command.encoding, command.encoding)  # a byte order mark (Excel's "CSV UTF-8")
     try:
         with path.open(encoding=codec, newline="") as handle:
             line = handle.readline(HEADER_MAX_CHARS + 1)  # bounded: a file without line breaks is not read whole
@@ -556,6 +556,8 @@ def _file_columns(session: DbSession, command: LoadCommand, path: Path) -> Seque
     last), and loaded by position its values would land in other columns without a word. A header naming anything
     else is another system's: its file is loaded by position, as documented.
     """
+    if path.stat().st_size == 0:
+        return ()  # no line at all (a JSON file that was `[]`): nothing to name, nothing to load
     if command.header_columns:
         header = header_names(path, command)
         unknown = [name for name in header if name.upper() not in _table_columns(session, command.table)]

@@ -80,7 +80,7 @@ def test_json_and_parquet_in_a_user_folder_become_csv(
         '[{"id": 1, "item": {"name": "tea"}}, {"id": 2, "item": {"name": "café"}}]'
     )
     pq.write_table(pa.table({"id": [7], "price": pa.array([1.5], pa.float32())}), user_folder / "prices.parquet")
-    (converter_instance.data_input / "top.json").write_text('{"x": true}\n')
+    (converter_instance.data_input / "top.JSON").write_text('{"x": true}\n')  # as a Windows client may name it
     wait_for(lambda: (user_folder / "orders.csv").exists() and (user_folder / "prices.csv").exists(), 30, what="CSVs")
     wait_for((converter_instance.data_input / "top.csv").exists, 30, what="top.csv")
     assert csv_rows(user_folder / "orders.csv") == [["id", "item.name"], ["1", "tea"], ["2", "café"]]
@@ -88,7 +88,7 @@ def test_json_and_parquet_in_a_user_folder_become_csv(
     assert csv_rows(converter_instance.data_input / "top.csv") == [["x"], ["1"]]
     archive = converter_instance.data_archive
     assert _names(archive / "alice") == ["orders.json", "prices.parquet"]
-    assert _names(archive) == ["alice", "top.json"]
+    assert _names(archive) == ["alice", "top.JSON"]
     assert _names(user_folder) == ["orders.csv", "prices.csv"]  # no temporary file left
 
 

@@ -272,3 +272,9 @@ def test_the_output_is_handed_to_writeback_range_after_range_and_written_whole(
     assert len(handed) > 10 and handed[0][0] == 0
     assert all(offset == before + length for (before, length), (offset, _) in itertools.pairwise(handed))
     assert sum(length for _, length in handed) > output.stat().st_size - 4096  # all but the tail, left to fsync
+
+
+def test_a_file_without_rows_still_gives_the_header_line(tmp_path: Path) -> None:
+    """Its columns are known: a LOAD job with columns=header reads them, instead of rejecting a 0-byte file."""
+    empty = pa.table({"ID": pa.array([], pa.int64()), "ITEM": pa.array([], pa.string())})
+    assert csv_rows(convert(tmp_path, empty)) == [["ID", "ITEM"]]

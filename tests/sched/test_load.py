@@ -616,10 +616,12 @@ def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site
     site.drop("h/unnamed.csv", "id,,qty\n1,x,2\n")
     site.drop("h/unknown.csv", "id,colour\n3,red\n")
     site.drop("h/without-line-breaks.csv", "x," * 1_000_000)  # never read whole
+    site.drop("h/empty.csv", "")  # a JSON file that was `[]`: no columns known, no rows; archived
+    site.drop("h/marked.csv", "\ufeffid,item\n5,bolt\n")  # a byte order mark first, as Excel's "CSV UTF-8" has
     with pytest.raises(LoadRejected) as caught:
         site.load("table=LOADS.ORDERS files='h/*.csv' columns=header")
-    assert caught.value.extra == {"rows_loaded": 2}
-    assert [r[:3] for r in site.rows()] == [(1, "widget", 3), (2, "nut", None)]
+    assert caught.value.extra == {"rows_loaded": 3}
+    assert [r[:3] for r in site.rows()] == [(1, "widget", 3), (2, "nut", None), (5, "bolt", None)]
     assert str(site.rows()[0][3]).startswith("2026-11-30 01:02:03")
     reason = (site.paths.data_error / "h" / "unnamed.csv.reason").read_text()
     assert reason.startswith("line 1: columns=header needs a header line naming every column, found ['id', '', 'qty']")
@@ -627,6 +629,7 @@ def test_columns_from_the_header_line_load_a_file_whatever_its_column_order(site
     assert reason == "line 1: the header names column(s) colour that LOADS.ORDERS does not have\n"
     reason = (site.paths.data_error / "h" / "without-line-breaks.csv.reason").read_text()
     assert reason == "line 1: the header line is longer than 1048576 characters; is it a CSV file?\n"
+    assert (site.paths.data_archive / "h" / "empty.csv").exists()
 
 
 def test_without_columns_a_header_naming_the_tables_columns_decides_where_values_go(site: Site) -> None:
