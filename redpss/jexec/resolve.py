@@ -4,7 +4,8 @@ The name is a relative path of plain components (no `..`, no `.`, no empty part)
 time relative to an open descriptor of cmd/, every component opened with O_NOFOLLOW, so a symbolic link anywhere on
 the way (one that leaves cmd/ or not) is refused, and a link swapped in after the checks cannot redirect the run:
 the script is executed through the very descriptor that was checked (/proc/self/fd/N). The script must be a regular
-file, executable by its owner, owned by the daemon's own user and not writable by group or others.
+file, executable by its owner, owned by the daemon's own user and not writable by group or others; so must every
+folder on its way (cmd/ included) be owned by that user or root and not writable by group or others.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ def open_action(cmd_dir: Path, name: object) -> int:
     except OSError as exc:
         raise ActionRefused(f"the cmd folder {cmd_dir} cannot be opened: {exc.strerror}") from None
     try:
+        _check_folder(directory, "cmd", name)
         for index, part in enumerate(parts[:-1]):
             where = "/".join(parts[: index + 1])
             following = _open_below(directory, part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, where, name)
             os.close(directory)
             directory = following
+            _check_folder(directory, f"cmd/{where}", name)
         script = _open_below(directory, parts[-1], os.O_PATH | os.O_NOFOLLOW, str(name), name)
     finally:
         os.close(directory)
@@ -74,6 +77,23 @@ def _open_below(directory: int, part: str, flags: int, where: str, name: object)
                 f"action {name!r}: cmd/{where} is a symbolic link or not a folder; links are not followed in cmd/"
             ) from None
         raise ActionRefused(f"action {name!r}: cmd/{where} cannot be opened: {exc.strerror}") from None
+
+
+def _check_folder(folder: int, where: str, name: object) -> None:
+    """A folder on the way to a script must be as safe as the script: whoever may write it could rename another of
+    the instance's scripts to the name asked for. Owned by JEXEC's user or root, not writable by group or others
+    (unless sticky: then only the owner of a file may rename it)."""
+    info = os.fstat(folder)
+    if info.st_uid not in (os.geteuid(), 0):
+        raise ActionRefused(
+            f"action {name!r}: {where} is owned by uid {info.st_uid}, not by JEXEC's user (uid {os.geteuid()}) or "
+            "root: its owner could put any script under the name"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        raise ActionRefused(
+            f"action {name!r}: {where} is writable by group or others, who could rename a script to the name: "
+            f"chmod go-w {where}"
+        )
 
 
 def _check_script(script: int, name: str) -> None:

@@ -188,6 +188,8 @@ def test_only_executable_scripts_of_our_user_inside_cmd_run(
     (instance.cmd / "away").symlink_to(outside)
     (instance.cmd / "inside.sh").symlink_to(instance.cmd / "plain.txt")
     (instance.cmd / "folder").mkdir()
+    script(instance, "open/x.sh", "echo no\n")
+    (instance.cmd / "open").chmod(0o770)  # a group member could rename another script to the name asked for
     expected = {
         "../x": "must be a relative path below cmd/ without '..'",
         "a/../../x": "must be a relative path below cmd/ without '..'",
@@ -198,6 +200,7 @@ def test_only_executable_scripts_of_our_user_inside_cmd_run(
         "plain.txt": "is not executable: chmod u+x cmd/plain.txt",
         "shared.sh": "is writable by group or others: chmod go-w cmd/shared.sh",
         "folder": "is not a regular file",
+        "open/x.sh": "cmd/open is writable by group or others, who could rename a script to the name: chmod go-w",
         "missing.sh": "cmd/missing.sh does not exist",
         "": 'an action names its script in cmd/: "action": "<relative path>"',
     }
