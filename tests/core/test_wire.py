@@ -242,6 +242,31 @@ def test_young_connections_are_not_dropped_for_the_cap() -> None:
                 sock.close()
 
 
+def test_a_flood_from_one_address_gives_way_to_a_client_from_another(wire_log: pytest.LogCaptureFixture) -> None:
+    """A peer that connects faster than the grace keeps every slot young: a client whose hello takes longer than the
+    grace (a TLS handshake over a network) was refused, or dropped, for as long as the flood went on. Now the
+    address holding most slots gives up its own: a client from another address gets in at once."""
+    with WireServerThread(limits=Limits(max_unauthenticated=4, eviction_grace=60)) as server:
+        flood = [server.raw() for _ in range(4)]  # all from 127.0.0.1, all younger than the grace
+        try:
+            wait_for(lambda: server.unauthenticated() == 4, what="4 connections without hello")
+            assert isinstance(server.address, tuple)
+            with socket.create_connection(server.address, timeout=10, source_address=("127.0.0.2", 0)) as other:
+                (dropped,) = replies(read_reply(flood[0]))
+                assert dropped["code"] == Code.TOO_MANY_CONNECTIONS
+                other.sendall(HELLO)
+                assert decode(other.makefile("rb").readline())["ok"] is True
+            flood.append(server.raw())  # the flood takes the free slot again
+            wait_for(lambda: server.unauthenticated() == 4, what="4 connections without hello again")
+            with server.raw() as more:  # and its next connection finds only its own young ones: refused
+                (refused,) = replies(read_reply(more))
+            assert refused["code"] == Code.TOO_MANY_CONNECTIONS
+        finally:
+            for sock in flood:
+                sock.close()
+    assert_no_traceback(wire_log)
+
+
 def test_blocking_client_tries_again_while_the_server_sheds(wire_log: pytest.LogCaptureFixture) -> None:
     with WireServerThread(limits=Limits(max_unauthenticated=4, eviction_grace=0.3)) as server:
         idle = [server.raw() for _ in range(4)]

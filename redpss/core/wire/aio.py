@@ -168,6 +168,12 @@ def _one_of(secret: bytes, accepted: tuple[bytes, ...]) -> int | None:
     return matches.index(True) if any(matches) else None
 
 
+def _address_of(writer: asyncio.StreamWriter) -> str:
+    """The peer's address without its port (what a flood from one machine has in common)."""
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
 def _from_elsewhere(writer: asyncio.StreamWriter) -> str | None:
     """The peer's address when it is not this server's own: a client on this machine connects to the address the
     server listens on and the kernel gives it that address as its source, so a different one is another machine
@@ -341,7 +347,7 @@ class JsonLineServer:
         self.connections: set[Connection] = set()
         self.refusals = _RefusalLog(name)
         # connections without hello, oldest first, with the peer's description and when they were accepted
-        self._unauthenticated: dict[asyncio.StreamWriter, tuple[str, float]] = {}
+        self._unauthenticated: dict[asyncio.StreamWriter, tuple[str, float, str]] = {}  # peer, accepted, address
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection, awaited by close()
         self._server: asyncio.Server | None = None
         self._closing = False  # close() was called: no new request is started, a reply under way still goes out
@@ -499,13 +505,17 @@ class JsonLineServer:
     def _admit_unauthenticated(self, writer: asyncio.StreamWriter, peer: str) -> bool:
         """Count a new connection; at the cap the oldest one without hello makes room for it.
 
-        A connection younger than `eviction_grace` is never dropped, so a client that says hello at once is not lost
-        to a burst of connects; when all of them are that young, the new connection is refused instead.
+        A connection younger than `eviction_grace` is not dropped, so a client that says hello at once is not lost
+        to a burst of connects; when the one to drop is that young, the new connection is refused instead. One
+        address holding more than half of the cap (a flood) gives up its own connections only: to a newcomer from
+        elsewhere (a database node) however young they are, and never one of another address to its own newcomers.
         """
         now = time.monotonic()
+        address = _address_of(writer)
         if len(self._unauthenticated) >= self.limits.max_unauthenticated:
-            oldest, (oldest_peer, accepted) = next(iter(self._unauthenticated.items()))
-            if now - accepted < self.limits.eviction_grace:
+            oldest, protected = self._eviction_candidate(address)
+            oldest_peer, accepted, _ = self._unauthenticated[oldest]
+            if protected and now - accepted < self.limits.eviction_grace:
                 victim, victim_peer, admitted = writer, peer, False
                 detail = f"{self.limits.max_unauthenticated} connections without hello; refused a new one"
             else:
@@ -519,8 +529,19 @@ class JsonLineServer:
             victim.close()
             if not admitted:
                 return False
-        self._unauthenticated[writer] = (peer, now)
+        self._unauthenticated[writer] = (peer, now, address)
         return True
+
+    def _eviction_candidate(self, newcomer: str) -> tuple[asyncio.StreamWriter, bool]:
+        """The connection without hello to drop for a newcomer from address `newcomer`, and whether its youth
+        protects it: the oldest of an address holding more than half of the cap (protected only against that
+        address's own newcomers), else the oldest of all."""
+        counts = Counter(address for _, _, address in self._unauthenticated.values())
+        hog, most = counts.most_common(1)[0]
+        if most * 2 <= self.limits.max_unauthenticated:
+            return next(iter(self._unauthenticated)), True
+        oldest = next(w for w, (_, _, address) in self._unauthenticated.items() if address == hog)
+        return oldest, newcomer == hog
 
     async def _authenticate(self, reader: _LineReader, writer: asyncio.StreamWriter, peer: str) -> Connection:
         try:
