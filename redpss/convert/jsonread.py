@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import threading
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -225,6 +226,14 @@ class ArrayScanner:
             cut = int(separators[-1]) + 1
         else:
             return None
+        self._check_elements(
+            data,
+            marks,
+            separators,
+            first=int(marks[0]) + 1 if depth == 0 else 0,
+            end=end if closed else None,
+            offset=offset,
+        )
         line_breaks = np.flatnonzero((data[:cut] == 10) | (data[:cut] == 13))
         if len(line_breaks):
             # one inside a string is not JSON (it is written \n there); made a blank like those between the values,
@@ -241,6 +250,26 @@ class ArrayScanner:
         if closed:
             out[end] = 32
         return out.tobytes(), cut, closed
+
+    def _check_elements(
+        self, data: np.ndarray, marks: np.ndarray, separators: np.ndarray, *, first: int, end: int | None, offset: int
+    ) -> None:
+        """BadInput for a missing element: only blanks between two separators, after the opening bracket or before
+        the closing one (`,,`, `[,`, a comma before `]`). pyarrow would skip the empty line without a word. A
+        segment without any structural character is found by the marks alone; only those are looked at byte by
+        byte (null, a number, true: each refused downstream as a record that is not an object)."""
+        if end is not None and not len(separators) and first > 0:
+            return  # the whole array between its brackets: `[ ]` is an empty array
+        ends = separators if end is None else np.append(separators, end)
+        starts = np.concatenate(([first], separators + 1))[: len(ends)]
+        for at in np.flatnonzero(np.searchsorted(marks, ends) == np.searchsorted(marks, starts)):
+            start, stop = int(starts[at]), int(ends[at])
+            if not bytes(data[start:stop]).strip():
+                raise BadInput(
+                    position(self.path, offset + start),
+                    "an element of the array is missing (nothing between two commas, or a comma right after '[' or "
+                    "before ']')",
+                )
 
 
 def _drop_escaped_quotes(data: np.ndarray, marks: np.ndarray, quotes: np.ndarray) -> None:
@@ -360,6 +389,8 @@ def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None,
             table, parse_options = _read(data, options, field_types)
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
+    if _not_one_object_per_line(block.data, table.num_rows):
+        return _parse_by_python(path, block)  # which names the line and what is wrong with it
     flat = flatten(table if parse_options is None else field_types.in_order(table))
     if _beyond_exact_doubles(flat):
         # pyarrow made an integer beyond int64, or beside a fraction, a DOUBLE that lost digits: Python's parser
@@ -390,6 +421,25 @@ def _read(
 
 
 _EXACT_IN_DOUBLE = float(2**53)  # every integer up to this has a DOUBLE of its own
+
+
+_WHITESPACE_OR_N = np.array([ord(c) for c in " \t\rn"], dtype=np.uint8)
+_NULL_LINE = re.compile(rb"[ \t\r]*null[ \t\r]*(?:\n|$)")
+
+
+def _not_one_object_per_line(data: bytes | memoryview, rows: int) -> bool:
+    """Whether pyarrow read something other than one object per line, which it takes without a word: two values
+    on one line (more rows than lines) or a line `null` (a row of NULLs, as `{}` gives). A line starts with `{` when
+    it holds an object; the few that start otherwise are looked at one by one."""
+    text = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(text == 10)
+    lines = len(breaks) + int(len(text) > 0 and text[-1] != 10)
+    if rows > lines:
+        return True
+    starts = np.concatenate(([0], breaks[:-1] + 1)) if len(breaks) else np.zeros(1, dtype=np.int64)
+    starts = starts[starts < len(text)]
+    odd = starts[np.isin(text[starts], _WHITESPACE_OR_N)]
+    return any(_NULL_LINE.match(data, int(at)) for at in odd)
 
 
 def _beyond_exact_doubles(table: pa.Table) -> bool:
@@ -519,7 +569,8 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
             where = at + len(text[:end].encode()) + len(text[end:]) - len(text[end:].lstrip())
             raise BadInput(position(path, where), "more than one JSON value on this line")
         if not isinstance(record, dict):
-            raise BadInput(position(path, at), f"a record must be a JSON object, found {type(record).__name__}")
+            found = "null" if record is None else type(record).__name__
+            raise BadInput(position(path, at), f"a record must be a JSON object, found {found}")
         row: dict[str, object] = {}
         try:
             _flat_into(record, (), row, paths)

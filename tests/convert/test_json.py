@@ -158,6 +158,14 @@ def test_an_empty_array_gives_an_empty_file(tmp_path: Path) -> None:
         ('{"a": 1.5}\n{"a": -Infinity}\n', "row 2, column a: -inf cannot be loaded (Exasol's DOUBLE has no infinity)"),
         ('{"a": 1.5}\n{"a": 1e400}\n', "line 2, character 1: the record holds 1e400, a number beyond DOUBLE's range"),
         ('{"a": "x"}\n{"a": Infinity}\n', "line 2, character 1: the record holds Infinity, which cannot be loaded"),
+        # what pyarrow's parser takes without a word: a null record became a row of NULLs, the others were read
+        ('{"a": 1}\nnull\n{"a": 2}\n', "line 2, character 1: a record must be a JSON object, found null"),
+        ('{"a": 1}\n{"a": 2} {"a": 3}\n', "line 2, character 10: more than one JSON value on this line"),
+        ('[{"a": 1}, null, {"a": 2}]', "line 1, character 12: a record must be a JSON object, found null"),
+        ('[{"a": 1},,{"a": 2}]', "line 1, character 11: an element of the array is missing"),
+        ('[{"a": 1},\n]', "line 1, character 11: an element of the array is missing"),
+        ('[,{"a": 1}]', "line 1, character 2: an element of the array is missing"),
+        ('[{"a": 1} {"a": 2}]', "line 1, character 11: more than one JSON value on this line"),
     ],
 )
 def test_bad_json_is_refused_with_its_place(tmp_path: Path, text: str | bytes, reason: str) -> None:
