@@ -539,6 +539,38 @@ def _finite_number(text: str) -> _Number:
     return _Number(text)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _holds_lone_surrogate(value: object) -> bool:
+    """Whether a decoded JSON value holds a string that UTF-8 cannot encode (a surrogate escape without its pair)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_holds_lone_surrogate(k) or _holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_lone_surrogate(item) for item in value)
+    return False
+
+
+def _checked_record(record: object, text: str, where: str) -> dict[str, object]:
+    """The record if it is an object of text UTF-8 can hold; BadInput saying what it is instead."""
+    if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(record):
+        raise BadInput(
+            where,
+            "a string holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its partner), "
+            "which is no character; send the pair or the character itself",
+        )
+    if not isinstance(record, dict):
+        found = "null" if record is None else type(record).__name__
+        raise BadInput(where, f"a record must be a JSON object, found {found}")
+    return record
+
+
 def _parse_by_python(path: Path, block: Block) -> pa.Table:
     """The slow path for a block pyarrow refused: find the bad record, or convert records of mixed types as text."""
     columns: dict[str, list[str | None]] = {}
@@ -568,12 +600,9 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
         if text[end:].strip():
             where = at + len(text[:end].encode()) + len(text[end:]) - len(text[end:].lstrip())
             raise BadInput(position(path, where), "more than one JSON value on this line")
-        if not isinstance(record, dict):
-            found = "null" if record is None else type(record).__name__
-            raise BadInput(position(path, at), f"a record must be a JSON object, found {found}")
         row: dict[str, object] = {}
         try:
-            _flat_into(record, (), row, paths)
+            _flat_into(_checked_record(record, text, position(path, at)), (), row, paths)
         except _SameName as exc:
             raise same_name(exc.name, position(path, at)) from None
         for name, value in row.items():

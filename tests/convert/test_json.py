@@ -166,6 +166,7 @@ def test_an_empty_array_gives_an_empty_file(tmp_path: Path) -> None:
         ('[{"a": 1},\n]', "line 1, character 11: an element of the array is missing"),
         ('[,{"a": 1}]', "line 1, character 2: an element of the array is missing"),
         ('[{"a": 1} {"a": 2}]', "line 1, character 11: more than one JSON value on this line"),
+        ('{"a": "\\ud83d\\ude00"}\n{"a": "x\\ud800y"}\n', "line 2, character 1: a string holds half of a UTF-16"),
     ],
 )
 def test_bad_json_is_refused_with_its_place(tmp_path: Path, text: str | bytes, reason: str) -> None:
