@@ -557,17 +557,18 @@ def _holds_lone_surrogate(value: object) -> bool:
     return False
 
 
-def _checked_record(record: object, text: str, where: str) -> dict[str, object]:
-    """The record if it is an object of text UTF-8 can hold; BadInput saying what it is instead."""
+def _checked_record(record: object, text: str, path: Path, at: int) -> dict[str, object]:
+    """The record (its text `text`, at byte `at` of `path`) if it is an object of text UTF-8 can hold; BadInput
+    saying what it is instead."""
     if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(record):
         raise BadInput(
-            where,
+            position(path, at),
             "a string holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its partner), "
             "which is no character; send the pair or the character itself",
         )
     if not isinstance(record, dict):
         found = "null" if record is None else type(record).__name__
-        raise BadInput(where, f"a record must be a JSON object, found {found}")
+        raise BadInput(position(path, at), f"a record must be a JSON object, found {found}")
     return record
 
 
@@ -602,7 +603,7 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
             raise BadInput(position(path, where), "more than one JSON value on this line")
         row: dict[str, object] = {}
         try:
-            _flat_into(_checked_record(record, text, position(path, at)), (), row, paths)
+            _flat_into(_checked_record(record, text, path, at), (), row, paths)
         except _SameName as exc:
             raise same_name(exc.name, position(path, at)) from None
         for name, value in row.items():
