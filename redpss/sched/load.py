@@ -96,9 +96,9 @@ class LoadCommand:
     header_columns: bool = False  # columns=header: each file's header line names the columns (any order)
 
     def import_statement(self, remote: str, header: Sequence[str] = ()) -> str:
-        """The IMPORT of one file, `remote` being its path as CFISRV serves it (below data/); `header`: the names
-        of the file's header line (columns=header), as quoted identifiers in upper case."""
-        names = [quoted_name(name.upper()) for name in header] if header else list(self.columns)
+        """The IMPORT of one file, `remote` being its path as CFISRV serves it (below data/); `header`: the table's
+        columns the file's fields go to, in file order (found from its header line), quoted as the table has them."""
+        names = [quoted_name(name) for name in header] if header else list(self.columns)
         columns = f" ({', '.join(names)})" if names else ""
         options = [
             f"ENCODING = {sql_literal(self.encoding)}",
@@ -479,7 +479,7 @@ def _unnameable(relative: str) -> str:
             "its name is not UTF-8 (written by a client using another character set), so IMPORT cannot name it; "
             "rename it in UTF-8 and move it back to data/input"
         )
-    if not relative.isprintable():
+    if any(ord(char) < 32 or 127 <= ord(char) < 160 for char in relative):  # C0 and C1, DEL: not (no-break) spaces
         return (
             "its name holds a control character (a line break, a tab), which IMPORT cannot pass on to CFISRV; "
             "rename it and move it back to data/input"
@@ -530,15 +530,7 @@ class BadHeader(ValueError):
 
 def header_names(path: Path, command: LoadCommand) -> list[str]:
     """The column names of the file's header line, read with the COMMAND's separator, delimiter and encoding."""
-    codec = {"UTF8": "utf-8-sig"}.get(command.encoding, command.encoding)  # a byte order mark (Excel's "CSV UTF-8")
-    try:
-        with path.open(encoding=codec, newline="") as handle:
-            line = handle.readline(HEADER_MAX_CHARS + 1)  # bounded: a file without line breaks is not read whole
-        if len(line) > HEADER_MAX_CHARS:
-            raise BadHeader(f"line 1: the header line is longer than {HEADER_MAX_CHARS} characters; is it a CSV file?")
-        first = next(csv.reader([line], delimiter=command.column_separator, quotechar=command.column_delimiter), [])
-    except (UnicodeDecodeError, LookupError, csv.Error) as exc:
-        raise BadHeader(f"line 1: the header line cannot be read as {command.encoding} CSV ({exc})") from None
+    first, _ = _first_lines(path, command)
     names = [name.strip() for name in first]
     if not names or any(not name for name in names):
         raise BadHeader(f"line 1: columns=header needs a header line naming every column, found {first!r}")
@@ -547,37 +539,78 @@ def header_names(path: Path, command: LoadCommand) -> list[str]:
     return names
 
 
+def _first_lines(path: Path, command: LoadCommand) -> tuple[list[str], list[str] | None]:
+    """The fields of the file's first line and of its second (None when there is none), each line read bounded."""
+    # UTF-8 as Exasol spells it, either way; "-sig": a byte order mark (Excel's "CSV UTF-8") is no part of a name
+    codec = "utf-8-sig" if command.encoding.upper().replace("-", "") == "UTF8" else command.encoding
+    rows: list[list[str]] = []
+    try:
+        with path.open(encoding=codec, newline="") as handle:
+            for number in (1, 2):
+                line = handle.readline(HEADER_MAX_CHARS + 1)  # bounded: a file without line breaks is not read whole
+                if len(line) > HEADER_MAX_CHARS:
+                    if number == 2:
+                        break  # a long first row: its width is not needed that badly
+                    raise BadHeader(
+                        f"line 1: the header line is longer than {HEADER_MAX_CHARS} characters; is it a CSV file?"
+                    )
+                if not line:
+                    break
+                reader = csv.reader([line], delimiter=command.column_separator, quotechar=command.column_delimiter)
+                rows.append(next(reader, []))
+    except (UnicodeDecodeError, LookupError, csv.Error) as exc:
+        if not rows:
+            raise BadHeader(f"line 1: the header line cannot be read as {command.encoding} CSV ({exc})") from None
+    return (rows[0] if rows else []), (rows[1] if len(rows) > 1 else None)
+
+
 def _file_columns(session: DbSession, command: LoadCommand, path: Path) -> Sequence[str]:
-    """The columns the file's values go to by its header line, () for the COMMAND's columns or the table's order.
+    """The table's columns the file's values go to by its header line, () for the COMMAND's columns or the
+    table's order.
 
     columns=header: the header must name columns of the table (BadHeader: the file goes to data/error). Without
-    `columns`, a file with a header line that names only columns of the table is loaded by those names too: a
-    converted JSON file has its fields in the order they came (another file, another order; a field first seen late
-    last), and loaded by position its values would land in other columns without a word. A header naming anything
-    else is another system's: its file is loaded by position, as documented.
+    `columns`, a file with a header line that names only columns of the table, as many as its first row has
+    fields, is loaded by those names too: a converted JSON file has its fields in the order they came (another
+    file, another order; a field first seen late last), and loaded by position its values would land in other
+    columns without a word. A header naming anything else is another system's: its file is loaded by position, as
+    documented. A name matches a column as it is written, else in any case (a table made with quoted lower-case
+    names for a JSON feed's keys): the IMPORT names the column as the table has it.
     """
     if path.stat().st_size == 0:
         return ()  # no line at all (a JSON file that was `[]`): nothing to name, nothing to load
     if command.header_columns:
         header = header_names(path, command)
-        unknown = [name for name in header if name.upper() not in _table_columns(session, command.table)]
+        columns = _table_columns(session, command.table)
+        unknown = [name for name in header if _column_named(name, columns) is None]
         if unknown:
             raise BadHeader(
                 f"line 1: the header names column(s) {', '.join(unknown)} that {command.table} does not have"
             )
-        return header
+        return [_column_named(name, columns) or name for name in header]
     if command.columns or command.skip < 1:
         return ()
     try:
         header = header_names(path, command)
+        _, first_row = _first_lines(path, command)
     except BadHeader:
         return ()
-    present = _table_columns(session, command.table)
-    return header if all(name.upper() in present for name in header) else ()
+    if first_row is not None and len(first_row) != len(header):
+        return ()  # a header that does not name every field: the rows are meant by position
+    columns = _table_columns(session, command.table)
+    named = [_column_named(name, columns) for name in header]
+    return [name for name in named if name is not None] if None not in named else ()
 
 
-def _table_columns(session: DbSession, table: str) -> set[str]:
-    return {str(name).upper() for name in session.execute(f"SELECT * FROM {table} WHERE 1 = 0").column_names()}  # noqa: S608
+def _table_columns(session: DbSession, table: str) -> list[str]:
+    return [str(name) for name in session.execute(f"SELECT * FROM {table} WHERE 1 = 0").column_names()]  # noqa: S608
+
+
+def _column_named(name: str, columns: Sequence[str]) -> str | None:
+    """The table's column `name` stands for: the one written so, else the only one of that name in any case."""
+    if name in columns:
+        return name
+    matches = [column for column in columns if column.upper() == name.upper()]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _import(request: RunRequest, session: DbSession, statement: str, key: str, *, remote: str, table: str) -> int:

@@ -93,8 +93,8 @@ def test_a_command_becomes_one_import_per_file_through_the_cfi_connection() -> N
     assert parse_command("table=T files=x/*.csv") == LoadCommand("T", "x/*.csv")  # header skipped by default
     by_header = parse_command("table=T files=x/*.csv columns=HEADER")
     assert by_header == LoadCommand("T", "x/*.csv", header_columns=True)
-    assert by_header.import_statement("input/x/a.csv", ["id", 'odd "name"']).startswith(
-        'IMPORT INTO T ("ID", "ODD ""NAME""") FROM CSV AT REDSYS_CFI FILE \'input/x/a.csv\' '
+    assert by_header.import_statement("input/x/a.csv", ["ID", 'odd "name"']).startswith(  # as the table has them
+        'IMPORT INTO T ("ID", "odd ""name""") FROM CSV AT REDSYS_CFI FILE \'input/x/a.csv\' '
     )
 
 
@@ -263,6 +263,14 @@ def test_a_bad_value_whose_text_reads_like_a_missing_object_still_rejects_only_i
         site.load("table=LOADS.ORDERS files='v/*.csv'")
     assert [r[:3] for r in site.rows()] == [(2, "gear", 2)]
     assert (site.paths.data_error / "v" / "a-bad.csv").exists()
+
+
+def test_names_of_any_printable_or_blank_characters_load(site: Site) -> None:
+    for name in ("Rechnung\u00a0Mai.csv", "\u8acb\u6c42\u3000\u66f8.csv"):  # a no-break space, an ideographic one
+        site.drop(f"u/{name}", HEADER + "1,widget,3,\n")
+        report = site.load("table=LOADS.ORDERS files='u/*.csv'")
+        assert report.message == f"1 row(s) from 1 file(s); u/{name}: 1"  # type: ignore[attr-defined]
+        assert (site.paths.data_archive / "u" / name).exists()
 
 
 @pytest.mark.parametrize(
@@ -639,6 +647,27 @@ def test_without_columns_a_header_naming_the_tables_columns_decides_where_values
     site.drop("d/b-foreign.csv", "Nr,Article,Count,When\n2,gear,5,\n")  # another system's header: by position
     site.load("table=LOADS.ORDERS files='d/*.csv'")
     assert [r[:3] for r in site.rows()] == [(1, "widget", 3), (2, "gear", 5)]
+
+
+def test_a_header_maps_to_columns_as_the_table_spells_them_and_a_short_header_means_by_position(site: Site) -> None:
+    """A table made with quoted lower-case names for a JSON feed's keys: the IMPORT names its columns as the table
+    has them (upper-cased, "ID" was not found and the file stayed in data/input for every run). A header naming
+    fewer fields than its rows hold does not map them: the rows load by position, as before."""
+    site.session.execute('CREATE OR REPLACE TABLE LOADS.FEED ("id" DECIMAL(9,0), "item" VARCHAR(40))')
+    site.drop("c/a-lower.csv", '"ITEM","ID"\nwidget,1\n')
+    site.load("table=LOADS.FEED files='c/*.csv'")
+    site.drop("c/b-header.csv", "item,id\ngear,2\n")
+    site.load("table=LOADS.FEED files='c/*.csv' columns=header")
+    site.drop("c/c-marked.csv", "\ufeffid,item\n3,bolt\n")  # a byte order mark, the encoding spelled UTF-8
+    site.load("table=LOADS.FEED files='c/*.csv' columns=header encoding=UTF-8")
+    assert sorted(site.session.fetchall('SELECT "id", "item" FROM LOADS.FEED')) == [
+        (1, "widget"),
+        (2, "gear"),
+        (3, "bolt"),
+    ]
+    site.drop("s/short-header.csv", "ID,ITEM\n3,nut,4,2026-11-30 01:02:03\n")
+    site.load("table=LOADS.ORDERS files='s/*.csv'")
+    assert [r[:3] for r in site.rows()] == [(3, "nut", 4)]
 
 
 def test_a_file_another_load_run_holds_is_left_to_it(site: Site) -> None:
