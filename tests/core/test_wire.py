@@ -267,6 +267,33 @@ def test_a_flood_from_one_address_gives_way_to_a_client_from_another(wire_log: p
     assert_no_traceback(wire_log)
 
 
+@pytest.mark.parametrize("foreign_grace", [60.0, 0.0], ids=["within-its-grace", "past-its-grace"])
+def test_a_flood_drops_a_connection_from_elsewhere_only_once_past_its_grace(foreign_grace: float) -> None:
+    """A client from elsewhere whose hello is on its way keeps its place against a flood's newcomers; an idle one
+    (past `foreign_grace`) makes room, as any idle peer does."""
+    limits = Limits(max_unauthenticated=4, eviction_grace=60, foreign_grace=foreign_grace)
+    with WireServerThread(limits=limits) as server:
+        assert isinstance(server.address, tuple)
+        elsewhere = socket.create_connection(server.address, timeout=10, source_address=("127.0.0.2", 0))
+        flood: list[socket.socket] = []
+        try:
+            wait_for(lambda: server.unauthenticated() == 1, what="the connection from elsewhere")
+            flood += [server.raw() for _ in range(3)]
+            wait_for(lambda: server.unauthenticated() == 4, what="4 connections without hello")
+            flood.append(server.raw())
+            if foreign_grace:
+                (refused,) = replies(read_reply(flood[-1]))
+                assert refused["code"] == Code.TOO_MANY_CONNECTIONS
+                elsewhere.sendall(HELLO)
+                assert decode(elsewhere.makefile("rb").readline())["ok"] is True
+            else:
+                (dropped,) = replies(read_reply(elsewhere))
+                assert dropped["code"] == Code.TOO_MANY_CONNECTIONS
+        finally:
+            for sock in [elsewhere, *flood]:
+                sock.close()
+
+
 def test_blocking_client_tries_again_while_the_server_sheds(wire_log: pytest.LogCaptureFixture) -> None:
     with WireServerThread(limits=Limits(max_unauthenticated=4, eviction_grace=0.3)) as server:
         idle = [server.raw() for _ in range(4)]

@@ -507,15 +507,16 @@ class JsonLineServer:
 
         A connection younger than `eviction_grace` is not dropped, so a client that says hello at once is not lost
         to a burst of connects; when the one to drop is that young, the new connection is refused instead. One
-        address holding more than half of the cap (a flood) gives up its own connections only: to a newcomer from
-        elsewhere (a database node) however young they are, and never one of another address to its own newcomers.
+        address holding more than half of the cap (a flood) gives up its own connections to a newcomer from
+        elsewhere (a database node) however young they are, and drops another address's only once it is older than
+        `foreign_grace` (see `_eviction_candidate`).
         """
         now = time.monotonic()
         address = _address_of(writer)
         if len(self._unauthenticated) >= self.limits.max_unauthenticated:
-            oldest, protected = self._eviction_candidate(address)
+            oldest, grace = self._eviction_candidate(address)
             oldest_peer, accepted, _ = self._unauthenticated[oldest]
-            if protected and now - accepted < self.limits.eviction_grace:
+            if now - accepted < grace:
                 victim, victim_peer, admitted = writer, peer, False
                 detail = f"{self.limits.max_unauthenticated} connections without hello; refused a new one"
             else:
@@ -532,16 +533,20 @@ class JsonLineServer:
         self._unauthenticated[writer] = (peer, now, address)
         return True
 
-    def _eviction_candidate(self, newcomer: str) -> tuple[asyncio.StreamWriter, bool]:
-        """The connection without hello to drop for a newcomer from address `newcomer`, and whether its youth
-        protects it: the oldest of an address holding more than half of the cap (protected only against that
-        address's own newcomers), else the oldest of all."""
+    def _eviction_candidate(self, newcomer: str) -> tuple[asyncio.StreamWriter, float]:
+        """The connection without hello to drop for a newcomer from address `newcomer`, and for how long after its
+        accept it is safe from that. Usually the oldest of all, safe for `eviction_grace`. While one address holds
+        more than half of the cap (a flood): for a newcomer from elsewhere, that address's oldest, not safe at all;
+        for one of its own, the oldest of all, safe for `foreign_grace` when it is another address's (a client whose
+        TLS handshake crosses a network must not lose its place to a flood, an idle peer still does)."""
         counts = Counter(address for _, _, address in self._unauthenticated.values())
         hog, most = counts.most_common(1)[0]
+        oldest, (_, _, address) = next(iter(self._unauthenticated.items()))
         if most * 2 <= self.limits.max_unauthenticated:
-            return next(iter(self._unauthenticated)), True
-        oldest = next(w for w, (_, _, address) in self._unauthenticated.items() if address == hog)
-        return oldest, newcomer == hog
+            return oldest, self.limits.eviction_grace
+        if newcomer != hog:
+            return next(w for w, (_, _, where) in self._unauthenticated.items() if where == hog), 0.0
+        return oldest, self.limits.eviction_grace if address == hog else self.limits.foreign_grace
 
     async def _authenticate(self, reader: _LineReader, writer: asyncio.StreamWriter, peer: str) -> Connection:
         try:
