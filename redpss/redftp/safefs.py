@@ -381,23 +381,24 @@ def _copy_data(reader: int, writer: int) -> None:
     """Copy a file's data extents only, its holes staying holes (SEEK_DATA/SEEK_HOLE), then set its size.
 
     A user can write a few bytes far into a file: copied byte by byte, an upload taking a few KiB of disk would take
-    its whole length on the target (as root, which the disk's reserve does not stop).
+    its whole length on the target (as root, which the disk's reserve does not stop). Extents are looked for up to
+    the file's end as it is at each look, and the size set is the one it has when the copy is done, so a file
+    still changing is copied as it then is, neither cut nor padded.
     """
-    size = os.fstat(reader).st_size
     offset = 0
-    while offset < size:
+    while True:
         try:
             start = os.lseek(reader, offset, os.SEEK_DATA)
         except OSError as exc:
             if exc.errno == errno.ENXIO:
                 break  # nothing but a hole up to the end
             raise
-        end = min(os.lseek(reader, start, os.SEEK_HOLE), size)
+        end = os.lseek(reader, start, os.SEEK_HOLE)
         os.lseek(writer, start, os.SEEK_SET)
         while start < end:
             sent = os.sendfile(writer, reader, start, min(end - start, 1 << 20))
             if not sent:
-                return  # the file was cut short meanwhile: its size is where the copy ended
+                break  # cut short meanwhile
             start += sent
-        offset = end
-    os.ftruncate(writer, size)
+        offset = max(end, start)
+    os.ftruncate(writer, os.fstat(reader).st_size)
