@@ -28,6 +28,13 @@ KEYS = {"ADM_JMON_LOAD": ("LOG_TIME", "POOL"), "ADM_JMON_JOBLOG": ("RUN_ID", "EN
 RECENT = 100_000  # dispatches `redctl show` summarises
 
 
+def key_time(epoch: float | None) -> str | None:
+    """A TIMESTAMP of a key column, to the millisecond: what Exasol's TIMESTAMP keeps, so the DELETE of a batch sent
+    again compares the very value stored, however the database would round a microsecond."""
+    text = timestamp(epoch)
+    return text[:23] if text else None
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float:
     """The value below which `fraction` of the sorted values lie (nearest rank)."""
     index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
@@ -74,7 +81,7 @@ class StatsCollector:
         worst = max(self.lateness_ms) if self.lateness_ms else None
         load = [
             {
-                "LOG_TIME": timestamp(now),
+                "LOG_TIME": key_time(now),
                 "POOL": pool["pool"],
                 "POOL_SIZE": pool["size"],
                 "BUSY": pool["busy"],
@@ -90,7 +97,7 @@ class StatsCollector:
         ]
         joblog = [
             {
-                "LOG_TIME": timestamp(now),
+                "LOG_TIME": key_time(now),
                 "SCHEMA_NAME": e["schema"],
                 "KIND": e["kind"],
                 "ID": e["id"],
@@ -99,7 +106,7 @@ class StatsCollector:
                 "STATUS": e["status"],
                 "SCHEDULED_AT": timestamp(e.get("scheduled_at")),
                 "STARTED_AT": timestamp(e.get("started_at")),
-                "ENDED_AT": timestamp(e.get("ended_at")),
+                "ENDED_AT": key_time(e.get("ended_at")),
                 "LATENESS_MS": round(max(0.0, (e.get("started_at") or 0) - (e.get("scheduled_at") or 0)) * 1000, 3)
                 if e.get("started_at") and e.get("scheduled_at")
                 else None,
