@@ -319,16 +319,11 @@ class Mail2CmdService(Service):
                 f"not run: it was accepted {accepted} and waited {waited / 60:.0f} minutes while MAIL2CMD was stopped; "
                 "send it again if it is still wanted.",
             )
-        sender = self.senders.get(entry.sender)
         try:
             command = parse_subject(entry.subject)
         except Refused as exc:
             return _Work(entry, None, f"not run: {exc}")
-        if sender is None or command.name not in sender.commands:
-            return _Work(
-                entry, None, f"not run: {entry.sender} may no longer send {command.name!r} (etc/mail2cmd.conf)"
-            )
-        return _Work(entry, command)
+        return _Work(entry, command)  # whether its sender may still send it: looked at when it runs (_serve)
 
     async def _work_loop(self) -> None:
         while True:
@@ -346,6 +341,11 @@ class Mail2CmdService(Service):
     def _serve(self, work: _Work) -> None:
         """Run the command (marked as started first) or take the notice, reply, and forget the command."""
         entry = work.entry
+        if work.command is not None and not self._still_allowed(entry.sender, work.command):
+            log.warning("%s from %s not run: the sender may no longer send it (etc/mail2cmd.conf was changed since "
+                        "the mail was taken)", work.command, entry.sender)  # fmt: skip
+            work = _Work(entry, None, f"not run: {entry.sender} may no longer send {work.command.name!r} "
+                                      "(etc/mail2cmd.conf)")  # fmt: skip
         if work.command is None:
             result = work.notice
         else:
@@ -378,6 +378,12 @@ class Mail2CmdService(Service):
             return
         self.spool.done(entry)
         self.offer_now = True  # SENDMAIL takes mails again: the kept replies need not wait
+
+    def _still_allowed(self, address: str, command: Command) -> bool:
+        """Whether the allow list as it is now lets `address` send `command`: one waiting behind another (or from
+        before a restart) may find its sender removed, or the command taken from it, by a reload meanwhile."""
+        sender = self.senders.get(address)
+        return sender is not None and command.name in sender.commands
 
     def _reply_later(self, entry: Entry, text: str, why: Exception) -> None:
         """Keep a reply SENDMAIL did not take; tick() offers it again (and a restart does)."""

@@ -324,8 +324,10 @@ def test_commands_accepted_before_a_restart_are_run_or_answered(running: tuple[R
     stale = spool.accept("dba@example.com", "resume")  # queued, but long ago: not run, its sender told
     record = json.loads(stale.path.read_text())
     stale.path.write_text(json.dumps({**record, "accepted": record["accepted"] - 2 * STALE_AFTER}))
+    spool.accept("gone@example.com", "show")  # its sender was taken off the allow list meanwhile
     inst.start()
-    relay.wait_for(3, 60)
+    relay.wait_for(4, 60)
+    assert "not run: gone@example.com may no longer send 'show'" in reply_text(relay, "show")
     assert "instance TST1: suspend done" in reply_text(relay, "suspend")
     assert inst.paths.suspend_marker.exists()
     assert "whether it took effect is not known" in reply_text(relay, "status")
