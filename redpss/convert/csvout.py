@@ -335,8 +335,13 @@ def flatten(table: pa.Table) -> pa.Table:
     """Struct columns become one column per field, named parent.child, to any depth; names must stay unique. The
     paths of names holding a NAME_SEPARATOR go with the table (`with_paths`)."""
     paths = [leaf for field in table.schema for leaf in _leaf_paths(field, [])]
+    rows = table.num_rows
     while any(pa.types.is_struct(f.type) for f in table.schema):
         table = table.flatten()
+    if not table.num_columns and rows:
+        # only empty records ({"b": {}}): pyarrow's flatten leaves no column and with it no row; the rows are kept
+        # (rows without a field: NULLs beside the file's other columns)
+        table = pa.Table.from_batches([pa.RecordBatch.from_struct_array(pa.nulls(rows, pa.struct([])))])
     names = table.column_names
     if len(set(names)) != len(names):
         seen: set[str] = set()

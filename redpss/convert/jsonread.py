@@ -24,6 +24,7 @@ import threading
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -332,6 +333,7 @@ class FieldTypes:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.first_learned = threading.Event()  # set once the first block is parsed (or failed)
         self._text: dict[str, pa.DataType] = {}
         self._known: dict[str, pa.DataType] = {}
         self._use_known = True
@@ -375,23 +377,39 @@ def _is_plain_scalar(arrow_type: pa.DataType) -> bool:
 
 
 def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None, first: bool = True) -> pa.Table:
-    """The block's records as one flattened table; BadInput naming line and character for invalid JSON."""
+    """The block's records as one flattened table; BadInput naming line and character for invalid JSON.
+
+    The blocks after the first wait until the first has taught `field_types` its fields, so every block of a file
+    is parsed and ordered the same way whichever thread is faster (the columns' order did vary between runs)."""
     field_types = field_types or FieldTypes()
+    if not first:
+        field_types.first_learned.wait()
+    try:
+        return _parse_block(path, block, field_types, first)
+    finally:
+        if first:
+            field_types.first_learned.set()
+
+
+def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool) -> pa.Table:
+    lines = _lines(block.data)
+    if lines.null_record:
+        return _parse_by_python(path, block)  # which refuses it; pyarrow crashes on a block of `null` lines alone
     data = pa.py_buffer(block.data)
     options = pajson.ReadOptions(block_size=max(1 << 20, len(block.data) + 1), use_threads=False)
     try:
         _check_utf8(data)
-        table, parse_options = _read(data, options, field_types)
+        table, _ = _read(data, options, field_types)
         timestamps = _has_timestamp_field(table.schema)
         if first or timestamps:
             field_types.learn(table.schema, first)
         if timestamps:  # strings taken for timestamps: parsed again with them as text
-            table, parse_options = _read(data, options, field_types)
+            table, _ = _read(data, options, field_types)
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
-    if _not_one_object_per_line(block.data, table.num_rows):
-        return _parse_by_python(path, block)  # which names the line and what is wrong with it
-    flat = flatten(table if parse_options is None else field_types.in_order(table))
+    if table.num_rows > lines.filled:  # two records on one line: pyarrow takes them without a word
+        return _parse_by_python(path, block)  # which names the line
+    flat = flatten(field_types.in_order(table))
     if _beyond_exact_doubles(flat):
         # pyarrow made an integer beyond int64, or beside a fraction, a DOUBLE that lost digits: Python's parser
         # keeps every number as sent (the block's values are then written as text)
@@ -424,22 +442,31 @@ _EXACT_IN_DOUBLE = float(2**53)  # every integer up to this has a DOUBLE of its 
 
 
 _WHITESPACE_OR_N = np.array([ord(c) for c in " \t\rn"], dtype=np.uint8)
-_NULL_LINE = re.compile(rb"[ \t\r]*null[ \t\r]*(?:\n|$)")
+_NULL_LINE = re.compile(rb"[ \t\r]*null[ \t\r]*(?:[\r\n]|$)")
 
 
-def _not_one_object_per_line(data: bytes | memoryview, rows: int) -> bool:
-    """Whether pyarrow read something other than one object per line, which it takes without a word: two values
-    on one line (more rows than lines) or a line `null` (a row of NULLs, as `{}` gives). A line starts with `{` when
-    it holds an object; the few that start otherwise are looked at one by one."""
+class _Lines(NamedTuple):
+    filled: int  # lines holding something (a record, or what pyarrow refuses)
+    null_record: bool  # a line that is `null`
+
+
+def _lines(data: bytes | memoryview) -> _Lines:
+    """The lines of a block, as pyarrow reads them (a line ends with LF, CRLF or CR), for what pyarrow's parser takes
+    without a word: two records on one line (more rows than lines) and a line `null` (a row of NULLs, as `{}` gives;
+    a block of such lines alone crashes it). A line holding an object starts with `{`: the few that start otherwise
+    are looked at one by one."""
     text = np.frombuffer(data, dtype=np.uint8)
-    breaks = np.flatnonzero(text == 10)
-    lines = len(breaks) + int(len(text) > 0 and text[-1] != 10)
-    if rows > lines:
-        return True
-    starts = np.concatenate(([0], breaks[:-1] + 1)) if len(breaks) else np.zeros(1, dtype=np.int64)
+    ends = text == 10
+    lone_cr = text == 13
+    lone_cr[:-1] &= ~ends[1:]
+    breaks = np.flatnonzero(ends | lone_cr)
+    starts = np.concatenate(([0], breaks + 1))
     starts = starts[starts < len(text)]
-    odd = starts[np.isin(text[starts], _WHITESPACE_OR_N)]
-    return any(_NULL_LINE.match(data, int(at)) for at in odd)
+    first = text[starts]
+    blank = np.count_nonzero((first == 10) | (first == 13))
+    odd = starts[np.isin(first, _WHITESPACE_OR_N)]
+    null_record = any(_NULL_LINE.match(data, int(at)) for at in odd)
+    return _Lines(len(starts) - int(blank), null_record)
 
 
 def _beyond_exact_doubles(table: pa.Table) -> bool:

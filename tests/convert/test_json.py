@@ -167,10 +167,37 @@ def test_an_empty_array_gives_an_empty_file(tmp_path: Path) -> None:
         ('[,{"a": 1}]', "line 1, character 2: an element of the array is missing"),
         ('[{"a": 1} {"a": 2}]', "line 1, character 11: more than one JSON value on this line"),
         ('{"a": "\\ud83d\\ude00"}\n{"a": "x\\ud800y"}\n', "line 2, character 1: a string holds half of a UTF-16"),
+        ('{"a": 1}\nnull', "line 2, character 1: a record must be a JSON object, found null"),  # a block alone
+        ('[{"a": 1}, null]', "line 1, character 12: a record must be a JSON object, found null"),  # the last one
+        ('{"a": 1}\n{"a": 2} {"a": 3}\n\n', "line 2, character 10: more than one JSON value on this line"),
     ],
 )
 def test_bad_json_is_refused_with_its_place(tmp_path: Path, text: str | bytes, reason: str) -> None:
     assert reason in bad(tmp_path, text)
+
+
+def test_a_block_of_null_records_alone_is_refused_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow's parser crashes the process (SIGSEGV) on a block of nothing but `null` lines: such a last line of a
+    file took the converter down at every start."""
+    monkeypatch.setattr(jsonread, "READ_BYTES", 16)
+    assert "line 3, character 1: a record must be a JSON object, found null" in bad(
+        tmp_path, '{"a": 1}\n{"a": 2}\nnull\nnull\n'
+    )
+
+
+@pytest.mark.parametrize("form", ["ndjson", "array"])
+def test_records_holding_only_empty_objects_keep_their_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """`{"b": {}}` has no column: flattened alone in its block, pyarrow's table kept no row either (a row lost)."""
+    monkeypatch.setattr(jsonread, "READ_BYTES", 8)  # each record in a block of its own
+    records = ['{"a": 1}', '{"b": {}}', '{"a": 2}', '{"b": {}}']
+    text = "\n".join(records) + "\n" if form == "ndjson" else "[" + ",".join(records) + "]"
+    assert convert(tmp_path, text) == [["a"], ["1"], [""], ["2"], [""]]
+
+
+def test_lines_ending_in_a_carriage_return_alone_are_still_records(tmp_path: Path) -> None:
+    assert convert(tmp_path, '{"a": 1}\r{"a": 2}\r') == [["a"], ["1"], ["2"]]
 
 
 def test_nan_is_written_as_null(tmp_path: Path) -> None:
