@@ -25,6 +25,8 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
+import io
+import itertools
 import logging
 import os
 import re
@@ -530,38 +532,41 @@ class BadHeader(ValueError):
 
 def header_names(path: Path, command: LoadCommand) -> list[str]:
     """The column names of the file's header line, read with the COMMAND's separator, delimiter and encoding."""
-    first, _ = _first_lines(path, command)
+    first, _ = _first_rows(path, command)
     names = [name.strip() for name in first]
     if not names or any(not name for name in names):
         raise BadHeader(f"line 1: columns=header needs a header line naming every column, found {first!r}")
-    if len({name.upper() for name in names}) != len(names):
+    if len(set(names)) != len(names):
         raise BadHeader(f"line 1: the header line names a column twice: {first!r}")
     return names
 
 
-def _first_lines(path: Path, command: LoadCommand) -> tuple[list[str], list[str] | None]:
-    """The fields of the file's first line and of its second (None when there is none), each line read bounded."""
+def _first_rows(path: Path, command: LoadCommand) -> tuple[list[str], list[str] | None]:
+    """The fields of the file's header line, and of its first row after the `skip` lines (None when there is none,
+    or it is too long to tell), each read bounded. A row may hold a quoted line break (a converted file's text)."""
     # UTF-8 as Exasol spells it, either way; "-sig": a byte order mark (Excel's "CSV UTF-8") is no part of a name
     codec = "utf-8-sig" if command.encoding.upper().replace("-", "") == "UTF8" else command.encoding
-    rows: list[list[str]] = []
+    separator, delimiter = command.column_separator, command.column_delimiter
     try:
         with path.open(encoding=codec, newline="") as handle:
-            for number in (1, 2):
-                line = handle.readline(HEADER_MAX_CHARS + 1)  # bounded: a file without line breaks is not read whole
-                if len(line) > HEADER_MAX_CHARS:
-                    if number == 2:
-                        break  # a long first row: its width is not needed that badly
-                    raise BadHeader(
-                        f"line 1: the header line is longer than {HEADER_MAX_CHARS} characters; is it a CSV file?"
-                    )
-                if not line:
-                    break
-                reader = csv.reader([line], delimiter=command.column_separator, quotechar=command.column_delimiter)
-                rows.append(next(reader, []))
+            line = handle.readline(HEADER_MAX_CHARS + 1)  # bounded: a file without line breaks is not read whole
+            if len(line) > HEADER_MAX_CHARS:
+                raise BadHeader(
+                    f"line 1: the header line is longer than {HEADER_MAX_CHARS} characters; is it a CSV file?"
+                )
+            header = next(csv.reader([line], delimiter=separator, quotechar=delimiter), [])
+            rest = handle.read(HEADER_MAX_CHARS)
     except (UnicodeDecodeError, LookupError, csv.Error) as exc:
-        if not rows:
-            raise BadHeader(f"line 1: the header line cannot be read as {command.encoding} CSV ({exc})") from None
-    return (rows[0] if rows else []), (rows[1] if len(rows) > 1 else None)
+        raise BadHeader(f"line 1: the header line cannot be read as {command.encoding} CSV ({exc})") from None
+    try:
+        reader = csv.reader(io.StringIO(rest), delimiter=separator, quotechar=delimiter)
+        rows = list(itertools.islice(reader, max(0, command.skip - 1), command.skip + 2))
+    except csv.Error:
+        return header, None
+    rows = [row for row in rows[:2] if row]
+    if not rows or (len(rest) == HEADER_MAX_CHARS and len(rows) < 2):  # none, or perhaps cut short by the bound
+        return header, None
+    return header, rows[0]
 
 
 def _file_columns(session: DbSession, command: LoadCommand, path: Path) -> Sequence[str]:
@@ -579,26 +584,41 @@ def _file_columns(session: DbSession, command: LoadCommand, path: Path) -> Seque
     if path.stat().st_size == 0:
         return ()  # no line at all (a JSON file that was `[]`): nothing to name, nothing to load
     if command.header_columns:
-        header = header_names(path, command)
-        columns = _table_columns(session, command.table)
-        unknown = [name for name in header if _column_named(name, columns) is None]
-        if unknown:
-            raise BadHeader(
-                f"line 1: the header names column(s) {', '.join(unknown)} that {command.table} does not have"
-            )
-        return [_column_named(name, columns) or name for name in header]
+        return _named_by_header(session, command, path)
     if command.columns or command.skip < 1:
         return ()
+    return _named_if_all(session, command, path)
+
+
+def _named_if_all(session: DbSession, command: LoadCommand, path: Path) -> list[str]:
+    """Without columns=: the table's columns the header names, if it names only columns of the table, each once,
+    and as many as the first row has fields; else [] (by position)."""
     try:
         header = header_names(path, command)
-        _, first_row = _first_lines(path, command)
+        _, first_row = _first_rows(path, command)
     except BadHeader:
-        return ()
+        return []
     if first_row is not None and len(first_row) != len(header):
-        return ()  # a header that does not name every field: the rows are meant by position
+        return []  # a header that does not name every field: the rows are meant by position
     columns = _table_columns(session, command.table)
     named = [_column_named(name, columns) for name in header]
-    return [name for name in named if name is not None] if None not in named else ()
+    if None in named or len(set(named)) != len(named):
+        return []
+    return [name for name in named if name is not None]
+
+
+def _named_by_header(session: DbSession, command: LoadCommand, path: Path) -> list[str]:
+    """columns=header: the table's columns the header names; BadHeader for a name the table lacks, or two that
+    name one column."""
+    header = header_names(path, command)
+    columns = _table_columns(session, command.table)
+    unknown = [name for name in header if _column_named(name, columns) is None]
+    if unknown:
+        raise BadHeader(f"line 1: the header names column(s) {', '.join(unknown)} that {command.table} does not have")
+    named = [_column_named(name, columns) or name for name in header]
+    if len(set(named)) != len(named):
+        raise BadHeader(f"line 1: the header names a column of {command.table} twice: {header!r}")
+    return named
 
 
 def _table_columns(session: DbSession, table: str) -> list[str]:
@@ -606,9 +626,12 @@ def _table_columns(session: DbSession, table: str) -> list[str]:
 
 
 def _column_named(name: str, columns: Sequence[str]) -> str | None:
-    """The table's column `name` stands for: the one written so, else the only one of that name in any case."""
+    """The table's column `name` stands for: the one written so, else the one an unquoted name means (upper case),
+    else the only one of that name in any case."""
     if name in columns:
         return name
+    if name.upper() in columns:
+        return name.upper()
     matches = [column for column in columns if column.upper() == name.upper()]
     return matches[0] if len(matches) == 1 else None
 
