@@ -68,7 +68,9 @@ class Limits(Record):
     hello_timeout: float = 5.0  # seconds from accept (or TLS handshake) to a complete hello
     max_unauthenticated: int = 64  # connections without hello; a new one beyond drops the oldest
     eviction_grace: float = 0.1  # seconds a new connection is safe from being dropped for the cap above
-    foreign_grace: float = 2.0  # the same for a connection from another address than a flood's, to the flood
+    # the same for a connection from another address than a flood's, against the flood's newcomers: the TLS
+    # handshake and the hello may each take hello_timeout, so a client still within them never loses its place
+    foreign_grace: float = 10.0
     max_clients: int = 256  # authenticated connections; a hello beyond is refused
     event_backlog: int = MAX_LINE  # bytes of pushed events waiting for a subscriber before it is disconnected
     send_timeout: float = 60.0  # seconds a reply or event may wait for a client that reads nothing; then it is closed
