@@ -48,13 +48,15 @@ _OPEN_BRACE, _CLOSE_BRACE, _OPEN_BRACKET, _CLOSE_BRACKET = ord("{"), ord("}"), o
 
 
 class Block:
-    """Whole records as NDJSON bytes, starting at `offset` in the source file."""
+    """Whole records as NDJSON bytes, starting at `offset` in the source file; `data` is bytes, or a view from the
+    start of its buffer."""
 
-    __slots__ = ("data", "offset")
+    __slots__ = ("checked", "data", "offset")
 
-    def __init__(self, data: bytes | memoryview, offset: int) -> None:
+    def __init__(self, data: bytes | memoryview, offset: int, checked: bool = False) -> None:
         self.data = data
         self.offset = offset
+        self.checked = checked  # one record per line known (an array's, by its scan): parse_block need not look
 
 
 def detect_form(path: Path) -> str:
@@ -186,7 +188,7 @@ class ArrayScanner:
                 continue
             block, cut, closed = scanned
             if block and not block.isspace():  # (strip() would copy the block)
-                yield Block(block, offset)
+                yield Block(block, offset, checked=True)
             offset += cut
             rest = buffer[cut:]
             depth = 1
@@ -217,24 +219,21 @@ class ArrayScanner:
         depths = depth + np.cumsum(steps, dtype=np.int32)  # depth after each mark
         closing = np.flatnonzero(closes & outside & (depths == 0))
         closed = bool(len(closing))
+        separating = np.flatnonzero(outside & (chars == _COMMA) & (depths == 1))  # indices into marks
         if closed:
             end = int(marks[closing[0]])
             cut = end + 1
-        separators = marks[outside & (chars == _COMMA) & (depths == 1)]
-        if closed:
-            separators = separators[separators < end]
-        elif len(separators):
-            cut = int(separators[-1]) + 1
+            separating = separating[separating < closing[0]]
+        elif len(separating):
+            cut = int(marks[separating[-1]]) + 1
         else:
             return None
-        self._check_elements(
-            data,
-            marks,
-            separators,
-            first=int(marks[0]) + 1 if depth == 0 else 0,
-            end=end if closed else None,
-            offset=offset,
-        )
+        separators = marks[separating]
+        # the elements that end in this buffer, as indices into marks of what bounds them: the opening bracket (or
+        # the buffer's start), the separators, the closing bracket
+        bounds = np.concatenate(([0 if depth == 0 else -1], separating, closing[:1]))
+        values = np.flatnonzero(opens & outside & (depths == 2))  # where a value inside the array begins
+        self._check_elements(buffer, marks, bounds, values[values < bounds[-1]], offset, whole=closed and depth == 0)
         line_breaks = np.flatnonzero((data[:cut] == 10) | (data[:cut] == 13))
         if len(line_breaks):
             # one inside a string is not JSON (it is written \n there); made a blank like those between the values,
@@ -253,23 +252,39 @@ class ArrayScanner:
         return out.tobytes(), cut, closed
 
     def _check_elements(
-        self, data: np.ndarray, marks: np.ndarray, separators: np.ndarray, *, first: int, end: int | None, offset: int
+        self, buffer: bytes, marks: np.ndarray, bounds: np.ndarray, values: np.ndarray, offset: int, *, whole: bool
     ) -> None:
-        """BadInput for a missing element: only blanks between two separators, after the opening bracket or before
-        the closing one (`,,`, `[,`, a comma before `]`). pyarrow would skip the empty line without a word. A
-        segment without any structural character is found by the marks alone; only those are looked at byte by
-        byte (null, a number, true: each refused downstream as a record that is not an object)."""
-        if end is not None and not len(separators) and first > 0:
-            return  # the whole array between its brackets: `[ ]` is an empty array
-        ends = separators if end is None else np.append(separators, end)
-        starts = np.concatenate(([first], separators + 1))[: len(ends)]
-        for at in np.flatnonzero(np.searchsorted(marks, ends) == np.searchsorted(marks, starts)):
-            start, stop = int(starts[at]), int(ends[at])
-            if not bytes(data[start:stop]).strip():
+        """BadInput for an element that is no record, which pyarrow's parser would take without a word: a missing
+        one (only blanks between two separators, after the opening bracket or before the closing one: an empty line
+        it skips), null (a row of NULLs; a block of them alone crashes it), a number or true/false, and two values
+        without a comma between them (two rows). `bounds` are the marks around the elements, `values` the marks
+        where a value begins. An element without any mark inside is found by counting; only those are looked at
+        byte by byte, and where each element begins only when there are not as many values as elements. The blocks
+        of an array need no other look (Block.checked)."""
+        for at in np.flatnonzero(np.diff(bounds) == 1):
+            start = 0 if bounds[at] < 0 else int(marks[bounds[at]]) + 1
+            text = buffer[start : int(marks[bounds[at + 1]])]
+            if not text.strip():
+                if whole and len(bounds) == 2:
+                    continue  # `[ ]`: an empty array
                 raise BadInput(
                     position(self.path, offset + start),
                     "an element of the array is missing (nothing between two commas, or a comma right after '[' or "
                     "before ']')",
+                )
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue  # not JSON: the parser names what is wrong with it
+            found = "null" if value is None else type(value).__name__
+            where = offset + start + len(text) - len(text.lstrip())
+            raise BadInput(position(self.path, where), f"a record must be a JSON object, found {found}")
+        if len(values) != len(bounds) - 1:
+            twice = np.flatnonzero(np.diff(np.searchsorted(bounds, values)) == 0)
+            if len(twice):
+                raise BadInput(
+                    position(self.path, offset + int(marks[values[twice[0] + 1]])),
+                    "more than one JSON value between two commas of the array",
                 )
 
 
@@ -392,8 +407,8 @@ def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None,
 
 
 def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool) -> pa.Table:
-    lines = _lines(block.data)
-    if lines.null_record:
+    lines = None if block.checked else _lines(block.data)
+    if lines is not None and lines.null_record:
         return _parse_by_python(path, block)  # which refuses it; pyarrow crashes on a block of `null` lines alone
     data = pa.py_buffer(block.data)
     options = pajson.ReadOptions(block_size=max(1 << 20, len(block.data) + 1), use_threads=False)
@@ -407,7 +422,7 @@ def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool)
             table, _ = _read(data, options, field_types)
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
-    if table.num_rows > lines.filled:  # two records on one line: pyarrow takes them without a word
+    if lines is not None and table.num_rows > lines.filled:  # two records on one line: pyarrow takes both
         return _parse_by_python(path, block)  # which names the line
     flat = flatten(field_types.in_order(table))
     if _beyond_exact_doubles(flat):
@@ -441,7 +456,8 @@ def _read(
 _EXACT_IN_DOUBLE = float(2**53)  # every integer up to this has a DOUBLE of its own
 
 
-_WHITESPACE_OR_N = np.array([ord(c) for c in " \t\rn"], dtype=np.uint8)
+_BLANKS = np.array([ord(c) for c in " \t\r"], dtype=np.uint8)
+_BLANKS_OR_N = np.array([ord(c) for c in " \t\rn"], dtype=np.uint8)
 _NULL_LINE = re.compile(rb"[ \t\r]*null[ \t\r]*(?:[\r\n]|$)")
 
 
@@ -453,18 +469,36 @@ class _Lines(NamedTuple):
 def _lines(data: bytes | memoryview) -> _Lines:
     """The lines of a block, as pyarrow reads them (a line ends with LF, CRLF or CR), for what pyarrow's parser takes
     without a word: two records on one line (more rows than lines) and a line `null` (a row of NULLs, as `{}` gives;
-    a block of such lines alone crashes it). A line holding an object starts with `{`: the few that start otherwise
-    are looked at one by one."""
+    a block of such lines alone crashes it). A line holding an object starts with `{`. The usual block (no CR,
+    every line an object) is known from a few whole-block numpy passes; any other is looked at line by line, and
+    the few lines that start with neither `{` nor a line break one by one."""
     text = np.frombuffer(data, dtype=np.uint8)
+    size = len(text)
+    if not size:
+        return _Lines(0, False)
     ends = text == 10
+    breaks = int(np.count_nonzero(ends))
+    ended = bool(ends[-1])
+    whole: bytes | bytearray = data.obj if isinstance(data, memoryview) else data  # type: ignore[assignment]
+    if (
+        whole.find(b"\r", 0, size) < 0  # memchr
+        and text[0] == _OPEN_BRACE
+        and np.count_nonzero(ends[:-1] & (text[1:] == _OPEN_BRACE)) == breaks - ended
+    ):
+        return _Lines(breaks + (not ended), False)
     lone_cr = text == 13
     lone_cr[:-1] &= ~ends[1:]
-    breaks = np.flatnonzero(ends | lone_cr)
-    starts = np.concatenate(([0], breaks + 1))
-    starts = starts[starts < len(text)]
+    starts = np.flatnonzero(ends | lone_cr) + 1
+    starts = np.concatenate(([0], starts[starts < size]))
     first = text[starts]
     blank = np.count_nonzero((first == 10) | (first == 13))
-    odd = starts[np.isin(first, _WHITESPACE_OR_N)]
+    heads = starts.copy()  # each line's first character past a few blanks (an array's elements start with one)
+    for _ in range(8):
+        indented = np.isin(text[heads], _BLANKS)
+        if not indented.any():
+            break
+        heads[indented] = np.minimum(heads[indented] + 1, size - 1)
+    odd = starts[np.isin(text[heads], _BLANKS_OR_N)]  # `null`, or blanks still: looked at one by one
     null_record = any(_NULL_LINE.match(data, int(at)) for at in odd)
     return _Lines(len(starts) - int(blank), null_record)
 

@@ -165,7 +165,7 @@ def test_an_empty_array_gives_an_empty_file(tmp_path: Path) -> None:
         ('[{"a": 1},,{"a": 2}]', "line 1, character 11: an element of the array is missing"),
         ('[{"a": 1},\n]', "line 1, character 11: an element of the array is missing"),
         ('[,{"a": 1}]', "line 1, character 2: an element of the array is missing"),
-        ('[{"a": 1} {"a": 2}]', "line 1, character 11: more than one JSON value on this line"),
+        ('[{"a": 1} {"a": 2}]', "line 1, character 11: more than one JSON value between two commas of the array"),
         ('{"a": "\\ud83d\\ude00"}\n{"a": "x\\ud800y"}\n', "line 2, character 1: a string holds half of a UTF-16"),
         ('{"a": 1}\nnull', "line 2, character 1: a record must be a JSON object, found null"),  # a block alone
         ('[{"a": 1}, null]', "line 1, character 12: a record must be a JSON object, found null"),  # the last one
