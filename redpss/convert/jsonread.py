@@ -233,7 +233,7 @@ class ArrayScanner:
         # the buffer's start), the separators, the closing bracket
         bounds = np.concatenate(([0 if depth == 0 else -1], separating, closing[:1]))
         values = np.flatnonzero(opens & outside & (depths == 2))  # where a value inside the array begins
-        self._check_elements(buffer, marks, bounds, values[values < bounds[-1]], offset, whole=closed and depth == 0)
+        self._check_elements(data, marks, bounds, values[values < bounds[-1]], offset, whole=closed and depth == 0)
         line_breaks = np.flatnonzero((data[:cut] == 10) | (data[:cut] == 13))
         if len(line_breaks):
             # one inside a string is not JSON (it is written \n there); made a blank like those between the values,
@@ -252,33 +252,32 @@ class ArrayScanner:
         return out.tobytes(), cut, closed
 
     def _check_elements(
-        self, buffer: bytes, marks: np.ndarray, bounds: np.ndarray, values: np.ndarray, offset: int, *, whole: bool
+        self,
+        data: np.ndarray,
+        marks: np.ndarray,
+        bounds: np.ndarray,
+        values: np.ndarray,
+        offset: int,
+        *,
+        whole: bool,
     ) -> None:
-        """BadInput for an element that is no record, which pyarrow's parser would take without a word: a missing
-        one (only blanks between two separators, after the opening bracket or before the closing one: an empty line
-        it skips), null (a row of NULLs; a block of them alone crashes it), a number or true/false, and two values
-        without a comma between them (two rows). `bounds` are the marks around the elements, `values` the marks
-        where a value begins. An element without any mark inside is found by counting; only those are looked at
-        byte by byte, and where each element begins only when there are not as many values as elements. The blocks
-        of an array need no other look (Block.checked)."""
-        for at in np.flatnonzero(np.diff(bounds) == 1):
-            start = 0 if bounds[at] < 0 else int(marks[bounds[at]]) + 1
-            text = buffer[start : int(marks[bounds[at + 1]])]
-            if not text.strip():
-                if whole and len(bounds) == 2:
-                    continue  # `[ ]`: an empty array
-                raise BadInput(
-                    position(self.path, offset + start),
-                    "an element of the array is missing (nothing between two commas, or a comma right after '[' or "
-                    "before ']')",
-                )
-            try:
-                value = json.loads(text)
-            except ValueError:
-                continue  # not JSON: the parser names what is wrong with it
-            found = "null" if value is None else type(value).__name__
-            where = offset + start + len(text) - len(text.lstrip())
-            raise BadInput(position(self.path, where), f"a record must be a JSON object, found {found}")
+        """BadInput for an element that is no record, which pyarrow's parser would take without a word or crash on:
+        a missing one (only blanks between two separators, after the opening bracket or before the closing one: an
+        empty line it skips), null (a row of NULLs; at a block's start it crashes the parser), a number or
+        true/false, and two values without a comma between them (two rows). `bounds` are the marks around the
+        elements, `values` the marks where a value begins. An element without any mark inside is found by counting
+        and looked at byte by byte; in any other only blanks may come before its first mark and after its last, and
+        where each element begins is looked at only when there are not as many values as elements. The blocks of an
+        array need no other look (Block.checked)."""
+        starts = np.where(bounds[:-1] < 0, 0, marks[np.maximum(bounds[:-1], 0)] + 1)
+        ends = marks[bounds[1:]]
+        markless = np.diff(bounds) == 1
+        for at in np.flatnonzero(markless):
+            self._markless_element(data, int(starts[at]), int(ends[at]), offset, whole and len(bounds) == 2)
+        if not markless.all():
+            filled = ~markless
+            self._blank_between(data, starts[filled], marks[bounds[:-1][filled] + 1], offset)  # before the first mark
+            self._blank_between(data, marks[bounds[1:][filled] - 1] + 1, ends[filled], offset)  # after the last
         if len(values) != len(bounds) - 1:
             twice = np.flatnonzero(np.diff(np.searchsorted(bounds, values)) == 0)
             if len(twice):
@@ -286,6 +285,50 @@ class ArrayScanner:
                     position(self.path, offset + int(marks[values[twice[0] + 1]])),
                     "more than one JSON value between two commas of the array",
                 )
+
+    def _markless_element(self, data: np.ndarray, start: int, stop: int, offset: int, empty_array: bool) -> None:
+        text = data[start:stop].tobytes()
+        if not text.strip():
+            if empty_array:
+                return  # `[ ]`
+            raise BadInput(
+                position(self.path, offset + start),
+                "an element of the array is missing (nothing between two commas, or a comma right after '[' or "
+                "before ']')",
+            )
+        where = offset + start + len(text) - len(text.lstrip())
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise BadInput(position(self.path, where), f"invalid JSON: {getattr(exc, 'msg', exc)}") from None
+        found = "null" if value is None else type(value).__name__
+        raise BadInput(position(self.path, where), f"a record must be a JSON object, found {found}")
+
+    def _blank_between(self, data: np.ndarray, starts: np.ndarray, stops: np.ndarray, offset: int) -> None:
+        """BadInput for the first range [start, stop) that holds more than blanks (a value beside an element's
+        object: `null {...}`, `{...} 5`). The ranges are mostly empty or a few blanks long: looked at a byte at a
+        time for all of them at once, longer ones one by one."""
+        for step in range(_SHORT_GAP):
+            within = starts + step < stops
+            if not within.any():
+                return
+            at = (starts + step)[within]
+            stray = ~np.isin(data[at], _JSON_BLANKS)
+            if stray.any():
+                where = int(at[np.argmax(stray)])
+                raise BadInput(
+                    position(self.path, offset + where), "more than one JSON value between two commas of the array"
+                )
+        for start, stop in zip(starts + _SHORT_GAP, stops, strict=True):
+            if start < stop and data[start:stop].tobytes().strip():
+                where = int(start) + int(np.flatnonzero(~np.isin(data[start:stop], _JSON_BLANKS))[0])
+                raise BadInput(
+                    position(self.path, offset + where), "more than one JSON value between two commas of the array"
+                )
+
+
+_SHORT_GAP = 16  # blanks around an element looked at for all elements at once
+_JSON_BLANKS = np.array([ord(c) for c in " \t\r\n"], dtype=np.uint8)
 
 
 def _drop_escaped_quotes(data: np.ndarray, marks: np.ndarray, quotes: np.ndarray) -> None:
@@ -396,9 +439,10 @@ def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None,
 
     The blocks after the first wait until the first has taught `field_types` its fields, so every block of a file
     is parsed and ordered the same way whichever thread is faster (the columns' order did vary between runs)."""
-    field_types = field_types or FieldTypes()
-    if not first:
-        field_types.first_learned.wait()
+    if field_types is None:
+        field_types = FieldTypes()
+    elif not first:
+        field_types.first_learned.wait()  # json_tables parses the first block first: it is always set
     try:
         return _parse_block(path, block, field_types, first)
     finally:
@@ -458,7 +502,7 @@ _EXACT_IN_DOUBLE = float(2**53)  # every integer up to this has a DOUBLE of its 
 
 _BLANKS = np.array([ord(c) for c in " \t\r"], dtype=np.uint8)
 _BLANKS_OR_N = np.array([ord(c) for c in " \t\rn"], dtype=np.uint8)
-_NULL_LINE = re.compile(rb"[ \t\r]*null[ \t\r]*(?:[\r\n]|$)")
+_NULL_LINE = re.compile(rb"[ \t\r]*null")  # a line that starts with null: pyarrow crashes on one that starts a block
 
 
 class _Lines(NamedTuple):
@@ -490,15 +534,15 @@ def _lines(data: bytes | memoryview) -> _Lines:
     lone_cr[:-1] &= ~ends[1:]
     starts = np.flatnonzero(ends | lone_cr) + 1
     starts = np.concatenate(([0], starts[starts < size]))
-    first = text[starts]
-    blank = np.count_nonzero((first == 10) | (first == 13))
-    heads = starts.copy()  # each line's first character past a few blanks (an array's elements start with one)
+    heads = starts.copy()  # each line's first character past a few blanks
     for _ in range(8):
-        indented = np.isin(text[heads], _BLANKS)
+        indented = np.isin(text[heads], _BLANKS) & (heads < size - 1)
         if not indented.any():
             break
-        heads[indented] = np.minimum(heads[indented] + 1, size - 1)
-    odd = starts[np.isin(text[heads], _BLANKS_OR_N)]  # `null`, or blanks still: looked at one by one
+        heads[indented] += 1
+    first = text[heads]
+    blank = np.count_nonzero((first == 10) | ((heads == size - 1) & np.isin(first, _BLANKS)))
+    odd = starts[np.isin(first, _BLANKS_OR_N)]  # `null`, or blanks still: looked at one by one
     null_record = any(_NULL_LINE.match(data, int(at)) for at in odd)
     return _Lines(len(starts) - int(blank), null_record)
 

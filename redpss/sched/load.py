@@ -543,30 +543,26 @@ def header_names(path: Path, command: LoadCommand) -> list[str]:
 
 def _first_rows(path: Path, command: LoadCommand) -> tuple[list[str], list[str] | None]:
     """The fields of the file's header line, and of its first row after the `skip` lines (None when there is none,
-    or it is too long to tell), each read bounded. A row may hold a quoted line break (a converted file's text)."""
+    or it is too long to tell), read with the csv module from the file's first characters (bounded: a file without
+    line breaks is not read whole), so a quoted line break (a converted file's text, or a JSON key) is kept."""
     # UTF-8 as Exasol spells it, either way; "-sig": a byte order mark (Excel's "CSV UTF-8") is no part of a name
     codec = "utf-8-sig" if command.encoding.upper().replace("-", "") == "UTF8" else command.encoding
-    separator, delimiter = command.column_separator, command.column_delimiter
     try:
         with path.open(encoding=codec, newline="") as handle:
-            line = handle.readline(HEADER_MAX_CHARS + 1)  # bounded: a file without line breaks is not read whole
-            if len(line) > HEADER_MAX_CHARS:
-                raise BadHeader(
-                    f"line 1: the header line is longer than {HEADER_MAX_CHARS} characters; is it a CSV file?"
-                )
-            header = next(csv.reader([line], delimiter=separator, quotechar=delimiter), [])
-            rest = handle.read(HEADER_MAX_CHARS)
+            text = handle.read(2 * HEADER_MAX_CHARS)
+        stream = io.StringIO(text)
+        reader = csv.reader(stream, delimiter=command.column_separator, quotechar=command.column_delimiter)
+        header = next(reader, [])
     except (UnicodeDecodeError, LookupError, csv.Error) as exc:
         raise BadHeader(f"line 1: the header line cannot be read as {command.encoding} CSV ({exc})") from None
+    if stream.tell() > HEADER_MAX_CHARS:
+        raise BadHeader(f"line 1: the header line is longer than {HEADER_MAX_CHARS} characters; is it a CSV file?")
     try:
-        reader = csv.reader(io.StringIO(rest), delimiter=separator, quotechar=delimiter)
-        rows = list(itertools.islice(reader, max(0, command.skip - 1), command.skip + 2))
+        rows = [row for row in itertools.islice(reader, max(0, command.skip - 1), command.skip + 2) if row]
     except csv.Error:
         return header, None
-    rows = [row for row in rows[:2] if row]
-    if not rows or (len(rest) == HEADER_MAX_CHARS and len(rows) < 2):  # none, or perhaps cut short by the bound
-        return header, None
-    return header, rows[0]
+    complete = len(text) < 2 * HEADER_MAX_CHARS or len(rows) > 1  # the first row may be cut short by the bound
+    return header, (rows[0] if rows and complete else None)
 
 
 def _file_columns(session: DbSession, command: LoadCommand, path: Path) -> Sequence[str]:

@@ -170,6 +170,10 @@ def test_an_empty_array_gives_an_empty_file(tmp_path: Path) -> None:
         ('{"a": 1}\nnull', "line 2, character 1: a record must be a JSON object, found null"),  # a block alone
         ('[{"a": 1}, null]', "line 1, character 12: a record must be a JSON object, found null"),  # the last one
         ('{"a": 1}\n{"a": 2} {"a": 3}\n\n', "line 2, character 10: more than one JSON value on this line"),
+        ('{"a":1}\n{"a":2} {"a":3}\n \n{"a":4}\n', "line 2, character 9: more than one JSON value on this line"),
+        ("[null x]", "line 1, character 2: invalid JSON: Extra data"),
+        ('[{"a": 1}, null {"b": 2}]', "line 1, character 12: more than one JSON value between two commas of the"),
+        ('[{"a": 1}, {"b": 2} null]', "line 1, character 21: more than one JSON value between two commas of the"),
     ],
 )
 def test_bad_json_is_refused_with_its_place(tmp_path: Path, text: str | bytes, reason: str) -> None:
@@ -182,6 +186,10 @@ def test_a_block_of_null_records_alone_is_refused_not_a_crash(tmp_path: Path, mo
     monkeypatch.setattr(jsonread, "READ_BYTES", 16)
     assert "line 3, character 1: a record must be a JSON object, found null" in bad(
         tmp_path, '{"a": 1}\n{"a": 2}\nnull\nnull\n'
+    )
+    assert "line 2, character 6: more than one JSON value on this line" in bad(tmp_path, '{"a": 1}\nnull x\n')
+    assert "line 2, character 2: more than one JSON value between two commas" in bad(
+        tmp_path, '[{"a": 1},\n null {"b": 2}]'
     )
 
 
