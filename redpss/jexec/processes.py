@@ -28,6 +28,7 @@ import os
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -80,13 +81,18 @@ def _carries(pid: int, marker: bytes) -> bool:
 
 def run_processes(table: dict[int, ProcessEntry], script: int, run_id: str) -> set[int]:
     """The processes of the run `run_id` whose script has pid `script`, alive or not yet reaped."""
+    marker = f"REDPSS_RUN_ID={run_id}".encode()
+    return _trees_below(table, lambda pid: pid == script or _carries(pid, marker))
+
+
+def _trees_below(table: dict[int, ProcessEntry], chosen: Callable[[int], bool]) -> set[int]:
+    """The children of this process that `chosen` picks, and every process below them."""
     me = os.getpid()
     children: dict[int, list[int]] = defaultdict(list)
     for pid, entry in table.items():
         children[entry.parent].append(pid)
-    marker = f"REDPSS_RUN_ID={run_id}".encode()
     found: set[int] = set()
-    pending = [pid for pid in children[me] if pid == script or _carries(pid, marker)]
+    pending = [pid for pid in children[me] if chosen(pid)]
     while pending:
         pid = pending.pop()
         if pid not in found:
@@ -126,19 +132,8 @@ def kill_strays(scripts: set[int]) -> set[int]:
     from a JEXEC that is not root by a process that made itself non-dumpable (ssh-agent, `eval $(ssh-agent -s)`).
     """
     table = process_table()
-    me = os.getpid()
-    children: dict[int, list[int]] = defaultdict(list)
-    for pid, entry in table.items():
-        children[entry.parent].append(pid)
-    found: set[int] = set()
-    pending = [pid for pid in children[me] if pid not in scripts]
-    while pending:
-        pid = pending.pop()
-        if pid not in found:
-            found.add(pid)
-            pending.extend(children[pid])
     killed = set()
-    for pid in sorted(found):
+    for pid in sorted(_trees_below(table, lambda pid: pid not in scripts)):
         if table[pid].zombie:
             continue
         name = _name(pid)

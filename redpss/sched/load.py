@@ -533,6 +533,11 @@ class BadHeader(ValueError):
 def header_names(path: Path, command: LoadCommand) -> list[str]:
     """The column names of the file's header line, read with the COMMAND's separator, delimiter and encoding."""
     first, _ = _first_rows(path, command)
+    return _names_of(first)
+
+
+def _names_of(first: list[str]) -> list[str]:
+    """The column names a header line's fields give; BadHeader for an empty one or one given twice."""
     names = [name.strip() for name in first]
     if not names or any(not name for name in names):
         raise BadHeader(f"line 1: columns=header needs a header line naming every column, found {first!r}")
@@ -590,8 +595,8 @@ def _named_if_all(session: DbSession, command: LoadCommand, path: Path) -> list[
     """Without columns=: the table's columns the header names, if it names only columns of the table, each once,
     and as many as the first row has fields; else [] (by position)."""
     try:
-        header = header_names(path, command)
-        _, first_row = _first_rows(path, command)
+        first, first_row = _first_rows(path, command)
+        header = _names_of(first)
     except BadHeader:
         return []
     if first_row is not None and len(first_row) != len(header):
