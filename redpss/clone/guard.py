@@ -30,12 +30,13 @@ class CloneGuard:
 
     def check(self, session: DbSession, config: Config, *, routine: bool = False) -> str:
         """`routine`: the look JMON takes at every poll while the database is its own (a database restored under a
-        running instance is found there); a passing database trouble then changes nothing."""
+        running instance is found there); a passing database trouble then raises DatabaseError and changes nothing
+        else (the caller reads no definitions on that poll: they might be another database's)."""
         try:
             assessment = assess(session, self.paths, self.secret)
         except DatabaseError as exc:
             if routine:
-                return ""
+                raise
             # a timeout, an abort, a lost session: whose the database is cannot be told, so nothing starts until
             # the next poll tells it (never a restore on a guess); a passing trouble, no ALERT
             reason = f"cannot tell whether the database is this instance's ({exc}); no job starts until it can"

@@ -326,7 +326,14 @@ class JmonService(Service):
 
     async def _poll(self, apply_timing: bool) -> dict[str, Any]:
         self.next_poll = self.clock() + self.config.redctl.jmon_poll_interval
-        self.clone_hold = await self._clone_hold_now()
+        try:
+            self.clone_hold = await self._clone_hold_now()
+        except DatabaseError as exc:
+            # whose the database is could not be told (a session lost when the database went away and came back,
+            # perhaps restored from another instance's backup): the definitions the next statement would read on a
+            # new session might be another instance's, so this poll reads none; the schedule stays as it was
+            await self._explain_db_failure(exc, "cannot tell whether the database is this instance's")
+            return {"ok": False, "error": str(exc)}
         if self.clone_hold:
             return {"ok": False, "error": self.clone_hold}
         try:
