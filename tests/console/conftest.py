@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.rest.conftest import api, running, served  # the REST API's instance: one per test module
+from tests.rest.rest_instance import RestApi
 
 __all__ = ["api", "running", "served"]
 
@@ -51,3 +52,31 @@ def browser() -> Iterator[Any]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def page_of(browser: Any, api: RestApi) -> Iterator[Any]:
+    """Log in with a fresh browser context: page_of(user) -> a page on the overview."""
+    contexts: list[Any] = []
+
+    def login(user: tuple[str, str]) -> Any:
+        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda message: print(f"browser console: {message.type}: {message.text}"))
+        page.on("pageerror", lambda error: print(f"browser page error: {error}"))
+        page.goto(f"{api.base}/console/")
+        assert "/console/login" in page.url  # no session: the login form first
+        page.get_by_label("User").fill(user[0])
+        page.get_by_label("Password").fill(user[1])
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{api.base}/console/")
+        return page
+
+    yield login
+    for context in contexts:
+        context.close()
+
+
+def shoot(page: Any, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)

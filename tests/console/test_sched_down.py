@@ -1,0 +1,35 @@
+"""The overview of an instance whose SCHED stopped, in its own module: stopping SCHED ends `redctl start_trace`
+and with it the whole instance (the embedded database too), so no test may come after it on the same instance."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redpss.core.config import load_config
+from redpss.ops.instance import Instance
+from redpss.ops.status import daemons
+from tests.console.conftest import shoot
+from tests.rest.rest_instance import OPERATOR
+from tests.support.instance_runner import RunningInstance
+from tests.support.wait import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.allow_leaks]  # a browser and an instance per module
+
+
+def test_the_overview_shows_a_stopped_sched_as_down(page_of: Any, running: RunningInstance, artifacts: Path) -> None:
+    page = page_of(OPERATOR)
+    instance = Instance(running.paths, load_config(running.paths.config_file))
+    detail = daemons(instance, frozenset({"sched"}))["redpss-sched"]["detail"]
+    pid = int(re.search(r"pid (\d+)", detail)[1])  # type: ignore[index]
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not daemons(instance, frozenset({"sched"}))["redpss-sched"]["running"], 60, what="SCHED down")
+    page.reload()
+    assert page.locator("tr[data-daemon='redpss-sched'] .badge").inner_text() == "down"
+    assert "redpss-sched is down" in page.locator("#problems").inner_text()
+    shoot(page, artifacts, "overview-sched-down")
