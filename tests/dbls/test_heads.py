@@ -1,0 +1,91 @@
+"""The column-by-column check of lines' heads never says yes where the patterns say no, and counts as they do."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from redpss.dbls import batch, heads
+from redpss.sql.udf.pss_client import log_line, log_request, now_text
+
+USUAL_STAMP = "2026-11-30 01:02:03.456789"
+STAMPS = st.sampled_from(
+    [USUAL_STAMP, "2026-11-30 01:02:03", "2026-11-30T01:02:03.456789", "2026-11-30 01:02:03.4567",
+     "2026-11-30 01:02:03.4567890", "2026-11-3x 01:02:03.456789", "2026-11-30 01:02:03:456789",
+     "2026/11/30 01:02:03.456789", "2026-11-30 01:02:3.456789"]
+)  # fmt: skip
+LEVELS = st.sampled_from(["INFO", "WARN", "DEBUG", "ERROR", "ALERT", "INF", "info", "ERRORS", "NOTICE", ""])
+SOURCES = st.one_of(
+    st.sampled_from(["APP.JOB_1", "", "a" * 29, "a" * 30, "a" * 31, "a" * 40, "a b", "a:b", "a\x01b", "a\tb", "ü"]),
+    st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=40),
+)
+SEPARATORS = st.sampled_from([": ", ":", " : ", ":  ", ";", ": \n"])
+TEXTS = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=80)
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["head", "head", "head", "continued", "other"]))
+    if kind == "continued":
+        return "\t" + draw(TEXTS) + "\n"
+    if kind == "other":
+        return draw(st.sampled_from(["", " ", "x", "\t", "2026"])) + draw(TEXTS) + "\n"
+    return f"{draw(STAMPS)} {draw(LEVELS)} {draw(SOURCES)}{draw(SEPARATORS)}{draw(TEXTS)}\n"
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> bytes:
+    usual = [log_line(level, USUAL_STAMP, "APP.JOB", "text") for level in ("INFO", "ERROR")]
+    body = draw(st.lists(st.one_of(lines(), st.sampled_from(usual)), min_size=1, max_size=30))
+    text = bytearray("".join(body).encode())
+    for at, byte in draw(st.lists(st.tuples(st.integers(0, len(text) - 1), st.integers(0, 255)), max_size=3)):
+        text[at] = byte  # any byte anywhere, a line break or a colon too
+    return bytes(text)
+
+
+def patterns_say(text: bytes) -> tuple[int, int] | None:
+    first = batch._FIRST.match(text)
+    if first is None or not text.endswith(b"\n") or b"\r" in text or not batch._utf8(text):
+        return None
+    return batch.levels_by_patterns(text, first)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(texts())
+@example(f"{USUAL_STAMP} INFO {'s' * 30}: x\n".encode())  # the source's ': ' at the end of the row
+@example(f"{USUAL_STAMP} DEBUG {'s' * 29}: x\n".encode())
+@example(f"{USUAL_STAMP} INFO : empty source\n{USUAL_STAMP} ALERT : too\n\tcontinued\n".encode())
+def test_the_columns_accept_only_what_the_patterns_accept_and_count_the_same(text: bytes) -> None:
+    expected = patterns_say(text)
+    if not text.endswith(b"\n") or b"\r" in text or not batch._utf8(text):
+        return  # the caller refuses these before either check
+    found = heads.usual_heads(text)
+    assert found is None or found == expected
+
+
+def test_the_clients_own_buffers_are_accepted_by_the_columns() -> None:
+    """What PSS_LOG sends (the client's timestamps, continuation lines, ERROR lines) takes the quick way."""
+    lines = [
+        log_line("ERROR" if number % 7 == 0 else "INFO", now_text(), "APP.JOB_1",
+                 f"line {number}" + ("\nsecond line" if number % 5 == 0 else ""))
+        for number in range(2000)
+    ]  # fmt: skip
+    _, payload = log_request({"APP1": lines})
+    assert len(payload) >= heads.MIN_BYTES
+    assert heads.usual_heads(payload) == patterns_say(payload) == (2000, 286)
+
+
+@pytest.mark.parametrize("where", [0, 1000, 1999])
+@pytest.mark.parametrize(
+    "bad", [f"{USUAL_STAMP} INFO  APP: two spaces\n", f"{USUAL_STAMP} INFO APP:no space\n", "no head\n", "\n"]
+)
+def test_a_bad_line_anywhere_in_a_large_buffer_is_left_to_the_patterns(where: int, bad: str) -> None:
+    """The first line, one in the middle, and the last (whose row reaches beyond the buffer)."""
+    lines = [log_line("INFO", USUAL_STAMP, "APP.JOB_1", f"line {number}") for number in range(2000)]
+    lines[where] = bad
+    _, payload = log_request({"APP1": lines})
+    assert heads.usual_heads(payload) is None and patterns_say(payload) is None
+    lines[where] = log_line("ALERT", USUAL_STAMP, "", "fine\nand continued")
+    _, payload = log_request({"APP1": lines})
+    assert heads.usual_heads(payload) == patterns_say(payload) == (2000, 1)
