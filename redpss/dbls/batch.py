@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from redpss.dbls import heads
 
@@ -138,17 +138,24 @@ def parse_blocks(blocks: object, payload: object) -> Batch:
         for folder, start, end in cuts:
             _checked_levels(payload[start:end], folder)  # names the schema and the line
         raise BatchError(f"the payload is not lines of text; {SHAPE}")  # not reached: a block is at fault
-    lines, to_database = levels
-    batch = Batch(size=len(payload), lines=lines)
+    batch = Batch(size=len(payload), lines=levels.lines)
     view = memoryview(payload)
     for folder, start, end in cuts:
         batch.files.setdefault(folder, []).append(view[start:end])
-    if to_database:
-        batch.to_database = _db_lines(payload, cuts, to_database)
+    if levels.to_database:
+        batch.to_database = _db_lines(payload, cuts, levels)
     return batch
 
 
-def _levels(text: bytes | bytearray) -> tuple[int, int] | None:
+class Levels(NamedTuple):
+    """What the check of a payload counted."""
+
+    lines: int  # not counting continuation lines
+    to_database: int  # ERROR and ALERT lines
+    db_starts: list[int] | None = None  # where those lines start, when the check found them (the columns do)
+
+
+def _levels(text: bytes | bytearray) -> Levels | None:
     """How many lines (not counting continuation lines) and how many of them are ERROR or ALERT; None when a line
     does not start with a head (nor a tab: a continuation line)."""
     first = _FIRST.match(text)
@@ -157,11 +164,11 @@ def _levels(text: bytes | bytearray) -> tuple[int, int] | None:
     if len(text) >= heads.MIN_BYTES:
         usual = heads.usual_heads(text)
         if usual is not None:
-            return usual
+            return Levels(usual[0], len(usual[1]), usual[1])
     return levels_by_patterns(text, first)
 
 
-def levels_by_patterns(text: bytes | bytearray, first: re.Match[bytes]) -> tuple[int, int] | None:
+def levels_by_patterns(text: bytes | bytearray, first: re.Match[bytes]) -> Levels | None:
     """`_levels` by the compiled patterns, whatever the lines' layout (`first`: the first line's head, matched)."""
     found: list[bytes] = _EACH.findall(text)  # one per line break but the last
     captured = len(found) - found.count(b"")
@@ -170,10 +177,10 @@ def levels_by_patterns(text: bytes | bytearray, first: re.Match[bytes]) -> tuple
     # what is left is the head of an ERROR/ALERT line, or one character: a line without a head
     if to_database and any(len(start) == 1 and start != b"\t" for start in set(found)):
         return None
-    return len(found) + 1 - continued, to_database + (first.group(1) is not None)
+    return Levels(len(found) + 1 - continued, to_database + (first.group(1) is not None))
 
 
-def _checked_levels(block: bytes | bytearray, folder: str) -> tuple[int, int]:
+def _checked_levels(block: bytes | bytearray, folder: str) -> Levels:
     """`_levels` of a block; BatchError naming the first line that is not acceptable."""
     levels = _levels(block)
     if levels is None:
@@ -231,32 +238,44 @@ def _line_fault(line: bytes) -> str:
     return ""
 
 
-def _db_lines(payload: bytes | bytearray, cuts: list[tuple[str, int, int]], wanted: int) -> list[DbLine]:
+def _db_lines(payload: bytes | bytearray, cuts: list[tuple[str, int, int]], levels: Levels) -> list[DbLine]:
     """The ERROR and ALERT lines of a checked payload, in order, their continuation lines joined back into one text.
 
-    `bytes.find` looks for the level with a space on each side; a find counts only where it is the level of a line's
-    head (the text of a line may say ERROR too), and the search goes on at the next line. It stops once the `wanted`
-    lines (as many as the check counted) are found, so a payload without ALERT lines is not searched for them.
+    Where the check found them (`levels.db_starts`), they are parsed there. Otherwise `bytes.find` looks for the level
+    with a space on each side; a find counts only where it is the level of a line's head (the text of a line may say
+    ERROR too), and the search goes on at the next line. It stops once the lines the check counted are found, so a
+    payload without ALERT lines is not searched for them.
     """
-    found: list[tuple[int, DbLine]] = []
     starts = [start for _, start, _ in cuts]
+    if levels.db_starts is not None:
+        known = [_db_line(payload, line_start, cuts, starts) for line_start in levels.db_starts]
+        return [line for line in known if line is not None]
+    found: list[tuple[int, DbLine]] = []
     for level in _DB_LEVELS:
-        at = payload.find(level) if len(found) < wanted else -1
+        at = payload.find(level) if len(found) < levels.to_database else -1
         while at >= 0:
             line_start = payload.rfind(b"\n", 0, at) + 1
-            match = _DB_LINE.match(payload, line_start)
-            if match is not None and match.start(2) == at + 1:
-                stamp, name, source, text = match.groups()
-                folder = cuts[bisect.bisect_right(starts, line_start) - 1][0]
-                line = DbLine(
-                    folder,
-                    name.decode(),
-                    stamp.decode(),
-                    source.decode("utf-8"),
-                    text.decode("utf-8").replace("\n\t", "\n"),
-                )
+            line = _db_line(payload, line_start, cuts, starts, level_at=at + 1)
+            if line is not None:
                 found.append((line_start, line))
             next_line = payload.find(b"\n", at)
-            at = payload.find(level, next_line) if next_line >= 0 and len(found) < wanted else -1
+            at = payload.find(level, next_line) if next_line >= 0 and len(found) < levels.to_database else -1
     found.sort(key=lambda pair: pair[0])
     return [line for _, line in found]
+
+
+def _db_line(
+    payload: bytes | bytearray, line_start: int, cuts: list[tuple[str, int, int]], starts: list[int], level_at: int = -1
+) -> DbLine | None:
+    """The ERROR or ALERT line starting at `line_start` (its level at `level_at`, when given), or None."""
+    match = _DB_LINE.match(payload, line_start)
+    if match is None or (level_at >= 0 and match.start(2) != level_at):
+        return None
+    stamp, name, source, text = match.groups()
+    return DbLine(
+        cuts[bisect.bisect_right(starts, line_start) - 1][0],
+        name.decode(),
+        stamp.decode(),
+        source.decode("utf-8"),
+        text.decode("utf-8").replace("\n\t", "\n"),
+    )

@@ -88,9 +88,9 @@ def _rows(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return rows
 
 
-def usual_heads(text: bytes | bytearray) -> tuple[int, int] | None:
-    """(lines without the continuation lines, ERROR and ALERT lines) when every line of `text` is a continuation
-    line or has a head in the usual layout; None when this check cannot tell (the patterns decide then).
+def usual_heads(text: bytes | bytearray) -> tuple[int, list[int]] | None:
+    """(lines without the continuation lines, where the ERROR and ALERT lines start) when every line of `text` is a
+    continuation line or has a head in the usual layout; None when this check cannot tell (the patterns decide).
 
     `text` ends with a line break (the caller checked), so the line breaks found are the lines' ends.
     """
@@ -123,4 +123,4 @@ def usual_heads(text: bytes | bytearray) -> tuple[int, int] | None:
     continued = rows[:, 0] == 9
     if continued[0] or not (ok | continued).all():
         return None
-    return len(starts) - int(np.count_nonzero(continued)), int(np.count_nonzero(to_database & ok))
+    return len(starts) - int(np.count_nonzero(continued)), starts[to_database & ok].tolist()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from redpss.dbls import heads
 from redpss.dbls.batch import BatchError, parse_blocks
 from redpss.dbls.files import IOV_MAX, SchemaFiles
 from redpss.sql.udf.pss_client import log_line, log_request
@@ -82,20 +83,28 @@ def test_a_bad_line_among_error_and_continuation_lines_is_found(bad: bytes) -> N
         parse_blocks([["APP1", len(block)]], block)
 
 
-def test_rows_come_in_payload_order_with_their_schema_and_texts_naming_levels_are_no_rows() -> None:
+@pytest.mark.parametrize(
+    ("stamp", "filler"), [(STAMP, 0), ("2026-11-30 01:02:03.123456", 300)], ids=["patterns", "columns"]
+)
+def test_rows_come_in_payload_order_with_their_schema_and_texts_naming_levels_are_no_rows(
+    stamp: str, filler: int
+) -> None:
+    """Both ways of checking: a small payload (patterns), and a large one in the client's layout (columns)."""
     blocks, payload = request(
         {
             "APP1": [
-                log_line("INFO", STAMP, "s", "an ERROR here"),
-                log_line("ALERT", STAMP, "s", "first ERROR \nsecond line ALERT x"),
-                log_line("INFO", STAMP, "s", "no ALERT here\n ERROR neither"),
+                *(log_line("INFO", stamp, "s", f"filler {n} with an ERROR in it") for n in range(filler)),
+                log_line("INFO", stamp, "s", "an ERROR here"),
+                log_line("ALERT", stamp, "s", "first ERROR \nsecond line ALERT x"),
+                log_line("INFO", stamp, "s", "no ALERT here\n ERROR neither"),
             ],
-            "APP2": [log_line("ERROR", STAMP, "t", "third"), log_line("DEBUG", STAMP, "t", " ALERT ")],
-            "APP3": [log_line("ALERT", STAMP, "u", "fourth"), log_line("ERROR", STAMP, "u", "fifth ALERT ")],
+            "APP2": [log_line("ERROR", stamp, "t", "third"), log_line("DEBUG", stamp, "t", " ALERT ")],
+            "APP3": [log_line("ALERT", stamp, "u", "fourth"), log_line("ERROR", stamp, "u", "fifth ALERT ")],
         }
     )
+    assert (heads.usual_heads(payload) is not None) == bool(filler)
     batch = parse_blocks(blocks, payload)
-    assert batch.lines == 7
+    assert batch.lines == 7 + filler
     assert [(line.schema, line.level, line.text) for line in batch.to_database] == [
         ("APP1", "ALERT", "first ERROR \nsecond line ALERT x"),
         ("APP2", "ERROR", "third"),
