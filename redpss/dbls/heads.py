@@ -21,7 +21,9 @@ import numpy as np
 ROW = 64  # bytes of each line looked at: timestamp and space (27), level and space (5-6), source and ': ' (<= 31)
 SOURCE_AT = 32  # where the source starts after INFO and WARN; after DEBUG, ERROR and ALERT it starts one later
 MIN_BYTES = 16 * 1024  # a smaller payload is checked faster by the patterns alone (numpy costs ~1 us per operation)
-KEPT_MASK_BYTES = 4 * 1024 * 1024  # the largest line-break mask kept between calls
+PIECE_BYTES = 1024 * 1024  # how much of a payload one pass of the check takes
+SHORTEST_LINES = 16  # a piece whose lines are shorter than this on average goes to the patterns
+KEPT_MASK_BYTES = 2 * PIECE_BYTES  # the largest line-break mask kept between calls (a piece ends after a line break)
 _LAYOUT = b"0000-00-00 00:00:00.000000 "  # 0 stands for any digit
 
 
@@ -92,11 +94,31 @@ def usual_heads(text: bytes | bytearray) -> tuple[int, list[int]] | None:
     """(lines without the continuation lines, where the ERROR and ALERT lines start) when every line of `text` is a
     continuation line or has a head in the usual layout; None when this check cannot tell (the patterns decide).
 
-    `text` ends with a line break (the caller checked), so the line breaks found are the lines' ends.
+    `text` ends with a line break (the caller checked). It is looked at in pieces of about PIECE_BYTES cut after a
+    line break, so the matrices stay small whatever the payload's size.
     """
     size = len(text)
-    data = np.frombuffer(text, np.uint8)
-    ends = np.flatnonzero(np.equal(data, 10, out=_scratch(size)))
+    lines, db_starts = 0, []
+    start = 0
+    while start < size:
+        end = size if size - start <= PIECE_BYTES else text.find(b"\n", start + PIECE_BYTES - 1) + 1
+        counted = _usual_piece(text, start, end, first=start == 0)
+        if counted is None:
+            return None
+        lines += counted[0]
+        db_starts += counted[1]
+        start = end
+    return lines, db_starts
+
+
+def _usual_piece(text: bytes | bytearray, offset: int, end: int, *, first: bool) -> tuple[int, list[int]] | None:
+    """usual_heads of the lines in text[offset:end], which ends with a line break; `first`: it starts the payload."""
+    size = end - offset
+    data = np.frombuffer(text, np.uint8, count=size, offset=offset)
+    breaks = np.equal(data, 10, out=_scratch(size))
+    if np.count_nonzero(breaks) > size // SHORTEST_LINES:
+        return None  # mostly short lines: not the client's layout, and a row of ROW bytes each would cost far more
+    ends = np.flatnonzero(breaks)
     starts = np.empty(len(ends), np.intp)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
@@ -121,6 +143,6 @@ def usual_heads(text: bytes | bytearray) -> tuple[int, list[int]] | None:
     flat = rows.ravel()
     ok &= (flat[at] == 58) & (flat[at + 1] == 32)  # ': ' (a row without a colon has argmax 0)
     continued = rows[:, 0] == 9
-    if continued[0] or not (ok | continued).all():
+    if (first and continued[0]) or not (ok | continued).all():
         return None
-    return len(starts) - int(np.count_nonzero(continued)), starts[to_database & ok].tolist()
+    return len(starts) - int(np.count_nonzero(continued)), (starts[to_database & ok] + offset).tolist()

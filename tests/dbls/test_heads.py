@@ -35,9 +35,20 @@ def lines(draw: st.DrawFn) -> str:
 
 
 @st.composite
+def nearly_usual_lines(draw: st.DrawFn) -> str:
+    """Lines in the client's layout but for their source and text: whole buffers of them are often valid, so a
+    difference in one line decides the answer."""
+    if draw(st.integers(0, 4)) == 0:
+        return "\t" + draw(TEXTS) + "\n"
+    level = draw(st.sampled_from(["INFO", "WARN", "DEBUG", "ERROR", "ALERT"]))
+    return f"{USUAL_STAMP} {level} {draw(SOURCES)}: {draw(TEXTS)}\n"
+
+
+@st.composite
 def texts(draw: st.DrawFn) -> bytes:
     usual = [log_line(level, USUAL_STAMP, "APP.JOB", "text") for level in ("INFO", "ERROR")]
-    body = draw(st.lists(st.one_of(lines(), st.sampled_from(usual)), min_size=1, max_size=30))
+    kinds = st.one_of(lines(), st.sampled_from(usual)) if draw(st.booleans()) else nearly_usual_lines()
+    body = draw(st.lists(kinds, min_size=1, max_size=30))
     text = bytearray("".join(body).encode())
     for at, byte in draw(st.lists(st.tuples(st.integers(0, len(text) - 1), st.integers(0, 255)), max_size=3)):
         text[at] = byte  # any byte anywhere, a line break or a colon too
@@ -69,6 +80,8 @@ def columns_say(text: bytes) -> tuple[int, int] | None:
 @example(f"{USUAL_STAMP} INFO {'s' * 30}: x\n".encode())  # the source's ': ' at the end of the row
 @example(f"{USUAL_STAMP} DEBUG {'s' * 29}: x\n".encode())
 @example(f"{USUAL_STAMP} INFO : empty source\n{USUAL_STAMP} ALERT : too\n\tcontinued\n".encode())
+@example(f"{USUAL_STAMP} INFO a\tb: x\n{USUAL_STAMP} INFO a: x\n".encode())  # a tab in the source
+@example(f"{USUAL_STAMP} INFO a: x\n\t{'c' * 26}ERROR y\n".encode())  # a continuation line that reads like ERROR
 def test_the_columns_accept_only_what_the_patterns_accept_and_count_the_same(text: bytes) -> None:
     expected = patterns_say(text)
     if not text.endswith(b"\n") or b"\r" in text or not batch._utf8(text):
@@ -102,3 +115,17 @@ def test_a_bad_line_anywhere_in_a_large_buffer_is_left_to_the_patterns(where: in
     lines[where] = log_line("ALERT", USUAL_STAMP, "", "fine\nand continued")
     _, payload = log_request({"APP1": lines})
     assert columns_say(payload) == patterns_say(payload) == (2000, 1)
+
+
+def test_a_buffer_of_short_lines_goes_to_the_patterns_and_one_larger_than_a_piece_is_checked_piece_by_piece() -> None:
+    """Rows of 64 bytes for lines of two would cost 30 times the payload: such a buffer is left to the patterns.
+    A buffer of several pieces is counted across them, a continuation line right at a piece's start included."""
+    short = log_line("INFO", USUAL_STAMP, "APP", "x").encode() + b"\t\n" * 100_000
+    assert heads.usual_heads(short) is None and patterns_say(short) == (1, 0)
+    line = log_line("INFO", USUAL_STAMP, "APP.JOB_1", "y" * 100).encode()
+    alert = log_line("ALERT", USUAL_STAMP, "APP.JOB_1", "z").encode()
+    body = line * (heads.PIECE_BYTES // len(line))
+    body += b"\t" * (heads.PIECE_BYTES - len(body) - 1) + b"\n"  # ends one byte before the piece's end: a tab line
+    payload = body + b"\tcontinued at the next piece's start\n" + (alert + line * 1000) * 20
+    assert len(payload) > heads.PIECE_BYTES + 2 * len(line)
+    assert columns_say(payload) == patterns_say(payload) == (payload.count(b"\n2026") + 1, 20)
