@@ -13,9 +13,9 @@ stops at every line break that is followed by anything: a line of the usual leve
 one shared object), any other line captures what it starts with: a tab (a continuation line), the head of an ERROR
 or ALERT line, or else one character, which marks the line as bad. So one `findall` both checks every line and
 counts the lines and the continuation lines; no second pass counts line breaks. A large payload whose lines are all
-in the client's own layout is checked faster column by column (redpss.dbls.heads); anything else goes to the
-patterns. ERROR and ALERT lines are found afterwards with `bytes.find` of their level and parsed on their own, only in
-a payload that has them.
+in the client's own layout is checked faster column by column (redpss.dbls.heads), which also says where its ERROR
+and ALERT lines start; anything else goes to the patterns, and its ERROR and ALERT lines are found afterwards with
+`bytes.find` of their level. Either way they are parsed on their own, only in a payload that has them.
 """
 
 from __future__ import annotations
