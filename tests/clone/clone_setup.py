@@ -14,6 +14,7 @@ from typing import Any
 
 from redpss.core.net import free_port_range
 from redpss.core.paths import InstancePaths, create_instance_tree
+from redpss.core.ports import other_instances_claims
 from tests.support.daemon_set import DaemonSet
 from tests.support.instance_runner import add_job, add_watcher, instance_config
 from tests.support.wait import wait_for
@@ -25,9 +26,14 @@ DEV1_MARK = "written in DEV1"
 def make_instance(redhome: Path, name: str) -> InstancePaths:
     paths = InstancePaths.for_instance(name, redhome)
     create_instance_tree(paths)
-    first = free_port_range(4)  # two instances on one server: each its own passive range (the config checks it)
+    # Two instances on one server: none of this one's ports may be one the other's config claims (the config check
+    # refuses that), although nothing listens there while the other instance is stopped.
+    claimed = {port for claim in other_instances_claims(paths) for port in range(claim.low, claim.high + 1)}
+    first = free_port_range(4)
+    while claimed.intersection(range(first, first + 4)):
+        first = free_port_range(4)
     passive = {"cfi_pasv_port_start": str(first), "cfi_pasv_port_end": str(first + 3)}
-    paths.config_file.write_text(instance_config({"redctl": passive}))
+    paths.config_file.write_text(instance_config({"redctl": passive}, avoid=claimed))
     paths.config_file.chmod(0o600)
     return paths
 

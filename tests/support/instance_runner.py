@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,13 @@ from tests.support.unit_limits import unit_limits
 from tests.support.wait import wait_for
 
 
-def _ports_apart_from(overrides: Mapping[str, Mapping[str, str]]) -> list[int]:
+def _ports_apart_from(overrides: Mapping[str, Mapping[str, str]], avoid: Iterable[int]) -> list[int]:
     """Eight distinct free ports (repeated free_port() calls may return one port twice), none of them a port the
-    overrides already name (a test's own choice, or inside the passive range it gives CFISRV)."""
+    overrides already name (a test's own choice, or inside the passive range it gives CFISRV) nor one in `avoid`
+    (another instance's ports: free now, because that instance has not started yet, but claimed by its config)."""
     redctl = overrides.get("redctl", {})
     named = {int(v) for keys in overrides.values() for v in keys.values() if v.isdigit()}
+    named.update(avoid)
     start, end = redctl.get("cfi_pasv_port_start", ""), redctl.get("cfi_pasv_port_end", "")
     if start.isdigit() and end.isdigit():
         named.update(range(int(start), int(end) + 1))
@@ -39,9 +41,10 @@ def _ports_apart_from(overrides: Mapping[str, Mapping[str, str]]) -> list[int]:
             return chosen
 
 
-def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None) -> str:
-    """A config for a test instance on free loopback ports, with the embedded database and quick JMON cycles."""
-    ports = iter(_ports_apart_from(overrides or {}))
+def instance_config(overrides: Mapping[str, Mapping[str, str]] | None = None, avoid: Iterable[int] = ()) -> str:
+    """A config for a test instance on free loopback ports, none in `avoid`, with the embedded database and quick
+    JMON cycles."""
+    ports = iter(_ports_apart_from(overrides or {}, avoid))
     values: dict[str, dict[str, str]] = {
         "DEFAULT": {"exa_password": "test-pw", "exa_connection": f"127.0.0.1:{next(ports)}", "exa_encryption": "false"},
         "redctl": {
