@@ -24,6 +24,7 @@ MIN_BYTES = 16 * 1024  # a smaller payload is checked faster by the patterns alo
 PIECE_BYTES = 1024 * 1024  # how much of a payload one pass of the check takes
 SHORTEST_LINES = 16  # a piece whose lines are shorter than this on average goes to the patterns
 KEPT_MASK_BYTES = 2 * PIECE_BYTES  # the largest line-break mask kept between calls (a piece ends after a line break)
+KEPT_LAYOUT_ROWS = 8192  # the most rows whose layout words are kept between calls (3 * 512 KiB)
 _LAYOUT = b"0000-00-00 00:00:00.000000 "  # 0 stands for any digit
 
 
@@ -31,25 +32,38 @@ def _word(text: bytes) -> np.uint64:
     return np.uint64(int.from_bytes(text.ljust(8, b"\0"), "little"))
 
 
-def _layout_words() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first 32 bytes as four little-endian words: the template, the bits that must be 0 after XOR with it
-    (a digit's high nibble, every bit of a separator), and what to add so that 10-15 carry into that nibble."""
-    template, must_be_zero, add = bytearray(32), bytearray(32), bytearray(32)
+def _layout_words() -> np.ndarray:
+    """A row's ROW bytes as little-endian words, three times: the template of the timestamp, the bits that must be 0
+    after XOR with it (a digit's high nibble, every bit of a separator), and what to add so that 10-15 carry into
+    that nibble. Beyond the timestamp all three are 0: those bytes are not looked at here."""
+    layout = np.zeros((3, ROW), np.uint8)
     for at, byte in enumerate(_LAYOUT):
-        template[at] = byte
-        must_be_zero[at], add[at] = (0xF0, 0x06) if byte == ord("0") else (0xFF, 0x00)
-    return _row_of_words(template), _row_of_words(must_be_zero), _row_of_words(add)
+        layout[:, at] = (byte, 0xF0, 0x06) if byte == ord("0") else (byte, 0xFF, 0x00)
+    return layout.view("<u8")
 
 
-def _row_of_words(data: bytearray) -> np.ndarray:
-    return np.frombuffer(bytes(data), "<u8").reshape(1, 4)
+class _Layouts:
+    """The layout words repeated for `rows` rows, kept between calls: numpy combines two whole C-ordered matrices
+    of one shape as one long vector, but a row broadcast against a matrix costs a call of its inner loop per row."""
+
+    words = _layout_words()
+    tiled = np.empty((3, 0, ROW // 8), np.uint64)
+
+    @classmethod
+    def of(cls, rows: int) -> np.ndarray:
+        if rows > KEPT_LAYOUT_ROWS:
+            return np.repeat(cls.words[:, None, :], rows, axis=1)  # a rare piece of many lines: not kept
+        if cls.tiled.shape[1] < rows:
+            cls.tiled = np.repeat(cls.words[:, None, :], min(max(rows, 2 * cls.tiled.shape[1]), KEPT_LAYOUT_ROWS), 1)
+        return cls.tiled[:, :rows]
 
 
-_TEMPLATE, _MUST_BE_ZERO, _ADD = _layout_words()
 _FIVE, _SIX = _word(b"\xff" * 5), _word(b"\xff" * 6)
 _INFO, _WARN, _DEBUG = _word(b"INFO "), _word(b"WARN "), _word(b"DEBUG ")
 _ERROR, _ALERT = _word(b"ERROR "), _word(b"ALERT ")
 _BYTES_3, _BYTES_5 = np.uint64(24), np.uint64(40)
+_ONE = np.uint64(1)
+_GOOD_ROW = np.frombuffer(_LAYOUT + b"INFO x: ".ljust(ROW - len(_LAYOUT), b"\0"), np.uint8)
 
 
 class _Scratch(threading.local):
@@ -113,36 +127,74 @@ def usual_heads(text: bytes | bytearray) -> tuple[int, list[int]] | None:
 
 def _usual_piece(text: bytes | bytearray, offset: int, end: int, *, first: bool) -> tuple[int, list[int]] | None:
     """usual_heads of the lines in text[offset:end], which ends with a line break; `first`: it starts the payload."""
-    size = end - offset
-    data = np.frombuffer(text, np.uint8, count=size, offset=offset)
-    breaks = np.equal(data, 10, out=_scratch(size))
-    if np.count_nonzero(breaks) > size // SHORTEST_LINES:
-        return None  # mostly short lines: not the client's layout, and a row of ROW bytes each would cost far more
-    ends = np.flatnonzero(breaks)
+    data = np.frombuffer(text, np.uint8, count=end - offset, offset=offset)
+    ends = _line_ends(data)
+    if ends is None:
+        return None
     starts = np.empty(len(ends), np.intp)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
     rows = _rows(data, starts)
+    continued = rows[:, 0] == 9
+    continuations = int(np.count_nonzero(continued))
+    if continuations:
+        if first and continued[0]:
+            return None
+        rows[continued] = _GOOD_ROW  # checked like the rest, a continuation line passes: every row must pass
     words = rows.view("<u8")
-    xored = words[:, :4] ^ _TEMPLATE  # a digit becomes 0-9 (and 10-15 carry into the high nibble with _ADD)
-    bits = xored + _ADD
+    template, must_be_zero, add = _Layouts.of(len(starts))
+    xored = words ^ template  # a digit becomes 0-9 (and 10-15 carry into the high nibble with `add`)
+    bits = xored + add
     bits |= xored
-    bits &= _MUST_BE_ZERO
-    stamp_bad = (bits[:, 0] | bits[:, 1] | bits[:, 2] | bits[:, 3]) != 0
+    bits &= must_be_zero
+    if bits.any():
+        return None
     level = (words[:, 3] >> _BYTES_3) | (words[:, 4] << _BYTES_5)  # bytes 27 to 34
     five, six = level & _FIVE, level & _SIX
     short = (five == _INFO) | (five == _WARN)
     to_database = (six == _ERROR) | (six == _ALERT)
-    ok = ~stamp_bad & (short | to_database | (six == _DEBUG))
-    source = rows[:, SOURCE_AT:]
-    blank = source <= 32  # a space ends the source; so would a tab, a line break or any other control byte
-    blank[:, 0] &= short  # after a five-letter level, the space that ends it
-    colon = np.minimum((source == 58).argmax(axis=1), ROW - SOURCE_AT - 2)
-    ok &= blank.argmax(axis=1) == colon + 1  # the first blank is right after the first colon: no blank before it
-    at = np.arange(len(starts)) * ROW + SOURCE_AT + colon
-    flat = rows.ravel()
-    ok &= (flat[at] == 58) & (flat[at + 1] == 32)  # ': ' (a row without a colon has argmax 0)
-    continued = rows[:, 0] == 9
-    if (first and continued[0]) or not (ok | continued).all():
+    if not (short | to_database | (six == _DEBUG)).all():
         return None
-    return len(starts) - int(np.count_nonzero(continued)), (starts[to_database & ok] + offset).tolist()
+    # The source ends at its first ': ': the first byte that is a colon or a blank (a space, a tab, a line break or
+    # any other control byte) must be a colon followed by a space.
+    stop = rows <= 32  # the whole rows: one long vector for numpy (the source's columns alone: a call per row)
+    stop |= rows == 58
+    stop[:, SOURCE_AT] &= short  # after a five-letter level, byte SOURCE_AT is the space that ends it
+    at = np.minimum(stop[:, SOURCE_AT:].argmax(axis=1), ROW - SOURCE_AT - 2)  # no stop: argmax 0, refused below
+    at += _first_of_rows(len(starts))
+    flat = rows.ravel()
+    if not ((flat[at] == 58) & (flat[at + 1] == 32)).all():
+        return None
+    return len(starts) - continuations, (starts[to_database] + offset).tolist()
+
+
+def _line_ends(data: np.ndarray) -> np.ndarray | None:
+    """Where the line breaks of `data` are; None when its lines are mostly short (then not the client's layout,
+    and a row of ROW bytes for each would cost far more than the patterns).
+
+    numpy's search of a byte mask for its True entries costs several times the comparison that makes the mask, so
+    the mask is searched eight bytes at a time: a word of it with one line break tells where by its one set bit. A
+    word with two (a line shorter than eight bytes, a short continuation line) falls back to the byte-wise search.
+    """
+    size = data.size
+    padded = -(-size // 8) * 8
+    mask = _scratch(padded)
+    np.equal(data, 10, out=mask[:size])
+    mask[size:] = False
+    words = mask.view(np.uint64)
+    hits = np.flatnonzero(words != 0)  # numpy's search of a bool array is fast, of other types slow
+    found = words[hits]
+    if (found & (found - _ONE)).any():
+        if np.count_nonzero(mask) > size // SHORTEST_LINES:
+            return None
+        return np.flatnonzero(mask)
+    if len(hits) > size // SHORTEST_LINES:
+        return None
+    bit = np.frexp(found.astype(np.float64))[1] - 1  # 8 * the byte's place in the word (little-endian)
+    ends: np.ndarray = hits * 8 + (bit >> 3)
+    return ends
+
+
+def _first_of_rows(count: int) -> np.ndarray:
+    """Where each of `count` rows' source starts in the rows' flat bytes (a new array: the caller adds to it)."""
+    return np.arange(SOURCE_AT, count * ROW, ROW)

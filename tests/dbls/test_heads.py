@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -120,8 +121,9 @@ def test_a_bad_line_anywhere_in_a_large_buffer_is_left_to_the_patterns(where: in
 def test_a_buffer_of_short_lines_goes_to_the_patterns_and_one_larger_than_a_piece_is_checked_piece_by_piece() -> None:
     """Rows of 64 bytes for lines of two would cost 30 times the payload: such a buffer is left to the patterns.
     A buffer of several pieces is counted across them, a continuation line right at a piece's start included."""
-    short = log_line("INFO", USUAL_STAMP, "APP", "x").encode() + b"\t\n" * 100_000
-    assert heads.usual_heads(short) is None and patterns_say(short) == (1, 0)
+    for continued in (b"\t\n", b"\t1234567\n"):  # two line breaks in a word of eight bytes, or one in each
+        short = log_line("INFO", USUAL_STAMP, "APP", "x").encode() + continued * 100_000
+        assert heads.usual_heads(short) is None and patterns_say(short) == (1, 0)
     line = log_line("INFO", USUAL_STAMP, "APP.JOB_1", "y" * 100).encode()
     alert = log_line("ALERT", USUAL_STAMP, "APP.JOB_1", "z").encode()
     body = line * (heads.PIECE_BYTES // len(line))
@@ -129,3 +131,28 @@ def test_a_buffer_of_short_lines_goes_to_the_patterns_and_one_larger_than_a_piec
     payload = body + b"\tcontinued at the next piece's start\n" + (alert + line * 1000) * 20
     assert len(payload) > heads.PIECE_BYTES + 2 * len(line)
     assert columns_say(payload) == patterns_say(payload) == (payload.count(b"\n2026") + 1, 20)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(min_size=1, max_size=200).map(lambda data: data.replace(b"\x0b", b"\n")))
+def test_the_line_breaks_found_eight_bytes_at_a_time_are_those_of_a_byte_wise_search(data: bytes) -> None:
+    """Words of the mask with one line break, with two (a line shorter than eight bytes), a buffer whose length is
+    not a multiple of eight; more line breaks than SHORTEST_LINES allows: None."""
+    found = heads._line_ends(np.frombuffer(data, np.uint8))
+    expected = np.flatnonzero(np.frombuffer(data, np.uint8) == 10).tolist()
+    if found is None:
+        assert len(expected) > len(data) // heads.SHORTEST_LINES
+    else:
+        assert found.tolist() == expected
+
+
+def test_a_piece_of_more_lines_than_the_kept_layout_rows_is_checked_whole() -> None:
+    lines = [log_line("INFO" if number % 100 else "ERROR", USUAL_STAMP, "A", "x") for number in range(20_000)]
+    _, payload = log_request({"APP1": lines})
+    assert payload.count(b"\n") > heads.KEPT_LAYOUT_ROWS and len(payload) < heads.PIECE_BYTES
+    assert columns_say(payload) == patterns_say(payload) == (20_000, 200)
+    for bad in (f"{USUAL_STAMP} INFO A:x\n", f"{USUAL_STAMP.replace('30', '3x')} INFO A: x\n"):
+        _, payload = log_request({"APP1": [*lines[:-1], bad]})
+        assert columns_say(payload) is None and patterns_say(payload) is None
+    _, payload = log_request({"APP1": [*lines[:-1], f"{USUAL_STAMP.replace(' ', 'T')} INFO A: x\n"]})
+    assert columns_say(payload) is None and patterns_say(payload) == (20_000, 200)  # valid, not in the usual layout
