@@ -292,6 +292,9 @@ class Connection:
         graceful stop, which waits for that run).
         """
         self.writer.write(encode(message))
+        transport = self.writer.transport
+        if not transport.get_write_buffer_size() and not transport.is_closing():
+            return  # the kernel took it all: nothing to wait for (the usual case, without a timer per reply)
         try:
             async with asyncio.timeout(self.send_timeout):
                 await self.writer.drain()

@@ -81,8 +81,11 @@ class Limits(Record):
     dead_peer_timeout: float = 60.0
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # json.dumps with options makes one per call
+
+
 def encode(message: Message) -> bytes:
-    return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
+    return _ENCODER.encode(message).encode() + b"\n"
 
 
 def decode(line: bytes) -> Message:
