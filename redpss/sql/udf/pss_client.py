@@ -53,22 +53,36 @@ class PssError(Exception):
         self.code = code
 
 
-class _Second:
-    """The last second now_text() formatted, and its text up to the "."."""
+class _Clock:
+    """What now_text() formatted last: the microsecond and its text, the second and its text up to the "." (an
+    instance's attributes: writing a class's costs every later read of them their quick path)."""
 
-    number = -1
-    text = ""
+    __slots__ = ("micro", "second", "second_text", "text")
+
+    def __init__(self) -> None:
+        self.micro = self.second = -1
+        self.text = self.second_text = ""
+
+
+_CLOCK = _Clock()
 
 
 def now_text() -> str:
     """The current local time as Exasol TIMESTAMP text: what a log line carries unless the caller gives one.
 
     Formatting a time costs several microseconds, more than the rest of a line; the text up to the seconds is kept
-    for as long as the second lasts, so a line pays only for its microseconds."""
-    second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-    if second != _Second.number:
-        _Second.number, _Second.text = second, time.strftime("%Y-%m-%d %H:%M:%S.", time.localtime(second))
-    return _Second.text + str(1_000_000 + nanoseconds // 1000)[1:]  # six digits, zeros in front
+    for as long as the second lasts, and the whole text for as long as the microsecond lasts (lines added one right
+    after another may share it), so a line pays at most for its six digits."""
+    micro = time.time_ns() // 1000
+    clock = _CLOCK
+    if micro == clock.micro:
+        return clock.text
+    second = micro // 1_000_000
+    if second != clock.second:
+        clock.second, clock.second_text = second, time.strftime("%Y-%m-%d %H:%M:%S.", time.localtime(second))
+    clock.micro = micro
+    clock.text = text = clock.second_text + str(micro)[-6:]  # the microseconds, zeros in front
+    return text
 
 
 class PssClient:
