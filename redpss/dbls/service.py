@@ -74,6 +74,7 @@ class DblsService(Service):
             limits=Limits(max_message=MAX_BATCH_BYTES),
             durable_ops=("log",),
             payload_ops=("log",),  # version 1 stays spoken: redctl's and JMON's pings say 1
+            foldable_ops=("log",),  # a client's buffers in a row: one acknowledgement (docs/protocols.md)
         )
         self.journal = journal_forwarder(self.paths.redenv)
         self.rows.start()

@@ -409,6 +409,67 @@ def test_durable_ops_need_a_durable_ack(server: WireServerThread, wire_log: pyte
     assert any("without saying the data is durable" in r.getMessage() for r in wire_log.records)
 
 
+# -- folded acknowledgements ------------------------------------------------------------------------------------------
+FOLDING_HELLO = encode({"op": "hello", "version": PROTOCOL_VERSION, "secret": SECRET, "client": "t", "fold_acks": True})
+
+
+def store(line: str) -> bytes:
+    return encode({"op": "store", "line": line})
+
+
+def read_replies(sock: socket.socket, count: int) -> list[Message]:
+    """The next `count` reply lines (waiting for them)."""
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return replies(data)
+
+
+def test_requests_that_came_in_a_row_are_acknowledged_by_one_reply_for_a_client_that_asks(
+    server: WireServerThread,
+) -> None:
+    with server.raw() as sock:
+        sock.sendall(FOLDING_HELLO)
+        assert read_replies(sock, 1)[0]["fold_acks"] == ["store"]
+        sock.sendall(store("a") + store("b") + store("c"))  # one write: all three are there when the first is done
+        assert read_replies(sock, 1) == [{"ok": True, "durable": True, "stored": 3, "acks": 3}]
+        sock.sendall(store("d"))  # alone: answered at once
+        assert read_replies(sock, 1) == [{"ok": True, "durable": True, "stored": 4, "acks": 1}]
+    with server.raw() as sock:  # a client that does not ask gets a reply per request, as before
+        sock.sendall(HELLO)
+        assert "fold_acks" not in read_replies(sock, 1)[0]
+        sock.sendall(store("e") + store("f"))
+        assert read_replies(sock, 2) == [{"ok": True, "durable": True, "stored": n} for n in (5, 6)]
+
+
+def test_a_held_acknowledgement_goes_out_before_any_other_reply(server: WireServerThread) -> None:
+    with server.raw() as sock:
+        sock.sendall(FOLDING_HELLO)
+        read_replies(sock, 1)
+        sock.sendall(store("a") + encode({"op": "refuse"}) + store("b") + encode({"op": "echo"}))
+        got = read_replies(sock, 4)
+        assert [reply.get("acks") for reply in got] == [1, None, 1, None]
+        assert [reply.get("code") for reply in got] == [None, "BAD_REQUEST", None, None]
+        sock.sendall(store("c") + b"not JSON\n")  # a refusal that closes the connection
+        got = replies(read_reply(sock))
+        assert got[0] == {"ok": True, "durable": True, "stored": 3, "acks": 1}
+        assert got[1]["code"] == "BAD_FRAME"
+
+
+def test_a_stop_sends_a_held_acknowledgement_whatever_the_next_request_waits_for() -> None:
+    """The next request's first bytes made the server hold the reply; it never completes. The stored line must be
+    acknowledged all the same, or the client would send it again to the next server."""
+    with WireServerThread(limits=Limits(max_message=65536)) as running, running.raw() as sock:
+        sock.sendall(FOLDING_HELLO)
+        read_replies(sock, 1)
+        sock.sendall(store("a") + b'{"op": "st')
+        wait_for(lambda: len(running.stored) == 1, 10, what="the request handled")
+        running.run(running.server.close)  # type: ignore[union-attr]
+        assert replies(read_reply(sock)) == [{"ok": True, "durable": True, "stored": 1, "acks": 1}]
+
+
 # -- TLS --------------------------------------------------------------------------------------------------------------
 def tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"

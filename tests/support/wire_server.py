@@ -3,7 +3,7 @@
 The handler answers a few test ops: `echo` (the request back), `push` (an event to subscribers), `subscribe`,
 `fail` (an unexpected exception), `refuse` (a RequestError), `store` (a durable op answered with `durable()`),
 `sloppy_store` (a durable op answered with a plain ok, which the server must not pass on), `held` (answers only when
-the test calls `release()`), anything else UNKNOWN_OP.
+the test calls `release()`), anything else UNKNOWN_OP. `store`'s acknowledgements are folded for a client that asks.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ class WireServerThread:
             limits=self.limits,
             durable_ops={"store", "sloppy_store"},
             payload_ops=self.payload_ops,
+            foldable_ops={"store"},
         )
         if self.unix_path is not None:
             await self.server.start_unix(self.unix_path)

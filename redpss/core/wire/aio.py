@@ -4,13 +4,16 @@ events (JMON -> SCHED). Imported only by what runs an event loop; `redpss.core.w
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import hmac
 import logging
 import socket
 import ssl
 import struct
+import termios
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
@@ -71,6 +74,10 @@ class _LineReader(asyncio.StreamReader):
 
     def set_limit(self, limit: int) -> None:
         self._limit = limit
+
+    def buffered(self) -> int:
+        """How many bytes are read and not taken yet."""
+        return len(self._buffer)  # type: ignore[attr-defined]  # StreamReader's own, not in typeshed
 
     def take_into(self, target: memoryview) -> int:
         """Move what is buffered already (at most len(target) bytes) into `target`; how many bytes that was."""
@@ -282,6 +289,9 @@ class Connection:
         # set by a handler once the request's effect is made (DBLS: the lines are in the files): close() then waits
         # up to COMMITTED_GRACE for its reply; cleared when the reply is sent
         self.committed = False
+        self.folds_acks = False  # its hello said `"fold_acks": true`: one reply may answer several requests
+        self.held: Message | None = None  # the durable reply held back to be folded into the next, and how many
+        self.held_acks = 0  # requests it answers
 
     async def send(self, message: Message) -> None:
         """Write one message; ConnectionResetError (the connection closed, with a WARNING) when the client has read
@@ -308,6 +318,26 @@ class Connection:
             self.writer.transport.abort()
             raise ConnectionResetError(f"{self.client} read nothing for {self.send_timeout:g} s") from None
 
+    def take_held(self) -> Message | None:
+        """The held reply with the number of requests it answers (`acks`), no longer held; None when none is."""
+        reply, self.held = self.held, None
+        if reply is not None:
+            reply["acks"], self.held_acks = self.held_acks, 0
+        return reply
+
+
+def _bytes_waiting(reader: _LineReader, writer: asyncio.StreamWriter) -> bool:
+    """Whether the client has sent more already: read and not taken, or still in the socket (its next request)."""
+    if reader.buffered():
+        return True
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return False
+    count = array.array("i", [0])
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+    return count[0] > 0
+
 
 Handler = Callable[[Message, Connection], Awaitable[Message]]
 
@@ -320,6 +350,8 @@ class JsonLineServer:
     `versions` are the protocol versions spoken (a hello with another is refused, with `version_hint` saying what to
     do about it); from version 2 the requests of `payload_ops` may carry a raw payload after their line, which the
     handler finds as a bytearray in `request["payload"]` (bulk data without JSON escaping; DBLS's log blocks).
+    The durable replies of `foldable_ops` to a client whose hello asks for it are folded while its next request is
+    already arriving: one reply (with `"acks": N`) answers N requests in a row (docs/protocols.md).
     """
 
     def __init__(
@@ -333,6 +365,7 @@ class JsonLineServer:
         versions: Collection[int] = SUPPORTED_VERSIONS,
         version_hint: str = "",
         payload_ops: Collection[str] = (),
+        foldable_ops: Collection[str] = (),
     ) -> None:
         self.handler = handler
         # every secret a hello may carry (a database-facing service: the instance's and its own, core.secret)
@@ -347,6 +380,7 @@ class JsonLineServer:
         self.versions = frozenset(versions)
         self.version_hint = version_hint
         self.payload_ops = frozenset(payload_ops)
+        self.foldable_ops = frozenset(foldable_ops) & self.durable_ops
         self.connections: set[Connection] = set()
         self.refusals = _RefusalLog(name)
         # connections without hello, oldest first, with the peer's description and when they were accepted
@@ -392,6 +426,11 @@ class JsonLineServer:
         self._closing = True
         if self._server is not None:
             self._server.close()
+            for connection in self.connections:
+                held = connection.take_held()  # durable already: sent now, whatever the connection's task waits for
+                if held is not None:
+                    connection.writer.write(encode(held))
+                    connection.committed = False  # its reply is out
             idle = [c.writer for c in self.connections if not c.busy]
             for writer in [*self._unauthenticated, *idle]:
                 writer.close()
@@ -457,17 +496,25 @@ class JsonLineServer:
             self._unauthenticated.pop(writer, None)
             reader.set_limit(self.limits.max_message)
             self.connections.add(connection)
-            await connection.send({"ok": True, "server": self.name, "version": connection.version})
+            welcome: Message = {"ok": True, "server": self.name, "version": connection.version}
+            if connection.folds_acks and self.foldable_ops:
+                welcome["fold_acks"] = sorted(self.foldable_ops)
+            await connection.send(welcome)
             while not self._closing and (request := await self._read(reader, self.limits.max_message)) is not None:
                 if self._closing:
                     break  # read while close() ran: not started, so its client sends it again elsewhere
                 connection.busy = True
                 await self._handle(reader, request, connection)
-                connection.busy = connection.committed = False
+                # a held reply keeps the connection busy and committed: close() sends it, never drops it
+                connection.busy = connection.committed = connection.held is not None
             if self._closing:
+                await self._send_held(connection)
                 await self._linger(reader, writer)  # so the last reply is not lost to a reset
         except _Refused as exc:
             self.refusals.warn(exc.code, peer if connection is None else f"{connection.client} at {peer}", str(exc))
+            if connection is not None:
+                with contextlib.suppress(ConnectionError, OSError):
+                    await self._send_held(connection)  # the requests before the bad one were answered
             await self._refuse(reader, writer, exc)
         except (ConnectionError, OSError) as exc:
             log.debug("%s: connection of %s ended: %s", self.name, peer, exc)
@@ -485,13 +532,35 @@ class JsonLineServer:
         """Read the request's payload, if it has one, and answer it; the payload's bytes go back to the budget once
         it is answered (the handler is done with the buffer)."""
         if "payload" not in request:
-            await connection.send(await self._answer(request, connection))
+            await self._reply(reader, request, await self._answer(request, connection), connection)
             return
         payload = request["payload"] = await self._read_payload(reader, request, connection)
         try:
-            await connection.send(await self._answer(request, connection))
+            reply = await self._answer(request, connection)
         finally:
             self.payloads.give(len(payload))
+        await self._reply(reader, request, reply, connection)
+
+    async def _reply(
+        self, reader: asyncio.StreamReader, request: Message, reply: Message, connection: Connection
+    ) -> None:
+        """Send the reply, or hold it back: a durable ok of a foldable op, to a client that folds acknowledgements,
+        while its next request is already arriving (the next reply then answers both, and a client sending a stream
+        of buffers wakes once per few of them instead of once per buffer). Any other reply first sends a held one."""
+        if connection.folds_acks and reply.get("durable") is True and request.get("op") in self.foldable_ops:
+            connection.held, connection.held_acks = reply, connection.held_acks + 1
+            assert isinstance(reader, _LineReader)
+            if _bytes_waiting(reader, connection.writer):
+                return
+        else:
+            await self._send_held(connection)
+        await connection.send(connection.take_held() or reply)
+
+    @staticmethod
+    async def _send_held(connection: Connection) -> None:
+        held = connection.take_held()
+        if held is not None:
+            await connection.send(held)
 
     async def _start_tls(self, writer: asyncio.StreamWriter) -> None:
         """The server side of the TLS handshake, within the hello deadline; _Refused when it fails or takes longer
@@ -580,7 +649,9 @@ class JsonLineServer:
             raise _Refused(Code.TOO_MANY_CONNECTIONS, f"{self.limits.max_clients} clients connected already")
         client = hello.get("client")
         name = client[:100] if isinstance(client, str) else "?"
-        return Connection(writer, name, peer, version, self.limits.send_timeout)
+        connection = Connection(writer, name, peer, version, self.limits.send_timeout)
+        connection.folds_acks = hello.get("fold_acks") is True
+        return connection
 
     def _instance_secret_from_elsewhere(self, writer: asyncio.StreamWriter) -> None:
         """A WARNING, once per address, when another machine opens a database-facing service with the instance

@@ -132,7 +132,8 @@ class PssClient:
         self.file = sock.makefile("rb")
         self.events: list[dict[str, Any]] = []  # pushed messages seen while waiting for replies
         try:
-            reply = self.exchange({"op": "hello", "version": PROTOCOL_VERSION, "secret": secret, "client": client})
+            hello = {"op": "hello", "version": PROTOCOL_VERSION, "secret": secret, "client": client, "fold_acks": True}
+            reply = self.exchange(hello)
             _check(reply, "hello")
         except PssError:
             self.close()
@@ -326,10 +327,11 @@ class LogBuffer:
     """Log lines collected during one batch of UDF calls and sent in buffers of `max_lines`, as PSS_LOG does.
 
     Lines are formatted as they are added and kept per schema, so a buffer goes out as one block per schema.
-    Up to `window` full buffers travel before their acknowledgements are awaited (the server answers in order), so
-    the client does not idle for a round trip per buffer; `flush()` sends the rest and returns only once DBLS has
-    acknowledged every line as durable. A refusal or a lost connection raises PssError: the caller must assume
-    that no line since its last successful flush() is safe. `pending` is the number of lines not sent yet.
+    Up to `window` full buffers travel before their acknowledgements are awaited (the server answers in order, one
+    reply for the buffers that came in a row: `acks`), so the client does not idle for a round trip per buffer;
+    `flush()` sends the rest and returns only once DBLS has acknowledged every line as durable. A refusal or a lost
+    connection raises PssError: the caller must assume that no line since its last successful flush() is safe.
+    `pending` is the number of lines not sent yet.
     """
 
     def __init__(self, client: PssClient, source: str = "", max_lines: int = 1000, window: int = 4) -> None:
@@ -393,7 +395,12 @@ class LogBuffer:
         failure: PssError | None = None
         while self.unacknowledged > allowed:
             reply = self.client.next_reply()
-            self.unacknowledged -= 1
+            answered = reply.get("acks", 1)  # DBLS folds the acknowledgements of buffers that came in a row
+            if type(answered) is not int or not 1 <= answered <= self.unacknowledged:
+                raise PssError(
+                    f"{self.client.address} acknowledged {answered!r:.20} buffers, {self.unacknowledged} were due"
+                )
+            self.unacknowledged -= answered
             try:
                 _durable(_check(reply, "log"), self.client.address)
             except PssError as exc:
