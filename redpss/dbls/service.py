@@ -59,7 +59,13 @@ class DblsService(Service):
         self.paths = paths
         self.files = SchemaFiles(paths.log_db)
         session = DbSession(DbSettings.from_config(config, client_name="RED-PSS DBLS"))
-        self.rows = RowWriter("DB log messages", paths.tmp / "dbls-messages.spool", session, row_ids=LOG_MESSAGE_IDS)
+        self.rows = RowWriter(
+            "DB log messages",
+            paths.tmp / "dbls-messages.spool",
+            session,
+            row_ids=LOG_MESSAGE_IDS,
+            fsync_appends=False,  # as durable as the lines in the files: written, not fsync'd (docs/decisions.md)
+        )
         self.journal: JournalQueue[DbLine] | None = None
         self.server: JsonLineServer | None = None
         self.lines = 0
@@ -105,9 +111,9 @@ class DblsService(Service):
         if batch.to_database:
             # The ERROR/ALERT rows go on disk first, held back from the database until the lines are in the files:
             # so a refusal leaves nothing behind that the client's resend would duplicate, and an acknowledgement
-            # never covers rows in memory only (lost with DBLS).
-            # (a stop that cuts the request off meanwhile: the row writer's stop withdraws what is still held)
-            spooled = await asyncio.to_thread(self._spool, batch.to_database)
+            # never covers rows in memory only (lost with DBLS). Written on the loop, not fsync'd, like the lines:
+            # a hand-over to a thread and back cost more than the whole buffer's check.
+            spooled = self._spool(batch.to_database)
             if spooled is None:
                 problem = self.rows.spool_failing or "the spool could not be written"
                 log.error("refused a log buffer with ERROR/ALERT lines from %s: the row spool cannot be written (%s)",

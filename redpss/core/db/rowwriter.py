@@ -125,8 +125,12 @@ class RowWriter:
         keys: Mapping[str, Sequence[str]] | None = None,
         row_ids: Mapping[str, str] | None = None,
         behind_retry: float = BEHIND_RETRY,
+        fsync_appends: bool = True,
     ) -> None:
         self.name = name
+        # False: an append is on disk once written (it survives this process, as DBLS's files do, not a power loss)
+        # and is answered without an fsync, so a caller may append on its event loop (docs/decisions.md)
+        self.fsync_appends = fsync_appends
         self.discard_before = spool.with_name(CLONE_CUTOFF_FILE)  # read at start and before every round
         self._cutoff_seen = 0
         self.spool = spool
@@ -185,7 +189,9 @@ class RowWriter:
                 self._unspooled.update(entry.seq for entry in entries)
             generation = self._generation
         self._wake.set()
-        return end is not None and self._sync(generation, end, [entry.seq for entry in entries])
+        if end is None:
+            return False
+        return not self.fsync_appends or self._sync(generation, end, [entry.seq for entry in entries])
 
     def append_held(self, table: str, rows: Iterable[Mapping[str, Any]]) -> list[int] | None:
         """Put `rows` for `table` on disk, held back from the database until `release`: their sequence numbers, or
@@ -207,7 +213,7 @@ class RowWriter:
             generation = self._generation
             region = _Region(generation, end - len(data), end, frozenset(seqs))
             self._held_at.update(dict.fromkeys(seqs, region))
-        if not self._sync(generation, end, seqs):
+        if self.fsync_appends and not self._sync(generation, end, seqs):
             self.cancel(seqs)
             return None
         return seqs
