@@ -13,11 +13,12 @@ import argparse
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
-from redpss.core.db.rowwriter import LOG_MESSAGE_IDS, RowWriter
+from redpss.core.db.rowwriter import LOG_MESSAGE_IDS, Busy, RowWriter
 from redpss.core.entry import run_instance_daemon
 from redpss.core.logging.journal_queue import JournalQueue
 from redpss.core.paths import InstancePaths
@@ -112,8 +113,12 @@ class DblsService(Service):
             # The ERROR/ALERT rows go on disk first, held back from the database until the lines are in the files:
             # so a refusal leaves nothing behind that the client's resend would duplicate, and an acknowledgement
             # never covers rows in memory only (lost with DBLS). Written on the loop, not fsync'd, like the lines:
-            # a hand-over to a thread and back cost more than the whole buffer's check.
-            spooled = self._spool(batch.to_database)
+            # a hand-over to a thread and back cost more than the whole buffer's check. Only while the row
+            # writer's thread holds the spool (rewriting it, with an fsync) is the append left to a thread.
+            # (a stop that cuts the request off there: the row writer's stop withdraws what is still held)
+            spooled = self._spool(batch.to_database, wait=False)
+            if isinstance(spooled, Busy):
+                spooled = await asyncio.to_thread(self._spool, batch.to_database, wait=True)
             if spooled is None:
                 problem = self.rows.spool_failing or "the spool could not be written"
                 log.error("refused a log buffer with ERROR/ALERT lines from %s: the row spool cannot be written (%s)",
@@ -146,23 +151,17 @@ class DblsService(Service):
         self.batches += 1
         return durable(lines=batch.lines)
 
-    def _spool(self, lines: list[DbLine]) -> list[int] | None:
-        """The ERROR/ALERT rows on disk, held, grouped by schema: their sequence numbers, or None with nothing kept."""
-        by_table: dict[str, list[DbLine]] = {}
+    @overload
+    def _spool(self, lines: list[DbLine], *, wait: Literal[True]) -> list[int] | None: ...
+    @overload
+    def _spool(self, lines: list[DbLine], *, wait: bool) -> list[int] | Busy | None: ...
+    def _spool(self, lines: list[DbLine], *, wait: bool) -> list[int] | Busy | None:
+        """The ERROR/ALERT rows on disk in one write, held: their sequence numbers, None with nothing kept, or BUSY
+        (nothing done) when not waiting while the row writer's thread holds the spool."""
+        by_table: dict[str, list[dict[str, Any]]] = {}
         for line in lines:
-            by_table.setdefault(f"{line.schema}.LOG_MESSAGES", []).append(line)
-        held: list[int] = []
-        try:
-            for table, group in by_table.items():
-                seqs = self.rows.append_held(table, [line.row() for line in group])
-                if seqs is None:
-                    self.rows.cancel(held)
-                    return None
-                held += seqs
-        except BaseException:
-            self.rows.cancel(held)
-            raise
-        return held
+            by_table.setdefault(f"{line.schema}.LOG_MESSAGES", []).append(line.row())
+        return self.rows.append_held(by_table, wait=wait)
 
     def status(self) -> str:
         backlog = self.rows.backlog()

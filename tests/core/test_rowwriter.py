@@ -15,7 +15,7 @@ import pytest
 
 from redpss.core.config import Secret
 from redpss.core.db import Backoff, DbSession, DbSettings
-from redpss.core.db.rowwriter import RowWriter
+from redpss.core.db.rowwriter import BUSY, RowWriter
 from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
 from tests.support.private_tmp import PrivateTmp
@@ -182,8 +182,8 @@ def test_held_rows_wait_for_release_and_cancelled_ones_never_arrive_not_even_aft
     spool = tmp_path / "rows.spool"
     writer = make(writers, devdb, spool)
     writer.start()
-    kept = writer.append_held(TABLE, [{"ID": 1}, {"ID": 2}])
-    withdrawn = writer.append_held(TABLE, [{"ID": 3}])
+    kept = writer.append_held({TABLE: [{"ID": 1}, {"ID": 2}]})
+    withdrawn = writer.append_held({TABLE: [{"ID": 3}]})
     assert kept and withdrawn
     assert [json.loads(line)["row"]["ID"] for line in spool.read_text().splitlines()] == [1, 2, 3]  # on disk
     writer.append(TABLE, [{"ID": 4}])  # a row not held goes on: held ones hold up nobody
@@ -208,13 +208,13 @@ def test_rows_that_cannot_be_held_on_disk_are_not_kept_at_all(
     spool = tmp_path / "rows.spool"
     writer = make(writers, devdb, spool)
     spool.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
-    assert writer.append_held(TABLE, [{"ID": 1}]) is None
-    assert writer.append_held(TABLE, [{"ID": 2}]) is None  # the spool is known to fail: refused at once
+    assert writer.append_held({TABLE: [{"ID": 1}]}) is None
+    assert writer.append_held({TABLE: [{"ID": 2}]}) is None  # the spool is known to fail: refused at once
     assert writer.backlog().rows == 0
     spool.unlink()
     writer.start()  # the writer's probe finds the disk writable again
     wait_for(lambda: writer.backlog().spool_error == "", 10, what="the spool problem cleared")
-    seqs = writer.append_held(TABLE, [{"ID": 3}])
+    seqs = writer.append_held({TABLE: [{"ID": 3}]})
     assert seqs is not None
     writer.release(seqs)
     wait_for(lambda: ids_in_table(devdb) == [3], 20, what="only the row held once the spool works")
@@ -310,10 +310,10 @@ def test_rows_still_held_at_a_stop_do_not_come_back(
     spool = tmp_path / "rows.spool"
     writer = make(writers, devdb, spool)
     writer.start()
-    assert writer.append_held(TABLE, [{"ID": 1}])
+    assert writer.append_held({TABLE: [{"ID": 1}]})
     writer.append(TABLE, [{"ID": 2}])
     writer.stop(timeout=5)
-    assert writer.append_held(TABLE, [{"ID": 3}]) is None  # after the stop: nothing is taken
+    assert writer.append_held({TABLE: [{"ID": 3}]}) is None  # after the stop: nothing is taken
     again = make(writers, devdb, spool)
     again.start()
     wait_for(lambda: again.backlog().rows == 0, 20, what="the restarted writer idle")
@@ -381,7 +381,7 @@ def test_rows_withdrawn_while_the_disk_is_full_do_not_come_back_after_a_restart(
         spool = private.inside(folder / "rows.spool")
         writer = RowWriter("test rows", spool, DbSession(away, backoff=Backoff(initial=0.05, cap=0.2)))
         writer.append(TABLE, [{"ID": 1, "NAME": "acknowledged"}])
-        held = writer.append_held(TABLE, [{"ID": 2, "NAME": "refused"}, {"ID": 3, "NAME": "refused"}])
+        held = writer.append_held({TABLE: [{"ID": 2, "NAME": "refused"}, {"ID": 3, "NAME": "refused"}]})
         assert held
         writer.append(TABLE, [{"ID": 4, "NAME": "acknowledged after"}])
         private.fill()
@@ -393,3 +393,19 @@ def test_rows_withdrawn_while_the_disk_is_full_do_not_come_back_after_a_restart(
         again.stop(timeout=0.1)
     finally:
         private.close()
+
+
+def test_an_append_that_may_not_wait_says_busy_while_the_writers_thread_holds_the_spool(tmp_path: Path) -> None:
+    """DBLS appends on its event loop and must not wait there while the writer's thread rewrites the spool (an
+    fsync under the lock): it is told BUSY, with nothing done, and appends from a thread instead."""
+    away = DbSettings(dsn=f"127.0.0.1:{free_port()}", user="sys", password=Secret("x"), encryption=False)
+    writer = RowWriter("test", tmp_path / "rows.spool", DbSession(away), fsync_appends=False)  # never started
+    with writer._lock:  # as the writer's thread holds it while it rewrites the spool
+        assert writer.append_held({TABLE: [{"ID": 1}]}, wait=False) is BUSY
+    assert writer.backlog().rows == 0
+    try:
+        seqs = writer.append_held({TABLE: [{"ID": 2}], "S2.T": [{"ID": 3}]}, wait=False)
+        assert isinstance(seqs, list) and len(seqs) == 2  # two tables, one write
+        assert writer.backlog().rows == 2
+    finally:
+        writer.stop(timeout=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from redpss.core.wire import (
+    PAYLOAD_VERSION,
     PROTOCOL_VERSION,
     AsyncClient,
     BlockingClient,
@@ -460,14 +462,53 @@ def test_a_held_acknowledgement_goes_out_before_any_other_reply(server: WireServ
 
 def test_a_stop_sends_a_held_acknowledgement_whatever_the_next_request_waits_for() -> None:
     """The next request's first bytes made the server hold the reply; it never completes. The stored line must be
-    acknowledged all the same, or the client would send it again to the next server."""
-    with WireServerThread(limits=Limits(max_message=65536)) as running, running.raw() as sock:
+    acknowledged all the same, or the client would send it again to the next server. (The hold's own deadline is
+    set far off here: the stop is what sends it.)"""
+    with WireServerThread(limits=Limits(fold_wait=60)) as running, running.raw() as sock:
         sock.sendall(FOLDING_HELLO)
         read_replies(sock, 1)
         sock.sendall(store("a") + b'{"op": "st')
         wait_for(lambda: len(running.stored) == 1, 10, what="the request handled")
-        running.run(running.server.close)  # type: ignore[union-attr]
-        assert replies(read_reply(sock)) == [{"ok": True, "durable": True, "stored": 1, "acks": 1}]
+        assert running.server is not None
+        running.loop.call_soon_threadsafe(asyncio.ensure_future, running.server.close())
+        sock.settimeout(CLOSE_GRACE / 2)  # at once, not when the stop gives up on the request cut short
+        assert read_replies(sock, 1) == [{"ok": True, "durable": True, "stored": 1, "acks": 1}]
+
+
+def test_a_held_acknowledgement_goes_out_on_its_own_when_the_next_request_is_slow(server: WireServerThread) -> None:
+    """Bytes that made the server hold a reply may be a request still far from complete, or no request at all."""
+    with server.raw() as sock:
+        sock.sendall(FOLDING_HELLO)
+        read_replies(sock, 1)
+        sock.sendall(store("a") + b'{"op": "st')
+        assert read_replies(sock, 1) == [{"ok": True, "durable": True, "stored": 1, "acks": 1}]
+
+
+def stored_one(running: WireServerThread) -> bool:
+    return len(running.stored) == 1
+
+
+def test_a_held_acknowledgement_reaches_a_client_that_ends_its_side_within_its_next_request() -> None:
+    """A line cut short is a refusal (BAD_FRAME), a payload cut short a lost connection: the held reply goes first."""
+    hello = {"op": "hello", "version": PAYLOAD_VERSION, "secret": SECRET, "client": "t", "fold_acks": True}
+    for cut_short in (b'{"op": "st', encode({"op": "store", "payload": 100}) + b"x" * 10):
+        with WireServerThread(limits=Limits(fold_wait=60), payload_ops={"store"}) as running, running.raw() as sock:
+            sock.sendall(encode(hello))
+            read_replies(sock, 1)
+            sock.sendall(store("a") + cut_short)
+            wait_for(functools.partial(stored_one, running), 10, what="the request handled")
+            sock.shutdown(socket.SHUT_WR)
+            got = replies(read_reply(sock))
+            assert got[0] == {"ok": True, "durable": True, "stored": 1, "acks": 1}
+            assert [reply.get("code") for reply in got[1:]] in ([], ["BAD_FRAME"])
+
+
+def test_requests_matched_by_seq_are_not_folded(server: WireServerThread) -> None:
+    with server.raw() as sock:
+        sock.sendall(FOLDING_HELLO)
+        read_replies(sock, 1)
+        sock.sendall(encode({"op": "store", "seq": 1}) + encode({"op": "store", "seq": 2}))
+        assert [(reply["seq"], "acks" in reply) for reply in read_replies(sock, 2)] == [(1, False), (2, False)]
 
 
 # -- TLS --------------------------------------------------------------------------------------------------------------

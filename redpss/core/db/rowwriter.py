@@ -1,8 +1,9 @@
 """The one durable writer of rows for the database: spool first, then insert in batches from a thread.
 
 Every daemon that produces rows for the database (SCHED's run log, JMON's statistics, the database log server)
-hands them to a RowWriter. `append` returns once the rows are on disk (written and fsync'd to the spool), so a
-caller may acknowledge them; a writer thread with its own session inserts them in batches. While the database is
+hands them to a RowWriter. `append` returns once the rows are on disk (written and fsync'd to the spool; a writer
+made with `fsync_appends=False`, DBLS's, only writes them, as durable as its log files), so a caller may
+acknowledge them; a writer thread with its own session inserts them in batches. While the database is
 away the rows wait in the spool, also across restarts. Rows the database refuses (a wrong column, a value too long)
 go to the `.rejected` file beside the spool with the reason, so one bad row never holds up the others; a statement
 that failed for a passing reason (timed out, aborted by KILL STATEMENT, a transaction collision) refuses nothing and
@@ -36,6 +37,7 @@ resend would duplicate, and no acknowledgement covers rows held in memory only.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import itertools
 import json
@@ -48,7 +50,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, Literal, NamedTuple, overload
 
 from redpss.core.db.errors import DatabaseError, DatabaseQueryError
 from redpss.core.db.session import DbSession
@@ -94,6 +96,15 @@ class Backlog:
             "last_error": self.last_error,
             "spool_error": self.spool_error,
         }
+
+
+class Busy(enum.Enum):
+    """append_held's answer when told not to wait for the spool's lock."""
+
+    BUSY = "busy"
+
+
+BUSY = Busy.BUSY
 
 
 @dataclass(frozen=True)
@@ -193,13 +204,27 @@ class RowWriter:
             return False
         return not self.fsync_appends or self._sync(generation, end, [entry.seq for entry in entries])
 
-    def append_held(self, table: str, rows: Iterable[Mapping[str, Any]]) -> list[int] | None:
-        """Put `rows` for `table` on disk, held back from the database until `release`: their sequence numbers, or
-        None when they cannot be made durable now (a full disk, a failed fsync), and then nothing is kept."""
-        with self._lock:
+    @overload
+    def append_held(
+        self, rows_by_table: Mapping[str, Iterable[Mapping[str, Any]]], *, wait: Literal[True] = True
+    ) -> list[int] | None: ...
+    @overload
+    def append_held(
+        self, rows_by_table: Mapping[str, Iterable[Mapping[str, Any]]], *, wait: bool
+    ) -> list[int] | Busy | None: ...
+    def append_held(
+        self, rows_by_table: Mapping[str, Iterable[Mapping[str, Any]]], *, wait: bool = True
+    ) -> list[int] | Busy | None:
+        """Put the rows (table -> rows) on disk in one write, held back from the database until `release`: their
+        sequence numbers, or None when they cannot be made durable now (a full disk, a failed write or fsync), and
+        then nothing is kept. With `wait` False, BUSY instead of waiting while the writer's thread holds the spool
+        (a rewrite: an fsync under the lock), for a caller on an event loop to try again from a thread."""
+        if not self._lock.acquire(blocking=wait):
+            return BUSY
+        try:
             if self._spool_error or self._stop.is_set():  # stopping: the spool is closed, or about to be
                 return None
-            entries = self._new_entries(table, rows)
+            entries = [entry for table, rows in rows_by_table.items() for entry in self._new_entries(table, rows)]
             seqs = [entry.seq for entry in entries]
             if not entries:
                 return seqs
@@ -213,6 +238,8 @@ class RowWriter:
             generation = self._generation
             region = _Region(generation, end - len(data), end, frozenset(seqs))
             self._held_at.update(dict.fromkeys(seqs, region))
+        finally:
+            self._lock.release()
         if self.fsync_appends and not self._sync(generation, end, seqs):
             self.cancel(seqs)
             return None
@@ -608,7 +635,7 @@ class RowWriter:
         if not self._pending or self._spool_oversized():
             self._rewrite_spool()
             return
-        # not fsync'd: the next append's fsync takes it along; lost, it means the batch is written again (at least once)
+        # not fsync'd: the next fsync'd append takes it along; lost, the batch is written again (at least once)
         self._spool_write((json.dumps({"done": seqs}) + "\n").encode(), what="a note of written rows")
 
     def _spool_oversized(self) -> bool:

@@ -278,6 +278,8 @@ class Connection:
         peer: str = "",
         version: int = PROTOCOL_VERSION,
         send_timeout: float = Limits.send_timeout,
+        *,
+        fold_wait: float = Limits.fold_wait,
     ) -> None:
         self.writer = writer
         self.client = client
@@ -292,6 +294,8 @@ class Connection:
         self.folds_acks = False  # its hello said `"fold_acks": true`: one reply may answer several requests
         self.held: Message | None = None  # the durable reply held back to be folded into the next, and how many
         self.held_acks = 0  # requests it answers
+        self._held_timer: asyncio.TimerHandle | None = None  # sends it if the next reply does not come soon
+        self.fold_wait = fold_wait
 
     async def send(self, message: Message) -> None:
         """Write one message; ConnectionResetError (the connection closed, with a WARNING) when the client has read
@@ -318,12 +322,30 @@ class Connection:
             self.writer.transport.abort()
             raise ConnectionResetError(f"{self.client} read nothing for {self.send_timeout:g} s") from None
 
+    def hold(self, reply: Message) -> None:
+        """Hold a durable reply back to fold it into the next; it goes out on its own after `fold_wait` at the latest
+        (the next request may be slow to arrive or to answer, or the bytes seen were no request)."""
+        self.held, self.held_acks = reply, self.held_acks + 1
+        if self._held_timer is None:
+            self._held_timer = asyncio.get_running_loop().call_later(self.fold_wait, self.write_held)
+
     def take_held(self) -> Message | None:
         """The held reply with the number of requests it answers (`acks`), no longer held; None when none is."""
+        if self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
         reply, self.held = self.held, None
         if reply is not None:
             reply["acks"], self.held_acks = self.held_acks, 0
         return reply
+
+    def write_held(self) -> None:
+        """Send the held reply now, without waiting: while a reply is held the connection's task writes nothing
+        else (any reply of it takes the held one first), so this cannot cut into another message."""
+        held = self.take_held()
+        if held is not None and not self.writer.transport.is_closing():
+            with contextlib.suppress(Exception):  # a transport that fails here fails its task's next step too
+                self.writer.write(encode(held))
 
 
 def _bytes_waiting(reader: _LineReader, writer: asyncio.StreamWriter) -> bool:
@@ -426,12 +448,11 @@ class JsonLineServer:
         self._closing = True
         if self._server is not None:
             self._server.close()
+            # a connection with a held reply is not idle: the reply goes out now, whatever its task waits for, and
+            # the task ends the connection with its linger (closed at once, unread input would reset it)
+            idle = [c.writer for c in self.connections if not c.busy and c.held is None]
             for connection in self.connections:
-                held = connection.take_held()  # durable already: sent now, whatever the connection's task waits for
-                if held is not None:
-                    connection.writer.write(encode(held))
-                    connection.committed = False  # its reply is out
-            idle = [c.writer for c in self.connections if not c.busy]
+                connection.write_held()
             for writer in [*self._unauthenticated, *idle]:
                 writer.close()
             if self._tasks:
@@ -505,16 +526,14 @@ class JsonLineServer:
                     break  # read while close() ran: not started, so its client sends it again elsewhere
                 connection.busy = True
                 await self._handle(reader, request, connection)
-                # a held reply keeps the connection busy and committed: close() sends it, never drops it
-                connection.busy = connection.committed = connection.held is not None
+                connection.busy = connection.committed = False
             if self._closing:
-                await self._send_held(connection)
+                connection.write_held()
                 await self._linger(reader, writer)  # so the last reply is not lost to a reset
         except _Refused as exc:
             self.refusals.warn(exc.code, peer if connection is None else f"{connection.client} at {peer}", str(exc))
             if connection is not None:
-                with contextlib.suppress(ConnectionError, OSError):
-                    await self._send_held(connection)  # the requests before the bad one were answered
+                connection.write_held()  # the requests before the bad one were answered
             await self._refuse(reader, writer, exc)
         except (ConnectionError, OSError) as exc:
             log.debug("%s: connection of %s ended: %s", self.name, peer, exc)
@@ -523,6 +542,7 @@ class JsonLineServer:
         finally:
             self._unauthenticated.pop(writer, None)
             if connection is not None:
+                connection.write_held()  # e.g. the client half-closed within its next request: it may still read
                 self.connections.discard(connection)
             writer.close()
             with contextlib.suppress(Exception):
@@ -536,10 +556,9 @@ class JsonLineServer:
             return
         payload = request["payload"] = await self._read_payload(reader, request, connection)
         try:
-            reply = await self._answer(request, connection)
+            await self._reply(reader, request, await self._answer(request, connection), connection)
         finally:
             self.payloads.give(len(payload))
-        await self._reply(reader, request, reply, connection)
 
     async def _reply(
         self, reader: asyncio.StreamReader, request: Message, reply: Message, connection: Connection
@@ -547,8 +566,13 @@ class JsonLineServer:
         """Send the reply, or hold it back: a durable ok of a foldable op, to a client that folds acknowledgements,
         while its next request is already arriving (the next reply then answers both, and a client sending a stream
         of buffers wakes once per few of them instead of once per buffer). Any other reply first sends a held one."""
-        if connection.folds_acks and reply.get("durable") is True and request.get("op") in self.foldable_ops:
-            connection.held, connection.held_acks = reply, connection.held_acks + 1
+        if (
+            connection.folds_acks
+            and reply.get("durable") is True
+            and request.get("op") in self.foldable_ops
+            and "seq" not in request  # a client matching replies by seq would miss the folded ones
+        ):
+            connection.hold(reply)
             assert isinstance(reader, _LineReader)
             if _bytes_waiting(reader, connection.writer):
                 return
@@ -649,7 +673,7 @@ class JsonLineServer:
             raise _Refused(Code.TOO_MANY_CONNECTIONS, f"{self.limits.max_clients} clients connected already")
         client = hello.get("client")
         name = client[:100] if isinstance(client, str) else "?"
-        connection = Connection(writer, name, peer, version, self.limits.send_timeout)
+        connection = Connection(writer, name, peer, version, self.limits.send_timeout, fold_wait=self.limits.fold_wait)
         connection.folds_acks = hello.get("fold_acks") is True
         return connection
 

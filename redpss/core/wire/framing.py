@@ -79,6 +79,9 @@ class Limits(Record):
     # seconds after which a TCP peer that stopped answering (power lost, network gone) counts as gone, even on an
     # idle connection, such as JEXEC's requester waiting for a long script (core.net.notice_dead_peer)
     dead_peer_timeout: float = 60.0
+    # seconds a durable reply may be held back to be folded into the next (docs/protocols.md): a client's next
+    # buffer on the same network arrives and is answered within a few ms; past this the reply goes out on its own
+    fold_wait: float = 0.02
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # json.dumps with options makes one per call
