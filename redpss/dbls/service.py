@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal, overload
+from typing import Any
 
 from redpss.core.config import Config
 from redpss.core.daemon import Service
@@ -116,9 +116,10 @@ class DblsService(Service):
             # a hand-over to a thread and back cost more than the whole buffer's check. Only while the row
             # writer's thread holds the spool (rewriting it, with an fsync) is the append left to a thread.
             # (a stop that cuts the request off there: the row writer's stop withdraws what is still held)
-            spooled = self._spool(batch.to_database, wait=False)
+            rows = _rows_by_table(batch.to_database)
+            spooled = self.rows.append_held(rows, wait=False)
             if isinstance(spooled, Busy):
-                spooled = await asyncio.to_thread(self._spool, batch.to_database, wait=True)
+                spooled = await asyncio.to_thread(self.rows.append_held, rows)
             if spooled is None:
                 problem = self.rows.spool_failing or "the spool could not be written"
                 log.error("refused a log buffer with ERROR/ALERT lines from %s: the row spool cannot be written (%s)",
@@ -151,18 +152,6 @@ class DblsService(Service):
         self.batches += 1
         return durable(lines=batch.lines)
 
-    @overload
-    def _spool(self, lines: list[DbLine], *, wait: Literal[True]) -> list[int] | None: ...
-    @overload
-    def _spool(self, lines: list[DbLine], *, wait: bool) -> list[int] | Busy | None: ...
-    def _spool(self, lines: list[DbLine], *, wait: bool) -> list[int] | Busy | None:
-        """The ERROR/ALERT rows on disk in one write, held: their sequence numbers, None with nothing kept, or BUSY
-        (nothing done) when not waiting while the row writer's thread holds the spool."""
-        by_table: dict[str, list[dict[str, Any]]] = {}
-        for line in lines:
-            by_table.setdefault(f"{line.schema}.LOG_MESSAGES", []).append(line.row())
-        return self.rows.append_held(by_table, wait=wait)
-
     def status(self) -> str:
         backlog = self.rows.backlog()
         text = f"{self.lines} lines in {self.batches} buffers; {backlog.rows} row(s) wait for LOG_MESSAGES"
@@ -191,6 +180,14 @@ class DblsService(Service):
             await asyncio.to_thread(self.journal.close)
         await asyncio.to_thread(self.rows.stop, rows_timeout)
         self.files.close()
+
+
+def _rows_by_table(lines: list[DbLine]) -> dict[str, list[dict[str, Any]]]:
+    """The ERROR/ALERT lines' rows for LOG_MESSAGES, by schema: one held append for them all."""
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_table.setdefault(f"{line.schema}.LOG_MESSAGES", []).append(line.row())
+    return by_table
 
 
 def _build(config: Config, paths: InstancePaths, args: argparse.Namespace) -> Service:

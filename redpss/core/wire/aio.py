@@ -576,15 +576,10 @@ class JsonLineServer:
             assert isinstance(reader, _LineReader)
             if _bytes_waiting(reader, connection.writer):
                 return
+            reply = connection.take_held() or reply
         else:
-            await self._send_held(connection)
-        await connection.send(connection.take_held() or reply)
-
-    @staticmethod
-    async def _send_held(connection: Connection) -> None:
-        held = connection.take_held()
-        if held is not None:
-            await connection.send(held)
+            connection.write_held()  # in order, before this reply, whose send waits for both to go out
+        await connection.send(reply)
 
     async def _start_tls(self, writer: asyncio.StreamWriter) -> None:
         """The server side of the TLS handshake, within the hello deadline; _Refused when it fails or takes longer
