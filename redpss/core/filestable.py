@@ -8,16 +8,27 @@ preserves the source's mtime only once it is done), so a file counts as finished
   .tmp, .temp, .crdownload, .upload, ~);
 - its size and mtime stayed the same for `interval` seconds: observed twice that far apart by a `StabilityTracker`
   (daemons that scan repeatedly), or, for a caller that looks only once (SCHED's FILE watcher), an mtime at least
-  `interval` old (any write moves the mtime, so an old mtime means nothing was written for that long).
+  `interval` old (any write moves the mtime, so an old mtime means nothing was written for that long);
+- and no process holds it open for writing (`open_for_writing`): an upload whose client stalls longer than the
+  interval (a slow line, a laptop going to sleep) keeps its sftp-server's descriptor open, so the file waits
+  however long the pause. The kernel says so to whoever may take a read lease on the file: its owner, or a process
+  with CAP_LEASE (the units of the daemons that take uploads, owned by the sFTP users, have it). Without it the
+  first rule alone decides, and the process says so once in its log.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import logging
 import os
+import signal
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 TEMPORARY_SUFFIXES = (".part", ".partial", ".filepart", ".tmp", ".temp", ".crdownload", ".upload", "~")
 
@@ -55,17 +66,84 @@ def settled(state: FileState, interval: float, now: float) -> bool:
     return now - state.mtime_ns / 1e9 >= interval
 
 
+class _LeaseProbe:
+    """Whether a file is open for writing, asked of the kernel with a read lease taken and dropped at once.
+
+    F_SETLEASE(F_RDLCK) is refused with EAGAIN while any process has the file open for writing (or mapped
+    writable), and succeeds otherwise. The lease lives only until our descriptor closes, microseconds later; a
+    writer opening the file in between waits for that close. The kernel tells a lease holder of such an open by a
+    signal, SIGIO unless the descriptor names another: SIGURG here, ignored by default, since SIGIO would end the
+    process. A refusal that says nothing about writers (EACCES: neither the owner nor CAP_LEASE; EINVAL: a file
+    system without leases, or leases switched off) turns the probe off for the process, with one warning."""
+
+    def __init__(self) -> None:
+        self.unavailable: str | None = None
+
+    def writing(self, path: Path) -> bool:
+        if self.unavailable is not None:
+            return False
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:  # EWOULDBLOCK: another process holds a write lease on it
+            return exc.errno == errno.EWOULDBLOCK
+        try:
+            fcntl.fcntl(descriptor, fcntl.F_SETSIG, signal.SIGURG)
+            fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return True
+            self._turn_off(path, exc)
+            return False
+        finally:
+            os.close(descriptor)
+        return False
+
+    def _turn_off(self, path: Path, exc: OSError) -> None:
+        reason = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        self.unavailable = reason
+        fix = (
+            "the process needs CAP_LEASE for files it does not own (the units grant it: run the daemon under "
+            "systemd, or as the files' owner)"
+            if exc.errno in (errno.EACCES, errno.EPERM)
+            else "the file system has no leases, or fs.leases-enable is 0"
+        )
+        log.warning(
+            "cannot tell whether files in data/input are still open for writing (read lease on %s refused: %s); "
+            "%s. Until this process restarts a file is taken once ingest_stable_seconds pass without a change, "
+            "so an upload that stalls longer is taken half-written",
+            path,
+            reason,
+            fix,
+        )
+
+
+_PROBE = _LeaseProbe()
+
+
+def open_for_writing(path: Path) -> bool:
+    """True while some process has `path` open for writing; False when none has, or when this process cannot
+    tell (see _LeaseProbe: then the time rule alone decides)."""
+    return _PROBE.writing(path)
+
+
+def finished(path: Path, state: FileState, interval: float, now: float) -> bool:
+    """The one-look rule for a file whose state was just read: settled for `interval` and not open for writing."""
+    return settled(state, interval, now) and not open_for_writing(path)
+
+
 def is_stable_file(path: Path, interval: float, now: float) -> bool:
-    """For callers that look once: a regular file, not under a temporary name, untouched for `interval` seconds."""
+    """For callers that look once: a regular file, not under a temporary name, untouched for `interval` seconds,
+    and open for writing nowhere."""
     if is_temporary_name(path.name):
         return False
     state = regular_file_state(path)
-    return state is not None and settled(state, interval, now)
+    return state is not None and finished(path, state, interval, now)
 
 
 class StabilityTracker:
-    """For callers that scan repeatedly: a file is ready once the same state was seen `interval` seconds apart
-    and its mtime is that old too (so a file whose writer pauses longer than one scan still waits)."""
+    """For callers that scan repeatedly: a file is ready once the same state was seen `interval` seconds apart,
+    its mtime is that old too (so a file whose writer pauses longer than one scan still waits), and no process has
+    it open for writing (so one whose writer pauses longer than the interval waits too)."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
@@ -84,20 +162,21 @@ class StabilityTracker:
             previous = self._seen.get(path)
             first = previous[1] if previous is not None and previous[0] == state else now
             seen[path] = (state, first)
-            if self._steady(state, first, now):
+            if self._steady(state, first, now) and not open_for_writing(path):
                 ready.append(path)
         self._seen = seen
         return ready
 
     def still_ready(self, path: Path, now: float) -> FileState | None:
         """The file's state if it is still the one seen unchanged for the interval at the last scan, with an mtime
-        that old; None when it was written to, replaced or removed since. For a caller that takes the ready files
-        one after another over minutes: a file written to meanwhile waits for a later scan."""
+        that old; None when it was written to, replaced or removed since, or is open for writing now. For a caller
+        that takes the ready files one after another over minutes: a file written to meanwhile waits for a later
+        scan."""
         seen = self._seen.get(path)
         state = regular_file_state(path)
         if seen is None or state is None or state != seen[0] or not self._steady(state, seen[1], now):
             return None
-        return state
+        return None if open_for_writing(path) else state
 
     def _steady(self, state: FileState, first_seen: float, now: float) -> bool:
         """Seen in `state` since `first_seen` for the interval, and not written to for as long."""

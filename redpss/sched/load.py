@@ -44,7 +44,7 @@ from redpss.core.db.errors import DatabaseQueryError
 from redpss.core.db.sqltext import quoted_name, sql_literal
 from redpss.core.digits import is_decimal
 from redpss.core.durable import rename_without_replacing
-from redpss.core.filestable import FileState, is_temporary_name, regular_file_state, settled
+from redpss.core.filestable import FileState, finished, is_temporary_name, regular_file_state
 from redpss.core.paths import InstancePaths
 from redpss.core.setaside import MAKE_READABLE, NAME_MAX, advice, move_file, printable
 from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched, reachable_below_data
@@ -284,7 +284,7 @@ def load_files(
         if not reachable_below_data(paths.data, path):
             _skip_unreachable(path, paths, report)
             continue
-        if not settled(state, interval, now):  # core.filestable's rule, as everywhere
+        if not finished(path, state, interval, now):  # core.filestable's rule, as everywhere
             report.waiting += 1
             continue
         problem = _unnameable(str(_original(path).relative_to(paths.data_input)))

@@ -127,7 +127,7 @@ def _condition_holds(request: RunRequest, session: DbSession, paths: InstancePat
         raise ValueError(f"file condition {pattern!r} must be a glob relative to data/input, e.g. orders/*.csv")
     # a file still being written does not count (core.filestable: the rule JSON2CSV and PARQ2CSV follow too)
     from redpss.core.config import load_config  # noqa: PLC0415 - FILE watchers only
-    from redpss.core.filestable import is_stable_file, regular_file_state, settled  # noqa: PLC0415
+    from redpss.core.filestable import finished, is_stable_file, regular_file_state  # noqa: PLC0415
     from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched, reachable_below_data  # noqa: PLC0415
     from redpss.sched.load import taken_aside  # noqa: PLC0415
 
@@ -142,7 +142,7 @@ def _condition_holds(request: RunRequest, session: DbSession, paths: InstancePat
         return True, ""
     for path in taken_aside(paths.data_input, pattern):  # left by a LOAD run that could not finish: still to load
         state = regular_file_state(path)
-        if state is not None and settled(state, interval, now) and reachable_below_data(paths.data, path):
+        if state is not None and finished(path, state, interval, now) and reachable_below_data(paths.data, path):
             return True, ""
     problems = folders_a_glob_cannot_search(paths.data_input, pattern)
     return False, ("; " + not_searched(problems)) if problems else ""

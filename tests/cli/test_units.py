@@ -126,3 +126,17 @@ def test_security_exposure_at_most_2() -> None:
     scores = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()}
     assert len(scores) == len(SERVICES) + 1, out
     assert all(score <= MAX_EXPOSURE for score in scores.values()), out
+
+
+def test_only_the_daemons_that_judge_uploads_have_a_capability_and_it_is_cap_lease() -> None:
+    """JSON2CSV, PARQ2CSV and SCHED (FILE watchers, LOAD jobs) ask the kernel whether an sFTP user's upload is still
+    open for writing (core.filestable): CAP_LEASE, in the bounding set and ambient; every other unit has none."""
+    judges = {"json2csv", "parq2csv", "sched"}
+    for name, text in render_units().items():
+        if name.endswith(".target"):
+            continue
+        bounding = re.findall(r"^CapabilityBoundingSet=(.*)$", text, flags=re.MULTILINE)
+        ambient = re.findall(r"^AmbientCapabilities=(.*)$", text, flags=re.MULTILINE)
+        service = name.removeprefix("redpss-").removesuffix("@.service")
+        wanted = ["CAP_LEASE"] if service in judges else [""]
+        assert (bounding, ambient) == (wanted, wanted), name

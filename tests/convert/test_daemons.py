@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from redpss.core.config import render_config
 from redpss.core.paths import InstancePaths
 from tests.convert.roundtrip import csv_rows, user_link
 from tests.support.daemons import DaemonProcess
-from tests.support.file_access import WITHOUT_FILE_ACCESS_OVERRIDE, owned_by_another_user
+from tests.support.file_access import WITHOUT_FILE_ACCESS_OVERRIDE, held_open_for_writing, owned_by_another_user
 from tests.support.wait import wait_for
 
 STABLE = 0.3  # ingest_stable_seconds for these tests
@@ -122,6 +123,25 @@ def test_a_file_still_being_written_waits(converters: Converters, user_folder: P
             assert not (user_folder / "slow.csv").exists(), f"converted while being written (after {i + 1} lines)"
     wait_for((user_folder / "slow.csv").exists, 30, what="slow.csv")
     assert [r[0] for r in csv_rows(user_folder / "slow.csv")] == ["id", *map(str, range(40))]
+
+
+def test_an_upload_whose_writer_stalls_waits_until_it_is_closed(converters: Converters, user_folder: Path) -> None:
+    """An sFTP client that stops sending for longer than ingest_stable_seconds (a slow line, a laptop asleep) leaves
+    a file unchanged for that long while its sftp-server still has it open: it is taken once closed, not before.
+    The daemon runs as redsys would (no file-access override, the upload another user's, CAP_LEASE as its unit)."""
+    converters.start("json2csv", WITHOUT_FILE_ACCESS_OVERRIDE)
+    stalled = user_folder / "stalled.json"
+    stalled.write_text('{"id": 0}\n')
+    owned_by_another_user(stalled, 0o640)
+    with held_open_for_writing(stalled) as upload:
+        old = time.time() - 100  # nothing written for far longer than the interval
+        os.utime(stalled, (old, old))
+        (user_folder / "later.json").write_text('{"id": 9}\n')  # finished, and seen steady after stalled.json was
+        wait_for((user_folder / "later.csv").exists, 30, what="later.csv")
+        assert not (user_folder / "stalled.csv").exists() and stalled.exists()
+        upload.append('{"id": 1}\n')  # the client resumes; then it closes the file
+    wait_for((user_folder / "stalled.csv").exists, 30, what="stalled.csv")
+    assert [r[0] for r in csv_rows(user_folder / "stalled.csv")] == ["id", "0", "1"]
 
 
 def test_a_file_written_to_while_another_is_converted_waits(

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from redpss.core.filestable import StabilityTracker, is_stable_file, is_temporary_name
+from redpss.core.filestable import (
+    StabilityTracker,
+    finished,
+    is_stable_file,
+    is_temporary_name,
+    open_for_writing,
+    regular_file_state,
+)
+from tests.support.file_access import held_open_for_writing
 
 
 @pytest.mark.parametrize(
@@ -78,3 +89,75 @@ def test_tracker_ignores_temporary_names_and_forgets_vanished_files(tmp_path: Pa
     assert tracker.ready([final], now) == [final]
     final.unlink()
     assert tracker.ready([final], now + 1) == []
+
+
+def test_a_file_open_for_writing_elsewhere_is_not_finished_however_old(tmp_path: Path) -> None:
+    """A stalled upload: nothing written for far longer than the interval, but its writer still has it open."""
+    path = tmp_path / "orders.json"
+    path.write_text('{"a": 1}\n')
+    tracker = StabilityTracker(2.0)
+    with held_open_for_writing(path):
+        _aged(path, 100)
+        now = time.time()
+        assert open_for_writing(path)
+        assert not is_stable_file(path, 5.0, now)
+        state = regular_file_state(path)
+        assert state is not None and not finished(path, state, 5.0, now)
+        assert tracker.ready([path], now) == []
+        assert tracker.ready([path], now + 3) == []  # steady long enough, but still open
+        assert tracker.still_ready(path, now + 3) is None
+    now = time.time()
+    assert not open_for_writing(path)
+    assert is_stable_file(path, 5.0, now)
+    assert tracker.ready([path], now + 3) == [path]  # the wait counted while it was open: taken at once
+    assert tracker.still_ready(path, now + 3) is not None
+
+
+def test_readers_and_our_own_closed_writes_do_not_count_as_writing(tmp_path: Path) -> None:
+    path = tmp_path / "orders.json"
+    path.write_text("{}\n")
+    with path.open("rb"):
+        assert not open_for_writing(path)
+    assert not open_for_writing(tmp_path / "gone.json")
+
+
+@pytest.mark.root
+def test_cap_lease_lets_a_daemon_ask_about_files_it_does_not_own() -> None:
+    """A process that neither owns the file nor has CAP_LEASE cannot ask: it falls back to the time rule, once,
+    with a warning that names the missing capability (`redctl start_trace` as redsys). With CAP_LEASE, which the
+    units of JSON2CSV, PARQ2CSV and SCHED grant, it can."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a process as nobody")
+    with tempfile.TemporaryDirectory(prefix="redpss-lease-") as folder:  # pytest's tmp_path is root's alone
+        Path(folder).chmod(0o755)
+        _ask_as_nobody(Path(folder) / "orders.json")
+
+
+def _ask_as_nobody(path: Path) -> None:
+    path.write_text("{}\n")
+    path.chmod(0o644)
+    code = (
+        "import logging, sys; from pathlib import Path; logging.basicConfig(level=logging.WARNING);"
+        "from redpss.core.filestable import open_for_writing as w; p = Path(sys.argv[1]);"
+        "print(w(p), w(p))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    with_lease = [*nobody, "--inh-caps=+lease", "--ambient-caps=+lease"]  # what the units' AmbientCapabilities give
+    asked = {}
+    with held_open_for_writing(path):
+        for name, prefix in (("plain", nobody), ("lease", with_lease)):
+            asked[name] = subprocess.run(
+                [*prefix, sys.executable, "-c", code, str(path)],
+                check=False,
+                capture_output=True,
+                text=True,
+                cwd=root,
+                env={**os.environ, "PYTHONPATH": str(root)},
+                timeout=60,
+            )
+    assert asked["plain"].stdout == "False False\n", asked["plain"].stderr
+    assert asked["plain"].stderr.count("cannot tell whether files in data/input are still open for writing") == 1
+    assert "EACCES" in asked["plain"].stderr and "CAP_LEASE" in asked["plain"].stderr
+    assert asked["lease"].stdout == "True True\n", asked["lease"].stderr
+    assert not asked["lease"].stderr

@@ -99,11 +99,18 @@ class ScratchRoot:
             self._holder = None
             raise RuntimeError(f"could not set up the scratch root's mounts: {err.strip()}")
 
-    def command(self, argv: Sequence[str], user: str | None = None, group: str | None = None) -> list[str]:
-        """argv run inside the scratch root, as root or as `user` (primary group `group`, default its namesake)."""
+    def command(
+        self, argv: Sequence[str], user: str | None = None, group: str | None = None, capabilities: Sequence[str] = ()
+    ) -> list[str]:
+        """argv run inside the scratch root, as root or as `user` (primary group `group`, default its namesake),
+        keeping `capabilities` (names as setpriv spells them, e.g. "lease") as a unit's AmbientCapabilities= does."""
         prefix = ["nsenter", f"--target={self.pid}", "--mount", "--", "chroot", str(self.root)]
         if user is not None:
-            prefix += ["setpriv", f"--reuid={user}", f"--regid={group or user}", "--init-groups", "--"]
+            prefix += ["setpriv", f"--reuid={user}", f"--regid={group or user}", "--init-groups"]
+            if capabilities:
+                kept = ",".join(f"+{name}" for name in capabilities)
+                prefix += [f"--inh-caps={kept}", f"--ambient-caps={kept}"]
+            prefix += ["--"]
         return [*prefix, *argv]
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:

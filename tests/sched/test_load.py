@@ -43,6 +43,7 @@ from tests.support.daemons import DaemonProcess
 from tests.support.file_access import (
     WITHOUT_FILE_ACCESS_OR_OWNER_OVERRIDE,
     WITHOUT_FILE_ACCESS_OVERRIDE,
+    held_open_for_writing,
     owned_by_another_user,
 )
 
@@ -299,6 +300,24 @@ def test_a_file_still_being_written_waits_for_the_next_run(site: Site) -> None:
     assert report.message == "0 row(s) from 0 file(s); 1 file(s) still being written, left for the next run"  # type: ignore[attr-defined]
     assert site.rows() == []
     assert (site.paths.data_input / "w" / "part.csv").exists()
+
+
+def test_an_upload_whose_writer_stalled_waits_for_its_close_and_fires_no_watcher(site: Site) -> None:
+    """Untouched for a minute, but its sftp-server still has it open: neither the FILE watcher (CSVSRV) nor LOAD
+    takes it, in a process bound by file modes as redsys is, the file another user's; once closed, both do."""
+    stalled = site.drop("w/stalled.csv", HEADER + "1,widget,3,\n")
+    owned_by_another_user(stalled, 0o640)
+    with held_open_for_writing(stalled) as upload:
+        upload.append("2,nut,4,\n")
+        past = time.time() - 60
+        os.utime(stalled, (past, past))
+        assert site.load_as_instance_user("w/*.csv", kind="FILE")["message"] == "condition does not hold"
+        waiting = site.load_as_instance_user("table=LOADS.ORDERS files='w/*.csv'")
+        assert waiting["message"] == "0 row(s) from 0 file(s); 1 file(s) still being written, left for the next run"
+    assert site.load_as_instance_user("w/*.csv", kind="FILE")["message"] == "condition holds"
+    loaded = site.load_as_instance_user("table=LOADS.ORDERS files='w/*.csv'")
+    assert loaded["message"] == "2 row(s) from 1 file(s); w/stalled.csv: 2", loaded
+    assert [r[:3] for r in site.rows()] == [(1, "widget", 3), (2, "nut", 4)]
 
 
 def test_a_failure_that_is_not_the_files_fault_leaves_it_in_place(site: Site) -> None:

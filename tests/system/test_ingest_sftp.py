@@ -33,6 +33,7 @@ from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
+LEASE_AS_THE_UNITS = ["lease"]
 INSTANCE = InstancePaths.for_instance("TST1", Path("/app/redsys"))  # as the daemons see it, inside the scratch root
 
 
@@ -61,7 +62,10 @@ def started(site: Site, log_file: Path) -> Iterator[subprocess.Popen[str]]:
     site.root.run([PYTHON, "-c", certificate], user="redsys", env=INSTANCE.environment(), check=True)
     with log_file.open("w") as log:
         trace = subprocess.Popen(
-            site.root.command([PYTHON, "-m", "redpss.cli.redctl.main", "start_trace"], "redsys"),
+            # CAP_LEASE kept, as the units of JSON2CSV, PARQ2CSV and SCHED grant it (here every daemon has it)
+            site.root.command(
+                [PYTHON, "-m", "redpss.cli.redctl.main", "start_trace"], "redsys", capabilities=LEASE_AS_THE_UNITS
+            ),
             env=site.root.environment(INSTANCE.environment()),
             stdout=log,
             stderr=log,
@@ -142,3 +146,26 @@ def test_an_sftp_upload_is_converted_loaded_through_cfisrv_and_archived(site: Si
             assert not list(site.root.path("/app/redftp/env/tst1/alice/upload").iterdir())  # moved out of the chroot
         finally:
             session.close()
+
+
+def test_an_sftp_upload_whose_client_stalls_is_taken_only_once_closed(site: Site, tmp_path: Path) -> None:
+    """bob's client sends part of a file, then nothing for longer than ingest_stable_seconds (1 s here) while its
+    sftp-server keeps the file open: JSON2CSV converts a later, finished upload meanwhile and leaves this one, which
+    it converts whole once the client resumes and closes it."""
+    key = ed25519_key("bob@shop")
+    added = site.useradd("bob", key)
+    assert added.returncode == 0, added.stderr
+    upload_folder = site.root.path("/app/redftp/env/tst1/bob/upload")
+    log_file = tmp_path / "start_trace.log"
+    with started(site, log_file), Session(site, "redftp_tst1_bob", key) as client:
+        with client.sftp.open("stalled.json", "wb") as stalled:
+            stalled.write(b'{"ID": 1}\n')
+            stalled.flush()  # with the server now, which holds the file open for the rest
+            put(client, "later.json", b'{"ID": 2}\n')  # steady after stalled.json was
+            wait_for((upload_folder / "later.csv").exists, 120, interval=0.2, what=f"later.csv (see {log_file})")
+            assert not (upload_folder / "stalled.csv").exists(), "a stalled upload was taken while still open"
+            assert (upload_folder / "stalled.json").exists()
+            stalled.write(b'{"ID": 3}\n')
+        wait_for((upload_folder / "stalled.csv").exists, 60, interval=0.2, what="stalled.csv")
+    assert (upload_folder / "stalled.csv").read_text() == '"ID"\n1\n3\n'
+    assert "cannot tell whether files in data/input are still open" not in log_file.read_text()

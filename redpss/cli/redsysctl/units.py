@@ -41,6 +41,21 @@ UNIT_LINKS = "env/.units"  # below REDHOME: <INSTANCE> -> ../<instance>
 # (redpss.redftp.layout.UNIT_LINKS); `-`: an instance without sFTP users has no tree, and the unit starts anyway.
 # Every other unit keeps the sFTP trees read-only: a rename from the tree into data/archive needs both writable.
 SFTP_WRITERS = frozenset({"cfi", "json2csv", "parq2csv", "sched"})
+# The daemons that decide when an upload is finished (core.filestable): CAP_LEASE lets them ask the kernel whether
+# a file they do not own (an sFTP user's) is still open for writing, by a read lease they drop at once. It grants
+# nothing else: no file may be read, written or opened that the user redsys could not.
+UPLOAD_JUDGES = frozenset({"json2csv", "parq2csv", "sched"})
+NO_CAPABILITIES = """\
+# No capabilities at all: ports are above 1024, files belong to redsys.
+CapabilityBoundingSet=
+AmbientCapabilities=
+"""
+LEASE_ONLY = """\
+# One capability: CAP_LEASE, to tell an sFTP upload still open for writing (its client stalled) from a finished
+# one by a read lease taken and dropped at once (core/filestable.py). Ports are above 1024, files belong to redsys.
+CapabilityBoundingSet=CAP_LEASE
+AmbientCapabilities=CAP_LEASE
+"""
 
 
 def sftp_tree_links() -> Path:
@@ -118,10 +133,7 @@ PrivateDevices=yes
 PrivateMounts=yes
 {network}# setuid binaries and file capabilities cannot raise privileges.
 NoNewPrivileges=yes
-# No capabilities at all: ports are above 1024, files belong to redsys.
-CapabilityBoundingSet=
-AmbientCapabilities=
-# /proc/sys, /sys, kernel modules and the cgroup tree are read-only or out of reach.
+{capabilities}# /proc/sys, /sys, kernel modules and the cgroup tree are read-only or out of reach.
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectControlGroups=yes
@@ -143,7 +155,9 @@ SystemCallErrorNumber=EPERM
 """
 
 
-def hardening(writable: str, writable_why: str, families: str, families_why: str, network: bool = True) -> str:
+def hardening(
+    writable: str, writable_why: str, families: str, families_why: str, *, network: bool = True, lease: bool = False
+) -> str:
     """The sandbox every RED-PSS unit runs in (systemd 239 options only), each directive explained."""
     no_network = (
         ""
@@ -151,7 +165,12 @@ def hardening(writable: str, writable_why: str, families: str, families_why: str
         else "# No network at all: only AF_UNIX sockets (D-Bus, journald) are needed.\nPrivateNetwork=yes\n"
     )
     return HARDENING.format(
-        writable=writable, writable_why=writable_why, families=families, families_why=families_why, network=no_network
+        writable=writable,
+        writable_why=writable_why,
+        families=families,
+        families_why=families_why,
+        network=no_network,
+        capabilities=LEASE_ONLY if lease else NO_CAPABILITIES,
     )
 
 
@@ -226,6 +245,7 @@ def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
                 + (" and its sFTP users' tree" if spec.name in SFTP_WRITERS else ""),
                 families="AF_UNIX AF_INET AF_INET6",
                 families_why="Only local sockets (journald, notify, control socket) and IP.",
+                lease=spec.name in UPLOAD_JUDGES,
             ),
         )
     )

@@ -131,7 +131,10 @@ class RedctlSettings(Record):
     parq2csv_csv_suffix: str = setting(SUFFIX, ".csv", "suffix of converted CSV files")
     parq2csv_retention: int = setting(DAYS, 7, "retention (in days) of Parquet input files")
     ingest_stable_seconds: float = setting(
-        SECONDS, 5.0, "a file in data/input is taken once its size and mtime stayed unchanged this long (seconds)"
+        SECONDS,
+        5.0,
+        "a file in data/input is taken once its size and mtime stayed unchanged this long (seconds), never while open"
+        " for writing",
     )
     mail2cmd_enabled: bool = setting(BOOLEAN, False, "enable MAIL2CMD: true/false")
     mail2cmd_host: str = setting(HOST, "127.0.0.1", "interface of the MAIL2CMD SMTP listener")
