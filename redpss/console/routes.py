@@ -127,15 +127,42 @@ class Console:
     def error_page(self, request: Request, session: Session | None, status: int, message: str) -> Response:
         return self.render(request, "error.html", session, status=status, status_code=status, message=message)
 
-    def session_of(self, request: Request) -> Session | None:
+    async def session_of(self, request: Request) -> Session | None:
+        """The request's session, its login checked again (at most every login_cache_seconds a database login)."""
         session = self.keys.read(request.cookies.get(self.session_cookie))
-        return None if session is None or self.revoked.revoked(session.sid) else session
+        if session is None or self.revoked.revoked(session.sid):
+            return None
+        password = self.keys.password_of(session)
+        if password is None:
+            return None
+        basic = "Basic " + base64.b64encode(f"{session.user}:{password}".encode()).decode()
+        try:
+            principal: Principal = await self.api.auth.authenticate(basic, _client(request))
+        except (CannotCheck, TooManyAttempts):
+            # the database is away, or this address is held for others' failed logins: nothing was said about this
+            # user, so the roles of the last check stand (the console still shows the daemons while the database
+            # is down, when an operator needs it most)
+            return session
+        except AuthRefused as exc:  # dropped, password changed, role revoked: the session ends for every copy
+            log.warning("console: the session of %s ended: %s", session.user, exc.reason)
+            await self._revoke(session)
+            return None
+        if principal.may_operate == session.may_operate:
+            return session
+        return Session(session.user, principal.may_operate, session.sid, session.expires, session.sealed)
+
+    async def _revoke(self, session: Session) -> None:
+        try:
+            await asyncio.to_thread(self.revoked.revoke, session)
+        except OSError as exc:
+            log.error("the session of %s cannot be ended on the server (%s): its cookie stays valid until it "
+                      "expires", session.user, exc)  # fmt: skip
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
         """A page for logged-in users; without a session: the login form (or 401 for the page's own refresh)."""
 
         async def endpoint(request: Request) -> Response:
-            session = self.session_of(request)
+            session = await self.session_of(request)
             if session is None:
                 if request.headers.get("x-console-partial") == "1":
                     return Response("login needed", status_code=401, headers=SECURITY_HEADERS)
@@ -158,7 +185,7 @@ class Console:
 
     # --- login -----------------------------------------------------------------------------------------------
     async def login_form(self, request: Request) -> Response:
-        if self.session_of(request) is not None:
+        if await self.session_of(request) is not None:
             return RedirectResponse(f"{PREFIX}/", status_code=303)
         return self.render(request, "login.html", None, next=_local(request.query_params.get("next")))
 
@@ -172,11 +199,11 @@ class Console:
         user, password, target = form.get("user", "").strip(), form.get("password", ""), _local(form.get("next"))
         if not user or not password:
             return self.render(request, "login.html", None, 400, next=target, failure="Enter a user and a password.")
-        client = request.client.host if request.client else "-"
+        client = _client(request)
         principal = await self._logged_in(request, user, password, client, target)
         if isinstance(principal, Response):
             return principal
-        session, cookie = self.keys.issue(principal.user, principal.may_operate)
+        session, cookie = self.keys.issue(principal.user, principal.may_operate, password)
         role = "operator" if session.may_operate else "reader"
         log.info("console login: %s from %s (%s)", session.user, client, role)
         response = RedirectResponse(target, status_code=303)
@@ -201,7 +228,7 @@ class Console:
         return self.render(request, "login.html", None, status, next=target, failure=reason)
 
     async def logout(self, request: Request) -> Response:
-        session = self.session_of(request)
+        session = self.keys.read(request.cookies.get(self.session_cookie))  # a logout needs no fresh check
         if another_site(request, null_origin_is_ours=True):
             return self.error_page(request, session, 403, CROSS_SITE)
         try:
@@ -211,11 +238,7 @@ class Console:
         if session is not None and not self.keys.csrf_ok(session, form.get("csrf")):
             return self.error_page(request, session, 403, "the form is not one this console rendered (CSRF token)")
         if session is not None:  # on the server too: a copy of the cookie must not outlive the logout
-            try:
-                await asyncio.to_thread(self.revoked.revoke, session)
-            except OSError as exc:
-                log.error("the logout of %s cannot end its session on the server (%s): its cookie stays valid "
-                          "until it expires", session.user, exc)  # fmt: skip
+            await self._revoke(session)
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         response.delete_cookie(self.session_cookie, path=PREFIX, secure=True, httponly=True, samesite="strict")
         return response
@@ -295,6 +318,10 @@ class Console:
         response.set_cookie(self.note_cookie, urllib.parse.quote(note), max_age=60, path=PREFIX, secure=True,
                             httponly=True, samesite="strict")  # fmt: skip
         return response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "-"
 
 
 CROSS_SITE = "the form was sent from a page of another site; log in and out from the console's own pages"

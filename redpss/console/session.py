@@ -3,11 +3,18 @@
 The console authenticates like the API (redpss.rest.auth: a database login, the same roles, the same per-address
 failure limits); what the login found is kept in a cookie instead of sending the password with every request:
 
-- value: base64url(JSON {user, operate, sid, exp}) "." base64url(HMAC-SHA256); the key is derived from the instance
+- value: base64url(JSON {user, operate, sid, exp, pw}) "." base64url(HMAC-SHA256); the key is derived from the instance
   secret (etc/instance.secret), so every gunicorn worker of the instance accepts a cookie any of them made, and a
   cookie of another instance is worthless. A changed instance secret ends every session.
-- Secure, HttpOnly, SameSite=Strict, Path=/console; it expires SESSION_SECONDS after the login (absolute: a dropped
-  user or a revoked role loses the console at the latest then; the API itself re-checks within 30 s).
+- value: also the password, sealed (AES-256-GCM under a second key derived from the instance secret, bound to the
+  session's id): every request checks the login again through the API's Authenticator, whose cache asks the
+  database at most every [rest] login_cache_seconds (30 s). A dropped user, a changed password or a revoked role
+  ends the console session within that time, as it ends the API's, and a role changed between reader and operator
+  applies as soon. While the database cannot say (it is away), the roles of the last check stand: the console
+  then still shows the daemons. Only the server can open the seal; a stolen cookie gives what it gave before (the
+  session, until its logout or expiry), not the password.
+- Secure, HttpOnly, SameSite=Strict, Path=/console; it expires SESSION_SECONDS after the login (absolute: then log
+  in again).
 - CSRF: the token is an HMAC of the session's random id under the same key (nothing to store); every POST carries
   it in a hidden field, compared in constant time. SameSite=Strict already keeps the cookie off cross-site requests;
   the token also refuses a form posted from a page of the same site that the console did not render.
@@ -26,6 +33,9 @@ import secrets
 import time
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from redpss.core.durable import exclusive_lock, fsync_folder, write_atomically
 from redpss.core.paths import InstancePaths
 from redpss.core.record import Record
@@ -34,6 +44,8 @@ from redpss.core.secret import instance_secret
 COOKIE = "redpss_console"
 SESSION_SECONDS = 8 * 3600  # a working day; then log in again
 _LABEL = b"redpss console session v1"
+_SEAL_LABEL = b"redpss console password v1"
+_NONCE_BYTES = 12
 
 
 class Session(Record):
@@ -41,6 +53,7 @@ class Session(Record):
     may_operate: bool
     sid: str  # random per login: the CSRF token is derived from it
     expires: float  # epoch seconds
+    sealed: str  # the login's password, encrypted for this server alone (SessionKeys.password_of)
 
 
 class SessionKeys:
@@ -49,19 +62,32 @@ class SessionKeys:
     def __init__(self, paths: InstancePaths) -> None:
         secret = instance_secret(paths, create=False).encode()
         self._key = hmac.new(secret, _LABEL, hashlib.sha256).digest()
+        self._seal = AESGCM(hmac.new(secret, _SEAL_LABEL, hashlib.sha256).digest())
 
     def _mac(self, data: bytes) -> bytes:
         return hmac.new(self._key, data, hashlib.sha256).digest()
 
-    def issue(self, user: str, may_operate: bool, now: float | None = None) -> tuple[Session, str]:
+    def issue(self, user: str, may_operate: bool, password: str, now: float | None = None) -> tuple[Session, str]:
         """A new session and its cookie value."""
         now = time.time() if now is None else now
-        session = Session(user, may_operate, secrets.token_urlsafe(18), now + SESSION_SECONDS)
+        sid = secrets.token_urlsafe(18)
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        sealed = _b64(nonce + self._seal.encrypt(nonce, password.encode(), sid.encode()))
+        session = Session(user, may_operate, sid, now + SESSION_SECONDS, sealed)
         payload = json.dumps(
-            {"user": user, "operate": may_operate, "sid": session.sid, "exp": int(session.expires)},
+            {"user": user, "operate": may_operate, "sid": sid, "exp": int(session.expires), "pw": sealed},
             separators=(",", ":"),
         ).encode()
         return session, f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def password_of(self, session: Session) -> str | None:
+        """The password sealed in `session` (None if the seal does not open: a cookie of another key or version)."""
+        try:
+            sealed = _unb64(session.sealed)
+            opened = self._seal.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], session.sid.encode())
+            return opened.decode()
+        except (ValueError, InvalidTag, UnicodeDecodeError):
+            return None
 
     def read(self, value: str | None, now: float | None = None) -> Session | None:
         """The session of a cookie value; None when it is missing, forged, malformed or expired."""
@@ -73,7 +99,9 @@ class SessionKeys:
             if not hmac.compare_digest(_unb64(signature), self._mac(payload)):
                 return None
             data = json.loads(payload)
-            session = Session(str(data["user"]), bool(data["operate"]), str(data["sid"]), float(data["exp"]))
+            session = Session(
+                str(data["user"]), bool(data["operate"]), str(data["sid"]), float(data["exp"]), str(data["pw"])
+            )
         except (ValueError, KeyError, TypeError):
             return None
         now = time.time() if now is None else now

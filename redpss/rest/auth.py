@@ -4,7 +4,7 @@ The API keeps no user list of its own. A client sends HTTP Basic over TLS; the c
 the instance's database, and what the caller may do follows the database roles of that user: READER_ROLE sees,
 OPERATOR_ROLE also changes (toggle, start, suspend, reset). An Exasol DBA manages API users the way it manages every
 other database user (CREATE USER, GRANT REDPSS_OPERATOR TO ...), and a dropped user or changed password takes effect
-within CACHE_SECONDS.
+within [rest] login_cache_seconds (30 s).
 
 - The roles are read in the caller's own session (EXA_USER_ROLE_PRIVS plus EXA_ROLE_ROLE_PRIVS for roles held
   through other roles), so the technical user of [rest] needs no dictionary privilege for this.
@@ -49,7 +49,7 @@ READER_ROLE = API_READER_ROLE  # may read every resource of the API (db_install 
 OPERATOR_ROLE = API_OPERATOR_ROLE  # may also change: toggle, start, suspend/resume, reset
 DBA_ROLE = "DBA"  # Exasol's administrator role holds every privilege; it operates too
 
-CACHE_SECONDS = 30.0  # how long a checked (user, password) is trusted without a new database login
+# how long a checked (user, password) is trusted without a new database login: [rest] login_cache_seconds
 CACHE_ENTRIES = 1024
 FAILURE_LIMIT = 5  # failed logins per client address within FAILURE_WINDOW before further attempts are refused
 FAILURE_WINDOW = 60.0
@@ -211,13 +211,13 @@ class Authenticator:
         self,
         config: Config,
         *,
-        cache_seconds: float = CACHE_SECONDS,
+        cache_seconds: float | None = None,
         failure_limit: int = FAILURE_LIMIT,
         failure_window: float = FAILURE_WINDOW,
         user_failure_limit: int = USER_FAILURE_LIMIT,
     ) -> None:
         self.config = config
-        self.cache_seconds = cache_seconds
+        self.cache_seconds = config.rest.login_cache_seconds if cache_seconds is None else cache_seconds
         self._key = secrets.token_bytes(32)  # per process: cache keys mean nothing elsewhere
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}

@@ -11,10 +11,22 @@ from typing import Any
 
 import pytest
 
-from tests.rest.conftest import api, running, served  # the REST API's instance: one per test module
+from tests.rest.conftest import api, running, served_for_module  # the REST API's instance: one per test module
 from tests.rest.rest_instance import RestApi
+from tests.support.instance_runner import RunningInstance
 
-__all__ = ["api", "running", "served"]
+__all__ = ["api", "running"]
+
+# a login is checked with the database again after this long (the default is 30 s): the tests of a revoked role
+# wait for the console to notice, not for half a minute
+LOGIN_CACHE_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningInstance, RestApi]]:
+    with served_for_module(tmp_path_factory, login_cache_seconds=str(LOGIN_CACHE_SECONDS)) as pair:
+        yield pair
+
 
 CHROMIUM = Path(os.environ.get("REDPSS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"

@@ -12,13 +12,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from redpss.console.data import ROWS_PER_PAGE
 from redpss.console.session import SessionKeys
 from redpss.core.db.sqltext import insert_statement
 from tests.console.conftest import shoot
-from tests.rest.rest_instance import OPERATOR, READER, RestApi
+from tests.rest.rest_instance import OPERATOR, READER, RestApi, client_context
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher
 from tests.support.wait import wait_for
 
@@ -305,3 +306,52 @@ def test_a_login_form_too_large_is_answered_by_the_login_page_not_json(api: Rest
     assert answer.status_code == 413
     assert answer.headers["content-type"].startswith("text/html")
     assert "the form is larger than 16384 bytes" in answer.text and 'name="password"' in answer.text
+
+
+def _console_login(api: RestApi, user: tuple[str, str]) -> str:
+    """The session cookie of a console login, as a Cookie header value (a client of its own: no shared cookie jar)."""
+    with httpx.Client(base_url=api.base, verify=client_context(api.paths), timeout=30.0) as client:
+        answer = client.post("/console/login", data={"user": user[0], "password": user[1], "next": "/console/"})
+        assert answer.status_code == 303, answer.text
+        [(name, value)] = client.cookies.items()
+        return f"{name}={value}"
+
+
+def test_a_revoked_role_ends_the_console_session_within_the_login_cache_for_every_copy(
+    api: RestApi, running: RunningInstance
+) -> None:
+    """The cookie was trusted for eight hours whatever the database said: an operator whose role was revoked (or
+    who was dropped) kept starting jobs. Each request now checks the login again, at most every
+    login_cache_seconds (1 s here, 30 s by default) with the database."""
+    user = ("CONSOLE_TEMP", "temp-pw")
+    db = running.db()
+    db.execute(f'CREATE USER {user[0]} IDENTIFIED BY "{user[1]}"')
+    db.execute(f"GRANT CREATE SESSION TO {user[0]}")
+    db.execute(f"GRANT REDPSS_OPERATOR TO {user[0]}")
+    db.commit()
+    try:
+        partial = {"x-console-partial": "1", "cookie": _console_login(api, user)}
+
+        def jobs() -> httpx.Response:
+            return api.client.get("/console/jobs", headers=partial)
+
+        assert "Start now" in jobs().text  # the operator's actions
+        db.execute(f"REVOKE REDPSS_OPERATOR FROM {user[0]}")
+        db.execute(f"GRANT REDPSS_READER TO {user[0]}")
+        db.commit()
+        wait_for(lambda: "Start now" not in jobs().text, 30, interval=0.2, what="the console to see the reader")
+        assert jobs().status_code == 200  # still logged in, as a reader
+        db.execute(f"REVOKE REDPSS_READER FROM {user[0]}")
+        db.commit()
+        wait_for(lambda: jobs().status_code == 401, 30, interval=0.2, what="the console session to end")
+        db.execute(f"GRANT REDPSS_OPERATOR TO {user[0]}")
+        db.commit()
+        assert jobs().status_code == 401  # ended on the server: a role given back needs a new login
+        assert "the session of CONSOLE_TEMP ended: user CONSOLE_TEMP holds neither role" in api.log
+        assert (
+            "Start now"
+            in api.client.get("/console/jobs", headers={**partial, "cookie": _console_login(api, user)}).text
+        )
+    finally:
+        db.execute(f"DROP USER {user[0]} CASCADE")
+        db.commit()

@@ -3,6 +3,7 @@ seconds; the tests leave the instance as they found it or check only what they c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -11,8 +12,11 @@ from tests.rest.rest_instance import RestApi, rest_instance
 from tests.support.instance_runner import RunningInstance
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningInstance, RestApi]]:
+@contextlib.contextmanager
+def served_for_module(
+    tmp_path_factory: pytest.TempPathFactory, **rest: str
+) -> Iterator[tuple[RunningInstance, RestApi]]:
+    """The instance and API of one test module, under a REDHOME of its own; `rest`: keys of its [rest] section."""
     workdir = tmp_path_factory.mktemp("rest")
     home = workdir / "redsys"
     home.mkdir()
@@ -20,8 +24,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningIn
         patch.setenv("REDHOME", str(home))
         for name in ("REDENV", "NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM"):
             patch.delenv(name, raising=False)
-        with rest_instance(home, workdir) as pair:
+        with rest_instance(home, workdir, **rest) as pair:
             yield pair
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningInstance, RestApi]]:
+    with served_for_module(tmp_path_factory) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")

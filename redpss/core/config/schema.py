@@ -162,6 +162,12 @@ class RestSettings(Record):
     gu_host: str = setting(HOST, "127.0.0.1", "gunicorn listener interface")
     gu_port: int = setting(PORT, 7443, "gunicorn listener port (HTTPS)")
     gu_workers: int = setting(WORKERS, 2, "number of gunicorn workers")
+    login_cache_seconds: float = setting(
+        SECONDS,
+        30.0,
+        "how long the API and the console trust a login the database accepted before asking it again (seconds): a"
+        " dropped user, a changed password or a revoked role takes effect within this time",
+    )
     trusted_proxies: str = setting(
         ADDRESSES, "", "reverse proxies (IP addresses, comma separated) whose X-Forwarded-For names the client"
     )
