@@ -45,6 +45,9 @@ class Instance(Record):
     client: str = "redctl"  # how the daemons and the database's session list see this caller
     db_user: str | None = None  # None: [DEFAULT] exa_username
     db_password: Secret | None = None
+    # seconds after which the database itself ends a statement of this caller (0: no limit). The REST API sets one:
+    # a reader's request must not keep the database busy after the API has given up on it (socket_timeout)
+    db_query_timeout: float = 0.0
 
     @classmethod
     def load(cls, paths: InstancePaths) -> Instance:
@@ -62,6 +65,7 @@ class Instance(Record):
             user=self.db_user,
             password=self.db_password,
             client_name=f"{self.client} ({getpass.getuser()})",
+            query_timeout=self.db_query_timeout,
         )
         session = DbSession(settings)
         session.connection()  # fail here, with the operator-facing message, if the database is not there

@@ -40,6 +40,9 @@ HEALTH_SECONDS = 1.0  # /health asks JMON and SCHED at most once a second per wo
 HEALTH_DAEMONS = frozenset({"jmon", "sched"})  # the API is healthy while these two serve
 LIST_SECONDS = 2.0  # a job or watcher list is read at most every 2 s per worker (a change made here drops it)
 METRICS_SECONDS = 5.0
+# the database ends an API request's statement after this long, below the sessions' socket_timeout (30 s): a request
+# the API stopped waiting for (and answered 503) no longer runs on in the database, however often a reader asks
+QUERY_TIMEOUT_SECONDS = 20.0
 LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|localhost)$")
 _WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 
@@ -130,6 +133,7 @@ class Api:
             client="RED-PSS REST",
             db_user=config.rest.exa_username,
             db_password=config.rest.exa_password,
+            db_query_timeout=QUERY_TIMEOUT_SECONDS,
         )
         self.auth = Authenticator(config)
         self.metrics_open = is_loopback(config.rest.gu_host)

@@ -339,3 +339,23 @@ def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_crash(api: Rest
     assert forged.status_code == 403, forged.text
     assert "Traceback" not in api.log
     api.client.cookies.clear()
+
+
+def test_the_database_ends_an_api_statement_before_the_api_would_stop_waiting(running: RunningInstance) -> None:
+    """A reader could make the API run statements that went on in the database after the API had given up on them
+    (its socket timeout): the API's sessions carry a query timeout below it, which the database enforces."""
+    from redpss.core.db import DbSettings  # noqa: PLC0415
+    from redpss.core.db.errors import DatabaseQueryError  # noqa: PLC0415
+    from redpss.ops.instance import Instance  # noqa: PLC0415
+    from redpss.rest.app import QUERY_TIMEOUT_SECONDS, Api  # noqa: PLC0415
+
+    api = Api(running.paths, running.config)
+    assert 0 < api.instance.db_query_timeout == QUERY_TIMEOUT_SECONDS < DbSettings.socket_timeout
+    short = Instance(running.paths, running.config, client="test", db_query_timeout=1.0)  # the same path, 1 s
+    session = short.db()
+    try:
+        with pytest.raises(DatabaseQueryError) as caught:
+            session.execute("EXECUTE SCRIPT REDPSS_DEVDB.SLEEP(30)")
+        assert caught.value.timeout
+    finally:
+        session.close()
