@@ -63,6 +63,7 @@ BATCH_ROWS = 1000
 FLUSH_INTERVAL = 0.5  # seconds between rounds when nothing wakes the writer
 COMPACT_MIN_BYTES = 1 << 20  # the spool is rewritten only beyond this size ...
 COMPACT_FACTOR = 4  # ... and when it is this many times larger than the rows still waiting
+ASSUMED_LINE_BYTES = 300  # a row's spool line, until this writer has appended or loaded rows to measure
 BEHIND_RETRY = 60.0  # seconds before the rows of a table lacking a key column (schema not upgraded) are tried again
 # In a spool's folder: the time (epoch seconds) the database was replaced by a clone (redpss.clone). Every writer
 # whose spool is in that folder (each daemon's, in the instance's tmp/) drops the rows appended before that time:
@@ -176,6 +177,9 @@ class RowWriter:
         self._fd: int | None = None  # the spool, open for appending
         self._generation = 0  # raised whenever the spool is replaced or emptied
         self._synced = (0, 0)  # (generation, size) known to be on disk
+        # spool lines written or loaded, and their bytes: the rows' average line, by which the spool is compacted
+        self._lines, self._line_bytes = 0, 0
+        self.rewritten_bytes = 0  # what compactions of the spool wrote since start (their cost: for tests)
         self._thread: threading.Thread | None = None
         self._load()
         self._apply_cutoff()
@@ -232,6 +236,7 @@ class RowWriter:
             end = self._spool_write(data, what=f"{len(entries)} row(s)")
             if end is None:
                 return None  # cut back out of the spool, never in memory: nothing to undo
+            self._measured(len(entries), len(data))
             for entry in entries:
                 self._pending[entry.seq] = entry
             self._held.update(seqs)
@@ -438,6 +443,7 @@ class RowWriter:
                     if "done" in record:
                         done.update(int(seq) for seq in record["done"])
                     else:
+                        self._measured(1, len(line.encode()))
                         entries.append(
                             _Entry(
                                 int(record["seq"]),
@@ -515,7 +521,15 @@ class RowWriter:
 
     def _append_to_spool(self, entries: Sequence[_Entry]) -> int | None:
         """Append (the caller fsyncs); the spool's size after it, None on failure. Lock held."""
-        return self._spool_write(_spool_lines(entries), what=f"{len(entries)} row(s)")
+        data = _spool_lines(entries)
+        end = self._spool_write(data, what=f"{len(entries)} row(s)")
+        if end is not None:
+            self._measured(len(entries), len(data))
+        return end
+
+    def _measured(self, lines: int, size: int) -> None:
+        self._lines += lines
+        self._line_bytes += size
 
     def _spool_write(self, data: bytes, what: str) -> int | None:
         """Append `data` without fsync; on failure the file is cut back to where it was, so no torn line stays."""
@@ -609,6 +623,7 @@ class RowWriter:
                 with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as handle:
                     handle.writelines(entry.to_json() for entry in self._pending.values())
                 os.fsync(fd)
+                self.rewritten_bytes += os.fstat(fd).st_size
             finally:
                 os.close(fd)
             temporary.replace(self.spool)
@@ -643,7 +658,10 @@ class RowWriter:
             size = self.spool.stat().st_size
         except OSError:
             return False
-        return size > COMPACT_MIN_BYTES and size > COMPACT_FACTOR * 300 * len(self._pending)
+        # the rows' own average line: DBLS's rows carry messages of kilobytes, and an assumed 300 bytes had the spool
+        # rewritten whole after every batch of a backlog (gigabytes written while a long outage's rows drained)
+        line = self._line_bytes / self._lines if self._lines else ASSUMED_LINE_BYTES
+        return size > COMPACT_MIN_BYTES and size > COMPACT_FACTOR * line * len(self._pending)
 
     # -- the writer thread ----------------------------------------------------------------------------------------
     def _loop(self) -> None:
