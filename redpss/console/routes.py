@@ -128,28 +128,25 @@ class Console:
         return self.render(request, "error.html", session, status=status, status_code=status, message=message)
 
     async def session_of(self, request: Request) -> Session | None:
-        """The request's session, its login checked again (at most every login_cache_seconds a database login)."""
+        """The request's session, its login checked again (at most every login_cache_seconds a database login):
+        the roles are the database's now. While the database cannot say, the session stands for reading only."""
         session = self.keys.read(request.cookies.get(self.session_cookie))
         if session is None or self.revoked.revoked(session.sid):
             return None
         password = self.keys.password_of(session)
         if password is None:
             return None
-        basic = "Basic " + base64.b64encode(f"{session.user}:{password}".encode()).decode()
         try:
-            principal: Principal = await self.api.auth.authenticate(basic, _client(request))
-        except (CannotCheck, TooManyAttempts):
-            # the database is away, or this address is held for others' failed logins: nothing was said about this
-            # user, so the roles of the last check stand (the console still shows the daemons while the database
-            # is down, when an operator needs it most)
-            return session
+            principal: Principal = await self.api.auth.recheck(session.user, password, _client(request))
+        except CannotCheck:
+            # the database is away: the overview (the daemons) still shows, when an operator needs it most, but
+            # nothing is changed on roles nobody could confirm (a role revoked meanwhile would still act)
+            return Session(session.user, False, session.sid, session.expires, session.sealed, checked=False)
         except AuthRefused as exc:  # dropped, password changed, role revoked: the session ends for every copy
             log.warning("console: the session of %s ended: %s", session.user, exc.reason)
             await self._revoke(session)
             return None
-        if principal.may_operate == session.may_operate:
-            return session
-        return Session(session.user, principal.may_operate, session.sid, session.expires, session.sealed)
+        return _with_role(session, principal.may_operate)
 
     async def _revoke(self, session: Session) -> None:
         try:
@@ -293,6 +290,9 @@ class Console:
         form = await _form(request)
         if not self.keys.csrf_ok(session, form.get("csrf")):
             return self.error_page(request, session, 403, "the form is not one this console rendered (CSRF token)")
+        if not session.checked:
+            return self.error_page(request, session, 503, "the database cannot confirm your login now; changes "
+                                   "wait until it can (the pages still show what the daemons say)")  # fmt: skip
         if not session.may_operate:
             log.warning("console: %s (reader) refused %s", session.user, request.url.path)
             return self.error_page(request, session, 403, f"user {session.user} may read but not change: this "
@@ -318,6 +318,12 @@ class Console:
         response.set_cookie(self.note_cookie, urllib.parse.quote(note), max_age=60, path=PREFIX, secure=True,
                             httponly=True, samesite="strict")  # fmt: skip
         return response
+
+
+def _with_role(session: Session, may_operate: bool) -> Session:
+    if session.may_operate == may_operate:
+        return session
+    return Session(session.user, may_operate, session.sid, session.expires, session.sealed)
 
 
 def _client(request: Request) -> str:

@@ -10,9 +10,9 @@ failure limits); what the login found is kept in a cookie instead of sending the
   session's id): every request checks the login again through the API's Authenticator, whose cache asks the
   database at most every [rest] login_cache_seconds (30 s). A dropped user, a changed password or a revoked role
   ends the console session within that time, as it ends the API's, and a role changed between reader and operator
-  applies as soon. While the database cannot say (it is away), the roles of the last check stand: the console
-  then still shows the daemons. Only the server can open the seal; a stolen cookie gives what it gave before (the
-  session, until its logout or expiry), not the password.
+  applies as soon. While the database cannot say (it is away), the session reads only: the console then still
+  shows the daemons, and changes nothing on a role nobody confirmed. A stolen cookie gives what it gave before
+  (the session, until its logout or expiry), not the password: opening the seal also needs the instance secret.
 - Secure, HttpOnly, SameSite=Strict, Path=/console; it expires SESSION_SECONDS after the login (absolute: then log
   in again).
 - CSRF: the token is an HMAC of the session's random id under the same key (nothing to store); every POST carries
@@ -54,6 +54,7 @@ class Session(Record):
     sid: str  # random per login: the CSRF token is derived from it
     expires: float  # epoch seconds
     sealed: str  # the login's password, encrypted for this server alone (SessionKeys.password_of)
+    checked: bool = True  # False while the database cannot confirm the login: the session reads only
 
 
 class SessionKeys:

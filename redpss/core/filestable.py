@@ -73,44 +73,52 @@ class _LeaseProbe:
     writable), and succeeds otherwise. The lease lives only until our descriptor closes, microseconds later; a
     writer opening the file in between waits for that close. The kernel tells a lease holder of such an open by a
     signal, SIGIO unless the descriptor names another: SIGURG here, ignored by default, since SIGIO would end the
-    process. A refusal that says nothing about writers (EACCES: neither the owner nor CAP_LEASE; EINVAL: a file
-    system without leases, or leases switched off) turns the probe off for the process, with one warning."""
+    process. What was opened must be a regular file (a name swapped for a folder or a FIFO since the caller's look
+    is no answer, and says nothing about leases). A refusal that says nothing about writers is remembered with one
+    warning: EACCES (neither the owner nor CAP_LEASE) for the files of other users, EINVAL (a file system without
+    leases, or leases switched off) for that file system; the time rule alone decides for those."""
 
     def __init__(self) -> None:
-        self.unavailable: str | None = None
+        self.others_files = ""  # why files of other users cannot be asked about ("" while they can)
+        self.devices: dict[int, str] = {}  # file systems that refused a lease -> why
 
     def writing(self, path: Path) -> bool:
-        if self.unavailable is not None:
-            return False
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:  # EWOULDBLOCK: another process holds a write lease on it
             return exc.errno == errno.EWOULDBLOCK
         try:
-            fcntl.fcntl(descriptor, fcntl.F_SETSIG, signal.SIGURG)
-            fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
-        except OSError as exc:
-            if exc.errno == errno.EAGAIN:
-                return True
-            self._turn_off(path, exc)
+            info = os.fstat(descriptor)
+            if not stat.S_ISREG(info.st_mode) or info.st_dev in self.devices:
+                return False
+            if self.others_files and info.st_uid != os.geteuid():
+                return False
+            try:
+                fcntl.fcntl(descriptor, fcntl.F_SETSIG, signal.SIGURG)
+                fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+            except OSError as exc:
+                if exc.errno == errno.EAGAIN:
+                    return True
+                self._cannot_ask(path, info.st_dev, exc)
             return False
         finally:
             os.close(descriptor)
-        return False
 
-    def _turn_off(self, path: Path, exc: OSError) -> None:
+    def _cannot_ask(self, path: Path, device: int, exc: OSError) -> None:
         reason = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-        self.unavailable = reason
-        fix = (
-            "the process needs CAP_LEASE for files it does not own (the units grant it: run the daemon under "
-            "systemd, or as the files' owner)"
-            if exc.errno in (errno.EACCES, errno.EPERM)
-            else "the file system has no leases, or fs.leases-enable is 0"
-        )
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            self.others_files = reason
+            which = "files of other users (sFTP uploads)"
+            fix = "the process needs CAP_LEASE (the units grant it: run the daemon under systemd)"
+        else:
+            self.devices[device] = reason
+            which = "files on the file system of " + str(path)
+            fix = "that file system has no leases, or fs.leases-enable is 0"
         log.warning(
-            "cannot tell whether files in data/input are still open for writing (read lease on %s refused: %s); "
-            "%s. Until this process restarts a file is taken once ingest_stable_seconds pass without a change, "
-            "so an upload that stalls longer is taken half-written",
+            "cannot tell whether %s are still open for writing (read lease on %s refused: %s); %s. Until this "
+            "process restarts such a file is taken once ingest_stable_seconds pass without a change, so an upload "
+            "that stalls longer is taken half-written",
+            which,
             path,
             reason,
             fix,

@@ -62,6 +62,9 @@ RUNNING_RETRY = 1.0  # seconds to wait when the logins still running from an add
 MAX_USER_LENGTH = 128  # Exasol identifiers are at most 128 characters
 LOGIN_TIMEOUT = 10.0
 UNAVAILABLE_LOG_SECONDS = 60.0  # the same reason why credentials cannot be checked is logged once per this time
+# a database a re-check (recheck) could not reach is not asked again for this long: every open console tab
+# refreshes every few seconds, and each login to a host that does not answer waits LOGIN_TIMEOUT
+RECHECK_UNREACHABLE_SECONDS = 5.0
 
 _ROLES_SQL = "SELECT GRANTED_ROLE FROM EXA_USER_ROLE_PRIVS UNION SELECT GRANTED_ROLE FROM EXA_ROLE_ROLE_PRIVS"
 
@@ -229,6 +232,7 @@ class Authenticator:
         self._own_users = {config.default.exa_username.upper(), config.rest.exa_username.upper()}
         self.database_logins = 0  # logins made (cache misses), for tests and metrics
         self._unavailable_logged: tuple[str, float] = ("", 0.0)  # the last reason logged, and when
+        self._unreachable_until = 0.0  # monotonic: until then a re-check does not ask the database (recheck)
 
     async def authenticate(self, authorization: str | None, client_host: str) -> Principal:
         """The caller's Principal; AuthRefused (TooManyAttempts, NoApiRole) with a reason safe to show, or
@@ -272,32 +276,63 @@ class Authenticator:
             login.add_done_callback(functools.partial(self._login_done, key, address))
         return await asyncio.shield(login)
 
+    async def recheck(self, user: str, password: str, client_host: str) -> Principal:
+        """Credentials the server itself keeps (a console session's sealed password) checked again: the same cache
+        and database login as authenticate(), outside the failure limits, which count what clients send (a session
+        must not be held back by others' guesses from its address, nor be counted as one). A database that could
+        not be reached is not asked again for RECHECK_UNREACHABLE_SECONDS: CannotCheck at once meanwhile."""
+        now = time.monotonic()
+        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        if self._unreachable_until > now:
+            raise CannotCheck
+        login = self._pending.get(key)
+        if login is None:
+            login = asyncio.ensure_future(self._login(key, user, password, client_host, counted=False))
+            self._pending[key] = login
+            login.add_done_callback(functools.partial(self._recheck_done, key))
+        return await asyncio.shield(login)
+
+    def _recheck_done(self, key: bytes, login: asyncio.Future[Principal]) -> None:
+        self._pending.pop(key, None)
+        if not login.cancelled():
+            login.exception()  # retrieved, as in _login_done
+
     def _login_done(self, key: bytes, client_host: str, login: asyncio.Future[Principal]) -> None:
         self._pending.pop(key, None)
         self._failures.end(client_host)
         if not login.cancelled():
             login.exception()  # retrieved: when every caller went away, asyncio must not report it as lost
 
-    async def _login(self, key: bytes, user: str, password: str, client_host: str) -> Principal:
+    async def _login(
+        self, key: bytes, user: str, password: str, client_host: str, *, counted: bool = True
+    ) -> Principal:
+        """The database login and the roles; `counted`: a client's attempt, which the failure limits count."""
         self.database_logins += 1
         try:
             roles = await asyncio.to_thread(self._roles_by_login, user, password)
         except DatabaseAuthError:
-            self._failures.add(_address_key(client_host), time.monotonic())
-            self._user_failures.add(user.upper(), time.monotonic())
+            if counted:
+                self._failures.add(_address_key(client_host), time.monotonic())
+                self._user_failures.add(user.upper(), time.monotonic())
             reason = "the database refused the login (wrong user or password, or no CREATE SESSION privilege)"
             self._log_refusal(user, client_host, reason)
             raise AuthRefused(reason) from None
         except DatabaseError as exc:  # away, misconfigured, or a statement of the check failed: not the caller's
             self._log_unavailable(str(exc))
+            self._unreachable_until = time.monotonic() + RECHECK_UNREACHABLE_SECONDS
             raise CannotCheck from None
         try:
             principal = principal_from_roles(user, roles)
         except NoApiRole as refused:
             self._log_refusal(user, client_host, refused.reason)
             raise
+        self._unreachable_until = 0.0
         self._remember(key, principal, time.monotonic())
-        self._trust(user.upper(), _address_key(client_host), time.monotonic())
+        if counted:
+            self._trust(user.upper(), _address_key(client_host), time.monotonic())
         return principal
 
     def _trust(self, user: str, address: str, now: float) -> None:

@@ -18,6 +18,7 @@ import pytest
 from redpss.console.data import ROWS_PER_PAGE
 from redpss.console.session import SessionKeys
 from redpss.core.db.sqltext import insert_statement
+from redpss.rest.auth import FAILURE_LIMIT
 from tests.console.conftest import shoot
 from tests.rest.rest_instance import OPERATOR, READER, RestApi, client_context
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher
@@ -308,9 +309,16 @@ def test_a_login_form_too_large_is_answered_by_the_login_page_not_json(api: Rest
     assert "the form is larger than 16384 bytes" in answer.text and 'name="password"' in answer.text
 
 
-def _console_login(api: RestApi, user: tuple[str, str]) -> str:
-    """The session cookie of a console login, as a Cookie header value (a client of its own: no shared cookie jar)."""
-    with httpx.Client(base_url=api.base, verify=client_context(api.paths), timeout=30.0) as client:
+def _client_from(api: RestApi, address: str) -> httpx.Client:
+    """A client of its own (no shared cookie jar) whose connections come from `address` (any of 127.0.0.0/8): the
+    API counts failed logins per address, and other tests of the module log in from 127.0.0.1."""
+    transport = httpx.HTTPTransport(verify=client_context(api.paths), local_address=address)
+    return httpx.Client(base_url=api.base, transport=transport, timeout=30.0)
+
+
+def _console_login(api: RestApi, user: tuple[str, str], address: str = "127.0.0.1") -> str:
+    """The session cookie of a console login, as a Cookie header value."""
+    with _client_from(api, address) as client:
         answer = client.post("/console/login", data={"user": user[0], "password": user[1], "next": "/console/"})
         assert answer.status_code == 303, answer.text
         [(name, value)] = client.cookies.items()
@@ -329,16 +337,21 @@ def test_a_revoked_role_ends_the_console_session_within_the_login_cache_for_ever
     db.execute(f"GRANT CREATE SESSION TO {user[0]}")
     db.execute(f"GRANT REDPSS_OPERATOR TO {user[0]}")
     db.commit()
+    client = _client_from(api, "127.0.0.2")
     try:
-        partial = {"x-console-partial": "1", "cookie": _console_login(api, user)}
+        partial = {"x-console-partial": "1", "cookie": _console_login(api, user, "127.0.0.2")}
 
         def jobs() -> httpx.Response:
-            return api.client.get("/console/jobs", headers=partial)
+            return client.get("/console/jobs", headers=partial)
 
         assert "Start now" in jobs().text  # the operator's actions
         db.execute(f"REVOKE REDPSS_OPERATOR FROM {user[0]}")
         db.execute(f"GRANT REDPSS_READER TO {user[0]}")
         db.commit()
+        # failed logins from the session's address until the API holds it back: the session's own check is not
+        # theirs to stop (it kept the operator's role of the login while the address was held)
+        refused = [client.get("/api/v1/status", auth=(user[0], "wrong")).status_code for _ in range(FAILURE_LIMIT + 1)]
+        assert refused[-1] == 429, refused
         wait_for(lambda: "Start now" not in jobs().text, 30, interval=0.2, what="the console to see the reader")
         assert jobs().status_code == 200  # still logged in, as a reader
         db.execute(f"REVOKE REDPSS_READER FROM {user[0]}")
@@ -353,5 +366,6 @@ def test_a_revoked_role_ends_the_console_session_within_the_login_cache_for_ever
             in api.client.get("/console/jobs", headers={**partial, "cookie": _console_login(api, user)}).text
         )
     finally:
+        client.close()
         db.execute(f"DROP USER {user[0]} CASCADE")
         db.commit()

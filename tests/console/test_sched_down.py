@@ -45,3 +45,14 @@ def test_the_overview_shows_a_stopped_sched_as_down(page_of: Any, running: Runni
         assert "internal error" not in page.locator("#error").inner_text(), path
         assert page.locator("input[name=csrf]").count() == 1, path  # the logout form: the session stands
     shoot(page, artifacts, "jobs-database-down")
+    # nothing is changed on a login the database could not confirm: an operator's form is refused with the reason
+    assert "login not confirmed: reading only" in page.locator("header").inner_text()
+    page.evaluate(
+        """() => { const f = document.createElement('form'); f.method = 'post';
+                   f.action = '/console/jobs/APP1/1/toggle';
+                   const t = document.createElement('input'); t.name = 'csrf';
+                   t.value = document.querySelector('input[name=csrf]').value; f.appendChild(t);
+                   document.body.appendChild(f); f.submit(); }"""
+    )
+    page.wait_for_selector("#error")
+    assert "the database cannot confirm your login now" in page.locator("#error").inner_text()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from redpss.core import filestable
 from redpss.core.filestable import (
     StabilityTracker,
     finished,
@@ -20,6 +23,16 @@ from redpss.core.filestable import (
     regular_file_state,
 )
 from tests.support.file_access import held_open_for_writing
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test with a probe of its own, which must still ask at its end: a probe turned off (by a test before, or
+    by this one) would answer "not writing" for every file, and the tests of "not writing" would prove nothing."""
+    probe = filestable._LeaseProbe()
+    monkeypatch.setattr(filestable, "_PROBE", probe)
+    yield
+    assert not probe.others_files and not probe.devices
 
 
 @pytest.mark.parametrize(
@@ -123,32 +136,34 @@ def test_readers_and_our_own_closed_writes_do_not_count_as_writing(tmp_path: Pat
 
 @pytest.mark.root
 def test_cap_lease_lets_a_daemon_ask_about_files_it_does_not_own() -> None:
-    """A process that neither owns the file nor has CAP_LEASE cannot ask: it falls back to the time rule, once,
-    with a warning that names the missing capability (`redctl start_trace` as redsys). With CAP_LEASE, which the
-    units of JSON2CSV, PARQ2CSV and SCHED grant, it can."""
+    """A process that neither owns the file nor has CAP_LEASE cannot ask: for other users' files it falls back to
+    the time rule, with one warning that names the missing capability (`redctl start_trace` as redsys), and still
+    asks about its own files. With CAP_LEASE, which the units of JSON2CSV, PARQ2CSV and SCHED grant, it can."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run a process as nobody")
     with tempfile.TemporaryDirectory(prefix="redpss-lease-") as folder:  # pytest's tmp_path is root's alone
         Path(folder).chmod(0o755)
-        _ask_as_nobody(Path(folder) / "orders.json")
+        _ask_as_nobody(Path(folder) / "orders.json", Path(folder) / "own.json")
 
 
-def _ask_as_nobody(path: Path) -> None:
-    path.write_text("{}\n")
-    path.chmod(0o644)
+def _ask_as_nobody(path: Path, own: Path) -> None:
+    for each in (path, own):
+        each.write_text("{}\n")
+        each.chmod(0o644)
+    shutil.chown(own, "nobody")
     code = (
         "import logging, sys; from pathlib import Path; logging.basicConfig(level=logging.WARNING);"
-        "from redpss.core.filestable import open_for_writing as w; p = Path(sys.argv[1]);"
-        "print(w(p), w(p))"
+        "from redpss.core.filestable import open_for_writing as w; p, o = Path(sys.argv[1]), Path(sys.argv[2]);"
+        "print(w(p), w(p), w(o))"
     )
     root = Path(__file__).resolve().parents[2]
     nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
     with_lease = [*nobody, "--inh-caps=+lease", "--ambient-caps=+lease"]  # what the units' AmbientCapabilities give
     asked = {}
-    with held_open_for_writing(path):
+    with held_open_for_writing(path), held_open_for_writing(own):
         for name, prefix in (("plain", nobody), ("lease", with_lease)):
             asked[name] = subprocess.run(
-                [*prefix, sys.executable, "-c", code, str(path)],
+                [*prefix, sys.executable, "-c", code, str(path), str(own)],
                 check=False,
                 capture_output=True,
                 text=True,
@@ -156,8 +171,24 @@ def _ask_as_nobody(path: Path) -> None:
                 env={**os.environ, "PYTHONPATH": str(root)},
                 timeout=60,
             )
-    assert asked["plain"].stdout == "False False\n", asked["plain"].stderr
-    assert asked["plain"].stderr.count("cannot tell whether files in data/input are still open for writing") == 1
+    assert asked["plain"].stdout == "False False True\n", asked["plain"].stderr
+    warning = "cannot tell whether files of other users (sFTP uploads) are still open for writing"
+    assert asked["plain"].stderr.count(warning) == 1
     assert "EACCES" in asked["plain"].stderr and "CAP_LEASE" in asked["plain"].stderr
-    assert asked["lease"].stdout == "True True\n", asked["lease"].stderr
+    assert asked["lease"].stdout == "True True True\n", asked["lease"].stderr
     assert not asked["lease"].stderr
+
+
+def test_a_name_swapped_for_a_folder_or_a_fifo_is_no_answer_and_the_probe_stays_on(tmp_path: Path) -> None:
+    """A lease on a folder is refused with EINVAL, which also means "a file system without leases": a user who
+    swapped an upload's name for a folder between the caller's look and the probe's open turned the probe off for
+    every file of the process."""
+    held = tmp_path / "held.json"
+    held.write_text("{}\n")
+    folder = tmp_path / "swapped.json"
+    folder.mkdir()
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with held_open_for_writing(held):
+        assert not open_for_writing(folder) and not open_for_writing(fifo)
+        assert open_for_writing(held)

@@ -249,3 +249,11 @@ def test_the_database_name_is_checked_on_connect(devdb: InProcessDevDb) -> None:
     assert not other.connected  # the session to the wrong database is not kept
     with pytest.raises(DatabaseNameMismatch):
         other.wait_connected(timeout=5, refusal_is_final=True)
+
+
+def test_a_query_timeout_goes_to_the_database_in_whole_seconds(devdb: InProcessDevDb) -> None:
+    """Exasol's queryTimeout attribute is an integer; the API's 20.0 s went as a float, rounded up here."""
+    assert settings(devdb, query_timeout=20.0).connect_options()["query_timeout"] == 20
+    assert settings(devdb, query_timeout=0.5).connect_options()["query_timeout"] == 1
+    assert settings(devdb).connect_options()["query_timeout"] == 0
+    assert isinstance(settings(devdb, query_timeout=20.0).connect_options()["query_timeout"], int)

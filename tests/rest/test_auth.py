@@ -250,3 +250,31 @@ def test_logins_sent_at_once_try_no_more_passwords_than_the_limit(devdb: InProce
     assert all(isinstance(o, AuthRefused) for o in outcomes)
     assert isinstance(refusal(auth, basic("api_reader", READER_PASSWORD)), TooManyAttempts)  # 3 failures now count
     assert authenticate(auth, basic("api_reader", READER_PASSWORD), client="192.0.2.99").user == "api_reader"
+
+
+def test_a_recheck_is_not_held_back_by_failed_logins_and_does_not_ask_an_unreachable_database_again(
+    devdb: InProcessDevDb, config: Config
+) -> None:
+    """The console's checks of its sessions' sealed passwords: others' wrong passwords from the same address do not
+    stop them (the session kept its login's role while the address was held), and a database that could not be
+    reached is not asked again at every request of every open tab for RECHECK_UNREACHABLE_SECONDS."""
+    auth = Authenticator(config, failure_limit=1, cache_seconds=0.0)
+    with pytest.raises(AuthRefused):
+        authenticate(auth, basic("api_reader", "wrong"))
+    with pytest.raises(TooManyAttempts):
+        authenticate(auth, basic("api_reader", READER_PASSWORD))  # the address is held now
+    principal = asyncio.run(auth.recheck("api_reader", READER_PASSWORD, "127.0.0.1"))
+    assert principal.user == "api_reader" and not principal.may_operate
+    with pytest.raises(AuthRefused):
+        asyncio.run(auth.recheck("api_reader", "changed meanwhile", "127.0.0.1"))
+    with pytest.raises(TooManyAttempts):  # a recheck neither counted nor cleared the address's failures
+        authenticate(auth, basic("api_reader", READER_PASSWORD))
+
+    unreachable = render_config(
+        {"DEFAULT": {"exa_password": "x", "exa_connection": f"127.0.0.1:{free_port()}", "exa_encryption": "false"}}
+    )
+    away = Authenticator(parse_config(unreachable, "red_params.conf"))
+    for _ in range(3):
+        with pytest.raises(CannotCheck):
+            asyncio.run(away.recheck("api_reader", READER_PASSWORD, "127.0.0.1"))
+    assert away.database_logins == 1

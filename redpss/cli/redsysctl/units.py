@@ -42,8 +42,9 @@ UNIT_LINKS = "env/.units"  # below REDHOME: <INSTANCE> -> ../<instance>
 # Every other unit keeps the sFTP trees read-only: a rename from the tree into data/archive needs both writable.
 SFTP_WRITERS = frozenset({"cfi", "json2csv", "parq2csv", "sched"})
 # The daemons that decide when an upload is finished (core.filestable): CAP_LEASE lets them ask the kernel whether
-# a file they do not own (an sFTP user's) is still open for writing, by a read lease they drop at once. It grants
-# nothing else: no file may be read, written or opened that the user redsys could not.
+# a file they do not own (an sFTP user's) is still open for writing, by a read lease they drop at once. No file may
+# be read, written or opened that the user redsys could not; a lease can delay other processes' opens of a file it
+# may read by up to 45 s (docs/decisions.md weighs that).
 UPLOAD_JUDGES = frozenset({"json2csv", "parq2csv", "sched"})
 NO_CAPABILITIES = """\
 # No capabilities at all: ports are above 1024, files belong to redsys.

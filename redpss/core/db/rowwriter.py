@@ -63,7 +63,7 @@ BATCH_ROWS = 1000
 FLUSH_INTERVAL = 0.5  # seconds between rounds when nothing wakes the writer
 COMPACT_MIN_BYTES = 1 << 20  # the spool is rewritten only beyond this size ...
 COMPACT_FACTOR = 4  # ... and when it is this many times larger than the rows still waiting
-ASSUMED_LINE_BYTES = 300  # a row's spool line, until this writer has appended or loaded rows to measure
+ASSUMED_LINE_BYTES = 300  # a row's spool line where its length is not known (a row held in memory only)
 BEHIND_RETRY = 60.0  # seconds before the rows of a table lacking a key column (schema not upgraded) are tried again
 # In a spool's folder: the time (epoch seconds) the database was replaced by a clone (redpss.clone). Every writer
 # whose spool is in that folder (each daemon's, in the instance's tmp/) drops the rows appended before that time:
@@ -177,8 +177,9 @@ class RowWriter:
         self._fd: int | None = None  # the spool, open for appending
         self._generation = 0  # raised whenever the spool is replaced or emptied
         self._synced = (0, 0)  # (generation, size) known to be on disk
-        # spool lines written or loaded, and their bytes: the rows' average line, by which the spool is compacted
-        self._lines, self._line_bytes = 0, 0
+        # the length of each row's spool line (rows written, loaded or rewritten; pruned at each rewrite): the
+        # spool is compacted when it is several times larger than the rows still waiting
+        self._line_bytes: dict[int, int] = {}
         self.rewritten_bytes = 0  # what compactions of the spool wrote since start (their cost: for tests)
         self._thread: threading.Thread | None = None
         self._load()
@@ -232,11 +233,11 @@ class RowWriter:
             seqs = [entry.seq for entry in entries]
             if not entries:
                 return seqs
-            data = _spool_lines(entries)
+            data, lengths = _spool_lines(entries)
             end = self._spool_write(data, what=f"{len(entries)} row(s)")
             if end is None:
                 return None  # cut back out of the spool, never in memory: nothing to undo
-            self._measured(len(entries), len(data))
+            self._line_bytes.update(lengths)
             for entry in entries:
                 self._pending[entry.seq] = entry
             self._held.update(seqs)
@@ -443,7 +444,7 @@ class RowWriter:
                     if "done" in record:
                         done.update(int(seq) for seq in record["done"])
                     else:
-                        self._measured(1, len(line.encode()))
+                        self._line_bytes[int(record["seq"])] = len(line.encode())
                         entries.append(
                             _Entry(
                                 int(record["seq"]),
@@ -521,15 +522,11 @@ class RowWriter:
 
     def _append_to_spool(self, entries: Sequence[_Entry]) -> int | None:
         """Append (the caller fsyncs); the spool's size after it, None on failure. Lock held."""
-        data = _spool_lines(entries)
+        data, lengths = _spool_lines(entries)
         end = self._spool_write(data, what=f"{len(entries)} row(s)")
         if end is not None:
-            self._measured(len(entries), len(data))
+            self._line_bytes.update(lengths)
         return end
-
-    def _measured(self, lines: int, size: int) -> None:
-        self._lines += lines
-        self._line_bytes += size
 
     def _spool_write(self, data: bytes, what: str) -> int | None:
         """Append `data` without fsync; on failure the file is cut back to where it was, so no torn line stays."""
@@ -617,13 +614,19 @@ class RowWriter:
                 with contextlib.suppress(FileNotFoundError):
                     os.truncate(self.spool, 0)
                 self._replaced()
+                self._line_bytes.clear()
                 return True
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as handle:
-                    handle.writelines(entry.to_json() for entry in self._pending.values())
+                lengths: dict[int, int] = {}
+                with os.fdopen(fd, "wb", closefd=False) as handle:
+                    for entry in self._pending.values():
+                        line = entry.to_json().encode()
+                        lengths[entry.seq] = len(line)
+                        handle.write(line)
                 os.fsync(fd)
                 self.rewritten_bytes += os.fstat(fd).st_size
+                self._line_bytes = lengths
             finally:
                 os.close(fd)
             temporary.replace(self.spool)
@@ -658,10 +661,13 @@ class RowWriter:
             size = self.spool.stat().st_size
         except OSError:
             return False
-        # the rows' own average line: DBLS's rows carry messages of kilobytes, and an assumed 300 bytes had the spool
+        if size <= COMPACT_MIN_BYTES:
+            return False
+        # the rows' own lines: DBLS's rows carry messages of kilobytes, and an assumed 300 bytes each had the spool
         # rewritten whole after every batch of a backlog (gigabytes written while a long outage's rows drained)
-        line = self._line_bytes / self._lines if self._lines else ASSUMED_LINE_BYTES
-        return size > COMPACT_MIN_BYTES and size > COMPACT_FACTOR * line * len(self._pending)
+        lengths = self._line_bytes
+        waiting = sum(lengths.get(seq, ASSUMED_LINE_BYTES) for seq in self._pending)
+        return size > COMPACT_FACTOR * waiting
 
     # -- the writer thread ----------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -888,8 +894,10 @@ class _Region(NamedTuple):
     seqs: frozenset[int]
 
 
-def _spool_lines(entries: Sequence[_Entry]) -> bytes:
-    return "".join(entry.to_json() for entry in entries).encode()
+def _spool_lines(entries: Sequence[_Entry]) -> tuple[bytes, dict[int, int]]:
+    """The entries' spool lines, and the length of each (by sequence number)."""
+    lines = [entry.to_json().encode() for entry in entries]
+    return b"".join(lines), {entry.seq: len(line) for entry, line in zip(entries, lines, strict=True)}
 
 
 def _bare(table: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,7 @@ class DbSettings:
             "compression": False,
             "connection_timeout": self.connection_timeout,
             "socket_timeout": self.socket_timeout,
-            "query_timeout": self.query_timeout,
+            "query_timeout": math.ceil(self.query_timeout),  # Exasol's queryTimeout is whole seconds
             "client_name": self.client_name,
             "autocommit": self.autocommit,
             "verbose_error": False,  # our messages say what matters; pyexasol's verbose form spans many lines
