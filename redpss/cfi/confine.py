@@ -4,7 +4,10 @@ pyftpdlib already keeps a client's path below the account's root (data/) as text
 symbolic link leads. Every path is therefore resolved and accepted only when it ends inside data/ itself, or inside
 this instance's own sFTP tree (/app/redftp/env/<instance>) and was reached through a link directly in data/input.
 `..`, a link pointing anywhere else (another instance's data or sFTP tree, /etc), and a link made inside an upload
-folder that leads out of that user's folder (to /etc, or to another user's folder) are refused. A file is checked
+folder that leads out of that user's folder (to /etc, or to another user's folder) are refused. So are the private
+folders below data/ (PRIVATE_FOLDERS: the mail spools, SENDFILE's exports), whatever path or link leads there: any
+database user with ACCESS on the CFI connection may IMPORT through CFISRV, and those hold other users' mails and
+tables exported for one partner. A file is checked
 again once opened, by the path the kernel reports for its descriptor, so a link swapped between the check and the
 open cannot lead out either.
 
@@ -25,7 +28,12 @@ from typing import Any
 
 from pyftpdlib.filesystems import AbstractedFS
 
+from redpss.mail.spoolstat import MAIL_FOLDER
 from redpss.redftp.inputs import INPUT_DIR, input_link_holding, inside
+
+# Below data/, never served: the mail spools and dead letters (other senders' mails, MAIL2CMD's replies) and SENDFILE's
+# exports (core.paths.InstancePaths.sendfile_work).
+PRIVATE_FOLDERS = (MAIL_FOLDER, os.path.join("work", "sendfile"))
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,10 @@ class Confinement:
         """The data tree's real path, resolved once: the instance's own tree does not move under a running server."""
         return os.path.realpath(self.data_root)
 
+    @cached_property
+    def _private(self) -> tuple[str, ...]:
+        return tuple(os.path.join(self._real_data, folder) for folder in PRIVATE_FOLDERS)
+
     def allows(self, path: str) -> bool:
         """Whether `path` (absolute, below data_root as text) may be served."""
         logical = os.path.normpath(path)
@@ -51,8 +63,11 @@ class Confinement:
             return False
         real = self.resolve(logical)
         if inside(real, self._real_data):
-            return True
+            return not self._is_private(real)
         return self._through_input_link(logical, real)
+
+    def _is_private(self, real: str) -> bool:
+        return any(inside(real, folder) for folder in self._private)
 
     def resolve(self, path: str) -> str:
         """os.path.realpath(path), resolved from the data tree's real path when `path` lies below it as text."""
@@ -86,7 +101,7 @@ class Confinement:
         the folder of one of the data/input/<user> links."""
         opened = os.readlink(f"/proc/self/fd/{fd}")
         if inside(opened, self._real_data):
-            return True
+            return not self._is_private(opened)
         return any(inside(opened, target) for target in self._input_link_targets())
 
     def _input_link_targets(self) -> list[str]:

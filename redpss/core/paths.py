@@ -127,6 +127,11 @@ class InstancePaths(Record):
         return self.home / "data" / "work"
 
     @property
+    def sendfile_work(self) -> Path:
+        """SENDFILE's exports while they are sent (one folder per request)."""
+        return self.home / "data" / "work" / "sendfile"
+
+    @property
     def data_error(self) -> Path:
         return self.home / "data" / "error"
 

@@ -43,7 +43,7 @@ class Delivered:
 
 
 def work_folder(paths: InstancePaths, request_id: str) -> Path:
-    return paths.data_work / "sendfile" / request_id
+    return paths.sendfile_work / request_id
 
 
 def carry_out(

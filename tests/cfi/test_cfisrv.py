@@ -152,6 +152,29 @@ def test_paths_outside_the_data_tree_are_refused(cfi: Cfi) -> None:
         client.quit()
 
 
+def test_the_mail_spools_and_sendfiles_exports_are_never_served(cfi: Cfi) -> None:
+    """Any database user with ACCESS on the CFI connection may IMPORT through CFISRV: the mails spooled for other
+    senders (and MAIL2CMD's replies) and the tables SENDFILE exported for one partner were readable."""
+    data = cfi.paths.data
+    (data / "mail" / "spool").mkdir(parents=True, exist_ok=True)
+    (data / "mail" / "spool" / "1.mail").write_text("Subject: payroll\n")
+    export = cfi.paths.sendfile_work / "r1"
+    export.mkdir(parents=True, exist_ok=True)
+    (export / "salaries.csv").write_text("4\n")
+    (cfi.paths.data_input / "to-mail").symlink_to(data / "mail")
+    client = cfi.implicit()
+    try:
+        for path in ("mail/spool/1.mail", "input/to-mail/spool/1.mail", "work/sendfile/r1/salaries.csv"):
+            with pytest.raises(ftplib.error_perm, match="550"):
+                retr(client, path)
+        for folder in ("mail", "work/sendfile"):
+            with pytest.raises(ftplib.error_perm, match="550"):
+                client.cwd(folder)
+        assert retr(client, "input/alice/orders.csv") == ORDERS
+    finally:
+        client.quit()
+
+
 def test_another_instance_data_tree_is_refused(cfi: Cfi) -> None:
     other = make_instance(cfi.paths.redhome.parent, "TST2")
     (other.data_input / "theirs.csv").write_text("theirs\n")

@@ -28,6 +28,12 @@ def tree(tmp_path: Path) -> Path:
     (data / "input" / "dangling").symlink_to("nowhere")
     (data / "input" / "alice" / "back").symlink_to("..")  # a folder link pointing up, inside
     (data / "input" / "loop").symlink_to("loop")
+    (data / "mail" / "spool").mkdir(parents=True)
+    (data / "mail" / "spool" / "1.mail").write_text("Subject: another's\n")
+    (data / "work" / "sendfile" / "r1").mkdir(parents=True)
+    (data / "work" / "sendfile" / "r1" / "export.csv").write_text("4\n")
+    (data / "work" / "mine.csv").write_text("5\n")
+    (data / "input" / "to_mail").symlink_to("../mail/spool")  # a link into a private folder
     (tmp_path / "served").symlink_to(data)
     return tmp_path / "served"
 
@@ -70,6 +76,11 @@ def test_resolve_outside_the_data_tree_is_realpath(tree: Path) -> None:
         ("input/out/secret.csv", False),
         ("input/out_relative/secret.csv", False),
         ("../outside/secret.csv", False),
+        ("mail/spool/1.mail", False),  # other senders' mails: any user with ACCESS on the connection may IMPORT
+        ("mail", False),
+        ("input/to_mail/1.mail", False),
+        ("work/sendfile/r1/export.csv", False),  # a table exported for one partner
+        ("work/mine.csv", True),
     ],
 )
 def test_links_inside_are_served_links_out_refused(tree: Path, relative: str, allowed: bool) -> None:
