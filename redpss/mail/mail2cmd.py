@@ -45,7 +45,15 @@ from redpss.mail.mail2cmd_rules import (
     replay_key,
 )
 from redpss.mail.mail2cmd_run import run_command
-from redpss.mail.mail2cmd_spool import REPLAY_WINDOW, STALE_AFTER, CommandSpool, Entry, NotMarked, commands_folder
+from redpss.mail.mail2cmd_spool import (
+    KEYS_KEPT,
+    REPLAY_WINDOW,
+    STALE_AFTER,
+    CommandSpool,
+    Entry,
+    NotMarked,
+    commands_folder,
+)
 from redpss.ops.instance import Instance
 
 log = logging.getLogger("redpss.mail2cmd")
@@ -70,7 +78,7 @@ NOOP_LIMIT = 10
 COMMAND_LIMIT = 100
 REFUSED_REPLY = "550 5.7.1 refused; the reason is in MAIL2CMD's log"
 REPLY_AGAIN_AFTER = 60.0  # seconds: a reply SENDMAIL did not take is offered again after this
-PRUNE_EVERY = 600.0  # seconds between removals of the `.done` files older than REPLAY_WINDOW
+PRUNE_EVERY = 600.0  # seconds between removals of the `.done` files older than KEYS_KEPT
 
 
 @dataclass(frozen=True)
@@ -210,7 +218,7 @@ class Mail2CmdService(Service):
         self.senders: dict[str, Sender] = {}
         self.queue: asyncio.Queue[_Work] = asyncio.Queue()
         self.spool = CommandSpool(commands_folder(paths))
-        self.seen: dict[str, float] = {}  # keys of the mails accepted within REPLAY_WINDOW -> when (spool's keys())
+        self.seen: dict[str, float] = {}  # keys of the mails accepted within KEYS_KEPT -> when (spool's keys())
         self.next_prune = time.time() + PRUNE_EVERY
         self.kept: dict[Path, Entry] = {}  # replies SENDMAIL did not take, waiting to be offered again
         self.offer_now = False
@@ -404,8 +412,8 @@ class Mail2CmdService(Service):
 
     async def tick(self, now: float) -> None:
         """Offer the kept replies again: every REPLY_AGAIN_AFTER seconds, or at once after SENDMAIL took a mail; forget
-        the keys of mails accepted before REPLAY_WINDOW, and their `.done` files every PRUNE_EVERY seconds."""
-        for key in [k for k, when in self.seen.items() if when < now - REPLAY_WINDOW]:
+        the keys of mails accepted before KEYS_KEPT, and their `.done` files every PRUNE_EVERY seconds."""
+        for key in [k for k, when in self.seen.items() if when < now - KEYS_KEPT]:
             del self.seen[key]
         if now >= self.next_prune:
             self.next_prune = now + PRUNE_EVERY

@@ -29,6 +29,7 @@ from pathlib import Path
 from redpss.core.config.kinds import Secret
 from redpss.core.paths import InstancePaths
 from redpss.mail.client import recipient_list
+from redpss.mail.mail2cmd_spool import FUTURE_SKEW
 
 CONFIG_NAME = "mail2cmd.conf"
 MIN_SECRET = 16
@@ -148,9 +149,6 @@ def authorise(senders: dict[str, Sender], envelope_from: str, message: EmailMess
     if command.name not in sender.commands:
         raise Refused(f"sender {sender.address}: command {command.name!r} is not on its list")
     return sender, command
-
-
-FUTURE_SKEW = 900.0  # seconds a command mail may be dated ahead of this server's clock (the sender's clock is off)
 
 
 def replay_key(sender: Sender, message: EmailMessage, now: float, window: float) -> str:

@@ -15,7 +15,7 @@ sort in the order the mails came and two never meet, whatever the pid after a re
 - `<id>.reply`: done (or not run), its reply not yet taken by SENDMAIL: the reply text is kept and sent again
   until SENDMAIL takes it, also after a restart.
 Once SENDMAIL took the reply the file becomes `<id>.done`, which only remembers the mail's key (sender and
-Message-ID) for REPLAY_WINDOW seconds: a mail system that did not see the 250 (a connection lost after it) sends the
+Message-ID) for KEYS_KEPT seconds: a mail system that did not see the 250 (a connection lost after it) sends the
 mail again, and the same command must not run twice, also across a restart. Older `.done` files are removed.
 """
 
@@ -35,7 +35,12 @@ from redpss.mail.spoolstat import mail_root
 
 QUEUED, RUNNING, REPLY, DONE = ".command", ".running", ".reply", ".done"
 STALE_AFTER = 3600.0  # seconds: a command older than this is not run at start-up (the sender may have acted since)
-REPLAY_WINDOW = 3600.0  # seconds: a command mail dated older is refused; the keys of those accepted are kept so long
+REPLAY_WINDOW = 3600.0  # seconds: a command mail dated older is refused
+FUTURE_SKEW = 900.0  # seconds a command mail may be dated ahead of this server's clock (the sender's clock is off)
+# How long the key of an accepted mail is kept: a copy stays fresh until its Date is REPLAY_WINDOW old, and a Date
+# may lie FUTURE_SKEW ahead of the acceptance (kept only REPLAY_WINDOW, a copy of a mail dated 10 minutes ahead,
+# sent again 65 minutes later, found its key gone and its Date still fresh: the command ran twice)
+KEYS_KEPT = REPLAY_WINDOW + FUTURE_SKEW
 
 
 def commands_folder(paths: InstancePaths) -> Path:
@@ -132,7 +137,7 @@ class CommandSpool:
         fsync_folder(self.folder)
 
     def keys(self, now: float) -> dict[str, float]:
-        """key -> time of acceptance, of every command kept or done within REPLAY_WINDOW; older `.done` files go."""
+        """key -> time of acceptance, of every command kept or done within KEYS_KEPT; older `.done` files go."""
         found: dict[str, float] = {}
         if not self.folder.is_dir():
             return found
@@ -143,7 +148,7 @@ class CommandSpool:
                 entry = _read(path)
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # left_over reports and sets aside what it cannot read
-            if path.suffix == DONE and entry.accepted < now - REPLAY_WINDOW:
+            if path.suffix == DONE and entry.accepted < now - KEYS_KEPT:
                 path.unlink(missing_ok=True)
             elif entry.key:
                 found[entry.key] = entry.accepted

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 
+import pytest
+
+from redpss.core.config.kinds import Secret
 from redpss.core.durable import TMP_PREFIX
-from redpss.mail.mail2cmd_spool import CommandSpool
+from redpss.mail.mail2cmd_rules import Refused, Sender, replay_key
+from redpss.mail.mail2cmd_spool import KEYS_KEPT, REPLAY_WINDOW, CommandSpool
 
 
 def test_commands_are_found_oldest_first_in_the_state_they_were_left_in(tmp_path: Path) -> None:
@@ -56,3 +62,29 @@ def test_a_command_forgotten_before_its_250_leaves_no_key_behind(tmp_path: Path)
     spool.forget(kept)
     assert spool.keys(time.time()) == {"k-answered": answered.accepted}
     assert spool.left_over() == ([], [])
+
+
+def test_the_key_of_a_mail_dated_ahead_is_kept_while_a_copy_of_it_would_still_be_taken(tmp_path: Path) -> None:
+    """A mail may be dated up to FUTURE_SKEW ahead of this server and stays fresh until its Date is REPLAY_WINDOW
+    old; its key was kept REPLAY_WINDOW after its acceptance only. The sender's clock 10 minutes fast, a copy sent
+    again 65 minutes later found no key and a Date still fresh: the command ran twice."""
+    sender = Sender("ops@example.com", Secret("s"), frozenset({"suspend"}))
+    spool = CommandSpool(tmp_path / "commands")
+    message = EmailMessage()
+    message["Message-ID"] = "<once@example.com>"
+    entry = spool.accept(
+        sender.address,
+        "suspend",
+        key=replay_key(sender, _dated(time.time() + 600, message), time.time(), REPLAY_WINDOW),
+    )
+    spool.done(entry)
+    later = entry.accepted + 65 * 60
+    assert replay_key(sender, message, later, REPLAY_WINDOW) in spool.keys(later)  # still fresh, still known
+    assert spool.keys(entry.accepted + KEYS_KEPT + 1) == {}  # then both go: a copy is refused by its Date
+    with pytest.raises(Refused, match="over 60 minutes ago"):
+        replay_key(sender, message, entry.accepted + KEYS_KEPT + 1, REPLAY_WINDOW)
+
+
+def _dated(when: float, message: EmailMessage) -> EmailMessage:
+    message["Date"] = formatdate(when)
+    return message
