@@ -10,6 +10,7 @@ but not the other way round.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import gc
@@ -72,6 +73,8 @@ class _Handler:
         with self.relay.lock:
             self.relay.received.append(Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), content))
             self.relay.arrived.notify_all()
+        if self.relay.answer_after:  # a relay that scans a mail before it answers its end (it took it already)
+            await asyncio.sleep(self.relay.answer_after)
         return "250 2.0.0 accepted"
 
 
@@ -101,6 +104,7 @@ class SmtpRelay:
         self.mode = mode
         self.utf8 = utf8  # offers SMTPUTF8 (addresses beyond ASCII)
         self.refuse_senders: set[str] = set()  # MAIL FROM refused (553), as a relay does for a sender not owned
+        self.answer_after = 0.0  # seconds before the reply to a mail's end (a relay that scans attachments first)
         self.user = user
         self.password = password
         self.refuse = set(refuse)

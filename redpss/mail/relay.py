@@ -14,12 +14,16 @@ import socket
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redpss.core.config import Config
 
 log = logging.getLogger("redpss.mail.relay")
 
-SMTP_TIMEOUT = 30.0  # seconds for connect and for each SMTP reply
+SMTP_TIMEOUT = 30.0  # seconds for connect and for each SMTP reply but one:
+# the reply to the end of DATA, which a relay may give only after scanning the mail (RFC 5321 4.5.3.2.6: 10 minutes).
+# Given up on after 30 s, a mail the relay then took was counted a failure and sent again at every retry.
+END_OF_DATA_TIMEOUT = 600.0
 SENT, RETRY, DEAD = "SENT", "RETRY", "DEAD"
 MAIL_TOO_LARGE = frozenset({552, 555})  # MAIL FROM refused for this mail's SIZE, or a parameter of it
 
@@ -79,23 +83,65 @@ def _classify(code: int) -> str:
     return DEAD if 500 <= code < 600 else RETRY
 
 
+class _PatientAtEndOfData(smtplib.SMTP):
+    """smtplib's client waiting `end_of_data_timeout` for the reply to the mail's end (after DATA's 354 and the
+    mail), the socket's own timeout for every other reply."""
+
+    end_of_data_timeout = END_OF_DATA_TIMEOUT
+    _replies_in_data = 0  # replies still to come within data(): 2 (the 354, then the end's)
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self._replies_in_data = 2
+        try:
+            return super().data(msg)
+        finally:
+            self._replies_in_data = 0
+
+    def getreply(self) -> tuple[int, bytes]:
+        self._replies_in_data -= 1
+        if self._replies_in_data != 0 or self.sock is None:
+            return super().getreply()
+        usual = self.sock.gettimeout()
+        self.sock.settimeout(self.end_of_data_timeout)
+        try:
+            return super().getreply()
+        finally:
+            if self.sock is not None:
+                self.sock.settimeout(usual)
+
+
+class _SmtpSsl(_PatientAtEndOfData, smtplib.SMTP_SSL):
+    pass
+
+
 class RelaySession:
     """One connection to the relay for a round of mails; `send` classifies each."""
 
-    def __init__(self, settings: RelaySettings, context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        context: ssl.SSLContext | None,
+        *,
+        reply_timeout: float = SMTP_TIMEOUT,
+        end_of_data_timeout: float = END_OF_DATA_TIMEOUT,
+    ) -> None:
         self.settings = settings
         self.context = context
+        self.reply_timeout = reply_timeout
+        self.end_of_data_timeout = end_of_data_timeout
         self.smtp: smtplib.SMTP | None = None
 
     def open(self) -> None:
         s = self.settings
         host = socket.getfqdn() if s.host not in ("localhost", "127.0.0.1") else "localhost"
+        timeout = self.reply_timeout
         if s.encryption == "TLS":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                s.host, s.port, local_hostname=host, timeout=SMTP_TIMEOUT, context=self.context
+            smtp: _PatientAtEndOfData = _SmtpSsl(
+                s.host, s.port, local_hostname=host, timeout=timeout, context=self.context
             )
         else:
-            smtp = smtplib.SMTP(s.host, s.port, local_hostname=host, timeout=SMTP_TIMEOUT)
+            smtp = _PatientAtEndOfData(s.host, s.port, local_hostname=host, timeout=timeout)
+        smtp.end_of_data_timeout = self.end_of_data_timeout
         self.smtp = smtp
         smtp.ehlo()
         if s.encryption == "STARTTLS":
