@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import re
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class ActionRequest:
         args = message.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, str) and "\0" not in a for a in args):
             raise ActionRefused('"args" must be a list of strings (argv, no shell; NUL characters are not allowed)')
+        if not all(_encodable(a) for a in args):
+            raise ActionRefused('"args" must be valid Unicode text (a lone UTF-16 surrogate cannot be passed on)')
         if len(args) > MAX_ARGS or sum(map(len, args)) > MAX_ARG_CHARS:
             raise ActionRefused(f'"args" is limited to {MAX_ARGS} arguments and {MAX_ARG_CHARS} characters')
         timeout = message.get("timeout", 3600)
@@ -74,7 +77,34 @@ class ActionRequest:
         if not isinstance(job_id, str | int) or isinstance(job_id, bool):
             raise ActionRefused('"job_id" must be a number or a string')
         action = message.get("action")
+        if isinstance(action, str) and not _encodable(action):
+            raise ActionRefused('"action" must be valid Unicode text (a lone UTF-16 surrogate names no file)')
         return cls(str(action) if isinstance(action, str) else "", tuple(args), float(timeout), run_id, str(job_id))
+
+
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shell_word(text: str) -> str:
+    """`text` as bash would take it back: quoted where needed, and in $'...' with escapes when it holds a character
+    that does not print (a line break in an argument wrote a line of its own, e.g. a false end line, into the run
+    file an operator reads)."""
+    if text.isprintable():
+        return shlex.quote(text)
+    escaped = "".join(
+        _ESCAPES.get(c) or (c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+        for c in text
+    )
+    return f"$'{escaped}'"
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` has a UTF-8 form (JSON can carry lone surrogates, which no file name or argv can hold)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -157,8 +187,8 @@ class ActionRun:
         readers: asyncio.Future[Any] | None = None
         try:
             out.write(
-                f"# {time.strftime('%Y-%m-%d %H:%M:%S')} run {request.run_id}: cmd/{request.action}"
-                f" {' '.join(request.args)}\n"
+                f"# {time.strftime('%Y-%m-%d %H:%M:%S')} run {request.run_id}: "
+                f"{' '.join(map(shell_word, ['cmd/' + request.action, *request.args]))}\n"
             )
             ActionRun.starting += 1
             try:

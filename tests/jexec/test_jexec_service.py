@@ -19,6 +19,8 @@ from redpss.core.config import render_config
 from redpss.core.net import free_port
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
+from redpss.jexec.resolve import ActionRefused
+from redpss.jexec.runner import ActionRequest, shell_word
 from redpss.sql.udf.pss_client import PssClient, PssError
 from tests.dbls.conftest import JournalCollector
 from tests.support.daemons import DaemonProcess
@@ -241,6 +243,46 @@ def test_a_script_that_cannot_be_started_is_refused_saying_why_and_logged(
             assert refused.value.code == "REFUSED" and message in str(refused.value), action
             assert message in (instance.log / "JEXEC" / action.replace(".sh", ".log")).read_text()
     daemon.wait_log("run dos: action 'dos.sh' could not be started: its first line")
+
+
+def test_an_argument_with_a_line_break_cannot_forge_a_line_of_the_run_file(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """The run file's header showed the arguments joined by blanks: one holding a line break and `# exit code 0`
+    wrote a false end line into the file an operator reads."""
+    _, port = jexec
+    script(instance, "fails.sh", "exit 4\n")
+    forged = "x\n# exit code 0 after 0.001 s"
+    with client(instance, port) as conn:
+        reply = conn.run_action("fails.sh", [forged, "two words"], timeout=30, run_id="forged")
+    assert reply["status"] == "FAILED"
+    comments = [line for line in Path(reply["log_file"]).read_text().splitlines() if line.startswith("#")]
+    assert len(comments) == 2 and "exit code 4" in comments[1], comments
+    assert comments[0].endswith(": cmd/fails.sh $'x\\n# exit code 0 after 0.001 s' 'two words'"), comments[0]
+
+
+@pytest.mark.parametrize(
+    "text", ["plain", "two words", "it's", "x\n# y", "tab\there", "back\\slash\n", "\x01\x7f", "é\u2028"]
+)
+def test_arguments_in_the_run_file_read_back_in_bash_as_they_were_sent(text: str) -> None:
+    shown = subprocess.run(
+        ["bash", "-c", f"printf %s {shell_word(text)}"],
+        capture_output=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+    ).stdout
+    assert shown == text.encode()
+
+
+def test_text_that_has_no_utf8_form_is_refused_not_an_internal_error() -> None:
+    """JSON carries lone UTF-16 surrogates; no argv or file name can hold one. It was an INTERNAL error with a
+    traceback in the log; now the request is refused naming the field."""
+    for message, field in (
+        ({"action": "a.sh", "args": ["\ud800"]}, '"args"'),
+        ({"action": "a\udfff.sh", "args": []}, '"action"'),
+    ):
+        with pytest.raises(ActionRefused, match=f"{field} must be valid Unicode text"):
+            ActionRequest.from_message(message, "run-1")
 
 
 def test_an_unauthenticated_peer_runs_nothing(jexec: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
