@@ -166,6 +166,7 @@ class ActionRun:
         self.interrupted = ""  # why JEXEC ended the run itself (a forced stop), "" otherwise
         self.unkillable = False  # the script outlived SIGKILL: the run ends without waiting for it
         self.group_ended = False  # _end_group ran to its end: no process of the run is left
+        self.ended = False  # the run's end line is written (its outcome, or why it was cut off)
 
     def interrupt(self, why: str) -> None:
         """Kill the run's processes now (JEXEC is stopped by force); run() then returns FAILED saying `why`, so the
@@ -233,6 +234,9 @@ class ActionRun:
             # been ended yet (the cancel landed in the poll that notices the exit), or a `cmd &` outlived the run
             if self.process is not None and not self.group_ended:
                 await asyncio.shield(self._end_group(grace=0.0))
+            if self.process is not None and not self.ended:  # the file says so too: not a JEXEC that crashed
+                why = self.interrupted or "the requester went away"
+                out.write(f"# killed after {time.monotonic() - started:.3f} s: {why}\n")
             if self.process is not None:
                 ActionRun.scripts.discard(self.process.pid)
             if readers is not None:
@@ -251,6 +255,7 @@ class ActionRun:
         elif self.interrupted:
             status, message = FAILED, f"{self.interrupted} ({message})"
         out.write(f"# {message} after {duration:.3f} s\n")
+        self.ended = True
         if out.closed_because:
             message += f"; {self.log_path.name} is incomplete: {out.closed_because}"
         return RunOutcome(status, code, duration, self._tail_text(), str(self.log_path), self.lines, message=message)

@@ -175,6 +175,8 @@ def test_a_run_whose_requester_goes_away_is_killed(jexec: tuple[DaemonProcess, i
         wait_for(lambda p=pid: not alive(p), 10, what=f"process {pid} gone after the requester left")  # type: ignore[misc]
     daemon.wait_log("run gone: the requester test went away; the processes of cmd/long.sh were killed")
     assert "Traceback" not in daemon.log
+    last = (instance.log / "JEXEC" / "gone.log").read_text().splitlines()[-1]  # not a file a crash cut short
+    assert last.startswith("# killed after ") and last.endswith(" s: the requester went away"), last
 
 
 def test_only_executable_scripts_of_our_user_inside_cmd_run(
