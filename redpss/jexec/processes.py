@@ -113,15 +113,23 @@ def signal_run(script: int, run_id: str, signum: signal.Signals) -> set[int]:
     return alive
 
 
-async def kill_run(script: int, run_id: str) -> None:
+def run_alive(script: int, run_id: str) -> set[int]:
+    """The run's processes still alive (not zombies): those of its tree and those naming its run."""
+    table = process_table()
+    return {pid for pid in run_processes(table, script, run_id) if not table[pid].zombie}
+
+
+async def kill_run(script: int, run_id: str) -> set[int]:
     """SIGKILL every process of the run, and again until none is left alive: a process may fork between a look and
-    its kill, and its child, found the next time, is killed too. Gives up (WARNING) after KILL_WAIT seconds."""
+    its kill, and its child, found the next time, is killed too. Gives up (WARNING) after KILL_WAIT seconds; the
+    processes still alive then (asleep in the kernel, e.g. on a hung mount), or none."""
     give_up = time.monotonic() + KILL_WAIT
     while alive := signal_run(script, run_id, signal.SIGKILL):
         if time.monotonic() > give_up:
             log.warning("run %s: %d process(es) still alive %g s after SIGKILL", run_id, len(alive), KILL_WAIT)
-            return
+            return alive
         await asyncio.sleep(KILL_POLL)
+    return set()
 
 
 def kill_strays(scripts: set[int]) -> set[int]:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from redpss.core.logging.journal_queue import JournalQueue
 from redpss.core.paths import InstancePaths
 from redpss.jexec.journal import OutputLine
-from redpss.jexec.processes import kill_run, reap_orphans, signal_run
+from redpss.jexec.processes import kill_run, reap_orphans, run_alive, signal_run
 from redpss.jexec.resolve import ActionRefused, close_quietly, open_action
 from redpss.jexec.runfile import RunFile
 
@@ -43,6 +43,7 @@ TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the group at a timeou
 OUTPUT_DRAIN = 1.0
 EXIT_SEEN = 1.0  # seconds after the kill for the script's exit to be seen; longer: it outlived SIGKILL
 EXIT_POLL = 0.02  # seconds between looks at whether the script has exited (ActionRun._exited)
+GRACE_POLL = 0.05  # seconds between looks, within TERM_GRACE, at whether any process of the run is left
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -164,7 +165,8 @@ class ActionRun:
         self.log_path = paths.log / "JEXEC" / f"{request.run_id}.log"
         self.process: asyncio.subprocess.Process | None = None
         self.interrupted = ""  # why JEXEC ended the run itself (a forced stop), "" otherwise
-        self.unkillable = False  # the script outlived SIGKILL: the run ends without waiting for it
+        self.unkillable = False  # a process of the run outlived SIGKILL: the run ends without waiting for it
+        self.survivors: set[int] = set()  # those processes
         self.group_ended = False  # _end_group ran to its end: no process of the run is left
         self.ended = False  # the run's end line is written (its outcome, or why it was cut off)
 
@@ -250,8 +252,9 @@ class ActionRun:
         assert self.process is not None
         code = self.process.returncode
         message = _message(status, code, self.request.timeout)
-        if code is None:  # SIGKILL did not end it: it waits in the kernel (a hung mount), and so would we
-            status, message = FAILED, f"pid {self.process.pid} could not be killed (it waits in the kernel)"
+        if code is None or self.survivors:  # SIGKILL did not end it: it waits in the kernel (a hung mount)
+            stuck = ", ".join(map(str, sorted(self.survivors or {self.process.pid})))
+            status, message = FAILED, f"pid {stuck} could not be killed (it waits in the kernel)"
         elif self.interrupted:
             status, message = FAILED, f"{self.interrupted} ({message})"
         out.write(f"# {message} after {duration:.3f} s\n")
@@ -270,14 +273,17 @@ class ActionRun:
         if grace and self.process.returncode is None:
             signal_run(pid, run_id, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace):
+                async with asyncio.timeout(grace):  # the script and its children may clean up (a wrapper's java)
                     await self._exited()
-        await kill_run(pid, run_id)  # up to KILL_WAIT seconds until none is alive
+                    while run_alive(pid, run_id):
+                        await asyncio.sleep(GRACE_POLL)
+        self.survivors = await kill_run(pid, run_id)  # up to KILL_WAIT seconds until none is alive
         try:  # the script's exit is seen within a poll or two once it is dead
             async with asyncio.timeout(EXIT_SEEN):
                 await self._exited()
         except TimeoutError:
-            self.unkillable = True  # in uninterruptible sleep (a hung mount): not waited for
+            self.survivors.add(pid)
+        self.unkillable = bool(self.survivors)  # in uninterruptible sleep (a hung mount): not waited for again
         reap_ended_orphans()
         self.group_ended = True
 

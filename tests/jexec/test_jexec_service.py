@@ -163,6 +163,21 @@ def test_a_run_past_its_timeout_is_killed_with_its_children(
         wait_for(lambda p=pid: not alive(p), 10, what=f"process {pid} of the run gone")  # type: ignore[misc]
 
 
+def test_at_a_timeout_the_scripts_children_get_the_grace_to_clean_up_too(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """A wrapper (the script) dies at SIGTERM at once while the program it started cleans up (a lock removed, a file
+    flushed): the grace before SIGKILL waited for the script only, so the program was killed some 20 ms later."""
+    _, port = jexec
+    cleaned = instance.tmp / "cleaned"
+    child = f"trap 'sleep 0.5; echo done > {cleaned}; exit 0' TERM; while :; do sleep 0.1; done"
+    script(instance, "wrapper.sh", f'sh -c "{child}" &\necho started\nsleep 300\n')
+    with client(instance, port) as conn:
+        reply = conn.run_action("wrapper.sh", timeout=1.0)
+    assert reply["status"] == "TIMEOUT"
+    assert cleaned.read_text() == "done\n"  # its cleanup ran to its end within the 2 s
+
+
 def test_a_run_whose_requester_goes_away_is_killed(jexec: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
     daemon, port = jexec
     pids = instance.tmp / "pids"
