@@ -6,6 +6,7 @@ The client is the stdlib-only file the database's UDF scripts embed (redpss/sql/
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -322,3 +324,34 @@ def test_a_full_disk_while_relaying_keeps_the_relay_going_and_sends_the_mail_onc
             daemon.stop()
             daemon.close()
             private.close()
+
+
+def test_large_mails_sent_at_once_are_composed_a_few_at_a_time(mailer_for: MailerFor, tmp_path: Path) -> None:
+    """Each new mail reads its attachments (up to 25 MiB) and holds them encoded, several copies: six callers at once
+    with 20 MiB each took SENDMAIL's peak RSS to ~970 MiB. They are composed two at a time now (~460 MiB, of it the
+    relay's round sending one); every one is still accepted and sent."""
+    with SmtpRelay(tmp_path, "PLAIN") as relay:
+        mailer = mailer_for(relay)
+        export = mailer.paths.data_work / "big.csv"
+        export.write_bytes(os.urandom(10 << 20).hex().encode())  # 20 MiB of text
+        daemon = mailer.start()
+
+        def send(number: int) -> dict[str, Any]:
+            with mailer.client(f"caller-{number}") as client:
+                return client.send_mail(
+                    ["ops@example.com"], f"export {number}", "attached\n", attachments=["work/big.csv"]
+                )
+
+        with concurrent.futures.ThreadPoolExecutor(6) as callers:
+            replies = list(callers.map(send, range(6)))
+        assert all(reply["durable"] for reply in replies)
+        relay.wait_for(6, 120)
+        peak = _peak_rss_mib(daemon.process.pid)
+    assert peak < 700, f"SENDMAIL peak RSS was {peak:.0f} MiB (six composed at once: ~970)"
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for pid {pid}")
