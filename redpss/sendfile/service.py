@@ -48,7 +48,7 @@ from redpss.sendfile.queuestat import spool_folder
 from redpss.sendfile.request import FileRequest, RequestInvalid, parse_request
 from redpss.sendfile.spool import RequestSpool
 from redpss.sendfile.targets import TargetError, load_settings, target
-from redpss.sendfile.work import Delivered, SendFailed, TryAgain, carry_out
+from redpss.sendfile.work import Delivered, SendFailed, TryAgain, carry_out, sweep_work_folders
 
 log = logging.getLogger("redpss.sendfile")
 
@@ -99,6 +99,7 @@ class SendfileService(Service):
 
     async def start(self) -> None:
         await asyncio.to_thread(self.outcomes.prune, time.time())
+        kept: set[str] = set()
         for request_id, request in await asyncio.to_thread(self.spool.load):
             ended = await asyncio.to_thread(self.outcomes.get, request.key, time.time()) if request.key else None
             if ended is not None:
@@ -106,7 +107,10 @@ class SendfileService(Service):
                 await asyncio.to_thread(self.spool.remove, request_id)
                 continue
             log.info("request %s from before the start runs again: %s", request_id, request.destination())
+            kept.add(request_id)
             self._enqueue(Job(request_id, request))
+        for request_id in await asyncio.to_thread(sweep_work_folders, self.paths, kept):
+            log.info("removed the export request %s left in %s", request_id, self.paths.sendfile_work)
         self.server = JsonLineServer(
             self.handle,
             accepted_secrets(self.paths, "SENDFILE"),

@@ -46,6 +46,19 @@ def work_folder(paths: InstancePaths, request_id: str) -> Path:
     return paths.sendfile_work / request_id
 
 
+def sweep_work_folders(paths: InstancePaths, kept: set[str]) -> list[str]:
+    """Remove the work folders of requests not in `kept` (the spool's): a SENDFILE killed mid-try left its export
+    there, and the request was then ended (its outcome known) or set aside, so no later try removed it. The names
+    removed."""
+    removed = []
+    if paths.sendfile_work.is_dir():
+        for folder in paths.sendfile_work.iterdir():
+            if folder.name not in kept and folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+    return removed
+
+
 def carry_out(
     config: Config, paths: InstancePaths, connection: Any, request_id: str, request: FileRequest
 ) -> Delivered:

@@ -210,3 +210,16 @@ def test_a_request_sent_again_under_its_key_is_delivered_once_also_across_a_stop
             failures.append(str(failed.value))
         ids = [re.search(r"SENDFILE request (\S+) failed", text).group(1) for text in failures]  # type: ignore[union-attr]
         assert ids[0] != ids[1]
+
+
+def test_an_export_a_killed_sendfile_left_behind_is_removed_at_the_next_start(sender_for: SenderFor) -> None:
+    """A SENDFILE killed after a delivery (its outcome kept, the request then ended at the start) or with a request
+    later set aside left the export in data/work/sendfile/<id> for good: a whole table, on disk indefinitely."""
+    sender = sender_for()
+    left = sender.paths.sendfile_work / "20261202-orphan"
+    left.mkdir(parents=True)
+    (left / "salaries.csv").write_text("ID,AMOUNT\n1,100\n")
+    sender.start("devdb", "sendfile")
+    work = sender.paths.sendfile_work
+    sender.procs["sendfile"].wait_log(f"removed the export request 20261202-orphan left in {work}")
+    assert not left.exists()
