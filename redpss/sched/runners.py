@@ -60,13 +60,13 @@ HANDLERS["LOAD"] = _run_load
 
 def _run_sendfile(request: RunRequest, session: DbSession, paths: InstancePaths) -> str:
     """SENDFILE jobs: COMMAND is a SENDFILE request as JSON; the run waits for the delivery (docs/sendfile.md)."""
-    from redpss.sendfile.client import job_request, send_file  # noqa: PLC0415 - only SENDFILE runs load it
+    from redpss.sendfile.client import RUN_KEY_PREFIX, job_request, send_file  # noqa: PLC0415 - SENDFILE runs only
 
     fields = job_request(request.command, request.schema)  # a bad COMMAND fails before SENDFILE is asked
     # a retry keeps the run's id: SENDFILE answers it with the first request's outcome or waits for that request,
     # which may still be spooled (a stop cut the first answer off), instead of delivering the file a second time.
     # Always the run's: a key in the COMMAND would be every run's, and later runs would deliver nothing.
-    fields["key"] = f"run:{request.run_id}"
+    fields["key"] = f"{RUN_KEY_PREFIX}{request.run_id}"
     return str(send_file(paths, fields, timeout=request.timeout)["message"])
 
 

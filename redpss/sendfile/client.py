@@ -13,6 +13,8 @@ from redpss.core.services import service_spec
 from redpss.core.wire import BlockingClient, WireError
 
 ANSWER_MARGIN = 60.0  # seconds beyond the job's timeout before the run stops waiting for SENDFILE's answer
+# the keys of SCHED's SENDFILE runs (run:<run id>); SENDFILE takes them only from RED-PSS's own clients
+RUN_KEY_PREFIX = "run:"
 
 
 class SendfileFailed(OSError):

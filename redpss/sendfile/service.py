@@ -43,6 +43,7 @@ from redpss.core.wire import (
     durable,
     unknown_op,
 )
+from redpss.sendfile.client import RUN_KEY_PREFIX
 from redpss.sendfile.outcomes import Outcome, OutcomeStore
 from redpss.sendfile.queuestat import spool_folder
 from redpss.sendfile.request import FileRequest, RequestInvalid, parse_request
@@ -144,6 +145,13 @@ class SendfileService(Service):
         except (RequestInvalid, TargetError) as exc:
             log.warning("refused a request from %s at %s: %s", connection.client, connection.peer, exc)
             raise RequestError(f"SENDFILE refused the request: {exc}") from None
+        if request.key.startswith(RUN_KEY_PREFIX) and not connection.own_client:
+            # a database session that named a run's key first would take that run's delivery: its request would get
+            # the answer of the run's and the run's own file would never be sent
+            raise RequestError(
+                f'SENDFILE refused the request: keys starting "{RUN_KEY_PREFIX}" belong to SCHED\'s SENDFILE runs; '
+                "choose another key"
+            )
         wait = fields.get("wait") is True
         if not request.key:
             return await self._answer(await self._spool_new(request, connection), wait)

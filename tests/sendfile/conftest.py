@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from redpss.core.paths import InstancePaths
-from redpss.core.secret import instance_secret
+from redpss.core.secret import instance_secret, service_secret
 from redpss.core.wire import BlockingClient
 from tests.support.daemons import DaemonProcess
 from tests.support.instance_runner import RunningInstance, instance_config
@@ -77,8 +77,16 @@ class Sender:
         )
 
     def send(self, **request: Any) -> dict[str, Any]:
+        """A request as RED-PSS's own clients send it (the instance secret)."""
+        return self._send(instance_secret(self.paths), request)
+
+    def send_as_database(self, **request: Any) -> dict[str, Any]:
+        """A request as the database's scripts send it (SENDFILE's own secret, from its CONNECTION object)."""
+        return self._send(service_secret(instance_secret(self.paths), "SENDFILE"), request)
+
+    def _send(self, secret: str, request: dict[str, Any]) -> dict[str, Any]:
         port = int(self.inst.config.redctl.sendfile_port)
-        with BlockingClient(("127.0.0.1", port), instance_secret(self.paths), "test", 600.0) as client:
+        with BlockingClient(("127.0.0.1", port), secret, "test", 600.0) as client:
             return client.request("sendfile", **request)
 
     @property

@@ -223,3 +223,16 @@ def test_an_export_a_killed_sendfile_left_behind_is_removed_at_the_next_start(se
     work = sender.paths.sendfile_work
     sender.procs["sendfile"].wait_log(f"removed the export request 20261202-orphan left in {work}")
     assert not left.exists()
+
+
+def test_a_runs_key_is_taken_from_red_pss_own_clients_only(sender_for: SenderFor) -> None:
+    """SCHED's SENDFILE runs send their requests under `run:<run id>`. A database session that sent a request under
+    such a key first took that run's place: the run got the session's outcome, and its own file was never sent."""
+    sender = sender_for()
+    sender.start("devdb", "sendfile")
+    sender.make_view("APP1", "V_KEY", 5)
+    request = {"source": "APP1.V_KEY", "to": "ops@example.com", "file_name": "k.csv", "wait": False}
+    with pytest.raises(WireError, match='keys starting "run:" belong to SCHED'):
+        sender.send_as_database(key="run:20261202-0001", **request)
+    assert sender.send_as_database(key="nightly-export", **request)["id"]  # any other key is the caller's
+    assert sender.send(key="run:20261202-0001", **request)["id"]  # SCHED's own client

@@ -292,6 +292,9 @@ class Connection:
         # up to COMMITTED_GRACE for its reply; cleared when the reply is sent
         self.committed = False
         self.folds_acks = False  # its hello said `"fold_acks": true`: one reply may answer several requests
+        # its hello carried the instance secret (RED-PSS's own clients: SCHED, redctl), not a service's own secret
+        # (the database's scripts), where a server accepts both
+        self.own_client = False
         self.held: Message | None = None  # the durable reply held back to be folded into the next, and how many
         self.held_acks = 0  # requests it answers
         self._held_timer: asyncio.TimerHandle | None = None  # sends it if the next reply does not come soon
@@ -670,6 +673,7 @@ class JsonLineServer:
         name = client[:100] if isinstance(client, str) else "?"
         connection = Connection(writer, name, peer, version, self.limits.send_timeout, fold_wait=self.limits.fold_wait)
         connection.folds_acks = hello.get("fold_acks") is True
+        connection.own_client = which == 0
         return connection
 
     def _instance_secret_from_elsewhere(self, writer: asyncio.StreamWriter) -> None:
