@@ -15,7 +15,11 @@ from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import BlockingClient, Code, WireError
 
-SUBMIT_TIMEOUT = 30.0  # seconds for connect, hello and the durable acknowledgement
+SUBMIT_TIMEOUT = 30.0  # seconds for connect and hello
+# seconds for the durable acknowledgement: SENDMAIL reads the attachments (up to 25 MiB), encodes and fsyncs the mail
+# before it answers, behind the mails of other callers composed first. Given up on after 30 s on a busy disk, a mail
+# SENDMAIL then spooled counted as not taken, and its sender (SENDFILE) exported and sent it again.
+ACCEPT_TIMEOUT = 300.0
 MAX_RECIPIENTS = 100
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
 
@@ -71,6 +75,7 @@ def submit_mail(
         fields["schema"] = schema
     try:
         with BlockingClient(address, instance_secret(paths, create=False), client, SUBMIT_TIMEOUT) as sendmail:
+            sendmail.sock.settimeout(ACCEPT_TIMEOUT)
             reply = sendmail.request_durable("mail", **fields)
     except WireError as exc:
         raise MailNotAccepted(
