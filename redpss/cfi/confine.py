@@ -28,12 +28,13 @@ from typing import Any
 
 from pyftpdlib.filesystems import AbstractedFS
 
+from redpss.core.paths import SENDFILE_WORK
 from redpss.mail.spoolstat import MAIL_FOLDER
 from redpss.redftp.inputs import INPUT_DIR, input_link_holding, inside
 
 # Below data/, never served: the mail spools and dead letters (other senders' mails, MAIL2CMD's replies) and SENDFILE's
 # exports (core.paths.InstancePaths.sendfile_work).
-PRIVATE_FOLDERS = (MAIL_FOLDER, os.path.join("work", "sendfile"))
+PRIVATE_FOLDERS = (MAIL_FOLDER, str(SENDFILE_WORK))
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,10 @@ def redhome_from_env(environ: Mapping[str, str] | None = None) -> Path:
     return Path(value) if value else DEFAULT_REDHOME
 
 
+# below data/: SENDFILE's exports, which CFISRV never serves and SENDMAIL attaches for RED-PSS's own clients only
+SENDFILE_WORK = Path("work", "sendfile")
+
+
 class InstancePaths(Record):
     """Every path of one instance, derived from REDHOME and the instance name."""
 
@@ -129,7 +133,7 @@ class InstancePaths(Record):
     @property
     def sendfile_work(self) -> Path:
         """SENDFILE's exports while they are sent (one folder per request)."""
-        return self.home / "data" / "work" / "sendfile"
+        return self.home / "data" / SENDFILE_WORK
 
     @property
     def data_error(self) -> Path:

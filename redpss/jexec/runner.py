@@ -92,11 +92,15 @@ def shell_word(text: str) -> str:
     file an operator reads)."""
     if text.isprintable():
         return shlex.quote(text)
-    escaped = "".join(
-        _ESCAPES.get(c) or (c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
-        for c in text
-    )
-    return f"$'{escaped}'"
+    return "$'" + "".join(_ESCAPES.get(c) or (c if c.isprintable() else _escape(ord(c))) for c in text) + "'"
+
+
+def _escape(code: int) -> str:
+    """bash's escape for a character in $'...' (read as UTF-8, e.g. LANG=C.UTF-8): \\xHH is one byte, so only below
+    0x80; \\u takes at most four hex digits, \\U eight."""
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _encodable(text: str) -> bool:
@@ -234,11 +238,11 @@ class ActionRun:
         finally:
             # cancelled (the requester is gone, a stop): also when the script had exited and its children had not
             # been ended yet (the cancel landed in the poll that notices the exit), or a `cmd &` outlived the run
+            exited = self.process is not None and self.process.returncode is not None  # before any kill here
             if self.process is not None and not self.group_ended:
                 await asyncio.shield(self._end_group(grace=0.0))
             if self.process is not None and not self.ended:  # the file says so too: not a JEXEC that crashed
-                why = self.interrupted or "the requester went away"
-                out.write(f"# killed after {time.monotonic() - started:.3f} s: {why}\n")
+                out.write(self._cut_off_line(time.monotonic() - started, exited))
             if self.process is not None:
                 ActionRun.scripts.discard(self.process.pid)
             if readers is not None:
@@ -247,16 +251,28 @@ class ActionRun:
                 close_quietly(script)
             out.close()
 
+    def _cut_off_line(self, took: float, exited: bool) -> str:
+        """The run file's end line for a run whose requester went away (or a stop cut it off) before its outcome;
+        `exited`: the script had ended by then (its exit is told, then why no outcome followed)."""
+        assert self.process is not None
+        why = self.interrupted or "the requester went away"
+        code = self.process.returncode
+        if exited and code is not None:
+            return f"# {_message(OK if code == 0 else FAILED, code, self.request.timeout)} after {took:.3f} s; {why}\n"
+        return f"# killed after {took:.3f} s: {why}\n"
+
     def _outcome(self, status: str, duration: float, out: RunFile) -> RunOutcome:
         """The ended run's outcome, its end line written to the run's file."""
         assert self.process is not None
         code = self.process.returncode
         message = _message(status, code, self.request.timeout)
-        if code is None or self.survivors:  # SIGKILL did not end it: it waits in the kernel (a hung mount)
-            stuck = ", ".join(map(str, sorted(self.survivors or {self.process.pid})))
-            status, message = FAILED, f"pid {stuck} could not be killed (it waits in the kernel)"
+        others = sorted(self.survivors - {self.process.pid})
+        if code is None:  # SIGKILL did not end it: it waits in the kernel (a hung mount), and so would we
+            status, message = FAILED, f"pid {self.process.pid} could not be killed (it waits in the kernel)"
         elif self.interrupted:
             status, message = FAILED, f"{self.interrupted} ({message})"
+        if others:  # processes the script left (or an earlier try of this run id): the script's exit still decides
+            message += f"; pid {', '.join(map(str, others))} of the run could not be killed (it waits in the kernel)"
         out.write(f"# {message} after {duration:.3f} s\n")
         self.ended = True
         if out.closed_because:

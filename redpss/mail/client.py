@@ -14,12 +14,12 @@ from redpss.core.paths import InstancePaths
 from redpss.core.secret import instance_secret
 from redpss.core.services import service_spec
 from redpss.core.wire import BlockingClient, Code, WireError
+from redpss.sql.udf.pss_client import MAIL_ACCEPT_TIMEOUT
 
 SUBMIT_TIMEOUT = 30.0  # seconds for connect and hello
-# seconds for the durable acknowledgement: SENDMAIL reads the attachments (up to 25 MiB), encodes and fsyncs the mail
-# before it answers, behind the mails of other callers composed first. Given up on after 30 s on a busy disk, a mail
-# SENDMAIL then spooled counted as not taken, and its sender (SENDFILE) exported and sent it again.
-ACCEPT_TIMEOUT = 300.0
+# seconds for the durable acknowledgement, as the database's client waits (pss_client.MAIL_ACCEPT_TIMEOUT): given up
+# on after 30 s on a busy disk, a mail SENDMAIL then spooled counted as not taken, and SENDFILE sent it again
+ACCEPT_TIMEOUT = MAIL_ACCEPT_TIMEOUT
 MAX_RECIPIENTS = 100
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
 

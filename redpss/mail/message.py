@@ -21,6 +21,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
+from redpss.core.paths import SENDFILE_WORK
 from redpss.mail.client import recipient_list
 from redpss.mail.spoolstat import MAIL_FOLDER
 
@@ -79,8 +80,10 @@ def _text(request: dict[str, Any], key: str, limit: int, one_line: bool) -> str:
     return value
 
 
-def _confined(data_root: Path, name: object) -> Path:
-    """The attachment's real path, below data/ of the instance; MailError saying why not otherwise."""
+def _confined(data_root: Path, name: object, own_client: bool) -> Path:
+    """The attachment's real path, below data/ of the instance; MailError saying why not otherwise. SENDFILE's exports
+    (data/work/sendfile) only for RED-PSS's own clients (SENDFILE itself): a database session could otherwise mail
+    itself another partner's export while it is sent."""
     if not isinstance(name, str) or not name or "\x00" in name:
         raise MailError("an attachment is the path of a file below the instance's data/ folder (a string)")
     root = data_root.resolve()
@@ -90,6 +93,8 @@ def _confined(data_root: Path, name: object) -> Path:
         raise MailError(f"attachment {name[:200]!r} is not below {root}: only files of the data/ folder are sent")
     if (root / MAIL_FOLDER) in (real, *real.parents):  # other senders' mails, dead letters, MAIL2CMD's commands
         raise MailError(f"attachment {name[:200]!r} lies in data/{MAIL_FOLDER}, the mail daemons' own files: not sent")
+    if not own_client and (root / SENDFILE_WORK) in (real, *real.parents):
+        raise MailError(f"attachment {name[:200]!r} lies in data/{SENDFILE_WORK}, SENDFILE's exports: not sent")
     if not is_one_line(real.name):
         raise MailError(f"attachment {name[:200]!r}: its file name, shown to the recipient, has a control character")
     return real
@@ -122,7 +127,7 @@ def _read_attachment(path: Path, shown: str, budget: int) -> bytes:
     return data
 
 
-def parse_request(request: dict[str, Any], data_root: Path) -> MailRequest:
+def parse_request(request: dict[str, Any], data_root: Path, *, own_client: bool = False) -> MailRequest:
     """Check a `mail` request and read its attachments; MailError for the first thing that is not acceptable."""
     recipients = _recipients(request.get("to"))
     subject = _text(request, "subject", MAX_SUBJECT, one_line=True)
@@ -136,7 +141,7 @@ def parse_request(request: dict[str, Any], data_root: Path) -> MailRequest:
     attachments: list[Attachment] = []
     budget = MAX_ATTACHMENT_BYTES
     for name in names:
-        path = _confined(data_root, name)
+        path = _confined(data_root, name, own_client)
         data = _read_attachment(path, str(name)[:200], budget)
         budget -= len(data)
         attachments.append(Attachment(path.name, data))

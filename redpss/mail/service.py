@@ -126,7 +126,7 @@ class SendmailService(Service):
     async def _accept(self, request: Message, connection: Connection) -> Message:
         try:
             async with self.composing:  # each holds its attachments and the encoded mail in memory
-                mail, message = await asyncio.to_thread(self._spool_new, request)
+                mail, message = await asyncio.to_thread(self._spool_new, request, connection.own_client)
         except MailError as exc:
             log.warning("refused a mail from %s at %s: %s", connection.client, connection.peer, exc)
             raise RequestError(f"mail refused, nothing was spooled: {exc}") from None
@@ -151,8 +151,8 @@ class SendmailService(Service):
         )
         return durable(mail_id=mail.mail_id, bytes=len(message))
 
-    def _spool_new(self, request: Message) -> tuple[SpooledMail, bytes]:
-        parsed = parse_request(request, self.paths.data)
+    def _spool_new(self, request: Message, own_client: bool) -> tuple[SpooledMail, bytes]:
+        parsed = parse_request(request, self.paths.data, own_client=own_client)
         try:
             message = build_message(parsed, self.relay.sender, self.domain)
         except (ValueError, UnicodeError) as exc:  # what the checks above let through and the email library refuses

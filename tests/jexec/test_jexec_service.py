@@ -279,7 +279,19 @@ def test_an_argument_with_a_line_break_cannot_forge_a_line_of_the_run_file(
 
 
 @pytest.mark.parametrize(
-    "text", ["plain", "two words", "it's", "x\n# y", "tab\there", "back\\slash\n", "\x01\x7f", "é\u2028"]
+    "text",
+    [
+        "plain",
+        "two words",
+        "it's",
+        "x\n# y",
+        "tab\there",
+        "back\\slash\n",
+        "\x01\x7f",
+        "é\u2028",
+        "a\u00a0b\u0085",  # not printable, beyond ASCII: one UTF-8 character each, not one byte
+        "\U000e0001x",  # beyond U+FFFF, followed by a hex digit
+    ],
 )
 def test_arguments_in_the_run_file_read_back_in_bash_as_they_were_sent(text: str) -> None:
     shown = subprocess.run(

@@ -81,6 +81,22 @@ def test_retry_delay_doubles_up_to_the_longest() -> None:
     assert retry_delay(10_000, 30, 1800) == 1800  # no overflow after days of an absent relay
 
 
+def test_sendfiles_exports_are_attached_for_red_pss_own_clients_only(tmp_path: Path) -> None:
+    """A database session could attach a file SENDFILE was exporting for another partner (data/work/sendfile/<id>)
+    and mail it to itself; only SENDFILE (a client holding the instance secret) attaches those."""
+    data = tmp_path / "data"
+    export = data / "work" / "sendfile" / "20261202-1"
+    export.mkdir(parents=True)
+    (export / "salaries.csv").write_text("1,100\n")
+    (data / "work" / "to-exports").symlink_to(data / "work" / "sendfile")
+    base = {"to": "a@example.com", "subject": "s", "body": "b"}
+    for name in ("work/sendfile/20261202-1/salaries.csv", "work/to-exports/20261202-1/salaries.csv"):
+        with pytest.raises(MailError, match="SENDFILE's exports: not sent"):
+            parse_request({**base, "attachments": [name]}, data)
+    mail = parse_request({**base, "attachments": ["work/sendfile/20261202-1/salaries.csv"]}, data, own_client=True)
+    assert mail.attachments[0].data == b"1,100\n"
+
+
 def test_attachments_stay_below_data_and_within_the_size_limit(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "work").mkdir(parents=True)

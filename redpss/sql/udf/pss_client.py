@@ -29,6 +29,9 @@ PROTOCOL_VERSION = 2  # 2: a request may carry a payload (DBLS's log blocks); DB
 SOURCE_MAX = 256  # LOG_MESSAGES.SOURCE is VARCHAR(256)
 _NOT_IN_SOURCE = re.compile(r"[\s:]")  # a source is one word: the file line is `timestamp LEVEL source: text`
 MAX_REPLY = 16 * 1024 * 1024  # a reply longer than this is refused (the servers' own limit)
+# seconds send_mail waits for SENDMAIL's answer: it reads, encodes and fsyncs up to 25 MiB of attachments first, behind
+# other callers' mails (composed two at a time). Given up on sooner, a mail SENDMAIL then spooled was sent again.
+MAIL_ACCEPT_TIMEOUT = 300.0
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "ALERT")
 # A message may be as long as PSS_LOG's VARCHAR(2000000), DBLS takes 8 MiB per request: a line is cut to this many
 # characters (at most 1 MiB of UTF-8) with a note of what was left out, and a buffer goes out at this many characters
@@ -254,7 +257,12 @@ class PssClient:
         fields: dict[str, Any] = {"to": to, "subject": subject, "body": body, "attachments": list(attachments)}
         if schema is not None:
             fields["schema"] = schema
-        return _durable(self.request("mail", **fields), self.address)
+        usual = self.sock.gettimeout()
+        self.sock.settimeout(max(usual or 0.0, MAIL_ACCEPT_TIMEOUT))
+        try:
+            return _durable(self.request("mail", **fields), self.address)
+        finally:
+            self.sock.settimeout(usual)
 
     def ping(self) -> dict[str, Any]:
         return self.request("ping")
