@@ -141,7 +141,7 @@ class Console:
         except CannotCheck:
             # the database is away: the overview (the daemons) still shows, when an operator needs it most, but
             # nothing is changed on roles nobody could confirm (a role revoked meanwhile would still act)
-            return Session(session.user, False, session.sid, session.expires, session.sealed, checked=False)
+            return _with_role(session, may_operate=False, checked=False)
         except AuthRefused as exc:  # dropped, password changed, role revoked: the session ends for every copy
             log.warning("console: the session of %s ended: %s", session.user, exc.reason)
             await self._revoke(session)
@@ -320,10 +320,11 @@ class Console:
         return response
 
 
-def _with_role(session: Session, may_operate: bool) -> Session:
-    if session.may_operate == may_operate:
+def _with_role(session: Session, may_operate: bool, checked: bool = True) -> Session:
+    """The session with the role the last check found (`checked` False: no check could be made)."""
+    if (session.may_operate, session.checked) == (may_operate, checked):
         return session
-    return Session(session.user, may_operate, session.sid, session.expires, session.sealed)
+    return Session(session.user, may_operate, session.sid, session.expires, session.sealed, checked=checked)
 
 
 def _client(request: Request) -> str:

@@ -16,10 +16,7 @@ from redpss.core.services import service_spec
 from redpss.core.wire import BlockingClient, Code, WireError
 from redpss.sql.udf.pss_client import MAIL_ACCEPT_TIMEOUT
 
-SUBMIT_TIMEOUT = 30.0  # seconds for connect and hello
-# seconds for the durable acknowledgement, as the database's client waits (pss_client.MAIL_ACCEPT_TIMEOUT): given up
-# on after 30 s on a busy disk, a mail SENDMAIL then spooled counted as not taken, and SENDFILE sent it again
-ACCEPT_TIMEOUT = MAIL_ACCEPT_TIMEOUT
+SUBMIT_TIMEOUT = 30.0  # seconds for connect and hello; the acknowledgement: MAIL_ACCEPT_TIMEOUT (pss_client's too)
 MAX_RECIPIENTS = 100
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
 
@@ -75,7 +72,8 @@ def submit_mail(
         fields["schema"] = schema
     try:
         with BlockingClient(address, instance_secret(paths, create=False), client, SUBMIT_TIMEOUT) as sendmail:
-            sendmail.sock.settimeout(ACCEPT_TIMEOUT)
+            # given up on after 30 s on a busy disk, a mail SENDMAIL then spooled counted as not taken: sent again
+            sendmail.sock.settimeout(MAIL_ACCEPT_TIMEOUT)
             reply = sendmail.request_durable("mail", **fields)
     except WireError as exc:
         raise MailNotAccepted(

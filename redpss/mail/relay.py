@@ -98,8 +98,9 @@ class _PatientAtEndOfData(smtplib.SMTP):
             self._replies_in_data = 0
 
     def getreply(self) -> tuple[int, bytes]:
-        self._replies_in_data -= 1
-        if self._replies_in_data != 0 or self.sock is None:
+        the_end = self._replies_in_data == 1  # the reply to the mail's end: the last one data() waits for
+        self._replies_in_data = max(0, self._replies_in_data - 1)
+        if not the_end or self.sock is None:
             return super().getreply()
         usual = self.sock.gettimeout()
         self.sock.settimeout(self.end_of_data_timeout)

@@ -49,7 +49,6 @@ READER_ROLE = API_READER_ROLE  # may read every resource of the API (db_install 
 OPERATOR_ROLE = API_OPERATOR_ROLE  # may also change: toggle, start, suspend/resume, reset
 DBA_ROLE = "DBA"  # Exasol's administrator role holds every privilege; it operates too
 
-# how long a checked (user, password) is trusted without a new database login: [rest] login_cache_seconds
 CACHE_ENTRIES = 1024
 FAILURE_LIMIT = 5  # failed logins per client address within FAILURE_WINDOW before further attempts are refused
 FAILURE_WINDOW = 60.0
@@ -247,10 +246,9 @@ class Authenticator:
             self._log_refusal(user, client_host, own.reason)
             raise own
         now = time.monotonic()
-        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        key, cached = self._cached(user, password, now)
+        if cached is not None:
+            return cached
         address = _address_key(client_host)
         wait = self._failures.retry_after(address, now)
         if wait:
@@ -282,27 +280,30 @@ class Authenticator:
         must not be held back by others' guesses from its address, nor be counted as one). A database that could
         not be reached is not asked again for RECHECK_UNREACHABLE_SECONDS: CannotCheck at once meanwhile."""
         now = time.monotonic()
-        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        key, cached = self._cached(user, password, now)
+        if cached is not None:
+            return cached
         if self._unreachable_until > now:
             raise CannotCheck
         login = self._pending.get(key)
         if login is None:
             login = asyncio.ensure_future(self._login(key, user, password, client_host, counted=False))
             self._pending[key] = login
-            login.add_done_callback(functools.partial(self._recheck_done, key))
+            login.add_done_callback(functools.partial(self._login_done, key, None))
         return await asyncio.shield(login)
 
-    def _recheck_done(self, key: bytes, login: asyncio.Future[Principal]) -> None:
-        self._pending.pop(key, None)
-        if not login.cancelled():
-            login.exception()  # retrieved, as in _login_done
+    def _cached(self, user: str, password: str, now: float) -> tuple[bytes, Principal | None]:
+        """The cache key of the credentials (an HMAC: the cache never holds a password), and the principal a check
+        within the cache's time found for them, if any."""
+        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        cached = self._cache.get(key)
+        return key, cached[1] if cached is not None and cached[0] > now else None
 
-    def _login_done(self, key: bytes, client_host: str, login: asyncio.Future[Principal]) -> None:
+    def _login_done(self, key: bytes, address: str | None, login: asyncio.Future[Principal]) -> None:
+        """A login ended; `address`: the client address whose running logins it counted (None for a recheck)."""
         self._pending.pop(key, None)
-        self._failures.end(client_host)
+        if address is not None:
+            self._failures.end(address)
         if not login.cancelled():
             login.exception()  # retrieved: when every caller went away, asyncio must not report it as lost
 

@@ -92,3 +92,16 @@ def page_of(browser: Any, api: RestApi) -> Iterator[Any]:
 
 def shoot(page: Any, artifacts: Path, name: str) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def post_unoffered_form(page: Any, action: str) -> None:
+    """Post a form the page never offered to `action`, with the session's own CSRF token (from the logout form), and
+    wait for the console's error page: what the server refuses whatever the page showed."""
+    page.evaluate(
+        """(action) => { const f = document.createElement('form'); f.method = 'post'; f.action = action;
+                         const t = document.createElement('input'); t.name = 'csrf';
+                         t.value = document.querySelector('input[name=csrf]').value; f.appendChild(t);
+                         document.body.appendChild(f); f.submit(); }""",
+        action,
+    )
+    page.wait_for_selector("#error")

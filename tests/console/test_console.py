@@ -19,7 +19,7 @@ from redpss.console.data import ROWS_PER_PAGE
 from redpss.console.session import SessionKeys
 from redpss.core.db.sqltext import insert_statement
 from redpss.rest.auth import FAILURE_LIMIT
-from tests.console.conftest import shoot
+from tests.console.conftest import post_unoffered_form, shoot
 from tests.rest.rest_instance import OPERATOR, READER, RestApi, client_context
 from tests.support.instance_runner import RunningInstance, add_job, add_watcher
 from tests.support.wait import wait_for
@@ -87,14 +87,7 @@ def test_reader_sees_every_page_but_no_action_and_a_forged_post_is_refused(
     assert "Job APP1.1" in page.locator("h1").inner_text()
     shoot(page, artifacts, "job-reader")
     # A form the page never offered, with the session's own CSRF token (from the logout form): still refused.
-    page.evaluate(
-        """() => { const f = document.createElement('form'); f.method = 'post';
-                   f.action = '/console/jobs/APP1/2/toggle';
-                   const t = document.createElement('input'); t.name = 'csrf';
-                   t.value = document.querySelector('input[name=csrf]').value; f.appendChild(t);
-                   document.body.appendChild(f); f.submit(); }"""
-    )
-    page.wait_for_selector("#error")
+    post_unoffered_form(page, "/console/jobs/APP1/2/toggle")
     assert "needs the operator role" in page.locator("#error").inner_text()
     assert running.rows("SELECT ACTIVE FROM APP1.ADM_JOBS WHERE JOB_ID = 2") == [{"ACTIVE": True}]
     shoot(page, artifacts, "refused-reader")

@@ -15,7 +15,7 @@ from redpss.core.config import load_config
 from redpss.devdb.instance import listen_address
 from redpss.ops.instance import Instance
 from redpss.ops.status import daemons
-from tests.console.conftest import shoot
+from tests.console.conftest import post_unoffered_form, shoot
 from tests.redftp.sftpsite import accepts
 from tests.rest.rest_instance import OPERATOR
 from tests.support.instance_runner import RunningInstance
@@ -47,12 +47,5 @@ def test_the_overview_shows_a_stopped_sched_as_down(page_of: Any, running: Runni
     shoot(page, artifacts, "jobs-database-down")
     # nothing is changed on a login the database could not confirm: an operator's form is refused with the reason
     assert "login not confirmed: reading only" in page.locator("header").inner_text()
-    page.evaluate(
-        """() => { const f = document.createElement('form'); f.method = 'post';
-                   f.action = '/console/jobs/APP1/1/toggle';
-                   const t = document.createElement('input'); t.name = 'csrf';
-                   t.value = document.querySelector('input[name=csrf]').value; f.appendChild(t);
-                   document.body.appendChild(f); f.submit(); }"""
-    )
-    page.wait_for_selector("#error")
+    post_unoffered_form(page, "/console/jobs/APP1/1/toggle")
     assert "the database cannot confirm your login now" in page.locator("#error").inner_text()

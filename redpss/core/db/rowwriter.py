@@ -200,14 +200,14 @@ class RowWriter:
                 self._pending[entry.seq] = entry
             # While the spool fails, rows wait in memory for the writer's retry, which rewrites the spool with every
             # waiting row: so the problem is said once, and once it works again nothing stays behind in memory.
-            end = None if self._spool_error else self._append_to_spool(entries)
-            if end is None:
+            span = None if self._spool_error else self._append_to_spool(entries)
+            if span is None:
                 self._unspooled.update(entry.seq for entry in entries)
             generation = self._generation
         self._wake.set()
-        if end is None:
+        if span is None:
             return False
-        return not self.fsync_appends or self._sync(generation, end, [entry.seq for entry in entries])
+        return not self.fsync_appends or self._sync(generation, span[1], [entry.seq for entry in entries])
 
     @overload
     def append_held(
@@ -233,16 +233,15 @@ class RowWriter:
             seqs = [entry.seq for entry in entries]
             if not entries:
                 return seqs
-            data, lengths = _spool_lines(entries)
-            end = self._spool_write(data, what=f"{len(entries)} row(s)")
-            if end is None:
+            span = self._append_to_spool(entries)
+            if span is None:
                 return None  # cut back out of the spool, never in memory: nothing to undo
-            self._line_bytes.update(lengths)
+            start, end = span
             for entry in entries:
                 self._pending[entry.seq] = entry
             self._held.update(seqs)
             generation = self._generation
-            region = _Region(generation, end - len(data), end, frozenset(seqs))
+            region = _Region(generation, start, end, frozenset(seqs))
             self._held_at.update(dict.fromkeys(seqs, region))
         finally:
             self._lock.release()
@@ -520,13 +519,14 @@ class RowWriter:
                 self.discard_before,
             )
 
-    def _append_to_spool(self, entries: Sequence[_Entry]) -> int | None:
-        """Append (the caller fsyncs); the spool's size after it, None on failure. Lock held."""
+    def _append_to_spool(self, entries: Sequence[_Entry]) -> tuple[int, int] | None:
+        """Append (the caller fsyncs); where the lines lie in the spool (start, end), None on failure. Lock held."""
         data, lengths = _spool_lines(entries)
         end = self._spool_write(data, what=f"{len(entries)} row(s)")
-        if end is not None:
-            self._line_bytes.update(lengths)
-        return end
+        if end is None:
+            return None
+        self._line_bytes.update(lengths)
+        return end - len(data), end
 
     def _spool_write(self, data: bytes, what: str) -> int | None:
         """Append `data` without fsync; on failure the file is cut back to where it was, so no torn line stays."""

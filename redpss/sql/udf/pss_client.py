@@ -17,12 +17,14 @@ side spends time on JSON per line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
 import re
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from typing import Any
 
 PROTOCOL_VERSION = 2  # 2: a request may carry a payload (DBLS's log blocks); DBLS speaks only 2, others 1 and 2
@@ -224,12 +226,11 @@ class PssClient:
             fields["job_id"] = job_id
         if run_id is not None:
             fields["run_id"] = run_id
-        usual = self.sock.gettimeout()
         # JEXEC answers within `timeout` (it kills the run then); its events keep a longer run's connection busy
         wait = min(timeout + 30.0, silence)
-        self.sock.settimeout(wait)
         try:
-            return self.request("run", **fields)
+            with self._waiting(wait):
+                return self.request("run", **fields)
         except PssError as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 raise PssError(
@@ -238,8 +239,6 @@ class PssClient:
                     "whether the action finished is not known"
                 ) from exc
             raise
-        finally:
-            self.sock.settimeout(usual)  # the connection's next requests wait as long as it was made to
 
     def send_mail(
         self,
@@ -257,15 +256,22 @@ class PssClient:
         fields: dict[str, Any] = {"to": to, "subject": subject, "body": body, "attachments": list(attachments)}
         if schema is not None:
             fields["schema"] = schema
-        usual = self.sock.gettimeout()
-        self.sock.settimeout(max(usual or 0.0, MAIL_ACCEPT_TIMEOUT))
-        try:
+        with self._waiting(max(self.sock.gettimeout() or 0.0, MAIL_ACCEPT_TIMEOUT)):
             return _durable(self.request("mail", **fields), self.address)
-        finally:
-            self.sock.settimeout(usual)
 
     def ping(self) -> dict[str, Any]:
         return self.request("ping")
+
+    @contextlib.contextmanager
+    def _waiting(self, seconds: float) -> Iterator[None]:
+        """The socket waits `seconds` for the replies within the block; the connection's next requests wait as long
+        as it was made to."""
+        usual = self.sock.gettimeout()
+        self.sock.settimeout(seconds)
+        try:
+            yield
+        finally:
+            self.sock.settimeout(usual)
 
     # -- connection -----------------------------------------------------------------------------------------------
     def close(self) -> None:
