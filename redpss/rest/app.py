@@ -40,6 +40,9 @@ HEALTH_SECONDS = 1.0  # /health asks JMON and SCHED at most once a second per wo
 HEALTH_DAEMONS = frozenset({"jmon", "sched"})  # the API is healthy while these two serve
 LIST_SECONDS = 2.0  # a job or watcher list is read at most every 2 s per worker (a change made here drops it)
 METRICS_SECONDS = 5.0
+# /api/v1/status asks systemd and JMON at most once a second per worker, however often logged-in readers poll it
+# (a change made here drops it, so the next answer shows it)
+STATUS_SECONDS = 1.0
 # the database ends an API request's statement after this long, below the sessions' socket_timeout (30 s): a request
 # the API stopped waiting for (and answered 503) no longer runs on in the database, however often a reader asks
 QUERY_TIMEOUT_SECONDS = 20.0
@@ -140,7 +143,8 @@ class Api:
         self.proxies = frozenset(filter(None, config.rest.trusted_proxies.split(",")))
         self.health = Cached(HEALTH_SECONDS, self._health)
         self.metrics = Cached(METRICS_SECONDS, self._metrics)
-        self.lists: dict[str, Cached[bytes]] = {
+        self.readings: dict[str, Cached[bytes]] = {
+            "status": Cached(STATUS_SECONDS, lambda: encode(status.instance_status(self.instance))),
             "jobs": Cached(LIST_SECONDS, lambda: self._encoded(jobs.list_jobs)),
             "watchers": Cached(LIST_SECONDS, lambda: self._encoded(jobs.list_watchers)),
         }
@@ -182,7 +186,7 @@ class Api:
 
     def changed(self) -> None:
         """Something was changed through this worker: its next listing reads the database again."""
-        for cached in self.lists.values():
+        for cached in self.readings.values():
             cached.drop()
 
     # --- open to all -------------------------------------------------------------------------------------------
@@ -223,24 +227,23 @@ class Api:
 
     # --- reading -----------------------------------------------------------------------------------------------
     async def get_status(self, request: Request) -> Response:
-        Query(request, ())
-        await self.principal(request)
-        return json_response(await self.call(status.instance_status, self.instance))
+        return await self.reading(request, "status")
 
-    async def list_of(self, request: Request, kind: str) -> Response:
+    async def reading(self, request: Request, kind: str) -> Response:
+        """A cached reading (the status, a list) for a logged-in reader."""
         Query(request, ())
         await self.principal(request)
         try:
-            body = await self.lists[kind].get()
+            body = await self.readings[kind].get()
         except RedpssError as exc:
             raise errors.from_operation(exc) from None
         return Response(body, media_type="application/json")
 
     async def get_jobs(self, request: Request) -> Response:
-        return await self.list_of(request, "jobs")
+        return await self.reading(request, "jobs")
 
     async def get_watchers(self, request: Request) -> Response:
-        return await self.list_of(request, "watchers")
+        return await self.reading(request, "watchers")
 
     async def detail(self, request: Request, kind: str) -> Response:
         Query(request, ())
@@ -369,6 +372,7 @@ class Api:
         Query(request, ())
         principal = await self.principal(request, operate=True)
         await self.call(control.set_suspended, self.instance, suspended)
+        self.changed()
         errors.log.info("instance %s by %s", "suspended" if suspended else "resumed", principal.user)
         return json_response({"instance": self.instance.paths.redenv, "suspended": suspended})
 

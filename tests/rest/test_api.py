@@ -184,6 +184,41 @@ def test_suspend_and_resume(api: RestApi, running: RunningInstance) -> None:
     assert reloaded["definitions"] >= 4 and reloaded["invalid"] == 0
 
 
+def test_status_is_read_once_a_second_and_at_once_after_a_change_made_here(running: RunningInstance) -> None:
+    """/api/v1/status asked systemd and JMON at every request, however often a logged-in reader polled it: now a
+    worker reads it at most once a second, and again at once after a change made through it."""
+    import asyncio  # noqa: PLC0415
+
+    from redpss.ops.control import set_suspended  # noqa: PLC0415
+    from redpss.ops.instance import Instance  # noqa: PLC0415
+    from redpss.rest.app import build_app  # noqa: PLC0415
+
+    app = build_app(running.paths, running.config)
+    elsewhere = Instance(running.paths, running.config, client="another worker")
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://api.test") as client:
+
+            async def suspended() -> bool:
+                answer = await client.get("/api/v1/status", headers=basic(READER))
+                assert answer.status_code == 200, answer.text
+                return bool(answer.json()["suspended"])
+
+            assert await suspended() is False
+            await asyncio.to_thread(set_suspended, elsewhere, True)  # a change this worker did not make
+            assert await suspended() is False  # the reading of this second
+            async with asyncio.timeout(10):
+                while not await suspended():
+                    await asyncio.sleep(0.05)
+            assert (await client.post("/api/v1/resume", headers=basic(OPERATOR))).status_code == 200
+            assert await suspended() is False  # a change made here is read again at once
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        set_suspended(elsewhere, False)
+
+
 def test_load_statistics_log_messages_and_metrics(api: RestApi, running: RunningInstance) -> None:
     load = wait_for(lambda: get(api, "/api/v1/load", pool="DEFAULT").json()["load"], 30, what="a load row")
     assert {row["POOL"] for row in load} == {"DEFAULT"} and load[0]["POOL_SIZE"] == 2
