@@ -98,24 +98,35 @@ def write_identity(session: DbSession, identity: InstanceIdentity) -> None:
     )
 
 
-def claim_for_install(session: DbSession, mine: InstanceIdentity, *, preclone_pending: bool) -> tuple[bool, str]:
-    """db_install's part: write this instance's row where the database has none or has ours (a renewed secret or
-    server name is brought up to date); a row of another instance is left for the restore, and so is a database
-    without a row while a preclone is pending (a clone of a database that had none: claimed, it looked like this
-    instance's own, and the saved state was never put back). (claimed or ours, what it did or why not)."""
+def refusal_to_install(session: DbSession, mine: InstanceIdentity, *, preclone_pending: bool) -> str | None:
+    """Why db_install must change nothing in this database, or None. A database naming another instance is a
+    clone of it, or `exa_connection` points at that instance's own database: installing there would point its
+    CONNECTION objects at this instance, with secrets derived from ours (its scripts then reach our DBLS and JEXEC),
+    and upgrade its REDSYS. A database naming none while a preclone is pending may be the clone the preclone was
+    made for (claimed, it looked like this instance's own, and the saved state was never put back)."""
     found = database_identity(session)
     if found is not None and not mine.owns(found):
-        return False, (
-            f"identity: the database belongs to {found.describe()}, not to this instance: it is a clone; "
-            "run `redctl postclone` (see docs/operations.md, Cloning a database)"
+        return (
+            f"db_install: nothing changed: the database belongs to {found.describe()}, not to this instance. "
+            "If it was restored from that instance's backup, run `redctl postclone` (docs/operations.md, Cloning a "
+            "database); if [redctl] exa_connection in red_params.conf names that instance's database by mistake, "
+            "correct it"
         )
     if found is None and preclone_pending:
-        return False, (
-            "identity: not written: a preclone is pending and the database names no instance, so it may be the clone "
-            "the preclone was made for; start the instance (JMON restores the saved state) or run `redctl postclone`"
+        return (
+            "db_install: nothing changed: a preclone is pending and the database names no instance, so it may be "
+            "the clone the preclone was made for; start the instance (JMON restores the saved state) or run "
+            "`redctl postclone`"
         )
+    return None
+
+
+def claim_for_install(session: DbSession, mine: InstanceIdentity) -> str:
+    """db_install's last step, after `refusal_to_install` found none: write this instance's row where the database
+    has none or an older one of ours (a renewed secret or server name is brought up to date)."""
+    found = database_identity(session)
     if found == mine:
-        return True, f"identity: {mine.describe()}"
+        return f"identity: {mine.describe()}"
     write_identity(session, mine)
     session.commit()
-    return True, f"identity: written, {mine.describe()}"
+    return f"identity: written, {mine.describe()}"

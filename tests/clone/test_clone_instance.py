@@ -197,7 +197,7 @@ def test_db_install_on_a_clone_without_an_identity_leaves_it_to_the_restore(pair
     tst1.inst.close()
     installed = tst1.inst.redctl("db_install", check=False)
     assert installed.returncode == 1, installed
-    assert "not written: a preclone is pending" in installed.stdout
+    assert "nothing changed: a preclone is pending" in installed.stderr
     assert tst1.inst.rows("SELECT * FROM REDSYS.INSTANCE_IDENTITY") == []
     tst1.inst.close()
     tst1.start("sched")
@@ -205,6 +205,24 @@ def test_db_install_on_a_clone_without_an_identity_leaves_it_to_the_restore(pair
     after = activation(tst1)
     assert {key: after[key] for key in before if key[0] == "JOB"} == {k: v for k, v in before.items() if k[0] == "JOB"}
     assert not (pair.tst1_paths.tmp / "preclone").exists()  # restored and archived
+
+
+def test_db_install_on_another_instances_database_changes_nothing(pair: Pair) -> None:
+    """DEV1's database under TST1 (a clone without a preclone, or an exa_connection naming DEV1's database):
+    `redctl db_install` installed first and looked at the identity afterwards, so DEV1's CONNECTION objects already
+    pointed at TST1's daemons, with secrets derived from TST1's, when it said "it is a clone"."""
+    tst1 = pair.tst1
+    pair.clone_dev1_into_tst1()
+    tst1.start("devdb")
+    dev1s = connections(tst1)
+    assert dev1s and identity(tst1)["INSTANCE_NAME"] == "DEV1"
+    tst1.inst.close()
+    installed = tst1.inst.redctl("db_install", check=False)
+    assert installed.returncode == 1, installed
+    assert "nothing changed: the database belongs to instance DEV1" in installed.stderr
+    assert "exa_connection" in installed.stderr and "postclone" in installed.stderr
+    assert (connections(tst1), identity(tst1)["INSTANCE_NAME"]) == (dev1s, "DEV1")
+    tst1.inst.close()
 
 
 def test_a_database_restored_under_the_running_instance_starts_no_job_of_it(pair: Pair) -> None:

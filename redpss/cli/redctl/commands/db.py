@@ -8,6 +8,7 @@ Schema names are checked before the database is reached: a bad name is a usage e
 from __future__ import annotations
 
 import argparse
+import sys
 
 from redpss.cli.redctl.clients import Instance
 from redpss.core.errors import UsageError
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace, schemas: list[str]) -> int:
     # The database layer (and the secret file) only when a command runs, not to print the help.
     from redpss.clone.folder import pending  # noqa: PLC0415
-    from redpss.clone.identity import claim_for_install, local_identity  # noqa: PLC0415
+    from redpss.clone.identity import claim_for_install, local_identity, refusal_to_install  # noqa: PLC0415
     from redpss.core.config import Secret  # noqa: PLC0415
     from redpss.core.db.contract import install, service_connections  # noqa: PLC0415
     from redpss.core.secret import instance_secret  # noqa: PLC0415
@@ -34,15 +35,20 @@ def _run(args: argparse.Namespace, schemas: list[str]) -> int:
     connections = service_connections(instance.config, instance.paths, secret)
     session = instance.db()
     try:
-        report = install(session, schemas, connections)
-        # the database's instance identity (REDSYS.INSTANCE_IDENTITY), by which a clone of it is recognised
+        # the database's instance identity (REDSYS.INSTANCE_IDENTITY), by which a clone of it is recognised, is
+        # looked at before anything is written: another instance's database is left as it is
         mine = local_identity(instance.paths, secret.reveal(), create_id=True)
-        claimed, identity = claim_for_install(session, mine, preclone_pending=pending(instance.paths))
+        refusal = refusal_to_install(session, mine, preclone_pending=pending(instance.paths))
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            return 1
+        report = install(session, schemas, connections)
+        identity = claim_for_install(session, mine)
     finally:
         session.close()
     print(report.summary())
     print(identity)
-    return 0 if claimed else 1  # a clone: the contract is installed, but the instance must not run on it as it is
+    return 0
 
 
 def db_install(args: argparse.Namespace) -> int:
