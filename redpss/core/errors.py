@@ -74,6 +74,13 @@ def run_reporting(prog: str, handler: Callable[[], int], *, status: bool = False
             raise  # a pipe or socket of the command's own work: a fault to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the output left unwritten goes nowhere
         return 128 + signal.SIGPIPE  # what `$?` shows for any program whose reader left: `redctl show | head`
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not about a file: a fault to report with its traceback
+        # a file the command met (a folder where a file was expected, no right to it): named, without a traceback
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        print(f"{prog}: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return int(LsbStatus.UNKNOWN) if status else int(ExitCode.FAILURE)
 
 
 def _stdout_reader_gone() -> bool:

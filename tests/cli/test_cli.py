@@ -72,6 +72,25 @@ def test_drop_needs_confirmation(redhome: Path, capsys: pytest.CaptureFixture[st
     assert not home.exists() and not (redhome / "env" / ".units" / "DEV1").is_symlink()
 
 
+def test_a_bad_version_record_is_named_and_hides_no_other_instance(
+    redhome: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `.version` that was a folder ended `redsysctl list` in a traceback, and one that held no series failed the
+    whole `redsysctl versions` listing."""
+    for name in ("DEV1", "DEV2", "DEV3"):
+        assert redsysctl(["create", name]) == 0
+    (redhome / "env" / "dev1" / ".version").mkdir()
+    (redhome / "env" / "dev2" / ".version").write_text("not a series\n")
+    capsys.readouterr()
+    assert redsysctl(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("DEV1", "DEV2", "DEV3")) and "bad .version" in listed
+    assert redsysctl(["versions"]) == 0
+    shown = capsys.readouterr()
+    assert "DEV1" in shown.out and "DEV2" in shown.out and "DEV3" in shown.out, shown.out
+    assert "dev1/.version cannot be read (Is a directory)" in shown.err and "holds 'not a series'" in shown.err
+
+
 def test_list_json(redhome: Path, capsys: pytest.CaptureFixture[str]) -> None:
     redsysctl(["create", "TST1"])
     redsysctl(["create", "DEV1"])
@@ -327,3 +346,20 @@ def test_watch_refuses_an_interval_it_cannot_sleep(instance: InstancePaths, caps
             redctl(["-i", "TST1", "watch", "--interval", bad])
         assert exited.value.code == ExitCode.USAGE
         assert "is not a number of seconds from 0.1 to 86400" in capsys.readouterr().err
+
+
+def test_a_file_error_is_named_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command ends through run_reporting: an OSError about a file is `<prog>: <file>: <why>`, exit 1; one
+    about no file (a fault of the program) keeps its traceback."""
+    from redpss.core.errors import run_reporting  # noqa: PLC0415
+
+    def unreadable() -> int:
+        raise IsADirectoryError(21, "Is a directory", "/app/redsys/env/tst1/.version")
+
+    def fault() -> int:
+        raise OSError("no file named")
+
+    assert run_reporting("redsysctl", unreadable) == ExitCode.FAILURE
+    assert capsys.readouterr().err == "redsysctl: /app/redsys/env/tst1/.version: Is a directory\n"
+    with pytest.raises(OSError, match="no file named"):
+        run_reporting("redsysctl", fault)

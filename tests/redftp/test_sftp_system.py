@@ -449,3 +449,37 @@ def test_redsys_works_through_the_shipped_sudo_rule_and_only_with_it(site: Site)
         shutil.rmtree(launchers)
         os.chown(redhome, owner.st_uid, owner.st_gid)
         redhome.chmod(owner.st_mode & 0o7777)
+
+
+REDSYSCTL = str(Path(PYTHON).parent / "redsysctl")
+
+
+def test_drop_refuses_while_sftp_users_remain_and_never_leaves_half_an_instance(site: Site) -> None:
+    """`redsysctl drop` deleted the instance and left its sFTP users able to log in and upload into it; and a file
+    redsys could not delete (a root-owned leftover) stopped it half-way with a traceback, the instance still listed
+    but neither usable nor droppable. Now it refuses while users remain, naming the commands, and an instance is
+    renamed aside before it is deleted."""
+    create = (
+        "from redpss.core.paths import InstancePaths, create_instance_tree\n"
+        "create_instance_tree(InstancePaths.for_instance('TST4'))"
+    )
+    site.root.run([PYTHON, "-c", create], user="redsys", check=True)
+    assert site.useradd("gina", ed25519_key("gina"), instance="TST4").returncode == 0
+    refused = site.root.run([REDSYSCTL, "drop", "TST4", "--yes"], user="redsys")
+    assert refused.returncode != 0, refused
+    assert "still has 1 sFTP user(s)" in refused.stderr and "redftp_userdel TST4 gina" in refused.stderr
+    assert site.root.path("/app/redsys/env/tst4/etc").is_dir()
+    assert site.userdel("gina", instance="TST4").returncode == 0
+    leftover = site.root.path("/app/redsys/env/tst4/data/archive/leftover")  # as `userdel --keep-data` may leave
+    leftover.mkdir()
+    (leftover / "f.csv").write_text("1\n")  # root's, in root's folder: redsys cannot delete it
+    dropped = site.root.run([REDSYSCTL, "drop", "TST4", "--yes"], user="redsys")
+    assert dropped.returncode == 1, dropped
+    assert "Traceback" not in dropped.stderr
+    assert "dropped instance TST4, but 1 file(s) or folder(s) could not be deleted" in dropped.stderr
+    assert "Permission denied" in dropped.stderr and "remove it as root" in dropped.stderr
+    assert not site.root.path("/app/redsys/env/tst4").exists()
+    listed = site.root.run([REDSYSCTL, "list"], user="redsys")
+    assert listed.returncode == 0 and "TST4" not in listed.stdout, listed
+    (aside,) = site.root.path("/app/redsys/env").glob(".dropped-*")
+    shutil.rmtree(aside)

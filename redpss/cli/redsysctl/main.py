@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import subprocess
@@ -318,6 +319,13 @@ def drop(paths: InstancePaths, *, confirmed: bool) -> int:
             raise InstanceError(
                 f"instance {paths.redenv} still runs {', '.join(busy)}; stop it first: redsysctl stop {paths.redenv}"
             )
+    accounts = _sftp_accounts(paths)
+    if accounts:
+        commands = "; ".join(f"redftp_userdel {paths.redenv} {account}" for account in accounts)
+        raise InstanceError(
+            f"instance {paths.redenv} still has {len(accounts)} sFTP user(s), who could log in and upload into a "
+            f"dropped instance; remove them first (add --keep-data to keep their uploads in data/archive): {commands}"
+        )
     if not confirmed:
         if not sys.stdin.isatty():
             raise UsageError(f"drop deletes {paths.home} with all its data and logs; add --yes to confirm")
@@ -325,17 +333,61 @@ def drop(paths: InstancePaths, *, confirmed: bool) -> int:
         if answer.strip() != paths.redenv:
             print("nothing deleted")
             return int(ExitCode.FAILURE)
-    shutil.rmtree(paths.home)
+    # Renamed aside first, in one step: an instance is there or gone, never half deleted and still listed (create
+    # would refuse the name, drop fail again on the same file); what cannot be deleted stays in the renamed folder.
+    aside = paths.home.with_name(f".dropped-{paths.home.name}-{os.getpid()}")
+    try:
+        paths.home.rename(aside)
+    except OSError as exc:
+        raise InstanceError(f"cannot drop {paths.redenv}: renaming {paths.home} failed: {exc.strerror}") from None
     unit_link(paths).unlink(missing_ok=True)
+    left = _remove_tree(aside)
+    if left:
+        print(
+            f"redsysctl: dropped instance {paths.redenv}, but {len(left)} file(s) or folder(s) could not be deleted "
+            f"(first: {left[0]}); they are in {aside}: remove it as root",
+            file=sys.stderr,
+        )
+        return int(ExitCode.FAILURE)
     print(f"dropped instance {paths.redenv} ({paths.home})")
     return int(ExitCode.OK)
+
+
+def _remove_tree(folder: Path) -> list[str]:
+    """Delete `folder` with everything that can be deleted; what could not, with why."""
+    left: list[str] = []
+
+    def note(_function: object, path: str, exc: BaseException) -> None:
+        if getattr(exc, "errno", None) != errno.ENOTEMPTY:  # a folder that keeps what could not be deleted
+            left.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
+
+    if sys.version_info >= (3, 12):  # onerror is deprecated there
+        shutil.rmtree(folder, onexc=note)
+    else:
+        shutil.rmtree(folder, onerror=lambda function, path, info: note(function, path, info[1]))
+    return left
+
+
+def _sftp_accounts(paths: InstancePaths) -> list[str]:
+    """The instance's sFTP users (redftp_<instance>_<user>), by the short names redftp_userdel takes."""
+    import pwd  # noqa: PLC0415
+
+    from redpss.redftp.names import SYSTEM_NAME_PREFIX  # noqa: PLC0415
+
+    prefix = f"{SYSTEM_NAME_PREFIX}{paths.redenv.lower()}_"
+    return sorted(entry.pw_name.removeprefix(prefix) for entry in pwd.getpwall() if entry.pw_name.startswith(prefix))
 
 
 def list_versions(redhome: Path) -> int:
     """The versions installed side by side under $REDHOME/lib and the instances recording each."""
     on: dict[str, list[str]] = {}
     for paths in iter_instances(redhome):
-        on.setdefault(versions.recorded(paths) or "-", []).append(paths.redenv)
+        try:
+            series = versions.recorded(paths) or "-"
+        except InstanceError as exc:  # one bad record must not hide the others' versions
+            print(f"redsysctl: {exc}", file=sys.stderr)
+            series = "? (bad .version)"
+        on.setdefault(series, []).append(paths.redenv)
     rows = [
         {"series": series, "version": versions.dist_version(venv) or "?", "instances": " ".join(on.pop(series, []))}
         for series, venv in versions.installed(redhome).items()

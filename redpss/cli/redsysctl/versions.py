@@ -55,6 +55,11 @@ def recorded(paths: InstancePaths) -> str | None:
         value = paths.version_record.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no read right, bytes that are no text
+        raise InstanceError(
+            f"{paths.version_record} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
+            f"set the version with: redsysctl move {paths.redenv} <series>"
+        ) from None
     if not _SERIES_RE.fullmatch(value):
         raise InstanceError(
             f"{paths.version_record} holds {value!r}, not a version series like 0.1; "
