@@ -38,7 +38,7 @@ from collections import Counter, deque
 
 from redpss.core.config import Config, Secret
 from redpss.core.db.contract import API_OPERATOR_ROLE, API_READER_ROLE
-from redpss.core.db.errors import DatabaseAuthError, DatabaseError
+from redpss.core.db.errors import DatabaseAuthError, DatabaseError, DatabaseUnavailable
 from redpss.core.record import Record
 
 os.environ.setdefault("EXASOL_TELEMETRY_DISABLE", "1")  # pyexasol is imported by the logins below
@@ -268,10 +268,20 @@ class Authenticator:
                 limited = TooManyAttempts(f"too many logins at once from {client_host}; retry in {wait:.0f} s", wait)
                 self._log_refusal(user, client_host, limited.reason)
                 raise limited
+            # the user's logins still running count too: else guesses sent at once from many addresses all reach
+            # the database before the first of them fails (a trusted address is not held back by them)
+            counted_user = None if trusted else user.upper()
+            if counted_user is not None:
+                wait = self._user_failures.start(counted_user, now)
+                if wait:
+                    self._failures.end(address)
+                    limited = TooManyAttempts(f"too many logins of user {user} at once; retry in {wait:.0f} s", wait)
+                    self._log_refusal(user, client_host, limited.reason)
+                    raise limited
             # one login for every request with these credentials meanwhile; a caller that goes away does not end it
             login = asyncio.ensure_future(self._login(key, user, password, client_host))
             self._pending[key] = login
-            login.add_done_callback(functools.partial(self._login_done, key, address))
+            login.add_done_callback(functools.partial(self._login_done, key, address, counted_user))
         return await asyncio.shield(login)
 
     async def recheck(self, user: str, password: str, client_host: str) -> Principal:
@@ -289,7 +299,7 @@ class Authenticator:
         if login is None:
             login = asyncio.ensure_future(self._login(key, user, password, client_host, counted=False))
             self._pending[key] = login
-            login.add_done_callback(functools.partial(self._login_done, key, None))
+            login.add_done_callback(functools.partial(self._login_done, key, None, None))
         return await asyncio.shield(login)
 
     def _cached(self, user: str, password: str, now: float) -> tuple[bytes, Principal | None]:
@@ -299,11 +309,14 @@ class Authenticator:
         cached = self._cache.get(key)
         return key, cached[1] if cached is not None and cached[0] > now else None
 
-    def _login_done(self, key: bytes, address: str | None, login: asyncio.Future[Principal]) -> None:
-        """A login ended; `address`: the client address whose running logins it counted (None for a recheck)."""
+    def _login_done(self, key: bytes, address: str | None, user: str | None, login: asyncio.Future[Principal]) -> None:
+        """A login ended; `address` and `user`: whose running logins it counted (None for a recheck, and `user`
+        None for a login from an address the user is trusted from)."""
         self._pending.pop(key, None)
         if address is not None:
             self._failures.end(address)
+        if user is not None:
+            self._user_failures.end(user)
         if not login.cancelled():
             login.exception()  # retrieved: when every caller went away, asyncio must not report it as lost
 
@@ -321,9 +334,14 @@ class Authenticator:
             reason = "the database refused the login (wrong user or password, or no CREATE SESSION privilege)"
             self._log_refusal(user, client_host, reason)
             raise AuthRefused(reason) from None
-        except DatabaseError as exc:  # away, misconfigured, or a statement of the check failed: not the caller's
+        except DatabaseUnavailable as exc:  # away: not the caller's doing, and re-checks wait a moment
             self._log_unavailable(str(exc))
             self._unreachable_until = time.monotonic() + RECHECK_UNREACHABLE_SECONDS
+            raise CannotCheck from None
+        except DatabaseError as exc:
+            # misconfigured, or a statement of the check failed: the database is there, so re-checks go on as they
+            # were (a client whose login merely failed must not switch every console session to reading only)
+            self._log_unavailable(str(exc))
             raise CannotCheck from None
         try:
             principal = principal_from_roles(user, roles)

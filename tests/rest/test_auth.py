@@ -278,3 +278,37 @@ def test_a_recheck_is_not_held_back_by_failed_logins_and_does_not_ask_an_unreach
         with pytest.raises(CannotCheck):
             asyncio.run(away.recheck("api_reader", READER_PASSWORD, "127.0.0.1"))
     assert away.database_logins == 1
+
+
+def test_a_password_too_long_to_send_is_a_counted_refusal_and_leaves_rechecks_alone(
+    devdb: InProcessDevDb, config: Config
+) -> None:
+    """pyexasol encrypts the password with the database's RSA key; one longer than the key carries failed with a
+    ValueError taken for an unreachable database: 503, never counted (unlimited logins), and for 5 s every console
+    session's re-check answered "cannot check" (each such request made every session read-only)."""
+    auth = Authenticator(config, failure_limit=2, cache_seconds=0.0)
+    for _ in range(2):
+        refused = refusal(auth, basic("anyone", "x" * 300))
+        assert not isinstance(refused, TooManyAttempts) and "refused the login" in refused.reason
+    assert isinstance(refusal(auth, basic("anyone", "x" * 300)), TooManyAttempts)  # counted
+    principal = asyncio.run(auth.recheck("api_operator", OPERATOR_PASSWORD, "127.0.0.1"))
+    assert principal.may_operate  # the database was not taken for away
+
+
+def test_guesses_sent_at_once_from_many_addresses_are_limited_per_user(devdb: InProcessDevDb, config: Config) -> None:
+    """The per-user limit counted only failures already ended: 20 addresses sending 5 guesses each at once all
+    reached the database before the first failed. The user's logins still running count now."""
+    auth = Authenticator(config, failure_limit=5, user_failure_limit=4, failure_window=60.0)
+
+    async def at_once() -> list[Principal | BaseException]:
+        guesses = (
+            auth.authenticate(basic("api_operator", f"guess-{a}-{n}"), f"198.51.100.{a}")
+            for a in range(1, 21)
+            for n in range(5)
+        )
+        return await asyncio.gather(*guesses, return_exceptions=True)
+
+    outcomes = asyncio.run(at_once())
+    assert auth.database_logins == 4
+    limited = [o for o in outcomes if isinstance(o, TooManyAttempts)]
+    assert len(limited) == 96 and any("too many logins of user api_operator at once" in str(o) for o in limited)

@@ -94,6 +94,13 @@ def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> 
             f"login refused: the database at {dsn} refused the login of user {user}: {text} "
             "(check exa_username and exa_password in red_params.conf)"
         )
+    if isinstance(exc, ValueError) and text == "Encryption failed":
+        # pyexasol encrypts the password with the database's RSA key before it sends the login: a password longer
+        # than the key can carry is a login the database can never accept, refused like a wrong one
+        return DatabaseAuthError(
+            f"login refused: the password of user {user} is too long to be sent to the database at {dsn} "
+            "(longer than its login encryption can carry)"
+        )
     if isinstance(exc, pyexasol.ExaQueryError):
         sql = mask_secrets(sql)
         text = mask_secrets(text)

@@ -80,7 +80,7 @@ class DbSession:
         except Exception as exc:
             self._connection = None
             # pyexasol keeps the socket of a refused login open; a daemon retrying would leak one per attempt.
-            half_open = getattr(exc, "connection", None)
+            half_open = getattr(exc, "connection", None) or _connection_being_made(exc)
             if half_open is not None:
                 with contextlib.suppress(Exception):
                     half_open.close(disconnect=False)
@@ -234,3 +234,17 @@ class DbSession:
             except Exception:
                 self._drop()
         self._connection = None
+
+
+def _connection_being_made(exc: BaseException) -> Any:
+    """The pyexasol connection whose making raised `exc` when that is no error of pyexasol's own (which carries it):
+    a password too long for the database's RSA key fails in the encryption, with the socket already open."""
+    import pyexasol  # noqa: PLC0415 - lazy: see package docstring
+
+    frame = exc.__traceback__
+    while frame is not None:
+        candidate = frame.tb_frame.f_locals.get("self")
+        if isinstance(candidate, pyexasol.ExaConnection):
+            return candidate
+        frame = frame.tb_next
+    return None
