@@ -154,9 +154,10 @@ def _database_part(instance: Instance) -> tuple[list[str], list[dict[str, Any]]]
             for e in errors
         ]
         since = dt.datetime.now() - dt.timedelta(seconds=FAILED_WINDOW)
-        failed = history.runs(instance, history.RunFilter(status="FAILED", since=since), history.Page(limit=100))
+        failed = history.failures_ended_since(instance, since, 100)
         problems += [
-            f"run {r['RUN_ID']} of {r['SCHEMA_NAME']}.{r['JOB_ID']} ({r['JOB_NAME']}) failed at {r['ENDED_AT']}: "
+            f"run {r['RUN_ID']} of {r['SCHEMA_NAME']}.{r['JOB_ID']} ({r['JOB_NAME']}) "
+            f"{'failed' if r['STATUS'] == 'FAILED' else 'timed out'} at {r['ENDED_AT'] or r['STARTED_AT']}: "
             f"{r['MESSAGE'] or ''}"
             for r in failed
         ]

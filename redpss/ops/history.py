@@ -90,6 +90,19 @@ def runs(instance: Instance, where: RunFilter, page: Page) -> list[Row]:
     return fetch(instance, _paged(sql, page, params), params)
 
 
+def failures_ended_since(instance: Instance, since: dt.datetime, limit: int) -> list[Row]:
+    """Runs that ended FAILED or TIMEOUT at or after `since` (by their end: a timeout began a whole timeout before
+    it ended), newest end first; the outcomes SCHED mails a job's owner about."""
+    params: Row = {"since": _stamp(since), "limit": min(max(limit, 1), MAX_PAGE)}
+    sql = _select(
+        "SCHEMA_NAME, RUN_ID, JOB_ID, JOB_NAME, STARTED_AT, ENDED_AT, STATUS, MESSAGE",
+        "REDSYS.ALL_ADM_JOB_LOG",
+        ["STATUS IN ('FAILED', 'TIMEOUT')", "COALESCE(ENDED_AT, STARTED_AT) >= CAST({since} AS TIMESTAMP)"],
+        "COALESCE(ENDED_AT, STARTED_AT) DESC, RUN_ID",
+    )
+    return fetch(instance, f"{sql} LIMIT {{limit!d}}", params)
+
+
 def log_messages(instance: Instance, where: LogFilter, page: Page) -> list[Row]:
     """The database's ERROR and ALERT messages (REDSYS.ALL_LOG_MESSAGES), newest first."""
     params: Row = {}
@@ -108,7 +121,8 @@ def log_messages(instance: Instance, where: LogFilter, page: Page) -> list[Row]:
         'SCHEMA_NAME, LOG_TIME, LOG_LEVEL, "SOURCE", JOB_ID, RUN_ID, MESSAGE',
         "REDSYS.ALL_LOG_MESSAGES",
         conditions,
-        "LOG_TIME DESC",
+        # rows of one time (a batch) in a fixed order: else pages of OFFSET may repeat or skip some of them
+        'LOG_TIME DESC, SCHEMA_NAME, MESSAGE_KEY, RUN_ID, JOB_ID, LOG_LEVEL, "SOURCE"',
     )
     return fetch(instance, _paged(sql, page, params), params)
 

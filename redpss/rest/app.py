@@ -8,6 +8,7 @@ loopback listener only, /metrics need no credentials.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -43,6 +44,7 @@ METRICS_SECONDS = 5.0
 # /api/v1/status asks systemd and JMON at most once a second per worker, however often logged-in readers poll it
 # (a change made here drops it, so the next answer shows it)
 STATUS_SECONDS = 1.0
+CHANGE_MARKER = "rest-changed"  # in tmp/: touched at every change made through the API, for the other workers
 # the database ends an API request's statement after this long, below the sessions' socket_timeout (30 s): a request
 # the API stopped waiting for (and answered 503) no longer runs on in the database, however often a reader asks
 QUERY_TIMEOUT_SECONDS = 20.0
@@ -148,6 +150,8 @@ class Api:
             "jobs": Cached(LIST_SECONDS, lambda: self._encoded(jobs.list_jobs)),
             "watchers": Cached(LIST_SECONDS, lambda: self._encoded(jobs.list_watchers)),
         }
+        self.change_marker = paths.tmp / CHANGE_MARKER
+        self._change_seen = self._change_stamp()
 
     # --- who calls -------------------------------------------------------------------------------------------
     async def principal(self, request: Request, operate: bool = False) -> Principal:
@@ -185,9 +189,29 @@ class Api:
         return encode(listing(self.instance))
 
     def changed(self) -> None:
-        """Something was changed through this worker: its next listing reads the database again."""
+        """Something was changed through this worker: its next reading asks again, and so does every other worker's
+        (the marker file's time tells them: each keeps its own readings)."""
+        self._drop_readings()
+        with contextlib.suppress(OSError):  # the other workers then answer within their readings' periods
+            self.change_marker.touch()
+            self._change_seen = self._change_stamp()
+
+    def _drop_readings(self) -> None:
         for cached in self.readings.values():
             cached.drop()
+
+    def _change_stamp(self) -> int:
+        try:
+            return self.change_marker.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _see_changes_elsewhere(self) -> None:
+        """Another worker changed something since this one last looked: its readings are read again."""
+        stamp = self._change_stamp()
+        if stamp != self._change_seen:
+            self._change_seen = stamp
+            self._drop_readings()
 
     # --- open to all -------------------------------------------------------------------------------------------
     def _health(self) -> tuple[int, bytes]:
@@ -233,6 +257,7 @@ class Api:
         """A cached reading (the status, a list) for a logged-in reader."""
         Query(request, ())
         await self.principal(request)
+        self._see_changes_elsewhere()
         try:
             body = await self.readings[kind].get()
         except RedpssError as exc:

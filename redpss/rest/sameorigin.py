@@ -23,6 +23,10 @@ def another_site(request: Request, *, null_origin_is_ours: bool = False) -> str:
     origin = request.headers.get("origin")
     if origin is None or (null_origin_is_ours and origin == "null"):
         return ""
-    if urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+    try:
+        origin_host = urlsplit(origin).netloc.lower()
+    except ValueError:  # `http://[` and the like: no origin of this server
+        return f"Origin: {origin[:100]} (not a URL)"
+    if origin_host != request.headers.get("host", "").lower():
         return f"Origin: {origin[:100]}"
     return ""

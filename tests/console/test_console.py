@@ -362,3 +362,26 @@ def test_a_revoked_role_ends_the_console_session_within_the_login_cache_for_ever
         client.close()
         db.execute(f"DROP USER {user[0]} CASCADE")
         db.commit()
+
+
+def test_what_is_wrong_now_names_timeouts_and_failures_that_began_over_an_hour_ago(running: RunningInstance) -> None:
+    """The overview took FAILED runs that began within the hour: a TIMEOUT never showed (with the default timeout of
+    3600 s it began an hour before it ended), nor a failure that ended a run of over an hour."""
+    from redpss.console.data import overview  # noqa: PLC0415
+    from redpss.ops.instance import Instance  # noqa: PLC0415
+
+    db = running.db()
+    db.execute(
+        "INSERT INTO APP1.ADM_JOB_LOG (RUN_ID, JOB_ID, JOB_NAME, STARTED_AT, ENDED_AT, STATUS, MESSAGE) VALUES "
+        "('r-timed-out', 9, 'breaks', CURRENT_TIMESTAMP - INTERVAL '61' MINUTE, "
+        "CURRENT_TIMESTAMP - INTERVAL '1' MINUTE, 'TIMEOUT', 'ran over its 3600 s'), "
+        "('r-long-failed', 9, 'breaks', CURRENT_TIMESTAMP - INTERVAL '90' MINUTE, "
+        "CURRENT_TIMESTAMP - INTERVAL '2' MINUTE, 'FAILED', 'gave up late'), "
+        "('r-old-failed', 9, 'breaks', CURRENT_TIMESTAMP - INTERVAL '3' HOUR, "
+        "CURRENT_TIMESTAMP - INTERVAL '2' HOUR, 'FAILED', 'long ago')"
+    )
+    db.commit()
+    problems = "\n".join(overview(Instance(running.paths, running.config, client="test"))["problems"])
+    assert re.search(r"run r-timed-out of APP1\.9 \(breaks\) timed out at .*ran over its 3600 s", problems), problems
+    assert re.search(r"run r-long-failed of APP1\.9 \(breaks\) failed at .*gave up late", problems), problems
+    assert "r-old-failed" not in problems

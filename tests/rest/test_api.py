@@ -162,7 +162,12 @@ def test_watcher_executor_errors_are_listed_and_reset_by_an_operator(api: RestAp
 
 def test_suspend_and_resume(api: RestApi, running: RunningInstance) -> None:
     # a form another site's page posts here carries the Basic credentials the browser remembers: refused
-    for header in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+    for header in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://["},
+        {"Sec-Fetch-Site": "cross-site"},
+    ):
         forged = api.client.post("/api/v1/suspend", headers={**basic(OPERATOR), **header})
         assert_error(forged, 403, "forbidden", "a request from another site")
     assert not running.paths.suspend_marker.exists()
@@ -217,6 +222,42 @@ def test_status_is_read_once_a_second_and_at_once_after_a_change_made_here(runni
         asyncio.run(scenario())
     finally:
         set_suspended(elsewhere, False)
+
+
+def test_a_change_made_through_one_worker_is_in_the_next_answer_of_every_worker(running: RunningInstance) -> None:
+    """Each gunicorn worker keeps its own readings: after a toggle or a suspend through one worker, another still
+    answered its older reading (the job active, the instance running) for up to five periods."""
+    import asyncio  # noqa: PLC0415
+
+    from redpss.rest.app import build_app  # noqa: PLC0415
+
+    one, other = build_app(running.paths, running.config), build_app(running.paths, running.config)
+
+    async def scenario() -> None:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=one), base_url="https://api.test") as first,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="https://api.test") as second,
+        ):
+
+            async def read(path: str) -> Any:
+                answer = await second.get(path, headers=basic(READER))
+                assert answer.status_code == 200, answer.text
+                return answer.json()
+
+            active = {j["JOB_ID"]: j["ACTIVE"] for j in await read("/api/v1/jobs")}
+            assert (await read("/api/v1/status"))["suspended"] is False
+            toggled = await first.post("/api/v1/jobs/APP1/2/toggle", headers=basic(OPERATOR))
+            assert toggled.status_code == 200, toggled.text
+            assert {j["JOB_ID"]: j["ACTIVE"] for j in await read("/api/v1/jobs")}[2] is (not active[2])
+            assert (await first.post("/api/v1/suspend", headers=basic(OPERATOR))).status_code == 200
+            assert (await read("/api/v1/status"))["suspended"] is True
+            assert (await first.post("/api/v1/resume", headers=basic(OPERATOR))).status_code == 200
+            assert (await read("/api/v1/status"))["suspended"] is False
+            assert (
+                await first.post(f"/api/v1/jobs/APP1/2/toggle?active={str(active[2]).lower()}", headers=basic(OPERATOR))
+            ).status_code == 200
+
+    asyncio.run(scenario())
 
 
 def test_load_statistics_log_messages_and_metrics(api: RestApi, running: RunningInstance) -> None:
