@@ -30,7 +30,7 @@ from redpss.core.wire import (
     decode,
     encode,
 )
-from redpss.core.wire.aio import CLOSE_GRACE, COMMITTED_GRACE
+from redpss.core.wire.aio import CLOSE_GRACE, CLOSE_WITHIN, COMMITTED_GRACE
 from redpss.core.wire.blocking import HELD_EVENTS
 from redpss.devdb.tls import self_signed
 from tests.support.wait import wait_for
@@ -545,6 +545,37 @@ def test_tls(tmp_path: Path, wire_log: pytest.LogCaptureFixture) -> None:
     assert_no_traceback(wire_log)
 
 
+def open_descriptors() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+def silent_tls_peer(port: int, hello: bytes = b"") -> ssl.SSLSocket:
+    """A TLS client that finishes its handshake, sends `hello`, and then neither reads nor closes."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    peer = context.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+    if hello:
+        peer.sendall(hello)
+    return peer
+
+
+def test_tls_peers_that_never_answer_the_close_do_not_keep_their_descriptors(tmp_path: Path) -> None:
+    """A connection closed without hello (a wrong secret, evicted for the cap) left the count of unauthenticated
+    connections at once, but over TLS its close waited 30 s for the peer's close_notify (an evicted one first its
+    hello deadline): a stranger sending ~130 handshakes a second held every descriptor of the unit."""
+    server_context, _ = tls_contexts(tmp_path)
+    limits = Limits(max_unauthenticated=4, eviction_grace=0.0, foreign_grace=0.0, hello_timeout=30.0)
+    with WireServerThread(ssl_context=server_context, limits=limits) as server, contextlib.ExitStack() as peers:
+        base = open_descriptors()
+        wrong = encode({"op": "hello", "version": PROTOCOL_VERSION, "secret": "wrong", "client": "x"})
+        for _ in range(10):  # refused for their secret
+            peers.enter_context(silent_tls_peer(server.port, wrong))
+        for _ in range(10):  # no hello: all but the last four evicted
+            peers.enter_context(silent_tls_peer(server.port))
+        # ours stay open (20); of the server's, only the four it still waits for a hello from
+        wait_for(lambda: open_descriptors() <= base + 20 + 4, timeout=10, what="the server to let go of the peers")
+
+
 def test_a_payload_that_does_not_arrive_in_time_is_refused_and_its_buffer_freed(
     wire_log: pytest.LogCaptureFixture,
 ) -> None:
@@ -658,6 +689,37 @@ def test_close_lets_a_reply_under_way_go_out_and_ends_idle_connections_at_once()
         finally:
             await busy.close()
             await idle.close()
+
+    asyncio.run(scenario())
+
+
+def test_close_is_not_held_by_a_peer_that_reads_nothing() -> None:
+    """close() waited for every connection's close to end: a subscriber that stopped reading (or a request's client
+    that never read its reply) held it until the kernel gave up on the peer, 60 s, beyond every daemon's drain time,
+    so a plain `systemctl stop` ended as a forced stop."""
+
+    async def scenario() -> None:
+        async def handle(request: Message, connection: Connection) -> Message:
+            if request["op"] == "subscribe":
+                connection.subscribed = True
+            return {"ok": True}
+
+        server = JsonLineServer(handle, SECRET, "TEST", limits=Limits(event_backlog=64 * 1024 * 1024))
+        await server.start_tcp("127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        stuck = socket.create_connection(("127.0.0.1", port))
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            stuck.sendall(HELLO + encode({"op": "subscribe", "seq": 1}))
+            async with asyncio.timeout(5):
+                while not any(c.subscribed for c in server.connections):
+                    await asyncio.sleep(0.01)
+            for n in range(40):  # 4 MB of events the peer never reads, waiting in the server's buffer
+                await server.broadcast({"event": "tick", "n": n, "blob": "e" * 100_000})
+            async with asyncio.timeout(CLOSE_GRACE + CLOSE_WITHIN + 3):
+                await server.close()
+        finally:
+            stuck.close()
 
     asyncio.run(scenario())
 

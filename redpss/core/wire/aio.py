@@ -45,6 +45,10 @@ CLOSE_GRACE = 2.0  # seconds close() lets requests in progress finish before can
 # that is left: cut off, the client would send it again and the effect would happen twice)
 COMMITTED_GRACE = 5.0
 LINGER_SECONDS = 1.0  # after a refusal, input is read and discarded this long so the reply is not lost to a reset
+# seconds a closing connection has to finish its close before it is cut off: a TLS close waits for the peer's
+# close_notify (asyncio gives it 30 s) and a plain one for a peer that reads nothing to take what is left; such a
+# peer, uncounted once its connection is closing, would hold a descriptor that long
+CLOSE_WITHIN = 2.0
 READ_CHUNK = 256 * 1024  # bytes one read of a connection takes (asyncio's own size)
 LINE_CHUNK = 16 * 1024  # the same for a server whose requests carry payloads, while it reads a request line
 
@@ -457,7 +461,7 @@ class JsonLineServer:
             for connection in self.connections:
                 connection.write_held()
             for writer in [*self._unauthenticated, *idle]:
-                writer.close()
+                close_within(writer, CLOSE_WITHIN)
             if self._tasks:
                 _, running = await asyncio.wait(self._tasks, timeout=CLOSE_GRACE)
                 if running and any(c.committed for c in self.connections):
@@ -547,7 +551,7 @@ class JsonLineServer:
             if connection is not None:
                 connection.write_held()  # e.g. the client half-closed within its next request: it may still read
                 self.connections.discard(connection)
-            writer.close()
+            close_within(writer, CLOSE_WITHIN)
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
@@ -621,7 +625,7 @@ class JsonLineServer:
             with contextlib.suppress(Exception):
                 refusal = {"ok": False, "code": Code.TOO_MANY_CONNECTIONS, "error": f"{self.name}: {detail}"}
                 victim.write(encode(refusal))
-            victim.close()
+            close_within(victim, CLOSE_WITHIN)  # over TLS, a close alone neither ends its task's read nor its socket
             if not admitted:
                 return False
         self._unauthenticated[writer] = (peer, now, address)
@@ -770,6 +774,15 @@ class JsonLineServer:
             async with asyncio.timeout(LINGER_SECONDS):
                 while await reader.read(65536):
                     pass
+
+
+def close_within(writer: asyncio.StreamWriter, seconds: float) -> None:
+    """Close the connection, and cut it off (no TLS close_notify, unsent bytes dropped) if the close has not ended
+    within `seconds`: a peer that never answers the close must not hold the descriptor for asyncio's 30 s."""
+    transport = writer.transport
+    if not transport.is_closing():  # a TLS transport closed twice forgets its connection: the abort would do nothing
+        writer.close()
+    asyncio.get_running_loop().call_later(seconds, transport.abort)  # nothing when closed by then
 
 
 class AsyncClient:
