@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from redpss.core.db import DatabaseError, DatabaseQueryError, DbSession
+from redpss.core.db import DatabaseError, DatabaseQueryError, DatabaseUnavailable, DbSession
 from redpss.core.db import errors as db_errors
 from redpss.core.errors import TimedOut
 from redpss.core.paths import InstancePaths
@@ -81,12 +81,15 @@ def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worke
         return RunResult(request.run_id, status, message, started, time.time(), worker, **kw)  # type: ignore[arg-type]
 
     if request.kind == "WATCHER":
+        # an executor error blocks the watcher until an operator resets it: only for a condition that cannot be
+        # evaluated as written (a bad glob, SQL the database refuses), never for a database that cannot answer now
+        # (away, the query timed out or was aborted): the next tick asks again, as after any failed run
         try:
             met, note = _condition_holds(request, session, paths)
-        except DatabaseQueryError as exc:
-            return result(TIMEOUT if exc.timeout else FAILED, str(exc), exec_error=True)
         except (DatabaseError, OSError, ValueError) as exc:
-            return result(FAILED, str(exc), exec_error=True)
+            query = exc if isinstance(exc, DatabaseQueryError) else None
+            now_only = isinstance(exc, DatabaseUnavailable) or (query is not None and query.passing)
+            return result(TIMEOUT if query and query.timeout else FAILED, str(exc), exec_error=not now_only)
         return result(OK, ("condition holds" if met else "condition does not hold") + note, condition_met=met)
     try:
         outcome = _run_job(request, session, paths)

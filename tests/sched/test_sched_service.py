@@ -668,6 +668,30 @@ def test_failing_watcher_executor_is_reported_blocked_with_an_error_row(
     wait_for(lambda: any(r["table"] == "ADM_WATCHER_EXEC_ERROR" for r in spool_rows(instance)), 10, what="error row")
 
 
+def test_a_query_watcher_the_database_cannot_answer_now_fails_without_being_blocked(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """A QUERY watcher run while the database was away (a night's restart) was an executor error: an error row, and
+    from then on every tick SKIPPED as BLOCKED until an operator reset it. Only a condition that cannot be evaluated
+    as written blocks its watcher; this one fails and the next tick asks again."""
+    _, port = sched
+    watcher = run(kind="WATCHER", id=5, name="ORDERS_READY", condition_type="QUERY", command="SELECT 1 FROM DUAL")
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        conn.request("submit", run=watcher)
+        events = []
+        while (event := conn.next_event(30))["event"] != "finished":
+            events.append(event["event"])
+    assert event["status"] == "FAILED" and "is not reachable" in event["message"], event
+    assert "watcher_blocked" not in events
+
+    def watcher_log() -> list[dict[str, Any]]:
+        return [r for r in spool_rows(instance) if r["table"] == "ADM_WATCHER_LOG"]
+
+    assert wait_for(watcher_log, 10, what="the watcher's run in the spool")[0]["values"]["STATUS"] == "FAILED"
+    assert not [r for r in spool_rows(instance) if r["table"] == "ADM_WATCHER_EXEC_ERROR"]
+
+
 def test_a_worker_that_dies_while_idle_is_replaced(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
     daemon, port = sched
 
