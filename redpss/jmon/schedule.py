@@ -234,6 +234,14 @@ def _policy_problem(definition: Definition) -> str | None:
     grace = definition.grace_seconds
     if not (math.isfinite(grace) and grace >= 0):
         return f"{label}: GRACE_SECONDS {grace:g} is not allowed; it must be a number of seconds >= 0"
+    # SCHED waits a run's timeout for its worker, then kills it: 0 or less never ran the job, and cost a worker
+    # process at every tick (there is no "no limit"; NULL gives the default: 3600 s for a job, 300 for a watcher)
+    timeout = definition.payload.get("timeout")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        return (
+            f"{label}: TIMEOUT_SECONDS {timeout:g} is not allowed; it must be a number of seconds > 0 "
+            "(NULL for the default)"
+        )
     return None
 
 

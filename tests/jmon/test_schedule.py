@@ -445,6 +445,8 @@ def test_entries_for_show() -> None:
         (job(7, overlap_policy="PARALLEL"), "OVERLAP_POLICY 'PARALLEL' is unknown; allowed: SKIP, QUEUE"),
         (job(7, missed_policy="ALL"), "MISSED_POLICY 'ALL' is unknown; allowed: SKIP, RUN_ONCE"),
         (job(7, grace_seconds=-1), "GRACE_SECONDS -1 is not allowed"),
+        (job(7, payload={"timeout": 0.0}), "TIMEOUT_SECONDS 0 is not allowed; it must be a number of seconds > 0"),
+        (job(7, payload={"timeout": -100.0}), "TIMEOUT_SECONDS -100 is not allowed"),
     ],
 )
 def test_invalid_definitions_are_reported_and_not_scheduled(definition: Definition, expected: str) -> None:
