@@ -141,9 +141,10 @@ class SchedService(Service):
         self.accepting = False
         for run_id, (request, worker, task) in list(self.running.items()):
             task.cancel()
+            started = worker.started_at
             worker.kill()
             self.running.pop(run_id, None)
-            forced = _result(request, INTERRUPTED, "interrupted: SCHED was stopped by force")
+            forced = _result(request, INTERRUPTED, "interrupted: SCHED was stopped by force", worker.label, started)
             result = await self.commits.decide(request, forced, timeout=3.0)
             if result is not None:  # else the in-flight record stays: the next start decides by the commit marker
                 await self._finish(request, result)
@@ -526,16 +527,20 @@ class SchedService(Service):
             result = await asyncio.wait_for(worker.run(request), request.timeout + KILL_GRACE)
             worker_lost = result.extra.get("commit") == UNKNOWN  # it lost the database around its COMMIT
         except TimeoutError:
+            started = worker.started_at  # before the kill, which may clear it
             worker.kill()
             result = _result(
                 request,
                 TIMEOUT,
                 f"no answer within the {request.timeout:.0f} s timeout; worker {worker.label} was killed and replaced",
                 worker.label,
+                started,
             )
             await self._replace(pool, worker, "killed after a timeout")
         except WorkerDied as exc:
-            result = _result(request, FAILED, f"{exc} while running this; the worker was replaced", worker.label)
+            result = _result(
+                request, FAILED, f"{exc} while running this; the worker was replaced", worker.label, worker.started_at
+            )
             await self._replace(pool, worker, "died")
         if worker_lost:
             decision = await self.commits.decide(request, result)  # committed all the same? the marker says
@@ -807,9 +812,13 @@ def _say_left_over(request: RunRequest, how: str, status: str) -> None:
     )
 
 
-def _result(request: RunRequest, status: str, message: str, worker: str = "") -> RunResult:
+def _result(
+    request: RunRequest, status: str, message: str, worker: str = "", started: float | None = None
+) -> RunResult:
+    """An outcome SCHED states itself (no worker answered); `started`: when the run began on its worker, else it
+    never began and starts and ends now. A run killed at its timeout must show how long it ran."""
     now = time.time()
-    return RunResult(request.run_id, status, message, now, now, worker)
+    return RunResult(request.run_id, status, message, started or now, now, worker)
 
 
 def _expired(expires_at: object) -> str:

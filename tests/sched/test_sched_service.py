@@ -31,6 +31,7 @@ from redpss.core.secret import instance_secret, service_secret
 from redpss.core.wire import BlockingClient, Code, WireError
 from redpss.devdb.scripts import ScriptContext, register_script, unregister_script
 from redpss.devdb.testing import InProcessDevDb
+from redpss.sched.service import KILL_GRACE
 from tests.support.daemons import DaemonProcess
 from tests.support.wait import wait_for
 
@@ -724,7 +725,10 @@ def test_a_run_queued_behind_one_that_times_out_runs_on_the_replacement_worker(
         for each in (first, *queued):
             conn.request("submit", run=each)
         events = finished_all(conn, {first["run_id"], *(q["run_id"] for q in queued)}, timeout=60)
-        assert events[first["run_id"]]["status"] == "TIMEOUT"
+        timed_out = events[first["run_id"]]
+        assert timed_out["status"] == "TIMEOUT"
+        # it ran from its start to its kill: the run log showed it starting at the kill, lasting no time
+        assert timed_out["ended_at"] - timed_out["started_at"] >= 1 + KILL_GRACE - 0.5
         assert [events[q["run_id"]]["status"] for q in queued] == ["OK"] * 3
         assert loader_pid(conn) != stuck
     assert "is not in list" not in daemon.log + daemon.stderr
