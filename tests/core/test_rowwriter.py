@@ -15,7 +15,7 @@ import pytest
 
 from redpss.core.config import Secret
 from redpss.core.db import Backoff, DbSession, DbSettings
-from redpss.core.db.rowwriter import BUSY, RowWriter
+from redpss.core.db.rowwriter import BUSY, REJECTED_FILE_LIMIT, RowWriter
 from redpss.core.net import free_port
 from redpss.devdb.testing import InProcessDevDb
 from tests.support.private_tmp import PrivateTmp
@@ -155,6 +155,42 @@ def test_refused_rows_go_to_the_rejected_file_with_the_reason_and_the_others_arr
     assert rejected["row"] == {"ID": 2, "NOT_A_COLUMN": "x"} and rejected["table"] == TABLE
     assert "NOT_A_COLUMN" in rejected["reason"]
     assert writer.backlog().rejected == 1
+
+
+def test_rows_for_a_table_that_does_not_exist_are_set_aside_at_once(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch for a missing table (a schema never registered) was tried again row by row: a statement, an fsync
+    of the .rejected file and an ERROR line per row, while the other schemas' rows waited."""
+    caplog.set_level(logging.INFO, logger="redpss")
+    writer = make(writers, devdb, tmp_path / "rows.spool")
+    writer.append("S9.LOG_MESSAGES", [{"MESSAGE": f"line {n}"} for n in range(200)])
+    writer.append(TABLE, [{"ID": 1}, {"ID": 2}])
+    writer.start()
+    wait_for(lambda: writer.backlog().rows == 0, 20, what="every row dealt with")
+    assert ids_in_table(devdb) == [1, 2]
+    assert writer.backlog().rejected == 200
+    assert len(writer.rejected_file.read_text().splitlines()) == 200
+    refused = [r for r in caplog.records if "refused by the database" in r.getMessage()]
+    assert len(refused) == 1 and "200 row(s) for S9.LOG_MESSAGES" in refused[0].getMessage()
+
+
+def test_a_full_rejected_file_is_kept_as_the_older_one_and_a_new_one_begun(
+    devdb: InProcessDevDb, writers: list[RowWriter], tmp_path: Path
+) -> None:
+    """The .rejected file grew for good: a sender whose rows the database refuses could fill the disk the spool
+    needs."""
+    writer = make(writers, devdb, tmp_path / "rows.spool")
+    with writer.rejected_file.open("wb") as full:
+        full.truncate(REJECTED_FILE_LIMIT)  # sparse: a file of the limit's size
+    writer.append("S9.LOG_MESSAGES", [{"MESSAGE": "refused"}])
+    writer.start()
+    wait_for(lambda: writer.backlog().rows == 0, 20, what="the row dealt with")
+    older = writer.rejected_file.with_name(writer.rejected_file.name + ".1")
+    assert older.stat().st_size == REJECTED_FILE_LIMIT
+    assert [json.loads(line)["row"] for line in writer.rejected_file.read_text().splitlines()] == [
+        {"MESSAGE": "refused"}
+    ]
 
 
 def test_an_unwritable_spool_holds_rows_in_memory_says_so_once_and_recovers(

@@ -65,6 +65,7 @@ COMPACT_MIN_BYTES = 1 << 20  # the spool is rewritten only beyond this size ...
 COMPACT_FACTOR = 4  # ... and when it is this many times larger than the rows still waiting
 ASSUMED_LINE_BYTES = 300  # a row's spool line where its length is not known (a row held in memory only)
 BEHIND_RETRY = 60.0  # seconds before the rows of a table lacking a key column (schema not upgraded) are tried again
+REJECTED_FILE_LIMIT = 64 << 20  # bytes of the .rejected file before it is kept as .rejected.1 and a new one begun
 # In a spool's folder: the time (epoch seconds) the database was replaced by a clone (redpss.clone). Every writer
 # whose spool is in that folder (each daemon's, in the instance's tmp/) drops the rows appended before that time:
 # they belong to the database that is gone (run log, statistics, LOG_MESSAGES rows of DBLS, SENDMAIL, SENDFILE).
@@ -809,7 +810,9 @@ class RowWriter:
                     sql=exc.sql,
                     reason=exc.reason,
                 ) from None
-            if len(entries) == 1:
+            if len(entries) == 1 or _table_missing(table, exc):
+                # a table that is not there refuses every row alike: set aside at once, not tried row by row
+                # (a statement, an fsync and an ERROR line for each)
                 return [e.seq for e in self._reject(table, entries, str(exc))]
         dealt: list[int] = []
         for entry in entries:  # a refused batch: find the refused rows, keep the others moving
@@ -852,6 +855,7 @@ class RowWriter:
             json.dumps({"reason": reason, "table": table, "row": e.row, "at": e.appended_at}, default=str) + "\n"
             for e in entries
         )
+        self._start_new_rejected_file_when_full()
         try:
             with self.rejected_file.open("a", encoding="utf-8") as handle:
                 handle.write(lines)
@@ -878,11 +882,32 @@ class RowWriter:
         )
         return entries
 
+    def _start_new_rejected_file_when_full(self) -> None:
+        """At REJECTED_FILE_LIMIT bytes the .rejected file becomes .rejected.1 (the one before is deleted): rows a
+        broken sender makes the database refuse must not fill the disk the spool needs."""
+        try:
+            if self.rejected_file.stat().st_size < REJECTED_FILE_LIMIT:
+                return
+            older = self.rejected_file.with_name(self.rejected_file.name + ".1")
+            self.rejected_file.replace(older)
+        except OSError:
+            return
+        log.warning("%s: %s reached %d MiB: kept as %s (the one before deleted), a new one begun",
+                    self.name, self.rejected_file, REJECTED_FILE_LIMIT >> 20, older.name)  # fmt: skip
+
     def _describe_unspooled(self) -> str:
         with self._lock:
             held = [self._pending[seq] for seq in sorted(self._unspooled) if seq in self._pending]
         shown = "; ".join(f"{e.table} {json.dumps(e.row, default=str)}" for e in held[:20])
         return shown + (f"; ... and {len(held) - 20} more" if len(held) > 20 else "")
+
+
+def _table_missing(table: str, exc: DatabaseQueryError) -> bool:
+    """The database says `table` itself (not one of its columns) does not exist."""
+    schema, _, name = table.rpartition(".")
+    qualifier = rf'"?{re.escape(schema)}"?\.' if schema else ""  # a column of the table's name is no match
+    pattern = rf'\bobject {qualifier}"?{re.escape(name)}"? not found'
+    return exc.missing_object and re.search(pattern, exc.reason, re.IGNORECASE) is not None
 
 
 class _Region(NamedTuple):
