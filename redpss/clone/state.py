@@ -3,8 +3,9 @@
 What is instance-owned is the contract's word (redpss.core.db.contract.INSTANCE_OWNED_COLUMNS, API_ROLES): the
 activation of each job and watcher, and who holds the REST API's roles. Putting it back is idempotent, so a restore
 killed midway and run again ends where an uninterrupted one ends. A job or watcher the saved state does not know
-(the other database has it, this instance never had it) is deactivated, and so is a watcher whose target job is
-such a job: nothing of the other instance's schedule starts here until an operator switches it on.
+(the other database has it, this instance never had it, or its id now names another definition: the name differs)
+is deactivated, and so is a watcher whose target job is such a job: nothing of the other instance's schedule starts
+here until an operator switches it on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from redpss.core.db.contract import (
     CLONE_CLEARED_APP_TABLES,
     CLONE_CLEARED_REDSYS_TABLES,
     INSTANCE_OWNED_COLUMNS,
+    INSTANCE_OWNED_MATCH,
     REDSYS,
     registered_schemas,
 )
@@ -48,7 +50,7 @@ def read_owned(session: DbSession) -> OwnedState:
     state = OwnedState()
     for schema in registered_schemas(session):
         for table, (keys, owned) in INSTANCE_OWNED_COLUMNS.items():
-            columns = ", ".join((*keys, *owned))
+            columns = ", ".join((*keys, *INSTANCE_OWNED_MATCH.get(table, ()), *owned))
             found = session.fetch_dicts(f"SELECT {columns} FROM {schema}.{table} ORDER BY {keys[0]}")  # noqa: S608
             state.rows[f"{schema}.{table}"] = [{c: _plain(v) for c, v in row.items()} for row in found]
     state.roles = read_role_members(session)
@@ -68,31 +70,54 @@ def read_role_members(session: DbSession) -> dict[str, list[str]]:
 
 
 def apply_owned_rows(session: DbSession, state: OwnedState) -> list[str]:
-    """Set the saved owned columns; deactivate rows the state does not know. Commits; says what changed."""
+    """Set the saved owned columns where the row is still the one saved (same id and name); deactivate every other
+    row. Commits; says what changed."""
     done: list[str] = []
     for schema in registered_schemas(session):
+        same_jobs = ""  # a condition on ADM_JOBS naming the jobs that are still the ones saved
         for table, (keys, owned) in INSTANCE_OWNED_COLUMNS.items():
             name = f"{schema}.{table}"
             saved = state.rows.get(name, [])
-            for row in saved:
-                where = " AND ".join(f"{k} = {sql_literal(row[k])}" for k in keys)
+            # a preclone of an older version saved no names: its rows are matched by their ids alone
+            matched = [(*keys, *(c for c in INSTANCE_OWNED_MATCH.get(table, ()) if c in row)) for row in saved]
+            same = [
+                " AND ".join(_same(c, row[c]) for c in columns) for row, columns in zip(saved, matched, strict=True)
+            ]
+            put_back = 0
+            for row, where in zip(saved, same, strict=True):
                 values = ", ".join(f"{c} = {sql_literal(row[c])}" for c in owned)
-                session.execute(f"UPDATE {name} SET {values} WHERE {where}")  # noqa: S608 - our names, quoted values
-            unknown = f"UPDATE {name} SET ACTIVE = FALSE WHERE ACTIVE = TRUE"  # noqa: S608
-            if saved:
-                listed = ", ".join(sql_literal(row[keys[0]]) for row in saved)
-                unknown += f" AND {keys[0]} NOT IN ({listed})"
-            session.execute(unknown)
-            done.append(f"{name}: {len(saved)} saved row(s) applied, the others inactive")
-        # A watcher starts its target job whatever the job's ACTIVE says: one this instance knows but whose
-        # definition (from the other database) now targets a job the saved state does not know is switched off too.
-        known_jobs = ", ".join(sql_literal(row["JOB_ID"]) for row in state.rows.get(f"{schema}.ADM_JOBS", []))
+                put_back += session.execute(f"UPDATE {name} SET {values} WHERE {where}").rowcount()  # noqa: S608
+            unknown = f"UPDATE {name} SET ACTIVE = FALSE WHERE ACTIVE = TRUE"  # noqa: S608 - our names
+            if same:
+                unknown += " AND NOT (" + " OR ".join(f"({where})" for where in same) + ")"
+                if table == "ADM_JOBS":
+                    same_jobs = " OR ".join(f"({where})" for where in same)
+            switched_off = session.execute(unknown).rowcount()
+            done.append(
+                f"{name}: {put_back} of {len(saved)} saved row(s) put back; {switched_off} other row(s) switched off"
+                + (
+                    f" ({len(saved) - put_back} saved id(s) name another definition now)"
+                    if put_back < len(saved)
+                    else ""
+                )
+            )
+        # A watcher starts its target job whatever the job's ACTIVE says: one whose definition (from the other
+        # database) now targets a job that is not one of this instance's saved jobs is switched off too.
         foreign_target = f"UPDATE {schema}.ADM_WATCHER SET ACTIVE = FALSE WHERE ACTIVE = TRUE"  # noqa: S608
-        if known_jobs:
-            foreign_target += f" AND TARGET_JOB_ID NOT IN ({known_jobs})"
+        if same_jobs:
+            saved_jobs = f"SELECT JOB_ID FROM {schema}.ADM_JOBS WHERE {same_jobs}"  # noqa: S608 - our names, literals
+            foreign_target += f" AND TARGET_JOB_ID NOT IN ({saved_jobs})"
         session.execute(foreign_target)
     session.commit()
     return done
+
+
+def _same(column: str, value: Any) -> str:
+    """`column` holds `value`, true or false even where NULL is involved (inside NOT (...), a NULL would keep the row
+    out of both the put-back rows and the switched-off ones)."""
+    if value is None:
+        return f"{column} IS NULL"
+    return f"({column} IS NOT NULL AND {column} = {sql_literal(value)})"
 
 
 def apply_role_members(session: DbSession, roles: dict[str, list[str]]) -> list[str]:

@@ -53,10 +53,11 @@ def seed_tst1(daemons: DaemonSet) -> None:
 
 
 def seed_dev1(daemons: DaemonSet) -> None:
-    """DEV1: job 1 off, job 2 on, job 3 (unknown to TST1) on; USER_A operates, USER_B reads; logs and audit rows."""
+    """DEV1: job 1 (TST1's job 1 too) off, job 2 (another job than TST1's job 2) on, job 3 (unknown to TST1) on;
+    USER_A operates, USER_B reads; logs and audit rows."""
     inst = daemons.inst
     inst.redctl("db_register", "APP1")
-    add_job(inst, "APP1", 1, "DEV_OFF", INTERVAL_SECONDS=1, ACTIVE=False)
+    add_job(inst, "APP1", 1, "TST_RUNS", INTERVAL_SECONDS=1, ACTIVE=False)
     add_job(inst, "APP1", 2, "DEV_RUNS", INTERVAL_SECONDS=1, ACTIVE=True)
     add_job(inst, "APP1", 3, "DEV_ONLY", INTERVAL_SECONDS=1, ACTIVE=True)
     add_watcher(inst, "APP1", 1, "DEV_WATCH", CONDITION_TEXT="SELECT 1 FROM DUAL", TARGET_JOB_ID=3, ACTIVE=True)

@@ -81,6 +81,10 @@ def test_start_after_a_clone_restores_tst1_and_clears_dev1s_logs(pair: Pair) -> 
     before = {"activation": activation(tst1), "members": members(tst1), "connections": connections(tst1)}
     own_identity = identity(tst1)
     assert before["activation"] == {("JOB", 1): True, ("JOB", 2): False, ("WATCHER", 1): True}
+    db = tst1.inst.db()
+    db.execute("UPDATE APP1.ADM_JOBS SET ACTIVE = TRUE WHERE JOB_ID = 2")  # TST_OFF on: DEV1's job 2 is DEV_RUNS
+    db.commit()
+    tst1.inst.close()
     saved = tst1.inst.redctl("preclone")
     assert "1 member(s) of the REST roles" in saved.stdout, saved.stdout
     manifest = json.loads((pair.tst1_paths.tmp / "preclone" / "manifest.json").read_text())
@@ -100,7 +104,9 @@ def test_start_after_a_clone_restores_tst1_and_clears_dev1s_logs(pair: Pair) -> 
 
     assert identity(tst1) == own_identity
     after = activation(tst1)
-    # watcher 1 is TST1's and was on, but its definition is DEV1's now and targets DEV1's job 3: switched off
+    # job 1 is the same job in both: put back on. Job 2 was on in TST1, but DEV1's job 2 is another job (the ids
+    # are whoever wrote the definitions' to give): it stays off, as does DEV1's job 3. Watcher 1 was on, but its
+    # definition is DEV1's now and targets DEV1's job 3: switched off
     assert after == {("JOB", 1): True, ("JOB", 2): False, ("JOB", 3): False, ("WATCHER", 1): False}
     assert members(tst1) == before["members"] == {("USER_A", "REDPSS_READER")}
     assert connections(tst1) == before["connections"]

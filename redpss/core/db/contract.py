@@ -68,6 +68,9 @@ INSTANCE_OWNED_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ADM_JOBS": (("JOB_ID",), ("ACTIVE",)),
     "ADM_WATCHER": (("WATCHER_ID",), ("ACTIVE",)),
 }
+# ... and the columns that must still be the same for a saved row to be put back: the ids are whoever wrote the
+# definitions' to give, so the other database's job 17 may be another job than this instance's job 17
+INSTANCE_OWNED_MATCH: dict[str, tuple[str, ...]] = {"ADM_JOBS": ("JOB_NAME",), "ADM_WATCHER": ("WATCHER_NAME",)}
 API_ROLES = (API_READER_ROLE, API_OPERATOR_ROLE)
 # The logs a clone brings along from the other database, emptied after the restore: the tables of each application
 # schema, and REDSYS's own (JMON's statistics, commit markers of the other instance's runs, its daemons' states).
