@@ -78,6 +78,7 @@ class DevDbServer:
         self._connection_ids = itertools.count(1)
         self.logins = 0  # accepted logins (tests observe how often a client logged in)
         self._lose_reply_to = ""  # fault injection: the next statement starting so is carried out, its reply lost
+        self._lose_reply_containing = ""  # ... and holding this
         self.port = settings.port
         self.host_ip = settings.host
 
@@ -161,18 +162,20 @@ class DevDbServer:
         for client in clients:
             client.drop()
 
-    def lose_next_reply(self, statement_start: str) -> None:
-        """Fault injection: carry out the next statement that starts with `statement_start` (committing it, if the
-        session autocommits) and then cut its connection instead of answering: the client cannot tell whether
-        the statement took effect, as when a database or network dies between a COMMIT and its reply."""
+    def lose_next_reply(self, statement_start: str, containing: str = "") -> None:
+        """Fault injection: carry out the next statement that starts with `statement_start` (and holds `containing`)
+        (committing it, if the session autocommits) and then cut its connection instead of answering: the client
+        cannot tell whether the statement took effect, as when a database or network dies between a COMMIT and its
+        reply."""
         with self._lock:
             self._lose_reply_to = statement_start
+            self._lose_reply_containing = containing
 
     def reply_to_lose(self, request: dict[str, Any]) -> bool:
         """True, once, for the request whose reply lose_next_reply() asked to lose."""
         with self._lock:
-            start = self._lose_reply_to
-            if not start or not str(request.get("sqlText", "")).lstrip().startswith(start):
+            start, text = self._lose_reply_to, str(request.get("sqlText", "")).lstrip()
+            if not start or not text.startswith(start) or self._lose_reply_containing not in text:
                 return False
             self._lose_reply_to = ""
             return True

@@ -97,9 +97,9 @@ class InProcessDevDb(_Common):
         assert self.server is not None
         self.server.drop_sessions()
 
-    def lose_next_reply(self, statement_start: str) -> None:
+    def lose_next_reply(self, statement_start: str, containing: str = "") -> None:
         assert self.server is not None
-        self.server.lose_next_reply(statement_start)
+        self.server.lose_next_reply(statement_start, containing)
 
     def __enter__(self) -> InProcessDevDb:
         return self.start()

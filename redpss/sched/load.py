@@ -40,7 +40,7 @@ from typing import IO
 from redpss.core.config import Config, load_config
 from redpss.core.db import DbSession
 from redpss.core.db.contract import CFI_CONNECTION
-from redpss.core.db.errors import DatabaseQueryError
+from redpss.core.db.errors import DatabaseError, DatabaseQueryError
 from redpss.core.db.sqltext import quoted_name, sql_literal
 from redpss.core.digits import is_decimal
 from redpss.core.durable import rename_without_replacing
@@ -49,7 +49,7 @@ from redpss.core.paths import InstancePaths
 from redpss.core.setaside import MAKE_READABLE, NAME_MAX, advice, move_file, printable
 from redpss.redftp.inputs import folders_a_glob_cannot_search, not_searched, reachable_below_data
 from redpss.sched.commit import in_one_transaction
-from redpss.sched.runs import RunRequest
+from redpss.sched.runs import RunRequest, note_partial
 
 log = logging.getLogger("redpss.sched.load")
 
@@ -277,7 +277,32 @@ def load_files(
     # first the files an earlier run took aside and did not finish with (the same rule: nothing written for the
     # interval), then those under their own names (pathlib's glob also gives hidden names: skipped as uploads are)
     fresh = [p for p in sorted(paths.data_input.glob(command.files)) if not is_temporary_name(p.name)]
-    for path in [*taken_aside(paths.data_input, command.files), *fresh]:
+    files = [*taken_aside(paths.data_input, command.files), *fresh]
+    try:
+        _load_each(request, command, session, paths, files=files, report=report, settled=(interval, now))
+    except (DatabaseError, OSError) as exc:  # the database or CFISRV went away, a statement timed out: the run ends
+        if report.loaded:  # the files loaded before are archived: the run's log row must say so
+            note_partial(exc, report.message, {"rows_loaded": report.rows})
+        raise
+    if report.rejected or report.stuck:
+        raise LoadRejected(report)
+    return report
+
+
+def _load_each(
+    request: RunRequest,
+    command: LoadCommand,
+    session: DbSession,
+    paths: InstancePaths,
+    *,
+    files: list[Path],
+    report: LoadReport,
+    settled: tuple[float, float],
+) -> None:
+    """Load the files one by one into `report`; `settled`: (ingest_stable_seconds, the run's start) for the rule
+    that decides which files are finished."""
+    interval, now = settled
+    for path in files:
         state = regular_file_state(path)
         if state is None:
             continue  # a folder or a link
@@ -297,9 +322,6 @@ def load_files(
                     _load_file(request, session, paths, command, path=claimed, report=report)
         except Unreadable as exc:  # the database, through CFISRV, could not read it either
             _reject(path, paths, report, str(exc))
-    if report.rejected or report.stuck:
-        raise LoadRejected(report)
-    return report
 
 
 class Unreadable(Exception):

@@ -95,14 +95,24 @@ def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worke
         outcome = _run_job(request, session, paths)
     except (DatabaseQueryError, TimedOut) as exc:  # TimedOut: a handler's work ended at the run's timeout (JEXEC)
         timed_out = isinstance(exc, TimedOut) or (isinstance(exc, DatabaseQueryError) and exc.timeout)
-        return result(TIMEOUT if timed_out else FAILED, str(exc))
+        return result(TIMEOUT if timed_out else FAILED, _failure(exc), extra=_partial_extra(exc))
     except (DatabaseError, OSError, ValueError, LookupError) as exc:
         # a SQL job that lost its connection during COMMIT may have committed: SCHED asks its commit marker
-        extra = {"commit": UNKNOWN} if isinstance(exc, CommitUnknown) else dict(getattr(exc, "extra", None) or {})
-        return result(FAILED, str(exc), extra=extra)
+        extra = {"commit": UNKNOWN} if isinstance(exc, CommitUnknown) else _partial_extra(exc)
+        return result(FAILED, _failure(exc), extra=extra)
     if not isinstance(outcome, Outcome):
         outcome = Outcome(outcome, {})
     return result(OK, outcome.message, extra=outcome.extra)
+
+
+def _failure(exc: BaseException) -> str:
+    """The run's message: the error, and what the handler had done before it (runs.note_partial)."""
+    done = getattr(exc, "partial_done", "")
+    return f"{exc}; before that: {done}" if done else str(exc)
+
+
+def _partial_extra(exc: BaseException) -> dict[str, object]:
+    return dict(getattr(exc, "extra", None) or {})
 
 
 def _run_job(request: RunRequest, session: DbSession, paths: InstancePaths) -> str | Outcome:

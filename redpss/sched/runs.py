@@ -91,3 +91,9 @@ class RunResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def note_partial(exc: BaseException, done: str, extra: dict[str, object]) -> None:
+    """What a handler had done when `exc` ended its run (a LOAD's files loaded before the database went away): the
+    run's message says it after the error, and `extra` (rows_loaded) goes into its log row."""
+    vars(exc).update(partial_done=done, extra=extra)

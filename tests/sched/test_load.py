@@ -107,6 +107,7 @@ class Site:
     ftp_port: int
     dsn: str
     redftp: Path  # CFISRV's sFTP root, on another file system (tmpfs) than the instance tree
+    devdb: InProcessDevDb
 
     def drop(self, relative: str, text: str, *, age: float = 60.0) -> Path:
         """A file below data/input, its modification time `age` seconds ago (0: just written)."""
@@ -178,7 +179,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         cfi.wait_ready(timeout=30)
         config = load_config(paths.config_file)
         install(session, ["LOADS"])
-        yield Site(paths, session, config, cfi_port, devdb.dsn, redftp)
+        yield Site(paths, session, config, cfi_port, devdb.dsn, redftp, devdb)
     finally:
         session.close()
         try:
@@ -610,6 +611,25 @@ def test_the_worker_logs_rows_loaded_and_a_bad_command_or_a_disabled_cfisrv_fail
     assert "LOAD jobs need CFISRV, through which the database fetches the files: set cfi_enabled = true" in (
         result.message
     )
+
+
+@pytest.mark.allow_leaks  # the module's session connects again here, for the module's later tests
+def test_a_run_the_database_ends_midway_still_logs_the_files_it_loaded(site: Site) -> None:
+    """Files a and b were imported and archived when the database went away during c's IMPORT: the run's log row
+    said only the error, ROWS_LOADED NULL, and nothing named the files already in data/archive."""
+    for name, rows in (("a", "1,widget,3,\n"), ("b", "2,nut,4,\n3,bolt,5,\n"), ("c", "4,gear,6,\n")):
+        site.drop(f"m/{name}.csv", HEADER + rows)
+    site.devdb.lose_next_reply("IMPORT", containing="c.csv")
+    result = execute(request("table=LOADS.ORDERS files=m/*.csv"), site.session, site.paths, "LOADER-0")
+    assert result.status == FAILED, result
+    assert "is not reachable" in result.message or "connection" in result.message.lower(), result.message
+    assert result.message.endswith("before that: 3 row(s) from 2 file(s); m/a.csv: 1, m/b.csv: 2"), result.message
+    assert result.extra == {"rows_loaded": 3}
+    assert sorted(p.name for p in site.paths.data_archive.rglob("*.csv")) == ["a.csv", "b.csv"]
+    assert site.session.fetchall("SELECT COUNT(*) FROM LOADS.ORDERS") == [(3,)]  # c's, not committed, is not in
+    assert execute(request("table=LOADS.ORDERS files=m/*.csv"), site.session, site.paths, "LOADER-0").extra == {
+        "rows_loaded": 1
+    }  # the next run loads c
 
 
 def test_rows_loaded_is_a_column_of_the_job_log_for_load_runs_only(site: Site) -> None:
