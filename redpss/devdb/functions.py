@@ -25,6 +25,12 @@ _STEPS = {  # unit of ADD_*: the DuckDB interval of n units
 }
 
 
+# ADD_HOURS and ADD_MINUTES: a DATE becomes a TIMESTAMP (as DuckDB's DATE + INTERVAL does), n is rounded first as for
+# the day units (sqlglot's `+ INTERVAL 1.5 MINUTE` cut it to 1)
+_TIME_STEPS = {"HOUR": "to_hours({n})", "MINUTE": "to_minutes({n})"}
+_SECOND_WITH_FRACTION = "exa_second"
+
+
 _MICROSECOND_TIMESTAMP = "exa_timestamp_us"
 # DuckDB functions that bind a TIMESTAMP_MS argument to their TIMESTAMP_NS overload, which fails after 2262-04-11
 # ("Could not convert Timestamp to higher precision"): their argument goes through _MICROSECOND_TIMESTAMP first
@@ -43,8 +49,18 @@ def setup(cursor: Any) -> None:
             f"CREATE OR REPLACE MACRO {_SCHEMA}.{_macro_name(unit)}"
             f"(a DATE, n) AS CAST(a + {amount} AS DATE), (a TIMESTAMP, n) AS a + {amount}"
         )
+    for unit, step in _TIME_STEPS.items():
+        amount = step.format(n="CAST(round(n) AS BIGINT)")
+        cursor.execute(
+            f"CREATE OR REPLACE MACRO {_SCHEMA}.{_macro_name(unit)}"
+            f"(a DATE, n) AS CAST(a AS TIMESTAMP) + {amount}, (a TIMESTAMP, n) AS a + {amount}"
+        )
     cursor.execute(
         f"CREATE OR REPLACE MACRO {_SCHEMA}.{_MICROSECOND_TIMESTAMP}(a TIMESTAMP_MS) AS CAST(a AS TIMESTAMP), (a) AS a"
+    )
+    cursor.execute(  # the seconds with their milliseconds, DECIMAL(5,3) (59.123), as Exasol's EXTRACT(SECOND ...)
+        f"CREATE OR REPLACE MACRO {_SCHEMA}.{_SECOND_WITH_FRACTION}(a) AS "
+        f"CAST(millisecond({_SCHEMA}.{_MICROSECOND_TIMESTAMP}(a)) / 1000 AS DECIMAL(5,3))"
     )
     cursor.execute(
         f"CREATE OR REPLACE MACRO {_SCHEMA}.{_TEXT}(a DATE) AS CAST(a AS VARCHAR), "
@@ -155,9 +171,15 @@ def between_call(node: exp.DateDiff) -> exp.Expr | None:
 
 
 def add_call(node: exp.DateAdd) -> exp.Expr | None:
-    """ADD_DAYS/WEEKS/MONTHS/YEARS(d, n) as a call of its macro, or None for another unit (HOUR: TIMESTAMP anyway)."""
+    """ADD_DAYS/WEEKS/MONTHS/YEARS/HOURS/MINUTES(d, n) as a call of its macro, or None for another unit (SECOND:
+    Exasol keeps its fraction, milliseconds)."""
     unit = node.args.get("unit")
     name = unit.name.upper() if isinstance(unit, exp.Expr) else "DAY"
-    if name not in _STEPS:
+    if name not in _STEPS and name not in _TIME_STEPS:
         return None
     return macro_call(_macro_name(name), node.this, node.expression)
+
+
+def second_with_fraction(value: exp.Expr) -> exp.Expr:
+    """EXTRACT(SECOND FROM value) as Exasol answers it: with the milliseconds (DuckDB's are whole seconds)."""
+    return macro_call(_SECOND_WITH_FRACTION, value)

@@ -33,6 +33,7 @@ from redpss.devdb.functions import (
     as_exasol_text,
     between_call,
     char_padded,
+    second_with_fraction,
     widen_timestamp_arguments,
 )
 from redpss.devdb.systables import KEYWORDS, SYSTEM_SCHEMA, SYSTEM_TABLES
@@ -505,14 +506,28 @@ def _replacement(node: exp.Expr, info: SessionInfo) -> exp.Expr | None:  # noqa:
             return sqlglot.parse_one(_NOW, read="duckdb")
         if name == "CURRENT_SESSION":
             return exp.Literal.number(info.session_id)
-    if isinstance(node, exp.DateAdd):
-        return add_call(node)
-    if isinstance(node, exp.DateDiff):
-        return between_call(node)
+    if isinstance(node, (exp.DateAdd, exp.DateDiff, exp.Extract, exp.Greatest, exp.Least, exp.Like)):
+        return _function_meaning(node)
     if isinstance(node, exp.DPipe):
         return exp.Concat(expressions=[node.this, node.expression], safe=True, coalesce=True)
     if isinstance(node, exp.Literal) and node.is_string and node.this == "" and _empty_means_null(node):
         return exp.Null()
+    return None
+
+
+def _function_meaning(node: exp.Expr) -> exp.Expr | None:
+    """Exasol's meaning of a function or operator whose DuckDB one differs (None: kept, or changed in place)."""
+    if isinstance(node, exp.DateAdd):
+        return add_call(node)
+    if isinstance(node, exp.DateDiff):
+        return between_call(node)
+    if isinstance(node, exp.Extract) and node.this.name.upper() == "SECOND":
+        return second_with_fraction(node.expression)  # EXTRACT(SECOND ...) keeps the milliseconds in Exasol
+    if isinstance(node, (exp.Greatest, exp.Least)):
+        node.set("ignore_nulls", False)  # Exasol: NULL when any argument is NULL (DuckDB skips NULLs)
+    elif isinstance(node, exp.Like) and not isinstance(node.parent, exp.Escape):
+        # Exasol's DEFAULT_LIKE_ESCAPE_CHARACTER is a backslash (EXA_PARAMETERS says so): 'AB\_%' matches 'AB_1'
+        return exp.Escape(this=node.copy(), expression=exp.Literal.string("\\"))
     return None
 
 

@@ -47,6 +47,33 @@ def test_days_are_rounded_before_adding(conn: Any) -> None:
     assert statement.fetchone() == ("2000-03-01", "2000-02-26")
 
 
+def test_hours_and_minutes_are_rounded_before_adding(conn: Any) -> None:
+    # the same words on ADD_HOURS and ADD_MINUTES: INTERVAL 1.5 MINUTE added one minute, 0.9 HOUR none
+    start = "TIMESTAMP '2000-01-01 00:00:00'"
+    statement = conn.execute(
+        f"SELECT ADD_MINUTES({start}, 1.5), ADD_MINUTES({start}, -1.5), ADD_HOURS({start}, 0.9), "
+        "ADD_HOURS(DATE '2000-01-01', 2) AS on_date FROM DUAL"
+    )
+    assert statement.columns()["ON_DATE"]["type"] == "TIMESTAMP"
+    assert statement.fetchone() == (
+        "2000-01-01 00:02:00.000000",
+        "1999-12-31 23:58:00.000000",
+        "2000-01-01 01:00:00.000000",
+        "2000-01-01 02:00:00.000000",
+    )
+
+
+def test_extracted_seconds_keep_their_milliseconds(conn: Any) -> None:
+    # Exasol: "When extracting seconds, the milliseconds contained in the timestamp are also extracted" (59.123)
+    conn.execute("CREATE TABLE t (id DECIMAL(3,0), ts TIMESTAMP)")
+    conn.execute(
+        "INSERT INTO t VALUES (1, TIMESTAMP '2000-10-01 12:22:59.123'), (2, TIMESTAMP '9999-12-31 23:58:57.9')"
+    )
+    statement = conn.execute("SELECT EXTRACT(SECOND FROM ts) AS s, EXTRACT(MINUTE FROM ts) FROM t ORDER BY id")
+    assert statement.columns()["S"]["type"] == "DECIMAL"
+    assert statement.fetchall() == [("59.123", 22), ("57.9", 58)]
+
+
 def _stored(conn: Any) -> list[Any]:
     return [row[0] for row in conn.execute("SELECT ts FROM t ORDER BY id").fetchall()]
 

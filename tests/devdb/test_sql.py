@@ -23,6 +23,29 @@ def test_common_exasol_functions(conn: Any) -> None:
     assert len(row[4]) == 26 and len(row[5]) == 10 and len(row[6]) == 26
 
 
+def test_greatest_and_least_are_null_when_an_argument_is(conn: Any) -> None:
+    # Exasol: "If one of the arguments is NULL, the function returns NULL" (DuckDB's skip NULLs)
+    conn.execute("CREATE TABLE g (a DECIMAL(3,0), b DECIMAL(3,0))")
+    conn.execute("INSERT INTO g VALUES (1, NULL), (1, 5)")
+    rows = conn.execute("SELECT GREATEST(a, b), LEAST(a, b), GREATEST(1, NULL, 3) FROM g ORDER BY b").fetchall()
+    assert rows == [(5, 1, None), (None, None, None)]
+
+
+def test_like_escapes_with_a_backslash_unless_told_otherwise(conn: Any) -> None:
+    # Exasol's DEFAULT_LIKE_ESCAPE_CHARACTER is '\\' (EXA_PARAMETERS): 'AB\\_%' is AB, an underscore, anything
+    conn.execute("CREATE TABLE codes (cd VARCHAR(10))")
+    conn.execute("INSERT INTO codes VALUES ('AB_1'), ('ABx1'), ('50%'), ('50\\a'), ('a!b')")
+
+    def matching(condition: str) -> list[str]:
+        return [row[0] for row in conn.execute(f"SELECT cd FROM codes WHERE {condition} ORDER BY cd").fetchall()]
+
+    assert matching("cd LIKE 'AB\\_%'") == ["AB_1"]
+    assert matching("cd LIKE '50\\%'") == ["50%"]
+    assert matching("cd NOT LIKE 'AB\\_%' AND cd LIKE 'AB%'") == ["ABx1"]
+    assert matching("cd LIKE 'a!!b' ESCAPE '!'") == ["a!b"]
+    assert matching("cd LIKE '50\\%' ESCAPE '#'") == ["50\\a"]  # an ESCAPE given: the backslash is a character
+
+
 def test_seconds_minutes_and_hours_between_are_fractional_days_between_whole(conn: Any) -> None:
     """As Exasol's own examples: the difference in the unit, fractions kept (DuckDB's date_diff counted the unit's
     boundaries crossed: 1 minute between 12:00:02 and 12:01:00)."""
