@@ -49,7 +49,7 @@ CHANGE_MARKER = "rest-changed"  # in tmp/: touched at every change made through 
 # the API stopped waiting for (and answered 503) no longer runs on in the database, however often a reader asks
 QUERY_TIMEOUT_SECONDS = 20.0
 LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|::1|localhost)$")
-_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")  # whole text (fullmatch): `$` let a trailing line break through
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -96,7 +96,7 @@ class Query:
         text = self.params.get(name)
         if text is None:
             return None
-        if not _WORD.match(text):
+        if not _WORD.fullmatch(text):
             raise ApiError(400, f"query parameter {name} must be a name (letters, digits, _; a letter first)")
         return text
 

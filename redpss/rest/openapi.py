@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from redpss import __version__
+from redpss.rest.routekeys import MAX_ID
 
 JSON = "application/json"
 OPERATE = "operate"  # the tag of operations that need the operator role
@@ -45,7 +46,7 @@ KEY_PARAMETERS = [
         "name": "id",
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
         "description": "the id",
     },
 ]
@@ -181,7 +182,7 @@ def _paths() -> dict[str, Any]:
                 _ok(_paged("runs", "SCHEMA_NAME", "RUN_ID", "JOB_ID", "STATUS"), "a page of runs"),
                 parameters=[
                     _query("schema", NAME, "only this schema"),
-                    _query("job_id", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}, "only this job id"),
+                    _query("job_id", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "only this job id"),
                     _query("status", NAME, "only this status (OK, FAILED, TIMEOUT, ...)"),
                     _query("since", TIME, "started at or after"),
                     _query("until", TIME, "started before"),
@@ -208,7 +209,7 @@ def _paths() -> dict[str, Any]:
                 parameters=[
                     _query("schema", NAME, "only this schema"),
                     _query("level", NAME, "only this level (ERROR, ALERT)"),
-                    _query("job_id", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}, "only this job id"),
+                    _query("job_id", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "only this job id"),
                     _query("since", TIME, "logged at or after"),
                     _query("until", TIME, "logged before"),
                     *PAGE,

@@ -79,6 +79,7 @@ def test_unknown_objects_bad_parameters_and_unknown_paths_answer_in_one_shape(ap
     assert_error(get(api, "/api/v1/runs", limit="0"), 400, "bad_request", "limit")
     assert_error(get(api, "/api/v1/runs", since="yesterday"), 400, "bad_request", "since")
     assert_error(get(api, "/api/v1/runs", colour="red"), 400, "bad_request", "'colour'")
+    assert_error(get(api, "/api/v1/runs", status="FAILED\n"), 400, "bad_request", "must be a name")  # not a 200
     assert_error(get(api, "/api/v1/nothing"), 404, "not_found", "/openapi.json")
     assert_error(api.client.delete("/api/v1/jobs", headers=basic(READER)), 405, "method_not_allowed")
 
