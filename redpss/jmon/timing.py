@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
+from redpss.core.errors import StartupError
+
 HOUR_FIELD = 1
 MEMO_LIMIT = 50_000  # memoised cron results kept before the memo is cleared (bounded memory)
 COUNT_EXACT_LIMIT = 512  # cron due times counted one by one; beyond that a missed count is extrapolated
@@ -38,19 +40,28 @@ class CronInvalid(ValueError):
 
 
 def local_zone() -> dt.tzinfo:
-    """The server's time zone with its DST rules: ``TZ`` if set, else /etc/localtime, else the current UTC offset."""
+    """The server's time zone with its DST rules: ``TZ`` if set, else /etc/localtime, else the current UTC offset.
+
+    A ``TZ`` that names no zone zoneinfo knows (a POSIX rule such as ``JST-9``, a typo) is refused: the C library
+    would follow it for every timestamp written (SCHEDULED_AT, the logs) while cron would follow /etc/localtime, so
+    a job would run at another hour than its expression says, and the log would show the shifted time."""
     name = os.environ.get("TZ", "").lstrip(":")
-    candidates: list[str] = [name] if name else []
-    candidates.append("/etc/localtime")
-    for candidate in candidates:
+    if name:
         try:
-            if candidate.startswith("/"):
-                with Path(candidate).open("rb") as handle:
-                    return ZoneInfo.from_file(handle, key=candidate)
-            return ZoneInfo(candidate)
+            if name.startswith("/"):
+                with Path(name).open("rb") as handle:
+                    return ZoneInfo.from_file(handle, key=name)
+            return ZoneInfo(name)
         except (OSError, ValueError, ZoneInfoNotFoundError):
-            continue
-    return dt.datetime.now().astimezone().tzinfo or dt.UTC
+            raise StartupError(
+                f"TZ={name} is not a time zone this system knows (a name under /usr/share/zoneinfo such as "
+                "Europe/Berlin, or a file): set TZ to such a name, or unset it to follow /etc/localtime"
+            ) from None
+    try:
+        with Path("/etc/localtime").open("rb") as handle:
+            return ZoneInfo.from_file(handle, key="/etc/localtime")
+    except (OSError, ValueError):
+        return dt.datetime.now().astimezone().tzinfo or dt.UTC
 
 
 def spread_phase(token: str, interval: float) -> float:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from redpss.core.errors import StartupError
 from redpss.jmon.schedule import Definition, Key, Schedule
 from redpss.jmon.timing import COUNT_EXACT_LIMIT, CronCalendar, local_zone
 
@@ -61,8 +63,19 @@ def test_local_zone_follows_tz(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dt.datetime(2027, 7, 15, tzinfo=zone).utcoffset() == dt.timedelta(hours=2)
     monkeypatch.setenv("TZ", ":America/New_York")
     assert dt.datetime(2027, 1, 15, tzinfo=local_zone()).utcoffset() == dt.timedelta(hours=-5)
-    monkeypatch.setenv("TZ", "No/Such_Zone")
-    local_zone()  # falls back to /etc/localtime without raising
+    monkeypatch.delenv("TZ")
+    local_zone()  # /etc/localtime, or the current offset where there is none
+
+
+@pytest.mark.parametrize(
+    "tz", ["No/Such_Zone", "JST-9", "CET-1CEST,M3.5.0,M10.5.0/3", "/no/such/file", "../etc/passwd"]
+)
+def test_a_tz_that_names_no_zone_is_refused(monkeypatch: pytest.MonkeyPatch, tz: str) -> None:
+    """It fell back to /etc/localtime without a word, while the C library followed TZ for every timestamp written:
+    with TZ=JST-9 on a UTC host a `0 2 * * *` job ran at 11:00 local time, logged as scheduled then."""
+    monkeypatch.setenv("TZ", tz)
+    with pytest.raises(StartupError, match=f"TZ={re.escape(tz)} is not a time zone this system knows"):
+        local_zone()
 
 
 def test_dst_spring_forward() -> None:

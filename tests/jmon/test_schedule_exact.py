@@ -262,7 +262,7 @@ def test_local_zone_reads_tz_as_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dt.datetime(2027, 1, 15, tzinfo=zone).utcoffset() == dt.timedelta(hours=9)
 
 
-@pytest.mark.parametrize("tz", ["", ":", "No/Such_Zone", "/no/such/file", "../etc/passwd"])
+@pytest.mark.parametrize("tz", ["", ":"])  # a TZ that names nothing is no TZ (one that names no zone is refused)
 def test_local_zone_falls_back_to_etc_localtime(monkeypatch: pytest.MonkeyPatch, tz: str) -> None:
     if not Path("/etc/localtime").exists():
         pytest.skip("no /etc/localtime on this machine")
