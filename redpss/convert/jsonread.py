@@ -42,6 +42,10 @@ READ_BYTES = 2 << 20
 # A record (an NDJSON line, an element of an array) is held whole until it ends: beyond this it is refused, or one
 # line of gigabytes (a whole API response on one line) took memory without bound, and seconds squared to find its end.
 MAX_RECORD_BYTES = 64 << 20
+# levels of nesting a record may have: deeper ones are refused before any parser sees them (pyarrow's crashes the
+# process from ~50,000 levels, a 100 KB line; flattening recursed out from ~5,000). A CSV column from a value 128
+# levels down is not a thing an IMPORT needs
+MAX_DEPTH = 128
 PARSERS = 3  # blocks parsed at once, each by one thread (pyarrow's own threads cost more than they gain on a block)
 _BACKSLASH, _QUOTE, _COMMA = ord("\\"), ord('"'), ord(",")
 _OPEN_BRACE, _CLOSE_BRACE, _OPEN_BRACKET, _CLOSE_BRACKET = ord("{"), ord("}"), ord("["), ord("]")
@@ -217,6 +221,12 @@ class ArrayScanner:
         closes = (chars == _CLOSE_BRACE) | (chars == _CLOSE_BRACKET)
         steps = (opens.astype(np.int8) - closes.astype(np.int8)) * outside
         depths = depth + np.cumsum(steps, dtype=np.int32)  # depth after each mark
+        if len(depths) and int(depths.max()) > MAX_DEPTH + 1:  # + the array's own bracket
+            at = offset + int(marks[int(np.argmax(depths))])
+            raise BadInput(
+                position(self.path, at),
+                f"a value nested more than {MAX_DEPTH} levels deep; flatten the record (at most {MAX_DEPTH} are read)",
+            )
         closing = np.flatnonzero(closes & outside & (depths == 0))
         closed = bool(len(closing))
         separating = np.flatnonzero(outside & (chars == _COMMA) & (depths == 1))  # indices into marks
@@ -452,6 +462,8 @@ def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None,
 
 def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool) -> pa.Table:
     lines = None if block.checked else _lines(block.data)
+    if lines is not None:  # an array's elements were measured by its scan
+        _refuse_deep_nesting(path, block, lines.filled)
     if lines is not None and lines.null_record:
         return _parse_by_python(path, block)  # which refuses it; pyarrow crashes on a block of `null` lines alone
     data = pa.py_buffer(block.data)
@@ -545,6 +557,49 @@ def _lines(data: bytes | memoryview) -> _Lines:
     odd = starts[np.isin(first, _BLANKS_OR_N)]  # `null`, or blanks still: looked at one by one
     null_record = any(_NULL_LINE.match(data, int(at)) for at in odd)
     return _Lines(len(starts) - int(blank), null_record)
+
+
+def _refuse_deep_nesting(path: Path, block: Block, records: int) -> None:
+    """BadInput for a record nested deeper than MAX_DEPTH. A line can be no deeper than its opening brackets are
+    many: counted for the whole block first (each record has one at least, so with few more than records there is
+    no deep one: two memchr-fast counts for flat records), else per line, and only a line with more than MAX_DEPTH
+    of them is measured (brackets inside strings left out)."""
+    data = block.data
+    whole: bytes | bytearray = data.obj if isinstance(data, memoryview) else data  # type: ignore[assignment]
+    size = len(data)
+    if whole.count(b"{", 0, size) + whole.count(b"[", 0, size) <= MAX_DEPTH + max(records - 1, 0):
+        return
+    text = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero((text == 10) | (text == 13))
+    per_line = np.bincount(np.searchsorted(breaks, np.flatnonzero((text == _OPEN_BRACE) | (text == _OPEN_BRACKET))))
+    for line in np.flatnonzero(per_line > MAX_DEPTH):
+        start = int(breaks[line - 1]) + 1 if line else 0
+        end = int(breaks[line]) if line < len(breaks) else size
+        depth, at = _deepest(text[start:end])
+        if depth > MAX_DEPTH:
+            raise BadInput(
+                position(path, block.offset + start + at),
+                f"a value nested more than {MAX_DEPTH} levels deep; flatten the record (at most {MAX_DEPTH} are read)",
+            )
+
+
+def _deepest(line: np.ndarray) -> tuple[int, int]:
+    """(the greatest depth of brackets outside strings in `line`, where it is first reached)."""
+    marks = np.flatnonzero(
+        (line == _QUOTE) | (line == _OPEN_BRACE) | (line == _CLOSE_BRACE)
+        | (line == _OPEN_BRACKET) | (line == _CLOSE_BRACKET)
+    )  # fmt: skip
+    if not len(marks):
+        return 0, 0
+    chars = line[marks]
+    quotes = chars == _QUOTE
+    _drop_escaped_quotes(line, marks, quotes)
+    outside = ((np.cumsum(quotes, dtype=np.int32) & 1) == 0) & ~quotes
+    opens = (chars == _OPEN_BRACE) | (chars == _OPEN_BRACKET)
+    closes = (chars == _CLOSE_BRACE) | (chars == _CLOSE_BRACKET)
+    depths = np.cumsum((opens.astype(np.int32) - closes.astype(np.int32)) * outside, dtype=np.int32)
+    deepest = int(np.argmax(depths))
+    return int(depths[deepest]), int(marks[deepest])
 
 
 def _beyond_exact_doubles(table: pa.Table) -> bool:

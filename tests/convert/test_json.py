@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from redpss.convert import csvout, jsonread
 from redpss.convert.convert import convert_file
 from redpss.convert.errors import BadInput
+from redpss.convert.jsonread import MAX_DEPTH
 from tests.convert.roundtrip import csv_rows, imported
 
 
@@ -387,3 +390,44 @@ def test_a_record_longer_than_the_limit_is_refused_where_it_starts(
     what = "a line" if form == "ndjson" else "an element of the array"
     assert f"{what} is longer than 1,000 bytes, more than one record may be" in reason
     assert reason.startswith("line 2, character 1" if form == "ndjson" else "line 1, character ")
+
+
+def _nested(depth: int, kind: str = "object") -> str:
+    return '{"a":' * depth + "1" + "}" * depth if kind == "object" else "[" * depth + "1" + "]" * depth
+
+
+@pytest.mark.parametrize("form", ["ndjson", "array"])
+def test_a_record_nested_deeper_than_json2csv_reads_is_refused_naming_its_line(tmp_path: Path, form: str) -> None:
+    """Nesting was not limited: pyarrow's parser crashed the whole daemon (SIGSEGV) from ~50,000 levels (a 100 KB
+    line), again at every restart on the same file; from ~5,000 flattening ended in a RecursionError."""
+    lines = ['{"x":1}', '{"x":2,"deep":' + _nested(MAX_DEPTH + 5) + "}", '{"x":3}']
+    text = "\n".join(lines) + "\n" if form == "ndjson" else "[" + ",\n".join(lines) + "]"
+    reason = bad(tmp_path, text)
+    assert f"nested more than {MAX_DEPTH} levels deep" in reason and "line 2" in reason, reason
+
+
+def test_many_brackets_on_a_line_are_no_deep_nesting(tmp_path: Path) -> None:
+    items = ",".join(f'{{"n":{n}}}' for n in range(3 * MAX_DEPTH))
+    rows = convert(tmp_path, '{"x":1,"items":[' + items + ']}\n{"x":"[[[[{{{{","items":[]}\n')
+    assert rows[0] == ["x", "items"] and len(rows) == 3
+
+
+@pytest.mark.parametrize("kind", ["object", "array"])
+def test_nesting_deep_enough_to_crash_the_parser_ends_in_a_reason_not_a_crash(tmp_path: Path, kind: str) -> None:
+    source = tmp_path / "deep.json"
+    source.write_text('{"x":1}\n{"x":2,"a":' + _nested(60_000, kind) + "}\n")
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom redpss.convert.convert import convert_file\n"
+        "from redpss.convert.errors import BadInput\n"
+        "try:\n    convert_file('json', Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "except BadInput as exc:\n    print(exc)\n    raise SystemExit(7)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(source), str(tmp_path / "out.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 7, (done.returncode, done.stderr[-2000:])
+    assert "nested more than" in done.stdout and "line 2" in done.stdout
