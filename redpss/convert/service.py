@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from redpss.convert.convert import convert_file, use_memory_pool
+from redpss.convert.crashes import ENDS_BEFORE_SET_ASIDE, CrashRecord
 from redpss.convert.errors import BadInput, Cancelled
 from redpss.convert.files import (
     Naming,
@@ -82,11 +83,34 @@ class ConvertService(Service):
         self.problems = RecurringProblems(log)  # what each pass meets again, told when it appears
         self.next_retention = 0.0
         self.worker: asyncio.Task[None] | None = None
+        self.crashes = CrashRecord(paths.tmp, self.name)
 
     async def start(self) -> None:
         for line in await asyncio.to_thread(recover, self.naming, self.paths, watched_input_folders(self.paths)):
             log.info("%s", line)
+        await self._after_an_end_during_a_conversion()
         self.worker = self.spawn(self._work(), "convert")
+
+    async def _after_an_end_during_a_conversion(self) -> None:
+        """The source whose conversion the last run's process ended in (crashes.py): set aside the second time."""
+        found = await asyncio.to_thread(self.crashes.found_at_start)
+        if found is None:
+            return
+        source, ends = found
+        if ends < ENDS_BEFORE_SET_ASIDE or regular_file_state(source) is None:
+            log.warning(
+                "the last run ended while it converted %s (%d time(s) now); it is converted again, and set aside to "
+                "data/error if that ends the process again",
+                printable(source),
+                ends,
+            )
+            return
+        await self._set_aside(
+            source,
+            f"its conversion ended the converter's process {ends} times in a row (a crash in the parser, or killed "
+            f"for the memory it decodes to); `journalctl -u redpss-{self.name}@{self.paths.redenv}` tells how",
+        )
+        await asyncio.to_thread(self.crashes.end)
 
     async def tick(self, now: float) -> None:
         self.wake.set()
@@ -172,6 +196,7 @@ class ConvertService(Service):
         self.last_progress = time.monotonic()
         started = time.monotonic()
         try:
+            await asyncio.to_thread(self.crashes.begin, source)
             converted = await asyncio.to_thread(self._convert, source, state)
         except BadInput as exc:
             await self._set_aside(source, str(exc))
@@ -200,6 +225,7 @@ class ConvertService(Service):
         else:
             _log_done(source, target, time.monotonic() - started if converted else None)
         finally:
+            self.crashes.end()  # whatever the outcome, the process saw it (only its end without a word leaves it)
             self.current = None
             self.tracker.forget(source)
 

@@ -346,6 +346,33 @@ def test_sigkill_mid_file_then_restart_converts_exactly_once(
     assert _names(converter_instance.data_archive) == ["big.json"]
 
 
+def test_a_file_whose_conversion_ends_the_process_twice_goes_to_error(
+    converters: Converters, converter_instance: InstancePaths, tmp_path: Path
+) -> None:
+    """A file that ends the process where no handler can catch it (a crash in pyarrow's native code, the kernel's
+    SIGKILL for the memory it decodes to) was taken again right after each restart, until systemd gave up on the
+    unit and no file of any user was converted. Killed twice in its conversion, it goes to data/error."""
+    staged = tmp_path / "big.json"
+    _big_ndjson(staged, 400_000)
+    source = converter_instance.data_input / "big.json"
+    part = converter_instance.data_input / ".big.json.json2csv.part"
+    staged.rename(source)
+    for run in (1, 2):
+        daemon = converters.start("json2csv")
+        wait_for(lambda: part.exists() and part.stat().st_size > 1 << 20, 60, interval=0.005, what="conversion")
+        daemon.process.send_signal(signal.SIGKILL)  # as the kernel's OOM killer ends a process
+        daemon.process.wait(10)
+        assert source.exists(), run
+    daemon = converters.start("json2csv")
+    assert "ended while it converted" in converters.started[1].log  # the first restart said so, and tried again
+    reason = converter_instance.data_error / "big.json.reason"
+    wait_for(reason.exists, 30, what="big.json set aside with its reason")
+    assert "ended the converter's process 2 times in a row" in reason.read_text()
+    assert _names(converter_instance.data_error) == ["big.json", "big.json.reason"]
+    assert not (converter_instance.data_input / "big.csv").exists()
+    daemon.wait_log("cannot be converted")
+
+
 def test_sigterm_finishes_the_file_in_progress(
     converters: Converters, converter_instance: InstancePaths, tmp_path: Path
 ) -> None:
