@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +67,7 @@ def convert_file(
     if kind not in FORMATTING:
         raise ValueError(f"unknown source kind {kind!r}")
     threads, ahead = FORMATTING[kind]
+    room = SpaceGuard(source, output.parent)
     sink = CsvSink(output)
     # JSON blocks are parsed ahead by jsonread's own threads; Parquet batches are decoded by one thread here
     tables = source_tables(kind, source) if kind == "json" else prefetched(source_tables(kind, source), threads)
@@ -74,6 +77,7 @@ def convert_file(
             texts = mapped_in_order(formatters, sink.formatted, in_columns, ahead)
             try:
                 for table, text in texts:
+                    room.take(text.size)
                     sink.append(table, text)
                     if progress is not None:
                         progress(sink.rows)
@@ -86,6 +90,46 @@ def convert_file(
         output.unlink(missing_ok=True)
         raise
     return sink.rows
+
+
+# The CSV may not take the file system's last free space: past this much written, the space left is looked at
+# every SPACE_CHECK_BYTES; under the reserve (the larger of the two) the conversion stops. A CSV more than
+# BOMB_FACTOR times its source's size by then is the file's doing (a few hundred bytes of Parquet can decode to
+# gigabytes): it goes to data/error. Else the disk is full of other things: the file waits (ENOSPC, tried again).
+SPACE_CHECK_BYTES = 64 << 20
+SPACE_RESERVE_BYTES = 1 << 30
+SPACE_RESERVE_SHARE = 0.05
+BOMB_FACTOR = 100
+
+
+class SpaceGuard:
+    """What the CSV written so far may still take of its file system."""
+
+    def __init__(self, source: Path, folder: Path) -> None:
+        self.source_bytes = max(source.stat().st_size, 1)
+        self.folder = folder
+        self.written = 0
+        self._next_check = SPACE_CHECK_BYTES
+
+    def take(self, size: int) -> None:
+        self.written += size
+        if self.written < self._next_check:
+            return
+        self._next_check = self.written + SPACE_CHECK_BYTES
+        disk = os.statvfs(self.folder)
+        free, total = disk.f_bavail * disk.f_frsize, disk.f_blocks * disk.f_frsize
+        reserve = max(SPACE_RESERVE_BYTES, int(total * SPACE_RESERVE_SHARE))
+        if free - size >= min(reserve, total // 2):
+            return
+        if self.written > BOMB_FACTOR * self.source_bytes:
+            raise BadInput(
+                "",
+                f"its CSV grew to {self.written >> 20} MiB, {self.written // self.source_bytes} times its "
+                f"{self.source_bytes} bytes, and would fill the file system ({free >> 20} MiB left); a file that "
+                "decodes to so much more than it holds is not converted",
+            )
+        left = f"{free >> 20} MiB left, below the reserve of {reserve >> 20} MiB"
+        raise OSError(errno.ENOSPC, left, str(self.folder))
 
 
 def _arranged(

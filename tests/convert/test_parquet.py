@@ -6,6 +6,8 @@ import datetime as dt
 import decimal
 import itertools
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -278,3 +280,32 @@ def test_a_file_without_rows_still_gives_the_header_line(tmp_path: Path) -> None
     """Its columns are known: a LOAD job with columns=header reads them, instead of rejecting a 0-byte file."""
     empty = pa.table({"ID": pa.array([], pa.int64()), "ITEM": pa.array([], pa.string())})
     assert csv_rows(convert(tmp_path, empty)) == [["ID", "ITEM"]]
+
+
+@pytest.mark.root
+def test_a_parquet_file_that_decodes_to_more_than_its_file_system_holds_goes_to_error(tmp_path: Path) -> None:
+    """A few hundred bytes of Parquet (one text, dictionary-encoded, in many rows) decode to gigabytes of CSV (here
+    240 MB, for a file system of 96 MiB): the conversion filled the file system, failed with ENOSPC, and was tried
+    again every minute without end."""
+    source = tmp_path / "bomb.parquet"
+    text = pa.DictionaryArray.from_arrays(pa.array([0] * 60_000, pa.int32()), pa.array(["x" * 4_000]))
+    pq.write_table(pa.table({"t": text}), source, compression="zstd")
+    assert source.stat().st_size < 100_000
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom redpss.convert.convert import convert_file\n"
+        "from redpss.convert.errors import BadInput\n"
+        "try:\n    convert_file('parquet', Path(sys.argv[1]), Path(sys.argv[2]) / 'out.csv')\n"
+        "except BadInput as exc:\n    print(exc)\n    raise SystemExit(7)\n"
+    )
+    small = tmp_path / "small"
+    small.mkdir()
+    # a file system of its own, 96 MiB, in a mount namespace of its own (gone with the process)
+    command = 'mount -t tmpfs -o size=96m tmpfs "$1" && exec "$2" -c "$3" "$4" "$1"'
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", command, "sh", str(small),
+         sys.executable, script, str(source)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert done.returncode == 7, (done.returncode, done.stdout, done.stderr[-2000:])
+    assert "times its" in done.stdout and "would fill the file system" in done.stdout
+    assert not list(small.iterdir())  # nothing of the output left (the namespace's file system is gone anyway)
