@@ -25,11 +25,12 @@ import os
 import signal
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+FUTURE_TOLERANCE = 1.0  # seconds an mtime may be ahead of our clock (file systems round) and still count
 TEMPORARY_SUFFIXES = (".part", ".partial", ".filepart", ".tmp", ".temp", ".crdownload", ".upload", "~")
 
 
@@ -46,10 +47,13 @@ class FileState:
     size: int
     mtime_ns: int
     inode: int
+    # the kernel's time of the last change (ctime), which no client sets: for an mtime ahead of the clock only, and
+    # no part of what identifies the version (a chmod changes it)
+    changed_ns: int = field(default=0, compare=False)
 
     @classmethod
     def of(cls, info: os.stat_result) -> FileState:
-        return cls(info.st_size, info.st_mtime_ns, info.st_ino)
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
 
 
 def regular_file_state(path: Path) -> FileState | None:
@@ -62,8 +66,13 @@ def regular_file_state(path: Path) -> FileState | None:
 
 
 def settled(state: FileState, interval: float, now: float) -> bool:
-    """The one-look rule: nothing was written to the file for `interval` seconds."""
-    return now - state.mtime_ns / 1e9 >= interval
+    """The one-look rule: nothing was written to the file for `interval` seconds. An mtime ahead of the clock (an
+    sFTP client keeping the sender's time, WinSCP by default, from a clock that is ahead) says nothing of when the
+    file was written, and would hold it for hours or for good: then the kernel's time of its last change counts."""
+    written = state.mtime_ns / 1e9
+    if written > now + FUTURE_TOLERANCE and state.changed_ns:
+        written = state.changed_ns / 1e9
+    return now - written >= interval
 
 
 class _LeaseProbe:

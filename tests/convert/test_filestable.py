@@ -74,6 +74,21 @@ def test_one_look_needs_an_mtime_older_than_the_interval(tmp_path: Path) -> None
     assert not is_stable_file(link, 5.0, now)  # links are never followed
 
 
+def test_an_mtime_ahead_of_the_clock_waits_the_interval_from_the_last_change(tmp_path: Path) -> None:
+    """An upload whose client kept the sender's time (WinSCP by default, `sftp -p`, `rsync -t`) from a clock three
+    hours ahead was taken by nobody for three hours (a year-2099 time: never), with no word in any log."""
+    path = tmp_path / "orders.csv"
+    path.write_text("1\n")
+    ahead = time.time() + 3 * 3600
+    os.utime(path, (ahead, ahead))
+    changed = path.stat().st_ctime  # the kernel's time of the upload's last change: now
+    assert not is_stable_file(path, 5.0, changed + 1)
+    assert is_stable_file(path, 5.0, changed + 5)
+    tracker = StabilityTracker(2.0)
+    assert tracker.ready([path], changed) == []
+    assert tracker.ready([path], changed + 2) == [path]
+
+
 def test_tracker_waits_for_the_same_state_over_the_interval(tmp_path: Path) -> None:
     path = tmp_path / "a.json"
     path.write_text("{}\n")
