@@ -46,6 +46,10 @@ MAX_RECORD_BYTES = 64 << 20
 # process from ~50,000 levels, a 100 KB line; flattening recursed out from ~5,000). A CSV column from a value 128
 # levels down is not a thing an IMPORT needs
 MAX_DEPTH = 128
+# bytes of one record read by Python's parser (a record pyarrow's refused or could not keep exactly), whose objects
+# take ~40 times as much memory; such blocks are parsed one at a time (_PYTHON_PATH)
+PYTHON_RECORD_BYTES = 4 << 20
+_PYTHON_PATH = threading.Lock()
 PARSERS = 3  # blocks parsed at once, each by one thread (pyarrow's own threads cost more than they gain on a block)
 _BACKSLASH, _QUOTE, _COMMA = ord("\\"), ord('"'), ord(",")
 _OPEN_BRACE, _CLOSE_BRACE, _OPEN_BRACKET, _CLOSE_BRACKET = ord("{"), ord("}"), ord("["), ord("]")
@@ -733,7 +737,13 @@ def _checked_record(record: object, text: str, path: Path, at: int) -> dict[str,
 
 
 def _parse_by_python(path: Path, block: Block) -> pa.Table:
-    """The slow path for a block pyarrow refused: find the bad record, or convert records of mixed types as text."""
+    """The slow path for a block pyarrow refused: find the bad record, or convert records of mixed types as text.
+    Python's objects take ~40 times a record's bytes: one block at a time, records of at most PYTHON_RECORD_BYTES."""
+    with _PYTHON_PATH:
+        return _parse_in_python(path, block)
+
+
+def _parse_in_python(path: Path, block: Block) -> pa.Table:
     columns: dict[str, list[str | None]] = {}
     paths: dict[str, tuple[str, ...]] = {}
     count = 0
@@ -746,6 +756,13 @@ def _parse_by_python(path: Path, block: Block) -> pa.Table:
         if not body.strip():
             continue
         at = block.offset + start + len(line) - len(body)  # file offset of the record's first character
+        if len(body) > PYTHON_RECORD_BYTES:
+            raise BadInput(
+                position(path, at),
+                f"a record of {len(body) >> 20} MiB that pyarrow's parser refused or could not keep exactly (an "
+                f"integer beyond 2^53, values of mixed types); such a record is read up to "
+                f"{PYTHON_RECORD_BYTES >> 20} MiB: split it",
+            )
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from redpss.convert import csvout, jsonread
 from redpss.convert.convert import convert_file
 from redpss.convert.errors import BadInput
-from redpss.convert.jsonread import MAX_DEPTH
+from redpss.convert.jsonread import MAX_DEPTH, PYTHON_RECORD_BYTES
 from tests.convert.roundtrip import csv_rows, imported
 
 
@@ -431,3 +431,13 @@ def test_nesting_deep_enough_to_crash_the_parser_ends_in_a_reason_not_a_crash(tm
     )
     assert done.returncode == 7, (done.returncode, done.stderr[-2000:])
     assert "nested more than" in done.stdout and "line 2" in done.stdout
+
+
+def test_a_record_only_pythons_parser_reads_is_refused_beyond_its_limit(tmp_path: Path) -> None:
+    """A 60 MiB line of doubles pyarrow could not keep exactly (2^53 or more) went to Python's parser, whose objects
+    took ~40 times its size (2.4 GiB; four such lines at once, 6.8 GiB)."""
+    numbers = ",".join(["1.5e20"] * (PYTHON_RECORD_BYTES // 7 + 10))
+    reason = bad(tmp_path, '{"x":1}\n{"a":[' + numbers + "]}\n")
+    assert "line 2" in reason and f"read up to {PYTHON_RECORD_BYTES >> 20} MiB" in reason, reason
+    small = ",".join(["1.5e20"] * 100)  # below the limit: read exactly, as before
+    assert convert(tmp_path, '{"a":[' + small + "]}\n") == [["a"], ["[" + small + "]"]]
