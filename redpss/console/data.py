@@ -315,13 +315,10 @@ def job_runs(instance: Instance, key: str, limit: int) -> dict[str, Any]:
 def run_log(instance: Instance, schema: str, job_id: int, run_id: str) -> dict[str, Any]:
     """A run's lines: the database's messages about it (ALL_LOG_MESSAGES), the lines of log/DB naming it (the
     database processes' log, DBLS) and SCHED's lines about it (the job log: start, outcome, retries)."""
-    messages = [
-        m
-        for m in history.log_messages(
-            instance, history.LogFilter(schema=schema, job_id=job_id), history.Page(limit=history.MAX_PAGE)
-        )
-        if str(m.get("RUN_ID") or "") == run_id
-    ]
+    # the run's own messages asked of the database: the job's newest page, filtered here, held none of an older run
+    # of a busy job
+    where = history.LogFilter(schema=schema, job_id=job_id, run_id=run_id)
+    messages = history.log_messages(instance, where, history.Page(limit=history.MAX_PAGE))
     return {
         "run_id": run_id,
         "messages": messages,

@@ -35,6 +35,7 @@ class LogFilter(Record):
     schema: str | None = None
     level: str | None = None
     job_id: int | None = None
+    run_id: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
 
@@ -116,6 +117,9 @@ def log_messages(instance: Instance, where: LogFilter, page: Page) -> list[Row]:
     if where.job_id is not None:
         params["job_id"] = where.job_id
         conditions.append("JOB_ID = {job_id!d}")
+    if where.run_id is not None:
+        params["run_id"] = where.run_id
+        conditions.append("RUN_ID = {run_id}")
     conditions += _time_window("LOG_TIME", where.since, where.until, params)
     sql = _select(
         'SCHEMA_NAME, LOG_TIME, LOG_LEVEL, "SOURCE", JOB_ID, RUN_ID, MESSAGE',

@@ -385,3 +385,22 @@ def test_what_is_wrong_now_names_timeouts_and_failures_that_began_over_an_hour_a
     assert re.search(r"run r-timed-out of APP1\.9 \(breaks\) timed out at .*ran over its 3600 s", problems), problems
     assert re.search(r"run r-long-failed of APP1\.9 \(breaks\) failed at .*gave up late", problems), problems
     assert "r-old-failed" not in problems
+
+
+def test_a_runs_log_page_shows_its_messages_however_many_newer_ones_the_job_has(running: RunningInstance) -> None:
+    """The run's page read the job's newest MAX_PAGE messages and kept those of the run: an older run of a busy job
+    showed none of its messages."""
+    from redpss.console.data import run_log  # noqa: PLC0415
+    from redpss.ops.history import MAX_PAGE  # noqa: PLC0415
+    from redpss.ops.instance import Instance  # noqa: PLC0415
+
+    db = running.db()
+    older = "(CURRENT_TIMESTAMP - INTERVAL '1' DAY, 'ERROR', 'test', 11, 'r-older', 'the older run broke')"
+    newer = [f"(CURRENT_TIMESTAMP, 'ERROR', 'test', 11, 'r-newer-{n}', 'newer {n}')" for n in range(MAX_PAGE + 5)]
+    db.execute(
+        'INSERT INTO APP1.LOG_MESSAGES (LOG_TIME, LOG_LEVEL, "SOURCE", JOB_ID, RUN_ID, MESSAGE) VALUES '
+        + ", ".join([older, *newer])
+    )
+    db.commit()
+    page = run_log(Instance(running.paths, running.config, client="test"), "APP1", 11, "r-older")
+    assert [m["MESSAGE"] for m in page["messages"]] == ["the older run broke"]
