@@ -598,7 +598,9 @@ class JmonService(Service):
         if self.sched is not None:
             with contextlib.suppress(WireError, TimeoutError, ConnectionError):
                 pools = list((await self.sched.request("status", timeout=5))["pools"])
-        self.stats_writer.add(*self.stats.rows(now, pools, self.last_poll_ok, self.suspended))
+        rows = self.stats.rows(now, pools, self.last_poll_ok, self.suspended)
+        # the rows are spooled with an fsync (and may wait for the writer's lock): not on the loop that dispatches
+        await asyncio.to_thread(self.stats_writer.add, *rows)
         if self.stats_writer.backlog:
             await asyncio.to_thread(self.stats_writer.flush)
 
