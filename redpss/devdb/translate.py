@@ -363,6 +363,7 @@ def _rewrite(tree: exp.Expr, info: SessionInfo) -> None:
             node.replace(replacement)
     for text in list(tree.find_all(*_TEXT_FUNCTIONS)):  # after the replacements: `a || b` is a Concat by now
         _empty_as_null(text)
+    _escape_likes(tree)
     _timestamps_as_exasol_text(tree)
     widen_timestamp_arguments(tree)
 
@@ -506,7 +507,7 @@ def _replacement(node: exp.Expr, info: SessionInfo) -> exp.Expr | None:  # noqa:
             return sqlglot.parse_one(_NOW, read="duckdb")
         if name == "CURRENT_SESSION":
             return exp.Literal.number(info.session_id)
-    if isinstance(node, (exp.DateAdd, exp.DateDiff, exp.Extract, exp.Greatest, exp.Least, exp.Like)):
+    if isinstance(node, (exp.DateAdd, exp.DateDiff, exp.Extract, exp.Greatest, exp.Least)):
         return _function_meaning(node)
     if isinstance(node, exp.DPipe):
         return exp.Concat(expressions=[node.this, node.expression], safe=True, coalesce=True)
@@ -525,10 +526,18 @@ def _function_meaning(node: exp.Expr) -> exp.Expr | None:
         return second_with_fraction(node.expression)  # EXTRACT(SECOND ...) keeps the milliseconds in Exasol
     if isinstance(node, (exp.Greatest, exp.Least)):
         node.set("ignore_nulls", False)  # Exasol: NULL when any argument is NULL (DuckDB skips NULLs)
-    elif isinstance(node, exp.Like) and not isinstance(node.parent, exp.Escape):
-        # Exasol's DEFAULT_LIKE_ESCAPE_CHARACTER is a backslash (EXA_PARAMETERS says so): 'AB\_%' matches 'AB_1'
-        return exp.Escape(this=node.copy(), expression=exp.Literal.string("\\"))
     return None
+
+
+def _escape_likes(tree: exp.Expr) -> None:
+    r"""Exasol's DEFAULT_LIKE_ESCAPE_CHARACTER is a backslash (EXA_PARAMETERS says so): 'AB\_%' matches 'AB_1'.
+    After the other rewrites, and the LIKE itself moved under its ESCAPE (a copy would leave them on the original)."""
+    for like in list(tree.find_all(exp.Like)):
+        if isinstance(like.parent, exp.Escape):
+            continue
+        escaped = exp.Escape(expression=exp.Literal.string("\\"))
+        like.replace(escaped)
+        escaped.set("this", like)
 
 
 def _is_set_target(column: exp.Column) -> bool:

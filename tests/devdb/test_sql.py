@@ -43,6 +43,9 @@ def test_like_escapes_with_a_backslash_unless_told_otherwise(conn: Any) -> None:
     assert matching("cd LIKE '50\\%'") == ["50%"]
     assert matching("cd NOT LIKE 'AB\\_%' AND cd LIKE 'AB%'") == ["ABx1"]
     assert matching("cd LIKE 'a!!b' ESCAPE '!'") == ["a!b"]
+    # the operands keep their own Exasol meanings: `|| NULL` appends nothing, SYSDATE is today's date
+    assert matching("cd LIKE 'AB' || NULL || '\\_1'") == ["AB_1"]
+    assert matching("TO_CHAR(SYSDATE) LIKE '2%' AND cd NOT LIKE 'a!' || '%'") == ["50%", "50\\a", "AB_1", "ABx1"]
     assert matching("cd LIKE '50\\%' ESCAPE '#'") == ["50\\a"]  # an ESCAPE given: the backslash is a character
 
 
