@@ -467,7 +467,7 @@ def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None,
 def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool) -> pa.Table:
     lines = None if block.checked else _lines(block.data)
     if lines is not None:  # an array's elements were measured by its scan
-        _refuse_deep_nesting(path, block, lines.filled)
+        _refuse_deep_nesting(path, block, lines.objects)
     if lines is not None and lines.null_record:
         return _parse_by_python(path, block)  # which refuses it; pyarrow crashes on a block of `null` lines alone
     data = pa.py_buffer(block.data)
@@ -524,6 +524,7 @@ _NULL_LINE = re.compile(rb"[ \t\r]*null")  # a line that starts with null: pyarr
 class _Lines(NamedTuple):
     filled: int  # lines holding something (a record, or what pyarrow refuses)
     null_record: bool  # a line that is `null`
+    objects: int = 0  # lines known to start with `{` (the usual block: all of them; else none are counted)
 
 
 def _lines(data: bytes | memoryview) -> _Lines:
@@ -545,7 +546,7 @@ def _lines(data: bytes | memoryview) -> _Lines:
         and text[0] == _OPEN_BRACE
         and np.count_nonzero(ends[:-1] & (text[1:] == _OPEN_BRACE)) == breaks - ended
     ):
-        return _Lines(breaks + (not ended), False)
+        return _Lines(breaks + (not ended), False, breaks + (not ended))
     lone_cr = text == 13
     lone_cr[:-1] &= ~ends[1:]
     starts = np.flatnonzero(ends | lone_cr) + 1
@@ -563,15 +564,15 @@ def _lines(data: bytes | memoryview) -> _Lines:
     return _Lines(len(starts) - int(blank), null_record)
 
 
-def _refuse_deep_nesting(path: Path, block: Block, records: int) -> None:
+def _refuse_deep_nesting(path: Path, block: Block, objects: int) -> None:
     """BadInput for a record nested deeper than MAX_DEPTH. A line can be no deeper than its opening brackets are
-    many: counted for the whole block first (each record has one at least, so with few more than records there is
-    no deep one: two memchr-fast counts for flat records), else per line, and only a line with more than MAX_DEPTH
-    of them is measured (brackets inside strings left out)."""
+    many: counted for the whole block first (each of the `objects` lines known to start with `{` has one at least,
+    so with few more than those there is no deep one: two memchr-fast counts for flat records), else per line, and
+    only a line with more than MAX_DEPTH of them is measured (brackets inside strings left out)."""
     data = block.data
     whole: bytes | bytearray = data.obj if isinstance(data, memoryview) else data  # type: ignore[assignment]
     size = len(data)
-    if whole.count(b"{", 0, size) + whole.count(b"[", 0, size) <= MAX_DEPTH + max(records - 1, 0):
+    if whole.count(b"{", 0, size) + whole.count(b"[", 0, size) <= MAX_DEPTH + max(objects - 1, 0):
         return
     text = np.frombuffer(data, dtype=np.uint8)
     breaks = np.flatnonzero((text == 10) | (text == 13))

@@ -412,10 +412,13 @@ def test_many_brackets_on_a_line_are_no_deep_nesting(tmp_path: Path) -> None:
     assert rows[0] == ["x", "items"] and len(rows) == 3
 
 
-@pytest.mark.parametrize("kind", ["object", "array"])
-def test_nesting_deep_enough_to_crash_the_parser_ends_in_a_reason_not_a_crash(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(("kind", "blank_lines"), [("object", 0), ("array", 0), ("array", 60_000)])
+def test_nesting_deep_enough_to_crash_the_parser_ends_in_a_reason_not_a_crash(
+    tmp_path: Path, kind: str, blank_lines: int
+) -> None:
+    """Lines of blanks (which hold no bracket) beside the deep one must not let it pass a count of brackets."""
     source = tmp_path / "deep.json"
-    source.write_text('{"x":1}\n{"x":2,"a":' + _nested(60_000, kind) + "}\n")
+    source.write_text('{"x":1}\n{"x":2,"a":' + _nested(60_000, kind) + "}\n" + (" " * 12 + "\n") * blank_lines)
     script = (
         "import sys\nfrom pathlib import Path\nfrom redpss.convert.convert import convert_file\n"
         "from redpss.convert.errors import BadInput\n"
