@@ -24,8 +24,10 @@ class CrashRecord:
 
     def __init__(self, tmp: Path, converter: str) -> None:
         self.path = tmp / f"{converter}-converting.json"
-        self._source: Path | None = None  # the source named at the start ...
-        self._ends = 0  # ... and its count, carried into its next conversion
+        # the source named at the start and its count, kept until that source's own conversion ends (other sources
+        # may be converted before it: a user's upload sorting before it must not set its count back)
+        self._suspect: tuple[Path, int] | None = None
+        self._current: Path | None = None
 
     def found_at_start(self) -> tuple[Path, int] | None:
         """The source whose conversion the process's end interrupted, and how often that has happened now; None
@@ -39,20 +41,26 @@ class CrashRecord:
             self.path.unlink(missing_ok=True)
             return None
         self._write(source, ends)
-        self._ends = ends
-        self._source = source
+        self._suspect = (source, ends)
         return source, ends
 
     def begin(self, source: Path) -> None:
         """`source` is converted now (on disk before the first byte of it is read)."""
-        ends = self._ends if source == self._source else 0
-        self._write(source, ends)
+        self._current = source
+        suspect = self._suspect
+        self._write(source, suspect[1] if suspect is not None and suspect[0] == source else 0)
 
     def end(self) -> None:
         """The conversion ended in the process's hands (converted, refused, failed, stopped)."""
         self.path.unlink(missing_ok=True)
-        self._ends = 0
-        self._source = None
+        if self._suspect is not None and self._suspect[0] == self._current:
+            self._suspect = None
+        self._current = None
+
+    def forget(self) -> None:
+        """The source named at the start is dealt with (set aside, or gone)."""
+        self.path.unlink(missing_ok=True)
+        self._suspect = None
 
     def _write(self, source: Path, ends: int) -> None:
         data = json.dumps({"source": str(source), "ends": ends}).encode() + b"\n"

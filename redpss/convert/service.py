@@ -97,7 +97,10 @@ class ConvertService(Service):
         if found is None:
             return
         source, ends = found
-        if ends < ENDS_BEFORE_SET_ASIDE or regular_file_state(source) is None:
+        if regular_file_state(source) is None:  # gone meanwhile (moved, deleted by its user)
+            await asyncio.to_thread(self.crashes.forget)
+            return
+        if ends < ENDS_BEFORE_SET_ASIDE:
             log.warning(
                 "the last run ended while it converted %s (%d time(s) now); it is converted again, and set aside to "
                 "data/error if that ends the process again",
@@ -110,7 +113,7 @@ class ConvertService(Service):
             f"its conversion ended the converter's process {ends} times in a row (a crash in the parser, or killed "
             f"for the memory it decodes to); `journalctl -u redpss-{self.name}@{self.paths.redenv}` tells how",
         )
-        await asyncio.to_thread(self.crashes.end)
+        await asyncio.to_thread(self.crashes.forget)
 
     async def tick(self, now: float) -> None:
         self.wake.set()
