@@ -38,7 +38,8 @@ class WorkerProcess:
         self.ready = False  # reported ready: only then may it get a run
         self.process: asyncio.subprocess.Process | None = None
         self.current: RunRequest | None = None
-        self.started_at = 0.0  # when the current run started (wall clock)
+        self.started_at = 0.0  # when the current (or last) run started (wall clock) ...
+        self.started_run = ""  # ... and which run that was
 
     @property
     def pid(self) -> int:
@@ -79,10 +80,14 @@ class WorkerProcess:
             raise WorkerDied(f"worker {self.label} exited with code {code}")
         return line
 
+    def started(self, request: RunRequest) -> float | None:
+        """When `request` began on this worker; None if it has not (yet): a forced stop may come before."""
+        return self.started_at if self.started_run == request.run_id else None
+
     async def run(self, request: RunRequest) -> RunResult:
         assert self.process is not None and self.process.stdin is not None
         self.current = request
-        self.started_at = time.time()
+        self.started_at, self.started_run = time.time(), request.run_id
         answered = False
         try:
             self.process.stdin.write(json.dumps(request.to_dict()).encode() + b"\n")

@@ -141,10 +141,11 @@ class SchedService(Service):
         self.accepting = False
         for run_id, (request, worker, task) in list(self.running.items()):
             task.cancel()
-            started = worker.started_at
             worker.kill()
             self.running.pop(run_id, None)
-            forced = _result(request, INTERRUPTED, "interrupted: SCHED was stopped by force", worker.label, started)
+            forced = _result(
+                request, INTERRUPTED, "interrupted: SCHED was stopped by force", worker.label, worker.started(request)
+            )
             result = await self.commits.decide(request, forced, timeout=3.0)
             if result is not None:  # else the in-flight record stays: the next start decides by the commit marker
                 await self._finish(request, result)
@@ -527,20 +528,18 @@ class SchedService(Service):
             result = await asyncio.wait_for(worker.run(request), request.timeout + KILL_GRACE)
             worker_lost = result.extra.get("commit") == UNKNOWN  # it lost the database around its COMMIT
         except TimeoutError:
-            started = worker.started_at  # before the kill, which may clear it
             worker.kill()
             result = _result(
                 request,
                 TIMEOUT,
                 f"no answer within the {request.timeout:.0f} s timeout; worker {worker.label} was killed and replaced",
                 worker.label,
-                started,
+                worker.started(request),
             )
             await self._replace(pool, worker, "killed after a timeout")
         except WorkerDied as exc:
-            result = _result(
-                request, FAILED, f"{exc} while running this; the worker was replaced", worker.label, worker.started_at
-            )
+            died = f"{exc} while running this; the worker was replaced"
+            result = _result(request, FAILED, died, worker.label, worker.started(request))
             await self._replace(pool, worker, "died")
         if worker_lost:
             decision = await self.commits.decide(request, result)  # committed all the same? the marker says
