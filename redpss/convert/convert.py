@@ -99,6 +99,7 @@ def convert_file(
 SPACE_CHECK_BYTES = 64 << 20
 SPACE_RESERVE_BYTES = 1 << 30
 SPACE_RESERVE_SHARE = 0.05
+SPACE_RESERVE_MAX = 10 << 30  # ... but never more than this (5% of a 20 TB file system is 1 TB)
 BOMB_FACTOR = 100
 
 
@@ -118,7 +119,7 @@ class SpaceGuard:
         self._next_check = self.written + SPACE_CHECK_BYTES
         disk = os.statvfs(self.folder)
         free, total = disk.f_bavail * disk.f_frsize, disk.f_blocks * disk.f_frsize
-        reserve = max(SPACE_RESERVE_BYTES, int(total * SPACE_RESERVE_SHARE))
+        reserve = min(max(SPACE_RESERVE_BYTES, int(total * SPACE_RESERVE_SHARE)), SPACE_RESERVE_MAX)
         if free - size >= min(reserve, total // 2):
             return
         if self.written > BOMB_FACTOR * self.source_bytes:

@@ -98,7 +98,7 @@ def execute(request: RunRequest, session: DbSession, paths: InstancePaths, worke
         return result(TIMEOUT if timed_out else FAILED, _failure(exc), extra=_partial_extra(exc))
     except (DatabaseError, OSError, ValueError, LookupError) as exc:
         # a SQL job that lost its connection during COMMIT may have committed: SCHED asks its commit marker
-        extra = {"commit": UNKNOWN} if isinstance(exc, CommitUnknown) else _partial_extra(exc)
+        extra = {**_partial_extra(exc), **({"commit": UNKNOWN} if isinstance(exc, CommitUnknown) else {})}
         return result(FAILED, _failure(exc), extra=extra)
     if not isinstance(outcome, Outcome):
         outcome = Outcome(outcome, {})

@@ -324,7 +324,7 @@ def drop(paths: InstancePaths, *, confirmed: bool) -> int:
         commands = "; ".join(f"redftp_userdel {paths.redenv} {account}" for account in accounts)
         raise InstanceError(
             f"instance {paths.redenv} still has {len(accounts)} sFTP user(s), who could log in and upload into a "
-            f"dropped instance; remove them first (add --keep-data to keep their uploads in data/archive): {commands}"
+            f"dropped instance; remove them first (their uploads go with them: copy what you need): {commands}"
         )
     if not confirmed:
         if not sys.stdin.isatty():
