@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ from starlette.routing import Route
 
 from redpss.core.config import Config
 from redpss.core.digits import is_decimal
+from redpss.core.durable import write_atomically
 from redpss.core.errors import RedpssError
 from redpss.core.paths import InstancePaths
 from redpss.ops import control, history, jobs, status
@@ -193,18 +195,21 @@ class Api:
         (the marker file's time tells them: each keeps its own readings)."""
         self._drop_readings()
         with contextlib.suppress(OSError):  # the other workers then answer within their readings' periods
-            self.change_marker.touch()
+            # a new random content, renamed over the marker: two changes within one tick of the file system's clock
+            # leave the same mtime, but never the same inode and content
+            write_atomically(self.change_marker, [secrets.token_hex(8).encode()], sync=False)
             self._change_seen = self._change_stamp()
 
     def _drop_readings(self) -> None:
         for cached in self.readings.values():
             cached.drop()
 
-    def _change_stamp(self) -> int:
+    def _change_stamp(self) -> tuple[int, int, int]:
         try:
-            return self.change_marker.stat().st_mtime_ns
+            info = self.change_marker.stat()
         except OSError:
-            return 0
+            return (0, 0, 0)
+        return (info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
 
     def _see_changes_elsewhere(self) -> None:
         """Another worker changed something since this one last looked: its readings are read again."""
