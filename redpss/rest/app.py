@@ -46,7 +46,7 @@ METRICS_SECONDS = 5.0
 # /api/v1/status asks systemd and JMON at most once a second per worker, however often logged-in readers poll it
 # (a change made here drops it, so the next answer shows it)
 STATUS_SECONDS = 1.0
-CHANGE_MARKER = "rest-changed"  # in tmp/: touched at every change made through the API, for the other workers
+CHANGE_MARKER = "rest-changed"  # in tmp/: replaced at every change made through the API, for the other workers
 # the database ends an API request's statement after this long, below the sessions' socket_timeout (30 s): a request
 # the API stopped waiting for (and answered 503) no longer runs on in the database, however often a reader asks
 QUERY_TIMEOUT_SECONDS = 20.0
