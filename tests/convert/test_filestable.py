@@ -81,12 +81,12 @@ def test_an_mtime_ahead_of_the_clock_waits_the_interval_from_the_last_change(tmp
     path.write_text("1\n")
     ahead = time.time() + 3 * 3600
     os.utime(path, (ahead, ahead))
-    changed = path.stat().st_ctime  # the kernel's time of the upload's last change: now
+    changed = path.stat().st_ctime_ns / 1e9  # the kernel's time of the upload's last change: now
     assert not is_stable_file(path, 5.0, changed + 1)
-    assert is_stable_file(path, 5.0, changed + 5)
+    assert is_stable_file(path, 5.0, changed + 5.1)  # (a float's last digit must not decide)
     tracker = StabilityTracker(2.0)
     assert tracker.ready([path], changed) == []
-    assert tracker.ready([path], changed + 2) == [path]
+    assert tracker.ready([path], changed + 2.1) == [path]
 
 
 def test_tracker_waits_for_the_same_state_over_the_interval(tmp_path: Path) -> None:
