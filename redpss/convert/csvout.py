@@ -444,6 +444,7 @@ class CsvSink:
         self._header_bytes = 0
         self._fieldless = 0  # records without any field ({}) seen before the first column: rows of NULLs once known
         self._paths: dict[str, list[str]] = {}  # column name -> the path of fields it was first made of
+        self._writing: _Segment | None = None  # the segment `append` wrote last
 
     def arrange(self, table: pa.Table) -> list[Arranged]:
         """The table in the sink's columns: none while no record had a field yet, two when the rows of such records
@@ -494,7 +495,15 @@ class CsvSink:
         return text.getvalue()
 
     def append(self, arranged: Arranged, text: pa.Buffer) -> None:
-        arranged.segment.output.write(text)
+        """Write the text in its segment. Tables come in order, so once one of a later segment comes the earlier
+        segment is complete and closed: a file whose columns grow in thousands of blocks held a descriptor per
+        segment until it ended, and ran out of them (EMFILE) at each try."""
+        segment = arranged.segment
+        if segment is not self._writing:
+            if self._writing is not None:
+                self._writing.output.close()
+            self._writing = segment
+        segment.output.write(text)
         self.rows += arranged.table.num_rows
 
     def _open_segment(self) -> None:

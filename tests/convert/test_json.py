@@ -314,6 +314,35 @@ def test_rows_of_a_single_null_column_padded_when_a_column_arrives_later(
     assert rows == [["v", "w"], ["", ""], ["2", ""], ["", "x"]]
 
 
+def test_columns_that_grow_in_hundreds_of_blocks_hold_few_descriptors(tmp_path: Path) -> None:
+    """Each new column starts a segment of the CSV; each segment's file stayed open until the end, so a file whose
+    columns grew in ~4,000 blocks ran out of descriptors (EMFILE) at every try. Converted here under a limit of 64
+    open files with 300 segments."""
+    source = tmp_path / "growing.json"
+    source.write_text("".join(json.dumps({"id": i, f"c{i}": i}) + "\n" for i in range(300)))
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from redpss.convert import jsonread\n"
+        "from redpss.convert.convert import convert_file\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "jsonread.READ_BYTES = 16\n"  # a block per record: a new segment each
+        "print(convert_file('json', Path(sys.argv[1]), Path(sys.argv[2])))\n"
+    )
+    output = tmp_path / "out.csv"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(source), str(output)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "300", done.stderr[-2000:]
+    rows = csv_rows(output)
+    assert len(rows[0]) == 301 and len(rows) == 301
+    assert rows[300][0] == "299" and rows[300][300] == "299" and rows[300][1] == ""
+
+
 def test_read_buffers_used_again_keep_every_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # blocks of ~256 bytes: each buffer is read into again while the blocks after it are parsed and written
     monkeypatch.setattr(jsonread, "READ_BYTES", 256)
