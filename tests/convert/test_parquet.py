@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redpss.convert import csvout
+from redpss.convert import parquet as parquet_module
 from redpss.convert.convert import convert_file
 from redpss.convert.errors import BadInput
 from redpss.convert.parquet import BATCH_ROWS
@@ -309,3 +310,68 @@ def test_a_parquet_file_that_decodes_to_more_than_its_file_system_holds_goes_to_
     assert done.returncode == 7, (done.returncode, done.stdout, done.stderr[-2000:])
     assert "times its" in done.stdout and "would fill the file system" in done.stdout
     assert not list(small.iterdir())  # nothing of the output left (the namespace's file system is gone anyway)
+
+
+def _repeated_texts(path: Path, rows: int, width: int, *, narrow_rows: int = 0, store_schema: bool = False) -> None:
+    """Rows whose text is `width` bytes from row `narrow_rows` on: four values repeated through Parquet's dictionary,
+    so the file and its metadata are a few hundred KB whatever the decoded size. `store_schema`: the Arrow schema
+    kept in the file, so pyarrow reads the column back dictionary-encoded."""
+    texts = pa.array(["short"] + [f"v{i}-" + "x" * width for i in range(4)])
+    indices = pa.array([0 if i < narrow_rows else 1 + i % 4 for i in range(rows)], pa.int32())
+    table = pa.table({"id": pa.array(range(rows)), "doc": pa.DictionaryArray.from_arrays(indices, texts)})
+    pq.write_table(table, path, store_schema=store_schema, row_group_size=rows)
+
+
+@pytest.mark.parametrize("store_schema", [False, True], ids=["decoded-text", "dictionary"])
+def test_batches_of_wide_rows_hold_about_batch_bytes_and_every_row_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_schema: bool
+) -> None:
+    """A batch was 8,192 rows however wide: 800 MB of 100 KB texts each, seven batches at once in a conversion. The
+    first batch of a row group measures the rows; the batches after it hold about BATCH_BYTES, and when the rows
+    widen part-way, the batches after the one they widen in shrink. Every row comes once, in order."""
+    batch_bytes = 1 << 20
+    monkeypatch.setattr(parquet_module, "BATCH_BYTES", batch_bytes)
+    source = tmp_path / "wide.parquet"
+    rows, narrow, width = 24_000, 10_000, 2_000
+    _repeated_texts(source, rows, width, narrow_rows=narrow, store_schema=store_schema)
+    with source.open("rb") as opened:
+        batches = list(parquet_module._group_batches(pq.ParquetFile(opened), 0))
+    assert list(itertools.chain.from_iterable(b["id"].to_pylist() for b in batches)) == list(range(rows))
+    assert batches[0].num_rows == parquet_module.PROBE_ROWS
+    fitting = batch_bytes // width  # rows of `width` bytes in a batch
+    widened = next(n for n, b in enumerate(batches) if b["id"][b.num_rows - 1].as_py() >= narrow)
+    if store_schema:  # the dictionary holds the wide values from the first row on: every batch is sized for them
+        widened = 0
+    after = batches[widened + 1 :]
+    assert len(after) > 3 and all(fitting // 2 <= b.num_rows <= 2 * fitting for b in after[:-1]), [
+        b.num_rows for b in batches
+    ]
+
+
+def test_a_file_of_wide_rows_converts_within_bounded_memory(tmp_path: Path) -> None:
+    """2,000 rows of 100 KB texts (200 MB of CSV from a file of ~500 KB): before, one batch of all of them decoded
+    and formatted at once; now a few batches of about BATCH_BYTES are."""
+    source = tmp_path / "wide.parquet"
+    _repeated_texts(source, 2000, 100_000)
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from redpss.convert.convert import convert_file, use_memory_pool\n"
+        "use_memory_pool('parquet')\n"
+        "rows = convert_file('parquet', Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        # VmHWM of this image (ru_maxrss keeps pytest's own peak across the exec: test_big_files.py)
+        "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+        "print(rows, int(peak) // 1024)\n"
+    )
+    output = tmp_path / "wide.csv"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(source), str(output)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows, peak_mib = map(int, done.stdout.split())
+    assert rows == 2000 and output.stat().st_size > 2000 * 100_000
+    assert peak_mib < 350, f"peak RSS {peak_mib} MiB"

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from redpss.cli.redsysctl.units import timeout_stop_sec
+from redpss.cli.redsysctl.units import MEMORY_MAX, timeout_stop_sec
 from redpss.core.config import parse_config
 from redpss.core.daemon import ABORT_TIMEOUT, Service
 from redpss.core.services import SERVICES, enabled_services
@@ -211,6 +211,16 @@ def test_units_verify_in_systemd(box: Box) -> None:
     result = box.sh(f"systemd-analyze verify {names}")
     assert result.returncode == 0, result.stderr
     assert "redpss" not in result.stderr, result.stderr
+
+
+def test_the_converters_run_under_a_memory_limit_and_the_others_without(box: Box) -> None:
+    """The daemons that decode uploads are held to MEMORY_MAX by the kernel (a file may decode to far more than it
+    holds); systemd reads the value as bytes. Every other daemon keeps the default (no limit)."""
+    for spec in SERVICES:
+        out = box.check(f"systemctl show -p MemoryMax {spec.unit('TST1')}").strip()
+        limit = MEMORY_MAX.get(spec.name)
+        wanted = "infinity" if limit is None else int(limit[:-1]) << {"K": 10, "M": 20, "G": 30}[limit[-1]]
+        assert out == f"MemoryMax={wanted}", (spec.name, out)
 
 
 def test_stop_timeouts_cover_each_daemons_drain() -> None:

@@ -46,6 +46,18 @@ SFTP_WRITERS = frozenset({"cfi", "json2csv", "parq2csv", "sched"})
 # be read, written or opened that the user redsys could not; a lease can delay other processes' opens of a file it
 # may read by up to 45 s (docs/decisions.md weighs that).
 UPLOAD_JUDGES = frozenset({"json2csv", "parq2csv", "sched"})
+# The daemons that decode files uploaded by others (JSON2CSV, PARQ2CSV) may take at most this much memory: they
+# keep to ~150-300 MiB on any file they accept (batches sized by bytes, records limited), but a file can still decode
+# to more than it holds (a record nested or repeated for it). Beyond the limit the kernel kills the daemon, not the
+# database's or another process's memory; systemd restarts it, and a file that ends it twice goes to data/error
+# (redpss.convert.crashes). 239 on cgroup v1 applies MemoryMax= as MemoryLimit=. An operator raises it with a
+# drop-in (`systemctl edit redpss-parq2csv@TST1`, docs/operations.md).
+MEMORY_MAX = {"json2csv": "2G", "parq2csv": "2G"}
+MEMORY_LIMIT = """\
+# At most {memory_max} of memory: beyond it the kernel kills this daemon, not the database or another process;
+# a file whose conversion ends it twice goes to data/error (see MEMORY_MAX in units.py; raise it with a drop-in).
+MemoryMax={memory_max}
+"""
 NO_CAPABILITIES = """\
 # No capabilities at all: ports are above 1024, files belong to redsys.
 CapabilityBoundingSet=
@@ -94,7 +106,7 @@ Type=notify
 NotifyAccess=main
 # Open files: above every connection cap the daemon enforces itself (see LIMIT_NOFILE in units.py).
 LimitNOFILE={limit_nofile}
-# The instance's own code: each instance runs the version its bin/ points at.
+{memory}# The instance's own code: each instance runs the version its bin/ points at.
 ExecStart={links}/%i/bin/redpss-{name} --instance %i
 WorkingDirectory={links}/%i
 # Where the instance lives; pyexasol must never send telemetry.
@@ -239,6 +251,7 @@ def render_service(spec: ServiceSpec, redhome: Path = DEFAULT_REDHOME) -> str:
             timeout_stop=timeout_stop_sec(spec),
             timeout_start=TIMEOUT_START_SEC,
             limit_nofile=LIMIT_NOFILE,
+            memory=MEMORY_LIMIT.format(memory_max=MEMORY_MAX[spec.name]) if spec.name in MEMORY_MAX else "",
             hardening=hardening(
                 writable=f"{redhome / UNIT_LINKS}/%i"
                 + (f" -{sftp_tree_links()}/%i" if spec.name in SFTP_WRITERS else ""),
