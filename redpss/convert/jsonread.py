@@ -474,29 +474,28 @@ def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool)
     options = pajson.ReadOptions(block_size=max(1 << 20, len(block.data) + 1), use_threads=False)
     try:
         _check_utf8(data)
-        table, _ = _read(data, options, field_types)
+        table, exact = _read(data, options, field_types)
         timestamps = _has_timestamp_field(table.schema)
         if first or timestamps:
             field_types.learn(table.schema, first)
         if timestamps:  # strings taken for timestamps: parsed again with them as text
-            table, _ = _read(data, options, field_types)
+            table, exact = _read(data, options, field_types)
     except pa.ArrowInvalid:
         return _parse_by_python(path, block)
     if lines is not None and table.num_rows > lines.filled:  # two records on one line: pyarrow takes both
         return _parse_by_python(path, block)  # which names the line
     flat = flatten(field_types.in_order(table))
-    if _beyond_exact_doubles(flat):
+    if not exact and _beyond_exact_doubles(flat):
         # pyarrow made an integer beyond int64, or beside a fraction, a DOUBLE that lost digits: Python's parser
         # keeps every number as sent (the block's values are then written as text)
         return _parse_by_python(path, block)
     return flat
 
 
-def _read(
-    data: pa.Buffer, options: pajson.ReadOptions, field_types: FieldTypes
-) -> tuple[pa.Table, pajson.ParseOptions | None]:
+def _read(data: pa.Buffer, options: pajson.ReadOptions, field_types: FieldTypes) -> tuple[pa.Table, bool]:
     """The block parsed with what the file's blocks learned; again by inference when its values do not fit the
-    first block's types. ArrowInvalid when pyarrow refuses the block."""
+    first block's types. ArrowInvalid when pyarrow refuses the block. With the table, whether its DOUBLEs are
+    known to be below 2^53 already (looked at here for the learned types; the caller looks at the others)."""
     parse_options = field_types.options()
     inferring = field_types.inference_options()
     try:
@@ -506,11 +505,13 @@ def _read(
             raise
         field_types.stop_knowing()
     else:
-        if parse_options is inferring or not _beyond_exact_doubles(table):
-            return table, parse_options
+        if parse_options is inferring:
+            return table, False
+        if not _beyond_exact_doubles(table):
+            return table, True
         # a DOUBLE field of the first block holds a number a DOUBLE cannot hold exactly: inferred, an integer
         # column of this block stays exact (as before the field's type was known); only this block
-    return pajson.read_json(data, read_options=options, parse_options=inferring), inferring
+    return pajson.read_json(data, read_options=options, parse_options=inferring), False
 
 
 _EXACT_IN_DOUBLE = float(2**53)  # every integer up to this has a DOUBLE of its own
