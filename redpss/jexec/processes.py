@@ -42,6 +42,7 @@ KILL_POLL = 0.005  # seconds between looks for processes of a run still alive
 class ProcessEntry(NamedTuple):
     parent: int
     zombie: bool
+    group: int  # process group id
 
 
 def become_subreaper() -> bool:
@@ -59,7 +60,7 @@ def become_subreaper() -> bool:
 
 
 def process_table() -> dict[int, ProcessEntry]:
-    """Every process in /proc: its parent and whether it has ended (a zombie, not reaped yet)."""
+    """Every process in /proc: its parent, whether it has ended (a zombie, not reaped yet) and its group."""
     table: dict[int, ProcessEntry] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -68,7 +69,7 @@ def process_table() -> dict[int, ProcessEntry]:
             fields = Path(f"/proc/{entry.name}/stat").read_bytes().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue  # it ended meanwhile
-        table[int(entry.name)] = ProcessEntry(int(fields[1]), fields[0] == b"Z")
+        table[int(entry.name)] = ProcessEntry(int(fields[1]), fields[0] == b"Z", int(fields[2]))
     return table
 
 
@@ -102,15 +103,29 @@ def _trees_below(table: dict[int, ProcessEntry], chosen: Callable[[int], bool]) 
 
 
 def signal_run(script: int, run_id: str, signum: signal.Signals) -> set[int]:
-    """Send `signum` to the script's group and to every live process of the run; the processes that were alive."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(script, signum)
+    """Send `signum` to the script's group and to every live process of the run; the processes that were alive.
+
+    The group is signalled only while it is still the run's: the script not reaped yet (its pid, and so its group
+    id, cannot be taken while it is), or a process below JEXEC still in it. Once the script is reaped and its group
+    empty, the number may be any process's group (pids wrap), and killpg() would have signalled that group."""
+    if _group_is_ours(process_table(), script):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(script, signum)
     table = process_table()
     alive = {pid for pid in run_processes(table, script, run_id) if not table[pid].zombie}
     for pid in alive:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signum)
     return alive
+
+
+def _group_is_ours(table: dict[int, ProcessEntry], group: int) -> bool:
+    """Whether process group `group` is that of a child of this process (the script, alive or a zombie) or has a
+    member below this process."""
+    leader = table.get(group)
+    if leader is not None and leader.parent == os.getpid():
+        return True
+    return any(table[pid].group == group for pid in _trees_below(table, lambda pid: True) if pid in table)
 
 
 def run_alive(script: int, run_id: str) -> set[int]:

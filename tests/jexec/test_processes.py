@@ -1,0 +1,73 @@
+"""How JEXEC ends a run's processes: never a process group that is no longer the run's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from redpss.jexec.processes import signal_run
+from tests.support.wait import wait_for
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_group_whose_number_is_no_longer_the_scripts_is_left_alone() -> None:
+    """After a script is reaped and its group is empty, its number can be another process's group (pids wrap):
+    signal_run(script, ...) sent SIGKILL to that group with killpg(). Here the other group is a `sleep` that
+    setsid made a group leader and that belongs to init, not to this process: it must stay alive."""
+    started = subprocess.run(
+        ["sh", "-c", "setsid sleep 60 >/dev/null 2>&1 </dev/null & echo $!"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    foreign = int(started.stdout)
+    wait_for(lambda: os.getpgid(foreign) == foreign, 10, 0.01, "the sleep leading a group of its own")
+    parent = int(Path(f"/proc/{foreign}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+    assert parent != os.getpid(), "this process reaps orphans (a subreaper): the sleep would be its own"
+    try:
+        assert signal_run(foreign, "run-that-ended", signal.SIGKILL) == set()
+        assert _alive(foreign)
+    finally:
+        os.kill(foreign, signal.SIGKILL)
+
+
+def test_the_group_of_a_script_not_yet_reaped_and_its_members_are_signalled() -> None:
+    """The script (a child of this process) leads its group: the group is signalled, the member that left the
+    script's tree by setsid is found by the run id in its environment."""
+    env = {**os.environ, "REDPSS_RUN_ID": "run-7"}
+    script = subprocess.Popen(["sh", "-c", "sleep 60 & setsid sleep 61 & wait"], start_new_session=True, env=env)
+    try:
+
+        def members() -> set[int] | None:
+            found = {
+                int(p.name)
+                for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _in_group_or_run(int(p.name), script.pid, b"run-7")
+            }
+            return found if len(found) >= 3 else None
+
+        processes = wait_for(members, 10, 0.01, "the script and its two sleeps")
+        signal_run(script.pid, "run-7", signal.SIGKILL)
+        script.wait(10)
+        wait_for(lambda: not any(_alive(pid) for pid in processes - {script.pid}), 10, 0.01, "the sleeps killed")
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+            script.wait()
+
+
+def _in_group_or_run(pid: int, group: int, run_id: bytes) -> bool:
+    try:
+        if os.getpgid(pid) == group:
+            return True
+        return b"REDPSS_RUN_ID=" + run_id in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
