@@ -86,6 +86,13 @@ class JexecService(Service):
             request = ActionRequest.from_message(message, uuid.uuid4().hex)
             if request.run_id in self.running:
                 raise ActionRefused(f"run {request.run_id} is running already")
+            most = self.config.redctl.jexec_max_running
+            if len(self.running) >= most:  # no await from here to its entry in self.running: the count holds
+                raise ActionRefused(
+                    f"cmd/{request.action} was not started: {len(self.running)} actions are running, the most "
+                    f"JEXEC runs at once (jexec_max_running = {most} in red_params.conf); run it again later, or "
+                    "raise the limit"
+                )
             limit = self.config.redctl.jexec_output_limit_mb * 1024 * 1024
             run = ActionRun(self.paths, request, limit, self.journal)
             script = run.check()

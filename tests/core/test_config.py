@@ -30,6 +30,7 @@ KIND_CASES: dict[str, tuple[str, Any, str, str]] = {
     "boolean": ("yes", True, "maybe", "true or false"),
     "count 1-64": ("12", 12, "0", "from 1 to 64"),
     "count 1-32": ("3", 3, "33", "from 1 to 32"),
+    "count 1-256": ("200", 200, "257", "from 1 to 256"),
     "days 0-3650": ("14", 14, "-1", "from 0 to 3650"),
     "megabytes 1-100000": ("100", 100, "0", "from 1 to 100000"),
     "seconds": ("2.5", 2.5, "soon", "seconds"),
@@ -324,6 +325,16 @@ def test_a_ca_bundle_that_is_not_there_is_named(instance: InstancePaths, tmp_pat
         load_instance_config(instance)
     missing.write_text("PEM")
     assert load_instance_config(instance).default.exa_ca_file == str(missing)
+
+
+def test_an_action_pool_larger_than_what_jexec_runs_at_once_is_named(instance: InstancePaths) -> None:
+    settings = {"sched_action_pool_size": "8", "jexec_max_running": "4"}
+    instance.config_file.write_text(render_config({"DEFAULT": {"exa_password": "pw"}, "redctl": settings}))
+    with pytest.raises(ConfigError, match=r"sched_action_pool_size = 8 is more than jexec_max_running = 4"):
+        load_instance_config(instance)
+    settings["jexec_max_running"] = "8"
+    instance.config_file.write_text(render_config({"DEFAULT": {"exa_password": "pw"}, "redctl": settings}))
+    assert load_instance_config(instance).redctl.jexec_max_running == 8
 
 
 def test_another_instance_s_ports_are_read_as_load_config_reads_them(instance: InstancePaths) -> None:

@@ -573,3 +573,23 @@ def test_a_jexec_that_goes_silent_mid_run_fails_the_caller_after_the_silence_lim
         os.kill(daemon.pid, signal.SIGCONT)
     pid = int(pids.read_text())
     wait_for(lambda: not alive(pid), 15, what="the run killed once JEXEC saw its requester gone")
+
+
+def test_an_action_beyond_jexec_max_running_is_refused_naming_the_key(instance: InstancePaths, tmp_path: Path) -> None:
+    """A query calling an action per row started one script per row at once, without bound. At most
+    jexec_max_running run; one more is refused at once, saying so, and runs once a place is free."""
+    proceed = instance.tmp / "proceed"
+    script(instance, "wait.sh", f"while [ ! -e {proceed} ]; do sleep 0.05; done\necho done\n")
+    with contextlib.ExitStack() as stack:
+        _daemon, port = stack.enter_context(running_jexec(instance, tmp_path, jexec_max_running="2"))
+        first, second, other = (stack.enter_context(client(instance, port)) for _ in range(3))
+        first.send({"op": "run", "action": "wait.sh", "timeout": 60, "run_id": "one"})
+        second.send({"op": "run", "action": "wait.sh", "timeout": 60, "run_id": "two"})
+        wait_for(lambda: other.request("status")["running"] == ["one", "two"], 15, what="two actions running")
+        with pytest.raises(PssError) as refused:
+            other.run_action("wait.sh", timeout=60, run_id="three")
+        assert "2 actions are running" in str(refused.value) and "jexec_max_running = 2" in str(refused.value)
+        assert not (instance.log / "JEXEC" / "three.log").exists()  # never started
+        proceed.touch()
+        assert first.next_reply()["status"] == second.next_reply()["status"] == "OK"
+        assert other.run_action("wait.sh", timeout=60, run_id="three")["status"] == "OK"

@@ -43,7 +43,24 @@ def load_instance_config(paths: InstancePaths) -> Config:
 
 def config_problems(config: Config, paths: InstancePaths) -> list[str]:
     """What a valid config still gets wrong about this instance and this server."""
-    return [*embedded_database_problems(config), *ca_file_problems(config), *port_collisions(config, paths)]
+    return [
+        *embedded_database_problems(config),
+        *ca_file_problems(config),
+        *port_collisions(config, paths),
+        *action_pool_problems(config),
+    ]
+
+
+def action_pool_problems(config: Config) -> list[str]:
+    """SCHED's ACTION workers beyond what JEXEC runs at once: the runs beyond it would all be refused."""
+    redctl = config.redctl
+    if redctl.sched_action_pool_size <= redctl.jexec_max_running:
+        return []
+    return [
+        f"[redctl] sched_action_pool_size = {redctl.sched_action_pool_size} is more than jexec_max_running = "
+        f"{redctl.jexec_max_running}: JEXEC would refuse the ACTION jobs beyond it; raise jexec_max_running (leave "
+        "room for the database's calls) or lower the pool"
+    ]
 
 
 def instance_problems(paths: InstancePaths) -> list[str]:

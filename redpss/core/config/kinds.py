@@ -185,6 +185,7 @@ POOL_SIZE = Kind("count 1-64", _count(1, 64))
 DAYS = Kind("days 0-3650", _count(0, 3650))
 SECONDS = Kind("seconds", _seconds)
 WORKERS = Kind("count 1-32", _count(1, 32))
+RUNNING = Kind("count 1-256", _count(1, 256))  # at most the wire's authenticated connections per listener
 MEGABYTES = Kind("megabytes 1-100000", _count(1, 100000))
 LOG_LEVEL = Kind("log level", _level)
 SMTP_ENCRYPTION = Kind("encryption", _choice("STARTTLS", "TLS", "PLAIN"))

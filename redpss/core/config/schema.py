@@ -18,6 +18,7 @@ from redpss.core.config.kinds import (
     OPTIONAL_PORT,
     POOL_SIZE,
     PORT,
+    RUNNING,
     SECONDS,
     SECRET,
     SMTP_ENCRYPTION,
@@ -105,6 +106,11 @@ class RedctlSettings(Record):
         MEGABYTES,
         100,
         "megabytes of one run's output kept in log/JEXEC/<run_id>.log; beyond them the output goes to the journal only",
+    )
+    jexec_max_running: int = setting(
+        RUNNING,
+        16,
+        "actions JEXEC runs at once (SCHED's action pool and calls from the database together); one more is refused",
     )
     db_callback_host: str = setting(
         HOST,
