@@ -69,6 +69,7 @@ def parquet_tables(path: Path) -> Iterator[pa.Table]:
 
 def _group_batches(parquet: pq.ParquetFile, group: int) -> Iterator[pa.RecordBatch]:
     """The rows of one row group in batches of about BATCH_BYTES decoded (see the module docstring)."""
+    rows = parquet.metadata.row_group(group).num_rows
     handed = 0  # rows of the group handed out
     size = PROBE_ROWS
     probing = True
@@ -82,6 +83,8 @@ def _group_batches(parquet: pq.ParquetFile, group: int) -> Iterator[pa.RecordBat
             batch = read.slice(handed - (decoded - read.num_rows)) if decoded - read.num_rows < handed else read
             yield batch
             handed += batch.num_rows
+            if handed >= rows:
+                return  # a new size now would only read the row group again for nothing
             fitting = min(BATCH_ROWS, max(1, int(BATCH_BYTES * batch.num_rows / max(_decoded_bytes(batch), 1))))
             if (probing and fitting > size) or fitting < size // 2:
                 size, resized = fitting, True

@@ -8,7 +8,9 @@ import itertools
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -244,7 +246,8 @@ def test_times_of_every_unit_are_written_with_six_fraction_digits(tmp_path: Path
 def test_batches_formatted_by_several_threads_are_written_in_order_and_name_the_row_of_an_error(
     tmp_path: Path,
 ) -> None:
-    rows = 5 * BATCH_ROWS + 123  # six batches in one row group, formatted by FORMATTING["parquet"] threads
+    # seven batches in one row group (the first of 64 rows), formatted by FORMATTING["parquet"] threads
+    rows = 5 * BATCH_ROWS + 123
     table = pa.table({"id": range(rows), "s": [f'text {i}, "{i}"' for i in range(rows)]})
     assert csv_rows(convert(tmp_path, table))[1:] == [[str(i), f'text {i}, "{i}"'] for i in range(rows)]
     values = [float(i) for i in range(rows)]
@@ -342,10 +345,12 @@ def test_batches_of_wide_rows_hold_about_batch_bytes_and_every_row_once(
     widened = next(n for n, b in enumerate(batches) if b["id"][b.num_rows - 1].as_py() >= narrow)
     if store_schema:  # the dictionary holds the wide values from the first row on: every batch is sized for them
         widened = 0
-    after = batches[widened + 1 :]
+    # the first batch after a new size holds what is left of the batch it replaces: any number of rows
+    after = batches[widened + 2 :]
     assert len(after) > 3 and all(fitting // 2 <= b.num_rows <= 2 * fitting for b in after[:-1]), [
         b.num_rows for b in batches
     ]
+    assert all(b.num_rows <= 2 * fitting for b in batches[widened + 1 :])
 
 
 def test_a_file_of_wide_rows_converts_within_bounded_memory(tmp_path: Path) -> None:
@@ -375,3 +380,24 @@ def test_a_file_of_wide_rows_converts_within_bounded_memory(tmp_path: Path) -> N
     rows, peak_mib = map(int, done.stdout.split())
     assert rows == 2000 and output.stat().st_size > 2000 * 100_000
     assert peak_mib < 350, f"peak RSS {peak_mib} MiB"
+
+
+def test_a_row_group_handed_out_whole_is_not_read_again(tmp_path: Path) -> None:
+    """A new batch size reads the row group again from its start; once its last row is handed out there is nothing
+    left to read, and a group of at most PROBE_ROWS rows (taken whole by the first batch) was read twice."""
+    source = tmp_path / "small.parquet"
+    pq.write_table(pa.table({"id": range(150)}), source, row_group_size=50)
+    passes: list[int] = []
+    with source.open("rb") as opened:
+        parquet = pq.ParquetFile(opened)
+        reading = parquet.iter_batches
+
+        def counted(**options: Any) -> Iterator[pa.RecordBatch]:
+            passes.append(options["batch_size"])
+            batches: Iterator[pa.RecordBatch] = reading(**options)
+            return batches
+
+        parquet.iter_batches = counted  # pyarrow's own reading, counted
+        ids = [b["id"].to_pylist() for group in range(3) for b in parquet_module._group_batches(parquet, group)]
+    assert ids == [list(range(50)), list(range(50, 100)), list(range(100, 150))]
+    assert passes == [parquet_module.PROBE_ROWS] * 3
