@@ -35,7 +35,7 @@ from redpss.sched.pool import MAX_QUEUE, Pool, WorkerDied, WorkerProcess
 from redpss.sched.reload import LOG_LEVEL, POOL_SIZE_KEYS, config_changes
 from redpss.sched.runlog import GroupRecorder, LogRow, record, run_log_writer, run_rows, skip_row, unstarted_row
 from redpss.sched.runs import FAILED, INTERRUPTED, OK, POOLS, SKIPPED, TIMEOUT, RunRequest, RunResult
-from redpss.sched.ticks import SAME_TICK, LoggedTicks
+from redpss.sched.ticks import SAME_TICK, Key, LoggedTicks, tick_of
 
 log = logging.getLogger("redpss.sched")
 
@@ -418,6 +418,15 @@ class SchedService(Service):
         # delivery is on disk, not logged twice
         earlier = {self.skips_taken[r.values["RUN_ID"]] for r in rows if r.values["RUN_ID"] in self.skips_taken}
         fresh = [row for row in rows if row.values["RUN_ID"] not in self.skips_taken]
+        # a tick whose run is in flight keeps its one row too: JMON lost the link after its submit reached SCHED,
+        # and logged the tick skipped; taken as done, so that the record sent again is not logged then either
+        dropped = [row for row in fresh if self._has_run(row)]
+        if dropped:
+            done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            done.set_result(True)
+            for row in dropped:
+                self.skips_taken[row.values["RUN_ID"]] = done
+            fresh = [row for row in fresh if row not in dropped]
         recording = asyncio.ensure_future(self.recorder.record(fresh))
         taken = [row.values["RUN_ID"] for row in fresh]
         for run_id in taken:
@@ -486,15 +495,28 @@ class SchedService(Service):
         job as `request`, if `request` is a scheduled tick; a manual start or a watcher's is always a run of its own."""
         if request.trigger != "SCHEDULE":
             return None
+        return self._in_flight_of(request.key, request.scheduled_at)
+
+    def _in_flight_of(self, key: Key, scheduled_at: float) -> RunRequest | None:
+        """The run in flight (running, queued, ending or waiting for a retry) of the tick `scheduled_at` of `key`."""
         queued = (r for each in self.pools.values() for r in each.queue)
-        return next(
-            (
-                r
-                for r in (*self._in_flight(), *queued)
-                if r.key == request.key and abs(r.scheduled_at - request.scheduled_at) < SAME_TICK
-            ),
-            None,
-        )
+        runs = (*self._in_flight(), *queued)
+        return next((r for r in runs if r.key == key and abs(r.scheduled_at - scheduled_at) < SAME_TICK), None)
+
+    def _has_run(self, row: LogRow) -> bool:
+        """Whether the tick a SKIPPED row of JMON's would log has its run in flight here (said at INFO)."""
+        tick = tick_of(row.qualified_table, row.values)
+        same = None if tick is None else self._in_flight_of(*tick)
+        if same is not None:
+            log.info(
+                "%s %s.%s: the tick JMON logs as skipped (%s) has its run %s in flight; no SKIPPED row",
+                same.kind.lower(),
+                same.schema,
+                same.name,
+                row.values.get("SKIP_REASON"),
+                same.run_id,
+            )
+        return same is not None
 
     def _next_startable(self, pool: Pool) -> RunRequest | None:
         """Take the first run of the queue that may start now: one that waits for its job only once that job's run

@@ -36,13 +36,13 @@ class LoggedTicks:
         """Take the ticks of run-log rows given as (SCHEMA.TABLE, values), as the writer keeps them."""
         with self._lock:
             for table, values in rows:
-                tick = _tick(table, values)
+                tick = tick_of(table, values)
                 if tick is not None and tick[1] >= self._newest.get(tick[0], (-1.0, "", ""))[0]:
                     self._newest[tick[0]] = (tick[1], str(values.get("RUN_ID") or ""), str(values.get("STATUS") or ""))
 
     def logs(self, table: str, values: Mapping[str, Any]) -> bool:
         """Whether a row for SCHEMA.TABLE with `values` would log a tick that is logged already."""
-        tick = _tick(table, values)
+        tick = tick_of(table, values)
         return tick is not None and self.logged(*tick) is not None
 
     def logged(self, key: Key, scheduled_at: float) -> tuple[str, str] | None:
@@ -54,7 +54,7 @@ class LoggedTicks:
         return newest[1], newest[2]
 
 
-def _tick(table: str, values: Mapping[str, Any]) -> tuple[Key, float] | None:
+def tick_of(table: str, values: Mapping[str, Any]) -> tuple[Key, float] | None:
     """The job or watcher and the scheduled time a row logs, as JMON reads them; None for a row that logs no tick
     of a schedule (or lacks what would tell: a spool is read as it is, and what it holds must not stop SCHED)."""
     schema, _, name = table.partition(".")

@@ -353,6 +353,34 @@ def test_skip_records_sent_again_are_logged_once(sched: tuple[DaemonProcess, int
     assert sorted(r["RUN_ID"] for r in rows) == ["skip-0", "skip-1", "skip-2"]
 
 
+def test_a_tick_logged_as_skipped_while_its_run_is_in_flight_gets_no_second_row(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """JMON's link to SCHED broke after its submit reached SCHED: SCHED ran the tick, and JMON, without an answer,
+    logged it as skipped (SCHED_UNAVAILABLE) too, so the tick had its run's row and a SKIPPED row. SCHED now drops
+    a skip record of a tick whose run it has in flight; a skip of the job's next tick is still logged."""
+    _, port = sched
+    tick = run(id=5, name="HOURLY", pool="LOADER")
+    lost = {"kind": "JOB", "schema": "APP1", "id": 5, "name": "HOURLY", "scheduled_at": tick["scheduled_at"]}
+    lost |= {"reason": "SCHED_UNAVAILABLE", "message": "SCHED did not take the run: connection reset", "run_id": "x1"}
+    overlap = lost | {"scheduled_at": tick["scheduled_at"] + 3600, "reason": "OVERLAP", "run_id": "x2"}
+    with client(instance, port) as conn:
+        conn.request("subscribe")
+        worker = loader_pid(conn)
+        os.kill(worker, signal.SIGSTOP)  # the run stays in flight while the skip records arrive
+        try:
+            conn.request("submit", run=tick)
+            wait_for(lambda: loader_worker(conn, tick["run_id"]), 20, what="the tick's run in the LOADER worker")
+            conn.request("skip", records=[lost, overlap])
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        assert finished(conn, tick["run_id"])["status"] == "OK"
+        conn.request("skip", records=[lost])  # sent again (an answer that came too late): still no second row
+    logged = [r["values"] for r in spool_rows(instance) if r["values"].get("JOB_ID") == 5]
+    rows = sorted((values["RUN_ID"], values["STATUS"]) for values in logged)
+    assert rows == sorted([(tick["run_id"], "OK"), ("x2", "SKIPPED")]), logged
+
+
 def test_sched_takes_the_instance_secret_only(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
     """The secrets derived for the services the database reaches (core.secret) do not open SCHED."""
     for service in ("DBLS", "JEXEC", "SENDMAIL", "SENDFILE"):
