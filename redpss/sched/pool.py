@@ -36,6 +36,7 @@ class WorkerProcess:
         self.instance = instance
         self.generation = generation  # the master's settings generation it started with (see SchedService.reload)
         self.ready = False  # reported ready: only then may it get a run
+        self.replacing = False  # being killed and replaced (SchedService._replace): another end of it does nothing
         self.process: asyncio.subprocess.Process | None = None
         self.current: RunRequest | None = None
         self.started_at = 0.0  # when the current (or last) run started (wall clock) ...

@@ -581,8 +581,11 @@ class SchedService(Service):
             self._dispatch(each)
 
     async def _replace(self, pool: Pool, worker: WorkerProcess, why: str) -> None:
-        if worker not in pool.workers:
-            return  # replaced already (its run and the check for dead idle workers both saw it end)
+        if worker not in pool.workers or worker.replacing:
+            # replaced already, or being replaced: its run and the tick's check for dead idle workers both see it end
+            # (the check while the kill after a timeout waits for its exit), and one replacement is said once
+            return
+        worker.replacing = True
         log.warning("worker %s %s; starting a replacement", worker.label, why)
         worker.kill()
         if worker.process is not None:
