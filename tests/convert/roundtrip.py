@@ -4,6 +4,8 @@ reader, every field as text, then CAST to the target column): the tests check wh
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,17 @@ def user_link(instance: InstancePaths, root: Path) -> Path:
     link = instance.data_input / "alice"
     link.symlink_to(upload)
     return link
+
+
+def converted_apart(script: str, source: Path, output: Path, timeout: float = 300) -> str:
+    """Run `script` (Python; sys.argv[1:] are `source` and `output`) in a process of its own, for what a test must not
+    do to its own process (limits, peak memory); its standard output, after asserting it ended well."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(source), str(output)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
