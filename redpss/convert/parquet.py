@@ -67,8 +67,9 @@ def parquet_tables(path: Path) -> Iterator[pa.Table]:
             yield flatten(parquet.schema_arrow.empty_table())
 
 
-def _group_batches(parquet: pq.ParquetFile, group: int) -> Iterator[pa.RecordBatch]:
-    """The rows of one row group in batches of about BATCH_BYTES decoded (see the module docstring)."""
+def _group_batches(parquet: pq.ParquetFile, group: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The rows of one row group (its `columns`, or all) in batches of about BATCH_BYTES decoded (see the module
+    docstring)."""
     rows = parquet.metadata.row_group(group).num_rows
     handed = 0  # rows of the group handed out
     size = PROBE_ROWS
@@ -76,7 +77,7 @@ def _group_batches(parquet: pq.ParquetFile, group: int) -> Iterator[pa.RecordBat
     while True:
         decoded = 0  # rows of the group decoded by this pass over it
         resized = False
-        for read in parquet.iter_batches(batch_size=size, row_groups=[group], use_threads=False):
+        for read in parquet.iter_batches(batch_size=size, row_groups=[group], columns=columns, use_threads=False):
             decoded += read.num_rows
             if decoded <= handed:
                 continue  # handed out by a pass before
@@ -118,11 +119,13 @@ def _decoded_bytes(batch: pa.RecordBatch) -> int:
 
 
 def _where(parquet: pq.ParquetFile, group: int, rows_before: int) -> str:
-    """The row group (and its first row) and, if one column alone fails to read, that column."""
+    """The row group (and its first row) and, if one column alone fails to read, that column (each read in batches:
+    read whole, one column of a row group that decodes large took its whole size at once)."""
     where = f"row group {group} (rows from {rows_before + 1})"
     for name in parquet.schema_arrow.names:
         try:
-            parquet.read_row_group(group, columns=[name], use_threads=False)
+            for _ in _group_batches(parquet, group, [name]):
+                pass
         except _READ_ERRORS:
             return f"{where}, column {printable(name)}"
     return where
