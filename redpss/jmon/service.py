@@ -51,6 +51,7 @@ from redpss.jmon.definitions import (
 )
 from redpss.jmon.housekeeping import Housekeeping
 from redpss.jmon.reload import config_changes
+from redpss.jmon.repeated_hour import RepeatedHourTicks, newest
 from redpss.jmon.schedule import Definition, Key, Schedule, ScheduleEntry, Tick
 from redpss.jmon.stats import StatsCollector, StatsWriter
 
@@ -94,6 +95,8 @@ class JmonService(Service):
         self.next_install_hint = 0.0
         self.paths = paths
         self.clock = clock
+        # the exact times of ticks handled in a repeated local hour, which the run logs cannot tell apart
+        self.repeated_hour = RepeatedHourTicks(paths.tmp / "jmon-repeated-hour.json")
         self.schedule = Schedule()
         self.definitions: dict[Key, Definition] = {}
         self.blocked: set[Key] = set()
@@ -162,7 +165,7 @@ class JmonService(Service):
         self.clone_guard = CloneGuard(self.paths, self.secret)
         self.clone_hold = await self._db(self._clone_check)
         try:
-            self.last_at_start = await self._db(read_last_scheduled)
+            self.last_at_start = await self._last_scheduled()
             self.schedule.runs_began(await self._db(read_last_started))
         except DatabaseError as exc:
             await self._explain_db_failure(exc, "cannot read the run logs")
@@ -314,12 +317,18 @@ class JmonService(Service):
         # a database restored under the running instance (no stop, no preclone) is found at the next poll
         return str(await self._db(lambda session: self._clone_check(session, routine=True)))
 
+    async def _last_scheduled(self) -> dict[Key, float]:
+        """Per job and watcher, the newest tick handled: the run logs', or a later one of a repeated local hour that
+        the logs cannot tell from an earlier one (repeated_hour)."""
+        logged = await self._db(read_last_scheduled)
+        return newest(logged, await asyncio.to_thread(self.repeated_hour.load, self.clock()))
+
     async def _last_scheduled_for_sync(self) -> dict[Key, float] | None:
         """The run logs' newest scheduled ticks for the first sync (read now if they could not be before); None
         after it."""
         if not self.synced and self.last_at_start is None:
             try:
-                self.last_at_start = await self._db(read_last_scheduled)
+                self.last_at_start = await self._last_scheduled()
             except DatabaseError as exc:  # scheduled from now, as when the run logs cannot be read at all
                 await self._explain_db_failure(exc, "cannot read the run logs")
         return self.last_at_start
@@ -401,8 +410,11 @@ class JmonService(Service):
             ticks = self.schedule.pop_due(self.clock(), suspended=self.suspended, blocked=self.blocked)
             if ticks:
                 await asyncio.gather(*(self._handle_tick(tick) for tick in ticks))
+            if self.repeated_hour.changed:
+                await asyncio.to_thread(self.repeated_hour.save, self.clock())
 
     async def _handle_tick(self, tick: Tick) -> Message:
+        self.repeated_hour.note(tick.key, tick.scheduled_at)
         if tick.action == "SKIP":
             self._skip(tick, tick.reason, _skip_message(tick))
             return {"ok": False, "reason": tick.reason}

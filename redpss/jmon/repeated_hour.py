@@ -1,0 +1,82 @@
+"""The exact times of the ticks handled within a repeated local hour (the autumn clock change), across a restart.
+
+JMON continues each schedule after a restart from the newest SCHEDULED_AT in the run logs, a TIMESTAMP in local time
+without an offset. In the hour the clocks repeat (02:00-03:00 twice in Europe's autumn), `02:30` names two instants
+an hour apart, and the logs cannot tell which one ran: read as the first, a restart in the second pass (or in the
+hour after it) found the second 02:30 due again and ran it a second time; `MAX(SCHEDULED_AT)` even put a first 02:45
+after a second 02:15. So JMON keeps the epoch of each tick it handles whose local time is ambiguous in
+`tmp/jmon-repeated-hour.json`, and at start takes, per job and watcher, the later of the logs' newest tick and the
+one kept here. Outside such an hour nothing is written; entries older than KEEP_SECONDS are dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from redpss.core.durable import write_atomically
+
+log = logging.getLogger("redpss.jmon")
+
+Key = tuple[str, str, int]  # (JOB | WATCHER, schema, id), as schedule.Key
+KEEP_SECONDS = 3 * 3600.0  # a kept tick older than this is in the logs unambiguously by now, or never will be
+
+
+def ambiguous(epoch: float) -> bool:
+    """Whether the local wall-clock time of `epoch` names two instants (a repeated hour)."""
+    local = dt.datetime.fromtimestamp(epoch)
+    return local.replace(fold=0).timestamp() != local.replace(fold=1).timestamp()
+
+
+class RepeatedHourTicks:
+    """The newest ambiguous tick handled per job and watcher, written when it changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ticks: dict[Key, float] = {}
+        self.changed = False
+
+    def load(self, now: float) -> dict[Key, float]:
+        """The kept ticks not older than KEEP_SECONDS (none when the file is missing or unreadable)."""
+        try:
+            records = json.loads(self.path.read_text(encoding="utf-8"))
+            ticks = {(str(kind), str(schema), int(id_)): float(at) for kind, schema, id_, at in records}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("%s cannot be read (%s); a restart in a repeated hour reads the run logs alone", self.path, exc)
+            return {}
+        self.ticks = {key: at for key, at in ticks.items() if at >= now - KEEP_SECONDS}
+        return dict(self.ticks)
+
+    def note(self, key: Key, scheduled_at: float) -> None:
+        if ambiguous(scheduled_at) and scheduled_at > self.ticks.get(key, float("-inf")):
+            self.ticks[key] = scheduled_at
+            self.changed = True
+
+    def save(self, now: float) -> None:
+        """Write the kept ticks (those of the last KEEP_SECONDS) if a new one came; the file goes once none is left."""
+        if not self.changed:
+            return
+        self.changed = False
+        self.ticks = {key: at for key, at in self.ticks.items() if at >= now - KEEP_SECONDS}
+        records = [[*key, at] for key, at in sorted(self.ticks.items())]
+        try:
+            if records:
+                write_atomically(self.path, [json.dumps(records).encode()], sync=False)
+            else:
+                self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot write %s (%s); a restart in this repeated hour reads the logs alone", self.path, exc)
+
+
+def newest(logged: Mapping[Key, float], kept: Mapping[Key, float]) -> dict[Key, float]:
+    """Per key, the later of the run logs' newest tick and the kept one."""
+    merged = dict(logged)
+    for key, at in kept.items():
+        if at > merged.get(key, float("-inf")):
+            merged[key] = at
+    return merged
