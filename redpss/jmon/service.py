@@ -414,7 +414,8 @@ class JmonService(Service):
                 await asyncio.to_thread(self.repeated_hour.save, self.clock())
 
     async def _handle_tick(self, tick: Tick) -> Message:
-        self.repeated_hour.note(tick.key, tick.scheduled_at)
+        if tick.reason != "MANUAL":  # a manual start moves no schedule (read_last_scheduled leaves it out too)
+            self.repeated_hour.note(tick.key, tick.scheduled_at)
         if tick.action == "SKIP":
             self._skip(tick, tick.reason, _skip_message(tick))
             return {"ok": False, "reason": tick.reason}

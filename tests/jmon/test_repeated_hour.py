@@ -103,11 +103,13 @@ def test_an_unreadable_file_reads_the_logs_alone(tmp_path: Path, caplog: pytest.
 
 
 def test_jmon_keeps_the_ticks_it_hands_out_in_the_repeated_hour(instance: InstancePaths) -> None:
-    """Every tick JMON handles (run or skipped: here SCHED is not reachable) is noted; the dispatcher writes the file
-    JMON's next start reads."""
+    """Every scheduled tick JMON handles (run or skipped: here SCHED is not reachable) is noted, a manual start not;
+    the dispatcher writes the file JMON's next start reads."""
     service = JmonService(load_config(instance.config_file), instance, clock=lambda: SECOND_TWO + 1)
     for at in (FIRST_TWO - 3600, FIRST_TWO, SECOND_TWO):
         asyncio.run(service._handle_tick(Tick(KEY, hourly(), at, "RUN")))
+    # a manual start moves no schedule (an interval job's grid follows its last scheduled tick)
+    asyncio.run(service._handle_tick(Tick(KEY, hourly(), SECOND_TWO + 600, "RUN", "MANUAL")))
     assert service.repeated_hour.ticks == {KEY: SECOND_TWO} and service.repeated_hour.changed
     service.repeated_hour.save(SECOND_TWO + 1)
     assert RepeatedHourTicks(instance.tmp / "jmon-repeated-hour.json").load(SECOND_TWO + 1) == {KEY: SECOND_TWO}
