@@ -106,12 +106,14 @@ def signal_run(script: int, run_id: str, signum: signal.Signals) -> set[int]:
     """Send `signum` to the script's group and to every live process of the run; the processes that were alive.
 
     The group is signalled only while it is still the run's: the script not reaped yet (its pid, and so its group
-    id, cannot be taken while it is), or a process below JEXEC still in it. Once the script is reaped and its group
-    empty, the number may be any process's group (pids wrap), and killpg() would have signalled that group."""
-    if _group_is_ours(process_table(), script):
+    id, cannot be taken while it is), or a live process in the group naming the run (REDPSS_RUN_ID; found anywhere,
+    also re-parented to init where JEXEC could not become their reaper). Once the script is reaped and its group
+    empty, the number may be any process's group (pids wrap), and killpg() would have signalled that group. One look
+    at /proc serves both steps (kill_run looks again until none is left)."""
+    table = process_table()
+    if _group_is_ours(table, script, run_id):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(script, signum)
-    table = process_table()
     alive = {pid for pid in run_processes(table, script, run_id) if not table[pid].zombie}
     for pid in alive:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -119,13 +121,14 @@ def signal_run(script: int, run_id: str, signum: signal.Signals) -> set[int]:
     return alive
 
 
-def _group_is_ours(table: dict[int, ProcessEntry], group: int) -> bool:
-    """Whether process group `group` is that of a child of this process (the script, alive or a zombie) or has a
-    member below this process."""
+def _group_is_ours(table: dict[int, ProcessEntry], group: int, run_id: str) -> bool:
+    """Whether process group `group` is the run's: its leader is a child of this process (the script, alive or a
+    zombie), or a live member carries the run's id."""
     leader = table.get(group)
     if leader is not None and leader.parent == os.getpid():
         return True
-    return any(table[pid].group == group for pid in _trees_below(table, lambda pid: True) if pid in table)
+    marker = f"REDPSS_RUN_ID={run_id}".encode()
+    return any(entry.group == group and not entry.zombie and _carries(pid, marker) for pid, entry in table.items())
 
 
 def run_alive(script: int, run_id: str) -> set[int]:

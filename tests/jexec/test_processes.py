@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
-from redpss.jexec.processes import signal_run
+import pytest
+
+from redpss.jexec.processes import PR_SET_CHILD_SUBREAPER, signal_run
 from tests.support.wait import wait_for
 
 
@@ -39,11 +44,24 @@ def test_a_group_whose_number_is_no_longer_the_scripts_is_left_alone() -> None:
         os.kill(foreign, signal.SIGKILL)
 
 
-def test_the_group_of_a_script_not_yet_reaped_and_its_members_are_signalled() -> None:
-    """The script (a child of this process) leads its group: the group is signalled, the member that left the
-    script's tree by setsid is found by the run id in its environment."""
+@pytest.fixture
+def reaper() -> Iterator[None]:
+    """This process the reaper of its orphaned descendants while the test runs, as JEXEC makes itself."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def test_the_group_of_a_script_not_yet_reaped_and_its_members_are_signalled(reaper: None) -> None:
+    """The script (a child of this process) leads its group: the group is signalled, and the member that left the
+    script's group by setsid (an orphan of this process once the script is killed) is found by the run id in its
+    environment."""
     env = {**os.environ, "REDPSS_RUN_ID": "run-7"}
     script = subprocess.Popen(["sh", "-c", "sleep 60 & setsid sleep 61 & wait"], start_new_session=True, env=env)
+    processes: set[int] = set()
     try:
 
         def members() -> set[int] | None:
@@ -55,13 +73,48 @@ def test_the_group_of_a_script_not_yet_reaped_and_its_members_are_signalled() ->
             return found if len(found) >= 3 else None
 
         processes = wait_for(members, 10, 0.01, "the script and its two sleeps")
-        signal_run(script.pid, "run-7", signal.SIGKILL)
+        script_pid = script.pid
+        signal_run(script_pid, "run-7", signal.SIGKILL)
         script.wait(10)
-        wait_for(lambda: not any(_alive(pid) for pid in processes - {script.pid}), 10, 0.01, "the sleeps killed")
+
+        def all_ended() -> bool:
+            for pid in processes - {script_pid}:  # orphans of this process: reaped here, as JEXEC reaps them
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            return not any(_alive(pid) for pid in processes - {script_pid})
+
+        if not all_ended():
+            signal_run(script_pid, "run-7", signal.SIGKILL)  # as kill_run looks again: the orphan is found now
+        wait_for(all_ended, 10, 0.01, "the sleeps killed")
     finally:
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
             script.wait()
+        for pid in processes - {script.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_reaped_scripts_group_is_signalled_while_a_member_names_the_run() -> None:
+    """Where JEXEC could not become the reaper of orphans, a `cmd &` of a script that exited is re-parented to init,
+    out of JEXEC's tree but still in the script's group and naming the run: the group is the run's, and signalled."""
+    env = {**os.environ, "REDPSS_RUN_ID": "run-8"}
+    script = subprocess.Popen(
+        ["sh", "-c", "sleep 60 >/dev/null 2>&1 </dev/null & echo $!"],
+        start_new_session=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    left, _ = script.communicate(timeout=10)  # the script exited and is reaped: its number is free
+    member = int(left)
+    try:
+        assert os.getpgid(member) == script.pid
+        signal_run(script.pid, "run-8", signal.SIGKILL)
+        wait_for(lambda: not _alive(member), 10, 0.01, "the member of the run's group killed")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
 
 
 def _in_group_or_run(pid: int, group: int, run_id: bytes) -> bool:
