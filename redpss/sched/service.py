@@ -498,13 +498,24 @@ class SchedService(Service):
         return self._in_flight_of(request.key, request.scheduled_at)
 
     def _in_flight_of(self, key: Key, scheduled_at: float) -> RunRequest | None:
-        """The run in flight (running, queued, ending or waiting for a retry) of the tick `scheduled_at` of `key`."""
+        """The run in flight (running, queued, ending or waiting for a retry) of the tick `scheduled_at` of `key`: a
+        scheduled run or a retry of one; a manual start or a watcher's target, whose time is when it was asked for,
+        is no tick's run even when that time falls on one."""
         queued = (r for each in self.pools.values() for r in each.queue)
-        runs = (*self._in_flight(), *queued)
-        return next((r for r in runs if r.key == key and abs(r.scheduled_at - scheduled_at) < SAME_TICK), None)
+        return next(
+            (
+                r
+                for r in (*self._in_flight(), *queued)
+                if r.key == key and r.trigger in _TICK_TRIGGERS and abs(r.scheduled_at - scheduled_at) < SAME_TICK
+            ),
+            None,
+        )
 
     def _has_run(self, row: LogRow) -> bool:
-        """Whether the tick a SKIPPED row of JMON's would log has its run in flight here (said at INFO)."""
+        """Whether the tick a SKIPPED row of JMON's logs as SCHED_UNAVAILABLE (its submit got no answer) has its run in
+        flight here, SCHED having taken the submit after all (said at INFO)."""
+        if row.values.get("SKIP_REASON") != "SCHED_UNAVAILABLE":
+            return False
         tick = tick_of(row.qualified_table, row.values)
         same = None if tick is None else self._in_flight_of(*tick)
         if same is not None:
@@ -805,6 +816,9 @@ class SchedService(Service):
 def retry_delay(failed: RunRequest) -> float:
     """Backoff before the next attempt: RETRY_DELAY_SECONDS after the first failure, doubling after each further one."""
     return float(failed.retry_delay * 2 ** (failed.attempt - 1))
+
+
+_TICK_TRIGGERS = frozenset({"SCHEDULE", "RETRY"})  # runs of a scheduled tick (a retry keeps its run's scheduled_at)
 
 
 def _skip_record_row(record: Any) -> LogRow:

@@ -364,6 +364,9 @@ def test_a_tick_logged_as_skipped_while_its_run_is_in_flight_gets_no_second_row(
     lost = {"kind": "JOB", "schema": "APP1", "id": 5, "name": "HOURLY", "scheduled_at": tick["scheduled_at"]}
     lost |= {"reason": "SCHED_UNAVAILABLE", "message": "SCHED did not take the run: connection reset", "run_id": "x1"}
     overlap = lost | {"scheduled_at": tick["scheduled_at"] + 3600, "reason": "OVERLAP", "run_id": "x2"}
+    # a manual start is no tick's run, even at a tick's time: the tick's skip is logged beside it
+    manual = run(id=6, name="DAILY", pool="LOADER", trigger="MANUAL")
+    beside = lost | {"id": 6, "name": "DAILY", "scheduled_at": manual["scheduled_at"], "run_id": "x3"}
     with client(instance, port) as conn:
         conn.request("subscribe")
         worker = loader_pid(conn)
@@ -371,14 +374,16 @@ def test_a_tick_logged_as_skipped_while_its_run_is_in_flight_gets_no_second_row(
         try:
             conn.request("submit", run=tick)
             wait_for(lambda: loader_worker(conn, tick["run_id"]), 20, what="the tick's run in the LOADER worker")
-            conn.request("skip", records=[lost, overlap])
+            conn.request("submit", run=manual)  # queued behind it
+            conn.request("skip", records=[lost, overlap, beside])
         finally:
             os.kill(worker, signal.SIGCONT)
-        assert finished(conn, tick["run_id"])["status"] == "OK"
+        finished_all(conn, {tick["run_id"], manual["run_id"]})
         conn.request("skip", records=[lost])  # sent again (an answer that came too late): still no second row
-    logged = [r["values"] for r in spool_rows(instance) if r["values"].get("JOB_ID") == 5]
+    logged = [r["values"] for r in spool_rows(instance) if r["values"].get("JOB_ID") in (5, 6)]
     rows = sorted((values["RUN_ID"], values["STATUS"]) for values in logged)
-    assert rows == sorted([(tick["run_id"], "OK"), ("x2", "SKIPPED")]), logged
+    expected = [(tick["run_id"], "OK"), ("x2", "SKIPPED"), (manual["run_id"], "OK"), ("x3", "SKIPPED")]
+    assert rows == sorted(expected), logged
 
 
 def test_sched_takes_the_instance_secret_only(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
