@@ -6,7 +6,8 @@ an hour apart, and the logs cannot tell which one ran: read as the first, a rest
 hour after it) found the second 02:30 due again and ran it a second time; `MAX(SCHEDULED_AT)` even put a first 02:45
 after a second 02:15. So JMON keeps the epoch of each tick it handles whose local time is ambiguous in
 `tmp/jmon-repeated-hour.json`, and at start takes, per job and watcher, the later of the logs' newest tick and the
-one kept here. Outside such an hour nothing is written; entries older than KEEP_SECONDS are dropped.
+one kept here. A key's entry goes once a later tick of it whose local time is not ambiguous is handled (the logs
+then hold a newer, unambiguous one), and any entry after KEEP_SECONDS; outside such an hour nothing new is kept.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from redpss.core.durable import write_atomically
 log = logging.getLogger("redpss.jmon")
 
 Key = tuple[str, str, int]  # (JOB | WATCHER, schema, id), as schedule.Key
-KEEP_SECONDS = 3 * 3600.0  # a kept tick older than this is in the logs unambiguously by now, or never will be
+# a kept tick older than this goes even without a later one: a job ticking less often than every ten days (an
+# interval of weeks) that ticked in a repeated hour reads its logs alone again after it
+KEEP_SECONDS = 10 * 86400.0
 
 
 def ambiguous(epoch: float) -> bool:
@@ -53,20 +56,31 @@ class RepeatedHourTicks:
         return dict(self.ticks)
 
     def note(self, key: Key, scheduled_at: float) -> None:
-        if ambiguous(scheduled_at) and scheduled_at > self.ticks.get(key, float("-inf")):
-            self.ticks[key] = scheduled_at
+        """A tick of `key` handled: kept if its local time is ambiguous; a later one that is not ends its entry."""
+        kept = self.ticks.get(key)
+        if ambiguous(scheduled_at):
+            if kept is None or scheduled_at > kept:
+                self.ticks[key] = scheduled_at
+                self.changed = True
+        elif kept is not None and scheduled_at > kept:
+            del self.ticks[key]
             self.changed = True
 
-    def save(self, now: float) -> None:
-        """Write the kept ticks (those of the last KEEP_SECONDS) if a new one came; the file goes once none is left."""
+    def pending(self, now: float) -> bytes | None:
+        """What `write` is to put in the file if a tick was kept or let go since the last call (b"": no file), else
+        None; entries older than KEEP_SECONDS are let go here. On the event loop, which alone changes `ticks`."""
         if not self.changed:
-            return
+            return None
         self.changed = False
         self.ticks = {key: at for key, at in self.ticks.items() if at >= now - KEEP_SECONDS}
         records = [[*key, at] for key, at in sorted(self.ticks.items())]
+        return json.dumps(records).encode() if records else b""
+
+    def write(self, data: bytes) -> None:
+        """The file as `pending` made it (in a thread: the event loop never waits on the disk)."""
         try:
-            if records:
-                write_atomically(self.path, [json.dumps(records).encode()], sync=False)
+            if data:
+                write_atomically(self.path, [data], sync=False)
             else:
                 self.path.unlink(missing_ok=True)
         except OSError as exc:

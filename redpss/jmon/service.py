@@ -410,8 +410,9 @@ class JmonService(Service):
             ticks = self.schedule.pop_due(self.clock(), suspended=self.suspended, blocked=self.blocked)
             if ticks:
                 await asyncio.gather(*(self._handle_tick(tick) for tick in ticks))
-            if self.repeated_hour.changed:
-                await asyncio.to_thread(self.repeated_hour.save, self.clock())
+            kept = self.repeated_hour.pending(self.clock())
+            if kept is not None:
+                await asyncio.to_thread(self.repeated_hour.write, kept)
 
     async def _handle_tick(self, tick: Tick) -> Message:
         if tick.reason != "MANUAL":  # a manual start moves no schedule (read_last_scheduled leaves it out too)

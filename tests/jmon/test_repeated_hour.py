@@ -46,6 +46,13 @@ def text_of(epoch: float) -> str:
     return text
 
 
+def save(kept: RepeatedHourTicks, now: float) -> None:
+    """What JMON's dispatcher does after each round of ticks."""
+    data = kept.pending(now)
+    if data is not None:
+        kept.write(data)
+
+
 def hourly() -> Definition:
     return Definition("JOB", "APP1", 7, "HOURLY", True, None, "0 * * * *")
 
@@ -72,7 +79,7 @@ def test_a_kept_tick_of_the_repeated_hour_wins_over_the_logs_reading(tmp_path: P
     kept.note(("JOB", "APP1", 8), FIRST_TWO - 3600)  # 01:00 is not ambiguous: nothing to keep
     kept.note(KEY, FIRST_TWO)
     kept.note(KEY, SECOND_TWO)
-    kept.save(SECOND_TWO + 600)
+    save(kept, SECOND_TWO + 600)
     restarted = RepeatedHourTicks(tmp_path / "jmon-repeated-hour.json").load(SECOND_TWO + 600)
     assert restarted == {KEY: SECOND_TWO}
     last = newest({KEY: parse_timestamp(text_of(SECOND_TWO)), ("JOB", "APP1", 8): 5.0}, restarted)
@@ -84,14 +91,14 @@ def test_a_later_tick_in_the_logs_wins_and_old_kept_ticks_go(tmp_path: Path) -> 
     path = tmp_path / "jmon-repeated-hour.json"
     kept = RepeatedHourTicks(path)
     kept.note(KEY, SECOND_TWO)
-    kept.save(SECOND_TWO)
+    save(kept, SECOND_TWO)
     later = SECOND_TWO + 3600
     assert newest({KEY: later}, RepeatedHourTicks(path).load(later)) == {KEY: later}
     assert RepeatedHourTicks(path).load(SECOND_TWO + KEEP_SECONDS + 1) == {}
     stale = RepeatedHourTicks(path)
     stale.load(SECOND_TWO)
     stale.note(KEY, SECOND_TWO + 1800)  # 02:30 +01:00
-    stale.save(SECOND_TWO + 1800 + KEEP_SECONDS + 1)  # everything kept is old by then: the file goes
+    save(stale, SECOND_TWO + 1800 + KEEP_SECONDS + 1)  # everything kept is old by then: the file goes
     assert not path.exists()
 
 
@@ -111,5 +118,25 @@ def test_jmon_keeps_the_ticks_it_hands_out_in_the_repeated_hour(instance: Instan
     # a manual start moves no schedule (an interval job's grid follows its last scheduled tick)
     asyncio.run(service._handle_tick(Tick(KEY, hourly(), SECOND_TWO + 600, "RUN", "MANUAL")))
     assert service.repeated_hour.ticks == {KEY: SECOND_TWO} and service.repeated_hour.changed
-    service.repeated_hour.save(SECOND_TWO + 1)
+    save(service.repeated_hour, SECOND_TWO + 1)
     assert RepeatedHourTicks(instance.tmp / "jmon-repeated-hour.json").load(SECOND_TWO + 1) == {KEY: SECOND_TWO}
+
+
+def test_a_kept_tick_stays_until_a_later_one_that_is_not_ambiguous(tmp_path: Path) -> None:
+    """A job of a 4 h interval that ticked at the second 02:30 ticks next at 06:30: a restart in between (3.5 h on)
+    still needs the kept tick, or its grid moved an hour early and a MISSED row came first. Its next tick, not
+    ambiguous, is in the logs as it is: the entry goes then."""
+    path = tmp_path / "jmon-repeated-hour.json"
+    interval = Definition("JOB", "APP1", 7, "EVERY_4H", True, 4 * 3600.0, None)
+    kept = RepeatedHourTicks(path)
+    tick = SECOND_TWO + 1800
+    kept.note(KEY, tick)
+    save(kept, tick)
+    restart = tick + 3.5 * 3600
+    last = newest({KEY: parse_timestamp(text_of(tick))}, RepeatedHourTicks(path).load(restart))
+    schedule = Schedule(tz=BERLIN)
+    schedule.sync([interval], restart, last_scheduled=last)
+    assert schedule.pop_due(restart) == [] and schedule.next_due() == tick + 4 * 3600
+    kept.note(KEY, tick + 4 * 3600)
+    save(kept, tick + 4 * 3600)
+    assert not path.exists()
