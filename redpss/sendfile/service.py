@@ -23,7 +23,7 @@ from typing import Any
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.db import DatabaseError, DbSession, DbSettings
-from redpss.core.db.errors import map_exa_error
+from redpss.core.db.errors import callback_cause, map_exa_error
 from redpss.core.db.rowwriter import LOG_MESSAGE_IDS, RowWriter
 from redpss.core.db.sqltext import timestamp
 from redpss.core.durable import NO_SPACE
@@ -276,7 +276,7 @@ class SendfileService(Service):
             except Exception as exc:  # pyexasol's export errors carry the database's reason
                 if full := _out_of_space(exc):  # data/work full: space may come back, the request is not at fault
                     raise TryAgain(f"no space to write the export: {full}") from None
-                cause = exc.__cause__ or exc
+                cause = callback_cause(exc)
                 text = str(map_exa_error(cause, dsn=self.session.settings.dsn, user=self.session.settings.user))
                 if not self.session.connected:  # the session was lost under the export: a later try may do
                     self.session.close()

@@ -124,6 +124,25 @@ def map_exa_error(exc: BaseException, *, dsn: str, user: str, sql: str = "") -> 
     return DatabaseError(f"database error at {dsn}: {text}")
 
 
+def callback_cause(exc: BaseException) -> BaseException:
+    """Why a pyexasol export or import through a callback failed. Its error (ExaExportError, ExaImportError) holds the
+    exceptions of the callback, the HTTP thread and the SQL thread, and which of them it is raised from is a race
+    (pyexasol's documentation says so): when the statement fails, the callback finds its pipe closed under it and
+    says only "I/O operation on closed file". The database's own answer is the reason, then any other error of
+    pyexasol's, then the first; an exception of another kind, its cause."""
+    import pyexasol  # noqa: PLC0415 - lazy: see package docstring
+
+    held = getattr(exc, "exceptions", None)
+    if isinstance(held, list) and held:
+        for kind in (pyexasol.ExaQueryError, pyexasol.ExaError):
+            found = next((each for each in held if isinstance(each, kind)), None)
+            if found is not None:
+                return found
+        first: BaseException = held[0]
+        return first
+    return exc.__cause__ or exc
+
+
 def _connection_error(exc: BaseException, dsn: str, text: str) -> DatabaseError:
     """No session: the DSN cannot be used (configuration), or the database cannot be reached (wait and retry)."""
     import pyexasol  # noqa: PLC0415 - lazy: see package docstring
