@@ -13,6 +13,7 @@ from pathlib import Path
 import pycurl  # type: ignore[import-untyped]
 import pytest
 
+from redpss.cfi import handlers
 from redpss.cfi.confine import Confinement
 from redpss.cfi.handlers import CfiHandler, Counters, ListenerSettings, OneAccountAuthorizer
 from redpss.cfi.server import CfiServer, Listener, serve_in_thread
@@ -151,24 +152,30 @@ def test_a_connection_that_does_not_log_in_in_time_is_closed(tmp_path: Path, mon
         assert cfi.counters.refused == {"no login in time": 2}
 
 
+@pytest.mark.parametrize(
+    ("login_timeout", "queued_replies", "refusal"),
+    [(30.0, handlers.MAX_QUEUED_REPLIES, "replies not read"), (1.0, 10**9, "no login in time")],
+    ids=["unread-replies", "login-deadline"],
+)
 def test_a_peer_that_sends_commands_without_reading_the_replies_is_closed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, login_timeout: float, queued_replies: int, refusal: str
 ) -> None:
     """pyftpdlib answers every command into an unbounded queue and keeps reading: a peer sending NOOP without reading
     grew CFISRV's memory without end, before any login, and the login deadline's 421 waited for the queue to drain,
-    so the connection (one of the server's slots) stayed open for good."""
-    monkeypatch.setattr(CfiHandler, "login_timeout", 1.0)
+    so the connection (one of the server's slots) stayed open for good. Each way out on its own: the unread replies
+    reaching their limit (the deadline far off), and the deadline's 421 that the peer does not read (no limit on the
+    replies), closed CLOSE_GRACE seconds later."""
+    monkeypatch.setattr(CfiHandler, "login_timeout", login_timeout)
+    monkeypatch.setattr(handlers, "MAX_QUEUED_REPLIES", queued_replies)
     explicit = Listener("127.0.0.1", free_port(), implicit=False, keys="test")
-    with serving(tmp_path, [explicit]) as (cfi, _):
-        peer = socket.socket()
+    with serving(tmp_path, [explicit]) as (cfi, _), socket.socket() as peer:
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # reads nothing: the replies pile up
-        peer.settimeout(10)
+        peer.settimeout(60)
         peer.connect(("127.0.0.1", explicit.port))
         started = time.monotonic()
         burst = b"NOOP\r\n" * 1000
         with pytest.raises((BrokenPipeError, ConnectionResetError)):  # closed by the server (not a send timeout)
-            while time.monotonic() - started < 30:
+            while time.monotonic() - started < 60:
                 peer.sendall(burst)
-        peer.close()
-        assert time.monotonic() - started < 15
-        wait_for(lambda: cfi.counters.refused.get("replies not read") == 1, 5, what="the refusal counted")
+        assert time.monotonic() - started < 30
+        wait_for(lambda: cfi.counters.refused.get(refusal) == 1, 5, what=f"the refusal counted as {refusal!r}")
