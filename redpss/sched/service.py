@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from redpss.core.config import Config, load_config
+from redpss.core.config.checks import action_pool_problems
 from redpss.core.daemon import Service
 from redpss.core.db import DbSession, DbSettings
 from redpss.core.entry import run_instance_daemon
-from redpss.core.errors import StartupError
+from redpss.core.errors import ConfigError, StartupError
 from redpss.core.logging import level_from_name
 from redpss.core.paths import InstancePaths
 from redpss.core.reloading import value
@@ -239,6 +240,8 @@ class SchedService(Service):
         A config with problems raises ConfigError: the daemon base logs it and SCHED keeps its settings.
         """
         new = await asyncio.to_thread(load_config, self.paths.config_file)
+        if problems := action_pool_problems(new):  # what a start refuses, a reload must not take either
+            raise ConfigError(str(self.paths.config_file), problems)
         changes = config_changes(self.config, new)
         if LOG_LEVEL in changes.applied:
             logging.getLogger().setLevel(level_from_name(str(value(new, LOG_LEVEL))))

@@ -386,6 +386,22 @@ def test_a_tick_logged_as_skipped_while_its_run_is_in_flight_gets_no_second_row(
     assert rows == sorted(expected), logged
 
 
+def test_a_reload_with_an_action_pool_beyond_what_jexec_runs_is_refused(
+    sched: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """A start refuses an ACTION pool larger than jexec_max_running (JEXEC would refuse the runs beyond it); a reload
+    took it without a word. It keeps the previous settings now, saying why."""
+    daemon, port = sched
+    config = instance.config_file.read_text()
+    instance.config_file.write_text(config.replace("sched_action_pool_size = 1", "sched_action_pool_size = 20"))
+    os.kill(daemon.pid, signal.SIGHUP)
+    daemon.wait_log("reload failed; keeping the previous settings")
+    assert "sched_action_pool_size = 20 is more than jexec_max_running = 16" in daemon.log
+    with client(instance, port) as conn:
+        sizes = {p["pool"]: p["size"] for p in conn.request("status")["pools"]}
+    assert sizes["ACTION"] == 1
+
+
 def test_sched_takes_the_instance_secret_only(sched: tuple[DaemonProcess, int], instance: InstancePaths) -> None:
     """The secrets derived for the services the database reaches (core.secret) do not open SCHED."""
     for service in ("DBLS", "JEXEC", "SENDMAIL", "SENDFILE"):
