@@ -69,7 +69,11 @@ class WorkerProcess:
             limit=16 * 1024 * 1024,
         )
         line = await asyncio.wait_for(self._readline(), READY_TIMEOUT)
-        if not json.loads(line).get("ready"):
+        try:
+            ready = json.loads(line).get("ready")
+        except (ValueError, AttributeError):  # not JSON, or not an object: something else wrote to its stdout
+            ready = False
+        if not ready:
             raise WorkerDied(f"worker {self.label} did not report ready: {line[:200]!r}")
         self.ready = True
 

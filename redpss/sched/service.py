@@ -615,6 +615,10 @@ class SchedService(Service):
             log.error(
                 "replacement worker for %s-%d did not start (next try in a second): %s", pool.name, worker.index, exc
             )
+            replacement.kill()  # one that did not say ready in time, or said something else, may still run
+            if replacement.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    await replacement.process.wait()
             replacement.process = None
 
     async def _finish(self, request: RunRequest, result: RunResult, *, recorded: bool = False) -> None:
