@@ -1020,15 +1020,13 @@ def _jmon_hands_over(instance: InstancePaths, port: int, request: dict[str, Any]
     """JMON's hand-over of `request`'s tick to the real SCHED (only the attributes it uses); SCHED's answer. Asserts
     that JMON queued no skipped tick for it."""
     import asyncio  # noqa: PLC0415
-    from collections import deque  # noqa: PLC0415
 
+    from redpss.core.config import load_config  # noqa: PLC0415
     from redpss.core.wire import AsyncClient  # noqa: PLC0415
     from redpss.jmon.schedule import Definition, Tick  # noqa: PLC0415
     from redpss.jmon.service import JmonService  # noqa: PLC0415
-    from redpss.jmon.stats import StatsCollector  # noqa: PLC0415
 
-    jmon = JmonService.__new__(JmonService)
-    jmon.clock, jmon.stats, jmon.waiting_skips = time.time, StatsCollector(), deque()
+    jmon = JmonService(load_config(instance.config_file), instance)  # not started: only its hand-over is used
     fields = {name: request[name] for name in ("kind", "schema", "id", "name", "job_type")}
     definition = Definition("JOB", request["schema"], request["id"], request["name"], True, 3600.0, None,
                             payload=fields)  # fmt: skip
