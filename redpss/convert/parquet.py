@@ -87,13 +87,12 @@ def _group_batches(parquet: pq.ParquetFile, group: int, columns: list[str] | Non
             if handed >= rows:
                 return  # a new size now would only read the row group again for nothing
             fitting = min(BATCH_ROWS, max(1, int(BATCH_BYTES * batch.num_rows / max(_decoded_bytes(batch), 1))))
-            if (probing and fitting > size) or fitting < size // 2:
+            grow, probing = probing and fitting > size, False
+            if grow or fitting < size // 2:
                 size, resized = fitting, True
                 break
-            probing = False
         if not resized:
             return
-        probing = False
 
 
 def _decoded_bytes(batch: pa.RecordBatch) -> int:

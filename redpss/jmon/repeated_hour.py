@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from redpss.core.durable import write_atomically
+from redpss.jmon.schedule import Key
 
 log = logging.getLogger("redpss.jmon")
 
-Key = tuple[str, str, int]  # (JOB | WATCHER, schema, id), as schedule.Key
 # a kept tick older than this goes even without a later one: a job ticking less often than every ten days (an
 # interval of weeks) that ticked in a repeated hour reads its logs alone again after it
 KEEP_SECONDS = 10 * 86400.0

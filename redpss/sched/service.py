@@ -240,7 +240,7 @@ class SchedService(Service):
         A config with problems raises ConfigError: the daemon base logs it and SCHED keeps its settings.
         """
         new = await asyncio.to_thread(load_config, self.paths.config_file)
-        if problems := action_pool_problems(new):  # what a start refuses, a reload must not take either
+        if problems := action_pool_problems(new):  # an ACTION pool JEXEC would refuse, as a start says too
             raise ConfigError(str(self.paths.config_file), problems)
         changes = config_changes(self.config, new)
         if LOG_LEVEL in changes.applied:
@@ -423,13 +423,12 @@ class SchedService(Service):
         fresh = [row for row in rows if row.values["RUN_ID"] not in self.skips_taken]
         # a tick whose run is in flight keeps its one row too: JMON lost the link after its submit reached SCHED,
         # and logged the tick skipped; taken as done, so that the record sent again is not logged then either
-        dropped = [row for row in fresh if self._has_run(row)]
+        dropped = {row.values["RUN_ID"] for row in fresh if self._has_run(row)}
         if dropped:
             done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             done.set_result(True)
-            for row in dropped:
-                self.skips_taken[row.values["RUN_ID"]] = done
-            fresh = [row for row in fresh if row not in dropped]
+            self.skips_taken.update(dict.fromkeys(dropped, done))
+            fresh = [row for row in fresh if row.values["RUN_ID"] not in dropped]
         recording = asyncio.ensure_future(self.recorder.record(fresh))
         taken = [row.values["RUN_ID"] for row in fresh]
         for run_id in taken:
@@ -523,11 +522,10 @@ class SchedService(Service):
         same = None if tick is None else self._in_flight_of(*tick)
         if same is not None:
             log.info(
-                "%s %s.%s: the tick JMON logs as skipped (%s) has its run %s in flight; no SKIPPED row",
+                "%s %s.%s: the tick JMON logs as skipped (SCHED_UNAVAILABLE) has its run %s in flight; no SKIPPED row",
                 same.kind.lower(),
                 same.schema,
                 same.name,
-                row.values.get("SKIP_REASON"),
                 same.run_id,
             )
         return same is not None

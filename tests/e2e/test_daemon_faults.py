@@ -21,6 +21,7 @@ from redpss.core.db.sqltext import timestamp
 from redpss.core.paths import InstancePaths
 from tests.support.daemon_set import DaemonSet
 from tests.support.instance_runner import add_job, instance_config
+from tests.support.processes import alive
 from tests.support.wait import wait_for
 
 
@@ -143,15 +144,6 @@ def test_sched_drain_finishes_the_running_run_and_records_the_queue_as_interrupt
     assert all("not started: SCHED stopped first" in m for s, m in statuses if s == "INTERRUPTED")
     sched.close()
     del daemons.procs["sched"]
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from redpss.sql.udf.pss_client import PssClient, PssError
 from tests.dbls.conftest import JournalCollector
 from tests.support.daemons import DaemonProcess
 from tests.support.private_tmp import PrivateTmp
+from tests.support.processes import alive
 from tests.support.wait import wait_for
 
 
@@ -67,15 +68,6 @@ def script(instance: InstancePaths, name: str, body: str, mode: int = 0o750) -> 
 
 def client(instance: InstancePaths, port: int) -> PssClient:
     return PssClient("127.0.0.1", port, instance_secret(instance), client="test")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with Path(f"/proc/{pid}/stat").open() as stat:  # a zombie is dead for our purposes
-        return stat.read().split(") ")[1][0] != "Z"
 
 
 def test_runs_a_cmd_script_with_its_arguments_and_environment_without_a_shell(

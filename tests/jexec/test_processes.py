@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 
 from redpss.jexec.processes import PR_SET_CHILD_SUBREAPER, signal_run
+from tests.support.processes import alive
 from tests.support.wait import wait_for
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_group_whose_number_is_no_longer_the_scripts_is_left_alone() -> None:
@@ -39,7 +33,7 @@ def test_a_group_whose_number_is_no_longer_the_scripts_is_left_alone() -> None:
     assert parent != os.getpid(), "this process reaps orphans (a subreaper): the sleep would be its own"
     try:
         assert signal_run(foreign, "run-that-ended", signal.SIGKILL) == set()
-        assert _alive(foreign)
+        assert alive(foreign)
     finally:
         os.kill(foreign, signal.SIGKILL)
 
@@ -81,7 +75,7 @@ def test_the_group_of_a_script_not_yet_reaped_and_its_members_are_signalled(reap
             for pid in processes - {script_pid}:  # orphans of this process: reaped here, as JEXEC reaps them
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-            return not any(_alive(pid) for pid in processes - {script_pid})
+            return not any(alive(pid) for pid in processes - {script_pid})
 
         if not all_ended():
             signal_run(script_pid, "run-7", signal.SIGKILL)  # as kill_run looks again: the orphan is found now
@@ -111,7 +105,7 @@ def test_a_reaped_scripts_group_is_signalled_while_a_member_names_the_run() -> N
     try:
         assert os.getpgid(member) == script.pid
         signal_run(script.pid, "run-8", signal.SIGKILL)
-        wait_for(lambda: not _alive(member), 10, 0.01, "the member of the run's group killed")
+        wait_for(lambda: not alive(member), 10, 0.01, "the member of the run's group killed")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
