@@ -33,6 +33,7 @@ import pyarrow.json as pajson
 
 from redpss.convert.csvout import NAME_SEPARATOR, flatten, json_text, same_name, with_paths
 from redpss.convert.errors import BadInput
+from redpss.convert.flatjson import DECLINES_BEFORE_GIVING_UP, FlatSchema, flat_schema, read_flat
 from redpss.convert.pipeline import mapped_in_order, prefetched
 
 # What is read at once; a block is this plus the part of a record left from the last read. Measured on 2 cores
@@ -412,6 +413,8 @@ class FieldTypes:
         self.order: dict[str, int] = {}  # the first block's fields in the order they were inferred in
         self._inferring: pajson.ParseOptions | None = None  # the text fields only
         self._knowing: pajson.ParseOptions | None = None  # the first block's scalar fields and the text fields
+        self._flat: FlatSchema | None = None  # the same for the compiled parser (flatjson), while it is offered
+        self._declined = 0
 
     def options(self) -> pajson.ParseOptions | None:
         return self._knowing if self._use_known and self._knowing is not None else self._inferring
@@ -421,6 +424,16 @@ class FieldTypes:
 
     def stop_knowing(self) -> None:
         self._use_known = False
+
+    def flat(self) -> FlatSchema | None:
+        """The known fields for the compiled parser when the known fields are used and it is still offered."""
+        return self._flat if self._use_known else None
+
+    def declined(self) -> None:
+        with self._lock:
+            self._declined += 1
+            if self._declined >= DECLINES_BEFORE_GIVING_UP:
+                self._flat = None
 
     def learn(self, schema: pa.Schema, first: bool) -> None:
         """Remember the fields of `schema` that hold timestamps and, from the first block, its scalar fields."""
@@ -434,6 +447,7 @@ class FieldTypes:
             self._inferring = pajson.ParseOptions(explicit_schema=pa.schema(text)) if text else None
             known = list({**self._known, **self._text}.items())
             self._knowing = pajson.ParseOptions(explicit_schema=pa.schema(known)) if known else None
+            self._flat = flat_schema(pa.schema(known)) if self._declined < DECLINES_BEFORE_GIVING_UP else None
 
     def in_order(self, table: pa.Table) -> pa.Table:
         """The table's columns in the order the first block's were inferred in, the fields it lacked after them
@@ -465,6 +479,9 @@ def parse_block(path: Path, block: Block, field_types: FieldTypes | None = None,
 
 
 def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool) -> pa.Table:
+    flat = None if first else _flat_table(block, field_types)
+    if flat is not None:
+        return flat
     lines = None if block.checked else _lines(block.data)
     if lines is not None:  # an array's elements were measured by its scan
         _refuse_deep_nesting(path, block, lines.objects)
@@ -490,6 +507,27 @@ def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool)
         # keeps every number as sent (the block's values are then written as text)
         return _parse_by_python(path, block)
     return flat
+
+
+def _flat_table(block: Block, field_types: FieldTypes) -> pa.Table | None:
+    """The block read by the compiled parser with the known fields (flatjson), or None where that parser is not
+    offered or declines it, or where a DOUBLE of it is 2^53 or more (a case _read handles). A block it reads holds
+    one flat object per line, so the checks of the lines and their nesting pyarrow's path needs are not made."""
+    flat = field_types.flat()
+    if flat is None:
+        return None
+    data = pa.py_buffer(block.data)
+    try:
+        _check_utf8(data)
+    except pa.ArrowInvalid:
+        return None  # the path of every other block names the place
+    table = read_flat(data, flat)
+    if table is None:
+        field_types.declined()
+        return None
+    if _beyond_exact_doubles(table):
+        return None
+    return flatten(field_types.in_order(table))
 
 
 def _read(data: pa.Buffer, options: pajson.ReadOptions, field_types: FieldTypes) -> tuple[pa.Table, bool]:
