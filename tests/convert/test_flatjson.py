@@ -52,6 +52,7 @@ def assert_read_as_pyarrow_would(block: bytes, schema: pa.Schema = SCHEMA) -> pa
         theirs = pyarrows(block, schema)
         assert theirs is not None, f"pyarrow refuses what the parser read: {block[:200]!r}"
         assert ours.equals(theirs), f"{block[:200]!r}\nours: {ours.to_pylist()[:3]}\npyarrow: {theirs.to_pylist()[:3]}"
+        assert repr(ours.to_pylist()) == repr(theirs.to_pylist()), block[:200]  # equals() takes -0.0 for 0.0
     return ours
 
 
