@@ -311,9 +311,14 @@ typedef struct {
     const char *start, *end;
     int negative, integral;
     uint64_t mantissa; /* the first 19 significant digits */
-    int digits;        /* significant digits in all (a number with more is parsed by strtod) */
+    int digits;        /* significant digits, counted up to 20 (a number with more than 19 is parsed by strtod) */
     long exponent;     /* the value is mantissa * 10^exponent when digits <= 19 */
 } Number;
+
+/* Counts stop at 20: all that matters is whether there are more than 19 (a line of 2^31 digits would overflow) */
+static inline void count_digit(Number *n) {
+    if (n->digits < 20) n->digits++;
+}
 
 static int scan_number(Parser *p, Number *n) {
     const char *at = p->at, *end = p->end;
@@ -335,7 +340,7 @@ static int scan_number(Parser *p, Number *n) {
             } else {
                 n->exponent++;
             }
-            n->digits++;
+            count_digit(n);
         }
     }
     if (at < end && *at == '.') {
@@ -348,9 +353,9 @@ static int scan_number(Parser *p, Number *n) {
             } else if (n->digits < 19) {
                 n->mantissa = n->mantissa * 10 + (uint64_t)(*at - '0');
                 n->exponent--;
-                n->digits++;
+                count_digit(n);
             } else {
-                n->digits++;
+                count_digit(n);
             }
         }
     }

@@ -5,7 +5,7 @@ pyarrow's JSON reader alone costs more CPU per MB than polars' whole conversion.
 by pyarrow (its types inferred); the later blocks are given to this parser with the first block's fields. It
 reads a block only when it can read it exactly as pyarrow would with those fields as its explicit schema, and
 declines anything else (a new field, another type, a nested value, a line pyarrow reads in its own way), which
-pyarrow then reads as before. A file whose blocks keep being declined stops being offered to it.
+pyarrow then reads as before. A file whose blocks it declines twice in a row stops being offered to it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from redpss.convert._flatjson import Column
 
 _KINDS = {pa.int64(): b"i", pa.float64(): b"d", pa.bool_(): b"b", pa.string(): b"s"}
-DECLINES_BEFORE_GIVING_UP = 2  # blocks of one file declined before its later ones go to pyarrow at once
+DECLINES_BEFORE_GIVING_UP = 2  # blocks of one file declined in a row before its later ones go to pyarrow at once
 
 
 class FlatSchema(NamedTuple):

@@ -429,9 +429,12 @@ class FieldTypes:
         """The known fields for the compiled parser when the known fields are used and it is still offered."""
         return self._flat if self._use_known else None
 
-    def declined(self) -> None:
+    def flat_outcome(self, read: bool) -> None:
+        """Count the compiled parser's declined blocks in a row; from DECLINES_BEFORE_GIVING_UP on, the file's
+        later blocks go to pyarrow at once (a block read starts the count again: an odd record now and then in a
+        long file does not cost the file its fast path)."""
         with self._lock:
-            self._declined += 1
+            self._declined = 0 if read else self._declined + 1
             if self._declined >= DECLINES_BEFORE_GIVING_UP:
                 self._flat = None
 
@@ -511,8 +514,9 @@ def _parse_block(path: Path, block: Block, field_types: FieldTypes, first: bool)
 
 def _flat_table(block: Block, field_types: FieldTypes) -> pa.Table | None:
     """The block read by the compiled parser with the known fields (flatjson), or None where that parser is not
-    offered or declines it, or where a DOUBLE of it is 2^53 or more (a case _read handles). A block it reads holds
-    one flat object per line, so the checks of the lines and their nesting pyarrow's path needs are not made."""
+    offered or declines it, or where a DOUBLE of it is 2^53 or more (a case _read handles, counted as declined). A
+    block it reads holds one flat object per line, so the checks of the lines and their nesting pyarrow's path
+    needs are not made."""
     flat = field_types.flat()
     if flat is None:
         return None
@@ -522,10 +526,9 @@ def _flat_table(block: Block, field_types: FieldTypes) -> pa.Table | None:
     except pa.ArrowInvalid:
         return None  # the path of every other block names the place
     table = read_flat(data, flat)
-    if table is None:
-        field_types.declined()
-        return None
-    if _beyond_exact_doubles(table):
+    beyond = table is not None and _beyond_exact_doubles(table)  # counted as declined: _read parses it twice more
+    field_types.flat_outcome(table is not None and not beyond)
+    if table is None or beyond:
         return None
     return flatten(field_types.in_order(table))
 

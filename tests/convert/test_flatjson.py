@@ -232,6 +232,50 @@ def test_a_file_whose_blocks_it_declines_stops_being_offered(tmp_path: Path, mon
     assert len(csv_rows(tmp_path / "out.csv")) == 61
 
 
+def test_an_odd_record_now_and_then_does_not_cost_a_file_its_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every 25th record holds an escaped NUL (declined): blocks between such records are still read by the parser."""
+    monkeypatch.setattr(jsonread, "READ_BYTES", 64)
+    read = []
+
+    def watched(data: bytes, flat: flatjson.FlatSchema) -> pa.Table | None:
+        table = read_flat(data, flat)
+        read.append(table is not None)
+        return table
+
+    monkeypatch.setattr(jsonread, "read_flat", watched)
+    lines = [json.dumps({"a": n, "s": "\u0000" if n % 25 == 24 else "x"}) for n in range(200)]
+    source = tmp_path / "in.json"
+    source.write_text("\n".join(lines) + "\n")
+    convert_file("json", source, tmp_path / "out.csv")
+    assert read.count(False) >= 7  # asked again after each: not given up
+    assert read.count(True) > 3 * read.count(False)
+    assert [row[1] for row in csv_rows(tmp_path / "out.csv")[1:]] == [
+        "\x00" if n % 25 == 24 else "x" for n in range(200)
+    ]
+
+
+def test_blocks_of_doubles_beyond_2_53_count_as_declined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DOUBLE field that later holds integers of 2^53 or more: such a block goes to pyarrow's inference (and on to
+    Python's parser, which keeps the digits), so the compiled parser stops being asked after two of them."""
+    monkeypatch.setattr(jsonread, "READ_BYTES", 64)
+    read = []
+
+    def watched(data: bytes, flat: flatjson.FlatSchema) -> pa.Table | None:
+        table = read_flat(data, flat)
+        read.append(table is not None)
+        return table
+
+    monkeypatch.setattr(jsonread, "read_flat", watched)
+    values = [n + 0.5 for n in range(3)] + [2**60 + n for n in range(60)]
+    source = tmp_path / "in.json"
+    source.write_text("".join(json.dumps({"v": v}) + "\n" for v in values))
+    convert_file("json", source, tmp_path / "out.csv")
+    assert flatjson.DECLINES_BEFORE_GIVING_UP <= len(read) < flatjson.DECLINES_BEFORE_GIVING_UP + jsonread.PARSERS
+    assert [row[0] for row in csv_rows(tmp_path / "out.csv")[1:]][3:] == [str(2**60 + n) for n in range(60)]
+
+
 _UNDER_SANITIZERS = """
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("redpss.convert._flatjson", sys.argv[1])
