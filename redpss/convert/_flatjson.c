@@ -5,7 +5,8 @@
  * speed"). This parser reads only what it can read exactly as pyarrow would with the same explicit schema, and
  * declines everything else (returns None), so the caller hands that block to pyarrow unchanged:
  *
- *   - one JSON object per line ('\n' ends a line; a '\r' anywhere, a blank line, two records on a line: declined);
+ *   - one JSON object per line ('\n' or "\r\n" ends a line; any other '\r', a blank line, two records on a line:
+ *     declined);
  *   - keys without escapes, each one of the given fields, none twice in a record (a new field: declined);
  *   - values of the field's kind or null: int64 (an integer that fits), double (any number whose value a double
  *     holds without overflow or underflow, correctly rounded), bool, string (escapes decoded; \u0000 and lone
@@ -468,6 +469,7 @@ static enum outcome read_record(Parser *p) {
         }
     }
     skip_blanks(p);
+    take(p, '\r'); /* a CRLF line end (Windows); a CR alone is declined by what follows */
     if (p->at < p->end && !take(p, '\n')) return DECLINED; /* something after the object on its line */
     for (Py_ssize_t n = 0; n < p->count; n++) {
         Column *column = &p->columns[n];

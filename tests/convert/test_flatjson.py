@@ -96,7 +96,8 @@ def test_the_usual_records_are_read_as_pyarrow_reads_them() -> None:
         (b'{"s": "a\tb"}\n', "a raw control character"),
         (b'{"s": "\\x"}\n', "an unknown escape"),
         (b'{"\\u0069": 1}\n', "an escaped key"),
-        (b'{"i": 1}\r\n', "a CR line end"),
+        (b'{"i": 1}\r{"i": 2}\n', "a CR alone as a line end"),
+        (b'{"i": 1\r\n}\n', "a CR inside a record"),
         (b'{"i": 1}\n\n{"i": 2}\n', "a blank line"),
         (b'{"i": 1} {"i": 2}\n', "two records on a line"),
         (b'{"i": 1,}\n', "a trailing comma"),
@@ -137,17 +138,17 @@ _values = {
 _record = st.fixed_dictionaries({}, optional={k: st.one_of(st.none(), v) for k, v in _values.items()})
 
 
-def _dumped(records: list[dict[str, object]], ascii_only: bool, compact: bool) -> bytes:
+def _dumped(records: list[dict[str, object]], ascii_only: bool, compact: bool, line_end: str = "\n") -> bytes:
     separators = (",", ":") if compact else (", ", ": ")
-    return "".join(json.dumps(r, ensure_ascii=ascii_only, separators=separators) + "\n" for r in records).encode()
+    return "".join(json.dumps(r, ensure_ascii=ascii_only, separators=separators) + line_end for r in records).encode()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_record, min_size=1, max_size=30), st.booleans(), st.booleans())
+@given(st.lists(_record, min_size=1, max_size=30), st.booleans(), st.booleans(), st.sampled_from(["\n", "\r\n"]))
 def test_flat_records_of_the_known_fields_are_read_and_equal_pyarrows(
-    records: list[dict[str, object]], ascii_only: bool, compact: bool
+    records: list[dict[str, object]], ascii_only: bool, compact: bool, line_end: str
 ) -> None:
-    block = _dumped(records, ascii_only, compact)
+    block = _dumped(records, ascii_only, compact, line_end)
     assume("\\u0000" not in block.decode())  # an escaped NUL is declined
     assume(not any(isinstance(r.get("d"), float) and not math.isfinite(r["d"]) for r in records))  # type: ignore[arg-type]
     assume(all(abs(v) < 1e308 for r in records if isinstance(v := r.get("d"), int)))
@@ -169,7 +170,7 @@ _sample = _dumped(
     ],
     ascii_only=False,
     compact=False,
-) + _dumped([{"s": "\U0001f600\t", "d": 3}], ascii_only=True, compact=True)
+) + _dumped([{"s": "\U0001f600\t", "d": 3}], ascii_only=True, compact=True, line_end="\r\n")
 
 
 @settings(max_examples=1500, deadline=None)
