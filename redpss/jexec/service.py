@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from redpss.core.config import Config
 from redpss.core.daemon import Service
 from redpss.core.entry import run_instance_daemon
+from redpss.core.logging.repeated import RepeatedWarnings
 from redpss.core.paths import InstancePaths
 from redpss.core.secret import accepted_secrets
 from redpss.core.services import service_spec
@@ -55,6 +56,7 @@ class JexecService(Service):
         self.runs_ended_since_strays_killed = False  # then a tick with no action running kills what is left
         self.idle = asyncio.Event()
         self.journal = output_journal(paths.redenv)
+        self.refusals = RepeatedWarnings(log)  # a refusal each, for the same client and reason: once a minute
 
     async def start(self) -> None:
         self.idle.set()
@@ -97,7 +99,10 @@ class JexecService(Service):
             run = ActionRun(self.paths, request, limit, self.journal)
             script = run.check()
         except ActionRefused as exc:
-            log.warning("refused to run for %s at %s: %s", connection.client, connection.peer, exc)
+            # one per request: a per-row query beyond the limit or naming a missing script logged a line per row
+            self.refusals.warn(
+                f"{connection.client}: {exc}", f"refused to run for {connection.client} at {connection.peer}: {exc}"
+            )
             raise RequestError(str(exc), Code.REFUSED) from None
         log.info(
             "run %s: cmd/%s with %d argument(s), timeout %g s, for %s",
@@ -164,6 +169,7 @@ class JexecService(Service):
             raise
 
     async def tick(self, now: float) -> None:
+        self.refusals.flush()
         reap_ended_orphans()  # the orphans of a running action that ended on their own
         if self.runs_ended_since_strays_killed and not self.running and not ActionRun.starting:
             self.runs_ended_since_strays_killed = False

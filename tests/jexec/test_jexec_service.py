@@ -230,6 +230,23 @@ def test_only_executable_scripts_of_our_user_inside_cmd_run(
     assert not (instance.log / "JEXEC").exists()
 
 
+def test_the_same_refusal_per_row_is_logged_once_not_per_request(
+    jexec: tuple[DaemonProcess, int], instance: InstancePaths
+) -> None:
+    """A query calling a missing action per row was refused per row, each refusal a WARNING of its own: the first
+    is logged, the rest of its minute counted (tests/core/test_repeated_warnings.py: their summary)."""
+    daemon, port = jexec
+    with client(instance, port) as conn:
+        for _ in range(20):
+            with pytest.raises(PssError, match=r"cmd/missing\.sh does not exist"):
+                conn.run_action("missing.sh")
+        with pytest.raises(PssError, match=r"cmd/other\.sh does not exist"):
+            conn.run_action("other.sh")  # another reason: logged whole, after the twenty
+    daemon.wait_log("cmd/other.sh does not exist")
+    logged = (instance.log / "jexec.log").read_text()
+    assert logged.count("cmd/missing.sh does not exist") == 1
+
+
 def test_a_script_that_cannot_be_started_is_refused_saying_why_and_logged(
     jexec: tuple[DaemonProcess, int], instance: InstancePaths
 ) -> None:
