@@ -12,6 +12,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -23,6 +24,9 @@ from redpss.convert import flatjson, jsonread
 from redpss.convert.convert import convert_file
 from redpss.convert.flatjson import flat_schema, read_flat
 from tests.convert.roundtrip import csv_rows
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 SCHEMA = pa.schema([("i", pa.int64()), ("d", pa.float64()), ("b", pa.bool_()), ("s", pa.string())])
 JSON_NUMBER = r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][-+]?[0-9]{1,3})?"
@@ -188,92 +192,78 @@ def test_a_damaged_block_is_declined_or_read_as_pyarrow_reads_it(edits: list[tup
     assert_read_as_pyarrow_would(block)
 
 
-def test_a_file_is_converted_by_the_parser_after_its_first_block(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first block is inferred by pyarrow; the blocks after it go to the parser, and the CSV is the same."""
-    monkeypatch.setattr(jsonread, "READ_BYTES", 256)
-    read = []
+@pytest.fixture
+def flat_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether the compiled parser read each block it was given (True) or declined it, in the order asked."""
+    reads: list[bool] = []
 
-    def watched(data: bytes, flat: flatjson.FlatSchema) -> pa.Table | None:
+    def watched(data: ReadableBuffer, flat: flatjson.FlatSchema) -> pa.Table | None:
         table = read_flat(data, flat)
-        read.append(table is not None)
+        reads.append(table is not None)
         return table
 
     monkeypatch.setattr(jsonread, "read_flat", watched)
+    return reads
+
+
+def test_a_file_is_converted_by_the_parser_after_its_first_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flat_reads: list[bool]
+) -> None:
+    """The first block is inferred by pyarrow; the blocks after it go to the parser, and the CSV is the same."""
+    monkeypatch.setattr(jsonread, "READ_BYTES", 256)
     records = [{"id": n, "name": f'row {n}, "quoted"', "price": n / 4, "ok": n % 2 == 0} for n in range(200)]
     source = tmp_path / "in.json"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     convert_file("json", source, tmp_path / "out.csv")
-    assert len(read) > 20
-    assert all(read)
+    assert len(flat_reads) > 20
+    assert all(flat_reads)
     rows = csv_rows(tmp_path / "out.csv")
     assert rows[0] == ["id", "name", "price", "ok"]
     assert rows[1:] == [[str(n), f'row {n}, "quoted"', _double(n / 4), "1" if n % 2 == 0 else "0"] for n in range(200)]
 
 
-def test_a_file_whose_blocks_it_declines_stops_being_offered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_whose_blocks_it_declines_stops_being_offered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flat_reads: list[bool]
+) -> None:
     """Records of the later blocks all bring a new field: the parser declines two blocks (and those already being
     parsed beside them), then is not asked; 40 blocks."""
     monkeypatch.setattr(jsonread, "READ_BYTES", 64)
-    read = []
-
-    def watched(data: bytes, flat: flatjson.FlatSchema) -> pa.Table | None:
-        table = read_flat(data, flat)
-        read.append(table is not None)
-        return table
-
-    monkeypatch.setattr(jsonread, "read_flat", watched)
     lines = [json.dumps({"a": n}) for n in range(5)] + [json.dumps({"a": n, f"k{n}": n}) for n in range(5, 60)]
     source = tmp_path / "in.json"
     source.write_text("\n".join(lines) + "\n")
     convert_file("json", source, tmp_path / "out.csv")
-    assert not any(read)
-    assert flatjson.DECLINES_BEFORE_GIVING_UP <= len(read) < flatjson.DECLINES_BEFORE_GIVING_UP + jsonread.PARSERS
+    assert not any(flat_reads)
+    assert flatjson.DECLINES_BEFORE_GIVING_UP <= len(flat_reads) < flatjson.DECLINES_BEFORE_GIVING_UP + jsonread.PARSERS
     assert len(csv_rows(tmp_path / "out.csv")) == 61
 
 
 def test_an_odd_record_now_and_then_does_not_cost_a_file_its_fast_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flat_reads: list[bool]
 ) -> None:
     """Every 25th record holds an escaped NUL (declined): blocks between such records are still read by the parser."""
     monkeypatch.setattr(jsonread, "READ_BYTES", 64)
-    read = []
-
-    def watched(data: bytes, flat: flatjson.FlatSchema) -> pa.Table | None:
-        table = read_flat(data, flat)
-        read.append(table is not None)
-        return table
-
-    monkeypatch.setattr(jsonread, "read_flat", watched)
     lines = [json.dumps({"a": n, "s": "\u0000" if n % 25 == 24 else "x"}) for n in range(200)]
     source = tmp_path / "in.json"
     source.write_text("\n".join(lines) + "\n")
     convert_file("json", source, tmp_path / "out.csv")
-    assert read.count(False) >= 7  # asked again after each: not given up
-    assert read.count(True) > 3 * read.count(False)
+    assert flat_reads.count(False) >= 7  # asked again after each: not given up
+    assert flat_reads.count(True) > 3 * flat_reads.count(False)
     assert [row[1] for row in csv_rows(tmp_path / "out.csv")[1:]] == [
         "\x00" if n % 25 == 24 else "x" for n in range(200)
     ]
 
 
-def test_blocks_of_doubles_beyond_2_53_count_as_declined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_blocks_of_doubles_beyond_2_53_count_as_declined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flat_reads: list[bool]
+) -> None:
     """A DOUBLE field that later holds integers of 2^53 or more: such a block goes to pyarrow's inference (and on to
     Python's parser, which keeps the digits), so the compiled parser stops being asked after two of them."""
     monkeypatch.setattr(jsonread, "READ_BYTES", 64)
-    read = []
-
-    def watched(data: bytes, flat: flatjson.FlatSchema) -> pa.Table | None:
-        table = read_flat(data, flat)
-        read.append(table is not None)
-        return table
-
-    monkeypatch.setattr(jsonread, "read_flat", watched)
     values = [n + 0.5 for n in range(3)] + [2**60 + n for n in range(60)]
     source = tmp_path / "in.json"
     source.write_text("".join(json.dumps({"v": v}) + "\n" for v in values))
     convert_file("json", source, tmp_path / "out.csv")
-    assert flatjson.DECLINES_BEFORE_GIVING_UP <= len(read) < flatjson.DECLINES_BEFORE_GIVING_UP + jsonread.PARSERS
+    assert flatjson.DECLINES_BEFORE_GIVING_UP <= len(flat_reads) < flatjson.DECLINES_BEFORE_GIVING_UP + jsonread.PARSERS
     assert [row[0] for row in csv_rows(tmp_path / "out.csv")[1:]][3:] == [str(2**60 + n) for n in range(60)]
 
 
