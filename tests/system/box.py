@@ -152,9 +152,11 @@ def _configure_rootfs(root: Path) -> None:
 
 
 def ensure_venv() -> Path:
-    """A venv of the rootfs's Python with the project's dependencies, rebuilt when pyproject.toml changes."""
+    """A venv of the rootfs's Python with the project's dependencies, rebuilt when pyproject.toml or setup.py
+    changes."""
     ensure_rootfs()
-    stamp = _stamp((REPO / "pyproject.toml").read_text() + (ROOTFS / ".redpss-stamp").read_text())
+    build = (REPO / "pyproject.toml").read_text() + (REPO / "setup.py").read_text()
+    stamp = _stamp(build + (ROOTFS / ".redpss-stamp").read_text())
     stamp_file = VENV / ".redpss-stamp"
     if stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
         return VENV
